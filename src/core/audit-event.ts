@@ -1,0 +1,50 @@
+/** Every kind of audit event Breakglass writes. Grant transitions write exactly one each. */
+export type AuditEventType =
+  | "grant.requested"
+  | "grant.approval_added"
+  | "grant.approved"
+  | "grant.denied"
+  | "grant.cancelled"
+  | "grant.activated"
+  | "grant.emergency_activated"
+  | "grant.expired"
+  | "grant.revoked"
+  | "grant.released"
+  | "grant.approval_expired"
+  | "grant.reviewed"
+  | "target.grant_failed"
+  | "target.revoked"
+  | "target.revoke_failed"
+  | "token.created"
+  | "token.revoked";
+
+/** An audit event before the log gives it a sequence number and a place in the chain. */
+export interface AuditEventDraft {
+  readonly type: AuditEventType;
+  /** Who did it: a user name, or `system` for the broker's own workers. */
+  readonly actor: string;
+  readonly at: number;
+  readonly grantId: string | null;
+  readonly roleId: string | null;
+  readonly domain: string | null;
+  readonly target: string | null;
+  readonly justification: string | null;
+  readonly incident: string | null;
+  readonly requestId: string | null;
+  readonly sourceAddress: string | null;
+  /** Event-specific facts (never secrets). */
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+/** An audit event as stored: its canonical payload and its place in the hash chain. */
+export interface SealedAuditEvent {
+  readonly seq: number;
+  readonly at: number;
+  readonly type: AuditEventType;
+  readonly actor: string;
+  readonly grantId: string | null;
+  /** RFC 8785 canonical JSON of the event, the exact bytes the hash covers. */
+  readonly payload: string;
+  /** Hex SHA-256 of the previous event's hash bytes followed by this payload. */
+  readonly hash: string;
+}

@@ -1,0 +1,552 @@
+/**
+ * The grant lifecycle as pure functions: each takes the current grant and the facts of one
+ * action and returns the next grant plus exactly one audit event, or throws a BreakglassError.
+ * No I/O, no clock: `now` is an argument. See docs/grant-lifecycle.md for the diagram.
+ */
+import { groupsOf, ruleGroups, ruleSatisfied } from "./approval-policy.js";
+import type { AuditEventDraft, AuditEventType } from "./audit-event.js";
+import { BreakglassError } from "./errors.js";
+import type { Grant, GrantState, Policy, ReviewOutcome, RoleDef } from "./model.js";
+
+export const SYSTEM_ACTOR = "system";
+
+/** How long an activation may take at the target before the broker treats it as abandoned. */
+export const ACTIVATION_LEASE_MS = 120_000;
+/** How long one revocation attempt may hold its claim before another worker may retry it. */
+export const REVOCATION_LEASE_MS = 120_000;
+const BACKOFF_BASE_MS = 1_000;
+const BACKOFF_CAP_MS = 300_000;
+
+export interface Transition {
+  readonly grant: Grant;
+  readonly event: AuditEventDraft;
+}
+
+export interface RequestInput {
+  readonly id: string;
+  readonly requester: string;
+  readonly roleId: string;
+  readonly justification: string;
+  readonly incident: string;
+  readonly durationS?: number | undefined;
+  readonly emergency?: boolean | undefined;
+}
+
+function role(policy: Policy, roleId: string): RoleDef {
+  const r = policy.roles.get(roleId);
+  if (!r) throw new BreakglassError("ERR_NOT_FOUND", `no role "${roleId}" is configured`, { roleId });
+  return r;
+}
+
+function event(
+  grant: Grant,
+  type: AuditEventType,
+  actor: string,
+  at: number,
+  data: Record<string, unknown> = {},
+): AuditEventDraft {
+  return {
+    type,
+    actor,
+    at,
+    grantId: grant.id,
+    roleId: grant.roleId,
+    domain: grant.domain,
+    target: grant.target,
+    justification: grant.justification,
+    incident: grant.incident,
+    requestId: null,
+    sourceAddress: null,
+    data,
+  };
+}
+
+function requireState(grant: Grant, action: string, allowed: readonly GrantState[]): void {
+  if (!allowed.includes(grant.state)) {
+    throw new BreakglassError(
+      "ERR_INVALID_TRANSITION",
+      `cannot ${action} grant ${grant.id}: it is ${describeState(grant)}; ${action} needs ${allowed.join(" or ")}`,
+      { grantId: grant.id, state: grant.state, action, allowed },
+    );
+  }
+}
+
+export function describeState(grant: Pick<Grant, "state" | "endReason">): string {
+  return grant.state === "ended" && grant.endReason ? `ended (${grant.endReason})` : grant.state;
+}
+
+function isAdmin(policy: Policy, user: string): boolean {
+  const mine = groupsOf(policy, user);
+  return policy.adminGroups.some((g) => mine.has(g));
+}
+
+/** Access that may exist at the target and must be revoked once the grant is no longer active. */
+function mayHoldAccess(grant: Grant): boolean {
+  return grant.access === "granting" || grant.access === "granted" || grant.access === "revoking";
+}
+
+/** Close the window: the grant leaves `active`, and whatever exists at the target is due for revocation now. */
+function closeAccess(grant: Grant, now: number): Pick<Grant, "access" | "accessNextAt" | "accessAttempts"> {
+  return mayHoldAccess(grant)
+    ? { access: "revoking", accessNextAt: now, accessAttempts: 0 }
+    : { access: grant.access, accessNextAt: null, accessAttempts: grant.accessAttempts };
+}
+
+function bump(grant: Grant, patch: Partial<Grant>): Grant {
+  return { ...grant, ...patch, version: grant.version + 1 };
+}
+
+/**
+ * Create a grant request.
+ * @throws ERR_NOT_FOUND, ERR_NOT_ELIGIBLE_REQUESTER, ERR_EMERGENCY_NOT_ALLOWED,
+ *   ERR_JUSTIFICATION_REQUIRED, ERR_INCIDENT_REQUIRED, ERR_DURATION_EXCEEDS_MAX, ERR_VALIDATION,
+ *   ERR_OPEN_GRANT_EXISTS (when `openGrant` is the requester's open grant of the same role)
+ */
+export function requestGrant(policy: Policy, input: RequestInput, now: number, openGrant: Grant | null): Transition {
+  const r = role(policy, input.roleId);
+  if (!policy.users.has(input.requester)) {
+    throw new BreakglassError("ERR_NOT_ELIGIBLE_REQUESTER", `"${input.requester}" is not a configured user`, {
+      user: input.requester,
+    });
+  }
+  const mine = groupsOf(policy, input.requester);
+  if (!r.requesters.some((g) => mine.has(g))) {
+    throw new BreakglassError(
+      "ERR_NOT_ELIGIBLE_REQUESTER",
+      `${input.requester} may not request ${r.id}: requesters must be in ${r.requesters.join(" or ")}`,
+      { user: input.requester, roleId: r.id, requesters: r.requesters },
+    );
+  }
+  const emergency = input.emergency === true;
+  if (emergency && !r.emergencyAllowed) {
+    throw new BreakglassError(
+      "ERR_EMERGENCY_NOT_ALLOWED",
+      `${r.id} does not allow emergency self-activation; request it for approval instead`,
+      { roleId: r.id },
+    );
+  }
+  const justification = input.justification.trim();
+  if (justification.length < r.justificationMinLength) {
+    throw new BreakglassError(
+      "ERR_JUSTIFICATION_REQUIRED",
+      `a justification of at least ${r.justificationMinLength} characters is required for ${r.id} (got ${justification.length})`,
+      { roleId: r.id, minLength: r.justificationMinLength, length: justification.length },
+    );
+  }
+  const incident = input.incident.trim();
+  if (!new RegExp(`^(?:${r.incidentPattern})$`).test(incident)) {
+    throw new BreakglassError(
+      "ERR_INCIDENT_REQUIRED",
+      incident === ""
+        ? `an incident id is required for ${r.id} (pattern ${r.incidentPattern})`
+        : `incident id "${incident}" does not match ${r.incidentPattern} required by ${r.id}`,
+      { roleId: r.id, pattern: r.incidentPattern },
+    );
+  }
+  const durationS = input.durationS ?? r.defaultDurationS;
+  if (!Number.isInteger(durationS) || durationS <= 0) {
+    throw new BreakglassError("ERR_VALIDATION", "duration must be a positive whole number of seconds", {
+      durationS,
+    });
+  }
+  if (durationS > r.maxDurationS) {
+    throw new BreakglassError(
+      "ERR_DURATION_EXCEEDS_MAX",
+      `duration ${durationS}s exceeds the maximum of ${r.maxDurationS}s for ${r.id}`,
+      { roleId: r.id, durationS, maxDurationS: r.maxDurationS },
+    );
+  }
+  if (openGrant) {
+    throw new BreakglassError(
+      "ERR_OPEN_GRANT_EXISTS",
+      `${input.requester} already has grant ${openGrant.id} for ${r.id} (${describeState(openGrant)}); release or cancel it first — nothing is extended silently`,
+      { grantId: openGrant.id, state: openGrant.state, roleId: r.id },
+    );
+  }
+  const grant: Grant = {
+    id: input.id,
+    roleId: r.id,
+    domain: r.domain,
+    target: r.target,
+    requester: input.requester,
+    state: "requested",
+    endReason: null,
+    justification,
+    incident,
+    durationS,
+    emergency,
+    requestedAt: now,
+    approvedAt: null,
+    activatedAt: null,
+    endsAt: null,
+    endedAt: null,
+    lapseAt: now + (emergency ? r.activationTimeoutS : r.approvalTimeoutS) * 1000,
+    reviewDueAt: null,
+    approvals: [],
+    closedBy: null,
+    closeReason: null,
+    access: "none",
+    accessHandle: null,
+    accessAttempts: 0,
+    accessLastError: null,
+    accessNextAt: null,
+    review: null,
+    version: 1,
+  };
+  return {
+    grant,
+    event: event(grant, "grant.requested", input.requester, now, { durationS, emergency }),
+  };
+}
+
+/**
+ * Record one approval; the grant becomes `approved` when the role's rule is satisfied.
+ * @throws ERR_INVALID_TRANSITION, ERR_SELF_APPROVAL, ERR_DUPLICATE_APPROVAL, ERR_NOT_ELIGIBLE_APPROVER
+ */
+export function approveGrant(
+  policy: Policy,
+  grant: Grant,
+  approver: string,
+  comment: string | null,
+  now: number,
+): Transition {
+  requireState(grant, "approve", ["requested"]);
+  if (grant.emergency) {
+    throw new BreakglassError(
+      "ERR_INVALID_TRANSITION",
+      `grant ${grant.id} is an emergency activation; it is reviewed afterwards, not approved`,
+      { grantId: grant.id },
+    );
+  }
+  if (approver === grant.requester) {
+    throw new BreakglassError("ERR_SELF_APPROVAL", `${approver} requested grant ${grant.id} and cannot approve it`, {
+      grantId: grant.id,
+      user: approver,
+    });
+  }
+  if (grant.approvals.some((a) => a.approver === approver)) {
+    throw new BreakglassError("ERR_DUPLICATE_APPROVAL", `${approver} has already approved grant ${grant.id}`, {
+      grantId: grant.id,
+      user: approver,
+    });
+  }
+  const r = role(policy, grant.roleId);
+  const eligible = ruleGroups(r.approval);
+  const mine = groupsOf(policy, approver);
+  if (![...mine].some((g) => eligible.has(g))) {
+    throw new BreakglassError(
+      "ERR_NOT_ELIGIBLE_APPROVER",
+      `${approver} cannot approve ${r.id}: approvers must be in ${[...eligible].join(" or ")}`,
+      { grantId: grant.id, user: approver, groups: [...eligible] },
+    );
+  }
+  const approvals = [...grant.approvals, { approver, at: now, comment }];
+  const membership = (u: string): Set<string> => groupsOf(policy, u);
+  const done = ruleSatisfied(
+    r.approval,
+    approvals.map((a) => a.approver),
+    membership,
+  );
+  const next = bump(
+    grant,
+    done
+      ? { approvals, state: "approved", approvedAt: now, lapseAt: now + r.activationTimeoutS * 1000 }
+      : { approvals },
+  );
+  return {
+    grant: next,
+    event: event(next, done ? "grant.approved" : "grant.approval_added", approver, now, {
+      approver,
+      comment,
+      approvals: approvals.length,
+    }),
+  };
+}
+
+/** @throws ERR_INVALID_TRANSITION, ERR_SELF_APPROVAL, ERR_NOT_ELIGIBLE_APPROVER */
+export function denyGrant(policy: Policy, grant: Grant, actor: string, reason: string, now: number): Transition {
+  requireState(grant, "deny", ["requested", "approved"]);
+  if (actor === grant.requester) {
+    throw new BreakglassError("ERR_SELF_APPROVAL", `${actor} cannot decide on their own grant; cancel it instead`, {
+      grantId: grant.id,
+    });
+  }
+  const r = role(policy, grant.roleId);
+  const eligible = ruleGroups(r.approval);
+  if (![...groupsOf(policy, actor)].some((g) => eligible.has(g)) && !isAdmin(policy, actor)) {
+    throw new BreakglassError("ERR_NOT_ELIGIBLE_APPROVER", `${actor} cannot deny ${r.id}`, {
+      grantId: grant.id,
+      user: actor,
+    });
+  }
+  requireReason(reason, "deny");
+  const next = bump(grant, {
+    state: "denied",
+    closedBy: actor,
+    closeReason: reason,
+    endedAt: now,
+    lapseAt: null,
+  });
+  return { grant: next, event: event(next, "grant.denied", actor, now, { reason }) };
+}
+
+function requireReason(reason: string, action: string): void {
+  if (reason.trim().length === 0) {
+    throw new BreakglassError("ERR_VALIDATION", `a reason is required to ${action} a grant`, { field: "reason" });
+  }
+}
+
+/** The requester withdraws a request that is not active yet. @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN */
+export function cancelGrant(grant: Grant, actor: string, reason: string, now: number): Transition {
+  requireState(grant, "cancel", ["requested", "approved"]);
+  if (actor !== grant.requester) {
+    throw new BreakglassError("ERR_FORBIDDEN", `only the requester (${grant.requester}) can cancel grant ${grant.id}`, {
+      grantId: grant.id,
+    });
+  }
+  const next = bump(grant, {
+    state: "cancelled",
+    closedBy: actor,
+    closeReason: reason,
+    endedAt: now,
+    lapseAt: null,
+    ...closeAccess(grant, now),
+  });
+  return { grant: next, event: event(next, "grant.cancelled", actor, now, { reason }) };
+}
+
+/**
+ * First half of activation: fix the end time and save the connector's handle *before* the
+ * target is called, so a crash mid-call leaves a record of what may exist there. No audit event:
+ * the state does not change until {@link completeActivation}.
+ * @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN
+ */
+export function beginActivation(
+  grant: Grant,
+  actor: string,
+  handle: Readonly<Record<string, unknown>>,
+  now: number,
+): Grant {
+  if (!(grant.state === "approved" || (grant.state === "requested" && grant.emergency))) {
+    requireState(grant, "activate", grant.emergency ? ["requested"] : ["approved"]);
+  }
+  if (actor !== grant.requester && actor !== SYSTEM_ACTOR) {
+    throw new BreakglassError(
+      "ERR_FORBIDDEN",
+      `only the requester (${grant.requester}) can activate grant ${grant.id}`,
+      {
+        grantId: grant.id,
+      },
+    );
+  }
+  if (grant.access !== "none" && grant.access !== "revoked") {
+    throw new BreakglassError(
+      "ERR_CONFLICT",
+      `grant ${grant.id} has access work in progress (${grant.access}); try again shortly`,
+      { grantId: grant.id, access: grant.access },
+    );
+  }
+  return bump(grant, {
+    endsAt: now + grant.durationS * 1000,
+    access: "granting",
+    accessHandle: handle,
+    accessNextAt: now + ACTIVATION_LEASE_MS,
+    accessAttempts: 0,
+    accessLastError: null,
+  });
+}
+
+/** Second half: the target granted access; the window is open. @throws ERR_INVALID_TRANSITION, ERR_CONFLICT */
+export function completeActivation(grant: Grant, actor: string, now: number, policy: Policy): Transition {
+  requireState(grant, "activate", grant.emergency ? ["requested"] : ["approved"]);
+  if (grant.access !== "granting" || grant.endsAt === null) {
+    throw new BreakglassError("ERR_CONFLICT", `activation of grant ${grant.id} was abandoned`, {
+      grantId: grant.id,
+      access: grant.access,
+    });
+  }
+  const r = role(policy, grant.roleId);
+  const next = bump(grant, {
+    state: "active",
+    activatedAt: now,
+    lapseAt: null,
+    access: "granted",
+    accessNextAt: null,
+    reviewDueAt: grant.endsAt + r.reviewDeadlineS * 1000,
+  });
+  const type = grant.emergency ? "grant.emergency_activated" : "grant.activated";
+  const data: Record<string, unknown> = { endsAt: grant.endsAt, durationS: grant.durationS };
+  if (grant.emergency) data.policyBypass = true;
+  return { grant: next, event: event(next, type, actor, now, data) };
+}
+
+/** The target refused or failed; anything half-made there is revoked. The state stays as it was. */
+export function failActivation(grant: Grant, error: string, now: number): Transition {
+  const next = bump(grant, {
+    endsAt: null,
+    access: "revoking",
+    accessNextAt: now,
+    accessAttempts: 0,
+    accessLastError: error,
+  });
+  return { grant: next, event: event(next, "target.grant_failed", SYSTEM_ACTOR, now, { error }) };
+}
+
+/**
+ * An approver of the role, or an admin, ends a grant early (or stops an approved one).
+ * @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN, ERR_VALIDATION
+ */
+export function revokeGrant(policy: Policy, grant: Grant, actor: string, reason: string, now: number): Transition {
+  requireState(grant, "revoke", ["active", "approved"]);
+  const r = role(policy, grant.roleId);
+  const eligible = ruleGroups(r.approval);
+  if (![...groupsOf(policy, actor)].some((g) => eligible.has(g)) && !isAdmin(policy, actor)) {
+    throw new BreakglassError(
+      "ERR_FORBIDDEN",
+      `${actor} cannot revoke grant ${grant.id}: only approvers of ${r.id} or admins can; the holder can release it`,
+      { grantId: grant.id },
+    );
+  }
+  requireReason(reason, "revoke");
+  return end(grant, "revoked", actor, now, reason, policy);
+}
+
+/** The holder gives the access back early. @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN */
+export function releaseGrant(policy: Policy, grant: Grant, actor: string, now: number): Transition {
+  requireState(grant, "release", ["active"]);
+  if (actor !== grant.requester) {
+    throw new BreakglassError("ERR_FORBIDDEN", `only the holder (${grant.requester}) can release grant ${grant.id}`, {
+      grantId: grant.id,
+    });
+  }
+  return end(grant, "released", actor, now, null, policy);
+}
+
+/** The window closed on time. @throws ERR_INVALID_TRANSITION */
+export function expireGrant(policy: Policy, grant: Grant, now: number): Transition {
+  requireState(grant, "expire", ["active"]);
+  if (grant.endsAt === null || grant.endsAt > now) {
+    throw new BreakglassError("ERR_INVALID_TRANSITION", `grant ${grant.id} has not reached its end`, {
+      grantId: grant.id,
+    });
+  }
+  return end(grant, "expired", SYSTEM_ACTOR, now, null, policy);
+}
+
+function end(
+  grant: Grant,
+  reason: "expired" | "revoked" | "released",
+  actor: string,
+  now: number,
+  why: string | null,
+  policy: Policy,
+): Transition {
+  const r = policy.roles.get(grant.roleId);
+  const next = bump(grant, {
+    state: "ended",
+    endReason: reason,
+    endedAt: now,
+    closedBy: actor,
+    closeReason: why,
+    lapseAt: null,
+    reviewDueAt: now + (r?.reviewDeadlineS ?? 86_400) * 1000,
+    ...closeAccess(grant, now),
+  });
+  const data: Record<string, unknown> = {
+    endsAt: grant.endsAt,
+    lagMs: grant.endsAt === null ? null : now - grant.endsAt,
+  };
+  if (why !== null) data.reason = why;
+  return { grant: next, event: event(next, `grant.${reason}`, actor, now, data) };
+}
+
+/** A request nobody approved, or an approval nobody used, lapses. @throws ERR_INVALID_TRANSITION */
+export function lapseGrant(grant: Grant, now: number): Transition {
+  requireState(grant, "lapse", ["requested", "approved"]);
+  if (grant.lapseAt === null || grant.lapseAt > now) {
+    throw new BreakglassError("ERR_INVALID_TRANSITION", `grant ${grant.id} has not lapsed`, { grantId: grant.id });
+  }
+  const next = bump(grant, { state: "approval_expired", endedAt: now, lapseAt: null, ...closeAccess(grant, now) });
+  return { grant: next, event: event(next, "grant.approval_expired", SYSTEM_ACTOR, now, { from: grant.state }) };
+}
+
+/** @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN (the holder never reviews their own use) */
+export function reviewGrant(
+  grant: Grant,
+  reviewer: string,
+  outcome: ReviewOutcome,
+  notes: string,
+  now: number,
+): Transition {
+  requireState(grant, "review", ["ended"]);
+  if (reviewer === grant.requester) {
+    throw new BreakglassError("ERR_FORBIDDEN", `${reviewer} held grant ${grant.id} and cannot review it`, {
+      grantId: grant.id,
+    });
+  }
+  const next = bump(grant, { state: "reviewed", review: { reviewer, at: now, outcome, notes } });
+  return { grant: next, event: event(next, "grant.reviewed", reviewer, now, { outcome, notes }) };
+}
+
+/** A worker claims the revocation, so no other replica runs it at the same time. No event. */
+export function beginRevocation(grant: Grant, now: number): Grant {
+  return bump(grant, { access: "revoking", accessNextAt: now + REVOCATION_LEASE_MS });
+}
+
+/** The connector revoked and verified that access is gone. */
+export function revocationSucceeded(grant: Grant, now: number, detail: Record<string, unknown>): Transition {
+  const next = bump(grant, { access: "revoked", accessNextAt: null, accessLastError: null });
+  return {
+    grant: next,
+    event: event(next, "target.revoked", SYSTEM_ACTOR, now, { attempts: grant.accessAttempts + 1, ...detail }),
+  };
+}
+
+/** Capped exponential backoff: 1 s, 2 s, 4 s … 5 min, forever. */
+export function revocationBackoffMs(attempts: number): number {
+  return Math.min(BACKOFF_BASE_MS * 2 ** Math.max(0, attempts - 1), BACKOFF_CAP_MS);
+}
+
+/** The connector failed to revoke, or access is still there: try again later, and say so. */
+export function revocationFailed(grant: Grant, now: number, error: string): Transition {
+  const attempts = grant.accessAttempts + 1;
+  const retryAt = now + revocationBackoffMs(attempts);
+  const next = bump(grant, {
+    access: "revoking",
+    accessAttempts: attempts,
+    accessLastError: error,
+    accessNextAt: retryAt,
+  });
+  return {
+    grant: next,
+    event: event(next, "target.revoke_failed", SYSTEM_ACTOR, now, { attempt: attempts, error, retryAt }),
+  };
+}
+
+export type DueAction = "expire" | "revoke" | "lapse";
+
+/** What the expiry worker must do with this grant at `now`, if anything. */
+export function dueAction(grant: Grant, now: number): DueAction | null {
+  if (grant.state === "active") {
+    return grant.endsAt !== null && grant.endsAt <= now ? "expire" : null;
+  }
+  if (mayHoldAccess(grant) && grant.accessNextAt !== null && grant.accessNextAt <= now) return "revoke";
+  if ((grant.state === "requested" || grant.state === "approved") && grant.access !== "granting") {
+    if (grant.lapseAt !== null && grant.lapseAt <= now) return "lapse";
+  }
+  return null;
+}
+
+/** The next instant at which {@link dueAction} may return something; persisted and indexed. */
+export function dueAt(grant: Grant): number | null {
+  const times: number[] = [];
+  if (grant.state === "active") {
+    if (grant.endsAt !== null) times.push(grant.endsAt);
+  } else if (mayHoldAccess(grant) && grant.accessNextAt !== null) {
+    times.push(grant.accessNextAt);
+  }
+  if ((grant.state === "requested" || grant.state === "approved") && grant.lapseAt !== null) {
+    times.push(grant.lapseAt);
+  }
+  return times.length === 0 ? null : Math.min(...times);
+}

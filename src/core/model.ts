@@ -1,0 +1,149 @@
+/**
+ * The domain model, as `core` sees it: plain data, epoch-millisecond times, no I/O.
+ * The configuration arrives here already parsed and checked (see `src/config`).
+ */
+
+/** `ended` carries an {@link EndReason}. See the state diagram in docs/grant-lifecycle.md. */
+export type GrantState =
+  | "requested"
+  | "approved"
+  | "active"
+  | "ended"
+  | "reviewed"
+  | "denied"
+  | "cancelled"
+  | "approval_expired";
+
+export type EndReason = "expired" | "revoked" | "released";
+
+/** What the broker believes exists at the target for this grant. */
+export type AccessState = "none" | "granting" | "granted" | "revoking" | "revoked";
+
+export const OPEN_STATES: readonly GrantState[] = ["requested", "approved", "active"];
+export const TERMINAL_STATES: readonly GrantState[] = ["reviewed", "denied", "cancelled", "approval_expired"];
+
+/** One term of an approval rule: `count` distinct approvers from `group`. */
+export interface ApprovalTerm {
+  readonly group: string;
+  readonly count: number;
+}
+
+/**
+ * An approval rule in disjunctive normal form: satisfied when every term of at least one
+ * clause is satisfied by distinct approvers (one approver counts for one term only).
+ * `"2 of sre-leads"` is `[[{group: "sre-leads", count: 2}]]`;
+ * `"1 of security and 1 of dba"` is `[[{security,1},{dba,1}]]`.
+ */
+export interface ApprovalRule {
+  readonly anyOf: readonly (readonly ApprovalTerm[])[];
+}
+
+export interface UserDef {
+  readonly name: string;
+  readonly displayName: string;
+  readonly email: string | null;
+}
+
+export interface TargetDef {
+  readonly name: string;
+  readonly connector: string;
+  /** Connector-specific settings, validated by the connector's own schema. */
+  readonly settings: Readonly<Record<string, unknown>>;
+}
+
+export interface RoleDef {
+  /** `domain/name`, unique across the configuration. */
+  readonly id: string;
+  readonly domain: string;
+  readonly name: string;
+  readonly description: string;
+  readonly target: string;
+  /** What the role grants on the target (connector-specific, e.g. PostgreSQL roles). */
+  readonly grants: Readonly<Record<string, unknown>>;
+  readonly defaultDurationS: number;
+  readonly maxDurationS: number;
+  readonly approval: ApprovalRule;
+  /** Groups whose members may request this role. */
+  readonly requesters: readonly string[];
+  readonly emergencyAllowed: boolean;
+  readonly reviewDeadlineS: number;
+  readonly justificationMinLength: number;
+  /** RegExp source an incident id must match in full. */
+  readonly incidentPattern: string;
+  /** A request not fully approved within this time lapses (`approval_expired`). */
+  readonly approvalTimeoutS: number;
+  /** An approved grant not activated within this time lapses (`approval_expired`). */
+  readonly activationTimeoutS: number;
+  /** Activate as soon as the approval rule is satisfied, without a separate `activate` call. */
+  readonly autoActivate: boolean;
+}
+
+export interface DomainDef {
+  readonly name: string;
+  readonly description: string;
+}
+
+/** The parsed configuration, as far as `core` needs it. Maps are keyed by name / role id. */
+export interface Policy {
+  readonly users: ReadonlyMap<string, UserDef>;
+  /** group name → member user names */
+  readonly groups: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly domains: ReadonlyMap<string, DomainDef>;
+  readonly roles: ReadonlyMap<string, RoleDef>;
+  readonly targets: ReadonlyMap<string, TargetDef>;
+  /** Members of these groups may revoke any grant. */
+  readonly adminGroups: readonly string[];
+}
+
+export interface Approval {
+  readonly approver: string;
+  readonly at: number;
+  readonly comment: string | null;
+}
+
+export interface Grant {
+  readonly id: string;
+  readonly roleId: string;
+  readonly domain: string;
+  readonly target: string;
+  readonly requester: string;
+  readonly state: GrantState;
+  readonly endReason: EndReason | null;
+  readonly justification: string;
+  readonly incident: string;
+  readonly durationS: number;
+  /** Self-activated without approval: a recorded policy bypass that must be reviewed. */
+  readonly emergency: boolean;
+  readonly requestedAt: number;
+  readonly approvedAt: number | null;
+  readonly activatedAt: number | null;
+  /** Set when activation begins; the credential at the target carries this end. */
+  readonly endsAt: number | null;
+  readonly endedAt: number | null;
+  /** When an open request lapses if nothing happens (`approval_expired`). */
+  readonly lapseAt: number | null;
+  readonly reviewDueAt: number | null;
+  readonly approvals: readonly Approval[];
+  /** Who ended, denied or cancelled the grant, and why. */
+  readonly closedBy: string | null;
+  readonly closeReason: string | null;
+  readonly access: AccessState;
+  /** The connector's handle for what it created at the target; saved before the target is called. */
+  readonly accessHandle: Readonly<Record<string, unknown>> | null;
+  readonly accessAttempts: number;
+  readonly accessLastError: string | null;
+  /** When the access work (finish granting, revoke, retry) must next be looked at. */
+  readonly accessNextAt: number | null;
+  readonly review: GrantReview | null;
+  /** Increments on every write; guards against lost updates. */
+  readonly version: number;
+}
+
+export type ReviewOutcome = "justified" | "justified_with_findings" | "unjustified";
+
+export interface GrantReview {
+  readonly reviewer: string;
+  readonly at: number;
+  readonly outcome: ReviewOutcome;
+  readonly notes: string;
+}

@@ -1,0 +1,139 @@
+/**
+ * The ports `core` and the services depend on. Adapters implement them; only the composition
+ * root (src/app.ts) constructs adapters. Each method says what it throws.
+ */
+import type { AuditEventDraft, SealedAuditEvent } from "./audit-event.js";
+import type { Grant, GrantState, RoleDef, TargetDef } from "./model.js";
+import type { Redacted } from "./redacted.js";
+
+/** Milliseconds since the epoch. Injected so tests and core never read the wall clock. */
+export interface Clock {
+  now(): number;
+}
+
+/** Unique, unguessable ids (`g_…` grants, `t_…` tokens, request ids). */
+export interface IdGenerator {
+  next(prefix: string): string;
+}
+
+/** Hex SHA-256 over the concatenation of `parts`. */
+export type Sha256 = (...parts: (string | Uint8Array)[]) => string;
+
+export interface GrantFilter {
+  readonly states?: readonly GrantState[] | undefined;
+  readonly requester?: string | undefined;
+  readonly roleId?: string | undefined;
+  readonly limit?: number | undefined;
+}
+
+/** A signed statement "the chain had head `hash` at `seq`". */
+export interface Checkpoint {
+  readonly seq: number;
+  readonly hash: string;
+  readonly at: number;
+  readonly keyId: string;
+  /** Base64 Ed25519 signature over the canonical JSON of {at, hash, keyId, seq}. */
+  readonly signature: string;
+}
+
+/** An API token as stored: only the SHA-256 of its secret part. */
+export interface TokenRecord {
+  readonly id: string;
+  readonly user: string;
+  readonly secretHash: string;
+  readonly createdAt: number;
+  readonly expiresAt: number | null;
+  readonly revokedAt: number | null;
+  readonly description: string;
+}
+
+export interface AuditHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** Work done inside one database transaction. Every write commits together or not at all. */
+export interface StoreTx {
+  /** The grant, locked against concurrent writers until the transaction ends; null if none. */
+  lockGrant(id: string): Promise<Grant | null>;
+  /** The requester's grant of this role that is requested, approved or active, if any. */
+  findOpenGrant(requester: string, roleId: string): Promise<Grant | null>;
+  /**
+   * Insert or update a grant (with its approvals). Updates are checked against `version - 1`.
+   * @throws ERR_CONFLICT when another writer changed it first; ERR_OPEN_GRANT_EXISTS on the
+   *   open-grant uniqueness constraint.
+   */
+  saveGrant(grant: Grant, dueAt: number | null): Promise<void>;
+  /**
+   * Grants whose persisted due time has passed, locked for this transaction and skipped by
+   * other replicas' claims (`FOR UPDATE SKIP LOCKED` on PostgreSQL), oldest first.
+   */
+  claimDue(now: number, limit: number): Promise<Grant[]>;
+  /** The chain's head, locked so appends are serialised across replicas. seq 0 when empty. */
+  lockAuditHead(): Promise<AuditHead>;
+  /** @throws ERR_AUDIT_WRITE_FAILED — the caller's transaction must then roll back. */
+  insertAuditEvents(events: readonly SealedAuditEvent[]): Promise<void>;
+  insertToken(token: TokenRecord): Promise<void>;
+  insertCheckpoint(checkpoint: Checkpoint): Promise<void>;
+}
+
+/** Durable state: grants, the audit log, checkpoints, tokens. */
+export interface Store {
+  /**
+   * Run `fn` in one transaction; rolls back if it throws (and rethrows).
+   * @throws ERR_STORAGE when the database fails.
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  getGrant(id: string): Promise<Grant | null>;
+  listGrants(filter: GrantFilter): Promise<Grant[]>;
+  /** Events with seq ≥ `fromSeq`, in seq order, at most `limit`. */
+  readAudit(fromSeq: number, limit: number): Promise<SealedAuditEvent[]>;
+  readCheckpoints(): Promise<Checkpoint[]>;
+  findToken(id: string): Promise<TokenRecord | null>;
+  /** The smallest persisted due time, so a worker can sleep until then. */
+  nextDueAt(): Promise<number | null>;
+  close(): Promise<void>;
+}
+
+/** Facts a connector gets about a grant. Never includes secrets of other grants. */
+export interface ConnectorGrantFacts {
+  readonly grantId: string;
+  readonly requester: string;
+  readonly role: RoleDef;
+  readonly target: TargetDef;
+  readonly incident: string;
+  readonly justification: string;
+  /** Epoch ms; the credential minted at the target must stop working by then. */
+  readonly endsAt: number;
+}
+
+export interface ConnectorResult {
+  /** Shown to the holder once (e.g. a connection string). */
+  readonly credential: Redacted<string> | null;
+  /** Non-secret facts for the audit trail (e.g. command output, created role name). */
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+export interface VerifyResult {
+  readonly revoked: boolean;
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Grants and revokes access on one kind of target. Every method is idempotent and safe to
+ * retry: `grant` twice for the same handle must not create two principals; `revoke` of
+ * something already gone succeeds.
+ */
+export interface Connector {
+  /** The handle naming what `grant` will create; pure, saved before the target is called. */
+  plan(facts: ConnectorGrantFacts): Record<string, unknown>;
+  /** @throws ERR_CONNECTOR_FAILED */
+  grant(facts: ConnectorGrantFacts, handle: Readonly<Record<string, unknown>>): Promise<ConnectorResult>;
+  /** @throws ERR_CONNECTOR_FAILED */
+  revoke(facts: ConnectorGrantFacts, handle: Readonly<Record<string, unknown>>): Promise<ConnectorResult>;
+  /** Is access really gone at the target? @throws ERR_CONNECTOR_FAILED */
+  verify(facts: ConnectorGrantFacts, handle: Readonly<Record<string, unknown>>): Promise<VerifyResult>;
+}
+
+/** The draft type is re-exported for adapters that only need ports. */
+export type { AuditEventDraft };
