@@ -1,0 +1,53 @@
+/**
+ * The whole parsed configuration: the policy `core` evaluates, plus the settings of the
+ * broker's adapters. Produced once by `loadConfig` (src/config/load-config.ts), deeply frozen,
+ * and passed around in slices.
+ */
+import type { Policy } from "../core/model.js";
+import type { Redacted } from "../core/redacted.js";
+
+export type StorageConfig =
+  | { readonly driver: "sqlite"; readonly path: string }
+  | {
+      readonly driver: "postgres";
+      /** Connection string; read from `url_env` or `url_file` so it never sits in the YAML. */
+      readonly url: Redacted<string>;
+      readonly poolSize: number;
+    };
+
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  /** Public base URL used in links (defaults to http://host:port). */
+  readonly publicUrl: string;
+}
+
+export interface AuditConfig {
+  /** PEM PKCS#8 Ed25519 private key used to sign checkpoints. */
+  readonly signingKeyFile: string;
+  /** Create the key on first start if missing (demo only; production provisions it). */
+  readonly generateKeyIfMissing: boolean;
+  /** Sign a checkpoint at least this often while events arrive (ms). */
+  readonly checkpointIntervalMs: number;
+  /** …or after this many events, whichever comes first. */
+  readonly checkpointEveryEvents: number;
+}
+
+export interface WorkerConfig {
+  /** Longest sleep of the expiry worker between checks for due grants (ms). */
+  readonly expiryPollMs: number;
+  /** Grants handled per claim. */
+  readonly expiryBatchSize: number;
+  /** Concurrent connector calls for revocations. */
+  readonly revokeConcurrency: number;
+}
+
+export interface AppConfig {
+  /** Absolute path of the file this came from (relative paths inside resolve against its folder). */
+  readonly source: string;
+  readonly policy: Policy;
+  readonly storage: StorageConfig;
+  readonly server: ServerConfig;
+  readonly audit: AuditConfig;
+  readonly workers: WorkerConfig;
+}
