@@ -1,0 +1,119 @@
+/**
+ * The composition root: the only place adapters are constructed and wired. Everything else
+ * receives what it needs as arguments.
+ */
+import { dirname } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { createLogger, type Logger } from "./adapters/logger.js";
+import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
+import { createAuditLog } from "./audit/audit-log.js";
+import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
+import { sha256 } from "./audit/node-crypto.js";
+import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
+import type { AppConfig, StorageConfig } from "./config/app-config.js";
+import { createConnector } from "./connectors/registry.js";
+import type { Clock, Connector, IdGenerator, Store } from "./core/ports.js";
+import { createHttpServer } from "./http/server.js";
+import { createAccessController } from "./service/access-controller.js";
+import { createGrantService, type GrantService } from "./service/grant-service.js";
+import { createGrantWriter } from "./service/grant-store.js";
+import { createTokenService, type TokenService } from "./service/token-service.js";
+import { createPostgresStore } from "./store/postgres-store.js";
+import { createSqliteStore } from "./store/sqlite-store.js";
+import { createExpiryWorker, type ExpiryWorker } from "./workers/expiry-worker.js";
+
+export interface BrokerOptions {
+  readonly clock?: Clock;
+  readonly ids?: IdGenerator;
+  readonly log?: Logger;
+  /** Replace connectors per target name (benchmarks); defaults to the configured connectors. */
+  readonly connectors?: ReadonlyMap<string, Connector>;
+}
+
+export interface Broker {
+  readonly config: AppConfig;
+  readonly store: Store;
+  readonly service: GrantService;
+  readonly tokens: TokenService;
+  readonly expiry: ExpiryWorker;
+  readonly checkpoints: CheckpointWorker;
+  readonly signingKey: SigningKey;
+  readonly http: FastifyInstance;
+  /** Start the workers and listen; returns the base URL. */
+  start(): Promise<string>;
+  /** Stop listening, finish in-flight work, sign a last checkpoint, close the store. */
+  stop(): Promise<void>;
+}
+
+export function openStore(storage: StorageConfig): Promise<Store> {
+  return storage.driver === "sqlite"
+    ? createSqliteStore({ path: storage.path })
+    : createPostgresStore({ url: storage.url.reveal(), poolSize: storage.poolSize });
+}
+
+export async function createBroker(config: AppConfig, opts: BrokerOptions = {}): Promise<Broker> {
+  const clock = opts.clock ?? systemClock;
+  const ids = opts.ids ?? createIdGenerator(clock);
+  const log = opts.log ?? createLogger();
+  const logFn = (msg: string, fields?: Record<string, unknown>) => log.warn(msg, fields);
+  const { policy } = config;
+
+  const signingKey = loadSigningKey(config.audit.signingKeyFile, {
+    generateIfMissing: config.audit.generateKeyIfMissing,
+  });
+  const store = await openStore(config.storage);
+  const audit = createAuditLog({ sha256 });
+  const writer = createGrantWriter(store, audit);
+  const baseDir = dirname(config.source);
+  const connectors =
+    opts.connectors ??
+    new Map([...policy.targets.values()].map((t) => [t.name, createConnector(t, { baseDir })] as const));
+  const access = createAccessController({ policy, writer, connectors, clock, log: logFn });
+  const service = createGrantService({ policy, store, audit, writer, access, clock, ids });
+  const tokens = createTokenService({ policy, store, audit, clock, ids });
+  const expiry = createExpiryWorker({
+    policy,
+    store,
+    audit,
+    access,
+    clock,
+    pollMs: config.workers.expiryPollMs,
+    batchSize: config.workers.expiryBatchSize,
+    revokeConcurrency: config.workers.revokeConcurrency,
+    log: logFn,
+  });
+  const checkpoints = createCheckpointWorker({
+    store,
+    signer: signingKey,
+    clock,
+    intervalMs: config.audit.checkpointIntervalMs,
+    everyEvents: config.audit.checkpointEveryEvents,
+    log: logFn,
+  });
+  const http = createHttpServer({ config, service, tokens, store, clock, ids, log, signingKey });
+
+  return {
+    config,
+    store,
+    service,
+    tokens,
+    expiry,
+    checkpoints,
+    signingKey,
+    http,
+    async start() {
+      // End everything that fell due while the broker was down before serving anyone.
+      await expiry.tick();
+      expiry.start();
+      checkpoints.start();
+      return http.listen({ host: config.server.host, port: config.server.port });
+    },
+    async stop() {
+      await http.close();
+      await expiry.stop();
+      checkpoints.stop();
+      await checkpoints.checkpointNow().catch((e: unknown) => logFn("final checkpoint failed", { error: String(e) }));
+      await store.close();
+    },
+  };
+}

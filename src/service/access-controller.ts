@@ -1,0 +1,120 @@
+/**
+ * Talks to targets through connectors, outside any database transaction: activation (handle
+ * saved first, then the target called, then the state flipped) and revocation (claimed, revoked,
+ * verified, recorded). Failures are recorded as audit events; revocation retries forever.
+ */
+import { BreakglassError, isBreakglassError } from "../core/errors.js";
+import {
+  beginActivation,
+  beginRevocation,
+  completeActivation,
+  failActivation,
+  revocationFailed,
+  revocationSucceeded,
+} from "../core/grant-machine.js";
+import type { Grant, Policy } from "../core/model.js";
+import type { Clock, Connector, ConnectorGrantFacts } from "../core/ports.js";
+import type { GrantWriter } from "./grant-store.js";
+import { type RequestContext, SYSTEM_CONTEXT } from "./request-context.js";
+
+export interface AccessControllerDeps {
+  readonly policy: Policy;
+  readonly writer: GrantWriter;
+  readonly connectors: ReadonlyMap<string, Connector>;
+  readonly clock: Clock;
+  readonly log: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface AccessController {
+  /** Activate an approved (or emergency) grant at its target. Never throws for target failures: they are recorded on the grant. */
+  activate(grant: Grant, ctx: RequestContext): Promise<Grant>;
+  /** Revoke and verify a grant whose access is `revoking`; records success or schedules a retry. */
+  revoke(grant: Grant): Promise<Grant>;
+  /** Claim a due revocation (lease) so no other worker runs it concurrently. */
+  claimRevocation(grantId: string): Promise<Grant>;
+}
+
+function errorText(e: unknown): string {
+  if (isBreakglassError(e)) return e.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function createAccessController(deps: AccessControllerDeps): AccessController {
+  const { policy, writer, connectors, clock } = deps;
+
+  const resolve = (grant: Grant): { connector: Connector; facts: ConnectorGrantFacts } => {
+    const role = policy.roles.get(grant.roleId);
+    const target = policy.targets.get(grant.target);
+    const connector = connectors.get(grant.target);
+    if (!role || !target || !connector) {
+      throw new BreakglassError(
+        "ERR_CONNECTOR_FAILED",
+        `role ${grant.roleId} or target ${grant.target} is no longer configured; restore it so the broker can revoke grant ${grant.id}`,
+        { grantId: grant.id },
+      );
+    }
+    return {
+      connector,
+      facts: {
+        grantId: grant.id,
+        requester: grant.requester,
+        role,
+        target,
+        incident: grant.incident,
+        justification: grant.justification,
+        endsAt: grant.endsAt ?? clock.now(),
+      },
+    };
+  };
+
+  const activate = async (grant: Grant, ctx: RequestContext): Promise<Grant> => {
+    const { connector, facts } = resolve(grant);
+    const handle = connector.plan({ ...facts, endsAt: clock.now() + grant.durationS * 1000 });
+    // 1. Save the handle and the end before touching the target.
+    const begun = await writer.update(grant.id, (g) => beginActivation(g, ctx.actor, handle, clock.now()));
+    const endsAt = begun.endsAt ?? clock.now();
+    // 2. The target, outside any transaction.
+    try {
+      await connector.grant({ ...facts, endsAt }, handle);
+    } catch (e) {
+      deps.log("activation failed at target", { grantId: grant.id, error: errorText(e) });
+      const failed = await writer.transition(grant.id, SYSTEM_CONTEXT, (g) =>
+        failActivation(g, errorText(e), clock.now()),
+      );
+      // Clean up anything half-made right away; the worker retries if this fails.
+      return revoke(await claimRevocation(failed.id));
+    }
+    // 3. The window is open.
+    return writer.transition(grant.id, ctx, (g) => completeActivation(g, ctx.actor, clock.now(), policy));
+  };
+
+  const claimRevocation = (grantId: string): Promise<Grant> =>
+    writer.update(grantId, (g) => beginRevocation(g, clock.now()));
+
+  const revoke = async (grant: Grant): Promise<Grant> => {
+    if (grant.access !== "revoking") return grant;
+    let outcome: { ok: true; detail: Record<string, unknown> } | { ok: false; error: string };
+    try {
+      const { connector, facts } = resolve(grant);
+      const handle = grant.accessHandle ?? connector.plan(facts);
+      const revoked = await connector.revoke(facts, handle);
+      const verified = await connector.verify(facts, handle);
+      outcome = verified.revoked
+        ? { ok: true, detail: { revoke: revoked.detail, verify: verified.detail } }
+        : { ok: false, error: "verify reports access still present at the target" };
+    } catch (e) {
+      outcome = { ok: false, error: errorText(e) };
+    }
+    if (!outcome.ok) deps.log("revocation failed", { grantId: grant.id, error: outcome.error });
+    return writer.transition(grant.id, SYSTEM_CONTEXT, (g) => {
+      if (g.access !== "revoking") {
+        throw new BreakglassError("ERR_CONFLICT", `grant ${g.id} revocation was settled elsewhere`, { grantId: g.id });
+      }
+      return outcome.ok
+        ? revocationSucceeded(g, clock.now(), outcome.detail)
+        : revocationFailed(g, clock.now(), outcome.error);
+    });
+  };
+
+  return { activate, revoke, claimRevocation };
+}

@@ -1,0 +1,136 @@
+/**
+ * The application service for grants: one method per user action. Each method runs its state
+ * change and audit event in one transaction (see grant-store.ts), then talks to the target
+ * outside it (see access-controller.ts).
+ */
+import { BreakglassError } from "../core/errors.js";
+import {
+  approveGrant,
+  cancelGrant,
+  denyGrant,
+  releaseGrant,
+  requestGrant,
+  reviewGrant,
+  revokeGrant,
+} from "../core/grant-machine.js";
+import type { Grant, Policy, ReviewOutcome } from "../core/model.js";
+import type { Clock, GrantFilter, IdGenerator, Store } from "../core/ports.js";
+import type { AccessController } from "./access-controller.js";
+import { type AuditAppender, commitTransition, type GrantWriter } from "./grant-store.js";
+import type { RequestContext } from "./request-context.js";
+
+export interface RequestGrantInput {
+  readonly roleId: string;
+  readonly justification: string;
+  readonly incident: string;
+  readonly durationS?: number | undefined;
+  readonly emergency?: boolean | undefined;
+}
+
+export interface GrantService {
+  /** Request a role; an emergency request is activated at once. @throws see requestGrant */
+  request(ctx: RequestContext, input: RequestGrantInput): Promise<Grant>;
+  /** Approve; activates when the rule is satisfied and the role auto-activates. */
+  approve(ctx: RequestContext, id: string, comment: string | null): Promise<Grant>;
+  deny(ctx: RequestContext, id: string, reason: string): Promise<Grant>;
+  cancel(ctx: RequestContext, id: string, reason: string): Promise<Grant>;
+  /** The requester activates an approved grant (roles with `auto_activate: false`, or a retry). */
+  activate(ctx: RequestContext, id: string): Promise<Grant>;
+  /** End early (approvers/admins); access at the target is revoked before this returns, or scheduled. */
+  revoke(ctx: RequestContext, id: string, reason: string): Promise<Grant>;
+  /** The holder gives access back early. */
+  release(ctx: RequestContext, id: string): Promise<Grant>;
+  review(ctx: RequestContext, id: string, outcome: ReviewOutcome, notes: string): Promise<Grant>;
+  /** @throws ERR_NOT_FOUND */
+  get(id: string): Promise<Grant>;
+  list(filter: GrantFilter): Promise<Grant[]>;
+}
+
+export interface GrantServiceDeps {
+  readonly policy: Policy;
+  readonly store: Store;
+  readonly audit: AuditAppender;
+  readonly writer: GrantWriter;
+  readonly access: AccessController;
+  readonly clock: Clock;
+  readonly ids: IdGenerator;
+}
+
+export function createGrantService(deps: GrantServiceDeps): GrantService {
+  const { policy, store, audit, writer, access, clock, ids } = deps;
+
+  const roleOf = (grant: Grant) => policy.roles.get(grant.roleId);
+
+  /** After a grant leaves `active`, take access away at the target now rather than at the next worker tick. */
+  const settle = async (grant: Grant): Promise<Grant> => {
+    if (grant.access !== "revoking") return grant;
+    return access.revoke(await access.claimRevocation(grant.id));
+  };
+
+  return {
+    async request(ctx, input) {
+      const grant = await store.transaction(async (tx) => {
+        const open = await tx.findOpenGrant(ctx.actor, input.roleId);
+        const t = requestGrant(
+          policy,
+          {
+            id: ids.next("g"),
+            requester: ctx.actor,
+            roleId: input.roleId,
+            justification: input.justification,
+            incident: input.incident,
+            durationS: input.durationS,
+            emergency: input.emergency,
+          },
+          clock.now(),
+          open,
+        );
+        return commitTransition(tx, audit, t, ctx);
+      });
+      return grant.emergency ? access.activate(grant, ctx) : grant;
+    },
+
+    async approve(ctx, id, comment) {
+      const grant = await writer.transition(id, ctx, (g) => approveGrant(policy, g, ctx.actor, comment, clock.now()));
+      if (grant.state === "approved" && roleOf(grant)?.autoActivate) {
+        return access.activate(grant, { ...ctx, actor: "system" });
+      }
+      return grant;
+    },
+
+    deny: (ctx, id, reason) => writer.transition(id, ctx, (g) => denyGrant(policy, g, ctx.actor, reason, clock.now())),
+
+    async cancel(ctx, id, reason) {
+      return settle(await writer.transition(id, ctx, (g) => cancelGrant(g, ctx.actor, reason, clock.now())));
+    },
+
+    async activate(ctx, id) {
+      const grant = await this.get(id);
+      if (grant.requester !== ctx.actor) {
+        throw new BreakglassError("ERR_FORBIDDEN", `only the requester (${grant.requester}) can activate grant ${id}`, {
+          grantId: id,
+        });
+      }
+      return access.activate(grant, ctx);
+    },
+
+    async revoke(ctx, id, reason) {
+      return settle(await writer.transition(id, ctx, (g) => revokeGrant(policy, g, ctx.actor, reason, clock.now())));
+    },
+
+    async release(ctx, id) {
+      return settle(await writer.transition(id, ctx, (g) => releaseGrant(policy, g, ctx.actor, clock.now())));
+    },
+
+    review: (ctx, id, outcome, notes) =>
+      writer.transition(id, ctx, (g) => reviewGrant(g, ctx.actor, outcome, notes, clock.now())),
+
+    async get(id) {
+      const grant = await store.getGrant(id);
+      if (!grant) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${id}`, { grantId: id });
+      return grant;
+    },
+
+    list: (filter) => store.listGrants(filter),
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * The expiry worker ends grants on time and takes their access away at the target.
+ *
+ * Each tick claims due grants in one transaction (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so
+ * replicas share the work without doing it twice), applies the pure transition for each (expire,
+ * lapse, or claim a revocation) with its audit event, commits, and only then calls connectors —
+ * never inside the transaction. Deadlines are persisted (`due_at`), so after a restart the first
+ * tick ends everything that became overdue while the broker was down.
+ */
+import { beginRevocation, dueAction, dueAt, expireGrant, lapseGrant } from "../core/grant-machine.js";
+import type { Grant, Policy } from "../core/model.js";
+import type { Clock, Store } from "../core/ports.js";
+import type { AccessController } from "../service/access-controller.js";
+import { type AuditAppender, commitTransition } from "../service/grant-store.js";
+import { SYSTEM_CONTEXT } from "../service/request-context.js";
+
+export interface ExpiryWorkerDeps {
+  readonly policy: Policy;
+  readonly store: Store;
+  readonly audit: AuditAppender;
+  readonly access: AccessController;
+  readonly clock: Clock;
+  readonly pollMs: number;
+  readonly batchSize: number;
+  readonly revokeConcurrency: number;
+  readonly log: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface TickResult {
+  readonly expired: number;
+  readonly lapsed: number;
+  readonly revocationsStarted: number;
+}
+
+export interface ExpiryWorker {
+  /** Claim and process one batch of due grants; revocations are queued, not awaited. */
+  tick(): Promise<TickResult>;
+  /** Tick until nothing is due, then wait for queued revocations. For tests and shutdown. */
+  drain(): Promise<void>;
+  start(): void;
+  /** Stop ticking and wait for in-flight work. */
+  stop(): Promise<void>;
+  /** Wake up now (e.g. after a write that made something due sooner). */
+  kick(): void;
+}
+
+export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
+  const { store, audit, access, clock, policy } = deps;
+  const queue: Grant[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let running = false;
+  let timer: NodeJS.Timeout | null = null;
+  let ticking: Promise<unknown> | null = null;
+  let kicked = false;
+
+  const pump = (): void => {
+    while (inFlight.size < deps.revokeConcurrency && queue.length > 0) {
+      const grant = queue.shift();
+      if (!grant) break;
+      const p = access
+        .revoke(grant)
+        .then(() => undefined)
+        .catch((e: unknown) => deps.log("revocation error", { grantId: grant.id, error: String(e) }))
+        .finally(() => {
+          inFlight.delete(p);
+          pump();
+        });
+      inFlight.add(p);
+    }
+  };
+
+  const tick = async (): Promise<TickResult> => {
+    const now = clock.now();
+    let expired = 0;
+    let lapsed = 0;
+    const toRevoke = await store.transaction(async (tx) => {
+      const due = await tx.claimDue(now, deps.batchSize);
+      const revoke: Grant[] = [];
+      for (const grant of due) {
+        const action = dueAction(grant, now);
+        if (action === "expire" || action === "lapse") {
+          const t = action === "expire" ? expireGrant(policy, grant, now) : lapseGrant(grant, now);
+          if (action === "expire") expired++;
+          else lapsed++;
+          let saved = await commitTransition(tx, audit, t, SYSTEM_CONTEXT);
+          if (saved.access === "revoking") {
+            saved = beginRevocation(saved, now);
+            await tx.saveGrant(saved, dueAt(saved));
+            revoke.push(saved);
+          }
+        } else if (action === "revoke") {
+          const claimed = beginRevocation(grant, now);
+          await tx.saveGrant(claimed, dueAt(claimed));
+          revoke.push(claimed);
+        } else {
+          // Claimed but nothing to do (the due time moved): store the corrected due time.
+          await tx.saveGrant({ ...grant, version: grant.version + 1 }, dueAt(grant));
+        }
+      }
+      return revoke;
+    });
+    queue.push(...toRevoke);
+    pump();
+    return { expired, lapsed, revocationsStarted: toRevoke.length };
+  };
+
+  const loop = async (): Promise<void> => {
+    if (!running) return;
+    let delay = deps.pollMs;
+    kicked = false;
+    const body = (async () => {
+      const r = await tick();
+      if (r.expired + r.lapsed + r.revocationsStarted >= deps.batchSize) return 0;
+      const next = await store.nextDueAt();
+      return next === null ? deps.pollMs : Math.max(0, Math.min(deps.pollMs, next - clock.now()));
+    })();
+    ticking = body;
+    try {
+      delay = await body;
+    } catch (e) {
+      deps.log("expiry tick failed", { error: String(e) });
+    } finally {
+      ticking = null;
+    }
+    if (running) timer = setTimeout(() => void loop(), kicked ? 0 : delay);
+  };
+
+  return {
+    tick,
+    async drain() {
+      for (;;) {
+        const r = await tick();
+        if (r.expired + r.lapsed + r.revocationsStarted === 0 && queue.length === 0 && inFlight.size === 0) return;
+        while (inFlight.size > 0) await Promise.race(inFlight);
+      }
+    },
+    start() {
+      if (running) return;
+      running = true;
+      void loop();
+    },
+    async stop() {
+      running = false;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      await ticking;
+      queue.length = 0;
+      await Promise.allSettled([...inFlight]);
+    },
+    kick() {
+      if (!running) return;
+      if (ticking) {
+        kicked = true; // the running loop re-ticks at once when it finishes
+        return;
+      }
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => void loop(), 0);
+    },
+  };
+}
