@@ -21,8 +21,12 @@ function clauseSatisfied(
   people: readonly string[],
   membership: (user: string) => ReadonlySet<string>,
 ): boolean {
+  // Fail closed on a malformed clause: an empty clause or a term asking for no approver would
+  // satisfy the rule with nobody, bypassing the two-person rule.
+  if (clause.length === 0 || clause.some((t) => !Number.isSafeInteger(t.count) || t.count < 1)) return false;
+  // Count before building seats, so a huge count costs nothing.
+  if (clause.reduce((n, t) => n + t.count, 0) > people.length) return false;
   const seats = clause.flatMap((t) => Array.from({ length: t.count }, () => t.group));
-  if (seats.length > people.length) return false;
   const seatHolder: (number | undefined)[] = seats.map(() => undefined);
   const groupsByPerson = people.map(membership);
 
@@ -82,6 +86,7 @@ export function parseRule(text: string): ApprovalRule | { error: string } {
         return { error: `"${raw.trim()}" is not a term; write it as "N of GROUP", e.g. "2 of sre-leads"` };
       }
       const count = Number(m[1]);
+      if (!Number.isSafeInteger(count)) return { error: `"${raw.trim()}" asks for an impossible number of approvers` };
       if (count < 1) return { error: `"${raw.trim()}" asks for no approver; the two-person rule needs at least 1` };
       terms.push({ group: m[2], count });
     }

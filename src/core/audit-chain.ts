@@ -97,6 +97,8 @@ export class ChainVerifier {
   #prev = GENESIS_HASH;
   #count = 0;
   #failure: ChainFailure | null = null;
+  /** Set while a suspected deletion might still turn out to be a reordering. */
+  #missing: number | null = null;
   /** Hashes at checkpointed positions, filled while streaming. */
   readonly #wanted: Map<number, string | null>;
 
@@ -111,21 +113,35 @@ export class ChainVerifier {
     return this.#failure;
   }
 
-  /** @returns false once a problem is found (later events are ignored). */
+  /**
+   * @returns false once the verdict is settled (later events are ignored). After a suspected
+   *   deletion it keeps returning true: only later events can tell a deletion from a reordering.
+   */
   push(event: VerifiableEvent): boolean {
+    if (this.#missing !== null) return this.#lookFor(this.#missing, event);
     if (this.#failure) return false;
     const expected = this.#expectSeq;
     if (event.seq !== expected) {
-      return this.#fail(
+      if (event.seq < expected) {
+        return this.#fail(expected, "reordered", `event ${event.seq} appears where ${expected} was expected`);
+      }
+      this.#fail(
         expected,
-        event.seq > expected ? "deleted" : "reordered",
-        event.seq > expected
-          ? `events ${expected}..${event.seq - 1} are missing (next stored event is ${event.seq})`
-          : `event ${event.seq} appears where ${expected} was expected`,
+        "deleted",
+        `events ${expected}..${event.seq - 1} are missing (next stored event is ${event.seq})`,
       );
+      this.#missing = expected;
+      return true;
     }
     const hash = chainHash(this.sha256, this.#prev, event.payload);
     if (hash !== event.hash) {
+      const inner = payloadSeq(event.payload);
+      if (inner !== null && inner > event.seq) {
+        // A later event's payload stands here: deleted and renumbered, or moved up.
+        this.#fail(expected, "deleted", `stored event ${event.seq} carries the payload of event ${inner}`);
+        this.#missing = expected;
+        return true;
+      }
       return this.#fail(expected, this.#diagnose(event), this.#describe(event));
     }
     this.#count += 1;
@@ -133,6 +149,20 @@ export class ChainVerifier {
     this.#expectSeq += 1;
     if (this.#wanted.has(event.seq)) this.#wanted.set(event.seq, hash);
     return true;
+  }
+
+  /** After a suspected deletion: if the missing event turns up later, it was reordered. */
+  #lookFor(missing: number, event: VerifiableEvent): boolean {
+    if (event.seq !== missing && payloadSeq(event.payload) !== missing) return true;
+    this.#missing = null;
+    this.#failure = {
+      ok: false,
+      seq: missing,
+      problem: "reordered",
+      message: `event ${missing} is stored out of order (found later, as stored event ${event.seq})`,
+      eventsChecked: this.#count,
+    };
+    return false;
   }
 
   #diagnose(event: VerifiableEvent): ChainProblem {
@@ -162,6 +192,7 @@ export class ChainVerifier {
     checkpoints: readonly Checkpoint[],
     verifySignature: (message: string, cp: Checkpoint) => boolean | null,
   ): ChainVerdict {
+    this.#missing = null;
     if (this.#failure) return this.#failure;
     const headSeq = this.#expectSeq - 1;
     let lastAnchored = 0;
@@ -185,7 +216,7 @@ export class ChainVerifier {
         return this.#failFinal(
           cp.seq,
           "checkpoint_mismatch",
-          `the chain at ${cp.seq} differs from the signed checkpoint: events up to ${cp.seq} were rewritten`,
+          `the chain at ${cp.seq} differs from the signed checkpoint: events ${lastAnchored + 1}..${cp.seq} were rewritten`,
         );
       }
       lastAnchored = Math.max(lastAnchored, cp.seq);

@@ -3,9 +3,9 @@ import { BreakglassError } from "./errors.js";
 const UNIT_SECONDS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
 const DURATION = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
 
-/** Is `text` a duration such as `30m`, `1h30m`, `2d`, `45s`? */
+/** Is `text` a duration such as `30m`, `1h30m`, `2d`, `45s`? Exactly what {@link parseDuration} accepts. */
 export function isDuration(text: string): boolean {
-  return text.length > 0 && DURATION.test(text) && parseDurationOrNull(text) !== null;
+  return parseDurationOrNull(text.trim()) !== null;
 }
 
 function parseDurationOrNull(text: string): number | null {
@@ -21,7 +21,7 @@ function parseDurationOrNull(text: string): number | null {
       total += Number(part) * (UNIT_SECONDS[unit] ?? 0);
     }
   });
-  return any ? total : null;
+  return any && Number.isSafeInteger(total) ? total : null;
 }
 
 /**

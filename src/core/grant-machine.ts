@@ -92,6 +92,22 @@ function closeAccess(grant: Grant, now: number): Pick<Grant, "access" | "accessN
     : { access: grant.access, accessNextAt: null, accessAttempts: grant.accessAttempts };
 }
 
+/** Has the open request's deadline passed? The worker may lapse it from this instant on. */
+function hasLapsed(grant: Grant, now: number): boolean {
+  return grant.lapseAt !== null && grant.lapseAt <= now;
+}
+
+/** A lapsed request must not be approved or activated just because the worker has not run yet. */
+function requireNotLapsed(grant: Grant, action: string, now: number): void {
+  if (hasLapsed(grant, now)) {
+    throw new BreakglassError(
+      "ERR_INVALID_TRANSITION",
+      `cannot ${action} grant ${grant.id}: it lapsed at ${grant.lapseAt} (${grant.state === "requested" && !grant.emergency ? "approval" : "activation"} timeout); request it again`,
+      { grantId: grant.id, state: grant.state, action, lapseAt: grant.lapseAt },
+    );
+  }
+}
+
 function bump(grant: Grant, patch: Partial<Grant>): Grant {
   return { ...grant, ...patch, version: grant.version + 1 };
 }
@@ -134,7 +150,8 @@ export function requestGrant(policy: Policy, input: RequestInput, now: number, o
     );
   }
   const incident = input.incident.trim();
-  if (!new RegExp(`^(?:${r.incidentPattern})$`).test(incident)) {
+  // Every request names its incident, even where a permissive pattern (`.*`) would match nothing.
+  if (incident === "" || !new RegExp(`^(?:${r.incidentPattern})$`).test(incident)) {
     throw new BreakglassError(
       "ERR_INCIDENT_REQUIRED",
       incident === ""
@@ -201,7 +218,7 @@ export function requestGrant(policy: Policy, input: RequestInput, now: number, o
 
 /**
  * Record one approval; the grant becomes `approved` when the role's rule is satisfied.
- * @throws ERR_INVALID_TRANSITION, ERR_SELF_APPROVAL, ERR_DUPLICATE_APPROVAL, ERR_NOT_ELIGIBLE_APPROVER
+ * @throws ERR_INVALID_TRANSITION (also when the request has lapsed), ERR_SELF_APPROVAL, ERR_DUPLICATE_APPROVAL, ERR_NOT_ELIGIBLE_APPROVER
  */
 export function approveGrant(
   policy: Policy,
@@ -224,6 +241,7 @@ export function approveGrant(
       user: approver,
     });
   }
+  requireNotLapsed(grant, "approve", now);
   if (grant.approvals.some((a) => a.approver === approver)) {
     throw new BreakglassError("ERR_DUPLICATE_APPROVAL", `${approver} has already approved grant ${grant.id}`, {
       grantId: grant.id,
@@ -286,6 +304,8 @@ export function denyGrant(policy: Policy, grant: Grant, actor: string, reason: s
     closeReason: reason,
     endedAt: now,
     lapseAt: null,
+    // An approved grant may be mid-activation: whatever the target made is due for revocation now.
+    ...closeAccess(grant, now),
   });
   return { grant: next, event: event(next, "grant.denied", actor, now, { reason }) };
 }
@@ -319,7 +339,7 @@ export function cancelGrant(grant: Grant, actor: string, reason: string, now: nu
  * First half of activation: fix the end time and save the connector's handle *before* the
  * target is called, so a crash mid-call leaves a record of what may exist there. No audit event:
  * the state does not change until {@link completeActivation}.
- * @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN
+ * @throws ERR_INVALID_TRANSITION (also when the grant has lapsed), ERR_FORBIDDEN, ERR_CONFLICT
  */
 export function beginActivation(
   grant: Grant,
@@ -346,6 +366,7 @@ export function beginActivation(
       { grantId: grant.id, access: grant.access },
     );
   }
+  requireNotLapsed(grant, "activate", now);
   return bump(grant, {
     endsAt: now + grant.durationS * 1000,
     access: "granting",
@@ -380,8 +401,19 @@ export function completeActivation(grant: Grant, actor: string, now: number, pol
   return { grant: next, event: event(next, type, actor, now, data) };
 }
 
-/** The target refused or failed; anything half-made there is revoked. The state stays as it was. */
+/**
+ * The target refused or failed; anything half-made there is revoked. The state stays as it was.
+ * @throws ERR_INVALID_TRANSITION on an active grant: its activation completed, and clearing `endsAt`
+ *   would leave a window that never expires.
+ */
 export function failActivation(grant: Grant, error: string, now: number): Transition {
+  if (grant.state === "active") {
+    throw new BreakglassError(
+      "ERR_INVALID_TRANSITION",
+      `activation of grant ${grant.id} already completed; revoke or release it instead`,
+      { grantId: grant.id, state: grant.state },
+    );
+  }
   const next = bump(grant, {
     endsAt: null,
     access: "revoking",
@@ -460,11 +492,21 @@ function end(
   return { grant: next, event: event(next, `grant.${reason}`, actor, now, data) };
 }
 
-/** A request nobody approved, or an approval nobody used, lapses. @throws ERR_INVALID_TRANSITION */
+/**
+ * A request nobody approved, or an approval nobody used, lapses.
+ * @throws ERR_INVALID_TRANSITION, ERR_CONFLICT (while an activation is in flight)
+ */
 export function lapseGrant(grant: Grant, now: number): Transition {
   requireState(grant, "lapse", ["requested", "approved"]);
-  if (grant.lapseAt === null || grant.lapseAt > now) {
+  if (!hasLapsed(grant, now)) {
     throw new BreakglassError("ERR_INVALID_TRANSITION", `grant ${grant.id} has not lapsed`, { grantId: grant.id });
+  }
+  if (grant.access === "granting") {
+    // The activation in flight either completes or is abandoned (its lease ends and it is revoked) first.
+    throw new BreakglassError("ERR_CONFLICT", `grant ${grant.id} is being activated; it cannot lapse now`, {
+      grantId: grant.id,
+      access: grant.access,
+    });
   }
   const next = bump(grant, { state: "approval_expired", endedAt: now, lapseAt: null, ...closeAccess(grant, now) });
   return { grant: next, event: event(next, "grant.approval_expired", SYSTEM_ACTOR, now, { from: grant.state }) };
@@ -488,13 +530,34 @@ export function reviewGrant(
   return { grant: next, event: event(next, "grant.reviewed", reviewer, now, { outcome, notes }) };
 }
 
-/** A worker claims the revocation, so no other replica runs it at the same time. No event. */
+/**
+ * A worker claims the revocation, so no other replica runs it at the same time. No event.
+ * @throws ERR_INVALID_TRANSITION on an active grant: its window is closed by expire, revoke or release.
+ */
 export function beginRevocation(grant: Grant, now: number): Grant {
+  if (grant.state === "active") {
+    throw new BreakglassError(
+      "ERR_INVALID_TRANSITION",
+      `grant ${grant.id} is active; end it (expire, revoke, release) before revoking its access`,
+      { grantId: grant.id, state: grant.state },
+    );
+  }
   return bump(grant, { access: "revoking", accessNextAt: now + REVOCATION_LEASE_MS });
 }
 
-/** The connector revoked and verified that access is gone. */
+function requireRevoking(grant: Grant): void {
+  if (grant.access !== "revoking") {
+    throw new BreakglassError(
+      "ERR_CONFLICT",
+      `grant ${grant.id} has no revocation in progress (access is ${grant.access}); it was settled elsewhere`,
+      { grantId: grant.id, access: grant.access },
+    );
+  }
+}
+
+/** The connector revoked and verified that access is gone. @throws ERR_CONFLICT unless access is `revoking` */
 export function revocationSucceeded(grant: Grant, now: number, detail: Record<string, unknown>): Transition {
+  requireRevoking(grant);
   const next = bump(grant, { access: "revoked", accessNextAt: null, accessLastError: null });
   return {
     grant: next,
@@ -507,8 +570,12 @@ export function revocationBackoffMs(attempts: number): number {
   return Math.min(BACKOFF_BASE_MS * 2 ** Math.max(0, attempts - 1), BACKOFF_CAP_MS);
 }
 
-/** The connector failed to revoke, or access is still there: try again later, and say so. */
+/**
+ * The connector failed to revoke, or access is still there: try again later, and say so.
+ * @throws ERR_CONFLICT unless access is `revoking`
+ */
 export function revocationFailed(grant: Grant, now: number, error: string): Transition {
+  requireRevoking(grant);
   const attempts = grant.accessAttempts + 1;
   const retryAt = now + revocationBackoffMs(attempts);
   const next = bump(grant, {
@@ -525,15 +592,18 @@ export function revocationFailed(grant: Grant, now: number, error: string): Tran
 
 export type DueAction = "expire" | "revoke" | "lapse";
 
+/** Open requests lapse, except while an activation is in flight (it completes or is abandoned first). */
+function mayLapse(grant: Grant): boolean {
+  return (grant.state === "requested" || grant.state === "approved") && grant.access !== "granting";
+}
+
 /** What the expiry worker must do with this grant at `now`, if anything. */
 export function dueAction(grant: Grant, now: number): DueAction | null {
   if (grant.state === "active") {
     return grant.endsAt !== null && grant.endsAt <= now ? "expire" : null;
   }
   if (mayHoldAccess(grant) && grant.accessNextAt !== null && grant.accessNextAt <= now) return "revoke";
-  if ((grant.state === "requested" || grant.state === "approved") && grant.access !== "granting") {
-    if (grant.lapseAt !== null && grant.lapseAt <= now) return "lapse";
-  }
+  if (mayLapse(grant) && hasLapsed(grant, now)) return "lapse";
   return null;
 }
 
@@ -545,8 +615,8 @@ export function dueAt(grant: Grant): number | null {
   } else if (mayHoldAccess(grant) && grant.accessNextAt !== null) {
     times.push(grant.accessNextAt);
   }
-  if ((grant.state === "requested" || grant.state === "approved") && grant.lapseAt !== null) {
-    times.push(grant.lapseAt);
-  }
+  // Not while an activation is in flight: dueAction would return nothing, and the worker would claim
+  // the grant again on every tick until the activation lease ends.
+  if (mayLapse(grant) && grant.lapseAt !== null) times.push(grant.lapseAt);
   return times.length === 0 ? null : Math.min(...times);
 }
