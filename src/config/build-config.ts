@@ -1,0 +1,168 @@
+/**
+ * From the checked file to the runtime `AppConfig`: durations in seconds / milliseconds, paths
+ * absolute, groups as sets, role defaults applied, everything deeply frozen.
+ */
+import { dirname, resolve } from "node:path";
+import { type ConfigFile, EMERGENCY_REVIEW_DEADLINE, parseFineDurationMs } from "../contract/config-schema.js";
+import { parseRule } from "../core/approval-policy.js";
+import { parseDuration } from "../core/duration.js";
+import type { ApprovalRule, DomainDef, Policy, RoleDef, TargetDef, UserDef } from "../core/model.js";
+import { Redacted } from "../core/redacted.js";
+import type { AppConfig, ServerConfig, StorageConfig } from "./app-config.js";
+
+/** A Map that cannot be changed after construction (Object.freeze does not reach a Map's entries). */
+class FrozenMap<K, V> extends Map<K, V> {
+  constructor(entries: Iterable<readonly [K, V]>) {
+    super();
+    for (const [k, v] of entries) super.set(k, v);
+  }
+  override set(): never {
+    throw new TypeError("the configuration is frozen");
+  }
+  override delete(): never {
+    throw new TypeError("the configuration is frozen");
+  }
+  override clear(): never {
+    throw new TypeError("the configuration is frozen");
+  }
+}
+
+/** A Set that cannot be changed after construction. */
+class FrozenSet<T> extends Set<T> {
+  constructor(values: Iterable<T>) {
+    super();
+    for (const v of values) super.add(v);
+  }
+  override add(): never {
+    throw new TypeError("the configuration is frozen");
+  }
+  override delete(): never {
+    throw new TypeError("the configuration is frozen");
+  }
+  override clear(): never {
+    throw new TypeError("the configuration is frozen");
+  }
+}
+
+/** Freeze objects, arrays, maps and sets all the way down. */
+export function deepFreeze<T>(value: T, seen = new WeakSet<object>()): T {
+  if (typeof value !== "object" || value === null || seen.has(value)) return value;
+  // A typed array with elements cannot be frozen (and connector settings never hold one on purpose).
+  if (ArrayBuffer.isView(value)) return value;
+  seen.add(value);
+  if (value instanceof Map) {
+    for (const [k, v] of value) {
+      deepFreeze(k, seen);
+      deepFreeze(v, seen);
+    }
+  } else if (value instanceof Set) {
+    for (const v of value) deepFreeze(v, seen);
+  }
+  for (const key of Reflect.ownKeys(value)) deepFreeze((value as Record<PropertyKey, unknown>)[key], seen);
+  return Object.freeze(value);
+}
+
+export interface Resolved {
+  /** Absolute path of the configuration file. */
+  readonly source: string;
+  readonly storageUrl: Redacted<string> | null;
+  readonly targetSettings: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
+}
+
+function rule(text: string): ApprovalRule {
+  const parsed = parseRule(text);
+  if ("error" in parsed) throw new Error(`unchecked approval rule reached the builder: ${parsed.error}`);
+  return parsed;
+}
+
+/** Build the runtime configuration from a file that passed every check. */
+export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig {
+  const dir = dirname(resolved.source);
+  const inDir = (p: string) => resolve(dir, p);
+  const d = file.defaults;
+
+  const users = new FrozenMap<string, UserDef>(
+    Object.entries(file.users).map(([name, u]) => [
+      name,
+      { name, displayName: u.name ?? name, email: u.email ?? null },
+    ]),
+  );
+  const groups = new FrozenMap<string, ReadonlySet<string>>(
+    Object.entries(file.groups).map(([name, members]) => [name, new FrozenSet(members)]),
+  );
+  const domains = new FrozenMap<string, DomainDef>(
+    Object.entries(file.domains).map(([name, dom]) => [name, { name, description: dom.description }]),
+  );
+  const roles = new FrozenMap<string, RoleDef>(
+    Object.entries(file.domains).flatMap(([domain, dom]) =>
+      Object.entries(dom.roles).map(([name, r]): [string, RoleDef] => {
+        const id = `${domain}/${name}`;
+        const maxDurationS = parseDuration(r.max_duration);
+        const reviewDefaultS = r.emergency
+          ? Math.min(parseDuration(EMERGENCY_REVIEW_DEADLINE), parseDuration(d.review_deadline))
+          : parseDuration(d.review_deadline);
+        return [
+          id,
+          {
+            id,
+            domain,
+            name,
+            description: r.description,
+            target: r.target,
+            grants: r.grants,
+            defaultDurationS: r.default_duration === undefined ? maxDurationS : parseDuration(r.default_duration),
+            maxDurationS,
+            approval: rule(r.approval),
+            requesters: [...r.requesters],
+            emergencyAllowed: r.emergency,
+            reviewDeadlineS: r.review_deadline === undefined ? reviewDefaultS : parseDuration(r.review_deadline),
+            justificationMinLength: r.justification_min_length ?? d.justification_min_length,
+            incidentPattern: r.incident_pattern ?? d.incident_pattern,
+            approvalTimeoutS: parseDuration(r.approval_timeout ?? d.approval_timeout),
+            activationTimeoutS: parseDuration(r.activation_timeout ?? d.activation_timeout),
+            autoActivate: r.auto_activate,
+          },
+        ];
+      }),
+    ),
+  );
+  const targets = new FrozenMap<string, TargetDef>(
+    Object.entries(file.targets).map(([name, t]) => [
+      name,
+      { name, connector: t.connector, settings: resolved.targetSettings.get(name) ?? t.settings },
+    ]),
+  );
+  const policy: Policy = { users, groups, domains, roles, targets, adminGroups: [...file.admin_groups] };
+
+  const s = file.storage;
+  const storage: StorageConfig =
+    s.driver === "sqlite"
+      ? { driver: "sqlite", path: s.path === ":memory:" ? s.path : inDir(s.path) }
+      : { driver: "postgres", url: resolved.storageUrl ?? new Redacted(""), poolSize: s.pool_size };
+
+  const { host, port } = file.server;
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  const server: ServerConfig = {
+    host,
+    port,
+    publicUrl: (file.server.public_url ?? `http://${urlHost}:${port}`).replace(/\/+$/, ""),
+  };
+
+  return deepFreeze({
+    source: resolved.source,
+    policy,
+    storage,
+    server,
+    audit: {
+      signingKeyFile: inDir(file.audit.signing_key_file),
+      generateKeyIfMissing: file.audit.generate_key_if_missing,
+      checkpointIntervalMs: parseFineDurationMs(file.audit.checkpoint_interval),
+      checkpointEveryEvents: file.audit.checkpoint_every_events,
+    },
+    workers: {
+      expiryPollMs: parseFineDurationMs(file.workers.expiry_poll),
+      expiryBatchSize: file.workers.expiry_batch_size,
+      revokeConcurrency: file.workers.revoke_concurrency,
+    },
+  });
+}

@@ -1,0 +1,326 @@
+/**
+ * Cross-reference checks a schema cannot express: names that must point at something defined,
+ * approval rules that must be satisfiable, connector settings, and the storage secret.
+ *
+ * They read the raw document leniently (a part that has the wrong shape is skipped: the schema
+ * reports it), so one run reports every problem in the file, not just the first kind.
+ */
+import { dirname, resolve } from "node:path";
+import type { z } from "zod";
+import { NAME_PATTERN } from "../contract/config-schema.js";
+import { parseRule, ruleGroups, ruleSatisfiable } from "../core/approval-policy.js";
+import { isDuration, parseDuration } from "../core/duration.js";
+import type { ApprovalRule, ApprovalTerm, Policy, UserDef } from "../core/model.js";
+import { Redacted } from "../core/redacted.js";
+import { listNames, type PathSegment, type Problem, problem, problemsFromZod, suggest } from "./config-issues.js";
+
+export interface CheckOptions {
+  readonly source: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readSecretFile(path: string): string;
+  readonly connectorSchemas: Readonly<Record<string, z.ZodType>>;
+  readonly resolveSecrets: boolean;
+}
+
+export interface CheckResult {
+  readonly problems: Problem[];
+  /** The postgres connection URL (empty when secrets are not resolved), or null for sqlite. */
+  readonly storageUrl: Redacted<string> | null;
+  /** Each target's settings as parsed by its connector's schema (defaults applied). */
+  readonly targetSettings: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
+}
+
+type Raw = Record<string, unknown>;
+
+const isRecord = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
+const entries = (v: unknown): [string, unknown][] => (isRecord(v) ? Object.entries(v) : []);
+const isName = (v: unknown): v is string => typeof v === "string" && NAME_PATTERN.test(v);
+/** The well-formed names in a list, with their index. */
+const names = (v: unknown): [string, number][] =>
+  Array.isArray(v) ? v.flatMap((x, i): [string, number][] => (isName(x) ? [[x, i]] : [])) : [];
+const seconds = (v: unknown): number | null => (typeof v === "string" && isDuration(v) ? parseDuration(v) : null);
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
+  const problems: Problem[] = [];
+  const doc: Raw = isRecord(raw) ? raw : {};
+
+  const users = new Set(entries(doc.users).map(([name]) => name));
+  const groups = new Map<string, Set<string>>();
+  for (const [group, members] of entries(doc.groups)) {
+    const known = new Set<string>();
+    for (const [member, i] of names(members)) {
+      if (users.has(member)) known.add(member);
+      else {
+        problems.push(
+          problem(
+            ["groups", group, i],
+            `group \`${group}\` lists \`${member}\`, who is not defined under \`users\``,
+            suggest(
+              member,
+              users,
+              "defined users",
+              `define \`${member}\` under \`users\` or remove them from the group`,
+            ),
+          ),
+        );
+      }
+    }
+    groups.set(group, known);
+  }
+
+  for (const [group, i] of names(doc.admin_groups)) {
+    if (!groups.has(group)) {
+      problems.push(
+        problem(
+          ["admin_groups", i],
+          `admin group \`${group}\` is not defined under \`groups\``,
+          suggest(group, groups.keys(), "defined groups"),
+        ),
+      );
+    }
+  }
+
+  const targetSettings = new Map<string, Readonly<Record<string, unknown>>>();
+  const targets = new Set<string>();
+  for (const [name, target] of entries(doc.targets)) {
+    targets.add(name);
+    if (!isRecord(target)) continue;
+    checkTarget(name, target, opts, problems, targetSettings);
+  }
+
+  const policy = satisfiabilityPolicy(users, groups);
+  for (const [domain, domainDef] of entries(doc.domains)) {
+    if (!isRecord(domainDef)) continue;
+    for (const [role, roleDef] of entries(domainDef.roles)) {
+      if (!isRecord(roleDef)) continue;
+      checkRole(["domains", domain, "roles", role], roleDef, { targets, groups, policy }, problems);
+    }
+  }
+
+  const storageUrl = checkStorage(doc.storage, opts, problems);
+  return { problems, storageUrl, targetSettings };
+}
+
+function checkTarget(
+  name: string,
+  target: Raw,
+  opts: CheckOptions,
+  problems: Problem[],
+  out: Map<string, Readonly<Record<string, unknown>>>,
+): void {
+  const connector = target.connector;
+  if (typeof connector !== "string" || connector === "") return;
+  const schema = opts.connectorSchemas[connector];
+  if (!schema) {
+    const known = Object.keys(opts.connectorSchemas);
+    problems.push(
+      problem(
+        ["targets", name, "connector"],
+        `unknown connector "${connector}"`,
+        suggest(connector, known, "known connectors", known.length === 0 ? "no connectors are registered" : undefined),
+      ),
+    );
+    return;
+  }
+  const settings = target.settings ?? {};
+  if (!isRecord(settings)) return; // the file schema reports it
+  let parsed: ReturnType<z.ZodType["safeParse"]>;
+  try {
+    parsed = schema.safeParse(settings, { reportInput: true });
+  } catch (e) {
+    // A connector schema that cannot run synchronously (async refinements) is a programming error.
+    problems.push(
+      problem(
+        ["targets", name, "settings"],
+        `the ${connector} connector could not check its settings: ${(e as Error).message}`,
+      ),
+    );
+    return;
+  }
+  if (!parsed.success) {
+    problems.push(...problemsFromZod(parsed.error.issues, schema, settings, ["targets", name, "settings"]));
+  } else {
+    out.set(name, isRecord(parsed.data) ? parsed.data : settings);
+  }
+}
+
+/** Only what `ruleSatisfiable` reads; group members that are not users are left out (reported above). */
+function satisfiabilityPolicy(users: Set<string>, groups: Map<string, Set<string>>): Pick<Policy, "users" | "groups"> {
+  const userDefs = new Map<string, UserDef>([...users].map((u) => [u, { name: u, displayName: u, email: null }]));
+  return { users: userDefs, groups };
+}
+
+interface RoleContext {
+  readonly targets: ReadonlySet<string>;
+  readonly groups: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly policy: Pick<Policy, "users" | "groups">;
+}
+
+function checkRole(path: PathSegment[], role: Raw, ctx: RoleContext, problems: Problem[]): void {
+  if (isName(role.target) && !ctx.targets.has(role.target)) {
+    problems.push(
+      problem(
+        [...path, "target"],
+        `target \`${role.target}\` is not defined under \`targets\``,
+        suggest(role.target, ctx.targets, "defined targets", `define \`${role.target}\` under \`targets\``),
+      ),
+    );
+  }
+
+  const defaultS = seconds(role.default_duration);
+  const maxS = seconds(role.max_duration);
+  if (defaultS !== null && maxS !== null && maxS < defaultS) {
+    problems.push(
+      problem(
+        [...path, "max_duration"],
+        `max_duration (${String(role.max_duration)}) is shorter than default_duration (${String(role.default_duration)})`,
+        `raise max_duration to at least ${String(role.default_duration)}, or lower default_duration to ${String(role.max_duration)} or less`,
+      ),
+    );
+  }
+
+  const requesterGroups: string[] = [];
+  for (const [group, i] of names(role.requesters)) {
+    if (ctx.groups.has(group)) requesterGroups.push(group);
+    else {
+      problems.push(
+        problem(
+          [...path, "requesters", i],
+          `requester group \`${group}\` is not defined under \`groups\``,
+          suggest(group, ctx.groups.keys(), "defined groups"),
+        ),
+      );
+    }
+  }
+
+  if (typeof role.approval !== "string") return;
+  const rule = parseRule(role.approval);
+  if ("error" in rule) return; // the file schema reports the syntax
+  const approvalPath = [...path, "approval"];
+  const unknown = [...ruleGroups(rule)].filter((g) => !ctx.groups.has(g));
+  for (const group of unknown) {
+    problems.push(
+      problem(
+        approvalPath,
+        `approval rule names group \`${group}\`, which is not defined under \`groups\``,
+        suggest(group, ctx.groups.keys(), "defined groups"),
+      ),
+    );
+  }
+  if (unknown.length > 0) return;
+
+  const text = role.approval.trim();
+  // Drop clauses that ask a group for more people than it has: they can never be met, and
+  // asking the matcher about them would allocate one seat per requested approver.
+  const feasible: ApprovalRule = {
+    anyOf: rule.anyOf.filter((clause) => clause.every((t) => t.count <= (ctx.groups.get(t.group)?.size ?? 0))),
+  };
+  if (feasible.anyOf.length === 0 || !ruleSatisfiable(ctx.policy, feasible, null)) {
+    problems.push(
+      problem(
+        approvalPath,
+        `approval rule "${text}" can never be satisfied by the configured users: ${rule.anyOf.map((c) => explainClause(c, ctx.groups)).join("; ")}`,
+        "add members to the groups it names, lower the counts, or add an `or` clause that can be met",
+      ),
+    );
+    return;
+  }
+
+  const eligible = new Set<string>();
+  for (const group of requesterGroups) for (const member of ctx.groups.get(group) ?? []) eligible.add(member);
+  const blocked = [...eligible].filter((user) => !ruleSatisfiable(ctx.policy, feasible, user));
+  if (blocked.length > 0) {
+    const who = listNames(blocked);
+    const approverGroups = [...ruleGroups(rule)].filter((g) => blocked.some((u) => ctx.groups.get(g)?.has(u)));
+    const theirGroups = requesterGroups.filter((g) => blocked.some((u) => ctx.groups.get(g)?.has(u)));
+    problems.push(
+      problem(
+        approvalPath,
+        `requests by ${who} can never be approved: approval rule "${text}" would need ${blocked.length === 1 ? who : "each of them"} as one of the approvers, and nobody approves their own request`,
+        `add another member to ${listNames(approverGroups.map((g) => `\`${g}\``))}, add an \`or\` clause ${who} can be approved by, or take ${who} out of the requester groups (${theirGroups.join(", ")})`,
+      ),
+    );
+  }
+}
+
+function explainClause(clause: readonly ApprovalTerm[], groups: ReadonlyMap<string, ReadonlySet<string>>): string {
+  const members = (g: string) => [...(groups.get(g) ?? [])];
+  const short = clause.find((t) => t.count > members(t.group).length);
+  const head = `"${clause.map((t) => `${t.count} of ${t.group}`).join(" and ")}"`;
+  if (short) {
+    const m = members(short.group);
+    return `${head} needs ${short.count} of ${short.group}, which has ${plural(m.length, "member")}${m.length ? ` (${m.join(", ")})` : ""}`;
+  }
+  const people = new Set(clause.flatMap((t) => members(t.group)));
+  const needed = clause.reduce((n, t) => n + t.count, 0);
+  return `${head} needs ${plural(needed, "distinct approver")} and its groups have ${plural(people.size, "member")} in all (${[...people].join(", ")})`;
+}
+
+function checkStorage(storage: unknown, opts: CheckOptions, problems: Problem[]): Redacted<string> | null {
+  if (!isRecord(storage) || storage.driver !== "postgres") return null;
+  const hasEnv = storage.url_env !== undefined;
+  const hasFile = storage.url_file !== undefined;
+  if (!hasEnv && !hasFile) {
+    problems.push(
+      problem(
+        ["storage"],
+        "postgres storage needs a connection URL: set exactly one of `url_env` or `url_file`",
+        "add `url_env: BREAKGLASS_DATABASE_URL` (a variable holding postgres://…) or `url_file: ./database-url` (a file holding it)",
+      ),
+    );
+    return null;
+  }
+  if (hasEnv && hasFile) {
+    problems.push(
+      problem(
+        ["storage", "url_file"],
+        "set `url_env` or `url_file`, not both",
+        "remove `url_file` to read the URL from the environment variable, or remove `url_env`",
+      ),
+    );
+    return null;
+  }
+  if (!opts.resolveSecrets) return new Redacted("");
+
+  if (typeof storage.url_env === "string") {
+    const name = storage.url_env;
+    const value = opts.env[name]?.trim();
+    if (!value) {
+      problems.push(
+        problem(
+          ["storage", "url_env"],
+          `environment variable ${name} is ${opts.env[name] === undefined ? "not set" : "empty"}`,
+          `set ${name} to the connection URL (postgres://USER:PASSWORD@HOST:5432/DATABASE) before starting, or use \`url_file\``,
+        ),
+      );
+      return null;
+    }
+    return new Redacted(value);
+  }
+  if (typeof storage.url_file === "string" && storage.url_file !== "") {
+    const file = resolve(dirname(opts.source), storage.url_file);
+    let value: string;
+    try {
+      value = opts.readSecretFile(file).trim();
+    } catch (e) {
+      const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      problems.push(
+        problem(
+          ["storage", "url_file"],
+          `cannot read ${file} (${reason})`,
+          "create the file with the postgres://… URL on one line, or fix the path (relative paths start at the configuration file's folder)",
+        ),
+      );
+      return null;
+    }
+    if (!value) {
+      problems.push(
+        problem(["storage", "url_file"], `${file} is empty`, "put the postgres://… connection URL in the file"),
+      );
+      return null;
+    }
+    return new Redacted(value);
+  }
+  return null;
+}

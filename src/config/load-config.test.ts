@@ -1,0 +1,475 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, test } from "vitest";
+import { z } from "zod";
+import { ConfigError, type ConfigIssue } from "../core/errors.js";
+import { checkConfigText, formatIssues, type LoadOptions, loadConfigFile } from "./load-config.js";
+
+/** A stand-in connector for these tests; the real ones live in src/connectors. */
+const fakeSettings = z.strictObject({
+  command: z.string().min(1),
+  timeout: z.string().default("30s"),
+});
+
+const SOURCE = "/etc/breakglass/breakglass.yaml";
+
+function options(overrides: Partial<LoadOptions> = {}): LoadOptions {
+  return {
+    source: SOURCE,
+    env: {},
+    readSecretFile: () => {
+      throw Object.assign(new Error("no such file"), { code: "ENOENT" });
+    },
+    connectorSchemas: { fake: fakeSettings },
+    resolveSecrets: true,
+    ...overrides,
+  };
+}
+
+const BASE = `version: 1
+users:
+  alice: { name: "Alice Adams", email: alice@example.com }
+  bob: { name: Bob }
+  carol: {}
+groups:
+  oncall: [alice]
+  sre-leads: [bob, carol]
+  security: [carol]
+  dba: [bob]
+admin_groups: [security]
+domains:
+  production:
+    description: Customer-facing
+    roles:
+      db-admin:
+        target: pg-main
+        default_duration: 30m
+        max_duration: 2h
+        approval: "2 of sre-leads"
+        requesters: [oncall]
+targets:
+  pg-main:
+    connector: fake
+    settings:
+      command: grant.sh
+`;
+
+/** `BASE` with one piece of text replaced (the replacement must happen). */
+function edit(from: string, to: string, text = BASE): string {
+  if (!text.includes(from)) throw new Error(`test setup: ${JSON.stringify(from)} is not in the config`);
+  return text.replace(from, to);
+}
+
+function check(text: string, overrides: Partial<LoadOptions> = {}) {
+  return checkConfigText(text, options(overrides));
+}
+
+/** The one issue at `path`. */
+function issueAt(issues: readonly ConfigIssue[], path: string): ConfigIssue {
+  const found = issues.filter((i) => i.path === path);
+  expect(found, `issues at ${path} among ${JSON.stringify(issues, null, 2)}`).toHaveLength(1);
+  return found[0] as ConfigIssue;
+}
+
+/** 1-based line and column where `needle` first appears in `text`. */
+function positionOf(text: string, needle: string): { line: number; column: number } {
+  const index = text.indexOf(needle);
+  if (index < 0) throw new Error(`test setup: ${JSON.stringify(needle)} is not in the config`);
+  const before = text.slice(0, index).split("\n");
+  return { line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
+}
+
+const ROLE = "domains.production.roles.db-admin";
+
+describe("checkConfigText", () => {
+  test("accepts the base configuration without issues", () => {
+    const { config, issues } = check(BASE);
+    expect(issues).toEqual([]);
+    expect(config?.policy.roles.get("production/db-admin")?.maxDurationS).toBe(7200);
+  });
+
+  test("reports an unknown key with a did-you-mean hint and the missing key at its parent", () => {
+    const text = edit("max_duration: 2h", "max_duraton: 2h");
+    const { config, issues } = check(text);
+    expect(config).toBeNull();
+
+    const unknown = issueAt(issues, `${ROLE}.max_duraton`);
+    expect(unknown.message).toContain("unknown key `max_duraton`");
+    expect(unknown.hint).toBe("did you mean `max_duration`?");
+    expect(unknown).toMatchObject(positionOf(text, "max_duraton"));
+
+    const missing = issueAt(issues, `${ROLE}.max_duration`);
+    expect(missing.message).toContain("`max_duration` is required");
+    expect(missing.hint).toBe("add `max_duration: 2h`");
+    expect(missing).toMatchObject(positionOf(text, "db-admin:"));
+  });
+
+  test("lists the allowed keys when an unknown key resembles none", () => {
+    const text = edit("admin_groups:", "colour: blue\nadmin_groups:");
+    const issue = issueAt(check(text).issues, "colour");
+    expect(issue.message).toContain("unknown key `colour`");
+    expect(issue.hint).toContain("allowed keys here: version, server, storage, audit, workers, defaults");
+    expect(issue.line).toBe(positionOf(text, "colour").line);
+  });
+
+  test("rejects a malformed duration and says how to write one", () => {
+    const text = edit("max_duration: 2h", "max_duration: 90x");
+    const issue = issueAt(check(text).issues, `${ROLE}.max_duration`);
+    expect(issue.message).toBe('"90x" is not a duration');
+    expect(issue.hint).toContain("write it like 30m, 1h30m, 2d");
+    expect(issue).toMatchObject(positionOf(text, "90x"));
+  });
+
+  test("rejects a zero duration", () => {
+    const text = edit("default_duration: 30m", "default_duration: 0s");
+    const issue = issueAt(check(text).issues, `${ROLE}.default_duration`);
+    expect(issue.message).toContain("longer than 0s");
+    expect(issue.hint).toContain("positive duration");
+    expect(issue.line).toBe(positionOf(text, "0s").line);
+  });
+
+  test("rejects a duration written as a number", () => {
+    const text = edit("max_duration: 2h", "max_duration: 120");
+    const issue = issueAt(check(text).issues, `${ROLE}.max_duration`);
+    expect(issue.message).toBe("expected text, got the number 120");
+    expect(issue.hint).toContain("write it like 30m");
+    expect(issue.line).toBe(positionOf(text, "120").line);
+  });
+
+  test("rejects a worker timing longer than a timer can wait", () => {
+    const text = `${BASE}workers: { expiry_poll: 30d }\n`;
+    const issue = issueAt(check(text).issues, "workers.expiry_poll");
+    expect(issue.message).toBe('"30d" is longer than a timer can wait (24d)');
+    expect(issue).toMatchObject(positionOf(text, "30d"));
+  });
+
+  test("rejects a max_duration shorter than the default_duration", () => {
+    const text = edit("max_duration: 2h", "max_duration: 20m");
+    const issue = issueAt(check(text).issues, `${ROLE}.max_duration`);
+    expect(issue.message).toBe("max_duration (20m) is shorter than default_duration (30m)");
+    expect(issue.hint).toContain("raise max_duration to at least 30m");
+    expect(issue.line).toBe(positionOf(text, "max_duration: 20m").line);
+  });
+
+  test("rejects a role naming a target that does not exist and lists the defined ones", () => {
+    const text = edit("target: pg-main", "target: pg-replica");
+    const issue = issueAt(check(text).issues, `${ROLE}.target`);
+    expect(issue.message).toContain("target `pg-replica` is not defined under `targets`");
+    expect(issue.hint).toContain("defined targets: pg-main");
+    expect(issue).toMatchObject(positionOf(text, "pg-replica"));
+  });
+
+  test("suggests the nearest target for a misspelt one", () => {
+    const issue = issueAt(check(edit("target: pg-main", "target: pg-mian")).issues, `${ROLE}.target`);
+    expect(issue.hint).toBe("did you mean `pg-main`?");
+  });
+
+  test("rejects an approval rule that does not parse", () => {
+    const text = edit('"2 of sre-leads"', '"two of sre-leads"');
+    const issue = issueAt(check(text).issues, `${ROLE}.approval`);
+    expect(issue.message).toContain('invalid approval rule: "two of sre-leads" is not a term');
+    expect(issue.hint).toContain('"1 of security and 1 of dba or 2 of sre-leads"');
+    expect(issue.line).toBe(positionOf(text, "two of").line);
+  });
+
+  test("rejects an approval rule naming an unknown group", () => {
+    const text = edit('"2 of sre-leads"', '"2 of sre-lead"');
+    const issue = issueAt(check(text).issues, `${ROLE}.approval`);
+    expect(issue.message).toContain("approval rule names group `sre-lead`, which is not defined under `groups`");
+    expect(issue.hint).toBe("did you mean `sre-leads`?");
+    expect(issue.line).toBe(positionOf(text, "approval:").line);
+  });
+
+  test("rejects an approval rule no configured users could satisfy", () => {
+    const text = edit('"2 of sre-leads"', '"3 of sre-leads"');
+    const issue = issueAt(check(text).issues, `${ROLE}.approval`);
+    expect(issue.message).toContain('approval rule "3 of sre-leads" can never be satisfied');
+    expect(issue.message).toContain("sre-leads, which has 2 members (bob, carol)");
+    expect(issue.hint).toContain("add members to the groups it names");
+    expect(issue.line).toBe(positionOf(text, "approval:").line);
+  });
+
+  test("rejects an and-rule that needs one person twice", () => {
+    const text = edit("dba: [bob]", "dba: [carol]", edit('"2 of sre-leads"', '"1 of security and 1 of dba"'));
+    const issue = issueAt(check(text).issues, `${ROLE}.approval`);
+    expect(issue.message).toContain("needs 2 distinct approvers and its groups have 1 member in all (carol)");
+  });
+
+  test("does not choke on an approval rule asking for a huge number of approvers", () => {
+    const issue = issueAt(check(edit('"2 of sre-leads"', '"1000000000 of sre-leads"')).issues, `${ROLE}.approval`);
+    expect(issue.message).toContain("can never be satisfied");
+  });
+
+  test("rejects a rule that needs the requester to approve their own request, naming the requester", () => {
+    const text = edit("requesters: [oncall]", "requesters: [oncall, sre-leads]");
+    const issue = issueAt(check(text).issues, `${ROLE}.approval`);
+    expect(issue.message).toContain("requests by bob and carol can never be approved");
+    expect(issue.message).toContain("nobody approves their own request");
+    expect(issue.hint).toContain("add another member to `sre-leads`");
+    expect(issue.hint).toContain("take bob and carol out of the requester groups (sre-leads)");
+    expect(issue.line).toBe(positionOf(text, "approval:").line);
+  });
+
+  test("accepts a rule a requester can meet through another clause", () => {
+    const text = edit(
+      '"2 of sre-leads"',
+      '"2 of sre-leads or 1 of security"',
+      edit("oncall: [alice]", "oncall: [alice, bob]"),
+    );
+    expect(check(text).issues).toEqual([]);
+  });
+
+  test("rejects a group member who is not a user", () => {
+    const text = edit("dba: [bob]", "dba: [bob, dave]");
+    const issue = issueAt(check(text).issues, "groups.dba.1");
+    expect(issue.message).toBe("group `dba` lists `dave`, who is not defined under `users`");
+    expect(issue.hint).toContain("define `dave` under `users`");
+    expect(issue).toMatchObject(positionOf(text, "dave"));
+  });
+
+  test("rejects requesters naming an unknown group", () => {
+    const text = edit("requesters: [oncall]", "requesters: [on-call]");
+    const issue = issueAt(check(text).issues, `${ROLE}.requesters.0`);
+    expect(issue.message).toBe("requester group `on-call` is not defined under `groups`");
+    expect(issue.hint).toBe("did you mean `oncall`?");
+    expect(issue).toMatchObject(positionOf(text, "on-call"));
+  });
+
+  test("rejects admin_groups naming an unknown group", () => {
+    const text = edit("admin_groups: [security]", "admin_groups: [secops]");
+    const issue = issueAt(check(text).issues, "admin_groups.0");
+    expect(issue.message).toBe("admin group `secops` is not defined under `groups`");
+    expect(issue.hint).toContain("defined groups: oncall, sre-leads, security, dba");
+    expect(issue).toMatchObject(positionOf(text, "secops"));
+  });
+
+  test("rejects an incident_pattern that is not a regular expression", () => {
+    const text = edit("requesters: [oncall]", 'requesters: [oncall]\n        incident_pattern: "INC-[0-9+"');
+    const issue = issueAt(check(text).issues, `${ROLE}.incident_pattern`);
+    expect(issue.message).toContain('"INC-[0-9+" is not a valid regular expression');
+    expect(issue.hint).toContain('"INC-[0-9]+"');
+    expect(issue.line).toBe(positionOf(text, "incident_pattern").line);
+  });
+
+  test("rejects names that break the naming rule and says the rule", () => {
+    const text = edit("carol: {}", "Carol: {}");
+    const issue = issueAt(check(text).issues, "users.Carol");
+    expect(issue.message).toBe('"Carol" is not a valid user name');
+    expect(issue.hint).toContain("^[a-z0-9][a-z0-9_.-]*$");
+    expect(issue).toMatchObject(positionOf(text, "Carol"));
+  });
+
+  test("rejects an unknown connector and lists the known ones", () => {
+    const text = edit("connector: fake", "connector: ldap");
+    const issue = issueAt(check(text).issues, "targets.pg-main.connector");
+    expect(issue.message).toBe('unknown connector "ldap"');
+    expect(issue.hint).toBe("known connectors: fake");
+    expect(issue).toMatchObject(positionOf(text, "ldap"));
+  });
+
+  test("reports connector settings failing the connector's schema under targets.X.settings", () => {
+    const text = edit("command: grant.sh", "command: 5\n      comand: grant.sh");
+    const { issues } = check(text);
+    const wrong = issueAt(issues, "targets.pg-main.settings.command");
+    expect(wrong.message).toBe("expected text, got the number 5");
+    expect(wrong).toMatchObject(positionOf(text, "5\n"));
+    const unknown = issueAt(issues, "targets.pg-main.settings.comand");
+    expect(unknown.hint).toBe("did you mean `command`?");
+    expect(unknown.line).toBe(positionOf(text, "comand").line);
+  });
+
+  test("reports missing connector settings at the settings key", () => {
+    const text = edit("    settings:\n      command: grant.sh\n", "    settings: {}\n");
+    const issue = issueAt(check(text).issues, "targets.pg-main.settings.command");
+    expect(issue.message).toBe("`command` is required");
+    expect(issue.line).toBe(positionOf(text, "settings").line);
+  });
+
+  test("rejects a wrongly typed value with what was found", () => {
+    const text = `${BASE}server:\n  port: eighty\n`;
+    const issue = issueAt(check(text).issues, "server.port");
+    expect(issue.message).toBe('expected a whole number, got the text "eighty"');
+    expect(issue.hint).toContain("TCP port");
+    expect(issue.line).toBe(positionOf(text, "eighty").line);
+  });
+
+  test("rejects an unsupported version", () => {
+    const text = edit("version: 1", "version: 2");
+    const issue = issueAt(check(text).issues, "version");
+    expect(issue.message).toBe("must be 1, got the number 2");
+    expect(issue.hint).toBe("set `version: 1`");
+    expect(issue.line).toBe(1);
+  });
+
+  test("rejects a missing version", () => {
+    const issue = issueAt(check(edit("version: 1\n", "")).issues, "version");
+    expect(issue.hint).toBe("add `version: 1`");
+    expect(issue.line).toBe(1);
+  });
+
+  test("rejects an unknown storage driver", () => {
+    const text = `${BASE}storage:\n  driver: mysql\n`;
+    const issue = issueAt(check(text).issues, "storage.driver");
+    expect(issue.message).toBe('unknown driver "mysql"');
+    expect(issue.hint).toBe("use one of: sqlite, postgres");
+    expect(issue).toMatchObject(positionOf(text, "mysql"));
+  });
+
+  describe("postgres storage", () => {
+    test("needs url_env or url_file", () => {
+      const text = `${BASE}storage:\n  driver: postgres\n`;
+      const issue = issueAt(check(text).issues, "storage");
+      expect(issue.message).toContain("set exactly one of `url_env` or `url_file`");
+      expect(issue.hint).toContain("url_env: BREAKGLASS_DATABASE_URL");
+      expect(issue.line).toBe(positionOf(text, "storage:").line);
+    });
+
+    test("refuses both url_env and url_file", () => {
+      const text = `${BASE}storage:\n  driver: postgres\n  url_env: DB_URL\n  url_file: ./db-url\n`;
+      const issue = issueAt(check(text).issues, "storage.url_file");
+      expect(issue.message).toBe("set `url_env` or `url_file`, not both");
+      expect(issue.hint).toContain("remove `url_file`");
+      expect(issue.line).toBe(positionOf(text, "url_file").line);
+    });
+
+    test("needs url_env to be set when secrets are resolved", () => {
+      const text = `${BASE}storage:\n  driver: postgres\n  url_env: DB_URL\n`;
+      const issue = issueAt(check(text).issues, "storage.url_env");
+      expect(issue.message).toBe("environment variable DB_URL is not set");
+      expect(issue.hint).toContain("set DB_URL to the connection URL");
+      expect(issue).toMatchObject(positionOf(text, "DB_URL"));
+    });
+
+    test("does not need the secret for a check", () => {
+      const text = `${BASE}storage:\n  driver: postgres\n  url_env: DB_URL\n  pool_size: 4\n`;
+      const { config, issues } = check(text, { resolveSecrets: false });
+      expect(issues).toEqual([]);
+      expect(config?.storage.driver === "postgres" && config.storage.url.reveal()).toBe("");
+    });
+
+    test("reads the URL from url_env, redacted", () => {
+      const url = "postgres://bg:s3cret@db:5432/bg";
+      const text = `${BASE}storage:\n  driver: postgres\n  url_env: DB_URL\n`;
+      const { config } = check(text, { env: { DB_URL: url } });
+      const storage = config?.storage;
+      expect(storage?.driver).toBe("postgres");
+      if (storage?.driver !== "postgres") return;
+      expect(storage.url.reveal()).toBe(url);
+      expect(storage.poolSize).toBe(10);
+      expect(JSON.stringify(config)).not.toContain("s3cret");
+    });
+
+    test("reads the URL from url_file relative to the configuration file", () => {
+      const read: string[] = [];
+      const text = `${BASE}storage:\n  driver: postgres\n  url_file: secrets/db-url\n`;
+      const { config } = check(text, {
+        readSecretFile: (file) => {
+          read.push(file);
+          return "postgres://bg@db/bg\n";
+        },
+      });
+      expect(read).toEqual(["/etc/breakglass/secrets/db-url"]);
+      expect(config?.storage.driver === "postgres" && config.storage.url.reveal()).toBe("postgres://bg@db/bg");
+    });
+
+    test("reports an unreadable url_file", () => {
+      const text = `${BASE}storage:\n  driver: postgres\n  url_file: secrets/db-url\n`;
+      const issue = issueAt(check(text).issues, "storage.url_file");
+      expect(issue.message).toBe("cannot read /etc/breakglass/secrets/db-url (ENOENT)");
+      expect(issue.line).toBe(positionOf(text, "secrets/db-url").line);
+    });
+  });
+
+  test("reports YAML syntax errors as issues with a position", () => {
+    const text = edit("  bob: { name: Bob }\n", "  bob: { name: Bob }\n  bob: {}\n");
+    const { config, issues } = check(text);
+    expect(config).toBeNull();
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.message).toContain("YAML: Map keys must be unique");
+    expect(issues[0]?.hint).toBe("remove or rename one of the two keys");
+    expect(issues[0]?.line).toBe(5);
+  });
+
+  test("reports an empty file", () => {
+    const { issues } = check("");
+    expect(issues).toEqual([expect.objectContaining({ path: "", message: "the file is empty" })]);
+  });
+
+  test("collects every issue in one run, in source order", () => {
+    let text = edit("max_duration: 2h", "max_duration: 90x");
+    text = edit("dba: [bob]", "dba: [bob, dave]", text);
+    text = edit("target: pg-main", "target: nowhere", text);
+    text = edit("connector: fake", "connector: ldap", text);
+    text = edit("admin_groups: [security]", "admin_groups: [secops]", text);
+    const { issues } = check(text);
+    expect(issues.map((i) => i.path)).toEqual([
+      "groups.dba.1",
+      "admin_groups.0",
+      `${ROLE}.target`,
+      `${ROLE}.max_duration`,
+      "targets.pg-main.connector",
+    ]);
+  });
+});
+
+describe("formatIssues", () => {
+  test("prints one block per issue with position, path, message and fix", () => {
+    const text = edit("max_duration: 2h", "max_duration: 90x");
+    const out = formatIssues(check(text).issues, "breakglass.yaml");
+    expect(out).toBe(
+      `breakglass.yaml:19:23  ${ROLE}.max_duration: "90x" is not a duration\n    fix: write it like 30m, 1h30m, 2d or 45s`,
+    );
+  });
+
+  test("prints issues without a position or hint", () => {
+    expect(
+      formatIssues(
+        [
+          { path: "", message: "cannot read x" },
+          { path: "a.b", message: "bad" },
+        ],
+        "x.yaml",
+      ),
+    ).toBe("x.yaml  cannot read x\nx.yaml  a.b: bad");
+  });
+});
+
+describe("loadConfigFile", () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  test("loads a file and resolves relative paths against its folder", () => {
+    dir = mkdtempSync(join(tmpdir(), "bg-config-"));
+    const file = join(dir, "breakglass.yaml");
+    writeFileSync(file, `${BASE}storage: { driver: sqlite, path: data/bg.db }\n`);
+    const config = loadConfigFile(file, { connectorSchemas: { fake: fakeSettings } });
+    expect(config.source).toBe(file);
+    expect(config.storage).toEqual({ driver: "sqlite", path: join(dir, "data/bg.db") });
+    expect(config.audit.signingKeyFile).toBe(join(dir, "audit-signing.pem"));
+  });
+
+  test("throws ConfigError carrying every issue", () => {
+    dir = mkdtempSync(join(tmpdir(), "bg-config-"));
+    const file = join(dir, "breakglass.yaml");
+    writeFileSync(file, edit("max_duration: 2h", "max_duration: 90x"));
+    const error = (() => {
+      try {
+        loadConfigFile(file, { connectorSchemas: { fake: fakeSettings } });
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).code).toBe("ERR_CONFIG_INVALID");
+    expect((error as ConfigError).issues.map((i) => i.path)).toEqual([`${ROLE}.max_duration`]);
+  });
+
+  test("throws ConfigError for a file that cannot be read", () => {
+    expect(() => loadConfigFile("/nonexistent/breakglass.yaml")).toThrow(ConfigError);
+  });
+});

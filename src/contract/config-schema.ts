@@ -1,0 +1,350 @@
+/**
+ * The configuration file format (`breakglass.yaml`) as a zod schema: the single source of truth
+ * for what the file may contain. The loader (src/config/load-config.ts) validates with it and then
+ * runs the cross-reference checks a schema cannot express; `configJsonSchema()` publishes it as
+ * JSON Schema (schema/breakglass.schema.json) so editors can complete and check the file.
+ *
+ * The schema describes the file as written (snake_case, durations as text). It has no transforms,
+ * so it converts to JSON Schema faithfully; converting to the runtime shape is the loader's job.
+ */
+import { z } from "zod";
+import { parseRule } from "../core/approval-policy.js";
+import { isDuration, parseDuration } from "../core/duration.js";
+
+/** Names of users, groups, domains, roles and targets. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]*$/;
+export const NAME_HINT =
+  "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit (pattern ^[a-z0-9][a-z0-9_.-]*$)";
+export const DURATION_HINT = "write it like 30m, 1h30m, 2d or 45s";
+export const FINE_DURATION_HINT = "write it like 250ms, 30s, 5m or 1h30m";
+export const APPROVAL_HINT =
+  'write it as "2 of sre-leads", or combine terms: "1 of security and 1 of dba or 2 of sre-leads"';
+
+export const DEFAULT_INCIDENT_PATTERN = "[A-Z][A-Z0-9]*-[0-9]+";
+/** Review deadline of an emergency activation when the role sets none. */
+export const EMERGENCY_REVIEW_DEADLINE = "24h";
+
+/**
+ * Fix-it hints for the checker, attached to schemas. A separate registry (not `.meta()`) so the
+ * hints stay out of the published JSON Schema.
+ */
+export const configHints = z.registry<{ hint: string }>();
+
+function withHint<T extends z.ZodType>(schema: T, hint: string): T {
+  configHints.add(schema, { hint });
+  return schema;
+}
+
+const DURATION_SOURCE = "^(?:\\d+d)?(?:\\d+h)?(?:\\d+m)?(?:\\d+s)?$";
+const FINE_DURATION_SOURCE = "^(?:\\d+ms|(?:\\d+d)?(?:\\d+h)?(?:\\d+m)?(?:\\d+s)?)$";
+const MILLIS = /^(\d+)ms$/;
+/** Node timers cannot wait longer than 2^31-1 ms; a longer delay fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Is `text` a duration that also allows whole milliseconds (`250ms`)? */
+export function isFineDuration(text: string): boolean {
+  return MILLIS.test(text) || isDuration(text);
+}
+
+/**
+ * Milliseconds of a duration that may be written in `ms` (`250ms`) or like any other
+ * duration (`30s`, `5m`). Core durations are whole seconds; worker timings need finer steps.
+ * @throws ERR_VALIDATION when the text is not a duration.
+ */
+export function parseFineDurationMs(text: string): number {
+  const m = MILLIS.exec(text.trim());
+  return m?.[1] !== undefined ? Number(m[1]) : parseDuration(text) * 1000;
+}
+
+function durationSchema(fine: boolean) {
+  const valid = fine ? isFineDuration : isDuration;
+  const toMs = fine ? parseFineDurationMs : (t: string) => parseDuration(t) * 1000;
+  const hint = fine ? FINE_DURATION_HINT : DURATION_HINT;
+  const schema = z
+    .string()
+    .check((ctx) => {
+      const text = ctx.value;
+      if (!valid(text)) {
+        ctx.issues.push({ code: "custom", input: text, message: `"${text}" is not a duration`, params: { hint } });
+      } else if (fine && toMs(text) > MAX_TIMER_MS) {
+        ctx.issues.push({
+          code: "custom",
+          input: text,
+          message: `"${text}" is longer than a timer can wait (24d)`,
+          params: { hint: "use a duration of at most 24d" },
+        });
+      } else if (toMs(text) <= 0) {
+        ctx.issues.push({
+          code: "custom",
+          input: text,
+          message: `"${text}" is zero; a duration must be longer than 0s`,
+          params: { hint: `use a positive duration; ${hint}` },
+        });
+      }
+    })
+    .meta({
+      pattern: fine ? FINE_DURATION_SOURCE : DURATION_SOURCE,
+      examples: fine ? ["250ms", "30s", "5m"] : ["30m", "1h30m", "2d"],
+    });
+  return withHint(schema, hint);
+}
+
+/** A duration in whole seconds or more: `30m`, `1h30m`, `2d`, `45s`. */
+const Duration = durationSchema(false);
+/** A duration that may also be written in milliseconds: `250ms`. */
+const FineDuration = durationSchema(true);
+
+const Name = withHint(
+  z.string().regex(NAME_PATTERN, { error: (iss) => `"${String(iss.input)}" is not a valid name` }),
+  NAME_HINT,
+);
+
+const IncidentPattern = withHint(
+  z.string().check((ctx) => {
+    try {
+      // Checked exactly as the grant machine uses it: anchored, no flags.
+      new RegExp(`^(?:${ctx.value})$`);
+    } catch (e) {
+      ctx.issues.push({
+        code: "custom",
+        input: ctx.value,
+        message: `"${ctx.value}" is not a valid regular expression: ${(e as Error).message}`,
+      });
+    }
+  }),
+  'write a JavaScript regular expression matching the whole incident id, e.g. "INC-[0-9]+"',
+);
+
+// The grammar of parseRule, for editors: `and`, `or` and `of` are case-insensitive there.
+const TERM_SOURCE = "\\d+\\s+[Oo][Ff]\\s+[A-Za-z0-9][A-Za-z0-9_.-]*";
+const APPROVAL_SOURCE = `^\\s*${TERM_SOURCE}(?:\\s+(?:[Aa][Nn][Dd]|[Oo][Rr])\\s+${TERM_SOURCE})*\\s*$`;
+
+const ApprovalText = withHint(
+  z
+    .string()
+    .check((ctx) => {
+      const rule = parseRule(ctx.value);
+      if ("error" in rule) {
+        ctx.issues.push({ code: "custom", input: ctx.value, message: `invalid approval rule: ${rule.error}` });
+      }
+    })
+    .meta({ pattern: APPROVAL_SOURCE, examples: ["2 of sre-leads", "1 of security and 1 of dba or 2 of sre-leads"] }),
+  APPROVAL_HINT,
+);
+
+const FreeForm = z.record(z.string(), z.unknown());
+
+const NonNegativeInt = (hint: string) => withHint(z.int().min(0), hint);
+const PositiveInt = (hint: string) => withHint(z.int().min(1), hint);
+
+export const ServerSchema = z
+  .strictObject({
+    host: z.string().min(1).default("127.0.0.1").describe("Address the HTTP API listens on."),
+    port: withHint(z.int().min(0).max(65535), "use a TCP port number from 1 to 65535 (0 picks a free port)")
+      .default(8080)
+      .describe("TCP port of the HTTP API; 0 picks a free port."),
+    public_url: withHint(
+      z.url({ protocol: /^https?$/ }),
+      "write an absolute http(s) URL, e.g. https://breakglass.example.com",
+    )
+      .optional()
+      .describe("Base URL used in links sent to people (approval links, alarms). Defaults to http://HOST:PORT."),
+  })
+  .describe("The HTTP API.");
+
+export const SqliteStorageSchema = z
+  .strictObject({
+    driver: z.literal("sqlite").describe("Embedded SQLite database (single broker process)."),
+    path: z
+      .string()
+      .min(1)
+      .default("./breakglass.db")
+      .describe("Database file, relative to the folder of the configuration file; `:memory:` for a throwaway one."),
+  })
+  .describe("Embedded SQLite storage.");
+
+export const PostgresStorageSchema = z
+  .strictObject({
+    driver: z.literal("postgres").describe("PostgreSQL: several broker replicas may share it."),
+    url_env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {
+        error: (iss) => `"${String(iss.input)}" is not an environment variable name`,
+      })
+      .optional()
+      .describe(
+        "Name of the environment variable holding the connection URL (postgres://…). Exactly one of url_env / url_file.",
+      ),
+    url_file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "File holding the connection URL, relative to the configuration file's folder (e.g. a mounted secret). Exactly one of url_env / url_file.",
+      ),
+    pool_size: PositiveInt("use a whole number of connections, at least 1")
+      .default(10)
+      .describe("Connections per broker process."),
+  })
+  .describe("PostgreSQL storage. The connection URL never sits in the file: it comes from url_env or url_file.");
+
+export const StorageSchema = z
+  .discriminatedUnion("driver", [SqliteStorageSchema, PostgresStorageSchema])
+  .prefault({ driver: "sqlite" })
+  .describe("Where grants, approvals and the audit log are stored.");
+
+export const AuditSchema = z
+  .strictObject({
+    signing_key_file: z
+      .string()
+      .min(1)
+      .default("./audit-signing.pem")
+      .describe(
+        "PEM PKCS#8 Ed25519 private key that signs audit checkpoints, relative to the configuration file's folder.",
+      ),
+    generate_key_if_missing: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Create the signing key on first start if it does not exist. For demos; production provisions the key.",
+      ),
+    checkpoint_interval: FineDuration.default("5m").describe(
+      "Sign a checkpoint at least this often while events arrive.",
+    ),
+    checkpoint_every_events: PositiveInt("use a whole number of events, at least 1")
+      .default(1000)
+      .describe("…or after this many events, whichever comes first."),
+  })
+  .describe("The tamper-evident audit log.");
+
+export const WorkersSchema = z
+  .strictObject({
+    expiry_poll: FineDuration.default("250ms").describe(
+      "Longest sleep of the expiry worker between checks for due grants.",
+    ),
+    expiry_batch_size: PositiveInt("use a whole number, at least 1").default(500).describe("Grants handled per claim."),
+    revoke_concurrency: PositiveInt("use a whole number, at least 1")
+      .default(8)
+      .describe("Concurrent connector calls for revocations."),
+  })
+  .describe("Background workers.");
+
+export const RoleDefaultsSchema = z
+  .strictObject({
+    justification_min_length: NonNegativeInt("use a whole number of characters, 0 or more")
+      .default(10)
+      .describe("Shortest accepted justification, in characters."),
+    incident_pattern: IncidentPattern.default(DEFAULT_INCIDENT_PATTERN).describe(
+      "Regular expression an incident id must match in full (implicitly anchored).",
+    ),
+    approval_timeout: Duration.default("1h").describe(
+      "A request not fully approved within this time lapses (approval_expired).",
+    ),
+    activation_timeout: Duration.default("15m").describe(
+      "An approved grant not activated within this time lapses (approval_expired).",
+    ),
+    review_deadline: Duration.default("5d").describe(
+      "Time after a grant ends by which it must be reviewed. Roles with `emergency: true` default to 24h instead (or to this, if shorter).",
+    ),
+  })
+  .describe("Defaults for every role; a role's own setting wins.");
+
+export const RoleSchema = z
+  .strictObject({
+    description: z.string().default("").describe("What the role is for, shown to requesters and approvers."),
+    target: Name.describe("Name of the target (under `targets`) the role grants access on."),
+    grants: FreeForm.default({}).describe(
+      "What the role grants on the target; free-form, read by the target's connector (e.g. `{ roles: [recovery_rw] }`).",
+    ),
+    default_duration: Duration.optional().describe("Grant length when a request names none. Defaults to max_duration."),
+    max_duration: Duration.describe(
+      "Longest grant a request may ask for. The credential at the target carries this end.",
+    ),
+    approval: ApprovalText.describe(
+      'Who must approve: "N of GROUP" terms joined by `and`, clauses joined by `or` (`and` binds tighter), e.g. "1 of security and 1 of dba or 2 of sre-leads". Approvers are distinct people and never the requester.',
+    ),
+    requesters: withHint(
+      z.array(Name).min(1, { error: "list at least one group whose members may request the role" }),
+      "name the groups whose members may request the role, e.g. `requesters: [oncall]`",
+    ).describe("Groups whose members may request the role."),
+    emergency: z
+      .boolean()
+      .default(false)
+      .describe("Allow emergency self-activation without approval (pages louder and must be reviewed)."),
+    review_deadline: Duration.optional().describe(
+      "Time after the grant ends by which it must be reviewed. Defaults to defaults.review_deadline; with `emergency: true`, to 24h (or defaults.review_deadline, if shorter).",
+    ),
+    justification_min_length: NonNegativeInt("use a whole number of characters, 0 or more")
+      .optional()
+      .describe("Shortest accepted justification. Defaults to defaults.justification_min_length."),
+    incident_pattern: IncidentPattern.optional().describe(
+      "Regular expression an incident id must match in full. Defaults to defaults.incident_pattern.",
+    ),
+    approval_timeout: Duration.optional().describe(
+      "A request not fully approved within this time lapses. Defaults to defaults.approval_timeout.",
+    ),
+    activation_timeout: Duration.optional().describe(
+      "An approved grant not activated within this time lapses. Defaults to defaults.activation_timeout.",
+    ),
+    auto_activate: z
+      .boolean()
+      .default(true)
+      .describe("Activate as soon as the approval rule is satisfied, without a separate activate step."),
+  })
+  .describe("A recovery role: one bounded kind of access on one target. Its id is `DOMAIN/ROLE`.");
+
+export const DomainSchema = z
+  .strictObject({
+    description: z.string().default("").describe("What the domain covers."),
+    roles: z.record(Name, RoleSchema).default({}).describe("Recovery roles of this domain, by name."),
+  })
+  .describe("A domain (production, security, network, …) and its recovery roles.");
+
+export const UserSchema = z
+  .strictObject({
+    name: z.string().min(1).optional().describe("Display name. Defaults to the user's key."),
+    email: withHint(z.email(), "write an address like alice@example.com").optional().describe("E-mail address."),
+  })
+  .describe("A person who may request, approve or review.");
+
+export const TargetSchema = z
+  .strictObject({
+    connector: z.string().min(1).describe("Connector that grants and revokes access on this target, e.g. `exec`."),
+    settings: FreeForm.default({}).describe("Connector settings, validated by the connector's own schema."),
+  })
+  .describe("A system access is granted on.");
+
+export const ConfigFileSchema = z
+  .strictObject({
+    version: withHint(z.literal(1), "set `version: 1`").describe("Format version of this file; always 1."),
+    server: ServerSchema.prefault({}),
+    storage: StorageSchema,
+    audit: AuditSchema.prefault({}),
+    workers: WorkersSchema.prefault({}),
+    defaults: RoleDefaultsSchema.prefault({}),
+    admin_groups: z.array(Name).default([]).describe("Members of these groups may revoke any grant."),
+    users: z.record(Name, UserSchema).default({}).describe("People, by user name."),
+    groups: z.record(Name, z.array(Name)).default({}).describe("Groups, by name: each a list of user names."),
+    domains: z.record(Name, DomainSchema).default({}).describe("Domains, by name, each with its recovery roles."),
+    targets: z.record(Name, TargetSchema).default({}).describe("Targets, by name."),
+  })
+  .meta({
+    title: "Breakglass configuration",
+    description:
+      "Recovery roles as code: people, groups, domains with their recovery roles, targets, and the broker's own settings. Durations are written like 30m, 1h30m, 2d, 45s.",
+  });
+
+/** The file as written, after validation, with the schema's defaults applied. */
+export type ConfigFile = z.output<typeof ConfigFileSchema>;
+export type RoleFile = z.output<typeof RoleSchema>;
+
+/** JSON Schema (draft 2020-12) of the configuration file, documenting every key. */
+export function configJsonSchema(): Record<string, unknown> {
+  // `input`: keys with defaults are optional in the file, which is what an editor should check.
+  return z.toJSONSchema(ConfigFileSchema, { target: "draft-2020-12", io: "input" }) as Record<string, unknown>;
+}
+
+/** `configJsonSchema()` as committed to schema/breakglass.schema.json: 2-space indent, trailing newline. */
+export function configJsonSchemaText(): string {
+  return `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
+}
