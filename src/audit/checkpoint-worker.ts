@@ -1,0 +1,133 @@
+/**
+ * Signs checkpoints: "the chain had head `hash` at `seq`", Ed25519-signed. A checkpoint pins
+ * everything up to it, so a rewritten chain or a truncated tail no longer verifies. Events after
+ * the last checkpoint are only chained, not pinned; signing often keeps that window short.
+ *
+ * A checkpoint is due when the head has moved past the last one and either `everyEvents` events
+ * arrived since, or `intervalMs` passed since it was signed (or there is none yet).
+ */
+import { checkpointMessage } from "../core/audit-chain.js";
+import { BreakglassError } from "../core/errors.js";
+import type { Checkpoint, Clock, Store } from "../core/ports.js";
+import type { SigningKey } from "./signing-key.js";
+
+export interface CheckpointWorker {
+  /**
+   * Sign and store a checkpoint of the current head if one is due.
+   * @returns the new checkpoint, or null when none was due (or another replica just signed it).
+   * @throws whatever the store throws (ERR_STORAGE) — only `start()`'s timer swallows errors.
+   */
+  runOnce(): Promise<Checkpoint | null>;
+  /** Sign the current head now if it is not checkpointed yet (graceful shutdown). */
+  checkpointNow(): Promise<Checkpoint | null>;
+  /** Run every `pollMs` until {@link CheckpointWorker.stop}; runs never overlap; errors are logged. */
+  start(): void;
+  /** Stop the timer and wait for a run in progress. */
+  stop(): Promise<void>;
+}
+
+export interface CheckpointWorkerDeps {
+  readonly store: Pick<Store, "transaction" | "readCheckpoints">;
+  readonly signer: Pick<SigningKey, "keyId" | "sign">;
+  readonly clock: Clock;
+  /** Sign at least this often while events arrive (ms). */
+  readonly intervalMs: number;
+  /** …or once this many events arrived since the last checkpoint. */
+  readonly everyEvents: number;
+  /** How often the timer looks (default: the smaller of `intervalMs` and 5 s). */
+  readonly pollMs?: number;
+  readonly log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+export function createCheckpointWorker(deps: CheckpointWorkerDeps): CheckpointWorker {
+  const { store, signer, clock, intervalMs, everyEvents } = deps;
+  const pollMs = deps.pollMs ?? Math.min(intervalMs, 5_000);
+  const log = deps.log ?? ((message, fields) => console.error(message, fields));
+
+  // The latest checkpoint known to this process; undefined until first read. It can only lag
+  // behind the store (another replica signed since), which makes us sign early, never late.
+  let last: Checkpoint | null | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  /** Bumped by every start(), so a run that outlives a stop() + start() does not add a second timer. */
+  let generation = 0;
+  let inFlight: Promise<unknown> = Promise.resolve();
+
+  async function latestStored(): Promise<Checkpoint | null> {
+    let latest: Checkpoint | null = null;
+    for (const cp of await store.readCheckpoints()) if (!latest || cp.seq > latest.seq) latest = cp;
+    return latest;
+  }
+
+  async function attempt(force: boolean): Promise<Checkpoint | null> {
+    // Read before the transaction: on a single-connection SQLite store a read from inside
+    // `transaction` would wait for the transaction itself.
+    if (last === undefined) last = await latestStored();
+    const known = last;
+    try {
+      const made = await store.transaction(async (tx) => {
+        const head = await tx.lockAuditHead();
+        const lastSeq = known?.seq ?? 0;
+        if (head.seq <= lastSeq) return null;
+        const at = clock.now();
+        const due = force || known === null || head.seq - lastSeq >= everyEvents || at - known.at >= intervalMs;
+        if (!due) return null;
+        const unsigned = { seq: head.seq, hash: head.hash, at, keyId: signer.keyId };
+        const checkpoint: Checkpoint = { ...unsigned, signature: signer.sign(checkpointMessage(unsigned)) };
+        await tx.insertCheckpoint(checkpoint);
+        return checkpoint;
+      });
+      if (made) last = made;
+      return made;
+    } catch (e) {
+      // Another replica may have signed this very head first (unique seq): that is success.
+      last = await latestStored().catch(() => undefined);
+      if (last && (!known || last.seq > known.seq)) return null;
+      if (e instanceof BreakglassError) throw e;
+      const error = new BreakglassError("ERR_STORAGE", "signing an audit checkpoint failed");
+      error.cause = e;
+      throw error;
+    }
+  }
+
+  /** Runs never overlap, whoever asks (timer, shutdown, tests). */
+  function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = queue.then(fn, fn);
+    queue = result.catch(() => undefined);
+    return result;
+  }
+
+  function schedule(gen: number): void {
+    timer = setTimeout(() => {
+      inFlight = exclusive(() => attempt(false))
+        .catch((e: unknown) => log("audit checkpoint failed", describe(e)))
+        .finally(() => {
+          if (running && gen === generation) schedule(gen);
+        });
+    }, pollMs);
+    timer.unref();
+  }
+
+  return {
+    runOnce: () => exclusive(() => attempt(false)),
+    checkpointNow: () => exclusive(() => attempt(true)),
+    start() {
+      if (running) return;
+      running = true;
+      generation += 1;
+      schedule(generation);
+    },
+    async stop() {
+      running = false;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      await inFlight;
+    },
+  };
+}
+
+function describe(e: unknown): Record<string, unknown> {
+  if (e instanceof BreakglassError) return { code: e.code, error: e.message };
+  return { error: e instanceof Error ? e.message : String(e) };
+}
