@@ -1,0 +1,663 @@
+/**
+ * The one implementation of {@link Store} / {@link StoreTx}, over Kysely. SQLite (embedded
+ * default) and PostgreSQL (several replicas) differ only where the `dialect` flag says so:
+ *
+ * - row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED`) exist on PostgreSQL only; SQLite has one
+ *   writer at a time, and transactions open with `BEGIN IMMEDIATE` so a second process waits on
+ *   `busy_timeout` instead of failing when a reader turns writer;
+ * - booleans are 0/1 on SQLite;
+ * - constraint violations are recognised from each driver's error shape.
+ *
+ * Transactions are strict: the first failed statement poisons the transaction, which then rolls
+ * back even if the caller swallowed the error (PostgreSQL would silently turn the COMMIT of an
+ * aborted transaction into a ROLLBACK; SQLite would commit half the work). A Store method called
+ * inside its own `transaction()` is refused rather than left to deadlock on SQLite's single
+ * connection or read around the transaction on PostgreSQL.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { type Kysely, type Selectable, sql } from "kysely";
+import type { AuditEventType, SealedAuditEvent } from "../core/audit-event.js";
+import { BreakglassError, type ErrorCode, isBreakglassError } from "../core/errors.js";
+import type { AccessState, Approval, EndReason, Grant, GrantReview, GrantState } from "../core/model.js";
+import { OPEN_STATES } from "../core/model.js";
+import type { AuditHead, Checkpoint, GrantFilter, Store, StoreTx, TokenRecord } from "../core/ports.js";
+import type { Database, GrantsTable, TokensTable } from "./schema.js";
+
+export type StoreDialect = "sqlite" | "postgres";
+
+export interface KyselyStoreOptions {
+  readonly db: Kysely<Database>;
+  readonly dialect: StoreDialect;
+  /**
+   * What `close()` does (default: destroy `db`). Stores sharing one connection pass a
+   * reference-counted release instead.
+   */
+  readonly close?: () => Promise<void>;
+}
+
+/** Kysely over the pool, or bound to the connection of one transaction. */
+type Db = Kysely<Database>;
+type GrantRow = Selectable<GrantsTable> & { approvals: string | null };
+
+interface TxState {
+  active: boolean;
+  /** The first error a statement raised; the transaction will not commit. */
+  failure: unknown;
+}
+
+/** One scope per Kysely instance, so stores sharing a connection also share the re-entry guard. */
+const scopes = new WeakMap<Kysely<Database>, AsyncLocalStorage<TxState>>();
+function scopeOf(db: Kysely<Database>): AsyncLocalStorage<TxState> {
+  let scope = scopes.get(db);
+  if (scope === undefined) {
+    scope = new AsyncLocalStorage<TxState>();
+    scopes.set(db, scope);
+  }
+  return scope;
+}
+
+// Bound parameters per statement stay far below SQLite's limit (32766) and PostgreSQL's (65535).
+const CHUNK = 500;
+
+export function createKyselyStore(options: KyselyStoreOptions): Store {
+  return new KyselyStore(options);
+}
+
+class KyselyStore implements Store {
+  readonly #db: Kysely<Database>;
+  readonly #dialect: StoreDialect;
+  readonly #close: () => Promise<void>;
+  readonly #scope: AsyncLocalStorage<TxState>;
+  #closed = false;
+
+  constructor(options: KyselyStoreOptions) {
+    this.#db = options.db;
+    this.#dialect = options.dialect;
+    this.#close = options.close ?? (() => options.db.destroy());
+    this.#scope = scopeOf(options.db);
+  }
+
+  async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    this.#assertOutsideTransaction("transaction");
+    const state: TxState = { active: false, failure: undefined };
+    // Errors from `fn` pass through untouched; only the store's own statements are mapped.
+    let fnFailed = false;
+    try {
+      return await this.#db.connection().execute(async (conn) => {
+        await sql.raw(this.#dialect === "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN").execute(conn);
+        state.active = true;
+        let result: T;
+        try {
+          result = await this.#scope.run(state, () => fn(new KyselyStoreTx(conn, this.#dialect, state)));
+        } catch (e) {
+          fnFailed = true;
+          state.active = false;
+          await rollbackQuietly(conn);
+          throw e;
+        }
+        state.active = false;
+        if (state.failure !== undefined) {
+          // The caller caught a store error and carried on: the work is incomplete, refuse it.
+          fnFailed = true;
+          await rollbackQuietly(conn);
+          throw state.failure;
+        }
+        try {
+          await sql.raw("COMMIT").execute(conn);
+        } catch (e) {
+          await rollbackQuietly(conn);
+          throw e;
+        }
+        return result;
+      });
+    } catch (e) {
+      if (fnFailed || isBreakglassError(e)) throw e;
+      throw storageError("transaction", e);
+    }
+  }
+
+  getGrant(id: string): Promise<Grant | null> {
+    return this.#read("getGrant", async () => {
+      const row = await selectGrants(this.#db, this.#dialect).where("id", "=", id).executeTakeFirst();
+      return row === undefined ? null : grantFromRow(row);
+    });
+  }
+
+  listGrants(filter: GrantFilter): Promise<Grant[]> {
+    return this.#read("listGrants", async () => {
+      if (filter.states !== undefined && filter.states.length === 0) return [];
+      if (filter.limit !== undefined && filter.limit <= 0) return [];
+      let q = selectGrants(this.#db, this.#dialect);
+      if (filter.states !== undefined) q = q.where("state", "in", [...filter.states]);
+      if (filter.requester !== undefined) q = q.where("requester", "=", filter.requester);
+      if (filter.roleId !== undefined) q = q.where("role_id", "=", filter.roleId);
+      q = q.orderBy("requested_at", "desc").orderBy("id", "desc");
+      if (filter.limit !== undefined) q = q.limit(filter.limit);
+      return (await q.execute()).map(grantFromRow);
+    });
+  }
+
+  readAudit(fromSeq: number, limit: number): Promise<SealedAuditEvent[]> {
+    return this.#read("readAudit", async () => {
+      if (limit <= 0) return [];
+      const rows = await this.#db
+        .selectFrom("audit_events")
+        .selectAll()
+        .where("seq", ">=", fromSeq)
+        .orderBy("seq")
+        .limit(limit)
+        .execute();
+      // Exactly as stored: verification must see tampering, so nothing is checked or repaired here.
+      return rows.map((r) => ({
+        seq: r.seq,
+        at: r.at,
+        type: r.type as AuditEventType,
+        actor: r.actor,
+        grantId: r.grant_id,
+        payload: r.payload,
+        hash: r.hash,
+      }));
+    });
+  }
+
+  readCheckpoints(): Promise<Checkpoint[]> {
+    return this.#read("readCheckpoints", async () => {
+      const rows = await this.#db.selectFrom("audit_checkpoints").selectAll().orderBy("seq").execute();
+      return rows.map((r) => ({ seq: r.seq, hash: r.hash, at: r.at, keyId: r.key_id, signature: r.signature }));
+    });
+  }
+
+  findToken(id: string): Promise<TokenRecord | null> {
+    return this.#read("findToken", async () => {
+      const row = await this.#db.selectFrom("tokens").selectAll().where("id", "=", id).executeTakeFirst();
+      return row === undefined ? null : tokenFromRow(row);
+    });
+  }
+
+  nextDueAt(): Promise<number | null> {
+    return this.#read("nextDueAt", async () => {
+      const row = await this.#db
+        .selectFrom("grants")
+        .select((eb) => eb.fn.min("due_at").as("next"))
+        .executeTakeFirst();
+      return row?.next ?? null;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#close();
+  }
+
+  async #read<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    this.#assertOutsideTransaction(operation);
+    try {
+      return await run();
+    } catch (e) {
+      throw isBreakglassError(e) ? e : storageError(operation, e);
+    }
+  }
+
+  #assertOutsideTransaction(operation: string): void {
+    if (this.#scope.getStore()?.active === true) {
+      throw new BreakglassError(
+        "ERR_INTERNAL",
+        `store.${operation} was called inside a transaction of the same store; use the transaction's handle`,
+        { operation },
+      );
+    }
+  }
+}
+
+class KyselyStoreTx implements StoreTx {
+  readonly #db: Db;
+  readonly #dialect: StoreDialect;
+  readonly #state: TxState;
+
+  constructor(db: Db, dialect: StoreDialect, state: TxState) {
+    this.#db = db;
+    this.#dialect = dialect;
+    this.#state = state;
+  }
+
+  lockGrant(id: string): Promise<Grant | null> {
+    return this.#run("lockGrant", async (db) => {
+      const row = await selectGrants(db, this.#dialect)
+        .where("id", "=", id)
+        .$if(this.#dialect === "postgres", (q) => q.forUpdate())
+        .executeTakeFirst();
+      return row === undefined ? null : grantFromRow(row);
+    });
+  }
+
+  findOpenGrant(requester: string, roleId: string): Promise<Grant | null> {
+    return this.#run("findOpenGrant", async (db) => {
+      const row = await selectGrants(db, this.#dialect)
+        .where("requester", "=", requester)
+        .where("role_id", "=", roleId)
+        .where("state", "in", [...OPEN_STATES])
+        .executeTakeFirst();
+      return row === undefined ? null : grantFromRow(row);
+    });
+  }
+
+  saveGrant(grant: Grant, dueAt: number | null): Promise<void> {
+    return this.#run("saveGrant", async (db) => {
+      const values = grantToRow(grant, dueAt, this.#dialect);
+      const insert = () =>
+        guard(
+          () => db.insertInto("grants").values(values).execute(),
+          (kind) => (kind === "primary" ? conflict(grant, null) : kind === "unique" ? openGrantExists(grant) : null),
+        );
+      let inserted = false;
+      if (grant.version <= 1) {
+        // A new grant; if the id exists, someone else created it first.
+        await insert();
+        inserted = true;
+      } else {
+        const { id: _id, ...changes } = values;
+        const updated = await guard(
+          () =>
+            db
+              .updateTable("grants")
+              .set(changes)
+              .where("id", "=", grant.id)
+              .where("version", "=", grant.version - 1)
+              .executeTakeFirst(),
+          (kind) => (kind === "unique" ? openGrantExists(grant) : null),
+        );
+        if (updated.numUpdatedRows === 0n) {
+          const existing = await db
+            .selectFrom("grants")
+            .select("version")
+            .where("id", "=", grant.id)
+            .executeTakeFirst();
+          if (existing !== undefined) throw conflict(grant, existing.version);
+          await insert();
+          inserted = true;
+        }
+      }
+      await this.#saveApprovals(db, grant, inserted);
+    });
+  }
+
+  claimDue(now: number, limit: number): Promise<Grant[]> {
+    return this.#run("claimDue", async (db) => {
+      if (limit <= 0) return [];
+      const rows = await selectGrants(db, this.#dialect)
+        .where("due_at", "is not", null)
+        .where("due_at", "<=", now)
+        .orderBy("due_at")
+        .orderBy("id")
+        .limit(limit)
+        .$if(this.#dialect === "postgres", (q) => q.forUpdate().skipLocked())
+        .execute();
+      return rows.map(grantFromRow);
+    });
+  }
+
+  lockAuditHead(): Promise<AuditHead> {
+    return this.#run("lockAuditHead", async (db) => {
+      const row = await db
+        .selectFrom("audit_head")
+        .select(["seq", "hash"])
+        .where("id", "=", 1)
+        .$if(this.#dialect === "postgres", (q) => q.forUpdate())
+        .executeTakeFirst();
+      if (row === undefined) {
+        throw new BreakglassError("ERR_STORAGE", "the audit head is missing; the schema was not migrated", {
+          operation: "lockAuditHead",
+        });
+      }
+      return { seq: row.seq, hash: row.hash };
+    });
+  }
+
+  insertAuditEvents(events: readonly SealedAuditEvent[]): Promise<void> {
+    return this.#run("insertAuditEvents", async (db) => {
+      try {
+        const first = events[0];
+        const last = events[events.length - 1];
+        if (first === undefined || last === undefined) return;
+        events.forEach((e, i) => {
+          if (e.seq !== first.seq + i) throw new Error("audit events are not consecutive");
+        });
+        for (let i = 0; i < events.length; i += CHUNK) {
+          const rows = events.slice(i, i + CHUNK).map((e) => ({
+            seq: e.seq,
+            at: e.at,
+            type: e.type,
+            actor: e.actor,
+            grant_id: e.grantId,
+            payload: e.payload,
+            hash: e.hash,
+          }));
+          await db.insertInto("audit_events").values(rows).execute();
+        }
+        // Moves only from the head these events were sealed against: a writer that skipped
+        // lockAuditHead() or sealed against a stale head cannot fork the chain.
+        const moved = await db
+          .updateTable("audit_head")
+          .set({ seq: last.seq, hash: last.hash })
+          .where("id", "=", 1)
+          .where("seq", "=", first.seq - 1)
+          .executeTakeFirst();
+        if (moved.numUpdatedRows !== 1n) throw new Error("the audit head is not where the events were sealed");
+      } catch (e) {
+        const err = new BreakglassError(
+          "ERR_AUDIT_WRITE_FAILED",
+          "the audit record could not be written; the action is refused",
+          { count: events.length },
+        );
+        err.cause = e;
+        throw err;
+      }
+    });
+  }
+
+  insertToken(token: TokenRecord): Promise<void> {
+    return this.#run("insertToken", async (db) => {
+      await guard(
+        () =>
+          db
+            .insertInto("tokens")
+            .values({
+              id: token.id,
+              user_name: token.user,
+              secret_hash: token.secretHash,
+              created_at: token.createdAt,
+              expires_at: token.expiresAt,
+              revoked_at: token.revokedAt,
+              description: token.description,
+            })
+            .execute(),
+        (kind) =>
+          kind === "primary"
+            ? new BreakglassError("ERR_CONFLICT", "a token with this id exists", { id: token.id })
+            : null,
+      );
+    });
+  }
+
+  insertCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    return this.#run("insertCheckpoint", async (db) => {
+      await guard(
+        () =>
+          db
+            .insertInto("audit_checkpoints")
+            .values({
+              seq: checkpoint.seq,
+              hash: checkpoint.hash,
+              at: checkpoint.at,
+              key_id: checkpoint.keyId,
+              signature: checkpoint.signature,
+            })
+            .execute(),
+        (kind) =>
+          kind === "primary"
+            ? new BreakglassError("ERR_CONFLICT", `a checkpoint at seq ${checkpoint.seq} exists`, {
+                seq: checkpoint.seq,
+              })
+            : null,
+      );
+    });
+  }
+
+  /** Approvals only grow; insert the new ones, drop any the grant no longer lists. */
+  async #saveApprovals(db: Db, grant: Grant, inserted: boolean): Promise<void> {
+    const stored = inserted
+      ? []
+      : await db.selectFrom("grant_approvals").select("approver").where("grant_id", "=", grant.id).execute();
+    const storedApprovers = new Set(stored.map((r) => r.approver));
+    const listed = new Set(grant.approvals.map((a) => a.approver));
+    const gone = [...storedApprovers].filter((a) => !listed.has(a));
+    if (gone.length > 0) {
+      await db.deleteFrom("grant_approvals").where("grant_id", "=", grant.id).where("approver", "in", gone).execute();
+    }
+    const fresh = grant.approvals
+      .map((a, position) => ({ grant_id: grant.id, approver: a.approver, position, at: a.at, comment: a.comment }))
+      .filter((r) => !storedApprovers.has(r.approver));
+    if (fresh.length === 0) return;
+    await guard(
+      () => db.insertInto("grant_approvals").values(fresh).execute(),
+      (kind) =>
+        kind === "primary" || kind === "unique"
+          ? new BreakglassError("ERR_DUPLICATE_APPROVAL", `grant ${grant.id} lists the same approver twice`, {
+              grantId: grant.id,
+            })
+          : null,
+    );
+  }
+
+  async #run<T>(operation: string, run: (db: Db) => Promise<T>): Promise<T> {
+    if (!this.#state.active) {
+      throw new BreakglassError("ERR_INTERNAL", `tx.${operation} was called after its transaction ended`, {
+        operation,
+      });
+    }
+    if (this.#state.failure !== undefined) {
+      throw new BreakglassError(
+        "ERR_STORAGE",
+        `tx.${operation} was called after an earlier statement failed; the transaction will roll back`,
+        { operation },
+      );
+    }
+    try {
+      return await run(this.#db);
+    } catch (e) {
+      const err = isBreakglassError(e) ? e : storageError(operation, e);
+      this.#state.failure = err;
+      throw err;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows ↔ domain
+
+function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect): GrantsTable {
+  return {
+    id: grant.id,
+    role_id: grant.roleId,
+    domain: grant.domain,
+    target: grant.target,
+    requester: grant.requester,
+    state: grant.state,
+    end_reason: grant.endReason,
+    justification: grant.justification,
+    incident: grant.incident,
+    duration_s: grant.durationS,
+    emergency: dialect === "sqlite" ? (grant.emergency ? 1 : 0) : grant.emergency,
+    requested_at: grant.requestedAt,
+    approved_at: grant.approvedAt,
+    activated_at: grant.activatedAt,
+    ends_at: grant.endsAt,
+    ended_at: grant.endedAt,
+    lapse_at: grant.lapseAt,
+    review_due_at: grant.reviewDueAt,
+    closed_by: grant.closedBy,
+    close_reason: grant.closeReason,
+    access: grant.access,
+    access_handle: grant.accessHandle === null ? null : JSON.stringify(grant.accessHandle),
+    access_attempts: grant.accessAttempts,
+    access_last_error: grant.accessLastError,
+    access_next_at: grant.accessNextAt,
+    review:
+      grant.review === null
+        ? null
+        : JSON.stringify({
+            reviewer: grant.review.reviewer,
+            at: grant.review.at,
+            outcome: grant.review.outcome,
+            notes: grant.review.notes,
+          }),
+    version: grant.version,
+    due_at: dueAt,
+  };
+}
+
+/**
+ * Grants with their approvals in one statement — one snapshot, so a grant is never paired with
+ * approvals from a later commit — as a JSON array in approval order.
+ */
+function selectGrants(db: Db, dialect: StoreDialect) {
+  const approvals =
+    dialect === "postgres"
+      ? sql<
+          string | null
+        >`(SELECT json_agg(json_build_object('approver', a.approver, 'at', a.at, 'comment', a.comment) ORDER BY a.position)::text FROM grant_approvals a WHERE a.grant_id = grants.id)`
+      : sql<
+          string | null
+        >`(SELECT json_group_array(json_object('approver', a.approver, 'at', a.at, 'comment', a.comment) ORDER BY a.position) FROM grant_approvals a WHERE a.grant_id = grants.id)`;
+  return db.selectFrom("grants").selectAll("grants").select(approvals.as("approvals"));
+}
+
+function grantFromRow(r: GrantRow): Grant {
+  return {
+    id: r.id,
+    roleId: r.role_id,
+    domain: r.domain,
+    target: r.target,
+    requester: r.requester,
+    state: r.state as GrantState,
+    endReason: r.end_reason as EndReason | null,
+    justification: r.justification,
+    incident: r.incident,
+    durationS: r.duration_s,
+    emergency: r.emergency === true || r.emergency === 1,
+    requestedAt: r.requested_at,
+    approvedAt: r.approved_at,
+    activatedAt: r.activated_at,
+    endsAt: r.ends_at,
+    endedAt: r.ended_at,
+    lapseAt: r.lapse_at,
+    reviewDueAt: r.review_due_at,
+    approvals: r.approvals === null ? [] : parseApprovals(r.approvals, r.id),
+    closedBy: r.closed_by,
+    closeReason: r.close_reason,
+    access: r.access as AccessState,
+    accessHandle: r.access_handle === null ? null : parseObject(r.access_handle, r.id, "access_handle"),
+    accessAttempts: r.access_attempts,
+    accessLastError: r.access_last_error,
+    accessNextAt: r.access_next_at,
+    review: r.review === null ? null : (parseObject(r.review, r.id, "review") as unknown as GrantReview),
+    version: r.version,
+  };
+}
+
+function parseApprovals(text: string, grantId: string): Approval[] {
+  const list: unknown = JSON.parse(text);
+  if (!Array.isArray(list)) throw unreadable(grantId, "approvals");
+  return list.map((a: { approver: string; at: number; comment: string | null }) => ({
+    approver: a.approver,
+    at: a.at,
+    comment: a.comment,
+  }));
+}
+
+function unreadable(grantId: string, column: string): BreakglassError {
+  return new BreakglassError("ERR_STORAGE", `stored grant ${grantId} has an unreadable ${column}`, { grantId, column });
+}
+
+function parseObject(text: string, grantId: string, column: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw unreadable(grantId, column);
+  }
+  return value as Record<string, unknown>;
+}
+
+function tokenFromRow(r: Selectable<TokensTable>): TokenRecord {
+  return {
+    id: r.id,
+    user: r.user_name,
+    secretHash: r.secret_hash,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+    description: r.description,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+type ViolationKind = "primary" | "unique";
+
+/** Run a write; a constraint violation becomes the domain error `map` gives for it, if any. */
+async function guard<T>(write: () => Promise<T>, map: (kind: ViolationKind) => BreakglassError | null): Promise<T> {
+  try {
+    return await write();
+  } catch (e) {
+    const kind = violationKind(e);
+    const mapped = kind === null ? null : map(kind);
+    if (mapped === null) throw e;
+    mapped.cause = e;
+    throw mapped;
+  }
+}
+
+/**
+ * Which uniqueness rule a driver error broke, if any. PostgreSQL names the constraint
+ * (`*_pkey` for primary keys); better-sqlite3 sets an extended result code.
+ */
+function violationKind(e: unknown): ViolationKind | null {
+  if (typeof e !== "object" || e === null) return null;
+  const { code, constraint } = e as { code?: unknown; constraint?: unknown };
+  if (code === "23505") return typeof constraint === "string" && constraint.endsWith("_pkey") ? "primary" : "unique";
+  if (code === "SQLITE_CONSTRAINT_PRIMARYKEY") return "primary";
+  if (code === "SQLITE_CONSTRAINT_UNIQUE") return "unique";
+  return null;
+}
+
+function conflict(grant: Grant, storedVersion: number | null): BreakglassError {
+  return new BreakglassError(
+    "ERR_CONFLICT",
+    `grant ${grant.id} was changed by another writer; reload it and try again`,
+    { grantId: grant.id, expectedVersion: grant.version - 1, storedVersion },
+  );
+}
+
+function openGrantExists(grant: Grant): BreakglassError {
+  return new BreakglassError(
+    "ERR_OPEN_GRANT_EXISTS",
+    `${grant.requester} already has an open grant for ${grant.roleId}; release or cancel it first`,
+    { grantId: grant.id, roleId: grant.roleId },
+  );
+}
+
+// PostgreSQL: serialization failure / deadlock — a concurrent writer won; retrying is safe.
+const RETRYABLE_SQLSTATES = new Set(["40001", "40P01"]);
+
+/**
+ * A database failure as the store reports it: a message with no SQL and no values (those can
+ * hold secrets and reach users), the driver's error code in `detail`, the original as `cause`.
+ */
+export function storageError(operation: string, cause: unknown): BreakglassError {
+  const dbCode =
+    typeof cause === "object" && cause !== null && typeof (cause as { code?: unknown }).code === "string"
+      ? (cause as { code: string }).code
+      : null;
+  const code: ErrorCode = dbCode !== null && RETRYABLE_SQLSTATES.has(dbCode) ? "ERR_CONFLICT" : "ERR_STORAGE";
+  const message =
+    code === "ERR_CONFLICT"
+      ? `storage: ${operation} lost a race with a concurrent transaction; try again`
+      : `storage: ${operation} failed`;
+  const err = new BreakglassError(code, message, { operation, dbCode });
+  err.cause = cause;
+  return err;
+}
+
+async function rollbackQuietly(conn: Db): Promise<void> {
+  try {
+    await sql.raw("ROLLBACK").execute(conn);
+  } catch {
+    // The connection is already gone, and with it the transaction.
+  }
+}

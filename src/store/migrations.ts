@@ -1,0 +1,137 @@
+/**
+ * The schema as versioned code. Migrations are portable across SQLite and PostgreSQL (Kysely's
+ * schema builder, raw `sql` only where both dialects accept the same text) and are never edited
+ * once released: a change is a new entry (`0002_…`). Callers serialise runs themselves —
+ * `BEGIN IMMEDIATE` on SQLite, an advisory lock on PostgreSQL — see the two store factories.
+ */
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
+import { GENESIS_HASH } from "../core/audit-chain.js";
+import { BreakglassError } from "../core/errors.js";
+
+const initial: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable("grants")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("role_id", "text", (c) => c.notNull())
+      .addColumn("domain", "text", (c) => c.notNull())
+      .addColumn("target", "text", (c) => c.notNull())
+      .addColumn("requester", "text", (c) => c.notNull())
+      .addColumn("state", "text", (c) => c.notNull())
+      .addColumn("end_reason", "text")
+      .addColumn("justification", "text", (c) => c.notNull())
+      .addColumn("incident", "text", (c) => c.notNull())
+      .addColumn("duration_s", "integer", (c) => c.notNull())
+      .addColumn("emergency", "boolean", (c) => c.notNull())
+      .addColumn("requested_at", "bigint", (c) => c.notNull())
+      .addColumn("approved_at", "bigint")
+      .addColumn("activated_at", "bigint")
+      .addColumn("ends_at", "bigint")
+      .addColumn("ended_at", "bigint")
+      .addColumn("lapse_at", "bigint")
+      .addColumn("review_due_at", "bigint")
+      .addColumn("closed_by", "text")
+      .addColumn("close_reason", "text")
+      .addColumn("access", "text", (c) => c.notNull())
+      .addColumn("access_handle", "text")
+      .addColumn("access_attempts", "integer", (c) => c.notNull())
+      .addColumn("access_last_error", "text")
+      .addColumn("access_next_at", "bigint")
+      .addColumn("review", "text")
+      .addColumn("version", "integer", (c) => c.notNull())
+      .addColumn("due_at", "bigint")
+      .execute();
+    await db.schema.createIndex("grants_due_at").on("grants").column("due_at").execute();
+    await db.schema.createIndex("grants_requested_at").on("grants").columns(["requested_at", "id"]).execute();
+    await db.schema.createIndex("grants_requester").on("grants").columns(["requester", "requested_at"]).execute();
+    // At most one open grant per requester and role: the race between two requests is settled
+    // by the database, not by a read-then-write in the service.
+    await sql`CREATE UNIQUE INDEX grants_one_open ON grants (requester, role_id) WHERE state IN ('requested', 'approved', 'active')`.execute(
+      db,
+    );
+
+    await db.schema
+      .createTable("grant_approvals")
+      .addColumn("grant_id", "text", (c) => c.notNull())
+      .addColumn("approver", "text", (c) => c.notNull())
+      .addColumn("position", "integer", (c) => c.notNull())
+      .addColumn("at", "bigint", (c) => c.notNull())
+      .addColumn("comment", "text")
+      // The database itself refuses a second approval by the same person.
+      .addPrimaryKeyConstraint("grant_approvals_pkey", ["grant_id", "approver"])
+      .addForeignKeyConstraint("grant_approvals_grant_fk", ["grant_id"], "grants", ["id"], (c) => c.onDelete("cascade"))
+      .execute();
+
+    await db.schema
+      .createTable("audit_events")
+      .addColumn("seq", "bigint", (c) => c.primaryKey())
+      .addColumn("at", "bigint", (c) => c.notNull())
+      .addColumn("type", "text", (c) => c.notNull())
+      .addColumn("actor", "text", (c) => c.notNull())
+      .addColumn("grant_id", "text")
+      .addColumn("payload", "text", (c) => c.notNull())
+      .addColumn("hash", "text", (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex("audit_events_grant_id").on("audit_events").column("grant_id").execute();
+
+    await db.schema
+      .createTable("audit_head")
+      .addColumn("id", "integer", (c) => c.primaryKey())
+      .addColumn("seq", "bigint", (c) => c.notNull())
+      .addColumn("hash", "text", (c) => c.notNull())
+      .addCheckConstraint("audit_head_single_row", sql`id = 1`)
+      .execute();
+    await sql`INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ${GENESIS_HASH})`.execute(db);
+
+    await db.schema
+      .createTable("audit_checkpoints")
+      .addColumn("seq", "bigint", (c) => c.primaryKey())
+      .addColumn("hash", "text", (c) => c.notNull())
+      .addColumn("at", "bigint", (c) => c.notNull())
+      .addColumn("key_id", "text", (c) => c.notNull())
+      .addColumn("signature", "text", (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable("tokens")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("user_name", "text", (c) => c.notNull())
+      .addColumn("secret_hash", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("expires_at", "bigint")
+      .addColumn("revoked_at", "bigint")
+      .addColumn("description", "text", (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex("tokens_user_name").on("tokens").column("user_name").execute();
+  },
+};
+
+/** Every migration, by name; applied in name order. */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
+  "0001_initial": initial,
+});
+
+const provider: MigrationProvider = {
+  getMigrations: async () => ({ ...MIGRATIONS }),
+};
+
+/**
+ * Apply every pending migration. Idempotent. The caller holds the dialect's migration lock.
+ * @returns the names of the migrations applied by this call.
+ * @throws ERR_STORAGE naming the migration that failed (the database error is the `cause`).
+ */
+export async function migrateToLatest<DB>(db: Kysely<DB>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName ?? null;
+    const err = new BreakglassError(
+      "ERR_STORAGE",
+      failed === null ? "storage migration failed" : `storage migration ${failed} failed`,
+      { operation: "migrate", migration: failed },
+    );
+    err.cause = error;
+    throw err;
+  }
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}

@@ -1,0 +1,95 @@
+/**
+ * PostgreSQL for high availability: several broker replicas share one database. Background
+ * work is claimed with `FOR UPDATE SKIP LOCKED`, the audit head is a locked row, and replicas
+ * starting together take turns migrating under an advisory lock.
+ *
+ * @see https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE
+ * @see https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS
+ */
+import { Kysely, PostgresDialect } from "kysely";
+import pg from "pg";
+import { isBreakglassError } from "../core/errors.js";
+import type { Store } from "../core/ports.js";
+import { createKyselyStore, storageError } from "./kysely-store.js";
+import { migrateToLatest } from "./migrations.js";
+import type { Database } from "./schema.js";
+
+export interface PostgresStoreOptions {
+  /** libpq-style connection string (`postgres://user:pass@host:port/db?sslmode=…`). */
+  readonly url: string;
+  /** Connections per replica (default 10). */
+  readonly poolSize?: number;
+  /** Apply pending migrations on open (default true). */
+  readonly migrate?: boolean;
+}
+
+/** "breakgla" in ASCII: the advisory lock key replicas take while migrating. */
+export const MIGRATION_LOCK_KEY = "7093843832150125665";
+
+const INT8_OID = 20;
+
+/**
+ * Times and sequence numbers are `bigint` (int8), which pg returns as strings by default.
+ * Epoch milliseconds and audit seqs stay far below 2^53, so parse them as numbers — for this
+ * pool only, never by mutating the global `pg.types`.
+ */
+const types = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === INT8_OID && format !== "binary"
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/**
+ * Connect to the PostgreSQL store.
+ * @throws ERR_STORAGE when the database cannot be reached or migrated (no URL in the message).
+ */
+export async function createPostgresStore(options: PostgresStoreOptions): Promise<Store> {
+  const { url, poolSize = 10, migrate = true } = options;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    types,
+    application_name: "breakglass",
+    // A database that does not answer surfaces as ERR_STORAGE instead of a hung request.
+    connectionTimeoutMillis: 10_000,
+  });
+  // An idle connection dropped by the server is discarded by the pool; the next query reconnects.
+  // Without a listener the 'error' event would crash the process.
+  pool.on("error", () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  if (migrate) {
+    try {
+      await migrateUnderLock(url, db);
+    } catch (e) {
+      await db.destroy().catch(() => {});
+      throw e;
+    }
+  }
+  return createKyselyStore({ db, dialect: "postgres" });
+}
+
+/**
+ * Hold a session advisory lock on a connection of its own (not the pool's, which may have
+ * a single slot) while migrating, so replicas starting together apply each migration once.
+ */
+async function migrateUnderLock(url: string, db: Kysely<Database>): Promise<void> {
+  const lock = new pg.Client({ connectionString: url, application_name: "breakglass-migrate" });
+  lock.on("error", () => {});
+  try {
+    await lock.connect();
+    await lock.query("SELECT pg_advisory_lock($1::bigint)", [MIGRATION_LOCK_KEY]);
+  } catch (e) {
+    await lock.end().catch(() => {});
+    throw storageError("migrate", e);
+  }
+  try {
+    await migrateToLatest(db);
+  } catch (e) {
+    throw isBreakglassError(e) ? e : storageError("migrate", e);
+  } finally {
+    // Ending the session releases the lock even if the unlock fails.
+    await lock.query("SELECT pg_advisory_unlock($1::bigint)", [MIGRATION_LOCK_KEY]).catch(() => {});
+    await lock.end().catch(() => {});
+  }
+}

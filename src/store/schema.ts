@@ -1,0 +1,94 @@
+/**
+ * The tables of the Breakglass store, as Kysely sees them. Times are epoch milliseconds in
+ * `bigint` columns (read back as JS numbers on both dialects); JSON is stored as text so both
+ * dialects keep the exact bytes. Created by src/store/migrations.ts.
+ */
+
+export interface GrantsTable {
+  id: string;
+  role_id: string;
+  domain: string;
+  target: string;
+  requester: string;
+  state: string;
+  end_reason: string | null;
+  justification: string;
+  incident: string;
+  duration_s: number;
+  /** `boolean` on PostgreSQL; 0/1 on SQLite (better-sqlite3 cannot bind JS booleans). */
+  emergency: boolean | number;
+  requested_at: number;
+  approved_at: number | null;
+  activated_at: number | null;
+  ends_at: number | null;
+  ended_at: number | null;
+  lapse_at: number | null;
+  review_due_at: number | null;
+  closed_by: string | null;
+  close_reason: string | null;
+  access: string;
+  /** JSON text of the connector's handle. */
+  access_handle: string | null;
+  access_attempts: number;
+  access_last_error: string | null;
+  access_next_at: number | null;
+  /** JSON text of the {@link import("../core/model.js").GrantReview}. */
+  review: string | null;
+  version: number;
+  /** When a worker must next look at this grant; null when nothing is pending. */
+  due_at: number | null;
+}
+
+export interface GrantApprovalsTable {
+  grant_id: string;
+  approver: string;
+  /** Keeps the grant's approvals in the order they were given (two can share a millisecond). */
+  position: number;
+  at: number;
+  comment: string | null;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  at: number;
+  type: string;
+  actor: string;
+  grant_id: string | null;
+  /** The canonical JSON the hash covers, byte for byte. */
+  payload: string;
+  hash: string;
+}
+
+/** One row (id = 1): the chain's last seq and hash; appends lock it. */
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export interface AuditCheckpointsTable {
+  seq: number;
+  hash: string;
+  at: number;
+  key_id: string;
+  signature: string;
+}
+
+export interface TokensTable {
+  id: string;
+  user_name: string;
+  secret_hash: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  description: string;
+}
+
+export interface Database {
+  grants: GrantsTable;
+  grant_approvals: GrantApprovalsTable;
+  audit_events: AuditEventsTable;
+  audit_head: AuditHeadTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  tokens: TokensTable;
+}

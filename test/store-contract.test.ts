@@ -1,0 +1,758 @@
+/**
+ * The storage contract: every Store adapter passes the same suite (SQLite on a temp file, and
+ * PostgreSQL on a throwaway cluster started here). Each test gets a fresh, migrated database.
+ */
+import { createHash } from "node:crypto";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { GENESIS_HASH } from "../src/core/audit-chain.js";
+import type { SealedAuditEvent } from "../src/core/audit-event.js";
+import { BreakglassError, type ErrorCode } from "../src/core/errors.js";
+import type { Grant } from "../src/core/model.js";
+import type { AuditHead, Checkpoint, Store, TokenRecord } from "../src/core/ports.js";
+import { createPostgresStore } from "../src/store/postgres-store.js";
+import { createSqliteStore } from "../src/store/sqlite-store.js";
+import {
+  APP_ROLE,
+  createDatabase,
+  type PostgresCluster,
+  startPostgres,
+  withDatabase,
+} from "./support/postgres-cluster.js";
+
+interface TestDatabase {
+  open(options?: { migrate?: boolean }): Promise<Store>;
+  /** Raw SQL behind the store's back (tampering, breaking things). */
+  exec(statement: string): Promise<void>;
+}
+
+interface Backend {
+  readonly name: string;
+  /** Real row locks: concurrent transactions run side by side (PostgreSQL). */
+  readonly rowLocks: boolean;
+  setup(): Promise<void>;
+  teardown(): Promise<void>;
+  freshDatabase(): Promise<TestDatabase>;
+}
+
+let databases = 0;
+
+function sqliteBackend(): Backend {
+  let dir = "";
+  return {
+    name: "sqlite",
+    rowLocks: false,
+    async setup() {
+      dir = await mkdtemp(join(tmpdir(), "bg-sqlite-"));
+    },
+    async teardown() {
+      await rm(dir, { recursive: true, force: true });
+    },
+    async freshDatabase() {
+      const path = join(dir, `t${++databases}.db`);
+      return {
+        open: (options = {}) => createSqliteStore({ path, ...options }),
+        async exec(statement) {
+          const raw = new BetterSqlite3(path);
+          try {
+            raw.exec(statement);
+          } finally {
+            raw.close();
+          }
+        },
+      };
+    },
+  };
+}
+
+function postgresBackend(): Backend {
+  let cluster: PostgresCluster | undefined;
+  const need = (): PostgresCluster => {
+    if (cluster === undefined) throw new Error("cluster not started");
+    return cluster;
+  };
+  return {
+    name: "postgres",
+    rowLocks: true,
+    async setup() {
+      cluster = await startPostgres();
+    },
+    async teardown() {
+      await cluster?.stop();
+    },
+    async freshDatabase() {
+      const name = `t${++databases}`;
+      const adminUrl = await createDatabase(need().adminUrl, name, { owner: APP_ROLE });
+      const url = withDatabase(need().url, name);
+      return {
+        open: (options = {}) => createPostgresStore({ url, poolSize: 4, ...options }),
+        async exec(statement) {
+          const client = new pg.Client({ connectionString: adminUrl });
+          await client.connect();
+          try {
+            await client.query(statement);
+          } finally {
+            await client.end();
+          }
+        },
+      };
+    },
+  };
+}
+
+const BACKENDS: readonly Backend[] = [sqliteBackend(), postgresBackend()];
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+const T0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z: well past 2^31, so bigint handling shows
+let grants = 0;
+
+function makeGrant(overrides: Partial<Grant> = {}): Grant {
+  return {
+    id: `g_${++grants}`,
+    roleId: "production/db-admin",
+    domain: "production",
+    target: "orders-db",
+    requester: "alice",
+    state: "requested",
+    endReason: null,
+    justification: "orders-db primary is refusing connections",
+    incident: "INC-1042",
+    durationS: 3600,
+    emergency: false,
+    requestedAt: T0,
+    approvedAt: null,
+    activatedAt: null,
+    endsAt: null,
+    endedAt: null,
+    lapseAt: T0 + 900_000,
+    reviewDueAt: null,
+    approvals: [],
+    closedBy: null,
+    closeReason: null,
+    access: "none",
+    accessHandle: null,
+    accessAttempts: 0,
+    accessLastError: null,
+    accessNextAt: null,
+    review: null,
+    version: 1,
+    ...overrides,
+  };
+}
+
+/** Every field set to a non-default value. */
+function fullGrant(): Grant {
+  return makeGrant({
+    state: "reviewed",
+    endReason: "released",
+    emergency: true,
+    approvedAt: T0 + 1,
+    activatedAt: T0 + 2,
+    endsAt: T0 + 3_600_000,
+    endedAt: T0 + 1_800_000,
+    lapseAt: T0 + 4,
+    reviewDueAt: T0 + 86_400_000,
+    approvals: [
+      { approver: "carol", at: T0 + 1, comment: "seen the page" },
+      { approver: "bob", at: T0 + 1, comment: null },
+    ],
+    closedBy: "alice",
+    closeReason: "fixed: connection limit raised",
+    access: "revoked",
+    accessHandle: { role: "bg_alice_g1", grants: ["pg_read_all_data"], nested: { n: 1, ok: true, none: null } },
+    accessAttempts: 2,
+    accessLastError: "timeout talking to target",
+    accessNextAt: T0 + 5,
+    review: { reviewer: "sam", at: T0 + 7_200_000, outcome: "justified_with_findings", notes: "add an index" },
+    version: 7,
+  });
+}
+
+/** A grant after one more write (as the grant machine does it). */
+function next(grant: Grant, patch: Partial<Grant> = {}): Grant {
+  return { ...grant, ...patch, version: grant.version + 1 };
+}
+
+function sealed(head: AuditHead, count: number, grantId: string | null = null): SealedAuditEvent[] {
+  let { seq, hash } = head;
+  return Array.from({ length: count }, () => {
+    seq += 1;
+    const payload = JSON.stringify({ v: 1, seq, type: "grant.requested", grant: grantId });
+    hash = createHash("sha256").update(`${hash}\n${payload}`).digest("hex");
+    return { seq, at: T0 + seq, type: "grant.requested" as const, actor: "alice", grantId, payload, hash };
+  });
+}
+
+function token(overrides: Partial<TokenRecord> = {}): TokenRecord {
+  return {
+    id: "t_1",
+    user: "alice",
+    secretHash: "a".repeat(64),
+    createdAt: T0,
+    expiresAt: null,
+    revokedAt: null,
+    description: "laptop CLI",
+    ...overrides,
+  };
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function rejection(p: Promise<unknown>): Promise<BreakglassError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(BreakglassError);
+    return e as BreakglassError;
+  }
+  throw new Error("expected a rejection");
+}
+
+async function expectCode(p: Promise<unknown>, code: ErrorCode): Promise<BreakglassError> {
+  const err = await rejection(p);
+  expect(err.code).toBe(code);
+  return err;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+for (const backend of BACKENDS) {
+  describe(backend.name, () => {
+    let db: TestDatabase;
+    let store: Store;
+    const save = (grant: Grant, dueAt: number | null = null) => store.transaction((tx) => tx.saveGrant(grant, dueAt));
+
+    beforeAll(() => backend.setup());
+    afterAll(() => backend.teardown());
+    beforeEach(async () => {
+      db = await backend.freshDatabase();
+      store = await db.open();
+    });
+    afterEach(() => store.close());
+
+    describe("grants", () => {
+      it("round-trips a grant with every field set", async () => {
+        const grant = fullGrant();
+        await save(grant);
+        expect(await store.getGrant(grant.id)).toEqual(grant);
+        expect(await store.transaction((tx) => tx.lockGrant(grant.id))).toEqual(grant);
+      });
+
+      it("round-trips a fresh request with its nulls", async () => {
+        const grant = makeGrant();
+        await save(grant);
+        const stored = await store.getGrant(grant.id);
+        expect(stored).toEqual(grant);
+        expect(stored?.emergency).toBe(false);
+        expect(stored?.accessHandle).toBeNull();
+        expect(stored?.review).toBeNull();
+      });
+
+      it("returns null for a grant that does not exist", async () => {
+        expect(await store.getGrant("g_missing")).toBeNull();
+        expect(await store.transaction((tx) => tx.lockGrant("g_missing"))).toBeNull();
+      });
+
+      it("keeps approvals in the order they were given as they accumulate", async () => {
+        const v1 = makeGrant();
+        const v2 = next(v1, { approvals: [{ approver: "zoe", at: T0 + 10, comment: "ok" }] });
+        const v3 = next(v2, {
+          state: "approved",
+          approvedAt: T0 + 10,
+          approvals: [...v2.approvals, { approver: "adam", at: T0 + 10, comment: null }],
+        });
+        await save(v1);
+        await save(v2);
+        await save(v3);
+        expect((await store.getGrant(v1.id))?.approvals).toEqual([
+          { approver: "zoe", at: T0 + 10, comment: "ok" },
+          { approver: "adam", at: T0 + 10, comment: null },
+        ]);
+        expect(await store.getGrant(v1.id)).toEqual(v3);
+      });
+
+      it("refuses an approval list naming the same approver twice", async () => {
+        const twice = [
+          { approver: "bob", at: T0, comment: null },
+          { approver: "bob", at: T0 + 1, comment: null },
+        ];
+        await expectCode(save(makeGrant({ approvals: twice })), "ERR_DUPLICATE_APPROVAL");
+      });
+
+      it("refuses a stale update with ERR_CONFLICT and writes nothing", async () => {
+        const v1 = makeGrant();
+        await save(v1);
+        const winner = next(v1, { state: "cancelled", closedBy: "alice" });
+        await save(winner);
+        const loser = next(v1, { state: "approved", approvals: [{ approver: "bob", at: T0, comment: null }] });
+        const err = await expectCode(
+          store.transaction(async (tx) => {
+            await tx.insertAuditEvents(sealed(await tx.lockAuditHead(), 1, v1.id));
+            await tx.saveGrant(loser, T0);
+          }),
+          "ERR_CONFLICT",
+        );
+        expect(err.detail).toMatchObject({ grantId: v1.id, expectedVersion: 1, storedVersion: 2 });
+        expect(await store.getGrant(v1.id)).toEqual(winner);
+        expect(await store.readAudit(0, 10)).toEqual([]);
+        expect(await store.nextDueAt()).toBeNull();
+      });
+
+      it("refuses a version that skips ahead, and a new grant whose id exists", async () => {
+        const v1 = makeGrant();
+        await save(v1);
+        await expectCode(save({ ...v1, version: 3 }), "ERR_CONFLICT");
+        await expectCode(save({ ...v1, requester: "mallory" }), "ERR_CONFLICT");
+        expect(await store.getGrant(v1.id)).toEqual(v1);
+      });
+
+      it("lockGrant serialises read-modify-write on one grant", async () => {
+        const v1 = makeGrant();
+        await save(v1);
+        const aLocked = deferred();
+        const aRelease = deferred();
+        const a = store.transaction(async (tx) => {
+          const g = await tx.lockGrant(v1.id);
+          aLocked.resolve();
+          await aRelease.promise;
+          if (g) await tx.saveGrant(next(g, { accessAttempts: g.accessAttempts + 1 }), null);
+        });
+        await aLocked.promise;
+        const b = store.transaction(async (tx) => {
+          const g = await tx.lockGrant(v1.id);
+          if (g) await tx.saveGrant(next(g, { accessAttempts: g.accessAttempts + 1 }), null);
+        });
+        await sleep(50);
+        aRelease.resolve();
+        await Promise.all([a, b]);
+        expect(await store.getGrant(v1.id)).toMatchObject({ version: 3, accessAttempts: 2 });
+      });
+    });
+
+    describe("open-grant uniqueness", () => {
+      it("refuses a second open grant of the same role for the same requester", async () => {
+        const first = makeGrant();
+        await save(first);
+        await expectCode(save(makeGrant({ state: "active" })), "ERR_OPEN_GRANT_EXISTS");
+        // Other roles and other requesters are unaffected.
+        await save(makeGrant({ roleId: "production/readonly" }));
+        await save(makeGrant({ requester: "bob" }));
+        expect(await store.listGrants({ requester: "alice" })).toHaveLength(2);
+      });
+
+      it("allows a new grant once the first has ended", async () => {
+        const first = makeGrant({ state: "active" });
+        await save(first);
+        await save(next(first, { state: "ended", endReason: "released", endedAt: T0 + 60_000 }));
+        const second = makeGrant();
+        await save(second);
+        expect(await store.transaction((tx) => tx.findOpenGrant("alice", first.roleId))).toEqual(second);
+      });
+
+      it("settles two racing requests in the database", async () => {
+        const aSaved = deferred();
+        const aRelease = deferred();
+        const a = store.transaction(async (tx) => {
+          await tx.saveGrant(makeGrant(), null);
+          aSaved.resolve();
+          await aRelease.promise;
+        });
+        await aSaved.promise;
+        const b = store.transaction((tx) => tx.saveGrant(makeGrant(), null));
+        await sleep(50); // let b reach the unique index (PostgreSQL) or the connection queue (SQLite)
+        aRelease.resolve();
+        await a;
+        await expectCode(b, "ERR_OPEN_GRANT_EXISTS");
+        expect(await store.listGrants({})).toHaveLength(1);
+      });
+
+      it("findOpenGrant sees requested, approved and active grants only", async () => {
+        const g = makeGrant();
+        await save(g);
+        const find = () => store.transaction((tx) => tx.findOpenGrant("alice", g.roleId));
+        expect(await find()).toEqual(g);
+        const approved = next(g, { state: "approved" });
+        await save(approved);
+        expect(await find()).toEqual(approved);
+        await save(next(approved, { state: "cancelled" }));
+        expect(await find()).toBeNull();
+        expect(await store.transaction((tx) => tx.findOpenGrant("bob", g.roleId))).toBeNull();
+      });
+    });
+
+    describe("listGrants", () => {
+      it("filters by state, requester and role, newest first, up to a limit", async () => {
+        const a = makeGrant({ requestedAt: T0 + 1 });
+        const b = makeGrant({ requestedAt: T0 + 3, requester: "bob", state: "active" });
+        const c = makeGrant({ requestedAt: T0 + 2, roleId: "security/idp-admin", state: "denied" });
+        const d = makeGrant({ requestedAt: T0 + 4, requester: "bob", roleId: "network/core", state: "ended" });
+        for (const g of [a, b, c, d]) await save(g);
+        const ids = (gs: readonly Grant[]) => gs.map((g) => g.id);
+
+        expect(ids(await store.listGrants({}))).toEqual([d.id, b.id, c.id, a.id]);
+        expect(ids(await store.listGrants({ limit: 2 }))).toEqual([d.id, b.id]);
+        expect(ids(await store.listGrants({ states: ["requested", "active"] }))).toEqual([b.id, a.id]);
+        expect(ids(await store.listGrants({ states: [] }))).toEqual([]);
+        expect(ids(await store.listGrants({ requester: "bob" }))).toEqual([d.id, b.id]);
+        expect(ids(await store.listGrants({ roleId: "production/db-admin" }))).toEqual([b.id, a.id]);
+        expect(ids(await store.listGrants({ requester: "bob", states: ["ended"], roleId: "network/core" }))).toEqual([
+          d.id,
+        ]);
+        expect(await store.listGrants({ requester: "nobody" })).toEqual([]);
+      });
+
+      it("returns each grant with its approvals", async () => {
+        const approvals = [{ approver: "bob", at: T0, comment: "fine" }];
+        const g = makeGrant({ approvals });
+        await save(g);
+        await save(makeGrant({ requester: "bob" }));
+        const listed = await store.listGrants({});
+        expect(listed.find((x) => x.id === g.id)?.approvals).toEqual(approvals);
+        expect(listed.find((x) => x.id !== g.id)?.approvals).toEqual([]);
+      });
+    });
+
+    describe("due work", () => {
+      it("claimDue returns past-due grants oldest first, up to the limit", async () => {
+        const now = T0 + 10_000;
+        const late = makeGrant({ requester: "u1" });
+        const later = makeGrant({ requester: "u2" });
+        const onTheDot = makeGrant({ requester: "u3" });
+        const future = makeGrant({ requester: "u4" });
+        const idle = makeGrant({ requester: "u5" });
+        await save(later, now - 10);
+        await save(late, now - 500);
+        await save(onTheDot, now);
+        await save(future, now + 1);
+        await save(idle, null);
+
+        const claim = (limit: number) => store.transaction((tx) => tx.claimDue(now, limit));
+        expect((await claim(10)).map((g) => g.id)).toEqual([late.id, later.id, onTheDot.id]);
+        expect((await claim(2)).map((g) => g.id)).toEqual([late.id, later.id]);
+        expect(await store.transaction((tx) => tx.claimDue(T0, 10))).toEqual([]);
+      });
+
+      it("nextDueAt is the earliest persisted due time", async () => {
+        expect(await store.nextDueAt()).toBeNull();
+        await save(makeGrant({ requester: "u1" }), null);
+        expect(await store.nextDueAt()).toBeNull();
+        const g = makeGrant({ requester: "u2" });
+        await save(g, T0 + 500);
+        await save(makeGrant({ requester: "u3" }), T0 + 100);
+        expect(await store.nextDueAt()).toBe(T0 + 100);
+        // Saving with a new due time moves it.
+        await save(next(g), T0 + 50);
+        expect(await store.nextDueAt()).toBe(T0 + 50);
+      });
+
+      // Only PostgreSQL has row locks to skip; SQLite serialises writers, so claims are disjoint by construction.
+      if (backend.rowLocks)
+        it("concurrent claims take disjoint sets (SKIP LOCKED)", async () => {
+          const now = T0 + 10_000;
+          const all = Array.from({ length: 4 }, (_, i) => makeGrant({ requester: `u${i}` }));
+          for (const [i, g] of all.entries()) await save(g, now - 100 + i);
+
+          const aClaimed = deferred();
+          const aRelease = deferred();
+          let aIds: string[] = [];
+          const a = store.transaction(async (tx) => {
+            aIds = (await tx.claimDue(now, 2)).map((g) => g.id);
+            aClaimed.resolve();
+            await aRelease.promise;
+          });
+          await aClaimed.promise;
+          // b runs to completion while a still holds its rows.
+          const bIds = (await store.transaction((tx) => tx.claimDue(now, 10))).map((g) => g.id);
+          aRelease.resolve();
+          await a;
+
+          expect(aIds).toHaveLength(2);
+          expect(bIds).toHaveLength(2);
+          expect([...aIds, ...bIds].sort()).toEqual(all.map((g) => g.id).sort());
+        });
+    });
+
+    describe("audit log", () => {
+      it("starts at seq 0 with the genesis hash", async () => {
+        expect(await store.transaction((tx) => tx.lockAuditHead())).toEqual({ seq: 0, hash: GENESIS_HASH });
+        expect(await store.readAudit(0, 100)).toEqual([]);
+      });
+
+      it("appends move the head, and readAudit pages in seq order", async () => {
+        const first = sealed({ seq: 0, hash: GENESIS_HASH }, 3, "g_1");
+        await store.transaction(async (tx) => tx.insertAuditEvents(first));
+        const head = await store.transaction((tx) => tx.lockAuditHead());
+        expect(head).toEqual({ seq: 3, hash: first[2]?.hash });
+        const second = sealed(head, 4, null);
+        await store.transaction(async (tx) => tx.insertAuditEvents(second));
+        expect(await store.transaction((tx) => tx.lockAuditHead())).toEqual({ seq: 7, hash: second[3]?.hash });
+
+        const all = [...first, ...second];
+        expect(await store.readAudit(0, 100)).toEqual(all);
+        expect(await store.readAudit(1, 3)).toEqual(all.slice(0, 3));
+        expect(await store.readAudit(4, 3)).toEqual(all.slice(3, 6));
+        expect(await store.readAudit(7, 3)).toEqual(all.slice(6));
+        expect(await store.readAudit(8, 3)).toEqual([]);
+        expect(await store.readAudit(1, 0)).toEqual([]);
+      });
+
+      it("writes a large batch in one call", async () => {
+        const events = sealed({ seq: 0, hash: GENESIS_HASH }, 1200);
+        await store.transaction((tx) => tx.insertAuditEvents(events));
+        expect(await store.readAudit(1, 2000)).toEqual(events);
+        expect(await store.transaction((tx) => tx.lockAuditHead())).toEqual({ seq: 1200, hash: events[1199]?.hash });
+      });
+
+      it("refuses events that do not continue the head with ERR_AUDIT_WRITE_FAILED", async () => {
+        await store.transaction(async (tx) => tx.insertAuditEvents(sealed(await tx.lockAuditHead(), 2)));
+        const stale = sealed({ seq: 0, hash: GENESIS_HASH }, 1);
+        const err = await expectCode(
+          store.transaction((tx) => tx.insertAuditEvents(stale)),
+          "ERR_AUDIT_WRITE_FAILED",
+        );
+        expect(err.cause).toBeDefined();
+        const gap = sealed({ seq: 5, hash: GENESIS_HASH }, 1);
+        await expectCode(
+          store.transaction((tx) => tx.insertAuditEvents(gap)),
+          "ERR_AUDIT_WRITE_FAILED",
+        );
+        const [e1, , e3] = sealed({ seq: 2, hash: GENESIS_HASH }, 3);
+        if (!e1 || !e3) throw new Error("fixture");
+        await expectCode(
+          store.transaction((tx) => tx.insertAuditEvents([e1, e3])),
+          "ERR_AUDIT_WRITE_FAILED",
+        );
+        expect(await store.readAudit(0, 10)).toHaveLength(2);
+        expect((await store.transaction((tx) => tx.lockAuditHead())).seq).toBe(2);
+      });
+
+      it("readAudit returns tampered rows exactly as stored", async () => {
+        const events = sealed({ seq: 0, hash: GENESIS_HASH }, 3);
+        await store.transaction((tx) => tx.insertAuditEvents(events));
+        await db.exec(
+          `UPDATE audit_events SET payload = '{"forged":true}', type = 'grant.bogus', actor = 'eve' WHERE seq = 2`,
+        );
+        await db.exec("DELETE FROM audit_events WHERE seq = 3");
+        const read = await store.readAudit(0, 10);
+        expect(read).toEqual([
+          events[0],
+          { ...events[1], payload: '{"forged":true}', type: "grant.bogus", actor: "eve" },
+        ]);
+      });
+
+      it("checkpoints round-trip in seq order and are unique per seq", async () => {
+        const cp = (seq: number): Checkpoint => ({
+          seq,
+          hash: `${seq}`.padStart(64, "f"),
+          at: T0 + seq,
+          keyId: "k1",
+          signature: "c2lnbmF0dXJl",
+        });
+        await store.transaction(async (tx) => {
+          await tx.insertCheckpoint(cp(20));
+          await tx.insertCheckpoint(cp(10));
+        });
+        expect(await store.readCheckpoints()).toEqual([cp(10), cp(20)]);
+        await expectCode(
+          store.transaction((tx) => tx.insertCheckpoint(cp(20))),
+          "ERR_CONFLICT",
+        );
+      });
+    });
+
+    describe("transactions", () => {
+      it("rolls back grant, audit, token and checkpoint writes together when fn throws", async () => {
+        const boom = new Error("connector exploded");
+        const g = makeGrant();
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.saveGrant(g, T0);
+            await tx.insertAuditEvents(sealed(await tx.lockAuditHead(), 2, g.id));
+            await tx.insertToken(token());
+            await tx.insertCheckpoint({ seq: 2, hash: "h", at: T0, keyId: "k", signature: "s" });
+            throw boom;
+          }),
+        ).rejects.toBe(boom);
+        expect(await store.getGrant(g.id)).toBeNull();
+        expect(await store.readAudit(0, 10)).toEqual([]);
+        expect(await store.transaction((tx) => tx.lockAuditHead())).toEqual({ seq: 0, hash: GENESIS_HASH });
+        expect(await store.findToken("t_1")).toBeNull();
+        expect(await store.readCheckpoints()).toEqual([]);
+        expect(await store.nextDueAt()).toBeNull();
+      });
+
+      it("commits and returns fn's result", async () => {
+        const g = makeGrant();
+        const result = await store.transaction(async (tx) => {
+          await tx.saveGrant(g, null);
+          await tx.insertAuditEvents(sealed(await tx.lockAuditHead(), 1, g.id));
+          return "done";
+        });
+        expect(result).toBe("done");
+        expect(await store.getGrant(g.id)).toEqual(g);
+        expect(await store.readAudit(1, 1)).toHaveLength(1);
+      });
+
+      it("rolls back when fn swallows a store error", async () => {
+        await save(makeGrant());
+        const other = makeGrant({ requester: "bob" });
+        await expectCode(
+          store.transaction(async (tx) => {
+            await tx.saveGrant(other, null);
+            await tx.saveGrant(makeGrant(), null).catch(() => undefined);
+            return "pretend all is well";
+          }),
+          "ERR_OPEN_GRANT_EXISTS",
+        );
+        expect(await store.getGrant(other.id)).toBeNull();
+      });
+
+      it("refuses store calls inside its own transaction instead of deadlocking", async () => {
+        await expectCode(
+          store.transaction(() => store.getGrant("g_x")),
+          "ERR_INTERNAL",
+        );
+        await expectCode(
+          store.transaction(() => store.transaction(async () => 1)),
+          "ERR_INTERNAL",
+        );
+        let leaked: Parameters<Parameters<Store["transaction"]>[0]>[0] | undefined;
+        await store.transaction(async (tx) => {
+          leaked = tx;
+        });
+        await expectCode(leaked?.lockGrant("g_x") ?? Promise.resolve(), "ERR_INTERNAL");
+      });
+
+      it("reports database failures as ERR_STORAGE without SQL or values", async () => {
+        await store.transaction((tx) => tx.insertToken(token({ id: "t_secretish" })));
+        await db.exec("DROP TABLE tokens");
+        const err = await expectCode(store.findToken("t_secretish"), "ERR_STORAGE");
+        expect(err.message).not.toMatch(/select|from|tokens|t_secretish/i);
+        expect(err.cause).toBeInstanceOf(Error);
+        expect(err.detail).toMatchObject({ operation: "findToken" });
+        await expectCode(
+          store.transaction((tx) => tx.insertToken(token({ id: "t_other" }))),
+          "ERR_STORAGE",
+        );
+      });
+    });
+
+    describe("tokens", () => {
+      it("round-trip with and without expiry and revocation; ids are unique", async () => {
+        const plain = token();
+        const full = token({ id: "t_2", user: "bob", expiresAt: T0 + 1000, revokedAt: T0 + 500, description: "" });
+        await store.transaction(async (tx) => {
+          await tx.insertToken(plain);
+          await tx.insertToken(full);
+        });
+        expect(await store.findToken("t_1")).toEqual(plain);
+        expect(await store.findToken("t_2")).toEqual(full);
+        expect(await store.findToken("t_3")).toBeNull();
+        await expectCode(
+          store.transaction((tx) => tx.insertToken(token())),
+          "ERR_CONFLICT",
+        );
+      });
+    });
+
+    describe("migrations", () => {
+      it("are idempotent: reopening keeps the data", async () => {
+        const g = fullGrant();
+        await save(g, T0);
+        await store.transaction(async (tx) => tx.insertAuditEvents(sealed(await tx.lockAuditHead(), 1)));
+        // Closed and opened again: on SQLite a new connection, on PostgreSQL a new pool.
+        await store.close();
+        store = await db.open();
+        const unmigrated = await db.open({ migrate: false });
+        try {
+          expect(await store.getGrant(g.id)).toEqual(g);
+          expect(await unmigrated.getGrant(g.id)).toEqual(g);
+          expect((await store.transaction((tx) => tx.lockAuditHead())).seq).toBe(1);
+        } finally {
+          await unmigrated.close();
+        }
+      });
+
+      it("replicas opening a new database together migrate it once", async () => {
+        const fresh = await backend.freshDatabase();
+        const replicas = await Promise.all([fresh.open(), fresh.open(), fresh.open()]);
+        try {
+          const g = makeGrant();
+          await replicas[0]?.transaction((tx) => tx.saveGrant(g, null));
+          for (const r of replicas) expect(await r.getGrant(g.id)).toEqual(g);
+          expect(await replicas[1]?.transaction((tx) => tx.lockAuditHead())).toEqual({ seq: 0, hash: GENESIS_HASH });
+        } finally {
+          await Promise.all(replicas.map((r) => r.close()));
+        }
+      });
+
+      if (backend.name === "postgres")
+        it("parses int8 as numbers for its own pool only", async () => {
+          expect(await store.nextDueAt()).toBeNull();
+          await save(makeGrant(), T0);
+          expect(await store.nextDueAt()).toBe(T0);
+          expect(pg.types.getTypeParser(20, "text")("5")).toBe("5");
+        });
+
+      it("close is idempotent", async () => {
+        const extra = await db.open();
+        await extra.close();
+        await extra.close();
+      });
+    });
+  });
+}
+
+describe("sqlite specifics", () => {
+  let dir = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "bg-sqlite-"));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it("creates a missing directory and an owner-only file in WAL mode", async () => {
+    const path = join(dir, "nested", "state", "breakglass.db");
+    const store = await createSqliteStore({ path });
+    await store.close();
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    const raw = new BetterSqlite3(path, { readonly: true });
+    try {
+      expect(raw.pragma("journal_mode", { simple: true })).toBe("wal");
+    } finally {
+      raw.close();
+    }
+  });
+
+  it("gives every :memory: store a private database", async () => {
+    const a = await createSqliteStore({ path: ":memory:" });
+    const b = await createSqliteStore({ path: ":memory:" });
+    try {
+      const g = makeGrant();
+      await a.transaction((tx) => tx.saveGrant(g, null));
+      expect(await a.getGrant(g.id)).toEqual(g);
+      expect(await b.getGrant(g.id)).toBeNull();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("reports a file it cannot open as ERR_STORAGE", async () => {
+    await writeFile(join(dir, "a-file"), "");
+    await expectCode(createSqliteStore({ path: join(dir, "a-file", "x.db") }), "ERR_STORAGE");
+  });
+});
