@@ -68,7 +68,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const connectors =
     opts.connectors ??
     new Map([...policy.targets.values()].map((t) => [t.name, createConnector(t, { baseDir })] as const));
-  const access = createAccessController({ policy, writer, connectors, clock, log: logFn });
+  const access = createAccessController({ policy, writer, store, audit, connectors, clock, log: logFn });
   const service = createGrantService({ policy, store, audit, writer, access, clock, ids });
   const tokens = createTokenService({ policy, store, audit, clock, ids });
   const expiry = createExpiryWorker({

@@ -320,6 +320,44 @@ for (const backend of BACKENDS) {
         expect(await store.getGrant(v1.id)).toEqual(v1);
       });
 
+      it("updateGrants saves many grants' bookkeeping in one call, nulls and JSON included", async () => {
+        const grants = Array.from({ length: 3 }, (_, i) => makeGrant({ requester: `bulk${i}` }));
+        for (const g of grants) await save(g, T0);
+        const ended = grants.map((g, i) =>
+          next(g, {
+            state: "ended",
+            endReason: "expired",
+            endedAt: T0 + i,
+            access: "revoking",
+            accessHandle: { principal: `bg_${g.id}`, nested: { n: i } },
+            accessNextAt: T0 + 1000,
+            accessLastError: i === 0 ? "target unreachable" : null,
+            lapseAt: null,
+          }),
+        );
+        await store.transaction((tx) => tx.updateGrants(ended.map((g) => ({ grant: g, dueAt: T0 + 1000 }))));
+        for (const g of ended) expect(await store.getGrant(g.id)).toEqual(g);
+        expect(await store.nextDueAt()).toBe(T0 + 1000);
+      });
+
+      it("updateGrants refuses the whole batch when one row changed meanwhile", async () => {
+        const a = makeGrant({ requester: "bulk-a" });
+        const b = makeGrant({ requester: "bulk-b" });
+        await save(a, T0);
+        await save(b, T0);
+        await save(next(b, { closeReason: "changed elsewhere" }), T0);
+        await expectCode(
+          store.transaction((tx) =>
+            tx.updateGrants([
+              { grant: next(a, { state: "ended" }), dueAt: null },
+              { grant: next(b, { state: "ended" }), dueAt: null },
+            ]),
+          ),
+          "ERR_CONFLICT",
+        );
+        expect(await store.getGrant(a.id)).toEqual(a);
+      });
+
       it("lockGrant serialises read-modify-write on one grant", async () => {
         const v1 = makeGrant();
         await save(v1);

@@ -65,6 +65,13 @@ export interface StoreTx {
    */
   saveGrant(grant: Grant, dueAt: number | null): Promise<void>;
   /**
+   * Save many existing grants in one statement: the workers' bookkeeping (expiry, lapse,
+   * revocation results), where approvals do not change. Each row is checked against
+   * `version - 1` like {@link saveGrant}.
+   * @throws ERR_CONFLICT when any row was changed by another writer (nothing is applied).
+   */
+  updateGrants(items: readonly { readonly grant: Grant; readonly dueAt: number | null }[]): Promise<void>;
+  /**
    * Grants whose persisted due time has passed, locked for this transaction and skipped by
    * other replicas' claims (`FOR UPDATE SKIP LOCKED` on PostgreSQL), oldest first.
    */

@@ -8,18 +8,21 @@ import {
   beginActivation,
   beginRevocation,
   completeActivation,
+  dueAt,
   failActivation,
   revocationFailed,
   revocationSucceeded,
 } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
-import type { Clock, Connector, ConnectorGrantFacts } from "../core/ports.js";
-import type { GrantWriter } from "./grant-store.js";
+import type { Clock, Connector, ConnectorGrantFacts, Store } from "../core/ports.js";
+import { type AuditAppender, type GrantWriter, stamp } from "./grant-store.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "./request-context.js";
 
 export interface AccessControllerDeps {
   readonly policy: Policy;
   readonly writer: GrantWriter;
+  readonly store: Store;
+  readonly audit: AuditAppender;
   readonly connectors: ReadonlyMap<string, Connector>;
   readonly clock: Clock;
   readonly log: (msg: string, fields?: Record<string, unknown>) => void;
@@ -32,6 +35,18 @@ export interface AccessController {
   revoke(grant: Grant): Promise<Grant>;
   /** Claim a due revocation (lease) so no other worker runs it concurrently. */
   claimRevocation(grantId: string): Promise<Grant>;
+  /** Call the target's revoke and verify for a claimed grant; no database work. */
+  attemptRevocation(grant: Grant): Promise<RevocationOutcome>;
+  /** Record many outcomes in one transaction (one audit event each); falls back to one by one on conflict. */
+  recordRevocations(results: readonly RevocationResult[]): Promise<Grant[]>;
+}
+
+export type RevocationOutcome = { ok: true; detail: Record<string, unknown> } | { ok: false; error: string };
+
+export interface RevocationResult {
+  /** The grant as claimed (access `revoking`), at the version the claim saved. */
+  readonly grant: Grant;
+  readonly outcome: RevocationOutcome;
 }
 
 function errorText(e: unknown): string {
@@ -40,7 +55,7 @@ function errorText(e: unknown): string {
 }
 
 export function createAccessController(deps: AccessControllerDeps): AccessController {
-  const { policy, writer, connectors, clock } = deps;
+  const { policy, writer, connectors, clock, store, audit } = deps;
 
   const resolve = (grant: Grant): { connector: Connector; facts: ConnectorGrantFacts } => {
     const role = policy.roles.get(grant.roleId);
@@ -91,30 +106,64 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
   const claimRevocation = (grantId: string): Promise<Grant> =>
     writer.update(grantId, (g) => beginRevocation(g, clock.now()));
 
-  const revoke = async (grant: Grant): Promise<Grant> => {
-    if (grant.access !== "revoking") return grant;
-    let outcome: { ok: true; detail: Record<string, unknown> } | { ok: false; error: string };
+  const attemptRevocation = async (grant: Grant): Promise<RevocationOutcome> => {
     try {
       const { connector, facts } = resolve(grant);
       const handle = grant.accessHandle ?? connector.plan(facts);
       const revoked = await connector.revoke(facts, handle);
       const verified = await connector.verify(facts, handle);
-      outcome = verified.revoked
+      return verified.revoked
         ? { ok: true, detail: { revoke: revoked.detail, verify: verified.detail } }
         : { ok: false, error: "verify reports access still present at the target" };
     } catch (e) {
-      outcome = { ok: false, error: errorText(e) };
+      return { ok: false, error: errorText(e) };
     }
-    if (!outcome.ok) deps.log("revocation failed", { grantId: grant.id, error: outcome.error });
-    return writer.transition(grant.id, SYSTEM_CONTEXT, (g) => {
-      if (g.access !== "revoking") {
-        throw new BreakglassError("ERR_CONFLICT", `grant ${g.id} revocation was settled elsewhere`, { grantId: g.id });
-      }
-      return outcome.ok
-        ? revocationSucceeded(g, clock.now(), outcome.detail)
-        : revocationFailed(g, clock.now(), outcome.error);
-    });
   };
 
-  return { activate, revoke, claimRevocation };
+  const outcomeTransition = (g: Grant, outcome: RevocationOutcome) => {
+    if (g.access !== "revoking") {
+      throw new BreakglassError("ERR_CONFLICT", `grant ${g.id} revocation was settled elsewhere`, { grantId: g.id });
+    }
+    return outcome.ok
+      ? revocationSucceeded(g, clock.now(), outcome.detail)
+      : revocationFailed(g, clock.now(), outcome.error);
+  };
+
+  const recordRevocations = async (results: readonly RevocationResult[]): Promise<Grant[]> => {
+    for (const r of results) {
+      if (!r.outcome.ok) deps.log("revocation failed", { grantId: r.grant.id, error: r.outcome.error });
+    }
+    try {
+      // Fast path: the claimed grants are unchanged since the claim; one statement for all.
+      return await store.transaction(async (tx) => {
+        const ts = results.map((r) => outcomeTransition(r.grant, r.outcome));
+        await tx.updateGrants(ts.map((t) => ({ grant: t.grant, dueAt: dueAt(t.grant) })));
+        await audit.append(
+          tx,
+          ts.map((t) => stamp(t.event, SYSTEM_CONTEXT)),
+        );
+        return ts.map((t) => t.grant);
+      });
+    } catch (e) {
+      if (!(isBreakglassError(e) && e.code === "ERR_CONFLICT")) throw e;
+      // Someone changed one of them meanwhile (e.g. a review): settle each against its current row.
+      const out: Grant[] = [];
+      for (const r of results) {
+        try {
+          out.push(await writer.transition(r.grant.id, SYSTEM_CONTEXT, (g) => outcomeTransition(g, r.outcome)));
+        } catch (inner) {
+          deps.log("revocation result not recorded", { grantId: r.grant.id, error: errorText(inner) });
+        }
+      }
+      return out;
+    }
+  };
+
+  const revoke = async (grant: Grant): Promise<Grant> => {
+    if (grant.access !== "revoking") return grant;
+    const [settled] = await recordRevocations([{ grant, outcome: await attemptRevocation(grant) }]);
+    return settled ?? grant;
+  };
+
+  return { activate, revoke, claimRevocation, attemptRevocation, recordRevocations };
 }

@@ -282,6 +282,41 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
+  updateGrants(items: readonly { grant: Grant; dueAt: number | null }[]): Promise<void> {
+    return this.#run("updateGrants", async (db) => {
+      for (let i = 0; i < items.length; i += CHUNK) {
+        const chunk = items.slice(i, i + CHUNK);
+        const json = JSON.stringify(
+          chunk.map(({ grant, dueAt }) => {
+            const row = grantToRow(grant, dueAt, this.#dialect);
+            return Object.fromEntries(BULK_COLUMNS.map(([name]) => [name, row[name]]));
+          }),
+        );
+        const set = sql.join(
+          BULK_COLUMNS.filter(([n]) => n !== "id").map(([n]) => sql`${sql.ref(n)} = v.${sql.ref(n)}`),
+        );
+        const source =
+          this.#dialect === "postgres"
+            ? sql`jsonb_to_recordset(${json}::jsonb) AS v(${sql.join(BULK_COLUMNS.map(([n, t]) => sql`${sql.ref(n)} ${sql.raw(t)}`))})`
+            : sql`(SELECT ${sql.join(BULK_COLUMNS.map(([n]) => sql`json_extract(value, ${`$.${n}`}) AS ${sql.ref(n)}`))} FROM json_each(${json})) AS v`;
+        const result =
+          await sql`UPDATE grants SET ${set} FROM ${source} WHERE grants.id = v.id AND grants.version = v.version - 1`.execute(
+            db,
+          );
+        if (Number(result.numAffectedRows ?? 0) !== chunk.length) {
+          throw new BreakglassError(
+            "ERR_CONFLICT",
+            "some grants were changed by another writer; reload them and try again",
+            {
+              expected: chunk.length,
+              updated: Number(result.numAffectedRows ?? 0),
+            },
+          );
+        }
+      }
+    });
+  }
+
   claimDue(now: number, limit: number): Promise<Grant[]> {
     return this.#run("claimDue", async (db) => {
       if (limit <= 0) return [];
@@ -455,6 +490,29 @@ class KyselyStoreTx implements StoreTx {
 
 // ---------------------------------------------------------------------------------------------
 // Rows ↔ domain
+
+/** The columns bookkeeping may change (`updateGrants`), with their PostgreSQL types for `jsonb_to_recordset`. */
+const BULK_COLUMNS: readonly (readonly [keyof GrantsTable, string])[] = [
+  ["id", "text"],
+  ["state", "text"],
+  ["end_reason", "text"],
+  ["approved_at", "bigint"],
+  ["activated_at", "bigint"],
+  ["ends_at", "bigint"],
+  ["ended_at", "bigint"],
+  ["lapse_at", "bigint"],
+  ["review_due_at", "bigint"],
+  ["closed_by", "text"],
+  ["close_reason", "text"],
+  ["access", "text"],
+  ["access_handle", "text"],
+  ["access_attempts", "integer"],
+  ["access_last_error", "text"],
+  ["access_next_at", "bigint"],
+  ["review", "text"],
+  ["version", "integer"],
+  ["due_at", "bigint"],
+];
 
 function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect): GrantsTable {
   return {

@@ -7,11 +7,13 @@
  * never inside the transaction. Deadlines are persisted (`due_at`), so after a restart the first
  * tick ends everything that became overdue while the broker was down.
  */
+
+import type { AuditEventDraft } from "../core/audit-event.js";
 import { beginRevocation, dueAction, dueAt, expireGrant, lapseGrant } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
-import type { AccessController } from "../service/access-controller.js";
-import { type AuditAppender, commitTransition } from "../service/grant-store.js";
+import type { AccessController, RevocationResult } from "../service/access-controller.js";
+import { type AuditAppender, stamp } from "../service/grant-store.js";
 import { SYSTEM_CONTEXT } from "../service/request-context.js";
 
 export interface ExpiryWorkerDeps {
@@ -53,19 +55,47 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
   let ticking: Promise<unknown> | null = null;
   let kicked = false;
 
+  const settled: RevocationResult[] = [];
+  let flushing: Promise<void> | null = null;
+
+  /** Record finished revocations in batches: one transaction for all that finished meanwhile. */
+  const flush = (): Promise<void> => {
+    if (flushing) return flushing;
+    flushing = (async () => {
+      while (settled.length > 0) {
+        const batch = settled.splice(0, deps.batchSize);
+        await access
+          .recordRevocations(batch)
+          .catch((e: unknown) => deps.log("recording revocations failed", { error: String(e), grants: batch.length }));
+      }
+    })().finally(() => {
+      flushing = null;
+    });
+    return flushing;
+  };
+
   const pump = (): void => {
     while (inFlight.size < deps.revokeConcurrency && queue.length > 0) {
       const grant = queue.shift();
       if (!grant) break;
       const p = access
-        .revoke(grant)
-        .then(() => undefined)
-        .catch((e: unknown) => deps.log("revocation error", { grantId: grant.id, error: String(e) }))
+        .attemptRevocation(grant)
+        .then((outcome) => {
+          settled.push({ grant, outcome });
+          void flush();
+        })
         .finally(() => {
           inFlight.delete(p);
           pump();
         });
       inFlight.add(p);
+    }
+  };
+
+  const idle = async (): Promise<void> => {
+    while (inFlight.size > 0 || settled.length > 0 || flushing) {
+      if (inFlight.size > 0) await Promise.race(inFlight);
+      await flush();
     }
   };
 
@@ -75,28 +105,31 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
     let lapsed = 0;
     const toRevoke = await store.transaction(async (tx) => {
       const due = await tx.claimDue(now, deps.batchSize);
+      const updates: { grant: Grant; dueAt: number | null }[] = [];
+      const events: AuditEventDraft[] = [];
       const revoke: Grant[] = [];
       for (const grant of due) {
         const action = dueAction(grant, now);
+        let next: Grant;
         if (action === "expire" || action === "lapse") {
           const t = action === "expire" ? expireGrant(policy, grant, now) : lapseGrant(grant, now);
           if (action === "expire") expired++;
           else lapsed++;
-          let saved = await commitTransition(tx, audit, t, SYSTEM_CONTEXT);
-          if (saved.access === "revoking") {
-            saved = beginRevocation(saved, now);
-            await tx.saveGrant(saved, dueAt(saved));
-            revoke.push(saved);
-          }
+          events.push(stamp(t.event, SYSTEM_CONTEXT));
+          // Claim the revocation in the same write: one version step for the row.
+          next =
+            t.grant.access === "revoking" ? { ...beginRevocation(t.grant, now), version: t.grant.version } : t.grant;
         } else if (action === "revoke") {
-          const claimed = beginRevocation(grant, now);
-          await tx.saveGrant(claimed, dueAt(claimed));
-          revoke.push(claimed);
+          next = beginRevocation(grant, now);
         } else {
           // Claimed but nothing to do (the due time moved): store the corrected due time.
-          await tx.saveGrant({ ...grant, version: grant.version + 1 }, dueAt(grant));
+          next = { ...grant, version: grant.version + 1 };
         }
+        if (next.access === "revoking" && action !== null) revoke.push(next);
+        updates.push({ grant: next, dueAt: dueAt(next) });
       }
+      await tx.updateGrants(updates);
+      if (events.length > 0) await audit.append(tx, events);
       return revoke;
     });
     queue.push(...toRevoke);
@@ -130,8 +163,8 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
     async drain() {
       for (;;) {
         const r = await tick();
-        if (r.expired + r.lapsed + r.revocationsStarted === 0 && queue.length === 0 && inFlight.size === 0) return;
-        while (inFlight.size > 0) await Promise.race(inFlight);
+        await idle();
+        if (r.expired + r.lapsed + r.revocationsStarted === 0 && queue.length === 0) return;
       }
     },
     start() {
@@ -145,7 +178,7 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
       timer = null;
       await ticking;
       queue.length = 0;
-      await Promise.allSettled([...inFlight]);
+      await idle();
     },
     kick() {
       if (!running) return;

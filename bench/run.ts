@@ -1,0 +1,90 @@
+/**
+ * `npm run bench`: audit append and verify rates (with a same-run plain-insert baseline) and the
+ * 10,000-grant expiry storm, on SQLite and on a throwaway PostgreSQL with fsync on. Prints a
+ * table and writes bench/results/<timestamp>.json. Figures are medians/percentiles of one run on
+ * a shared 2-core machine: compare ratios, not absolutes.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { startPostgres } from "../test/support/postgres-cluster.js";
+import { runAuditBenchmarks } from "./audit-bench.js";
+import { runExpiryStorm } from "./expiry-storm.js";
+import { fmt } from "./stats.js";
+
+const quick = process.argv.includes("--quick");
+const sizes = quick
+  ? { single: 500, batched: 5_000, verify: 20_000, storm: 2_000 }
+  : { single: 3_000, batched: 50_000, verify: 200_000, storm: 10_000 };
+
+const cluster = await startPostgres({ durable: true });
+try {
+  console.log(`Breakglass benchmarks — node ${process.version}, ${cpus().length} cores${quick ? " (quick)" : ""}\n`);
+  const audit = await runAuditBenchmarks(cluster.url, sizes);
+  console.log("Audit append (durable: SQLite WAL synchronous=FULL; PostgreSQL fsync=on)");
+  console.table(
+    audit.append.map((r) => ({
+      backend: r.backend,
+      mode: r.mode,
+      "chained events/s": fmt(r.eventsPerS),
+      "plain insert rows/s (baseline)": fmt(r.baselinePerS),
+      "chained / baseline": fmt(r.ratio, 2),
+    })),
+  );
+  console.log("Audit verify");
+  console.table(
+    audit.verify.map((r) => ({
+      backend: r.backend,
+      source: r.source,
+      events: r.events,
+      "events/s": fmt(r.eventsPerS),
+    })),
+  );
+
+  const storms = [
+    await runExpiryStorm("sqlite", "{ driver: sqlite, path: ./breakglass.db }", {}, sizes.storm),
+    await runExpiryStorm(
+      "postgres",
+      "{ driver: postgres, url_env: BG_BENCH_URL, pool_size: 8 }",
+      { BG_BENCH_URL: cluster.url },
+      sizes.storm,
+    ),
+  ];
+  console.log(`Expiry storm: ${fmt(sizes.storm)} grants ending within the same second (lag from end, ms)`);
+  console.table(
+    storms.map((s) => ({
+      backend: s.backend,
+      "expired p50": fmt(s.expiryLagMs.p50),
+      "expired p99": fmt(s.expiryLagMs.p99),
+      "expired max": fmt(s.expiryLagMs.max),
+      "revoked p50": fmt(s.revokeLagMs.p50),
+      "revoked p99": fmt(s.revokeLagMs.p99),
+      "revoked max": fmt(s.revokeLagMs.max),
+    })),
+  );
+  console.log("API latency (GET grant / GET active list, 4 concurrent clients on another thread), ms");
+  console.table(
+    storms.map((s) => ({
+      backend: s.backend,
+      "idle p50": fmt(s.apiIdleMs.p50, 1),
+      "idle p99": fmt(s.apiIdleMs.p99, 1),
+      "storm p50": fmt(s.apiStormMs.p50, 1),
+      "storm p99": fmt(s.apiStormMs.p99, 1),
+      "storm max": fmt(s.apiStormMs.max, 1),
+      "storm/idle p99": fmt(s.apiStormMs.p99 / s.apiIdleMs.p99, 2),
+      requests: s.apiIdleMs.n + s.apiStormMs.n,
+      errors: s.apiErrors,
+    })),
+  );
+
+  const dir = join(process.cwd(), "bench", "results");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: cpus().length, quick, sizes, audit, storms }, null, 2)}\n`,
+  );
+  console.log(`\nwrote ${file}`);
+} finally {
+  await cluster.stop();
+}
