@@ -1,0 +1,154 @@
+/**
+ * A small typed client for the HTTP API, built on the shared contract (src/contract/api.ts):
+ * request bodies are the contract's input types, responses are parsed with the contract's
+ * schemas. Refusals arrive as {@link ApiProblemError} (the problem+json body), a broker that
+ * cannot be reached as {@link BrokerUnreachableError}.
+ */
+import type { z } from "zod";
+import {
+  API_PREFIX,
+  AuditVerdictSchema,
+  type AuditVerdictView,
+  type CreateGrantBody,
+  type GrantAction,
+  type GrantActionBody,
+  type GrantList,
+  GrantListSchema,
+  type GrantView,
+  GrantViewSchema,
+  type Health,
+  HealthSchema,
+  type ListGrantsQuery,
+  type Me,
+  MeSchema,
+  type Problem,
+  ProblemSchema,
+  type RolesResponse,
+  RolesResponseSchema,
+} from "../contract/api.js";
+
+export const DEFAULT_BROKER_URL = "http://127.0.0.1:8080";
+const TIMEOUT_MS = 60_000;
+
+/** The broker answered with a problem (RFC 9457). */
+export class ApiProblemError extends Error {
+  readonly status: number;
+  readonly problem: Problem;
+  constructor(status: number, problem: Problem) {
+    super(problem.detail ?? problem.title ?? problem.code);
+    this.name = "ApiProblemError";
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+/** No answer: connection refused, DNS, timeout, or an answer that is not our API. */
+export class BrokerUnreachableError extends Error {
+  readonly url: string;
+  constructor(url: string, reason: string) {
+    super(`cannot reach the broker at ${url}: ${reason}`);
+    this.name = "BrokerUnreachableError";
+    this.url = url;
+  }
+}
+
+export interface ApiClient {
+  readonly baseUrl: string;
+  health(): Promise<Health>;
+  me(): Promise<Me>;
+  roles(): Promise<RolesResponse>;
+  requestGrant(body: CreateGrantBody): Promise<GrantView>;
+  listGrants(query: ListGrantsQuery): Promise<GrantList>;
+  getGrant(id: string): Promise<GrantView>;
+  act<A extends GrantAction>(id: string, action: A, body: GrantActionBody<A>): Promise<GrantView>;
+  verifyAudit(): Promise<AuditVerdictView>;
+}
+
+/** `http://host:8080`, `http://host:8080/` and `http://host:8080/api/v1` all name the same API. */
+export function apiBase(url: string): string {
+  const trimmed = url.trim().replace(/\/+$/, "");
+  return trimmed.endsWith(API_PREFIX) ? trimmed : `${trimmed}${API_PREFIX}`;
+}
+
+function describeFetchFailure(e: unknown): string {
+  if (e instanceof Error && e.name === "TimeoutError") return `no answer within ${TIMEOUT_MS / 1000}s`;
+  const cause = e instanceof Error ? (e.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+  if (cause && typeof cause.code === "string") return cause.code;
+  if (cause && typeof cause.message === "string") return cause.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function createApiClient(options: { url: string; token: string | null }): ApiClient {
+  const base = apiBase(options.url);
+
+  async function call<S extends z.ZodType>(
+    method: "GET" | "POST",
+    path: string,
+    schema: S,
+    body?: unknown,
+  ): Promise<z.output<S>> {
+    const headers: Record<string, string> = { accept: "application/json, application/problem+json" };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let res: Response;
+    try {
+      res = await fetch(`${base}${path}`, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+        redirect: "error",
+      });
+    } catch (e) {
+      throw new BrokerUnreachableError(options.url, describeFetchFailure(e));
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text === "" ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const parsed = ProblemSchema.safeParse(json);
+      if (parsed.success) throw new ApiProblemError(res.status, parsed.data);
+      if (res.status === 404) {
+        throw new BrokerUnreachableError(options.url, `HTTP 404 for ${path}: is this a Breakglass broker?`);
+      }
+      throw new ApiProblemError(res.status, {
+        code: res.status >= 500 ? "ERR_INTERNAL" : "ERR_HTTP",
+        instance: res.headers.get("x-request-id") ?? "",
+        detail: `HTTP ${res.status} ${res.statusText}`,
+      });
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      throw new BrokerUnreachableError(
+        options.url,
+        `unexpected answer to ${method} ${path}: is this a Breakglass broker?`,
+      );
+    }
+    return parsed.data;
+  }
+
+  const grantPath = (id: string) => `/grants/${encodeURIComponent(id)}`;
+
+  return {
+    baseUrl: base,
+    health: () => call("GET", "/health", HealthSchema),
+    me: () => call("GET", "/me", MeSchema),
+    roles: () => call("GET", "/roles", RolesResponseSchema),
+    requestGrant: (body) => call("POST", "/grants", GrantViewSchema, body),
+    listGrants: (query) => {
+      const params = new URLSearchParams();
+      for (const [key, value] of Object.entries(query)) {
+        if (value !== undefined) params.set(key, String(value));
+      }
+      const qs = params.toString();
+      return call("GET", `/grants${qs ? `?${qs}` : ""}`, GrantListSchema);
+    },
+    getGrant: (id) => call("GET", grantPath(id), GrantViewSchema),
+    act: (id, action, body) => call("POST", `${grantPath(id)}/${action}`, GrantViewSchema, body),
+    verifyAudit: () => call("GET", "/audit/verify", AuditVerdictSchema),
+  };
+}

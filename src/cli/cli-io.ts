@@ -1,0 +1,62 @@
+/**
+ * What a command needs from its surroundings: output streams, environment, working directory,
+ * and a way to wait for a stop signal. Injected so commands run the same in a process and in a
+ * test, and so nothing but `main` touches `process` directly.
+ */
+import { EXIT, type ExitCode } from "./exit-codes.js";
+
+export interface CliIo {
+  /** Write to stdout (the command's result). */
+  out(text: string): void;
+  /** Write to stderr (progress, warnings, errors). */
+  err(text: string): void;
+  /** The raw stdout stream, for output written as it is produced (audit export). */
+  readonly stdout: NodeJS.WritableStream;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+  /** Resolves on the first SIGINT/SIGTERM (long-running commands: server, demo). */
+  waitForStop(): Promise<string>;
+}
+
+export const processIo = (): CliIo => ({
+  out: (text) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`),
+  err: (text) => process.stderr.write(text.endsWith("\n") ? text : `${text}\n`),
+  stdout: process.stdout,
+  env: process.env,
+  cwd: process.cwd(),
+  waitForStop: () =>
+    new Promise((resolve) => {
+      const stop = (signal: string) => {
+        // A second signal while stopping means "now": do not wait for a slow shutdown.
+        process.once("SIGINT", () => process.exit(130));
+        process.once("SIGTERM", () => process.exit(143));
+        resolve(signal);
+      };
+      process.once("SIGINT", () => stop("SIGINT"));
+      process.once("SIGTERM", () => stop("SIGTERM"));
+    }),
+});
+
+/** A failure that ends the command with a given exit code and message (printed as `error: …`). */
+export class CliError extends Error {
+  readonly exitCode: ExitCode;
+  /** Printed after the message, e.g. the formatted config issues. */
+  readonly extra: string | undefined;
+
+  constructor(exitCode: ExitCode, message: string, extra?: string) {
+    super(message);
+    this.name = "CliError";
+    this.exitCode = exitCode;
+    this.extra = extra;
+  }
+}
+
+/** The command line is wrong (exit 2); the usage of the command is printed after the message. */
+export class UsageError extends CliError {
+  readonly command: string | undefined;
+  constructor(message: string, command?: string) {
+    super(EXIT.USAGE, message);
+    this.name = "UsageError";
+    this.command = command;
+  }
+}

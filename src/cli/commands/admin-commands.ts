@@ -1,0 +1,267 @@
+/**
+ * Commands that work on files and the database directly, with no broker running: configuration
+ * checks, API tokens, and the audit log (verify, export, signing keys). Offline on purpose: the
+ * audit must be verifiable when the broker is down or not trusted.
+ *
+ * Heavy modules (the broker, the store, the config loader) are imported inside `run`, so the
+ * CLI starts fast for the commands that do not need them.
+ */
+import { once } from "node:events";
+import { createReadStream, createWriteStream, existsSync, readFileSync } from "node:fs";
+import { userInfo } from "node:os";
+import { resolve } from "node:path";
+import { createInterface } from "node:readline";
+import type { PublicKeySet } from "../../audit/signing-key.js";
+import type { ChainVerdict } from "../../core/audit-chain.js";
+import { parseDuration } from "../../core/duration.js";
+import { verdictView } from "../../http/views.js";
+import type { RequestContext } from "../../service/request-context.js";
+import { CliError, type CliIo, UsageError } from "../cli-io.js";
+import type { Command } from "../command.js";
+import { loadConfig, resolveConfigPath } from "../config-file.js";
+import { EXIT } from "../exit-codes.js";
+import { CONFIG_OPTION, loggerFrom } from "./server-commands.js";
+
+/** Who acts in an offline command: the local account, so the audit trail says who ran it. */
+function localContext(): RequestContext {
+  let name = "unknown";
+  try {
+    name = userInfo().username;
+  } catch {
+    // No passwd entry (some containers): the audit still records that it was local.
+  }
+  return { actor: `local:${name}`, requestId: null, sourceAddress: "local" };
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new CliError(EXIT.CONFIG, `cannot read ${what} ${path} (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+}
+
+export const configCheckCommand: Command = {
+  name: "config check",
+  summary: "Check a configuration file and list every problem with its YAML path",
+  description:
+    "Check FILE (default: --config, $BREAKGLASS_CONFIG, ./breakglass.yaml) against the schema and the cross-references between users, groups, roles and targets. Secrets (storage.url_env / url_file) are not read. Exits 3 when there is any problem.",
+  args: [{ name: "FILE", required: false, description: "Configuration file" }],
+  options: {
+    config: CONFIG_OPTION,
+    json: { type: "boolean", description: "Print {ok, file, issues} as JSON" },
+  },
+  async run(input, io) {
+    const file =
+      input.args[0] === undefined ? resolveConfigPath(input.string("config"), io) : resolve(io.cwd, input.arg(0));
+    const text = readText(file, "configuration file");
+    const { checkConfigText, formatIssues } = await import("../../config/load-config.js");
+    const { connectorSettingsSchemas } = await import("../../connectors/registry.js");
+    const { config, issues } = checkConfigText(text, {
+      source: file,
+      env: io.env,
+      readSecretFile: (path) => readFileSync(path, "utf8"),
+      connectorSchemas: connectorSettingsSchemas,
+      resolveSecrets: false,
+    });
+    if (input.flag("json")) {
+      io.out(JSON.stringify({ ok: issues.length === 0, file, issues }, null, 2));
+      return issues.length === 0 ? EXIT.OK : EXIT.CONFIG;
+    }
+    if (!config || issues.length > 0) {
+      throw new CliError(
+        EXIT.CONFIG,
+        `${file} has ${issues.length} problem${issues.length === 1 ? "" : "s"} (ERR_CONFIG_INVALID)`,
+        formatIssues(issues, file),
+      );
+    }
+    const { policy } = config;
+    io.out(
+      `${file}: OK — ${policy.users.size} users, ${policy.groups.size} groups, ${policy.domains.size} domains, ${policy.roles.size} roles, ${policy.targets.size} targets`,
+    );
+    return EXIT.OK;
+  },
+};
+
+export const configSchemaCommand: Command = {
+  name: "config schema",
+  summary: "Print the JSON Schema of the configuration file",
+  args: [],
+  options: {},
+  notes: ["Editors use it to complete and check breakglass.yaml (see schema/breakglass.schema.json)."],
+  async run(_input, io) {
+    const { configJsonSchemaText } = await import("../../config/load-config.js");
+    io.out(configJsonSchemaText());
+    return EXIT.OK;
+  },
+};
+
+export const tokenCreateCommand: Command = {
+  name: "token create",
+  summary: "Create an API token for a configured user (printed once)",
+  description:
+    "Create an API token for USER directly in the broker's database (no running broker needed). The token is printed once on stdout; only its hash is stored. The creation is recorded in the audit log.",
+  args: [],
+  options: {
+    user: { type: "string", value: "NAME", required: true, description: "A user from the configuration" },
+    description: { type: "string", value: "TEXT", description: "What the token is for" },
+    ttl: { type: "string", value: "30d", description: "Expire after this long (default: never)" },
+    config: CONFIG_OPTION,
+  },
+  async run(input, io) {
+    const ttlText = input.string("ttl");
+    let ttlS: number | undefined;
+    if (ttlText !== undefined) {
+      try {
+        ttlS = parseDuration(ttlText);
+      } catch {
+        throw new UsageError(`--ttl "${ttlText}" is not a duration; write it like 12h, 30d`, "token create");
+      }
+    }
+    const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
+    const { createBroker } = await import("../../app.js");
+    const broker = await createBroker(config, { log: loggerFrom(io, "warn") });
+    let created: Awaited<ReturnType<typeof broker.tokens.create>>;
+    try {
+      created = await broker.tokens.create(localContext(), {
+        user: input.requireString("user"),
+        description: input.string("description") ?? "",
+        ttlS,
+      });
+    } finally {
+      await broker.stop();
+    }
+    const { record } = created;
+    io.out(created.token.reveal());
+    io.err(
+      `Created token ${record.id} for ${record.user}${record.expiresAt === null ? "" : `, expires ${new Date(record.expiresAt).toISOString()}`}. It is shown only once: store it now.`,
+    );
+    return EXIT.OK;
+  },
+};
+
+/** The keys to verify with: `--public-key` files, else the public half of the configured signing key. */
+async function publicKeysFor(files: readonly string[], io: CliIo, signingKeyFile?: string): Promise<PublicKeySet> {
+  const { loadPublicKeys, loadSigningKey } = await import("../../audit/signing-key.js");
+  if (files.length > 0) return loadPublicKeys(files.map((f) => readText(resolve(io.cwd, f), "public key")));
+  if (signingKeyFile === undefined) throw new UsageError("--public-key is required with --file", "audit verify");
+  const pub = `${signingKeyFile}.pub`;
+  if (existsSync(pub)) return loadPublicKeys([readText(pub, "public key")]);
+  return loadPublicKeys([loadSigningKey(signingKeyFile, { generateIfMissing: false }).publicKeyPem]);
+}
+
+function printVerdict(io: CliIo, verdict: ChainVerdict, summary: string, json: boolean): number {
+  if (json) io.out(JSON.stringify(verdictView(verdict, summary), null, 2));
+  else if (verdict.ok) io.out(summary);
+  else io.err(`error: audit verification ${summary} (ERR_AUDIT_CHAIN_BROKEN)`);
+  return verdict.ok ? EXIT.OK : EXIT.AUDIT_FAILED;
+}
+
+export const auditVerifyCommand: Command = {
+  name: "audit verify",
+  summary: "Verify the audit chain and its signed checkpoints, offline",
+  description:
+    "Verify every audit event's hash chain and every checkpoint signature. With --config (the default) it reads the broker's database directly and uses the public half of the configured signing key (or --public-key); with --file it checks a JSONL export against --public-key, needing nothing else. Exits 4 when the log is not what was written.",
+  args: [],
+  options: {
+    config: CONFIG_OPTION,
+    file: { type: "string", value: "audit.jsonl", description: "A JSONL export (from `audit export --format jsonl`)" },
+    "public-key": {
+      type: "string",
+      value: "K.pub",
+      multiple: true,
+      description: "Trusted public key file (PEM); repeat for rotated keys",
+    },
+    json: { type: "boolean", description: "Print the verdict as JSON" },
+  },
+  async run(input, io) {
+    const keyFiles = input.strings("public-key");
+    const file = input.string("file");
+    const { formatVerdict, verifyJsonl, verifyStoreChain } = await import("../../audit/audit-verify.js");
+    const print = (verdict: ChainVerdict) => printVerdict(io, verdict, formatVerdict(verdict), input.flag("json"));
+    if (file !== undefined) {
+      if (input.string("config") !== undefined) {
+        throw new UsageError("use either --config or --file, not both", "audit verify");
+      }
+      const keys = await publicKeysFor(keyFiles, io);
+      const path = resolve(io.cwd, file);
+      readText(path, "audit export"); // a clear error for a missing file before streaming
+      const lines = createInterface({ input: createReadStream(path, "utf8"), crlfDelay: Number.POSITIVE_INFINITY });
+      return print(await verifyJsonl(lines, keys.verifySignature));
+    }
+    const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
+    const keys = await publicKeysFor(keyFiles, io, config.audit.signingKeyFile);
+    const { openStore } = await import("../../app.js");
+    const store = await openStore(config.storage);
+    try {
+      return print(await verifyStoreChain(store, keys.verifySignature));
+    } finally {
+      await store.close();
+    }
+  },
+};
+
+export const auditExportCommand: Command = {
+  name: "audit export",
+  summary: "Export the audit log as JSONL (verifiable offline) or CSV (for people and SIEMs)",
+  args: [],
+  options: {
+    format: { type: "string", value: "jsonl|csv", required: true, description: "Output format" },
+    out: { type: "string", value: "FILE", description: "Write to FILE (mode 0600) instead of stdout" },
+    config: CONFIG_OPTION,
+  },
+  notes: ["Verify a JSONL export with: breakglass audit verify --file FILE --public-key audit-signing.pem.pub"],
+  async run(input, io) {
+    const format = input.requireString("format");
+    if (format !== "jsonl" && format !== "csv") {
+      throw new UsageError("--format must be jsonl or csv", "audit export");
+    }
+    const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
+    const outPath = input.string("out");
+    const { openStore } = await import("../../app.js");
+    const { exportAudit } = await import("../../audit/audit-export.js");
+    const store = await openStore(config.storage);
+    try {
+      if (outPath === undefined) {
+        await exportAudit(store, io.stdout, { format });
+        return EXIT.OK;
+      }
+      const path = resolve(io.cwd, outPath);
+      const stream = createWriteStream(path, { mode: 0o600 });
+      await once(stream, "open");
+      const summary = await exportAudit(store, stream, { format });
+      stream.end();
+      await once(stream, "finish");
+      io.err(
+        `Exported ${summary.events} events${format === "jsonl" ? ` and ${summary.checkpoints} checkpoints` : ""} to ${path}`,
+      );
+      return EXIT.OK;
+    } finally {
+      await store.close();
+    }
+  },
+};
+
+export const auditKeygenCommand: Command = {
+  name: "audit keygen",
+  summary: "Create an Ed25519 checkpoint signing key (FILE, mode 0600) and its public key (FILE.pub)",
+  args: [],
+  options: { out: { type: "string", value: "FILE", required: true, description: "Private key file to create" } },
+  notes: ["Point audit.signing_key_file at FILE; give FILE.pub to auditors. An existing key is never overwritten."],
+  async run(input, io) {
+    const path = resolve(io.cwd, input.requireString("out"));
+    const { generateSigningKey } = await import("../../audit/signing-key.js");
+    const key = generateSigningKey(path);
+    io.out(`Wrote ${path} (private, mode 0600) and ${path}.pub (public)\nkey id: ${key.keyId}`);
+    return EXIT.OK;
+  },
+};
+
+export const adminCommands: readonly Command[] = [
+  configCheckCommand,
+  configSchemaCommand,
+  tokenCreateCommand,
+  auditVerifyCommand,
+  auditExportCommand,
+  auditKeygenCommand,
+];

@@ -1,0 +1,216 @@
+/**
+ * Commands that talk to a running broker over the HTTP API: request, approve, deny, cancel,
+ * activate, revoke, release, review, grants, show, roles, whoami.
+ * They read `BREAKGLASS_URL` (default http://127.0.0.1:8080) and `BREAKGLASS_TOKEN`.
+ */
+import { type GrantView, REVIEW_OUTCOMES } from "../../contract/api.js";
+import { type ApiClient, createApiClient, DEFAULT_BROKER_URL } from "../api-client.js";
+import { type CliIo, UsageError } from "../cli-io.js";
+import type { Command, CommandInput, OptionSpec } from "../command.js";
+import { EXIT } from "../exit-codes.js";
+import { actionSummary, grantDetail, grantsTable, meText, rolesTable } from "../format.js";
+
+export const API_ENV_NOTES = [
+  "Environment:",
+  `  BREAKGLASS_URL    the broker (default ${DEFAULT_BROKER_URL})`,
+  "  BREAKGLASS_TOKEN  your API token (from `breakglass token create`)",
+];
+
+const JSON_OPTION: OptionSpec = { type: "boolean", description: "Print the API's JSON instead of text" };
+const ID_ARG = { name: "ID", required: true, description: "Grant id (g_…)" } as const;
+
+export function clientFrom(io: CliIo): ApiClient {
+  const token = io.env.BREAKGLASS_TOKEN?.trim();
+  if (!token) {
+    throw new UsageError(
+      "BREAKGLASS_TOKEN is not set; create a token with `breakglass token create --user NAME` and export it",
+    );
+  }
+  return createApiClient({ url: io.env.BREAKGLASS_URL?.trim() || DEFAULT_BROKER_URL, token });
+}
+
+const printJson = (io: CliIo, value: unknown) => io.out(JSON.stringify(value, null, 2));
+
+function printGrant(io: CliIo, input: CommandInput, grant: GrantView): number {
+  if (input.flag("json")) printJson(io, grant);
+  else io.out(actionSummary(grant));
+  return EXIT.OK;
+}
+
+/** `--duration 30m` stays text; `--duration 1800` is seconds. */
+function durationValue(text: string | undefined): string | number | undefined {
+  if (text === undefined) return undefined;
+  return /^\d+$/.test(text) ? Number(text) : text;
+}
+
+/** An action on one grant that takes a reason. */
+function reasonAction(name: "deny" | "cancel" | "revoke", summary: string): Command {
+  return {
+    name,
+    summary,
+    args: [ID_ARG],
+    options: {
+      reason: { type: "string", value: "TEXT", required: true, description: "Why (recorded in the audit log)" },
+      json: JSON_OPTION,
+    },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const grant = await clientFrom(io).act(input.arg(0), name, { reason: input.requireString("reason") });
+      return printGrant(io, input, grant);
+    },
+  };
+}
+
+/** An action on one grant without fields. */
+function plainAction(name: "activate" | "release", summary: string): Command {
+  return {
+    name,
+    summary,
+    args: [ID_ARG],
+    options: { json: JSON_OPTION },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      return printGrant(io, input, await clientFrom(io).act(input.arg(0), name, {}));
+    },
+  };
+}
+
+export const grantCommands: readonly Command[] = [
+  {
+    name: "request",
+    summary: "Request a recovery role (or break the glass with --emergency)",
+    description:
+      "Request ROLE (DOMAIN/ROLE, see `breakglass roles`) for an incident. Approvers then approve it; with --emergency a role that allows it is activated at once, and the use must be reviewed.",
+    args: [{ name: "ROLE", required: true, description: "Role id, DOMAIN/ROLE" }],
+    options: {
+      reason: { type: "string", value: "TEXT", required: true, description: "Justification: why you need access" },
+      incident: { type: "string", value: "ID", required: true, description: "Incident id, e.g. INC-1234" },
+      duration: { type: "string", value: "30m", description: "How long (default: the role's default)" },
+      emergency: { type: "boolean", description: "Self-activate without approval (roles that allow it)" },
+      json: JSON_OPTION,
+    },
+    notes: [
+      "Example:",
+      '  breakglass request production/db-admin --reason "primary database is down" --incident INC-1234',
+      "",
+      ...API_ENV_NOTES,
+    ],
+    async run(input, io) {
+      const duration = durationValue(input.string("duration"));
+      const grant = await clientFrom(io).requestGrant({
+        role: input.arg(0),
+        justification: input.requireString("reason"),
+        incident: input.requireString("incident"),
+        ...(duration === undefined ? {} : { duration }),
+        ...(input.flag("emergency") ? { emergency: true } : {}),
+      });
+      return printGrant(io, input, grant);
+    },
+  },
+  {
+    name: "approve",
+    summary: "Approve a requested grant (never your own)",
+    args: [ID_ARG],
+    options: { comment: { type: "string", value: "TEXT", description: "A note for the record" }, json: JSON_OPTION },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const comment = input.string("comment");
+      const grant = await clientFrom(io).act(input.arg(0), "approve", comment === undefined ? {} : { comment });
+      return printGrant(io, input, grant);
+    },
+  },
+  reasonAction("deny", "Deny a requested grant"),
+  reasonAction("cancel", "Withdraw your own request before it is active"),
+  plainAction("activate", "Activate your approved grant (roles that do not auto-activate)"),
+  reasonAction("revoke", "End a grant early and take its access away (approvers and admins)"),
+  plainAction("release", "Give your active grant back early"),
+  {
+    name: "review",
+    summary: "Record the post-use review of an ended grant",
+    args: [ID_ARG],
+    options: {
+      outcome: { type: "string", value: REVIEW_OUTCOMES.join("|"), required: true, description: "The verdict" },
+      notes: { type: "string", value: "TEXT", required: true, description: "What was done, findings, follow-ups" },
+      json: JSON_OPTION,
+    },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const outcome = input.requireString("outcome");
+      const valid = REVIEW_OUTCOMES.find((o) => o === outcome);
+      if (!valid) throw new UsageError(`--outcome must be one of ${REVIEW_OUTCOMES.join(", ")}`, "review");
+      const grant = await clientFrom(io).act(input.arg(0), "review", {
+        outcome: valid,
+        notes: input.requireString("notes"),
+      });
+      return printGrant(io, input, grant);
+    },
+  },
+  {
+    name: "grants",
+    summary: "List grants (newest first)",
+    args: [],
+    options: {
+      state: { type: "string", value: "S[,S…]", description: "Only these states (e.g. active or requested,approved)" },
+      mine: { type: "boolean", description: "Only your own grants" },
+      requester: { type: "string", value: "USER", description: "Only grants of this user" },
+      role: { type: "string", value: "ROLE", description: "Only grants of this role" },
+      limit: { type: "string", value: "N", description: "At most N grants (default 100)" },
+      json: JSON_OPTION,
+    },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const limitText = input.string("limit");
+      if (limitText !== undefined && !/^\d+$/.test(limitText))
+        throw new UsageError("--limit must be a number", "grants");
+      const list = await clientFrom(io).listGrants({
+        state: input.string("state"),
+        requester: input.string("requester"),
+        role: input.string("role"),
+        mine: input.flag("mine") ? "true" : undefined,
+        limit: limitText === undefined ? undefined : Number(limitText),
+      });
+      if (input.flag("json")) printJson(io, list);
+      else io.out(grantsTable(list.grants));
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "show",
+    summary: "Show one grant: approvals, access at the target, timeline",
+    args: [ID_ARG],
+    options: { json: JSON_OPTION },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const grant = await clientFrom(io).getGrant(input.arg(0));
+      if (input.flag("json")) printJson(io, grant);
+      else io.out(grantDetail(grant));
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "roles",
+    summary: "List domains and recovery roles you can request",
+    args: [],
+    options: { json: JSON_OPTION },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const roles = await clientFrom(io).roles();
+      if (input.flag("json")) printJson(io, roles);
+      else io.out(rolesTable(roles.domains));
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "whoami",
+    summary: "Show who your token belongs to, and your groups",
+    args: [],
+    options: { json: JSON_OPTION },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const me = await clientFrom(io).me();
+      if (input.flag("json")) printJson(io, me);
+      else io.out(meText(me));
+      return EXIT.OK;
+    },
+  },
+];

@@ -1,0 +1,151 @@
+/**
+ * Human output: compact tables and a detailed grant view. Machine output is `--json`, which
+ * prints the API's own JSON unchanged.
+ */
+import type { DomainView, GrantView, Me } from "../contract/api.js";
+import { formatDuration } from "../core/duration.js";
+
+/** `2026-11-22T04:37:02.123Z` → `2026-11-22 04:37:02Z`. */
+export function shortTime(iso: string | null): string {
+  if (iso === null) return "-";
+  return iso.replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
+/** Left-aligned columns separated by two spaces; the last column is not padded. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+export function stateText(grant: Pick<GrantView, "state" | "endReason">): string {
+  return grant.state === "ended" && grant.endReason ? `ended(${grant.endReason})` : grant.state;
+}
+
+/** The "what now" column: time left, approvals so far, or nothing. */
+export function statusText(grant: GrantView): string {
+  switch (grant.state) {
+    case "active":
+      return `${formatDuration(grant.remainingS ?? 0)} left${grant.emergency ? " (emergency)" : ""}`;
+    case "requested":
+      return `${grant.approvals.length} approval${grant.approvals.length === 1 ? "" : "s"} (${grant.approvalRule ?? "?"})`;
+    case "approved":
+      return "approved, not activated";
+    case "ended":
+      return grant.reviewDueAt ? `review due ${shortTime(grant.reviewDueAt)}` : "";
+    case "reviewed":
+      return grant.review ? grant.review.outcome : "";
+    default:
+      return "";
+  }
+}
+
+export function grantsTable(grants: readonly GrantView[]): string {
+  if (grants.length === 0) return "No grants.";
+  return table(
+    ["ID", "ROLE", "STATE", "REQUESTER", "STATUS", "INCIDENT"],
+    grants.map((g) => [g.id, g.role, stateText(g), g.requester, statusText(g), g.incident]),
+  );
+}
+
+/** The timeline of a grant, oldest first, from its recorded times. */
+function timeline(g: GrantView): [string, string][] {
+  const events: [string, string][] = [];
+  events.push([
+    g.requestedAt,
+    `${g.emergency ? "emergency activation requested" : "requested"} by ${g.requester} for ${formatDuration(g.durationS)}`,
+  ]);
+  for (const a of g.approvals) {
+    events.push([a.at, `approved by ${a.approver}${a.comment ? ` — "${a.comment}"` : ""}`]);
+  }
+  if (g.approvedAt) events.push([g.approvedAt, `approval rule satisfied (${g.approvalRule ?? "?"})`]);
+  if (g.activatedAt) events.push([g.activatedAt, `activated at target ${g.target}, until ${shortTime(g.endsAt)}`]);
+  if (g.endedAt) {
+    const who = g.closedBy ? ` by ${g.closedBy}` : "";
+    const why = g.closeReason ? ` — "${g.closeReason}"` : "";
+    const what = g.state === "ended" || g.state === "reviewed" ? `ended (${g.endReason ?? "?"})` : g.state;
+    events.push([g.endedAt, `${what}${who}${why}`]);
+  }
+  if (g.review)
+    events.push([g.review.at, `reviewed by ${g.review.reviewer}: ${g.review.outcome} — "${g.review.notes}"`]);
+  return events.sort((a, b) => a[0].localeCompare(b[0]));
+}
+
+export function grantDetail(g: GrantView): string {
+  const rows: [string, string][] = [
+    ["role", `${g.role} (domain ${g.domain}, target ${g.target})`],
+    ["state", `${stateText(g)}${g.emergency ? "  (emergency: must be reviewed)" : ""}`],
+    ["requester", g.requester],
+    ["incident", g.incident],
+    ["justification", g.justification],
+    ["duration", formatDuration(g.durationS)],
+    ["approval rule", g.approvalRule ?? "(role no longer configured)"],
+  ];
+  if (g.state === "active" && g.remainingS !== null) {
+    rows.push(["ends", `${shortTime(g.endsAt)} (${formatDuration(g.remainingS)} left)`]);
+  } else if (g.endsAt) {
+    rows.push(["ends", shortTime(g.endsAt)]);
+  }
+  if (g.lapseAt && (g.state === "requested" || g.state === "approved")) rows.push(["lapses", shortTime(g.lapseAt)]);
+  rows.push([
+    "access",
+    `${g.access.state}${g.access.attempts > 0 ? ` (${g.access.attempts} failed attempt${g.access.attempts === 1 ? "" : "s"})` : ""}`,
+  ]);
+  if (g.access.lastError) rows.push(["last target error", g.access.lastError]);
+  if (g.access.nextAttemptAt) rows.push(["next attempt", shortTime(g.access.nextAttemptAt)]);
+  if (g.reviewDueAt && g.state === "ended") rows.push(["review due", shortTime(g.reviewDueAt)]);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return [
+    `Grant ${g.id}`,
+    ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
+    "",
+    "Timeline",
+    ...timeline(g).map(([at, text]) => `  ${shortTime(at)}  ${text}`),
+  ].join("\n");
+}
+
+/** One line after an action: what happened and what comes next. */
+export function actionSummary(g: GrantView): string {
+  const head = `${g.id}  ${g.role}  ${stateText(g)}`;
+  switch (g.state) {
+    case "requested":
+      return `${head}  — ${g.approvals.length} approval${g.approvals.length === 1 ? "" : "s"} so far; needs ${g.approvalRule ?? "?"}`;
+    case "approved":
+      return `${head}  — approved; the requester activates it with \`breakglass activate ${g.id}\``;
+    case "active":
+      return `${head}  — until ${shortTime(g.endsAt)} (${formatDuration(g.remainingS ?? 0)} left)${g.emergency ? "; emergency use: it will be reviewed" : ""}`;
+    case "ended":
+      return `${head}  — access at ${g.target}: ${g.access.state}${g.access.lastError ? ` (last error: ${g.access.lastError})` : ""}`;
+    default:
+      return head;
+  }
+}
+
+export function rolesTable(domains: readonly DomainView[]): string {
+  const rows = domains.flatMap((d) =>
+    d.roles.map((r) => [
+      r.id,
+      formatDuration(r.defaultDurationS),
+      formatDuration(r.maxDurationS),
+      r.approval,
+      r.emergencyAllowed ? "yes" : "no",
+      r.canRequest ? "yes" : "no",
+      r.description,
+    ]),
+  );
+  if (rows.length === 0) return "No roles are configured.";
+  return table(["ROLE", "DEFAULT", "MAX", "APPROVAL", "EMERGENCY", "YOU", "DESCRIPTION"], rows);
+}
+
+export function meText(me: Me): string {
+  const lines = [
+    `${me.user} (${me.displayName})${me.email ? ` <${me.email}>` : ""}`,
+    `groups: ${me.groups.length > 0 ? me.groups.join(", ") : "(none)"}`,
+  ];
+  if (me.admin) lines.push("admin: may revoke any grant");
+  return lines.join("\n");
+}

@@ -1,0 +1,299 @@
+/**
+ * The HTTP API contract, shared by the server (src/http) and the CLI (src/cli): a zod schema for
+ * every request body, query and response, and the TypeScript types inferred from them. The
+ * OpenAPI document (`GET /api/v1/openapi.json`) is generated from these same schemas.
+ *
+ * Requests are strict (unknown fields are rejected, so a typo never silently drops a field);
+ * responses are open (a newer broker may add fields without breaking an older CLI). Times are
+ * ISO-8601 UTC strings. Nothing here carries a secret: no token, no credential, no access handle.
+ */
+import { z } from "zod";
+import { isDuration } from "../core/duration.js";
+import type { ErrorCode } from "../core/errors.js";
+
+/** Schemas published under `components.schemas` of the OpenAPI document, by id. */
+export const apiSchemas = z.registry<{ id: string; description?: string }>();
+
+export const API_PREFIX = "/api/v1";
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+const IsoTime = z.iso.datetime().describe("ISO-8601 UTC time");
+const Name = z.string().min(1).max(200);
+const Text = (max: number) => z.string().max(max);
+
+export const GRANT_STATES = [
+  "requested",
+  "approved",
+  "active",
+  "ended",
+  "reviewed",
+  "denied",
+  "cancelled",
+  "approval_expired",
+] as const;
+export const GrantStateSchema = z.enum(GRANT_STATES);
+export const END_REASONS = ["expired", "revoked", "released"] as const;
+export const ACCESS_STATES = ["none", "granting", "granted", "revoking", "revoked"] as const;
+export const REVIEW_OUTCOMES = ["justified", "justified_with_findings", "unjustified"] as const;
+export const ReviewOutcomeSchema = z.enum(REVIEW_OUTCOMES);
+
+/** A duration as text (`30m`, `1h30m`, `2d`, `45s`) or a positive whole number of seconds. */
+export const DurationInputSchema = z
+  .union([
+    z.string().refine(isDuration, { message: "not a duration; write it like 30m, 1h30m, 2d or 45s" }),
+    z.int().positive(),
+  ])
+  .describe("Duration: text like 30m, 1h30m, 2d, 45s, or whole seconds");
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+export const CreateGrantBodySchema = z
+  .strictObject({
+    role: Name.describe("Role id, `DOMAIN/ROLE`"),
+    justification: Text(4000).describe("Why the access is needed"),
+    incident: Text(200).describe("Incident id, e.g. INC-1234"),
+    duration: DurationInputSchema.optional().describe("Grant length; defaults to the role's default duration"),
+    emergency: z
+      .boolean()
+      .optional()
+      .describe("Self-activate without approval (roles that allow it); pages louder and must be reviewed"),
+  })
+  .register(apiSchemas, { id: "CreateGrantRequest" });
+
+export const ApproveBodySchema = z
+  .strictObject({ comment: Text(2000).optional() })
+  .register(apiSchemas, { id: "ApproveRequest" });
+
+/** Deny, cancel and revoke need a reason. */
+export const ReasonBodySchema = z
+  .strictObject({ reason: Text(2000).min(1).describe("Why; recorded in the audit log") })
+  .register(apiSchemas, { id: "ReasonRequest" });
+
+/** Activate and release take no fields; an empty object (or no body) is accepted. */
+export const EmptyBodySchema = z.strictObject({}).register(apiSchemas, { id: "EmptyRequest" });
+
+export const ReviewBodySchema = z
+  .strictObject({
+    outcome: ReviewOutcomeSchema,
+    notes: Text(8000).min(1).describe("What was done, findings and follow-ups"),
+  })
+  .register(apiSchemas, { id: "ReviewRequest" });
+
+const QueryBool = z.enum(["true", "false", "1", "0"]).describe("true/false");
+
+export const ListGrantsQuerySchema = z.strictObject({
+  state: z
+    .string()
+    .regex(/^[a-z_]+(,[a-z_]+)*$/)
+    .optional()
+    .describe(`Comma-separated states: ${GRANT_STATES.join(", ")}`),
+  requester: Name.optional().describe("Only grants of this user"),
+  role: Name.optional().describe("Only grants of this role id"),
+  mine: QueryBool.optional().describe("Only the caller's grants"),
+  limit: z.coerce.number().int().min(1).max(1000).optional().describe("At most this many (default 100)"),
+});
+
+export const AuditEventsQuerySchema = z.strictObject({
+  from: z.coerce.number().int().min(1).optional().describe("First sequence number (default 1)"),
+  limit: z.coerce.number().int().min(1).max(1000).optional().describe("At most this many (default 100)"),
+});
+
+export const GrantIdParamsSchema = z.strictObject({ id: Name.describe("Grant id") });
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+export const HealthSchema = z
+  .object({ status: z.literal("ok"), store: z.literal("ok") })
+  .register(apiSchemas, { id: "Health" });
+
+export const MeSchema = z
+  .object({
+    user: z.string(),
+    displayName: z.string(),
+    email: z.string().nullable(),
+    groups: z.array(z.string()),
+    admin: z.boolean().describe("Member of an admin group (may revoke any grant)"),
+  })
+  .register(apiSchemas, { id: "Me" });
+
+export const RoleViewSchema = z
+  .object({
+    id: z.string().describe("`DOMAIN/ROLE`"),
+    domain: z.string(),
+    name: z.string(),
+    description: z.string(),
+    target: z.string(),
+    defaultDurationS: z.int(),
+    maxDurationS: z.int(),
+    approval: z.string().describe('The approval rule, e.g. "2 of sre-leads"'),
+    emergencyAllowed: z.boolean(),
+    requesters: z.array(z.string()).describe("Groups whose members may request the role"),
+    canRequest: z.boolean().describe("The caller may request this role"),
+    autoActivate: z.boolean(),
+  })
+  .register(apiSchemas, { id: "Role" });
+
+export const DomainViewSchema = z
+  .object({ name: z.string(), description: z.string(), roles: z.array(RoleViewSchema) })
+  .register(apiSchemas, { id: "Domain" });
+
+export const RolesResponseSchema = z
+  .object({ domains: z.array(DomainViewSchema) })
+  .register(apiSchemas, { id: "RolesResponse" });
+
+export const ApprovalViewSchema = z
+  .object({ approver: z.string(), at: IsoTime, comment: z.string().nullable() })
+  .register(apiSchemas, { id: "Approval" });
+
+export const AccessViewSchema = z
+  .object({
+    state: z.enum(ACCESS_STATES).describe("What the broker believes exists at the target"),
+    attempts: z.int().describe("Failed attempts of the current access operation"),
+    lastError: z.string().nullable().describe("The target's last error, if any"),
+    nextAttemptAt: IsoTime.nullable(),
+  })
+  .register(apiSchemas, { id: "Access" });
+
+export const ReviewViewSchema = z
+  .object({ reviewer: z.string(), at: IsoTime, outcome: ReviewOutcomeSchema, notes: z.string() })
+  .register(apiSchemas, { id: "Review" });
+
+export const GrantViewSchema = z
+  .object({
+    id: z.string(),
+    role: z.string().describe("Role id, `DOMAIN/ROLE`"),
+    domain: z.string(),
+    target: z.string(),
+    requester: z.string(),
+    state: GrantStateSchema,
+    endReason: z.enum(END_REASONS).nullable(),
+    emergency: z.boolean(),
+    justification: z.string(),
+    incident: z.string(),
+    durationS: z.int(),
+    approvalRule: z.string().nullable().describe("The role's approval rule (null if the role is gone)"),
+    approvals: z.array(ApprovalViewSchema),
+    requestedAt: IsoTime,
+    approvedAt: IsoTime.nullable(),
+    activatedAt: IsoTime.nullable(),
+    endsAt: IsoTime.nullable(),
+    endedAt: IsoTime.nullable(),
+    lapseAt: IsoTime.nullable().describe("When an open request lapses if nothing happens"),
+    reviewDueAt: IsoTime.nullable(),
+    remainingS: z.int().nullable().describe("Seconds left of an active grant; null otherwise"),
+    closedBy: z.string().nullable(),
+    closeReason: z.string().nullable(),
+    access: AccessViewSchema,
+    review: ReviewViewSchema.nullable(),
+    version: z.int(),
+  })
+  .register(apiSchemas, { id: "Grant" });
+
+export const GrantListSchema = z.object({ grants: z.array(GrantViewSchema) }).register(apiSchemas, { id: "GrantList" });
+
+export const AuditEventViewSchema = z
+  .object({
+    seq: z.int(),
+    at: IsoTime,
+    type: z.string(),
+    actor: z.string(),
+    grantId: z.string().nullable(),
+    payload: z.string().describe("RFC 8785 canonical JSON of the event: the exact bytes the hash covers"),
+    hash: z.string().describe("Hex SHA-256 chaining this event to the previous one"),
+  })
+  .register(apiSchemas, { id: "AuditEvent" });
+
+export const AuditEventListSchema = z
+  .object({
+    events: z.array(AuditEventViewSchema),
+    next: z.int().nullable().describe("`from` of the next page, null at the end"),
+  })
+  .register(apiSchemas, { id: "AuditEventList" });
+
+export const CheckpointViewSchema = z
+  .object({ seq: z.int(), hash: z.string(), at: IsoTime, keyId: z.string(), signature: z.string() })
+  .register(apiSchemas, { id: "Checkpoint" });
+
+export const CheckpointListSchema = z
+  .object({
+    checkpoints: z.array(CheckpointViewSchema),
+    signingKey: z.object({ keyId: z.string(), publicKeyPem: z.string() }).describe("The broker's current signing key"),
+  })
+  .register(apiSchemas, { id: "CheckpointList" });
+
+export const AuditVerdictSchema = z
+  .object({
+    ok: z.boolean(),
+    summary: z.string().describe("One line a person can read"),
+    eventsChecked: z.int(),
+    headSeq: z.int().nullable(),
+    headHash: z.string().nullable(),
+    checkpointsChecked: z.int().nullable(),
+    unanchoredEvents: z.int().nullable().describe("Events after the last signed checkpoint"),
+    failure: z
+      .object({ seq: z.int(), problem: z.string(), message: z.string() })
+      .nullable()
+      .describe("Where and how the log stops being what was written"),
+  })
+  .register(apiSchemas, { id: "AuditVerdict" });
+
+/** Codes only the HTTP layer produces (the framework refused the request before our code ran). */
+export type HttpOnlyCode = "ERR_PAYLOAD_TOO_LARGE" | "ERR_UNSUPPORTED_MEDIA_TYPE";
+export type ProblemCode = ErrorCode | HttpOnlyCode;
+
+/** RFC 9457 problem details, plus our stable `code` and the request id as `instance`. */
+export const ProblemSchema = z
+  .looseObject({
+    type: z.string().optional().describe("`urn:breakglass:problem:<code>`"),
+    title: z.string().optional(),
+    status: z.int().optional(),
+    detail: z.string().optional().describe("What went wrong, for a person"),
+    code: z.string().describe("Stable `ERR_…` code"),
+    instance: z.string().describe("The request id (also in the `x-request-id` header)"),
+  })
+  .register(apiSchemas, {
+    id: "Problem",
+    description:
+      "RFC 9457 problem details; 5xx problems carry no detail, and ERR_INTERNAL carries only `code` and `instance`",
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Types
+
+export type CreateGrantBody = z.input<typeof CreateGrantBodySchema>;
+export type ApproveBody = z.input<typeof ApproveBodySchema>;
+export type ReasonBody = z.input<typeof ReasonBodySchema>;
+export type ReviewBody = z.input<typeof ReviewBodySchema>;
+export type ListGrantsQuery = z.input<typeof ListGrantsQuerySchema>;
+export type AuditEventsQuery = z.input<typeof AuditEventsQuerySchema>;
+export type Health = z.infer<typeof HealthSchema>;
+export type Me = z.infer<typeof MeSchema>;
+export type RoleView = z.infer<typeof RoleViewSchema>;
+export type DomainView = z.infer<typeof DomainViewSchema>;
+export type RolesResponse = z.infer<typeof RolesResponseSchema>;
+export type ApprovalView = z.infer<typeof ApprovalViewSchema>;
+export type GrantView = z.infer<typeof GrantViewSchema>;
+export type GrantList = z.infer<typeof GrantListSchema>;
+export type AuditEventView = z.infer<typeof AuditEventViewSchema>;
+export type AuditEventList = z.infer<typeof AuditEventListSchema>;
+export type CheckpointView = z.infer<typeof CheckpointViewSchema>;
+export type CheckpointList = z.infer<typeof CheckpointListSchema>;
+export type AuditVerdictView = z.infer<typeof AuditVerdictSchema>;
+export type Problem = z.infer<typeof ProblemSchema>;
+
+/** The actions `POST /grants/:id/<action>` accepts, with their bodies. */
+export const GRANT_ACTIONS = {
+  approve: ApproveBodySchema,
+  deny: ReasonBodySchema,
+  cancel: ReasonBodySchema,
+  activate: EmptyBodySchema,
+  revoke: ReasonBodySchema,
+  release: EmptyBodySchema,
+  review: ReviewBodySchema,
+} as const;
+export type GrantAction = keyof typeof GRANT_ACTIONS;
+export type GrantActionBody<A extends GrantAction> = z.input<(typeof GRANT_ACTIONS)[A]>;

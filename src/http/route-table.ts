@@ -1,0 +1,77 @@
+/**
+ * The shape of one API route: its method, path, schemas, documented problems and handler. The
+ * server registers routes from this table and the OpenAPI document is generated from the same
+ * table, so the two cannot drift apart.
+ */
+import type { z } from "zod";
+import type { ProblemCode } from "../contract/api.js";
+import type { RequestContext } from "../service/request-context.js";
+
+export type HttpMethod = "GET" | "POST";
+
+export interface RouteInput<P, Q, B> {
+  readonly params: P;
+  readonly query: Q;
+  readonly body: B;
+  /** The authenticated caller (actor `anonymous` on routes without auth). */
+  readonly ctx: RequestContext;
+}
+
+/** What a handler returns: the body, and optionally headers to add (e.g. `location`). */
+export interface RouteResult<R> {
+  readonly body: R;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface Route<
+  P extends z.ZodType = z.ZodType,
+  Q extends z.ZodType = z.ZodType,
+  B extends z.ZodType = z.ZodType,
+  R extends z.ZodType = z.ZodType,
+> {
+  readonly method: HttpMethod;
+  /** Relative to the API prefix, in fastify syntax: `/grants/:id/approve`. */
+  readonly path: string;
+  readonly operationId: string;
+  readonly summary: string;
+  readonly description?: string;
+  readonly tag: string;
+  /** Needs `Authorization: Bearer <token>`. */
+  readonly auth: boolean;
+  readonly params?: P;
+  readonly query?: Q;
+  readonly body?: B;
+  readonly status: 200 | 201;
+  readonly response: R;
+  /** Problems this route can answer with, beyond the ones every route can (see openapi.ts). */
+  readonly problems: readonly ProblemCode[];
+  handler(input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<RouteResult<z.input<R>>>;
+}
+
+/** A route with its schema types erased, so routes of different shapes fit in one table. */
+export interface AnyRoute {
+  readonly method: HttpMethod;
+  readonly path: string;
+  readonly operationId: string;
+  readonly summary: string;
+  readonly description?: string;
+  readonly tag: string;
+  readonly auth: boolean;
+  readonly params?: z.ZodType;
+  readonly query?: z.ZodType;
+  readonly body?: z.ZodType;
+  readonly status: 200 | 201;
+  readonly response: z.ZodType;
+  readonly problems: readonly ProblemCode[];
+  handler(input: RouteInput<unknown, unknown, unknown>): Promise<RouteResult<unknown>>;
+}
+
+/** Declare a route with full typing of its handler, then erase it for the table. */
+export function defineRoute<
+  P extends z.ZodType = z.ZodUndefined,
+  Q extends z.ZodType = z.ZodUndefined,
+  B extends z.ZodType = z.ZodUndefined,
+  R extends z.ZodType = z.ZodType,
+>(route: Route<P, Q, B, R>): AnyRoute {
+  return route as unknown as AnyRoute;
+}

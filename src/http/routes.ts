@@ -1,0 +1,330 @@
+/**
+ * The API's routes, as one table (see route-table.ts). Handlers translate between the contract
+ * (src/contract/api.ts) and the services; they hold no rules of their own.
+ */
+import { z } from "zod";
+import { formatVerdict, verifyStoreChain } from "../audit/audit-verify.js";
+import { loadPublicKeys, type SigningKey } from "../audit/signing-key.js";
+import type { AppConfig } from "../config/app-config.js";
+import {
+  API_PREFIX,
+  AuditEventListSchema,
+  AuditEventsQuerySchema,
+  AuditVerdictSchema,
+  CheckpointListSchema,
+  CreateGrantBodySchema,
+  GRANT_ACTIONS,
+  GRANT_STATES,
+  type GrantAction,
+  GrantIdParamsSchema,
+  GrantListSchema,
+  GrantViewSchema,
+  HealthSchema,
+  ListGrantsQuerySchema,
+  MeSchema,
+  type ProblemCode,
+  RolesResponseSchema,
+} from "../contract/api.js";
+import { parseDuration } from "../core/duration.js";
+import { BreakglassError } from "../core/errors.js";
+import type { Grant, GrantState } from "../core/model.js";
+import type { Clock, Store } from "../core/ports.js";
+import type { GrantService } from "../service/grant-service.js";
+import type { RequestContext } from "../service/request-context.js";
+import { type AnyRoute, defineRoute } from "./route-table.js";
+import { auditEventView, checkpointView, domainViews, grantView, meView, verdictView } from "./views.js";
+
+export interface RouteDeps {
+  readonly config: AppConfig;
+  readonly service: GrantService;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly signingKey: SigningKey;
+  /** The OpenAPI document of the whole table (built by the server, which holds the table). */
+  readonly openapi: () => Record<string, unknown>;
+}
+
+const DEFAULT_LIMIT = 100;
+
+/** The problems each grant action can end in (beyond auth, validation and not-found). */
+const ACTION_PROBLEMS: Readonly<Record<GrantAction, readonly ProblemCode[]>> = {
+  approve: [
+    "ERR_SELF_APPROVAL",
+    "ERR_NOT_ELIGIBLE_APPROVER",
+    "ERR_DUPLICATE_APPROVAL",
+    "ERR_INVALID_TRANSITION",
+    "ERR_CONFLICT",
+  ],
+  deny: ["ERR_SELF_APPROVAL", "ERR_NOT_ELIGIBLE_APPROVER", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
+  cancel: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
+  activate: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT", "ERR_CONNECTOR_FAILED"],
+  revoke: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
+  release: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
+  review: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
+};
+
+const ACTION_SUMMARY: Readonly<Record<GrantAction, string>> = {
+  approve: "Approve a requested grant; it activates once the approval rule is met (auto-activating roles)",
+  deny: "Deny a requested grant",
+  cancel: "The requester withdraws a grant that is not active yet",
+  activate: "The requester activates an approved grant (roles with auto_activate: false, or a retry)",
+  revoke: "End a grant early (approvers of the role and admins); access at the target is revoked",
+  release: "The holder gives access back early",
+  review: "Record the post-use review of an ended grant (never by its holder)",
+};
+
+type ActionBody = {
+  comment?: string | undefined;
+  reason?: string | undefined;
+  outcome?: "justified" | "justified_with_findings" | "unjustified" | undefined;
+  notes?: string | undefined;
+};
+
+function runAction(
+  service: GrantService,
+  action: GrantAction,
+  ctx: RequestContext,
+  id: string,
+  body: ActionBody,
+): Promise<Grant> {
+  switch (action) {
+    case "approve":
+      return service.approve(ctx, id, body.comment ?? null);
+    case "deny":
+      return service.deny(ctx, id, body.reason ?? "");
+    case "cancel":
+      return service.cancel(ctx, id, body.reason ?? "");
+    case "activate":
+      return service.activate(ctx, id);
+    case "revoke":
+      return service.revoke(ctx, id, body.reason ?? "");
+    case "release":
+      return service.release(ctx, id);
+    case "review":
+      // The schema requires both; the fallbacks only satisfy the type of the shared body.
+      return service.review(ctx, id, body.outcome ?? "unjustified", body.notes ?? "");
+  }
+}
+
+function parseStates(text: string | undefined): GrantState[] | undefined {
+  if (text === undefined) return undefined;
+  const states = text.split(",");
+  for (const s of states) {
+    if (!(GRANT_STATES as readonly string[]).includes(s)) {
+      throw new BreakglassError("ERR_VALIDATION", `state: "${s}" is not a grant state (${GRANT_STATES.join(", ")})`, {
+        field: "state",
+      });
+    }
+  }
+  return states as GrantState[];
+}
+
+export function buildRoutes(deps: RouteDeps): AnyRoute[] {
+  const { config, service, store, clock, signingKey } = deps;
+  const { policy } = config;
+  const view = (grant: Grant) => grantView(grant, policy, clock.now());
+  const keys = loadPublicKeys([signingKey.publicKeyPem]);
+
+  const grantActions = (Object.keys(GRANT_ACTIONS) as GrantAction[]).map((action) =>
+    defineRoute({
+      method: "POST",
+      path: `/grants/:id/${action}`,
+      operationId: `${action}Grant`,
+      summary: ACTION_SUMMARY[action],
+      tag: "grants",
+      auth: true,
+      params: GrantIdParamsSchema,
+      body: GRANT_ACTIONS[action] as z.ZodType<ActionBody>,
+      status: 200,
+      response: GrantViewSchema,
+      problems: ["ERR_NOT_FOUND", ...ACTION_PROBLEMS[action]],
+      handler: async ({ ctx, params, body }) => ({
+        body: view(await runAction(service, action, ctx, params.id, body)),
+      }),
+    }),
+  );
+
+  return [
+    defineRoute({
+      method: "GET",
+      path: "/health",
+      operationId: "health",
+      summary: "Liveness and a store ping; no authentication",
+      tag: "meta",
+      auth: false,
+      status: 200,
+      response: HealthSchema,
+      problems: ["ERR_STORAGE"],
+      handler: async () => {
+        await store.nextDueAt();
+        return { body: { status: "ok" as const, store: "ok" as const } };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/openapi.json",
+      operationId: "openapi",
+      summary: "This API as an OpenAPI 3.1 document; no authentication",
+      tag: "meta",
+      auth: false,
+      status: 200,
+      response: z.record(z.string(), z.unknown()),
+      problems: [],
+      handler: async () => ({ body: deps.openapi() }),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/me",
+      operationId: "me",
+      summary: "The caller: user name and groups",
+      tag: "meta",
+      auth: true,
+      status: 200,
+      response: MeSchema,
+      problems: [],
+      handler: async ({ ctx }) => ({ body: meView(policy, ctx.actor) }),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/roles",
+      operationId: "listRoles",
+      summary: "Domains and their recovery roles: durations, approval rule, emergency, requesters",
+      tag: "roles",
+      auth: true,
+      status: 200,
+      response: RolesResponseSchema,
+      problems: [],
+      handler: async ({ ctx }) => ({ body: { domains: domainViews(policy, ctx.actor) } }),
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/grants",
+      operationId: "requestGrant",
+      summary: "Request a role (or, with emergency: true, self-activate it)",
+      tag: "grants",
+      auth: true,
+      body: CreateGrantBodySchema,
+      status: 201,
+      response: GrantViewSchema,
+      problems: [
+        "ERR_NOT_FOUND",
+        "ERR_NOT_ELIGIBLE_REQUESTER",
+        "ERR_EMERGENCY_NOT_ALLOWED",
+        "ERR_OPEN_GRANT_EXISTS",
+        "ERR_DURATION_EXCEEDS_MAX",
+        "ERR_JUSTIFICATION_REQUIRED",
+        "ERR_INCIDENT_REQUIRED",
+        "ERR_CONFLICT",
+      ],
+      handler: async ({ ctx, body }) => {
+        const durationS = typeof body.duration === "string" ? parseDuration(body.duration) : body.duration;
+        const grant = await service.request(ctx, {
+          roleId: body.role,
+          justification: body.justification,
+          incident: body.incident,
+          durationS,
+          emergency: body.emergency,
+        });
+        return { body: view(grant), headers: { location: `${API_PREFIX}/grants/${encodeURIComponent(grant.id)}` } };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/grants",
+      operationId: "listGrants",
+      summary: "Grants, newest first, filtered by state, requester, role or `mine`",
+      tag: "grants",
+      auth: true,
+      query: ListGrantsQuerySchema,
+      status: 200,
+      response: GrantListSchema,
+      problems: [],
+      handler: async ({ ctx, query }) => {
+        const mine = query.mine === "true" || query.mine === "1";
+        if (mine && query.requester !== undefined && query.requester !== ctx.actor) {
+          throw new BreakglassError("ERR_VALIDATION", "mine: cannot be combined with another requester", {
+            field: "mine",
+          });
+        }
+        const grants = await service.list({
+          states: parseStates(query.state),
+          requester: mine ? ctx.actor : query.requester,
+          roleId: query.role,
+          limit: query.limit ?? DEFAULT_LIMIT,
+        });
+        return { body: { grants: grants.map(view) } };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/grants/:id",
+      operationId: "getGrant",
+      summary: "One grant: approvals, access state at the target, review",
+      tag: "grants",
+      auth: true,
+      params: GrantIdParamsSchema,
+      status: 200,
+      response: GrantViewSchema,
+      problems: ["ERR_NOT_FOUND"],
+      handler: async ({ params }) => ({ body: view(await service.get(params.id)) }),
+    }),
+    ...grantActions,
+    defineRoute({
+      method: "GET",
+      path: "/audit/events",
+      operationId: "listAuditEvents",
+      summary: "Audit events in sequence order, a page at a time",
+      tag: "audit",
+      auth: true,
+      query: AuditEventsQuerySchema,
+      status: 200,
+      response: AuditEventListSchema,
+      problems: ["ERR_STORAGE"],
+      handler: async ({ query }) => {
+        const limit = query.limit ?? DEFAULT_LIMIT;
+        const events = await store.readAudit(query.from ?? 1, limit);
+        const last = events.at(-1);
+        return {
+          body: { events: events.map(auditEventView), next: last && events.length === limit ? last.seq + 1 : null },
+        };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/audit/checkpoints",
+      operationId: "listCheckpoints",
+      summary: "Signed checkpoints of the audit chain, and the broker's signing key",
+      tag: "audit",
+      auth: true,
+      status: 200,
+      response: CheckpointListSchema,
+      problems: ["ERR_STORAGE"],
+      handler: async () => {
+        const checkpoints = (await store.readCheckpoints()).sort((a, b) => a.seq - b.seq);
+        return {
+          body: {
+            checkpoints: checkpoints.map(checkpointView),
+            signingKey: { keyId: signingKey.keyId, publicKeyPem: signingKey.publicKeyPem },
+          },
+        };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/audit/verify",
+      operationId: "verifyAudit",
+      summary: "Verify the whole audit chain and its checkpoints against the broker's public key",
+      description:
+        "A failed verification is a 200 with `ok: false`: the verdict is the answer. For an independent check, export the log and verify it offline with `breakglass audit verify --file`.",
+      tag: "audit",
+      auth: true,
+      status: 200,
+      response: AuditVerdictSchema,
+      problems: ["ERR_STORAGE"],
+      handler: async () => {
+        const verdict = await verifyStoreChain(store, keys.verifySignature);
+        return { body: verdictView(verdict, formatVerdict(verdict)) };
+      },
+    }),
+  ];
+}

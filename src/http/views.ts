@@ -1,0 +1,151 @@
+/**
+ * Domain objects → API views (src/contract/api.ts). Epoch milliseconds become ISO-8601 strings;
+ * nothing secret or internal (access handles, lease times) is copied.
+ */
+import type {
+  AuditEventView,
+  AuditVerdictView,
+  CheckpointView,
+  DomainView,
+  GrantView,
+  Me,
+  RoleView,
+} from "../contract/api.js";
+import { describeRule, groupsOf } from "../core/approval-policy.js";
+import type { ChainVerdict } from "../core/audit-chain.js";
+import type { SealedAuditEvent } from "../core/audit-event.js";
+import type { Grant, Policy, RoleDef } from "../core/model.js";
+import type { Checkpoint } from "../core/ports.js";
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+
+export function grantView(grant: Grant, policy: Policy, now: number): GrantView {
+  const role = policy.roles.get(grant.roleId);
+  return {
+    id: grant.id,
+    role: grant.roleId,
+    domain: grant.domain,
+    target: grant.target,
+    requester: grant.requester,
+    state: grant.state,
+    endReason: grant.endReason,
+    emergency: grant.emergency,
+    justification: grant.justification,
+    incident: grant.incident,
+    durationS: grant.durationS,
+    approvalRule: role ? describeRule(role.approval) : null,
+    approvals: grant.approvals.map((a) => ({ approver: a.approver, at: iso(a.at), comment: a.comment })),
+    requestedAt: iso(grant.requestedAt),
+    approvedAt: isoOrNull(grant.approvedAt),
+    activatedAt: isoOrNull(grant.activatedAt),
+    endsAt: isoOrNull(grant.endsAt),
+    endedAt: isoOrNull(grant.endedAt),
+    lapseAt: isoOrNull(grant.lapseAt),
+    reviewDueAt: isoOrNull(grant.reviewDueAt),
+    remainingS:
+      grant.state === "active" && grant.endsAt !== null ? Math.max(0, Math.floor((grant.endsAt - now) / 1000)) : null,
+    closedBy: grant.closedBy,
+    closeReason: grant.closeReason,
+    access: {
+      state: grant.access,
+      attempts: grant.accessAttempts,
+      lastError: grant.accessLastError,
+      nextAttemptAt: isoOrNull(grant.accessNextAt),
+    },
+    review: grant.review
+      ? {
+          reviewer: grant.review.reviewer,
+          at: iso(grant.review.at),
+          outcome: grant.review.outcome,
+          notes: grant.review.notes,
+        }
+      : null,
+    version: grant.version,
+  };
+}
+
+export function meView(policy: Policy, user: string): Me {
+  const def = policy.users.get(user);
+  const groups = groupsOf(policy, user);
+  return {
+    user,
+    displayName: def?.displayName ?? user,
+    email: def?.email ?? null,
+    groups: [...groups].sort(),
+    admin: policy.adminGroups.some((g) => groups.has(g)),
+  };
+}
+
+function roleView(role: RoleDef, callerGroups: ReadonlySet<string>): RoleView {
+  return {
+    id: role.id,
+    domain: role.domain,
+    name: role.name,
+    description: role.description,
+    target: role.target,
+    defaultDurationS: role.defaultDurationS,
+    maxDurationS: role.maxDurationS,
+    approval: describeRule(role.approval),
+    emergencyAllowed: role.emergencyAllowed,
+    requesters: [...role.requesters],
+    canRequest: role.requesters.some((g) => callerGroups.has(g)),
+    autoActivate: role.autoActivate,
+  };
+}
+
+export function domainViews(policy: Policy, caller: string): DomainView[] {
+  const groups = groupsOf(policy, caller);
+  const byDomain = new Map<string, RoleView[]>();
+  for (const role of policy.roles.values()) {
+    const list = byDomain.get(role.domain) ?? [];
+    list.push(roleView(role, groups));
+    byDomain.set(role.domain, list);
+  }
+  const names = new Set([...policy.domains.keys(), ...byDomain.keys()]);
+  return [...names].sort().map((name) => ({
+    name,
+    description: policy.domains.get(name)?.description ?? "",
+    roles: (byDomain.get(name) ?? []).sort((a, b) => a.id.localeCompare(b.id)),
+  }));
+}
+
+export function auditEventView(event: SealedAuditEvent): AuditEventView {
+  return {
+    seq: event.seq,
+    at: iso(event.at),
+    type: event.type,
+    actor: event.actor,
+    grantId: event.grantId,
+    payload: event.payload,
+    hash: event.hash,
+  };
+}
+
+export function checkpointView(cp: Checkpoint): CheckpointView {
+  return { seq: cp.seq, hash: cp.hash, at: iso(cp.at), keyId: cp.keyId, signature: cp.signature };
+}
+
+export function verdictView(verdict: ChainVerdict, summary: string): AuditVerdictView {
+  return verdict.ok
+    ? {
+        ok: true,
+        summary,
+        eventsChecked: verdict.eventsChecked,
+        headSeq: verdict.headSeq,
+        headHash: verdict.headHash,
+        checkpointsChecked: verdict.checkpointsChecked,
+        unanchoredEvents: verdict.unanchoredEvents,
+        failure: null,
+      }
+    : {
+        ok: false,
+        summary,
+        eventsChecked: verdict.eventsChecked,
+        headSeq: null,
+        headHash: null,
+        checkpointsChecked: null,
+        unanchoredEvents: null,
+        failure: { seq: verdict.seq, problem: verdict.problem, message: verdict.message },
+      };
+}
