@@ -10,47 +10,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GrantListSchema, GrantViewSchema, MeSchema, RolesResponseSchema } from "../src/contract/api.js";
 import { type BrokerProcess, requireBuild, runCli, startBrokerProcess } from "./support/broker-process.js";
+import { testConfigYaml } from "./support/test-config.js";
 
-const CONFIG = `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true, checkpoint_interval: 200ms }
-admin_groups: [security]
-users:
-  alice: { name: Alice }
-  bob: { name: Bob }
-  carol: { name: Carol }
-  erin: { name: Erin }
-groups:
-  oncall: [alice]
-  leads: [bob, carol]
-  security: [erin]
-domains:
-  production:
-    roles:
-      db-admin:
-        description: Recovery DBA
-        target: box
-        default_duration: 30m
-        max_duration: 2h
-        approval: "2 of leads"
-        requesters: [oncall]
-        emergency: true
-        incident_pattern: "INC-[0-9]+"
-      db-reader:
-        target: box
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-targets:
-  box:
-    connector: exec
-    settings:
-      grant: ["sh", "-c", 'mkdir -p targets && echo "$BREAKGLASS_USER" > "targets/$BREAKGLASS_PRINCIPAL"']
-      revoke: ["sh", "-c", 'rm -f "targets/$BREAKGLASS_PRINCIPAL"']
-      verify: ["sh", "-c", 'test ! -e "targets/$BREAKGLASS_PRINCIPAL"']
-      timeout: 10s
-`;
+const CONFIG = testConfigYaml({ driver: "sqlite" }, { audit: "checkpoint_interval: 200ms" });
 
 const USERS = ["alice", "bob", "carol", "erin"] as const;
 type User = (typeof USERS)[number];

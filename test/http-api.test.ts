@@ -27,49 +27,9 @@ import {
 } from "../src/contract/api.js";
 import { createHttpServer } from "../src/http/server.js";
 import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { testConfigYaml } from "./support/test-config.js";
 
-const CONFIG = `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true, checkpoint_every_events: 5 }
-admin_groups: [security]
-users:
-  alice: { name: Alice Adams, email: alice@example.com }
-  bob: { name: Bob }
-  carol: { name: Carol }
-  erin: { name: Erin }
-groups:
-  oncall: [alice]
-  leads: [bob, carol]
-  security: [erin]
-domains:
-  production:
-    description: Production databases
-    roles:
-      db-admin:
-        description: Recovery DBA
-        target: box
-        default_duration: 30m
-        max_duration: 2h
-        approval: "2 of leads"
-        requesters: [oncall]
-        emergency: true
-        incident_pattern: "INC-[0-9]+"
-      db-reader:
-        description: Read-only
-        target: box
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-targets:
-  box:
-    connector: exec
-    settings:
-      grant: ["sh", "-c", 'mkdir -p targets && echo "$BREAKGLASS_USER" > "targets/$BREAKGLASS_PRINCIPAL"']
-      revoke: ["sh", "-c", 'rm -f "targets/$BREAKGLASS_PRINCIPAL"']
-      verify: ["sh", "-c", 'test ! -e "targets/$BREAKGLASS_PRINCIPAL"']
-      timeout: 10s
-`;
+const CONFIG = testConfigYaml({ driver: "sqlite" }, { audit: "checkpoint_every_events: 5" });
 
 const ROLE = "production/db-admin";
 const READER = "production/db-reader";

@@ -12,7 +12,12 @@ import type { Clock } from "../../src/core/ports.js";
 
 export type TestStorage = { driver: "sqlite" } | { driver: "postgres"; url: string };
 
-export function testConfigYaml(storage: TestStorage): string {
+export interface TestConfigOptions {
+  /** The `audit:` section's extra settings, e.g. `checkpoint_every_events: 5`. */
+  readonly audit?: string;
+}
+
+export function testConfigYaml(storage: TestStorage, opts: TestConfigOptions = {}): string {
   const storageYaml =
     storage.driver === "sqlite"
       ? "storage: { driver: sqlite, path: ./breakglass.db }"
@@ -20,11 +25,11 @@ export function testConfigYaml(storage: TestStorage): string {
   return `version: 1
 server: { host: 127.0.0.1, port: 0 }
 ${storageYaml}
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true, checkpoint_every_events: 50 }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true, ${opts.audit ?? "checkpoint_every_events: 50"} }
 workers: { expiry_poll: 100ms }
 admin_groups: [security]
 users:
-  alice: { name: Alice }
+  alice: { name: Alice Adams, email: alice@example.com }
   dave: { name: Dave }
   bob: { name: Bob }
   carol: { name: Carol }
@@ -35,7 +40,7 @@ groups:
   security: [erin]
 domains:
   production:
-    description: Production
+    description: Production databases
     roles:
       db-admin:
         description: Recovery DBA
@@ -49,6 +54,12 @@ domains:
         incident_pattern: "INC-[0-9]+"
         approval_timeout: 1h
         activation_timeout: 15m
+      db-reader:
+        description: Read-only
+        target: box
+        max_duration: 1h
+        approval: "1 of leads"
+        requesters: [oncall]
 targets:
   box:
     connector: exec
