@@ -52,7 +52,12 @@ export interface AuditHead {
   readonly hash: string;
 }
 
-/** Work done inside one database transaction. Every write commits together or not at all. */
+/**
+ * Work done inside one database transaction. Every write commits together or not at all.
+ * Rules every implementation keeps: a failed call poisons the transaction (it rolls back even if
+ * the caller caught the error); the handle is dead once the transaction ends; and `Store`
+ * methods must not be called from inside `transaction()` (they are refused with ERR_INTERNAL).
+ */
 export interface StoreTx {
   /** The grant, locked against concurrent writers until the transaction ends; null if none. */
   lockGrant(id: string): Promise<Grant | null>;
@@ -61,7 +66,8 @@ export interface StoreTx {
   /**
    * Insert or update a grant (with its approvals). Updates are checked against `version - 1`.
    * @throws ERR_CONFLICT when another writer changed it first; ERR_OPEN_GRANT_EXISTS on the
-   *   open-grant uniqueness constraint.
+   *   open-grant uniqueness constraint; ERR_DUPLICATE_APPROVAL when the database refuses a
+   *   second approval by the same person.
    */
   saveGrant(grant: Grant, dueAt: number | null): Promise<void>;
   /**
