@@ -36,15 +36,20 @@ export async function verifyStoreChain(
     sha256,
     checkpoints.map((cp) => cp.seq),
   );
-  let next = 1;
+  // Read the next page while hashing this one (overlaps I/O with hashing on PostgreSQL).
+  let pending = store.readAudit(1, pageSize);
   for (;;) {
-    const page = await store.readAudit(next, pageSize);
-    for (const event of page) {
-      if (!verifier.push(event)) return verifier.finish(checkpoints, verifySignature);
-    }
+    const page = await pending;
     const tail = page.at(-1);
-    if (!tail || page.length < pageSize) break;
-    next = tail.seq + 1;
+    const more = tail !== undefined && page.length === pageSize;
+    if (more) pending = store.readAudit(tail.seq + 1, pageSize);
+    for (const event of page) {
+      if (!verifier.push(event)) {
+        if (more) await pending.catch(() => undefined);
+        return verifier.finish(checkpoints, verifySignature);
+      }
+    }
+    if (!more) break;
   }
   return verifier.finish(checkpoints, verifySignature);
 }
