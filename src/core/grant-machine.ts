@@ -377,8 +377,18 @@ export function beginActivation(
   });
 }
 
-/** Second half: the target granted access; the window is open. @throws ERR_INVALID_TRANSITION, ERR_CONFLICT */
-export function completeActivation(grant: Grant, actor: string, now: number, policy: Policy): Transition {
+/**
+ * Second half: the target granted access; the window is open. `targetDetail` is what the
+ * connector reported (e.g. command output), kept in the audit event.
+ * @throws ERR_INVALID_TRANSITION, ERR_CONFLICT
+ */
+export function completeActivation(
+  grant: Grant,
+  actor: string,
+  now: number,
+  policy: Policy,
+  targetDetail: Readonly<Record<string, unknown>> = {},
+): Transition {
   requireState(grant, "activate", grant.emergency ? ["requested"] : ["approved"]);
   if (grant.access !== "granting" || grant.endsAt === null) {
     throw new BreakglassError("ERR_CONFLICT", `activation of grant ${grant.id} was abandoned`, {
@@ -398,6 +408,7 @@ export function completeActivation(grant: Grant, actor: string, now: number, pol
   const type = grant.emergency ? "grant.emergency_activated" : "grant.activated";
   const data: Record<string, unknown> = { endsAt: grant.endsAt, durationS: grant.durationS };
   if (grant.emergency) data.policyBypass = true;
+  if (Object.keys(targetDetail).length > 0) data.target = targetDetail;
   return { grant: next, event: event(next, type, actor, now, data) };
 }
 
@@ -406,7 +417,12 @@ export function completeActivation(grant: Grant, actor: string, now: number, pol
  * @throws ERR_INVALID_TRANSITION on an active grant: its activation completed, and clearing `endsAt`
  *   would leave a window that never expires.
  */
-export function failActivation(grant: Grant, error: string, now: number): Transition {
+export function failActivation(
+  grant: Grant,
+  error: string,
+  now: number,
+  targetDetail: Readonly<Record<string, unknown>> = {},
+): Transition {
   if (grant.state === "active") {
     throw new BreakglassError(
       "ERR_INVALID_TRANSITION",
@@ -421,7 +437,9 @@ export function failActivation(grant: Grant, error: string, now: number): Transi
     accessAttempts: 0,
     accessLastError: error,
   });
-  return { grant: next, event: event(next, "target.grant_failed", SYSTEM_ACTOR, now, { error }) };
+  const data: Record<string, unknown> = { error };
+  if (Object.keys(targetDetail).length > 0) data.target = targetDetail;
+  return { grant: next, event: event(next, "target.grant_failed", SYSTEM_ACTOR, now, data) };
 }
 
 /**

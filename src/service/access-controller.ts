@@ -89,18 +89,22 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     const begun = await writer.update(grant.id, (g) => beginActivation(g, ctx.actor, handle, clock.now()));
     const endsAt = begun.endsAt ?? clock.now();
     // 2. The target, outside any transaction.
+    let granted: Awaited<ReturnType<Connector["grant"]>>;
     try {
-      await connector.grant({ ...facts, endsAt }, handle);
+      granted = await connector.grant({ ...facts, endsAt }, handle);
     } catch (e) {
       deps.log("activation failed at target", { grantId: grant.id, error: errorText(e) });
+      const detail = isBreakglassError(e) ? { ...e.detail } : {};
       const failed = await writer.transition(grant.id, SYSTEM_CONTEXT, (g) =>
-        failActivation(g, errorText(e), clock.now()),
+        failActivation(g, errorText(e), clock.now(), detail),
       );
       // Clean up anything half-made right away; the worker retries if this fails.
       return revoke(await claimRevocation(failed.id));
     }
     // 3. The window is open.
-    return writer.transition(grant.id, ctx, (g) => completeActivation(g, ctx.actor, clock.now(), policy));
+    return writer.transition(grant.id, ctx, (g) =>
+      completeActivation(g, ctx.actor, clock.now(), policy, granted.detail),
+    );
   };
 
   const claimRevocation = (grantId: string): Promise<Grant> =>
