@@ -8,5 +8,7 @@ export default defineConfig({
     // Real PostgreSQL clusters and broker processes are started per file; two cores.
     fileParallelism: true,
     maxWorkers: 2,
+    // The JSON report lets .ci/run print a plain "N passed, N failed" closing line.
+    reporters: ["default", ["json", { outputFile: "test-results.json" }]],
   },
 });
