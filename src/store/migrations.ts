@@ -44,6 +44,8 @@ const initial: Migration = {
     await db.schema.createIndex("grants_due_at").on("grants").column("due_at").execute();
     await db.schema.createIndex("grants_requested_at").on("grants").columns(["requested_at", "id"]).execute();
     await db.schema.createIndex("grants_requester").on("grants").columns(["requester", "requested_at"]).execute();
+    // "Who holds what right now" (state = active, newest first) must stay cheap when most grants have ended.
+    await db.schema.createIndex("grants_state").on("grants").columns(["state", "requested_at", "id"]).execute();
     // At most one open grant per requester and role: the race between two requests is settled
     // by the database, not by a read-then-write in the service.
     await sql`CREATE UNIQUE INDEX grants_one_open ON grants (requester, role_id) WHERE state IN ('requested', 'approved', 'active')`.execute(
