@@ -13,6 +13,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import type { AppConfig } from "../src/config/app-config.js";
 import { BreakglassError } from "../src/core/errors.js";
+import { dueAt } from "../src/core/grant-machine.js";
 import type { Grant } from "../src/core/model.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import {
@@ -111,6 +112,20 @@ for (const backend of BACKENDS) {
     afterEach(async () => {
       for (const b of brokers.splice(0)) await b.stop().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("keeps the connector's output in the audit trail, also when the target fails", async () => {
+      const b = await open();
+      const g = await activeGrant(b);
+      const audit = await b.store.readAudit(1, 10_000);
+      const activated = audit.find((e) => e.grantId === g.id && e.type === "grant.activated");
+      expect(JSON.parse(activated?.payload ?? "{}").data.target).toMatchObject({ exitCode: 0 });
+      writeFileSync(join(dir, "target-down"), "");
+      await b.service.release(as("alice"), g.id);
+      const failed = (await b.store.readAudit(1, 10_000)).find(
+        (e) => e.grantId === g.id && e.type === "target.revoke_failed",
+      );
+      expect(JSON.parse(failed?.payload ?? "{}").data.error).toContain("exited with 7: target unreachable");
     });
 
     it("activates at the target once two distinct leads approve", async () => {
@@ -284,3 +299,51 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+async function activeViaService(b: Broker): Promise<Grant> {
+  const g = await b.service.request(as("alice"), REQUEST);
+  await b.service.approve(as("bob"), g.id, null);
+  return b.service.approve(as("carol"), g.id, null);
+}
+
+describe("several replicas on one PostgreSQL", () => {
+  it("two brokers draining the same due grants end and revoke each exactly once", async () => {
+    if (!cluster) throw new Error("cluster not started");
+    const name = `replicas_${++dbCounter}`;
+    await createDatabase(cluster.adminUrl, name, { owner: APP_ROLE });
+    const dir = mkdtempSync(join(tmpdir(), "bg-replicas-"));
+    const clock = manualClock();
+    try {
+      const config = writeTestConfig(dir, { driver: "postgres", url: withDatabase(cluster.url, name) });
+      const a = await createBroker(config, { clock, log: silentLogger });
+      const b = await createBroker(config, { clock, log: silentLogger });
+      try {
+        // 120 active grants of 120 holders, seeded through the store; all of them past their end.
+        const template = await activeViaService(a);
+        const ids: string[] = [template.id];
+        await a.store.transaction(async (tx) => {
+          for (let i = 0; i < 119; i++) {
+            const g: Grant = { ...template, id: `g_replica${i}`, requester: `holder${i}`, version: 1 };
+            await tx.saveGrant(g, dueAt(g));
+            ids.push(g.id);
+          }
+        });
+        for (const id of ids) expect((await a.service.get(id)).state).toBe("active");
+        clock.advance(2 * 60 * 60_000);
+        await Promise.all([a.expiry.drain(), b.expiry.drain()]);
+        const audit = await a.store.readAudit(1, 10_000);
+        for (const id of ids) {
+          const types = audit.filter((e) => e.grantId === id).map((e) => e.type);
+          expect(types.filter((t) => t === "grant.expired")).toHaveLength(1);
+          expect(types.filter((t) => t === "target.revoked")).toHaveLength(1);
+          expect(existsSync(join(dir, "targets", `bg_${id}`))).toBe(false);
+        }
+      } finally {
+        await a.stop();
+        await b.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
