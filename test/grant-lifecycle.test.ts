@@ -15,6 +15,7 @@ import type { AppConfig } from "../src/config/app-config.js";
 import { BreakglassError } from "../src/core/errors.js";
 import { dueAt } from "../src/core/grant-machine.js";
 import type { Grant } from "../src/core/model.js";
+import type { Connector } from "../src/core/ports.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import {
   APP_ROLE,
@@ -128,6 +129,53 @@ for (const backend of BACKENDS) {
       expect(JSON.parse(failed?.payload ?? "{}").data.error).toContain("exited with 7: target unreachable");
     });
 
+    it("refuses to end a grant while its activation runs, and revokes an activation that finished after it was abandoned", async () => {
+      // A target whose grant call hangs until the test lets it finish.
+      const present = new Set<string>();
+      let finishGrant = (): void => undefined;
+      const slow: Connector = {
+        timeoutMs: 1_000,
+        plan: (facts) => ({ principal: `bg_${facts.grantId}` }),
+        grant: (_facts, handle) =>
+          new Promise((resolve) => {
+            finishGrant = () => {
+              present.add(String(handle.principal));
+              resolve({ credential: null, detail: {} });
+            };
+          }),
+        revoke: async (_facts, handle) => {
+          present.delete(String(handle.principal));
+          return { credential: null, detail: {} };
+        },
+        verify: async (_facts, handle) => ({ revoked: !present.has(String(handle.principal)), detail: {} }),
+      };
+      const b = await createBroker(config, { clock, log: silentLogger, connectors: new Map([["box", slow]]) });
+      brokers.push(b);
+      const g = await b.service.request(as("alice"), REQUEST);
+      await b.service.approve(as("bob"), g.id, null);
+      const activating = b.service.approve(as("carol"), g.id, null);
+      for (let i = 0; (await b.service.get(g.id)).access !== "granting"; i++) {
+        if (i > 200) throw new Error("activation never started");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const refused = await b.service.revoke(as("erin"), g.id, "stop").catch((e: unknown) => e);
+      expect((refused as BreakglassError).code).toBe("ERR_CONFLICT");
+
+      // The lease runs out: the worker treats the activation as abandoned and cleans up.
+      clock.advance(5 * 60_000);
+      await b.expiry.drain();
+      expect((await b.service.get(g.id)).access).toBe("revoked");
+      // Then the target call finally returns: what it created must go again, not stay forever.
+      finishGrant();
+      const settled = await activating;
+      expect(settled.state).not.toBe("active");
+      expect(present.size).toBe(0);
+      expect((await b.service.get(g.id)).access).toBe("revoked");
+      const types = await events(b, g.id);
+      expect(types.filter((t) => t === "target.grant_failed").length).toBeGreaterThanOrEqual(1);
+      expect(types.at(-1)).toBe("target.revoked");
+    });
+
     it("activates at the target once two distinct leads approve", async () => {
       const b = await open();
       const g = await activeGrant(b);
@@ -139,6 +187,7 @@ for (const backend of BACKENDS) {
         "grant.requested",
         "grant.approval_added",
         "grant.approved",
+        "target.grant_started",
         "grant.activated",
       ]);
     });
@@ -167,6 +216,7 @@ for (const backend of BACKENDS) {
         "grant.requested",
         "grant.approval_added",
         "grant.approved",
+        "target.grant_started",
         "grant.activated",
         "grant.expired",
         "target.revoked",

@@ -135,6 +135,7 @@ export function createExecConnector(settings: ExecSettings, opts: { cwd: string 
   };
 
   return {
+    timeoutMs,
     plan: (facts) => ({ principal: `bg_${facts.grantId}` }),
     grant: (facts, handle) => step("grant", facts, handle),
     revoke: (facts, handle) => step("revoke", facts, handle),

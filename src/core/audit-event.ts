@@ -12,6 +12,7 @@ export type AuditEventType =
   | "grant.released"
   | "grant.approval_expired"
   | "grant.reviewed"
+  | "target.grant_started"
   | "target.grant_failed"
   | "target.revoked"
   | "target.revoke_failed"

@@ -684,12 +684,14 @@ describe("denyGrant", () => {
     expectCode(() => denyGrant(policy, grant, "bob", "  ", T0 + 1), "ERR_VALIDATION");
   });
 
-  it("schedules revocation at once when it stops an activation in flight", () => {
+  it("refuses while an activation is in flight at the target, so it cannot race it", () => {
     const { grant, now } = grantAt("granting");
-    const t = denyGrant(policy, deepFreeze(grant), "dave", "stop", now + SECOND);
-    expect(t.grant).toMatchObject({ state: "denied", access: "revoking", accessNextAt: now + SECOND });
-    expect(dueAction(t.grant, now + SECOND)).toBe("revoke");
-    expectCode(() => completeActivation(t.grant, "alice", now + 2 * SECOND, policy), "ERR_INVALID_TRANSITION");
+    expectCode(() => denyGrant(policy, deepFreeze(grant), "dave", "stop", now + SECOND), "ERR_CONFLICT");
+    // After an abandoned activation (cleanup scheduled) the decision goes through and revocation stays due.
+    const failed = failActivation(grant, "target timed out", now + SECOND).grant;
+    const t = denyGrant(policy, deepFreeze(failed), "dave", "stop", now + 2 * SECOND);
+    expect(t.grant).toMatchObject({ state: "denied", access: "revoking", accessNextAt: now + 2 * SECOND });
+    expect(dueAction(t.grant, now + 2 * SECOND)).toBe("revoke");
   });
 });
 
@@ -703,10 +705,12 @@ describe("cancelGrant", () => {
     expect(t.grant).toMatchObject({ state: "cancelled", closedBy: "alice", closeReason: "fixed", lapseAt: null });
   });
 
-  it("schedules revocation at once when it stops an activation in flight", () => {
+  it("refuses while an activation is in flight, and schedules revocation after a failed one", () => {
     const { grant, now } = grantAt("granting");
-    const t = cancelGrant(deepFreeze(grant), "alice", "not needed", now + SECOND);
-    expect(t.grant).toMatchObject({ access: "revoking", accessNextAt: now + SECOND, accessAttempts: 0 });
+    expectCode(() => cancelGrant(deepFreeze(grant), "alice", "not needed", now + SECOND), "ERR_CONFLICT");
+    const failed = failActivation(grant, "target timed out", now + SECOND).grant;
+    const t = cancelGrant(deepFreeze(failed), "alice", "not needed", now + 2 * SECOND);
+    expect(t.grant).toMatchObject({ access: "revoking", accessNextAt: now + 2 * SECOND, accessAttempts: 0 });
   });
 });
 

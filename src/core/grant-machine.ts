@@ -284,6 +284,7 @@ export function approveGrant(
 /** @throws ERR_INVALID_TRANSITION, ERR_SELF_APPROVAL, ERR_NOT_ELIGIBLE_APPROVER */
 export function denyGrant(policy: Policy, grant: Grant, actor: string, reason: string, now: number): Transition {
   requireState(grant, "deny", ["requested", "approved"]);
+  requireNoActivationInFlight(grant, "deny");
   if (actor === grant.requester) {
     throw new BreakglassError("ERR_SELF_APPROVAL", `${actor} cannot decide on their own grant; cancel it instead`, {
       grantId: grant.id,
@@ -319,6 +320,7 @@ function requireReason(reason: string, action: string): void {
 /** The requester withdraws a request that is not active yet. @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN */
 export function cancelGrant(grant: Grant, actor: string, reason: string, now: number): Transition {
   requireState(grant, "cancel", ["requested", "approved"]);
+  requireNoActivationInFlight(grant, "cancel");
   if (actor !== grant.requester) {
     throw new BreakglassError("ERR_FORBIDDEN", `only the requester (${grant.requester}) can cancel grant ${grant.id}`, {
       grantId: grant.id,
@@ -346,6 +348,7 @@ export function beginActivation(
   actor: string,
   handle: Readonly<Record<string, unknown>>,
   now: number,
+  leaseMs: number = ACTIVATION_LEASE_MS,
 ): Grant {
   if (!(grant.state === "approved" || (grant.state === "requested" && grant.emergency))) {
     requireState(grant, "activate", grant.emergency ? ["requested"] : ["approved"]);
@@ -371,10 +374,44 @@ export function beginActivation(
     endsAt: now + grant.durationS * 1000,
     access: "granting",
     accessHandle: handle,
-    accessNextAt: now + ACTIVATION_LEASE_MS,
+    accessNextAt: now + leaseMs,
     accessAttempts: 0,
     accessLastError: null,
   });
+}
+
+/**
+ * {@link beginActivation} with its audit event (`target.grant_started`), written in the same
+ * transaction before the target is called: if the audit log cannot take it, nothing is created
+ * at the target (fail closed).
+ */
+export function startActivation(
+  grant: Grant,
+  actor: string,
+  handle: Readonly<Record<string, unknown>>,
+  now: number,
+  leaseMs: number = ACTIVATION_LEASE_MS,
+): Transition {
+  const next = beginActivation(grant, actor, handle, now, leaseMs);
+  return {
+    grant: next,
+    event: event(next, "target.grant_started", actor, now, {
+      endsAt: next.endsAt,
+      leaseUntil: next.accessNextAt,
+      handle,
+    }),
+  };
+}
+
+/** Deciding on a grant while the target is being called would race the activation: refuse, briefly. */
+function requireNoActivationInFlight(grant: Grant, action: string): void {
+  if (grant.access === "granting") {
+    throw new BreakglassError(
+      "ERR_CONFLICT",
+      `cannot ${action} grant ${grant.id} while its activation at the target is in progress; try again in a few seconds`,
+      { grantId: grant.id, access: grant.access },
+    );
+  }
 }
 
 /**
@@ -448,6 +485,7 @@ export function failActivation(
  */
 export function revokeGrant(policy: Policy, grant: Grant, actor: string, reason: string, now: number): Transition {
   requireState(grant, "revoke", ["active", "approved"]);
+  requireNoActivationInFlight(grant, "revoke");
   const r = role(policy, grant.roleId);
   const eligible = ruleGroups(r.approval);
   if (![...groupsOf(policy, actor)].some((g) => eligible.has(g)) && !isAdmin(policy, actor)) {
@@ -543,6 +581,13 @@ export function reviewGrant(
     throw new BreakglassError("ERR_FORBIDDEN", `${reviewer} held grant ${grant.id} and cannot review it`, {
       grantId: grant.id,
     });
+  }
+  if (grant.approvals.some((a) => a.approver === reviewer)) {
+    throw new BreakglassError(
+      "ERR_FORBIDDEN",
+      `${reviewer} approved grant ${grant.id} and cannot also review it; ask someone independent`,
+      { grantId: grant.id },
+    );
   }
   const next = bump(grant, { state: "reviewed", review: { reviewer, at: now, outcome, notes } });
   return { grant: next, event: event(next, "grant.reviewed", reviewer, now, { outcome, notes }) };

@@ -138,6 +138,8 @@ export interface VerifyResult {
  * something already gone succeeds.
  */
 export interface Connector {
+  /** The longest one call may take; activation leases are sized from it. */
+  readonly timeoutMs?: number;
   /** The handle naming what `grant` will create; pure, saved before the target is called. */
   plan(facts: ConnectorGrantFacts): Record<string, unknown>;
   /** @throws ERR_CONNECTOR_FAILED */

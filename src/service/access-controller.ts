@@ -5,13 +5,14 @@
  */
 import { BreakglassError, isBreakglassError } from "../core/errors.js";
 import {
-  beginActivation,
+  ACTIVATION_LEASE_MS,
   beginRevocation,
   completeActivation,
   dueAt,
   failActivation,
   revocationFailed,
   revocationSucceeded,
+  startActivation,
 } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Connector, ConnectorGrantFacts, Store } from "../core/ports.js";
@@ -33,8 +34,8 @@ export interface AccessController {
   activate(grant: Grant, ctx: RequestContext): Promise<Grant>;
   /** Revoke and verify a grant whose access is `revoking`; records success or schedules a retry. */
   revoke(grant: Grant): Promise<Grant>;
-  /** Claim a due revocation (lease) so no other worker runs it concurrently. */
-  claimRevocation(grantId: string): Promise<Grant>;
+  /** Claim a revocation (lease) so no other worker runs it concurrently; null if someone else holds it. */
+  claimRevocation(grantId: string): Promise<Grant | null>;
   /** Call the target's revoke and verify for a claimed grant; no database work. */
   attemptRevocation(grant: Grant): Promise<RevocationOutcome>;
   /** Record many outcomes in one transaction (one audit event each); falls back to one by one on conflict. */
@@ -85,8 +86,12 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
   const activate = async (grant: Grant, ctx: RequestContext): Promise<Grant> => {
     const { connector, facts } = resolve(grant);
     const handle = connector.plan({ ...facts, endsAt: clock.now() + grant.durationS * 1000 });
-    // 1. Save the handle and the end before touching the target.
-    const begun = await writer.update(grant.id, (g) => beginActivation(g, ctx.actor, handle, clock.now()));
+    // The worker must not take the activation over while the connector may still be running.
+    const leaseMs = Math.max(ACTIVATION_LEASE_MS, (connector.timeoutMs ?? 0) * 2 + 30_000);
+    // 1. Save the handle and the end, with an audit event, before touching the target.
+    const begun = await writer.transition(grant.id, ctx, (g) =>
+      startActivation(g, ctx.actor, handle, clock.now(), leaseMs),
+    );
     const endsAt = begun.endsAt ?? clock.now();
     // 2. The target, outside any transaction.
     let granted: Awaited<ReturnType<Connector["grant"]>>;
@@ -95,20 +100,46 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     } catch (e) {
       deps.log("activation failed at target", { grantId: grant.id, error: errorText(e) });
       const detail = isBreakglassError(e) ? { ...e.detail } : {};
-      const failed = await writer.transition(grant.id, SYSTEM_CONTEXT, (g) =>
-        failActivation(g, errorText(e), clock.now(), detail),
-      );
-      // Clean up anything half-made right away; the worker retries if this fails.
-      return revoke(await claimRevocation(failed.id));
+      return cleanUp(grant.id, errorText(e), detail);
     }
-    // 3. The window is open.
-    return writer.transition(grant.id, ctx, (g) =>
-      completeActivation(g, ctx.actor, clock.now(), policy, granted.detail),
-    );
+    // 3. The window is open — unless the grant moved on meanwhile (lease ran out, lapsed): then
+    //    what the target just created must go again.
+    try {
+      return await writer.transition(grant.id, ctx, (g) =>
+        completeActivation(g, ctx.actor, clock.now(), policy, granted.detail),
+      );
+    } catch (e) {
+      if (!isBreakglassError(e) || !["ERR_CONFLICT", "ERR_INVALID_TRANSITION"].includes(e.code)) throw e;
+      deps.log("activation finished after it was abandoned; revoking", { grantId: grant.id, error: errorText(e) });
+      return cleanUp(
+        grant.id,
+        `activation finished after it was abandoned (${errorText(e)}); revoking`,
+        granted.detail,
+      );
+    }
   };
 
-  const claimRevocation = (grantId: string): Promise<Grant> =>
-    writer.update(grantId, (g) => beginRevocation(g, clock.now()));
+  /** Record a failed activation and revoke whatever may exist at the target now; the worker retries. */
+  const cleanUp = async (grantId: string, error: string, detail: Record<string, unknown>): Promise<Grant> => {
+    const failed = await writer.transition(grantId, SYSTEM_CONTEXT, (g) =>
+      failActivation(g, error, clock.now(), detail),
+    );
+    const claimed = await claimRevocation(failed.id);
+    return claimed ? revoke(claimed) : failed;
+  };
+
+  /** Claim a revocation for this caller, unless a worker holds a live claim on it (then it is theirs). */
+  const claimRevocation = (grantId: string): Promise<Grant | null> =>
+    store.transaction(async (tx) => {
+      const g = await tx.lockGrant(grantId);
+      if (!g || g.access !== "revoking") return null;
+      const now = clock.now();
+      // Due later: a worker's lease or a scheduled retry; the worker will run it then.
+      if (g.accessNextAt !== null && g.accessNextAt > now) return null;
+      const claimed = beginRevocation(g, now);
+      await tx.saveGrant(claimed, dueAt(claimed));
+      return claimed;
+    });
 
   const attemptRevocation = async (grant: Grant): Promise<RevocationOutcome> => {
     try {

@@ -64,7 +64,8 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
   /** After a grant leaves `active`, take access away at the target now rather than at the next worker tick. */
   const settle = async (grant: Grant): Promise<Grant> => {
     if (grant.access !== "revoking") return grant;
-    return access.revoke(await access.claimRevocation(grant.id));
+    const claimed = await access.claimRevocation(grant.id);
+    return claimed ? access.revoke(claimed) : grant;
   };
 
   return {
