@@ -132,7 +132,7 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
   const claimRevocation = (grantId: string): Promise<Grant | null> =>
     store.transaction(async (tx) => {
       const g = await tx.lockGrant(grantId);
-      if (!g || g.access !== "revoking") return null;
+      if (g?.access !== "revoking") return null;
       const now = clock.now();
       // Due later: a worker's lease or a scheduled retry; the worker will run it then.
       if (g.accessNextAt !== null && g.accessNextAt > now) return null;
