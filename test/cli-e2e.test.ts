@@ -96,7 +96,7 @@ describe("the tour", () => {
   it("carol revokes: ended(revoked), access gone at the target", async () => {
     const res = await as("carol", "revoke", id, "--reason", "incident resolved");
     expect(res.code, res.stderr).toBe(0);
-    expect(res.stdout).toMatch(/ended\(revoked\).*revoked/);
+    expect(res.stdout).toMatch(/ended \(revoked\).*revoked/);
     expect(existsSync(join(dir, "targets", `bg_${id}`))).toBe(false);
   });
 

@@ -316,6 +316,13 @@ describe("audit", () => {
     expect(verdict).toMatchObject({ ok: true, failure: null });
     expect(verdict.summary).toMatch(/^OK/);
   });
+
+  it("keeps the audit log to admins: others get 403 ERR_FORBIDDEN", async () => {
+    for (const user of ["alice", "bob"] as const) {
+      problem(await call(user, "GET", "/audit/events"), 403, "ERR_FORBIDDEN");
+      problem(await call(user, "GET", "/audit/verify"), 403, "ERR_FORBIDDEN");
+    }
+  });
 });
 
 describe("OpenAPI", () => {

@@ -23,7 +23,7 @@ export function table(header: readonly string[], rows: readonly (readonly string
 }
 
 export function stateText(grant: Pick<GrantView, "state" | "endReason">): string {
-  return grant.state === "ended" && grant.endReason ? `ended(${grant.endReason})` : grant.state;
+  return grant.state === "ended" && grant.endReason ? `ended (${grant.endReason})` : grant.state;
 }
 
 /** The "what now" column: time left, approvals so far, or nothing. */

@@ -41,11 +41,26 @@ const names = (v: unknown): [string, number][] =>
 const seconds = (v: unknown): number | null => (typeof v === "string" && isDuration(v) ? parseDuration(v) : null);
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
+/** Actor names the broker writes itself; a person with one of them would be indistinguishable. */
+const RESERVED_ACTORS = new Set(["system", "anonymous"]);
+
 export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
   const problems: Problem[] = [];
   const doc: Raw = isRecord(raw) ? raw : {};
 
   const users = new Set(entries(doc.users).map(([name]) => name));
+  for (const name of users) {
+    if (RESERVED_ACTORS.has(name)) {
+      problems.push(
+        problem(
+          ["users", name],
+          `\`${name}\` is reserved: the audit log uses it for the broker's own actions`,
+          "give this person another name",
+          "key",
+        ),
+      );
+    }
+  }
   const groups = new Map<string, Set<string>>();
   for (const [group, members] of entries(doc.groups)) {
     const known = new Set<string>();

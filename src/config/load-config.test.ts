@@ -113,6 +113,14 @@ describe("checkConfigText", () => {
     expect(issue.line).toBe(positionOf(text, "colour").line);
   });
 
+  test("rejects a user named like the broker's own actors", () => {
+    const text = edit("  bob: { name: Bob }", "  bob: { name: Bob }\n  system: { name: Sneaky }");
+    const issue = issueAt(check(text).issues, "users.system");
+    expect(issue.message).toContain("reserved");
+    expect(issue.hint).toBe("give this person another name");
+    expect(issue).toMatchObject(positionOf(text, "system:"));
+  });
+
   test("rejects a malformed duration and says how to write one", () => {
     const text = edit("max_duration: 2h", "max_duration: 90x");
     const issue = issueAt(check(text).issues, `${ROLE}.max_duration`);

@@ -25,6 +25,7 @@ import {
   type ProblemCode,
   RolesResponseSchema,
 } from "../contract/api.js";
+import { groupsOf } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Grant, GrantState } from "../core/model.js";
@@ -122,6 +123,17 @@ function parseStates(text: string | undefined): GrantState[] | undefined {
 export function buildRoutes(deps: RouteDeps): AnyRoute[] {
   const { config, service, store, clock, signingKey } = deps;
   const { policy } = config;
+  /** The audit log holds every justification, source address and target output: admins only. */
+  const requireAdmin = (ctx: RequestContext): void => {
+    const mine = groupsOf(policy, ctx.actor);
+    if (!policy.adminGroups.some((g) => mine.has(g))) {
+      throw new BreakglassError(
+        "ERR_FORBIDDEN",
+        `reading the audit log needs membership of ${policy.adminGroups.join(" or ") || "an admin group (none is configured: set admin_groups)"}`,
+        { groups: policy.adminGroups },
+      );
+    }
+  };
   const view = (grant: Grant) => grantView(grant, policy, clock.now());
   const keys = loadPublicKeys([signingKey.publicKeyPem]);
 
@@ -279,8 +291,9 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       query: AuditEventsQuerySchema,
       status: 200,
       response: AuditEventListSchema,
-      problems: ["ERR_STORAGE"],
-      handler: async ({ query }) => {
+      problems: ["ERR_FORBIDDEN", "ERR_STORAGE"],
+      handler: async ({ query, ctx }) => {
+        requireAdmin(ctx);
         const limit = query.limit ?? DEFAULT_LIMIT;
         const events = await store.readAudit(query.from ?? 1, limit);
         const last = events.at(-1);
@@ -320,8 +333,9 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       auth: true,
       status: 200,
       response: AuditVerdictSchema,
-      problems: ["ERR_STORAGE"],
-      handler: async () => {
+      problems: ["ERR_FORBIDDEN", "ERR_STORAGE"],
+      handler: async ({ ctx }) => {
+        requireAdmin(ctx);
         const verdict = await verifyStoreChain(store, keys.verifySignature);
         return { body: verdictView(verdict, formatVerdict(verdict)) };
       },

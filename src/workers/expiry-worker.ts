@@ -177,7 +177,22 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
       if (timer) clearTimeout(timer);
       timer = null;
       await ticking;
-      queue.length = 0;
+      // Give back the claims on revocations not started yet, so the next broker (or another
+      // replica) runs them at once instead of after the claim's lease runs out.
+      const unstarted = queue.splice(0);
+      if (unstarted.length > 0) {
+        const now = clock.now();
+        await store
+          .transaction((tx) =>
+            tx.updateGrants(
+              unstarted.map((g) => {
+                const released = { ...g, accessNextAt: now, version: g.version + 1 };
+                return { grant: released, dueAt: dueAt(released) };
+              }),
+            ),
+          )
+          .catch((e: unknown) => deps.log("releasing revocation claims failed", { error: String(e) }));
+      }
       await idle();
     },
     kick() {

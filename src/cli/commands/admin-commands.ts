@@ -22,6 +22,8 @@ import { loadConfig, resolveConfigPath } from "../config-file.js";
 import { EXIT } from "../exit-codes.js";
 import { CONFIG_OPTION, loggerFrom } from "./server-commands.js";
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 /** Who acts in an offline command: the local account, so the audit trail says who ran it. */
 function localContext(): RequestContext {
   let name = "unknown";
@@ -233,7 +235,7 @@ export const auditExportCommand: Command = {
       stream.end();
       await once(stream, "finish");
       io.err(
-        `Exported ${summary.events} events${format === "jsonl" ? ` and ${summary.checkpoints} checkpoints` : ""} to ${path}`,
+        `Exported ${plural(summary.events, "event")}${format === "jsonl" ? ` and ${plural(summary.checkpoints, "checkpoint")}` : ""} to ${path}`,
       );
       return EXIT.OK;
     } finally {
