@@ -244,6 +244,23 @@ for (const backend of BACKENDS) {
       expect(approved.approvals.map((a) => a.approver)).toEqual(["bob"]);
     });
 
+    it("takes access away at the target on time even while the audit log refuses writes, and records it afterwards", async () => {
+      const b = await open();
+      const g = await activeGrant(b);
+      await backend.breakAudit(config, true);
+      clock.advance(30 * 60_000);
+      const err = await b.expiry.tick().catch((e: unknown) => e);
+      expect((err as BreakglassError).code).toBe("ERR_AUDIT_WRITE_FAILED");
+      expect(existsSync(accessFile(g))).toBe(false); // enforced at the target
+      expect((await b.service.get(g.id)).state).toBe("active"); // but not recorded: nothing changed
+
+      await backend.breakAudit(config, false);
+      await b.expiry.drain();
+      const ended = await b.service.get(g.id);
+      expect(ended).toMatchObject({ state: "ended", endReason: "expired", access: "revoked" });
+      expect((await events(b, g.id)).slice(-2)).toEqual(["grant.expired", "target.revoked"]);
+    });
+
     it("retries a failing revocation with backoff, recording every failure, until the target answers", async () => {
       const b = await open();
       const g = await activeGrant(b);

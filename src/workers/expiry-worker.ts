@@ -9,6 +9,7 @@
  */
 
 import type { AuditEventDraft } from "../core/audit-event.js";
+import { isBreakglassError } from "../core/errors.js";
 import { beginRevocation, dueAction, dueAt, expireGrant, lapseGrant } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
@@ -99,39 +100,73 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
     }
   };
 
+  /** Grants revoked at the target while the audit log was down, so they are not revoked again every tick. */
+  const enforced = new Set<string>();
+
+  /**
+   * The audit log refuses writes, so no grant can change state. Refusing *new* privilege is
+   * right (fail closed), but privilege must not outlive its window because of it: take access
+   * away at the target now, unrecorded, and say so loudly. When the log is back, the normal path
+   * ends the grant, revokes again (idempotent) and records it.
+   */
+  const enforceWithoutAudit = async (due: readonly Grant[], now: number): Promise<void> => {
+    for (const grant of due) {
+      const action = dueAction(grant, now);
+      if ((action !== "expire" && action !== "revoke") || enforced.has(grant.id)) continue;
+      const outcome = await access.attemptRevocation(grant);
+      if (outcome.ok) enforced.add(grant.id);
+      deps.log(
+        "audit log unavailable: revoked at the target without recording it; it is recorded when the log is back",
+        {
+          grantId: grant.id,
+          revoked: outcome.ok,
+          ...(outcome.ok ? {} : { error: outcome.error }),
+        },
+      );
+    }
+  };
+
   const tick = async (): Promise<TickResult> => {
     const now = clock.now();
     let expired = 0;
     let lapsed = 0;
-    const toRevoke = await store.transaction(async (tx) => {
-      const due = await tx.claimDue(now, deps.batchSize);
-      const updates: { grant: Grant; dueAt: number | null }[] = [];
-      const events: AuditEventDraft[] = [];
-      const revoke: Grant[] = [];
-      for (const grant of due) {
-        const action = dueAction(grant, now);
-        let next: Grant;
-        if (action === "expire" || action === "lapse") {
-          const t = action === "expire" ? expireGrant(policy, grant, now) : lapseGrant(grant, now);
-          if (action === "expire") expired++;
-          else lapsed++;
-          events.push(stamp(t.event, SYSTEM_CONTEXT));
-          // Claim the revocation in the same write: one version step for the row.
-          next =
-            t.grant.access === "revoking" ? { ...beginRevocation(t.grant, now), version: t.grant.version } : t.grant;
-        } else if (action === "revoke") {
-          next = beginRevocation(grant, now);
-        } else {
-          // Claimed but nothing to do (the due time moved): store the corrected due time.
-          next = { ...grant, version: grant.version + 1 };
+    let claimed: Grant[] = [];
+    const toRevoke = await store
+      .transaction(async (tx) => {
+        const due = await tx.claimDue(now, deps.batchSize);
+        claimed = due;
+        const updates: { grant: Grant; dueAt: number | null }[] = [];
+        const events: AuditEventDraft[] = [];
+        const revoke: Grant[] = [];
+        for (const grant of due) {
+          const action = dueAction(grant, now);
+          let next: Grant;
+          if (action === "expire" || action === "lapse") {
+            const t = action === "expire" ? expireGrant(policy, grant, now) : lapseGrant(grant, now);
+            if (action === "expire") expired++;
+            else lapsed++;
+            events.push(stamp(t.event, SYSTEM_CONTEXT));
+            // Claim the revocation in the same write: one version step for the row.
+            next =
+              t.grant.access === "revoking" ? { ...beginRevocation(t.grant, now), version: t.grant.version } : t.grant;
+          } else if (action === "revoke") {
+            next = beginRevocation(grant, now);
+          } else {
+            // Claimed but nothing to do (the due time moved): store the corrected due time.
+            next = { ...grant, version: grant.version + 1 };
+          }
+          if (next.access === "revoking" && action !== null) revoke.push(next);
+          updates.push({ grant: next, dueAt: dueAt(next) });
         }
-        if (next.access === "revoking" && action !== null) revoke.push(next);
-        updates.push({ grant: next, dueAt: dueAt(next) });
-      }
-      await tx.updateGrants(updates);
-      if (events.length > 0) await audit.append(tx, events);
-      return revoke;
-    });
+        await tx.updateGrants(updates);
+        if (events.length > 0) await audit.append(tx, events);
+        return revoke;
+      })
+      .catch(async (e: unknown) => {
+        if (isBreakglassError(e) && e.code === "ERR_AUDIT_WRITE_FAILED") await enforceWithoutAudit(claimed, now);
+        throw e;
+      });
+    for (const g of claimed) enforced.delete(g.id);
     queue.push(...toRevoke);
     pump();
     return { expired, lapsed, revocationsStarted: toRevoke.length };
