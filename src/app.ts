@@ -16,7 +16,7 @@ import type { Clock, Connector, IdGenerator, Store } from "./core/ports.js";
 import { createHttpServer } from "./http/server.js";
 import { createAccessController } from "./service/access-controller.js";
 import { createGrantService, type GrantService } from "./service/grant-service.js";
-import { createGrantWriter } from "./service/grant-store.js";
+import { createGrantWriter } from "./service/grant-writer.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
 import { createPostgresStore } from "./store/postgres-store.js";
 import { createSqliteStore } from "./store/sqlite-store.js";

@@ -16,7 +16,7 @@ import {
 } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Connector, ConnectorGrantFacts, Store } from "../core/ports.js";
-import { type AuditAppender, type GrantWriter, stamp } from "./grant-store.js";
+import { type AuditAppender, type GrantWriter, stamp } from "./grant-writer.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "./request-context.js";
 
 export interface AccessControllerDeps {

@@ -1,6 +1,6 @@
 /**
  * The application service for grants: one method per user action. Each method runs its state
- * change and audit event in one transaction (see grant-store.ts), then talks to the target
+ * change and audit event in one transaction (see grant-writer.ts), then talks to the target
  * outside it (see access-controller.ts).
  */
 import { BreakglassError } from "../core/errors.js";
@@ -16,7 +16,7 @@ import {
 import type { Grant, Policy, ReviewOutcome } from "../core/model.js";
 import type { Clock, GrantFilter, IdGenerator, Store } from "../core/ports.js";
 import type { AccessController } from "./access-controller.js";
-import { type AuditAppender, commitTransition, type GrantWriter } from "./grant-store.js";
+import { type AuditAppender, commitTransition, type GrantWriter } from "./grant-writer.js";
 import type { RequestContext } from "./request-context.js";
 
 export interface RequestGrantInput {

@@ -8,8 +8,8 @@ import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
 import type { Clock, IdGenerator, Store, TokenRecord } from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
-import type { AuditAppender } from "./grant-store.js";
-import { stamp } from "./grant-store.js";
+import type { AuditAppender } from "./grant-writer.js";
+import { stamp } from "./grant-writer.js";
 import type { RequestContext } from "./request-context.js";
 
 export interface CreatedToken {

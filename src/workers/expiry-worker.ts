@@ -14,7 +14,7 @@ import { beginRevocation, dueAction, dueAt, expireGrant, lapseGrant } from "../c
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
 import type { AccessController, RevocationResult } from "../service/access-controller.js";
-import { type AuditAppender, stamp } from "../service/grant-store.js";
+import { type AuditAppender, stamp } from "../service/grant-writer.js";
 import { SYSTEM_CONTEXT } from "../service/request-context.js";
 
 export interface ExpiryWorkerDeps {
