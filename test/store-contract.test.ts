@@ -2,6 +2,7 @@
  * The storage contract: every Store adapter passes the same suite (SQLite on a temp file, and
  * PostgreSQL on a throwaway cluster started here). Each test gets a fresh, migrated database.
  */
+
 import { createHash } from "node:crypto";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,6 +15,7 @@ import type { SealedAuditEvent } from "../src/core/audit-event.js";
 import { BreakglassError, type ErrorCode } from "../src/core/errors.js";
 import type { Grant } from "../src/core/model.js";
 import type { AuditHead, Checkpoint, Store, TokenRecord } from "../src/core/ports.js";
+import { makeGrant as coreMakeGrant } from "../src/core/test-fixtures.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import {
@@ -112,38 +114,9 @@ const BACKENDS: readonly Backend[] = [sqliteBackend(), postgresBackend()];
 const T0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z: well past 2^31, so bigint handling shows
 let grants = 0;
 
+/** The core fixture's grant, with a fresh id per call and this suite's large epoch (bigint handling). */
 function makeGrant(overrides: Partial<Grant> = {}): Grant {
-  return {
-    id: `g_${++grants}`,
-    roleId: "production/db-admin",
-    domain: "production",
-    target: "orders-db",
-    requester: "alice",
-    state: "requested",
-    endReason: null,
-    justification: "orders-db primary is refusing connections",
-    incident: "INC-1042",
-    durationS: 3600,
-    emergency: false,
-    requestedAt: T0,
-    approvedAt: null,
-    activatedAt: null,
-    endsAt: null,
-    endedAt: null,
-    lapseAt: T0 + 900_000,
-    reviewDueAt: null,
-    approvals: [],
-    closedBy: null,
-    closeReason: null,
-    access: "none",
-    accessHandle: null,
-    accessAttempts: 0,
-    accessLastError: null,
-    accessNextAt: null,
-    review: null,
-    version: 1,
-    ...overrides,
-  };
+  return coreMakeGrant({ id: `g_${++grants}`, requestedAt: T0, lapseAt: T0 + 900_000, ...overrides });
 }
 
 /** Every field set to a non-default value. */
