@@ -121,10 +121,35 @@ export interface ConnectorGrantFacts {
 }
 
 export interface ConnectorResult {
-  /** Shown to the holder once (e.g. a connection string). */
+  /**
+   * What the holder uses to get in (a connection string, a certificate, temporary keys). Kept
+   * encrypted at rest and readable only by the holder while the grant is active.
+   */
   readonly credential: Redacted<string> | null;
   /** Non-secret facts for the audit trail (e.g. command output, created role name). */
   readonly detail: Readonly<Record<string, unknown>>;
+  /**
+   * Non-secret state `revoke`/`verify` need later (e.g. a snapshot taken at grant time), merged
+   * into the saved handle when activation completes. Only `grant` returns it.
+   */
+  readonly handle?: Readonly<Record<string, unknown>>;
+}
+
+/** Something at a target that is not explained by the broker's records. */
+export interface DriftItem {
+  /** Short stable kind, e.g. `standing_superuser`, `leftover_role`. */
+  readonly kind: string;
+  /** The principal at the target (role name, certificate key id, IAM role ARN). */
+  readonly principal: string;
+  readonly description: string;
+}
+
+/** What a target holds now, as far as break-glass access goes. */
+export interface TargetInventory {
+  /** Principals this connector created, with the grant each belongs to and the handle to revoke it. */
+  readonly managed: readonly { readonly grantId: string; readonly handle: Readonly<Record<string, unknown>> }[];
+  /** Standing privilege made outside Breakglass: reported, never changed by the broker. */
+  readonly drift: readonly DriftItem[];
 }
 
 export interface VerifyResult {
@@ -134,8 +159,10 @@ export interface VerifyResult {
 
 /**
  * Grants and revokes access on one kind of target. Every method is idempotent and safe to
- * retry: `grant` twice for the same handle must not create two principals; `revoke` of
- * something already gone succeeds.
+ * retry: `grant` twice for the same handle must not create two principals; `grant` again with a
+ * later `endsAt` moves the target-side expiry (that is how a grant is extended); `revoke` of
+ * something already gone succeeds. Overlapping grants get separate principals, so revoking
+ * one never ends another.
  */
 export interface Connector {
   /** The longest one call may take; activation leases are sized from it. */
@@ -148,6 +175,11 @@ export interface Connector {
   revoke(facts: ConnectorGrantFacts, handle: Readonly<Record<string, unknown>>): Promise<ConnectorResult>;
   /** Is access really gone at the target? @throws ERR_CONNECTOR_FAILED */
   verify(facts: ConnectorGrantFacts, handle: Readonly<Record<string, unknown>>): Promise<VerifyResult>;
+  /**
+   * Optional, for reconciliation: the principals this connector created that still exist, and
+   * standing privilege made outside Breakglass. @throws ERR_CONNECTOR_FAILED
+   */
+  inventory?(): Promise<TargetInventory>;
 }
 
 /** The draft type is re-exported for adapters that only need ports. */
