@@ -14,6 +14,8 @@ import type { AppConfig, StorageConfig } from "./config/app-config.js";
 import { createConnector } from "./connectors/registry.js";
 import type { Clock, Connector, IdGenerator, Store } from "./core/ports.js";
 import { createHttpServer } from "./http/server.js";
+import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
+import { createSecretResolver } from "./secrets/secret-ref.js";
 import { createAccessController } from "./service/access-controller.js";
 import { createGrantService, type GrantService } from "./service/grant-service.js";
 import { createGrantWriter } from "./service/grant-writer.js";
@@ -28,6 +30,8 @@ export interface BrokerOptions {
   readonly log?: Logger;
   /** Replace connectors per target name (benchmarks); defaults to the configured connectors. */
   readonly connectors?: ReadonlyMap<string, Connector>;
+  /** Environment for `{env: …}` secret references; defaults to process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface Broker {
@@ -61,14 +65,32 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const signingKey = loadSigningKey(config.audit.signingKeyFile, {
     generateIfMissing: config.audit.generateKeyIfMissing,
   });
+  const box: SecretBox | null =
+    config.secrets.keyFile === null
+      ? null
+      : loadSecretBox(config.secrets.keyFile, { generateIfMissing: config.secrets.generateKeyIfMissing });
+  const baseDir = dirname(config.source);
+  const resolveSecret = createSecretResolver({ baseDir, env: opts.env ?? process.env, box });
+  const roles = [...policy.roles.values()];
+  const connectors =
+    opts.connectors ??
+    new Map(
+      [...policy.targets.values()].map(
+        (t) =>
+          [
+            t.name,
+            createConnector(
+              t,
+              { baseDir, resolveSecret, log: logFn },
+              roles.filter((r) => r.target === t.name),
+            ),
+          ] as const,
+      ),
+    );
   const store = await openStore(config.storage);
   const audit = createAuditLog({ sha256 });
   const writer = createGrantWriter(store, audit);
-  const baseDir = dirname(config.source);
-  const connectors =
-    opts.connectors ??
-    new Map([...policy.targets.values()].map((t) => [t.name, createConnector(t, { baseDir })] as const));
-  const access = createAccessController({ policy, writer, store, audit, connectors, clock, log: logFn });
+  const access = createAccessController({ policy, writer, store, audit, connectors, clock, box, log: logFn });
   const service = createGrantService({ policy, store, audit, writer, access, clock, ids });
   const tokens = createTokenService({ policy, store, audit, clock, ids });
   const expiry = createExpiryWorker({
@@ -114,6 +136,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       checkpoints.stop();
       await checkpoints.checkpointNow().catch((e: unknown) => logFn("final checkpoint failed", { error: String(e) }));
       await store.close();
+      await Promise.all([...connectors.values()].map((c) => c.close?.()));
     },
   };
 }

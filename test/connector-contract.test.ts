@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createExecConnector, execSettingsSchema } from "../src/connectors/exec-connector.js";
 import type { ConnectorGrantFacts } from "../src/core/ports.js";
 import { type ConnectorCase, type ConnectorEnv, contractRole } from "./support/connector-case.js";
+import { postgresConnectorCase } from "./support/postgres-case.js";
 
 const execCase: ConnectorCase = {
   name: "exec (files as principals)",
@@ -37,7 +38,7 @@ const execCase: ConnectorCase = {
   },
 };
 
-const CONNECTORS: ConnectorCase[] = [execCase];
+const CONNECTORS: ConnectorCase[] = [execCase, postgresConnectorCase];
 
 for (const c of CONNECTORS) {
   describe(`connector contract: ${c.name}`, () => {

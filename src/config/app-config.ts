@@ -33,6 +33,12 @@ export interface AuditConfig {
   readonly checkpointEveryEvents: number;
 }
 
+export interface SecretsConfig {
+  /** The data key file (absolute), or null when none is configured. */
+  readonly keyFile: string | null;
+  readonly generateKeyIfMissing: boolean;
+}
+
 export interface WorkerConfig {
   /** Longest sleep of the expiry worker between checks for due grants (ms). */
   readonly expiryPollMs: number;
@@ -40,6 +46,10 @@ export interface WorkerConfig {
   readonly expiryBatchSize: number;
   /** Concurrent connector calls for revocations. */
   readonly revokeConcurrency: number;
+  /** Interval of the reconciliation job (ms). */
+  readonly reconcileIntervalMs: number;
+  /** Ended grants younger than this are re-verified at their target (ms). */
+  readonly reconcileLookbackMs: number;
 }
 
 export interface AppConfig {
@@ -49,5 +59,6 @@ export interface AppConfig {
   readonly storage: StorageConfig;
   readonly server: ServerConfig;
   readonly audit: AuditConfig;
+  readonly secrets: SecretsConfig;
   readonly workers: WorkerConfig;
 }

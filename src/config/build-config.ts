@@ -159,10 +159,16 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
       checkpointIntervalMs: parseFineDurationMs(file.audit.checkpoint_interval),
       checkpointEveryEvents: file.audit.checkpoint_every_events,
     },
+    secrets: {
+      keyFile: file.secrets.key_file === undefined ? null : inDir(file.secrets.key_file),
+      generateKeyIfMissing: file.secrets.generate_key_if_missing,
+    },
     workers: {
       expiryPollMs: parseFineDurationMs(file.workers.expiry_poll),
       expiryBatchSize: file.workers.expiry_batch_size,
       revokeConcurrency: file.workers.revoke_concurrency,
+      reconcileIntervalMs: parseFineDurationMs(file.workers.reconcile_interval),
+      reconcileLookbackMs: parseDuration(file.workers.reconcile_lookback) * 1000,
     },
   });
 }

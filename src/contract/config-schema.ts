@@ -217,6 +217,22 @@ export const AuditSchema = z
   })
   .describe("The tamper-evident audit log.");
 
+export const SecretsSchema = z
+  .strictObject({
+    key_file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "File with the broker's 32-byte data key (base64), relative to the configuration file's folder. It encrypts the credentials handed to grant holders and opens `{sealed: …}` secrets. Create it with `breakglass secret keygen`; keep it out of database backups. Required by connectors that issue credentials (postgres, ssh, aws).",
+      ),
+    generate_key_if_missing: z
+      .boolean()
+      .default(false)
+      .describe("Create the key file on first start if it does not exist. For demos; production provisions the key."),
+  })
+  .describe("Encryption at rest for the broker's secrets.");
+
 export const WorkersSchema = z
   .strictObject({
     expiry_poll: FineDuration.default("250ms").describe(
@@ -226,6 +242,12 @@ export const WorkersSchema = z
     revoke_concurrency: PositiveInt("use a whole number, at least 1")
       .default(8)
       .describe("Concurrent connector calls for revocations."),
+    reconcile_interval: FineDuration.default("5m").describe(
+      "How often every target is compared with the broker's records (leftover access is removed, standing privilege reported).",
+    ),
+    reconcile_lookback: Duration.default("24h").describe(
+      "Ended grants younger than this are re-verified at their target on every reconciliation.",
+    ),
   })
   .describe("Background workers.");
 
@@ -320,6 +342,7 @@ export const ConfigFileSchema = z
     server: ServerSchema.prefault({}),
     storage: StorageSchema,
     audit: AuditSchema.prefault({}),
+    secrets: SecretsSchema.prefault({}),
     workers: WorkersSchema.prefault({}),
     defaults: RoleDefaultsSchema.prefault({}),
     admin_groups: z.array(Name).default([]).describe("Members of these groups may revoke any grant."),

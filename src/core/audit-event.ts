@@ -16,6 +16,11 @@ export type AuditEventType =
   | "target.grant_failed"
   | "target.revoked"
   | "target.revoke_failed"
+  | "target.side_permission_swept"
+  | "target.drift_fixed"
+  | "target.drift_reported"
+  | "grant.credential_read"
+  | "grant.extended"
   | "token.created"
   | "token.revoked";
 

@@ -38,7 +38,8 @@ function role(policy: Policy, roleId: string): RoleDef {
   return r;
 }
 
-function event(
+/** The audit event of something that happened to `grant` (its facts copied into the event). */
+export function grantEvent(
   grant: Grant,
   type: AuditEventType,
   actor: string,
@@ -212,7 +213,7 @@ export function requestGrant(policy: Policy, input: RequestInput, now: number, o
   };
   return {
     grant,
-    event: event(grant, "grant.requested", input.requester, now, { durationS, emergency }),
+    event: grantEvent(grant, "grant.requested", input.requester, now, { durationS, emergency }),
   };
 }
 
@@ -273,7 +274,7 @@ export function approveGrant(
   );
   return {
     grant: next,
-    event: event(next, done ? "grant.approved" : "grant.approval_added", approver, now, {
+    event: grantEvent(next, done ? "grant.approved" : "grant.approval_added", approver, now, {
       approver,
       comment,
       approvals: approvals.length,
@@ -308,7 +309,7 @@ export function denyGrant(policy: Policy, grant: Grant, actor: string, reason: s
     // An approved grant may be mid-activation: whatever the target made is due for revocation now.
     ...closeAccess(grant, now),
   });
-  return { grant: next, event: event(next, "grant.denied", actor, now, { reason }) };
+  return { grant: next, event: grantEvent(next, "grant.denied", actor, now, { reason }) };
 }
 
 function requireReason(reason: string, action: string): void {
@@ -334,7 +335,7 @@ export function cancelGrant(grant: Grant, actor: string, reason: string, now: nu
     lapseAt: null,
     ...closeAccess(grant, now),
   });
-  return { grant: next, event: event(next, "grant.cancelled", actor, now, { reason }) };
+  return { grant: next, event: grantEvent(next, "grant.cancelled", actor, now, { reason }) };
 }
 
 /**
@@ -395,7 +396,7 @@ export function startActivation(
   const next = beginActivation(grant, actor, handle, now, leaseMs);
   return {
     grant: next,
-    event: event(next, "target.grant_started", actor, now, {
+    event: grantEvent(next, "target.grant_started", actor, now, {
       endsAt: next.endsAt,
       leaseUntil: next.accessNextAt,
       handle,
@@ -425,6 +426,7 @@ export function completeActivation(
   now: number,
   policy: Policy,
   targetDetail: Readonly<Record<string, unknown>> = {},
+  handleUpdate: Readonly<Record<string, unknown>> = {},
 ): Transition {
   requireState(grant, "activate", grant.emergency ? ["requested"] : ["approved"]);
   if (grant.access !== "granting" || grant.endsAt === null) {
@@ -439,6 +441,8 @@ export function completeActivation(
     activatedAt: now,
     lapseAt: null,
     access: "granted",
+    accessHandle:
+      Object.keys(handleUpdate).length > 0 ? { ...grant.accessHandle, ...handleUpdate } : grant.accessHandle,
     accessNextAt: null,
     reviewDueAt: grant.endsAt + r.reviewDeadlineS * 1000,
   });
@@ -446,7 +450,7 @@ export function completeActivation(
   const data: Record<string, unknown> = { endsAt: grant.endsAt, durationS: grant.durationS };
   if (grant.emergency) data.policyBypass = true;
   if (Object.keys(targetDetail).length > 0) data.target = targetDetail;
-  return { grant: next, event: event(next, type, actor, now, data) };
+  return { grant: next, event: grantEvent(next, type, actor, now, data) };
 }
 
 /**
@@ -476,7 +480,7 @@ export function failActivation(
   });
   const data: Record<string, unknown> = { error };
   if (Object.keys(targetDetail).length > 0) data.target = targetDetail;
-  return { grant: next, event: event(next, "target.grant_failed", SYSTEM_ACTOR, now, data) };
+  return { grant: next, event: grantEvent(next, "target.grant_failed", SYSTEM_ACTOR, now, data) };
 }
 
 /**
@@ -508,6 +512,56 @@ export function releaseGrant(policy: Policy, grant: Grant, actor: string, now: n
     });
   }
   return end(grant, "released", actor, now, null, policy);
+}
+
+/**
+ * The holder (or an admin) extends an active grant by `extraS` seconds, within the role's
+ * maximum duration counted from activation. The caller moves the target-side expiry first.
+ * @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN, ERR_DURATION_EXCEEDS_MAX, ERR_VALIDATION
+ */
+export function extendGrant(
+  policy: Policy,
+  grant: Grant,
+  actor: string,
+  extraS: number,
+  reason: string,
+  now: number,
+): Transition {
+  requireState(grant, "extend", ["active"]);
+  if (actor !== grant.requester && !isAdmin(policy, actor)) {
+    throw new BreakglassError(
+      "ERR_FORBIDDEN",
+      `only the holder (${grant.requester}) or an admin can extend grant ${grant.id}`,
+      {
+        grantId: grant.id,
+      },
+    );
+  }
+  if (!Number.isInteger(extraS) || extraS <= 0) {
+    throw new BreakglassError("ERR_VALIDATION", "an extension must be a positive whole number of seconds", { extraS });
+  }
+  requireReason(reason, "extend");
+  if (grant.access !== "granted" || grant.endsAt === null || grant.endsAt <= now) {
+    throw new BreakglassError("ERR_INVALID_TRANSITION", `grant ${grant.id} is ending; request a new grant instead`, {
+      grantId: grant.id,
+      access: grant.access,
+    });
+  }
+  const r = role(policy, grant.roleId);
+  const durationS = grant.durationS + extraS;
+  if (durationS > r.maxDurationS) {
+    throw new BreakglassError(
+      "ERR_DURATION_EXCEEDS_MAX",
+      `grant ${grant.id} would last ${durationS}s in total, more than ${r.id} allows (${r.maxDurationS}s); request a new grant`,
+      { grantId: grant.id, durationS, maxDurationS: r.maxDurationS },
+    );
+  }
+  const endsAt = grant.endsAt + extraS * 1000;
+  const next = bump(grant, { durationS, endsAt, reviewDueAt: endsAt + r.reviewDeadlineS * 1000 });
+  return {
+    grant: next,
+    event: grantEvent(next, "grant.extended", actor, now, { from: grant.endsAt, to: endsAt, extraS, reason }),
+  };
 }
 
 /** The window closed on time. @throws ERR_INVALID_TRANSITION */
@@ -545,7 +599,7 @@ function end(
     lagMs: grant.endsAt === null ? null : now - grant.endsAt,
   };
   if (why !== null) data.reason = why;
-  return { grant: next, event: event(next, `grant.${reason}`, actor, now, data) };
+  return { grant: next, event: grantEvent(next, `grant.${reason}`, actor, now, data) };
 }
 
 /**
@@ -565,7 +619,7 @@ export function lapseGrant(grant: Grant, now: number): Transition {
     });
   }
   const next = bump(grant, { state: "approval_expired", endedAt: now, lapseAt: null, ...closeAccess(grant, now) });
-  return { grant: next, event: event(next, "grant.approval_expired", SYSTEM_ACTOR, now, { from: grant.state }) };
+  return { grant: next, event: grantEvent(next, "grant.approval_expired", SYSTEM_ACTOR, now, { from: grant.state }) };
 }
 
 /** @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN (the holder never reviews their own use) */
@@ -590,7 +644,7 @@ export function reviewGrant(
     );
   }
   const next = bump(grant, { state: "reviewed", review: { reviewer, at: now, outcome, notes } });
-  return { grant: next, event: event(next, "grant.reviewed", reviewer, now, { outcome, notes }) };
+  return { grant: next, event: grantEvent(next, "grant.reviewed", reviewer, now, { outcome, notes }) };
 }
 
 /**
@@ -624,7 +678,7 @@ export function revocationSucceeded(grant: Grant, now: number, detail: Record<st
   const next = bump(grant, { access: "revoked", accessNextAt: null, accessLastError: null });
   return {
     grant: next,
-    event: event(next, "target.revoked", SYSTEM_ACTOR, now, { attempts: grant.accessAttempts + 1, ...detail }),
+    event: grantEvent(next, "target.revoked", SYSTEM_ACTOR, now, { attempts: grant.accessAttempts + 1, ...detail }),
   };
 }
 
@@ -649,7 +703,7 @@ export function revocationFailed(grant: Grant, now: number, error: string): Tran
   });
   return {
     grant: next,
-    event: event(next, "target.revoke_failed", SYSTEM_ACTOR, now, { attempt: attempts, error, retryAt }),
+    event: grantEvent(next, "target.revoke_failed", SYSTEM_ACTOR, now, { attempt: attempts, error, retryAt }),
   };
 }
 

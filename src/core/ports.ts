@@ -23,6 +23,8 @@ export interface GrantFilter {
   readonly states?: readonly GrantState[] | undefined;
   readonly requester?: string | undefined;
   readonly roleId?: string | undefined;
+  /** Only grants that ended at or after this time (epoch ms). */
+  readonly endedAfter?: number | undefined;
   readonly limit?: number | undefined;
 }
 
@@ -87,6 +89,10 @@ export interface StoreTx {
   /** @throws ERR_AUDIT_WRITE_FAILED — the caller's transaction must then roll back. */
   insertAuditEvents(events: readonly SealedAuditEvent[]): Promise<void>;
   insertToken(token: TokenRecord): Promise<void>;
+  /** Store (or replace) the sealed credential of a grant's holder. */
+  saveCredential(grantId: string, box: string, at: number): Promise<void>;
+  /** Forget the credentials of these grants (their access has ended). */
+  deleteCredentials(grantIds: readonly string[]): Promise<void>;
   insertCheckpoint(checkpoint: Checkpoint): Promise<void>;
 }
 
@@ -103,6 +109,8 @@ export interface Store {
   readAudit(fromSeq: number, limit: number): Promise<SealedAuditEvent[]>;
   readCheckpoints(): Promise<Checkpoint[]>;
   findToken(id: string): Promise<TokenRecord | null>;
+  /** The sealed credential of a grant's holder, if one is held. */
+  readCredential(grantId: string): Promise<string | null>;
   /** The smallest persisted due time, so a worker can sleep until then. */
   nextDueAt(): Promise<number | null>;
   close(): Promise<void>;
@@ -180,6 +188,8 @@ export interface Connector {
    * standing privilege made outside Breakglass. @throws ERR_CONNECTOR_FAILED
    */
   inventory?(): Promise<TargetInventory>;
+  /** Release connections and timers; the broker calls it on shutdown. */
+  close?(): Promise<void>;
 }
 
 /** The draft type is re-exported for adapters that only need ports. */

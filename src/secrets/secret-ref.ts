@@ -21,7 +21,9 @@ export const secretRefSchema = z
         sealed: z
           .string()
           .min(1)
-          .describe("File sealed with `breakglass secret seal`, relative to the config file; opened with the broker's secret key"),
+          .describe(
+            "File sealed with `breakglass secret seal`, relative to the config file; opened with the broker's secret key",
+          ),
       })
       .strict(),
   ])
@@ -58,7 +60,10 @@ export function createSecretResolver(opts: SecretResolverOptions): SecretResolve
     if ("env" in ref) {
       const value = opts.env[ref.env]?.trim();
       if (!value) {
-        throw new BreakglassError("ERR_CONFIG_INVALID", `${where}: environment variable ${ref.env} is not set or empty`);
+        throw new BreakglassError(
+          "ERR_CONFIG_INVALID",
+          `${where}: environment variable ${ref.env} is not set or empty`,
+        );
       }
       return new RedactedValue(value);
     }

@@ -3,19 +3,25 @@
  * saved first, then the target called, then the state flipped) and revocation (claimed, revoked,
  * verified, recorded). Failures are recorded as audit events; revocation retries forever.
  */
+
+import type { AuditEventDraft } from "../core/audit-event.js";
 import { BreakglassError, isBreakglassError } from "../core/errors.js";
 import {
   ACTIVATION_LEASE_MS,
   beginRevocation,
   completeActivation,
   dueAt,
+  extendGrant,
   failActivation,
+  grantEvent,
   revocationFailed,
   revocationSucceeded,
   startActivation,
+  type Transition,
 } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
-import type { Clock, Connector, ConnectorGrantFacts, Store } from "../core/ports.js";
+import type { Clock, Connector, ConnectorGrantFacts, ConnectorResult, Store, StoreTx } from "../core/ports.js";
+import type { SecretBox } from "../secrets/secret-box.js";
 import { type AuditAppender, type GrantWriter, stamp } from "./grant-writer.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "./request-context.js";
 
@@ -26,12 +32,23 @@ export interface AccessControllerDeps {
   readonly audit: AuditAppender;
   readonly connectors: ReadonlyMap<string, Connector>;
   readonly clock: Clock;
+  /** Seals the credentials connectors hand out; null when no secret key is configured. */
+  readonly box: SecretBox | null;
   readonly log: (msg: string, fields?: Record<string, unknown>) => void;
 }
+
+/** Additional authenticated data binding a sealed credential to its grant. */
+export const credentialAad = (grantId: string): string => `breakglass:grant-credential:${grantId}`;
 
 export interface AccessController {
   /** Activate an approved (or emergency) grant at its target. Never throws for target failures: they are recorded on the grant. */
   activate(grant: Grant, ctx: RequestContext): Promise<Grant>;
+  /**
+   * Extend an active grant: move the expiry at the target first (a fresh credential may come
+   * back), then record it. If the target refuses, nothing changes.
+   * @throws ERR_CONNECTOR_FAILED and the errors of {@link extendGrant}
+   */
+  extend(grant: Grant, ctx: RequestContext, extraS: number, reason: string): Promise<Grant>;
   /** Revoke and verify a grant whose access is `revoking`; records success or schedules a retry. */
   revoke(grant: Grant): Promise<Grant>;
   /** Claim a revocation (lease) so no other worker runs it concurrently; null if someone else holds it. */
@@ -94,9 +111,11 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     );
     const endsAt = begun.endsAt ?? clock.now();
     // 2. The target, outside any transaction.
-    let granted: Awaited<ReturnType<Connector["grant"]>>;
+    let granted: ConnectorResult;
+    let sealed: string | null;
     try {
       granted = await connector.grant({ ...facts, endsAt }, handle);
+      sealed = sealCredential(grant.id, granted);
     } catch (e) {
       deps.log("activation failed at target", { grantId: grant.id, error: errorText(e) });
       const detail = isBreakglassError(e) ? { ...e.detail } : {};
@@ -105,8 +124,11 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     // 3. The window is open — unless the grant moved on meanwhile (lease ran out, lapsed): then
     //    what the target just created must go again.
     try {
-      return await writer.transition(grant.id, ctx, (g) =>
-        completeActivation(g, ctx.actor, clock.now(), policy, granted.detail),
+      return await writer.transition(
+        grant.id,
+        ctx,
+        (g) => completeActivation(g, ctx.actor, clock.now(), policy, granted.detail, granted.handle ?? {}),
+        saveCredential(sealed),
       );
     } catch (e) {
       if (!isBreakglassError(e) || !["ERR_CONFLICT", "ERR_INVALID_TRANSITION"].includes(e.code)) throw e;
@@ -117,6 +139,52 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
         granted.detail,
       );
     }
+  };
+
+  const sealCredential = (grantId: string, granted: ConnectorResult): string | null => {
+    if (granted.credential === null) return null;
+    if (!deps.box) {
+      throw new BreakglassError(
+        "ERR_CONNECTOR_FAILED",
+        "the target issued a credential but the broker has no secret key to keep it encrypted; set `secrets.key_file`",
+      );
+    }
+    return deps.box.seal(granted.credential.reveal(), credentialAad(grantId));
+  };
+
+  const saveCredential =
+    (sealed: string | null) =>
+    async (tx: StoreTx, next: Grant): Promise<void> => {
+      if (sealed !== null) await tx.saveCredential(next.id, sealed, clock.now());
+    };
+
+  const extend = async (grant: Grant, ctx: RequestContext, extraS: number, reason: string): Promise<Grant> => {
+    // Check first on the current row, so a refused extension never touches the target.
+    const planned = extendGrant(policy, grant, ctx.actor, extraS, reason, clock.now()).grant;
+    const { connector, facts } = resolve(planned);
+    const handle = grant.accessHandle ?? connector.plan(facts);
+    let granted: ConnectorResult;
+    try {
+      granted = await connector.grant({ ...facts, endsAt: planned.endsAt ?? facts.endsAt }, handle);
+    } catch (e) {
+      throw new BreakglassError("ERR_CONNECTOR_FAILED", `the target refused the extension: ${errorText(e)}`, {
+        grantId: grant.id,
+      });
+    }
+    const sealed = sealCredential(grant.id, granted);
+    // If the grant ended meanwhile, this fails and the revocation removes the longer-lived access.
+    return writer.transition(
+      grant.id,
+      ctx,
+      (g): Transition => {
+        if (g.endsAt !== grant.endsAt) {
+          throw new BreakglassError("ERR_CONFLICT", `grant ${g.id} changed while it was being extended; try again`);
+        }
+        const t = extendGrant(policy, g, ctx.actor, extraS, reason, clock.now());
+        return { ...t, event: { ...t.event, data: { ...t.event.data, target: granted.detail } } };
+      },
+      saveCredential(sealed),
+    );
   };
 
   /** Record a failed activation and revoke whatever may exist at the target now; the worker retries. */
@@ -175,8 +243,11 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
         await tx.updateGrants(ts.map((t) => ({ grant: t.grant, dueAt: dueAt(t.grant) })));
         await audit.append(
           tx,
-          ts.map((t) => stamp(t.event, SYSTEM_CONTEXT)),
+          ts.flatMap((t, i) =>
+            [t.event, ...sweptEvents(t.grant, results[i]?.outcome)].map((e) => stamp(e, SYSTEM_CONTEXT)),
+          ),
         );
+        await tx.deleteCredentials(ts.filter((t) => t.grant.access === "revoked").map((t) => t.grant.id));
         return ts.map((t) => t.grant);
       });
     } catch (e) {
@@ -185,7 +256,18 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
       const out: Grant[] = [];
       for (const r of results) {
         try {
-          out.push(await writer.transition(r.grant.id, SYSTEM_CONTEXT, (g) => outcomeTransition(g, r.outcome)));
+          out.push(
+            await writer.transition(
+              r.grant.id,
+              SYSTEM_CONTEXT,
+              (g) => outcomeTransition(g, r.outcome),
+              async (tx, next) => {
+                const swept = sweptEvents(next, r.outcome);
+                if (swept.length > 0) await audit.append(tx, swept);
+                if (next.access === "revoked") await tx.deleteCredentials([next.id]);
+              },
+            ),
+          );
         } catch (inner) {
           deps.log("revocation result not recorded", { grantId: r.grant.id, error: errorText(inner) });
         }
@@ -194,11 +276,20 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     }
   };
 
+  /** One `target.side_permission_swept` event per item the connector swept while revoking. */
+  const sweptEvents = (g: Grant, outcome: RevocationOutcome | undefined): AuditEventDraft[] => {
+    if (!outcome?.ok) return [];
+    const swept = (outcome.detail.revoke as { swept?: unknown } | undefined)?.swept;
+    if (!Array.isArray(swept)) return [];
+    const now = clock.now();
+    return swept.map((item) => grantEvent(g, "target.side_permission_swept", "system", now, { item }));
+  };
+
   const revoke = async (grant: Grant): Promise<Grant> => {
     if (grant.access !== "revoking") return grant;
     const [settled] = await recordRevocations([{ grant, outcome: await attemptRevocation(grant) }]);
     return settled ?? grant;
   };
 
-  return { activate, revoke, claimRevocation, attemptRevocation, recordRevocations };
+  return { activate, extend, revoke, claimRevocation, attemptRevocation, recordRevocations };
 }

@@ -31,8 +31,16 @@ export async function commitTransition(
 }
 
 export interface GrantWriter {
-  /** Lock grant `id`, apply `fn`, save the result and its audit event; returns the new grant. */
-  transition(id: string, ctx: RequestContext, fn: (grant: Grant) => Transition): Promise<Grant>;
+  /**
+   * Lock grant `id`, apply `fn`, save the result and its audit event, then run `also` in the same
+   * transaction (e.g. store the holder's credential); returns the new grant.
+   */
+  transition(
+    id: string,
+    ctx: RequestContext,
+    fn: (grant: Grant) => Transition,
+    also?: (tx: StoreTx, next: Grant) => Promise<void>,
+  ): Promise<Grant>;
   /** Lock grant `id` and save `fn`'s result without an audit event (bookkeeping, not a state change). */
   update(id: string, fn: (grant: Grant) => Grant): Promise<Grant>;
 }
@@ -44,8 +52,12 @@ export function createGrantWriter(store: Store, audit: AuditAppender): GrantWrit
     return grant;
   };
   return {
-    transition: (id, ctx, fn) =>
-      store.transaction(async (tx) => commitTransition(tx, audit, fn(await locked(tx, id)), ctx)),
+    transition: (id, ctx, fn, also) =>
+      store.transaction(async (tx) => {
+        const next = await commitTransition(tx, audit, fn(await locked(tx, id)), ctx);
+        await also?.(tx, next);
+        return next;
+      }),
     update: (id, fn) =>
       store.transaction(async (tx) => {
         const next = fn(await locked(tx, id));

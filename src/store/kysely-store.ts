@@ -131,6 +131,7 @@ class KyselyStore implements Store {
       if (filter.states !== undefined) q = q.where("state", "in", [...filter.states]);
       if (filter.requester !== undefined) q = q.where("requester", "=", filter.requester);
       if (filter.roleId !== undefined) q = q.where("role_id", "=", filter.roleId);
+      if (filter.endedAfter !== undefined) q = q.where("ended_at", ">=", filter.endedAfter);
       q = q.orderBy("requested_at", "desc").orderBy("id", "desc");
       if (filter.limit !== undefined) q = q.limit(filter.limit);
       return (await q.execute()).map(grantFromRow);
@@ -171,6 +172,17 @@ class KyselyStore implements Store {
     return this.#read("findToken", async () => {
       const row = await this.#db.selectFrom("tokens").selectAll().where("id", "=", id).executeTakeFirst();
       return row === undefined ? null : tokenFromRow(row);
+    });
+  }
+
+  readCredential(grantId: string): Promise<string | null> {
+    return this.#read("readCredential", async () => {
+      const row = await this.#db
+        .selectFrom("grant_credentials")
+        .select("box")
+        .where("grant_id", "=", grantId)
+        .executeTakeFirst();
+      return row?.box ?? null;
     });
   }
 
@@ -388,6 +400,26 @@ class KyselyStoreTx implements StoreTx {
         err.cause = e;
         throw err;
       }
+    });
+  }
+
+  saveCredential(grantId: string, box: string, at: number): Promise<void> {
+    return this.#run("saveCredential", async (db) => {
+      await db
+        .insertInto("grant_credentials")
+        .values({ grant_id: grantId, box, updated_at: at })
+        .onConflict((oc) => oc.column("grant_id").doUpdateSet({ box, updated_at: at }))
+        .execute();
+    });
+  }
+
+  deleteCredentials(grantIds: readonly string[]): Promise<void> {
+    return this.#run("deleteCredentials", async (db) => {
+      if (grantIds.length === 0) return;
+      await db
+        .deleteFrom("grant_credentials")
+        .where("grant_id", "in", [...grantIds])
+        .execute();
     });
   }
 

@@ -108,9 +108,23 @@ const initial: Migration = {
   },
 };
 
+/** Credentials handed to grant holders, sealed with the broker's secret key; deleted when access ends. */
+const grantCredentials: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable("grant_credentials")
+      .addColumn("grant_id", "text", (c) => c.primaryKey().references("grants.id"))
+      .addColumn("box", "text", (c) => c.notNull())
+      .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex("grants_ended_at").on("grants").column("ended_at").execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
+  "0002_grant_credentials": grantCredentials,
 });
 
 const provider: MigrationProvider = {

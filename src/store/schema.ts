@@ -84,6 +84,13 @@ export interface TokensTable {
   description: string;
 }
 
+export interface GrantCredentialsTable {
+  grant_id: string;
+  /** A secret box (src/secrets/secret-box.ts) bound to the grant id. */
+  box: string;
+  updated_at: number;
+}
+
 export interface Database {
   grants: GrantsTable;
   grant_approvals: GrantApprovalsTable;
@@ -91,4 +98,5 @@ export interface Database {
   audit_head: AuditHeadTable;
   audit_checkpoints: AuditCheckpointsTable;
   tokens: TokensTable;
+  grant_credentials: GrantCredentialsTable;
 }

@@ -20,6 +20,9 @@ export interface PostgresCluster {
   readonly port: number;
   /** Holds `data/`, `log` and the Unix socket. */
   readonly dir: string;
+  /** Stop the server but keep its data (a target outage); `resume` starts it again on the same port. */
+  halt(): Promise<void>;
+  resume(): Promise<void>;
   /** Idempotent. */
   stop(): Promise<void>;
 }
@@ -130,9 +133,10 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     const pgCtl = join(bin, "pg_ctl");
     const log = join(dir, "log");
     let port = 0;
+    let options = "";
     for (let attempt = 1; ; attempt++) {
       port = await freePort();
-      const options = [
+      options = [
         `-p ${port}`,
         `-k ${dir}`,
         "-c listen_addresses=127.0.0.1",
@@ -172,6 +176,12 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
       adminUrl,
       port,
       dir,
+      async halt() {
+        await run(pgCtl, ["-D", data, "-m", "fast", "-w", "stop"], 30_000);
+      },
+      async resume() {
+        await run(pgCtl, ["-D", data, "-l", log, "-w", "-t", "60", "-o", options, "start"], 90_000);
+      },
       async stop() {
         if (stopped) return;
         stopped = true;

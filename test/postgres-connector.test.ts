@@ -1,0 +1,228 @@
+/**
+ * The postgres connector against a real PostgreSQL server: per-grant login roles whose password
+ * dies at VALID UNTIL by itself, sessions cut at revoke, the side-permission sweep, objects kept,
+ * extension, verify, inventory and drift, and an unreachable target.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ConnectorGrantFacts } from "../src/core/ports.js";
+import { contractRole } from "./support/connector-case.js";
+import { type PostgresTarget, startPostgresTarget, tryLogin } from "./support/postgres-target.js";
+
+let target: PostgresTarget;
+beforeAll(async () => {
+  target = await startPostgresTarget();
+}, 120_000);
+afterAll(async () => target?.stop());
+beforeEach(async () => target.reset(), 60_000);
+
+const role = contractRole("pg-app", { roles: ["recovery_rw"], connection_limit: 3, statement_timeout: "20s" });
+const facts = (grantId: string, endsAt = Date.now() + 30 * 60_000, requester = "alice"): ConnectorGrantFacts => ({
+  grantId,
+  requester,
+  role,
+  target: { name: "pg-app", connector: "postgres", settings: {} },
+  incident: "INC-7",
+  justification: "restore the accounts table",
+  endsAt,
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("postgres connector", () => {
+  it("creates a login role that is a member of the recovery role, expires with VALID UNTIL, and hands over a working connection string", async () => {
+    const c = target.connector();
+    const f = facts("g_one");
+    const handle = c.plan(f);
+    expect(handle).toEqual({ principal: "bg_g_one" });
+    const granted = await c.grant(f, handle);
+    const url = granted.credential?.reveal() ?? "";
+    expect(url).toMatch(/^postgresql:\/\/bg_g_one:[A-Za-z0-9_-]{32}@127\.0\.0\.1:\d+\/app$/);
+    expect(await tryLogin(url)).toBeNull();
+    const [row] = await target.sql<{ rolvaliduntil: Date; rolconnlimit: number; rolsuper: boolean; config: string[] }>(
+      "SELECT rolvaliduntil, rolconnlimit, rolsuper, rolconfig AS config FROM pg_roles WHERE rolname = 'bg_g_one'",
+    );
+    expect(row?.rolvaliduntil.getTime()).toBe(Math.floor(f.endsAt / 1000) * 1000 + (f.endsAt % 1000));
+    expect(row?.rolconnlimit).toBe(3);
+    expect(row?.rolsuper).toBe(false);
+    expect(row?.config).toEqual(["statement_timeout=20s"]);
+    // The password is a SCRAM verifier on the server, never in the audit detail.
+    const [auth] = await target.sql<{ rolpassword: string }>(
+      "SELECT rolpassword FROM pg_authid WHERE rolname = 'bg_g_one'",
+    );
+    expect(auth?.rolpassword).toMatch(/^SCRAM-SHA-256\$4096:/);
+    const password = decodeURIComponent(new URL(url).password);
+    expect(JSON.stringify(granted.detail)).not.toContain(password);
+    expect(JSON.stringify(granted.handle)).not.toContain(password);
+    expect(granted.handle).toHaveProperty("snapshot");
+  });
+
+  it("refuses logins after VALID UNTIL on its own — nothing of the broker is involved", async () => {
+    const c = target.connector();
+    const f = facts("g_short", Date.now() + 2000);
+    const granted = await c.grant(f, c.plan(f));
+    const url = granted.credential?.reveal() ?? "";
+    expect(await tryLogin(url)).toBeNull();
+    await c.close?.();
+    await sleep(Math.max(0, f.endsAt - Date.now()) + 500);
+    expect(await tryLogin(url)).toMatch(/password authentication failed/);
+  });
+
+  it("terminates open sessions at revoke, drops the role, and verify agrees", async () => {
+    const c = target.connector();
+    const f = facts("g_sess");
+    const h = c.plan(f);
+    const granted = await c.grant(f, h);
+    const session = new pg.Client({ connectionString: granted.credential?.reveal() });
+    const ended = new Promise<string>((resolve) => session.on("error", (e) => resolve(e.message)));
+    await session.connect();
+    await session.query("SELECT 1");
+    const handle = { ...h, ...granted.handle };
+    expect((await c.verify(f, handle)).revoked).toBe(false);
+    const revoked = await c.revoke(f, handle);
+    expect(revoked.detail).toMatchObject({ role: "bg_g_sess", existed: true, terminated: 1, swept: [] });
+    expect(await ended).toMatch(/terminat/);
+    await session.end().catch(() => {});
+    expect(await target.sql("SELECT 1 FROM pg_roles WHERE rolname = 'bg_g_sess'")).toHaveLength(0);
+    const verified = await c.verify(f, handle);
+    expect(verified).toEqual({
+      revoked: true,
+      detail: { role: "bg_g_sess", roleExists: false, backends: 0, sweepLeft: [] },
+    });
+  });
+
+  it("sweeps side permissions opened during the window and records each; keeps objects the holder created", async () => {
+    const c = target.connector();
+    const f = facts("g_side");
+    const h = c.plan(f);
+    const granted = await c.grant(f, h);
+    const url = granted.credential?.reveal() ?? "";
+    // During the window the holder hands access on and creates a table; someone else escalates a role.
+    expect(await tryLogin(url, "GRANT SELECT, UPDATE ON public.accounts TO reporting")).toBeNull();
+    expect(await tryLogin(url, "CREATE TABLE public.incident_fix AS SELECT * FROM public.accounts")).toBeNull();
+    expect(await tryLogin(url, "GRANT SELECT ON public.incident_fix TO reporting")).toBeNull();
+    await target.sql(
+      "ALTER ROLE reporting CREATEDB; CREATE ROLE sneaky LOGIN PASSWORD 'x'; GRANT recovery_rw TO reporting",
+    );
+    const handle = { ...h, ...granted.handle };
+    const verifying = await c.verify(f, handle);
+    expect(verifying.revoked).toBe(false);
+
+    const revoked = await c.revoke(f, handle);
+    const swept = (revoked.detail.swept as { kind: string; description: string; fix: string }[]).map(
+      (s) => `${s.kind}: ${s.description}`,
+    );
+    expect(swept.sort()).toEqual(
+      [
+        "membership: reporting was made a member of recovery_rw",
+        "privilege: SELECT on table accounts was granted to reporting (grantor recovery_rw)",
+        "privilege: SELECT on table incident_fix was granted to reporting (grantor bg_g_side)",
+        "privilege: UPDATE on table accounts was granted to reporting (grantor recovery_rw)",
+        "role_attribute: role reporting gained CREATEDB",
+        "role_created: role sneaky was created during the window",
+      ].sort(),
+    );
+    const reporting = await target.sql<{ p: boolean; q: boolean; createdb: boolean }>(
+      `SELECT has_table_privilege('reporting', 'public.accounts', 'SELECT') AS p,
+              has_table_privilege('reporting', 'public.incident_fix', 'SELECT') AS q,
+              (SELECT rolcreatedb FROM pg_roles WHERE rolname = 'reporting') AS createdb`,
+    );
+    expect(reporting).toEqual([{ p: false, q: false, createdb: false }]);
+    expect(await target.sql("SELECT 1 FROM pg_roles WHERE rolname = 'sneaky'")).toHaveLength(0);
+    // The incident's table survives, owned by the recovery role; the original grants are untouched.
+    expect(await target.sql("SELECT tableowner FROM pg_tables WHERE tablename = 'incident_fix'")).toEqual([
+      { tableowner: "recovery_rw" },
+    ]);
+    expect(await target.sql("SELECT count(*)::int AS n FROM public.incident_fix")).toEqual([{ n: 2 }]);
+    expect(await target.sql("SELECT has_table_privilege('recovery_rw', 'public.accounts', 'UPDATE') AS ok")).toEqual([
+      { ok: true },
+    ]);
+    expect((await c.verify(f, handle)).revoked).toBe(true);
+  });
+
+  it("in report mode leaves side permissions alone, says so, and verify keeps reporting them", async () => {
+    const c = target.connector({ sweep: "report" });
+    const f = facts("g_rep");
+    const h = c.plan(f);
+    const granted = await c.grant(f, h);
+    await tryLogin(granted.credential?.reveal() ?? "", "GRANT SELECT ON public.accounts TO reporting");
+    const revoked = await c.revoke(f, { ...h, ...granted.handle });
+    expect(revoked.detail.swept).toEqual([
+      { kind: "privilege", description: expect.stringContaining("SELECT on table accounts"), fix: null },
+    ]);
+    expect(await target.sql("SELECT has_table_privilege('reporting', 'public.accounts', 'SELECT') AS p")).toEqual([
+      { p: true },
+    ]);
+    expect((await c.verify(f, { ...h, ...granted.handle })).revoked).toBe(true);
+  });
+
+  it("extends by granting again: the expiry moves, the snapshot is kept, one role exists", async () => {
+    const c = target.connector();
+    const f = facts("g_ext", Date.now() + 60_000);
+    const h = c.plan(f);
+    const first = await c.grant(f, h);
+    const handle = { ...h, ...first.handle };
+    const later = { ...f, endsAt: f.endsAt + 3_600_000 };
+    const second = await c.grant(later, handle);
+    expect(second.handle).toBeUndefined(); // the window's first snapshot stays the baseline
+    expect(second.detail).toMatchObject({ reissued: true });
+    const [row] = await target.sql<{ t: Date }>("SELECT rolvaliduntil AS t FROM pg_roles WHERE rolname = 'bg_g_ext'");
+    expect(row?.t.getTime()).toBe(later.endsAt);
+    expect(await tryLogin(second.credential?.reveal() ?? "")).toBeNull();
+    expect(await tryLogin(first.credential?.reveal() ?? "")).toMatch(/password authentication failed/);
+  });
+
+  it("lists leftover grant roles and reports standing privilege made outside Breakglass", async () => {
+    const c = target.connector({}, [role]);
+    await c.grant(facts("g_left"), c.plan(facts("g_left")));
+    await target.sql("CREATE ROLE dba_bob LOGIN; GRANT recovery_rw TO dba_bob; CREATE ROLE root2 LOGIN SUPERUSER");
+    const inv = await c.inventory?.();
+    expect(inv?.managed).toEqual([{ grantId: "g_left", handle: { principal: "bg_g_left" } }]);
+    expect(inv?.drift).toEqual([
+      {
+        kind: "standing_recovery_member",
+        principal: "dba_bob",
+        description: "login role dba_bob holds recovery role(s) recovery_rw permanently on pg-app",
+      },
+      {
+        kind: "standing_superuser",
+        principal: "root2",
+        description: "login role root2 is a standing superuser on pg-app",
+      },
+    ]);
+    const allowed = target.connector({ standing_allowed: ["dba_bob", "root2"] }, [role]);
+    expect((await allowed.inventory?.())?.drift).toEqual([]);
+  });
+
+  it("fails with a clear ERR_CONNECTOR_FAILED when the target is unreachable", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bg-pg-url-"));
+    writeFileSync(join(dir, "url"), "postgres://postgres@127.0.0.1:1/app");
+    const c = target.connector({ admin_url: { file: join(dir, "url") }, timeout: "2s" });
+    for (const step of [
+      c.verify(facts("g_x"), { principal: "bg_g_x" }),
+      c.revoke(facts("g_x"), { principal: "bg_g_x" }),
+    ]) {
+      await expect(step).rejects.toMatchObject({
+        code: "ERR_CONNECTOR_FAILED",
+        message: expect.stringMatching(
+          /^postgres target pg-app: (verify|revoke) \(connecting as postgres\) failed: .*ECONNREFUSED/,
+        ),
+      });
+    }
+    rmSync(dir, { recursive: true });
+  });
+
+  it("rejects role grants that are not for postgres with a message naming the role", async () => {
+    const c = target.connector();
+    const f = { ...facts("g_bad"), role: { ...role, grants: { groups: ["x"] } } };
+    await expect(c.grant(f, c.plan(f))).rejects.toMatchObject({
+      code: "ERR_CONNECTOR_FAILED",
+      message: expect.stringContaining(
+        "role production/recovery: grants for a postgres target must be like {roles: [recovery_rw]}",
+      ),
+    });
+  });
+});
