@@ -91,7 +91,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const audit = createAuditLog({ sha256 });
   const writer = createGrantWriter(store, audit);
   const access = createAccessController({ policy, writer, store, audit, connectors, clock, box, log: logFn });
-  const service = createGrantService({ policy, store, audit, writer, access, clock, ids });
+  const service = createGrantService({ policy, store, audit, writer, access, clock, ids, box });
   const tokens = createTokenService({ policy, store, audit, clock, ids });
   const expiry = createExpiryWorker({
     policy,

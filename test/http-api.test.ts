@@ -334,7 +334,8 @@ describe("OpenAPI", () => {
     "post /api/v1/grants",
     "get /api/v1/grants",
     "get /api/v1/grants/{id}",
-    ...["approve", "deny", "cancel", "activate", "revoke", "release", "review"].map(
+    "get /api/v1/grants/{id}/credential",
+    ...["approve", "deny", "cancel", "activate", "revoke", "release", "review", "extend"].map(
       (a) => `post /api/v1/grants/{id}/${a}`,
     ),
     "get /api/v1/audit/events",

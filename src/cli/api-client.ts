@@ -10,6 +10,8 @@ import {
   AuditVerdictSchema,
   type AuditVerdictView,
   type CreateGrantBody,
+  type CredentialView,
+  CredentialViewSchema,
   type GrantAction,
   type GrantActionBody,
   type GrantList,
@@ -60,6 +62,7 @@ export interface ApiClient {
   requestGrant(body: CreateGrantBody): Promise<GrantView>;
   listGrants(query: ListGrantsQuery): Promise<GrantList>;
   getGrant(id: string): Promise<GrantView>;
+  credential(id: string): Promise<CredentialView>;
   act<A extends GrantAction>(id: string, action: A, body: GrantActionBody<A>): Promise<GrantView>;
   verifyAudit(): Promise<AuditVerdictView>;
 }
@@ -138,6 +141,7 @@ export function createApiClient(options: { url: string; token: string | null }):
     health: () => call("GET", "/health", HealthSchema),
     me: () => call("GET", "/me", MeSchema),
     roles: () => call("GET", "/roles", RolesResponseSchema),
+    credential: (id) => call("GET", `${grantPath(id)}/credential`, CredentialViewSchema),
     requestGrant: (body) => call("POST", "/grants", GrantViewSchema, body),
     listGrants: (query) => {
       const params = new URLSearchParams();

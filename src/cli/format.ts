@@ -91,9 +91,12 @@ export function grantDetail(g: GrantView): string {
     rows.push(["ends", shortTime(g.endsAt)]);
   }
   if (g.lapseAt && (g.state === "requested" || g.state === "approved")) rows.push(["lapses", shortTime(g.lapseAt)]);
+  const failed = `${g.access.attempts} failed attempt${g.access.attempts === 1 ? "" : "s"}`;
   rows.push([
     "access",
-    `${g.access.state}${g.access.attempts > 0 ? ` (${g.access.attempts} failed attempt${g.access.attempts === 1 ? "" : "s"})` : ""}`,
+    g.access.revocationFailing
+      ? `REVOCATION FAILING (${failed}; retried until it succeeds)`
+      : `${g.access.state}${g.access.attempts > 0 ? ` (${failed})` : ""}`,
   ]);
   if (g.access.lastError) rows.push(["last target error", g.access.lastError]);
   if (g.access.nextAttemptAt) rows.push(["next attempt", shortTime(g.access.nextAttemptAt)]);

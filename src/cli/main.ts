@@ -36,6 +36,8 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "activate",
       "revoke",
       "release",
+      "extend",
+      "credential",
       "review",
       "grants",
       "show",

@@ -103,7 +103,13 @@ describe("building the configuration", () => {
       checkpointIntervalMs: 90_000,
       checkpointEveryEvents: 50,
     });
-    expect(config.workers).toEqual({ expiryPollMs: 1500, expiryBatchSize: 20, revokeConcurrency: 2 });
+    expect(config.workers).toEqual({
+      expiryPollMs: 1500,
+      expiryBatchSize: 20,
+      revokeConcurrency: 2,
+      reconcileIntervalMs: 300_000,
+      reconcileLookbackMs: 86_400_000,
+    });
   });
 
   test("builds the policy: users, groups as sets, domains and targets", () => {
@@ -194,7 +200,14 @@ describe("building the configuration", () => {
       checkpointIntervalMs: 300_000,
       checkpointEveryEvents: 1000,
     });
-    expect(config.workers).toEqual({ expiryPollMs: 250, expiryBatchSize: 500, revokeConcurrency: 8 });
+    expect(config.workers).toEqual({
+      expiryPollMs: 250,
+      expiryBatchSize: 500,
+      revokeConcurrency: 8,
+      reconcileIntervalMs: 300_000,
+      reconcileLookbackMs: 86_400_000,
+    });
+    expect(config.secrets).toEqual({ keyFile: null, generateKeyIfMissing: false });
     expect(config.policy.roles.size).toBe(0);
   });
 

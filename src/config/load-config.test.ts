@@ -109,7 +109,7 @@ describe("checkConfigText", () => {
     const text = edit("admin_groups:", "colour: blue\nadmin_groups:");
     const issue = issueAt(check(text).issues, "colour");
     expect(issue.message).toContain("unknown key `colour`");
-    expect(issue.hint).toContain("allowed keys here: version, server, storage, audit, workers, defaults");
+    expect(issue.hint).toContain("allowed keys here: version, server, storage, audit, secrets, workers, defaults");
     expect(issue.line).toBe(positionOf(text, "colour").line);
   });
 

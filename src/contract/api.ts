@@ -82,6 +82,13 @@ export const ReviewBodySchema = z
   })
   .register(apiSchemas, { id: "ReviewRequest" });
 
+export const ExtendBodySchema = z
+  .strictObject({
+    by: DurationInputSchema.describe("How much longer; the total stays within the role's max_duration"),
+    reason: Text(2000).min(1).describe("Why; recorded in the audit log"),
+  })
+  .register(apiSchemas, { id: "ExtendRequest" });
+
 const QueryBool = z.enum(["true", "false", "1", "0"]).describe("true/false");
 
 export const ListGrantsQuerySchema = z.strictObject({
@@ -155,6 +162,9 @@ export const AccessViewSchema = z
     attempts: z.int().describe("Failed attempts of the current access operation"),
     lastError: z.string().nullable().describe("The target's last error, if any"),
     nextAttemptAt: IsoTime.nullable(),
+    revocationFailing: z
+      .boolean()
+      .describe("Revoking at the target has failed at least once and is being retried (never given up)"),
   })
   .register(apiSchemas, { id: "Access" });
 
@@ -284,6 +294,19 @@ export type CheckpointView = z.infer<typeof CheckpointViewSchema>;
 export type CheckpointList = z.infer<typeof CheckpointListSchema>;
 export type AuditVerdictView = z.infer<typeof AuditVerdictSchema>;
 export type Problem = z.infer<typeof ProblemSchema>;
+export type CredentialView = z.infer<typeof CredentialViewSchema>;
+
+export const CredentialViewSchema = z
+  .object({
+    grantId: z.string(),
+    credential: z
+      .string()
+      .describe(
+        "What gets the holder in (connection string, certificate and key, temporary keys). Never logged; every read is audited",
+      ),
+    endsAt: z.string().describe("ISO-8601; the credential stops working at the target by then"),
+  })
+  .register(apiSchemas, { id: "Credential" });
 
 /** The actions `POST /grants/:id/<action>` accepts, with their bodies. */
 export const GRANT_ACTIONS = {
@@ -294,6 +317,7 @@ export const GRANT_ACTIONS = {
   revoke: ReasonBodySchema,
   release: EmptyBodySchema,
   review: ReviewBodySchema,
+  extend: ExtendBodySchema,
 } as const;
 export type GrantAction = keyof typeof GRANT_ACTIONS;
 export type GrantActionBody<A extends GrantAction> = z.input<(typeof GRANT_ACTIONS)[A]>;

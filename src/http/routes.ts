@@ -13,6 +13,7 @@ import {
   AuditVerdictSchema,
   CheckpointListSchema,
   CreateGrantBodySchema,
+  CredentialViewSchema,
   GRANT_ACTIONS,
   GRANT_STATES,
   type GrantAction,
@@ -62,6 +63,13 @@ const ACTION_PROBLEMS: Readonly<Record<GrantAction, readonly ProblemCode[]>> = {
   revoke: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
   release: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
   review: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
+  extend: [
+    "ERR_FORBIDDEN",
+    "ERR_INVALID_TRANSITION",
+    "ERR_CONFLICT",
+    "ERR_DURATION_EXCEEDS_MAX",
+    "ERR_CONNECTOR_FAILED",
+  ],
 };
 
 const ACTION_SUMMARY: Readonly<Record<GrantAction, string>> = {
@@ -72,6 +80,7 @@ const ACTION_SUMMARY: Readonly<Record<GrantAction, string>> = {
   revoke: "End a grant early (approvers of the role and admins); access at the target is revoked",
   release: "The holder gives access back early",
   review: "Record the post-use review of an ended grant (never by its holder)",
+  extend: "The holder (or an admin) extends an active grant; the expiry at the target moves first",
 };
 
 type ActionBody = {
@@ -79,6 +88,7 @@ type ActionBody = {
   reason?: string | undefined;
   outcome?: "justified" | "justified_with_findings" | "unjustified" | undefined;
   notes?: string | undefined;
+  by?: string | number | undefined;
 };
 
 function runAction(
@@ -104,6 +114,13 @@ function runAction(
     case "review":
       // The schema requires both; the fallbacks only satisfy the type of the shared body.
       return service.review(ctx, id, body.outcome ?? "unjustified", body.notes ?? "");
+    case "extend":
+      return service.extend(
+        ctx,
+        id,
+        typeof body.by === "string" ? parseDuration(body.by) : (body.by ?? 0),
+        body.reason ?? "",
+      );
   }
 }
 
@@ -157,6 +174,24 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
   );
 
   return [
+    defineRoute({
+      method: "GET",
+      path: "/grants/:id/credential",
+      operationId: "getGrantCredential",
+      summary: "The holder's credential for an active grant (holder only; every read is audited)",
+      tag: "grants",
+      auth: true,
+      params: GrantIdParamsSchema,
+      status: 200,
+      response: CredentialViewSchema,
+      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_AUDIT_WRITE_FAILED"],
+      handler: async ({ ctx, params }) => {
+        const c = await service.credential(ctx, params.id);
+        return {
+          body: { grantId: params.id, credential: c.credential.reveal(), endsAt: new Date(c.endsAt).toISOString() },
+        };
+      },
+    }),
     defineRoute({
       method: "GET",
       path: "/health",

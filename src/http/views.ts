@@ -52,6 +52,7 @@ export function grantView(grant: Grant, policy: Policy, now: number): GrantView 
       attempts: grant.accessAttempts,
       lastError: grant.accessLastError,
       nextAttemptAt: isoOrNull(grant.accessNextAt),
+      revocationFailing: grant.access === "revoking" && grant.accessAttempts > 0,
     },
     review: grant.review
       ? {

@@ -8,6 +8,7 @@ import {
   approveGrant,
   cancelGrant,
   denyGrant,
+  grantEvent,
   releaseGrant,
   requestGrant,
   reviewGrant,
@@ -15,8 +16,10 @@ import {
 } from "../core/grant-machine.js";
 import type { Grant, Policy, ReviewOutcome } from "../core/model.js";
 import type { Clock, GrantFilter, IdGenerator, Store } from "../core/ports.js";
-import type { AccessController } from "./access-controller.js";
-import { type AuditAppender, commitTransition, type GrantWriter } from "./grant-writer.js";
+import type { Redacted } from "../core/redacted.js";
+import type { SecretBox } from "../secrets/secret-box.js";
+import { type AccessController, credentialAad } from "./access-controller.js";
+import { type AuditAppender, commitTransition, type GrantWriter, stamp } from "./grant-writer.js";
 import type { RequestContext } from "./request-context.js";
 
 export interface RequestGrantInput {
@@ -40,6 +43,14 @@ export interface GrantService {
   revoke(ctx: RequestContext, id: string, reason: string): Promise<Grant>;
   /** The holder gives access back early. */
   release(ctx: RequestContext, id: string): Promise<Grant>;
+  /** @throws ERR_FORBIDDEN, ERR_INVALID_TRANSITION, ERR_DURATION_EXCEEDS_MAX, ERR_CONNECTOR_FAILED */
+  extend(ctx: RequestContext, id: string, extraS: number, reason: string): Promise<Grant>;
+  /**
+   * The holder's credential of an active grant, opened from its sealed form; the read is audited
+   * first (no event, no credential).
+   * @throws ERR_FORBIDDEN (not the holder), ERR_INVALID_TRANSITION (not active or no credential)
+   */
+  credential(ctx: RequestContext, id: string): Promise<{ credential: Redacted<string>; endsAt: number }>;
   review(ctx: RequestContext, id: string, outcome: ReviewOutcome, notes: string): Promise<Grant>;
   /** @throws ERR_NOT_FOUND */
   get(id: string): Promise<Grant>;
@@ -54,10 +65,12 @@ export interface GrantServiceDeps {
   readonly access: AccessController;
   readonly clock: Clock;
   readonly ids: IdGenerator;
+  /** Opens holders' sealed credentials; null when no secret key is configured. */
+  readonly box: SecretBox | null;
 }
 
 export function createGrantService(deps: GrantServiceDeps): GrantService {
-  const { policy, store, audit, writer, access, clock, ids } = deps;
+  const { policy, store, audit, writer, access, clock, ids, box } = deps;
 
   const roleOf = (grant: Grant) => policy.roles.get(grant.roleId);
 
@@ -121,6 +134,43 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
 
     async release(ctx, id) {
       return settle(await writer.transition(id, ctx, (g) => releaseGrant(policy, g, ctx.actor, clock.now())));
+    },
+
+    async extend(ctx, id, extraS, reason) {
+      return access.extend(await this.get(id), ctx, extraS, reason);
+    },
+
+    async credential(ctx, id) {
+      // Audit first: no event, no credential.
+      const grant = await store.transaction(async (tx) => {
+        const g = await tx.lockGrant(id);
+        if (!g) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${id}`, { grantId: id });
+        if (g.requester !== ctx.actor) {
+          throw new BreakglassError(
+            "ERR_FORBIDDEN",
+            `only the holder (${g.requester}) can read the credential of grant ${id}`,
+            { grantId: id },
+          );
+        }
+        const now = clock.now();
+        if (g.state !== "active" || g.access !== "granted" || g.endsAt === null || g.endsAt <= now) {
+          throw new BreakglassError("ERR_INVALID_TRANSITION", `grant ${id} is not active; its credential is gone`, {
+            grantId: id,
+            state: g.state,
+          });
+        }
+        await audit.append(tx, [stamp(grantEvent(g, "grant.credential_read", ctx.actor, now), ctx)]);
+        return g;
+      });
+      const sealed = await store.readCredential(id);
+      if (sealed === null || !box) {
+        throw new BreakglassError(
+          "ERR_INVALID_TRANSITION",
+          `grant ${id} has no credential: its target (${grant.target}) hands none out`,
+          { grantId: id },
+        );
+      }
+      return { credential: box.open(sealed, credentialAad(id)), endsAt: grant.endsAt ?? clock.now() };
     },
 
     review: (ctx, id, outcome, notes) =>

@@ -125,6 +125,37 @@ export const grantCommands: readonly Command[] = [
   reasonAction("revoke", "End a grant early and take its access away (approvers and admins)"),
   plainAction("release", "Give your active grant back early"),
   {
+    name: "extend",
+    summary: "Extend your active grant (within the role's maximum); the target's expiry moves too",
+    args: [ID_ARG],
+    options: {
+      by: { type: "string", value: "15m", required: true, description: "How much longer" },
+      reason: { type: "string", value: "TEXT", required: true, description: "Why (recorded in the audit log)" },
+      json: JSON_OPTION,
+    },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const by = durationValue(input.requireString("by")) ?? 0;
+      const grant = await clientFrom(io).act(input.arg(0), "extend", { by, reason: input.requireString("reason") });
+      return printGrant(io, input, grant);
+    },
+  },
+  {
+    name: "credential",
+    summary: "Print the credential of your active grant (connection string, certificate, keys)",
+    description:
+      "Prints what gets you in at the target, for as long as the grant is active. Only the holder can read it, and every read is recorded in the audit log. It is printed to stdout alone, so it can be captured: `export DATABASE_URL=$(breakglass credential g_…)`.",
+    args: [ID_ARG],
+    options: { json: JSON_OPTION },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const view = await clientFrom(io).credential(input.arg(0));
+      if (input.flag("json")) printJson(io, view);
+      else io.out(view.credential);
+      return EXIT.OK;
+    },
+  },
+  {
     name: "review",
     summary: "Record the post-use review of an ended grant",
     args: [ID_ARG],
