@@ -1,0 +1,311 @@
+/**
+ * The broker with a real PostgreSQL target, end to end: the holder's credential through the API,
+ * access that ends at the target even when the broker is down for the whole window, an open
+ * session cut at revoke, side permissions swept and recorded, and a target that is down at the
+ * moment of expiry (revocation retried, visible, completed after the restart).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import type { AppConfig } from "../src/config/app-config.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorSettingsSchemas } from "../src/connectors/registry.js";
+import { CredentialViewSchema, GrantViewSchema } from "../src/contract/api.js";
+import type { Grant } from "../src/core/model.js";
+import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { runCli } from "./support/broker-process.js";
+import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
+
+const CONFIG = `version: 1
+server: { host: 127.0.0.1, port: 0 }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+workers: { expiry_poll: 100ms }
+admin_groups: [security]
+users:
+  alice: { name: Alice }
+  bob: { name: Bob }
+  carol: { name: Carol }
+groups:
+  oncall: [alice]
+  leads: [bob, carol]
+  security: [carol]
+domains:
+  production:
+    description: Production
+    roles:
+      db-admin:
+        description: Recovery DBA on the app database
+        target: pg-app
+        grants: { roles: [recovery_rw], statement_timeout: 30s }
+        default_duration: 30m
+        max_duration: 2h
+        approval: "2 of leads"
+        requesters: [oncall]
+targets:
+  pg-app:
+    connector: postgres
+    settings:
+      admin_url: { env: ${TARGET_ENV} }
+      timeout: 2s
+`;
+
+let target: PostgresTarget;
+let dir: string;
+let config: AppConfig;
+let env: Record<string, string>;
+const brokers: Broker[] = [];
+
+beforeAll(async () => {
+  target = await startPostgresTarget();
+  env = { [TARGET_ENV]: target.adminUrl };
+}, 120_000);
+afterAll(async () => target?.stop());
+
+beforeEach(async () => {
+  await target.reset();
+  dir = mkdtempSync(join(tmpdir(), "bg-pg-broker-"));
+  writeFileSync(join(dir, "breakglass.yaml"), CONFIG);
+  config = loadConfigFile(join(dir, "breakglass.yaml"), { connectorSchemas: connectorSettingsSchemas, env });
+}, 60_000);
+afterEach(async () => {
+  for (const b of brokers.splice(0)) await b.stop().catch(() => {});
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: "127.0.0.1" });
+
+async function startBroker(): Promise<{ broker: Broker; url: string; token: (user: string) => Promise<string> }> {
+  const broker = await createBroker(config, { log: silentLogger, env });
+  brokers.push(broker);
+  const url = await broker.start();
+  const token = async (user: string) =>
+    (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "test" })).token.reveal();
+  return { broker, url, token };
+}
+
+async function stopBroker(broker: Broker): Promise<void> {
+  brokers.splice(brokers.indexOf(broker), 1);
+  await broker.stop();
+}
+
+/** alice requests, bob and carol approve: active at the target. */
+async function activeGrant(broker: Broker, durationS: number): Promise<Grant> {
+  const g = await broker.service.request(ctx("alice"), {
+    roleId: "production/db-admin",
+    justification: "restore the accounts table after the bad migration",
+    incident: "INC-42",
+    durationS,
+  });
+  await broker.service.approve(ctx("bob"), g.id, null);
+  const active = await broker.service.approve(ctx("carol"), g.id, null);
+  expect(active).toMatchObject({ state: "active", access: "granted" });
+  return active;
+}
+
+async function credentialOf(broker: Broker, grantId: string, token: string): Promise<string> {
+  const res = await broker.http.inject({
+    method: "GET",
+    url: `/api/v1/grants/${grantId}/credential`,
+    headers: { authorization: `Bearer ${token}` },
+  });
+  expect(res.statusCode, res.body).toBe(200);
+  expect(res.headers["cache-control"]).toBe("no-store");
+  return CredentialViewSchema.parse(res.json()).credential;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+const roleExists = async (name: string) =>
+  (await target.sql("SELECT 1 FROM pg_roles WHERE rolname = $1", [name])).length > 0;
+
+async function auditTypes(broker: Broker, grantId: string): Promise<{ type: string; data: Record<string, unknown> }[]> {
+  const events = await broker.store.readAudit(1, 10_000);
+  return events
+    .filter((e) => e.grantId === grantId)
+    .map((e) => {
+      const p = JSON.parse(e.payload) as { type: string; data: Record<string, unknown> };
+      return { type: p.type, data: p.data };
+    });
+}
+
+describe("broker with a real PostgreSQL target", () => {
+  it("gives the holder (only) a working connection string through the API, and audits every read", async () => {
+    const { broker, token } = await startBroker();
+    const grant = await activeGrant(broker, 600);
+    const alice = await token("alice");
+    const url = await credentialOf(broker, grant.id, alice);
+    expect(await tryLogin(url)).toBeNull();
+    const bob = await broker.http.inject({
+      method: "GET",
+      url: `/api/v1/grants/${grant.id}/credential`,
+      headers: { authorization: `Bearer ${await token("bob")}` },
+    });
+    expect(bob.statusCode).toBe(403);
+    expect(bob.json()).toMatchObject({ code: "ERR_FORBIDDEN" });
+    expect((await auditTypes(broker, grant.id)).filter((e) => e.type === "grant.credential_read")).toHaveLength(1);
+    // Nothing secret in the audit log or the database's grant row.
+    const password = decodeURIComponent(new URL(url).password);
+    const all = (await broker.store.readAudit(1, 10_000)).map((e) => e.payload).join("\n");
+    expect(all).not.toContain(password);
+    expect(JSON.stringify(await broker.store.getGrant(grant.id))).not.toContain(password);
+    expect(await broker.store.readCredential(grant.id)).toMatch(/^bgbox1\./);
+  });
+
+  it("ends access on time with the broker down for the whole window, and cleans up when it is back", async () => {
+    const first = await startBroker();
+    const grant = await activeGrant(first.broker, 3);
+    const url = await credentialOf(first.broker, grant.id, await first.token("alice"));
+    expect(await tryLogin(url)).toBeNull();
+    const session = new pg.Client({ connectionString: url });
+    const cut = new Promise<string>((resolve) => session.on("error", (e) => resolve(e.message)));
+    await session.connect();
+    await stopBroker(first.broker);
+
+    await sleep(Math.max(0, (grant.endsAt ?? 0) - Date.now()) + 300);
+    // No broker anywhere: PostgreSQL itself refuses the login after VALID UNTIL.
+    expect(await tryLogin(url)).toMatch(/password authentication failed/);
+    expect(await roleExists(`bg_${grant.id}`)).toBe(true);
+
+    // The broker comes back: it ends what fell due before serving, cuts the session, drops the role.
+    const second = await startBroker();
+    expect(await cut).toMatch(/terminat/);
+    await session.end().catch(() => {});
+    await until("role dropped", async () => !(await roleExists(`bg_${grant.id}`)));
+    const after = await until("revocation recorded", async () => {
+      const g = await second.broker.service.get(grant.id);
+      return g.access === "revoked" ? g : null;
+    });
+    expect(after).toMatchObject({ state: "ended", endReason: "expired", access: "revoked" });
+    const types = (await auditTypes(second.broker, grant.id)).map((e) => e.type);
+    expect(types).toEqual(expect.arrayContaining(["grant.activated", "grant.expired", "target.revoked"]));
+    expect(await second.broker.store.readCredential(grant.id)).toBeNull();
+  });
+
+  it("revoke cuts an open session at once and sweeps (and records) a GRANT made to someone else", async () => {
+    const { broker, token } = await startBroker();
+    const grant = await activeGrant(broker, 600);
+    const url = await credentialOf(broker, grant.id, await token("alice"));
+    const session = new pg.Client({ connectionString: url });
+    const cut = new Promise<string>((resolve) => session.on("error", (e) => resolve(e.message)));
+    await session.connect();
+    await session.query("GRANT SELECT ON public.accounts TO reporting");
+    expect(await target.sql("SELECT has_table_privilege('reporting', 'public.accounts', 'SELECT') AS p")).toEqual([
+      { p: true },
+    ]);
+
+    const res = await broker.http.inject({
+      method: "POST",
+      url: `/api/v1/grants/${grant.id}/revoke`,
+      headers: { authorization: `Bearer ${await token("carol")}` },
+      payload: { reason: "the holder handed access on" },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(GrantViewSchema.parse(res.json())).toMatchObject({ state: "ended", access: { state: "revoked" } });
+    expect(await cut).toMatch(/terminat/);
+    await session.end().catch(() => {});
+    expect(await target.sql("SELECT has_table_privilege('reporting', 'public.accounts', 'SELECT') AS p")).toEqual([
+      { p: false },
+    ]);
+    const swept = (await auditTypes(broker, grant.id)).filter((e) => e.type === "target.side_permission_swept");
+    expect(swept).toEqual([
+      {
+        type: "target.side_permission_swept",
+        data: {
+          item: {
+            kind: "privilege",
+            description: "SELECT on table accounts was granted to reporting (grantor recovery_rw)",
+            fix: "REVOKE SELECT ON TABLE accounts FROM reporting CASCADE",
+          },
+        },
+      },
+    ]);
+    const credential = await broker.http.inject({
+      method: "GET",
+      url: `/api/v1/grants/${grant.id}/credential`,
+      headers: { authorization: `Bearer ${await token("alice")}` },
+    });
+    expect(credential.json()).toMatchObject({ code: "ERR_INVALID_TRANSITION" });
+  });
+
+  it("extends the grant at the target: VALID UNTIL moves and a fresh credential is handed over", async () => {
+    const { broker, token } = await startBroker();
+    const grant = await activeGrant(broker, 600);
+    const alice = await token("alice");
+    const before = await credentialOf(broker, grant.id, alice);
+    const res = await broker.http.inject({
+      method: "POST",
+      url: `/api/v1/grants/${grant.id}/extend`,
+      headers: { authorization: `Bearer ${alice}` },
+      payload: { by: "15m", reason: "restore still running" },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    const extended = GrantViewSchema.parse(res.json());
+    const endsAt = Date.parse(extended.endsAt ?? "");
+    expect(endsAt).toBe((grant.endsAt ?? 0) + 900_000);
+    const [row] = await target.sql<{ t: Date }>("SELECT rolvaliduntil AS t FROM pg_roles WHERE rolname = $1", [
+      `bg_${grant.id}`,
+    ]);
+    expect(row?.t.getTime()).toBe(endsAt);
+    const after = await credentialOf(broker, grant.id, alice);
+    expect(after).not.toBe(before);
+    expect(await tryLogin(after)).toBeNull();
+    const tooLong = await broker.http.inject({
+      method: "POST",
+      url: `/api/v1/grants/${grant.id}/extend`,
+      headers: { authorization: `Bearer ${alice}` },
+      payload: { by: "2h", reason: "more" },
+    });
+    expect(tooLong.json()).toMatchObject({ code: "ERR_DURATION_EXCEEDS_MAX" });
+  });
+
+  it("keeps retrying when the target is down at expiry, shows it on the grant, and completes after the restart", async () => {
+    const { broker, url, token } = await startBroker();
+    const grant = await activeGrant(broker, 3);
+    const alice = await token("alice");
+    const credential = await credentialOf(broker, grant.id, alice);
+    await target.cluster.halt();
+    try {
+      const failing = await until("revocation failing", async () => {
+        const g = await broker.service.get(grant.id);
+        return g.access === "revoking" && g.accessAttempts >= 2 ? g : null;
+      });
+      expect(failing.state).toBe("ended");
+      expect(failing.accessLastError).toMatch(/postgres target pg-app: revoke \(connecting as postgres\) failed/);
+      const shown = await runCli(["show", grant.id], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: alice });
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(shown.stdout).toMatch(/REVOCATION FAILING \(\d+ failed attempts; retried until it succeeds\)/);
+      expect(shown.stdout).toContain("postgres target pg-app: revoke");
+      const json = await runCli(["show", grant.id, "--json"], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: alice });
+      expect(JSON.parse(json.stdout).access).toMatchObject({ state: "revoking", revocationFailing: true });
+    } finally {
+      await target.cluster.resume();
+    }
+    // Even before the broker gets through, the target refuses the expired password by itself.
+    expect(await tryLogin(credential)).toMatch(/password authentication failed/);
+    const done = await until("revocation completed", async () => {
+      const g = await broker.service.get(grant.id);
+      return g.access === "revoked" ? g : null;
+    });
+    // The failed attempts stay on record; the grant no longer shows as failing.
+    expect(done.accessAttempts).toBeGreaterThanOrEqual(2);
+    expect(done.accessLastError).toBeNull();
+    expect(await roleExists(`bg_${grant.id}`)).toBe(false);
+    const failures = (await auditTypes(broker, grant.id)).filter((e) => e.type === "target.revoke_failed");
+    expect(failures.length).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+});
