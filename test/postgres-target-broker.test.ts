@@ -13,7 +13,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import type { AppConfig } from "../src/config/app-config.js";
 import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorSettingsSchemas } from "../src/connectors/registry.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { CredentialViewSchema, GrantViewSchema } from "../src/contract/api.js";
 import type { Grant } from "../src/core/model.js";
 import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
@@ -71,7 +71,7 @@ beforeEach(async () => {
   await target.reset();
   dir = mkdtempSync(join(tmpdir(), "bg-pg-broker-"));
   writeFileSync(join(dir, "breakglass.yaml"), CONFIG);
-  config = loadConfigFile(join(dir, "breakglass.yaml"), { connectorSchemas: connectorSettingsSchemas, env });
+  config = loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env });
 }, 60_000);
 afterEach(async () => {
   for (const b of brokers.splice(0)) await b.stop().catch(() => {});

@@ -26,9 +26,9 @@ export function resolveConfigPath(flag: string | undefined, io: Pick<CliIo, "env
  */
 export async function loadConfig(path: string, io: Pick<CliIo, "env">): Promise<AppConfig> {
   const { formatIssues, loadConfigFile } = await import("../config/load-config.js");
-  const { connectorSettingsSchemas } = await import("../connectors/registry.js");
+  const { connectorConfigChecks } = await import("../connectors/registry.js");
   try {
-    return loadConfigFile(path, { connectorSchemas: connectorSettingsSchemas, env: io.env });
+    return loadConfigFile(path, { ...connectorConfigChecks, env: io.env });
   } catch (e) {
     if (e instanceof ConfigError) {
       throw new CliError(

@@ -19,6 +19,10 @@ export interface CheckOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   readSecretFile(path: string): string;
   readonly connectorSchemas: Readonly<Record<string, z.ZodType>>;
+  /** Connector name → zod schema of a role's `grants` on its targets (none: free-form). */
+  readonly roleGrantsSchemas?: Readonly<Record<string, z.ZodType>> | undefined;
+  /** Connectors that hand holders credentials: their targets need `secrets.key_file`. */
+  readonly credentialConnectors?: ReadonlySet<string> | undefined;
   readonly resolveSecrets: boolean;
 }
 
@@ -98,10 +102,23 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
 
   const targetSettings = new Map<string, Readonly<Record<string, unknown>>>();
   const targets = new Set<string>();
+  const connectorOf = new Map<string, string>();
+  const hasSecretKey = isRecord(doc.secrets) && typeof doc.secrets.key_file === "string";
   for (const [name, target] of entries(doc.targets)) {
     targets.add(name);
     if (!isRecord(target)) continue;
     checkTarget(name, target, opts, problems, targetSettings);
+    if (typeof target.connector !== "string") continue;
+    connectorOf.set(name, target.connector);
+    if (opts.credentialConnectors?.has(target.connector) && !hasSecretKey) {
+      problems.push(
+        problem(
+          ["targets", name, "connector"],
+          `the ${target.connector} connector hands holders a credential, which the broker keeps encrypted, but no secret key is configured`,
+          "add `secrets: { key_file: ./secrets.key }` and create the key with `breakglass secret keygen --out secrets.key`",
+        ),
+      );
+    }
   }
 
   const policy = satisfiabilityPolicy(users, groups);
@@ -109,7 +126,15 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
     if (!isRecord(domainDef)) continue;
     for (const [role, roleDef] of entries(domainDef.roles)) {
       if (!isRecord(roleDef)) continue;
-      checkRole(["domains", domain, "roles", role], roleDef, { targets, groups, policy }, problems);
+      const path = ["domains", domain, "roles", role];
+      checkRole(path, roleDef, { targets, groups, policy }, problems);
+      const grantsSchema = opts.roleGrantsSchemas?.[connectorOf.get(String(roleDef.target)) ?? ""];
+      if (grantsSchema) {
+        const grants = roleDef.grants ?? {};
+        const parsed = grantsSchema.safeParse(grants, { reportInput: true });
+        if (!parsed.success)
+          problems.push(...problemsFromZod(parsed.error.issues, grantsSchema, grants, [...path, "grants"]));
+      }
     }
   }
 

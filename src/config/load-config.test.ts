@@ -421,6 +421,31 @@ describe("checkConfigText", () => {
   });
 });
 
+describe("connector-specific checks", () => {
+  const grantsSchema = z.strictObject({ roles: z.array(z.string()).min(1) });
+  const withGrants = (grants: string) =>
+    edit("default_duration: 30m", `grants: ${grants}\n        default_duration: 30m`);
+  const strict = { roleGrantsSchemas: { fake: grantsSchema }, credentialConnectors: new Set(["fake"]) };
+
+  test("checks a role's grants against its target's connector, at the role's path", () => {
+    const text = withGrants("{ role: [recovery_rw] }");
+    const { issues } = check(`${text}secrets: { key_file: ./secrets.key }\n`, strict);
+    expect(issues.map((i) => i.path).sort()).toEqual([`${ROLE}.grants.role`, `${ROLE}.grants.roles`]);
+    expect(issueAt(issues, `${ROLE}.grants.role`)).toMatchObject({ hint: "did you mean `roles`?" });
+  });
+
+  test("requires the secret key when a target's connector hands out credentials", () => {
+    const { config, issues } = check(withGrants("{ roles: [recovery_rw] }"), strict);
+    expect(config).toBeNull();
+    const issue = issueAt(issues, "targets.pg-main.connector");
+    expect(issue.message).toContain("hands holders a credential");
+    expect(issue.hint).toContain("breakglass secret keygen");
+    expect(
+      check(`${withGrants("{ roles: [recovery_rw] }")}secrets: { key_file: ./secrets.key }\n`, strict).issues,
+    ).toEqual([]);
+  });
+});
+
 describe("formatIssues", () => {
   test("prints one block per issue with position, path, message and fix", () => {
     const text = edit("max_duration: 2h", "max_duration: 90x");

@@ -23,6 +23,10 @@ export interface LoadOptions {
   readSecretFile(path: string): string;
   /** Connector name → zod schema of its target `settings` (see src/connectors/registry.ts). */
   readonly connectorSchemas: Readonly<Record<string, z.ZodType>>;
+  /** Connector name → zod schema of a role's `grants` on its targets (none: free-form). */
+  readonly roleGrantsSchemas?: Readonly<Record<string, z.ZodType>> | undefined;
+  /** Connectors that hand holders credentials: their targets need `secrets.key_file`. */
+  readonly credentialConnectors?: ReadonlySet<string> | undefined;
   /** False for `breakglass config check`: do not require the storage secret to be present. */
   readonly resolveSecrets: boolean;
 }

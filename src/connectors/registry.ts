@@ -20,6 +20,13 @@ export const connectorRoleGrantsSchemas: Readonly<Record<string, z.ZodType>> = {
 /** Connectors that hand the holder a credential, which the broker must keep encrypted (`secrets.key_file`). */
 export const CREDENTIAL_CONNECTORS: ReadonlySet<string> = new Set(["postgres"]);
 
+/** What the configuration loader checks with: spread into `loadConfigFile`/`checkConfigText` options. */
+export const connectorConfigChecks = {
+  connectorSchemas: connectorSettingsSchemas,
+  roleGrantsSchemas: connectorRoleGrantsSchemas,
+  credentialConnectors: CREDENTIAL_CONNECTORS,
+} as const;
+
 /**
  * @param roles the roles that use this target (for drift checks)
  * @throws ERR_CONFIG_INVALID for an unknown connector (the config loader rejects it first), or a

@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AppConfig } from "../../src/config/app-config.js";
 import { loadConfigFile } from "../../src/config/load-config.js";
-import { connectorSettingsSchemas } from "../../src/connectors/registry.js";
+import { connectorConfigChecks } from "../../src/connectors/registry.js";
 import type { Clock } from "../../src/core/ports.js";
 
 export type TestStorage = { driver: "sqlite" } | { driver: "postgres"; url: string };
@@ -75,7 +75,7 @@ export function writeTestConfig(dir: string, storage: TestStorage): AppConfig {
   const file = join(dir, "breakglass.yaml");
   writeFileSync(file, testConfigYaml(storage));
   return loadConfigFile(file, {
-    connectorSchemas: connectorSettingsSchemas,
+    ...connectorConfigChecks,
     env: storage.driver === "postgres" ? { BG_TEST_DATABASE_URL: storage.url } : {},
   });
 }

@@ -58,12 +58,12 @@ export const configCheckCommand: Command = {
       input.args[0] === undefined ? resolveConfigPath(input.string("config"), io) : resolve(io.cwd, input.arg(0));
     const text = readText(file, "configuration file");
     const { checkConfigText, formatIssues } = await import("../../config/load-config.js");
-    const { connectorSettingsSchemas } = await import("../../connectors/registry.js");
+    const { connectorConfigChecks } = await import("../../connectors/registry.js");
     const { config, issues } = checkConfigText(text, {
       source: file,
       env: io.env,
       readSecretFile: (path) => readFileSync(path, "utf8"),
-      connectorSchemas: connectorSettingsSchemas,
+      ...connectorConfigChecks,
       resolveSecrets: false,
     });
     if (input.flag("json")) {
