@@ -12,16 +12,24 @@ import { CliError, type CliIo, processIo, UsageError } from "./cli-io.js";
 import { type Command, commandHelp, parseCommand, usageLine } from "./command.js";
 import { adminCommands } from "./commands/admin-commands.js";
 import { grantCommands } from "./commands/grant-commands.js";
+import { secretCommands } from "./commands/secret-commands.js";
 import { demoCommand, serverCommand } from "./commands/server-commands.js";
 import { EXIT } from "./exit-codes.js";
 import { packageRoot } from "./package-root.js";
 
-export const COMMANDS: readonly Command[] = [serverCommand, demoCommand, ...adminCommands, ...grantCommands];
+export const COMMANDS: readonly Command[] = [
+  serverCommand,
+  demoCommand,
+  ...adminCommands,
+  ...secretCommands,
+  ...grantCommands,
+];
 
 const GROUPS: Readonly<Record<string, string>> = {
   config: "Check the configuration, print its schema",
   token: "Manage API tokens",
   audit: "Verify, export and sign the audit log",
+  secret: "Create the data key, seal secrets for the configuration",
 };
 
 const SECTIONS: readonly [string, readonly string[]][] = [
@@ -47,7 +55,16 @@ const SECTIONS: readonly [string, readonly string[]][] = [
   ],
   [
     "Administration (offline: read the configuration and database directly)",
-    ["config check", "config schema", "token create", "audit verify", "audit export", "audit keygen"],
+    [
+      "config check",
+      "config schema",
+      "token create",
+      "audit verify",
+      "audit export",
+      "audit keygen",
+      "secret keygen",
+      "secret seal",
+    ],
   ],
 ];
 
