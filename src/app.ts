@@ -23,6 +23,7 @@ import { createTokenService, type TokenService } from "./service/token-service.j
 import { createPostgresStore } from "./store/postgres-store.js";
 import { createSqliteStore } from "./store/sqlite-store.js";
 import { createExpiryWorker, type ExpiryWorker } from "./workers/expiry-worker.js";
+import { createReconcileWorker, type ReconcileWorker } from "./workers/reconcile-worker.js";
 
 export interface BrokerOptions {
   readonly clock?: Clock;
@@ -40,6 +41,7 @@ export interface Broker {
   readonly service: GrantService;
   readonly tokens: TokenService;
   readonly expiry: ExpiryWorker;
+  readonly reconcile: ReconcileWorker;
   readonly checkpoints: CheckpointWorker;
   readonly signingKey: SigningKey;
   readonly http: FastifyInstance;
@@ -104,6 +106,16 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     revokeConcurrency: config.workers.revokeConcurrency,
     log: logFn,
   });
+  const reconcile = createReconcileWorker({
+    store,
+    audit,
+    access,
+    connectors,
+    clock,
+    intervalMs: config.workers.reconcileIntervalMs,
+    lookbackMs: config.workers.reconcileLookbackMs,
+    log: logFn,
+  });
   const checkpoints = createCheckpointWorker({
     store,
     signer: signingKey,
@@ -112,7 +124,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     everyEvents: config.audit.checkpointEveryEvents,
     log: logFn,
   });
-  const http = createHttpServer({ config, service, tokens, store, clock, ids, log, signingKey });
+  const http = createHttpServer({ config, service, tokens, store, clock, ids, log, signingKey, reconcile });
 
   return {
     config,
@@ -120,6 +132,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     service,
     tokens,
     expiry,
+    reconcile,
     checkpoints,
     signingKey,
     http,
@@ -127,12 +140,14 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       // End everything that fell due while the broker was down before serving anyone.
       await expiry.tick();
       expiry.start();
+      reconcile.start();
       checkpoints.start();
       return http.listen({ host: config.server.host, port: config.server.port });
     },
     async stop() {
       await http.close();
       await expiry.stop();
+      await reconcile.stop();
       checkpoints.stop();
       await checkpoints.checkpointNow().catch((e: unknown) => logFn("final checkpoint failed", { error: String(e) }));
       await store.close();

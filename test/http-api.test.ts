@@ -341,6 +341,7 @@ describe("OpenAPI", () => {
     "get /api/v1/audit/events",
     "get /api/v1/audit/checkpoints",
     "get /api/v1/audit/verify",
+    "post /api/v1/reconcile",
   ];
 
   it("lists every route, and every error response is problem+json", async () => {

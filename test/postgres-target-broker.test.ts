@@ -308,4 +308,39 @@ describe("broker with a real PostgreSQL target", () => {
     const failures = (await auditTypes(broker, grant.id)).filter((e) => e.type === "target.revoke_failed");
     expect(failures.length).toBeGreaterThanOrEqual(2);
   }, 60_000);
+
+  it("reconciles: a grant role re-created after its grant ended is removed again, standing privilege is reported once", async () => {
+    const { broker, url, token } = await startBroker();
+    const grant = await activeGrant(broker, 600);
+    await broker.service.release(ctx("alice"), grant.id);
+    await until("revoked", async () => (await broker.service.get(grant.id)).access === "revoked");
+    // Someone restores the role from a backup, and a DBA gives themselves the recovery role for good.
+    await target.sql(`CREATE ROLE "bg_${grant.id}" LOGIN PASSWORD 'restored'; GRANT recovery_rw TO "bg_${grant.id}"`);
+    await target.sql("CREATE ROLE dba_dan LOGIN; GRANT recovery_rw TO dba_dan");
+
+    const carol = await token("carol");
+    const run = await runCli(["reconcile"], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: carol });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toContain(`FIXED     pg-app: leftover_principal of grant ${grant.id}`);
+    expect(run.stdout).toContain(
+      "DRIFT     pg-app: login role dba_dan holds recovery role(s) recovery_rw permanently on pg-app",
+    );
+    expect(await roleExists(`bg_${grant.id}`)).toBe(false);
+
+    const again = await broker.reconcile.runOnce();
+    expect(again.errors).toEqual([]);
+    expect(again.fixed).toEqual([]);
+    expect(again.reported.map((r) => r.principal)).toEqual(["dba_dan"]);
+    const events = (await broker.store.readAudit(1, 10_000)).map(
+      (e) => JSON.parse(e.payload) as { type: string; data: Record<string, unknown> },
+    );
+    expect(events.filter((e) => e.type === "target.drift_fixed")).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ kind: "leftover_principal" }) }),
+    ]);
+    // Reported once while it persists, not on every pass.
+    expect(events.filter((e) => e.type === "target.drift_reported")).toHaveLength(1);
+    const alice = await runCli(["reconcile"], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: await token("alice") });
+    expect(alice.code).toBe(1);
+    expect(alice.stderr).toContain("ERR_FORBIDDEN");
+  });
 });

@@ -25,6 +25,8 @@ import {
   MeSchema,
   type Problem,
   ProblemSchema,
+  ReconcileReportSchema,
+  type ReconcileReportView,
   type RolesResponse,
   RolesResponseSchema,
 } from "../contract/api.js";
@@ -63,6 +65,7 @@ export interface ApiClient {
   listGrants(query: ListGrantsQuery): Promise<GrantList>;
   getGrant(id: string): Promise<GrantView>;
   credential(id: string): Promise<CredentialView>;
+  reconcile(): Promise<ReconcileReportView>;
   act<A extends GrantAction>(id: string, action: A, body: GrantActionBody<A>): Promise<GrantView>;
   verifyAudit(): Promise<AuditVerdictView>;
 }
@@ -142,6 +145,7 @@ export function createApiClient(options: { url: string; token: string | null }):
     me: () => call("GET", "/me", MeSchema),
     roles: () => call("GET", "/roles", RolesResponseSchema),
     credential: (id) => call("GET", `${grantPath(id)}/credential`, CredentialViewSchema),
+    reconcile: () => call("POST", "/reconcile", ReconcileReportSchema, {}),
     requestGrant: (body) => call("POST", "/grants", GrantViewSchema, body),
     listGrants: (query) => {
       const params = new URLSearchParams();

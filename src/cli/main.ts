@@ -51,6 +51,7 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "show",
       "roles",
       "whoami",
+      "reconcile",
     ],
   ],
   [

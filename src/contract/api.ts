@@ -235,6 +235,21 @@ export const CheckpointListSchema = z
   })
   .register(apiSchemas, { id: "CheckpointList" });
 
+export const ReconcileReportSchema = z
+  .object({
+    fixed: z
+      .array(z.object({ target: z.string(), grantId: z.string(), kind: z.string() }))
+      .describe("Access found at a target after its grant ended, and removed again"),
+    reported: z
+      .array(z.object({ target: z.string(), kind: z.string(), principal: z.string(), description: z.string() }))
+      .describe("Standing privilege made outside Breakglass (reported, not changed)"),
+    errors: z
+      .array(z.object({ target: z.string(), grantId: z.string().nullable(), error: z.string() }))
+      .describe("What could not be checked this time"),
+    checkedGrants: z.int(),
+  })
+  .register(apiSchemas, { id: "ReconcileReport" });
+
 export const AuditVerdictSchema = z
   .object({
     ok: z.boolean(),
@@ -294,6 +309,7 @@ export type CheckpointView = z.infer<typeof CheckpointViewSchema>;
 export type CheckpointList = z.infer<typeof CheckpointListSchema>;
 export type AuditVerdictView = z.infer<typeof AuditVerdictSchema>;
 export type Problem = z.infer<typeof ProblemSchema>;
+export type ReconcileReportView = z.infer<typeof ReconcileReportSchema>;
 export type CredentialView = z.infer<typeof CredentialViewSchema>;
 
 export const CredentialViewSchema = z

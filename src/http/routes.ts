@@ -14,6 +14,7 @@ import {
   CheckpointListSchema,
   CreateGrantBodySchema,
   CredentialViewSchema,
+  EmptyBodySchema,
   GRANT_ACTIONS,
   GRANT_STATES,
   type GrantAction,
@@ -24,6 +25,7 @@ import {
   ListGrantsQuerySchema,
   MeSchema,
   type ProblemCode,
+  ReconcileReportSchema,
   RolesResponseSchema,
 } from "../contract/api.js";
 import { groupsOf } from "../core/approval-policy.js";
@@ -33,6 +35,7 @@ import type { Grant, GrantState } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
+import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 import { auditEventView, checkpointView, domainViews, grantView, meView, verdictView } from "./views.js";
 
@@ -42,6 +45,7 @@ export interface RouteDeps {
   readonly store: Store;
   readonly clock: Clock;
   readonly signingKey: SigningKey;
+  readonly reconcile?: ReconcileWorker | undefined;
   /** The OpenAPI document of the whole table (built by the server, which holds the table). */
   readonly openapi: () => Record<string, unknown>;
 }
@@ -141,12 +145,12 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
   const { config, service, store, clock, signingKey } = deps;
   const { policy } = config;
   /** The audit log holds every justification, source address and target output: admins only. */
-  const requireAdmin = (ctx: RequestContext): void => {
+  const requireAdmin = (ctx: RequestContext, what = "reading the audit log"): void => {
     const mine = groupsOf(policy, ctx.actor);
     if (!policy.adminGroups.some((g) => mine.has(g))) {
       throw new BreakglassError(
         "ERR_FORBIDDEN",
-        `reading the audit log needs membership of ${policy.adminGroups.join(" or ") || "an admin group (none is configured: set admin_groups)"}`,
+        `${what} needs membership of ${policy.adminGroups.join(" or ") || "an admin group (none is configured: set admin_groups)"}`,
         { groups: policy.adminGroups },
       );
     }
@@ -373,6 +377,24 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
         requireAdmin(ctx);
         const verdict = await verifyStoreChain(store, keys.verifySignature);
         return { body: verdictView(verdict, formatVerdict(verdict)) };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/reconcile",
+      operationId: "reconcile",
+      summary: "Compare every target with the broker's records now (admins); leftover access is removed",
+      tag: "audit",
+      auth: true,
+      body: EmptyBodySchema,
+      status: 200,
+      response: ReconcileReportSchema,
+      problems: ["ERR_FORBIDDEN", "ERR_STORAGE", "ERR_AUDIT_WRITE_FAILED"],
+      handler: async ({ ctx }) => {
+        requireAdmin(ctx, "reconciliation");
+        if (!deps.reconcile) throw new BreakglassError("ERR_INTERNAL", "reconciliation is not running in this process");
+        const r = await deps.reconcile.runOnce();
+        return { body: { ...r, fixed: [...r.fixed], reported: [...r.reported], errors: [...r.errors] } };
       },
     }),
   ];

@@ -17,6 +17,7 @@ import type { Clock, IdGenerator, Store } from "../core/ports.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
 import type { TokenService } from "../service/token-service.js";
+import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import type { AnyRoute } from "./route-table.js";
@@ -31,6 +32,8 @@ export interface HttpServerDeps {
   readonly ids: IdGenerator;
   readonly log: Logger;
   readonly signingKey: SigningKey;
+  /** Absent in tests that build the server without workers; then POST /reconcile is 404-free but refuses. */
+  readonly reconcile?: ReconcileWorker;
 }
 
 /** Largest request body accepted; grant requests are a few hundred bytes. */

@@ -49,6 +49,12 @@ export interface AccessController {
    * @throws ERR_CONNECTOR_FAILED and the errors of {@link extendGrant}
    */
   extend(grant: Grant, ctx: RequestContext, extraS: number, reason: string): Promise<Grant>;
+  /**
+   * For reconciliation: is the access of this (ended) grant really gone at the target? If not,
+   * revoke it again and verify — with the planned handle, never the window's saved state. No database work; the caller records what was found.
+   * @throws ERR_CONNECTOR_FAILED when the target cannot be checked or the second revoke fails
+   */
+  recheck(grant: Grant, handle?: Readonly<Record<string, unknown>>): Promise<RecheckOutcome>;
   /** Revoke and verify a grant whose access is `revoking`; records success or schedules a retry. */
   revoke(grant: Grant): Promise<Grant>;
   /** Claim a revocation (lease) so no other worker runs it concurrently; null if someone else holds it. */
@@ -58,6 +64,10 @@ export interface AccessController {
   /** Record many outcomes in one transaction (one audit event each); falls back to one by one on conflict. */
   recordRevocations(results: readonly RevocationResult[]): Promise<Grant[]>;
 }
+
+export type RecheckOutcome =
+  | { readonly present: false }
+  | { readonly present: true; readonly found: Record<string, unknown>; readonly revoke: Record<string, unknown> };
 
 export type RevocationOutcome = { ok: true; detail: Record<string, unknown> } | { ok: false; error: string };
 
@@ -276,6 +286,28 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     }
   };
 
+  const recheck = async (grant: Grant, extra?: Readonly<Record<string, unknown>>): Promise<RecheckOutcome> => {
+    const { connector, facts } = resolve(grant);
+    // The planned handle only: state kept from the window (e.g. a sweep snapshot) must not be
+    // used hours later, or legitimate changes made since would be "swept" too.
+    const handle = { ...connector.plan(facts), ...extra };
+    const seen = await connector.verify(facts, handle);
+    if (seen.revoked) return { present: false };
+    const revoked = await connector.revoke(facts, handle);
+    const after = await connector.verify(facts, handle);
+    if (!after.revoked) {
+      throw new BreakglassError(
+        "ERR_CONNECTOR_FAILED",
+        `access of grant ${grant.id} is still present after a second revoke`,
+        {
+          grantId: grant.id,
+          verify: after.detail,
+        },
+      );
+    }
+    return { present: true, found: { ...seen.detail }, revoke: { ...revoked.detail } };
+  };
+
   /** One `target.side_permission_swept` event per item the connector swept while revoking. */
   const sweptEvents = (g: Grant, outcome: RevocationOutcome | undefined): AuditEventDraft[] => {
     if (!outcome?.ok) return [];
@@ -291,5 +323,5 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     return settled ?? grant;
   };
 
-  return { activate, extend, revoke, claimRevocation, attemptRevocation, recordRevocations };
+  return { activate, extend, recheck, revoke, claimRevocation, attemptRevocation, recordRevocations };
 }

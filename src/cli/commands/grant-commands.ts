@@ -75,6 +75,27 @@ function plainAction(name: "activate" | "release", summary: string): Command {
   };
 }
 
+const reconcileCommand: Command = {
+  name: "reconcile",
+  summary: "Compare every target with the broker's records now (admins): leftovers removed, drift reported",
+  args: [],
+  options: { json: JSON_OPTION },
+  notes: ["Exit code 1 when anything was fixed, reported or could not be checked.", "", ...API_ENV_NOTES],
+  async run(input, io) {
+    const r = await clientFrom(io).reconcile();
+    if (input.flag("json")) printJson(io, r);
+    else {
+      io.out(`checked ${r.checkedGrants} grant(s) at their targets`);
+      for (const f of r.fixed)
+        io.out(`FIXED     ${f.target}: ${f.kind} of grant ${f.grantId} (access was still there; revoked again)`);
+      for (const d of r.reported) io.out(`DRIFT     ${d.target}: ${d.description}`);
+      for (const e of r.errors) io.out(`UNCHECKED ${e.target}${e.grantId ? ` (${e.grantId})` : ""}: ${e.error}`);
+      if (r.fixed.length + r.reported.length + r.errors.length === 0) io.out("no drift");
+    }
+    return r.fixed.length + r.reported.length + r.errors.length === 0 ? EXIT.OK : EXIT.REFUSED;
+  },
+};
+
 export const grantCommands: readonly Command[] = [
   {
     name: "request",
@@ -124,6 +145,7 @@ export const grantCommands: readonly Command[] = [
   plainAction("activate", "Activate your approved grant (roles that do not auto-activate)"),
   reasonAction("revoke", "End a grant early and take its access away (approvers and admins)"),
   plainAction("release", "Give your active grant back early"),
+  reconcileCommand,
   {
     name: "extend",
     summary: "Extend your active grant (within the role's maximum); the target's expiry moves too",
