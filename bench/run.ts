@@ -10,12 +10,13 @@ import { join } from "node:path";
 import { startPostgres } from "../test/support/postgres-cluster.js";
 import { runAuditBenchmarks } from "./audit-bench.js";
 import { runExpiryStorm } from "./expiry-storm.js";
+import { runPgTargetExpiry } from "./pg-target-expiry.js";
 import { fmt } from "./stats.js";
 
 const quick = process.argv.includes("--quick");
 const sizes = quick
-  ? { single: 500, batched: 5_000, verify: 20_000, storm: 2_000 }
-  : { single: 3_000, batched: 50_000, verify: 200_000, storm: 10_000 };
+  ? { single: 500, batched: 5_000, verify: 20_000, storm: 2_000, pgTarget: 50 }
+  : { single: 3_000, batched: 50_000, verify: 200_000, storm: 10_000, pgTarget: 200 };
 
 const cluster = await startPostgres({ durable: true });
 try {
@@ -77,12 +78,37 @@ try {
     })),
   );
 
+  // The default pool (8 admin connections per target) and a larger one, each against its own direct baseline.
+  const pgTarget = [];
+  for (const pool of quick ? [8] : [8, 16]) pgTarget.push(await runPgTargetExpiry(sizes.pgTarget, pool));
+  console.log(
+    `Expiry on a real PostgreSQL target: ${sizes.pgTarget} grants, each with an open session, ending within one second (ms)`,
+  );
+  console.table(
+    pgTarget.flatMap((r) => [
+      {
+        run: `broker, pool ${r.poolSize}: end → role dropped, backends gone`,
+        p50: fmt(r.brokerLagMs.p50),
+        p99: fmt(r.brokerLagMs.p99),
+        max: fmt(r.brokerLagMs.max),
+        note: `${r.sessionsCut}/${r.grants} sessions cut`,
+      },
+      {
+        run: `baseline, pool ${r.poolSize}: direct script, same drops`,
+        p50: fmt(r.directLagMs.p50),
+        p99: fmt(r.directLagMs.p99),
+        max: fmt(r.directLagMs.max),
+        note: `broker p99 / direct p99 = ${fmt(r.brokerLagMs.p99 / r.directLagMs.p99, 2)}`,
+      },
+    ]),
+  );
+
   const dir = join(process.cwd(), "bench", "results");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: cpus().length, quick, sizes, audit, storms }, null, 2)}\n`,
+    `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: cpus().length, quick, sizes, audit, storms, pgTarget }, null, 2)}\n`,
   );
   console.log(`\nwrote ${file}`);
 } finally {

@@ -76,6 +76,13 @@ export const postgresSettingsSchema = z
       .refine(isDuration, { message: "not a duration; write it like 15s" })
       .default("15s")
       .describe("Longest one grant, revoke or verify may take"),
+    pool_size: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(4)
+      .describe("Admin connections the broker keeps to this target (bounds concurrent grants and revocations)"),
   })
   .strict();
 
@@ -193,7 +200,7 @@ export function createPostgresConnector(
     if (!pool) {
       pool = new pg.Pool({
         connectionString: adminUrl.reveal(),
-        max: 4,
+        max: settings.pool_size,
         connectionTimeoutMillis: timeoutMs,
         query_timeout: timeoutMs,
         idleTimeoutMillis: 10_000,
@@ -259,22 +266,24 @@ export function createPostgresConnector(
   const isOurs = (name: string): boolean => bare(name).startsWith(settings.role_prefix);
   const ignored = new Set([adminUser, ...settings.sweep_ignore_roles]);
 
+  /** One round trip: roles, memberships and privileges, as JSON. */
   const takeSnapshot = async (c: pg.ClientBase): Promise<Snapshot> => {
-    const roles = await c.query<{ rolname: string; a: string }>(
-      `SELECT rolname, concat_ws(',', 'super=' || rolsuper, 'createrole=' || rolcreaterole, 'createdb=' || rolcreatedb,
-              'login=' || rolcanlogin, 'replication=' || rolreplication, 'bypassrls=' || rolbypassrls) AS a
-         FROM pg_roles WHERE rolname NOT LIKE 'pg\\_%'`,
+    const { rows } = await c.query<{ roles: { rolname: string; a: string }[]; members: string[]; acl: AclRow[] }>(
+      `SELECT
+         (SELECT coalesce(json_agg(json_build_object('rolname', rolname, 'a', concat_ws(',', 'super=' || rolsuper,
+                   'createrole=' || rolcreaterole, 'createdb=' || rolcreatedb, 'login=' || rolcanlogin,
+                   'replication=' || rolreplication, 'bypassrls=' || rolbypassrls))), '[]')
+            FROM pg_roles WHERE rolname NOT LIKE 'pg\\_%') AS roles,
+         (SELECT coalesce(json_agg(r.rolname || '>' || m.rolname), '[]') FROM pg_auth_members am
+            JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member) AS members,
+         (SELECT coalesce(json_agg(x), '[]') FROM (${ACL_QUERY}) x) AS acl`,
     );
-    const members = await c.query<{ m: string }>(
-      `SELECT r.rolname || '>' || m.rolname AS m FROM pg_auth_members am
-         JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member`,
-    );
-    const acl = await c.query<AclRow>(ACL_QUERY);
+    const row = rows[0] ?? { roles: [], members: [], acl: [] };
     return {
-      roles: Object.fromEntries(roles.rows.filter((r) => !isOurs(r.rolname)).map((r) => [r.rolname, r.a])),
-      members: members.rows.map((r) => r.m).filter((m) => !isOurs(m.split(">")[1] ?? "")),
+      roles: Object.fromEntries(row.roles.filter((r) => !isOurs(r.rolname)).map((r) => [r.rolname, r.a])),
+      members: row.members.filter((m) => !isOurs(m.split(">")[1] ?? "")),
       // An owner's own privileges (grantor = grantee) are not something anyone handed out.
-      acl: acl.rows.filter((r) => !isOurs(r.grantee) && r.grantee !== r.grantor).map(aclKey),
+      acl: row.acl.filter((r) => !isOurs(r.grantee) && r.grantee !== r.grantor).map(aclKey),
     };
   };
 
@@ -360,10 +369,6 @@ export function createPostgresConnector(
     return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(password)}@${hostPart}:${port}/${encodeURIComponent(database)}${query}`;
   };
 
-  const backends = async (c: pg.ClientBase, role: string): Promise<number> =>
-    (await c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1", [role])).rows[0]
-      ?.n ?? 0;
-
   return {
     timeoutMs: timeoutMs * 4,
     plan: (facts) => ({
@@ -419,17 +424,25 @@ export function createPostgresConnector(
     revoke: (facts, handle) =>
       withClient("revoke", async (c): Promise<ConnectorResult> => {
         const role = principalOf(handle);
-        const exists = (await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role])).rowCount === 1;
-        let terminated = 0;
-        if (exists) {
-          // 1. No new sessions, 2. end the open ones (waiting up to 1 s each for them to exit).
+        // 1. No new sessions (first, so nobody slips in), 2. end the open ones, waiting up to
+        //    1 s each for them to exit. A role that is already gone is not an error.
+        let exists = true;
+        try {
           await c.query(`ALTER ROLE ${ident(role)} NOLOGIN VALID UNTIL '-infinity'`);
-          const killed = await c.query<{ ok: boolean }>(
-            "SELECT pg_terminate_backend(pid, 1000) AS ok FROM pg_stat_activity WHERE usename = $1",
-            [role],
-          );
-          terminated = killed.rows.filter((r) => r.ok).length;
+        } catch (e) {
+          if ((e as { code?: string }).code !== "42704") throw e; // undefined_object
+          exists = false;
         }
+        const [killed] = (
+          await c.query<{ terminated: number }>(
+            // MATERIALIZED: the pid list is fixed before any backend is signalled (a plain WHERE
+            // could evaluate pg_terminate_backend before the user filter and hit everyone).
+            `WITH victims AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid())
+             SELECT count(*)::int AS terminated FROM victims WHERE pg_terminate_backend(victims.pid, 1000)`,
+            [role],
+          )
+        ).rows;
+        const terminated = killed?.terminated ?? 0;
         // 3. The sweep: every change since the snapshot, undone one by one so one failure does not hide the rest.
         const swept: SweepItem[] = [];
         const failures: string[] = [];
@@ -455,11 +468,10 @@ export function createPostgresConnector(
         // 4. Keep what the role made, then drop it.
         let reassignedTo: string | null = null;
         if (exists) {
-          await c.query("BEGIN");
-          await c.query(`REASSIGN OWNED BY ${ident(role)} TO ${ident(owner)}`);
-          await c.query(`DROP OWNED BY ${ident(role)}`);
-          await c.query(`DROP ROLE ${ident(role)}`);
-          await c.query("COMMIT");
+          // One round trip; PostgreSQL runs a multi-statement string as one transaction.
+          await c.query(
+            `REASSIGN OWNED BY ${ident(role)} TO ${ident(owner)}; DROP OWNED BY ${ident(role)}; DROP ROLE ${ident(role)}`,
+          );
           reassignedTo = owner;
         }
         if (failures.length > 0) {
@@ -475,8 +487,15 @@ export function createPostgresConnector(
     verify: (_facts, handle) =>
       withClient("verify", async (c): Promise<VerifyResult> => {
         const role = principalOf(handle);
-        const exists = (await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role])).rowCount === 1;
-        const open = await backends(c, role);
+        const [state] = (
+          await c.query<{ exists: boolean; open: number }>(
+            `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS exists,
+                    (SELECT count(*)::int FROM pg_stat_activity WHERE usename = $1) AS open`,
+            [role],
+          )
+        ).rows;
+        const exists = state?.exists ?? false;
+        const open = state?.open ?? 0;
         const snapshot = snapshotOf(handle);
         const left =
           snapshot && settings.sweep === "revoke"

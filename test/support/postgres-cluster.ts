@@ -78,6 +78,8 @@ export interface StartPostgresOptions {
    * in production. Benchmarks that claim "durable" use this; tests run faster without it.
    */
   readonly durable?: boolean;
+  /** max_connections (default 60). */
+  readonly maxConnections?: number;
 }
 
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresCluster> {
@@ -142,7 +144,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
         "-c listen_addresses=127.0.0.1",
         ...(opts.durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
         "-c shared_buffers=32MB",
-        "-c max_connections=60",
+        `-c max_connections=${opts.maxConnections ?? 60}`,
       ].join(" ");
       try {
         await run(pgCtl, ["-D", data, "-l", log, "-w", "-t", "60", "-o", options, "start"], 90_000);

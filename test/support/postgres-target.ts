@@ -9,7 +9,7 @@ import { createPostgresConnector, postgresSettingsSchema } from "../../src/conne
 import type { RoleDef } from "../../src/core/model.js";
 import type { Connector } from "../../src/core/ports.js";
 import { createSecretResolver } from "../../src/secrets/secret-ref.js";
-import { type PostgresCluster, startPostgres } from "./postgres-cluster.js";
+import { type PostgresCluster, type StartPostgresOptions, startPostgres } from "./postgres-cluster.js";
 
 export interface PostgresTarget {
   readonly cluster: PostgresCluster;
@@ -26,8 +26,8 @@ export interface PostgresTarget {
 
 export const TARGET_ENV = "BG_TEST_TARGET_ADMIN_URL";
 
-export async function startPostgresTarget(): Promise<PostgresTarget> {
-  const cluster = await startPostgres();
+export async function startPostgresTarget(opts: StartPostgresOptions = {}): Promise<PostgresTarget> {
+  const cluster = await startPostgres(opts);
   const root = new pg.Client({ connectionString: cluster.adminUrl });
   await root.connect();
   try {
