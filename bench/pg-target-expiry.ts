@@ -5,8 +5,9 @@
  * grant's end. The broker runs as configured for production (SQLite store, expiry worker,
  * revocations through the postgres connector: NOLOGIN, terminate, sweep, reassign, drop).
  *
- * Baseline, same run: the same NOLOGIN + terminate + drop done directly by one script over the
- * same number of admin connections, with no broker — the floor the broker is compared against.
+ * Baseline, same run: the same NOLOGIN + terminate (waiting for the sessions to exit) + drop done
+ * directly by one script over the same number of admin connections, with a session per role and
+ * no broker, no sweep, no verify — the floor the broker is compared against.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -142,6 +143,12 @@ export async function runPgTargetExpiry(n = 200, poolSize = 8): Promise<PgTarget
     await target.reset();
     const direct = Array.from({ length: n }, (_, i) => `bg_direct_${i}`);
     await target.sql(direct.map((r) => `CREATE ROLE ${r} LOGIN PASSWORD 'x' IN ROLE recovery_rw;`).join(""));
+    for (const r of direct) {
+      const s = new pg.Client({ connectionString: target.adminUrl.replace("postgres@", `${r}:x@`) });
+      s.on("error", () => {});
+      await s.connect();
+      sessions.push(s);
+    }
     const pool = new pg.Pool({ connectionString: target.adminUrl, max: poolSize });
     const started = Date.now();
     const done: number[] = [];
@@ -150,8 +157,17 @@ export async function runPgTargetExpiry(n = 200, poolSize = 8): Promise<PgTarget
         const c = await pool.connect();
         try {
           await c.query(`ALTER ROLE ${r} NOLOGIN`);
-          await c.query("SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity WHERE usename = $1", [r]);
+          const pids = (
+            await c.query<{ pid: number }>(
+              `WITH v AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE usename = $1)
+               SELECT pid FROM v WHERE pg_terminate_backend(v.pid)`,
+              [r],
+            )
+          ).rows.map((x) => x.pid);
           await c.query(`REASSIGN OWNED BY ${r} TO recovery_rw; DROP OWNED BY ${r}; DROP ROLE ${r}`);
+          while ((await c.query("SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1::int[])", [pids])).rowCount) {
+            await sleep(5);
+          }
           done.push(Date.now() - started);
         } finally {
           c.release();

@@ -133,6 +133,9 @@ interface AclRow {
   grantable: boolean;
 }
 
+/** How long revoke waits for terminated sessions to exit before it reports failure (and is retried). */
+const TERMINATE_WAIT_MS = 2000;
+
 const ATTRIBUTES = ["super", "createrole", "createdb", "login", "replication", "bypassrls"] as const;
 const ATTRIBUTE_SQL: Record<(typeof ATTRIBUTES)[number], string> = {
   super: "SUPERUSER",
@@ -433,16 +436,17 @@ export function createPostgresConnector(
           if ((e as { code?: string }).code !== "42704") throw e; // undefined_object
           exists = false;
         }
-        const [killed] = (
-          await c.query<{ terminated: number }>(
+        const killed = (
+          await c.query<{ pid: number }>(
             // MATERIALIZED: the pid list is fixed before any backend is signalled (a plain WHERE
             // could evaluate pg_terminate_backend before the user filter and hit everyone).
+            // No wait here (PostgreSQL's own wait polls every 100 ms); the exit is awaited below.
             `WITH victims AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid())
-             SELECT count(*)::int AS terminated FROM victims WHERE pg_terminate_backend(victims.pid, 1000)`,
+             SELECT pid FROM victims WHERE pg_terminate_backend(victims.pid)`,
             [role],
           )
-        ).rows;
-        const terminated = killed?.terminated ?? 0;
+        ).rows.map((r) => r.pid);
+        const terminated = killed.length;
         // 3. The sweep: every change since the snapshot, undone one by one so one failure does not hide the rest.
         const swept: SweepItem[] = [];
         const failures: string[] = [];
@@ -473,6 +477,19 @@ export function createPostgresConnector(
             `REASSIGN OWNED BY ${ident(role)} TO ${ident(owner)}; DROP OWNED BY ${ident(role)}; DROP ROLE ${ident(role)}`,
           );
           reassignedTo = owner;
+        }
+        // 5. The signalled backends must really be gone before this counts as revoked.
+        for (let waited = 0; killed.length > 0; waited += 5) {
+          const left = await c.query("SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1::int[])", [killed]);
+          if (left.rowCount === 0) break;
+          if (waited >= TERMINATE_WAIT_MS) {
+            throw new BreakglassError(
+              "ERR_CONNECTOR_FAILED",
+              `postgres target ${ctx.targetName}: ${left.rowCount} session(s) of ${role} still running ${TERMINATE_WAIT_MS} ms after pg_terminate_backend`,
+              { role },
+            );
+          }
+          await new Promise((r) => setTimeout(r, 5));
         }
         if (failures.length > 0) {
           throw new BreakglassError(
