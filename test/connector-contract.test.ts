@@ -13,6 +13,7 @@ import { createExecConnector, execSettingsSchema } from "../src/connectors/exec-
 import type { ConnectorGrantFacts } from "../src/core/ports.js";
 import { type ConnectorCase, type ConnectorEnv, contractRole } from "./support/connector-case.js";
 import { postgresConnectorCase } from "./support/postgres-case.js";
+import { sshConnectorCase } from "./support/ssh-case.js";
 
 const execCase: ConnectorCase = {
   name: "exec (files as principals)",
@@ -38,7 +39,7 @@ const execCase: ConnectorCase = {
   },
 };
 
-const CONNECTORS: ConnectorCase[] = [execCase, postgresConnectorCase];
+const CONNECTORS: ConnectorCase[] = [execCase, postgresConnectorCase, sshConnectorCase];
 
 for (const c of CONNECTORS) {
   describe(`connector contract: ${c.name}`, () => {
@@ -78,10 +79,11 @@ for (const c of CONNECTORS) {
       expect((await env.connector.verify(f, { ...h, ...again.handle })).revoked).toBe(false);
     });
 
-    it("revokes idempotently: access is gone, twice succeeds, also for something never granted", async () => {
+    it("revokes idempotently: access is gone, twice succeeds, and revoking an unknown grant is a no-op", async () => {
+      const unknown = facts("g_never");
+      await env.connector.revoke(unknown, env.connector.plan(unknown)); // never granted: succeeds, touches nothing
       const f = facts("g_a");
       const h = env.connector.plan(f);
-      await env.connector.revoke(f, h); // never granted
       const granted = await env.connector.grant(f, h);
       const handle = { ...h, ...granted.handle };
       expect(await env.canUse(f, granted)).toBe(true);

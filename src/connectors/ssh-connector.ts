@@ -1,0 +1,310 @@
+/**
+ * The `ssh` connector: Breakglass is an SSH user CA. A grant signs a fresh key pair into an
+ * OpenSSH user certificate valid from (now − clock skew) to exactly the grant's end, with the
+ * role's principals, extensions and critical options; sshd on the target trusts the CA
+ * (`TrustedUserCAKeys`) and refuses the certificate after `valid_before` by itself. Revoke adds the
+ * certificate's serial and key id to a KRL that sshd reads (`RevokedKeys`), so it dies at once.
+ *
+ * The key pair is made per grant by the broker, so the holder needs nothing enrolled; the private
+ * key is part of the credential (sealed at rest, shown only to the holder) and worthless after the
+ * window. Live sessions are not killed at revoke (sshd has no per-certificate session list);
+ * keep `ClientAliveInterval` short and see docs/connectors/ssh.md.
+ *
+ * Credential text (one block, for `breakglass credential`):
+ *   # comment lines (grant, user, validity, how to use it)
+ *   -----BEGIN OPENSSH PRIVATE KEY----- … -----END OPENSSH PRIVATE KEY-----
+ *   ssh-ed25519-cert-v01@openssh.com AAAA… <key id>
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { isAbsolute, join } from "node:path";
+import sshpk from "sshpk";
+import { z } from "zod";
+import { isDuration, parseDuration } from "../core/duration.js";
+import { BreakglassError } from "../core/errors.js";
+import type { RoleDef } from "../core/model.js";
+import type { Connector, ConnectorGrantFacts, ConnectorResult, VerifyResult } from "../core/ports.js";
+import { Redacted } from "../core/redacted.js";
+import { secretRefSchema } from "../secrets/secret-ref.js";
+import type { ConnectorContext } from "./connector-context.js";
+import { isRevoked, type Krl, KrlFormatError, parseKrl, serializeKrl, withRevoked } from "./ssh-krl.js";
+
+const duration = (fallback: string, what: string) =>
+  z
+    .string()
+    .refine(isDuration, { message: "not a duration; write it like 30s or 2m" })
+    .default(fallback)
+    .describe(what);
+
+export const sshSettingsSchema = z
+  .object({
+    ca_private_key: secretRefSchema.describe(
+      "The user CA's private key (OpenSSH or PEM; ed25519, ECDSA or RSA). Its public half goes into sshd's TrustedUserCAKeys",
+    ),
+    krl_file: z
+      .string()
+      .min(1)
+      .describe(
+        "KRL the broker writes (relative to the config file); sshd's RevokedKeys must read it (directly, or a copy distributed to the hosts)",
+      ),
+    clock_skew: duration(
+      "30s",
+      "How far a certificate's valid_after is backdated for hosts whose clocks run behind; valid_before is never later than the grant's end",
+    ),
+    timeout: duration("10s", "Longest one grant, revoke or verify may take"),
+  })
+  .strict();
+
+export type SshSettings = z.infer<typeof sshSettingsSchema>;
+
+const EXTENSIONS = [
+  "permit-pty",
+  "permit-port-forwarding",
+  "permit-agent-forwarding",
+  "permit-X11-forwarding",
+  "permit-user-rc",
+] as const;
+
+export const sshRoleGrantsSchema = z
+  .object({
+    principals: z
+      .array(z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, { message: "a unix account name" }))
+      .min(1)
+      .describe("Accounts the certificate may log in as"),
+    extensions: z.array(z.enum(EXTENSIONS)).default(["permit-pty"]).describe("Certificate extensions"),
+    force_command: z.string().min(1).optional().describe("Critical option: the only command the certificate may run"),
+    source_address: z
+      .array(z.string().regex(/^[0-9a-f.:]+(\/\d{1,3})?$/i, { message: "an address or CIDR" }))
+      .min(1)
+      .optional()
+      .describe("Critical option: addresses the certificate may be used from"),
+  })
+  .strict();
+
+export type SshRoleGrants = z.infer<typeof sshRoleGrantsSchema>;
+
+/** The parts of a credential text, for clients and tests. */
+export function parseSshCredential(text: string): { privateKey: string; certificate: string } {
+  const key = /-----BEGIN OPENSSH PRIVATE KEY-----[\s\S]+?-----END OPENSSH PRIVATE KEY-----\n?/.exec(text)?.[0];
+  const cert = text.split("\n").find((l) => /^[a-z0-9-]+-cert-v01@openssh\.com /.test(l));
+  if (!key || !cert) throw new Error("not a Breakglass SSH credential");
+  return { privateKey: key, certificate: `${cert}\n` };
+}
+
+/** A deterministic uint64 serial per grant (never 0). */
+export function serialFor(grantId: string): bigint {
+  const s = createHash("sha256").update(grantId).digest().readBigUInt64BE(0);
+  return s === 0n ? 1n : s;
+}
+
+const sshString = (value: string): Buffer => {
+  const b = Buffer.from(value, "utf8");
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  return Buffer.concat([len, b]);
+};
+
+export function createSshConnector(
+  settings: SshSettings,
+  ctx: ConnectorContext & { readonly targetName: string },
+): Connector {
+  const timeoutMs = parseDuration(settings.timeout) * 1000;
+  const skewMs = parseDuration(settings.clock_skew) * 1000;
+  const where = `targets.${ctx.targetName}.settings`;
+  let ca: sshpk.PrivateKey;
+  try {
+    ca = sshpk.parsePrivateKey(ctx.resolveSecret(settings.ca_private_key, `${where}.ca_private_key`).reveal(), "auto");
+  } catch (e) {
+    if (e instanceof BreakglassError) throw e;
+    throw new BreakglassError(
+      "ERR_CONFIG_INVALID",
+      `${where}.ca_private_key: not a private key sshpk can read (${(e as Error).message})`,
+    );
+  }
+  const caBlob = ca.toPublic().toBuffer("rfc4253");
+  const caFingerprint = ca.toPublic().fingerprint("sha256").toString();
+  const krlPath = isAbsolute(settings.krl_file) ? settings.krl_file : join(ctx.baseDir, settings.krl_file);
+
+  const fail = (step: string, e: unknown): never => {
+    if (e instanceof BreakglassError) throw e;
+    throw new BreakglassError(
+      "ERR_CONNECTOR_FAILED",
+      `ssh target ${ctx.targetName}: ${step} failed: ${(e as Error).message}`,
+    );
+  };
+
+  const grantsOf = (role: RoleDef): SshRoleGrants => {
+    const parsed = sshRoleGrantsSchema.safeParse(role.grants);
+    if (!parsed.success) {
+      throw new BreakglassError(
+        "ERR_CONNECTOR_FAILED",
+        `role ${role.id}: grants for an ssh target must be like {principals: [recovery]}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      );
+    }
+    return parsed.data;
+  };
+
+  const handleOf = (h: Readonly<Record<string, unknown>>): { keyId: string; serial: bigint } => {
+    if (typeof h.principal !== "string" || typeof h.serial !== "string" || !/^\d+$/.test(h.serial)) {
+      throw new BreakglassError("ERR_CONNECTOR_FAILED", `not an ssh handle: ${JSON.stringify(h)}`);
+    }
+    return { keyId: h.principal, serial: BigInt(h.serial) };
+  };
+
+  /** The KRL as it is now; null when the file does not exist. Never overwrites what it cannot read. */
+  const readKrl = async (): Promise<Krl | null> => {
+    let buf: Buffer;
+    try {
+      buf = await readFile(krlPath);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw e;
+    }
+    try {
+      return parseKrl(buf);
+    } catch (e) {
+      if (e instanceof KrlFormatError) {
+        throw new BreakglassError(
+          "ERR_CONNECTOR_FAILED",
+          `ssh target ${ctx.targetName}: ${krlPath} is not a KRL Breakglass can read (${e.message}); it was left untouched — fix or remove it`,
+        );
+      }
+      throw e;
+    }
+  };
+
+  const writeKrl = async (krl: Krl): Promise<void> => {
+    const tmp = `${krlPath}.${randomBytes(6).toString("hex")}.tmp`;
+    await writeFile(tmp, serializeKrl(krl), { mode: 0o644 });
+    await rename(tmp, krlPath);
+  };
+
+  // Revocations run concurrently; the KRL is read-modify-written one at a time.
+  let krlLock: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = krlLock.then(fn, fn);
+    krlLock = run.catch(() => {});
+    return run;
+  };
+
+  const plan = (facts: ConnectorGrantFacts) => ({
+    principal: `breakglass:${facts.grantId}:${facts.requester}`,
+    serial: serialFor(facts.grantId).toString(),
+  });
+
+  return {
+    timeoutMs,
+    plan,
+
+    async grant(facts, handle): Promise<ConnectorResult> {
+      try {
+        const g = grantsOf(facts.role);
+        const { keyId, serial } = handleOf(handle);
+        // sshd fails closed on a missing RevokedKeys file: make sure there is one before issuing.
+        // A grant revoked here once stays revoked (the KRL names its serial and key id): refuse
+        // to hand out a certificate that could not log in.
+        await exclusive(async () => {
+          const krl = await readKrl();
+          if (krl && isRevoked(krl, caBlob, serial, keyId)) {
+            throw new BreakglassError(
+              "ERR_CONNECTOR_FAILED",
+              `ssh target ${ctx.targetName}: grant ${facts.grantId} was already revoked here (its certificate serial is in the KRL); request a new grant`,
+            );
+          }
+          if (krl === null) {
+            await writeKrl({
+              version: 1n,
+              generatedAt: BigInt(Math.floor(Date.now() / 1000)),
+              comment: "Breakglass: revoked break-glass certificates",
+              certificates: [],
+              otherSections: [],
+            });
+          }
+        });
+        const key = sshpk.generatePrivateKey("ed25519");
+        const validFrom = new Date(Math.floor((Date.now() - skewMs) / 1000) * 1000);
+        const validUntil = new Date(Math.floor(facts.endsAt / 1000) * 1000);
+        const serialBuf = Buffer.alloc(8);
+        serialBuf.writeBigUInt64BE(serial);
+        const cert = sshpk.createCertificate(
+          g.principals.map((p) => sshpk.identityForUser(p)),
+          key.toPublic(),
+          sshpk.identityForUser("breakglass-ca"),
+          ca,
+          { validFrom, validUntil, serial: serialBuf },
+        );
+        const exts = [
+          ...(g.force_command ? [{ critical: true, name: "force-command", data: sshString(g.force_command) }] : []),
+          ...(g.source_address
+            ? [{ critical: true, name: "source-address", data: sshString(g.source_address.join(",")) }]
+            : []),
+          ...[...g.extensions].sort().map((name) => ({ critical: false, name, data: Buffer.alloc(0) })),
+        ];
+        // Set the OpenSSH fields, then sign again: editing after signing would break the signature.
+        const signatures = (cert as unknown as { signatures: { openssh?: Record<string, unknown> } }).signatures;
+        signatures.openssh = { keyId, exts };
+        cert.signWith(ca);
+        const certLine = cert.toString("openssh");
+        const until = validUntil.toISOString();
+        const credential = [
+          `# Breakglass SSH credential: grant ${facts.grantId} for ${facts.requester}, valid until ${until}`,
+          `# Save the key (mode 600) as bg-key and the last line as bg-key-cert.pub, then: ssh -i bg-key ${g.principals[0]}@HOST`,
+          key.toString("openssh").trimEnd(),
+          `${certLine} ${keyId}`,
+          "",
+        ].join("\n");
+        return {
+          credential: new Redacted(credential),
+          detail: {
+            keyId,
+            serial: serial.toString(),
+            principals: g.principals,
+            validAfter: validFrom.toISOString(),
+            validBefore: until,
+            extensions: g.extensions,
+            forceCommand: g.force_command ?? null,
+            sourceAddress: g.source_address ?? null,
+            caFingerprint,
+          },
+        };
+      } catch (e) {
+        return fail("grant", e);
+      }
+    },
+
+    async revoke(_facts, handle): Promise<ConnectorResult> {
+      const { keyId, serial } = handleOf(handle);
+      try {
+        return await exclusive(async () => {
+          const krl = await readKrl();
+          if (krl && isRevoked(krl, caBlob, serial, keyId)) {
+            return {
+              credential: null,
+              detail: { keyId, serial: serial.toString(), krl: krlPath, alreadyRevoked: true },
+            };
+          }
+          const next = withRevoked(krl, caBlob, serial, keyId, new Date());
+          await writeKrl(next);
+          return {
+            credential: null,
+            detail: { keyId, serial: serial.toString(), krl: krlPath, krlVersion: next.version.toString() },
+          };
+        });
+      } catch (e) {
+        return fail("revoke", e);
+      }
+    },
+
+    async verify(facts, handle): Promise<VerifyResult> {
+      const { keyId, serial } = handleOf(handle);
+      const expired = Date.now() >= facts.endsAt;
+      try {
+        const krl = await readKrl();
+        const inKrl = krl !== null && isRevoked(krl, caBlob, serial, keyId);
+        return { revoked: inKrl || expired, detail: { keyId, serial: serial.toString(), inKrl, expired } };
+      } catch (e) {
+        return fail("verify", e);
+      }
+    },
+  };
+}
