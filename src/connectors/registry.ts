@@ -6,19 +6,22 @@ import type { Connector } from "../core/ports.js";
 import type { ConnectorContext } from "./connector-context.js";
 import { createExecConnector, execSettingsSchema } from "./exec-connector.js";
 import { createPostgresConnector, postgresRoleGrantsSchema, postgresSettingsSchema } from "./postgres-connector.js";
+import { createSshConnector, sshRoleGrantsSchema, sshSettingsSchema } from "./ssh-connector.js";
 
 export const connectorSettingsSchemas: Readonly<Record<string, z.ZodType>> = {
   exec: execSettingsSchema,
   postgres: postgresSettingsSchema,
+  ssh: sshSettingsSchema,
 };
 
 /** What a role's `grants:` must look like on a target of each connector (none: free-form). */
 export const connectorRoleGrantsSchemas: Readonly<Record<string, z.ZodType>> = {
   postgres: postgresRoleGrantsSchema,
+  ssh: sshRoleGrantsSchema,
 };
 
 /** Connectors that hand the holder a credential, which the broker must keep encrypted (`secrets.key_file`). */
-export const CREDENTIAL_CONNECTORS: ReadonlySet<string> = new Set(["postgres"]);
+export const CREDENTIAL_CONNECTORS: ReadonlySet<string> = new Set(["postgres", "ssh"]);
 
 /** What the configuration loader checks with: spread into `loadConfigFile`/`checkConfigText` options. */
 export const connectorConfigChecks = {
@@ -42,6 +45,8 @@ export function createConnector(target: TargetDef, ctx: ConnectorContext, roles:
         targetName: target.name,
         roles,
       });
+    case "ssh":
+      return createSshConnector(sshSettingsSchema.parse(target.settings), { ...ctx, targetName: target.name });
     default:
       throw new BreakglassError(
         "ERR_CONFIG_INVALID",

@@ -1,0 +1,133 @@
+/**
+ * The ssh connector against a real sshd: certificate logins work in the window, fail after the
+ * certificate's end (no broker involved) and after revocation through the KRL; overlapping grants
+ * are independent; extension reissues; critical options are enforced by sshd; a corrupt KRL is
+ * never overwritten.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createSshConnector, parseSshCredential, sshSettingsSchema } from "../src/connectors/ssh-connector.js";
+import type { Connector, ConnectorGrantFacts } from "../src/core/ports.js";
+import { createSecretResolver } from "../src/secrets/secret-ref.js";
+import { contractRole } from "./support/connector-case.js";
+import { type SshFixture, sshCanUse, startSshFixture } from "./support/ssh-case.js";
+import { SSH_USER, sshRun } from "./support/sshd.js";
+
+let fx: SshFixture;
+let connector: Connector;
+beforeAll(async () => {
+  fx = await startSshFixture();
+}, 60_000);
+afterAll(async () => fx?.stop());
+beforeEach(() => {
+  connector = make({});
+});
+
+function make(extra: Record<string, unknown>): Connector {
+  const ca = fx.newCa();
+  return createSshConnector(
+    sshSettingsSchema.parse({ ca_private_key: { env: "CA" }, krl_file: fx.krlFile, ...extra }),
+    {
+      baseDir: fx.dir,
+      resolveSecret: createSecretResolver({ baseDir: fx.dir, env: { CA: ca }, box: null }),
+      log: () => {},
+      targetName: "ssh-hosts",
+    },
+  );
+}
+
+const facts = (
+  grantId: string,
+  endsAt = Date.now() + 30 * 60_000,
+  grants: Record<string, unknown> = {},
+): ConnectorGrantFacts => ({
+  grantId,
+  requester: "alice",
+  role: contractRole("ssh-hosts", { principals: [SSH_USER], ...grants }),
+  target: { name: "ssh-hosts", connector: "ssh", settings: {} },
+  incident: "INC-9",
+  justification: "fix the broken host",
+  endsAt,
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("ssh connector", () => {
+  it("issues a certificate that logs in, naming grant and user, valid exactly to the grant's end", async () => {
+    const f = facts("g_one");
+    const granted = await connector.grant(f, connector.plan(f));
+    expect(await sshCanUse(fx.sshd.port, granted)).toBe(true);
+    expect(granted.detail).toMatchObject({
+      keyId: "breakglass:g_one:alice",
+      principals: [SSH_USER],
+      validBefore: new Date(Math.floor(f.endsAt / 1000) * 1000).toISOString(),
+      extensions: ["permit-pty"],
+    });
+    const { privateKey } = parseSshCredential(granted.credential?.reveal() ?? "");
+    expect(JSON.stringify(granted.detail)).not.toContain(privateKey.split("\n")[1]);
+    expect(await fx.sshd.log()).toContain("ID breakglass:g_one:alice");
+  });
+
+  it("stops working after the certificate's end on its own — sshd needs no broker", async () => {
+    const c = make({ clock_skew: "0s" });
+    const f = facts("g_short", Date.now() + 2500);
+    const granted = await c.grant(f, c.plan(f));
+    expect(await sshCanUse(fx.sshd.port, granted)).toBe(true);
+    await sleep(Math.max(0, f.endsAt - Date.now()) + 1200);
+    expect(await sshCanUse(fx.sshd.port, granted)).toBe(false);
+    expect((await c.verify(f, c.plan(f))).detail).toMatchObject({ expired: true, inKrl: false });
+  });
+
+  it("revokes through the KRL at once, and another grant of the same role keeps working", async () => {
+    const [a, b] = [facts("g_a"), facts("g_b")];
+    const ga = await connector.grant(a, connector.plan(a));
+    const gb = await connector.grant(b, connector.plan(b));
+    const revoked = await connector.revoke(a, connector.plan(a));
+    expect(revoked.detail).toMatchObject({ keyId: "breakglass:g_a:alice" });
+    expect(await sshCanUse(fx.sshd.port, ga)).toBe(false);
+    expect(await fx.sshd.log()).toMatch(/revoked/i);
+    expect(await sshCanUse(fx.sshd.port, gb)).toBe(true);
+    expect((await connector.verify(a, connector.plan(a))).detail).toMatchObject({ inKrl: true });
+    // Revoked grants are not reissued: the certificate could not log in.
+    await expect(connector.grant(a, connector.plan(a))).rejects.toThrow(/already revoked here/);
+  });
+
+  it("extends by issuing a new certificate with a later end for the same serial", async () => {
+    const f = facts("g_ext", Date.now() + 60_000);
+    const first = await connector.grant(f, connector.plan(f));
+    const later = await connector.grant({ ...f, endsAt: f.endsAt + 3_600_000 }, connector.plan(f));
+    expect(Date.parse(String(later.detail.validBefore))).toBe(Date.parse(String(first.detail.validBefore)) + 3_600_000);
+    expect(later.detail.serial).toBe(first.detail.serial);
+    expect(await sshCanUse(fx.sshd.port, later)).toBe(true);
+  });
+
+  it("puts force-command and source-address in the certificate, and sshd enforces them", async () => {
+    const f = facts("g_forced", undefined, { force_command: "echo forced-by-breakglass" });
+    const granted = await connector.grant(f, connector.plan(f));
+    const { privateKey, certificate } = parseSshCredential(granted.credential?.reveal() ?? "");
+    const r = await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate, "id -un");
+    expect(r.stdout.trim()).toBe("forced-by-breakglass");
+
+    const elsewhere = facts("g_src", undefined, { source_address: ["10.9.9.0/24"] });
+    const g2 = await connector.grant(elsewhere, connector.plan(elsewhere));
+    expect(await sshCanUse(fx.sshd.port, g2)).toBe(false);
+    const here = facts("g_src2", undefined, { source_address: ["127.0.0.1/32"] });
+    expect(await sshCanUse(fx.sshd.port, await connector.grant(here, connector.plan(here)))).toBe(true);
+  });
+
+  it("never overwrites a KRL it cannot read", async () => {
+    const f = facts("g_k");
+    await connector.grant(f, connector.plan(f));
+    writeFileSync(fx.krlFile, "not a krl");
+    await expect(connector.revoke(f, connector.plan(f))).rejects.toMatchObject({
+      code: "ERR_CONNECTOR_FAILED",
+      message: expect.stringContaining("is not a KRL Breakglass can read"),
+    });
+    expect(readFileSync(fx.krlFile, "utf8")).toBe("not a krl");
+  });
+
+  it("rejects role grants that are not for ssh, naming the role", async () => {
+    const f = { ...facts("g_bad"), role: contractRole("ssh-hosts", { roles: ["x"] }) };
+    await expect(connector.grant(f, connector.plan(f))).rejects.toThrow(/grants for an ssh target must be like/);
+  });
+});
