@@ -12,6 +12,7 @@ import { CliError, type CliIo, processIo, UsageError } from "./cli-io.js";
 import { type Command, commandHelp, parseCommand, usageLine } from "./command.js";
 import { adminCommands } from "./commands/admin-commands.js";
 import { grantCommands } from "./commands/grant-commands.js";
+import { guardrailCommands } from "./commands/guardrail-commands.js";
 import { secretCommands } from "./commands/secret-commands.js";
 import { demoCommand, serverCommand } from "./commands/server-commands.js";
 import { EXIT } from "./exit-codes.js";
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command[] = [
   demoCommand,
   ...adminCommands,
   ...secretCommands,
+  ...guardrailCommands,
   ...grantCommands,
 ];
 
@@ -30,6 +32,7 @@ const GROUPS: Readonly<Record<string, string>> = {
   token: "Manage API tokens",
   audit: "Verify, export and sign the audit log",
   secret: "Create the data key, seal secrets for the configuration",
+  guardrail: "Generate and simulate the AWS guardrail policies",
 };
 
 const SECTIONS: readonly [string, readonly string[]][] = [
@@ -65,6 +68,8 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "audit keygen",
       "secret keygen",
       "secret seal",
+      "guardrail aws",
+      "guardrail simulate",
     ],
   ],
 ];
