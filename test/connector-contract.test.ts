@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createExecConnector, execSettingsSchema } from "../src/connectors/exec-connector.js";
 import type { ConnectorGrantFacts } from "../src/core/ports.js";
+import { awsConnectorCase } from "./support/aws-case.js";
 import { type ConnectorCase, type ConnectorEnv, contractRole } from "./support/connector-case.js";
 import { postgresConnectorCase } from "./support/postgres-case.js";
 import { sshConnectorCase } from "./support/ssh-case.js";
@@ -39,7 +40,7 @@ const execCase: ConnectorCase = {
   },
 };
 
-const CONNECTORS: ConnectorCase[] = [execCase, postgresConnectorCase, sshConnectorCase];
+const CONNECTORS: ConnectorCase[] = [execCase, postgresConnectorCase, sshConnectorCase, awsConnectorCase];
 
 for (const c of CONNECTORS) {
   describe(`connector contract: ${c.name}`, () => {
