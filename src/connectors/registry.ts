@@ -3,6 +3,7 @@ import type { z } from "zod";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef, TargetDef } from "../core/model.js";
 import type { Connector } from "../core/ports.js";
+import { awsRoleGrantsSchema, awsSettingsSchema, createAwsConnector } from "./aws-connector.js";
 import type { ConnectorContext } from "./connector-context.js";
 import { createExecConnector, execSettingsSchema } from "./exec-connector.js";
 import { createPostgresConnector, postgresRoleGrantsSchema, postgresSettingsSchema } from "./postgres-connector.js";
@@ -12,16 +13,18 @@ export const connectorSettingsSchemas: Readonly<Record<string, z.ZodType>> = {
   exec: execSettingsSchema,
   postgres: postgresSettingsSchema,
   ssh: sshSettingsSchema,
+  aws: awsSettingsSchema,
 };
 
 /** What a role's `grants:` must look like on a target of each connector (none: free-form). */
 export const connectorRoleGrantsSchemas: Readonly<Record<string, z.ZodType>> = {
   postgres: postgresRoleGrantsSchema,
   ssh: sshRoleGrantsSchema,
+  aws: awsRoleGrantsSchema,
 };
 
 /** Connectors that hand the holder a credential, which the broker must keep encrypted (`secrets.key_file`). */
-export const CREDENTIAL_CONNECTORS: ReadonlySet<string> = new Set(["postgres", "ssh"]);
+export const CREDENTIAL_CONNECTORS: ReadonlySet<string> = new Set(["postgres", "ssh", "aws"]);
 
 /** What the configuration loader checks with: spread into `loadConfigFile`/`checkConfigText` options. */
 export const connectorConfigChecks = {
@@ -47,6 +50,8 @@ export function createConnector(target: TargetDef, ctx: ConnectorContext, roles:
       });
     case "ssh":
       return createSshConnector(sshSettingsSchema.parse(target.settings), { ...ctx, targetName: target.name });
+    case "aws":
+      return createAwsConnector(awsSettingsSchema.parse(target.settings), { ...ctx, targetName: target.name });
     default:
       throw new BreakglassError(
         "ERR_CONFIG_INVALID",
