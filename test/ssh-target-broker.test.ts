@@ -1,0 +1,137 @@
+/**
+ * The broker with a real sshd as its target, end to end: the holder fetches the certificate and
+ * key through the API and logs in; a revoke through the API puts it in the KRL and the next login
+ * fails; with the broker stopped, the certificate still dies at the grant's end.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { parseSshCredential } from "../src/connectors/ssh-connector.js";
+import { CredentialViewSchema } from "../src/contract/api.js";
+import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { type SshFixture, startSshFixture } from "./support/ssh-case.js";
+import { SSH_USER, sshRun } from "./support/sshd.js";
+
+let fx: SshFixture;
+let dir: string;
+let broker: Broker;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  fx = await startSshFixture();
+  dir = mkdtempSync(join(tmpdir(), "bg-ssh-broker-"));
+  env = { BG_SSH_CA: fx.newCa() };
+  writeFileSync(
+    join(dir, "breakglass.yaml"),
+    `version: 1
+server: { host: 127.0.0.1, port: 0 }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+workers: { expiry_poll: 100ms }
+users: { alice: { name: Alice }, bob: { name: Bob } }
+groups: { oncall: [alice], leads: [bob] }
+admin_groups: [leads]
+domains:
+  production:
+    description: Production hosts
+    roles:
+      host-recovery:
+        description: Shell on the fleet as the recovery account
+        target: fleet
+        grants: { principals: [${SSH_USER}] }
+        max_duration: 1h
+        approval: "1 of leads"
+        requesters: [oncall]
+targets:
+  fleet:
+    connector: ssh
+    settings: { ca_private_key: { env: BG_SSH_CA }, krl_file: ${fx.krlFile}, clock_skew: 0s }
+`,
+  );
+  const config = loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env });
+  broker = await createBroker(config, { log: silentLogger, env });
+  await broker.start();
+}, 60_000);
+afterAll(async () => {
+  await broker?.stop();
+  await fx?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+
+async function loginWith(grantId: string): Promise<{ code: number | null; stdout: string }> {
+  const { token } = await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" });
+  const res = await broker.http.inject({
+    method: "GET",
+    url: `/api/v1/grants/${grantId}/credential`,
+    headers: { authorization: `Bearer ${token.reveal()}` },
+  });
+  expect(res.statusCode, res.body).toBe(200);
+  const { privateKey, certificate } = parseSshCredential(CredentialViewSchema.parse(res.json()).credential);
+  return sshRun(fx.sshd.port, SSH_USER, privateKey, certificate);
+}
+
+describe("broker with a real sshd target", () => {
+  it("hands the holder a certificate that logs in; a revoke puts it in the KRL and the login fails", async () => {
+    const g = await broker.service.request(ctx("alice"), {
+      roleId: "production/host-recovery",
+      justification: "disk full on the primary",
+      incident: "INC-5",
+      durationS: 600,
+    });
+    const active = await broker.service.approve(ctx("bob"), g.id, null);
+    expect(active).toMatchObject({ state: "active", access: "granted" });
+    const ok = await loginWith(g.id);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout.trim()).toBe(SSH_USER);
+
+    // Keep the credential, revoke, and try again with the same certificate.
+    const { token } = await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" });
+    const cred = CredentialViewSchema.parse(
+      (
+        await broker.http.inject({
+          method: "GET",
+          url: `/api/v1/grants/${g.id}/credential`,
+          headers: { authorization: `Bearer ${token.reveal()}` },
+        })
+      ).json(),
+    ).credential;
+    const revoked = await broker.service.revoke(ctx("bob"), g.id, "done");
+    expect(revoked).toMatchObject({ state: "ended", access: "revoked" });
+    const { privateKey, certificate } = parseSshCredential(cred);
+    expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).not.toBe(0);
+  });
+
+  it("with the broker stopped, the certificate still stops working at the grant's end", async () => {
+    const g = await broker.service.request(ctx("alice"), {
+      roleId: "production/host-recovery",
+      justification: "disk full on the replica",
+      incident: "INC-6",
+      durationS: 3,
+    });
+    const active = await broker.service.approve(ctx("bob"), g.id, null);
+    const { token } = await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" });
+    const cred = CredentialViewSchema.parse(
+      (
+        await broker.http.inject({
+          method: "GET",
+          url: `/api/v1/grants/${g.id}/credential`,
+          headers: { authorization: `Bearer ${token.reveal()}` },
+        })
+      ).json(),
+    ).credential;
+    const { privateKey, certificate } = parseSshCredential(cred);
+    expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).toBe(0);
+    await broker.stop(); // nothing of the broker runs from here on
+    await new Promise((r) => setTimeout(r, Math.max(0, (active.endsAt ?? 0) - Date.now()) + 1200));
+    expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).not.toBe(0);
+    expect(await fx.sshd.log()).toMatch(/expired|not yet valid|Certificate invalid/i);
+  });
+});
