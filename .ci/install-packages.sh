@@ -1,19 +1,33 @@
 #!/bin/sh
-# Install the system packages the test suites need, on a fresh Debian 12 machine:
-# - PostgreSQL server binaries (throwaway clusters: test/support/postgres-cluster.ts), via
-#   install-postgres.sh, which keeps the package's own cluster from running;
-# - openssh-server and openssh-client (a real sshd on loopback: test/support/sshd.ts).
-# Idempotent: installs only what is missing.
+# Install the system packages the test suites need on a fresh Debian 12 machine, only what is
+# missing (idempotent):
+# - PostgreSQL server binaries: the tests start throwaway clusters (test/support/postgres-cluster.ts),
+#   so the package's own cluster must not run;
+# - openssh-server and openssh-client: a real sshd on loopback (test/support/sshd.ts).
 set -eu
-here="$(dirname "$0")"
-sh "$here/install-postgres.sh"
 
-if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1 || ! command -v ssh-keygen >/dev/null 2>&1; then
+have_initdb() {
+  for f in /usr/lib/postgresql/*/bin/initdb; do
+    [ -x "$f" ] && return 0
+  done
+  return 1
+}
+have_ssh() {
+  [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1
+}
+
+missing=""
+have_initdb || missing="$missing postgresql"
+have_ssh || missing="$missing openssh-server openssh-client"
+
+if [ -n "$missing" ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "install-packages: openssh-server is missing and this is not root; install it (apt-get install openssh-server)" >&2
+    echo "install-packages: missing:$missing — run as root, or apt-get install them" >&2
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # Keep maintainer scripts from starting services: policy-rc.d exit 101 forbids service starts
+  # during this install only.
   policy=/usr/sbin/policy-rc.d
   created_policy=0
   if [ ! -e "$policy" ]; then
@@ -21,8 +35,23 @@ if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1 || ! command -v s
     chmod 755 "$policy"
     created_policy=1
   fi
+  cleanup() {
+    if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi
+  }
+  trap cleanup EXIT
   apt-get update
-  apt-get install -y --no-install-recommends openssh-server openssh-client
-  if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi
+  # shellcheck disable=SC2086
+  apt-get install -y --no-install-recommends $missing
+  # Without systemd or with policy-rc.d ignored, a cluster may still have been started: stop it.
+  if command -v pg_lsclusters >/dev/null 2>&1; then
+    pg_lsclusters --no-header 2>/dev/null | while read -r version name _port status _rest; do
+      case "$status" in
+        online*) pg_ctlcluster "$version" "$name" stop -m fast || true ;;
+      esac
+    done
+  fi
 fi
-echo "install-packages: sshd $(/usr/sbin/sshd -V 2>&1 | head -n 1 || true)"
+
+have_initdb || { echo "install-packages: postgresql installed but no initdb under /usr/lib/postgresql/*/bin" >&2; exit 1; }
+have_ssh || { echo "install-packages: openssh installed but sshd/ssh/ssh-keygen are missing" >&2; exit 1; }
+echo "install-packages: $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1), $(/usr/sbin/sshd -V 2>&1 | head -n 1 || true)"

@@ -51,7 +51,7 @@ export function findPostgresBinDir(): string {
   }
   throw new Error(
     `PostgreSQL server binaries not found (no ${PG_ROOT}/*/bin/initdb). ` +
-      "Install them with .ci/install-postgres.sh (apt-get install -y postgresql), or set PG_BINDIR.",
+      "Install them with .ci/install-packages.sh (apt-get install -y postgresql), or set PG_BINDIR.",
   );
 }
 
@@ -244,7 +244,7 @@ function postgresUser(): { uid: number; gid: number } {
     const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
     return { uid, gid };
   } catch {
-    throw new Error("running as root but there is no `postgres` user to own the cluster; run .ci/install-postgres.sh");
+    throw new Error("running as root but there is no `postgres` user to own the cluster; run .ci/install-packages.sh");
   }
 }
 
