@@ -66,7 +66,8 @@ afterAll(async () => {
 
 const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
-async function loginWith(grantId: string): Promise<{ code: number | null; stdout: string }> {
+/** alice's credential for the grant, through the API. */
+async function credentialOf(grantId: string): Promise<{ privateKey: string; certificate: string }> {
   const { token } = await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" });
   const res = await broker.http.inject({
     method: "GET",
@@ -74,8 +75,7 @@ async function loginWith(grantId: string): Promise<{ code: number | null; stdout
     headers: { authorization: `Bearer ${token.reveal()}` },
   });
   expect(res.statusCode, res.body).toBe(200);
-  const { privateKey, certificate } = parseSshCredential(CredentialViewSchema.parse(res.json()).credential);
-  return sshRun(fx.sshd.port, SSH_USER, privateKey, certificate);
+  return parseSshCredential(CredentialViewSchema.parse(res.json()).credential);
 }
 
 describe("broker with a real sshd target", () => {
@@ -88,24 +88,13 @@ describe("broker with a real sshd target", () => {
     });
     const active = await broker.service.approve(ctx("bob"), g.id, null);
     expect(active).toMatchObject({ state: "active", access: "granted" });
-    const ok = await loginWith(g.id);
+    const { privateKey, certificate } = await credentialOf(g.id);
+    const ok = await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate);
     expect(ok.code).toBe(0);
     expect(ok.stdout.trim()).toBe(SSH_USER);
 
-    // Keep the credential, revoke, and try again with the same certificate.
-    const { token } = await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" });
-    const cred = CredentialViewSchema.parse(
-      (
-        await broker.http.inject({
-          method: "GET",
-          url: `/api/v1/grants/${g.id}/credential`,
-          headers: { authorization: `Bearer ${token.reveal()}` },
-        })
-      ).json(),
-    ).credential;
     const revoked = await broker.service.revoke(ctx("bob"), g.id, "done");
     expect(revoked).toMatchObject({ state: "ended", access: "revoked" });
-    const { privateKey, certificate } = parseSshCredential(cred);
     expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).not.toBe(0);
   });
 
@@ -117,17 +106,7 @@ describe("broker with a real sshd target", () => {
       durationS: 3,
     });
     const active = await broker.service.approve(ctx("bob"), g.id, null);
-    const { token } = await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" });
-    const cred = CredentialViewSchema.parse(
-      (
-        await broker.http.inject({
-          method: "GET",
-          url: `/api/v1/grants/${g.id}/credential`,
-          headers: { authorization: `Bearer ${token.reveal()}` },
-        })
-      ).json(),
-    ).credential;
-    const { privateKey, certificate } = parseSshCredential(cred);
+    const { privateKey, certificate } = await credentialOf(g.id);
     expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).toBe(0);
     await broker.stop(); // nothing of the broker runs from here on
     await new Promise((r) => setTimeout(r, Math.max(0, (active.endsAt ?? 0) - Date.now()) + 1200));

@@ -30,7 +30,7 @@ import type { RoleDef } from "../core/model.js";
 import type { Connector, ConnectorResult, VerifyResult } from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
-import type { ConnectorContext } from "./connector-context.js";
+import { type ConnectorContext, parseRoleGrants } from "./connector-context.js";
 
 export const awsSettingsSchema = z
   .object({
@@ -184,16 +184,13 @@ export function createAwsConnector(
     );
   };
 
-  const grantsOf = (role: RoleDef): AwsRoleGrants => {
-    const parsed = awsRoleGrantsSchema.safeParse(role.grants);
-    if (!parsed.success) {
-      throw new BreakglassError(
-        "ERR_CONNECTOR_FAILED",
-        `role ${role.id}: grants for an aws target must be like {role_arn: arn:aws:iam::123456789012:role/BreakGlassEmergency}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-      );
-    }
-    return parsed.data;
-  };
+  const grantsOf = (role: RoleDef): AwsRoleGrants =>
+    parseRoleGrants(
+      awsRoleGrantsSchema,
+      role,
+      "an aws",
+      "{role_arn: arn:aws:iam::123456789012:role/BreakGlassEmergency}",
+    );
   const roleNameOf = (arn: string) => ROLE_ARN.exec(arn)?.[1] ?? "";
 
   const readDeny = async (roleName: string): Promise<{ Version: string; Statement: unknown[] } | null> => {

@@ -24,7 +24,7 @@ import type { RoleDef } from "../core/model.js";
 import type { Connector, ConnectorResult, DriftItem, TargetInventory, VerifyResult } from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
-import type { ConnectorContext } from "./connector-context.js";
+import { type ConnectorContext, parseRoleGrants } from "./connector-context.js";
 
 const Ident = z
   .string()
@@ -244,16 +244,8 @@ export function createPostgresConnector(
     }
   };
 
-  const roleGrants = (role: RoleDef): PostgresRoleGrants => {
-    const parsed = postgresRoleGrantsSchema.safeParse(role.grants);
-    if (!parsed.success) {
-      throw new BreakglassError(
-        "ERR_CONNECTOR_FAILED",
-        `role ${role.id}: grants for a postgres target must be like {roles: [recovery_rw]}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-      );
-    }
-    return parsed.data;
-  };
+  const roleGrants = (role: RoleDef): PostgresRoleGrants =>
+    parseRoleGrants(postgresRoleGrantsSchema, role, "a postgres", "{roles: [recovery_rw]}");
 
   const principalOf = (handle: Readonly<Record<string, unknown>>): string => {
     const p = handle.principal;

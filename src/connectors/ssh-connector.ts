@@ -26,7 +26,7 @@ import type { RoleDef } from "../core/model.js";
 import type { Connector, ConnectorGrantFacts, ConnectorResult, VerifyResult } from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
-import type { ConnectorContext } from "./connector-context.js";
+import { type ConnectorContext, parseRoleGrants } from "./connector-context.js";
 import { isRevoked, type Krl, KrlFormatError, parseKrl, serializeKrl, withRevoked } from "./ssh-krl.js";
 
 const duration = (fallback: string, what: string) =>
@@ -133,16 +133,8 @@ export function createSshConnector(
     );
   };
 
-  const grantsOf = (role: RoleDef): SshRoleGrants => {
-    const parsed = sshRoleGrantsSchema.safeParse(role.grants);
-    if (!parsed.success) {
-      throw new BreakglassError(
-        "ERR_CONNECTOR_FAILED",
-        `role ${role.id}: grants for an ssh target must be like {principals: [recovery]}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-      );
-    }
-    return parsed.data;
-  };
+  const grantsOf = (role: RoleDef): SshRoleGrants =>
+    parseRoleGrants(sshRoleGrantsSchema, role, "an ssh", "{principals: [recovery]}");
 
   const handleOf = (h: Readonly<Record<string, unknown>>): { keyId: string; serial: bigint } => {
     if (typeof h.principal !== "string" || typeof h.serial !== "string" || !/^\d+$/.test(h.serial)) {

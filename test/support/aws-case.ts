@@ -3,7 +3,7 @@ import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { awsSettingsSchema, createAwsConnector } from "../../src/connectors/aws-connector.js";
 import type { Connector, ConnectorResult } from "../../src/core/ports.js";
 import { createSecretResolver } from "../../src/secrets/secret-ref.js";
-import { type ConnectorCase, contractRole } from "./connector-case.js";
+import { type ConnectorCase, contractRole, trackIssued } from "./connector-case.js";
 import { BROKER_KEY, type FakeAws, startFakeAws } from "./fake-aws.js";
 
 export const AWS_ROLE = "BreakGlassEmergency";
@@ -85,23 +85,12 @@ export const awsConnectorCase: ConnectorCase = {
     f.sessions.clear();
     const roleArn = f.addRole(AWS_ROLE, 3600);
     const connector = awsConnector(f);
-    const issued = new Map<string, ConnectorResult>();
+    const tracked = trackIssued(connector, (g) => awsCanUse(f, g));
     return {
-      connector: {
-        ...connector,
-        async grant(facts, handle) {
-          const granted = await connector.grant(facts, handle);
-          issued.set(facts.grantId, granted);
-          return granted;
-        },
-      },
+      connector: tracked.connector,
       role: contractRole("aws-prod", { role_arn: roleArn }),
       target: { name: "aws-prod", connector: "aws", settings: {} },
-      async principals() {
-        let n = 0;
-        for (const g of issued.values()) if (await awsCanUse(f, g)) n++;
-        return n;
-      },
+      principals: tracked.principals,
       canUse: (_facts, granted) => awsCanUse(f, granted),
       tearDown: async () => connector.close?.(),
     };

@@ -6,6 +6,32 @@
 import type { RoleDef, TargetDef } from "../../src/core/model.js";
 import type { Connector, ConnectorGrantFacts, ConnectorResult } from "../../src/core/ports.js";
 
+/**
+ * For targets where principals cannot be listed (certificates, STS sessions): remember every
+ * credential `grant` hands out (the latest per grant) and count how many still get in, for real.
+ */
+export function trackIssued(
+  connector: Connector,
+  canUse: (granted: ConnectorResult) => Promise<boolean>,
+): { connector: Connector; principals(): Promise<number> } {
+  const issued = new Map<string, ConnectorResult>();
+  return {
+    connector: {
+      ...connector,
+      async grant(facts, handle) {
+        const granted = await connector.grant(facts, handle);
+        issued.set(facts.grantId, granted);
+        return granted;
+      },
+    },
+    async principals() {
+      let n = 0;
+      for (const g of issued.values()) if (await canUse(g)) n++;
+      return n;
+    },
+  };
+}
+
 export interface ConnectorEnv {
   readonly connector: Connector;
   /** The role the grants in the suite are for (its `grants` are connector-specific). */

@@ -6,7 +6,7 @@ import sshpk from "sshpk";
 import { createSshConnector, parseSshCredential, sshSettingsSchema } from "../../src/connectors/ssh-connector.js";
 import type { ConnectorResult } from "../../src/core/ports.js";
 import { createSecretResolver } from "../../src/secrets/secret-ref.js";
-import { type ConnectorCase, contractRole } from "./connector-case.js";
+import { type ConnectorCase, contractRole, trackIssued } from "./connector-case.js";
 import { SSH_USER, type Sshd, sshRun, startSshd } from "./sshd.js";
 
 export interface SshFixture {
@@ -71,24 +71,12 @@ export const sshConnectorCase: ConnectorCase = {
         targetName: "ssh-hosts",
       },
     );
-    const issued = new Map<string, ConnectorResult>();
+    const tracked = trackIssued(connector, (g) => sshCanUse(f.sshd.port, g));
     return {
-      // Every certificate handed out is remembered, so principals() can try each one for real.
-      connector: {
-        ...connector,
-        async grant(facts, handle) {
-          const granted = await connector.grant(facts, handle);
-          issued.set(facts.grantId, granted); // the latest certificate per grant (its serial)
-          return granted;
-        },
-      },
+      connector: tracked.connector,
       role: contractRole("ssh-hosts", { principals: [SSH_USER] }),
       target: { name: "ssh-hosts", connector: "ssh", settings: {} },
-      async principals() {
-        let n = 0;
-        for (const g of issued.values()) if (await sshCanUse(f.sshd.port, g)) n++;
-        return n;
-      },
+      principals: tracked.principals,
       canUse: (_facts, granted) => sshCanUse(f.sshd.port, granted),
       tearDown: async () => {},
     };
