@@ -3,6 +3,7 @@
  * key through the API and logs in; a revoke through the API puts it in the KRL and the next login
  * fails; with the broker stopped, the certificate still dies at the grant's end.
  */
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -96,6 +97,31 @@ describe("broker with a real sshd target", () => {
     const revoked = await broker.service.revoke(ctx("bob"), g.id, "done");
     expect(revoked).toMatchObject({ state: "ended", access: "revoked" });
     expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).not.toBe(0);
+  });
+
+  it("reconciliation puts a revoked certificate back into a KRL that lost it, and records the fix", async () => {
+    const g = await broker.service.request(ctx("alice"), {
+      roleId: "production/host-recovery",
+      justification: "rotate the host keys",
+      incident: "INC-7",
+      durationS: 600,
+    });
+    await broker.service.approve(ctx("bob"), g.id, null);
+    const { privateKey, certificate } = await credentialOf(g.id);
+    await broker.service.revoke(ctx("bob"), g.id, "done");
+    expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).not.toBe(0);
+    // Someone restores an old, empty KRL: the still-valid certificate would work again.
+    rmSync(fx.krlFile);
+    execFileSync("ssh-keygen", ["-q", "-k", "-f", fx.krlFile]);
+    expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).toBe(0);
+    const report = await broker.reconcile.runOnce();
+    // Every revoked grant whose entry was lost is fixed (the first test's one too).
+    expect(report.fixed).toContainEqual({ target: "fleet", grantId: g.id, kind: "access_not_revoked" });
+    expect(report.fixed.every((f) => f.kind === "access_not_revoked")).toBe(true);
+    expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).not.toBe(0);
+    const events = (await broker.store.readAudit(1, 10_000)).filter((e) => e.type === "target.drift_fixed");
+    expect(events.map((e) => e.grantId)).toContain(g.id);
+    expect(events).toHaveLength(report.fixed.length);
   });
 
   it("with the broker stopped, the certificate still stops working at the grant's end", async () => {
