@@ -87,9 +87,7 @@ describe("broker with the aws connector", () => {
     });
     const credential = CredentialViewSchema.parse(res.json()).credential;
     expect(credential).toMatch(/^export AWS_SESSION_TOKEN=/m);
-    const granted = { credential: { reveal: () => credential }, detail: {} } as unknown as Parameters<
-      typeof awsCanUse
-    >[1];
+    const granted = { credential: new Redacted(credential), detail: {} };
     expect(await awsCanUse(fake, granted)).toBe(true);
 
     await broker.service.revoke(ctx("bob"), g.id, "trail restored");
