@@ -115,6 +115,29 @@ describe("ssh connector", () => {
     expect(await sshCanUse(fx.sshd.port, await connector.grant(here, connector.plan(here)))).toBe(true);
   });
 
+  it("ends live sessions through the configured kill_sessions command, and fails the revoke when it fails", async () => {
+    const c = make({ kill_sessions: ["sh", "-c", 'pkill -KILL -u "${BREAKGLASS_PRINCIPALS%%,*}" -f "sleep 31.5"'] });
+    const f = facts("g_live");
+    const granted = await c.grant(f, c.plan(f));
+    const { privateKey, certificate } = parseSshCredential(granted.credential?.reveal() ?? "");
+    const started = Date.now();
+    const session = sshRun(fx.sshd.port, SSH_USER, privateKey, certificate, "sleep 31.5");
+    await sleep(800); // logged in and running
+    const revoked = await c.revoke(f, c.plan(f));
+    expect(revoked.detail).toMatchObject({ killSessions: { exitCode: 0 } });
+    const ended = await session;
+    expect(ended.code).not.toBe(0);
+    expect(Date.now() - started).toBeLessThan(10_000);
+
+    const failing = make({ kill_sessions: ["sh", "-c", "echo fleet tool unreachable >&2; exit 3"] });
+    const g = facts("g_killfail");
+    await failing.grant(g, failing.plan(g));
+    await expect(failing.revoke(g, failing.plan(g))).rejects.toThrow(
+      /the certificate is revoked, but kill_sessions exited with 3: fleet tool unreachable/,
+    );
+    expect((await failing.verify(g, failing.plan(g))).detail).toMatchObject({ inKrl: true });
+  });
+
   it("never overwrites a KRL it cannot read", async () => {
     const f = facts("g_k");
     await connector.grant(f, connector.plan(f));

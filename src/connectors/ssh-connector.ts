@@ -7,8 +7,8 @@
  *
  * The key pair is made per grant by the broker, so the holder needs nothing enrolled; the private
  * key is part of the credential (sealed at rest, shown only to the holder) and worthless after the
- * window. Live sessions are not killed at revoke (sshd has no per-certificate session list);
- * keep `ClientAliveInterval` short and see docs/connectors/ssh.md.
+ * window. The KRL stops new logins only; live sessions end through the operator's
+ * `kill_sessions` command (sshd has no per-certificate session list), see docs/connectors/ssh.md.
  *
  * Credential text (one block, for `breakglass credential`):
  *   # comment lines (grant, user, validity, how to use it)
@@ -27,6 +27,7 @@ import type { Connector, ConnectorGrantFacts, ConnectorResult, VerifyResult } fr
 import { Redacted } from "../core/redacted.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
 import { type ConnectorContext, parseRoleGrants } from "./connector-context.js";
+import { runCommand } from "./exec-connector.js";
 import { isRevoked, type Krl, KrlFormatError, parseKrl, serializeKrl, withRevoked } from "./ssh-krl.js";
 
 const duration = (fallback: string, what: string) =>
@@ -52,6 +53,13 @@ export const sshSettingsSchema = z
       "How far a certificate's valid_after is backdated for hosts whose clocks run behind; valid_before is never later than the grant's end",
     ),
     timeout: duration("10s", "Longest one grant, revoke or verify may take"),
+    kill_sessions: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe(
+        "Command (argv, no shell) run at every revoke after the KRL is written, to end the grant's live sessions on the hosts (e.g. through your fleet tool). Gets BREAKGLASS_GRANT_ID, BREAKGLASS_USER, BREAKGLASS_KEY_ID, BREAKGLASS_SERIAL and BREAKGLASS_PRINCIPALS (comma-separated); a non-zero exit fails the revoke, which is retried",
+      ),
   })
   .strict();
 
@@ -264,10 +272,10 @@ export function createSshConnector(
       }
     },
 
-    async revoke(_facts, handle): Promise<ConnectorResult> {
+    async revoke(facts, handle): Promise<ConnectorResult> {
       const { keyId, serial } = handleOf(handle);
       try {
-        return await exclusive(async () => {
+        const revoked = await exclusive(async () => {
           const krl = await readKrl();
           if (krl && isRevoked(krl, caBlob, serial, keyId)) {
             return {
@@ -282,6 +290,31 @@ export function createSshConnector(
             detail: { keyId, serial: serial.toString(), krl: krlPath, krlVersion: next.version.toString() },
           };
         });
+        if (!settings.kill_sessions) return revoked;
+        // Live sessions: the KRL only stops new logins. Run on every attempt (idempotent by contract).
+        const run = await runCommand(settings.kill_sessions, {
+          cwd: ctx.baseDir,
+          timeoutMs,
+          env: {
+            PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+            HOME: process.env.HOME ?? "/",
+            BREAKGLASS_GRANT_ID: facts.grantId,
+            BREAKGLASS_USER: facts.requester,
+            BREAKGLASS_KEY_ID: keyId,
+            BREAKGLASS_SERIAL: serial.toString(),
+            BREAKGLASS_PRINCIPALS: grantsOf(facts.role).principals.join(","),
+          },
+        });
+        if (run.exitCode !== 0) {
+          throw new BreakglassError(
+            "ERR_CONNECTOR_FAILED",
+            `ssh target ${ctx.targetName}: the certificate is revoked, but kill_sessions ${run.timedOut ? "timed out" : `exited with ${run.exitCode ?? run.signal}`}: ${run.stderr.trim().split("\n").slice(-2).join(" | ")}`,
+          );
+        }
+        return {
+          ...revoked,
+          detail: { ...revoked.detail, killSessions: { exitCode: 0, stdout: run.stdout, durationMs: run.durationMs } },
+        };
       } catch (e) {
         return fail("revoke", e);
       }
