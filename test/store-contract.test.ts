@@ -14,7 +14,7 @@ import { GENESIS_HASH } from "../src/core/audit-chain.js";
 import type { SealedAuditEvent } from "../src/core/audit-event.js";
 import { BreakglassError, type ErrorCode } from "../src/core/errors.js";
 import type { Grant } from "../src/core/model.js";
-import type { AuditHead, Checkpoint, Store, TokenRecord } from "../src/core/ports.js";
+import type { AlarmRecord, AuditHead, Checkpoint, Store, TokenRecord } from "../src/core/ports.js";
 import { makeGrant as coreMakeGrant } from "../src/core/test-fixtures.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
@@ -676,6 +676,61 @@ for (const backend of BACKENDS) {
         await expectCode(
           store.transaction((tx) => tx.insertToken(token())),
           "ERR_CONFLICT",
+        );
+      });
+    });
+
+    describe("alarm outbox", () => {
+      const alarm = (seq: number, channel: string, over: Partial<AlarmRecord> = {}): AlarmRecord => ({
+        id: `a_${seq}_${channel}`,
+        channel,
+        eventSeq: seq,
+        eventType: "grant.activated",
+        grantId: "g_1",
+        payload: JSON.stringify({ seq }),
+        state: "queued",
+        attempts: 0,
+        lastError: null,
+        createdAt: T0,
+        nextAt: T0 + seq,
+        deliveredAt: null,
+        ...over,
+      });
+
+      it("commits alarms with the transaction, claims due ones oldest first, saves results, lists by grant", async () => {
+        await store.transaction((tx) =>
+          tx.insertAlarms([
+            alarm(2, "hook"),
+            alarm(1, "hook"),
+            alarm(3, "mail", { grantId: null }),
+            alarm(4, "hook", { nextAt: T0 + 10_000 }),
+          ]),
+        );
+        const claimed = await store.transaction((tx) => tx.claimAlarms(T0 + 5, 10));
+        expect(claimed.map((a) => a.id)).toEqual(["a_1_hook", "a_2_hook", "a_3_mail"]);
+        const done = { ...alarm(1, "hook"), state: "delivered" as const, attempts: 1, deliveredAt: T0 + 7 };
+        const retry = { ...alarm(2, "hook"), attempts: 1, lastError: "HTTP 500", nextAt: T0 + 2000 };
+        await store.transaction(async (tx) => {
+          await tx.saveAlarm(done);
+          await tx.saveAlarm(retry);
+        });
+        expect((await store.transaction((tx) => tx.claimAlarms(T0 + 5, 10))).map((a) => a.id)).toEqual(["a_3_mail"]);
+        expect(await store.listAlarms("g_1")).toEqual([done, retry, alarm(4, "hook", { nextAt: T0 + 10_000 })]);
+        const boom = new Error("rolled back");
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.insertAlarms([alarm(9, "hook")]);
+            throw boom;
+          }),
+        ).rejects.toBe(boom);
+        expect((await store.listAlarms("g_1")).map((a) => a.id)).not.toContain("a_9_hook");
+      });
+
+      it("refuses the same alarm twice (one per event and channel)", async () => {
+        await store.transaction((tx) => tx.insertAlarms([alarm(1, "hook")]));
+        await expectCode(
+          store.transaction((tx) => tx.insertAlarms([alarm(1, "hook")])),
+          "ERR_STORAGE",
         );
       });
     });

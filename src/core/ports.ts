@@ -49,6 +49,31 @@ export interface TokenRecord {
   readonly description: string;
 }
 
+export type AlarmState = "queued" | "delivered" | "failed";
+
+/**
+ * One alarm to one channel, written in the same transaction as the audit event that caused it
+ * (the outbox), delivered after commit, at least once.
+ */
+export interface AlarmRecord {
+  /** `a_<event seq>_<channel>`: also the idempotency key receivers dedupe on. */
+  readonly id: string;
+  readonly channel: string;
+  readonly eventSeq: number;
+  readonly eventType: string;
+  readonly grantId: string | null;
+  /** The message as JSON text (never secrets). */
+  readonly payload: string;
+  /** `failed` = gave up after the channel's last attempt; otherwise retried. */
+  readonly state: AlarmState;
+  readonly attempts: number;
+  readonly lastError: string | null;
+  readonly createdAt: number;
+  /** When to try (or, while a worker holds it, when its lease runs out). */
+  readonly nextAt: number;
+  readonly deliveredAt: number | null;
+}
+
 export interface AuditHead {
   readonly seq: number;
   readonly hash: string;
@@ -89,6 +114,15 @@ export interface StoreTx {
   /** @throws ERR_AUDIT_WRITE_FAILED — the caller's transaction must then roll back. */
   insertAuditEvents(events: readonly SealedAuditEvent[]): Promise<void>;
   insertToken(token: TokenRecord): Promise<void>;
+  /** Queue alarms (the outbox): they commit with the events that caused them, or not at all. */
+  insertAlarms(alarms: readonly AlarmRecord[]): Promise<void>;
+  /**
+   * Queued alarms whose `nextAt` has passed, oldest first, locked for this transaction and skipped
+   * by other replicas' claims; the caller saves them with a lease before delivering.
+   */
+  claimAlarms(now: number, limit: number): Promise<AlarmRecord[]>;
+  /** Save an alarm's delivery state (lease, result, retry). */
+  saveAlarm(alarm: AlarmRecord): Promise<void>;
   /** Store (or replace) the sealed credential of a grant's holder. */
   saveCredential(grantId: string, box: string, at: number): Promise<void>;
   /** Forget the credentials of these grants (their access has ended). */
@@ -109,6 +143,8 @@ export interface Store {
   readAudit(fromSeq: number, limit: number): Promise<SealedAuditEvent[]>;
   readCheckpoints(): Promise<Checkpoint[]>;
   findToken(id: string): Promise<TokenRecord | null>;
+  /** Alarms caused by a grant's events, oldest first. */
+  listAlarms(grantId: string): Promise<AlarmRecord[]>;
   /** The sealed credential of a grant's holder, if one is held. */
   readCredential(grantId: string): Promise<string | null>;
   /** The smallest persisted due time, so a worker can sleep until then. */

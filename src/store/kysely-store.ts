@@ -20,7 +20,16 @@ import type { AuditEventType, SealedAuditEvent } from "../core/audit-event.js";
 import { BreakglassError, type ErrorCode, isBreakglassError } from "../core/errors.js";
 import type { AccessState, Approval, EndReason, Grant, GrantReview, GrantState } from "../core/model.js";
 import { OPEN_STATES } from "../core/model.js";
-import type { AuditHead, Checkpoint, GrantFilter, Store, StoreTx, TokenRecord } from "../core/ports.js";
+import type {
+  AlarmRecord,
+  AlarmState,
+  AuditHead,
+  Checkpoint,
+  GrantFilter,
+  Store,
+  StoreTx,
+  TokenRecord,
+} from "../core/ports.js";
 import type { Database, GrantsTable, TokensTable } from "./schema.js";
 
 export type StoreDialect = "sqlite" | "postgres";
@@ -172,6 +181,19 @@ class KyselyStore implements Store {
     return this.#read("findToken", async () => {
       const row = await this.#db.selectFrom("tokens").selectAll().where("id", "=", id).executeTakeFirst();
       return row === undefined ? null : tokenFromRow(row);
+    });
+  }
+
+  listAlarms(grantId: string): Promise<AlarmRecord[]> {
+    return this.#read("listAlarms", async () => {
+      const rows = await this.#db
+        .selectFrom("alarms")
+        .selectAll()
+        .where("grant_id", "=", grantId)
+        .orderBy("event_seq")
+        .orderBy("channel")
+        .execute();
+      return rows.map(alarmFromRow);
     });
   }
 
@@ -400,6 +422,38 @@ class KyselyStoreTx implements StoreTx {
         err.cause = e;
         throw err;
       }
+    });
+  }
+
+  insertAlarms(alarms: readonly AlarmRecord[]): Promise<void> {
+    return this.#run("insertAlarms", async (db) => {
+      for (let i = 0; i < alarms.length; i += CHUNK) {
+        await db.insertInto("alarms").values(alarms.slice(i, i + CHUNK).map(alarmToRow)).execute();
+      }
+    });
+  }
+
+  claimAlarms(now: number, limit: number): Promise<AlarmRecord[]> {
+    return this.#run("claimAlarms", async (db) => {
+      if (limit <= 0) return [];
+      const rows = await db
+        .selectFrom("alarms")
+        .selectAll()
+        .where("state", "=", "queued")
+        .where("next_at", "<=", now)
+        .orderBy("next_at")
+        .orderBy("id")
+        .limit(limit)
+        .$if(this.#dialect === "postgres", (q) => q.forUpdate().skipLocked())
+        .execute();
+      return rows.map(alarmFromRow);
+    });
+  }
+
+  saveAlarm(alarm: AlarmRecord): Promise<void> {
+    return this.#run("saveAlarm", async (db) => {
+      const { id: _id, ...row } = alarmToRow(alarm);
+      await db.updateTable("alarms").set(row).where("id", "=", alarm.id).execute();
     });
   }
 
@@ -750,4 +804,38 @@ async function rollbackQuietly(conn: Db): Promise<void> {
   } catch {
     // The connection is already gone, and with it the transaction.
   }
+}
+
+function alarmToRow(a: AlarmRecord): Database["alarms"] {
+  return {
+    id: a.id,
+    channel: a.channel,
+    event_seq: a.eventSeq,
+    event_type: a.eventType,
+    grant_id: a.grantId,
+    payload: a.payload,
+    state: a.state,
+    attempts: a.attempts,
+    last_error: a.lastError,
+    created_at: a.createdAt,
+    next_at: a.nextAt,
+    delivered_at: a.deliveredAt,
+  };
+}
+
+function alarmFromRow(r: Database["alarms"]): AlarmRecord {
+  return {
+    id: r.id,
+    channel: r.channel,
+    eventSeq: Number(r.event_seq),
+    eventType: r.event_type,
+    grantId: r.grant_id,
+    payload: r.payload,
+    state: r.state as AlarmState,
+    attempts: r.attempts,
+    lastError: r.last_error,
+    createdAt: Number(r.created_at),
+    nextAt: Number(r.next_at),
+    deliveredAt: r.delivered_at === null ? null : Number(r.delivered_at),
+  };
 }

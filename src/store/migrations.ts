@@ -121,10 +121,34 @@ const grantCredentials: Migration = {
   },
 };
 
+/** The alarm outbox: rows written with the audit events that cause them, delivered after commit. */
+const alarms: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable("alarms")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("channel", "text", (c) => c.notNull())
+      .addColumn("event_seq", "bigint", (c) => c.notNull())
+      .addColumn("event_type", "text", (c) => c.notNull())
+      .addColumn("grant_id", "text")
+      .addColumn("payload", "text", (c) => c.notNull())
+      .addColumn("state", "text", (c) => c.notNull())
+      .addColumn("attempts", "integer", (c) => c.notNull())
+      .addColumn("last_error", "text")
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("next_at", "bigint", (c) => c.notNull())
+      .addColumn("delivered_at", "bigint")
+      .execute();
+    await db.schema.createIndex("alarms_due").on("alarms").columns(["state", "next_at"]).execute();
+    await db.schema.createIndex("alarms_grant").on("alarms").column("grant_id").execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
   "0002_grant_credentials": grantCredentials,
+  "0003_alarms": alarms,
 });
 
 const provider: MigrationProvider = {

@@ -91,6 +91,21 @@ export interface GrantCredentialsTable {
   updated_at: number;
 }
 
+export interface AlarmsTable {
+  id: string;
+  channel: string;
+  event_seq: number;
+  event_type: string;
+  grant_id: string | null;
+  payload: string;
+  state: string;
+  attempts: number;
+  last_error: string | null;
+  created_at: number;
+  next_at: number;
+  delivered_at: number | null;
+}
+
 export interface Database {
   grants: GrantsTable;
   grant_approvals: GrantApprovalsTable;
@@ -99,4 +114,5 @@ export interface Database {
   audit_checkpoints: AuditCheckpointsTable;
   tokens: TokensTable;
   grant_credentials: GrantCredentialsTable;
+  alarms: AlarmsTable;
 }
