@@ -6,13 +6,17 @@ import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createLogger, type Logger } from "./adapters/logger.js";
 import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
+import { type AlarmWorker, createAlarmWorker } from "./alarms/alarm-worker.js";
+import { createAlarmChannel } from "./alarms/channels.js";
 import { createAuditLog } from "./audit/audit-log.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
 import { sha256 } from "./audit/node-crypto.js";
 import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
 import type { AppConfig, StorageConfig } from "./config/app-config.js";
 import { createConnector } from "./connectors/registry.js";
-import type { Clock, Connector, IdGenerator, Store } from "./core/ports.js";
+import { routeAlarms } from "./core/alarm-routing.js";
+import type { AuditEventDraft, SealedAuditEvent } from "./core/audit-event.js";
+import type { Clock, Connector, IdGenerator, Store, StoreTx } from "./core/ports.js";
 import { createHttpServer } from "./http/server.js";
 import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
 import { createSecretResolver } from "./secrets/secret-ref.js";
@@ -42,6 +46,7 @@ export interface Broker {
   readonly tokens: TokenService;
   readonly expiry: ExpiryWorker;
   readonly reconcile: ReconcileWorker;
+  readonly alarms: AlarmWorker;
   readonly checkpoints: CheckpointWorker;
   readonly signingKey: SigningKey;
   readonly http: FastifyInstance;
@@ -90,7 +95,28 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       ),
     );
   const store = await openStore(config.storage);
-  const audit = createAuditLog({ sha256 });
+  const auditLog = createAuditLog({ sha256 });
+  // Every audit append also queues its alarms, in the same transaction (the outbox).
+  const audit = {
+    async append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<SealedAuditEvent[]> {
+      const sealed = await auditLog.append(tx, drafts);
+      const queued = routeAlarms(sealed, config.alarms.routing);
+      if (queued.length > 0) await tx.insertAlarms(queued);
+      return sealed;
+    },
+  };
+  const alarmChannels = new Map(
+    config.alarms.channels.map((c) => [c.name, createAlarmChannel(c, resolveSecret, () => clock.now())] as const),
+  );
+  const alarms = createAlarmWorker({
+    store,
+    channels: alarmChannels,
+    clock,
+    leaseMs: config.alarms.leaseMs,
+    pollMs: 100,
+    batchSize: 100,
+    log: logFn,
+  });
   const writer = createGrantWriter(store, audit);
   const access = createAccessController({ policy, writer, store, audit, connectors, clock, box, log: logFn });
   const service = createGrantService({ policy, store, audit, writer, access, clock, ids, box });
@@ -133,6 +159,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     tokens,
     expiry,
     reconcile,
+    alarms,
     checkpoints,
     signingKey,
     http,
@@ -141,6 +168,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       await expiry.tick();
       expiry.start();
       reconcile.start();
+      alarms.start();
       checkpoints.start();
       return http.listen({ host: config.server.host, port: config.server.port });
     },
@@ -148,6 +176,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       await http.close();
       await expiry.stop();
       await reconcile.stop();
+      await alarms.stop();
       checkpoints.stop();
       await checkpoints.checkpointNow().catch((e: unknown) => logFn("final checkpoint failed", { error: String(e) }));
       await store.close();

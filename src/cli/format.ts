@@ -2,7 +2,7 @@
  * Human output: compact tables and a detailed grant view. Machine output is `--json`, which
  * prints the API's own JSON unchanged.
  */
-import type { DomainView, GrantView, Me } from "../contract/api.js";
+import type { AlarmView, DomainView, GrantView, Me } from "../contract/api.js";
 import { formatDuration } from "../core/duration.js";
 
 /** `2026-11-22T04:37:02.123Z` → `2026-11-22 04:37:02Z`. */
@@ -108,7 +108,21 @@ export function grantDetail(g: GrantView): string {
     "",
     "Timeline",
     ...timeline(g).map(([at, text]) => `  ${shortTime(at)}  ${text}`),
+    ...(g.alarms && g.alarms.length > 0 ? ["", "Alarms", ...g.alarms.map(alarmLine)] : []),
   ].join("\n");
+}
+
+function alarmLine(a: AlarmView): string {
+  const tries = `${a.attempts} attempt${a.attempts === 1 ? "" : "s"}`;
+  const state =
+    a.state === "delivered"
+      ? `delivered in ${a.latencyMs ?? "?"} ms (${tries})`
+      : a.state === "failed"
+        ? `FAILED for good after ${tries}: ${a.lastError ?? ""}`
+        : a.attempts > 0
+          ? `NOT DELIVERED yet (${tries}; last error: ${a.lastError ?? ""}); next try ${a.nextAttemptAt ? shortTime(a.nextAttemptAt) : "soon"}`
+          : "queued";
+  return `  ${a.channel.padEnd(14)} ${a.event.padEnd(26)} ${state}`;
 }
 
 /** One line after an action: what happened and what comes next. */

@@ -3,6 +3,8 @@
  * broker's adapters. Produced once by `loadConfig` (src/config/load-config.ts), deeply frozen,
  * and passed around in slices.
  */
+import type { SecretRef } from "../contract/secret-ref.js";
+import type { AlarmRouting } from "../core/alarm-routing.js";
 import type { Policy } from "../core/model.js";
 import type { Redacted } from "../core/redacted.js";
 
@@ -39,6 +41,23 @@ export interface SecretsConfig {
   readonly generateKeyIfMissing: boolean;
 }
 
+export type AlarmChannelConfig =
+  | {
+      readonly type: "webhook";
+      readonly name: string;
+      /** A URL, or a reference to a secret holding it. */
+      readonly url: string | SecretRef;
+      readonly secret: SecretRef;
+      readonly timeoutMs: number;
+    }
+  | { readonly type: "file"; readonly name: string; readonly path: string };
+
+export interface AlarmsConfig {
+  readonly channels: readonly AlarmChannelConfig[];
+  readonly routing: AlarmRouting;
+  readonly leaseMs: number;
+}
+
 export interface WorkerConfig {
   /** Longest sleep of the expiry worker between checks for due grants (ms). */
   readonly expiryPollMs: number;
@@ -60,5 +79,6 @@ export interface AppConfig {
   readonly server: ServerConfig;
   readonly audit: AuditConfig;
   readonly secrets: SecretsConfig;
+  readonly alarms: AlarmsConfig;
   readonly workers: WorkerConfig;
 }

@@ -159,6 +159,18 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
       checkpointIntervalMs: parseFineDurationMs(file.audit.checkpoint_interval),
       checkpointEveryEvents: file.audit.checkpoint_every_events,
     },
+    alarms: {
+      channels: Object.entries(file.alarms.channels).map(([name, c]) =>
+        c.type === "webhook"
+          ? { type: "webhook" as const, name, url: c.url, secret: c.secret, timeoutMs: parseFineDurationMs(c.timeout) }
+          : { type: "file" as const, name, path: inDir(c.path) },
+      ),
+      routing: {
+        securityChannels: file.alarms.security_channels,
+        routes: file.alarms.routes.map((r) => ({ events: r.events, channels: r.channels, domains: r.domains ?? null })),
+      },
+      leaseMs: parseFineDurationMs(file.alarms.delivery_lease),
+    },
     secrets: {
       keyFile: file.secrets.key_file === undefined ? null : inDir(file.secrets.key_file),
       generateKeyIfMissing: file.secrets.generate_key_if_missing,

@@ -109,7 +109,9 @@ describe("checkConfigText", () => {
     const text = edit("admin_groups:", "colour: blue\nadmin_groups:");
     const issue = issueAt(check(text).issues, "colour");
     expect(issue.message).toContain("unknown key `colour`");
-    expect(issue.hint).toContain("allowed keys here: version, server, storage, audit, secrets, workers, defaults");
+    expect(issue.hint).toContain(
+      "allowed keys here: version, server, storage, audit, secrets, alarms, workers, defaults",
+    );
     expect(issue.line).toBe(positionOf(text, "colour").line);
   });
 
@@ -443,6 +445,30 @@ describe("connector-specific checks", () => {
     expect(
       check(`${withGrants("{ roles: [recovery_rw] }")}secrets: { key_file: ./secrets.key }\n`, strict).issues,
     ).toEqual([]);
+  });
+});
+
+describe("alarms", () => {
+  test("refuses a configuration that silences activation alarms, and unknown channels", () => {
+    const silenced = check(`${BASE}alarms: { security_channels: [] }\n`);
+    expect(silenced.config).toBeNull();
+    expect(issueAt(silenced.issues, "alarms.security_channels").message).toContain(
+      "activation alarms cannot be silenced",
+    );
+    const unknown = check(
+      `${BASE}alarms: { security_channels: [pager], routes: [{ events: ["grant.*"], channels: [slack] }] }\n`,
+    );
+    expect(issueAt(unknown.issues, "alarms.security_channels.0").message).toContain("channel `pager` is not defined");
+    expect(issueAt(unknown.issues, "alarms.routes.0.channels.0").message).toContain("channel `slack` is not defined");
+  });
+
+  test("defaults to every event in ./alarms.jsonl", () => {
+    const { config } = check(BASE);
+    expect(config?.alarms).toEqual({
+      channels: [{ type: "file", name: "local", path: "/etc/breakglass/alarms.jsonl" }],
+      routing: { securityChannels: ["local"], routes: [{ events: ["*"], channels: ["local"], domains: null }] },
+      leaseMs: 60_000,
+    });
   });
 });
 

@@ -172,6 +172,21 @@ export const ReviewViewSchema = z
   .object({ reviewer: z.string(), at: IsoTime, outcome: ReviewOutcomeSchema, notes: z.string() })
   .register(apiSchemas, { id: "Review" });
 
+export const AlarmViewSchema = z
+  .object({
+    id: z.string().describe("Also the idempotency key receivers see"),
+    channel: z.string(),
+    event: z.string().describe("The audit event that raised it"),
+    state: z.enum(["queued", "delivered", "failed"]),
+    attempts: z.int(),
+    lastError: z.string().nullable(),
+    createdAt: z.string(),
+    deliveredAt: z.string().nullable(),
+    latencyMs: z.int().nullable().describe("From the event to the receiver's answer"),
+    nextAttemptAt: z.string().nullable(),
+  })
+  .register(apiSchemas, { id: "Alarm" });
+
 export const GrantViewSchema = z
   .object({
     id: z.string(),
@@ -198,6 +213,7 @@ export const GrantViewSchema = z
     closedBy: z.string().nullable(),
     closeReason: z.string().nullable(),
     access: AccessViewSchema,
+    alarms: z.array(AlarmViewSchema).optional().describe("The grant's alarms and their delivery (on GET /grants/{id})"),
     review: ReviewViewSchema.nullable(),
     version: z.int(),
   })
@@ -309,6 +325,7 @@ export type CheckpointView = z.infer<typeof CheckpointViewSchema>;
 export type CheckpointList = z.infer<typeof CheckpointListSchema>;
 export type AuditVerdictView = z.infer<typeof AuditVerdictSchema>;
 export type Problem = z.infer<typeof ProblemSchema>;
+export type AlarmView = z.infer<typeof AlarmViewSchema>;
 export type ReconcileReportView = z.infer<typeof ReconcileReportSchema>;
 export type CredentialView = z.infer<typeof CredentialViewSchema>;
 

@@ -10,6 +10,7 @@
 import { z } from "zod";
 import { parseRule } from "../core/approval-policy.js";
 import { isDuration, parseDuration } from "../core/duration.js";
+import { secretRefSchema } from "./secret-ref.js";
 
 /** Names of users, groups, domains, roles and targets. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]*$/;
@@ -233,6 +234,86 @@ export const SecretsSchema = z
   })
   .describe("Encryption at rest for the broker's secrets.");
 
+const WebhookChannelSchema = z
+  .strictObject({
+    type: z.literal("webhook").describe("A signed JSON POST"),
+    url: z
+      .union([z.url({ protocol: /^https?$/ }), secretRefSchema])
+      .describe("Where to POST: a URL, or a secret reference when the URL itself is a secret (Slack-style)"),
+    secret: secretRefSchema.describe("HMAC-SHA256 key for the `breakglass-signature` header"),
+    timeout: FineDuration.default("5s").describe("Longest one delivery may take"),
+  })
+  .describe("POSTs the alarm as JSON, signed (`breakglass-signature: t=…,v1=…`), with an idempotency key.");
+
+const FileChannelSchema = z
+  .strictObject({
+    type: z.literal("file").describe("A local JSON Lines file"),
+    path: z.string().min(1).describe("JSON Lines file the alarms are appended to, relative to the configuration file"),
+  })
+  .describe("Appends alarms to a local file: for demos, and as a record beside real channels.");
+
+export const AlarmChannelSchema = z.discriminatedUnion("type", [WebhookChannelSchema, FileChannelSchema]);
+
+export const AlarmsSchema = z
+  .strictObject({
+    channels: z
+      .record(Name, AlarmChannelSchema)
+      .default({ local: { type: "file", path: "./alarms.jsonl" } })
+      .describe("Alarm channels, by name."),
+    security_channels: z
+      .array(Name)
+      .default(["local"])
+      .describe(
+        "Channels that receive every activation alarm (normal and emergency). Cannot be empty: activation alarms cannot be silenced.",
+      ),
+    routes: z
+      .array(
+        z.strictObject({
+          events: z
+            .array(z.string().regex(/^(\*|[a-z_]+\.(\*|[a-z_]+))$/))
+            .min(1)
+            .describe("Event types or globs: grant.*, target.revoke_failed, *"),
+          channels: z.array(Name).min(1).describe("Channels (names under alarms.channels) these events go to"),
+          domains: z.array(Name).optional().describe("Only events of grants in these domains"),
+        }),
+      )
+      .default([{ events: ["*"], channels: ["local"] }])
+      .describe("Which other events go to which channels."),
+    delivery_lease: FineDuration.default("60s").describe(
+      "How long a replica holds an alarm while delivering; after that another replica retries it (at least once).",
+    ),
+  })
+  .superRefine((a, ctx) => {
+    if (a.security_channels.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["security_channels"],
+        message:
+          "activation alarms cannot be silenced: name at least one channel in security_channels (a break-glass activation nobody hears about is a backdoor)",
+      });
+    }
+    const known = new Set(Object.keys(a.channels));
+    a.security_channels.forEach((c, i) => {
+      if (!known.has(c))
+        ctx.addIssue({
+          code: "custom",
+          path: ["security_channels", i],
+          message: `channel \`${c}\` is not defined under alarms.channels`,
+        });
+    });
+    a.routes.forEach((r, i) =>
+      r.channels.forEach((c, j) => {
+        if (!known.has(c))
+          ctx.addIssue({
+            code: "custom",
+            path: ["routes", i, "channels", j],
+            message: `channel \`${c}\` is not defined under alarms.channels`,
+          });
+      }),
+    );
+  })
+  .describe("Alarms: channels, and which events reach them. Without this section, every event goes to ./alarms.jsonl.");
+
 export const WorkersSchema = z
   .strictObject({
     expiry_poll: FineDuration.default("250ms").describe(
@@ -343,6 +424,7 @@ export const ConfigFileSchema = z
     storage: StorageSchema,
     audit: AuditSchema.prefault({}),
     secrets: SecretsSchema.prefault({}),
+    alarms: AlarmsSchema.prefault({}),
     workers: WorkersSchema.prefault({}),
     defaults: RoleDefaultsSchema.prefault({}),
     admin_groups: z.array(Name).default([]).describe("Members of these groups may revoke any grant."),

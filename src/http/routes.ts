@@ -37,7 +37,7 @@ import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
-import { auditEventView, checkpointView, domainViews, grantView, meView, verdictView } from "./views.js";
+import { alarmView, auditEventView, checkpointView, domainViews, grantView, meView, verdictView } from "./views.js";
 
 export interface RouteDeps {
   readonly config: AppConfig;
@@ -317,7 +317,10 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       status: 200,
       response: GrantViewSchema,
       problems: ["ERR_NOT_FOUND"],
-      handler: async ({ params }) => ({ body: view(await service.get(params.id)) }),
+      handler: async ({ params }) => {
+        const grant = await service.get(params.id);
+        return { body: { ...view(grant), alarms: (await store.listAlarms(grant.id)).map(alarmView) } };
+      },
     }),
     ...grantActions,
     defineRoute({

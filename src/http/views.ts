@@ -3,6 +3,7 @@
  * nothing secret or internal (access handles, lease times) is copied.
  */
 import type {
+  AlarmView,
   AuditEventView,
   AuditVerdictView,
   CheckpointView,
@@ -15,7 +16,7 @@ import { describeRule, groupsOf } from "../core/approval-policy.js";
 import type { ChainVerdict } from "../core/audit-chain.js";
 import type { SealedAuditEvent } from "../core/audit-event.js";
 import type { Grant, Policy, RoleDef } from "../core/model.js";
-import type { Checkpoint } from "../core/ports.js";
+import type { AlarmRecord, Checkpoint } from "../core/ports.js";
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -149,4 +150,19 @@ export function verdictView(verdict: ChainVerdict, summary: string): AuditVerdic
         unanchoredEvents: null,
         failure: { seq: verdict.seq, problem: verdict.problem, message: verdict.message },
       };
+}
+
+export function alarmView(a: AlarmRecord): AlarmView {
+  return {
+    id: a.id,
+    channel: a.channel,
+    event: a.eventType,
+    state: a.state,
+    attempts: a.attempts,
+    lastError: a.lastError,
+    createdAt: iso(a.createdAt),
+    deliveredAt: isoOrNull(a.deliveredAt),
+    latencyMs: a.deliveredAt === null ? null : a.deliveredAt - a.createdAt,
+    nextAttemptAt: a.state === "queued" ? iso(a.nextAt) : null,
+  };
 }

@@ -6,30 +6,13 @@
  */
 import { readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { z } from "zod";
+import type { SecretRef } from "../contract/secret-ref.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Redacted } from "../core/redacted.js";
 import { Redacted as RedactedValue } from "../core/redacted.js";
 import type { SecretBox } from "./secret-box.js";
 
-export const secretRefSchema = z
-  .union([
-    z.object({ env: z.string().min(1).describe("Environment variable holding the secret") }).strict(),
-    z.object({ file: z.string().min(1).describe("File holding the secret, relative to the config file") }).strict(),
-    z
-      .object({
-        sealed: z
-          .string()
-          .min(1)
-          .describe(
-            "File sealed with `breakglass secret seal`, relative to the config file; opened with the broker's secret key",
-          ),
-      })
-      .strict(),
-  ])
-  .describe("A secret: `{env: NAME}`, `{file: PATH}` or `{sealed: PATH}` — never the value itself");
-
-export type SecretRef = z.infer<typeof secretRefSchema>;
+export { type SecretRef, secretRefSchema } from "../contract/secret-ref.js";
 
 /** Additional authenticated data binding a sealed file to its use: the secret's name. */
 export const sealedFileAad = (name: string): string => `breakglass:sealed-file:${name}`;

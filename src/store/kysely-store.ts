@@ -428,7 +428,10 @@ class KyselyStoreTx implements StoreTx {
   insertAlarms(alarms: readonly AlarmRecord[]): Promise<void> {
     return this.#run("insertAlarms", async (db) => {
       for (let i = 0; i < alarms.length; i += CHUNK) {
-        await db.insertInto("alarms").values(alarms.slice(i, i + CHUNK).map(alarmToRow)).execute();
+        await db
+          .insertInto("alarms")
+          .values(alarms.slice(i, i + CHUNK).map(alarmToRow))
+          .execute();
       }
     });
   }

@@ -1,0 +1,68 @@
+// biome-ignore lint/style/noRestrictedImports: tests use vitest
+import { describe, expect, it } from "vitest";
+import { type AlarmRouting, alarmBackoffMs, eventMatches, routeAlarms } from "./alarm-routing.js";
+import type { SealedAuditEvent } from "./audit-event.js";
+
+const event = (seq: number, type: string, domain: string | null = "production"): SealedAuditEvent => ({
+  seq,
+  at: 1_000 + seq,
+  type: type as SealedAuditEvent["type"],
+  actor: "alice",
+  grantId: "g_1",
+  payload: JSON.stringify({
+    type,
+    actor: "alice",
+    grant: "g_1",
+    role: "production/db-admin",
+    domain,
+    incident: "INC-1",
+  }),
+  hash: `h${seq}`,
+});
+
+const routing: AlarmRouting = {
+  securityChannels: ["security"],
+  routes: [
+    { events: ["grant.requested"], channels: ["approvers"], domains: null },
+    { events: ["target.*"], channels: ["ops"], domains: ["production"] },
+  ],
+};
+
+describe("alarm routing", () => {
+  it("always sends activations to the security channels, whatever the routes say", () => {
+    const out = routeAlarms([event(1, "grant.activated"), event(2, "grant.emergency_activated", "staging")], {
+      securityChannels: ["security", "pager"],
+      routes: [],
+    });
+    expect(out.map((a) => a.id)).toEqual(["a_1_pager", "a_1_security", "a_2_pager", "a_2_security"]);
+    expect(JSON.parse(out[2]?.payload ?? "{}")).toMatchObject({
+      idempotencyKey: "a_2_pager",
+      severity: "critical",
+      summary: "EMERGENCY break-glass activation g_1 (production/db-admin, INC-1) by alice, without approval",
+      event: { seq: 2, hash: "h2", type: "grant.emergency_activated" },
+    });
+  });
+
+  it("routes other events by type glob and domain, one alarm per channel, queued at the event's time", () => {
+    const out = routeAlarms(
+      [
+        event(1, "grant.requested"),
+        event(2, "target.revoke_failed"),
+        event(3, "target.revoke_failed", "staging"),
+        event(4, "grant.denied"),
+      ],
+      routing,
+    );
+    expect(out.map((a) => [a.id, a.state, a.nextAt])).toEqual([
+      ["a_1_approvers", "queued", 1001],
+      ["a_2_ops", "queued", 1002],
+    ]);
+    expect(eventMatches("*", "anything")).toBe(true);
+    expect(eventMatches("grant.*", "grant.activated")).toBe(true);
+    expect(eventMatches("grant.*", "target.revoked")).toBe(false);
+  });
+
+  it("backs off 1 s, 2 s, 4 s … up to 5 minutes", () => {
+    expect([1, 2, 3, 10, 50].map(alarmBackoffMs)).toEqual([1000, 2000, 4000, 300_000, 300_000]);
+  });
+});

@@ -1,0 +1,110 @@
+/**
+ * Which audit events raise which alarms. Pure: sealed events in, outbox rows out — written in the
+ * same transaction as the events (the outbox), so an action and its alarms commit together.
+ *
+ * Activation of any role always alarms the security channels; routing cannot take that away (the
+ * configuration checker refuses an empty `security_channels`).
+ */
+import type { AuditEventType, SealedAuditEvent } from "./audit-event.js";
+import type { AlarmRecord } from "./ports.js";
+
+export const ACTIVATION_EVENTS: readonly AuditEventType[] = ["grant.activated", "grant.emergency_activated"];
+
+export interface AlarmRoute {
+  /** Event types or globs (`grant.*`, `*`). */
+  readonly events: readonly string[];
+  readonly channels: readonly string[];
+  /** Only events of grants in these domains; null = every event. */
+  readonly domains: readonly string[] | null;
+}
+
+export interface AlarmRouting {
+  /** Always get activation alarms. Never empty. */
+  readonly securityChannels: readonly string[];
+  readonly routes: readonly AlarmRoute[];
+}
+
+export const eventMatches = (pattern: string, type: string): boolean =>
+  pattern === "*" || pattern === type || (pattern.endsWith(".*") && type.startsWith(pattern.slice(0, -1)));
+
+/**
+ * The message a channel sends for an event: the idempotency key, how loud, one line for people,
+ * and the audit event itself (its canonical fields: `type`, `at`, `actor`, `grant`, `role`,
+ * `domain`, `target`, `incident`, `data`…, plus its `seq` and chain `hash`).
+ */
+export interface AlarmMessage {
+  readonly idempotencyKey: string;
+  readonly severity: "critical" | "warning" | "info";
+  readonly summary: string;
+  readonly event: Readonly<Record<string, unknown>>;
+}
+
+function severityOf(type: string): AlarmMessage["severity"] {
+  if (type === "grant.emergency_activated" || type === "target.revoke_failed" || type.startsWith("target.drift")) {
+    return "critical";
+  }
+  if (type === "grant.activated" || type === "target.side_permission_swept" || type === "target.grant_failed") {
+    return "warning";
+  }
+  return "info";
+}
+
+function summaryOf(e: Readonly<Record<string, unknown>>): string {
+  const who = String(e.actor ?? "?");
+  const grant = e.grant ? ` ${String(e.grant)}` : "";
+  const role = e.role ? ` (${String(e.role)}${e.incident ? `, ${String(e.incident)}` : ""})` : "";
+  switch (e.type) {
+    case "grant.emergency_activated":
+      return `EMERGENCY break-glass activation${grant}${role} by ${who}, without approval`;
+    case "grant.activated":
+      return `Break-glass grant${grant}${role} is active`;
+    case "grant.requested":
+      return `${who} requests break-glass access${grant}${role}: approval needed`;
+    default:
+      return `${String(e.type)}${grant}${role} by ${who}`;
+  }
+}
+
+/** The outbox rows for `events`: one per event and channel, delivery due at once. */
+export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmRouting): AlarmRecord[] {
+  const out: AlarmRecord[] = [];
+  for (const e of events) {
+    const event = JSON.parse(e.payload) as Record<string, unknown>;
+    const domain = typeof event.domain === "string" ? event.domain : null;
+    const channels = new Set<string>();
+    if (ACTIVATION_EVENTS.includes(e.type)) for (const c of routing.securityChannels) channels.add(c);
+    for (const r of routing.routes) {
+      if (r.domains !== null && (domain === null || !r.domains.includes(domain))) continue;
+      if (r.events.some((p) => eventMatches(p, e.type))) for (const c of r.channels) channels.add(c);
+    }
+    for (const channel of [...channels].sort()) {
+      const id = `a_${e.seq}_${channel}`;
+      const message: AlarmMessage = {
+        idempotencyKey: id,
+        severity: severityOf(e.type),
+        summary: summaryOf(event),
+        event: { seq: e.seq, hash: e.hash, ...event },
+      };
+      out.push({
+        id,
+        channel,
+        eventSeq: e.seq,
+        eventType: e.type,
+        grantId: e.grantId,
+        payload: JSON.stringify(message),
+        state: "queued",
+        attempts: 0,
+        lastError: null,
+        createdAt: e.at,
+        nextAt: e.at,
+        deliveredAt: null,
+      });
+    }
+  }
+  return out;
+}
+
+/** Retry schedule for a failed delivery: 1 s, 2 s, 4 s … capped at 5 minutes, forever. */
+export function alarmBackoffMs(attempts: number): number {
+  return Math.min(1000 * 2 ** Math.max(0, attempts - 1), 300_000);
+}

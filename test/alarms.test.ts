@@ -1,0 +1,234 @@
+/**
+ * Alarms through the outbox to a real HTTP receiver on loopback that verifies the HMAC signature
+ * and the timestamp: activation alarms arrive signed and deduplicable; a receiver answering 500 or
+ * down is retried until it takes the alarm; an emergency activation with the channel down still
+ * works and its alarm is delivered when the receiver is back; the delivery shows on the grant.
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { GrantViewSchema } from "../src/contract/api.js";
+import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { runCli } from "./support/broker-process.js";
+
+const SECRET = "webhook-test-secret";
+
+interface Received {
+  readonly key: string;
+  readonly body: Record<string, unknown>;
+}
+
+/** A receiver that checks the signature as docs/alarms.md tells receivers to. */
+class Receiver {
+  readonly received: Received[] = [];
+  readonly rejected: string[] = [];
+  /** Answer this status to the next N requests (then 200). */
+  failNext = 0;
+  failStatus = 500;
+  #server: Server | null = null;
+  port = 0;
+
+  async start(port = 0): Promise<void> {
+    this.#server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => {
+        body += c.toString("utf8");
+      });
+      req.on("end", () => {
+        const sig = String(req.headers["breakglass-signature"] ?? "");
+        const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(sig);
+        const expected = m ? createHmac("sha256", SECRET).update(`${m[1]}.${body}`).digest() : Buffer.alloc(32);
+        const fresh = m !== null && Math.abs(Date.now() / 1000 - Number(m[1])) < 300;
+        if (!m || !fresh || !timingSafeEqual(expected, Buffer.from(m[2] ?? "", "hex"))) {
+          this.rejected.push(sig);
+          res.writeHead(401).end();
+          return;
+        }
+        if (this.failNext > 0) {
+          this.failNext--;
+          res.writeHead(this.failStatus).end();
+          return;
+        }
+        this.received.push({ key: String(req.headers["breakglass-idempotency-key"]), body: JSON.parse(body) });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => this.#server?.listen(port, "127.0.0.1", resolve));
+    this.port = (this.#server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#server?.closeAllConnections();
+      this.#server?.close(() => resolve());
+    });
+  }
+}
+
+let dir: string;
+let broker: Broker;
+let url: string;
+const receiver = new Receiver();
+
+beforeAll(async () => {
+  await receiver.start();
+  dir = mkdtempSync(join(tmpdir(), "bg-alarms-"));
+  writeFileSync(
+    join(dir, "breakglass.yaml"),
+    `version: 1
+server: { host: 127.0.0.1, port: 0 }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+alarms:
+  channels:
+    security-hook: { type: webhook, url: "http://127.0.0.1:${receiver.port}/hook", secret: { env: HOOK_SECRET }, timeout: 2s }
+    record: { type: file, path: ./alarms.jsonl }
+  security_channels: [security-hook]
+  routes:
+    - { events: ["*"], channels: [record] }
+users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol } }
+groups: { oncall: [alice], leads: [bob, carol], security: [carol] }
+admin_groups: [security]
+domains:
+  production:
+    description: Production
+    roles:
+      db-admin:
+        description: Recovery DBA
+        target: box
+        max_duration: 1h
+        approval: "1 of leads"
+        requesters: [oncall]
+        emergency: true
+targets:
+  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
+`,
+  );
+  const env = { HOOK_SECRET: SECRET };
+  const config = loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env });
+  broker = await createBroker(config, { log: silentLogger, env });
+  url = await broker.start();
+}, 30_000);
+afterAll(async () => {
+  await broker?.stop();
+  await receiver.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until<T>(
+  what: string,
+  fn: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  ms = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+let previous: string | null = null;
+async function activate(emergency = false): Promise<string> {
+  // One open grant per user and role: give the last one back first.
+  if (previous) await broker.service.release(ctx("alice"), previous).catch(() => {});
+  const g = await broker.service.request(ctx("alice"), {
+    roleId: "production/db-admin",
+    justification: "primary is down, failover stuck",
+    incident: "INC-11",
+    durationS: 600,
+    emergency,
+  });
+  if (!emergency) await broker.service.approve(ctx("bob"), g.id, null);
+  previous = g.id;
+  return g.id;
+}
+
+describe("alarms", () => {
+  it("delivers the activation alarm to the security webhook, signed and with its idempotency key", async () => {
+    const id = await activate();
+    const got = await until("activation alarm", () =>
+      receiver.received.find((r) => (r.body.event as { grant?: string }).grant === id),
+    );
+    expect(got.key).toMatch(/^a_\d+_security-hook$/);
+    expect(got.body).toMatchObject({
+      idempotencyKey: got.key,
+      severity: "warning",
+      summary: `Break-glass grant ${id} (production/db-admin, INC-11) is active`,
+      event: { type: "grant.activated", grant: id, role: "production/db-admin", incident: "INC-11" },
+    });
+    expect(receiver.rejected).toEqual([]);
+    // Only activations go to the security hook here; everything goes to the file record.
+    expect(receiver.received.filter((r) => (r.body.event as { grant?: string }).grant === id)).toHaveLength(1);
+    await until("file record", () => readFileSync(join(dir, "alarms.jsonl"), "utf8").includes(`"grant":"${id}"`));
+  });
+
+  it("retries a receiver that answers 500, and shows the delivery on the grant (API and CLI)", async () => {
+    receiver.failNext = 2;
+    const id = await activate();
+    const got = await until("alarm after retries", () =>
+      receiver.received.find((r) => (r.body.event as { grant?: string }).grant === id),
+    );
+    const token = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" })).token.reveal();
+    const view = GrantViewSchema.parse(
+      (
+        await broker.http.inject({
+          method: "GET",
+          url: `/api/v1/grants/${id}`,
+          headers: { authorization: `Bearer ${token}` },
+        })
+      ).json(),
+    );
+    const hook = view.alarms?.find((a) => a.channel === "security-hook");
+    expect(hook).toMatchObject({
+      id: got.key,
+      state: "delivered",
+      attempts: 3,
+      lastError: null,
+      event: "grant.activated",
+    });
+    expect(hook?.latencyMs).toBeGreaterThan(0);
+    const shown = await runCli(["show", id], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: token });
+    expect(shown.stdout).toMatch(/security-hook\s+grant\.activated\s+delivered in \d+ ms \(3 attempts\)/);
+  });
+
+  it("lets an emergency activation through with the channel down, and delivers when it is back", async () => {
+    const port = receiver.port;
+    await receiver.stop();
+    const id = await activate(true);
+    expect((await broker.service.get(id)).state).toBe("active");
+    const pending = await until("a failed attempt", async () =>
+      (await broker.store.listAlarms(id)).find((a) => a.channel === "security-hook" && a.attempts >= 1),
+    );
+    expect(pending).toMatchObject({ state: "queued", lastError: expect.stringContaining("webhook unreachable") });
+    await receiver.start(port);
+    const got = await until(
+      "delivery after the receiver is back",
+      () => receiver.received.find((r) => (r.body.event as { grant?: string }).grant === id),
+      20_000,
+    );
+    expect(got.body).toMatchObject({ severity: "critical", summary: expect.stringContaining("EMERGENCY") });
+  }, 30_000);
+
+  it("gives up on a receiver that refuses the message itself (4xx), and says so", async () => {
+    receiver.failNext = 1;
+    receiver.failStatus = 400;
+    const id = await activate();
+    const failed = await until("failed alarm", async () =>
+      (await broker.store.listAlarms(id)).find((a) => a.channel === "security-hook" && a.state === "failed"),
+    );
+    expect(failed).toMatchObject({ attempts: 1, lastError: "webhook answered HTTP 400" });
+    receiver.failStatus = 500;
+  });
+});
