@@ -106,7 +106,9 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     },
   };
   const alarmChannels = new Map(
-    config.alarms.channels.map((c) => [c.name, createAlarmChannel(c, resolveSecret, () => clock.now())] as const),
+    config.alarms.channels.map(
+      (c) => [c.name, createAlarmChannel(c, resolveSecret, () => clock.now(), config.server.publicUrl)] as const,
+    ),
   );
   const alarms = createAlarmWorker({
     store,

@@ -50,7 +50,15 @@ export type AlarmChannelConfig =
       readonly secret: SecretRef;
       readonly timeoutMs: number;
     }
-  | { readonly type: "file"; readonly name: string; readonly path: string };
+  | { readonly type: "file"; readonly name: string; readonly path: string }
+  | { readonly type: "slack"; readonly name: string; readonly url: SecretRef; readonly timeoutMs: number }
+  | {
+      readonly type: "pagerduty";
+      readonly name: string;
+      readonly routingKey: SecretRef;
+      readonly url: string;
+      readonly timeoutMs: number;
+    };
 
 export interface AlarmsConfig {
   readonly channels: readonly AlarmChannelConfig[];

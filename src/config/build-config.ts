@@ -8,7 +8,7 @@ import { parseRule } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import type { ApprovalRule, DomainDef, Policy, RoleDef, TargetDef, UserDef } from "../core/model.js";
 import { Redacted } from "../core/redacted.js";
-import type { AppConfig, ServerConfig, StorageConfig } from "./app-config.js";
+import type { AlarmChannelConfig, AppConfig, ServerConfig, StorageConfig } from "./app-config.js";
 
 /** A Map that cannot be changed after construction (Object.freeze does not reach a Map's entries). */
 class FrozenMap<K, V> extends Map<K, V> {
@@ -160,11 +160,24 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
       checkpointEveryEvents: file.audit.checkpoint_every_events,
     },
     alarms: {
-      channels: Object.entries(file.alarms.channels).map(([name, c]) =>
-        c.type === "webhook"
-          ? { type: "webhook" as const, name, url: c.url, secret: c.secret, timeoutMs: parseFineDurationMs(c.timeout) }
-          : { type: "file" as const, name, path: inDir(c.path) },
-      ),
+      channels: Object.entries(file.alarms.channels).map(([name, c]): AlarmChannelConfig => {
+        switch (c.type) {
+          case "webhook":
+            return { type: "webhook", name, url: c.url, secret: c.secret, timeoutMs: parseFineDurationMs(c.timeout) };
+          case "slack":
+            return { type: "slack", name, url: c.url, timeoutMs: parseFineDurationMs(c.timeout) };
+          case "pagerduty":
+            return {
+              type: "pagerduty",
+              name,
+              routingKey: c.routing_key,
+              url: c.url,
+              timeoutMs: parseFineDurationMs(c.timeout),
+            };
+          default:
+            return { type: "file", name, path: inDir(c.path) };
+        }
+      }),
       routing: {
         securityChannels: file.alarms.security_channels,
         routes: file.alarms.routes.map((r) => ({ events: r.events, channels: r.channels, domains: r.domains ?? null })),

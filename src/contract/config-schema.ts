@@ -252,7 +252,29 @@ const FileChannelSchema = z
   })
   .describe("Appends alarms to a local file: for demos, and as a record beside real channels.");
 
-export const AlarmChannelSchema = z.discriminatedUnion("type", [WebhookChannelSchema, FileChannelSchema]);
+const SlackChannelSchema = z
+  .strictObject({
+    type: z.literal("slack").describe("A Slack incoming webhook (Block Kit message)"),
+    url: secretRefSchema.describe("The incoming-webhook URL (it is a secret: anyone with it can post)"),
+    timeout: FineDuration.default("5s").describe("Longest one delivery may take"),
+  })
+  .describe("Posts a Block Kit message with the grant's facts and links to the broker.");
+
+const PagerDutyChannelSchema = z
+  .strictObject({
+    type: z.literal("pagerduty").describe("PagerDuty Events API v2"),
+    routing_key: secretRefSchema.describe("The integration's routing key"),
+    url: z.url().default("https://events.pagerduty.com/v2/enqueue").describe("Events API endpoint"),
+    timeout: FineDuration.default("5s").describe("Longest one delivery may take"),
+  })
+  .describe("Triggers an incident per grant (dedup_key = grant id) on activation and resolves it when the grant ends.");
+
+export const AlarmChannelSchema = z.discriminatedUnion("type", [
+  WebhookChannelSchema,
+  FileChannelSchema,
+  SlackChannelSchema,
+  PagerDutyChannelSchema,
+]);
 
 export const AlarmsSchema = z
   .strictObject({
