@@ -36,6 +36,7 @@ alarms:
     security-hook: { type: webhook, url: "http://127.0.0.1:${receiver.port}/hook", secret: { env: HOOK_SECRET }, timeout: 2s }
     record: { type: file, path: ./alarms.jsonl }
   security_channels: [security-hook]
+  unalarmed_after: 500ms
   routes:
     - { events: ["*"], channels: [record] }
 users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol } }
@@ -156,6 +157,21 @@ describe("alarms", () => {
       (await broker.store.listAlarms(id)).find((a) => a.channel === "security-hook" && a.attempts >= 1),
     );
     expect(pending).toMatchObject({ state: "queued", lastError: expect.stringContaining("webhook unreachable") });
+    const token = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "carol", description: "t" })).token.reveal();
+    const viewOf = async () =>
+      GrantViewSchema.parse(
+        (
+          await broker.http.inject({
+            method: "GET",
+            url: `/api/v1/grants/${id}`,
+            headers: { authorization: `Bearer ${token}` },
+          })
+        ).json(),
+      );
+    await until("flagged unalarmed", async () => (await viewOf()).unalarmed === true);
+    const shown = await runCli(["show", id], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: token });
+    expect(shown.stdout).toContain("UNALARMED: no security channel has delivered the activation alarm");
+    expect(shown.stdout).toMatch(/NOT DELIVERED yet \(\d+ attempts?; last error: webhook unreachable/);
     await receiver.start(port);
     const got = await until(
       "delivery after the receiver is back",
@@ -163,6 +179,7 @@ describe("alarms", () => {
       20_000,
     );
     expect(got.body).toMatchObject({ severity: "critical", summary: expect.stringContaining("EMERGENCY") });
+    await until("no longer unalarmed", async () => (await viewOf()).unalarmed === false);
   }, 30_000);
 
   it("gives up on a receiver that refuses the message itself (4xx), and says so", async () => {

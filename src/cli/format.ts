@@ -108,7 +108,13 @@ export function grantDetail(g: GrantView): string {
     "",
     "Timeline",
     ...timeline(g).map(([at, text]) => `  ${shortTime(at)}  ${text}`),
-    ...(g.alarms && g.alarms.length > 0 ? ["", "Alarms", ...g.alarms.map(alarmLine)] : []),
+    ...(g.alarms && g.alarms.length > 0
+      ? [
+          "",
+          g.unalarmed ? "Alarms — UNALARMED: no security channel has delivered the activation alarm" : "Alarms",
+          ...g.alarms.map(alarmLine),
+        ]
+      : []),
   ].join("\n");
 }
 

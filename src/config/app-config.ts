@@ -64,6 +64,8 @@ export interface AlarmsConfig {
   readonly channels: readonly AlarmChannelConfig[];
   readonly routing: AlarmRouting;
   readonly leaseMs: number;
+  /** Flag an activation as unalarmed when no security channel delivered it within this (ms). */
+  readonly unalarmedAfterMs: number;
 }
 
 export interface WorkerConfig {

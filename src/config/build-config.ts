@@ -183,6 +183,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
         routes: file.alarms.routes.map((r) => ({ events: r.events, channels: r.channels, domains: r.domains ?? null })),
       },
       leaseMs: parseFineDurationMs(file.alarms.delivery_lease),
+      unalarmedAfterMs: parseFineDurationMs(file.alarms.unalarmed_after),
     },
     secrets: {
       keyFile: file.secrets.key_file === undefined ? null : inDir(file.secrets.key_file),

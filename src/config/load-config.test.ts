@@ -468,6 +468,7 @@ describe("alarms", () => {
       channels: [{ type: "file", name: "local", path: "/etc/breakglass/alarms.jsonl" }],
       routing: { securityChannels: ["local"], routes: [{ events: ["*"], channels: ["local"], domains: null }] },
       leaseMs: 60_000,
+      unalarmedAfterMs: 60_000,
     });
   });
 });

@@ -214,6 +214,12 @@ export const GrantViewSchema = z
     closeReason: z.string().nullable(),
     access: AccessViewSchema,
     alarms: z.array(AlarmViewSchema).optional().describe("The grant's alarms and their delivery (on GET /grants/{id})"),
+    unalarmed: z
+      .boolean()
+      .optional()
+      .describe(
+        "No security channel has delivered the activation alarm in time (on GET /grants/{id}); the grant still works",
+      ),
     review: ReviewViewSchema.nullable(),
     version: z.int(),
   })

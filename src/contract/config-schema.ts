@@ -304,6 +304,9 @@ export const AlarmsSchema = z
     delivery_lease: FineDuration.default("60s").describe(
       "How long a replica holds an alarm while delivering; after that another replica retries it (at least once).",
     ),
+    unalarmed_after: FineDuration.default("60s").describe(
+      "An active grant whose activation alarm no security channel has delivered within this time is flagged `unalarmed` (the grant keeps working).",
+    ),
   })
   .superRefine((a, ctx) => {
     if (a.security_channels.length === 0) {

@@ -1,6 +1,6 @@
 // biome-ignore lint/style/noRestrictedImports: tests use vitest
 import { describe, expect, it } from "vitest";
-import { type AlarmRouting, alarmBackoffMs, eventMatches, routeAlarms } from "./alarm-routing.js";
+import { type AlarmRouting, alarmBackoffMs, eventMatches, isUnalarmed, routeAlarms } from "./alarm-routing.js";
 import type { SealedAuditEvent } from "./audit-event.js";
 
 const event = (seq: number, type: string, domain: string | null = "production"): SealedAuditEvent => ({
@@ -64,5 +64,17 @@ describe("alarm routing", () => {
 
   it("backs off 1 s, 2 s, 4 s … up to 5 minutes", () => {
     expect([1, 2, 3, 10, 50].map(alarmBackoffMs)).toEqual([1000, 2000, 4000, 300_000, 300_000]);
+  });
+
+  it("flags an activation unalarmed once no security channel delivered it in time — not before, not after a delivery", () => {
+    const alarms = routeAlarms([event(5, "grant.emergency_activated")], { securityChannels: ["a", "b"], routes: [] });
+    const at = 1_005;
+    expect(isUnalarmed(alarms, { securityChannels: ["a", "b"], routes: [] }, at, at + 59_999, 60_000)).toBe(false);
+    expect(isUnalarmed(alarms, { securityChannels: ["a", "b"], routes: [] }, at, at + 60_000, 60_000)).toBe(true);
+    const oneDelivered = alarms.map((a) => (a.channel === "b" ? { ...a, state: "delivered" as const } : a));
+    expect(isUnalarmed(oneDelivered, { securityChannels: ["a", "b"], routes: [] }, at, at + 120_000, 60_000)).toBe(
+      false,
+    );
+    expect(isUnalarmed([], { securityChannels: ["a"], routes: [] }, at, at + 120_000, 60_000)).toBe(false);
   });
 });

@@ -108,3 +108,22 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
 export function alarmBackoffMs(attempts: number): number {
   return Math.min(1000 * 2 ** Math.max(0, attempts - 1), 300_000);
 }
+
+/**
+ * Is this activation unalarmed: its activation alarms to the security channels exist, none was
+ * delivered, and `afterMs` has passed since the activation? The grant keeps working — an
+ * emergency must not be blocked by a dead channel — but it is flagged everywhere.
+ */
+export function isUnalarmed(
+  alarms: readonly AlarmRecord[],
+  routing: AlarmRouting,
+  activatedAt: number | null,
+  now: number,
+  afterMs: number,
+): boolean {
+  if (activatedAt === null || now - activatedAt < afterMs) return false;
+  const activation = alarms.filter(
+    (a) => ACTIVATION_EVENTS.includes(a.eventType as AuditEventType) && routing.securityChannels.includes(a.channel),
+  );
+  return activation.length > 0 && !activation.some((a) => a.state === "delivered");
+}

@@ -28,6 +28,7 @@ import {
   ReconcileReportSchema,
   RolesResponseSchema,
 } from "../contract/api.js";
+import { isUnalarmed } from "../core/alarm-routing.js";
 import { groupsOf } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
@@ -319,7 +320,15 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       problems: ["ERR_NOT_FOUND"],
       handler: async ({ params }) => {
         const grant = await service.get(params.id);
-        return { body: { ...view(grant), alarms: (await store.listAlarms(grant.id)).map(alarmView) } };
+        const alarms = await store.listAlarms(grant.id);
+        const unalarmed = isUnalarmed(
+          alarms,
+          config.alarms.routing,
+          grant.activatedAt,
+          clock.now(),
+          config.alarms.unalarmedAfterMs,
+        );
+        return { body: { ...view(grant), alarms: alarms.map(alarmView), unalarmed } };
       },
     }),
     ...grantActions,
