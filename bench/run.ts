@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { startPostgres } from "../test/support/postgres-cluster.js";
+import { runAlarmLatency } from "./alarm-latency.js";
 import { runAuditBenchmarks } from "./audit-bench.js";
 import { runExpiryStorm } from "./expiry-storm.js";
 import { runPgTargetExpiry } from "./pg-target-expiry.js";
@@ -15,8 +16,8 @@ import { fmt } from "./stats.js";
 
 const quick = process.argv.includes("--quick");
 const sizes = quick
-  ? { single: 500, batched: 5_000, verify: 20_000, storm: 2_000, pgTarget: 50 }
-  : { single: 3_000, batched: 50_000, verify: 200_000, storm: 10_000, pgTarget: 200 };
+  ? { single: 500, batched: 5_000, verify: 20_000, storm: 2_000, pgTarget: 50, alarms: 200 }
+  : { single: 3_000, batched: 50_000, verify: 200_000, storm: 10_000, pgTarget: 200, alarms: 1_000 };
 
 const cluster = await startPostgres({ durable: true });
 try {
@@ -103,12 +104,31 @@ try {
     ]),
   );
 
+  const alarms = await runAlarmLatency(sizes.alarms);
+  console.log(`Alarms: activation → signed webhook received, ${alarms.activations} activations (ms)`);
+  console.table([
+    {
+      run: "broker: activation event → webhook received",
+      p50: fmt(alarms.activationToReceivedMs.p50),
+      p99: fmt(alarms.activationToReceivedMs.p99),
+      max: fmt(alarms.activationToReceivedMs.max),
+      n: alarms.activationToReceivedMs.n,
+    },
+    {
+      run: "baseline: the same POST sent directly",
+      p50: fmt(alarms.directPostMs.p50, 1),
+      p99: fmt(alarms.directPostMs.p99, 1),
+      max: fmt(alarms.directPostMs.max, 1),
+      n: alarms.directPostMs.n,
+    },
+  ]);
+
   const dir = join(process.cwd(), "bench", "results");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: cpus().length, quick, sizes, audit, storms, pgTarget }, null, 2)}\n`,
+    `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: cpus().length, quick, sizes, audit, storms, pgTarget, alarms }, null, 2)}\n`,
   );
   console.log(`\nwrote ${file}`);
 } finally {
