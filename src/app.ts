@@ -18,6 +18,7 @@ import { routeAlarms } from "./core/alarm-routing.js";
 import type { AuditEventDraft, SealedAuditEvent } from "./core/audit-event.js";
 import type { Clock, Connector, IdGenerator, Store, StoreTx } from "./core/ports.js";
 import { createHttpServer } from "./http/server.js";
+import { createMetrics } from "./metrics/metrics.js";
 import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
 import { createSecretResolver } from "./secrets/secret-ref.js";
 import { createAccessController } from "./service/access-controller.js";
@@ -110,7 +111,9 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       (c) => [c.name, createAlarmChannel(c, resolveSecret, () => clock.now(), config.server.publicUrl)] as const,
     ),
   );
+  const metrics = createMetrics();
   const alarms = createAlarmWorker({
+    metrics,
     store,
     channels: alarmChannels,
     clock,
@@ -124,6 +127,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const service = createGrantService({ policy, store, audit, writer, access, clock, ids, box });
   const tokens = createTokenService({ policy, store, audit, clock, ids });
   const expiry = createExpiryWorker({
+    metrics,
     policy,
     store,
     audit,
@@ -152,7 +156,18 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     everyEvents: config.audit.checkpointEveryEvents,
     log: logFn,
   });
-  const http = createHttpServer({ config, service, tokens, store, clock, ids, log, signingKey, reconcile });
+  const http = createHttpServer({
+    config,
+    service,
+    tokens,
+    store,
+    clock,
+    ids,
+    log,
+    signingKey,
+    reconcile,
+    metrics,
+  });
 
   return {
     config,

@@ -192,4 +192,19 @@ describe("alarms", () => {
     expect(failed).toMatchObject({ attempts: 1, lastError: "webhook answered HTTP 400" });
     receiver.failStatus = 500;
   });
+
+  it("exposes Prometheus metrics: active grants, alarms by channel and state, outbox depth, delivery latency", async () => {
+    const res = await fetch(`${url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/plain; version=0.0.4");
+    const text = await res.text();
+    expect(text).toMatch(/^breakglass_active_grants\{role="production\/db-admin"\} 1$/m);
+    expect(text).toMatch(/^breakglass_alarms\{channel="security-hook",state="delivered"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^breakglass_alarms\{channel="security-hook",state="failed"\} 1$/m);
+    expect(text).toMatch(/^breakglass_outbox_depth \d+$/m);
+    expect(text).toMatch(/^breakglass_revocations_failing 0$/m);
+    expect(text).toMatch(/^breakglass_alarm_delivery_seconds_bucket\{channel="security-hook",le="\+Inf"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^breakglass_alarm_delivery_seconds_count\{channel="record"\} [1-9]\d*$/m);
+    expect(text).toContain("# TYPE breakglass_expiry_lag_seconds histogram");
+  });
 });

@@ -726,6 +726,32 @@ for (const backend of BACKENDS) {
         expect((await store.listAlarms("g_1")).map((a) => a.id)).not.toContain("a_9_hook");
       });
 
+      it("counts for monitoring: active grants by role, alarms by channel and state, failing revocations", async () => {
+        await save(makeGrant({ id: "g_a", state: "active", requester: "u1" }));
+        await save(makeGrant({ id: "g_b", state: "active", requester: "u2" }));
+        await save(
+          makeGrant({
+            id: "g_c",
+            state: "ended",
+            endReason: "expired",
+            access: "revoking",
+            accessAttempts: 3,
+            requester: "u3",
+          }),
+        );
+        await store.transaction((tx) =>
+          tx.insertAlarms([alarm(1, "hook"), alarm(2, "hook"), alarm(3, "mail", { state: "delivered" })]),
+        );
+        expect(await store.stats()).toEqual({
+          activeByRole: [{ role: makeGrant().roleId, count: 2 }],
+          alarms: [
+            { channel: "hook", state: "queued", count: 2 },
+            { channel: "mail", state: "delivered", count: 1 },
+          ],
+          revocationsFailing: 1,
+        });
+      });
+
       it("refuses the same alarm twice (one per event and channel)", async () => {
         await store.transaction((tx) => tx.insertAlarms([alarm(1, "hook")]));
         await expectCode(

@@ -8,6 +8,7 @@
  */
 import { alarmBackoffMs } from "../core/alarm-routing.js";
 import type { AlarmRecord, Clock, Store } from "../core/ports.js";
+import type { Metrics } from "../metrics/metrics.js";
 import { type AlarmChannel, DeliveryError } from "./channels.js";
 
 export interface AlarmWorkerDeps {
@@ -18,6 +19,8 @@ export interface AlarmWorkerDeps {
   readonly pollMs: number;
   readonly batchSize: number;
   readonly log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Observes each delivery's latency from its event. */
+  readonly metrics?: Pick<Metrics, "alarmDelivery">;
 }
 
 export interface AlarmWorker {
@@ -43,7 +46,9 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
     try {
       if (!channel) throw new DeliveryError(`channel ${a.channel} is no longer configured`, false);
       await channel.deliver(a);
-      return { ...a, state: "delivered", attempts, lastError: null, deliveredAt: clock.now() };
+      const at = clock.now();
+      deps.metrics?.alarmDelivery.observe(Math.max(0, at - a.createdAt) / 1000, a.channel);
+      return { ...a, state: "delivered", attempts, lastError: null, deliveredAt: at };
     } catch (e) {
       const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error).message, false);
       deps.log("alarm delivery failed", { alarm: a.id, channel: a.channel, attempt: attempts, error: err.message });

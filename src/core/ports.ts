@@ -143,6 +143,12 @@ export interface Store {
   readAudit(fromSeq: number, limit: number): Promise<SealedAuditEvent[]>;
   readCheckpoints(): Promise<Checkpoint[]>;
   findToken(id: string): Promise<TokenRecord | null>;
+  /** Counts for monitoring: active grants by role, alarms by channel and state, failing revocations. */
+  stats(): Promise<{
+    activeByRole: { role: string; count: number }[];
+    alarms: { channel: string; state: string; count: number }[];
+    revocationsFailing: number;
+  }>;
   /** Alarms caused by a grant's events, oldest first. */
   listAlarms(grantId: string): Promise<AlarmRecord[]>;
   /** The sealed credential of a grant's holder, if one is held. */

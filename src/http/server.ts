@@ -14,6 +14,7 @@ import type { AppConfig } from "../config/app-config.js";
 import { API_PREFIX } from "../contract/api.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Clock, IdGenerator, Store } from "../core/ports.js";
+import { type Metrics, renderMetrics } from "../metrics/metrics.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
 import type { TokenService } from "../service/token-service.js";
@@ -34,6 +35,8 @@ export interface HttpServerDeps {
   readonly signingKey: SigningKey;
   /** Absent in tests that build the server without workers; then POST /reconcile is 404-free but refuses. */
   readonly reconcile?: ReconcileWorker;
+  /** Serves GET /metrics (Prometheus) when given. */
+  readonly metrics?: Metrics;
 }
 
 /** Largest request body accepted; grant requests are a few hundred bytes. */
@@ -95,6 +98,15 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   app.removeContentTypeParser("text/plain");
 
   const actors = new WeakMap<FastifyRequest, string>();
+
+  // Prometheus scrapes this without a token: counts and latencies only, no grant or user data.
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.get("/metrics", async (_request, reply) => {
+      const text = renderMetrics(await deps.store.stats(), metrics);
+      return reply.type("text/plain; version=0.0.4; charset=utf-8").send(text);
+    });
+  }
 
   let document: Record<string, unknown> | undefined;
   const routes: AnyRoute[] = buildRoutes({

@@ -184,6 +184,36 @@ class KyselyStore implements Store {
     });
   }
 
+  stats(): ReturnType<Store["stats"]> {
+    return this.#read("stats", async () => {
+      const active = await this.#db
+        .selectFrom("grants")
+        .select(["role_id", (eb) => eb.fn.countAll<number>().as("n")])
+        .where("state", "=", "active")
+        .groupBy("role_id")
+        .orderBy("role_id")
+        .execute();
+      const alarms = await this.#db
+        .selectFrom("alarms")
+        .select(["channel", "state", (eb) => eb.fn.countAll<number>().as("n")])
+        .groupBy(["channel", "state"])
+        .orderBy("channel")
+        .orderBy("state")
+        .execute();
+      const failing = await this.#db
+        .selectFrom("grants")
+        .select((eb) => eb.fn.countAll<number>().as("n"))
+        .where("access", "=", "revoking")
+        .where("access_attempts", ">", 0)
+        .executeTakeFirst();
+      return {
+        activeByRole: active.map((r) => ({ role: r.role_id, count: Number(r.n) })),
+        alarms: alarms.map((r) => ({ channel: r.channel, state: r.state, count: Number(r.n) })),
+        revocationsFailing: Number(failing?.n ?? 0),
+      };
+    });
+  }
+
   listAlarms(grantId: string): Promise<AlarmRecord[]> {
     return this.#read("listAlarms", async () => {
       const rows = await this.#db

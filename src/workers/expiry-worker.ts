@@ -13,6 +13,7 @@ import { isBreakglassError } from "../core/errors.js";
 import { beginRevocation, dueAction, dueAt, expireGrant, lapseGrant } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
+import type { Metrics } from "../metrics/metrics.js";
 import type { AccessController, RevocationResult } from "../service/access-controller.js";
 import { type AuditAppender, stamp } from "../service/grant-writer.js";
 import { SYSTEM_CONTEXT } from "../service/request-context.js";
@@ -27,6 +28,8 @@ export interface ExpiryWorkerDeps {
   readonly batchSize: number;
   readonly revokeConcurrency: number;
   readonly log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Observes the lag from each grant's end to the broker ending it. */
+  readonly metrics?: Pick<Metrics, "expiryLag">;
 }
 
 export interface TickResult {
@@ -143,8 +146,10 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
           let next: Grant;
           if (action === "expire" || action === "lapse") {
             const t = action === "expire" ? expireGrant(policy, grant, now) : lapseGrant(grant, now);
-            if (action === "expire") expired++;
-            else lapsed++;
+            if (action === "expire") {
+              expired++;
+              if (grant.endsAt !== null) deps.metrics?.expiryLag.observe(Math.max(0, now - grant.endsAt) / 1000);
+            } else lapsed++;
             events.push(stamp(t.event, SYSTEM_CONTEXT));
             // Claim the revocation in the same write: one version step for the row.
             next =
