@@ -114,6 +114,8 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const metrics = createMetrics();
   const alarms = createAlarmWorker({
     metrics,
+    audit,
+    failureThreshold: 3,
     store,
     channels: alarmChannels,
     clock,

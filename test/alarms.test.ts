@@ -182,6 +182,29 @@ describe("alarms", () => {
     await until("no longer unalarmed", async () => (await viewOf()).unalarmed === false);
   }, 30_000);
 
+  it("reports a channel that keeps failing on the other channels, and its recovery", async () => {
+    const port = receiver.port;
+    await receiver.stop();
+    await activate();
+    const types = async () => (await broker.store.readAudit(1, 100_000)).map((e) => e.type);
+    await until("channel_failing event", async () => (await types()).includes("alarm.channel_failing"), 20_000);
+    const record = await until("alarm on the file channel", () =>
+      readFileSync(join(dir, "alarms.jsonl"), "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { summary: string; severity: string; event: { type: string } })
+        .find((m) => m.event.type === "alarm.channel_failing"),
+    );
+    expect(record).toMatchObject({
+      severity: "critical",
+      summary: expect.stringMatching(
+        /^Alarm channel security-hook is failing: 3 deliveries in a row \(webhook unreachable/,
+      ),
+    });
+    await receiver.start(port);
+    await until("channel_recovered event", async () => (await types()).includes("alarm.channel_recovered"), 20_000);
+  }, 40_000);
+
   it("gives up on a receiver that refuses the message itself (4xx), and says so", async () => {
     receiver.failNext = 1;
     receiver.failStatus = 400;

@@ -7,8 +7,10 @@
  * idempotency key — at least once.
  */
 import { alarmBackoffMs } from "../core/alarm-routing.js";
+import type { AuditEventDraft } from "../core/audit-event.js";
 import type { AlarmRecord, Clock, Store } from "../core/ports.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { AuditAppender } from "../service/grant-writer.js";
 import { type AlarmChannel, DeliveryError } from "./channels.js";
 
 export interface AlarmWorkerDeps {
@@ -21,6 +23,10 @@ export interface AlarmWorkerDeps {
   readonly log: (msg: string, fields?: Record<string, unknown>) => void;
   /** Observes each delivery's latency from its event. */
   readonly metrics?: Pick<Metrics, "alarmDelivery">;
+  /** Records `alarm.channel_failing` / `alarm.channel_recovered` (which alarm the other channels). */
+  readonly audit?: AuditAppender;
+  /** Consecutive failed deliveries after which a channel is reported as failing. */
+  readonly failureThreshold?: number;
 }
 
 export interface AlarmWorker {
@@ -62,6 +68,51 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
     }
   };
 
+  /** Consecutive failures per channel (this replica), and which channels are reported failing. */
+  const streak = new Map<string, { failures: number; lastError: string }>();
+  const reported = new Set<string>();
+
+  const health = async (results: readonly AlarmRecord[]): Promise<void> => {
+    if (!deps.audit) return;
+    const threshold = deps.failureThreshold ?? 3;
+    const drafts: AuditEventDraft[] = [];
+    const now = clock.now();
+    const draft = (type: AuditEventDraft["type"], data: Record<string, unknown>): AuditEventDraft => ({
+      type,
+      actor: "system",
+      at: now,
+      grantId: null,
+      roleId: null,
+      domain: null,
+      target: null,
+      justification: null,
+      incident: null,
+      requestId: null,
+      sourceAddress: null,
+      data,
+    });
+    for (const r of results) {
+      if (r.state === "delivered") {
+        streak.delete(r.channel);
+        if (reported.delete(r.channel)) drafts.push(draft("alarm.channel_recovered", { channel: r.channel }));
+        continue;
+      }
+      const s = streak.get(r.channel) ?? { failures: 0, lastError: "" };
+      s.failures += 1;
+      s.lastError = r.lastError ?? "";
+      streak.set(r.channel, s);
+      if (s.failures >= threshold && !reported.has(r.channel)) {
+        reported.add(r.channel);
+        drafts.push(
+          draft("alarm.channel_failing", { channel: r.channel, failures: s.failures, lastError: s.lastError }),
+        );
+      }
+    }
+    if (drafts.length === 0) return;
+    const { audit } = deps;
+    await store.transaction((tx) => audit.append(tx, drafts));
+  };
+
   const tick = async (): Promise<number> => {
     const now = clock.now();
     const claimed = await store.transaction(async (tx) => {
@@ -74,6 +125,7 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
     await store.transaction(async (tx) => {
       for (const r of results) await tx.saveAlarm(r);
     });
+    await health(results).catch((e: unknown) => deps.log("recording channel health failed", { error: String(e) }));
     return claimed.length;
   };
 

@@ -9,6 +9,8 @@ import type { AuditEventType, SealedAuditEvent } from "./audit-event.js";
 import type { AlarmRecord } from "./ports.js";
 
 export const ACTIVATION_EVENTS: readonly AuditEventType[] = ["grant.activated", "grant.emergency_activated"];
+/** Alarms about the alarm system itself: they go to every channel but the one they are about. */
+export const CHANNEL_HEALTH_EVENTS: readonly AuditEventType[] = ["alarm.channel_failing", "alarm.channel_recovered"];
 
 export interface AlarmRoute {
   /** Event types or globs (`grant.*`, `*`). */
@@ -40,7 +42,12 @@ export interface AlarmMessage {
 }
 
 function severityOf(type: string): AlarmMessage["severity"] {
-  if (type === "grant.emergency_activated" || type === "target.revoke_failed" || type.startsWith("target.drift")) {
+  if (
+    type === "grant.emergency_activated" ||
+    type === "target.revoke_failed" ||
+    type.startsWith("target.drift") ||
+    type === "alarm.channel_failing"
+  ) {
     return "critical";
   }
   if (type === "grant.activated" || type === "target.side_permission_swept" || type === "target.grant_failed") {
@@ -60,6 +67,10 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
       return `Break-glass grant${grant}${role} is active`;
     case "grant.requested":
       return `${who} requests break-glass access${grant}${role}: approval needed`;
+    case "alarm.channel_failing": {
+      const d = (e.data ?? {}) as { channel?: unknown; failures?: unknown; lastError?: unknown };
+      return `Alarm channel ${String(d.channel)} is failing: ${String(d.failures)} deliveries in a row (${String(d.lastError)})`;
+    }
     default:
       return `${String(e.type)}${grant}${role} by ${who}`;
   }
@@ -73,6 +84,13 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
     const domain = typeof event.domain === "string" ? event.domain : null;
     const channels = new Set<string>();
     if (ACTIVATION_EVENTS.includes(e.type)) for (const c of routing.securityChannels) channels.add(c);
+    if (CHANNEL_HEALTH_EVENTS.includes(e.type)) {
+      // A channel in trouble is reported on every other channel there is.
+      const failing = (event.data as { channel?: unknown } | undefined)?.channel;
+      for (const c of [...routing.securityChannels, ...routing.routes.flatMap((r) => r.channels)]) {
+        if (c !== failing) channels.add(c);
+      }
+    }
     for (const r of routing.routes) {
       if (r.domains !== null && (domain === null || !r.domains.includes(domain))) continue;
       if (r.events.some((p) => eventMatches(p, e.type))) for (const c of r.channels) channels.add(c);

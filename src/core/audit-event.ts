@@ -20,6 +20,8 @@ export type AuditEventType =
   | "target.drift_fixed"
   | "target.drift_reported"
   | "grant.credential_read"
+  | "alarm.channel_failing"
+  | "alarm.channel_recovered"
   | "grant.extended"
   | "token.created"
   | "token.revoked";
