@@ -8,6 +8,7 @@ import { createLogger, type Logger } from "./adapters/logger.js";
 import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
 import { type AlarmWorker, createAlarmWorker } from "./alarms/alarm-worker.js";
 import { createAlarmChannel } from "./alarms/channels.js";
+import { createEmailChannel } from "./alarms/email-channel.js";
 import { createAuditLog } from "./audit/audit-log.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
 import { sha256 } from "./audit/node-crypto.js";
@@ -108,7 +109,13 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   };
   const alarmChannels = new Map(
     config.alarms.channels.map(
-      (c) => [c.name, createAlarmChannel(c, resolveSecret, () => clock.now(), config.server.publicUrl)] as const,
+      (c) =>
+        [
+          c.name,
+          c.type === "email"
+            ? createEmailChannel(c, resolveSecret, policy, config.server.publicUrl)
+            : createAlarmChannel(c, resolveSecret, () => clock.now(), config.server.publicUrl),
+        ] as const,
     ),
   );
   const metrics = createMetrics();

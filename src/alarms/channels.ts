@@ -153,7 +153,7 @@ export function slackMessage(m: Message, publicUrl: string): Record<string, unkn
 }
 
 export function createAlarmChannel(
-  config: AlarmChannelConfig,
+  config: Exclude<AlarmChannelConfig, { type: "email" }>,
   resolveSecret: SecretResolver,
   now: () => number,
   publicUrl = "",

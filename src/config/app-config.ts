@@ -53,6 +53,17 @@ export type AlarmChannelConfig =
   | { readonly type: "file"; readonly name: string; readonly path: string }
   | { readonly type: "slack"; readonly name: string; readonly url: SecretRef; readonly timeoutMs: number }
   | {
+      readonly type: "email";
+      readonly name: string;
+      readonly smtpUrl: string | SecretRef;
+      readonly requireTls: boolean;
+      readonly from: string;
+      readonly to: readonly string[];
+      readonly toGroups: readonly string[];
+      readonly toApprovers: boolean;
+      readonly timeoutMs: number;
+    }
+  | {
       readonly type: "pagerduty";
       readonly name: string;
       readonly routingKey: SecretRef;

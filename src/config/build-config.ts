@@ -166,6 +166,18 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
             return { type: "webhook", name, url: c.url, secret: c.secret, timeoutMs: parseFineDurationMs(c.timeout) };
           case "slack":
             return { type: "slack", name, url: c.url, timeoutMs: parseFineDurationMs(c.timeout) };
+          case "email":
+            return {
+              type: "email",
+              name,
+              smtpUrl: c.smtp_url,
+              requireTls: c.require_tls,
+              from: c.from,
+              to: c.to,
+              toGroups: c.to_groups,
+              toApprovers: c.to_approvers,
+              timeoutMs: parseFineDurationMs(c.timeout),
+            };
           case "pagerduty":
             return {
               type: "pagerduty",

@@ -269,7 +269,28 @@ const PagerDutyChannelSchema = z
   })
   .describe("Triggers an incident per grant (dedup_key = grant id) on activation and resolves it when the grant ends.");
 
+const EmailChannelSchema = z
+  .strictObject({
+    type: z.literal("email").describe("E-mail over SMTP, plain text and HTML"),
+    smtp_url: z
+      .union([z.url({ protocol: /^smtps?$/ }), secretRefSchema])
+      .describe(
+        "smtp://user:password@host:587 (STARTTLS) or smtps://…:465; a secret reference when it holds a password",
+      ),
+    require_tls: z.boolean().default(true).describe("Refuse to send over a connection that does not upgrade to TLS"),
+    from: z.string().min(3).describe("Sender, e.g. `Breakglass <breakglass@example.com>`"),
+    to: z.array(z.string().min(3)).default([]).describe("Fixed recipients (addresses)"),
+    to_groups: z.array(Name).default([]).describe("Members of these groups (their `email`)"),
+    to_approvers: z
+      .boolean()
+      .default(false)
+      .describe("Also the members of the groups in the grant's approval rule (requests reach those who can approve)"),
+    timeout: FineDuration.default("10s").describe("Longest one delivery may take"),
+  })
+  .describe("Sends the alarm as an e-mail with plain-text and HTML parts.");
+
 export const AlarmChannelSchema = z.discriminatedUnion("type", [
+  EmailChannelSchema,
   WebhookChannelSchema,
   FileChannelSchema,
   SlackChannelSchema,

@@ -1,0 +1,125 @@
+/**
+ * The e-mail channel: one message per alarm over SMTP (nodemailer), plain text and HTML, to fixed
+ * addresses, members of configured groups, and — for a grant's events — the approvers of its role.
+ * The `Message-ID` is derived from the idempotency key, so a redelivery is recognisably the same
+ * mail. STARTTLS is required unless the operator turns it off.
+ */
+import nodemailer from "nodemailer";
+import type { AlarmChannelConfig } from "../config/app-config.js";
+import { groupsOf } from "../core/approval-policy.js";
+import type { Policy } from "../core/model.js";
+import type { SecretResolver } from "../secrets/secret-ref.js";
+import { type AlarmChannel, DeliveryError } from "./channels.js";
+
+type EmailConfig = Extract<AlarmChannelConfig, { type: "email" }>;
+
+interface Message {
+  idempotencyKey: string;
+  severity: string;
+  summary: string;
+  event: Record<string, unknown>;
+}
+
+const html = (s: string) =>
+  s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+
+/** Who gets this alarm: fixed addresses, group members, and the role's approvers if asked. */
+export function recipients(config: EmailConfig, policy: Policy, event: Record<string, unknown>): string[] {
+  const out = new Set(config.to);
+  const groups = new Set(config.toGroups);
+  const role = typeof event.role === "string" ? policy.roles.get(event.role) : undefined;
+  if (config.toApprovers && role) for (const clause of role.approval.anyOf) for (const t of clause) groups.add(t.group);
+  for (const [name, user] of policy.users) {
+    if (user.email && [...groupsOf(policy, name)].some((g) => groups.has(g))) out.add(user.email);
+  }
+  return [...out].sort();
+}
+
+export function renderEmail(m: Message, publicUrl: string): { subject: string; text: string; html: string } {
+  const e = m.event;
+  const rows: [string, unknown][] = [
+    ["Event", e.type],
+    ["Grant", e.grant],
+    ["Role", e.role],
+    ["Actor", e.actor],
+    ["Incident", e.incident],
+    ["Target", e.target],
+    ["Justification", e.justification],
+    ["At", e.at],
+  ];
+  const facts = rows.filter(([, v]) => typeof v === "string" && v !== "") as [string, string][];
+  const link = typeof e.grant === "string" ? `${publicUrl}/grants/${e.grant}` : null;
+  const prefix = m.severity === "critical" ? "[Breakglass] EMERGENCY: " : "[Breakglass] ";
+  return {
+    subject: `${prefix}${m.summary}`.slice(0, 250),
+    text: [
+      m.summary,
+      "",
+      ...facts.map(([k, v]) => `${k}: ${v}`),
+      ...(link ? ["", `Open: ${link}`] : []),
+      "",
+      `Idempotency key: ${m.idempotencyKey}`,
+    ].join("\n"),
+    html: [
+      `<p><strong>${html(m.summary)}</strong></p>`,
+      "<table>",
+      ...facts.map(([k, v]) => `<tr><th align="left">${html(k)}</th><td>${html(v)}</td></tr>`),
+      "</table>",
+      ...(link ? [`<p><a href="${html(link)}">Open the grant in Breakglass</a></p>`] : []),
+      `<p style="color:#666">Idempotency key: ${html(m.idempotencyKey)}</p>`,
+    ].join("\n"),
+  };
+}
+
+export function createEmailChannel(
+  config: EmailConfig,
+  resolveSecret: SecretResolver,
+  policy: Policy,
+  publicUrl: string,
+): AlarmChannel {
+  const url =
+    typeof config.smtpUrl === "string"
+      ? config.smtpUrl
+      : resolveSecret(config.smtpUrl, `alarms.channels.${config.name}.smtp_url`).reveal();
+  const u = new URL(url);
+  const secure = u.protocol === "smtps:";
+  const transport = nodemailer.createTransport({
+    host: u.hostname,
+    port: Number(u.port || (secure ? 465 : 587)),
+    secure,
+    ...(u.username ? { auth: { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } } : {}),
+    requireTLS: config.requireTls,
+    ignoreTLS: !config.requireTls,
+    connectionTimeout: config.timeoutMs,
+    greetingTimeout: config.timeoutMs,
+    socketTimeout: config.timeoutMs,
+  });
+  return {
+    name: config.name,
+    async deliver(alarm) {
+      const m = JSON.parse(alarm.payload) as Message;
+      const to = recipients(config, policy, m.event);
+      if (to.length === 0) throw new DeliveryError(`no recipients with an e-mail address for ${m.event.type}`, true);
+      const mail = renderEmail(m, publicUrl);
+      try {
+        await transport.sendMail({
+          from: config.from,
+          to,
+          subject: mail.subject,
+          text: mail.text,
+          html: mail.html,
+          messageId: `<${alarm.id}@breakglass>`,
+          headers: { "X-Breakglass-Idempotency-Key": alarm.id, "X-Breakglass-Severity": m.severity },
+        });
+      } catch (e) {
+        const err = e as Error & { responseCode?: number; code?: string };
+        // 5xx: the server refuses this message for good; anything else (connection, 4xx) is retried.
+        const permanent = typeof err.responseCode === "number" && err.responseCode >= 500;
+        throw new DeliveryError(
+          `smtp: ${err.code ?? ""} ${err.responseCode ?? ""} ${err.message}`.replace(/\s+/g, " "),
+          permanent,
+        );
+      }
+    },
+  };
+}

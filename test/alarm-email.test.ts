@@ -1,0 +1,155 @@
+/**
+ * The e-mail channel against a real SMTP server on loopback (smtp-server), mails parsed with
+ * postal-mime: recipients from fixed addresses, groups and the role's approvers; plain text and
+ * HTML; the Message-ID from the idempotency key; a server that refuses with 5xx is not retried.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import PostalMime, { type Email } from "postal-mime";
+import { SMTPServer } from "smtp-server";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+
+interface Received {
+  readonly rcpt: string[];
+  readonly mail: Email;
+}
+const received: Received[] = [];
+let refuse = false;
+let smtp: SMTPServer;
+let dir: string;
+let broker: Broker;
+
+beforeAll(async () => {
+  smtp = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS"],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("end", () => {
+        if (refuse) {
+          callback(Object.assign(new Error("mailbox unavailable"), { responseCode: 550 }));
+          return;
+        }
+        void PostalMime.parse(Buffer.concat(chunks)).then((mail) => {
+          received.push({ rcpt: session.envelope.rcptTo.map((r) => r.address).sort(), mail });
+          callback();
+        });
+      });
+    },
+  });
+  await new Promise<void>((resolve) => smtp.listen(0, "127.0.0.1", () => resolve()));
+  const port = (smtp.server.address() as AddressInfo).port;
+  dir = mkdtempSync(join(tmpdir(), "bg-email-"));
+  writeFileSync(
+    join(dir, "breakglass.yaml"),
+    `version: 1
+server: { host: 127.0.0.1, port: 0, public_url: "https://breakglass.example.com" }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+alarms:
+  channels:
+    mail:
+      type: email
+      smtp_url: "smtp://127.0.0.1:${port}"
+      require_tls: false
+      from: "Breakglass <breakglass@example.com>"
+      to: [soc@example.com]
+      to_groups: [security]
+      to_approvers: true
+  security_channels: [mail]
+  routes: [{ events: ["grant.requested"], channels: [mail] }]
+users:
+  alice: { name: Alice, email: alice@example.com }
+  bob: { name: Bob, email: bob@example.com }
+  carol: { name: Carol, email: carol@example.com }
+  erin: { name: Erin }
+groups: { oncall: [alice], leads: [bob, erin], security: [carol] }
+domains:
+  production:
+    description: Production
+    roles:
+      db-admin:
+        description: Recovery DBA
+        target: box
+        max_duration: 1h
+        approval: "1 of leads"
+        requesters: [oncall]
+targets:
+  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
+`,
+  );
+  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env: {} }), {
+    log: silentLogger,
+    env: {},
+  });
+  await broker.start();
+});
+afterAll(async () => {
+  await broker?.stop();
+  await new Promise<void>((resolve) => smtp.close(() => resolve()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 300; i++) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("e-mail channel", () => {
+  it("mails the request to the approvers and security, and the activation, in text and HTML", async () => {
+    const g = await broker.service.request(ctx("alice"), {
+      roleId: "production/db-admin",
+      justification: "disk <full> & growing",
+      incident: "INC-31",
+      durationS: 600,
+    });
+    const request = await until("request mail", () =>
+      received.find((r) => r.mail.subject?.includes("requests break-glass access")),
+    );
+    // Fixed address, the security group, and the approvers (erin has no address).
+    expect(request.rcpt).toEqual(["bob@example.com", "carol@example.com", "soc@example.com"]);
+    expect(request.mail.from?.address).toBe("breakglass@example.com");
+    expect(request.mail.messageId).toMatch(/^<a_\d+_mail@breakglass>$/);
+    expect(request.mail.text).toContain("Justification: disk <full> & growing");
+    expect(request.mail.text).toContain(`Open: https://breakglass.example.com/grants/${g.id}`);
+    expect(request.mail.html).toContain("disk &lt;full&gt; &amp; growing");
+    expect(request.mail.headers.find((h) => h.key === "x-breakglass-idempotency-key")?.value).toMatch(/^a_\d+_mail$/);
+
+    await broker.service.approve(ctx("bob"), g.id, null);
+    const activation = await until("activation mail", () =>
+      received.find((r) => r.mail.subject?.includes("is active")),
+    );
+    expect(activation.mail.subject).toBe(
+      `[Breakglass] Break-glass grant ${g.id} (production/db-admin, INC-31) is active`,
+    );
+    await broker.service.release(ctx("alice"), g.id);
+  });
+
+  it("does not retry a message the server refuses for good (5xx), and records why", async () => {
+    refuse = true;
+    const g = await broker.service.request(ctx("alice"), {
+      roleId: "production/db-admin",
+      justification: "second incident today",
+      incident: "INC-32",
+      durationS: 600,
+    });
+    const failed = await until("failed alarm", async () =>
+      (await broker.store.listAlarms(g.id)).find((a) => a.state === "failed"),
+    );
+    expect(failed).toMatchObject({ attempts: 1, lastError: expect.stringContaining("550") });
+    refuse = false;
+  });
+});
