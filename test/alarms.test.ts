@@ -12,7 +12,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
-import { GrantViewSchema } from "../src/contract/api.js";
+import { GrantViewSchema, IncidentViewSchema } from "../src/contract/api.js";
 import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import { runCli } from "./support/broker-process.js";
 import { Receiver, WEBHOOK_SECRET as SECRET } from "./support/webhook-receiver.js";
@@ -229,5 +229,44 @@ describe("alarms", () => {
     expect(text).toMatch(/^breakglass_alarm_delivery_seconds_bucket\{channel="security-hook",le="\+Inf"\} [1-9]\d*$/m);
     expect(text).toMatch(/^breakglass_alarm_delivery_seconds_count\{channel="record"\} [1-9]\d*$/m);
     expect(text).toContain("# TYPE breakglass_expiry_lag_seconds histogram");
+  });
+
+  it("keeps an incident record: every grant of the incident, its timeline and its alarms (API and CLI)", async () => {
+    const first = await activate();
+    const second = await activate(); // releases the first
+    const token = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "bob", description: "t" })).token.reveal();
+    await until("the second activation's alarm", async () =>
+      (await broker.store.listAlarms(second)).some((a) => a.channel === "security-hook" && a.state === "delivered"),
+    );
+    const res = await broker.http.inject({
+      method: "GET",
+      url: "/api/v1/incidents/INC-11",
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const r = IncidentViewSchema.parse(res.json());
+    expect(r.grants.map((g) => g.id)).toEqual(expect.arrayContaining([first, second]));
+    const ofFirst = r.timeline.filter((e) => e.grantId === first).map((e) => e.type);
+    expect(ofFirst).toEqual(
+      expect.arrayContaining(["grant.requested", "grant.approved", "grant.activated", "grant.released"]),
+    );
+    expect(ofFirst.indexOf("grant.requested")).toBeLessThan(ofFirst.indexOf("grant.released"));
+    expect(r.alarms).toContainEqual(
+      expect.objectContaining({
+        grantId: second,
+        channel: "security-hook",
+        event: "grant.activated",
+        state: "delivered",
+      }),
+    );
+    const cli = await runCli(["incident", "INC-11"], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: token });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(/^Incident INC-11: \d+ grant\(s\)/);
+    expect(cli.stdout).toMatch(/security-hook\s+grant\.activated\s+delivered in \d+ ms/);
+    const missing = await broker.http.inject({
+      method: "GET",
+      url: "/api/v1/incidents/INC-0",
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(missing.json()).toMatchObject({ code: "ERR_NOT_FOUND" });
   });
 });

@@ -342,6 +342,7 @@ describe("OpenAPI", () => {
     "get /api/v1/audit/checkpoints",
     "get /api/v1/audit/verify",
     "post /api/v1/reconcile",
+    "get /api/v1/incidents/{id}",
   ];
 
   it("lists every route, and every error response is problem+json", async () => {

@@ -116,7 +116,10 @@ describe("ssh connector", () => {
   });
 
   it("ends live sessions through the configured kill_sessions command, and fails the revoke when it fails", async () => {
-    const c = make({ kill_sessions: ["sh", "-c", 'pkill -KILL -u "${BREAKGLASS_PRINCIPALS%%,*}" -f "sleep 31.5"'] });
+    // A shell expansion, not a template: the first principal from the environment.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax
+    const kill = 'pkill -KILL -u "${BREAKGLASS_PRINCIPALS%%,*}" -f "sleep 31.5"';
+    const c = make({ kill_sessions: ["sh", "-c", kill] });
     const f = facts("g_live");
     const granted = await c.grant(f, c.plan(f));
     const { privateKey, certificate } = parseSshCredential(granted.credential?.reveal() ?? "");

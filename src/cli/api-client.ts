@@ -20,6 +20,8 @@ import {
   GrantViewSchema,
   type Health,
   HealthSchema,
+  type IncidentView,
+  IncidentViewSchema,
   type ListGrantsQuery,
   type Me,
   MeSchema,
@@ -66,6 +68,7 @@ export interface ApiClient {
   getGrant(id: string): Promise<GrantView>;
   credential(id: string): Promise<CredentialView>;
   reconcile(): Promise<ReconcileReportView>;
+  incident(id: string): Promise<IncidentView>;
   act<A extends GrantAction>(id: string, action: A, body: GrantActionBody<A>): Promise<GrantView>;
   verifyAudit(): Promise<AuditVerdictView>;
 }
@@ -146,6 +149,7 @@ export function createApiClient(options: { url: string; token: string | null }):
     roles: () => call("GET", "/roles", RolesResponseSchema),
     credential: (id) => call("GET", `${grantPath(id)}/credential`, CredentialViewSchema),
     reconcile: () => call("POST", "/reconcile", ReconcileReportSchema, {}),
+    incident: (id) => call("GET", `/incidents/${encodeURIComponent(id)}`, IncidentViewSchema),
     requestGrant: (body) => call("POST", "/grants", GrantViewSchema, body),
     listGrants: (query) => {
       const params = new URLSearchParams();

@@ -54,6 +54,7 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "show",
       "roles",
       "whoami",
+      "incident",
       "reconcile",
     ],
   ],

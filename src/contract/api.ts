@@ -109,6 +109,9 @@ export const AuditEventsQuerySchema = z.strictObject({
 });
 
 export const GrantIdParamsSchema = z.strictObject({ id: Name.describe("Grant id") });
+export const IncidentParamsSchema = z.strictObject({
+  id: z.string().min(1).max(200).describe("Incident id, e.g. INC-4711"),
+});
 
 // ---------------------------------------------------------------------------------------------
 // Responses
@@ -225,6 +228,21 @@ export const GrantViewSchema = z
   })
   .register(apiSchemas, { id: "Grant" });
 
+export const IncidentViewSchema = z
+  .object({
+    incident: z.string(),
+    grants: z.array(GrantViewSchema).describe("Every grant requested for this incident, newest first"),
+    timeline: z
+      .array(
+        z.object({ seq: z.int(), at: IsoTime, type: z.string(), actor: z.string(), grantId: z.string().nullable() }),
+      )
+      .describe("Their audit events in order: requests, approvals, activations, ends, sweeps, reviews"),
+    alarms: z
+      .array(AlarmViewSchema.extend({ grantId: z.string().nullable() }))
+      .describe("Every alarm their events raised, with its delivery"),
+  })
+  .register(apiSchemas, { id: "Incident" });
+
 export const GrantListSchema = z.object({ grants: z.array(GrantViewSchema) }).register(apiSchemas, { id: "GrantList" });
 
 export const AuditEventViewSchema = z
@@ -332,6 +350,7 @@ export type CheckpointList = z.infer<typeof CheckpointListSchema>;
 export type AuditVerdictView = z.infer<typeof AuditVerdictSchema>;
 export type Problem = z.infer<typeof ProblemSchema>;
 export type AlarmView = z.infer<typeof AlarmViewSchema>;
+export type IncidentView = z.infer<typeof IncidentViewSchema>;
 export type ReconcileReportView = z.infer<typeof ReconcileReportSchema>;
 export type CredentialView = z.infer<typeof CredentialViewSchema>;
 

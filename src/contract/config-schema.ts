@@ -347,16 +347,17 @@ export const AlarmsSchema = z
           message: `channel \`${c}\` is not defined under alarms.channels`,
         });
     });
-    a.routes.forEach((r, i) =>
-      r.channels.forEach((c, j) => {
-        if (!known.has(c))
+    for (const [i, r] of a.routes.entries()) {
+      for (const [j, c] of r.channels.entries()) {
+        if (!known.has(c)) {
           ctx.addIssue({
             code: "custom",
             path: ["routes", i, "channels", j],
             message: `channel \`${c}\` is not defined under alarms.channels`,
           });
-      }),
-    );
+        }
+      }
+    }
   })
   .describe("Alarms: channels, and which events reach them. Without this section, every event goes to ./alarms.jsonl.");
 

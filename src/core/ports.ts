@@ -23,6 +23,8 @@ export interface GrantFilter {
   readonly states?: readonly GrantState[] | undefined;
   readonly requester?: string | undefined;
   readonly roleId?: string | undefined;
+  /** Only grants for this incident id. */
+  readonly incident?: string | undefined;
   /** Only grants that ended at or after this time (epoch ms). */
   readonly endedAfter?: number | undefined;
   readonly limit?: number | undefined;
@@ -139,6 +141,8 @@ export interface Store {
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   getGrant(id: string): Promise<Grant | null>;
   listGrants(filter: GrantFilter): Promise<Grant[]>;
+  /** The events of these grants, in seq order (an incident's timeline). */
+  readGrantAudit(grantIds: readonly string[]): Promise<SealedAuditEvent[]>;
   /** Events with seq ≥ `fromSeq`, in seq order, at most `limit`. */
   readAudit(fromSeq: number, limit: number): Promise<SealedAuditEvent[]>;
   readCheckpoints(): Promise<Checkpoint[]>;

@@ -22,6 +22,8 @@ import {
   GrantListSchema,
   GrantViewSchema,
   HealthSchema,
+  IncidentParamsSchema,
+  IncidentViewSchema,
   ListGrantsQuerySchema,
   MeSchema,
   type ProblemCode,
@@ -332,6 +334,43 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       },
     }),
     ...grantActions,
+    defineRoute({
+      method: "GET",
+      path: "/incidents/:id",
+      operationId: "getIncident",
+      summary: "An incident's record: its grants, their timeline and every alarm with its delivery",
+      tag: "grants",
+      auth: true,
+      params: IncidentParamsSchema,
+      status: 200,
+      response: IncidentViewSchema,
+      problems: ["ERR_NOT_FOUND"],
+      handler: async ({ params }) => {
+        const grants = await store.listGrants({ incident: params.id, limit: 1000 });
+        if (grants.length === 0) {
+          throw new BreakglassError("ERR_NOT_FOUND", `no grant was requested for incident ${params.id}`, {
+            incident: params.id,
+          });
+        }
+        const events = await store.readGrantAudit(grants.map((g) => g.id));
+        const alarms = (await Promise.all(grants.map((g) => store.listAlarms(g.id)))).flat();
+        alarms.sort((a, b) => a.eventSeq - b.eventSeq || a.channel.localeCompare(b.channel));
+        return {
+          body: {
+            incident: params.id,
+            grants: grants.map(view),
+            timeline: events.map((e) => ({
+              seq: e.seq,
+              at: new Date(e.at).toISOString(),
+              type: e.type,
+              actor: e.actor,
+              grantId: e.grantId,
+            })),
+            alarms: alarms.map((a) => ({ ...alarmView(a), grantId: a.grantId })),
+          },
+        };
+      },
+    }),
     defineRoute({
       method: "GET",
       path: "/audit/events",

@@ -33,7 +33,7 @@ export class Histogram {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     for (const [label, h] of this.#counts) {
       const l = this.labelName ? `${this.labelName}="${escapeLabel(label)}",` : "";
-      BUCKETS_S.forEach((b, i) => lines.push(`${this.name}_bucket{${l}le="${b}"} ${h.buckets[i]}`));
+      for (const [i, b] of BUCKETS_S.entries()) lines.push(`${this.name}_bucket{${l}le="${b}"} ${h.buckets[i]}`);
       lines.push(`${this.name}_bucket{${l}le="+Inf"} ${h.count}`);
       const plain = this.labelName ? `{${l.slice(0, -1)}}` : "";
       lines.push(`${this.name}_sum${plain} ${h.sum}`, `${this.name}_count${plain} ${h.count}`);

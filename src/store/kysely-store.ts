@@ -141,9 +141,31 @@ class KyselyStore implements Store {
       if (filter.requester !== undefined) q = q.where("requester", "=", filter.requester);
       if (filter.roleId !== undefined) q = q.where("role_id", "=", filter.roleId);
       if (filter.endedAfter !== undefined) q = q.where("ended_at", ">=", filter.endedAfter);
+      if (filter.incident !== undefined) q = q.where("incident", "=", filter.incident);
       q = q.orderBy("requested_at", "desc").orderBy("id", "desc");
       if (filter.limit !== undefined) q = q.limit(filter.limit);
       return (await q.execute()).map(grantFromRow);
+    });
+  }
+
+  readGrantAudit(grantIds: readonly string[]): Promise<SealedAuditEvent[]> {
+    return this.#read("readGrantAudit", async () => {
+      if (grantIds.length === 0) return [];
+      const rows = await this.#db
+        .selectFrom("audit_events")
+        .selectAll()
+        .where("grant_id", "in", [...grantIds])
+        .orderBy("seq")
+        .execute();
+      return rows.map((r) => ({
+        seq: r.seq,
+        at: r.at,
+        type: r.type as AuditEventType,
+        actor: r.actor,
+        grantId: r.grant_id,
+        payload: r.payload,
+        hash: r.hash,
+      }));
     });
   }
 

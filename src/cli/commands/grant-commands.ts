@@ -8,7 +8,7 @@ import { type ApiClient, createApiClient, DEFAULT_BROKER_URL } from "../api-clie
 import { type CliIo, UsageError } from "../cli-io.js";
 import type { Command, CommandInput, OptionSpec } from "../command.js";
 import { EXIT } from "../exit-codes.js";
-import { actionSummary, grantDetail, grantsTable, meText, rolesTable } from "../format.js";
+import { actionSummary, grantDetail, grantsTable, meText, rolesTable, shortTime } from "../format.js";
 
 export const API_ENV_NOTES = [
   "Environment:",
@@ -74,6 +74,37 @@ function plainAction(name: "activate" | "release", summary: string): Command {
     },
   };
 }
+
+const incidentCommand: Command = {
+  name: "incident",
+  summary: "An incident's record: its grants, their timeline, and every alarm with its delivery",
+  args: [{ name: "ID", required: true, description: "Incident id, e.g. INC-4711" }],
+  options: { json: JSON_OPTION },
+  notes: API_ENV_NOTES,
+  async run(input, io) {
+    const r = await clientFrom(io).incident(input.arg(0));
+    if (input.flag("json")) {
+      printJson(io, r);
+      return EXIT.OK;
+    }
+    io.out(`Incident ${r.incident}: ${r.grants.length} grant(s)`);
+    io.out(grantsTable(r.grants));
+    io.out("");
+    io.out("Timeline");
+    for (const e of r.timeline)
+      io.out(`  ${shortTime(e.at)}  ${e.type.padEnd(28)} ${e.actor.padEnd(10)} ${e.grantId ?? ""}`);
+    io.out("");
+    io.out("Alarms");
+    for (const a of r.alarms) {
+      const state =
+        a.state === "delivered"
+          ? `delivered in ${a.latencyMs ?? "?"} ms`
+          : `${a.state.toUpperCase()} (${a.attempts} attempts)`;
+      io.out(`  ${a.channel.padEnd(14)} ${a.event.padEnd(28)} ${state}`);
+    }
+    return EXIT.OK;
+  },
+};
 
 const reconcileCommand: Command = {
   name: "reconcile",
@@ -146,6 +177,7 @@ export const grantCommands: readonly Command[] = [
   reasonAction("revoke", "End a grant early and take its access away (approvers and admins)"),
   plainAction("release", "Give your active grant back early"),
   reconcileCommand,
+  incidentCommand,
   {
     name: "extend",
     summary: "Extend your active grant (within the role's maximum); the target's expiry moves too",
