@@ -28,6 +28,7 @@ import { createGrantWriter } from "./service/grant-writer.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
 import { createPostgresStore } from "./store/postgres-store.js";
 import { createSqliteStore } from "./store/sqlite-store.js";
+import { createDetectorWorker, type DetectorWorker } from "./workers/detector-worker.js";
 import { createExpiryWorker, type ExpiryWorker } from "./workers/expiry-worker.js";
 import { createReconcileWorker, type ReconcileWorker } from "./workers/reconcile-worker.js";
 
@@ -49,6 +50,7 @@ export interface Broker {
   readonly expiry: ExpiryWorker;
   readonly reconcile: ReconcileWorker;
   readonly alarms: AlarmWorker;
+  readonly detector: DetectorWorker;
   readonly checkpoints: CheckpointWorker;
   readonly signingKey: SigningKey;
   readonly http: FastifyInstance;
@@ -157,6 +159,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     lookbackMs: config.workers.reconcileLookbackMs,
     log: logFn,
   });
+  const detector = createDetectorWorker({ store, audit, connectors, clock, intervalMs: 1000, log: logFn });
   const checkpoints = createCheckpointWorker({
     store,
     signer: signingKey,
@@ -186,6 +189,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     expiry,
     reconcile,
     alarms,
+    detector,
     checkpoints,
     signingKey,
     http,
@@ -195,6 +199,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       expiry.start();
       reconcile.start();
       alarms.start();
+      detector.start();
       checkpoints.start();
       return http.listen({ host: config.server.host, port: config.server.port });
     },
@@ -203,6 +208,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       await expiry.stop();
       await reconcile.stop();
       await alarms.stop();
+      await detector.stop();
       checkpoints.stop();
       await checkpoints.checkpointNow().catch((e: unknown) => logFn("final checkpoint failed", { error: String(e) }));
       await store.close();

@@ -4,7 +4,7 @@
  * session cut at revoke, side permissions swept and recorded, and a target that is down at the
  * moment of expiry (revocation retried, visible, completed after the restart).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -53,6 +53,8 @@ targets:
     settings:
       admin_url: { env: ${TARGET_ENV} }
       timeout: 2s
+      watch_roles: [emergency_dba]
+      terminate_unauthorized: true
 `;
 
 let target: PostgresTarget;
@@ -342,5 +344,46 @@ describe("broker with a real PostgreSQL target", () => {
     const alice = await runCli(["reconcile"], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: await token("alice") });
     expect(alice.code).toBe(1);
     expect(alice.stderr).toContain("ERR_FORBIDDEN");
+  });
+
+  it("detects a direct login as a watched break-glass role outside any grant: alarmed and terminated within seconds", async () => {
+    const { broker } = await startBroker();
+    // A grant's own role, used during its grant, is not an unauthorized use.
+    const grant = await activeGrant(broker, 600);
+    const own = new pg.Client({
+      connectionString: await credentialOf(
+        broker,
+        grant.id,
+        await (async () =>
+          (await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" })).token.reveal())(),
+      ),
+    });
+    own.on("error", () => {});
+    await own.connect();
+    expect((await broker.detector.runOnce()).filter((f) => f.session.principal === `bg_${grant.id}`)).toEqual([]);
+
+    await target.sql("CREATE ROLE emergency_dba LOGIN PASSWORD 'glass-in-the-safe'");
+    const started = Date.now();
+    const intruder = new pg.Client({
+      connectionString: target.adminUrl.replace("postgres@", "emergency_dba:glass-in-the-safe@"),
+    });
+    const cut = new Promise<string>((resolve) => intruder.on("error", (e) => resolve(e.message)));
+    await intruder.connect();
+    await intruder.query("SELECT 1");
+    const event = await until("unauthorized login event", async () =>
+      (await broker.store.readAudit(1, 10_000))
+        .map((e) => JSON.parse(e.payload) as { type: string; data: Record<string, unknown> })
+        .find((e) => e.type === "target.unauthorized_login"),
+    );
+    expect(await cut).toMatch(/terminat/);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(event.data).toMatchObject({ principal: "emergency_dba", terminated: true, from: "127.0.0.1" });
+    const alarmed = await until(
+      "alarm in the file channel",
+      async () =>
+        readFileSync(join(dir, "alarms.jsonl"), "utf8").includes("LOGIN AS BREAK-GLASS IDENTITY emergency_dba") || null,
+    );
+    expect(alarmed).toBe(true);
+    await own.end().catch(() => {});
   });
 });

@@ -21,7 +21,14 @@ import { z } from "zod";
 import { isDuration, parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef } from "../core/model.js";
-import type { Connector, ConnectorResult, DriftItem, TargetInventory, VerifyResult } from "../core/ports.js";
+import type {
+  Connector,
+  ConnectorResult,
+  DriftItem,
+  TargetInventory,
+  VerifyResult,
+  WatchedSession,
+} from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
 import { type ConnectorContext, parseRoleGrants } from "./connector-context.js";
@@ -76,6 +83,16 @@ export const postgresSettingsSchema = z
       .refine(isDuration, { message: "not a duration; write it like 15s" })
       .default("15s")
       .describe("Longest one grant, revoke or verify may take"),
+    watch_roles: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        "Standing break-glass login roles to watch (e.g. an emergency DBA account): any session of theirs — and of a grant role outside its grant — raises target.unauthorized_login",
+      ),
+    terminate_unauthorized: z
+      .boolean()
+      .default(false)
+      .describe("Also terminate such sessions at once (pg_terminate_backend)"),
     pool_size: z
       .number()
       .int()
@@ -514,6 +531,36 @@ export function createPostgresConnector(
           revoked: !exists && open === 0 && left.length === 0,
           detail: { role, roleExists: exists, backends: open, sweepLeft: left },
         };
+      }),
+
+    watchSessions: () =>
+      withClient("watch", async (c): Promise<WatchedSession[]> => {
+        const rows = await c.query<{ pid: number; usename: string; started: Date | null; addr: string | null }>(
+          `SELECT pid, usename, backend_start AS started, host(client_addr) AS addr FROM pg_stat_activity
+            WHERE usename = ANY($1) OR starts_with(usename, $2)`,
+          [settings.watch_roles, settings.role_prefix],
+        );
+        return rows.rows.map((r) => ({
+          principal: r.usename,
+          sessionId: `${r.pid}:${r.started?.getTime() ?? 0}`,
+          grantId: r.usename.startsWith(settings.role_prefix) ? r.usename.slice(settings.role_prefix.length) : null,
+          startedAt: r.started?.getTime() ?? null,
+          from: r.addr,
+        }));
+      }),
+
+    endSession: (session) =>
+      withClient("terminate", async (c): Promise<boolean> => {
+        if (!settings.terminate_unauthorized) return false;
+        const [pid, started] = session.sessionId.split(":");
+        // Only that backend, and only if it is still the same session (pids are reused).
+        const r = await c.query(
+          `WITH v AS MATERIALIZED (SELECT pid FROM pg_stat_activity
+              WHERE pid = $1 AND usename = $2 AND floor(extract(epoch FROM backend_start) * 1000)::bigint = $3)
+           SELECT pid FROM v WHERE pg_terminate_backend(v.pid)`,
+          [Number(pid), session.principal, Number(started)],
+        );
+        return (r.rowCount ?? 0) > 0;
       }),
 
     async close() {

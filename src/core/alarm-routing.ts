@@ -9,6 +9,8 @@ import type { AuditEventType, SealedAuditEvent } from "./audit-event.js";
 import type { AlarmRecord } from "./ports.js";
 
 export const ACTIVATION_EVENTS: readonly AuditEventType[] = ["grant.activated", "grant.emergency_activated"];
+/** Events that always reach the security channels, whatever the routes say. */
+export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [...ACTIVATION_EVENTS, "target.unauthorized_login"];
 /** Alarms about the alarm system itself: they go to every channel but the one they are about. */
 export const CHANNEL_HEALTH_EVENTS: readonly AuditEventType[] = ["alarm.channel_failing", "alarm.channel_recovered"];
 
@@ -46,7 +48,8 @@ function severityOf(type: string): AlarmMessage["severity"] {
     type === "grant.emergency_activated" ||
     type === "target.revoke_failed" ||
     type.startsWith("target.drift") ||
-    type === "alarm.channel_failing"
+    type === "alarm.channel_failing" ||
+    type === "target.unauthorized_login"
   ) {
     return "critical";
   }
@@ -67,6 +70,10 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
       return `Break-glass grant${grant}${role} is active`;
     case "grant.requested":
       return `${who} requests break-glass access${grant}${role}: approval needed`;
+    case "target.unauthorized_login": {
+      const d = (e.data ?? {}) as { principal?: unknown; from?: unknown; terminated?: unknown };
+      return `LOGIN AS BREAK-GLASS IDENTITY ${String(d.principal)} on ${String(e.target)} outside any active grant${d.from ? ` from ${String(d.from)}` : ""}${d.terminated ? "; session terminated" : ""}`;
+    }
     case "alarm.channel_failing": {
       const d = (e.data ?? {}) as { channel?: unknown; failures?: unknown; lastError?: unknown };
       return `Alarm channel ${String(d.channel)} is failing: ${String(d.failures)} deliveries in a row (${String(d.lastError)})`;
@@ -83,7 +90,7 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
     const event = JSON.parse(e.payload) as Record<string, unknown>;
     const domain = typeof event.domain === "string" ? event.domain : null;
     const channels = new Set<string>();
-    if (ACTIVATION_EVENTS.includes(e.type)) for (const c of routing.securityChannels) channels.add(c);
+    if (ALWAYS_SECURITY_EVENTS.includes(e.type)) for (const c of routing.securityChannels) channels.add(c);
     if (CHANNEL_HEALTH_EVENTS.includes(e.type)) {
       // A channel in trouble is reported on every other channel there is.
       const failing = (event.data as { channel?: unknown } | undefined)?.channel;

@@ -20,6 +20,7 @@ export type AuditEventType =
   | "target.drift_fixed"
   | "target.drift_reported"
   | "grant.credential_read"
+  | "target.unauthorized_login"
   | "alarm.channel_failing"
   | "alarm.channel_recovered"
   | "grant.extended"

@@ -198,6 +198,18 @@ export interface DriftItem {
   readonly description: string;
 }
 
+/** A live session at a target of a watched break-glass identity (use detection). */
+export interface WatchedSession {
+  /** The identity: a role name, a certificate key id, a principal ARN. */
+  readonly principal: string;
+  /** Stable for the session's life, e.g. `pid:backend_start`. */
+  readonly sessionId: string;
+  /** The grant the principal belongs to, when it is one of the broker's own; else null. */
+  readonly grantId: string | null;
+  readonly startedAt: number | null;
+  readonly from: string | null;
+}
+
 /** What a target holds now, as far as break-glass access goes. */
 export interface TargetInventory {
   /** Principals this connector created, with the grant each belongs to and the handle to revoke it. */
@@ -234,6 +246,10 @@ export interface Connector {
    * standing privilege made outside Breakglass. @throws ERR_CONNECTOR_FAILED
    */
   inventory?(): Promise<TargetInventory>;
+  /** Optional, for use detection: live sessions of watched break-glass identities. */
+  watchSessions?(): Promise<readonly WatchedSession[]>;
+  /** Optional: end a session `watchSessions` found (when configured to). */
+  endSession?(session: WatchedSession): Promise<boolean>;
   /** Release connections and timers; the broker calls it on shutdown. */
   close?(): Promise<void>;
 }
