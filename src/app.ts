@@ -9,6 +9,7 @@ import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
 import { type AlarmWorker, createAlarmWorker } from "./alarms/alarm-worker.js";
 import { createAlarmChannel } from "./alarms/channels.js";
 import { createEmailChannel } from "./alarms/email-channel.js";
+import { createEscalationWorker } from "./alarms/escalation-worker.js";
 import { createAuditLog } from "./audit/audit-log.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
 import { sha256 } from "./audit/node-crypto.js";
@@ -159,6 +160,16 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     lookbackMs: config.workers.reconcileLookbackMs,
     log: logFn,
   });
+  const escalation = config.alarms.escalation
+    ? createEscalationWorker({
+        store,
+        audit,
+        clock,
+        afterMs: config.alarms.escalation.afterMs,
+        intervalMs: 1000,
+        log: logFn,
+      })
+    : null;
   const detector = createDetectorWorker({ store, audit, connectors, clock, intervalMs: 1000, log: logFn });
   const checkpoints = createCheckpointWorker({
     store,
@@ -200,6 +211,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       reconcile.start();
       alarms.start();
       detector.start();
+      escalation?.start();
       checkpoints.start();
       return http.listen({ host: config.server.host, port: config.server.port });
     },
@@ -209,6 +221,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       await reconcile.stop();
       await alarms.stop();
       await detector.stop();
+      await escalation?.stop();
       checkpoints.stop();
       await checkpoints.checkpointNow().catch((e: unknown) => logFn("final checkpoint failed", { error: String(e) }));
       await store.close();

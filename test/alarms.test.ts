@@ -37,10 +37,11 @@ alarms:
     record: { type: file, path: ./alarms.jsonl }
   security_channels: [security-hook]
   unalarmed_after: 500ms
+  escalation: { after: 1500ms, channels: [record] }
   routes:
     - { events: ["*"], channels: [record] }
-users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol } }
-groups: { oncall: [alice], leads: [bob, carol], security: [carol] }
+users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol }, dave: { name: Dave } }
+groups: { oncall: [alice, dave], leads: [bob, carol], security: [carol] }
 admin_groups: [security]
 domains:
   production:
@@ -269,4 +270,37 @@ describe("alarms", () => {
     });
     expect(missing.json()).toMatchObject({ code: "ERR_NOT_FOUND" });
   });
+
+  it("escalates an activation nobody acknowledged, and not one that was acknowledged", async () => {
+    const ignored = await activate();
+    const acked = await broker.service.request(ctx("dave"), {
+      roleId: "production/db-admin",
+      justification: "second responder needs access",
+      incident: "INC-12",
+      durationS: 600,
+    });
+    await broker.service.approve(ctx("bob"), acked.id, null);
+    await expect(broker.service.acknowledge(ctx("dave"), acked.id, null)).rejects.toMatchObject({
+      code: "ERR_FORBIDDEN",
+    });
+    const token = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "carol", description: "t" })).token.reveal();
+    const ack = await runCli(["ack", acked.id, "--comment", "on it"], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: token });
+    expect(ack.code, ack.stderr).toBe(0);
+    const escalatedIds = () =>
+      readFileSync(join(dir, "alarms.jsonl"), "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { event: { type: string; grant?: string }; summary: string })
+        .filter((m) => m.event.type === "alarm.escalated");
+    const esc = await until(
+      "escalation of the ignored grant",
+      () => escalatedIds().find((m) => m.event.grant === ignored),
+      10_000,
+    );
+    expect(esc.summary).toContain(`ESCALATED: nobody acknowledged break-glass grant ${ignored}`);
+    await sleep(1500);
+    expect(escalatedIds().filter((m) => m.event.grant === acked.id)).toEqual([]);
+    expect(escalatedIds().filter((m) => m.event.grant === ignored)).toHaveLength(1);
+    await broker.service.release(ctx("dave"), acked.id);
+  }, 20_000);
 });

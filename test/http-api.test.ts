@@ -335,7 +335,7 @@ describe("OpenAPI", () => {
     "get /api/v1/grants",
     "get /api/v1/grants/{id}",
     "get /api/v1/grants/{id}/credential",
-    ...["approve", "deny", "cancel", "activate", "revoke", "release", "review", "extend"].map(
+    ...["approve", "deny", "cancel", "activate", "revoke", "release", "review", "extend", "ack"].map(
       (a) => `post /api/v1/grants/{id}/${a}`,
     ),
     "get /api/v1/audit/events",

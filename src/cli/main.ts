@@ -55,6 +55,7 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "roles",
       "whoami",
       "incident",
+      "ack",
       "reconcile",
     ],
   ],

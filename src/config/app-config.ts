@@ -77,6 +77,8 @@ export interface AlarmsConfig {
   readonly leaseMs: number;
   /** Flag an activation as unalarmed when no security channel delivered it within this (ms). */
   readonly unalarmedAfterMs: number;
+  /** Unacknowledged activations escalate after `afterMs` to `channels`; null = no escalation. */
+  readonly escalation: { readonly afterMs: number; readonly channels: readonly string[] } | null;
 }
 
 export interface WorkerConfig {

@@ -192,10 +192,14 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
       }),
       routing: {
         securityChannels: file.alarms.security_channels,
+        escalationChannels: file.alarms.escalation?.channels ?? [],
         routes: file.alarms.routes.map((r) => ({ events: r.events, channels: r.channels, domains: r.domains ?? null })),
       },
       leaseMs: parseFineDurationMs(file.alarms.delivery_lease),
       unalarmedAfterMs: parseFineDurationMs(file.alarms.unalarmed_after),
+      escalation: file.alarms.escalation
+        ? { afterMs: parseFineDurationMs(file.alarms.escalation.after), channels: file.alarms.escalation.channels }
+        : null,
     },
     secrets: {
       keyFile: file.secrets.key_file === undefined ? null : inDir(file.secrets.key_file),

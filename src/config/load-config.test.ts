@@ -466,9 +466,14 @@ describe("alarms", () => {
     const { config } = check(BASE);
     expect(config?.alarms).toEqual({
       channels: [{ type: "file", name: "local", path: "/etc/breakglass/alarms.jsonl" }],
-      routing: { securityChannels: ["local"], routes: [{ events: ["*"], channels: ["local"], domains: null }] },
+      routing: {
+        securityChannels: ["local"],
+        escalationChannels: [],
+        routes: [{ events: ["*"], channels: ["local"], domains: null }],
+      },
       leaseMs: 60_000,
       unalarmedAfterMs: 60_000,
+      escalation: null,
     });
   });
 });

@@ -376,6 +376,7 @@ export const GRANT_ACTIONS = {
   release: EmptyBodySchema,
   review: ReviewBodySchema,
   extend: ExtendBodySchema,
+  ack: ApproveBodySchema,
 } as const;
 export type GrantAction = keyof typeof GRANT_ACTIONS;
 export type GrantActionBody<A extends GrantAction> = z.input<(typeof GRANT_ACTIONS)[A]>;

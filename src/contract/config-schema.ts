@@ -328,6 +328,13 @@ export const AlarmsSchema = z
     unalarmed_after: FineDuration.default("60s").describe(
       "An active grant whose activation alarm no security channel has delivered within this time is flagged `unalarmed` (the grant keeps working).",
     ),
+    escalation: z
+      .strictObject({
+        after: FineDuration.describe("An activation nobody acknowledged (`breakglass ack`) within this time escalates"),
+        channels: z.array(Name).min(1).describe("Where the escalation goes (the next on-call, a pager)"),
+      })
+      .optional()
+      .describe("Escalate unacknowledged activations."),
   })
   .superRefine((a, ctx) => {
     if (a.security_channels.length === 0) {
@@ -347,6 +354,15 @@ export const AlarmsSchema = z
           message: `channel \`${c}\` is not defined under alarms.channels`,
         });
     });
+    for (const [j, c] of (a.escalation?.channels ?? []).entries()) {
+      if (!known.has(c)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["escalation", "channels", j],
+          message: `channel \`${c}\` is not defined under alarms.channels`,
+        });
+      }
+    }
     for (const [i, r] of a.routes.entries()) {
       for (const [j, c] of r.channels.entries()) {
         if (!known.has(c)) {

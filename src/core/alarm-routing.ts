@@ -25,6 +25,8 @@ export interface AlarmRoute {
 export interface AlarmRouting {
   /** Always get activation alarms. Never empty. */
   readonly securityChannels: readonly string[];
+  /** Get `alarm.escalated` (unacknowledged activations); may be empty. */
+  readonly escalationChannels?: readonly string[];
   readonly routes: readonly AlarmRoute[];
 }
 
@@ -49,7 +51,8 @@ function severityOf(type: string): AlarmMessage["severity"] {
     type === "target.revoke_failed" ||
     type.startsWith("target.drift") ||
     type === "alarm.channel_failing" ||
-    type === "target.unauthorized_login"
+    type === "target.unauthorized_login" ||
+    type === "alarm.escalated"
   ) {
     return "critical";
   }
@@ -74,6 +77,8 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
       const d = (e.data ?? {}) as { principal?: unknown; from?: unknown; terminated?: unknown };
       return `LOGIN AS BREAK-GLASS IDENTITY ${String(d.principal)} on ${String(e.target)} outside any active grant${d.from ? ` from ${String(d.from)}` : ""}${d.terminated ? "; session terminated" : ""}`;
     }
+    case "alarm.escalated":
+      return `ESCALATED: nobody acknowledged break-glass grant${grant}${role} — acknowledge with \`breakglass ack${grant}\``;
     case "alarm.channel_failing": {
       const d = (e.data ?? {}) as { channel?: unknown; failures?: unknown; lastError?: unknown };
       return `Alarm channel ${String(d.channel)} is failing: ${String(d.failures)} deliveries in a row (${String(d.lastError)})`;
@@ -91,6 +96,7 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
     const domain = typeof event.domain === "string" ? event.domain : null;
     const channels = new Set<string>();
     if (ALWAYS_SECURITY_EVENTS.includes(e.type)) for (const c of routing.securityChannels) channels.add(c);
+    if (e.type === "alarm.escalated") for (const c of routing.escalationChannels ?? []) channels.add(c);
     if (CHANNEL_HEALTH_EVENTS.includes(e.type)) {
       // A channel in trouble is reported on every other channel there is.
       const failing = (event.data as { channel?: unknown } | undefined)?.channel;

@@ -21,6 +21,8 @@ export type AuditEventType =
   | "target.drift_reported"
   | "grant.credential_read"
   | "target.unauthorized_login"
+  | "alarm.acknowledged"
+  | "alarm.escalated"
   | "alarm.channel_failing"
   | "alarm.channel_recovered"
   | "grant.extended"

@@ -70,6 +70,7 @@ const ACTION_PROBLEMS: Readonly<Record<GrantAction, readonly ProblemCode[]>> = {
   revoke: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
   release: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
   review: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
+  ack: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION"],
   extend: [
     "ERR_FORBIDDEN",
     "ERR_INVALID_TRANSITION",
@@ -88,6 +89,7 @@ const ACTION_SUMMARY: Readonly<Record<GrantAction, string>> = {
   release: "The holder gives access back early",
   review: "Record the post-use review of an ended grant (never by its holder)",
   extend: "The holder (or an admin) extends an active grant; the expiry at the target moves first",
+  ack: "Acknowledge an activation's alarm (approvers of the role, admins); stops its escalation",
 };
 
 type ActionBody = {
@@ -121,6 +123,8 @@ function runAction(
     case "review":
       // The schema requires both; the fallbacks only satisfy the type of the shared body.
       return service.review(ctx, id, body.outcome ?? "unjustified", body.notes ?? "");
+    case "ack":
+      return service.acknowledge(ctx, id, body.comment ?? null);
     case "extend":
       return service.extend(
         ctx,

@@ -3,6 +3,7 @@
  * change and audit event in one transaction (see grant-writer.ts), then talks to the target
  * outside it (see access-controller.ts).
  */
+import { groupsOf } from "../core/approval-policy.js";
 import { BreakglassError } from "../core/errors.js";
 import {
   approveGrant,
@@ -43,6 +44,11 @@ export interface GrantService {
   revoke(ctx: RequestContext, id: string, reason: string): Promise<Grant>;
   /** The holder gives access back early. */
   release(ctx: RequestContext, id: string): Promise<Grant>;
+  /**
+   * Acknowledge an activation's alarm (stops its escalation); approvers of the role and admins.
+   * @throws ERR_FORBIDDEN, ERR_INVALID_TRANSITION (never activated)
+   */
+  acknowledge(ctx: RequestContext, id: string, comment: string | null): Promise<Grant>;
   /** @throws ERR_FORBIDDEN, ERR_INVALID_TRANSITION, ERR_DURATION_EXCEEDS_MAX, ERR_CONNECTOR_FAILED */
   extend(ctx: RequestContext, id: string, extraS: number, reason: string): Promise<Grant>;
   /**
@@ -135,6 +141,33 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
     async release(ctx, id) {
       return settle(await writer.transition(id, ctx, (g) => releaseGrant(policy, g, ctx.actor, clock.now())));
     },
+
+    acknowledge: (ctx, id, comment) =>
+      store.transaction(async (tx) => {
+        const g = await tx.lockGrant(id);
+        if (!g) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${id}`, { grantId: id });
+        const role = roleOf(g);
+        const mine = groupsOf(policy, ctx.actor);
+        const responders = new Set([...policy.adminGroups, ...(role?.approval.anyOf.flat().map((t) => t.group) ?? [])]);
+        if (![...mine].some((grp) => responders.has(grp))) {
+          throw new BreakglassError(
+            "ERR_FORBIDDEN",
+            `${ctx.actor} cannot acknowledge grant ${id}: only approvers of ${g.roleId} and admins respond to its alarms`,
+            { grantId: id },
+          );
+        }
+        if (g.activatedAt === null) {
+          throw new BreakglassError(
+            "ERR_INVALID_TRANSITION",
+            `grant ${id} was never activated; there is no alarm to acknowledge`,
+            {
+              grantId: id,
+            },
+          );
+        }
+        await audit.append(tx, [stamp(grantEvent(g, "alarm.acknowledged", ctx.actor, clock.now(), { comment }), ctx)]);
+        return g;
+      }),
 
     async extend(ctx, id, extraS, reason) {
       return access.extend(await this.get(id), ctx, extraS, reason);

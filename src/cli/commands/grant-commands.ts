@@ -179,6 +179,18 @@ export const grantCommands: readonly Command[] = [
   reconcileCommand,
   incidentCommand,
   {
+    name: "ack",
+    summary: "Acknowledge an activation's alarm, so it does not escalate (approvers of the role, admins)",
+    args: [ID_ARG],
+    options: { comment: { type: "string", value: "TEXT", description: "A note for the record" }, json: JSON_OPTION },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const comment = input.string("comment");
+      const grant = await clientFrom(io).act(input.arg(0), "ack", comment === undefined ? {} : { comment });
+      return printGrant(io, input, grant);
+    },
+  },
+  {
     name: "extend",
     summary: "Extend your active grant (within the role's maximum); the target's expiry moves too",
     args: [ID_ARG],

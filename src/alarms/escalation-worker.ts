@@ -1,0 +1,81 @@
+/**
+ * Escalation: an activation that nobody acknowledged (`breakglass ack`, `POST /grants/{id}/ack`)
+ * within `afterMs` raises `alarm.escalated`, which goes to the escalation channels (the next
+ * on-call, a pager). Once per grant; an acknowledgement at any time stops it. Across replicas an
+ * escalation may be raised twice in a narrow race (claiming it to one replica is issue 10's).
+ */
+import { grantEvent } from "../core/grant-machine.js";
+import type { Clock, Store } from "../core/ports.js";
+import type { AuditAppender } from "../service/grant-writer.js";
+
+export interface EscalationWorkerDeps {
+  readonly store: Store;
+  readonly audit: AuditAppender;
+  readonly clock: Clock;
+  readonly afterMs: number;
+  readonly intervalMs: number;
+  readonly log: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface EscalationWorker {
+  /** One pass; returns the grants escalated now. */
+  runOnce(): Promise<string[]>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export function createEscalationWorker(deps: EscalationWorkerDeps): EscalationWorker {
+  const { store, audit, clock } = deps;
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<unknown> | null = null;
+
+  const runOnce = async (): Promise<string[]> => {
+    const now = clock.now();
+    const due = (await store.listGrants({ states: ["active"], limit: 1000 })).filter(
+      (g) => g.activatedAt !== null && now - g.activatedAt >= deps.afterMs,
+    );
+    if (due.length === 0) return [];
+    const handled = new Set(
+      (await store.readGrantAudit(due.map((g) => g.id)))
+        .filter((e) => e.type === "alarm.acknowledged" || e.type === "alarm.escalated")
+        .map((e) => e.grantId),
+    );
+    const escalated: string[] = [];
+    for (const g of due) {
+      if (handled.has(g.id)) continue;
+      await store.transaction(async (tx) => {
+        const locked = await tx.lockGrant(g.id);
+        if (locked?.state !== "active" || locked.activatedAt === null) return;
+        await audit.append(tx, [
+          grantEvent(locked, "alarm.escalated", "system", now, { unacknowledgedForMs: now - locked.activatedAt }),
+        ]);
+        escalated.push(g.id);
+      });
+    }
+    return escalated;
+  };
+
+  const schedule = () => {
+    timer = setTimeout(() => {
+      running = runOnce()
+        .catch((e: unknown) => deps.log("escalation failed", { error: String(e) }))
+        .finally(() => {
+          running = null;
+          if (timer) schedule();
+        });
+    }, deps.intervalMs);
+    timer.unref();
+  };
+
+  return {
+    runOnce,
+    start() {
+      if (!timer) schedule();
+    },
+    async stop() {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      await running;
+    },
+  };
+}
