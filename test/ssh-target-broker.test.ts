@@ -12,9 +12,11 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
-import { parseSshCredential } from "../src/connectors/ssh-connector.js";
+import { createSshConnector, parseSshCredential, sshSettingsSchema } from "../src/connectors/ssh-connector.js";
 import { CredentialViewSchema } from "../src/contract/api.js";
+import { createSecretResolver } from "../src/secrets/secret-ref.js";
 import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { contractRole } from "./support/connector-case.js";
 import { type SshFixture, startSshFixture } from "./support/ssh-case.js";
 import { SSH_USER, sshRun } from "./support/sshd.js";
 
@@ -52,7 +54,12 @@ domains:
 targets:
   fleet:
     connector: ssh
-    settings: { ca_private_key: { env: BG_SSH_CA }, krl_file: ${fx.krlFile}, clock_skew: 0s }
+    settings:
+      ca_private_key: { env: BG_SSH_CA }
+      krl_file: ${fx.krlFile}
+      clock_skew: 0s
+      auth_log: ${join(fx.sshd.dir, "sshd.log")}
+      watch_principals: [${SSH_USER}]
 `,
   );
   const config = loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env });
@@ -124,6 +131,48 @@ describe("broker with a real sshd target", () => {
     expect(events).toHaveLength(report.fixed.length);
   });
 
+  it("alarms a login as a watched principal that no active grant explains, within seconds", async () => {
+    await broker.detector.runOnce(); // the detector starts at the end of the log
+    // A certificate from the same CA that the broker never issued for an active grant.
+    const rogue = createSshConnector(sshSettingsSchema.parse({ ca_private_key: { env: "CA" }, krl_file: fx.krlFile }), {
+      baseDir: dir,
+      resolveSecret: createSecretResolver({ baseDir: dir, env: { CA: env.BG_SSH_CA ?? "" }, box: null }),
+      log: () => {},
+      targetName: "fleet",
+    });
+    const f = {
+      grantId: "g_rogue",
+      requester: "mallory",
+      role: contractRole("fleet", { principals: [SSH_USER] }),
+      target: { name: "fleet", connector: "ssh", settings: {} },
+      incident: "none",
+      justification: "none",
+      endsAt: Date.now() + 600_000,
+    };
+    const { privateKey, certificate } = parseSshCredential(
+      (await rogue.grant(f, rogue.plan(f))).credential?.reveal() ?? "",
+    );
+    const started = Date.now();
+    expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).toBe(0);
+    let found: { principal: string; grant?: unknown; from?: unknown } | undefined;
+    while (!found && Date.now() - started < 5000) {
+      await new Promise((r) => setTimeout(r, 200));
+      found = (await broker.store.readAudit(1, 100_000))
+        .map(
+          (e) =>
+            JSON.parse(e.payload) as {
+              type: string;
+              target: string;
+              data: { principal: string; grant?: unknown; from?: unknown };
+            },
+        )
+        .find(
+          (e) => e.type === "target.unauthorized_login" && e.target === "fleet" && e.data.grant === "g_rogue",
+        )?.data;
+    }
+    expect(found).toMatchObject({ principal: SSH_USER, grant: "g_rogue", from: "127.0.0.1" });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
   it("with the broker stopped, the certificate still stops working at the grant's end", async () => {
     const g = await broker.service.request(ctx("alice"), {
       roleId: "production/host-recovery",

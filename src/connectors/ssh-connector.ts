@@ -23,7 +23,7 @@ import { z } from "zod";
 import { isDuration, parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef } from "../core/model.js";
-import type { Connector, ConnectorGrantFacts, ConnectorResult, VerifyResult } from "../core/ports.js";
+import type { Connector, ConnectorGrantFacts, ConnectorResult, VerifyResult, WatchedSession } from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
 import { type ConnectorContext, parseRoleGrants } from "./connector-context.js";
@@ -53,6 +53,17 @@ export const sshSettingsSchema = z
       "How far a certificate's valid_after is backdated for hosts whose clocks run behind; valid_before is never later than the grant's end",
     ),
     timeout: duration("10s", "Longest one grant, revoke or verify may take"),
+    auth_log: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "sshd's log (relative to the config file) to watch for logins: every accepted login as a principal in watch_principals that is not a certificate of an active grant raises target.unauthorized_login",
+      ),
+    watch_principals: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("Accounts whose every login must come from a grant's certificate (e.g. root, recovery)"),
     kill_sessions: z
       .array(z.string().min(1))
       .min(1)
@@ -187,6 +198,55 @@ export function createSshConnector(
     return run;
   };
 
+  // Use detection: the auth log is read from where the last pass stopped.
+  const authLog = settings.auth_log
+    ? isAbsolute(settings.auth_log)
+      ? settings.auth_log
+      : join(ctx.baseDir, settings.auth_log)
+    : null;
+  // Starts at the end of the log the first time: history is not replayed as new alarms (logins
+  // while the broker was down are not reported — documented).
+  let logOffset: number | null = null;
+  const watched = new Set(settings.watch_principals);
+  const ACCEPTED = /Accepted (\S+) for (\S+) from (\S+) port \d+ ssh2(?:: \S+ \S+ ID (\S+) \(serial (\d+)\))?/;
+  const watchSessions = async (): Promise<WatchedSession[]> => {
+    if (!authLog) return [];
+    let buf: Buffer;
+    try {
+      buf = await readFile(authLog);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw e;
+    }
+    if (logOffset === null) {
+      logOffset = buf.length;
+      return [];
+    }
+    if (buf.length < logOffset) logOffset = 0; // rotated
+    const start = logOffset;
+    const text = buf.subarray(start).toString("utf8");
+    const complete = text.lastIndexOf("\n") + 1; // only whole lines
+    logOffset = start + Buffer.byteLength(text.slice(0, complete));
+    const out: WatchedSession[] = [];
+    let pos = start;
+    for (const line of text.slice(0, complete).split("\n")) {
+      const m = ACCEPTED.exec(line);
+      if (m && watched.has(m[2] ?? "")) {
+        const keyId = m[4] ?? null;
+        const ours = keyId?.startsWith("breakglass:") ? (keyId.split(":")[1] ?? null) : null;
+        out.push({
+          principal: m[2] ?? "",
+          sessionId: `${authLog}@${pos}`,
+          grantId: ours,
+          startedAt: null,
+          from: m[3] ?? null,
+        });
+      }
+      pos += Buffer.byteLength(line) + 1;
+    }
+    return out;
+  };
+
   const plan = (facts: ConnectorGrantFacts) => ({
     principal: `breakglass:${facts.grantId}:${facts.requester}`,
     serial: serialFor(facts.grantId).toString(),
@@ -195,6 +255,7 @@ export function createSshConnector(
   return {
     timeoutMs,
     plan,
+    watchSessions,
 
     async grant(facts, handle): Promise<ConnectorResult> {
       try {
