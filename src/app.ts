@@ -16,7 +16,7 @@ import { sha256 } from "./audit/node-crypto.js";
 import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
 import type { AppConfig, StorageConfig } from "./config/app-config.js";
 import { createConnector } from "./connectors/registry.js";
-import { routeAlarms } from "./core/alarm-routing.js";
+import { checkpointAlarms, routeAlarms } from "./core/alarm-routing.js";
 import type { AuditEventDraft, SealedAuditEvent } from "./core/audit-event.js";
 import type { Clock, Connector, IdGenerator, Store, StoreTx } from "./core/ports.js";
 import { createHttpServer } from "./http/server.js";
@@ -172,6 +172,10 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     : null;
   const detector = createDetectorWorker({ store, audit, connectors, clock, intervalMs: 1000, log: logFn });
   const checkpoints = createCheckpointWorker({
+    onCheckpoint: async (tx, cp) => {
+      const queued = checkpointAlarms(cp, config.alarms.routing);
+      if (queued.length > 0) await tx.insertAlarms(queued);
+    },
     store,
     signer: signingKey,
     clock,

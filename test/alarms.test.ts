@@ -10,9 +10,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
+import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantViewSchema, IncidentViewSchema } from "../src/contract/api.js";
+import { checkpointMessage } from "../src/core/audit-chain.js";
+import type { Checkpoint } from "../src/core/ports.js";
 import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import { runCli } from "./support/broker-process.js";
 import { Receiver, WEBHOOK_SECRET as SECRET } from "./support/webhook-receiver.js";
@@ -303,4 +306,19 @@ describe("alarms", () => {
     expect(escalatedIds().filter((m) => m.event.grant === ignored)).toHaveLength(1);
     await broker.service.release(ctx("dave"), acked.id);
   }, 20_000);
+
+  it("sends each signed checkpoint to the channels routed audit.checkpoint: an anchor outside the broker", async () => {
+    const cp = await broker.checkpoints.checkpointNow();
+    expect(cp).not.toBeNull();
+    const copy = await until("checkpoint in the file channel", () =>
+      readFileSync(join(dir, "alarms.jsonl"), "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { event: { type: string }; checkpoint?: Checkpoint })
+        .find((m) => m.event.type === "audit.checkpoint" && m.checkpoint?.seq === cp?.seq),
+    );
+    // The receiver's copy verifies with the public key alone.
+    const keys = loadPublicKeys([broker.signingKey.publicKeyPem]);
+    expect(copy.checkpoint && keys.verifySignature(checkpointMessage(copy.checkpoint), copy.checkpoint)).toBe(true);
+  });
 });

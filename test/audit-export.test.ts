@@ -2,14 +2,14 @@
  * Export the audit log of a real (SQLite) store and verify the file offline with only the
  * public key; then tamper with the file the ways an insider would.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CSV_COLUMNS, csvCell, exportAudit } from "../src/audit/audit-export.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
-import { formatVerdict, verifyJsonl, verifyStoreChain } from "../src/audit/audit-verify.js";
+import { formatVerdict, parseAnchors, verifyJsonl, verifyStoreChain } from "../src/audit/audit-verify.js";
 import { createCheckpointWorker } from "../src/audit/checkpoint-worker.js";
 import { sha256 } from "../src/audit/node-crypto.js";
 import { generateSigningKey, loadPublicKeys, type PublicKeySet } from "../src/audit/signing-key.js";
@@ -17,6 +17,7 @@ import type { AuditEventDraft } from "../src/core/audit-event.js";
 import { canonicalJson } from "../src/core/canonical-json.js";
 import type { Store } from "../src/core/ports.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
+import { runCli } from "./support/broker-process.js";
 
 const T0 = 1_767_225_600_000;
 /** Five batches of 50, each followed by a checkpoint run (signs 50, 150, 250), then 30 unanchored. */
@@ -167,6 +168,60 @@ describe("JSONL export", () => {
   it("catches a file cut short below a checkpoint as truncated", async () => {
     const lines = (await exportLines({ format: "jsonl" })).slice(0, 3 + 140);
     expect(await verify(lines)).toMatchObject({ ok: false, seq: 141, problem: "truncated" });
+  });
+
+  it("catches a tail cut together with its checkpoints against checkpoints kept outside (alarm copies)", async () => {
+    const full = await exportLines({ format: "jsonl" });
+    // Keep the first checkpoint (seq 50) and events 1..140: internally consistent.
+    const cut = [full[0] ?? "", ...full.slice(3, 3 + 140)];
+    expect(await verify(cut)).toMatchObject({ ok: true, headSeq: 140 });
+    // What a receiver of the audit.checkpoint alarms holds: one message per line, among others.
+    const received = full.slice(0, 3).map((l) => {
+      const { kind: _, ...checkpoint } = JSON.parse(l) as Record<string, unknown>;
+      return JSON.stringify({ event: { type: "audit.checkpoint" }, checkpoint });
+    });
+    const anchorsText = [JSON.stringify({ event: { type: "grant.activated" } }), ...received].join("\n");
+    const anchors = parseAnchors(anchorsText);
+    if (typeof anchors === "string") throw new Error(anchors);
+    expect(anchors.map((a) => a.seq)).toEqual([50, 150, 250]);
+    expect(await verifyJsonl(cut, keys.verifySignature, { anchors })).toMatchObject({
+      ok: false,
+      seq: 141,
+      problem: "truncated",
+    });
+
+    // The same through the CLI, offline: `audit verify --file … --checkpoint …` exits 4.
+    const cutFile = join(dir, "cut.jsonl");
+    const anchorFile = join(dir, "received-checkpoints.jsonl");
+    writeFileSync(cutFile, `${cut.join("\n")}\n`);
+    writeFileSync(anchorFile, anchorsText);
+    const plain = await runCli(["audit", "verify", "--file", cutFile, "--public-key", pubFile]);
+    expect(plain.code, plain.stderr).toBe(0);
+    const anchored = await runCli([
+      "audit",
+      "verify",
+      "--file",
+      cutFile,
+      "--public-key",
+      pubFile,
+      "--checkpoint",
+      anchorFile,
+    ]);
+    expect(anchored.code).toBe(4);
+    expect(anchored.stderr).toMatch(/FAILED at seq 141: truncated/);
+    writeFileSync(anchorFile, '{"event":{"type":"grant.activated"}}\n');
+    const useless = await runCli([
+      "audit",
+      "verify",
+      "--file",
+      cutFile,
+      "--public-key",
+      pubFile,
+      "--checkpoint",
+      anchorFile,
+    ]);
+    expect(useless.code).toBe(2);
+    expect(useless.stderr).toMatch(/--checkpoint .*holds no checkpoint/);
   });
 
   it("catches an event line whose seq label was changed", async () => {

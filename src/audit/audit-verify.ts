@@ -20,6 +20,15 @@ import { sha256 } from "./node-crypto.js";
 /** Given a checkpoint and the bytes it signs: valid, invalid, or null for an unknown key. */
 export type SignatureCheck = (message: string, cp: Checkpoint) => boolean | null;
 
+export interface VerifyOptions {
+  /**
+   * Signed checkpoints kept outside the log (a receiver's copy of the `audit.checkpoint`
+   * alarms): checked like the log's own, so a log cut back together with its local checkpoints
+   * still fails as `truncated`.
+   */
+  readonly anchors?: readonly Checkpoint[];
+}
+
 /**
  * Verify every stored event and checkpoint.
  * @throws ERR_STORAGE from the store (a storage failure is not a verdict).
@@ -27,11 +36,11 @@ export type SignatureCheck = (message: string, cp: Checkpoint) => boolean | null
 export async function verifyStoreChain(
   store: Pick<Store, "readAudit" | "readCheckpoints">,
   verifySignature: SignatureCheck,
-  options: { readonly pageSize?: number } = {},
+  options: VerifyOptions & { readonly pageSize?: number } = {},
 ): Promise<ChainVerdict> {
   const pageSize = options.pageSize ?? 10_000;
   // Checkpoints first: the verifier must know which hashes to keep as it streams.
-  const checkpoints = await store.readCheckpoints();
+  const checkpoints = [...(await store.readCheckpoints()), ...(options.anchors ?? [])];
   const verifier = new ChainVerifier(
     sha256,
     checkpoints.map((cp) => cp.seq),
@@ -62,8 +71,9 @@ export async function verifyStoreChain(
 export async function verifyJsonl(
   lines: AsyncIterable<string> | Iterable<string>,
   verifySignature: SignatureCheck,
+  options: VerifyOptions = {},
 ): Promise<ChainVerdict> {
-  const checkpoints: Checkpoint[] = [];
+  const checkpoints: Checkpoint[] = [...(options.anchors ?? [])];
   let verifier: ChainVerifier | null = null;
   let verified = 0;
   let prevHash = GENESIS_HASH;
@@ -166,15 +176,57 @@ function parseLine(text: string): ParsedLine | string {
     return { kind: "event", seq, hash, event };
   }
   if (value.kind === "checkpoint") {
-    const { seq, hash, at, keyId, signature } = value;
-    if (!isSeq(seq)) return "is a checkpoint without a valid seq";
-    if (typeof hash !== "string" || typeof keyId !== "string" || typeof signature !== "string") {
-      return "is a checkpoint without hash, keyId or signature";
-    }
-    if (typeof at !== "number" || !Number.isFinite(at)) return "is a checkpoint without a valid at";
-    return { kind: "checkpoint", checkpoint: { seq, hash, at, keyId, signature } };
+    const checkpoint = parseCheckpoint(value);
+    return typeof checkpoint === "string" ? checkpoint : { kind: "checkpoint", checkpoint };
   }
   return `has unknown kind ${JSON.stringify(value.kind ?? null)}`;
+}
+
+function parseCheckpoint(value: Record<string, unknown>): Checkpoint | string {
+  const { seq, hash, at, keyId, signature } = value;
+  if (!isSeq(seq)) return "is a checkpoint without a valid seq";
+  if (typeof hash !== "string" || typeof keyId !== "string" || typeof signature !== "string") {
+    return "is a checkpoint without hash, keyId or signature";
+  }
+  if (typeof at !== "number" || !Number.isFinite(at)) return "is a checkpoint without a valid at";
+  return { seq, hash, at, keyId, signature };
+}
+
+/**
+ * The signed checkpoints in a file kept outside the broker: a JSONL file of alarm messages (the
+ * file channel's output, or a webhook receiver's log; lines without a `checkpoint` are skipped),
+ * export checkpoint lines, or one JSON checkpoint.
+ * @returns the checkpoints, or why the file holds none usable (naming the line).
+ */
+export function parseAnchors(text: string): Checkpoint[] | string {
+  const found: Checkpoint[] = [];
+  const lines = isWholeJson(text) ? [text] : text.split("\n");
+  for (const [i, raw] of lines.entries()) {
+    if (raw.trim() === "") continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      return `line ${i + 1} is not valid JSON`;
+    }
+    if (!isRecord(value)) return `line ${i + 1} is not a JSON object`;
+    const candidate = isRecord(value.checkpoint) ? value.checkpoint : value.kind === "checkpoint" ? value : null;
+    if (candidate === null) continue;
+    const cp = parseCheckpoint(candidate);
+    if (typeof cp === "string") return `line ${i + 1} ${cp}`;
+    found.push(cp);
+  }
+  return found.length > 0 ? found : "holds no checkpoint (expected audit.checkpoint alarm messages)";
+}
+
+/** One (possibly pretty-printed) JSON document rather than JSON lines. */
+function isWholeJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -8,7 +8,7 @@
  */
 import { checkpointMessage } from "../core/audit-chain.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Checkpoint, Clock, Store } from "../core/ports.js";
+import type { Checkpoint, Clock, Store, StoreTx } from "../core/ports.js";
 import type { SigningKey } from "./signing-key.js";
 
 export interface CheckpointWorker {
@@ -37,6 +37,8 @@ export interface CheckpointWorkerDeps {
   /** How often the timer looks (default: the smaller of `intervalMs` and 5 s). */
   readonly pollMs?: number;
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
+  /** Runs inside the checkpoint's transaction (the alarm outbox: checkpoints as external anchors). */
+  readonly onCheckpoint?: (tx: StoreTx, checkpoint: Checkpoint) => Promise<void>;
 }
 
 export function createCheckpointWorker(deps: CheckpointWorkerDeps): CheckpointWorker {
@@ -76,6 +78,7 @@ export function createCheckpointWorker(deps: CheckpointWorkerDeps): CheckpointWo
         const unsigned = { seq: head.seq, hash: head.hash, at, keyId: signer.keyId };
         const checkpoint: Checkpoint = { ...unsigned, signature: signer.sign(checkpointMessage(unsigned)) };
         await tx.insertCheckpoint(checkpoint);
+        await deps.onCheckpoint?.(tx, checkpoint);
         return checkpoint;
       });
       if (made) last = made;

@@ -6,7 +6,7 @@
  * configuration checker refuses an empty `security_channels`).
  */
 import type { AuditEventType, SealedAuditEvent } from "./audit-event.js";
-import type { AlarmRecord } from "./ports.js";
+import type { AlarmRecord, Checkpoint } from "./ports.js";
 
 export const ACTIVATION_EVENTS: readonly AuditEventType[] = ["grant.activated", "grant.emergency_activated"];
 /** Events that always reach the security channels, whatever the routes say. */
@@ -157,4 +157,41 @@ export function isUnalarmed(
     (a) => ACTIVATION_EVENTS.includes(a.eventType as AuditEventType) && routing.securityChannels.includes(a.channel),
   );
   return activation.length > 0 && !activation.some((a) => a.state === "delivered");
+}
+
+/**
+ * Alarms carrying a signed checkpoint to the channels routed `audit.checkpoint`: a copy of the
+ * chain's head outside the broker, so a log cut after its last local checkpoint is still caught
+ * against the receiver's copy.
+ */
+export function checkpointAlarms(cp: Checkpoint, routing: AlarmRouting): AlarmRecord[] {
+  const channels = new Set<string>();
+  for (const r of routing.routes) {
+    if (r.domains === null && r.events.some((p) => eventMatches(p, "audit.checkpoint"))) {
+      for (const c of r.channels) channels.add(c);
+    }
+  }
+  return [...channels].sort().map((channel) => {
+    const id = `a_cp${cp.seq}_${channel}`;
+    return {
+      id,
+      channel,
+      eventSeq: cp.seq,
+      eventType: "audit.checkpoint",
+      grantId: null,
+      payload: JSON.stringify({
+        idempotencyKey: id,
+        severity: "info",
+        summary: `Audit checkpoint: the chain had ${cp.seq} events, head ${cp.hash.slice(0, 16)}…, signed by key ${cp.keyId}`,
+        event: { type: "audit.checkpoint", at: new Date(cp.at).toISOString() },
+        checkpoint: cp,
+      }),
+      state: "queued",
+      attempts: 0,
+      lastError: null,
+      createdAt: cp.at,
+      nextAt: cp.at,
+      deliveredAt: null,
+    };
+  });
 }

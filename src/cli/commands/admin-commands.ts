@@ -174,10 +174,23 @@ export const auditVerifyCommand: Command = {
       multiple: true,
       description: "Trusted public key file (PEM); repeat for rotated keys",
     },
+    checkpoint: {
+      type: "string",
+      value: "FILE",
+      multiple: true,
+      description:
+        "Signed checkpoints kept outside the broker (the audit.checkpoint alarms a receiver stored, as JSON lines); checked like the log's own",
+    },
     json: { type: "boolean", description: "Print the verdict as JSON" },
   },
   async run(input, io) {
     const keyFiles = input.strings("public-key");
+    const { parseAnchors } = await import("../../audit/audit-verify.js");
+    const anchors = input.strings("checkpoint").flatMap((f) => {
+      const parsed = parseAnchors(readText(resolve(io.cwd, f), "checkpoint file"));
+      if (typeof parsed === "string") throw new UsageError(`--checkpoint ${f}: ${parsed}`, "audit verify");
+      return parsed;
+    });
     const file = input.string("file");
     const { formatVerdict, verifyJsonl, verifyStoreChain } = await import("../../audit/audit-verify.js");
     const print = (verdict: ChainVerdict) => printVerdict(io, verdict, formatVerdict(verdict), input.flag("json"));
@@ -189,14 +202,14 @@ export const auditVerifyCommand: Command = {
       const path = resolve(io.cwd, file);
       readText(path, "audit export"); // a clear error for a missing file before streaming
       const lines = createInterface({ input: createReadStream(path, "utf8"), crlfDelay: Number.POSITIVE_INFINITY });
-      return print(await verifyJsonl(lines, keys.verifySignature));
+      return print(await verifyJsonl(lines, keys.verifySignature, { anchors }));
     }
     const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
     const keys = await publicKeysFor(keyFiles, io, config.audit.signingKeyFile);
     const { openStore } = await import("../../app.js");
     const store = await openStore(config.storage);
     try {
-      return print(await verifyStoreChain(store, keys.verifySignature));
+      return print(await verifyStoreChain(store, keys.verifySignature, { anchors }));
     } finally {
       await store.close();
     }
