@@ -56,8 +56,11 @@ export function runCommand(
       detached: true,
     });
     const out = { stdout: "", stderr: "" };
+    // Output dropped past the limit: a first chunk of exactly OUTPUT_LIMIT bytes must still be marked.
+    const dropped = { stdout: false, stderr: false };
     const collect = (key: "stdout" | "stderr") => (chunk: Buffer) => {
       if (out[key].length < OUTPUT_LIMIT) out[key] += chunk.toString("utf8");
+      else dropped[key] = true;
     };
     child.stdout.on("data", collect("stdout"));
     child.stderr.on("data", collect("stderr"));
@@ -79,12 +82,15 @@ export function runCommand(
     });
     child.on("close", (exitCode, signal) => {
       clearTimeout(timer);
-      const cut = (s: string) => (s.length > OUTPUT_LIMIT ? `${s.slice(0, OUTPUT_LIMIT)}…[truncated]` : s);
+      const cut = (key: "stdout" | "stderr") => {
+        const s = out[key];
+        return s.length > OUTPUT_LIMIT || dropped[key] ? `${s.slice(0, OUTPUT_LIMIT)}…[truncated]` : s;
+      };
       resolve({
         exitCode,
         signal,
-        stdout: cut(out.stdout),
-        stderr: cut(out.stderr),
+        stdout: cut("stdout"),
+        stderr: cut("stderr"),
         durationMs: Math.round(performance.now() - started),
         timedOut,
       });
