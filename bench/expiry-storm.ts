@@ -108,6 +108,8 @@ export async function runExpiryStorm(
       endedAt: null,
       lapseAt: null,
       reviewDueAt: null,
+      warnAt: null,
+      reviewOverdueAt: null,
       approvals: [],
       closedBy: null,
       closeReason: null,

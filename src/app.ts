@@ -15,9 +15,11 @@ import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoin
 import { sha256 } from "./audit/node-crypto.js";
 import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
 import type { AppConfig, StorageConfig } from "./config/app-config.js";
+import { describeDiff, diffConfig, fingerprintConfig, parseFingerprint } from "./config/config-fingerprint.js";
 import { createConnector } from "./connectors/registry.js";
 import { checkpointAlarms, routeAlarms } from "./core/alarm-routing.js";
 import type { AuditEventDraft, SealedAuditEvent } from "./core/audit-event.js";
+import { SYSTEM_ACTOR } from "./core/grant-machine.js";
 import type { Clock, Connector, IdGenerator, Store, StoreTx } from "./core/ports.js";
 import { createHttpServer } from "./http/server.js";
 import { createMetrics } from "./metrics/metrics.js";
@@ -116,7 +118,13 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
         [
           c.name,
           c.type === "email"
-            ? createEmailChannel(c, resolveSecret, policy, config.server.publicUrl)
+            ? createEmailChannel(
+                c,
+                resolveSecret,
+                policy,
+                config.server.publicUrl,
+                async (id) => (await store.getGrant(id))?.requester ?? null,
+              )
             : createAlarmChannel(c, resolveSecret, () => clock.now(), config.server.publicUrl),
         ] as const,
     ),
@@ -209,6 +217,10 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     signingKey,
     http,
     async start() {
+      // A configuration that differs from the last one this database ran with is an event (and
+      // an alarm): who may break which glass is itself security-relevant. Refuses to start if it
+      // cannot be recorded.
+      await recordConfigChange(store, audit, config, clock.now());
       // End everything that fell due while the broker was down before serving anyone.
       await expiry.tick();
       expiry.start();
@@ -232,4 +244,54 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       await Promise.all([...connectors.values()].map((c) => c.close?.()));
     },
   };
+}
+
+/**
+ * Compare the configuration's fingerprint with the one this database last ran with; when it
+ * differs (or on the first start), append `config.changed` naming the sections that changed.
+ * The fingerprint and the event commit together.
+ * @returns the event's summary, or null when nothing changed.
+ */
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
+export async function recordConfigChange(
+  store: Store,
+  audit: { append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<unknown> },
+  config: AppConfig,
+  now: number,
+): Promise<string | null> {
+  const current = fingerprintConfig(config);
+  return store.transaction(async (tx) => {
+    const before = parseFingerprint(await tx.swapState("config", JSON.stringify(current), now));
+    if (before?.fingerprint === current.fingerprint) return null;
+    const diff = before === null ? null : diffConfig(before, current);
+    const summary =
+      diff === null
+        ? `first start with this database: ${count(config.policy.roles.size, "role")}, ${count(config.policy.targets.size, "target")}, ${count(config.alarms.channels.length, "alarm channel")}`
+        : describeDiff(diff);
+    const cap = (keys: readonly string[]) => keys.slice(0, 100);
+    await audit.append(tx, [
+      {
+        type: "config.changed",
+        actor: SYSTEM_ACTOR,
+        at: now,
+        grantId: null,
+        roleId: null,
+        domain: null,
+        target: null,
+        justification: null,
+        incident: null,
+        requestId: null,
+        sourceAddress: null,
+        data: {
+          summary,
+          source: config.source,
+          fingerprint: current.fingerprint,
+          previous: before?.fingerprint ?? null,
+          ...(diff ? { added: cap(diff.added), removed: cap(diff.removed), changed: cap(diff.changed) } : {}),
+        },
+      },
+    ]);
+    return summary;
+  });
 }

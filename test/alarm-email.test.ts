@@ -1,6 +1,7 @@
 /**
  * The e-mail channel against a real SMTP server on loopback (smtp-server), mails parsed with
- * postal-mime: recipients from fixed addresses, groups and the role's approvers; plain text and
+ * postal-mime: recipients from fixed addresses, groups, the role's approvers, the holder and the
+ * holder's manager group; plain text and
  * HTML; the Message-ID from the idempotency key; a server that refuses with 5xx is not retried.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -64,10 +65,19 @@ alarms:
       to: [soc@example.com]
       to_groups: [security]
       to_approvers: true
+    holder:
+      type: email
+      smtp_url: "smtp://127.0.0.1:${port}"
+      require_tls: false
+      from: "Breakglass <breakglass@example.com>"
+      to_holder: true
+      to_holder_managers: true
   security_channels: [mail]
-  routes: [{ events: ["grant.requested"], channels: [mail] }]
+  routes:
+    - { events: ["grant.requested"], channels: [mail] }
+    - { events: ["grant.ending_soon"], channels: [holder] }
 users:
-  alice: { name: Alice, email: alice@example.com }
+  alice: { name: Alice, email: alice@example.com, manager_group: leads }
   bob: { name: Bob, email: bob@example.com }
   carol: { name: Carol, email: carol@example.com }
   erin: { name: Erin }
@@ -135,6 +145,27 @@ describe("e-mail channel", () => {
     expect(activation.mail.subject).toBe(
       `[Breakglass] Break-glass grant ${g.id} (production/db-admin, INC-31) is active`,
     );
+    await broker.service.release(ctx("alice"), g.id);
+  });
+
+  it("tells the holder and their manager group that the grant is ending", async () => {
+    const g = await broker.service.request(ctx("alice"), {
+      roleId: "production/db-admin",
+      justification: "short repair window",
+      incident: "INC-33",
+      durationS: 4,
+    });
+    await broker.service.approve(ctx("bob"), g.id, null);
+    const warning = await until("ending-soon mail", () =>
+      received.find((r) => r.mail.subject?.includes(`grant ${g.id}`) && r.mail.subject.includes("ends in")),
+    );
+    // The holder, and the members of her manager group with an address (erin has none).
+    expect(warning.rcpt).toEqual(["alice@example.com", "bob@example.com"]);
+    // Warned halfway through a 4 s grant (the 10 min default warning is longer than the grant).
+    expect(warning.mail.subject).toBe(
+      `[Breakglass] Break-glass grant ${g.id} (production/db-admin, INC-33) of alice ends in ${warning.mail.subject?.match(/ends in (\d) s/)?.[1]} s: finish up, or \`breakglass extend ${g.id}\` if the role allows`,
+    );
+    expect(warning.mail.subject).toMatch(/ends in [12] s/);
     await broker.service.release(ctx("alice"), g.id);
   });
 

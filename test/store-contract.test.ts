@@ -761,6 +761,39 @@ for (const backend of BACKENDS) {
       });
     });
 
+    describe("broker state", () => {
+      it("swaps a named value, returning the previous one; a rollback keeps the old value", async () => {
+        expect(await store.transaction((tx) => tx.swapState("config", "fp1", T0))).toBeNull();
+        expect(await store.transaction((tx) => tx.swapState("config", "fp2", T0 + 1))).toBe("fp1");
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.swapState("config", "fp3", T0 + 2);
+            throw new Error("boom");
+          }),
+        ).rejects.toThrow("boom");
+        expect(await store.transaction((tx) => tx.swapState("config", "fp4", T0 + 3))).toBe("fp2");
+      });
+
+      it("two replicas swapping at once see each other: exactly one sees nothing before it", async () => {
+        const other = await db.open();
+        try {
+          const seen = await Promise.all(
+            [store, other].map((s, i) =>
+              s.transaction(async (tx) => {
+                const prev = await tx.swapState("config", `r${i}`, T0);
+                await new Promise((r) => setTimeout(r, 50)); // hold the row while the other waits
+                return prev;
+              }),
+            ),
+          );
+          expect(seen.filter((v) => v === null)).toHaveLength(1);
+          expect(seen.filter((v) => v === "r0" || v === "r1")).toHaveLength(1);
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
     describe("migrations", () => {
       it("are idempotent: reopening keeps the data", async () => {
         const g = fullGrant();

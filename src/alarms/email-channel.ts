@@ -23,12 +23,23 @@ interface Message {
 const html = (s: string) =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
 
-/** Who gets this alarm: fixed addresses, group members, and the role's approvers if asked. */
-export function recipients(config: EmailConfig, policy: Policy, event: Record<string, unknown>): string[] {
+/**
+ * Who gets this alarm: fixed addresses, group members, and — for a grant's events, if asked — the
+ * role's approvers, the grant's holder and the holder's manager group.
+ */
+export function recipients(
+  config: EmailConfig,
+  policy: Policy,
+  event: Record<string, unknown>,
+  holder: string | null = null,
+): string[] {
   const out = new Set(config.to);
   const groups = new Set(config.toGroups);
   const role = typeof event.role === "string" ? policy.roles.get(event.role) : undefined;
   if (config.toApprovers && role) for (const clause of role.approval.anyOf) for (const t of clause) groups.add(t.group);
+  const holderDef = holder === null ? undefined : policy.users.get(holder);
+  if (config.toHolder && holderDef?.email) out.add(holderDef.email);
+  if (config.toHolderManagers && holderDef?.managerGroup) groups.add(holderDef.managerGroup);
   for (const [name, user] of policy.users) {
     if (user.email && [...groupsOf(policy, name)].some((g) => groups.has(g))) out.add(user.email);
   }
@@ -76,6 +87,8 @@ export function createEmailChannel(
   resolveSecret: SecretResolver,
   policy: Policy,
   publicUrl: string,
+  /** The holder (requester) of a grant, read when the channel mails holders or their managers. */
+  holderOf: (grantId: string) => Promise<string | null> = async () => null,
 ): AlarmChannel {
   const url =
     typeof config.smtpUrl === "string"
@@ -98,7 +111,9 @@ export function createEmailChannel(
     name: config.name,
     async deliver(alarm) {
       const m = JSON.parse(alarm.payload) as Message;
-      const to = recipients(config, policy, m.event);
+      const needsHolder = (config.toHolder || config.toHolderManagers) && alarm.grantId !== null;
+      const holder = needsHolder && alarm.grantId !== null ? await holderOf(alarm.grantId) : null;
+      const to = recipients(config, policy, m.event, holder);
       if (to.length === 0) throw new DeliveryError(`no recipients with an e-mail address for ${m.event.type}`, true);
       const mail = renderEmail(m, publicUrl);
       try {

@@ -61,6 +61,10 @@ export type AlarmChannelConfig =
       readonly to: readonly string[];
       readonly toGroups: readonly string[];
       readonly toApprovers: boolean;
+      /** The grant's holder (its requester). */
+      readonly toHolder: boolean;
+      /** Members of the holder's `manager_group`. */
+      readonly toHolderManagers: boolean;
       readonly timeoutMs: number;
     }
   | {

@@ -27,9 +27,11 @@ defaults:
   approval_timeout: 2h
   activation_timeout: 10m
   review_deadline: 3d
+  ending_warning: 15m
+  alarm_severity: info
 admin_groups: [security]
 users:
-  alice: { name: "Alice Adams", email: alice@example.com }
+  alice: { name: "Alice Adams", email: alice@example.com, manager_group: sre-leads }
   bob: { name: "Bob Brown" }
   carol: {}
 groups:
@@ -55,6 +57,8 @@ domains:
         incident_pattern: "INC-[0-9]+"
         approval_timeout: 45m
         activation_timeout: 5m
+        ending_warning: "off"
+        alarm_severity: critical
         auto_activate: false
       read-replica:
         target: pg-main
@@ -115,9 +119,9 @@ describe("building the configuration", () => {
   test("builds the policy: users, groups as sets, domains and targets", () => {
     const { policy } = load();
     expect([...policy.users.values()]).toEqual([
-      { name: "alice", displayName: "Alice Adams", email: "alice@example.com" },
-      { name: "bob", displayName: "Bob Brown", email: null },
-      { name: "carol", displayName: "carol", email: null },
+      { name: "alice", displayName: "Alice Adams", email: "alice@example.com", managerGroup: "sre-leads" },
+      { name: "bob", displayName: "Bob Brown", email: null, managerGroup: null },
+      { name: "carol", displayName: "carol", email: null, managerGroup: null },
     ]);
     expect(policy.groups.get("sre-leads")).toBeInstanceOf(Set);
     expect([...(policy.groups.get("sre-leads") ?? [])]).toEqual(["bob", "carol"]);
@@ -159,6 +163,8 @@ describe("building the configuration", () => {
       requesters: ["oncall"],
       emergencyAllowed: true,
       reviewDeadlineS: 12 * 3600,
+      endingWarningS: 0,
+      alarmSeverity: "critical",
       justificationMinLength: 20,
       incidentPattern: "INC-[0-9]+",
       approvalTimeoutS: 45 * 60,
@@ -169,6 +175,8 @@ describe("building the configuration", () => {
 
   test("fills a role's unset keys from the defaults", () => {
     const role = load().policy.roles.get("production/read-replica");
+    expect(role).toMatchObject({ endingWarningS: 15 * 60, alarmSeverity: "info" });
+    expect(load().alarms.routing.roleSeverity?.get("production/db-admin")).toBe("critical");
     expect(role).toMatchObject({
       description: "",
       grants: {},

@@ -84,7 +84,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
   const users = new FrozenMap<string, UserDef>(
     Object.entries(file.users).map(([name, u]) => [
       name,
-      { name, displayName: u.name ?? name, email: u.email ?? null },
+      { name, displayName: u.name ?? name, email: u.email ?? null, managerGroup: u.manager_group ?? null },
     ]),
   );
   const groups = new FrozenMap<string, ReadonlySet<string>>(
@@ -116,6 +116,8 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
             requesters: [...r.requesters],
             emergencyAllowed: r.emergency,
             reviewDeadlineS: r.review_deadline === undefined ? reviewDefaultS : parseDuration(r.review_deadline),
+            endingWarningS: warningS(r.ending_warning ?? d.ending_warning),
+            alarmSeverity: r.alarm_severity ?? d.alarm_severity,
             justificationMinLength: r.justification_min_length ?? d.justification_min_length,
             incidentPattern: r.incident_pattern ?? d.incident_pattern,
             approvalTimeoutS: parseDuration(r.approval_timeout ?? d.approval_timeout),
@@ -176,6 +178,8 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
               to: c.to,
               toGroups: c.to_groups,
               toApprovers: c.to_approvers,
+              toHolder: c.to_holder,
+              toHolderManagers: c.to_holder_managers,
               timeoutMs: parseFineDurationMs(c.timeout),
             };
           case "pagerduty":
@@ -194,6 +198,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
         securityChannels: file.alarms.security_channels,
         escalationChannels: file.alarms.escalation?.channels ?? [],
         routes: file.alarms.routes.map((r) => ({ events: r.events, channels: r.channels, domains: r.domains ?? null })),
+        roleSeverity: new FrozenMap([...roles].map(([id, r]) => [id, r.alarmSeverity])),
       },
       leaseMs: parseFineDurationMs(file.alarms.delivery_lease),
       unalarmedAfterMs: parseFineDurationMs(file.alarms.unalarmed_after),
@@ -214,3 +219,5 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
     },
   });
 }
+
+const warningS = (text: string): number => (text === "off" ? 0 : parseDuration(text));

@@ -100,6 +100,30 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
     }
   }
 
+  const groupRef = (path: PathSegment[], group: string, what: string) => {
+    if (!groups.has(group)) {
+      problems.push(
+        problem(
+          path,
+          `${what} \`${group}\` is not defined under \`groups\``,
+          suggest(group, groups.keys(), "defined groups"),
+        ),
+      );
+    }
+  };
+  for (const [name, user] of entries(doc.users)) {
+    if (isRecord(user) && isName(user.manager_group)) {
+      groupRef(["users", name, "manager_group"], user.manager_group, "manager group");
+    }
+  }
+  const alarms = isRecord(doc.alarms) ? doc.alarms : {};
+  for (const [name, channel] of entries(alarms.channels)) {
+    if (!isRecord(channel)) continue;
+    for (const [group, i] of names(channel.to_groups)) {
+      groupRef(["alarms", "channels", name, "to_groups", i], group, "recipient group");
+    }
+  }
+
   const targetSettings = new Map<string, Readonly<Record<string, unknown>>>();
   const targets = new Set<string>();
   const connectorOf = new Map<string, string>();
@@ -187,7 +211,9 @@ function checkTarget(
 
 /** Only what `ruleSatisfiable` reads; group members that are not users are left out (reported above). */
 function satisfiabilityPolicy(users: Set<string>, groups: Map<string, Set<string>>): Pick<Policy, "users" | "groups"> {
-  const userDefs = new Map<string, UserDef>([...users].map((u) => [u, { name: u, displayName: u, email: null }]));
+  const userDefs = new Map<string, UserDef>(
+    [...users].map((u) => [u, { name: u, displayName: u, email: null, managerGroup: null }]),
+  );
   return { users: userDefs, groups };
 }
 

@@ -254,6 +254,23 @@ describe("checkConfigText", () => {
     expect(issue).toMatchObject(positionOf(text, "secops"));
   });
 
+  test("rejects a manager_group or an e-mail recipient group that is not defined", () => {
+    const text = edit(
+      'alice: { name: "Alice Adams", email: alice@example.com }',
+      'alice: { name: "Alice Adams", email: alice@example.com, manager_group: sre-lead }',
+    );
+    const issue = issueAt(check(text).issues, "users.alice.manager_group");
+    expect(issue.message).toBe("manager group `sre-lead` is not defined under `groups`");
+    expect(issue.hint).toBe("did you mean `sre-leads`?");
+    const mail = `${BASE}alarms:
+  channels:
+    mail: { type: email, smtp_url: "smtp://mail.example.com:587", from: bg@example.com, to_groups: [secops] }
+  security_channels: [mail]
+`;
+    const recipient = issueAt(check(mail).issues, "alarms.channels.mail.to_groups.0");
+    expect(recipient.message).toBe("recipient group `secops` is not defined under `groups`");
+  });
+
   test("rejects an incident_pattern that is not a regular expression", () => {
     const text = edit("requesters: [oncall]", 'requesters: [oncall]\n        incident_pattern: "INC-[0-9+"');
     const issue = issueAt(check(text).issues, `${ROLE}.incident_pattern`);
@@ -470,11 +487,13 @@ describe("alarms", () => {
         securityChannels: ["local"],
         escalationChannels: [],
         routes: [{ events: ["*"], channels: ["local"], domains: null }],
+        roleSeverity: expect.any(Map),
       },
       leaseMs: 60_000,
       unalarmedAfterMs: 60_000,
       escalation: null,
     });
+    expect([...(config?.alarms.routing.roleSeverity ?? [])]).toEqual([["production/db-admin", "warning"]]);
   });
 });
 

@@ -20,6 +20,8 @@ const role: RoleDef = {
   requesters: ["oncall"],
   emergencyAllowed: true,
   reviewDeadlineS: 86400,
+  endingWarningS: 600,
+  alarmSeverity: "warning",
   justificationMinLength: 10,
   incidentPattern: "INC-[0-9]+",
   approvalTimeoutS: 3600,

@@ -95,6 +95,9 @@ const Duration = durationSchema(false);
 /** A duration that may also be written in milliseconds: `250ms`. */
 const FineDuration = durationSchema(true);
 
+const EndingWarning = z.union([z.literal("off"), Duration]);
+const AlarmSeverity = z.enum(["critical", "warning", "info"]);
+
 const Name = withHint(
   z.string().regex(NAME_PATTERN, { error: (iss) => `"${String(iss.input)}" is not a valid name` }),
   NAME_HINT,
@@ -285,6 +288,13 @@ const EmailChannelSchema = z
       .boolean()
       .default(false)
       .describe("Also the members of the groups in the grant's approval rule (requests reach those who can approve)"),
+    to_holder: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Also the grant's holder (its requester): e.g. `grant.ending_soon` reaches the person who must finish up",
+      ),
+    to_holder_managers: z.boolean().default(false).describe("Also the members of the holder's `manager_group`"),
     timeout: FineDuration.default("10s").describe("Longest one delivery may take"),
   })
   .describe("Sends the alarm as an e-mail with plain-text and HTML parts.");
@@ -412,6 +422,12 @@ export const RoleDefaultsSchema = z
     review_deadline: Duration.default("5d").describe(
       "Time after a grant ends by which it must be reviewed. Roles with `emergency: true` default to 24h instead (or to this, if shorter).",
     ),
+    ending_warning: EndingWarning.default("10m").describe(
+      "Tell the holder this long before the grant ends (`grant.ending_soon`), never in the first half of the window; `off` for no warning.",
+    ),
+    alarm_severity: AlarmSeverity.default("warning").describe(
+      "Severity of a normal activation's alarm (PagerDuty severity, Slack and e-mail emphasis). Emergency activations are always critical.",
+    ),
   })
   .describe("Defaults for every role; a role's own setting wins.");
 
@@ -439,6 +455,12 @@ export const RoleSchema = z
       .describe("Allow emergency self-activation without approval (pages louder and must be reviewed)."),
     review_deadline: Duration.optional().describe(
       "Time after the grant ends by which it must be reviewed. Defaults to defaults.review_deadline; with `emergency: true`, to 24h (or defaults.review_deadline, if shorter).",
+    ),
+    ending_warning: EndingWarning.optional().describe(
+      "Tell the holder this long before the grant ends; `off` for no warning. Defaults to defaults.ending_warning.",
+    ),
+    alarm_severity: AlarmSeverity.optional().describe(
+      "Severity of a normal activation's alarm. Defaults to defaults.alarm_severity; emergency activations are always critical.",
     ),
     justification_min_length: NonNegativeInt("use a whole number of characters, 0 or more")
       .optional()
@@ -470,6 +492,9 @@ export const UserSchema = z
   .strictObject({
     name: z.string().min(1).optional().describe("Display name. Defaults to the user's key."),
     email: withHint(z.email(), "write an address like alice@example.com").optional().describe("E-mail address."),
+    manager_group: Name.optional().describe(
+      "Group that manages this person: e-mailed about their grants by channels with `to_holder_managers`.",
+    ),
   })
   .describe("A person who may request, approve or review.");
 

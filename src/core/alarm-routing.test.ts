@@ -62,6 +62,46 @@ describe("alarm routing", () => {
     expect(eventMatches("grant.*", "target.revoked")).toBe(false);
   });
 
+  it("takes a normal activation's severity from its role; an emergency is always critical", () => {
+    const perRole: AlarmRouting = {
+      securityChannels: ["security"],
+      routes: [],
+      roleSeverity: new Map([["production/db-admin", "critical" as const]]),
+    };
+    const severity = (e: SealedAuditEvent, r: AlarmRouting) =>
+      (JSON.parse(routeAlarms([e], r)[0]?.payload ?? "{}") as { severity: string }).severity;
+    expect(severity(event(1, "grant.activated"), perRole)).toBe("critical");
+    expect(
+      severity(event(1, "grant.activated"), { ...perRole, roleSeverity: new Map([["production/db-admin", "info"]]) }),
+    ).toBe("info");
+    expect(severity(event(1, "grant.activated"), { securityChannels: ["security"], routes: [] })).toBe("warning");
+    expect(
+      severity(event(2, "grant.emergency_activated"), {
+        ...perRole,
+        roleSeverity: new Map([["production/db-admin", "info"]]),
+      }),
+    ).toBe("critical");
+  });
+
+  it("tells people what to do about an ending grant and an overdue review", () => {
+    const all: AlarmRouting = {
+      securityChannels: ["security"],
+      routes: [{ events: ["*"], channels: ["ops"], domains: null }],
+    };
+    const withData = (seq: number, type: string, data: Record<string, unknown>): SealedAuditEvent => {
+      const e = event(seq, type);
+      return { ...e, payload: JSON.stringify({ ...JSON.parse(e.payload), data }) };
+    };
+    const summary = (e: SealedAuditEvent) =>
+      (JSON.parse(routeAlarms([e], all)[0]?.payload ?? "{}") as { summary: string }).summary;
+    expect(summary(withData(1, "grant.ending_soon", { remainingS: 599, holder: "alice" }))).toBe(
+      "Break-glass grant g_1 (production/db-admin, INC-1) of alice ends in 10 min: finish up, or `breakglass extend g_1` if the role allows",
+    );
+    expect(summary(withData(2, "grant.review_overdue", { overdueS: 7300, emergency: true }))).toBe(
+      "Review overdue by 2 h: emergency break-glass grant g_1 (production/db-admin, INC-1) has not been reviewed — `breakglass review g_1`",
+    );
+  });
+
   it("backs off 1 s, 2 s, 4 s … up to 5 minutes", () => {
     expect([1, 2, 3, 10, 50].map(alarmBackoffMs)).toEqual([1000, 2000, 4000, 300_000, 300_000]);
   });

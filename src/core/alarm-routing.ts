@@ -6,11 +6,17 @@
  * configuration checker refuses an empty `security_channels`).
  */
 import type { AuditEventType, SealedAuditEvent } from "./audit-event.js";
+import type { AlarmSeverity } from "./model.js";
 import type { AlarmRecord, Checkpoint } from "./ports.js";
 
 export const ACTIVATION_EVENTS: readonly AuditEventType[] = ["grant.activated", "grant.emergency_activated"];
 /** Events that always reach the security channels, whatever the routes say. */
-export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [...ACTIVATION_EVENTS, "target.unauthorized_login"];
+export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [
+  ...ACTIVATION_EVENTS,
+  "target.unauthorized_login",
+  // Who may break which glass changed: a change cannot route itself away from security.
+  "config.changed",
+];
 /** Alarms about the alarm system itself: they go to every channel but the one they are about. */
 export const CHANNEL_HEALTH_EVENTS: readonly AuditEventType[] = ["alarm.channel_failing", "alarm.channel_recovered"];
 
@@ -28,6 +34,8 @@ export interface AlarmRouting {
   /** Get `alarm.escalated` (unacknowledged activations); may be empty. */
   readonly escalationChannels?: readonly string[];
   readonly routes: readonly AlarmRoute[];
+  /** Severity of a normal activation, by role id (default `warning`); emergencies are always critical. */
+  readonly roleSeverity?: ReadonlyMap<string, AlarmSeverity>;
 }
 
 export const eventMatches = (pattern: string, type: string): boolean =>
@@ -40,12 +48,13 @@ export const eventMatches = (pattern: string, type: string): boolean =>
  */
 export interface AlarmMessage {
   readonly idempotencyKey: string;
-  readonly severity: "critical" | "warning" | "info";
+  readonly severity: AlarmSeverity;
   readonly summary: string;
   readonly event: Readonly<Record<string, unknown>>;
 }
 
-function severityOf(type: string): AlarmMessage["severity"] {
+function severityOf(type: string, role: unknown, routing: AlarmRouting): AlarmSeverity {
+  if (type === "grant.activated" && typeof role === "string") return routing.roleSeverity?.get(role) ?? "warning";
   if (
     type === "grant.emergency_activated" ||
     type === "target.revoke_failed" ||
@@ -56,7 +65,13 @@ function severityOf(type: string): AlarmMessage["severity"] {
   ) {
     return "critical";
   }
-  if (type === "grant.activated" || type === "target.side_permission_swept" || type === "target.grant_failed") {
+  if (
+    type === "grant.activated" ||
+    type === "target.side_permission_swept" ||
+    type === "target.grant_failed" ||
+    type === "grant.review_overdue" ||
+    type === "config.changed"
+  ) {
     return "warning";
   }
   return "info";
@@ -79,6 +94,21 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
     }
     case "alarm.escalated":
       return `ESCALATED: nobody acknowledged break-glass grant${grant}${role} — acknowledge with \`breakglass ack${grant}\``;
+    case "grant.ending_soon": {
+      const d = (e.data ?? {}) as { remainingS?: unknown; holder?: unknown };
+      const s = Number(d.remainingS);
+      const left = s < 90 ? `${s} s` : `${Math.round(s / 60)} min`;
+      return `Break-glass grant${grant}${role} of ${String(d.holder)} ends in ${left}: finish up, or \`breakglass extend${grant}\` if the role allows`;
+    }
+    case "grant.review_overdue": {
+      const d = (e.data ?? {}) as { overdueS?: unknown; emergency?: unknown };
+      const hours = Math.floor(Number(d.overdueS) / 3600);
+      return `Review overdue${hours > 0 ? ` by ${hours} h` : ""}: ${d.emergency ? "emergency " : ""}break-glass grant${grant}${role} has not been reviewed — \`breakglass review${grant}\``;
+    }
+    case "config.changed": {
+      const d = (e.data ?? {}) as { summary?: unknown };
+      return `Breakglass configuration changed: ${String(d.summary)}`;
+    }
     case "alarm.channel_failing": {
       const d = (e.data ?? {}) as { channel?: unknown; failures?: unknown; lastError?: unknown };
       return `Alarm channel ${String(d.channel)} is failing: ${String(d.failures)} deliveries in a row (${String(d.lastError)})`;
@@ -112,7 +142,7 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
       const id = `a_${e.seq}_${channel}`;
       const message: AlarmMessage = {
         idempotencyKey: id,
-        severity: severityOf(e.type),
+        severity: severityOf(e.type, event.role, routing),
         summary: summaryOf(event),
         event: { seq: e.seq, hash: e.hash, ...event },
       };

@@ -26,6 +26,9 @@ export type AuditEventType =
   | "alarm.channel_failing"
   | "alarm.channel_recovered"
   | "grant.extended"
+  | "grant.ending_soon"
+  | "grant.review_overdue"
+  | "config.changed"
   | "token.created"
   | "token.revoked";
 

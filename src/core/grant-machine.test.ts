@@ -14,10 +14,12 @@ import {
   dueAction,
   dueAt,
   expireGrant,
+  extendGrant,
   failActivation,
   lapseGrant,
   REVOCATION_LEASE_MS,
   releaseGrant,
+  reportReviewOverdue,
   requestGrant,
   reviewGrant,
   revocationBackoffMs,
@@ -26,6 +28,8 @@ import {
   revokeGrant,
   SYSTEM_ACTOR,
   type Transition,
+  warnEnding,
+  warnTime,
 } from "./grant-machine.js";
 import type { EndReason, Grant, GrantState } from "./model.js";
 import {
@@ -939,11 +943,18 @@ describe("dueAt and dueAction", () => {
     expect(dueAction(grant, (grant.lapseAt ?? 0) + 1)).toBeNull();
   });
 
-  it("an active grant is due at its end", () => {
+  it("an active grant is due at its ending warning, then at its end", () => {
     const { grant } = grantAt("active");
     const endsAt = grant.endsAt ?? 0;
-    expect(dueAt(grant)).toBe(endsAt);
-    expect(dueAction(grant, endsAt - 1)).toBeNull();
+    expect(grant.warnAt).toBe(endsAt - 10 * MINUTE);
+    expect(dueAt(grant)).toBe(endsAt - 10 * MINUTE);
+    expect(dueAction(grant, endsAt - 10 * MINUTE - 1)).toBeNull();
+    expect(dueAction(grant, endsAt - 10 * MINUTE)).toBe("warn");
+    const warned = warnEnding(grant, endsAt - 10 * MINUTE).grant;
+    expect(dueAt(warned)).toBe(endsAt);
+    expect(dueAction(warned, endsAt - 1)).toBeNull();
+    expect(dueAction(warned, endsAt)).toBe("expire");
+    // A warning that is late (the broker was down) does not hold up the expiry.
     expect(dueAction(grant, endsAt)).toBe("expire");
   });
 
@@ -956,11 +967,17 @@ describe("dueAt and dueAction", () => {
     }
   });
 
-  it("nothing is due once access is revoked or was never granted", () => {
+  it("once access is revoked, only the review deadline is due; nothing once reported or reviewed", () => {
     const { grant, now } = grantIn("ended:expired");
     const revoked = revocationSucceeded(grant, now + SECOND, {}).grant;
-    expect(dueAt(revoked)).toBeNull();
-    expect(dueAction(revoked, now + 365 * 86_400 * SECOND)).toBeNull();
+    const deadline = revoked.reviewDueAt ?? 0;
+    expect(dueAt(revoked)).toBe(deadline);
+    expect(dueAction(revoked, deadline - 1)).toBeNull();
+    expect(dueAction(revoked, deadline)).toBe("review_overdue");
+    const reported = reportReviewOverdue(revoked, deadline + 5);
+    expect(reported.grant.reviewOverdueAt).toBe(deadline + 5);
+    expect(dueAt(reported.grant)).toBeNull();
+    expect(dueAction(reported.grant, now + 365 * 86_400 * SECOND)).toBeNull();
     for (const key of ["denied", "cancelled", "approval_expired"] as const) {
       const g = grantIn(key).grant;
       expect(g.access).toBe("none");
@@ -983,7 +1000,78 @@ describe("dueAt and dueAction", () => {
     const { grant, now } = grantAt("approved");
     const t = revokeGrant(policy, grant, "bob", "not needed after all", now + SECOND);
     expect(t.grant).toMatchObject({ state: "ended", access: "none", accessNextAt: null });
-    expect(dueAt(t.grant)).toBeNull();
+    expect(dueAt(t.grant)).toBe(t.grant.reviewDueAt);
+  });
+});
+
+describe("ending warning", () => {
+  const role = (endingWarningS: number) => makeRole({ id: ROLE_DB_ADMIN, endingWarningS });
+
+  it("warns endingWarningS before the end, but never in the first half of the window", () => {
+    expect(warnTime(role(600), T0, T0 + HOUR)).toBe(T0 + HOUR - 10 * MINUTE);
+    expect(warnTime(role(600), T0, T0 + 5 * MINUTE)).toBe(T0 + 150 * SECOND);
+    expect(warnTime(role(600), T0, T0 + 20 * MINUTE)).toBe(T0 + 10 * MINUTE);
+    expect(warnTime(role(0), T0, T0 + HOUR)).toBeNull();
+    expect(warnTime(role(600), T0 + HOUR, T0 + HOUR)).toBeNull();
+  });
+
+  it("sends grant.ending_soon once, to the holder, with the time left", () => {
+    const { grant } = grantAt("active");
+    const at = grant.warnAt ?? 0;
+    const t = warnEnding(grant, at + SECOND);
+    expect(t.grant.warnAt).toBeNull();
+    expect(t.event).toMatchObject({
+      type: "grant.ending_soon",
+      actor: SYSTEM_ACTOR,
+      grantId: grant.id,
+      data: { endsAt: grant.endsAt, remainingS: 599, holder: grant.requester },
+    });
+    expect(thrown(() => warnEnding(t.grant, at + 2 * SECOND)).code).toBe("ERR_INVALID_TRANSITION");
+    expect(thrown(() => warnEnding(grant, at - 1)).code).toBe("ERR_INVALID_TRANSITION");
+  });
+
+  it("warns again before the new end after an extension", () => {
+    const { grant } = grantAt("active");
+    const at = grant.warnAt ?? 0;
+    const warned = warnEnding(grant, at).grant;
+    const extended = extendGrant(policy, warned, grant.requester, 30 * 60, "still repairing", at + MINUTE).grant;
+    expect(extended.warnAt).toBe((extended.endsAt ?? 0) - 10 * MINUTE);
+    expect(dueAction(extended, extended.warnAt ?? 0)).toBe("warn");
+  });
+
+  it("clears the warning when the grant ends early", () => {
+    const { grant, now } = grantAt("active");
+    const released = releaseGrant(policy, grant, grant.requester, now + MINUTE).grant;
+    expect(released.warnAt).toBeNull();
+  });
+});
+
+describe("overdue reviews", () => {
+  it("reports an unreviewed grant past its deadline once, and not while access is still being revoked", () => {
+    const { grant, now } = grantIn("ended:expired");
+    const deadline = grant.reviewDueAt ?? 0;
+    expect(dueAction(grant, deadline)).toBe("revoke");
+    expect(thrown(() => reportReviewOverdue(grant, deadline)).code).toBe("ERR_INVALID_TRANSITION");
+    const revoked = revocationSucceeded(grant, now + SECOND, {}).grant;
+    const t = reportReviewOverdue(revoked, deadline + HOUR);
+    expect(t.event).toMatchObject({
+      type: "grant.review_overdue",
+      actor: SYSTEM_ACTOR,
+      data: { reviewDueAt: deadline, overdueS: 3600, endReason: "expired", emergency: false },
+    });
+    expect(thrown(() => reportReviewOverdue(t.grant, deadline + 2 * HOUR)).code).toBe("ERR_INVALID_TRANSITION");
+  });
+
+  it("does not report a review that was recorded, or is not due yet", () => {
+    const { grant, now } = grantIn("ended:expired");
+    const revoked = revocationSucceeded(grant, now + SECOND, {}).grant;
+    expect(thrown(() => reportReviewOverdue(revoked, (revoked.reviewDueAt ?? 0) - 1)).code).toBe(
+      "ERR_INVALID_TRANSITION",
+    );
+    const reviewed = reviewGrant(revoked, "carol", "justified", "", now + HOUR).grant;
+    expect(thrown(() => reportReviewOverdue(reviewed, (revoked.reviewDueAt ?? 0) + 1)).code).toBe(
+      "ERR_INVALID_TRANSITION",
+    );
   });
 });
 
@@ -1039,7 +1127,8 @@ describe("revocation", () => {
     expect(t.grant).toMatchObject({ access: "revoked", accessNextAt: null, accessLastError: null, accessAttempts: 2 });
     expectEventFacts(t, "target.revoked", SYSTEM_ACTOR, now + 3 * SECOND);
     expect(t.event.data).toEqual({ attempts: 3, dropped: "bg_g_1" });
-    expect(dueAt(t.grant)).toBeNull();
+    // Nothing left at the target: next is the review deadline.
+    expect(dueAt(t.grant)).toBe(t.grant.reviewDueAt);
   });
 
   it("refuses to settle a revocation that is not in progress", () => {

@@ -200,6 +200,8 @@ export function requestGrant(policy: Policy, input: RequestInput, now: number, o
     endedAt: null,
     lapseAt: now + (emergency ? r.activationTimeoutS : r.approvalTimeoutS) * 1000,
     reviewDueAt: null,
+    warnAt: null,
+    reviewOverdueAt: null,
     approvals: [],
     closedBy: null,
     closeReason: null,
@@ -445,6 +447,7 @@ export function completeActivation(
       Object.keys(handleUpdate).length > 0 ? { ...grant.accessHandle, ...handleUpdate } : grant.accessHandle,
     accessNextAt: null,
     reviewDueAt: grant.endsAt + r.reviewDeadlineS * 1000,
+    warnAt: warnTime(r, now, grant.endsAt),
   });
   const type = grant.emergency ? "grant.emergency_activated" : "grant.activated";
   const data: Record<string, unknown> = { endsAt: grant.endsAt, durationS: grant.durationS };
@@ -557,7 +560,13 @@ export function extendGrant(
     );
   }
   const endsAt = grant.endsAt + extraS * 1000;
-  const next = bump(grant, { durationS, endsAt, reviewDueAt: endsAt + r.reviewDeadlineS * 1000 });
+  const next = bump(grant, {
+    durationS,
+    endsAt,
+    reviewDueAt: endsAt + r.reviewDeadlineS * 1000,
+    // Warned again before the new end (the old warning, if any, no longer holds).
+    warnAt: warnTime(r, now, endsAt),
+  });
   return {
     grant: next,
     event: grantEvent(next, "grant.extended", actor, now, { from: grant.endsAt, to: endsAt, extraS, reason }),
@@ -592,6 +601,7 @@ function end(
     closeReason: why,
     lapseAt: null,
     reviewDueAt: now + (r?.reviewDeadlineS ?? 86_400) * 1000,
+    warnAt: null,
     ...closeAccess(grant, now),
   });
   const data: Record<string, unknown> = {
@@ -707,7 +717,77 @@ export function revocationFailed(grant: Grant, now: number, error: string): Tran
   };
 }
 
-export type DueAction = "expire" | "revoke" | "lapse";
+/**
+ * When to tell the holder their grant is ending: `endingWarningS` before the end, but never in
+ * the first half of the window (a 5-minute grant with a 10-minute warning is warned at 2.5 min).
+ * Null when the role asks for no warning.
+ */
+export function warnTime(r: RoleDef, from: number, endsAt: number): number | null {
+  if (r.endingWarningS <= 0 || endsAt <= from) return null;
+  return Math.max(endsAt - r.endingWarningS * 1000, from + Math.floor((endsAt - from) / 2));
+}
+
+/**
+ * Tell the holder the window closes soon (`grant.ending_soon`, routed to them). Once per end:
+ * an extension sets a new warning time.
+ * @throws ERR_INVALID_TRANSITION when the grant is not active or the warning is not due
+ */
+export function warnEnding(grant: Grant, now: number): Transition {
+  requireState(grant, "warn", ["active"]);
+  if (grant.warnAt === null || grant.warnAt > now || grant.endsAt === null) {
+    throw new BreakglassError("ERR_INVALID_TRANSITION", `grant ${grant.id} has no ending warning due`, {
+      grantId: grant.id,
+    });
+  }
+  const next = bump(grant, { warnAt: null });
+  return {
+    grant: next,
+    event: grantEvent(next, "grant.ending_soon", SYSTEM_ACTOR, now, {
+      endsAt: grant.endsAt,
+      remainingS: Math.max(0, Math.round((grant.endsAt - now) / 1000)),
+      holder: grant.requester,
+    }),
+  };
+}
+
+/** An ended grant nobody reviewed by its deadline, with its access closed at the target. */
+function reviewOverdue(grant: Grant, now: number): boolean {
+  return (
+    grant.state === "ended" &&
+    grant.review === null &&
+    grant.reviewOverdueAt === null &&
+    grant.reviewDueAt !== null &&
+    grant.reviewDueAt <= now &&
+    !mayHoldAccess(grant)
+  );
+}
+
+/**
+ * Report a review past its deadline (`grant.review_overdue`), once. The grant stays in the review
+ * queue; the alarm goes where the routes send it.
+ * @throws ERR_INVALID_TRANSITION when the review is not overdue (or was reported already)
+ */
+export function reportReviewOverdue(grant: Grant, now: number): Transition {
+  if (!reviewOverdue(grant, now) || grant.reviewDueAt === null) {
+    throw new BreakglassError("ERR_INVALID_TRANSITION", `grant ${grant.id} has no overdue review to report`, {
+      grantId: grant.id,
+      state: grant.state,
+    });
+  }
+  const next = bump(grant, { reviewOverdueAt: now });
+  return {
+    grant: next,
+    event: grantEvent(next, "grant.review_overdue", SYSTEM_ACTOR, now, {
+      reviewDueAt: grant.reviewDueAt,
+      overdueS: Math.round((now - grant.reviewDueAt) / 1000),
+      endedAt: grant.endedAt,
+      endReason: grant.endReason,
+      emergency: grant.emergency,
+    }),
+  };
+}
+
+export type DueAction = "expire" | "revoke" | "lapse" | "warn" | "review_overdue";
 
 /** Open requests lapse, except while an activation is in flight (it completes or is abandoned first). */
 function mayLapse(grant: Grant): boolean {
@@ -717,10 +797,12 @@ function mayLapse(grant: Grant): boolean {
 /** What the expiry worker must do with this grant at `now`, if anything. */
 export function dueAction(grant: Grant, now: number): DueAction | null {
   if (grant.state === "active") {
-    return grant.endsAt !== null && grant.endsAt <= now ? "expire" : null;
+    if (grant.endsAt !== null && grant.endsAt <= now) return "expire";
+    return grant.warnAt !== null && grant.warnAt <= now ? "warn" : null;
   }
   if (mayHoldAccess(grant) && grant.accessNextAt !== null && grant.accessNextAt <= now) return "revoke";
   if (mayLapse(grant) && hasLapsed(grant, now)) return "lapse";
+  if (reviewOverdue(grant, now)) return "review_overdue";
   return null;
 }
 
@@ -729,8 +811,18 @@ export function dueAt(grant: Grant): number | null {
   const times: number[] = [];
   if (grant.state === "active") {
     if (grant.endsAt !== null) times.push(grant.endsAt);
+    if (grant.warnAt !== null) times.push(grant.warnAt);
   } else if (mayHoldAccess(grant) && grant.accessNextAt !== null) {
     times.push(grant.accessNextAt);
+  }
+  if (
+    grant.state === "ended" &&
+    grant.review === null &&
+    grant.reviewOverdueAt === null &&
+    grant.reviewDueAt !== null &&
+    !mayHoldAccess(grant)
+  ) {
+    times.push(grant.reviewDueAt);
   }
   // Not while an activation is in flight: dueAction would return nothing, and the worker would claim
   // the grant again on every tick until the activation lease ends.

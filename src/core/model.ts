@@ -42,6 +42,8 @@ export interface UserDef {
   readonly name: string;
   readonly displayName: string;
   readonly email: string | null;
+  /** The group that manages this person (e-mailed about their grants when a channel asks). */
+  readonly managerGroup: string | null;
 }
 
 export interface TargetDef {
@@ -67,6 +69,10 @@ export interface RoleDef {
   readonly requesters: readonly string[];
   readonly emergencyAllowed: boolean;
   readonly reviewDeadlineS: number;
+  /** Tell the holder this long before the grant ends (0: never); see {@link warnTime}. */
+  readonly endingWarningS: number;
+  /** How loud a normal activation is (an emergency activation is always critical). */
+  readonly alarmSeverity: AlarmSeverity;
   readonly justificationMinLength: number;
   /** RegExp source an incident id must match in full. */
   readonly incidentPattern: string;
@@ -77,6 +83,8 @@ export interface RoleDef {
   /** Activate as soon as the approval rule is satisfied, without a separate `activate` call. */
   readonly autoActivate: boolean;
 }
+
+export type AlarmSeverity = "critical" | "warning" | "info";
 
 export interface DomainDef {
   readonly name: string;
@@ -123,6 +131,10 @@ export interface Grant {
   /** When an open request lapses if nothing happens (`approval_expired`). */
   readonly lapseAt: number | null;
   readonly reviewDueAt: number | null;
+  /** When the holder is told the end is near (`grant.ending_soon`); null once told, or never. */
+  readonly warnAt: number | null;
+  /** When an overdue review was reported (`grant.review_overdue`); null until then. */
+  readonly reviewOverdueAt: number | null;
   readonly approvals: readonly Approval[];
   /** Who ended, denied or cancelled the grant, and why. */
   readonly closedBy: string | null;

@@ -130,6 +130,12 @@ export interface StoreTx {
   /** Forget the credentials of these grants (their access has ended). */
   deleteCredentials(grantIds: readonly string[]): Promise<void>;
   insertCheckpoint(checkpoint: Checkpoint): Promise<void>;
+  /**
+   * Set the broker's named state `key` (e.g. the configuration's fingerprint) and return what it
+   * was (null the first time). The row stays locked until the transaction ends, so replicas
+   * starting together see each other's value rather than the same old one.
+   */
+  swapState(key: string, value: string, at: number): Promise<string | null>;
 }
 
 /** Durable state: grants, the audit log, checkpoints, tokens. */

@@ -66,6 +66,8 @@ export function makeRole(overrides: Partial<RoleDef> & Pick<RoleDef, "id">): Rol
     requesters: ["oncall"],
     emergencyAllowed: false,
     reviewDeadlineS: 3 * 86_400,
+    endingWarningS: 600,
+    alarmSeverity: "warning",
     justificationMinLength: 10,
     incidentPattern: "INC-\\d+",
     approvalTimeoutS: 15 * 60,
@@ -104,7 +106,12 @@ export interface PolicyOverrides {
 export function makePolicy(overrides: PolicyOverrides = {}): Policy {
   const users = new Map<string, UserDef>();
   for (const name of [...USER_NAMES, ...(overrides.users ?? [])]) {
-    users.set(name, { name, displayName: name.charAt(0).toUpperCase() + name.slice(1), email: `${name}@example.test` });
+    users.set(name, {
+      name,
+      displayName: name.charAt(0).toUpperCase() + name.slice(1),
+      email: `${name}@example.test`,
+      managerGroup: null,
+    });
   }
   const groups = new Map<string, ReadonlySet<string>>();
   for (const [g, members] of Object.entries({ ...FIXTURE_GROUPS, ...overrides.groups }))
@@ -151,6 +158,8 @@ export function makeGrant(overrides: Partial<Grant> = {}): Grant {
     endedAt: null,
     lapseAt: T0 + 15 * MINUTE,
     reviewDueAt: null,
+    warnAt: null,
+    reviewOverdueAt: null,
     approvals: [],
     closedBy: null,
     closeReason: null,

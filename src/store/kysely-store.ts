@@ -556,6 +556,26 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
+  swapState(key: string, value: string, at: number): Promise<string | null> {
+    return this.#run("swapState", async (db) => {
+      // Insert-if-missing first: a concurrent first start waits for this row instead of both
+      // reading "nothing" and both reporting a change.
+      await db
+        .insertInto("broker_state")
+        .values({ key, value: "", updated_at: at })
+        .onConflict((oc) => oc.column("key").doNothing())
+        .execute();
+      const row = await db
+        .selectFrom("broker_state")
+        .select("value")
+        .where("key", "=", key)
+        .$if(this.#dialect === "postgres", (q) => q.forUpdate())
+        .executeTakeFirstOrThrow();
+      await db.updateTable("broker_state").set({ value, updated_at: at }).where("key", "=", key).execute();
+      return row.value === "" ? null : row.value;
+    });
+  }
+
   insertCheckpoint(checkpoint: Checkpoint): Promise<void> {
     return this.#run("insertCheckpoint", async (db) => {
       await guard(
@@ -643,6 +663,8 @@ const BULK_COLUMNS: readonly (readonly [keyof GrantsTable, string])[] = [
   ["ended_at", "bigint"],
   ["lapse_at", "bigint"],
   ["review_due_at", "bigint"],
+  ["warn_at", "bigint"],
+  ["review_overdue_at", "bigint"],
   ["closed_by", "text"],
   ["close_reason", "text"],
   ["access", "text"],
@@ -675,6 +697,8 @@ function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect): 
     ended_at: grant.endedAt,
     lapse_at: grant.lapseAt,
     review_due_at: grant.reviewDueAt,
+    warn_at: grant.warnAt,
+    review_overdue_at: grant.reviewOverdueAt,
     closed_by: grant.closedBy,
     close_reason: grant.closeReason,
     access: grant.access,
@@ -732,6 +756,8 @@ function grantFromRow(r: GrantRow): Grant {
     endedAt: r.ended_at,
     lapseAt: r.lapse_at,
     reviewDueAt: r.review_due_at,
+    warnAt: r.warn_at,
+    reviewOverdueAt: r.review_overdue_at,
     approvals: r.approvals === null ? [] : parseApprovals(r.approvals, r.id),
     closedBy: r.closed_by,
     closeReason: r.close_reason,

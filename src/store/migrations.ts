@@ -144,11 +144,30 @@ const alarms: Migration = {
   },
 };
 
+/**
+ * Notices on the grant: when to warn the holder of the end, and when an overdue review was
+ * reported (existing grants get no warning, and report an overdue review once). And the broker's
+ * own small state (the configuration's fingerprint, to alarm on a change).
+ */
+const grantNotices: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable("grants").addColumn("warn_at", "bigint").execute();
+    await db.schema.alterTable("grants").addColumn("review_overdue_at", "bigint").execute();
+    await db.schema
+      .createTable("broker_state")
+      .addColumn("key", "text", (c) => c.primaryKey())
+      .addColumn("value", "text", (c) => c.notNull())
+      .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
   "0002_grant_credentials": grantCredentials,
   "0003_alarms": alarms,
+  "0004_grant_notices": grantNotices,
 });
 
 const provider: MigrationProvider = {

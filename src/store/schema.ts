@@ -24,6 +24,8 @@ export interface GrantsTable {
   ended_at: number | null;
   lapse_at: number | null;
   review_due_at: number | null;
+  warn_at: number | null;
+  review_overdue_at: number | null;
   closed_by: string | null;
   close_reason: string | null;
   access: string;
@@ -106,6 +108,13 @@ export interface AlarmsTable {
   delivered_at: number | null;
 }
 
+/** Small named facts of the broker itself (the last configuration's fingerprint). */
+export interface BrokerStateTable {
+  key: string;
+  value: string;
+  updated_at: number;
+}
+
 export interface Database {
   grants: GrantsTable;
   grant_approvals: GrantApprovalsTable;
@@ -115,4 +124,5 @@ export interface Database {
   tokens: TokensTable;
   grant_credentials: GrantCredentialsTable;
   alarms: AlarmsTable;
+  broker_state: BrokerStateTable;
 }

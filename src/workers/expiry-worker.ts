@@ -1,5 +1,7 @@
 /**
- * The expiry worker ends grants on time and takes their access away at the target.
+ * The expiry worker ends grants on time and takes their access away at the target; it also
+ * tells holders their grant is ending and reports reviews past their deadline (both are due
+ * times on the grant, like its end).
  *
  * Each tick claims due grants in one transaction (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so
  * replicas share the work without doing it twice), applies the pure transition for each (expire,
@@ -10,7 +12,15 @@
 
 import type { AuditEventDraft } from "../core/audit-event.js";
 import { isBreakglassError } from "../core/errors.js";
-import { beginRevocation, dueAction, dueAt, expireGrant, lapseGrant } from "../core/grant-machine.js";
+import {
+  beginRevocation,
+  dueAction,
+  dueAt,
+  expireGrant,
+  lapseGrant,
+  reportReviewOverdue,
+  warnEnding,
+} from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -36,6 +46,8 @@ export interface TickResult {
   readonly expired: number;
   readonly lapsed: number;
   readonly revocationsStarted: number;
+  /** Ending warnings and overdue reviews reported. */
+  readonly notices: number;
 }
 
 export interface ExpiryWorker {
@@ -133,6 +145,7 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
     const now = clock.now();
     let expired = 0;
     let lapsed = 0;
+    let notices = 0;
     let claimed: Grant[] = [];
     const toRevoke = await store
       .transaction(async (tx) => {
@@ -156,6 +169,11 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
               t.grant.access === "revoking" ? { ...beginRevocation(t.grant, now), version: t.grant.version } : t.grant;
           } else if (action === "revoke") {
             next = beginRevocation(grant, now);
+          } else if (action === "warn" || action === "review_overdue") {
+            const t = action === "warn" ? warnEnding(grant, now) : reportReviewOverdue(grant, now);
+            notices++;
+            events.push(stamp(t.event, SYSTEM_CONTEXT));
+            next = t.grant;
           } else {
             // Claimed but nothing to do (the due time moved): store the corrected due time.
             next = { ...grant, version: grant.version + 1 };
@@ -174,7 +192,7 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
     for (const g of claimed) enforced.delete(g.id);
     queue.push(...toRevoke);
     pump();
-    return { expired, lapsed, revocationsStarted: toRevoke.length };
+    return { expired, lapsed, notices, revocationsStarted: toRevoke.length };
   };
 
   const loop = async (): Promise<void> => {
@@ -183,7 +201,7 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
     kicked = false;
     const body = (async () => {
       const r = await tick();
-      if (r.expired + r.lapsed + r.revocationsStarted >= deps.batchSize) return 0;
+      if (r.expired + r.lapsed + r.notices + r.revocationsStarted >= deps.batchSize) return 0;
       const next = await store.nextDueAt();
       return next === null ? deps.pollMs : Math.max(0, Math.min(deps.pollMs, next - clock.now()));
     })();
@@ -204,7 +222,7 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
       for (;;) {
         const r = await tick();
         await idle();
-        if (r.expired + r.lapsed + r.revocationsStarted === 0 && queue.length === 0) return;
+        if (r.expired + r.lapsed + r.notices + r.revocationsStarted === 0 && queue.length === 0) return;
       }
     },
     start() {

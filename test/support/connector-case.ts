@@ -66,6 +66,8 @@ export const contractRole = (target: string, grants: Readonly<Record<string, unk
   requesters: ["oncall"],
   emergencyAllowed: false,
   reviewDeadlineS: 86_400,
+  endingWarningS: 600,
+  alarmSeverity: "warning",
   justificationMinLength: 10,
   incidentPattern: "INC-[0-9]+",
   approvalTimeoutS: 3600,
