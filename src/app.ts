@@ -201,6 +201,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     log,
     signingKey,
     reconcile,
+    detector,
     metrics,
   });
 

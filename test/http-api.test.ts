@@ -343,6 +343,7 @@ describe("OpenAPI", () => {
     "get /api/v1/audit/verify",
     "post /api/v1/reconcile",
     "get /api/v1/incidents/{id}",
+    "post /api/v1/targets/{target}/cloudtrail",
   ];
 
   it("lists every route, and every error response is problem+json", async () => {
@@ -368,7 +369,8 @@ describe("OpenAPI", () => {
     // Every documented path is served (an unknown route would answer 404 ERR_NOT_FOUND).
     for (const entry of EXPECTED) {
       const [method = "", path = ""] = entry.split(" ");
-      expect(http.hasRoute({ method: method.toUpperCase() as "GET", url: path.replace("{id}", ":id") })).toBe(true);
+      const url = path.replace("{id}", ":id").replace("{target}", ":target");
+      expect(http.hasRoute({ method: method.toUpperCase() as "GET", url })).toBe(true);
     }
   });
 });

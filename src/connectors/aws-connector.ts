@@ -30,6 +30,7 @@ import type { RoleDef } from "../core/model.js";
 import type { Connector, ConnectorResult, VerifyResult } from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
+import { cloudTrailSettingsSchema, createCloudTrailWatcher } from "./cloudtrail.js";
 import { type ConnectorContext, parseRoleGrants } from "./connector-context.js";
 
 export const awsSettingsSchema = z
@@ -59,6 +60,7 @@ export const awsSettingsSchema = z
       .refine(isDuration, { message: "not a duration; write it like 15s" })
       .default("15s")
       .describe("Longest one AWS call may take"),
+    cloudtrail: cloudTrailSettingsSchema.optional(),
   })
   .strict();
 
@@ -165,6 +167,7 @@ export function createAwsConnector(
     requestHandler: { requestTimeout: timeoutMs, connectionTimeout: timeoutMs },
     ...(credentials ? { credentials } : {}),
   };
+  const trail = settings.cloudtrail ? createCloudTrailWatcher(settings.cloudtrail, ctx) : null;
   const sts = new STSClient({ ...common, ...(settings.sts_endpoint ? { endpoint: settings.sts_endpoint } : {}) });
   const iam = new IAMClient({ ...common, ...(settings.iam_endpoint ? { endpoint: settings.iam_endpoint } : {}) });
 
@@ -354,6 +357,8 @@ export function createAwsConnector(
         return fail("verify (iam:GetRolePolicy)", e);
       }
     },
+
+    ...(trail ? { watchSessions: trail.watchSessions, pushedSessions: trail.pushedSessions } : {}),
 
     async close() {
       sts.destroy();

@@ -275,6 +275,18 @@ export const CheckpointListSchema = z
   })
   .register(apiSchemas, { id: "CheckpointList" });
 
+export const TargetParamsSchema = z.strictObject({ target: z.string().min(1).max(128) });
+
+export const DetectorReportSchema = z
+  .object({
+    received: z.number().int().describe("Uses of watched identities in the payload"),
+    reported: z
+      .number()
+      .int()
+      .describe("Of those, unexplained by any grant and reported now (target.unauthorized_login)"),
+  })
+  .describe("What the broker made of pushed CloudTrail events");
+
 export const ReconcileReportSchema = z
   .object({
     fixed: z

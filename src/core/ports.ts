@@ -214,6 +214,11 @@ export interface WatchedSession {
   readonly grantId: string | null;
   readonly startedAt: number | null;
   readonly from: string | null;
+  /**
+   * A past event (a CloudTrail record) rather than a live session: the grant must have covered
+   * `startedAt`, not be active now — such events arrive minutes late.
+   */
+  readonly pointInTime?: boolean;
 }
 
 /** What a target holds now, as far as break-glass access goes. */
@@ -256,6 +261,13 @@ export interface Connector {
   watchSessions?(): Promise<readonly WatchedSession[]>;
   /** Optional: end a session `watchSessions` found (when configured to). */
   endSession?(session: WatchedSession): Promise<boolean>;
+  /**
+   * Optional: uses of watched identities pushed to the broker (the CloudTrail webhook), read
+   * from `payload`. `key` is what the sender presented; compared in constant time.
+   * @throws ERR_UNAUTHENTICATED when the key is wrong or the target takes no pushed events;
+   *   ERR_VALIDATION when the payload is not in a known shape
+   */
+  pushedSessions?(payload: unknown, key: string): readonly WatchedSession[];
   /** Release connections and timers; the broker calls it on shutdown. */
   close?(): Promise<void>;
 }

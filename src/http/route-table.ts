@@ -15,6 +15,8 @@ export interface RouteInput<P, Q, B> {
   readonly body: B;
   /** The authenticated caller (actor `anonymous` on routes without auth). */
   readonly ctx: RequestContext;
+  /** Request headers (lower-case names), for routes that authenticate otherwise than by token. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 /** What a handler returns: the body, and optionally headers to add (e.g. `location`). */
@@ -43,6 +45,8 @@ export interface Route<
   readonly body?: B;
   readonly status: 200 | 201;
   readonly response: R;
+  /** Largest body this route accepts, when more than the server's default. */
+  readonly bodyLimit?: number;
   /** Problems this route can answer with, beyond the ones every route can (see openapi.ts). */
   readonly problems: readonly ProblemCode[];
   handler(input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<RouteResult<z.input<R>>>;
@@ -62,6 +66,7 @@ export interface AnyRoute {
   readonly body?: z.ZodType;
   readonly status: 200 | 201;
   readonly response: z.ZodType;
+  readonly bodyLimit?: number;
   readonly problems: readonly ProblemCode[];
   handler(input: RouteInput<unknown, unknown, unknown>): Promise<RouteResult<unknown>>;
 }

@@ -14,6 +14,7 @@ import {
   CheckpointListSchema,
   CreateGrantBodySchema,
   CredentialViewSchema,
+  DetectorReportSchema,
   EmptyBodySchema,
   GRANT_ACTIONS,
   GRANT_STATES,
@@ -29,6 +30,7 @@ import {
   type ProblemCode,
   ReconcileReportSchema,
   RolesResponseSchema,
+  TargetParamsSchema,
 } from "../contract/api.js";
 import { isUnalarmed } from "../core/alarm-routing.js";
 import { groupsOf } from "../core/approval-policy.js";
@@ -38,6 +40,7 @@ import type { Grant, GrantState } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
+import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 import { alarmView, auditEventView, checkpointView, domainViews, grantView, meView, verdictView } from "./views.js";
@@ -49,6 +52,7 @@ export interface RouteDeps {
   readonly clock: Clock;
   readonly signingKey: SigningKey;
   readonly reconcile?: ReconcileWorker | undefined;
+  readonly detector?: DetectorWorker | undefined;
   /** The OpenAPI document of the whole table (built by the server, which holds the table). */
   readonly openapi: () => Record<string, unknown>;
 }
@@ -450,6 +454,33 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
         if (!deps.reconcile) throw new BreakglassError("ERR_INTERNAL", "reconciliation is not running in this process");
         const r = await deps.reconcile.runOnce();
         return { body: { ...r, fixed: [...r.fixed], reported: [...r.reported], errors: [...r.errors] } };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/targets/:target/cloudtrail",
+      operationId: "pushCloudTrail",
+      summary: "CloudTrail events for an aws target's use detection (EventBridge API destination)",
+      description:
+        'Authenticated by the target\'s `cloudtrail.webhook_key` in the `x-breakglass-key` header, not by an API token. The body is one EventBridge event (`detail` = the CloudTrail record), an array of them, or a CloudTrail file (`{"Records": [...]}`). Every use of a watched identity that no grant explains is recorded (and alarmed) before the answer, so a retry after an error loses nothing.',
+      tag: "audit",
+      auth: false,
+      params: TargetParamsSchema,
+      body: z.unknown(),
+      bodyLimit: 1024 * 1024,
+      status: 200,
+      response: DetectorReportSchema,
+      problems: ["ERR_UNAUTHENTICATED", "ERR_STORAGE", "ERR_AUDIT_WRITE_FAILED"],
+      handler: async ({ params, body, headers }) => {
+        const key = headers["x-breakglass-key"];
+        if (typeof key !== "string" || key === "") {
+          throw new BreakglassError(
+            "ERR_UNAUTHENTICATED",
+            "send the target's cloudtrail.webhook_key as `x-breakglass-key`",
+          );
+        }
+        if (!deps.detector) throw new BreakglassError("ERR_INTERNAL", "use detection is not running in this process");
+        return { body: await deps.detector.ingest(params.target, body, key) };
       },
     }),
   ];

@@ -18,6 +18,7 @@ import { type Metrics, renderMetrics } from "../metrics/metrics.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
 import type { TokenService } from "../service/token-service.js";
+import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
@@ -37,6 +38,8 @@ export interface HttpServerDeps {
   readonly reconcile?: ReconcileWorker;
   /** Serves GET /metrics (Prometheus) when given. */
   readonly metrics?: Metrics;
+  /** Takes pushed CloudTrail events (POST /targets/{target}/cloudtrail) when given. */
+  readonly detector?: DetectorWorker;
 }
 
 /** Largest request body accepted; grant requests are a few hundred bytes. */
@@ -159,6 +162,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
       method: route.method,
       url: `${API_PREFIX}${route.path}`,
       ...(route.auth ? { onRequest: authenticate } : {}),
+      ...(route.bodyLimit ? { bodyLimit: route.bodyLimit } : {}),
       handler: async (request, reply) => {
         const ctx: RequestContext = {
           actor: route.auth ? (actors.get(request) ?? ANONYMOUS) : ANONYMOUS,
@@ -169,6 +173,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
           throw new BreakglassError("ERR_UNAUTHENTICATED", "not authenticated");
         const input = {
           ctx,
+          headers: request.headers,
           params: route.params ? parseInput(route.params, request.params, "path") : undefined,
           query: route.query ? parseInput(route.query, request.query ?? {}, "query") : undefined,
           body: route.body ? parseInput(route.body, request.body ?? {}, "request body") : undefined,

@@ -3,7 +3,7 @@
  * from these machines. It speaks the query protocol (form-encoded POST, XML answers in AWS's
  * namespaces and error shapes) for exactly: STS AssumeRole and GetCallerIdentity, IAM GetRole,
  * GetRolePolicy, PutRolePolicy, DeleteRolePolicy; and the console federation endpoint's
- * getSigninToken. Every request's SigV4 signature is verified against the keys it knows (the
+ * getSigninToken. Each successful AssumeRole also leaves a CloudTrail record (`takeTrail`). Every request's SigV4 signature is verified against the keys it knows (the
  * broker's static key and the temporary keys it issued, with their session tokens), and
  * authorization of temporary credentials applies the role's inline Deny statements with the
  * session's tags and token issue time — evaluated by the guardrail's policy evaluator.
@@ -17,6 +17,12 @@ import { evaluate, parsePolicy } from "../../src/guardrail/iam-policy.js";
 
 export const ACCOUNT = "123456789012";
 export const BROKER_KEY = { accessKeyId: "AKIABREAKGLASSBROKER", secretAccessKey: "broker-secret-key-for-tests-only" };
+/** Another IAM user allowed to assume the roles: standing access someone forgot to remove. */
+export const OTHER_KEY = { accessKeyId: "AKIAMALLORYSTANDING", secretAccessKey: "mallory-secret-key-for-tests-only" };
+const USERS: Readonly<Record<string, string>> = {
+  [BROKER_KEY.accessKeyId]: "broker",
+  [OTHER_KEY.accessKeyId]: "mallory",
+};
 
 const STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/";
 const IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/";
@@ -52,6 +58,11 @@ export interface FakeAws {
   failNext(action: string, code: string, status: number, times?: number): void;
   /** Roles that exist, with their MaxSessionDuration in seconds. */
   addRole(name: string, maxSessionS?: number): string;
+  /**
+   * CloudTrail records of the successful AssumeRole calls so far (AWS's documented record shape),
+   * taken out of the trail: what CloudTrail would deliver in its next log file.
+   */
+  takeTrail(): Record<string, unknown>[];
   stop(): Promise<void>;
 }
 
@@ -145,9 +156,11 @@ export async function startFakeAws(): Promise<FakeAws> {
   const rolePolicies = new Map<string, Map<string, string>>();
   const roles = new Map<string, number>();
   const failures = new Map<string, { code: string; status: number; times: number }>();
+  let trail: Record<string, unknown>[] = [];
 
   const secretFor = (akid: string) => {
     if (akid === BROKER_KEY.accessKeyId) return { secret: BROKER_KEY.secretAccessKey, token: null };
+    if (akid === OTHER_KEY.accessKeyId) return { secret: OTHER_KEY.secretAccessKey, token: null };
     const s = sessions.get(akid);
     return s ? { secret: s.secretAccessKey, token: s.sessionToken } : null;
   };
@@ -195,8 +208,8 @@ export async function startFakeAws(): Promise<FakeAws> {
 
   const handleSts = (res: ServerResponse, action: string, p: Record<string, string>, akid: string) => {
     if (action === "AssumeRole") {
-      if (akid !== BROKER_KEY.accessKeyId)
-        return error(res, 403, STS_NS, "AccessDenied", "only the broker may assume roles here");
+      const user = USERS[akid];
+      if (user === undefined) return error(res, 403, STS_NS, "AccessDenied", "only IAM users may assume roles here");
       const roleArn = p.RoleArn ?? "";
       const roleName = roleArn.split("/").pop() ?? "";
       const max = roles.get(roleName);
@@ -224,6 +237,46 @@ export async function startFakeAws(): Promise<FakeAws> {
         expiresAt: Date.now() + duration * 1000,
       };
       sessions.set(session.accessKeyId, session);
+      trail.push({
+        eventVersion: "1.08",
+        userIdentity: {
+          type: "IAMUser",
+          principalId: `AIDA${user.toUpperCase()}`,
+          arn: `arn:aws:iam::${ACCOUNT}:user/${user}`,
+          accountId: ACCOUNT,
+          accessKeyId: akid,
+          userName: user,
+        },
+        eventTime: new Date(session.issuedAt).toISOString().replace(/\.\d{3}Z$/, "Z"),
+        eventSource: "sts.amazonaws.com",
+        eventName: "AssumeRole",
+        awsRegion: "eu-central-1",
+        sourceIPAddress: "127.0.0.1",
+        userAgent: "aws-sdk-js",
+        requestParameters: {
+          roleArn,
+          roleSessionName: session.sessionName,
+          durationSeconds: duration,
+          ...(session.sourceIdentity ? { sourceIdentity: session.sourceIdentity } : {}),
+          ...(Object.keys(session.tags).length > 0
+            ? { tags: Object.entries(session.tags).map(([key, value]) => ({ key, value })) }
+            : {}),
+        },
+        responseElements: {
+          credentials: { accessKeyId: session.accessKeyId, expiration: new Date(session.expiresAt).toUTCString() },
+          assumedRoleUser: {
+            assumedRoleId: `AROAFAKE:${session.sessionName}`,
+            arn: `arn:aws:sts::${ACCOUNT}:assumed-role/${roleName}/${session.sessionName}`,
+          },
+        },
+        requestID: randomBytes(16).toString("hex"),
+        eventID: randomBytes(16).toString("hex"),
+        readOnly: true,
+        eventType: "AwsApiCall",
+        managementEvent: true,
+        recipientAccountId: ACCOUNT,
+        eventCategory: "Management",
+      });
       return send(
         res,
         200,
@@ -363,6 +416,11 @@ export async function startFakeAws(): Promise<FakeAws> {
     addRole(name, maxSessionS = 3600) {
       roles.set(name, maxSessionS);
       return `arn:aws:iam::${ACCOUNT}:role/${name}`;
+    },
+    takeTrail() {
+      const taken = trail;
+      trail = [];
+      return taken;
     },
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };

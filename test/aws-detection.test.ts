@@ -1,0 +1,237 @@
+/**
+ * Use detection for AWS from CloudTrail, end to end: the broker's own AssumeRole (made through the
+ * real SDK against the local STS, which records it in CloudTrail's record shape) is explained by
+ * its grant even when the log file arrives after the grant ended; an AssumeRole into the
+ * break-glass role by a standing IAM user is alarmed within seconds of the file landing; root
+ * sign-in pushed through the webhook (EventBridge's event shape) is alarmed before the answer;
+ * the webhook refuses a wrong key without saying which targets exist.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { AWS_ROLE } from "./support/aws-case.js";
+import { ACCOUNT, BROKER_KEY, type FakeAws, OTHER_KEY, startFakeAws } from "./support/fake-aws.js";
+
+const WEBHOOK_KEY = "cloudtrail-webhook-key-for-tests";
+let fake: FakeAws;
+let dir: string;
+let trailDir: string;
+let broker: Broker;
+let roleArn: string;
+
+beforeAll(async () => {
+  fake = await startFakeAws();
+  roleArn = fake.addRole(AWS_ROLE, 3600);
+  dir = mkdtempSync(join(tmpdir(), "bg-aws-detect-"));
+  trailDir = join(dir, "cloudtrail");
+  mkdirSync(join(trailDir, "AWSLogs", ACCOUNT), { recursive: true });
+  // History: present before the broker starts, never reported.
+  writeTrail([rootLogin("0000history")]);
+  writeFileSync(
+    join(dir, "breakglass.yaml"),
+    `version: 1
+server: { host: 127.0.0.1, port: 0 }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+alarms:
+  channels: { security: { type: file, path: ./security.jsonl } }
+  security_channels: [security]
+  routes: []
+users: { alice: { name: Alice }, bob: { name: Bob } }
+groups: { oncall: [alice], leads: [bob] }
+admin_groups: [leads]
+domains:
+  cloud:
+    roles:
+      aws-breakglass:
+        target: aws-prod
+        grants: { role_arn: "${roleArn}", max_session: 1h }
+        max_duration: 1h
+        approval: "1 of leads"
+        requesters: [oncall]
+targets:
+  aws-prod:
+    connector: aws
+    settings:
+      region: eu-central-1
+      credentials: { access_key_id: { env: AK }, secret_access_key: { env: SK } }
+      sts_endpoint: ${fake.stsEndpoint}
+      iam_endpoint: ${fake.iamEndpoint}
+      federation_endpoint: ${fake.federationEndpoint}
+      cloudtrail:
+        dir: ./cloudtrail
+        webhook_key: { env: TRAIL_KEY }
+        watch_role_arns: ["${roleArn}"]
+        watch_users: [breakglass-admin]
+`,
+  );
+  const env = { AK: BROKER_KEY.accessKeyId, SK: BROKER_KEY.secretAccessKey, TRAIL_KEY: WEBHOOK_KEY };
+  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
+    log: silentLogger,
+    env,
+  });
+  await broker.start();
+  // The first pass notes the files already there (history); later files are new.
+  await broker.detector.runOnce();
+}, 60_000);
+afterAll(async () => {
+  await broker?.stop();
+  await fake?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let fileNo = 0;
+/** Deliver records as CloudTrail does: one gzipped `{"Records": [...]}` file per batch. */
+function writeTrail(records: readonly Record<string, unknown>[]): void {
+  fileNo += 1;
+  const name = `${ACCOUNT}_CloudTrail_eu-central-1_20261130T0${fileNo}00Z_${fileNo}.json.gz`;
+  writeFileSync(join(trailDir, "AWSLogs", ACCOUNT, name), gzipSync(JSON.stringify({ Records: records })));
+}
+
+function rootLogin(eventID: string): Record<string, unknown> {
+  return {
+    eventVersion: "1.08",
+    userIdentity: { type: "Root", principalId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:root`, accountId: ACCOUNT },
+    eventTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+    eventSource: "signin.amazonaws.com",
+    eventName: "ConsoleLogin",
+    awsRegion: "us-east-1",
+    sourceIPAddress: "203.0.113.9",
+    userAgent: "Mozilla/5.0",
+    requestParameters: null,
+    responseElements: { ConsoleLogin: "Success" },
+    additionalEventData: { MFAUsed: "Yes" },
+    eventID,
+    eventType: "AwsConsoleSignIn",
+    recipientAccountId: ACCOUNT,
+  };
+}
+
+interface Alarm {
+  event: { type: string; target: string; data: { principal: string; from: string | null; grant: string | null } };
+}
+const alarms = (): Alarm[] => {
+  try {
+    return readFileSync(join(dir, "security.jsonl"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Alarm)
+      .filter((a) => a.event.type === "target.unauthorized_login");
+  } catch {
+    return [];
+  }
+};
+async function until<T>(what: string, fn: () => T | undefined, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+const push = (body: unknown, key = WEBHOOK_KEY, target = "aws-prod") =>
+  broker.http.inject({
+    method: "POST",
+    url: `/api/v1/targets/${target}/cloudtrail`,
+    headers: { "x-breakglass-key": key, "content-type": "application/json" },
+    payload: JSON.stringify(body),
+  });
+
+describe("aws use detection (CloudTrail)", () => {
+  it("explains the broker's own AssumeRole by its grant, even when the file lands after the grant ended", async () => {
+    const g = await broker.service.request(ctx("alice"), {
+      roleId: "cloud/aws-breakglass",
+      justification: "KMS key policy locked everyone out",
+      incident: "INC-51",
+      durationS: 1800,
+    });
+    expect(await broker.service.approve(ctx("bob"), g.id, null)).toMatchObject({ state: "active" });
+    await broker.service.revoke(ctx("bob"), g.id, "fixed");
+    const records = fake.takeTrail();
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ requestParameters: { roleArn, roleSessionName: `bg-${g.id}` } });
+    await broker.detector.stop(); // no timer pass in between: this pass is the one that reads the file
+    writeTrail(records);
+    // The pass reads the new file and finds nothing unexplained (what it reports is recorded before it returns).
+    expect(await broker.detector.runOnce()).toEqual([]);
+    const audit = await broker.store.readAudit(1, 10_000);
+    expect(audit.filter((e) => e.type === "target.unauthorized_login")).toEqual([]);
+    broker.detector.start();
+  });
+
+  it("alarms within seconds on an AssumeRole into the break-glass role that no grant explains", async () => {
+    const sts = new STSClient({
+      region: "eu-central-1",
+      endpoint: fake.stsEndpoint,
+      credentials: OTHER_KEY,
+      maxAttempts: 1,
+    });
+    await sts.send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: "mallory-debug", DurationSeconds: 900 }));
+    sts.destroy();
+    const landed = Date.now();
+    writeTrail(fake.takeTrail());
+    const alarm = await until("the unauthorized AssumeRole alarm", () =>
+      alarms().find((a) => a.event.data.principal.includes("mallory-debug")),
+    );
+    expect(Date.now() - landed).toBeLessThan(5000);
+    expect(alarm.event).toMatchObject({
+      target: "aws-prod",
+      data: { principal: `${roleArn} (session mallory-debug)`, from: "127.0.0.1", grant: null },
+    });
+    // The history file written before the start was not replayed.
+    expect(alarms().filter((a) => a.event.data.principal.startsWith("root"))).toEqual([]);
+  });
+
+  it("takes a root sign-in pushed as an EventBridge event, records it before answering, once", async () => {
+    const event = {
+      version: "0",
+      id: "6f87d04b-9f74-4f04-a780-7acf4b0a9b38",
+      "detail-type": "AWS Console Sign In via CloudTrail",
+      source: "aws.signin",
+      account: ACCOUNT,
+      time: new Date().toISOString(),
+      region: "us-east-1",
+      resources: [],
+      detail: rootLogin("root-login-1"),
+    };
+    const res = await push(event);
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toEqual({ received: 1, reported: 1 });
+    // Recorded before the answer: the audit log has it now.
+    const events = await broker.store.readAudit(1, 10_000);
+    expect(events.some((e) => e.type === "target.unauthorized_login" && e.payload.includes("root (account"))).toBe(
+      true,
+    );
+    await until("root alarm", () => alarms().find((a) => a.event.data.principal === `root (account ${ACCOUNT})`));
+    // EventBridge retries: the same event again is not a second alarm.
+    expect((await push([event])).json()).toEqual({ received: 1, reported: 0 });
+  });
+
+  it("refuses a wrong key or an unknown target alike, and a payload of unknown shape", async () => {
+    for (const res of [await push({ Records: [] }, "wrong-key"), await push({ Records: [] }, WEBHOOK_KEY, "nope")]) {
+      expect(res.statusCode).toBe(401);
+      expect(res.headers["content-type"]).toContain("application/problem+json");
+      expect(res.json()).toMatchObject({ code: "ERR_UNAUTHENTICATED" });
+    }
+    const missing = await broker.http.inject({
+      method: "POST",
+      url: "/api/v1/targets/aws-prod/cloudtrail",
+      headers: { "content-type": "application/json" },
+      payload: "{}",
+    });
+    expect(missing.statusCode).toBe(401);
+    const bad = await push({ hello: "world" });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ code: "ERR_VALIDATION" });
+  });
+});
