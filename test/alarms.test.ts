@@ -152,6 +152,18 @@ describe("alarms", () => {
     expect(shown.stdout).toMatch(/security-hook\s+grant\.activated\s+delivered in \d+ ms \(3 attempts\)/);
   });
 
+  it("retries a receiver that never answers, once the channel's timeout (2 s) cuts the attempt", async () => {
+    receiver.hangNext = 1;
+    const id = await activate();
+    const got = await until("alarm after a timed-out attempt", () =>
+      receiver.received.find((r) => (r.body.event as { grant?: string }).grant === id),
+    );
+    const hook = (await broker.store.listAlarms(id)).find((a) => a.channel === "security-hook");
+    expect(hook).toMatchObject({ id: got.key, state: "delivered", attempts: 2, lastError: null });
+    // The same idempotency key on the retry: a receiver that did process the first can dedupe.
+    expect(receiver.received.filter((r) => r.key === got.key)).toHaveLength(1);
+  });
+
   it("lets an emergency activation through with the channel down, and delivers when it is back", async () => {
     const port = receiver.port;
     await receiver.stop();

@@ -1,7 +1,7 @@
 /**
  * A webhook receiver on loopback that checks Breakglass's alarm signature the way docs/alarms.md
  * tells receivers to (HMAC over "<t>.<raw body>", timestamp within 5 minutes), and can be told to
- * fail the next requests.
+ * fail or never answer the next requests.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -21,6 +21,8 @@ export class Receiver {
   /** Answer this status to the next N requests (then 200). */
   failNext = 0;
   failStatus = 500;
+  /** Never answer the next N requests (the sender's timeout must cut them). */
+  hangNext = 0;
   #server: Server | null = null;
   port = 0;
 
@@ -39,6 +41,10 @@ export class Receiver {
           this.rejected.push(sig);
           res.writeHead(401).end();
           return;
+        }
+        if (this.hangNext > 0) {
+          this.hangNext--;
+          return; // no answer at all; closed by stop()
         }
         if (this.failNext > 0) {
           this.failNext--;
