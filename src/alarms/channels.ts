@@ -143,7 +143,7 @@ export function slackMessage(m: Message, publicUrl: string): Record<string, unkn
       elements:
         e.type === "grant.requested" || e.type === "grant.approval_added"
           ? [link("Approve or deny", `/grants/${grant}`)]
-          : ENDED.has(String(e.type))
+          : ENDED.has(String(e.type)) || e.type === "grant.review_overdue"
             ? [link("Review", `/grants/${grant}`)]
             : [link("Open grant", `/grants/${grant}`)],
     });
