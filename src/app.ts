@@ -2,6 +2,7 @@
  * The composition root: the only place adapters are constructed and wired. Everything else
  * receives what it needs as arguments.
  */
+import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createLogger, type Logger } from "./adapters/logger.js";
@@ -19,8 +20,12 @@ import { describeDiff, diffConfig, fingerprintConfig, parseFingerprint } from ".
 import { createConnector } from "./connectors/registry.js";
 import { checkpointAlarms, routeAlarms } from "./core/alarm-routing.js";
 import type { AuditEventDraft, SealedAuditEvent } from "./core/audit-event.js";
+import { BreakglassError } from "./core/errors.js";
 import { SYSTEM_ACTOR } from "./core/grant-machine.js";
 import type { Clock, Connector, IdGenerator, Store, StoreTx } from "./core/ports.js";
+import { upstreamAad } from "./gateway/gateway-login.js";
+import { createPgGateway, type PgGateway } from "./gateway/pg-gateway.js";
+import { createRecorder } from "./gateway/recorder.js";
 import { createHttpServer } from "./http/server.js";
 import { createMetrics } from "./metrics/metrics.js";
 import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
@@ -57,6 +62,9 @@ export interface Broker {
   readonly checkpoints: CheckpointWorker;
   readonly signingKey: SigningKey;
   readonly http: FastifyInstance;
+  /** The PostgreSQL gateway, when configured; its address once started. */
+  readonly gateway: PgGateway | null;
+  gatewayAddress(): { host: string; port: number } | null;
   /** Start the workers and listen; returns the base URL. */
   start(): Promise<string>;
   /** Stop listening, finish in-flight work, sign a last checkpoint, close the store. */
@@ -143,7 +151,17 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     log: logFn,
   });
   const writer = createGrantWriter(store, audit);
-  const access = createAccessController({ policy, writer, store, audit, connectors, clock, box, log: logFn });
+  const access = createAccessController({
+    policy,
+    writer,
+    store,
+    audit,
+    connectors,
+    clock,
+    box,
+    gateway: config.gateway,
+    log: logFn,
+  });
   const service = createGrantService({ policy, store, audit, writer, access, clock, ids, box });
   const tokens = createTokenService({ policy, store, audit, clock, ids });
   const expiry = createExpiryWorker({
@@ -191,6 +209,9 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     everyEvents: config.audit.checkpointEveryEvents,
     log: logFn,
   });
+  const gateway = config.gateway ? createGateway(config, store, audit, box, clock, logFn) : null;
+  let gatewayAddress: { host: string; port: number } | null = null;
+
   const http = createHttpServer({
     config,
     service,
@@ -217,6 +238,8 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     checkpoints,
     signingKey,
     http,
+    gateway,
+    gatewayAddress: () => gatewayAddress,
     async start() {
       // A configuration that differs from the last one this database ran with is an event (and
       // an alarm): who may break which glass is itself security-relevant. Refuses to start if it
@@ -230,10 +253,12 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       detector.start();
       escalation?.start();
       checkpoints.start();
+      if (gateway) gatewayAddress = await gateway.listen();
       return http.listen({ host: config.server.host, port: config.server.port });
     },
     async stop() {
       await http.close();
+      await gateway?.close();
       await expiry.stop();
       await reconcile.stop();
       await alarms.stop();
@@ -294,5 +319,96 @@ export async function recordConfigChange(
       },
     ]);
     return summary;
+  });
+}
+
+/** The gateway, wired to the store (logins, grant windows, recordings) and the audit log (sessions). */
+function createGateway(
+  config: AppConfig,
+  store: Store,
+  audit: { append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<unknown> },
+  box: SecretBox | null,
+  clock: Clock,
+  log: (msg: string, fields?: Record<string, unknown>) => void,
+): PgGateway {
+  const g = config.gateway;
+  if (!g) throw new Error("no gateway configured");
+  if (!box) {
+    // The configuration check refuses gateway targets that are not postgres, and postgres needs the key.
+    throw new BreakglassError("ERR_INTERNAL", "the gateway needs `secrets.key_file` to open target credentials");
+  }
+  const sessionEvent = async (
+    type: "gateway.session_started" | "gateway.session_ended",
+    grantId: string,
+    data: Record<string, unknown>,
+  ) => {
+    const grant = await store.getGrant(grantId);
+    await store.transaction((tx) =>
+      audit.append(tx, [
+        {
+          type,
+          actor: grant?.requester ?? "unknown",
+          at: clock.now(),
+          grantId,
+          roleId: grant?.roleId ?? null,
+          domain: grant?.domain ?? null,
+          target: grant?.target ?? null,
+          justification: null,
+          incident: grant?.incident ?? null,
+          requestId: null,
+          sourceAddress: typeof data.from === "string" ? data.from : null,
+          data,
+        },
+      ]),
+    );
+  };
+  return createPgGateway({
+    host: g.host,
+    port: g.port,
+    tls: g.tls ? { cert: readFileSync(g.tls.certFile), key: readFileSync(g.tls.keyFile) } : null,
+    requireTls: g.requireTls,
+    now: () => clock.now(),
+    log,
+    recorder: createRecorder({ store, flushMs: g.recordFlushMs, batchSize: 1000, log }),
+    async findLogin(user) {
+      const login = await store.findGatewayLogin(user);
+      if (!login) return null;
+      return {
+        grantId: login.grantId,
+        verifier: login.verifier,
+        upstream: box.open(login.upstream, upstreamAad(login.grantId)).reveal(),
+      };
+    },
+    async grantWindow(grantId) {
+      const grant = await store.getGrant(grantId);
+      const active = grant !== null && grant.state === "active" && grant.access === "granted";
+      return {
+        active,
+        endsAt: grant?.endsAt ?? null,
+        ended: active ? null : grant?.endReason ? `${grant.endReason}` : (grant?.state ?? "unknown"),
+      };
+    },
+    // The session is in the audit log before it relays a byte (fail closed).
+    onSessionStart: (s) =>
+      sessionEvent("gateway.session_started", s.grantId, {
+        session: s.sessionId,
+        user: s.user,
+        from: s.from,
+        application: s.application,
+      }),
+    onSessionEnd: (s) => {
+      sessionEvent("gateway.session_ended", s.grantId, {
+        session: s.sessionId,
+        from: s.from,
+        durationMs: s.endedAt - s.startedAt,
+        statements: s.statements,
+        errors: s.errors,
+        bytesToClient: s.bytesToClient,
+        bytesFromClient: s.bytesFromClient,
+        reason: s.endReason,
+      }).catch((e: unknown) =>
+        log("recording a gateway session's end failed", { session: s.sessionId, error: String(e) }),
+      );
+    },
   });
 }

@@ -24,6 +24,18 @@ export interface ServerConfig {
   readonly publicUrl: string;
 }
 
+export interface GatewayConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly publicHost: string;
+  readonly publicPort: number;
+  /** Absolute paths of the PEM certificate and key; null without TLS. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  readonly requireTls: boolean;
+  readonly targets: readonly string[];
+  readonly recordFlushMs: number;
+}
+
 export interface AuditConfig {
   /** PEM PKCS#8 Ed25519 private key used to sign checkpoints. */
   readonly signingKeyFile: string;
@@ -104,6 +116,8 @@ export interface AppConfig {
   readonly policy: Policy;
   readonly storage: StorageConfig;
   readonly server: ServerConfig;
+  /** The PostgreSQL gateway; null when not configured. */
+  readonly gateway: GatewayConfig | null;
   readonly audit: AuditConfig;
   readonly secrets: SecretsConfig;
   readonly alarms: AlarmsConfig;

@@ -8,7 +8,7 @@ import { parseRule } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import type { ApprovalRule, DomainDef, Policy, RoleDef, TargetDef, UserDef } from "../core/model.js";
 import { Redacted } from "../core/redacted.js";
-import type { AlarmChannelConfig, AppConfig, ServerConfig, StorageConfig } from "./app-config.js";
+import type { AlarmChannelConfig, AppConfig, GatewayConfig, ServerConfig, StorageConfig } from "./app-config.js";
 
 /** A Map that cannot be changed after construction (Object.freeze does not reach a Map's entries). */
 class FrozenMap<K, V> extends Map<K, V> {
@@ -150,11 +150,26 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
     publicUrl: (file.server.public_url ?? `http://${urlHost}:${port}`).replace(/\/+$/, ""),
   };
 
+  const g = file.gateway;
+  const gateway: GatewayConfig | null = g
+    ? {
+        host: g.host,
+        port: g.port,
+        publicHost: g.public_host ?? g.host,
+        publicPort: g.public_port ?? g.port,
+        tls: g.tls ? { certFile: inDir(g.tls.cert_file), keyFile: inDir(g.tls.key_file) } : null,
+        requireTls: g.require_tls ?? g.tls !== undefined,
+        targets: [...g.targets],
+        recordFlushMs: parseFineDurationMs(g.record_flush),
+      }
+    : null;
+
   return deepFreeze({
     source: resolved.source,
     policy,
     storage,
     server,
+    gateway,
     audit: {
       signingKeyFile: inDir(file.audit.signing_key_file),
       generateKeyIfMissing: file.audit.generate_key_if_missing,

@@ -145,6 +145,28 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
     }
   }
 
+  const gateway = isRecord(doc.gateway) ? doc.gateway : {};
+  for (const [name, i] of names(gateway.targets)) {
+    const connector = connectorOf.get(name);
+    if (!targets.has(name)) {
+      problems.push(
+        problem(
+          ["gateway", "targets", i],
+          `gateway target \`${name}\` is not defined under \`targets\``,
+          suggest(name, targets, "defined targets"),
+        ),
+      );
+    } else if (connector !== undefined && connector !== "postgres") {
+      problems.push(
+        problem(
+          ["gateway", "targets", i],
+          `the gateway relays PostgreSQL sessions, but target \`${name}\` uses the ${connector} connector`,
+          "list only postgres targets under gateway.targets",
+        ),
+      );
+    }
+  }
+
   const policy = satisfiabilityPolicy(users, groups);
   for (const [domain, domainDef] of entries(doc.domains)) {
     if (!isRecord(domainDef)) continue;

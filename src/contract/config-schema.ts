@@ -156,6 +156,44 @@ export const ServerSchema = z
   })
   .describe("The HTTP API.");
 
+export const GatewaySchema = z
+  .strictObject({
+    host: z.string().min(1).default("127.0.0.1").describe("Address the PostgreSQL gateway listens on."),
+    port: withHint(z.int().min(0).max(65535), "use a TCP port number from 1 to 65535 (0 picks a free port)")
+      .default(5433)
+      .describe("TCP port of the gateway; 0 picks a free port."),
+    public_host: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Host name holders connect to (in the connection string they get). Defaults to `host`."),
+    public_port: z.int().min(1).max(65535).optional().describe("Port holders connect to. Defaults to `port`."),
+    tls: z
+      .strictObject({
+        cert_file: z
+          .string()
+          .min(1)
+          .describe("PEM certificate (chain) the gateway presents, relative to the config file"),
+        key_file: z.string().min(1).describe("PEM private key of the certificate, relative to the config file"),
+      })
+      .optional()
+      .describe("TLS towards clients. Without it, the gateway answers SSLRequest with N (for loopback and tests)."),
+    require_tls: z
+      .boolean()
+      .optional()
+      .describe("Refuse clients that do not use TLS. Defaults to true when `tls` is set."),
+    targets: z
+      .array(Name)
+      .min(1)
+      .describe(
+        "postgres targets whose holders connect only through the gateway: they get a gateway login, never the target's own credential",
+      ),
+    record_flush: FineDuration.default("100ms").describe(
+      "Longest time a recorded statement waits in memory before it is written (batched; a broker crash can lose at most this much)",
+    ),
+  })
+  .describe("The PostgreSQL gateway: recorded, time-boxed sessions to postgres targets.");
+
 export const SqliteStorageSchema = z
   .strictObject({
     driver: z.literal("sqlite").describe("Embedded SQLite database (single broker process)."),
@@ -514,6 +552,7 @@ export const ConfigFileSchema = z
     secrets: SecretsSchema.prefault({}),
     alarms: AlarmsSchema.prefault({}),
     workers: WorkersSchema.prefault({}),
+    gateway: GatewaySchema.optional(),
     defaults: RoleDefaultsSchema.prefault({}),
     admin_groups: z.array(Name).default([]).describe("Members of these groups may revoke any grant."),
     users: z.record(Name, UserSchema).default({}).describe("People, by user name."),

@@ -29,6 +29,9 @@ export type AuditEventType =
   | "grant.ending_soon"
   | "grant.review_overdue"
   | "config.changed"
+  | "gateway.session_started"
+  | "gateway.session_ended"
+  | "gateway.statement_blocked"
   | "token.created"
   | "token.revoked";
 

@@ -57,6 +57,39 @@ export type AlarmState = "queued" | "delivered" | "failed";
  * One alarm to one channel, written in the same transaction as the audit event that caused it
  * (the outbox), delivered after commit, at least once.
  */
+/** How the gateway lets a grant's holder in, and what it connects upstream with. */
+export interface GatewayLogin {
+  readonly grantId: string;
+  /** The user name the holder gives the gateway (the grant's role name at the target). */
+  readonly user: string;
+  /** SCRAM-SHA-256 verifier of the gateway password (src/gateway/scram.ts); never the password. */
+  readonly verifier: string;
+  /** The target credential the gateway connects with, sealed (secret box bound to the grant). */
+  readonly upstream: string;
+}
+
+/** One statement of a recorded gateway session. */
+export interface StatementRecord {
+  readonly grantId: string;
+  readonly sessionId: string;
+  /** Order within the session, from 1. */
+  readonly seq: number;
+  readonly startedAt: number;
+  readonly endedAt: number | null;
+  /** `simple` (Query), `extended` (Execute of a prepared statement), `blocked` (refused by the guard). */
+  readonly kind: "simple" | "extended" | "blocked" | "function";
+  readonly text: string;
+  /** Parameter values of an Execute, as text (redacted per role); null for simple queries. */
+  readonly params: readonly (string | null)[] | null;
+  /** Rows returned (DataRow) or affected (from the command tag). */
+  readonly rows: number;
+  /** Command tags, e.g. `SELECT 1`, `UPDATE 3`. */
+  readonly tag: string | null;
+  readonly error: string | null;
+  /** Bytes sent to the client for this statement. */
+  readonly bytes: number;
+}
+
 export interface AlarmRecord {
   /** `a_<event seq>_<channel>`: also the idempotency key receivers dedupe on. */
   readonly id: string;
@@ -136,6 +169,10 @@ export interface StoreTx {
    * starting together see each other's value rather than the same old one.
    */
   swapState(key: string, value: string, at: number): Promise<string | null>;
+  /** Store (or replace) the gateway login of a grant. */
+  saveGatewayLogin(login: GatewayLogin, at: number): Promise<void>;
+  /** Append recorded statements (a batch from the gateway's recorder). */
+  insertStatements(statements: readonly StatementRecord[]): Promise<void>;
 }
 
 /** Durable state: grants, the audit log, checkpoints, tokens. */
@@ -163,6 +200,10 @@ export interface Store {
   listAlarms(grantId: string): Promise<AlarmRecord[]>;
   /** The sealed credential of a grant's holder, if one is held. */
   readCredential(grantId: string): Promise<string | null>;
+  /** The gateway login for a user name, if that grant has one (deleted with the credentials). */
+  findGatewayLogin(user: string): Promise<GatewayLogin | null>;
+  /** A grant's recorded statements, by session and order. */
+  listStatements(grantId: string): Promise<StatementRecord[]>;
   /** The smallest persisted due time, so a worker can sleep until then. */
   nextDueAt(): Promise<number | null>;
   close(): Promise<void>;

@@ -4,6 +4,7 @@
  * verified, recorded). Failures are recorded as audit events; revocation retries forever.
  */
 
+import type { GatewayConfig } from "../config/app-config.js";
 import type { AuditEventDraft } from "../core/audit-event.js";
 import { BreakglassError, isBreakglassError } from "../core/errors.js";
 import {
@@ -20,7 +21,16 @@ import {
   type Transition,
 } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
-import type { Clock, Connector, ConnectorGrantFacts, ConnectorResult, Store, StoreTx } from "../core/ports.js";
+import type {
+  Clock,
+  Connector,
+  ConnectorGrantFacts,
+  ConnectorResult,
+  GatewayLogin,
+  Store,
+  StoreTx,
+} from "../core/ports.js";
+import { issueGatewayLogin } from "../gateway/gateway-login.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import { type AuditAppender, type GrantWriter, stamp } from "./grant-writer.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "./request-context.js";
@@ -34,7 +44,15 @@ export interface AccessControllerDeps {
   readonly clock: Clock;
   /** Seals the credentials connectors hand out; null when no secret key is configured. */
   readonly box: SecretBox | null;
+  /** Targets behind the gateway get a gateway login instead of their own credential. */
+  readonly gateway?: GatewayConfig | null;
   readonly log: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** What activation keeps: the holder's sealed credential, and a gateway login when the target is behind the gateway. */
+interface Issued {
+  readonly sealed: string | null;
+  readonly login: GatewayLogin | null;
 }
 
 /** Additional authenticated data binding a sealed credential to its grant. */
@@ -122,10 +140,10 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     const endsAt = begun.endsAt ?? clock.now();
     // 2. The target, outside any transaction.
     let granted: ConnectorResult;
-    let sealed: string | null;
+    let sealed: Issued;
     try {
       granted = await connector.grant({ ...facts, endsAt }, handle);
-      sealed = sealCredential(grant.id, granted);
+      sealed = sealCredential(grant, granted);
     } catch (e) {
       deps.log("activation failed at target", { grantId: grant.id, error: errorText(e) });
       const detail = isBreakglassError(e) ? { ...e.detail } : {};
@@ -151,21 +169,30 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     }
   };
 
-  const sealCredential = (grantId: string, granted: ConnectorResult): string | null => {
-    if (granted.credential === null) return null;
+  /**
+   * Seal what the holder gets. For a target behind the gateway that is a gateway login: the
+   * target's own credential is sealed for the gateway only.
+   */
+  const sealCredential = (grant: Grant, granted: ConnectorResult): Issued => {
+    if (granted.credential === null) return { sealed: null, login: null };
     if (!deps.box) {
       throw new BreakglassError(
         "ERR_CONNECTOR_FAILED",
         "the target issued a credential but the broker has no secret key to keep it encrypted; set `secrets.key_file`",
       );
     }
-    return deps.box.seal(granted.credential.reveal(), credentialAad(grantId));
+    const viaGateway = deps.gateway?.targets.includes(grant.target)
+      ? issueGatewayLogin(deps.gateway, grant.id, granted.credential, deps.box)
+      : null;
+    const holder = viaGateway?.holder ?? granted.credential;
+    return { sealed: deps.box.seal(holder.reveal(), credentialAad(grant.id)), login: viaGateway?.login ?? null };
   };
 
   const saveCredential =
-    (sealed: string | null) =>
+    (issued: Issued) =>
     async (tx: StoreTx, next: Grant): Promise<void> => {
-      if (sealed !== null) await tx.saveCredential(next.id, sealed, clock.now());
+      if (issued.sealed !== null) await tx.saveCredential(next.id, issued.sealed, clock.now());
+      if (issued.login !== null) await tx.saveGatewayLogin(issued.login, clock.now());
     };
 
   const extend = async (grant: Grant, ctx: RequestContext, extraS: number, reason: string): Promise<Grant> => {
@@ -181,7 +208,7 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
         grantId: grant.id,
       });
     }
-    const sealed = sealCredential(grant.id, granted);
+    const sealed = sealCredential(grant, granted);
     // If the grant ended meanwhile, this fails and the revocation removes the longer-lived access.
     return writer.transition(
       grant.id,

@@ -25,7 +25,9 @@ import type {
   AlarmState,
   AuditHead,
   Checkpoint,
+  GatewayLogin,
   GrantFilter,
+  StatementRecord,
   Store,
   StoreTx,
   TokenRecord,
@@ -246,6 +248,46 @@ class KyselyStore implements Store {
         .orderBy("channel")
         .execute();
       return rows.map(alarmFromRow);
+    });
+  }
+
+  findGatewayLogin(user: string): Promise<GatewayLogin | null> {
+    return this.#read("findGatewayLogin", async () => {
+      const row = await this.#db
+        .selectFrom("gateway_logins")
+        .selectAll()
+        .where("user_name", "=", user)
+        .executeTakeFirst();
+      return row
+        ? { grantId: row.grant_id, user: row.user_name, verifier: row.verifier, upstream: row.upstream }
+        : null;
+    });
+  }
+
+  listStatements(grantId: string): Promise<StatementRecord[]> {
+    return this.#read("listStatements", async () => {
+      const rows = await this.#db
+        .selectFrom("session_statements")
+        .selectAll()
+        .where("grant_id", "=", grantId)
+        .orderBy("started_at")
+        .orderBy("session_id")
+        .orderBy("seq")
+        .execute();
+      return rows.map((r) => ({
+        grantId: r.grant_id,
+        sessionId: r.session_id,
+        seq: r.seq,
+        startedAt: r.started_at,
+        endedAt: r.ended_at,
+        kind: r.kind as StatementRecord["kind"],
+        text: r.text,
+        params: r.params === null ? null : (JSON.parse(r.params) as (string | null)[]),
+        rows: r.rows,
+        tag: r.tag,
+        error: r.error,
+        bytes: r.bytes,
+      }));
     });
   }
 
@@ -529,6 +571,48 @@ class KyselyStoreTx implements StoreTx {
         .deleteFrom("grant_credentials")
         .where("grant_id", "in", [...grantIds])
         .execute();
+      await db
+        .deleteFrom("gateway_logins")
+        .where("grant_id", "in", [...grantIds])
+        .execute();
+    });
+  }
+
+  saveGatewayLogin(login: GatewayLogin, at: number): Promise<void> {
+    return this.#run("saveGatewayLogin", async (db) => {
+      const values = { verifier: login.verifier, upstream: login.upstream, updated_at: at };
+      await db
+        .insertInto("gateway_logins")
+        .values({ grant_id: login.grantId, user_name: login.user, ...values })
+        .onConflict((oc) => oc.column("grant_id").doUpdateSet(values))
+        .execute();
+    });
+  }
+
+  insertStatements(statements: readonly StatementRecord[]): Promise<void> {
+    return this.#run("insertStatements", async (db) => {
+      // SQLite binds at most 32,766 variables per statement: 12 columns → chunks of 1,000 rows.
+      for (let i = 0; i < statements.length; i += 1000) {
+        await db
+          .insertInto("session_statements")
+          .values(
+            statements.slice(i, i + 1000).map((s) => ({
+              grant_id: s.grantId,
+              session_id: s.sessionId,
+              seq: s.seq,
+              started_at: s.startedAt,
+              ended_at: s.endedAt,
+              kind: s.kind,
+              text: s.text,
+              params: s.params === null ? null : JSON.stringify(s.params),
+              rows: s.rows,
+              tag: s.tag,
+              error: s.error,
+              bytes: s.bytes,
+            })),
+          )
+          .execute();
+      }
     });
   }
 

@@ -162,12 +162,48 @@ const grantNotices: Migration = {
   },
 };
 
+/** The PostgreSQL gateway: how holders log in to it, and what their sessions ran. */
+const gateway: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable("gateway_logins")
+      .addColumn("grant_id", "text", (c) => c.primaryKey())
+      .addColumn("user_name", "text", (c) => c.notNull().unique())
+      .addColumn("verifier", "text", (c) => c.notNull())
+      .addColumn("upstream", "text", (c) => c.notNull())
+      .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable("session_statements")
+      .addColumn("grant_id", "text", (c) => c.notNull())
+      .addColumn("session_id", "text", (c) => c.notNull())
+      .addColumn("seq", "integer", (c) => c.notNull())
+      .addColumn("started_at", "bigint", (c) => c.notNull())
+      .addColumn("ended_at", "bigint")
+      .addColumn("kind", "text", (c) => c.notNull())
+      .addColumn("text", "text", (c) => c.notNull())
+      .addColumn("params", "text")
+      .addColumn("rows", "bigint", (c) => c.notNull())
+      .addColumn("tag", "text")
+      .addColumn("error", "text")
+      .addColumn("bytes", "bigint", (c) => c.notNull())
+      .addPrimaryKeyConstraint("session_statements_pkey", ["session_id", "seq"])
+      .execute();
+    await db.schema
+      .createIndex("session_statements_grant")
+      .on("session_statements")
+      .columns(["grant_id", "started_at"])
+      .execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
   "0002_grant_credentials": grantCredentials,
   "0003_alarms": alarms,
   "0004_grant_notices": grantNotices,
+  "0005_gateway": gateway,
 });
 
 const provider: MigrationProvider = {

@@ -93,6 +93,30 @@ export interface GrantCredentialsTable {
   updated_at: number;
 }
 
+export interface GatewayLoginsTable {
+  grant_id: string;
+  user_name: string;
+  verifier: string;
+  upstream: string;
+  updated_at: number;
+}
+
+export interface SessionStatementsTable {
+  grant_id: string;
+  session_id: string;
+  seq: number;
+  started_at: number;
+  ended_at: number | null;
+  kind: string;
+  text: string;
+  /** JSON array text, or null. */
+  params: string | null;
+  rows: number;
+  tag: string | null;
+  error: string | null;
+  bytes: number;
+}
+
 export interface AlarmsTable {
   id: string;
   channel: string;
@@ -125,4 +149,6 @@ export interface Database {
   grant_credentials: GrantCredentialsTable;
   alarms: AlarmsTable;
   broker_state: BrokerStateTable;
+  gateway_logins: GatewayLoginsTable;
+  session_statements: SessionStatementsTable;
 }

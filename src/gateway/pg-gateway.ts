@@ -1,0 +1,714 @@
+/**
+ * The PostgreSQL gateway: a listener of the broker that standard clients (psql, drivers,
+ * pgbench) connect to with a grant's gateway login. It authenticates the client (SCRAM-SHA-256
+ * against a stored verifier), checks the grant is active, connects to the target as the grant's
+ * role, and relays the session byte for byte — recording every statement on the way, closing the
+ * session at the grant's end with a FATAL the client can read, and mapping cancel requests to the
+ * target's backend.
+ *
+ * Relaying: client → target is split into messages (statements are small) so each can be
+ * inspected and recorded before it is forwarded; target → client is scanned in place (only
+ * message headers, and the bodies of CommandComplete, ErrorResponse and ReadyForQuery, are read)
+ * and forwarded chunk by chunk. Either side writing faster than the other can take pauses the
+ * sender (bounded memory for any result size).
+ */
+import { randomBytes, randomInt } from "node:crypto";
+import net from "node:net";
+import tls from "node:tls";
+import type { StatementRecord } from "../core/ports.js";
+import { Inbox } from "./inbox.js";
+import {
+  authOk,
+  authSasl,
+  authSaslContinue,
+  authSaslFinal,
+  backendKeyData,
+  errorFields,
+  errorResponse,
+  MessageReader,
+  message,
+  readCString,
+  readStartup,
+  type StartupPacket,
+} from "./pg-wire.js";
+import type { Recorder } from "./recorder.js";
+import { parseVerifier, ScramServer } from "./scram.js";
+import {
+  cancelRequest,
+  connectUpstream,
+  openSocket,
+  parseUpstream,
+  UpstreamError,
+  type UpstreamTarget,
+} from "./upstream.js";
+
+export interface GatewayLoginInfo {
+  readonly grantId: string;
+  readonly verifier: string;
+  /** The target connection string (with the grant role's password), opened for this session. */
+  readonly upstream: string;
+}
+
+export interface GrantWindow {
+  readonly active: boolean;
+  readonly endsAt: number | null;
+  /** Why the grant is no longer active, for the client's FATAL message (`expired`, `revoked`…). */
+  readonly ended: string | null;
+}
+
+export interface SessionSummary {
+  readonly grantId: string;
+  readonly sessionId: string;
+  readonly user: string;
+  readonly from: string | null;
+  readonly application: string | null;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly statements: number;
+  readonly errors: number;
+  readonly bytesToClient: number;
+  readonly bytesFromClient: number;
+  readonly endReason: string;
+}
+
+export interface GatewayDeps {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: { readonly cert: Buffer; readonly key: Buffer } | null;
+  /** Refuse clients that do not ask for TLS (default when a certificate is configured). */
+  readonly requireTls: boolean;
+  readonly findLogin: (user: string) => Promise<GatewayLoginInfo | null>;
+  readonly grantWindow: (grantId: string) => Promise<GrantWindow>;
+  readonly recorder: Recorder;
+  /** Called when a session is in (after upstream authentication), before it relays; a throw refuses it. */
+  readonly onSessionStart: (s: {
+    grantId: string;
+    sessionId: string;
+    user: string;
+    from: string | null;
+    application: string | null;
+  }) => Promise<void>;
+  readonly onSessionEnd: (summary: SessionSummary) => void;
+  readonly now: () => number;
+  readonly log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** How often open sessions' grants are checked (default 250 ms). */
+  readonly checkMs?: number;
+  readonly connectTimeoutMs?: number;
+}
+
+export interface PgGateway {
+  listen(): Promise<{ host: string; port: number }>;
+  /** Close every session of a grant now (its end was recorded). */
+  cutGrant(grantId: string, why: string): void;
+  readonly sessionCount: number;
+  close(): Promise<void>;
+}
+
+const HANDSHAKE_MS = 15_000;
+const MAX_PARAM_CHARS = 1024;
+
+interface Pending {
+  readonly seq: number;
+  readonly kind: StatementRecord["kind"];
+  readonly text: string;
+  readonly params: (string | null)[] | null;
+  readonly startedAt: number;
+  rows: number;
+  tags: string[];
+  error: string | null;
+  bytes: number;
+}
+
+export function createPgGateway(deps: GatewayDeps): PgGateway {
+  const sessions = new Map<number, Session>(); // by gateway pid (cancel requests)
+  const byGrant = new Map<string, Set<Session>>();
+  const connectTimeoutMs = deps.connectTimeoutMs ?? 10_000;
+  let server: net.Server | null = null;
+  let checker: NodeJS.Timeout | null = null;
+
+  const fatal = (socket: net.Socket, code: string, text: string, hint?: string) => {
+    socket.end(errorResponse("FATAL", code, text, hint));
+  };
+
+  class Session {
+    readonly pid: number;
+    readonly secret: number;
+    readonly id = `s_${randomBytes(9).toString("base64url")}`;
+    grantId = "";
+    user = "";
+    application: string | null = null;
+    readonly from: string | null;
+    upstream: net.Socket | null = null;
+    target: UpstreamTarget | null = null;
+    backendPid = 0;
+    backendSecret = 0;
+    closed = false;
+    endReason = "client disconnected";
+    startedAt = deps.now();
+    endsAt: number | null = null;
+    timer: NodeJS.Timeout | null = null;
+    // Recording state.
+    seq = 0;
+    statementCount = 0;
+    errorCount = 0;
+    bytesToClient = 0;
+    bytesFromClient = 0;
+    readonly pending: Pending[] = [];
+    readonly prepared = new Map<string, string>();
+    readonly portals = new Map<string, { text: string; params: (string | null)[] }>();
+    skipping = false;
+    // Target → client scanner state.
+    readonly header = Buffer.alloc(5);
+    headerLen = 0;
+    remaining = 0;
+    type = 0;
+    collect: Buffer[] | null = null;
+
+    constructor(public client: net.Socket) {
+      this.from = client.remoteAddress ?? null;
+      let pid = randomInt(1, 2 ** 31 - 1);
+      while (sessions.has(pid)) pid = randomInt(1, 2 ** 31 - 1);
+      this.pid = pid;
+      this.secret = randomInt(0, 2 ** 31 - 1);
+    }
+
+    /** Close the session: a FATAL to the client when `why` is given, both sockets ended. */
+    close(reason: string, why?: { code: string; text: string }): void {
+      if (this.closed) return;
+      this.closed = true;
+      this.endReason = reason;
+      if (this.timer) clearTimeout(this.timer);
+      if (why) this.client.end(errorResponse("FATAL", why.code, why.text));
+      else this.client.end();
+      setTimeout(() => this.client.destroy(), 1000).unref();
+      if (this.upstream) {
+        this.upstream.end(message("X"));
+        this.upstream.destroy();
+      }
+      for (const p of this.pending.splice(0)) {
+        this.finish(p, deps.now(), p.error ?? `session ended (${reason}) before the statement finished`);
+      }
+      sessions.delete(this.pid);
+      const set = byGrant.get(this.grantId);
+      set?.delete(this);
+      if (set?.size === 0) byGrant.delete(this.grantId);
+      if (this.grantId) {
+        deps.onSessionEnd({
+          grantId: this.grantId,
+          sessionId: this.id,
+          user: this.user,
+          from: this.from,
+          application: this.application,
+          startedAt: this.startedAt,
+          endedAt: deps.now(),
+          statements: this.statementCount,
+          errors: this.errorCount,
+          bytesToClient: this.bytesToClient,
+          bytesFromClient: this.bytesFromClient,
+          endReason: reason,
+        });
+      }
+    }
+
+    /** Close at the grant's end; re-armed when the end moves (extension). */
+    arm(endsAt: number | null): void {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.endsAt = endsAt;
+      if (endsAt === null) return;
+      const wait = Math.min(Math.max(0, endsAt - deps.now()), 3_600_000);
+      this.timer = setTimeout(() => {
+        if (deps.now() >= endsAt) this.expire("expired");
+        else this.arm(endsAt);
+      }, wait);
+      this.timer.unref();
+    }
+
+    expire(ended: string): void {
+      this.close(`grant ${ended}`, {
+        code: "57P01",
+        text: `break-glass grant ${this.grantId} ${ended}: this session is closed`,
+      });
+    }
+
+    finish(p: Pending, at: number, error: string | null = p.error): void {
+      if (error) this.errorCount += 1;
+      this.statementCount += 1;
+      deps.recorder.record({
+        grantId: this.grantId,
+        sessionId: this.id,
+        seq: p.seq,
+        startedAt: p.startedAt,
+        endedAt: at,
+        kind: p.kind,
+        text: p.text,
+        params: p.params,
+        rows: p.rows,
+        tag: p.tags.length === 0 ? null : p.tags.join("; "),
+        error,
+        bytes: p.bytes,
+      });
+    }
+
+    start(kind: Pending["kind"], text: string, params: (string | null)[] | null): void {
+      this.seq += 1;
+      this.pending.push({
+        seq: this.seq,
+        kind,
+        text,
+        params,
+        startedAt: deps.now(),
+        rows: 0,
+        tags: [],
+        error: null,
+        bytes: 0,
+      });
+    }
+
+    /** Inspect one client message before it is forwarded; false when the session must stop. */
+    inspect(type: number, body: Buffer): boolean {
+      switch (type) {
+        case 0x51: {
+          // Q: simple query
+          if (deps.recorder.failing) return this.refuseUnrecorded();
+          this.start("simple", readCString(body, 0)[0], null);
+          return true;
+        }
+        case 0x50: {
+          // P: Parse (name, text, …)
+          const [name, at] = readCString(body, 0);
+          this.prepared.set(name, readCString(body, at)[0]);
+          return true;
+        }
+        case 0x42: {
+          // B: Bind (portal, statement, formats, values, …)
+          const [portal, a] = readCString(body, 0);
+          const [stmt, b] = readCString(body, a);
+          this.portals.set(portal, {
+            text: this.prepared.get(stmt) ?? `<prepared statement ${stmt}>`,
+            params: bindParams(body, b),
+          });
+          return true;
+        }
+        case 0x45: {
+          // E: Execute (portal, max rows)
+          if (deps.recorder.failing) return this.refuseUnrecorded();
+          const portal = this.portals.get(readCString(body, 0)[0]);
+          this.start("extended", portal?.text ?? "<unknown portal>", portal?.params ?? null);
+          return true;
+        }
+        case 0x43: {
+          // C: Close (S statement | P portal, name)
+          const name = readCString(body, 1)[0];
+          if (body[0] === 0x53) this.prepared.delete(name);
+          else this.portals.delete(name);
+          return true;
+        }
+        case 0x46: {
+          // F: FunctionCall (oid, …)
+          if (deps.recorder.failing) return this.refuseUnrecorded();
+          this.start("function", `<function call, oid ${body.readInt32BE(0)}>`, null);
+          return true;
+        }
+        case 0x58: // X: Terminate
+          this.endReason = "client terminated";
+          return true;
+        default:
+          return true;
+      }
+    }
+
+    refuseUnrecorded(): boolean {
+      this.close("recording storage unavailable", {
+        code: "57P03",
+        text: "Breakglass cannot record statements right now (recording storage unavailable); nothing was run unrecorded — reconnect when it is back",
+      });
+      return false;
+    }
+
+    /** A complete interesting message from the target. */
+    complete(type: number, body: Buffer): void {
+      const head = this.pending[0];
+      switch (type) {
+        case 0x43: {
+          // C: CommandComplete
+          if (!head) return;
+          const tag = readCString(body, 0)[0];
+          head.tags.push(tag);
+          const n = Number(/(\d+)$/.exec(tag)?.[1] ?? Number.NaN);
+          if (Number.isFinite(n) && !tag.startsWith("SELECT") && !tag.startsWith("FETCH")) head.rows += n;
+          if (head.kind !== "simple") this.done();
+          return;
+        }
+        case 0x73: // s: PortalSuspended
+        case 0x49: // I: EmptyQueryResponse
+          if (head && head.kind !== "simple") this.done();
+          return;
+        case 0x45: {
+          // E: ErrorResponse
+          const f = errorFields(body);
+          const text = `${f.C ?? ""} ${f.M ?? "error"}`.trim();
+          if (!head) return;
+          head.error ??= text;
+          if (head.kind !== "simple") {
+            this.done();
+            // The target skips the rest of the pipeline up to Sync.
+            this.skipping = true;
+          }
+          return;
+        }
+        case 0x5a: {
+          // Z: ReadyForQuery — the end of a simple query, or of a pipeline up to Sync.
+          const now = deps.now();
+          while (this.pending.length > 0) {
+            const p = this.pending[0] as Pending;
+            if (p.kind !== "simple" && !this.skipping) break; // an Execute after this Sync
+            this.pending.shift();
+            this.finish(
+              p,
+              now,
+              p.kind === "simple" ? p.error : (p.error ?? "not run: an earlier message of its pipeline failed"),
+            );
+            if (p.kind === "simple") break;
+          }
+          this.skipping = false;
+          return;
+        }
+        default:
+          return;
+      }
+    }
+
+    done(): void {
+      const p = this.pending.shift();
+      if (p) this.finish(p, deps.now());
+    }
+
+    /** Scan a chunk from the target: headers, and the bodies worth reading. */
+    scan(chunk: Buffer): void {
+      let pos = 0;
+      const len = chunk.length;
+      if (this.pending[0]) this.pending[0].bytes += len;
+      while (pos < len) {
+        if (this.remaining === 0) {
+          const need = 5 - this.headerLen;
+          const take = Math.min(need, len - pos);
+          chunk.copy(this.header, this.headerLen, pos, pos + take);
+          this.headerLen += take;
+          pos += take;
+          if (this.headerLen < 5) break;
+          this.headerLen = 0;
+          this.type = this.header[0] as number;
+          this.remaining = this.header.readInt32BE(1) - 4;
+          const t = this.type;
+          if (t === 0x44) {
+            // D: DataRow
+            const head = this.pending[0];
+            if (head) head.rows += 1;
+            this.collect = null;
+          } else {
+            this.collect = t === 0x43 || t === 0x45 || t === 0x5a || t === 0x73 || t === 0x49 ? [] : null;
+          }
+          if (this.remaining === 0) {
+            if (this.collect) this.complete(t, Buffer.alloc(0));
+            this.collect = null;
+          }
+          continue;
+        }
+        const take = Math.min(this.remaining, len - pos);
+        if (this.collect) this.collect.push(chunk.subarray(pos, pos + take));
+        pos += take;
+        this.remaining -= take;
+        if (this.remaining === 0 && this.collect) {
+          const body = this.collect.length === 1 ? (this.collect[0] as Buffer) : Buffer.concat(this.collect);
+          this.collect = null;
+          this.complete(this.type, body);
+        }
+      }
+    }
+
+    relay(upstream: net.Socket, clientLeftover: Buffer, upstreamLeftover: Buffer): void {
+      const client = this.client;
+      const reader = new MessageReader();
+      const fromClient = (chunk: Buffer) => {
+        this.bytesFromClient += chunk.length;
+        const clean = reader.pending.length === 0;
+        reader.push(chunk);
+        const out: Buffer[] = [];
+        try {
+          for (let m = reader.next(); m !== null; m = reader.next()) {
+            if (!this.inspect(m.type, m.body)) return;
+            out.push(m.raw);
+          }
+        } catch (e) {
+          this.close("protocol error", { code: "08P01", text: `invalid message from the client: ${String(e)}` });
+          return;
+        }
+        if (out.length === 0) return;
+        // Forward the chunk itself when it held whole messages only (the common case).
+        const data =
+          clean && reader.pending.length === 0 ? chunk : out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+        if (!upstream.write(data)) client.pause();
+      };
+      const fromUpstream = (chunk: Buffer) => {
+        this.bytesToClient += chunk.length;
+        this.scan(chunk);
+        if (!client.write(chunk)) upstream.pause();
+      };
+      client.on("data", fromClient);
+      upstream.on("data", fromUpstream);
+      client.on("drain", () => upstream.resume());
+      upstream.on("drain", () => client.resume());
+      upstream.on("close", () => {
+        // After the client's Terminate the target closes: that is the client's doing.
+        if (!this.closed)
+          this.close(this.endReason === "client terminated" ? this.endReason : "target closed the connection");
+      });
+      upstream.on("error", (e) => deps.log("gateway upstream error", { session: this.id, error: e.message }));
+      if (upstreamLeftover.length > 0) fromUpstream(upstreamLeftover);
+      if (clientLeftover.length > 0) fromClient(clientLeftover);
+      client.resume();
+      upstream.resume();
+    }
+  }
+
+  const handle = async (raw: net.Socket): Promise<void> => {
+    raw.setNoDelay(true);
+    const session = new Session(raw);
+    let socket: net.Socket = raw;
+    let inbox = new Inbox(socket);
+    raw.on("error", () => {});
+    raw.on("close", () => session.close(session.endReason));
+    try {
+      // 1. Startup: SSL negotiation, then the startup packet (or a cancel request).
+      let packet: StartupPacket;
+      let tlsOn = false;
+      for (;;) {
+        packet = await inbox.take((b) => {
+          const r = readStartup(b);
+          if (typeof r === "string") throw new Error(r);
+          return r ? [r.packet, r.size] : null;
+        }, HANDSHAKE_MS);
+        if (packet.kind === "ssl" && !tlsOn) {
+          if (!deps.tls) {
+            socket.write("N");
+            continue;
+          }
+          inbox.detach();
+          socket.write("S");
+          const secure = new tls.TLSSocket(socket, { isServer: true, cert: deps.tls.cert, key: deps.tls.key });
+          secure.on("error", () => {});
+          socket = secure as unknown as net.Socket;
+          session.client = socket;
+          inbox = new Inbox(socket);
+          socket.resume();
+          tlsOn = true;
+          continue;
+        }
+        if (packet.kind === "gssenc") {
+          socket.write("N");
+          continue;
+        }
+        break;
+      }
+      if (packet.kind === "cancel") {
+        inbox.detach();
+        socket.destroy();
+        await cancel(packet.pid, packet.secret);
+        return;
+      }
+      if (packet.kind !== "startup") {
+        return fatal(socket, "08P01", "unsupported frontend protocol: Breakglass's gateway speaks protocol 3.0");
+      }
+      if (deps.requireTls && !tlsOn) {
+        return fatal(socket, "28000", "the Breakglass gateway requires TLS", "connect with sslmode=require");
+      }
+      const params = packet.params;
+      const user = params.user ?? "";
+      if (params.replication !== undefined) {
+        return fatal(socket, "28000", "replication connections are not allowed through the Breakglass gateway");
+      }
+      session.user = user;
+      session.application = params.application_name ?? null;
+
+      // 2. Authenticate the client: SCRAM-SHA-256 against the grant's verifier.
+      const login = await deps.findLogin(user);
+      const scram = new ScramServer(login ? parseVerifier(login.verifier) : null);
+      socket.write(authSasl(["SCRAM-SHA-256"]));
+      const initial = await inbox.message(HANDSHAKE_MS);
+      if (initial.type !== 0x70) return fatal(socket, "08P01", "expected a SASL initial response");
+      const [mechanism, at] = readCString(initial.body, 0);
+      if (mechanism !== "SCRAM-SHA-256") {
+        return fatal(socket, "28000", `SASL mechanism ${mechanism} is not supported; use SCRAM-SHA-256`);
+      }
+      const firstLen = initial.body.readInt32BE(at);
+      const serverFirst = scram.first(initial.body.toString("utf8", at + 4, at + 4 + firstLen));
+      if (serverFirst.startsWith("error:")) return fatal(socket, "08P01", serverFirst.slice(7));
+      socket.write(authSaslContinue(serverFirst));
+      const response = await inbox.message(HANDSHAKE_MS);
+      const serverFinal = response.type === 0x70 ? scram.final(response.body.toString("utf8")) : null;
+      if (serverFinal === null || login === null) {
+        return fatal(socket, "28P01", `password authentication failed for user "${user}"`);
+      }
+      socket.write(authSaslFinal(serverFinal));
+      session.grantId = login.grantId;
+
+      // 3. The grant must be active, and the recording must work.
+      const window = await deps.grantWindow(login.grantId);
+      if (!window.active) {
+        return fatal(socket, "28000", `break-glass grant ${login.grantId} is ${window.ended ?? "not active"}`);
+      }
+      if (deps.recorder.failing) {
+        return fatal(
+          socket,
+          "57P03",
+          "Breakglass cannot record sessions right now (recording storage unavailable); try again shortly",
+        );
+      }
+
+      // 4. The target, as the grant's role.
+      const target = parseUpstream(login.upstream);
+      session.target = target;
+      const forward: Record<string, string> = {};
+      for (const [k, v] of Object.entries(params)) if (k !== "user" && k !== "database") forward[k] = v;
+      let up: Awaited<ReturnType<typeof connectUpstream>>;
+      try {
+        up = await connectUpstream(target, forward, connectTimeoutMs);
+      } catch (e) {
+        const f = e instanceof UpstreamError ? e.fields : null;
+        return fatal(
+          socket,
+          f?.C ?? "08006",
+          `the target refused the session: ${e instanceof Error ? e.message : String(e)}`,
+        );
+      }
+      session.upstream = up.socket;
+      session.backendPid = up.backendPid;
+      session.backendSecret = up.backendSecret;
+      if (session.closed) {
+        up.socket.destroy();
+        return;
+      }
+      await deps.onSessionStart({
+        grantId: login.grantId,
+        sessionId: session.id,
+        user,
+        from: session.from,
+        application: session.application,
+      });
+
+      // 5. In: the client sees the target's greeting with the gateway's own cancel key.
+      sessions.set(session.pid, session);
+      const set = byGrant.get(login.grantId) ?? new Set<Session>();
+      byGrant.set(login.grantId, set);
+      set.add(session);
+      session.arm(window.endsAt);
+      const greeting = up.greeting;
+      const last = greeting[greeting.length - 1] as Buffer; // ReadyForQuery
+      socket.write(
+        Buffer.concat([authOk(), ...greeting.slice(0, -1), backendKeyData(session.pid, session.secret), last]),
+      );
+      session.relay(up.socket, inbox.detach(), up.leftover);
+    } catch (e) {
+      inbox.detach();
+      if (!session.closed) {
+        deps.log("gateway session refused", { session: session.id, error: String(e) });
+        session.close("refused", {
+          code: "08006",
+          text: `Breakglass gateway: ${e instanceof Error ? e.message : String(e)}`,
+        });
+      }
+    }
+  };
+
+  /** A cancel request: forwarded to the target's backend of the session with that key, if any. */
+  const cancel = async (pid: number, secret: number): Promise<void> => {
+    const s = sessions.get(pid);
+    if (!s || s.secret !== secret || !s.target) return; // as PostgreSQL: no answer either way
+    try {
+      const sock = await openSocket(s.target, connectTimeoutMs);
+      sock.end(cancelRequest(s.backendPid, s.backendSecret));
+      sock.on("error", () => {});
+    } catch (e) {
+      deps.log("gateway cancel failed", { session: s.id, error: String(e) });
+    }
+  };
+
+  /** Every open session's grant, checked: ended → closed; extended → timer moved. */
+  const check = async () => {
+    for (const [grantId, set] of [...byGrant]) {
+      let w: GrantWindow;
+      try {
+        w = await deps.grantWindow(grantId);
+      } catch (e) {
+        deps.log("gateway could not check a grant", { grantId, error: String(e) });
+        continue;
+      }
+      for (const s of [...set]) {
+        if (!w.active) s.expire(w.ended ?? "ended");
+        else if (w.endsAt !== s.endsAt) s.arm(w.endsAt);
+      }
+    }
+  };
+
+  return {
+    async listen() {
+      server = net.createServer((socket) => void handle(socket));
+      await new Promise<void>((resolve, reject) => {
+        server?.once("error", reject);
+        server?.listen(deps.port, deps.host, () => resolve());
+      });
+      const schedule = () => {
+        checker = setTimeout(() => {
+          void check().finally(() => {
+            if (checker) schedule();
+          });
+        }, deps.checkMs ?? 250);
+        checker.unref();
+      };
+      schedule();
+      const addr = server.address() as net.AddressInfo;
+      return { host: addr.address, port: addr.port };
+    },
+    cutGrant(grantId, why) {
+      for (const s of [...(byGrant.get(grantId) ?? [])]) s.expire(why);
+    },
+    get sessionCount() {
+      return sessions.size;
+    },
+    async close() {
+      if (checker) clearTimeout(checker);
+      checker = null;
+      for (const s of [...sessions.values()])
+        s.close("broker shutting down", { code: "57P01", text: "the Breakglass broker is shutting down" });
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      await deps.recorder.close();
+    },
+  };
+}
+
+/** The parameter values of a Bind message, as text (binary values in hex), each capped. */
+function bindParams(body: Buffer, start: number): (string | null)[] {
+  let pos = start;
+  const nFormats = body.readInt16BE(pos);
+  pos += 2;
+  const formats: number[] = [];
+  for (let i = 0; i < nFormats; i++, pos += 2) formats.push(body.readInt16BE(pos));
+  const n = body.readInt16BE(pos);
+  pos += 2;
+  const out: (string | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = body.readInt32BE(pos);
+    pos += 4;
+    if (len < 0) {
+      out.push(null);
+      continue;
+    }
+    const binary = (nFormats === 1 ? formats[0] : formats[i]) === 1;
+    const end = Math.min(pos + len, pos + MAX_PARAM_CHARS);
+    const text = binary ? `\\x${body.toString("hex", pos, end)}` : body.toString("utf8", pos, end);
+    out.push(len > MAX_PARAM_CHARS ? `${text}…` : text);
+    pos += len;
+  }
+  return out;
+}

@@ -1,0 +1,245 @@
+/**
+ * The PostgreSQL gateway with real clients against a real PostgreSQL target: the `pg` driver
+ * (simple and extended protocol, a server error, a cancel request) and psql (COPY out and in)
+ * through a grant's gateway login; every statement recorded in order; a wrong password and an
+ * ended grant refused; the session cut with a FATAL at the grant's end.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { cancelRequest } from "../src/gateway/pg-wire.js";
+import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
+
+const run = promisify(execFile);
+let target: PostgresTarget;
+let dir: string;
+let broker: Broker;
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+beforeAll(async () => {
+  target = await startPostgresTarget();
+  dir = mkdtempSync(join(tmpdir(), "bg-gateway-"));
+  const port = await freePort();
+  writeFileSync(
+    join(dir, "breakglass.yaml"),
+    `version: 1
+server: { host: 127.0.0.1, port: 0 }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+workers: { expiry_poll: 100ms }
+gateway: { host: 127.0.0.1, port: ${port}, targets: [pg-app] }
+users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol } }
+groups: { oncall: [alice], leads: [bob, carol] }
+domains:
+  production:
+    roles:
+      db-admin:
+        target: pg-app
+        grants: { roles: [recovery_rw] }
+        max_duration: 2h
+        approval: "1 of leads"
+        requesters: [oncall]
+targets:
+  pg-app:
+    connector: postgres
+    settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s }
+`,
+  );
+  const env = { [TARGET_ENV]: target.adminUrl };
+  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
+    log: silentLogger,
+    env,
+  });
+  await broker.start();
+}, 120_000);
+afterAll(async () => {
+  await broker?.stop();
+  await target?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+
+let last: string | null = null;
+/** A fresh active grant for alice; returns its id and the connection string she is given. */
+async function grant(durationS = 1800): Promise<{ id: string; dsn: string }> {
+  if (last) await broker.service.release(ctx("alice"), last).catch(() => {});
+  const g = await broker.service.request(ctx("alice"), {
+    roleId: "production/db-admin",
+    justification: "orders table is corrupt, repairing",
+    incident: "INC-500",
+    durationS,
+  });
+  await broker.service.approve(ctx("bob"), g.id, null);
+  last = g.id;
+  const c = await broker.service.credential(ctx("alice"), g.id);
+  return { id: g.id, dsn: c.credential.reveal() };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("PostgreSQL gateway", () => {
+  it("hands the holder a gateway login, never the target's own credential", async () => {
+    const { id, dsn } = await grant();
+    const u = new URL(dsn);
+    const address = broker.gatewayAddress();
+    expect(u.port).toBe(String(address?.port));
+    expect(u.username).toBe(
+      `bg_${id}`
+        .toLowerCase()
+        .replace(/[^a-z0-9_]/g, "_")
+        .slice(0, 63),
+    );
+    // The gateway password is not the target password: it does not work there directly.
+    const direct = new URL(target.adminUrl);
+    direct.username = u.username;
+    direct.password = u.password;
+    const c = new pg.Client({ connectionString: direct.toString() });
+    await expect(c.connect()).rejects.toThrow(/password authentication failed/);
+  });
+
+  it("relays the pg driver's simple and extended queries, errors and cancels; records every statement in order", async () => {
+    const { id, dsn } = await grant();
+    const c = new pg.Client({ connectionString: dsn, application_name: "repair-script" });
+    await c.connect();
+    try {
+      expect((await c.query("SELECT count(*)::int AS n FROM public.accounts")).rows).toEqual([{ n: 2 }]);
+      expect((await c.query("SELECT owner FROM public.accounts WHERE id = $1", [2])).rows).toEqual([
+        { owner: "globex" },
+      ]);
+      await expect(c.query("SELECT 1/0")).rejects.toMatchObject({ code: "22012" });
+      // Still usable after an error; a prepared statement by name, twice.
+      const named = { name: "bal", text: "SELECT balance FROM public.accounts WHERE owner = $1", values: ["acme"] };
+      expect((await c.query(named)).rows).toEqual([{ balance: 100 }]);
+      expect((await c.query({ ...named, values: ["globex"] })).rows).toEqual([{ balance: 250 }]);
+      expect((await c.query("UPDATE public.accounts SET balance = balance + 1 WHERE id = 1")).rowCount).toBe(1);
+
+      // A cancel request with the key the gateway gave the client reaches the target's backend.
+      const sleeping = c.query("SELECT pg_sleep(30)");
+      await new Promise((r) => setTimeout(r, 300));
+      const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
+      const addr = broker.gatewayAddress();
+      if (!addr) throw new Error("gateway not listening");
+      const sock = net.connect({ host: addr.host, port: addr.port });
+      await new Promise((r) => sock.once("connect", r));
+      sock.end(cancelRequest(processID, secretKey));
+      const started = Date.now();
+      await expect(sleeping).rejects.toMatchObject({ code: "57014" });
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect((await c.query("SELECT 42 AS answer")).rows).toEqual([{ answer: 42 }]);
+    } finally {
+      await c.end();
+    }
+
+    const recorded = await until("the recording", async () => {
+      const s = await broker.store.listStatements(id);
+      return s.length >= 8 ? s : null;
+    });
+    expect(recorded.map((s) => [s.kind, s.text, s.params, s.rows, s.tag, s.error?.slice(0, 5) ?? null])).toEqual([
+      ["simple", "SELECT count(*)::int AS n FROM public.accounts", null, 1, "SELECT 1", null],
+      ["extended", "SELECT owner FROM public.accounts WHERE id = $1", ["2"], 1, "SELECT 1", null],
+      ["simple", "SELECT 1/0", null, 0, null, "22012"],
+      ["extended", "SELECT balance FROM public.accounts WHERE owner = $1", ["acme"], 1, "SELECT 1", null],
+      ["extended", "SELECT balance FROM public.accounts WHERE owner = $1", ["globex"], 1, "SELECT 1", null],
+      ["simple", "UPDATE public.accounts SET balance = balance + 1 WHERE id = 1", null, 1, "UPDATE 1", null],
+      ["simple", "SELECT pg_sleep(30)", null, 0, null, "57014"],
+      ["simple", "SELECT 42 AS answer", null, 1, "SELECT 1", null],
+    ]);
+    expect(new Set(recorded.map((s) => s.sessionId)).size).toBe(1);
+    expect(recorded.map((s) => s.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+
+    // The session is in the audit trail: started, and ended with its summary.
+    const events = await until("session end event", async () => {
+      const all = await broker.store.readGrantAudit([id]);
+      return all.some((e) => e.type === "gateway.session_ended") ? all : null;
+    });
+    const ended = JSON.parse(events.find((e) => e.type === "gateway.session_ended")?.payload ?? "{}");
+    expect(ended.data).toMatchObject({ statements: 8, errors: 2, reason: "client terminated" });
+    const started = JSON.parse(events.find((e) => e.type === "gateway.session_started")?.payload ?? "{}");
+    expect(started.data).toMatchObject({ application: "repair-script", user: expect.stringMatching(/^bg_/) });
+  });
+
+  it("relays psql, COPY out and COPY in", async () => {
+    const { id, dsn } = await grant();
+    const out = await run("psql", [
+      dsn,
+      "-X",
+      "-A",
+      "-t",
+      "-c",
+      "COPY (SELECT id, owner FROM public.accounts ORDER BY id) TO STDOUT",
+    ]);
+    expect(out.stdout).toBe("1\tacme\n2\tglobex\n");
+    const file = join(dir, "rows.tsv");
+    writeFileSync(file, "3\tinitech\t7\n4\thooli\t9\n");
+    const into = await run("psql", [dsn, "-X", "-v", "ON_ERROR_STOP=1", "-c", `\\copy public.accounts FROM '${file}'`]);
+    expect(into.stdout.trim()).toBe("COPY 2");
+    expect(await target.sql("SELECT count(*)::int AS n FROM public.accounts")).toEqual([{ n: 4 }]);
+    const recorded = await until("psql statements", async () => {
+      const s = await broker.store.listStatements(id);
+      return s.length >= 2 ? s : null;
+    });
+    expect(recorded.map((s) => [s.text.replace(/\s+/g, " ").trim(), s.rows, s.tag])).toEqual([
+      ["COPY (SELECT id, owner FROM public.accounts ORDER BY id) TO STDOUT", 2, "COPY 2"],
+      ["COPY public.accounts FROM STDIN", 2, "COPY 2"],
+    ]);
+  });
+
+  it("refuses a wrong password and a grant that ended, without saying which", async () => {
+    const { dsn } = await grant();
+    const wrong = new URL(dsn);
+    wrong.password = "not-the-password";
+    const c = new pg.Client({ connectionString: wrong.toString() });
+    await expect(c.connect()).rejects.toMatchObject({ code: "28P01" });
+    const nobody = new URL(dsn);
+    nobody.username = "bg_nobody";
+    const n = new pg.Client({ connectionString: nobody.toString() });
+    await expect(n.connect()).rejects.toMatchObject({ code: "28P01" });
+    if (last) await broker.service.release(ctx("alice"), last);
+    last = null;
+    // Released: the login is gone with the credential.
+    const after = new pg.Client({ connectionString: dsn });
+    await expect(after.connect()).rejects.toMatchObject({ code: "28P01" });
+  });
+
+  it("closes the session at the grant's end with a FATAL the client can read", async () => {
+    const { id, dsn } = await grant(3);
+    const c = new pg.Client({ connectionString: dsn });
+    const errors: Error[] = [];
+    c.on("error", (e) => errors.push(e));
+    await c.connect();
+    expect((await c.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+    const g = await broker.store.getGrant(id);
+    await until("the session cut", async () => errors.length > 0 || null, 8000);
+    const cutAt = Date.now();
+    expect(cutAt - (g?.endsAt ?? 0)).toBeLessThan(1000);
+    expect(errors[0]?.message).toMatch(new RegExp(`break-glass grant ${id} expired`));
+    await c.end().catch(() => {});
+    last = null;
+  });
+});
