@@ -3,7 +3,8 @@
 # missing (idempotent):
 # - PostgreSQL server binaries: the tests start throwaway clusters (test/support/postgres-cluster.ts),
 #   so the package's own cluster must not run;
-# - openssh-server and openssh-client: a real sshd on loopback (test/support/sshd.ts).
+# - openssh-server and openssh-client: a real sshd on loopback (test/support/sshd.ts);
+# - pgbouncer: the gateway benchmark's same-run baseline (bench/pg-gateway.ts).
 set -eu
 
 have_initdb() {
@@ -18,6 +19,8 @@ have_ssh() {
 
 missing=""
 have_initdb || missing="$missing postgresql"
+# pgbouncer: the same-run baseline of the gateway benchmark (npm run bench); pgbench and psql come with postgresql.
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing="$missing pgbouncer"
 have_ssh || missing="$missing openssh-server openssh-client"
 
 if [ -n "$missing" ]; then
@@ -50,6 +53,8 @@ if [ -n "$missing" ]; then
       esac
     done
   fi
+  # The same for the package's own pgbouncer: the benchmark starts its own.
+  pkill -x pgbouncer 2>/dev/null || true
 fi
 
 have_initdb || { echo "install-packages: postgresql installed but no initdb under /usr/lib/postgresql/*/bin" >&2; exit 1; }

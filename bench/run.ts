@@ -11,13 +11,14 @@ import { startPostgres } from "../test/support/postgres-cluster.js";
 import { runAlarmLatency } from "./alarm-latency.js";
 import { runAuditBenchmarks } from "./audit-bench.js";
 import { runExpiryStorm } from "./expiry-storm.js";
+import { runGatewayBench } from "./pg-gateway.js";
 import { runPgTargetExpiry } from "./pg-target-expiry.js";
 import { fmt } from "./stats.js";
 
 const quick = process.argv.includes("--quick");
 const sizes = quick
-  ? { single: 500, batched: 5_000, verify: 20_000, storm: 2_000, pgTarget: 50, alarms: 200 }
-  : { single: 3_000, batched: 50_000, verify: 200_000, storm: 10_000, pgTarget: 200, alarms: 1_000 };
+  ? { single: 500, batched: 5_000, verify: 20_000, storm: 2_000, pgTarget: 50, alarms: 200, gatewayS: 4 }
+  : { single: 3_000, batched: 50_000, verify: 200_000, storm: 10_000, pgTarget: 200, alarms: 1_000, gatewayS: 20 };
 
 const cluster = await startPostgres({ durable: true });
 try {
@@ -123,12 +124,28 @@ try {
     },
   ]);
 
+  const gateway = await runGatewayBench({ seconds: sizes.gatewayS, clients: 8, scale: 10, rounds: 2 });
+  console.log(
+    `PostgreSQL gateway: pgbench -S, ${gateway.clients} clients, ${gateway.seconds} s per path and mode (two alternating rounds), recording on (SQLite store)`,
+  );
+  console.table(
+    gateway.rows.map((r) => ({
+      mode: r.mode,
+      "direct tps": fmt(r.directTps),
+      "pgbouncer tps": fmt(r.pgbouncerTps),
+      "gateway tps": fmt(r.gatewayTps),
+      "pgbouncer / direct": fmt(r.pgbouncerRatio, 2),
+      "gateway / direct": fmt(r.gatewayRatio, 2),
+      "statements recorded": fmt(r.recorded),
+    })),
+  );
+
   const dir = join(process.cwd(), "bench", "results");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: cpus().length, quick, sizes, audit, storms, pgTarget, alarms }, null, 2)}\n`,
+    `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: cpus().length, quick, sizes, audit, storms, pgTarget, alarms, gateway }, null, 2)}\n`,
   );
   console.log(`\nwrote ${file}`);
 } finally {

@@ -17,6 +17,7 @@ import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { cancelRequest } from "../src/gateway/pg-wire.js";
+import { connectUpstream, parseUpstream } from "../src/gateway/upstream.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
 
 const run = promisify(execFile);
@@ -76,6 +77,16 @@ afterAll(async () => {
 });
 
 const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+const int32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n, 0);
+  return b;
+};
+/** Heap and buffers of this process (the broker, and so the gateway, runs in it). */
+const memory = () => {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+};
 
 let last: string | null = null;
 /** A fresh active grant for alice; returns its id and the connection string she is given. */
@@ -209,6 +220,78 @@ describe("PostgreSQL gateway", () => {
       ["COPY public.accounts FROM STDIN", 2, "COPY 2"],
     ]);
   });
+
+  it("runs pgbench in simple, extended and prepared modes without a failed transaction", async () => {
+    // End the previous grant first: its end sweeps grants made to recovery_rw during it (seed 000).
+    if (last) await broker.service.release(ctx("alice"), last);
+    last = null;
+    await run("pgbench", ["-i", "-q", "-s", "1", target.adminUrl]);
+    await target.sql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO recovery_rw");
+    const { id, dsn } = await grant();
+    for (const mode of ["simple", "extended", "prepared"]) {
+      const { stdout } = await run("pgbench", ["-n", "-S", "-M", mode, "-c", "4", "-j", "2", "-T", "2", dsn]);
+      expect(stdout).toMatch(/number of failed transactions: 0 /);
+      expect(Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1])).toBeGreaterThan(100);
+    }
+    const recorded = await until("pgbench's statements", async () => {
+      const s = await broker.store.listStatements(id);
+      return s.length > 300 ? s : null;
+    });
+    expect(recorded.filter((s) => s.error !== null)).toEqual([]);
+    expect(recorded.some((s) => s.kind === "extended" && /FROM pgbench_accounts WHERE aid = \$1/.test(s.text))).toBe(
+      true,
+    );
+  }, 60_000);
+
+  it("streams a 1,000,000-row result to a slow reader with bounded memory (the target is paused, not buffered)", async () => {
+    const { id, dsn } = await grant();
+    const u = new URL(dsn);
+    const addr = broker.gatewayAddress();
+    if (!addr) throw new Error("gateway not listening");
+    // A client that reads slowly: the gateway must stop reading the target, not queue the result.
+    const up = await connectUpstream(
+      { ...parseUpstream(dsn), host: addr.host, port: addr.port, user: decodeURIComponent(u.username) },
+      {},
+      10_000,
+    );
+    const sock = up.socket;
+    sock.pause();
+    const text = "SELECT g, repeat('x', 200) FROM generate_series(1, 1000000) g";
+    sock.write(Buffer.concat([Buffer.from("Q"), int32(text.length + 5), Buffer.from(`${text}\0`)]));
+    const base = memory();
+    let peak = base;
+    let bytes = 0;
+    let done = false;
+    let tail = Buffer.alloc(0);
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, memory());
+    }, 20);
+    sock.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+      tail = Buffer.concat([tail, chunk]).subarray(-6);
+      // ReadyForQuery ('Z', length 5, status) ends the result.
+      if (tail.length === 6 && tail[0] === 0x5a && tail.readInt32BE(1) === 5) done = true;
+    });
+    // Read nothing for 2 s (a stalled client), then everything. Without backpressure the gateway
+    // would have read the whole result from the target into memory by then.
+    await new Promise((r) => setTimeout(r, 2000));
+    const stalledPeak = peak;
+    sock.resume();
+    const started = Date.now();
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 20));
+      if (Date.now() - started > 60_000) throw new Error("the result did not arrive");
+    }
+    clearInterval(sampler);
+    sock.destroy();
+    expect(bytes).toBeGreaterThan(200_000_000);
+    // The result is > 200 MB; the broker's memory grew by a small fraction of it.
+    expect(stalledPeak - base).toBeLessThan(32 * 1024 * 1024);
+    expect(peak - base).toBeLessThan(64 * 1024 * 1024);
+    const recorded = await until("the big select", async () => (await broker.store.listStatements(id))[0]);
+    expect(recorded).toMatchObject({ rows: 1_000_000, tag: "SELECT 1000000", error: null });
+    expect(recorded.bytes).toBeGreaterThan(200_000_000);
+  }, 90_000);
 
   it("refuses a wrong password and a grant that ended, without saying which", async () => {
     const { dsn } = await grant();

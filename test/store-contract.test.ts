@@ -14,7 +14,7 @@ import { GENESIS_HASH } from "../src/core/audit-chain.js";
 import type { SealedAuditEvent } from "../src/core/audit-event.js";
 import { BreakglassError, type ErrorCode } from "../src/core/errors.js";
 import type { Grant } from "../src/core/model.js";
-import type { AlarmRecord, AuditHead, Checkpoint, Store, TokenRecord } from "../src/core/ports.js";
+import type { AlarmRecord, AuditHead, Checkpoint, StatementRecord, Store, TokenRecord } from "../src/core/ports.js";
 import { makeGrant as coreMakeGrant } from "../src/core/test-fixtures.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
@@ -758,6 +758,46 @@ for (const backend of BACKENDS) {
           store.transaction((tx) => tx.insertAlarms([alarm(1, "hook")])),
           "ERR_STORAGE",
         );
+      });
+    });
+
+    describe("gateway", () => {
+      it("keeps a grant's gateway login until its credentials are deleted, and its recorded statements in order", async () => {
+        const login = {
+          grantId: "g_1",
+          user: "bg_g_1",
+          verifier: "SCRAM-SHA-256$4096:c2FsdA==$a2V5:c2Vy",
+          upstream: "box",
+        };
+        await store.transaction((tx) => tx.saveGatewayLogin(login, T0));
+        expect(await store.findGatewayLogin("bg_g_1")).toEqual(login);
+        await store.transaction((tx) => tx.saveGatewayLogin({ ...login, upstream: "box2" }, T0 + 1));
+        expect((await store.findGatewayLogin("bg_g_1"))?.upstream).toBe("box2");
+        const statement = (seq: number, over: Partial<StatementRecord> = {}): StatementRecord => ({
+          grantId: "g_1",
+          sessionId: "s_1",
+          seq,
+          startedAt: T0 + seq,
+          endedAt: T0 + seq + 1,
+          kind: "extended",
+          text: `SELECT ${seq} /* 'quotes' "and" unicode ü */`,
+          params: ["1", null, "\\x00ff"],
+          rows: 3_000_000_000 + seq,
+          tag: "SELECT 1",
+          error: null,
+          bytes: 5_000_000_000,
+          ...over,
+        });
+        const batch = [
+          statement(1),
+          statement(2, { kind: "simple", params: null, error: "22012 division by zero", tag: null, endedAt: null }),
+        ];
+        await store.transaction((tx) => tx.insertStatements(batch));
+        await store.transaction((tx) => tx.insertStatements([]));
+        expect(await store.listStatements("g_1")).toEqual(batch);
+        expect(await store.listStatements("g_2")).toEqual([]);
+        await store.transaction((tx) => tx.deleteCredentials(["g_1"]));
+        expect(await store.findGatewayLogin("bg_g_1")).toBeNull();
       });
     });
 
