@@ -338,7 +338,7 @@ function createGateway(
     throw new BreakglassError("ERR_INTERNAL", "the gateway needs `secrets.key_file` to open target credentials");
   }
   const sessionEvent = async (
-    type: "gateway.session_started" | "gateway.session_ended",
+    type: "gateway.session_started" | "gateway.session_ended" | "gateway.statement_blocked",
     grantId: string,
     data: Record<string, unknown>,
   ) => {
@@ -396,6 +396,18 @@ function createGateway(
         from: s.from,
         application: s.application,
       }),
+    async guardFor(grantId) {
+      const grant = await store.getGrant(grantId);
+      const role = grant ? config.policy.roles.get(grant.roleId) : undefined;
+      return { role: grant?.roleId ?? "?", rules: role?.guard ?? null };
+    },
+    onBlocked: (b) => {
+      sessionEvent("gateway.statement_blocked", b.grantId, {
+        session: b.sessionId,
+        statement: b.statement.length > 2000 ? `${b.statement.slice(0, 2000)}…` : b.statement,
+        reason: b.reason,
+      }).catch((e: unknown) => log("recording a blocked statement failed", { session: b.sessionId, error: String(e) }));
+    },
     onSessionEnd: (s) => {
       sessionEvent("gateway.session_ended", s.grantId, {
         session: s.sessionId,

@@ -57,6 +57,15 @@ domains:
         max_duration: 2h
         approval: "1 of leads"
         requesters: [oncall]
+      guarded:
+        target: pg-app
+        grants: { roles: [recovery_rw] }
+        max_duration: 2h
+        approval: "1 of leads"
+        requesters: [oncall]
+        guard:
+          deny: [drop_table, truncate, delete_without_where]
+          deny_schemas: [audit]
 targets:
   pg-app:
     connector: postgres
@@ -90,10 +99,10 @@ const memory = () => {
 
 let last: string | null = null;
 /** A fresh active grant for alice; returns its id and the connection string she is given. */
-async function grant(durationS = 1800): Promise<{ id: string; dsn: string }> {
+async function grant(durationS = 1800, role = "db-admin"): Promise<{ id: string; dsn: string }> {
   if (last) await broker.service.release(ctx("alice"), last).catch(() => {});
   const g = await broker.service.request(ctx("alice"), {
-    roleId: "production/db-admin",
+    roleId: `production/${role}`,
     justification: "orders table is corrupt, repairing",
     incident: "INC-500",
     durationS,
@@ -292,6 +301,52 @@ describe("PostgreSQL gateway", () => {
     expect(recorded).toMatchObject({ rows: 1_000_000, tag: "SELECT 1000000", error: null });
     expect(recorded.bytes).toBeGreaterThan(200_000_000);
   }, 90_000);
+
+  it("blocks what the role's guard denies, decided on the parse tree, in simple and extended protocol", async () => {
+    const { id, dsn } = await grant(1800, "guarded");
+    const c = new pg.Client({ connectionString: dsn });
+    await c.connect();
+    try {
+      await c.query("BEGIN");
+      await expect(c.query("DROP TABLE public.accounts")).rejects.toMatchObject({
+        code: "42501",
+        message: "Breakglass guard: DROP TABLE is not allowed for role production/guarded",
+      });
+      // The transaction failed as for any error; the table is still there.
+      await expect(c.query("SELECT 1")).rejects.toMatchObject({ code: "25P02" });
+      await c.query("ROLLBACK");
+      await expect(c.query({ text: "DELETE FROM public.accounts", values: [] })).rejects.toMatchObject({
+        code: "42501",
+      });
+      await expect(c.query("SELECT * FROM audit.events WHERE id = $1", [7])).rejects.toMatchObject({
+        message: expect.stringMatching(/statements on schema audit are not allowed/),
+      });
+      // A DELETE with a WHERE, and text that merely mentions DROP TABLE, are fine.
+      expect((await c.query("DELETE FROM public.accounts WHERE id = $1", [99])).rowCount).toBe(0);
+      expect((await c.query("SELECT 'DROP TABLE accounts' AS t")).rows).toEqual([{ t: "DROP TABLE accounts" }]);
+    } finally {
+      await c.end();
+    }
+    expect(await target.sql("SELECT count(*)::int AS n FROM public.accounts")).toEqual([{ n: 4 }]);
+    const recorded = await until("the blocked statements", async () => {
+      const s = await broker.store.listStatements(id);
+      return s.length >= 8 ? s : null;
+    });
+    expect(recorded.filter((s) => s.kind === "blocked").map((s) => [s.text, s.params, s.error?.slice(0, 5)])).toEqual([
+      ["DROP TABLE public.accounts", null, "42501"],
+      ["DELETE FROM public.accounts", null, "42501"],
+      ["SELECT * FROM audit.events WHERE id = $1", ["7"], "42501"],
+    ]);
+    const blocked = await until("the alarms", async () => {
+      const events = (await broker.store.readGrantAudit([id])).filter((e) => e.type === "gateway.statement_blocked");
+      return events.length === 3 ? events : null;
+    });
+    expect(JSON.parse(blocked[0]?.payload ?? "{}").data).toMatchObject({
+      statement: "DROP TABLE public.accounts",
+      reason: "DROP TABLE is not allowed",
+    });
+    expect((await broker.store.listAlarms(id)).some((a) => a.eventType === "gateway.statement_blocked")).toBe(true);
+  });
 
   it("refuses a wrong password and a grant that ended, without saying which", async () => {
     const { dsn } = await grant();

@@ -6,8 +6,9 @@ import { dirname, resolve } from "node:path";
 import { type ConfigFile, EMERGENCY_REVIEW_DEADLINE, parseFineDurationMs } from "../contract/config-schema.js";
 import { parseRule } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
-import type { ApprovalRule, DomainDef, Policy, RoleDef, TargetDef, UserDef } from "../core/model.js";
+import type { ApprovalRule, DenyRule, DomainDef, Policy, RoleDef, TargetDef, UserDef } from "../core/model.js";
 import { Redacted } from "../core/redacted.js";
+import { NAMED_RULES } from "../gateway/guard-rules.js";
 import type { AlarmChannelConfig, AppConfig, GatewayConfig, ServerConfig, StorageConfig } from "./app-config.js";
 
 /** A Map that cannot be changed after construction (Object.freeze does not reach a Map's entries). */
@@ -118,6 +119,12 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
             reviewDeadlineS: r.review_deadline === undefined ? reviewDefaultS : parseDuration(r.review_deadline),
             endingWarningS: warningS(r.ending_warning ?? d.ending_warning),
             alarmSeverity: r.alarm_severity ?? d.alarm_severity,
+            guard: r.guard
+              ? {
+                  deny: r.guard.deny.map((x) => (typeof x === "string" ? NAMED_RULES[x] : x) as DenyRule),
+                  denySchemas: [...r.guard.deny_schemas],
+                }
+              : null,
             justificationMinLength: r.justification_min_length ?? d.justification_min_length,
             incidentPattern: r.incident_pattern ?? d.incident_pattern,
             approvalTimeoutS: parseDuration(r.approval_timeout ?? d.approval_timeout),

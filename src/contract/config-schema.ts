@@ -469,6 +469,49 @@ export const RoleDefaultsSchema = z
   })
   .describe("Defaults for every role; a role's own setting wins.");
 
+export const GUARD_RULE_NAMES = [
+  "drop_database",
+  "drop_table",
+  "drop_schema",
+  "drop_any",
+  "truncate",
+  "alter_system",
+  "copy_program",
+  "delete_without_where",
+  "update_without_where",
+  "grant",
+  "grant_role",
+  "create_role",
+  "alter_role",
+  "do_block",
+  "create_function",
+] as const;
+
+const GuardSchema = z
+  .strictObject({
+    deny: z
+      .array(
+        z.union([
+          z.enum(GUARD_RULE_NAMES),
+          z.strictObject({
+            node: z
+              .string()
+              .regex(/^[A-Z][A-Za-z]+$/, { message: "a PostgreSQL parse node type like DropStmt" })
+              .describe("Parse node type anywhere in the statement (libpg-query names: DropStmt, IndexStmt…)"),
+            where: z
+              .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]))
+              .optional()
+              .describe("Field conditions on that node; null means the field is absent (e.g. whereClause: null)"),
+            label: z.string().min(1).describe("How the rule is named in the error the client gets"),
+          }),
+        ]),
+      )
+      .default([])
+      .describe(`Statements refused: named rules (${GUARD_RULE_NAMES.join(", ")}) or {node, where, label}`),
+    deny_schemas: z.array(z.string().min(1)).default([]).describe("Statements naming relations in these schemas are refused"),
+  })
+  .describe("What the gateway refuses to run for this role, decided on PostgreSQL's parse tree.");
+
 export const RoleSchema = z
   .strictObject({
     description: z.string().default("").describe("What the role is for, shown to requesters and approvers."),
@@ -516,6 +559,7 @@ export const RoleSchema = z
       .boolean()
       .default(true)
       .describe("Activate as soon as the approval rule is satisfied, without a separate activate step."),
+    guard: GuardSchema.optional(),
   })
   .describe("A recovery role: one bounded kind of access on one target. Its id is `DOMAIN/ROLE`.");
 

@@ -14,6 +14,8 @@ export const ACTIVATION_EVENTS: readonly AuditEventType[] = ["grant.activated", 
 export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [
   ...ACTIVATION_EVENTS,
   "target.unauthorized_login",
+  // A destructive statement refused in a break-glass session: someone tried.
+  "gateway.statement_blocked",
   // Who may break which glass changed: a change cannot route itself away from security.
   "config.changed",
 ];
@@ -61,7 +63,8 @@ function severityOf(type: string, role: unknown, routing: AlarmRouting): AlarmSe
     type.startsWith("target.drift") ||
     type === "alarm.channel_failing" ||
     type === "target.unauthorized_login" ||
-    type === "alarm.escalated"
+    type === "alarm.escalated" ||
+    type === "gateway.statement_blocked"
   ) {
     return "critical";
   }
@@ -104,6 +107,10 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
       const d = (e.data ?? {}) as { overdueS?: unknown; emergency?: unknown };
       const hours = Math.floor(Number(d.overdueS) / 3600);
       return `Review overdue${hours > 0 ? ` by ${hours} h` : ""}: ${d.emergency ? "emergency " : ""}break-glass grant${grant}${role} has not been reviewed — \`breakglass review${grant}\``;
+    }
+    case "gateway.statement_blocked": {
+      const d = (e.data ?? {}) as { reason?: unknown; statement?: unknown };
+      return `BLOCKED in break-glass session of grant${grant}${role}: ${String(d.reason)} — ${String(d.statement).slice(0, 200)}`;
     }
     case "config.changed": {
       const d = (e.data ?? {}) as { summary?: unknown };

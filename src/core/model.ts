@@ -73,6 +73,8 @@ export interface RoleDef {
   readonly endingWarningS: number;
   /** How loud a normal activation is (an emergency activation is always critical). */
   readonly alarmSeverity: AlarmSeverity;
+  /** Statements the gateway refuses for this role; null when it has no guard. */
+  readonly guard?: GuardRules | null;
   readonly justificationMinLength: number;
   /** RegExp source an incident id must match in full. */
   readonly incidentPattern: string;
@@ -85,6 +87,23 @@ export interface RoleDef {
 }
 
 export type AlarmSeverity = "critical" | "warning" | "info";
+
+/** A statement-guard rule: a parse node type anywhere in the statement, with field conditions. */
+export interface DenyRule {
+  /** PostgreSQL parse node type, e.g. `DropStmt`, `TruncateStmt`. */
+  readonly node: string;
+  /** Conditions on the node's fields (`{removeType: "OBJECT_TABLE"}`); null means "absent". */
+  readonly where?: Readonly<Record<string, unknown>>;
+  /** How the rule is named in messages (`DROP TABLE`). */
+  readonly label: string;
+}
+
+/** What the gateway refuses to run for a role. */
+export interface GuardRules {
+  readonly deny: readonly DenyRule[];
+  /** Any statement naming a relation in these schemas is refused. */
+  readonly denySchemas: readonly string[];
+}
 
 export interface DomainDef {
   readonly name: string;

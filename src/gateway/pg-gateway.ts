@@ -15,7 +15,9 @@
 import { randomBytes, randomInt } from "node:crypto";
 import net from "node:net";
 import tls from "node:tls";
+import type { GuardRules } from "../core/model.js";
 import type { StatementRecord } from "../core/ports.js";
+import { blockedStatement, type GuardVerdict, loadParser, sessionGuard } from "./guard.js";
 import { Inbox } from "./inbox.js";
 import {
   authOk,
@@ -89,6 +91,10 @@ export interface GatewayDeps {
     application: string | null;
   }) => Promise<void>;
   readonly onSessionEnd: (summary: SessionSummary) => void;
+  /** The role's statement guard, for a grant (null rules: no guard). */
+  readonly guardFor: (grantId: string) => Promise<{ readonly role: string; readonly rules: GuardRules | null }>;
+  /** A statement the guard refused (it was replaced by one raising the guard's error at the target). */
+  readonly onBlocked: (b: { grantId: string; sessionId: string; statement: string; reason: string }) => void;
   readonly now: () => number;
   readonly log: (msg: string, fields?: Record<string, unknown>) => void;
   /** How often open sessions' grants are checked (default 250 ms). */
@@ -155,7 +161,11 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     bytesFromClient = 0;
     readonly pending: Pending[] = [];
     readonly prepared = new Map<string, string>();
-    readonly portals = new Map<string, { text: string; params: (string | null)[] }>();
+    readonly portals = new Map<string, { text: string; params: (string | null)[]; blocked: boolean }>();
+    /** Prepared statements the guard refused: their Parse was replaced, their Binds carry no values. */
+    readonly blockedStatements = new Set<string>();
+    guard: ((sql: string) => GuardVerdict) | null = null;
+    role = "";
     skipping = false;
     // Target → client scanner state.
     readonly header = Buffer.alloc(5);
@@ -265,36 +275,65 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       });
     }
 
-    /** Inspect one client message before it is forwarded; false when the session must stop. */
-    inspect(type: number, body: Buffer): boolean {
+    /** A statement the guard refuses: recorded, reported, and replaced by one raising the guard's error. */
+    block(text: string, reason: string): string {
+      deps.onBlocked({ grantId: this.grantId, sessionId: this.id, statement: text, reason });
+      return blockedStatement(reason, this.role);
+    }
+
+    /**
+     * Inspect one client message before it is forwarded: true to forward it as it is, a buffer to
+     * forward instead (a blocked statement's replacement), false when the session must stop.
+     */
+    inspect(type: number, body: Buffer): boolean | Buffer {
       switch (type) {
         case 0x51: {
           // Q: simple query
           if (deps.recorder.failing) return this.refuseUnrecorded();
-          this.start("simple", readCString(body, 0)[0], null);
+          const text = readCString(body, 0)[0];
+          const verdict = this.guard?.(text);
+          if (verdict && !verdict.allowed) {
+            this.start("blocked", text, null);
+            return message("Q", Buffer.from(`${this.block(text, verdict.reason)}\0`, "utf8"));
+          }
+          this.start("simple", text, null);
           return true;
         }
         case 0x50: {
-          // P: Parse (name, text, …)
+          // P: Parse (name, text, parameter types)
           const [name, at] = readCString(body, 0);
-          this.prepared.set(name, readCString(body, at)[0]);
+          const text = readCString(body, at)[0];
+          this.prepared.set(name, text);
+          const verdict = this.guard?.(text);
+          if (verdict && !verdict.allowed) {
+            this.blockedStatements.add(name);
+            const replacement = this.block(text, verdict.reason);
+            return message("P", Buffer.concat([Buffer.from(`${name}\0${replacement}\0`, "utf8"), Buffer.alloc(2)]));
+          }
+          this.blockedStatements.delete(name);
           return true;
         }
         case 0x42: {
           // B: Bind (portal, statement, formats, values, …)
           const [portal, a] = readCString(body, 0);
           const [stmt, b] = readCString(body, a);
+          const blocked = this.blockedStatements.has(stmt);
           this.portals.set(portal, {
             text: this.prepared.get(stmt) ?? `<prepared statement ${stmt}>`,
             params: bindParams(body, b),
+            blocked,
           });
+          // The replacement takes no parameters: bind none (and ask for text results).
+          if (blocked) {
+            return message("B", Buffer.concat([Buffer.from(`${portal}\0${stmt}\0`, "utf8"), Buffer.alloc(6)]));
+          }
           return true;
         }
         case 0x45: {
           // E: Execute (portal, max rows)
           if (deps.recorder.failing) return this.refuseUnrecorded();
           const portal = this.portals.get(readCString(body, 0)[0]);
-          this.start("extended", portal?.text ?? "<unknown portal>", portal?.params ?? null);
+          this.start(portal?.blocked ? "blocked" : "extended", portal?.text ?? "<unknown portal>", portal?.params ?? null);
           return true;
         }
         case 0x43: {
@@ -435,10 +474,16 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
         const clean = reader.pending.length === 0;
         reader.push(chunk);
         const out: Buffer[] = [];
+        let replaced = false;
         try {
           for (let m = reader.next(); m !== null; m = reader.next()) {
-            if (!this.inspect(m.type, m.body)) return;
-            out.push(m.raw);
+            const r = this.inspect(m.type, m.body);
+            if (r === false) return;
+            if (r === true) out.push(m.raw);
+            else {
+              out.push(r);
+              replaced = true;
+            }
           }
         } catch (e) {
           this.close("protocol error", { code: "08P01", text: `invalid message from the client: ${String(e)}` });
@@ -447,7 +492,11 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
         if (out.length === 0) return;
         // Forward the chunk itself when it held whole messages only (the common case).
         const data =
-          clean && reader.pending.length === 0 ? chunk : out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+          clean && !replaced && reader.pending.length === 0
+            ? chunk
+            : out.length === 1
+              ? (out[0] as Buffer)
+              : Buffer.concat(out);
         if (!upstream.write(data)) client.pause();
       };
       const fromUpstream = (chunk: Buffer) => {
@@ -552,6 +601,9 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       }
       socket.write(authSaslFinal(serverFinal));
       session.grantId = login.grantId;
+      const guard = await deps.guardFor(login.grantId);
+      session.role = guard.role;
+      session.guard = sessionGuard(guard.rules);
 
       // 3. The grant must be active, and the recording must work.
       const window = await deps.grantWindow(login.grantId);
@@ -653,6 +705,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
 
   return {
     async listen() {
+      await loadParser();
       server = net.createServer((socket) => void handle(socket));
       await new Promise<void>((resolve, reject) => {
         server?.once("error", reject);
