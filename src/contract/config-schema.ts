@@ -508,7 +508,10 @@ const GuardSchema = z
       )
       .default([])
       .describe(`Statements refused: named rules (${GUARD_RULE_NAMES.join(", ")}) or {node, where, label}`),
-    deny_schemas: z.array(z.string().min(1)).default([]).describe("Statements naming relations in these schemas are refused"),
+    deny_schemas: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("Statements naming relations in these schemas are refused"),
   })
   .describe("What the gateway refuses to run for this role, decided on PostgreSQL's parse tree.");
 

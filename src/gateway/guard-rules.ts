@@ -26,4 +26,3 @@ export const NAMED_RULES: Readonly<Record<(typeof GUARD_RULE_NAMES)[number], Den
 
 /** PostgreSQL parse node type names (`DropStmt`), for checking custom rules in the configuration. */
 export const NODE_NAME = /^[A-Z][A-Za-z]+$/;
-

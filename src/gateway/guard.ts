@@ -61,7 +61,10 @@ export function decide(sql: string, rules: GuardRules): GuardVerdict {
   try {
     tree = parseSync(sql);
   } catch (e) {
-    return { allowed: false, reason: `the statement could not be parsed (${(e as Error).message}); the guard refuses what it cannot read` };
+    return {
+      allowed: false,
+      reason: `the statement could not be parsed (${(e as Error).message}); the guard refuses what it cannot read`,
+    };
   }
   const schemas = new Set(rules.denySchemas);
   const reason = walk(tree, (type, node) => {

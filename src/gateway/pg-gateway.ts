@@ -333,7 +333,11 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           // E: Execute (portal, max rows)
           if (deps.recorder.failing) return this.refuseUnrecorded();
           const portal = this.portals.get(readCString(body, 0)[0]);
-          this.start(portal?.blocked ? "blocked" : "extended", portal?.text ?? "<unknown portal>", portal?.params ?? null);
+          this.start(
+            portal?.blocked ? "blocked" : "extended",
+            portal?.text ?? "<unknown portal>",
+            portal?.params ?? null,
+          );
           return true;
         }
         case 0x43: {
