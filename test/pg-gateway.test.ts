@@ -5,7 +5,7 @@
  * ended grant refused; the session cut with a FATAL at the grant's end.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -66,6 +66,7 @@ domains:
         guard:
           deny: [drop_table, truncate, delete_without_where]
           deny_schemas: [audit]
+        recording: { redact_parameters: true }
 targets:
   pg-app:
     connector: postgres
@@ -335,7 +336,7 @@ describe("PostgreSQL gateway", () => {
     expect(recorded.filter((s) => s.kind === "blocked").map((s) => [s.text, s.params, s.error?.slice(0, 5)])).toEqual([
       ["DROP TABLE public.accounts", null, "42501"],
       ["DELETE FROM public.accounts", null, "42501"],
-      ["SELECT * FROM audit.events WHERE id = $1", ["7"], "42501"],
+      ["SELECT * FROM audit.events WHERE id = $1", ["<redacted>"], "42501"],
     ]);
     const blocked = await until("the alarms", async () => {
       const events = (await broker.store.readGrantAudit([id])).filter((e) => e.type === "gateway.statement_blocked");
@@ -346,6 +347,89 @@ describe("PostgreSQL gateway", () => {
       reason: "DROP TABLE is not allowed",
     });
     expect((await broker.store.listAlarms(id)).some((a) => a.eventType === "gateway.statement_blocked")).toBe(true);
+  });
+
+  it("speaks TLS to clients with the configured certificate, and refuses plain connections when TLS is required", async () => {
+    const tlsDir = join(dir, "tls");
+    mkdirSync(tlsDir);
+    await run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-keyout",
+      join(tlsDir, "gw.key"),
+      "-out",
+      join(tlsDir, "gw.crt"),
+    ]);
+    const port = await freePort();
+    const tlsConfigDir = join(dir, "tls-broker");
+    mkdirSync(tlsConfigDir);
+    writeFileSync(
+      join(tlsConfigDir, "breakglass.yaml"),
+      readFileSync(join(dir, "breakglass.yaml"), "utf8").replace(
+        /gateway: \{[^}]*\}/,
+        `gateway: { host: 127.0.0.1, port: ${port}, public_host: localhost, targets: [pg-app], tls: { cert_file: ../tls/gw.crt, key_file: ../tls/gw.key } }`,
+      ),
+    );
+    const env = { [TARGET_ENV]: target.adminUrl };
+    const second = await createBroker(
+      loadConfigFile(join(tlsConfigDir, "breakglass.yaml"), { ...connectorConfigChecks, env }),
+      {
+        log: silentLogger,
+        env,
+      },
+    );
+    await second.start();
+    try {
+      const g = await second.service
+        .request(ctx("carol"), {
+          roleId: "production/db-admin",
+          justification: "checking TLS to the gateway",
+          incident: "INC-501",
+          durationS: 600,
+        })
+        .catch(async () => {
+          // carol is not a requester; alice is (in the second broker, with its own store)
+          return second.service.request(ctx("alice"), {
+            roleId: "production/db-admin",
+            justification: "checking TLS to the gateway",
+            incident: "INC-501",
+            durationS: 600,
+          });
+        });
+      await second.service.approve(ctx("bob"), g.id, null);
+      const dsn = (await second.service.credential(ctx("alice"), g.id)).credential.reveal();
+      expect(dsn).toMatch(/@localhost:\d+\/app\?sslmode=require$/);
+      // psql verifies the certificate against the CA it is given (here the self-signed one).
+      const verified = `${dsn.replace("sslmode=require", "sslmode=verify-full")}&sslrootcert=${join(tlsDir, "gw.crt")}`;
+      const out = await run("psql", [
+        verified,
+        "-X",
+        "-A",
+        "-t",
+        "-c",
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+      ]);
+      // The client ↔ gateway leg is TLS (psql verified it); the gateway ↔ target leg follows the target's sslmode.
+      expect(out.stdout.trim()).toMatch(/^[tf]$/);
+      const plain = dsn.replace("sslmode=require", "sslmode=disable");
+      await expect(run("psql", [plain, "-X", "-c", "SELECT 1"])).rejects.toMatchObject({
+        stderr: expect.stringMatching(/the Breakglass gateway requires TLS/),
+      });
+      await second.service.release(ctx("alice"), g.id);
+    } finally {
+      await second.stop();
+    }
   });
 
   it("refuses a wrong password and a grant that ended, without saying which", async () => {

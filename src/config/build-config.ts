@@ -125,6 +125,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
                   denySchemas: [...r.guard.deny_schemas],
                 }
               : null,
+            redactParameters: r.recording?.redact_parameters ?? false,
             justificationMinLength: r.justification_min_length ?? d.justification_min_length,
             incidentPattern: r.incident_pattern ?? d.incident_pattern,
             approvalTimeoutS: parseDuration(r.approval_timeout ?? d.approval_timeout),

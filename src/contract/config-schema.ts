@@ -563,6 +563,15 @@ export const RoleSchema = z
       .default(true)
       .describe("Activate as soon as the approval rule is satisfied, without a separate activate step."),
     guard: GuardSchema.optional(),
+    recording: z
+      .strictObject({
+        redact_parameters: z
+          .boolean()
+          .default(false)
+          .describe("Record parameter values of prepared statements as <redacted> (statement texts are always recorded)"),
+      })
+      .optional()
+      .describe("How the gateway records this role's sessions."),
   })
   .describe("A recovery role: one bounded kind of access on one target. Its id is `DOMAIN/ROLE`.");
 

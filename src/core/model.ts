@@ -75,6 +75,8 @@ export interface RoleDef {
   readonly alarmSeverity: AlarmSeverity;
   /** Statements the gateway refuses for this role; null when it has no guard. */
   readonly guard?: GuardRules | null;
+  /** Record prepared statements' parameter values as `<redacted>`. */
+  readonly redactParameters?: boolean;
   readonly justificationMinLength: number;
   /** RegExp source an incident id must match in full. */
   readonly incidentPattern: string;

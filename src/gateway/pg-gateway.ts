@@ -92,7 +92,9 @@ export interface GatewayDeps {
   }) => Promise<void>;
   readonly onSessionEnd: (summary: SessionSummary) => void;
   /** The role's statement guard, for a grant (null rules: no guard). */
-  readonly guardFor: (grantId: string) => Promise<{ readonly role: string; readonly rules: GuardRules | null }>;
+  readonly guardFor: (
+    grantId: string,
+  ) => Promise<{ readonly role: string; readonly rules: GuardRules | null; readonly redactParameters: boolean }>;
   /** A statement the guard refused (it was replaced by one raising the guard's error at the target). */
   readonly onBlocked: (b: { grantId: string; sessionId: string; statement: string; reason: string }) => void;
   readonly now: () => number;
@@ -165,6 +167,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     /** Prepared statements the guard refused: their Parse was replaced, their Binds carry no values. */
     readonly blockedStatements = new Set<string>();
     guard: ((sql: string) => GuardVerdict) | null = null;
+    redact = false;
     role = "";
     skipping = false;
     // Target → client scanner state.
@@ -320,7 +323,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           const blocked = this.blockedStatements.has(stmt);
           this.portals.set(portal, {
             text: this.prepared.get(stmt) ?? `<prepared statement ${stmt}>`,
-            params: bindParams(body, b),
+            params: bindParams(body, b, this.redact),
             blocked,
           });
           // The replacement takes no parameters: bind none (and ask for text results).
@@ -608,6 +611,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       const guard = await deps.guardFor(login.grantId);
       session.role = guard.role;
       session.guard = sessionGuard(guard.rules);
+      session.redact = guard.redactParameters;
 
       // 3. The grant must be active, and the recording must work.
       const window = await deps.grantWindow(login.grantId);
@@ -744,8 +748,8 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
   };
 }
 
-/** The parameter values of a Bind message, as text (binary values in hex), each capped. */
-function bindParams(body: Buffer, start: number): (string | null)[] {
+/** The parameter values of a Bind message, as text (binary values in hex), each capped; or redacted. */
+function bindParams(body: Buffer, start: number, redact: boolean): (string | null)[] {
   let pos = start;
   const nFormats = body.readInt16BE(pos);
   pos += 2;
@@ -759,6 +763,11 @@ function bindParams(body: Buffer, start: number): (string | null)[] {
     pos += 4;
     if (len < 0) {
       out.push(null);
+      continue;
+    }
+    if (redact) {
+      out.push("<redacted>");
+      pos += len;
       continue;
     }
     const binary = (nFormats === 1 ? formats[0] : formats[i]) === 1;
