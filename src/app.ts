@@ -399,7 +399,11 @@ function createGateway(
     async guardFor(grantId) {
       const grant = await store.getGrant(grantId);
       const role = grant ? config.policy.roles.get(grant.roleId) : undefined;
-      return { role: grant?.roleId ?? "?", rules: role?.guard ?? null, redactParameters: role?.redactParameters ?? false };
+      return {
+        role: grant?.roleId ?? "?",
+        rules: role?.guard ?? null,
+        redactParameters: role?.redactParameters ?? false,
+      };
     },
     onBlocked: (b) => {
       sessionEvent("gateway.statement_blocked", b.grantId, {

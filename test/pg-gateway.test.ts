@@ -391,22 +391,12 @@ describe("PostgreSQL gateway", () => {
     );
     await second.start();
     try {
-      const g = await second.service
-        .request(ctx("carol"), {
-          roleId: "production/db-admin",
-          justification: "checking TLS to the gateway",
-          incident: "INC-501",
-          durationS: 600,
-        })
-        .catch(async () => {
-          // carol is not a requester; alice is (in the second broker, with its own store)
-          return second.service.request(ctx("alice"), {
-            roleId: "production/db-admin",
-            justification: "checking TLS to the gateway",
-            incident: "INC-501",
-            durationS: 600,
-          });
-        });
+      const g = await second.service.request(ctx("alice"), {
+        roleId: "production/db-admin",
+        justification: "checking TLS to the gateway",
+        incident: "INC-501",
+        durationS: 600,
+      });
       await second.service.approve(ctx("bob"), g.id, null);
       const dsn = (await second.service.credential(ctx("alice"), g.id)).credential.reveal();
       expect(dsn).toMatch(/@localhost:\d+\/app\?sslmode=require$/);

@@ -568,7 +568,9 @@ export const RoleSchema = z
         redact_parameters: z
           .boolean()
           .default(false)
-          .describe("Record parameter values of prepared statements as <redacted> (statement texts are always recorded)"),
+          .describe(
+            "Record parameter values of prepared statements as <redacted> (statement texts are always recorded)",
+          ),
       })
       .optional()
       .describe("How the gateway records this role's sessions."),
