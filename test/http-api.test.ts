@@ -335,6 +335,7 @@ describe("OpenAPI", () => {
     "get /api/v1/grants",
     "get /api/v1/grants/{id}",
     "get /api/v1/grants/{id}/credential",
+    "get /api/v1/grants/{id}/recording",
     ...["approve", "deny", "cancel", "activate", "revoke", "release", "review", "extend", "ack"].map(
       (a) => `post /api/v1/grants/{id}/${a}`,
     ),

@@ -18,6 +18,8 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { cancelRequest } from "../src/gateway/pg-wire.js";
 import { connectUpstream, parseUpstream } from "../src/gateway/upstream.js";
+import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { runCli } from "./support/broker-process.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
 
 const run = promisify(execFile);
@@ -46,7 +48,7 @@ audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
 secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
 workers: { expiry_poll: 100ms }
 gateway: { host: 127.0.0.1, port: ${port}, targets: [pg-app] }
-users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol } }
+users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol }, dave: { name: Dave } }
 groups: { oncall: [alice], leads: [bob, carol] }
 domains:
   production:
@@ -192,6 +194,26 @@ describe("PostgreSQL gateway", () => {
       ["simple", "SELECT 42 AS answer", null, 1, "SELECT 1", null],
     ]);
     expect(new Set(recorded.map((s) => s.sessionId)).size).toBe(1);
+
+    // The recording through the API and the CLI: the holder and an approver read it (audited); others cannot.
+    const token = async (user: string) =>
+      (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "t" })).token.reveal();
+    const url = `http://${broker.config.server.host}:${(broker.http.server.address() as net.AddressInfo).port}`;
+    const shown = await runCli(["recording", id], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: await token("bob") });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/^session s_/);
+    expect(shown.stdout).toMatch(/ 2 .* SELECT 1 +SELECT owner FROM public\.accounts WHERE id = \$1 +\["2"\]/);
+    expect(shown.stdout).toMatch(/ERROR 22012 division by zero +SELECT 1\/0/);
+    const json = await runCli(["recording", id, "--json"], {
+      BREAKGLASS_URL: url,
+      BREAKGLASS_TOKEN: await token("alice"),
+    });
+    expect(JSON.parse(json.stdout).statements).toHaveLength(8);
+    const denied = await runCli(["recording", id], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: await token("dave") });
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toMatch(/ERR_FORBIDDEN/);
+    const reads = (await broker.store.readGrantAudit([id])).filter((e) => e.type === "grant.recording_read");
+    expect(reads.map((e) => e.actor)).toEqual(["bob", "alice"]);
     expect(recorded.map((s) => s.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
 
     // The session is in the audit trail: started, and ended with its summary.

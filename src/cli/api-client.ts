@@ -29,6 +29,8 @@ import {
   ProblemSchema,
   ReconcileReportSchema,
   type ReconcileReportView,
+  type RecordingView,
+  RecordingViewSchema,
   type RolesResponse,
   RolesResponseSchema,
 } from "../contract/api.js";
@@ -67,6 +69,7 @@ export interface ApiClient {
   listGrants(query: ListGrantsQuery): Promise<GrantList>;
   getGrant(id: string): Promise<GrantView>;
   credential(id: string): Promise<CredentialView>;
+  recording(id: string): Promise<RecordingView>;
   reconcile(): Promise<ReconcileReportView>;
   incident(id: string): Promise<IncidentView>;
   act<A extends GrantAction>(id: string, action: A, body: GrantActionBody<A>): Promise<GrantView>;
@@ -148,6 +151,7 @@ export function createApiClient(options: { url: string; token: string | null }):
     me: () => call("GET", "/me", MeSchema),
     roles: () => call("GET", "/roles", RolesResponseSchema),
     credential: (id) => call("GET", `${grantPath(id)}/credential`, CredentialViewSchema),
+    recording: (id) => call("GET", `${grantPath(id)}/recording`, RecordingViewSchema),
     reconcile: () => call("POST", "/reconcile", ReconcileReportSchema, {}),
     incident: (id) => call("GET", `/incidents/${encodeURIComponent(id)}`, IncidentViewSchema),
     requestGrant: (body) => call("POST", "/grants", GrantViewSchema, body),

@@ -49,6 +49,7 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "release",
       "extend",
       "credential",
+      "recording",
       "review",
       "grants",
       "show",

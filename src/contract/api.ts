@@ -275,6 +275,32 @@ export const CheckpointListSchema = z
   })
   .register(apiSchemas, { id: "CheckpointList" });
 
+export const StatementViewSchema = z
+  .object({
+    session: z.string().describe("Gateway session id (`s_…`)"),
+    seq: z.number().int().describe("Order within the session, from 1"),
+    startedAt: z.string().describe("ISO-8601"),
+    endedAt: z.string().nullable().describe("ISO-8601; null when the session ended before the statement finished"),
+    kind: z
+      .enum(["simple", "extended", "blocked", "function"])
+      .describe("`blocked`: refused by the role's guard, not run"),
+    text: z.string(),
+    params: z
+      .array(z.string().nullable())
+      .nullable()
+      .describe("Parameter values of a prepared statement (as text; `<redacted>` per role)"),
+    rows: z.number().int().describe("Rows returned or affected"),
+    tag: z.string().nullable().describe("Command tag(s), e.g. `UPDATE 3`"),
+    error: z.string().nullable().describe("SQLSTATE and message when it failed"),
+    bytes: z.number().int().describe("Bytes sent to the client for it"),
+  })
+  .meta({ id: "Statement" });
+
+export const RecordingViewSchema = z
+  .object({ grantId: z.string(), statements: z.array(StatementViewSchema) })
+  .describe("Every statement the grant's gateway sessions ran, in order");
+export type RecordingView = z.infer<typeof RecordingViewSchema>;
+
 export const TargetParamsSchema = z.strictObject({ target: z.string().min(1).max(128) });
 
 export const DetectorReportSchema = z

@@ -20,6 +20,7 @@ export type AuditEventType =
   | "target.drift_fixed"
   | "target.drift_reported"
   | "grant.credential_read"
+  | "grant.recording_read"
   | "target.unauthorized_login"
   | "alarm.acknowledged"
   | "alarm.escalated"

@@ -487,6 +487,18 @@ export function failActivation(
 }
 
 /**
+ * Who may read what a grant's sessions did (its recording): the holder, the approvers of its
+ * role, and admins.
+ */
+export function mayReadRecording(policy: Policy, grant: Grant, actor: string): boolean {
+  if (actor === grant.requester || isAdmin(policy, actor)) return true;
+  const r = policy.roles.get(grant.roleId);
+  if (!r) return false;
+  const eligible = ruleGroups(r.approval);
+  return [...groupsOf(policy, actor)].some((g) => eligible.has(g));
+}
+
+/**
  * An approver of the role, or an admin, ends a grant early (or stops an approved one).
  * @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN, ERR_VALIDATION
  */

@@ -29,6 +29,7 @@ import {
   MeSchema,
   type ProblemCode,
   ReconcileReportSchema,
+  RecordingViewSchema,
   RolesResponseSchema,
   TargetParamsSchema,
 } from "../contract/api.js";
@@ -204,6 +205,41 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
         const c = await service.credential(ctx, params.id);
         return {
           body: { grantId: params.id, credential: c.credential.reveal(), endsAt: new Date(c.endsAt).toISOString() },
+        };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/grants/:id/recording",
+      operationId: "getGrantRecording",
+      summary:
+        "Every statement the grant's gateway sessions ran (holder, approvers of the role, admins; every read is audited)",
+      tag: "grants",
+      auth: true,
+      params: GrantIdParamsSchema,
+      status: 200,
+      response: RecordingViewSchema,
+      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_AUDIT_WRITE_FAILED"],
+      handler: async ({ ctx, params }) => {
+        const statements = await service.recording(ctx, params.id);
+        const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+        return {
+          body: {
+            grantId: params.id,
+            statements: statements.map((s) => ({
+              session: s.sessionId,
+              seq: s.seq,
+              startedAt: new Date(s.startedAt).toISOString(),
+              endedAt: iso(s.endedAt),
+              kind: s.kind,
+              text: s.text,
+              params: s.params === null ? null : [...s.params],
+              rows: s.rows,
+              tag: s.tag,
+              error: s.error,
+              bytes: s.bytes,
+            })),
+          },
         };
       },
     }),

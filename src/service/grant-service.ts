@@ -10,13 +10,14 @@ import {
   cancelGrant,
   denyGrant,
   grantEvent,
+  mayReadRecording,
   releaseGrant,
   requestGrant,
   reviewGrant,
   revokeGrant,
 } from "../core/grant-machine.js";
 import type { Grant, Policy, ReviewOutcome } from "../core/model.js";
-import type { Clock, GrantFilter, IdGenerator, Store } from "../core/ports.js";
+import type { Clock, GrantFilter, IdGenerator, StatementRecord, Store } from "../core/ports.js";
 import type { Redacted } from "../core/redacted.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import { type AccessController, credentialAad } from "./access-controller.js";
@@ -57,6 +58,12 @@ export interface GrantService {
    * @throws ERR_FORBIDDEN (not the holder), ERR_INVALID_TRANSITION (not active or no credential)
    */
   credential(ctx: RequestContext, id: string): Promise<{ credential: Redacted<string>; endsAt: number }>;
+  /**
+   * What the grant's gateway sessions ran, in order (holder, approvers of the role, admins; every
+   * read is audited).
+   * @throws ERR_NOT_FOUND, ERR_FORBIDDEN, ERR_AUDIT_WRITE_FAILED
+   */
+  recording(ctx: RequestContext, id: string): Promise<StatementRecord[]>;
   review(ctx: RequestContext, id: string, outcome: ReviewOutcome, notes: string): Promise<Grant>;
   /** @throws ERR_NOT_FOUND */
   get(id: string): Promise<Grant>;
@@ -204,6 +211,22 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
         );
       }
       return { credential: box.open(sealed, credentialAad(id)), endsAt: grant.endsAt ?? clock.now() };
+    },
+
+    async recording(ctx, id) {
+      await store.transaction(async (tx) => {
+        const g = await tx.lockGrant(id);
+        if (!g) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${id}`, { grantId: id });
+        if (!mayReadRecording(policy, g, ctx.actor)) {
+          throw new BreakglassError(
+            "ERR_FORBIDDEN",
+            `${ctx.actor} cannot read the recording of grant ${id}: the holder, approvers of ${g.roleId} and admins can`,
+            { grantId: id },
+          );
+        }
+        await audit.append(tx, [stamp(grantEvent(g, "grant.recording_read", ctx.actor, clock.now()), ctx)]);
+      });
+      return store.listStatements(id);
     },
 
     review: (ctx, id, outcome, notes) =>

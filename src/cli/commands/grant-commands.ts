@@ -222,6 +222,40 @@ export const grantCommands: readonly Command[] = [
     },
   },
   {
+    name: "recording",
+    summary: "Show every statement a grant's gateway sessions ran, in order",
+    description:
+      "The holder, approvers of the role and admins can read it; every read is recorded in the audit log. Blocked statements (refused by the role's guard) are marked BLOCKED; failed ones show their SQLSTATE.",
+    args: [ID_ARG],
+    options: { json: JSON_OPTION },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const view = await clientFrom(io).recording(input.arg(0));
+      if (input.flag("json")) {
+        printJson(io, view);
+        return EXIT.OK;
+      }
+      if (view.statements.length === 0) {
+        io.out(`grant ${view.grantId}: no statements recorded (no gateway session, or none ran a statement)`);
+        return EXIT.OK;
+      }
+      let session = "";
+      for (const s of view.statements) {
+        if (s.session !== session) {
+          session = s.session;
+          io.out(`session ${session}`);
+        }
+        const ms = s.endedAt ? `${Date.parse(s.endedAt) - Date.parse(s.startedAt)} ms` : "unfinished";
+        const outcome = s.kind === "blocked" ? "BLOCKED" : s.error ? `ERROR ${s.error}` : (s.tag ?? "");
+        const text = s.text.replace(/\s+/g, " ").trim();
+        io.out(
+          `  ${String(s.seq).padStart(4)}  ${s.startedAt.slice(11, 23)}  ${ms.padStart(9)}  ${outcome}  ${text.length > 160 ? `${text.slice(0, 157)}…` : text}${s.params ? `  [${s.params.map((p) => (p === null ? "NULL" : JSON.stringify(p))).join(", ")}]` : ""}`,
+        );
+      }
+      return EXIT.OK;
+    },
+  },
+  {
     name: "review",
     summary: "Record the post-use review of an ended grant",
     args: [ID_ARG],
