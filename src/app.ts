@@ -160,6 +160,8 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     clock,
     box,
     gateway: config.gateway,
+    // Gateway sessions are closed with Breakglass's own message before the target cuts them.
+    beforeRevoke: (g) => gateway?.cutGrant(g.id, g.endReason ?? "ended"),
     log: logFn,
   });
   const service = createGrantService({ policy, store, audit, writer, access, clock, ids, box });

@@ -461,6 +461,22 @@ describe("PostgreSQL gateway", () => {
     await expect(after.connect()).rejects.toMatchObject({ code: "28P01" });
   });
 
+  it("closes the session within a second of a revoke", async () => {
+    const { id, dsn } = await grant();
+    const c = new pg.Client({ connectionString: dsn });
+    const errors: Error[] = [];
+    c.on("error", (e) => errors.push(e));
+    await c.connect();
+    expect((await c.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+    const revokedAt = Date.now();
+    await broker.service.revoke(ctx("bob"), id, "done here");
+    await until("the session cut", async () => errors.length > 0 || null, 5000);
+    expect(Date.now() - revokedAt).toBeLessThan(1000);
+    expect(errors[0]?.message).toMatch(new RegExp(`break-glass grant ${id} revoked`));
+    await c.end().catch(() => {});
+    last = null;
+  });
+
   it("closes the session at the grant's end with a FATAL the client can read", async () => {
     const { id, dsn } = await grant(3);
     const c = new pg.Client({ connectionString: dsn });

@@ -46,6 +46,8 @@ export interface AccessControllerDeps {
   readonly box: SecretBox | null;
   /** Targets behind the gateway get a gateway login instead of their own credential. */
   readonly gateway?: GatewayConfig | null;
+  /** Called before a grant's access is revoked at the target (the gateway closes its sessions first). */
+  readonly beforeRevoke?: (grant: Grant) => void;
   readonly log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -248,6 +250,7 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
 
   const attemptRevocation = async (grant: Grant): Promise<RevocationOutcome> => {
     try {
+      deps.beforeRevoke?.(grant);
       const { connector, facts } = resolve(grant);
       const handle = grant.accessHandle ?? connector.plan(facts);
       const revoked = await connector.revoke(facts, handle);
