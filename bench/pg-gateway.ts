@@ -19,6 +19,7 @@ import { createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import type { RequestContext } from "../src/service/request-context.js";
+import { freePort } from "../test/support/free-port.js";
 import { startPostgresTarget, TARGET_ENV } from "../test/support/postgres-target.js";
 
 const run = promisify(execFile);
@@ -41,14 +42,6 @@ export interface GatewayBenchResult {
   readonly clients: number;
   readonly scale: number;
   readonly rows: GatewayBenchRow[];
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 async function pgbench(dsn: string, mode: PgbenchMode, clients: number, seconds: number): Promise<number> {

@@ -20,20 +20,13 @@ import { cancelRequest } from "../src/gateway/pg-wire.js";
 import { connectUpstream, parseUpstream } from "../src/gateway/upstream.js";
 import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import { runCli } from "./support/broker-process.js";
+import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
 
 const run = promisify(execFile);
 let target: PostgresTarget;
 let dir: string;
 let broker: Broker;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 beforeAll(async () => {
   target = await startPostgresTarget();

@@ -7,10 +7,10 @@
 import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { chown, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { freePort } from "./free-port.js";
 
 export interface PostgresCluster {
   /** The application role `breakglass` (password login, scram-sha-256) on database `breakglass`. */
@@ -246,17 +246,4 @@ function postgresUser(): { uid: number; gid: number } {
   } catch {
     throw new Error("running as root but there is no `postgres` user to own the cluster; run .ci/install-packages.sh");
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error("no free port"))));
-    });
-  });
 }

@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./free-port.js";
 
 export const SSH_USER = "bgrecovery";
 const SSHD = "/usr/sbin/sshd";
@@ -20,17 +21,6 @@ export interface Sshd {
   /** Kill sshd and remove its folder. Idempotent. */
   stop(): Promise<void>;
   log(): Promise<string>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 /** The login account the certificates name, unlocked for key/certificate logins only. */
