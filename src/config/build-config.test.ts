@@ -165,6 +165,8 @@ describe("building the configuration", () => {
       reviewDeadlineS: 12 * 3600,
       endingWarningS: 0,
       alarmSeverity: "critical",
+      guard: null,
+      redactParameters: false,
       justificationMinLength: 20,
       incidentPattern: "INC-[0-9]+",
       approvalTimeoutS: 45 * 60,

@@ -271,6 +271,31 @@ describe("checkConfigText", () => {
     expect(recipient.message).toBe("recipient group `secops` is not defined under `groups`");
   });
 
+  test("reads a role's statement guard (named and custom rules) and names an unknown rule", () => {
+    const text = edit(
+      "requesters: [oncall]",
+      `requesters: [oncall]
+        guard:
+          deny: [drop_table, { node: DropStmt, where: { removeType: OBJECT_INDEX }, label: "DROP INDEX" }]
+          deny_schemas: [audit]
+        recording: { redact_parameters: true }`,
+    );
+    const { config, issues } = check(text);
+    expect(issues).toEqual([]);
+    expect(config?.policy.roles.get("production/db-admin")).toMatchObject({
+      guard: {
+        deny: [
+          { node: "DropStmt", where: { removeType: "OBJECT_TABLE" }, label: "DROP TABLE" },
+          { node: "DropStmt", where: { removeType: "OBJECT_INDEX" }, label: "DROP INDEX" },
+        ],
+        denySchemas: ["audit"],
+      },
+      redactParameters: true,
+    });
+    const bad = edit("requesters: [oncall]", "requesters: [oncall]\n        guard: { deny: [drop_tables] }");
+    expect(issueAt(check(bad).issues, `${ROLE}.guard.deny.0`).message).toBeTruthy();
+  });
+
   test("rejects an incident_pattern that is not a regular expression", () => {
     const text = edit("requesters: [oncall]", 'requesters: [oncall]\n        incident_pattern: "INC-[0-9+"');
     const issue = issueAt(check(text).issues, `${ROLE}.incident_pattern`);
