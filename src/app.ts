@@ -33,6 +33,7 @@ import { createSecretResolver } from "./secrets/secret-ref.js";
 import { createAccessController } from "./service/access-controller.js";
 import { createGrantService, type GrantService } from "./service/grant-service.js";
 import { createGrantWriter } from "./service/grant-writer.js";
+import { createTerminalService } from "./service/terminal-service.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
 import { createPostgresStore } from "./store/postgres-store.js";
 import { createSqliteStore } from "./store/sqlite-store.js";
@@ -225,6 +226,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     signingKey,
     reconcile,
     detector,
+    terminal: createTerminalService({ policy, store, audit, clock, ids }),
     metrics,
   });
 

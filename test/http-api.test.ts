@@ -336,6 +336,10 @@ describe("OpenAPI", () => {
     "get /api/v1/grants/{id}",
     "get /api/v1/grants/{id}/credential",
     "get /api/v1/grants/{id}/recording",
+    "post /api/v1/grants/{id}/terminal",
+    "post /api/v1/terminal/{session}/events",
+    "post /api/v1/terminal/{session}/end",
+    "get /api/v1/terminal/{session}",
     ...["approve", "deny", "cancel", "activate", "revoke", "release", "review", "extend", "ack"].map(
       (a) => `post /api/v1/grants/{id}/${a}`,
     ),
@@ -370,7 +374,7 @@ describe("OpenAPI", () => {
     // Every documented path is served (an unknown route would answer 404 ERR_NOT_FOUND).
     for (const entry of EXPECTED) {
       const [method = "", path = ""] = entry.split(" ");
-      const url = path.replace("{id}", ":id").replace("{target}", ":target");
+      const url = path.replace("{id}", ":id").replace("{target}", ":target").replace("{session}", ":session");
       expect(http.hasRoute({ method: method.toUpperCase() as "GET", url })).toBe(true);
     }
   });

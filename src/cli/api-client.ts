@@ -33,6 +33,13 @@ import {
   RecordingViewSchema,
   type RolesResponse,
   RolesResponseSchema,
+  TerminalAppendViewSchema,
+  type TerminalRecordingView,
+  TerminalRecordingViewSchema,
+  type TerminalSessionView,
+  TerminalSessionViewSchema,
+  type TerminalStartView,
+  TerminalStartViewSchema,
 } from "../contract/api.js";
 
 export const DEFAULT_BROKER_URL = "http://127.0.0.1:8080";
@@ -70,6 +77,13 @@ export interface ApiClient {
   getGrant(id: string): Promise<GrantView>;
   credential(id: string): Promise<CredentialView>;
   recording(id: string): Promise<RecordingView>;
+  startTerminal(grantId: string, body: { command: string; width: number; height: number }): Promise<TerminalStartView>;
+  appendTerminal(
+    session: string,
+    events: readonly { seq: number; t: number; kind: "o" | "i"; data: string }[],
+  ): Promise<{ active: boolean; endsAt: string | null }>;
+  endTerminal(session: string, reason: string): Promise<TerminalSessionView>;
+  getTerminal(session: string): Promise<TerminalRecordingView>;
   reconcile(): Promise<ReconcileReportView>;
   incident(id: string): Promise<IncidentView>;
   act<A extends GrantAction>(id: string, action: A, body: GrantActionBody<A>): Promise<GrantView>;
@@ -152,6 +166,12 @@ export function createApiClient(options: { url: string; token: string | null }):
     roles: () => call("GET", "/roles", RolesResponseSchema),
     credential: (id) => call("GET", `${grantPath(id)}/credential`, CredentialViewSchema),
     recording: (id) => call("GET", `${grantPath(id)}/recording`, RecordingViewSchema),
+    startTerminal: (id, body) => call("POST", `${grantPath(id)}/terminal`, TerminalStartViewSchema, body),
+    appendTerminal: (session, events) =>
+      call("POST", `/terminal/${encodeURIComponent(session)}/events`, TerminalAppendViewSchema, { events }),
+    endTerminal: (session, reason) =>
+      call("POST", `/terminal/${encodeURIComponent(session)}/end`, TerminalSessionViewSchema, { reason }),
+    getTerminal: (session) => call("GET", `/terminal/${encodeURIComponent(session)}`, TerminalRecordingViewSchema),
     reconcile: () => call("POST", "/reconcile", ReconcileReportSchema, {}),
     incident: (id) => call("GET", `/incidents/${encodeURIComponent(id)}`, IncidentViewSchema),
     requestGrant: (body) => call("POST", "/grants", GrantViewSchema, body),

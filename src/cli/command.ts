@@ -19,6 +19,8 @@ export interface ArgSpec {
   readonly name: string;
   readonly required: boolean;
   readonly description: string;
+  /** The last argument only: takes every remaining word (after `--`). */
+  readonly variadic?: boolean;
 }
 
 export interface Command {
@@ -106,7 +108,7 @@ export function parseCommand(command: Command, argv: readonly string[]): { input
     const missing = command.args.slice(parsed.positionals.length).find((a) => a.required);
     throw new UsageError(`missing ${missing?.name ?? "argument"}`, command.name);
   }
-  if (parsed.positionals.length > command.args.length) {
+  if (parsed.positionals.length > command.args.length && !command.args.at(-1)?.variadic) {
     throw new UsageError(`unexpected argument "${parsed.positionals[command.args.length]}"`, command.name);
   }
   for (const [name, spec] of Object.entries(command.options)) {

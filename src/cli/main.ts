@@ -15,6 +15,7 @@ import { grantCommands } from "./commands/grant-commands.js";
 import { guardrailCommands } from "./commands/guardrail-commands.js";
 import { secretCommands } from "./commands/secret-commands.js";
 import { demoCommand, serverCommand } from "./commands/server-commands.js";
+import { replayCommand, shellCommand } from "./commands/shell-commands.js";
 import { EXIT } from "./exit-codes.js";
 import { packageRoot } from "./package-root.js";
 
@@ -25,6 +26,8 @@ export const COMMANDS: readonly Command[] = [
   ...secretCommands,
   ...guardrailCommands,
   ...grantCommands,
+  shellCommand,
+  replayCommand,
 ];
 
 const GROUPS: Readonly<Record<string, string>> = {
@@ -50,6 +53,8 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "extend",
       "credential",
       "recording",
+      "shell",
+      "replay",
       "review",
       "grants",
       "show",

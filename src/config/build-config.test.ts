@@ -167,6 +167,7 @@ describe("building the configuration", () => {
       alarmSeverity: "critical",
       guard: null,
       redactParameters: false,
+      recordTerminalInput: false,
       justificationMinLength: 20,
       incidentPattern: "INC-[0-9]+",
       approvalTimeoutS: 45 * 60,

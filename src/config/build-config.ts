@@ -126,6 +126,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
                 }
               : null,
             redactParameters: r.recording?.redact_parameters ?? false,
+            recordTerminalInput: r.recording?.terminal_input ?? false,
             justificationMinLength: r.justification_min_length ?? d.justification_min_length,
             incidentPattern: r.incident_pattern ?? d.incident_pattern,
             approvalTimeoutS: parseDuration(r.approval_timeout ?? d.approval_timeout),

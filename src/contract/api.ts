@@ -296,9 +296,63 @@ export const StatementViewSchema = z
   })
   .meta({ id: "Statement" });
 
+export const TerminalSessionViewSchema = z
+  .object({
+    id: z.string().describe("`t_…`"),
+    grantId: z.string(),
+    command: z.string(),
+    width: z.number().int(),
+    height: z.number().int(),
+    recordInput: z.boolean().describe("Keystrokes are recorded too (the role's recording.terminal_input)"),
+    startedAt: z.string(),
+    endedAt: z.string().nullable(),
+    endReason: z.string().nullable(),
+  })
+  .meta({ id: "TerminalSession" });
+export type TerminalSessionView = z.infer<typeof TerminalSessionViewSchema>;
+
 export const RecordingViewSchema = z
-  .object({ grantId: z.string(), statements: z.array(StatementViewSchema) })
-  .describe("Every statement the grant's gateway sessions ran, in order");
+  .object({
+    grantId: z.string(),
+    statements: z.array(StatementViewSchema),
+    terminalSessions: z
+      .array(TerminalSessionViewSchema)
+      .describe("Recorded `breakglass shell` sessions; read each with GET /terminal/{id}"),
+  })
+  .describe("Every statement the grant's gateway sessions ran, in order, and its recorded terminal sessions");
+
+export const TerminalStartBodySchema = z.strictObject({
+  command: z.string().min(1).max(4000).describe("What runs, as typed (for the record)"),
+  width: z.int().min(1).max(1000).default(80),
+  height: z.int().min(1).max(1000).default(24),
+});
+export const TerminalStartViewSchema = z.object({
+  session: TerminalSessionViewSchema,
+  endsAt: z.string().describe("The grant's end: the shell is closed then"),
+});
+export type TerminalStartView = z.infer<typeof TerminalStartViewSchema>;
+const TerminalEventSchema = z.strictObject({
+  seq: z.int().min(1).describe("From 1, per session; a repeated seq is ignored (retries are safe)"),
+  t: z.number().min(0).describe("Seconds since the session started"),
+  kind: z.enum(["o", "i"]).describe("o: output, i: input"),
+  data: z.string().max(1024 * 1024),
+});
+export const TerminalEventsBodySchema = z.strictObject({ events: z.array(TerminalEventSchema).max(10_000) });
+export const TerminalAppendViewSchema = z.object({
+  active: z.boolean().describe("false: the grant ended; close the command now"),
+  endsAt: z.string().nullable(),
+});
+export const TerminalEndBodySchema = z.strictObject({ reason: z.string().min(1).max(200) });
+export const TerminalParamsSchema = z.strictObject({ session: Name.describe("Terminal session id (`t_…`)") });
+export const TerminalRecordingViewSchema = z
+  .object({
+    session: TerminalSessionViewSchema,
+    events: z
+      .array(z.tuple([z.number(), z.enum(["o", "i"]), z.string()]))
+      .describe("asciicast v2 events: [t, kind, data]"),
+  })
+  .describe("A terminal session and its events, ready to write as an asciicast v2 file");
+export type TerminalRecordingView = z.infer<typeof TerminalRecordingViewSchema>;
 export type RecordingView = z.infer<typeof RecordingViewSchema>;
 
 export const TargetParamsSchema = z.strictObject({ target: z.string().min(1).max(128) });

@@ -571,6 +571,12 @@ export const RoleSchema = z
           .describe(
             "Record parameter values of prepared statements as <redacted> (statement texts are always recorded)",
           ),
+        terminal_input: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Record keystrokes in `breakglass shell` sessions too (output is always recorded); passwords typed are recorded",
+          ),
       })
       .optional()
       .describe("How the gateway records this role's sessions."),

@@ -21,6 +21,8 @@ export type AuditEventType =
   | "target.drift_reported"
   | "grant.credential_read"
   | "grant.recording_read"
+  | "grant.terminal_started"
+  | "grant.terminal_ended"
   | "target.unauthorized_login"
   | "alarm.acknowledged"
   | "alarm.escalated"

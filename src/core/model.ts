@@ -77,6 +77,8 @@ export interface RoleDef {
   readonly guard?: GuardRules | null;
   /** Record prepared statements' parameter values as `<redacted>`. */
   readonly redactParameters?: boolean;
+  /** Record what is typed in `breakglass shell` sessions too (output is always recorded). */
+  readonly recordTerminalInput?: boolean;
   readonly justificationMinLength: number;
   /** RegExp source an incident id must match in full. */
   readonly incidentPattern: string;

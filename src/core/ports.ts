@@ -90,6 +90,28 @@ export interface StatementRecord {
   readonly bytes: number;
 }
 
+/** A recorded terminal session (`breakglass shell`), asciicast v2 in the making. */
+export interface TerminalSession {
+  readonly id: string;
+  readonly grantId: string;
+  readonly command: string;
+  readonly width: number;
+  readonly height: number;
+  readonly recordInput: boolean;
+  readonly startedAt: number;
+  readonly endedAt: number | null;
+  /** `exited 0`, `grant ended`, … */
+  readonly endReason: string | null;
+}
+
+/** One asciicast event: `t` seconds after the start, output (`o`) or input (`i`). */
+export interface TerminalEvent {
+  readonly seq: number;
+  readonly t: number;
+  readonly kind: "o" | "i";
+  readonly data: string;
+}
+
 export interface AlarmRecord {
   /** `a_<event seq>_<channel>`: also the idempotency key receivers dedupe on. */
   readonly id: string;
@@ -173,6 +195,10 @@ export interface StoreTx {
   saveGatewayLogin(login: GatewayLogin, at: number): Promise<void>;
   /** Append recorded statements (a batch from the gateway's recorder). */
   insertStatements(statements: readonly StatementRecord[]): Promise<void>;
+  /** Insert a terminal session, or record its end (by id). */
+  saveTerminalSession(session: TerminalSession): Promise<void>;
+  /** Append events; an event whose seq is already stored is ignored (a client's retry). */
+  appendTerminalEvents(sessionId: string, events: readonly TerminalEvent[]): Promise<void>;
 }
 
 /** Durable state: grants, the audit log, checkpoints, tokens. */
@@ -204,6 +230,10 @@ export interface Store {
   findGatewayLogin(user: string): Promise<GatewayLogin | null>;
   /** A grant's recorded statements, by session and order. */
   listStatements(grantId: string): Promise<StatementRecord[]>;
+  getTerminalSession(id: string): Promise<TerminalSession | null>;
+  listTerminalSessions(grantId: string): Promise<TerminalSession[]>;
+  /** A terminal session's events in order. */
+  readTerminalEvents(sessionId: string): Promise<TerminalEvent[]>;
   /** The smallest persisted due time, so a worker can sleep until then. */
   nextDueAt(): Promise<number | null>;
   close(): Promise<void>;

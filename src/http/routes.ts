@@ -32,15 +32,24 @@ import {
   RecordingViewSchema,
   RolesResponseSchema,
   TargetParamsSchema,
+  TerminalAppendViewSchema,
+  TerminalEndBodySchema,
+  TerminalEventsBodySchema,
+  TerminalParamsSchema,
+  TerminalRecordingViewSchema,
+  TerminalSessionViewSchema,
+  TerminalStartBodySchema,
+  TerminalStartViewSchema,
 } from "../contract/api.js";
 import { isUnalarmed } from "../core/alarm-routing.js";
 import { groupsOf } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Grant, GrantState } from "../core/model.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { Clock, Store, TerminalSession } from "../core/ports.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
+import type { TerminalService } from "../service/terminal-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
@@ -54,6 +63,7 @@ export interface RouteDeps {
   readonly signingKey: SigningKey;
   readonly reconcile?: ReconcileWorker | undefined;
   readonly detector?: DetectorWorker | undefined;
+  readonly terminal?: TerminalService | undefined;
   /** The OpenAPI document of the whole table (built by the server, which holds the table). */
   readonly openapi: () => Record<string, unknown>;
 }
@@ -155,6 +165,10 @@ function parseStates(text: string | undefined): GrantState[] | undefined {
 
 export function buildRoutes(deps: RouteDeps): AnyRoute[] {
   const { config, service, store, clock, signingKey } = deps;
+  const terminal = (): TerminalService => {
+    if (!deps.terminal) throw new BreakglassError("ERR_INTERNAL", "terminal recording is not wired in this process");
+    return deps.terminal;
+  };
   const { policy } = config;
   /** The audit log holds every justification, source address and target output: admins only. */
   const requireAdmin = (ctx: RequestContext, what = "reading the audit log"): void => {
@@ -222,6 +236,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_AUDIT_WRITE_FAILED"],
       handler: async ({ ctx, params }) => {
         const statements = await service.recording(ctx, params.id);
+        const terminals = await store.listTerminalSessions(params.id);
         const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
         return {
           body: {
@@ -239,6 +254,79 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
               error: s.error,
               bytes: s.bytes,
             })),
+            terminalSessions: terminals.map(terminalView),
+          },
+        };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/grants/:id/terminal",
+      operationId: "startTerminal",
+      summary: "Start a recorded terminal session on an active grant (the holder's `breakglass shell`)",
+      tag: "grants",
+      auth: true,
+      params: GrantIdParamsSchema,
+      body: TerminalStartBodySchema,
+      status: 201,
+      response: TerminalStartViewSchema,
+      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_AUDIT_WRITE_FAILED"],
+      handler: async ({ ctx, params, body }) => {
+        const r = await terminal().start(ctx, params.id, body);
+        return { body: { session: terminalView(r.session), endsAt: new Date(r.endsAt).toISOString() } };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/terminal/:session/events",
+      operationId: "appendTerminalEvents",
+      summary: "Append a terminal session's events; the answer says whether the grant is still active",
+      tag: "grants",
+      auth: true,
+      params: TerminalParamsSchema,
+      body: TerminalEventsBodySchema,
+      bodyLimit: 8 * 1024 * 1024,
+      status: 200,
+      response: TerminalAppendViewSchema,
+      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_AUDIT_WRITE_FAILED"],
+      handler: async ({ ctx, params, body }) => {
+        const r = await terminal().append(ctx, params.session, body.events);
+        return { body: { active: r.active, endsAt: r.endsAt === null ? null : new Date(r.endsAt).toISOString() } };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/terminal/:session/end",
+      operationId: "endTerminal",
+      summary: "End a terminal session (the command exited, or the holder closed it)",
+      tag: "grants",
+      auth: true,
+      params: TerminalParamsSchema,
+      body: TerminalEndBodySchema,
+      status: 200,
+      response: TerminalSessionViewSchema,
+      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_AUDIT_WRITE_FAILED"],
+      handler: async ({ ctx, params, body }) => ({
+        body: terminalView(await terminal().end(ctx, params.session, body.reason)),
+      }),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/terminal/:session",
+      operationId: "getTerminal",
+      summary: "A recorded terminal session and its asciicast events (holder, approvers of the role, admins; audited)",
+      tag: "grants",
+      auth: true,
+      params: TerminalParamsSchema,
+      status: 200,
+      response: TerminalRecordingViewSchema,
+      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_AUDIT_WRITE_FAILED"],
+      handler: async ({ ctx, params }) => {
+        const r = await terminal().read(ctx, params.session);
+        return {
+          body: {
+            session: terminalView(r.session),
+            events: r.events.map((e) => [e.t, e.kind, e.data] as [number, "o" | "i", string]),
           },
         };
       },
@@ -520,4 +608,18 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       },
     }),
   ];
+}
+
+function terminalView(t: TerminalSession) {
+  return {
+    id: t.id,
+    grantId: t.grantId,
+    command: t.command,
+    width: t.width,
+    height: t.height,
+    recordInput: t.recordInput,
+    startedAt: new Date(t.startedAt).toISOString(),
+    endedAt: t.endedAt === null ? null : new Date(t.endedAt).toISOString(),
+    endReason: t.endReason,
+  };
 }

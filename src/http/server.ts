@@ -17,6 +17,7 @@ import type { Clock, IdGenerator, Store } from "../core/ports.js";
 import { type Metrics, renderMetrics } from "../metrics/metrics.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
+import type { TerminalService } from "../service/terminal-service.js";
 import type { TokenService } from "../service/token-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
@@ -40,6 +41,8 @@ export interface HttpServerDeps {
   readonly metrics?: Metrics;
   /** Takes pushed CloudTrail events (POST /targets/{target}/cloudtrail) when given. */
   readonly detector?: DetectorWorker;
+  /** Recorded terminal sessions (`breakglass shell`). */
+  readonly terminal?: TerminalService;
 }
 
 /** Largest request body accepted; grant requests are a few hundred bytes. */

@@ -30,6 +30,8 @@ import type {
   StatementRecord,
   Store,
   StoreTx,
+  TerminalEvent,
+  TerminalSession,
   TokenRecord,
 } from "../core/ports.js";
 import type { Database, GrantsTable, TokensTable } from "./schema.js";
@@ -288,6 +290,37 @@ class KyselyStore implements Store {
         error: r.error,
         bytes: r.bytes,
       }));
+    });
+  }
+
+  getTerminalSession(id: string): Promise<TerminalSession | null> {
+    return this.#read("getTerminalSession", async () => {
+      const row = await this.#db.selectFrom("terminal_sessions").selectAll().where("id", "=", id).executeTakeFirst();
+      return row ? terminalFromRow(row) : null;
+    });
+  }
+
+  listTerminalSessions(grantId: string): Promise<TerminalSession[]> {
+    return this.#read("listTerminalSessions", async () => {
+      const rows = await this.#db
+        .selectFrom("terminal_sessions")
+        .selectAll()
+        .where("grant_id", "=", grantId)
+        .orderBy("started_at")
+        .execute();
+      return rows.map(terminalFromRow);
+    });
+  }
+
+  readTerminalEvents(sessionId: string): Promise<TerminalEvent[]> {
+    return this.#read("readTerminalEvents", async () => {
+      const rows = await this.#db
+        .selectFrom("terminal_events")
+        .selectAll()
+        .where("session_id", "=", sessionId)
+        .orderBy("seq")
+        .execute();
+      return rows.map((r) => ({ seq: r.seq, t: r.t_ms / 1000, kind: r.kind as TerminalEvent["kind"], data: r.data }));
     });
   }
 
@@ -578,6 +611,46 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
+  saveTerminalSession(t: TerminalSession): Promise<void> {
+    return this.#run("saveTerminalSession", async (db) => {
+      const end = { ended_at: t.endedAt, end_reason: t.endReason };
+      await db
+        .insertInto("terminal_sessions")
+        .values({
+          id: t.id,
+          grant_id: t.grantId,
+          command: t.command,
+          width: t.width,
+          height: t.height,
+          record_input: this.#dialect === "sqlite" ? (t.recordInput ? 1 : 0) : t.recordInput,
+          started_at: t.startedAt,
+          ...end,
+        })
+        .onConflict((oc) => oc.column("id").doUpdateSet(end))
+        .execute();
+    });
+  }
+
+  appendTerminalEvents(sessionId: string, events: readonly TerminalEvent[]): Promise<void> {
+    return this.#run("appendTerminalEvents", async (db) => {
+      for (let i = 0; i < events.length; i += 1000) {
+        await db
+          .insertInto("terminal_events")
+          .values(
+            events.slice(i, i + 1000).map((e) => ({
+              session_id: sessionId,
+              seq: e.seq,
+              t_ms: Math.round(e.t * 1000),
+              kind: e.kind,
+              data: e.data,
+            })),
+          )
+          .onConflict((oc) => oc.columns(["session_id", "seq"]).doNothing())
+          .execute();
+      }
+    });
+  }
+
   saveGatewayLogin(login: GatewayLogin, at: number): Promise<void> {
     return this.#run("saveGatewayLogin", async (db) => {
       const values = { verifier: login.verifier, upstream: login.upstream, updated_at: at };
@@ -823,6 +896,20 @@ function selectGrants(db: Db, dialect: StoreDialect) {
           string | null
         >`(SELECT json_group_array(json_object('approver', a.approver, 'at', a.at, 'comment', a.comment) ORDER BY a.position) FROM grant_approvals a WHERE a.grant_id = grants.id)`;
   return db.selectFrom("grants").selectAll("grants").select(approvals.as("approvals"));
+}
+
+function terminalFromRow(r: Selectable<Database["terminal_sessions"]>): TerminalSession {
+  return {
+    id: r.id,
+    grantId: r.grant_id,
+    command: r.command,
+    width: r.width,
+    height: r.height,
+    recordInput: r.record_input === true || r.record_input === 1,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    endReason: r.end_reason,
+  };
 }
 
 function grantFromRow(r: GrantRow): Grant {

@@ -197,6 +197,34 @@ const gateway: Migration = {
   },
 };
 
+/** Recorded terminal sessions (`breakglass shell`): asciicast events streamed as they happen. */
+const terminal: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable("terminal_sessions")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("grant_id", "text", (c) => c.notNull())
+      .addColumn("command", "text", (c) => c.notNull())
+      .addColumn("width", "integer", (c) => c.notNull())
+      .addColumn("height", "integer", (c) => c.notNull())
+      .addColumn("record_input", "boolean", (c) => c.notNull())
+      .addColumn("started_at", "bigint", (c) => c.notNull())
+      .addColumn("ended_at", "bigint")
+      .addColumn("end_reason", "text")
+      .execute();
+    await db.schema.createIndex("terminal_sessions_grant").on("terminal_sessions").column("grant_id").execute();
+    await db.schema
+      .createTable("terminal_events")
+      .addColumn("session_id", "text", (c) => c.notNull())
+      .addColumn("seq", "integer", (c) => c.notNull())
+      .addColumn("t_ms", "bigint", (c) => c.notNull())
+      .addColumn("kind", "text", (c) => c.notNull())
+      .addColumn("data", "text", (c) => c.notNull())
+      .addPrimaryKeyConstraint("terminal_events_pkey", ["session_id", "seq"])
+      .execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
@@ -204,6 +232,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0003_alarms": alarms,
   "0004_grant_notices": grantNotices,
   "0005_gateway": gateway,
+  "0006_terminal": terminal,
 });
 
 const provider: MigrationProvider = {

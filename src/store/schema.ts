@@ -117,6 +117,27 @@ export interface SessionStatementsTable {
   bytes: number;
 }
 
+export interface TerminalSessionsTable {
+  id: string;
+  grant_id: string;
+  command: string;
+  width: number;
+  height: number;
+  record_input: boolean | number;
+  started_at: number;
+  ended_at: number | null;
+  end_reason: string | null;
+}
+
+export interface TerminalEventsTable {
+  session_id: string;
+  seq: number;
+  /** Milliseconds since the session started. */
+  t_ms: number;
+  kind: string;
+  data: string;
+}
+
 export interface AlarmsTable {
   id: string;
   channel: string;
@@ -151,4 +172,6 @@ export interface Database {
   broker_state: BrokerStateTable;
   gateway_logins: GatewayLoginsTable;
   session_statements: SessionStatementsTable;
+  terminal_sessions: TerminalSessionsTable;
+  terminal_events: TerminalEventsTable;
 }

@@ -1,0 +1,159 @@
+/**
+ * Recorded terminal sessions end to end: `breakglass shell` (the built CLI, a real pseudo-terminal
+ * through util-linux `script`) streams a scripted session to a real broker; `breakglass replay`
+ * plays it back byte for byte and writes an asciicast v2 file; a CLI killed mid-session leaves
+ * what it had streamed; the broker closes a shell when its grant ends.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { BIN, runCli } from "./support/broker-process.js";
+
+let dir: string;
+let broker: Broker;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "bg-terminal-"));
+  writeFileSync(
+    join(dir, "breakglass.yaml"),
+    `version: 1
+server: { host: 127.0.0.1, port: 0 }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+users: { alice: { name: Alice }, bob: { name: Bob }, mallory: { name: Mallory } }
+groups: { oncall: [alice], leads: [bob] }
+domains:
+  production:
+    roles:
+      shell:
+        target: box
+        max_duration: 1h
+        approval: "1 of leads"
+        requesters: [oncall]
+        recording: { terminal_input: true }
+targets:
+  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
+`,
+  );
+  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env: {} }), {
+    log: silentLogger,
+    env: {},
+  });
+  const url = await broker.start();
+  const { token } = await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" });
+  env = { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: token.reveal() };
+}, 30_000);
+afterAll(async () => {
+  await broker?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+let last: string | null = null;
+async function grant(durationS = 1800): Promise<string> {
+  if (last) await broker.service.release(ctx("alice"), last).catch(() => {});
+  const g = await broker.service.request(ctx("alice"), {
+    roleId: "production/shell",
+    justification: "fix the stuck deploy by hand",
+    incident: "INC-600",
+    durationS,
+  });
+  await broker.service.approve(ctx("bob"), g.id, null);
+  last = g.id;
+  return g.id;
+}
+const sessionOf = (stderr: string) => /recording terminal session (t_\S+)/.exec(stderr)?.[1] ?? "";
+
+describe("recorded terminal sessions", () => {
+  it("records a scripted session and replays it byte for byte; writes an asciicast v2 file", async () => {
+    const id = await grant();
+    const script = "printf 'hello\\n'; sleep 0.3; printf '\\033[1mbold\\033[0m caf\\303\\251\\n'; exit 3";
+    const shell = await runCli(["shell", id, "--", "sh", "-c", script], env);
+    expect(shell.code, shell.stderr).toBe(3); // the command's own exit code
+    expect(shell.stdout).toBe("hello\r\n\u001b[1mbold\u001b[0m café\r\n");
+    const session = sessionOf(shell.stderr);
+    expect(session).toMatch(/^t_/);
+
+    const replay = await runCli(["replay", session, "--speed", "0"], env);
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toBe(shell.stdout);
+
+    const cast = join(dir, "session.cast");
+    expect((await runCli(["replay", session, "--cast", cast], env)).code).toBe(0);
+    const [header, ...events] = readFileSync(cast, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(header).toMatchObject({ version: 2, width: 80, height: 24, command: expect.stringContaining("sh -c") });
+    expect(events.every((e: unknown[]) => e.length === 3 && typeof e[0] === "number")).toBe(true);
+    expect(
+      events
+        .filter((e: unknown[]) => e[1] === "o")
+        .map((e: unknown[]) => e[2])
+        .join(""),
+    ).toBe(shell.stdout);
+    // The pause between the two lines is in the timing.
+    const bold = events.find((e: unknown[]) => String(e[2]).includes("bold"));
+    expect(bold[0]).toBeGreaterThanOrEqual(0.25);
+
+    // The session is on the grant's recording and in the audit trail.
+    const rec = await runCli(["recording", id, "--json"], env);
+    expect(JSON.parse(rec.stdout).terminalSessions).toMatchObject([{ id: session, endReason: "exited 3" }]);
+    const types = (await broker.store.readGrantAudit([id])).map((e) => e.type);
+    expect(types).toEqual(
+      expect.arrayContaining(["grant.terminal_started", "grant.terminal_ended", "grant.recording_read"]),
+    );
+  });
+
+  it("keeps what was streamed when the CLI is killed mid-session", async () => {
+    const id = await grant();
+    const child = spawn(
+      process.execPath,
+      [BIN, "shell", id, "--", "sh", "-c", "i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); sleep 0.05; done"],
+      { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    let printed = "";
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString();
+    });
+    child.stdout.on("data", (c: Buffer) => {
+      printed += c.toString();
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("close", r));
+    const session = sessionOf(stderr);
+    const events = await broker.store.readTerminalEvents(session);
+    const recorded = events.map((e) => e.data).join("");
+    // Everything but the last flush interval (100 ms, about two lines) reached the broker.
+    const shown = printed.split("\r\n").filter((l) => l.startsWith("line")).length;
+    const kept = recorded.split("\r\n").filter((l) => l.startsWith("line")).length;
+    expect(shown).toBeGreaterThan(10);
+    expect(kept).toBeGreaterThanOrEqual(shown - 3);
+    expect(printed.startsWith(recorded)).toBe(true);
+  });
+
+  it("closes the shell when the grant ends, and only the holder may open one", async () => {
+    const id = await grant(3);
+    const shell = await runCli(["shell", id, "--", "sh", "-c", "echo started; sleep 30"], env, { timeoutMs: 20_000 });
+    expect(shell.code).toBe(1);
+    expect(shell.stderr).toMatch(/the grant ended; the session is closed/);
+    const session = sessionOf(shell.stderr);
+    expect((await broker.store.getTerminalSession(session))?.endReason).toMatch(/grant ended/);
+
+    const other = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "mallory", description: "t" })).token.reveal();
+    const id2 = await grant();
+    const refused = await runCli(["shell", id2, "--", "true"], { ...env, BREAKGLASS_TOKEN: other });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/ERR_FORBIDDEN/);
+  }, 30_000);
+});
