@@ -10,6 +10,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
@@ -435,6 +436,44 @@ describe("PostgreSQL gateway", () => {
     } finally {
       await second.stop();
     }
+  });
+
+  it("fails closed when recording storage fails: no statement runs unrecorded, and it recovers", async () => {
+    const { id, dsn } = await grant();
+    const c = new pg.Client({ connectionString: dsn });
+    c.on("error", () => {}); // the connection is closed under it
+    await c.connect();
+    expect((await c.query("SELECT 'before' AS x")).rows).toEqual([{ x: "before" }]);
+    await until("the first statement stored", async () => (await broker.store.listStatements(id)).length === 1 || null);
+    // The recording table goes away under the broker (a full disk, a broken volume…).
+    const db = new BetterSqlite3(join(dir, "breakglass.db"));
+    db.exec("ALTER TABLE session_statements RENAME TO session_statements_away");
+    try {
+      // This one runs (the gateway cannot know yet); its write fails at the next flush.
+      expect((await c.query("SELECT 'during' AS x")).rows).toEqual([{ x: "during" }]);
+      await new Promise((r) => setTimeout(r, 400));
+      // From now on nothing runs: the session is closed at its next statement, new ones are refused.
+      await expect(c.query("SELECT 'refused' AS x")).rejects.toMatchObject({
+        code: "57P03",
+        message: expect.stringMatching(/cannot record statements right now .* nothing was run unrecorded/),
+      });
+      const other = new pg.Client({ connectionString: dsn });
+      await expect(other.connect()).rejects.toMatchObject({ code: "57P03" });
+    } finally {
+      db.exec("ALTER TABLE session_statements_away RENAME TO session_statements");
+      db.close();
+    }
+    // Back: the held statement is written, and sessions work again.
+    const texts = await until("the held statement written", async () => {
+      const s = (await broker.store.listStatements(id)).map((x) => x.text);
+      return s.includes("SELECT 'during' AS x") ? s : null;
+    });
+    expect(texts).not.toContain("SELECT 'refused' AS x");
+    const again = new pg.Client({ connectionString: dsn });
+    await again.connect();
+    expect((await again.query("SELECT 'after' AS x")).rows).toEqual([{ x: "after" }]);
+    await again.end();
+    await c.end().catch(() => {});
   });
 
   it("refuses a wrong password and a grant that ended, without saying which", async () => {
