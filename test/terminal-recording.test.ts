@@ -142,6 +142,35 @@ describe("recorded terminal sessions", () => {
     expect(printed.startsWith(recorded)).toBe(true);
   });
 
+  it("records what is typed when the role says so (recording.terminal_input)", async () => {
+    const id = await grant();
+    const child = spawn(process.execPath, [BIN, "shell", id, "--", "sh", "-c", "read x; echo got $x"], {
+      env: { ...process.env, ...env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString();
+    });
+    await new Promise((r) => setTimeout(r, 800));
+    child.stdin.write("restart-api\n");
+    const code = await new Promise((r) => child.once("close", r));
+    expect(code).toBe(0);
+    const events = await broker.store.readTerminalEvents(sessionOf(stderr));
+    expect(
+      events
+        .filter((e) => e.kind === "i")
+        .map((e) => e.data)
+        .join(""),
+    ).toBe("restart-api\n");
+    expect(
+      events
+        .filter((e) => e.kind === "o")
+        .map((e) => e.data)
+        .join(""),
+    ).toContain("got restart-api");
+  });
+
   it("closes the shell when the grant ends, and only the holder may open one", async () => {
     const id = await grant(3);
     const shell = await runCli(["shell", id, "--", "sh", "-c", "echo started; sleep 30"], env, { timeoutMs: 20_000 });
