@@ -19,7 +19,7 @@ import type { AppConfig, StorageConfig } from "./config/app-config.js";
 import { describeDiff, diffConfig, fingerprintConfig, parseFingerprint } from "./config/config-fingerprint.js";
 import { createConnector } from "./connectors/registry.js";
 import { checkpointAlarms, routeAlarms } from "./core/alarm-routing.js";
-import type { AuditEventDraft, SealedAuditEvent } from "./core/audit-event.js";
+import { type AuditEventDraft, nonGrantEvent, type SealedAuditEvent } from "./core/audit-event.js";
 import { BreakglassError } from "./core/errors.js";
 import { SYSTEM_ACTOR } from "./core/grant-machine.js";
 import type { Clock, Connector, IdGenerator, Store, StoreTx } from "./core/ports.js";
@@ -301,26 +301,13 @@ export async function recordConfigChange(
         : describeDiff(diff);
     const cap = (keys: readonly string[]) => keys.slice(0, 100);
     await audit.append(tx, [
-      {
-        type: "config.changed",
-        actor: SYSTEM_ACTOR,
-        at: now,
-        grantId: null,
-        roleId: null,
-        domain: null,
-        target: null,
-        justification: null,
-        incident: null,
-        requestId: null,
-        sourceAddress: null,
-        data: {
-          summary,
-          source: config.source,
-          fingerprint: current.fingerprint,
-          previous: before?.fingerprint ?? null,
-          ...(diff ? { added: cap(diff.added), removed: cap(diff.removed), changed: cap(diff.changed) } : {}),
-        },
-      },
+      nonGrantEvent("config.changed", SYSTEM_ACTOR, now, {
+        summary,
+        source: config.source,
+        fingerprint: current.fingerprint,
+        previous: before?.fingerprint ?? null,
+        ...(diff ? { added: cap(diff.added), removed: cap(diff.removed), changed: cap(diff.changed) } : {}),
+      }),
     ]);
     return summary;
   });

@@ -7,7 +7,7 @@
  * idempotency key — at least once.
  */
 import { alarmBackoffMs } from "../core/alarm-routing.js";
-import type { AuditEventDraft } from "../core/audit-event.js";
+import { type AuditEventDraft, nonGrantEvent } from "../core/audit-event.js";
 import type { AlarmRecord, Clock, Store } from "../core/ports.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { AuditAppender } from "../service/grant-writer.js";
@@ -77,20 +77,8 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
     const threshold = deps.failureThreshold ?? 3;
     const drafts: AuditEventDraft[] = [];
     const now = clock.now();
-    const draft = (type: AuditEventDraft["type"], data: Record<string, unknown>): AuditEventDraft => ({
-      type,
-      actor: "system",
-      at: now,
-      grantId: null,
-      roleId: null,
-      domain: null,
-      target: null,
-      justification: null,
-      incident: null,
-      requestId: null,
-      sourceAddress: null,
-      data,
-    });
+    const draft = (type: AuditEventDraft["type"], data: Record<string, unknown>): AuditEventDraft =>
+      nonGrantEvent(type, "system", now, data);
     for (const r of results) {
       if (r.state === "delivered") {
         streak.delete(r.channel);

@@ -56,6 +56,33 @@ export interface AuditEventDraft {
   readonly data: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * An event that is not about a grant: the broker's own (configuration, alarm channels), a
+ * target's (drift, unauthorized use), a token's.
+ */
+export function nonGrantEvent(
+  type: AuditEventType,
+  actor: string,
+  at: number,
+  data: Readonly<Record<string, unknown>>,
+  target: string | null = null,
+): AuditEventDraft {
+  return {
+    type,
+    actor,
+    at,
+    grantId: null,
+    roleId: null,
+    domain: null,
+    target,
+    justification: null,
+    incident: null,
+    requestId: null,
+    sourceAddress: null,
+    data,
+  };
+}
+
 /** An audit event as stored: its canonical payload and its place in the hash chain. */
 export interface SealedAuditEvent {
   readonly seq: number;

@@ -4,6 +4,7 @@
  * compared in constant time.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
 import type { Clock, IdGenerator, Store, TokenRecord } from "../core/ports.js";
@@ -64,25 +65,12 @@ export function createTokenService(deps: {
         await tx.insertToken(record);
         await audit.append(tx, [
           stamp(
-            {
-              type: "token.created",
-              actor: ctx.actor,
-              at: now,
-              grantId: null,
-              roleId: null,
-              domain: null,
-              target: null,
-              justification: null,
-              incident: null,
-              requestId: null,
-              sourceAddress: null,
-              data: {
-                tokenId: record.id,
-                user: record.user,
-                description: record.description,
-                expiresAt: record.expiresAt,
-              },
-            },
+            nonGrantEvent("token.created", ctx.actor, now, {
+              tokenId: record.id,
+              user: record.user,
+              description: record.description,
+              expiresAt: record.expiresAt,
+            }),
             ctx,
           ),
         ]);

@@ -6,7 +6,7 @@
  * once per broker run. Targets whose events are pushed (CloudTrail through a webhook) go through
  * {@link DetectorWorker.ingest} instead of the timer.
  */
-import type { AuditEventDraft } from "../core/audit-event.js";
+import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Clock, Connector, Store, WatchedSession } from "../core/ports.js";
 import type { AuditAppender } from "../service/grant-writer.js";
@@ -91,19 +91,11 @@ export function createDetectorWorker(deps: DetectorWorkerDeps): DetectorWorker {
     } catch (e) {
       deps.log("terminating an unauthorized session failed", { target, principal: s.principal, error: String(e) });
     }
-    const event: AuditEventDraft = {
-      type: "target.unauthorized_login",
-      actor: "system",
-      at: clock.now(),
-      grantId: null,
-      roleId: null,
-      domain: null,
-      target,
-      justification: null,
-      incident: null,
-      requestId: null,
-      sourceAddress: null,
-      data: {
+    const event = nonGrantEvent(
+      "target.unauthorized_login",
+      "system",
+      clock.now(),
+      {
         principal: s.principal,
         session: s.sessionId,
         from: s.from,
@@ -111,7 +103,8 @@ export function createDetectorWorker(deps: DetectorWorkerDeps): DetectorWorker {
         grant: s.grantId,
         terminated,
       },
-    };
+      target,
+    );
     // Recorded (and so alarmed) before it counts as reported: a failed write is retried next pass.
     await store.transaction((tx) => audit.append(tx, [event]));
     reported.add(key);

@@ -11,7 +11,7 @@
  *    reported, never changed; each item once per broker run while it persists.
  * Everything found is an audit event: `target.drift_fixed` or `target.drift_reported`.
  */
-import type { AuditEventDraft } from "../core/audit-event.js";
+import { type AuditEventDraft, nonGrantEvent } from "../core/audit-event.js";
 import { grantEvent } from "../core/grant-machine.js";
 import type { Grant } from "../core/model.js";
 import type { Clock, Connector, DriftItem, Store } from "../core/ports.js";
@@ -58,20 +58,8 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   const record = (drafts: AuditEventDraft[]) =>
     drafts.length === 0 ? Promise.resolve() : store.transaction((tx) => audit.append(tx, drafts)).then(() => {});
 
-  const targetEvent = (target: string, data: Record<string, unknown>): AuditEventDraft => ({
-    type: "target.drift_reported",
-    actor: "system",
-    at: clock.now(),
-    grantId: null,
-    roleId: null,
-    domain: null,
-    target,
-    justification: null,
-    incident: null,
-    requestId: null,
-    sourceAddress: null,
-    data,
-  });
+  const targetEvent = (target: string, data: Record<string, unknown>): AuditEventDraft =>
+    nonGrantEvent("target.drift_reported", "system", clock.now(), data, target);
 
   const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
