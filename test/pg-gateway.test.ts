@@ -477,7 +477,7 @@ describe("PostgreSQL gateway", () => {
   });
 
   it("refuses a wrong password and a grant that ended, without saying which", async () => {
-    const { dsn } = await grant();
+    const { id, dsn } = await grant();
     const wrong = new URL(dsn);
     wrong.password = "not-the-password";
     const c = new pg.Client({ connectionString: wrong.toString() });
@@ -491,6 +491,9 @@ describe("PostgreSQL gateway", () => {
     // Released: the login is gone with the credential.
     const after = new pg.Client({ connectionString: dsn });
     await expect(after.connect()).rejects.toMatchObject({ code: "28P01" });
+    // Refused logins are not sessions: nothing to record as started or ended.
+    const types = (await broker.store.readGrantAudit([id])).map((e) => e.type);
+    expect(types.filter((t) => t.startsWith("gateway.session"))).toEqual([]);
   });
 
   it("closes the session within a second of a revoke", async () => {

@@ -151,6 +151,8 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     backendPid = 0;
     backendSecret = 0;
     closed = false;
+    /** Let in: recorded as started, relaying. */
+    started = false;
     endReason = "client disconnected";
     startedAt = deps.now();
     endsAt: number | null = null;
@@ -205,7 +207,8 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       const set = byGrant.get(this.grantId);
       set?.delete(this);
       if (set?.size === 0) byGrant.delete(this.grantId);
-      if (this.grantId) {
+      // Only a session that was let in has an end to record (a refused login has no session).
+      if (this.started) {
         deps.onSessionEnd({
           grantId: this.grantId,
           sessionId: this.id,
@@ -658,6 +661,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       });
 
       // 5. In: the client sees the target's greeting with the gateway's own cancel key.
+      session.started = true;
       sessions.set(session.pid, session);
       const set = byGrant.get(login.grantId) ?? new Set<Session>();
       byGrant.set(login.grantId, set);
