@@ -476,6 +476,95 @@ describe("PostgreSQL gateway", () => {
     await c.end().catch(() => {});
   });
 
+  it("connects to the target over TLS as its sslmode says (verify-full), and refuses a target it cannot verify", async () => {
+    const tlsTarget = await startPostgresTarget({ tls: true });
+    const tlsDir = join(dir, "upstream-tls");
+    mkdirSync(tlsDir);
+    try {
+      const wrongCa = join(tlsDir, "other-ca.crt");
+      await run("openssl", [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        join(tlsDir, "other.key"),
+        "-out",
+        wrongCa,
+      ]);
+      const port = await freePort();
+      const role = (name: string, target: string) => `      ${name}:
+        target: ${target}
+        grants: { roles: [recovery_rw] }
+        max_duration: 1h
+        approval: "1 of leads"
+        requesters: [oncall]
+`;
+      writeFileSync(
+        join(tlsDir, "breakglass.yaml"),
+        `version: 1
+server: { host: 127.0.0.1, port: 0 }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+gateway: { host: 127.0.0.1, port: ${port}, targets: [verified, unverifiable] }
+users: { alice: { name: Alice }, bob: { name: Bob } }
+groups: { oncall: [alice], leads: [bob] }
+domains:
+  production:
+    roles:
+${role("verified", "verified")}${role("unverifiable", "unverifiable")}targets:
+  verified:
+    connector: postgres
+    settings: { admin_url: { env: ${TARGET_ENV} }, connect_options: "sslmode=verify-full&sslrootcert=${tlsTarget.cluster.caFile}" }
+  unverifiable:
+    connector: postgres
+    settings: { admin_url: { env: ${TARGET_ENV} }, connect_options: "sslmode=verify-full&sslrootcert=${wrongCa}" }
+`,
+      );
+      const env = { [TARGET_ENV]: tlsTarget.adminUrl };
+      const third = await createBroker(
+        loadConfigFile(join(tlsDir, "breakglass.yaml"), { ...connectorConfigChecks, env }),
+        {
+          log: silentLogger,
+          env,
+        },
+      );
+      await third.start();
+      try {
+        const dsnFor = async (name: string) => {
+          const g = await third.service.request(ctx("alice"), {
+            roleId: `production/${name}`,
+            justification: "checking TLS to the target",
+            incident: "INC-502",
+            durationS: 600,
+          });
+          await third.service.approve(ctx("bob"), g.id, null);
+          return (await third.service.credential(ctx("alice"), g.id)).credential.reveal();
+        };
+        const ok = new pg.Client({ connectionString: await dsnFor("verified") });
+        await ok.connect();
+        expect((await ok.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")).rows).toEqual([
+          { ssl: true },
+        ]);
+        await ok.end();
+        const bad = new pg.Client({ connectionString: await dsnFor("unverifiable") });
+        await expect(bad.connect()).rejects.toThrow(/the target refused the session: TLS to the target failed/);
+      } finally {
+        await third.stop();
+      }
+    } finally {
+      await tlsTarget.stop();
+    }
+  }, 90_000);
+
   it("refuses a wrong password and a grant that ended, without saying which", async () => {
     const { id, dsn } = await grant();
     const wrong = new URL(dsn);

@@ -82,6 +82,8 @@ export async function openSocket(t: UpstreamTarget, timeoutMs: number): Promise<
   const verify = t.sslmode === "verify-ca" || t.sslmode === "verify-full";
   const secure = tls.connect({
     socket: raw,
+    // The name (or IP address) the certificate must match under verify-full.
+    host: t.host,
     servername: net.isIP(t.host) ? undefined : t.host,
     rejectUnauthorized: verify,
     ...(t.sslrootcert ? { ca: readFileSync(t.sslrootcert) } : {}),

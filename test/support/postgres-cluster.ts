@@ -6,7 +6,7 @@
  */
 import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, rmSync } from "node:fs";
-import { chown, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -20,6 +20,8 @@ export interface PostgresCluster {
   readonly port: number;
   /** Holds `data/`, `log` and the Unix socket. */
   readonly dir: string;
+  /** With `tls`: the server's self-signed certificate, to verify it with (`sslrootcert`). */
+  readonly caFile: string | null;
   /** Stop the server but keep its data (a target outage); `resume` starts it again on the same port. */
   halt(): Promise<void>;
   resume(): Promise<void>;
@@ -80,6 +82,8 @@ export interface StartPostgresOptions {
   readonly durable?: boolean;
   /** max_connections (default 60). */
   readonly maxConnections?: number;
+  /** Serve TLS with a fresh self-signed certificate for 127.0.0.1 (see `PostgresCluster.caFile`). */
+  readonly tls?: boolean;
 }
 
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresCluster> {
@@ -132,6 +136,37 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
       await chown(hba, ids.uid, ids.gid);
     }
 
+    let caFile: string | null = null;
+    const tlsOptions: string[] = [];
+    if (opts.tls) {
+      const cert = join(dir, "server.crt");
+      const key = join(dir, "server.key");
+      await new Promise<void>((resolve, reject) =>
+        execFile(
+          "openssl",
+          ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"].concat([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+          ]),
+          (error) => (error ? reject(error) : resolve()),
+        ),
+      );
+      if (asRoot) {
+        const ids = postgresUser();
+        await chown(cert, ids.uid, ids.gid);
+        await chown(key, ids.uid, ids.gid);
+      }
+      await chmod(key, 0o600);
+      caFile = cert;
+      tlsOptions.push("-c ssl=on", `-c ssl_cert_file=${cert}`, `-c ssl_key_file=${key}`);
+    }
+
     const pgCtl = join(bin, "pg_ctl");
     const log = join(dir, "log");
     let port = 0;
@@ -145,6 +180,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
         ...(opts.durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
         "-c shared_buffers=32MB",
         `-c max_connections=${opts.maxConnections ?? 60}`,
+        ...tlsOptions,
       ].join(" ");
       try {
         await run(pgCtl, ["-D", data, "-l", log, "-w", "-t", "60", "-o", options, "start"], 90_000);
@@ -178,6 +214,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
       adminUrl,
       port,
       dir,
+      caFile,
       async halt() {
         await run(pgCtl, ["-D", data, "-m", "fast", "-w", "stop"], 30_000);
       },
