@@ -15,7 +15,7 @@
  * are global. Column privileges and default privileges of other roles are not swept (see
  * docs/connectors/postgres.md).
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { z } from "zod";
 import { isDuration, parseDuration } from "../core/duration.js";
@@ -30,6 +30,7 @@ import type {
   WatchedSession,
 } from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
+import { formatVerifier, scramVerifier } from "../secrets/scram.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
 import { type ConnectorContext, parseRoleGrants } from "./connector-context.js";
 
@@ -187,18 +188,6 @@ const ACL_QUERY = `
          CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, a.privilege_type, a.is_grantable
     FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a
    WHERE d.datname = current_database() AND d.datacl IS NOT NULL`;
-
-/**
- * A SCRAM-SHA-256 verifier for `password` (RFC 5802 / RFC 7677), the form PostgreSQL stores, so
- * `CREATE ROLE … PASSWORD` never carries the plaintext.
- */
-export function scramVerifier(password: string, salt = randomBytes(16), iterations = 4096): string {
-  const salted = pbkdf2Sync(password.normalize("NFKC"), salt, iterations, 32, "sha256");
-  const clientKey = createHmac("sha256", salted).update("Client Key").digest();
-  const storedKey = createHash("sha256").update(clientKey).digest();
-  const serverKey = createHmac("sha256", salted).update("Server Key").digest();
-  return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
-}
 
 const ident = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 const literal = (value: string): string => `'${value.replaceAll("'", "''")}'`;
@@ -396,7 +385,7 @@ export function createPostgresConnector(
         await c.query("BEGIN");
         const snapshot = snapshotOf(handle) ? null : await takeSnapshot(c);
         const exists = (await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role])).rowCount === 1;
-        const common = `LOGIN CONNECTION LIMIT ${g.connection_limit} PASSWORD ${literal(scramVerifier(password))} VALID UNTIL ${literal(validUntil)}`;
+        const common = `LOGIN CONNECTION LIMIT ${g.connection_limit} PASSWORD ${literal(formatVerifier(scramVerifier(password)))} VALID UNTIL ${literal(validUntil)}`;
         if (!exists) {
           await c.query(
             `CREATE ROLE ${ident(role)} INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS ${common}`,

@@ -8,8 +8,8 @@ import { randomBytes } from "node:crypto";
 import type { GatewayConfig } from "../config/app-config.js";
 import type { GatewayLogin } from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
+import { formatVerifier, scramVerifier } from "../secrets/scram.js";
 import type { SecretBox } from "../secrets/secret-box.js";
-import { formatVerifier, scramVerifier } from "./scram.js";
 import { parseUpstream } from "./upstream.js";
 
 /** Additional authenticated data binding a sealed upstream credential to its grant. */

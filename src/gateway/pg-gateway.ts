@@ -17,6 +17,7 @@ import net from "node:net";
 import tls from "node:tls";
 import type { GuardRules } from "../core/model.js";
 import type { StatementRecord } from "../core/ports.js";
+import { parseVerifier, ScramServer } from "../secrets/scram.js";
 import { blockedStatement, type GuardVerdict, loadParser, sessionGuard } from "./guard.js";
 import { Inbox } from "./inbox.js";
 import {
@@ -34,7 +35,6 @@ import {
   type StartupPacket,
 } from "./pg-wire.js";
 import type { Recorder } from "./recorder.js";
-import { parseVerifier, ScramServer } from "./scram.js";
 import {
   cancelRequest,
   connectUpstream,

@@ -4,10 +4,11 @@
  * whatever the server asks for). Returns the connected socket with anything already read after
  * authentication, so the session relays from exactly there.
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import tls from "node:tls";
+import { hmac, scramKeys } from "../secrets/scram.js";
 import { Inbox } from "./inbox.js";
 import { errorFields, message, readCString, sslRequest, startupMessage } from "./pg-wire.js";
 
@@ -97,8 +98,6 @@ export async function openSocket(t: UpstreamTarget, timeoutMs: number): Promise<
   return secure as unknown as net.Socket;
 }
 
-const hmac = (key: Buffer, text: string) => createHmac("sha256", key).update(text, "utf8").digest();
-
 export interface UpstreamSession {
   readonly socket: net.Socket;
   /** ParameterStatus and NoticeResponse messages, and what followed authentication, up to and including ReadyForQuery. */
@@ -180,15 +179,13 @@ export async function connectUpstream(
           if (!r.startsWith(scram.nonce) || !Number.isInteger(iterations) || iterations < 1) {
             throw new UpstreamError("the target's SCRAM answer is malformed");
           }
-          const salted = pbkdf2Sync(Buffer.from(t.password.normalize("NFKC"), "utf8"), salt, iterations, 32, "sha256");
-          const clientKey = hmac(salted, "Client Key");
-          const storedKey = createHash("sha256").update(clientKey).digest();
+          const { clientKey, storedKey, serverKey } = scramKeys(t.password, salt, iterations);
           const withoutProof = `c=biws,r=${r}`;
           const authMessage = `${scram.bare},${serverFirst},${withoutProof}`;
           const signature = hmac(storedKey, authMessage);
           const proof = Buffer.alloc(clientKey.length);
           for (let i = 0; i < proof.length; i++) proof[i] = (clientKey[i] as number) ^ (signature[i] as number);
-          scram.serverSignature = hmac(hmac(salted, "Server Key"), authMessage);
+          scram.serverSignature = hmac(serverKey, authMessage);
           socket.write(message("p", Buffer.from(`${withoutProof},p=${proof.toString("base64")}`, "utf8")));
           continue;
         }

@@ -1,8 +1,9 @@
 /**
- * SCRAM-SHA-256 (RFC 5802, RFC 7677) on the server side, as PostgreSQL speaks it: the gateway
- * authenticates clients against a stored verifier, so the gateway password of a grant is never
- * sent in the clear and never stored (only `StoredKey` and `ServerKey`, like pg_authid). Channel
- * binding (SCRAM-SHA-256-PLUS) is not offered.
+ * SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL speaks it: the key derivation shared by the
+ * verifiers the broker stores or hands to PostgreSQL (`CREATE ROLE … PASSWORD`), the gateway's
+ * client side towards targets, and the server side with which the gateway authenticates clients
+ * against a stored verifier (only `StoredKey` and `ServerKey`, like pg_authid — the password is
+ * never sent in the clear nor stored). Channel binding (SCRAM-SHA-256-PLUS) is not offered.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
 
@@ -15,22 +16,31 @@ export interface ScramVerifier {
   readonly serverKey: Buffer;
 }
 
-const hmac = (key: Buffer, text: string) => createHmac("sha256", key).update(text, "utf8").digest();
+export const hmac = (key: Buffer, text: string) => createHmac("sha256", key).update(text, "utf8").digest();
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest();
 
-/** The verifier of `password` (generated passwords are ASCII, so SASLprep leaves them as they are). */
+/**
+ * SaltedPassword and the keys derived from it. NFKC stands in for SASLprep (generated passwords
+ * are ASCII, which both leave as they are).
+ */
+export function scramKeys(
+  password: string,
+  salt: Buffer,
+  iterations: number,
+): { clientKey: Buffer; storedKey: Buffer; serverKey: Buffer } {
+  const salted = pbkdf2Sync(Buffer.from(password.normalize("NFKC"), "utf8"), salt, iterations, 32, "sha256");
+  const clientKey = hmac(salted, "Client Key");
+  return { clientKey, storedKey: sha256(clientKey), serverKey: hmac(salted, "Server Key") };
+}
+
+/** The verifier of `password`. */
 export function scramVerifier(
   password: string,
   salt: Buffer = randomBytes(16),
   iterations = ITERATIONS,
 ): ScramVerifier {
-  const salted = pbkdf2Sync(Buffer.from(password, "utf8"), salt, iterations, 32, "sha256");
-  return {
-    iterations,
-    salt,
-    storedKey: sha256(hmac(salted, "Client Key")),
-    serverKey: hmac(salted, "Server Key"),
-  };
+  const { storedKey, serverKey } = scramKeys(password, salt, iterations);
+  return { iterations, salt, storedKey, serverKey };
 }
 
 /** PostgreSQL's text form: `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`. */
