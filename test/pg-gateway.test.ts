@@ -23,6 +23,7 @@ import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import { runCli } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
+import { selfSignedCert } from "./support/self-signed.js";
 
 const run = promisify(execFile);
 let target: PostgresTarget;
@@ -368,25 +369,12 @@ describe("PostgreSQL gateway", () => {
   it("speaks TLS to clients with the configured certificate, and refuses plain connections when TLS is required", async () => {
     const tlsDir = join(dir, "tls");
     mkdirSync(tlsDir);
-    await run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      "-keyout",
-      join(tlsDir, "gw.key"),
-      "-out",
-      join(tlsDir, "gw.crt"),
-    ]);
+    await selfSignedCert({
+      certFile: join(tlsDir, "gw.crt"),
+      keyFile: join(tlsDir, "gw.key"),
+      cn: "localhost",
+      san: "DNS:localhost,IP:127.0.0.1",
+    });
     const port = await freePort();
     const tlsConfigDir = join(dir, "tls-broker");
     mkdirSync(tlsConfigDir);
@@ -482,23 +470,7 @@ describe("PostgreSQL gateway", () => {
     mkdirSync(tlsDir);
     try {
       const wrongCa = join(tlsDir, "other-ca.crt");
-      await run("openssl", [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        join(tlsDir, "other.key"),
-        "-out",
-        wrongCa,
-      ]);
+      await selfSignedCert({ certFile: wrongCa, keyFile: join(tlsDir, "other.key"), cn: "127.0.0.1" });
       const port = await freePort();
       const role = (name: string, target: string) => `      ${name}:
         target: ${target}

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { freePort } from "./free-port.js";
+import { selfSignedCert } from "./self-signed.js";
 
 export interface PostgresCluster {
   /** The application role `breakglass` (password login, scram-sha-256) on database `breakglass`. */
@@ -141,22 +142,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     if (opts.tls) {
       const cert = join(dir, "server.crt");
       const key = join(dir, "server.key");
-      await new Promise<void>((resolve, reject) =>
-        execFile(
-          "openssl",
-          ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"].concat([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            key,
-            "-out",
-            cert,
-          ]),
-          (error) => (error ? reject(error) : resolve()),
-        ),
-      );
+      await selfSignedCert({ certFile: cert, keyFile: key, cn: "127.0.0.1", san: "IP:127.0.0.1" });
       if (asRoot) {
         const ids = postgresUser();
         await chown(cert, ids.uid, ids.gid);
