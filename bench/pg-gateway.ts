@@ -1,18 +1,20 @@
 /**
  * The PostgreSQL gateway under pgbench: `pgbench -S` (select-only) in simple, extended and
  * prepared modes, each for `seconds` with `clients` clients, against — in the same run —
- * PostgreSQL directly, PgBouncer (session mode) in front of it, and the Breakglass gateway (with
- * recording on, into the broker's SQLite store). Prints TPS and the ratio of each path to direct.
+ * PostgreSQL directly, PgBouncer (session mode) in front of it, a bare Node.js relay (the
+ * ceiling for any relay written in Node.js here), and the Breakglass gateway (with recording on,
+ * into the broker's SQLite store). Prints TPS and the ratio of each path to direct.
  *
- * pgbench, PgBouncer and PostgreSQL run as separate processes; the broker (and so the gateway)
- * runs in this process. Rounds alternate the three paths per mode so drift on a shared machine
- * hits them alike.
+ * pgbench, PgBouncer, the bare relay and PostgreSQL run as separate processes; the broker (and so
+ * the gateway) runs in this process. Rounds alternate the paths per mode so drift on a shared
+ * machine hits them alike.
  */
 import { execFile, spawn } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { silentLogger } from "../src/adapters/logger.js";
 import { createBroker } from "../src/app.js";
@@ -31,9 +33,11 @@ export interface GatewayBenchRow {
   readonly mode: PgbenchMode;
   readonly directTps: number;
   readonly pgbouncerTps: number;
+  readonly bareRelayTps: number;
   readonly gatewayTps: number;
   readonly gatewayRatio: number;
   readonly pgbouncerRatio: number;
+  readonly bareRelayRatio: number;
   /** Statements the gateway recorded during its runs of this mode. */
   readonly recorded: number;
 }
@@ -112,6 +116,30 @@ logfile = ${join(dir, "pgbouncer.log")}
   };
 }
 
+/** The bare Node.js relay of bare-relay.ts, in its own process. */
+async function startBareRelay(pgPort: number): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(new URL("./bare-relay.js", import.meta.url)), String(port), String(pgPort)],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`bare relay exited (${code})`)));
+    child.stdout?.once("data", () => resolve());
+  });
+  child.removeAllListeners("exit");
+  return {
+    port,
+    async stop() {
+      child.kill();
+      await new Promise((r) => child.once("exit", r));
+    },
+  };
+}
+
 export async function runGatewayBench(opts: {
   seconds: number;
   clients: number;
@@ -122,11 +150,13 @@ export async function runGatewayBench(opts: {
   const dir = mkdtempSync(join(tmpdir(), "bg-bench-gateway-"));
   mkdirSync(dir, { recursive: true });
   let bouncer: Awaited<ReturnType<typeof startPgbouncer>> | null = null;
+  let relay: Awaited<ReturnType<typeof startBareRelay>> | null = null;
   try {
     const admin = new URL(target.adminUrl);
     await run("pgbench", ["-i", "-q", "-s", String(opts.scale), target.adminUrl], { maxBuffer: 16 * 1024 * 1024 });
     await target.sql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO recovery_rw");
     bouncer = await startPgbouncer(Number(admin.port));
+    relay = await startBareRelay(Number(admin.port));
     const gwPort = await freePort();
     writeFileSync(
       join(dir, "breakglass.yaml"),
@@ -174,16 +204,24 @@ targets:
       const bouncerUrl = new URL(target.adminUrl);
       bouncerUrl.port = String(bouncer.port);
       const bouncerDsn = `${bouncerUrl.toString()}?sslmode=disable`;
+      bouncerUrl.port = String(relay.port);
+      const relayDsn = `${bouncerUrl.toString()}?sslmode=disable`;
 
       const rows: GatewayBenchRow[] = [];
       for (const mode of ["simple", "extended", "prepared"] as const) {
-        const tps = { direct: [] as number[], pgbouncer: [] as number[], gateway: [] as number[] };
+        const tps = {
+          direct: [] as number[],
+          pgbouncer: [] as number[],
+          relay: [] as number[],
+          gateway: [] as number[],
+        };
         let recorded = 0;
         for (let round = 0; round < opts.rounds; round++) {
           const per = Math.max(1, Math.round(opts.seconds / opts.rounds));
           progress(`${mode} round ${round + 1}`);
           tps.direct.push(await pgbench(directDsn, mode, opts.clients, per));
           tps.pgbouncer.push(await pgbench(bouncerDsn, mode, opts.clients, per));
+          tps.relay.push(await pgbench(relayDsn, mode, opts.clients, per));
           const before = (await broker.store.listStatements(g.id)).length;
           tps.gateway.push(await pgbench(gatewayDsn, mode, opts.clients, per));
           await new Promise((r) => setTimeout(r, 300)); // the recorder's last batch
@@ -195,9 +233,11 @@ targets:
           mode,
           directTps: direct,
           pgbouncerTps: mean(tps.pgbouncer),
+          bareRelayTps: mean(tps.relay),
           gatewayTps: mean(tps.gateway),
           gatewayRatio: mean(tps.gateway) / direct,
           pgbouncerRatio: mean(tps.pgbouncer) / direct,
+          bareRelayRatio: mean(tps.relay) / direct,
           recorded,
         };
         rows.push(row);
@@ -208,6 +248,7 @@ targets:
     }
   } finally {
     await bouncer?.stop();
+    await relay?.stop();
     await target.stop();
     rmSync(dir, { recursive: true, force: true });
   }
