@@ -15,6 +15,9 @@ import { createAuditLog } from "./audit/audit-log.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
 import { sha256 } from "./audit/node-crypto.js";
 import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
+import { createAuthService } from "./auth/auth-service.js";
+import { createDirectory } from "./auth/directory.js";
+import { createOidcLogin } from "./auth/oidc.js";
 import type { AppConfig, StorageConfig } from "./config/app-config.js";
 import { describeDiff, diffConfig, fingerprintConfig, parseFingerprint } from "./config/config-fingerprint.js";
 import { createConnector } from "./connectors/registry.js";
@@ -83,7 +86,9 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const ids = opts.ids ?? createIdGenerator(clock);
   const log = opts.log ?? createLogger();
   const logFn = (msg: string, fields?: Record<string, unknown>) => log.warn(msg, fields);
-  const { policy } = config;
+  // The live policy: configured people and groups plus what the IdP said at their last login.
+  const directory = createDirectory(config.policy, config.auth.fallback.maxMembershipAgeMs);
+  const { policy } = directory;
 
   const signingKey = loadSigningKey(config.audit.signingKeyFile, {
     generateIfMissing: config.audit.generateKeyIfMissing,
@@ -215,7 +220,26 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const gateway = config.gateway ? createGateway(config, store, audit, box, clock, logFn) : null;
   let gatewayAddress: { host: string; port: number } | null = null;
 
+  const oidcConfig = config.auth.oidc;
+  const oidc = oidcConfig
+    ? createOidcLogin(
+        oidcConfig,
+        oidcConfig.clientSecret ? resolveSecret(oidcConfig.clientSecret, "auth.oidc.client_secret").reveal() : null,
+      )
+    : null;
+  // Sessions and local factors are kept encrypted: without the broker's secret key, API tokens only.
+  const auth = box
+    ? createAuthService({ config: config.auth, policy, directory, store, audit, clock, ids, box })
+    : null;
+  const timers: NodeJS.Timeout[] = [];
+
   const http = createHttpServer({
+    policy,
+    ...(auth && box
+      ? {
+          authRoutes: { config: config.auth, publicUrl: config.server.publicUrl, auth, oidc, store, audit, clock, box },
+        }
+      : {}),
     config,
     service,
     tokens,
@@ -249,6 +273,22 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       // an alarm): who may break which glass is itself security-relevant. Refuses to start if it
       // cannot be recorded.
       await recordConfigChange(store, audit, config, clock.now());
+      // Last-known IdP membership (with its age), refreshed from the store so logins on other
+      // replicas count here too; and the IdP's health, so the fallback opens when it is down.
+      directory.load(await store.listIdentities(), clock.now());
+      timers.push(
+        setInterval(() => {
+          store.listIdentities().then(
+            (list) => directory.load(list, clock.now()),
+            (e: unknown) => logFn("could not refresh IdP identities", { error: String(e) }),
+          );
+        }, 60_000),
+      );
+      if (oidc && oidcConfig) {
+        void oidc.check(clock.now());
+        timers.push(setInterval(() => void oidc.check(clock.now()), oidcConfig.healthIntervalMs));
+      }
+      for (const t of timers) t.unref();
       // End everything that fell due while the broker was down before serving anyone.
       await expiry.tick();
       expiry.start();
@@ -261,6 +301,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       return http.listen({ host: config.server.host, port: config.server.port });
     },
     async stop() {
+      for (const t of timers.splice(0)) clearInterval(t);
       await http.close();
       await gateway?.close();
       await expiry.stop();

@@ -36,6 +36,35 @@ export interface GatewayConfig {
   readonly recordFlushMs: number;
 }
 
+export interface OidcConfig {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecret: SecretRef | null;
+  readonly redirectUrl: string;
+  readonly scopes: readonly string[];
+  readonly usernameClaim: string;
+  readonly groupsClaim: string;
+  /** IdP group → Breakglass groups. */
+  readonly groupMap: ReadonlyMap<string, readonly string[]>;
+  readonly allowInsecureHttp: boolean;
+  readonly healthIntervalMs: number;
+}
+
+export interface AuthConfig {
+  /** Null: no IdP login (API tokens only, and local factors). */
+  readonly oidc: OidcConfig | null;
+  readonly sessionTtlMs: number;
+  readonly fallback: {
+    readonly enabled: boolean;
+    readonly sessionTtlMs: number;
+    readonly maxMembershipAgeMs: number;
+  };
+  readonly lockout: { readonly maxFailures: number; readonly windowMs: number; readonly durationMs: number };
+  readonly totpIssuer: string;
+  /** Session cookies carry `Secure` (the broker's public URL is https). */
+  readonly secureCookies: boolean;
+}
+
 export interface AuditConfig {
   /** PEM PKCS#8 Ed25519 private key used to sign checkpoints. */
   readonly signingKeyFile: string;
@@ -118,6 +147,7 @@ export interface AppConfig {
   readonly server: ServerConfig;
   /** The PostgreSQL gateway; null when not configured. */
   readonly gateway: GatewayConfig | null;
+  readonly auth: AuthConfig;
   readonly audit: AuditConfig;
   readonly secrets: SecretsConfig;
   readonly alarms: AlarmsConfig;

@@ -192,6 +192,8 @@ describe("building the configuration", () => {
       approvalTimeoutS: 2 * 3600,
       activationTimeoutS: 10 * 60,
       autoActivate: true,
+      stepUpS: null,
+      fallbackAllowed: false,
     });
   });
 

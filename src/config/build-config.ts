@@ -9,7 +9,14 @@ import { parseDuration } from "../core/duration.js";
 import type { ApprovalRule, DenyRule, DomainDef, Policy, RoleDef, TargetDef, UserDef } from "../core/model.js";
 import { Redacted } from "../core/redacted.js";
 import { NAMED_RULES } from "../gateway/guard-rules.js";
-import type { AlarmChannelConfig, AppConfig, GatewayConfig, ServerConfig, StorageConfig } from "./app-config.js";
+import type {
+  AlarmChannelConfig,
+  AppConfig,
+  AuthConfig,
+  GatewayConfig,
+  ServerConfig,
+  StorageConfig,
+} from "./app-config.js";
 
 /** A Map that cannot be changed after construction (Object.freeze does not reach a Map's entries). */
 class FrozenMap<K, V> extends Map<K, V> {
@@ -132,6 +139,8 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
             approvalTimeoutS: parseDuration(r.approval_timeout ?? d.approval_timeout),
             activationTimeoutS: parseDuration(r.activation_timeout ?? d.activation_timeout),
             autoActivate: r.auto_activate,
+            stepUpS: r.step_up === undefined ? null : parseDuration(r.step_up),
+            fallbackAllowed: r.fallback,
           },
         ];
       }),
@@ -173,12 +182,46 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
       }
     : null;
 
+  const a = file.auth;
+  const auth: AuthConfig = {
+    oidc: a.oidc
+      ? {
+          issuer: a.oidc.issuer,
+          clientId: a.oidc.client_id,
+          clientSecret: a.oidc.client_secret ?? null,
+          redirectUrl: a.oidc.redirect_url ?? `${server.publicUrl}/auth/callback`,
+          scopes: [...new Set(["openid", ...a.oidc.scopes])],
+          usernameClaim: a.oidc.username_claim,
+          groupsClaim: a.oidc.groups_claim,
+          groupMap: new Map(
+            Object.entries(a.oidc.group_map).map(([k, v]) => [k, typeof v === "string" ? [v] : [...v]] as const),
+          ),
+          allowInsecureHttp: a.oidc.allow_insecure_http,
+          healthIntervalMs: parseFineDurationMs(a.oidc.health_interval),
+        }
+      : null,
+    sessionTtlMs: parseFineDurationMs(a.session_ttl),
+    fallback: {
+      enabled: a.fallback.enabled,
+      sessionTtlMs: parseFineDurationMs(a.fallback.session_ttl),
+      maxMembershipAgeMs: parseDuration(a.fallback.max_membership_age) * 1000,
+    },
+    lockout: {
+      maxFailures: a.lockout.max_failures,
+      windowMs: parseFineDurationMs(a.lockout.window),
+      durationMs: parseFineDurationMs(a.lockout.duration),
+    },
+    totpIssuer: a.totp_issuer,
+    secureCookies: server.publicUrl.startsWith("https:"),
+  };
+
   return deepFreeze({
     source: resolved.source,
     policy,
     storage,
     server,
     gateway,
+    auth,
     audit: {
       signingKeyFile: inDir(file.audit.signing_key_file),
       generateKeyIfMissing: file.audit.generate_key_if_missing,

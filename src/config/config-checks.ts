@@ -116,6 +116,21 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
       groupRef(["users", name, "manager_group"], user.manager_group, "manager group");
     }
   }
+  // Groups the IdP fills (auth.oidc.group_map): their members are known only at login.
+  const dynamicGroups = new Set<string>();
+  const auth = isRecord(doc.auth) ? doc.auth : {};
+  const oidc = isRecord(auth.oidc) ? auth.oidc : {};
+  for (const [idpGroup, mapped] of entries(oidc.group_map)) {
+    const list: [string, number | null][] = typeof mapped === "string" ? [[mapped, null]] : names(mapped);
+    for (const [group, i] of list) {
+      groupRef(
+        i === null ? ["auth", "oidc", "group_map", idpGroup] : ["auth", "oidc", "group_map", idpGroup, i],
+        group,
+        "mapped group",
+      );
+      dynamicGroups.add(group);
+    }
+  }
   const alarms = isRecord(doc.alarms) ? doc.alarms : {};
   for (const [name, channel] of entries(alarms.channels)) {
     if (!isRecord(channel)) continue;
@@ -143,6 +158,16 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
         ),
       );
     }
+  }
+
+  if (isRecord(doc.auth) && isRecord(doc.auth.oidc) && !hasSecretKey) {
+    problems.push(
+      problem(
+        ["auth", "oidc"],
+        "IdP login keeps its pending state and the users' local factors encrypted, but no secret key is configured",
+        "add `secrets: { key_file: ./secrets.key }` and create the key with `breakglass secret keygen --out secrets.key`",
+      ),
+    );
   }
 
   const gateway = isRecord(doc.gateway) ? doc.gateway : {};
@@ -173,7 +198,7 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
     for (const [role, roleDef] of entries(domainDef.roles)) {
       if (!isRecord(roleDef)) continue;
       const path = ["domains", domain, "roles", role];
-      checkRole(path, roleDef, { targets, groups, policy }, problems);
+      checkRole(path, roleDef, { targets, groups, policy, dynamicGroups }, problems);
       const grantsSchema = opts.roleGrantsSchemas?.[connectorOf.get(String(roleDef.target)) ?? ""];
       if (grantsSchema) {
         const grants = roleDef.grants ?? {};
@@ -243,6 +268,7 @@ interface RoleContext {
   readonly targets: ReadonlySet<string>;
   readonly groups: ReadonlyMap<string, ReadonlySet<string>>;
   readonly policy: Pick<Policy, "users" | "groups">;
+  readonly dynamicGroups: ReadonlySet<string>;
 }
 
 function checkRole(path: PathSegment[], role: Raw, ctx: RoleContext, problems: Problem[]): void {
@@ -297,6 +323,8 @@ function checkRole(path: PathSegment[], role: Raw, ctx: RoleContext, problems: P
     );
   }
   if (unknown.length > 0) return;
+  // Members of IdP-mapped groups arrive with logins: nothing to check against yet.
+  if ([...ruleGroups(rule)].some((g) => ctx.dynamicGroups.has(g))) return;
 
   const text = role.approval.trim();
   // Drop clauses that ask a group for more people than it has: they can never be met, and

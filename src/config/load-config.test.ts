@@ -110,7 +110,7 @@ describe("checkConfigText", () => {
     const issue = issueAt(check(text).issues, "colour");
     expect(issue.message).toContain("unknown key `colour`");
     expect(issue.hint).toContain(
-      "allowed keys here: version, server, storage, audit, secrets, alarms, workers, gateway, defaults",
+      "allowed keys here: version, server, storage, audit, secrets, alarms, workers, gateway, auth, defaults",
     );
     expect(issue.line).toBe(positionOf(text, "colour").line);
   });

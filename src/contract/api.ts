@@ -130,6 +130,99 @@ export const MeSchema = z
   })
   .register(apiSchemas, { id: "Me" });
 
+// --- Who is asking (auth) -----------------------------------------------------------------
+
+export const IdpHealthSchema = z
+  .object({
+    configured: z.boolean().describe("An IdP (auth.oidc) is configured"),
+    reachable: z.boolean().describe("Reachable and not declared down: sign in through it"),
+    declaredDown: z
+      .object({ by: z.string(), at: z.string(), reason: z.string() })
+      .nullable()
+      .describe("Set when an admin declared the IdP down"),
+    lastCheckAt: z.string().nullable(),
+    fallbackOpen: z.boolean().describe("Local fallback login is possible right now"),
+  })
+  .register(apiSchemas, { id: "IdpHealth" });
+
+export const SessionViewSchema = z
+  .object({
+    user: z.string(),
+    method: z.enum(["token", "oidc", "fallback"]),
+    sessionId: z.string().nullable(),
+    expiresAt: z.string().nullable(),
+    factorAt: z.string().nullable().describe("When a second factor was last verified in this session"),
+    csrfToken: z.string().nullable().describe("Send as `x-csrf-token` on every POST made with the session cookie"),
+  })
+  .register(apiSchemas, { id: "SessionView" });
+
+export const LoginResultSchema = z
+  .object({
+    user: z.string(),
+    method: z.enum(["oidc", "fallback"]),
+    token: z.string().describe("Session token (`Authorization: Bearer`); also set as the `bg_session` cookie"),
+    csrfToken: z.string(),
+    expiresAt: z.string(),
+  })
+  .register(apiSchemas, { id: "LoginResult" });
+
+export const FallbackLoginBodySchema = z
+  .strictObject({
+    user: z.string().min(1).max(200),
+    code: z.string().min(6).max(64).describe("A 6-digit authenticator code, or a recovery code"),
+  })
+  .register(apiSchemas, { id: "FallbackLoginRequest" });
+
+export const CodeBodySchema = z
+  .strictObject({ code: z.string().min(6).max(64).describe("A 6-digit authenticator code, or a recovery code") })
+  .register(apiSchemas, { id: "CodeRequest" });
+
+export const FactorViewSchema = z
+  .object({
+    id: z.string(),
+    kind: z.enum(["totp", "recovery"]),
+    label: z.string(),
+    createdAt: z.string(),
+    confirmed: z.boolean(),
+    lastUsedAt: z.string().nullable(),
+  })
+  .register(apiSchemas, { id: "Factor" });
+
+export const FactorListSchema = z
+  .object({
+    factors: z.array(FactorViewSchema),
+    recoveryCodesLeft: z.int(),
+  })
+  .register(apiSchemas, { id: "FactorList" });
+
+export const TotpEnrollBodySchema = z
+  .strictObject({ label: z.string().max(100).default("authenticator app") })
+  .register(apiSchemas, { id: "TotpEnrollRequest" });
+
+export const TotpEnrollViewSchema = z
+  .object({
+    factorId: z.string(),
+    secret: z.string().describe("Base32 shared secret: shown once"),
+    uri: z.string().describe("otpauth:// URI for authenticator apps (the QR code encodes it)"),
+    qrSvg: z.string().describe("The URI as an SVG QR code"),
+  })
+  .register(apiSchemas, { id: "TotpEnrollment" });
+
+export const RecoveryCodesViewSchema = z
+  .object({ codes: z.array(z.string()).describe("One-time codes: shown once, stored hashed") })
+  .register(apiSchemas, { id: "RecoveryCodes" });
+
+export const FactorParamsSchema = z.strictObject({ factor: z.string().min(1).max(100) });
+
+export const StepUpViewSchema = z.object({ factorAt: z.string() }).register(apiSchemas, { id: "StepUpResult" });
+
+export const IdpDeclareBodySchema = z
+  .strictObject({
+    down: z.boolean(),
+    reason: z.string().min(3).max(500).describe("Why: what an auditor will read"),
+  })
+  .register(apiSchemas, { id: "IdpDeclareRequest" });
+
 export const RoleViewSchema = z
   .object({
     id: z.string().describe("`DOMAIN/ROLE`"),
@@ -200,6 +293,7 @@ export const GrantViewSchema = z
     state: GrantStateSchema,
     endReason: z.enum(END_REASONS).nullable(),
     emergency: z.boolean(),
+    viaFallback: z.boolean().describe("Requested from a login via local fallback (IdP down): flagged for review"),
     justification: z.string(),
     incident: z.string(),
     durationS: z.int(),

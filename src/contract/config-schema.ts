@@ -194,6 +194,89 @@ export const GatewaySchema = z
   })
   .describe("The PostgreSQL gateway: recorded, time-boxed sessions to postgres targets.");
 
+export const OidcSchema = z
+  .strictObject({
+    issuer: withHint(
+      z.url({ protocol: /^https?$/ }),
+      "write the issuer URL exactly as the IdP's discovery document names it",
+    ).describe("The OpenID provider's issuer URL (its /.well-known/openid-configuration is read)."),
+    client_id: z.string().min(1).describe("The broker's client id at the IdP."),
+    client_secret: secretRefSchema
+      .optional()
+      .describe("The client secret (confidential client). Without it the broker is a public client using PKCE only."),
+    redirect_url: withHint(
+      z.url({ protocol: /^https?$/ }),
+      "write the broker's public URL followed by /auth/callback, e.g. https://breakglass.example.com/auth/callback",
+    )
+      .optional()
+      .describe(
+        "Where the IdP sends the browser back; register it at the IdP. Defaults to server.public_url + /auth/callback.",
+      ),
+    scopes: z
+      .array(z.string().min(1))
+      .default(["openid", "profile", "email"])
+      .describe("Scopes asked for; `openid` is always added. Add the one that releases groups (e.g. `groups`)."),
+    username_claim: z
+      .string()
+      .min(1)
+      .default("preferred_username")
+      .describe(
+        "Claim that names the user in Breakglass (preferred_username, email, upn…). Must match the keys of `users` for people configured there.",
+      ),
+    groups_claim: z
+      .string()
+      .min(1)
+      .default("groups")
+      .describe("Claim listing the user's IdP groups (Entra ID: groups or roles; Okta: groups; Keycloak: groups)."),
+    group_map: z
+      .record(z.string().min(1), z.union([Name, z.array(Name)]))
+      .default({})
+      .describe(
+        "IdP group → Breakglass group(s). Only mapped groups count; a user's Breakglass groups are the mapped ones plus those in `groups`.",
+      ),
+    allow_insecure_http: z
+      .boolean()
+      .default(false)
+      .describe("Allow an http:// issuer (loopback tests only; never in production)."),
+    health_interval: FineDuration.default("30s").describe(
+      "How often the IdP's discovery document is fetched to tell whether it is reachable.",
+    ),
+  })
+  .describe("Login through the organisation's OpenID Connect provider (authorization code + PKCE).");
+
+export const AuthSchema = z
+  .strictObject({
+    oidc: OidcSchema.optional(),
+    session_ttl: FineDuration.default("8h").describe(
+      "Lifetime of a web/CLI session from its login (absolute; never extended).",
+    ),
+    fallback: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            "Allow login with user name + local factor while the IdP is down (for roles with `fallback: true`).",
+          ),
+        session_ttl: FineDuration.default("1h").describe("Lifetime of a session from a fallback login."),
+        max_membership_age: Duration.default("7d").describe(
+          "Last-known IdP group membership older than this does not count in a fallback login.",
+        ),
+      })
+      .prefault({})
+      .describe("Login when the IdP is unreachable (detected, or declared by an admin)."),
+    lockout: z
+      .strictObject({
+        max_failures: z.int().min(1).default(5).describe("Failed logins or factor checks before a lockout."),
+        window: FineDuration.default("15m").describe("Failures are counted within this window."),
+        duration: FineDuration.default("15m").describe("How long a lockout lasts."),
+      })
+      .prefault({})
+      .describe("Brute-force protection per user and per source address."),
+    totp_issuer: z.string().min(1).default("Breakglass").describe("Issuer shown in authenticator apps."),
+  })
+  .describe("Who is asking: IdP login, sessions, local factors and the IdP-down fallback.");
+
 export const SqliteStorageSchema = z
   .strictObject({
     driver: z.literal("sqlite").describe("Embedded SQLite database (single broker process)."),
@@ -563,6 +646,13 @@ export const RoleSchema = z
       .default(true)
       .describe("Activate as soon as the approval rule is satisfied, without a separate activate step."),
     guard: GuardSchema.optional(),
+    step_up: Duration.optional().describe(
+      "Require a second factor verified within this time to activate (and to approve) the role, independent of the IdP session.",
+    ),
+    fallback: z
+      .boolean()
+      .default(false)
+      .describe("May be requested from a login via local fallback (IdP down); such grants are flagged for review."),
     recording: z
       .strictObject({
         redact_parameters: z
@@ -617,6 +707,7 @@ export const ConfigFileSchema = z
     alarms: AlarmsSchema.prefault({}),
     workers: WorkersSchema.prefault({}),
     gateway: GatewaySchema.optional(),
+    auth: AuthSchema.prefault({}),
     defaults: RoleDefaultsSchema.prefault({}),
     admin_groups: z.array(Name).default([]).describe("Members of these groups may revoke any grant."),
     users: z.record(Name, UserSchema).default({}).describe("People, by user name."),

@@ -18,6 +18,13 @@ export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [
   "gateway.statement_blocked",
   // Who may break which glass changed: a change cannot route itself away from security.
   "config.changed",
+  // Someone is in without the IdP, or is trying to get in, or changed how they prove who they are.
+  "auth.fallback_login",
+  "auth.locked_out",
+  "auth.factor_enrolled",
+  "auth.factor_removed",
+  "auth.recovery_code_used",
+  "auth.idp_declared",
 ];
 /** Alarms about the alarm system itself: they go to every channel but the one they are about. */
 export const CHANNEL_HEALTH_EVENTS: readonly AuditEventType[] = ["alarm.channel_failing", "alarm.channel_recovered"];
@@ -64,7 +71,10 @@ function severityOf(type: string, role: unknown, routing: AlarmRouting): AlarmSe
     type === "alarm.channel_failing" ||
     type === "target.unauthorized_login" ||
     type === "alarm.escalated" ||
-    type === "gateway.statement_blocked"
+    type === "gateway.statement_blocked" ||
+    type === "auth.fallback_login" ||
+    type === "auth.locked_out" ||
+    type === "auth.idp_declared"
   ) {
     return "critical";
   }
@@ -73,7 +83,10 @@ function severityOf(type: string, role: unknown, routing: AlarmRouting): AlarmSe
     type === "target.side_permission_swept" ||
     type === "target.grant_failed" ||
     type === "grant.review_overdue" ||
-    type === "config.changed"
+    type === "config.changed" ||
+    type === "auth.factor_enrolled" ||
+    type === "auth.factor_removed" ||
+    type === "auth.recovery_code_used"
   ) {
     return "warning";
   }
@@ -115,6 +128,27 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
     case "config.changed": {
       const d = (e.data ?? {}) as { summary?: unknown };
       return `Breakglass configuration changed: ${String(d.summary)}`;
+    }
+    case "auth.fallback_login": {
+      const d = (e.data ?? {}) as { factor?: unknown; idp?: unknown; membershipStale?: unknown };
+      return `LOGIN VIA LOCAL FALLBACK: ${who} signed in without the IdP (${String(d.factor)} factor; IdP ${String(d.idp)})${d.membershipStale ? "; last-known group membership too old to count" : ""} — their grants are flagged for review`;
+    }
+    case "auth.locked_out": {
+      const d = (e.data ?? {}) as { keys?: unknown; what?: unknown };
+      return `Locked out after repeated failures (${String(d.what)}): ${Array.isArray(d.keys) ? d.keys.join(", ") : "?"}`;
+    }
+    case "auth.factor_enrolled":
+    case "auth.factor_removed": {
+      const d = (e.data ?? {}) as { user?: unknown; kind?: unknown };
+      return `${String(d.user)} ${e.type === "auth.factor_enrolled" ? "enrolled" : "removed"} a local ${String(d.kind)} factor`;
+    }
+    case "auth.recovery_code_used": {
+      const d = (e.data ?? {}) as { user?: unknown; left?: unknown };
+      return `${String(d.user)} used a recovery code (${String(d.left)} left)`;
+    }
+    case "auth.idp_declared": {
+      const d = (e.data ?? {}) as { down?: unknown; reason?: unknown };
+      return `${who} declared the identity provider ${d.down ? "DOWN: local fallback login is open" : "up again"} (${String(d.reason)})`;
     }
     case "alarm.channel_failing": {
       const d = (e.data ?? {}) as { channel?: unknown; failures?: unknown; lastError?: unknown };

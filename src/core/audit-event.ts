@@ -36,7 +36,16 @@ export type AuditEventType =
   | "gateway.session_ended"
   | "gateway.statement_blocked"
   | "token.created"
-  | "token.revoked";
+  | "token.revoked"
+  | "auth.login"
+  | "auth.logout"
+  | "auth.fallback_login"
+  | "auth.locked_out"
+  | "auth.factor_enrolled"
+  | "auth.factor_removed"
+  | "auth.recovery_code_used"
+  | "auth.step_up"
+  | "auth.idp_declared";
 
 /** An audit event before the log gives it a sequence number and a place in the chain. */
 export interface AuditEventDraft {

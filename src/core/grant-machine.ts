@@ -30,6 +30,17 @@ export interface RequestInput {
   readonly incident: string;
   readonly durationS?: number | undefined;
   readonly emergency?: boolean | undefined;
+  /** The requester signed in via local fallback (IdP down): only roles allowing it, flagged for review. */
+  readonly viaFallback?: boolean | undefined;
+}
+
+/** A fallback login's grant is reviewed as soon as an emergency one (24 h at most). */
+const FALLBACK_REVIEW_S = 86_400;
+
+/** Seconds after its end by which a grant must be reviewed. */
+function reviewDeadlineS(r: RoleDef | undefined, grant: Grant): number {
+  const base = r?.reviewDeadlineS ?? 86_400;
+  return grant.viaFallback === true ? Math.min(base, FALLBACK_REVIEW_S) : base;
 }
 
 function role(policy: Policy, roleId: string): RoleDef {
@@ -134,6 +145,14 @@ export function requestGrant(policy: Policy, input: RequestInput, now: number, o
       { user: input.requester, roleId: r.id, requesters: r.requesters },
     );
   }
+  const viaFallback = input.viaFallback === true;
+  if (viaFallback && r.fallbackAllowed !== true) {
+    throw new BreakglassError(
+      "ERR_FORBIDDEN",
+      `${r.id} cannot be requested from a login via local fallback (the IdP is down); roles with \`fallback: true\` can — or sign in through the IdP once it is back`,
+      { roleId: r.id, reason: "fallback_not_allowed" },
+    );
+  }
   const emergency = input.emergency === true;
   if (emergency && !r.emergencyAllowed) {
     throw new BreakglassError(
@@ -193,6 +212,7 @@ export function requestGrant(policy: Policy, input: RequestInput, now: number, o
     incident,
     durationS,
     emergency,
+    ...(viaFallback ? { viaFallback } : {}),
     requestedAt: now,
     approvedAt: null,
     activatedAt: null,
@@ -215,7 +235,11 @@ export function requestGrant(policy: Policy, input: RequestInput, now: number, o
   };
   return {
     grant,
-    event: grantEvent(grant, "grant.requested", input.requester, now, { durationS, emergency }),
+    event: grantEvent(grant, "grant.requested", input.requester, now, {
+      durationS,
+      emergency,
+      ...(viaFallback ? { viaFallback } : {}),
+    }),
   };
 }
 
@@ -446,7 +470,7 @@ export function completeActivation(
     accessHandle:
       Object.keys(handleUpdate).length > 0 ? { ...grant.accessHandle, ...handleUpdate } : grant.accessHandle,
     accessNextAt: null,
-    reviewDueAt: grant.endsAt + r.reviewDeadlineS * 1000,
+    reviewDueAt: grant.endsAt + reviewDeadlineS(r, grant) * 1000,
     warnAt: warnTime(r, now, grant.endsAt),
   });
   const type = grant.emergency ? "grant.emergency_activated" : "grant.activated";
@@ -575,7 +599,7 @@ export function extendGrant(
   const next = bump(grant, {
     durationS,
     endsAt,
-    reviewDueAt: endsAt + r.reviewDeadlineS * 1000,
+    reviewDueAt: endsAt + reviewDeadlineS(r, grant) * 1000,
     // Warned again before the new end (the old warning, if any, no longer holds).
     warnAt: warnTime(r, now, endsAt),
   });
@@ -612,7 +636,7 @@ function end(
     closedBy: actor,
     closeReason: why,
     lapseAt: null,
-    reviewDueAt: now + (r?.reviewDeadlineS ?? 86_400) * 1000,
+    reviewDueAt: now + reviewDeadlineS(r, grant) * 1000,
     warnAt: null,
     ...closeAccess(grant, now),
   });

@@ -88,6 +88,10 @@ export interface RoleDef {
   readonly activationTimeoutS: number;
   /** Activate as soon as the approval rule is satisfied, without a separate `activate` call. */
   readonly autoActivate: boolean;
+  /** A second factor verified at most this long ago is needed to activate or approve; null: none. */
+  readonly stepUpS?: number | null;
+  /** May be requested from a login via local fallback (IdP down). */
+  readonly fallbackAllowed?: boolean;
 }
 
 export type AlarmSeverity = "critical" | "warning" | "info";
@@ -145,6 +149,8 @@ export interface Grant {
   readonly durationS: number;
   /** Self-activated without approval: a recorded policy bypass that must be reviewed. */
   readonly emergency: boolean;
+  /** Requested from a login via local fallback (IdP down): flagged for review. */
+  readonly viaFallback?: boolean;
   readonly requestedAt: number;
   readonly approvedAt: number | null;
   readonly activatedAt: number | null;

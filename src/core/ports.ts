@@ -51,6 +51,62 @@ export interface TokenRecord {
   readonly description: string;
 }
 
+/** How a session was opened. */
+export type LoginMethod = "oidc" | "fallback";
+
+/** A browser or CLI session, as stored: only the SHA-256 of its secret. */
+export interface WebSession {
+  readonly id: string;
+  readonly secretHash: string;
+  readonly user: string;
+  readonly method: LoginMethod;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  /** When a local second factor was last verified in this session (step-up). */
+  readonly factorAt: number | null;
+  readonly revokedAt: number | null;
+  /** Sealed IdP facts for logout (ID token hint); null for fallback sessions. */
+  readonly idp: string | null;
+}
+
+/** What the IdP last said about a user: the last-known group membership and its age. */
+export interface Identity {
+  readonly user: string;
+  readonly issuer: string;
+  readonly subject: string;
+  /** Breakglass groups mapped from the IdP's groups claim. */
+  readonly groups: readonly string[];
+  readonly email: string | null;
+  readonly name: string | null;
+  readonly refreshedAt: number;
+}
+
+export type FactorKind = "totp" | "recovery";
+
+/** A local second factor, enrolled while the IdP is healthy. */
+export interface LocalFactor {
+  readonly id: string;
+  readonly user: string;
+  readonly kind: FactorKind;
+  readonly label: string;
+  /** TOTP: sealed shared secret; recovery code: SHA-256 of the code. */
+  readonly secret: string;
+  readonly createdAt: number;
+  /** TOTP: when the first code was verified (unconfirmed factors do not count). */
+  readonly confirmedAt: number | null;
+  readonly lastStep: number | null;
+  readonly usedAt: number | null;
+  readonly removedAt: number | null;
+}
+
+/** Failed logins or factor checks for one key (`user:alice`, `ip:10.0.0.1`). */
+export interface AuthThrottle {
+  readonly key: string;
+  readonly failures: number;
+  readonly windowStart: number;
+  readonly lockedUntil: number | null;
+}
+
 export type AlarmState = "queued" | "delivered" | "failed";
 
 /**
@@ -199,6 +255,20 @@ export interface StoreTx {
   saveTerminalSession(session: TerminalSession): Promise<void>;
   /** Append events; an event whose seq is already stored is ignored (a client's retry). */
   appendTerminalEvents(sessionId: string, events: readonly TerminalEvent[]): Promise<void>;
+  /** Insert or replace a session (by id). */
+  saveWebSession(session: WebSession): Promise<void>;
+  /** Insert or replace what the IdP said about a user. */
+  saveIdentity(identity: Identity): Promise<void>;
+  /** Insert or replace a local factor (by id). */
+  saveFactor(factor: LocalFactor): Promise<void>;
+  /**
+   * Accept TOTP time step `step` for a factor once: true when it is later than the last one
+   * accepted (and is now the last), false when that code (or a later one) was already used.
+   */
+  useTotpStep(factorId: string, step: number, at: number): Promise<boolean>;
+  /** Mark a recovery code used; false when it already was. */
+  useRecoveryCode(factorId: string, at: number): Promise<boolean>;
+  saveThrottle(throttle: AuthThrottle): Promise<void>;
 }
 
 /** Durable state: grants, the audit log, checkpoints, tokens. */
@@ -236,6 +306,12 @@ export interface Store {
   readTerminalEvents(sessionId: string): Promise<TerminalEvent[]>;
   /** The smallest persisted due time, so a worker can sleep until then. */
   nextDueAt(): Promise<number | null>;
+  findWebSession(id: string): Promise<WebSession | null>;
+  findIdentity(user: string): Promise<Identity | null>;
+  listIdentities(): Promise<Identity[]>;
+  /** A user's factors that are not removed, oldest first. */
+  listFactors(user: string): Promise<LocalFactor[]>;
+  findThrottle(key: string): Promise<AuthThrottle | null>;
   close(): Promise<void>;
 }
 

@@ -20,6 +20,7 @@ export const STATUS_BY_CODE: Readonly<Record<ProblemCode, number>> = {
   ERR_VALIDATION: 400,
   ERR_UNAUTHENTICATED: 401,
   ERR_FORBIDDEN: 403,
+  ERR_STEP_UP_REQUIRED: 403,
   ERR_SELF_APPROVAL: 403,
   ERR_NOT_ELIGIBLE_APPROVER: 403,
   ERR_NOT_ELIGIBLE_REQUESTER: 403,
@@ -30,6 +31,7 @@ export const STATUS_BY_CODE: Readonly<Record<ProblemCode, number>> = {
   ERR_OPEN_GRANT_EXISTS: 409,
   ERR_CONFLICT: 409,
   ERR_PAYLOAD_TOO_LARGE: 413,
+  ERR_LOCKED_OUT: 429,
   ERR_UNSUPPORTED_MEDIA_TYPE: 415,
   ERR_DURATION_EXCEEDS_MAX: 422,
   ERR_JUSTIFICATION_REQUIRED: 422,
@@ -40,6 +42,7 @@ export const STATUS_BY_CODE: Readonly<Record<ProblemCode, number>> = {
   ERR_CONNECTOR_FAILED: 502,
   ERR_AUDIT_WRITE_FAILED: 503,
   ERR_STORAGE: 503,
+  ERR_IDP_UNAVAILABLE: 503,
 };
 
 /** Short, fixed titles: the same for every occurrence of a code (RFC 9457 §3.1.4). */
@@ -47,6 +50,9 @@ const TITLE_BY_CODE: Readonly<Record<ProblemCode, string>> = {
   ERR_VALIDATION: "Invalid request",
   ERR_UNAUTHENTICATED: "Authentication required",
   ERR_FORBIDDEN: "Not allowed",
+  ERR_STEP_UP_REQUIRED: "A fresh second factor is required",
+  ERR_LOCKED_OUT: "Too many failed attempts",
+  ERR_IDP_UNAVAILABLE: "Identity provider unavailable",
   ERR_SELF_APPROVAL: "Self-approval is not allowed",
   ERR_NOT_ELIGIBLE_APPROVER: "Not an eligible approver",
   ERR_NOT_ELIGIBLE_REQUESTER: "Not an eligible requester",

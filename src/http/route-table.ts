@@ -38,8 +38,10 @@ export interface Route<
   readonly summary: string;
   readonly description?: string;
   readonly tag: string;
-  /** Needs `Authorization: Bearer <token>`. */
+  /** Needs `Authorization: Bearer <token>` (or the session cookie with its CSRF token). */
   readonly auth: boolean;
+  /** Open to a login via local fallback (IdP down), which may only request roles and use its grants. */
+  readonly fallback?: boolean;
   readonly params?: P;
   readonly query?: Q;
   readonly body?: B;
@@ -61,6 +63,7 @@ export interface AnyRoute {
   readonly description?: string;
   readonly tag: string;
   readonly auth: boolean;
+  readonly fallback?: boolean;
   readonly params?: z.ZodType;
   readonly query?: z.ZodType;
   readonly body?: z.ZodType;

@@ -45,7 +45,7 @@ import { isUnalarmed } from "../core/alarm-routing.js";
 import { groupsOf } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Grant, GrantState } from "../core/model.js";
+import type { Grant, GrantState, Policy } from "../core/model.js";
 import type { Clock, Store, TerminalSession } from "../core/ports.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
@@ -66,6 +66,8 @@ export interface RouteDeps {
   readonly terminal?: TerminalService | undefined;
   /** The OpenAPI document of the whole table (built by the server, which holds the table). */
   readonly openapi: () => Record<string, unknown>;
+  /** The live policy (configured + IdP-derived membership). */
+  readonly policy: Policy;
 }
 
 const DEFAULT_LIMIT = 100;
@@ -163,13 +165,16 @@ function parseStates(text: string | undefined): GrantState[] | undefined {
   return states as GrantState[];
 }
 
-export function buildRoutes(deps: RouteDeps): AnyRoute[] {
+export function buildRoutes(deps: RouteDeps): {
+  routes: AnyRoute[];
+  requireAdmin: (ctx: RequestContext, what: string) => void;
+} {
   const { config, service, store, clock, signingKey } = deps;
   const terminal = (): TerminalService => {
     if (!deps.terminal) throw new BreakglassError("ERR_INTERNAL", "terminal recording is not wired in this process");
     return deps.terminal;
   };
-  const { policy } = config;
+  const { policy } = deps;
   /** The audit log holds every justification, source address and target output: admins only. */
   const requireAdmin = (ctx: RequestContext, what = "reading the audit log"): void => {
     const mine = groupsOf(policy, ctx.actor);
@@ -189,6 +194,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       method: "POST",
       path: `/grants/:id/${action}`,
       operationId: `${action}Grant`,
+      fallback: action === "release" || action === "activate",
       summary: ACTION_SUMMARY[action],
       tag: "grants",
       auth: true,
@@ -203,11 +209,12 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
     }),
   );
 
-  return [
+  const routes: AnyRoute[] = [
     defineRoute({
       method: "GET",
       path: "/grants/:id/credential",
       operationId: "getGrantCredential",
+      fallback: true,
       summary: "The holder's credential for an active grant (holder only; every read is audited)",
       tag: "grants",
       auth: true,
@@ -263,6 +270,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       method: "POST",
       path: "/grants/:id/terminal",
       operationId: "startTerminal",
+      fallback: true,
       summary: "Start a recorded terminal session on an active grant (the holder's `breakglass shell`)",
       tag: "grants",
       auth: true,
@@ -280,6 +288,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       method: "POST",
       path: "/terminal/:session/events",
       operationId: "appendTerminalEvents",
+      fallback: true,
       summary: "Append a terminal session's events; the answer says whether the grant is still active",
       tag: "grants",
       auth: true,
@@ -298,6 +307,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       method: "POST",
       path: "/terminal/:session/end",
       operationId: "endTerminal",
+      fallback: true,
       summary: "End a terminal session (the command exited, or the holder closed it)",
       tag: "grants",
       auth: true,
@@ -362,6 +372,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       method: "GET",
       path: "/me",
       operationId: "me",
+      fallback: true,
       summary: "The caller: user name and groups",
       tag: "meta",
       auth: true,
@@ -374,6 +385,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       method: "GET",
       path: "/roles",
       operationId: "listRoles",
+      fallback: true,
       summary: "Domains and their recovery roles: durations, approval rule, emergency, requesters",
       tag: "roles",
       auth: true,
@@ -386,6 +398,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       method: "POST",
       path: "/grants",
       operationId: "requestGrant",
+      fallback: true,
       summary: "Request a role (or, with emergency: true, self-activate it)",
       tag: "grants",
       auth: true,
@@ -418,6 +431,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       method: "GET",
       path: "/grants",
       operationId: "listGrants",
+      fallback: true,
       summary: "Grants, newest first, filtered by state, requester, role or `mine`",
       tag: "grants",
       auth: true,
@@ -445,6 +459,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       method: "GET",
       path: "/grants/:id",
       operationId: "getGrant",
+      fallback: true,
       summary: "One grant: approvals, access state at the target, review",
       tag: "grants",
       auth: true,
@@ -608,6 +623,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
       },
     }),
   ];
+  return { routes, requireAdmin };
 }
 
 function terminalView(t: TerminalSession) {

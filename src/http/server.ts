@@ -6,6 +6,7 @@
  * Logging: one line per request (id, method, route, status, time) and, for unexpected errors,
  * the error with its stack. Headers are never logged: the Authorization header carries a token.
  */
+import { timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { z } from "zod";
 import type { Logger } from "../adapters/logger.js";
@@ -13,14 +14,16 @@ import type { SigningKey } from "../audit/signing-key.js";
 import type { AppConfig } from "../config/app-config.js";
 import { API_PREFIX } from "../contract/api.js";
 import { BreakglassError } from "../core/errors.js";
+import type { Policy } from "../core/model.js";
 import type { Clock, IdGenerator, Store } from "../core/ports.js";
 import { type Metrics, renderMetrics } from "../metrics/metrics.js";
 import type { GrantService } from "../service/grant-service.js";
-import type { RequestContext } from "../service/request-context.js";
+import type { AuthInfo, RequestContext } from "../service/request-context.js";
 import type { TerminalService } from "../service/terminal-service.js";
 import type { TokenService } from "../service/token-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
+import { type AuthRouteDeps, buildAuthRoutes, readCookie, registerBrowserAuth, SESSION_COOKIE } from "./auth-routes.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import type { AnyRoute } from "./route-table.js";
@@ -43,6 +46,10 @@ export interface HttpServerDeps {
   readonly detector?: DetectorWorker;
   /** Recorded terminal sessions (`breakglass shell`). */
   readonly terminal?: TerminalService;
+  /** The live policy (configured + IdP-derived membership); defaults to the configuration's. */
+  readonly policy?: Policy;
+  /** Sessions, IdP login, local factors; without it only API tokens authenticate. */
+  readonly authRoutes?: Omit<AuthRouteDeps, "requireAdmin">;
 }
 
 /** Largest request body accepted; grant requests are a few hundred bytes. */
@@ -104,6 +111,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   app.removeContentTypeParser("text/plain");
 
   const actors = new WeakMap<FastifyRequest, string>();
+  const auths = new WeakMap<FastifyRequest, AuthInfo>();
 
   // Prometheus scrapes this without a token: counts and latencies only, no grant or user data.
   const metrics = deps.metrics;
@@ -115,13 +123,19 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   }
 
   let document: Record<string, unknown> | undefined;
-  const routes: AnyRoute[] = buildRoutes({
+  const policy = deps.policy ?? deps.config.policy;
+  const built = buildRoutes({
     ...deps,
+    policy,
     openapi: () => {
       document ??= buildOpenApiDocument(routes, API_VERSION);
       return document;
     },
   });
+  const authDeps = deps.authRoutes ? { ...deps.authRoutes, requireAdmin: built.requireAdmin } : null;
+  const routes: AnyRoute[] = [...built.routes, ...(authDeps ? buildAuthRoutes(authDeps) : [])];
+  if (authDeps) registerBrowserAuth(app, authDeps);
+  const auth = authDeps?.auth ?? null;
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
@@ -148,29 +162,62 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   );
 
   /** Runs before the body is read: an unauthenticated client learns nothing about its body. */
-  const authenticate = async (request: FastifyRequest): Promise<void> => {
+  const authenticate = async (request: FastifyRequest, route: AnyRoute): Promise<void> => {
     const header = request.headers.authorization;
     const match = typeof header === "string" ? BEARER.exec(header) : null;
-    if (!match?.[1]) {
+    let who: { user: string; auth: AuthInfo };
+    if (match?.[1]) {
+      const token = match[1];
+      who =
+        token.startsWith("ws_") && auth
+          ? await auth.authenticate(token)
+          : { user: await tokens.authenticate(token), auth: { method: "token", sessionId: null, factorAt: null } };
+    } else {
+      const cookie = auth ? readCookie(request.headers.cookie, SESSION_COOKIE) : null;
+      if (!auth || !cookie) {
+        throw new BreakglassError(
+          "ERR_UNAUTHENTICATED",
+          "send an API token as `Authorization: Bearer <token>` (create one with `breakglass token create`), or sign in",
+        );
+      }
+      who = await auth.authenticate(cookie);
+      // A cookie rides along on any request the browser makes: writes must prove they come from
+      // the broker's own page.
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        const sent = request.headers["x-csrf-token"];
+        const expected = Buffer.from(auth.csrfFor(cookie));
+        const given = Buffer.from(typeof sent === "string" ? sent : "");
+        if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+          throw new BreakglassError(
+            "ERR_FORBIDDEN",
+            "missing or wrong x-csrf-token: read csrfToken from GET /api/v1/auth/session and send it with every POST",
+          );
+        }
+      }
+    }
+    if (who.auth.method === "fallback" && route.fallback !== true) {
       throw new BreakglassError(
-        "ERR_UNAUTHENTICATED",
-        "send an API token as `Authorization: Bearer <token>`; create one with `breakglass token create`",
+        "ERR_FORBIDDEN",
+        "a login via local fallback (IdP down) may only request break-glass roles and use its own grants; this needs a normal login",
       );
     }
-    actors.set(request, await tokens.authenticate(match[1]));
+    actors.set(request, who.user);
+    auths.set(request, who.auth);
   };
 
   for (const route of routes) {
     app.route({
       method: route.method,
       url: `${API_PREFIX}${route.path}`,
-      ...(route.auth ? { onRequest: authenticate } : {}),
+      ...(route.auth ? { onRequest: (request: FastifyRequest) => authenticate(request, route) } : {}),
       ...(route.bodyLimit ? { bodyLimit: route.bodyLimit } : {}),
       handler: async (request, reply) => {
+        const authInfo = route.auth ? auths.get(request) : undefined;
         const ctx: RequestContext = {
           actor: route.auth ? (actors.get(request) ?? ANONYMOUS) : ANONYMOUS,
           requestId: request.id,
           sourceAddress: request.ip,
+          ...(authInfo ? { auth: authInfo } : {}),
         };
         if (route.auth && ctx.actor === ANONYMOUS)
           throw new BreakglassError("ERR_UNAUTHENTICATED", "not authenticated");

@@ -32,6 +32,7 @@ export function grantView(grant: Grant, policy: Policy, now: number): GrantView 
     state: grant.state,
     endReason: grant.endReason,
     emergency: grant.emergency,
+    viaFallback: grant.viaFallback === true,
     justification: grant.justification,
     incident: grant.incident,
     durationS: grant.durationS,

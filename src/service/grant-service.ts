@@ -16,7 +16,7 @@ import {
   reviewGrant,
   revokeGrant,
 } from "../core/grant-machine.js";
-import type { Grant, Policy, ReviewOutcome } from "../core/model.js";
+import type { Grant, Policy, ReviewOutcome, RoleDef } from "../core/model.js";
 import type { Clock, GrantFilter, IdGenerator, StatementRecord, Store } from "../core/ports.js";
 import type { Redacted } from "../core/redacted.js";
 import type { SecretBox } from "../secrets/secret-box.js";
@@ -108,17 +108,23 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
             incident: input.incident,
             durationS: input.durationS,
             emergency: input.emergency,
+            viaFallback: ctx.auth?.method === "fallback",
           },
           clock.now(),
           open,
         );
+        requireFreshFactor(ctx, roleOf(t.grant), clock.now(), "request");
         return commitTransition(tx, audit, t, ctx);
       });
       return grant.emergency ? access.activate(grant, ctx) : grant;
     },
 
     async approve(ctx, id, comment) {
-      const grant = await writer.transition(id, ctx, (g) => approveGrant(policy, g, ctx.actor, comment, clock.now()));
+      const grant = await writer.transition(id, ctx, (g) => {
+        const t = approveGrant(policy, g, ctx.actor, comment, clock.now());
+        requireFreshFactor(ctx, roleOf(g), clock.now(), "approve");
+        return t;
+      });
       if (grant.state === "approved" && roleOf(grant)?.autoActivate) {
         return access.activate(grant, { ...ctx, actor: "system" });
       }
@@ -138,6 +144,7 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
           grantId: id,
         });
       }
+      requireFreshFactor(ctx, roleOf(grant), clock.now(), "activate");
       return access.activate(grant, ctx);
     },
 
@@ -240,4 +247,26 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
 
     list: (filter) => store.listGrants(filter),
   };
+}
+
+/**
+ * A role with `step_up` needs a second factor verified in the caller's session within that
+ * time. The broker's own work and local (offline) commands carry no session and are not asked.
+ * @throws ERR_STEP_UP_REQUIRED
+ */
+export function requireFreshFactor(ctx: RequestContext, role: RoleDef | undefined, now: number, action: string): void {
+  const maxS = role?.stepUpS ?? null;
+  if (maxS === null || role === undefined || ctx.auth === undefined) return;
+  const { factorAt, method } = ctx.auth;
+  if (factorAt !== null && now - factorAt <= maxS * 1000) return;
+  const window = maxS >= 120 ? `${Math.round(maxS / 60)} minutes` : `${maxS} seconds`;
+  const how =
+    method === "token"
+      ? "an API token cannot prove a second factor: sign in (web console or `breakglass login`), then run `breakglass step-up`"
+      : "verify your authenticator code with `breakglass step-up` (or POST /api/v1/auth/step-up) and try again";
+  throw new BreakglassError(
+    "ERR_STEP_UP_REQUIRED",
+    `${role.id} requires a second factor verified within the last ${window} to ${action}: ${how}`,
+    { roleId: role.id, maxAgeS: maxS, action },
+  );
 }

@@ -4,6 +4,16 @@ export interface RequestContext {
   readonly actor: string;
   readonly requestId: string | null;
   readonly sourceAddress: string | null;
+  /** How the actor signed in; absent for the broker's own work and local (offline) commands. */
+  readonly auth?: AuthInfo;
+}
+
+export interface AuthInfo {
+  /** `token`: an API token; `oidc`: an IdP login; `fallback`: a local-factor login with the IdP down. */
+  readonly method: "token" | "oidc" | "fallback";
+  readonly sessionId: string | null;
+  /** When a second factor was last verified in this session (step-up); null if never. */
+  readonly factorAt: number | null;
 }
 
 export const SYSTEM_CONTEXT: RequestContext = { actor: "system", requestId: null, sourceAddress: null };

@@ -24,15 +24,21 @@ import type {
   AlarmRecord,
   AlarmState,
   AuditHead,
+  AuthThrottle,
   Checkpoint,
+  FactorKind,
   GatewayLogin,
   GrantFilter,
+  Identity,
+  LocalFactor,
+  LoginMethod,
   StatementRecord,
   Store,
   StoreTx,
   TerminalEvent,
   TerminalSession,
   TokenRecord,
+  WebSession,
 } from "../core/ports.js";
 import type { Database, GrantsTable, TokensTable } from "./schema.js";
 
@@ -250,6 +256,50 @@ class KyselyStore implements Store {
         .orderBy("channel")
         .execute();
       return rows.map(alarmFromRow);
+    });
+  }
+
+  findWebSession(id: string): Promise<WebSession | null> {
+    return this.#read("findWebSession", async () => {
+      const row = await this.#db.selectFrom("web_sessions").selectAll().where("id", "=", id).executeTakeFirst();
+      return row === undefined ? null : webSessionFromRow(row);
+    });
+  }
+
+  findIdentity(user: string): Promise<Identity | null> {
+    return this.#read("findIdentity", async () => {
+      const row = await this.#db.selectFrom("identities").selectAll().where("user_name", "=", user).executeTakeFirst();
+      return row === undefined ? null : identityFromRow(row);
+    });
+  }
+
+  listIdentities(): Promise<Identity[]> {
+    return this.#read("listIdentities", async () => {
+      const rows = await this.#db.selectFrom("identities").selectAll().orderBy("user_name").execute();
+      return rows.map(identityFromRow);
+    });
+  }
+
+  listFactors(user: string): Promise<LocalFactor[]> {
+    return this.#read("listFactors", async () => {
+      const rows = await this.#db
+        .selectFrom("local_factors")
+        .selectAll()
+        .where("user_name", "=", user)
+        .where("removed_at", "is", null)
+        .orderBy("created_at")
+        .orderBy("id")
+        .execute();
+      return rows.map(factorFromRow);
+    });
+  }
+
+  findThrottle(key: string): Promise<AuthThrottle | null> {
+    return this.#read("findThrottle", async () => {
+      const row = await this.#db.selectFrom("auth_throttle").selectAll().where("key", "=", key).executeTakeFirst();
+      return row === undefined
+        ? null
+        : { key: row.key, failures: row.failures, windowStart: row.window_start, lockedUntil: row.locked_until };
     });
   }
 
@@ -718,6 +768,104 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
+  saveWebSession(w: WebSession): Promise<void> {
+    return this.#run("saveWebSession", async (db) => {
+      const row = {
+        id: w.id,
+        secret_hash: w.secretHash,
+        user_name: w.user,
+        method: w.method,
+        created_at: w.createdAt,
+        expires_at: w.expiresAt,
+        factor_at: w.factorAt,
+        revoked_at: w.revokedAt,
+        idp: w.idp,
+      };
+      await db
+        .insertInto("web_sessions")
+        .values(row)
+        .onConflict((oc) => oc.column("id").doUpdateSet(row))
+        .execute();
+    });
+  }
+
+  saveIdentity(i: Identity): Promise<void> {
+    return this.#run("saveIdentity", async (db) => {
+      const row = {
+        user_name: i.user,
+        issuer: i.issuer,
+        subject: i.subject,
+        groups: JSON.stringify(i.groups),
+        email: i.email,
+        display_name: i.name,
+        refreshed_at: i.refreshedAt,
+      };
+      await db
+        .insertInto("identities")
+        .values(row)
+        .onConflict((oc) => oc.column("user_name").doUpdateSet(row))
+        .execute();
+    });
+  }
+
+  saveFactor(f: LocalFactor): Promise<void> {
+    return this.#run("saveFactor", async (db) => {
+      const row = {
+        id: f.id,
+        user_name: f.user,
+        kind: f.kind,
+        label: f.label,
+        secret: f.secret,
+        created_at: f.createdAt,
+        confirmed_at: f.confirmedAt,
+        last_step: f.lastStep,
+        used_at: f.usedAt,
+        removed_at: f.removedAt,
+      };
+      await db
+        .insertInto("local_factors")
+        .values(row)
+        .onConflict((oc) => oc.column("id").doUpdateSet(row))
+        .execute();
+    });
+  }
+
+  useTotpStep(factorId: string, step: number, at: number): Promise<boolean> {
+    return this.#run("useTotpStep", async (db) => {
+      // One conditional update: two requests with the same code cannot both see "unused".
+      const r = await db
+        .updateTable("local_factors")
+        .set({ last_step: step, used_at: at })
+        .where("id", "=", factorId)
+        .where((eb) => eb.or([eb("last_step", "is", null), eb("last_step", "<", step)]))
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    });
+  }
+
+  useRecoveryCode(factorId: string, at: number): Promise<boolean> {
+    return this.#run("useRecoveryCode", async (db) => {
+      const r = await db
+        .updateTable("local_factors")
+        .set({ used_at: at })
+        .where("id", "=", factorId)
+        .where("used_at", "is", null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    });
+  }
+
+  saveThrottle(t: AuthThrottle): Promise<void> {
+    return this.#run("saveThrottle", async (db) => {
+      const row = { key: t.key, failures: t.failures, window_start: t.windowStart, locked_until: t.lockedUntil };
+      await db
+        .insertInto("auth_throttle")
+        .values(row)
+        .onConflict((oc) => oc.column("key").doUpdateSet(row))
+        .execute();
+    });
+  }
+
   swapState(key: string, value: string, at: number): Promise<string | null> {
     return this.#run("swapState", async (db) => {
       // Insert-if-missing first: a concurrent first start waits for this row instead of both
@@ -852,6 +1000,7 @@ function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect): 
     incident: grant.incident,
     duration_s: grant.durationS,
     emergency: dialect === "sqlite" ? (grant.emergency ? 1 : 0) : grant.emergency,
+    via_fallback: dialect === "sqlite" ? (grant.viaFallback ? 1 : 0) : grant.viaFallback === true,
     requested_at: grant.requestedAt,
     approved_at: grant.approvedAt,
     activated_at: grant.activatedAt,
@@ -925,6 +1074,7 @@ function grantFromRow(r: GrantRow): Grant {
     incident: r.incident,
     durationS: r.duration_s,
     emergency: r.emergency === true || r.emergency === 1,
+    ...(r.via_fallback === true || r.via_fallback === 1 ? { viaFallback: true } : {}),
     requestedAt: r.requested_at,
     approvedAt: r.approved_at,
     activatedAt: r.activated_at,
@@ -972,6 +1122,54 @@ function parseObject(text: string, grantId: string, column: string): Record<stri
     throw unreadable(grantId, column);
   }
   return value as Record<string, unknown>;
+}
+
+function webSessionFromRow(r: Selectable<Database["web_sessions"]>): WebSession {
+  return {
+    id: r.id,
+    secretHash: r.secret_hash,
+    user: r.user_name,
+    method: r.method as LoginMethod,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    factorAt: r.factor_at,
+    revokedAt: r.revoked_at,
+    idp: r.idp,
+  };
+}
+
+function identityFromRow(r: Selectable<Database["identities"]>): Identity {
+  let groups: string[] = [];
+  try {
+    const parsed: unknown = JSON.parse(r.groups);
+    if (Array.isArray(parsed)) groups = parsed.filter((g): g is string => typeof g === "string");
+  } catch {
+    // An unreadable row counts as no groups (fail closed).
+  }
+  return {
+    user: r.user_name,
+    issuer: r.issuer,
+    subject: r.subject,
+    groups,
+    email: r.email,
+    name: r.display_name,
+    refreshedAt: r.refreshed_at,
+  };
+}
+
+function factorFromRow(r: Selectable<Database["local_factors"]>): LocalFactor {
+  return {
+    id: r.id,
+    user: r.user_name,
+    kind: r.kind as FactorKind,
+    label: r.label,
+    secret: r.secret,
+    createdAt: r.created_at,
+    confirmedAt: r.confirmed_at,
+    lastStep: r.last_step,
+    usedAt: r.used_at,
+    removedAt: r.removed_at,
+  };
 }
 
 function tokenFromRow(r: Selectable<TokensTable>): TokenRecord {

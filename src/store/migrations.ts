@@ -225,6 +225,60 @@ const terminal: Migration = {
   },
 };
 
+/** Who is asking: web/CLI sessions, IdP identities, local factors, brute-force counters. */
+const identity: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable("web_sessions")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("secret_hash", "text", (c) => c.notNull())
+      .addColumn("user_name", "text", (c) => c.notNull())
+      .addColumn("method", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("expires_at", "bigint", (c) => c.notNull())
+      .addColumn("factor_at", "bigint")
+      .addColumn("revoked_at", "bigint")
+      .addColumn("idp", "text")
+      .execute();
+    await db.schema.createIndex("web_sessions_user").on("web_sessions").column("user_name").execute();
+    await db.schema
+      .createTable("identities")
+      .addColumn("user_name", "text", (c) => c.primaryKey())
+      .addColumn("issuer", "text", (c) => c.notNull())
+      .addColumn("subject", "text", (c) => c.notNull())
+      .addColumn("groups", "text", (c) => c.notNull())
+      .addColumn("email", "text")
+      .addColumn("display_name", "text")
+      .addColumn("refreshed_at", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable("local_factors")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("user_name", "text", (c) => c.notNull())
+      .addColumn("kind", "text", (c) => c.notNull())
+      .addColumn("label", "text", (c) => c.notNull())
+      .addColumn("secret", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("confirmed_at", "bigint")
+      .addColumn("last_step", "bigint")
+      .addColumn("used_at", "bigint")
+      .addColumn("removed_at", "bigint")
+      .execute();
+    await db.schema.createIndex("local_factors_user").on("local_factors").column("user_name").execute();
+    await db.schema
+      .createTable("auth_throttle")
+      .addColumn("key", "text", (c) => c.primaryKey())
+      .addColumn("failures", "integer", (c) => c.notNull())
+      .addColumn("window_start", "bigint", (c) => c.notNull())
+      .addColumn("locked_until", "bigint")
+      .execute();
+    await db.schema
+      .alterTable("grants")
+      .addColumn("via_fallback", "boolean", (c) => c.notNull().defaultTo(false))
+      .execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
@@ -233,6 +287,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0004_grant_notices": grantNotices,
   "0005_gateway": gateway,
   "0006_terminal": terminal,
+  "0007_identity": identity,
 });
 
 const provider: MigrationProvider = {

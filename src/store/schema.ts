@@ -17,6 +17,7 @@ export interface GrantsTable {
   duration_s: number;
   /** `boolean` on PostgreSQL; 0/1 on SQLite (better-sqlite3 cannot bind JS booleans). */
   emergency: boolean | number;
+  via_fallback: boolean | number;
   requested_at: number;
   approved_at: number | null;
   activated_at: number | null;
@@ -160,6 +161,52 @@ export interface BrokerStateTable {
   updated_at: number;
 }
 
+export interface WebSessionsTable {
+  id: string;
+  secret_hash: string;
+  user_name: string;
+  method: string;
+  created_at: number;
+  expires_at: number;
+  factor_at: number | null;
+  revoked_at: number | null;
+  /** A secret box with the IdP's ID token (for logout), bound to the session id. */
+  idp: string | null;
+}
+
+export interface IdentitiesTable {
+  user_name: string;
+  issuer: string;
+  subject: string;
+  /** JSON array of Breakglass group names (mapped from the IdP's). */
+  groups: string;
+  email: string | null;
+  display_name: string | null;
+  refreshed_at: number;
+}
+
+export interface LocalFactorsTable {
+  id: string;
+  user_name: string;
+  kind: string;
+  label: string;
+  /** TOTP: a secret box of the shared secret; recovery code: its SHA-256. */
+  secret: string;
+  created_at: number;
+  confirmed_at: number | null;
+  /** TOTP: the last time step accepted (a code is accepted once). */
+  last_step: number | null;
+  used_at: number | null;
+  removed_at: number | null;
+}
+
+export interface AuthThrottleTable {
+  key: string;
+  failures: number;
+  window_start: number;
+  locked_until: number | null;
+}
+
 export interface Database {
   grants: GrantsTable;
   grant_approvals: GrantApprovalsTable;
@@ -174,4 +221,8 @@ export interface Database {
   session_statements: SessionStatementsTable;
   terminal_sessions: TerminalSessionsTable;
   terminal_events: TerminalEventsTable;
+  web_sessions: WebSessionsTable;
+  identities: IdentitiesTable;
+  local_factors: LocalFactorsTable;
+  auth_throttle: AuthThrottleTable;
 }

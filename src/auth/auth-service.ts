@@ -1,0 +1,532 @@
+/**
+ * Who is asking, once they are past the door: sessions (web cookie or CLI bearer), local second
+ * factors (TOTP and one-time recovery codes), step-up, the loud local fallback login for when the
+ * IdP is down, and brute-force protection.
+ *
+ * - A session token is `ws_<id>.<secret>`; only SHA-256 of the secret is stored, compared in
+ *   constant time. Sessions are absolute (never extended) and end at logout.
+ * - A browser's CSRF token is derived from the session secret (HMAC), so it needs no storage and
+ *   changes with the session.
+ * - A TOTP code is accepted once: the accepted time step is stored with a conditional update, so
+ *   two requests with the same code cannot both pass. Recovery codes: 10 per batch, hashed, each
+ *   usable once.
+ * - Failed logins and factor checks are counted per user and per source address; at
+ *   `auth.lockout.max_failures` within the window the key is locked and security is paged.
+ */
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import * as OTPAuth from "otpauth";
+import type { AuthConfig } from "../config/app-config.js";
+import { nonGrantEvent } from "../core/audit-event.js";
+import { BreakglassError } from "../core/errors.js";
+import type { Policy } from "../core/model.js";
+import type { Clock, Identity, IdGenerator, LocalFactor, LoginMethod, Store, WebSession } from "../core/ports.js";
+import { Redacted } from "../core/redacted.js";
+import type { SecretBox } from "../secrets/secret-box.js";
+import type { AuditAppender } from "../service/grant-writer.js";
+import { stamp } from "../service/grant-writer.js";
+import type { AuthInfo, RequestContext } from "../service/request-context.js";
+import type { Directory } from "./directory.js";
+import type { IdpHealth, IdpLogin } from "./oidc.js";
+
+export interface IssuedSession {
+  readonly session: WebSession;
+  /** `ws_<id>.<secret>`: the cookie value or CLI bearer token; shown once, never stored. */
+  readonly token: Redacted<string>;
+  readonly csrf: string;
+}
+
+export interface FactorView {
+  readonly id: string;
+  readonly kind: "totp" | "recovery";
+  readonly label: string;
+  readonly createdAt: number;
+  readonly confirmed: boolean;
+  readonly lastUsedAt: number | null;
+}
+
+export interface AuthService {
+  /** A finished IdP login: record the identity (membership + age) and open a session. */
+  loginWithIdp(ctx: RequestContext, login: IdpLogin, groups: readonly string[]): Promise<IssuedSession>;
+  /**
+   * Sign in with user name + local factor while the IdP is unreachable; pages security.
+   * @throws ERR_FORBIDDEN when the IdP is up or fallback is off; ERR_UNAUTHENTICATED; ERR_LOCKED_OUT
+   */
+  loginWithFallback(ctx: RequestContext, user: string, code: string, idp: IdpHealth): Promise<IssuedSession>;
+  /** The user and session behind a session token. @throws ERR_UNAUTHENTICATED */
+  authenticate(token: string): Promise<{ user: string; auth: AuthInfo }>;
+  /** The CSRF token a browser must echo for the session behind this token. */
+  csrfFor(token: string): string;
+  logout(ctx: RequestContext, sessionId: string): Promise<WebSession | null>;
+  listFactors(user: string): Promise<FactorView[]>;
+  /** Start a TOTP enrolment: the shared secret, shown once; confirmed by the first valid code. */
+  enrollTotp(ctx: RequestContext, label: string): Promise<{ factorId: string; secret: string; uri: string }>;
+  confirmTotp(ctx: RequestContext, factorId: string, code: string): Promise<FactorView>;
+  /** A new batch of 10 recovery codes (older unused ones stop working); shown once. */
+  newRecoveryCodes(ctx: RequestContext): Promise<string[]>;
+  removeFactor(ctx: RequestContext, factorId: string): Promise<void>;
+  /** Verify a second factor now, for this session (MFA step-up). */
+  stepUp(ctx: RequestContext, code: string): Promise<{ factorAt: number }>;
+}
+
+const TOKEN = /^(ws_[A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{16,})$/;
+const RECOVERY_CODES = 10;
+const TOTP_PERIOD_S = 30;
+/** One step either side: a phone clock 30 s off still works. */
+const TOTP_WINDOW = 1;
+
+const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
+const sameHex = (a: string, b: string): boolean => {
+  const x = Buffer.from(a, "hex");
+  const y = Buffer.from(b, "hex");
+  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+};
+const csrfOf = (secret: string): string => createHmac("sha256", secret).update("csrf").digest("base64url");
+const normalizeCode = (code: string): string => code.replace(/[\s-]/g, "").toLowerCase();
+
+export function createAuthService(deps: {
+  config: AuthConfig;
+  policy: Policy;
+  directory: Directory;
+  store: Store;
+  audit: AuditAppender;
+  clock: Clock;
+  ids: IdGenerator;
+  box: SecretBox;
+}): AuthService {
+  const { config, policy, directory, store, audit, clock, ids, box } = deps;
+
+  const unauthenticated = (why = "missing, unknown, expired or ended session: sign in again") =>
+    new BreakglassError("ERR_UNAUTHENTICATED", why);
+
+  const issue = async (
+    ctx: RequestContext,
+    user: string,
+    method: LoginMethod,
+    ttlMs: number,
+    factorAt: number | null,
+    idpToken: string | null,
+    event: Parameters<typeof nonGrantEvent>,
+    identity: Identity | null,
+  ): Promise<IssuedSession> => {
+    const now = clock.now();
+    const id = ids.next("ws");
+    const secret = randomBytes(32).toString("base64url");
+    const session: WebSession = {
+      id,
+      secretHash: sha256(secret),
+      user,
+      method,
+      createdAt: now,
+      expiresAt: now + ttlMs,
+      factorAt,
+      revokedAt: null,
+      idp: idpToken === null ? null : box.seal(idpToken, `web_session:${id}`),
+    };
+    await store.transaction(async (tx) => {
+      if (identity) await tx.saveIdentity(identity);
+      await tx.saveWebSession(session);
+      const [type, actor, at, data] = event;
+      await audit.append(tx, [stamp(nonGrantEvent(type, actor, at, { ...data, sessionId: id }), ctx)]);
+    });
+    if (identity) directory.apply(identity, now);
+    return { session, token: new Redacted(`${id}.${secret}`), csrf: csrfOf(secret) };
+  };
+
+  // --- brute-force protection ---------------------------------------------------------------
+  const keysOf = (ctx: RequestContext, user: string | null): string[] => [
+    ...(user ? [`user:${user}`] : []),
+    ...(ctx.sourceAddress ? [`ip:${ctx.sourceAddress}`] : []),
+  ];
+
+  const assertNotLocked = async (keys: readonly string[]) => {
+    const now = clock.now();
+    for (const key of keys) {
+      const t = await store.findThrottle(key);
+      if (t?.lockedUntil != null && t.lockedUntil > now) {
+        throw new BreakglassError(
+          "ERR_LOCKED_OUT",
+          `too many failed attempts for ${key.replace(":", " ")}: try again after ${new Date(t.lockedUntil).toISOString()}, or ask an admin`,
+          { lockedUntil: new Date(t.lockedUntil).toISOString() },
+        );
+      }
+    }
+  };
+
+  const fail = async (ctx: RequestContext, keys: readonly string[], what: string): Promise<never> => {
+    const now = clock.now();
+    const { maxFailures, windowMs, durationMs } = config.lockout;
+    const locked: string[] = [];
+    const before = await Promise.all(keys.map((key) => store.findThrottle(key)));
+    await store.transaction(async (tx) => {
+      for (const [i, key] of keys.entries()) {
+        const t = before[i] ?? null;
+        const fresh = !t || now - t.windowStart > windowMs;
+        const failures = fresh ? 1 : t.failures + 1;
+        const lock = failures >= maxFailures;
+        await tx.saveThrottle({
+          key,
+          failures: lock ? 0 : failures,
+          windowStart: fresh || lock ? now : t.windowStart,
+          lockedUntil: lock ? now + durationMs : (t?.lockedUntil ?? null),
+        });
+        if (lock) locked.push(key);
+      }
+      if (locked.length > 0) {
+        await audit.append(tx, [
+          stamp(
+            nonGrantEvent("auth.locked_out", ctx.actor, now, {
+              keys: locked,
+              failures: maxFailures,
+              until: now + durationMs,
+              what,
+            }),
+            ctx,
+          ),
+        ]);
+      }
+    });
+    throw unauthenticated(`${what} failed`);
+  };
+
+  const succeed = async (keys: readonly string[]) => {
+    await store.transaction(async (tx) => {
+      for (const key of keys) {
+        await tx.saveThrottle({ key, failures: 0, windowStart: clock.now(), lockedUntil: null });
+      }
+    });
+  };
+
+  // --- factors -------------------------------------------------------------------------------
+  const totpOf = (f: LocalFactor, user: string) =>
+    new OTPAuth.TOTP({
+      issuer: config.totpIssuer,
+      label: user,
+      algorithm: "SHA1",
+      digits: 6,
+      period: TOTP_PERIOD_S,
+      secret: OTPAuth.Secret.fromBase32(box.open(f.secret, `factor:${f.id}`).reveal()),
+    });
+
+  /** Check a code against the user's confirmed factors; the factor used, or null. */
+  const verifyCode = async (user: string, code: string): Promise<LocalFactor | null> => {
+    const factors = await store.listFactors(user);
+    const now = clock.now();
+    const clean = normalizeCode(code);
+    if (/^\d{6}$/.test(clean)) {
+      for (const f of factors) {
+        if (f.kind !== "totp" || f.confirmedAt === null) continue;
+        const delta = totpOf(f, user).validate({ token: clean, timestamp: now, window: TOTP_WINDOW });
+        if (delta === null) continue;
+        const step = Math.floor(now / 1000 / TOTP_PERIOD_S) + delta;
+        const fresh = await store.transaction((tx) => tx.useTotpStep(f.id, step, now));
+        return fresh ? f : null; // a replayed code is a failure, not a try of the next factor
+      }
+      return null;
+    }
+    const hash = sha256(clean);
+    for (const f of factors) {
+      if (f.kind !== "recovery" || f.usedAt !== null) continue;
+      if (!sameHex(f.secret, hash)) continue;
+      const first = await store.transaction(async (tx) => {
+        const ok = await tx.useRecoveryCode(f.id, now);
+        if (ok) {
+          await audit.append(tx, [
+            nonGrantEvent("auth.recovery_code_used", user, now, {
+              user,
+              factorId: f.id,
+              left: factors.filter((x) => x.kind === "recovery" && x.usedAt === null).length - 1,
+            }),
+          ]);
+        }
+        return ok;
+      });
+      return first ? f : null;
+    }
+    return null;
+  };
+
+  const view = (f: LocalFactor): FactorView => ({
+    id: f.id,
+    kind: f.kind,
+    label: f.label,
+    createdAt: f.createdAt,
+    confirmed: f.kind === "recovery" || f.confirmedAt !== null,
+    lastUsedAt: f.usedAt,
+  });
+
+  /** Factor management needs a full login (IdP session or API token), never a fallback one. */
+  const requireFullLogin = (ctx: RequestContext, what: string) => {
+    if (ctx.auth?.method === "fallback") {
+      throw new BreakglassError(
+        "ERR_FORBIDDEN",
+        `${what} needs a normal login: a login via local fallback may only request break-glass roles`,
+      );
+    }
+  };
+
+  return {
+    async loginWithIdp(ctx, login, groups) {
+      const now = clock.now();
+      const identity: Identity = {
+        user: login.username,
+        issuer: login.issuer,
+        subject: login.subject,
+        groups,
+        email: login.email,
+        name: login.name,
+        refreshedAt: now,
+      };
+      // One person per IdP subject: a user name claimed by another subject is refused.
+      const known = await store.findIdentity(login.username);
+      if (known && (known.subject !== login.subject || known.issuer !== login.issuer)) {
+        throw unauthenticated(
+          `user name "${login.username}" belongs to another IdP account (subject differs); ask an admin`,
+        );
+      }
+      const withCtx = { ...ctx, actor: login.username };
+      return issue(
+        withCtx,
+        login.username,
+        "oidc",
+        config.sessionTtlMs,
+        null,
+        login.idToken,
+        [
+          "auth.login",
+          login.username,
+          now,
+          { user: login.username, method: "oidc", groups, idpGroups: login.idpGroups },
+        ],
+        identity,
+      );
+    },
+
+    async loginWithFallback(ctx, userInput, code, idp) {
+      const user = userInput.trim().toLowerCase();
+      const keys = keysOf(ctx, user);
+      await assertNotLocked(keys);
+      if (!config.fallback.enabled) {
+        throw new BreakglassError("ERR_FORBIDDEN", "local fallback login is switched off (auth.fallback.enabled)");
+      }
+      if (config.oidc === null) {
+        throw new BreakglassError(
+          "ERR_FORBIDDEN",
+          "no IdP is configured (auth.oidc), so there is nothing to fall back from: use an API token",
+        );
+      }
+      if (idp.reachable) {
+        throw new BreakglassError(
+          "ERR_FORBIDDEN",
+          "the identity provider is reachable: sign in through it (an admin can declare it down if it misbehaves)",
+        );
+      }
+      const known = policy.users.has(user) || directory.identity(user) !== null;
+      const factor = known ? await verifyCode(user, code) : null;
+      if (!factor) return fail(ctx, keys, "fallback login");
+      await succeed(keys);
+      const now = clock.now();
+      const identity = directory.identity(user);
+      const ageS = identity === null ? null : Math.round((now - identity.refreshedAt) / 1000);
+      const stale = identity !== null && now - identity.refreshedAt > config.fallback.maxMembershipAgeMs;
+      return issue(
+        { ...ctx, actor: user },
+        user,
+        "fallback",
+        config.fallback.sessionTtlMs,
+        now,
+        null,
+        [
+          "auth.fallback_login",
+          user,
+          now,
+          {
+            user,
+            factor: factor.kind,
+            factorId: factor.id,
+            idp: idp.declaredDown ? `declared down by ${idp.declaredDown.by}` : `unreachable: ${idp.lastError ?? "?"}`,
+            membershipAgeS: ageS,
+            membershipStale: stale,
+            groups: identity?.groups ?? [],
+          },
+        ],
+        null,
+      );
+    },
+
+    async authenticate(token) {
+      const m = TOKEN.exec(token);
+      if (!m) throw unauthenticated();
+      const [, id, secret] = m as unknown as [string, string, string];
+      const session = await store.findWebSession(id);
+      // Hash and compare even for an unknown id: timing tells nothing about which ids exist.
+      const match = sameHex(sha256(secret), session?.secretHash ?? "00".repeat(32));
+      if (!session || !match) throw unauthenticated();
+      if (session.revokedAt !== null || session.expiresAt <= clock.now()) throw unauthenticated();
+      if (!policy.users.has(session.user)) throw unauthenticated();
+      return {
+        user: session.user,
+        auth: { method: session.method, sessionId: session.id, factorAt: session.factorAt },
+      };
+    },
+
+    csrfFor(token) {
+      const m = TOKEN.exec(token);
+      return m?.[2] ? csrfOf(m[2]) : "";
+    },
+
+    async logout(ctx, sessionId) {
+      const session = await store.findWebSession(sessionId);
+      if (!session || session.revokedAt !== null) return null;
+      const now = clock.now();
+      await store.transaction(async (tx) => {
+        await tx.saveWebSession({ ...session, revokedAt: now });
+        await audit.append(tx, [
+          stamp(nonGrantEvent("auth.logout", ctx.actor, now, { user: session.user, sessionId }), ctx),
+        ]);
+      });
+      return session;
+    },
+
+    async listFactors(user) {
+      return (await store.listFactors(user)).map(view);
+    },
+
+    async enrollTotp(ctx, label) {
+      requireFullLogin(ctx, "enrolling a factor");
+      const secret = new OTPAuth.Secret({ size: 20 });
+      const id = ids.next("f");
+      const factor: LocalFactor = {
+        id,
+        user: ctx.actor,
+        kind: "totp",
+        label: label.trim() || "authenticator app",
+        secret: box.seal(secret.base32, `factor:${id}`),
+        createdAt: clock.now(),
+        confirmedAt: null,
+        lastStep: null,
+        usedAt: null,
+        removedAt: null,
+      };
+      await store.transaction((tx) => tx.saveFactor(factor));
+      const uri = totpOf(factor, ctx.actor).toString();
+      return { factorId: id, secret: secret.base32, uri };
+    },
+
+    async confirmTotp(ctx, factorId, code) {
+      requireFullLogin(ctx, "enrolling a factor");
+      const keys = keysOf(ctx, ctx.actor);
+      await assertNotLocked(keys);
+      const f = (await store.listFactors(ctx.actor)).find((x) => x.id === factorId && x.kind === "totp");
+      if (!f) throw new BreakglassError("ERR_NOT_FOUND", `no TOTP factor ${factorId} of yours is being enrolled`);
+      if (f.confirmedAt !== null) return view(f);
+      const now = clock.now();
+      const delta = totpOf(f, ctx.actor).validate({ token: normalizeCode(code), timestamp: now, window: TOTP_WINDOW });
+      if (delta === null) return fail(ctx, keys, "TOTP enrolment check");
+      const step = Math.floor(now / 1000 / TOTP_PERIOD_S) + delta;
+      const confirmed: LocalFactor = { ...f, confirmedAt: now, lastStep: step, usedAt: now };
+      await store.transaction(async (tx) => {
+        await tx.saveFactor(confirmed);
+        await audit.append(tx, [
+          stamp(
+            nonGrantEvent("auth.factor_enrolled", ctx.actor, now, {
+              user: ctx.actor,
+              factorId,
+              kind: "totp",
+              label: f.label,
+            }),
+            ctx,
+          ),
+        ]);
+      });
+      return view(confirmed);
+    },
+
+    async newRecoveryCodes(ctx) {
+      requireFullLogin(ctx, "creating recovery codes");
+      const now = clock.now();
+      const codes = Array.from({ length: RECOVERY_CODES }, () => {
+        const raw = randomBytes(10).toString("hex");
+        return `${raw.slice(0, 5)}-${raw.slice(5, 10)}-${raw.slice(10, 15)}-${raw.slice(15)}`;
+      });
+      const old = (await store.listFactors(ctx.actor)).filter((f) => f.kind === "recovery");
+      await store.transaction(async (tx) => {
+        for (const f of old) await tx.saveFactor({ ...f, removedAt: now });
+        for (const code of codes) {
+          await tx.saveFactor({
+            id: ids.next("f"),
+            user: ctx.actor,
+            kind: "recovery",
+            label: "recovery code",
+            secret: sha256(normalizeCode(code)),
+            createdAt: now,
+            confirmedAt: now,
+            lastStep: null,
+            usedAt: null,
+            removedAt: null,
+          });
+        }
+        await audit.append(tx, [
+          stamp(
+            nonGrantEvent("auth.factor_enrolled", ctx.actor, now, {
+              user: ctx.actor,
+              kind: "recovery",
+              count: codes.length,
+              replaced: old.filter((f) => f.usedAt === null).length,
+            }),
+            ctx,
+          ),
+        ]);
+      });
+      return codes;
+    },
+
+    async removeFactor(ctx, factorId) {
+      requireFullLogin(ctx, "removing a factor");
+      const f = (await store.listFactors(ctx.actor)).find((x) => x.id === factorId);
+      if (!f) throw new BreakglassError("ERR_NOT_FOUND", `no factor ${factorId} of yours`);
+      const now = clock.now();
+      await store.transaction(async (tx) => {
+        await tx.saveFactor({ ...f, removedAt: now });
+        await audit.append(tx, [
+          stamp(
+            nonGrantEvent("auth.factor_removed", ctx.actor, now, {
+              user: ctx.actor,
+              factorId,
+              kind: f.kind,
+              label: f.label,
+            }),
+            ctx,
+          ),
+        ]);
+      });
+    },
+
+    async stepUp(ctx, code) {
+      const sessionId = ctx.auth?.sessionId;
+      if (!sessionId) {
+        throw new BreakglassError(
+          "ERR_FORBIDDEN",
+          "step-up needs a signed-in session (web or `breakglass login`); an API token cannot step up",
+        );
+      }
+      const keys = keysOf(ctx, ctx.actor);
+      await assertNotLocked(keys);
+      const factor = await verifyCode(ctx.actor, code);
+      if (!factor) return fail(ctx, keys, "second factor check");
+      await succeed(keys);
+      const session = await store.findWebSession(sessionId);
+      if (!session) throw unauthenticated();
+      const now = clock.now();
+      await store.transaction(async (tx) => {
+        await tx.saveWebSession({ ...session, factorAt: now });
+        await audit.append(tx, [
+          stamp(
+            nonGrantEvent("auth.step_up", ctx.actor, now, { user: ctx.actor, sessionId, factor: factor.kind }),
+            ctx,
+          ),
+        ]);
+      });
+      return { factorAt: now };
+    },
+  };
+}

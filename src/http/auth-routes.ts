@@ -1,0 +1,455 @@
+/**
+ * Who is asking, over HTTP: the API routes of sessions, local factors, step-up, the IdP's
+ * health and the fallback login (in the route table, so in the OpenAPI document), and the three
+ * browser routes of the IdP login — `/auth/login` (redirect to the IdP), `/auth/callback` (back
+ * from it) and `/auth/logout` — which answer with redirects rather than JSON.
+ *
+ * Cookies: `bg_session` (the session token; HttpOnly, SameSite=Lax so the IdP's redirect back
+ * carries it, Secure when the public URL is https) and `bg_oidc` (the pending login's state,
+ * nonce and PKCE verifier, sealed with the broker's secret key, 10 minutes, path /auth).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { renderSVG } from "uqr";
+import type { AuthService } from "../auth/auth-service.js";
+import type { IdpHealth, OidcLogin, PendingLogin } from "../auth/oidc.js";
+import { mapGroups } from "../auth/oidc.js";
+import type { AuthConfig } from "../config/app-config.js";
+import {
+  CodeBodySchema,
+  EmptyBodySchema,
+  FactorListSchema,
+  FactorParamsSchema,
+  FallbackLoginBodySchema,
+  IdpDeclareBodySchema,
+  IdpHealthSchema,
+  LoginResultSchema,
+  RecoveryCodesViewSchema,
+  SessionViewSchema,
+  StepUpViewSchema,
+  TotpEnrollBodySchema,
+  TotpEnrollViewSchema,
+} from "../contract/api.js";
+import { nonGrantEvent } from "../core/audit-event.js";
+import { BreakglassError } from "../core/errors.js";
+import type { Clock, Store } from "../core/ports.js";
+import type { SecretBox } from "../secrets/secret-box.js";
+import type { AuditAppender } from "../service/grant-writer.js";
+import { stamp } from "../service/grant-writer.js";
+import type { RequestContext } from "../service/request-context.js";
+import { type AnyRoute, defineRoute } from "./route-table.js";
+
+export const SESSION_COOKIE = "bg_session";
+const LOGIN_COOKIE = "bg_oidc";
+const LOGIN_TTL_MS = 10 * 60 * 1000;
+
+export interface AuthRouteDeps {
+  readonly config: AuthConfig;
+  readonly publicUrl: string;
+  readonly auth: AuthService;
+  readonly oidc: OidcLogin | null;
+  readonly store: Store;
+  readonly audit: AuditAppender;
+  readonly clock: Clock;
+  readonly box: SecretBox;
+  readonly requireAdmin: (ctx: RequestContext, what: string) => void;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** The IdP's health as anyone may see it (no error texts: they can name internal hosts). */
+export function idpHealthView(config: AuthConfig, oidc: OidcLogin | null): ReturnType<typeof IdpHealthSchema.parse> {
+  const h: IdpHealth | null = oidc?.health() ?? null;
+  return {
+    configured: oidc !== null,
+    reachable: h?.reachable ?? false,
+    declaredDown: h?.declaredDown
+      ? { by: h.declaredDown.by, at: new Date(h.declaredDown.at).toISOString(), reason: h.declaredDown.reason }
+      : null,
+    lastCheckAt: iso(h?.lastCheckAt ?? null),
+    fallbackOpen: config.fallback.enabled && h !== null && !h.reachable,
+  };
+}
+
+export function sessionCookie(config: AuthConfig, token: string, maxAgeS: number): string {
+  return [
+    `${SESSION_COOKIE}=${token}`,
+    "Path=/",
+    "HttpOnly",
+    "SameSite=Lax",
+    `Max-Age=${Math.max(0, Math.floor(maxAgeS))}`,
+    ...(config.secureCookies ? ["Secure"] : []),
+  ].join("; ");
+}
+
+export function readCookie(header: string | undefined, name: string): string | null {
+  if (!header) return null;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
+
+export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
+  const { auth, oidc, config, clock } = deps;
+  const loginResult = (issued: Awaited<ReturnType<AuthService["loginWithIdp"]>>) => ({
+    body: {
+      user: issued.session.user,
+      method: issued.session.method,
+      token: issued.token.reveal(),
+      csrfToken: issued.csrf,
+      expiresAt: new Date(issued.session.expiresAt).toISOString(),
+    },
+    headers: {
+      "set-cookie": sessionCookie(config, issued.token.reveal(), (issued.session.expiresAt - clock.now()) / 1000),
+    },
+  });
+  /** The IdP's health, checked now if the last check is older than 5 s (a login is waiting). */
+  const freshHealth = async (): Promise<IdpHealth | null> => {
+    if (!oidc) return null;
+    const h = oidc.health();
+    if (h.declaredDown === null && (h.lastCheckAt === null || clock.now() - h.lastCheckAt > 5000)) {
+      return oidc.check(clock.now());
+    }
+    return h;
+  };
+
+  return [
+    defineRoute({
+      method: "GET",
+      path: "/auth/idp",
+      operationId: "idpHealth",
+      summary: "Is the IdP reachable, and is the local fallback login open? (no login needed)",
+      tag: "auth",
+      auth: false,
+      status: 200,
+      response: IdpHealthSchema,
+      problems: [],
+      handler: async () => {
+        await freshHealth();
+        return { body: idpHealthView(config, oidc) };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/auth/idp",
+      operationId: "declareIdp",
+      summary: "Declare the IdP down (opens the local fallback login) or up again; admins only, pages security",
+      tag: "auth",
+      auth: true,
+      body: IdpDeclareBodySchema,
+      status: 200,
+      response: IdpHealthSchema,
+      problems: ["ERR_FORBIDDEN"],
+      handler: async ({ ctx, body }) => {
+        deps.requireAdmin(ctx, "declaring the IdP down or up");
+        if (!oidc) throw new BreakglassError("ERR_VALIDATION", "no IdP is configured (auth.oidc)");
+        const now = clock.now();
+        await deps.store.transaction(async (tx) => {
+          await deps.audit.append(tx, [
+            stamp(nonGrantEvent("auth.idp_declared", ctx.actor, now, { down: body.down, reason: body.reason }), ctx),
+          ]);
+        });
+        oidc.declare(body.down, ctx.actor, body.reason, now);
+        return { body: idpHealthView(config, oidc) };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/auth/fallback/login",
+      operationId: "fallbackLogin",
+      summary:
+        "Sign in with user name + local factor while the IdP is unreachable; pages security, grants are flagged for review",
+      tag: "auth",
+      auth: false,
+      body: FallbackLoginBodySchema,
+      status: 200,
+      response: LoginResultSchema,
+      problems: ["ERR_FORBIDDEN", "ERR_LOCKED_OUT"],
+      handler: async ({ ctx, body }) => {
+        const health = (await freshHealth()) ?? {
+          reachable: true,
+          lastCheckAt: null,
+          lastError: null,
+          declaredDown: null,
+        };
+        return loginResult(await auth.loginWithFallback(ctx, body.user, body.code, health));
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/auth/session",
+      operationId: "currentSession",
+      summary: "How the caller is signed in: method, expiry, last second factor, CSRF token for cookie use",
+      tag: "auth",
+      auth: true,
+      fallback: true,
+      status: 200,
+      response: SessionViewSchema,
+      problems: [],
+      handler: async ({ ctx, headers }) => {
+        const sessionId = ctx.auth?.sessionId ?? null;
+        const session = sessionId ? await deps.store.findWebSession(sessionId) : null;
+        const token = bearerOrCookie(headers);
+        return {
+          body: {
+            user: ctx.actor,
+            method: ctx.auth?.method ?? "token",
+            sessionId,
+            expiresAt: iso(session?.expiresAt ?? null),
+            factorAt: iso(ctx.auth?.factorAt ?? null),
+            csrfToken: session && token ? auth.csrfFor(token) : null,
+          },
+        };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/auth/logout",
+      operationId: "logout",
+      summary: "End the caller's session (the cookie is cleared)",
+      tag: "auth",
+      auth: true,
+      fallback: true,
+      body: EmptyBodySchema,
+      status: 200,
+      response: SessionViewSchema,
+      problems: [],
+      handler: async ({ ctx }) => {
+        const sessionId = ctx.auth?.sessionId ?? null;
+        if (sessionId) await auth.logout(ctx, sessionId);
+        return {
+          body: {
+            user: ctx.actor,
+            method: ctx.auth?.method ?? "token",
+            sessionId,
+            expiresAt: null,
+            factorAt: null,
+            csrfToken: null,
+          },
+          headers: { "set-cookie": sessionCookie(config, "", 0) },
+        };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/auth/step-up",
+      operationId: "stepUp",
+      summary: "Verify a second factor now (TOTP or recovery code), for roles that require a fresh one",
+      tag: "auth",
+      auth: true,
+      fallback: true,
+      body: CodeBodySchema,
+      status: 200,
+      response: StepUpViewSchema,
+      problems: ["ERR_FORBIDDEN", "ERR_LOCKED_OUT"],
+      handler: async ({ ctx, body }) => {
+        const r = await auth.stepUp(ctx, body.code);
+        return { body: { factorAt: new Date(r.factorAt).toISOString() } };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/auth/factors",
+      operationId: "listFactors",
+      summary: "The caller's local factors (no secrets)",
+      tag: "auth",
+      auth: true,
+      status: 200,
+      response: FactorListSchema,
+      problems: [],
+      handler: async ({ ctx }) => {
+        const all = await auth.listFactors(ctx.actor);
+        return {
+          body: {
+            factors: all
+              .filter((f) => f.kind === "totp")
+              .map((f) => ({ ...f, createdAt: new Date(f.createdAt).toISOString(), lastUsedAt: iso(f.lastUsedAt) })),
+            recoveryCodesLeft: all.filter((f) => f.kind === "recovery" && f.lastUsedAt === null).length,
+          },
+        };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/auth/factors/totp",
+      operationId: "enrollTotp",
+      summary: "Start enrolling an authenticator app: the secret and QR code, shown once",
+      tag: "auth",
+      auth: true,
+      body: TotpEnrollBodySchema,
+      status: 201,
+      response: TotpEnrollViewSchema,
+      problems: ["ERR_FORBIDDEN"],
+      handler: async ({ ctx, body }) => {
+        const r = await auth.enrollTotp(ctx, body.label);
+        return { body: { ...r, qrSvg: renderSVG(r.uri) } };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/auth/factors/:factor/confirm",
+      operationId: "confirmTotp",
+      summary: "Finish enrolling an authenticator app with its first code (audited, alarmed)",
+      tag: "auth",
+      auth: true,
+      params: FactorParamsSchema,
+      body: CodeBodySchema,
+      status: 200,
+      response: FactorListSchema.shape.factors.element,
+      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_LOCKED_OUT"],
+      handler: async ({ ctx, params, body }) => {
+        const f = await auth.confirmTotp(ctx, params.factor, body.code);
+        return { body: { ...f, createdAt: new Date(f.createdAt).toISOString(), lastUsedAt: iso(f.lastUsedAt) } };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/auth/factors/:factor/remove",
+      operationId: "removeFactor",
+      summary: "Remove one of the caller's factors (audited, alarmed)",
+      tag: "auth",
+      auth: true,
+      params: FactorParamsSchema,
+      body: EmptyBodySchema,
+      status: 200,
+      response: FactorListSchema,
+      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN"],
+      handler: async ({ ctx, params }) => {
+        await auth.removeFactor(ctx, params.factor);
+        const all = await auth.listFactors(ctx.actor);
+        return {
+          body: {
+            factors: all
+              .filter((f) => f.kind === "totp")
+              .map((f) => ({ ...f, createdAt: new Date(f.createdAt).toISOString(), lastUsedAt: iso(f.lastUsedAt) })),
+            recoveryCodesLeft: all.filter((f) => f.kind === "recovery" && f.lastUsedAt === null).length,
+          },
+        };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/auth/factors/recovery",
+      operationId: "newRecoveryCodes",
+      summary: "A new batch of one-time recovery codes (older unused ones stop working); shown once",
+      tag: "auth",
+      auth: true,
+      body: EmptyBodySchema,
+      status: 201,
+      response: RecoveryCodesViewSchema,
+      problems: ["ERR_FORBIDDEN"],
+      handler: async ({ ctx }) => ({ body: { codes: await auth.newRecoveryCodes(ctx) } }),
+    }),
+  ];
+}
+
+function bearerOrCookie(headers: Readonly<Record<string, string | string[] | undefined>>): string | null {
+  const a = headers.authorization;
+  const m = typeof a === "string" ? /^Bearer[ ]+(ws_\S+)\s*$/i.exec(a) : null;
+  if (m?.[1]) return m[1];
+  const c = headers.cookie;
+  return readCookie(typeof c === "string" ? c : undefined, SESSION_COOKIE);
+}
+
+/** `return_to` must be a path on the broker (no open redirect). */
+function safeReturnTo(value: unknown): string {
+  return typeof value === "string" && /^\/(?![/\\])[^\s]*$/.test(value) ? value : "/";
+}
+
+/** The browser routes of the IdP login. Errors end on a plain page saying what to do. */
+export function registerBrowserAuth(app: FastifyInstance, deps: AuthRouteDeps): void {
+  const { oidc, config, box, clock, auth } = deps;
+  const loginCookie = (value: string, maxAgeS: number) =>
+    [
+      `${LOGIN_COOKIE}=${value}`,
+      "Path=/auth",
+      "HttpOnly",
+      "SameSite=Lax",
+      `Max-Age=${maxAgeS}`,
+      ...(config.secureCookies ? ["Secure"] : []),
+    ].join("; ");
+  const page = (reply: FastifyReply, status: number, title: string, text: string) =>
+    reply
+      .code(status)
+      .type("text/html; charset=utf-8")
+      .header("content-security-policy", "default-src 'none'")
+      .send(
+        `<!doctype html><html lang="en"><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p><p><a href="/">Back to Breakglass</a></p></html>`,
+      );
+  const ctxOf = (request: FastifyRequest): RequestContext => ({
+    actor: "anonymous",
+    requestId: request.id,
+    sourceAddress: request.ip,
+  });
+
+  app.get("/auth/login", async (request, reply) => {
+    if (!oidc) return page(reply, 404, "No IdP login", "This broker has no IdP configured (auth.oidc).");
+    const returnTo = safeReturnTo((request.query as Record<string, unknown> | undefined)?.return_to);
+    try {
+      const { url, pending } = await oidc.begin(returnTo, clock.now());
+      const sealed = box.seal(JSON.stringify(pending), "oidc_login");
+      return reply.header("set-cookie", loginCookie(sealed, LOGIN_TTL_MS / 1000)).redirect(url, 302);
+    } catch (e) {
+      if (e instanceof BreakglassError && e.code === "ERR_IDP_UNAVAILABLE") {
+        return page(reply, 503, "The identity provider is unreachable", e.message);
+      }
+      throw e;
+    }
+  });
+
+  app.get("/auth/callback", async (request, reply) => {
+    if (!oidc) return page(reply, 404, "No IdP login", "This broker has no IdP configured (auth.oidc).");
+    const sealed = readCookie(request.headers.cookie, LOGIN_COOKIE);
+    let pending: PendingLogin | null = null;
+    try {
+      pending = sealed ? (JSON.parse(box.open(sealed, "oidc_login").reveal()) as PendingLogin) : null;
+    } catch {
+      pending = null;
+    }
+    if (!pending || clock.now() - pending.startedAt > LOGIN_TTL_MS) {
+      return page(reply, 400, "Login expired", "This login took too long or was started elsewhere: start again.");
+    }
+    const url = new URL(request.url, deps.publicUrl);
+    try {
+      const login = await oidc.finish(url, pending);
+      const groups = mapGroups(login.idpGroups, config.oidc?.groupMap ?? new Map());
+      const issued = await auth.loginWithIdp(ctxOf(request), login, groups);
+      return reply
+        .header("set-cookie", [
+          sessionCookie(config, issued.token.reveal(), (issued.session.expiresAt - clock.now()) / 1000),
+          loginCookie("", 0),
+        ])
+        .redirect(pending.returnTo, 302);
+    } catch (e) {
+      if (e instanceof BreakglassError && (e.code === "ERR_UNAUTHENTICATED" || e.code === "ERR_IDP_UNAVAILABLE")) {
+        return page(reply, e.code === "ERR_IDP_UNAVAILABLE" ? 503 : 401, "Login refused", e.message);
+      }
+      throw e;
+    }
+  });
+
+  app.get("/auth/logout", async (request, reply) => {
+    const token = readCookie(request.headers.cookie, SESSION_COOKIE);
+    let target = "/";
+    if (token) {
+      try {
+        const who = await auth.authenticate(token);
+        const ended = who.auth.sessionId
+          ? await auth.logout({ ...ctxOf(request), actor: who.user }, who.auth.sessionId)
+          : null;
+        if (ended?.idp && oidc) {
+          const idToken = box.open(ended.idp, `web_session:${ended.id}`).reveal();
+          target = (await oidc.logoutUrl(idToken, `${deps.publicUrl}/`)) ?? "/";
+        }
+      } catch {
+        // Unknown or expired session: nothing to end; the cookie is cleared all the same.
+      }
+    }
+    return reply.header("set-cookie", sessionCookie(config, "", 0)).redirect(target, 302);
+  });
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
