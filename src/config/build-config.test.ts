@@ -173,6 +173,8 @@ describe("building the configuration", () => {
       approvalTimeoutS: 45 * 60,
       activationTimeoutS: 5 * 60,
       autoActivate: false,
+      stepUpS: null,
+      fallbackAllowed: false,
     });
   });
 
