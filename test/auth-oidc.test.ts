@@ -1,0 +1,233 @@
+/**
+ * Login through a real OpenID provider (oidc-provider on loopback): the whole authorization-code
+ * + PKCE flow over HTTP with a cookie-keeping client, group mapping into the broker's groups,
+ * CSRF on cookie writes, logout at the broker and the IdP, an expired session, and the broker
+ * refusing a tampered ID token and a genuine one issued to another client.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Clock } from "../src/core/ports.js";
+import { freePort } from "./support/free-port.js";
+import {
+  IDP_CLIENT_ID,
+  IDP_CLIENT_SECRET,
+  jwtPayload,
+  startTestIdp,
+  TestBrowser,
+  type TestIdp,
+} from "./support/oidc-provider.js";
+
+let dir: string;
+let idp: TestIdp;
+let broker: Broker;
+let base: string;
+let offsetMs = 0;
+const clock: Clock = { now: () => Date.now() + offsetMs };
+
+beforeAll(async () => {
+  const brokerPort = await freePort();
+  base = `http://127.0.0.1:${brokerPort}`;
+  idp = await startTestIdp({
+    port: await freePort(),
+    redirectUri: `${base}/auth/callback`,
+    postLogoutUri: `${base}/`,
+  });
+  idp.setAccount({ sub: "sub-frank", username: "frank", email: "frank@example.com", groups: ["idp-sre", "unmapped"] });
+  idp.setAccount({ sub: "sub-gina", username: "gina", groups: ["idp-db-leads"] });
+  idp.setAccount({ sub: "sub-alice", username: "Alice", groups: [] });
+  dir = mkdtempSync(join(tmpdir(), "bg-oidc-"));
+  writeFileSync(join(dir, "target.sh"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+  writeFileSync(
+    join(dir, "breakglass.yaml"),
+    `version: 1
+server: { host: 127.0.0.1, port: ${brokerPort} }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+auth:
+  oidc:
+    issuer: ${idp.issuer}
+    client_id: ${IDP_CLIENT_ID}
+    client_secret: { env: IDP_SECRET }
+    scopes: [openid, profile, email, groups]
+    allow_insecure_http: true
+    group_map: { idp-sre: oncall, idp-db-leads: [leads] }
+admin_groups: [leads]
+users: { alice: { name: Alice }, bob: { name: Bob } }
+groups: { oncall: [alice], leads: [bob] }
+domains:
+  production:
+    roles:
+      restart:
+        target: box
+        max_duration: 1h
+        approval: "1 of leads"
+        requesters: [oncall]
+targets:
+  box: { connector: exec, settings: { grant: [./target.sh], revoke: [./target.sh] } }
+`,
+  );
+  const env = { IDP_SECRET: IDP_CLIENT_SECRET };
+  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
+    log: silentLogger,
+    env,
+    clock,
+  });
+  await broker.start();
+}, 60_000);
+
+afterAll(async () => {
+  await broker?.stop();
+  await idp?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Walk the IdP login as `user`; the browser and its session token. */
+async function login(user: string, returnTo = "/api/v1/auth/session") {
+  const browser = new TestBrowser();
+  idp.loginAs(user);
+  const end = await browser.go(`${base}/auth/login?return_to=${encodeURIComponent(returnTo)}`);
+  return { browser, end, token: browser.cookie(base, "bg_session") };
+}
+
+const api = (path: string, init: RequestInit & { token?: string | null; cookie?: string } = {}) => {
+  const headers = new Headers(init.headers);
+  if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+  if (init.cookie) headers.set("cookie", init.cookie);
+  if (init.body) headers.set("content-type", "application/json");
+  return fetch(`${base}/api/v1${path}`, { ...init, headers });
+};
+
+describe("login through the IdP", () => {
+  it("signs in with code + PKCE, lands on the page asked for, and maps the IdP's groups", async () => {
+    const { end, token } = await login("frank");
+    expect(end.url).toBe(`${base}/api/v1/auth/session`);
+    expect(end.res.status).toBe(200);
+    expect(JSON.parse(end.body)).toMatchObject({ user: "frank", method: "oidc", csrfToken: expect.any(String) });
+    expect(token).toMatch(/^ws_/);
+
+    const me = await (await api("/me", { token })).json();
+    // idp-sre → oncall; "unmapped" counts for nothing.
+    expect(me).toMatchObject({ user: "frank", groups: ["oncall"], admin: false });
+
+    const events = await broker.store.readAudit(1, 1000);
+    const loginEvent = events.filter((e) => e.type === "auth.login").at(-1);
+    expect(JSON.parse(loginEvent?.payload ?? "{}")).toMatchObject({
+      actor: "frank",
+      data: { user: "frank", method: "oidc", groups: ["oncall"], idpGroups: ["idp-sre", "unmapped"] },
+    });
+    // The token never reaches the audit log.
+    expect(JSON.stringify(events)).not.toContain((token ?? "").split(".")[1]);
+  });
+
+  it("lets a mapped IdP group request and approve: the two-person rule across IdP users", async () => {
+    const frank = await login("frank");
+    const gina = await login("gina");
+    const created = await api("/grants", {
+      method: "POST",
+      token: frank.token,
+      body: JSON.stringify({ role: "production/restart", justification: "disk full on db-1", incident: "INC-7" }),
+    });
+    expect(created.status).toBe(201);
+    const grant = (await created.json()) as { id: string };
+    const approved = await api(`/grants/${grant.id}/approve`, { method: "POST", token: gina.token, body: "{}" });
+    expect(approved.status).toBe(200);
+    expect(((await approved.json()) as { state: string }).state).toBe("active");
+    await api(`/grants/${grant.id}/release`, { method: "POST", token: frank.token, body: "{}" });
+  });
+
+  it("needs the CSRF token on writes made with the session cookie", async () => {
+    const { token } = await login("frank");
+    const cookie = `bg_session=${token}`;
+    const session = (await (await api("/auth/session", { cookie })).json()) as { csrfToken: string };
+    const body = JSON.stringify({ role: "production/restart", justification: "disk full on db-1", incident: "INC-8" });
+    const without = await api("/grants", { method: "POST", cookie, body });
+    expect(without.status).toBe(403);
+    expect(await without.json()).toMatchObject({
+      code: "ERR_FORBIDDEN",
+      detail: expect.stringContaining("x-csrf-token"),
+    });
+    const wrong = await api("/grants", { method: "POST", cookie, body, headers: { "x-csrf-token": "x".repeat(43) } });
+    expect(wrong.status).toBe(403);
+    const ok = await api("/grants", { method: "POST", cookie, body, headers: { "x-csrf-token": session.csrfToken } });
+    expect(ok.status).toBe(201);
+    const g = (await ok.json()) as { id: string };
+    await api(`/grants/${g.id}/cancel`, { method: "POST", token, body: "{}" });
+  });
+
+  it("logs out at the broker and at the IdP; the session no longer works", async () => {
+    const { browser, token } = await login("frank");
+    expect((await api("/auth/session", { token })).status).toBe(200);
+    const out = await browser.go(`${base}/auth/logout`);
+    // Through the IdP's end-session endpoint and back to the broker.
+    expect(out.url).toBe(`${base}/`);
+    expect(browser.cookie(base, "bg_session")).toBeNull();
+    const after = await api("/auth/session", { token });
+    expect(after.status).toBe(401);
+    expect(((await after.json()) as { code: string }).code).toBe("ERR_UNAUTHENTICATED");
+    const events = await broker.store.readAudit(1, 1000);
+    expect(events.some((e) => e.type === "auth.logout" && e.actor === "frank")).toBe(true);
+    // The IdP's own session is gone too: the next login asks it to sign in again.
+    idp.loginAs("gina");
+    const again = await browser.go(`${base}/auth/login?return_to=/api/v1/auth/session`);
+    expect(JSON.parse(again.body).user).toBe("gina");
+  });
+
+  it("refuses an expired session", async () => {
+    const { token } = await login("frank");
+    expect((await api("/auth/session", { token })).status).toBe(200);
+    offsetMs = 8 * 3600_000 + 1000; // session_ttl defaults to 8h
+    try {
+      const res = await api("/auth/session", { token });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { code: string }).code).toBe("ERR_UNAUTHENTICATED");
+    } finally {
+      offsetMs = 0;
+    }
+  });
+
+  it("refuses a tampered ID token (signature no longer matches)", async () => {
+    idp.tamperTokens((body) => {
+      const jwt = String(body.id_token);
+      const [head, , sig] = jwt.split(".");
+      const payload = { ...jwtPayload(jwt), groups: ["idp-db-leads"] };
+      return { ...body, id_token: `${head}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}.${sig}` };
+    });
+    try {
+      const { end, token } = await login("frank");
+      expect(end.res.status).toBe(401);
+      expect(end.body).toContain("Login refused");
+      expect(token).toBeNull();
+    } finally {
+      idp.tamperTokens(null);
+    }
+  });
+
+  it("refuses an ID token signed by the IdP but issued to another client", async () => {
+    idp.tamperTokens((body) => {
+      const original = jwtPayload(String(body.id_token));
+      return { ...body, id_token: idp.signWithIdpKey({ ...original, aud: "some-other-app", azp: "some-other-app" }) };
+    });
+    try {
+      const { end, token } = await login("frank");
+      expect(end.res.status).toBe(401);
+      expect(end.body).toMatch(/aud/i);
+      expect(token).toBeNull();
+    } finally {
+      idp.tamperTokens(null);
+    }
+  });
+
+  it("keeps a configured user's name when the IdP spells it with capitals", async () => {
+    const { token } = await login("Alice");
+    const me = await (await api("/me", { token })).json();
+    // alice is configured: her configured groups count, the IdP adds none.
+    expect(me).toMatchObject({ user: "alice", groups: ["oncall"] });
+  });
+});
