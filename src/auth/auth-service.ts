@@ -422,6 +422,7 @@ export function createAuthService(deps: {
       const now = clock.now();
       const delta = totpOf(f, ctx.actor).validate({ token: normalizeCode(code), timestamp: now, window: TOTP_WINDOW });
       if (delta === null) return fail(ctx, keys, "TOTP enrolment check");
+      await succeed(keys);
       const step = Math.floor(now / 1000 / TOTP_PERIOD_S) + delta;
       const confirmed: LocalFactor = { ...f, confirmedAt: now, lastStep: step, usedAt: now };
       await store.transaction(async (tx) => {

@@ -23,6 +23,8 @@ export class Receiver {
   failStatus = 500;
   /** Never answer the next N requests (the sender's timeout must cut them). */
   hangNext = 0;
+  /** The receiver's clock for the timestamp check (a test that moves the broker's clock moves this too). */
+  now: () => number = Date.now;
   #server: Server | null = null;
   port = 0;
 
@@ -36,7 +38,7 @@ export class Receiver {
         const sig = String(req.headers["breakglass-signature"] ?? "");
         const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(sig);
         const expected = m ? createHmac("sha256", WEBHOOK_SECRET).update(`${m[1]}.${body}`).digest() : Buffer.alloc(32);
-        const fresh = m !== null && Math.abs(Date.now() / 1000 - Number(m[1])) < 300;
+        const fresh = m !== null && Math.abs(this.now() / 1000 - Number(m[1])) < 300;
         if (!m || !fresh || !timingSafeEqual(expected, Buffer.from(m[2] ?? "", "hex"))) {
           this.rejected.push(sig);
           res.writeHead(401).end();
