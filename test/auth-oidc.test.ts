@@ -4,7 +4,7 @@
  * CSRF on cookie writes, logout at the broker and the IdP, an expired session, and the broker
  * refusing a tampered ID token and a genuine one issued to another client.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +13,7 @@ import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import type { Clock } from "../src/core/ports.js";
+import { requireBuild, runCli } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
 import {
   IDP_CLIENT_ID,
@@ -229,5 +230,31 @@ describe("login through the IdP", () => {
     const me = await (await api("/me", { token })).json();
     // alice is configured: her configured groups count, the IdP adds none.
     expect(me).toMatchObject({ user: "alice", groups: ["oncall"] });
+  });
+});
+
+describe("breakglass login (CLI)", () => {
+  it("signs in through the browser page, saves the session 0600, uses it, and logs out", async () => {
+    requireBuild();
+    const { end, token: browserToken } = await login("frank", "/auth/cli");
+    expect(end.res.status).toBe(200);
+    const token = /ws_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/.exec(end.body)?.[0];
+    expect(token).toBeDefined();
+    const env = { BREAKGLASS_SESSION_FILE: join(dir, "cli-session.json") };
+    const loggedIn = await runCli(["login", "--url", base], env, { input: `${token}\n` });
+    expect(loggedIn.stderr).toContain("Signed in as frank");
+    expect(loggedIn.code).toBe(0);
+    expect(statSync(env.BREAKGLASS_SESSION_FILE).mode & 0o777).toBe(0o600);
+    const who = await runCli(["whoami"], env);
+    expect(who.stdout).toContain("frank");
+    const status = await runCli(["idp", "status", "--url", base], env);
+    expect(status.stdout).toContain("IdP reachable");
+    expect((await runCli(["logout"], env)).code).toBe(0);
+    const after = await runCli(["whoami"], env);
+    expect(after.code).toBe(2);
+    expect(after.stderr).toContain("breakglass login");
+    // The CLI had a session of its own: the browser's survives the CLI's logout.
+    expect(token).not.toBe(browserToken);
+    expect((await api("/auth/session", { token: browserToken })).status).toBe(200);
   });
 });

@@ -57,6 +57,8 @@ export interface AuthService {
   /** The CSRF token a browser must echo for the session behind this token. */
   csrfFor(token: string): string;
   logout(ctx: RequestContext, sessionId: string): Promise<WebSession | null>;
+  /** A second session for the CLI, from a browser session (same user and end; `breakglass login`). */
+  cliSession(ctx: RequestContext, fromSessionId: string): Promise<IssuedSession>;
   listFactors(user: string): Promise<FactorView[]>;
   /** Start a TOTP enrolment: the shared secret, shown once; confirmed by the first valid code. */
   enrollTotp(ctx: RequestContext, label: string): Promise<{ factorId: string; secret: string; uri: string }>;
@@ -385,6 +387,22 @@ export function createAuthService(deps: {
         ]);
       });
       return session;
+    },
+
+    async cliSession(ctx, fromSessionId) {
+      const from = await store.findWebSession(fromSessionId);
+      if (!from || from.revokedAt !== null || from.expiresAt <= clock.now()) throw unauthenticated();
+      const issued = await issue(
+        { ...ctx, actor: from.user },
+        from.user,
+        from.method,
+        from.expiresAt - clock.now(),
+        null,
+        null,
+        ["auth.login", from.user, clock.now(), { user: from.user, method: from.method, client: "cli", from: from.id }],
+        null,
+      );
+      return issued;
     },
 
     async listFactors(user) {

@@ -12,6 +12,8 @@ import {
   type CreateGrantBody,
   type CredentialView,
   CredentialViewSchema,
+  FactorListSchema,
+  FactorViewSchema,
   type GrantAction,
   type GrantActionBody,
   type GrantList,
@@ -20,9 +22,11 @@ import {
   GrantViewSchema,
   type Health,
   HealthSchema,
+  IdpHealthSchema,
   type IncidentView,
   IncidentViewSchema,
   type ListGrantsQuery,
+  LoginResultSchema,
   type Me,
   MeSchema,
   type Problem,
@@ -31,8 +35,11 @@ import {
   type ReconcileReportView,
   type RecordingView,
   RecordingViewSchema,
+  RecoveryCodesViewSchema,
   type RolesResponse,
   RolesResponseSchema,
+  SessionViewSchema,
+  StepUpViewSchema,
   TerminalAppendViewSchema,
   type TerminalRecordingView,
   TerminalRecordingViewSchema,
@@ -40,6 +47,7 @@ import {
   TerminalSessionViewSchema,
   type TerminalStartView,
   TerminalStartViewSchema,
+  TotpEnrollViewSchema,
 } from "../contract/api.js";
 
 export const DEFAULT_BROKER_URL = "http://127.0.0.1:8080";
@@ -88,6 +96,17 @@ export interface ApiClient {
   incident(id: string): Promise<IncidentView>;
   act<A extends GrantAction>(id: string, action: A, body: GrantActionBody<A>): Promise<GrantView>;
   verifyAudit(): Promise<AuditVerdictView>;
+  session(): Promise<z.output<typeof SessionViewSchema>>;
+  fallbackLogin(user: string, code: string): Promise<z.output<typeof LoginResultSchema>>;
+  logout(): Promise<z.output<typeof SessionViewSchema>>;
+  stepUp(code: string): Promise<z.output<typeof StepUpViewSchema>>;
+  idp(): Promise<z.output<typeof IdpHealthSchema>>;
+  declareIdp(down: boolean, reason: string): Promise<z.output<typeof IdpHealthSchema>>;
+  factors(): Promise<z.output<typeof FactorListSchema>>;
+  enrollTotp(label: string): Promise<z.output<typeof TotpEnrollViewSchema>>;
+  confirmTotp(factorId: string, code: string): Promise<z.output<typeof FactorViewSchema>>;
+  recoveryCodes(): Promise<z.output<typeof RecoveryCodesViewSchema>>;
+  removeFactor(factorId: string): Promise<z.output<typeof FactorListSchema>>;
 }
 
 /** `http://host:8080`, `http://host:8080/` and `http://host:8080/api/v1` all name the same API. */
@@ -186,5 +205,17 @@ export function createApiClient(options: { url: string; token: string | null }):
     getGrant: (id) => call("GET", grantPath(id), GrantViewSchema),
     act: (id, action, body) => call("POST", `${grantPath(id)}/${action}`, GrantViewSchema, body),
     verifyAudit: () => call("GET", "/audit/verify", AuditVerdictSchema),
+    session: () => call("GET", "/auth/session", SessionViewSchema),
+    fallbackLogin: (user, code) => call("POST", "/auth/fallback/login", LoginResultSchema, { user, code }),
+    logout: () => call("POST", "/auth/logout", SessionViewSchema, {}),
+    stepUp: (code) => call("POST", "/auth/step-up", StepUpViewSchema, { code }),
+    idp: () => call("GET", "/auth/idp", IdpHealthSchema),
+    declareIdp: (down, reason) => call("POST", "/auth/idp", IdpHealthSchema, { down, reason }),
+    factors: () => call("GET", "/auth/factors", FactorListSchema),
+    enrollTotp: (label) => call("POST", "/auth/factors/totp", TotpEnrollViewSchema, { label }),
+    confirmTotp: (id, code) =>
+      call("POST", `/auth/factors/${encodeURIComponent(id)}/confirm`, FactorViewSchema, { code }),
+    recoveryCodes: () => call("POST", "/auth/factors/recovery", RecoveryCodesViewSchema, {}),
+    removeFactor: (id) => call("POST", `/auth/factors/${encodeURIComponent(id)}/remove`, FactorListSchema, {}),
   };
 }

@@ -16,6 +16,8 @@ export interface CliIo {
   readonly cwd: string;
   /** Resolves on the first SIGINT/SIGTERM (long-running commands: server, demo). */
   waitForStop(): Promise<string>;
+  /** Ask on stderr and read one line from stdin (not echoed when `hidden` and stdin is a terminal). */
+  ask(question: string, hidden: boolean): Promise<string>;
 }
 
 export const processIo = (): CliIo => ({
@@ -24,6 +26,7 @@ export const processIo = (): CliIo => ({
   stdout: process.stdout,
   env: process.env,
   cwd: process.cwd(),
+  ask: (question, hidden) => askLine(question, hidden),
   waitForStop: () =>
     new Promise((resolve) => {
       const stop = (signal: string) => {
@@ -36,6 +39,42 @@ export const processIo = (): CliIo => ({
       process.once("SIGTERM", () => stop("SIGTERM"));
     }),
 });
+
+/** One line from stdin; a terminal does not echo it when `hidden` (codes, tokens). */
+async function askLine(question: string, hidden: boolean): Promise<string> {
+  process.stderr.write(question);
+  const stdin = process.stdin;
+  if (hidden && stdin.isTTY) {
+    stdin.setRawMode(true);
+    return new Promise((resolve) => {
+      let line = "";
+      const onData = (chunk: Buffer) => {
+        for (const ch of chunk.toString("utf8")) {
+          if (ch === "\u0003") process.exit(130); // Ctrl-C
+          if (ch === "\r" || ch === "\n") {
+            stdin.setRawMode(false);
+            stdin.off("data", onData);
+            stdin.pause();
+            process.stderr.write("\n");
+            resolve(line.trim());
+            return;
+          }
+          line = ch === "\u007f" ? line.slice(0, -1) : line + ch;
+        }
+      };
+      stdin.on("data", onData);
+      stdin.resume();
+    });
+  }
+  const { createInterface } = await import("node:readline");
+  const rl = createInterface({ input: stdin, terminal: false });
+  const line = await new Promise<string>((resolve) => {
+    rl.once("line", resolve);
+    rl.once("close", () => resolve(""));
+  });
+  rl.close();
+  return line.trim();
+}
 
 /** A failure that ends the command with a given exit code and message (printed as `error: …`). */
 export class CliError extends Error {

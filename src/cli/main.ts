@@ -11,6 +11,7 @@ import { ApiProblemError, BrokerUnreachableError } from "./api-client.js";
 import { CliError, type CliIo, processIo, UsageError } from "./cli-io.js";
 import { type Command, commandHelp, parseCommand, usageLine } from "./command.js";
 import { adminCommands } from "./commands/admin-commands.js";
+import { authCommands } from "./commands/auth-commands.js";
 import { grantCommands } from "./commands/grant-commands.js";
 import { guardrailCommands } from "./commands/guardrail-commands.js";
 import { secretCommands } from "./commands/secret-commands.js";
@@ -25,6 +26,7 @@ export const COMMANDS: readonly Command[] = [
   ...adminCommands,
   ...secretCommands,
   ...guardrailCommands,
+  ...authCommands,
   ...grantCommands,
   shellCommand,
   replayCommand,
@@ -36,10 +38,26 @@ const GROUPS: Readonly<Record<string, string>> = {
   audit: "Verify, export and sign the audit log",
   secret: "Create the data key, seal secrets for the configuration",
   guardrail: "Generate and simulate the AWS guardrail policies",
+  factors: "Your local second factors (authenticator app, recovery codes)",
+  idp: "The identity provider's state; declare it down or up",
 };
 
 const SECTIONS: readonly [string, readonly string[]][] = [
   ["Run the broker", ["server", "demo"]],
+  [
+    "Sign in",
+    [
+      "login",
+      "logout",
+      "step-up",
+      "factors list",
+      "factors add-totp",
+      "factors recovery-codes",
+      "factors remove",
+      "idp status",
+      "idp declare",
+    ],
+  ],
   [
     "Grants (talk to a broker: BREAKGLASS_URL, BREAKGLASS_TOKEN)",
     [

@@ -429,6 +429,26 @@ export function registerBrowserAuth(app: FastifyInstance, deps: AuthRouteDeps): 
     }
   });
 
+  // `breakglass login`: after the IdP login, a second session for the terminal, shown once to copy.
+  app.get("/auth/cli", async (request, reply) => {
+    const token = readCookie(request.headers.cookie, SESSION_COOKIE);
+    if (!token) return reply.redirect("/auth/login?return_to=/auth/cli", 302);
+    let who: Awaited<ReturnType<AuthService["authenticate"]>>;
+    try {
+      who = await auth.authenticate(token);
+    } catch {
+      return reply.redirect("/auth/login?return_to=/auth/cli", 302);
+    }
+    if (!who.auth.sessionId) return page(reply, 401, "Not signed in", "Sign in first.");
+    const issued = await auth.cliSession({ ...ctxOf(request), actor: who.user }, who.auth.sessionId);
+    return page(
+      reply,
+      200,
+      "Breakglass CLI login",
+      `Signed in as ${who.user}. Paste this session token into the terminal that runs \`breakglass login\` (it is shown once; it ends ${new Date(issued.session.expiresAt).toISOString()}): ${issued.token.reveal()}`,
+    );
+  });
+
   app.get("/auth/logout", async (request, reply) => {
     const token = readCookie(request.headers.cookie, SESSION_COOKIE);
     let target = "/";

@@ -4,16 +4,17 @@
  * They read `BREAKGLASS_URL` (default http://127.0.0.1:8080) and `BREAKGLASS_TOKEN`.
  */
 import { type GrantView, REVIEW_OUTCOMES } from "../../contract/api.js";
-import { type ApiClient, createApiClient, DEFAULT_BROKER_URL } from "../api-client.js";
+import { type ApiClient, apiBase, createApiClient, DEFAULT_BROKER_URL } from "../api-client.js";
 import { type CliIo, UsageError } from "../cli-io.js";
 import type { Command, CommandInput, OptionSpec } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 import { actionSummary, grantDetail, grantsTable, meText, rolesTable, shortTime } from "../format.js";
+import { readSession } from "../session-file.js";
 
 export const API_ENV_NOTES = [
   "Environment:",
-  `  BREAKGLASS_URL    the broker (default ${DEFAULT_BROKER_URL})`,
-  "  BREAKGLASS_TOKEN  your API token (from `breakglass token create`)",
+  `  BREAKGLASS_URL    the broker (default ${DEFAULT_BROKER_URL}, or the one you logged in to)`,
+  "  BREAKGLASS_TOKEN  an API token (from `breakglass token create`); else the session of `breakglass login`",
 ];
 
 const JSON_OPTION: OptionSpec = { type: "boolean", description: "Print the API's JSON instead of text" };
@@ -21,12 +22,15 @@ const ID_ARG = { name: "ID", required: true, description: "Grant id (g_…)" } a
 
 export function clientFrom(io: CliIo): ApiClient {
   const token = io.env.BREAKGLASS_TOKEN?.trim();
-  if (!token) {
-    throw new UsageError(
-      "BREAKGLASS_TOKEN is not set; create a token with `breakglass token create --user NAME` and export it",
-    );
+  const url = io.env.BREAKGLASS_URL?.trim();
+  if (token) return createApiClient({ url: url || DEFAULT_BROKER_URL, token });
+  const session = readSession(io);
+  if (session && (!url || apiBase(url) === apiBase(session.url))) {
+    return createApiClient({ url: session.url, token: session.token });
   }
-  return createApiClient({ url: io.env.BREAKGLASS_URL?.trim() || DEFAULT_BROKER_URL, token });
+  throw new UsageError(
+    "not signed in: run `breakglass login` (or set BREAKGLASS_TOKEN to an API token from `breakglass token create`)",
+  );
 }
 
 const printJson = (io: CliIo, value: unknown) => io.out(JSON.stringify(value, null, 2));
