@@ -3,6 +3,8 @@
  * PostgreSQL target and a real webhook receiver:
  * - TOTP enrolment (QR code, first code confirms), a code accepted once, one step of clock skew
  *   either way and no more, recovery codes single-use;
+ * - a security key (a software WebAuthn authenticator with real P-256 signatures) registered and
+ *   used for step-up; a replayed, tampered or wrong-origin assertion refused;
  * - step-up: a role with `step_up` refuses to be requested or approved without a fresh factor,
  *   and says what to do;
  * - the IdP stopped → login via local fallback with TOTP → emergency grant on PostgreSQL that
@@ -23,6 +25,7 @@ import type { Clock } from "../src/core/ports.js";
 import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, TestBrowser, type TestIdp } from "./support/oidc-provider.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
+import { SoftAuthenticator } from "./support/soft-authenticator.js";
 import { Receiver, WEBHOOK_SECRET } from "./support/webhook-receiver.js";
 
 let dir: string;
@@ -206,6 +209,52 @@ describe("local factors", () => {
     expect((await call("/auth/step-up", alice, { code: codes[0] })).status).toBe(401);
     expect((await call("/auth/factors", alice)).json.recoveryCodesLeft).toBe(9);
     await waitFor(() => alarmsOf("auth.recovery_code_used").length === 1, "the recovery-code alarm");
+  });
+});
+
+describe("security keys (WebAuthn)", () => {
+  const key = new SoftAuthenticator("");
+  const assert = async (authenticator: SoftAuthenticator) => {
+    const options = (await call("/auth/webauthn/challenge", null, { user: "alice" })).json;
+    return authenticator.get(options, "127.0.0.1");
+  };
+
+  it("registers a security key and steps up with it", async () => {
+    key.origin = base;
+    const alice = await idpLogin("alice");
+    const started = await call("/auth/factors/webauthn", alice, { label: "yubikey" });
+    expect(started.status).toBe(201);
+    expect(started.json.options).toMatchObject({
+      rp: { id: "127.0.0.1" },
+      attestation: "none",
+      hints: ["security-key"],
+    });
+    const confirmed = await call(`/auth/factors/${started.json.factorId}/confirm`, alice, {
+      webauthn: key.create(started.json.options),
+    });
+    expect(confirmed.status).toBe(200);
+    expect(confirmed.json).toMatchObject({ kind: "webauthn", label: "yubikey", confirmed: true });
+    const answer = await assert(key);
+    expect((await call("/auth/step-up", alice, { webauthn: answer })).status).toBe(200);
+    // The challenge was used up: the same answer again is refused.
+    expect((await call("/auth/step-up", alice, { webauthn: answer })).status).toBe(401);
+  });
+
+  it("refuses a tampered signature and an assertion made for another origin", async () => {
+    const alice = await idpLogin("alice");
+    const answer = await assert(key);
+    const response = answer.response as { signature: string };
+    const sig = Buffer.from(response.signature, "base64url");
+    sig[sig.length - 1] = (sig[sig.length - 1] ?? 0) ^ 1;
+    const tampered = { ...answer, response: { ...response, signature: sig.toString("base64url") } };
+    expect((await call("/auth/step-up", alice, { webauthn: tampered })).status).toBe(401);
+    const phished = new SoftAuthenticator("http://breakglass.evil.example");
+    const started = await call("/auth/factors/webauthn", alice, { label: "other" });
+    phished.create(started.json.options); // registered at the attacker's page, never confirmed here
+    const wrongOrigin = await call(`/auth/factors/${started.json.factorId}/confirm`, alice, {
+      webauthn: phished.create(started.json.options),
+    });
+    expect(wrongOrigin.status).toBe(401);
   });
 });
 

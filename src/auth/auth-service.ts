@@ -19,7 +19,16 @@ import type { AuthConfig } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
-import type { Clock, Identity, IdGenerator, LocalFactor, LoginMethod, Store, WebSession } from "../core/ports.js";
+import type {
+  Clock,
+  FactorKind,
+  Identity,
+  IdGenerator,
+  LocalFactor,
+  LoginMethod,
+  Store,
+  WebSession,
+} from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import type { AuditAppender } from "../service/grant-writer.js";
@@ -27,6 +36,13 @@ import { stamp } from "../service/grant-writer.js";
 import type { AuthInfo, RequestContext } from "../service/request-context.js";
 import type { Directory } from "./directory.js";
 import type { IdpHealth, IdpLogin } from "./oidc.js";
+import { authenticationOptions, registrationOptions, verifyAssertion, verifyRegistration } from "./webauthn.js";
+
+/** A second factor presented: an authenticator or recovery code, or a WebAuthn assertion. */
+export interface FactorProof {
+  readonly code?: string | undefined;
+  readonly webauthn?: unknown;
+}
 
 export interface IssuedSession {
   readonly session: WebSession;
@@ -37,7 +53,7 @@ export interface IssuedSession {
 
 export interface FactorView {
   readonly id: string;
-  readonly kind: "totp" | "recovery";
+  readonly kind: FactorKind;
   readonly label: string;
   readonly createdAt: number;
   readonly confirmed: boolean;
@@ -51,7 +67,7 @@ export interface AuthService {
    * Sign in with user name + local factor while the IdP is unreachable; pages security.
    * @throws ERR_FORBIDDEN when the IdP is up or fallback is off; ERR_UNAUTHENTICATED; ERR_LOCKED_OUT
    */
-  loginWithFallback(ctx: RequestContext, user: string, code: string, idp: IdpHealth): Promise<IssuedSession>;
+  loginWithFallback(ctx: RequestContext, user: string, proof: FactorProof, idp: IdpHealth): Promise<IssuedSession>;
   /** The user and session behind a session token. @throws ERR_UNAUTHENTICATED */
   authenticate(token: string): Promise<{ user: string; auth: AuthInfo }>;
   /** The CSRF token a browser must echo for the session behind this token. */
@@ -62,12 +78,17 @@ export interface AuthService {
   listFactors(user: string): Promise<FactorView[]>;
   /** Start a TOTP enrolment: the shared secret, shown once; confirmed by the first valid code. */
   enrollTotp(ctx: RequestContext, label: string): Promise<{ factorId: string; secret: string; uri: string }>;
-  confirmTotp(ctx: RequestContext, factorId: string, code: string): Promise<FactorView>;
+  /** Start registering a security key or passkey: the browser's creation options. */
+  enrollWebauthn(ctx: RequestContext, label: string): Promise<{ factorId: string; options: unknown }>;
+  /** Finish enrolling a factor: a TOTP factor's first code, or the key's registration answer. */
+  confirmFactor(ctx: RequestContext, factorId: string, proof: FactorProof): Promise<FactorView>;
+  /** Assertion options for `user`'s security keys (before a step-up or fallback login with one). */
+  webauthnChallenge(user: string): Promise<unknown>;
   /** A new batch of 10 recovery codes (older unused ones stop working); shown once. */
   newRecoveryCodes(ctx: RequestContext): Promise<string[]>;
   removeFactor(ctx: RequestContext, factorId: string): Promise<void>;
   /** Verify a second factor now, for this session (MFA step-up). */
-  stepUp(ctx: RequestContext, code: string): Promise<{ factorAt: number }>;
+  stepUp(ctx: RequestContext, proof: FactorProof): Promise<{ factorAt: number }>;
 }
 
 const TOKEN = /^(ws_[A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{16,})$/;
@@ -209,11 +230,22 @@ export function createAuthService(deps: {
       secret: OTPAuth.Secret.fromBase32(box.open(f.secret, `factor:${f.id}`).reveal()),
     });
 
-  /** Check a code against the user's confirmed factors; the factor used, or null. */
-  const verifyCode = async (user: string, code: string): Promise<LocalFactor | null> => {
+  /** Check a proof against the user's confirmed factors; the factor used, or null. */
+  const verifyProof = async (user: string, proof: FactorProof): Promise<LocalFactor | null> => {
     const factors = await store.listFactors(user);
     const now = clock.now();
-    const clean = normalizeCode(code);
+    if (proof.webauthn !== undefined) {
+      const r = await verifyAssertion(config.webauthn, store, user, factors, proof.webauthn, now);
+      if (!r) return null;
+      // The signature counter must move on (authenticators without one always report 0).
+      if (r.counter === 0 && (r.factor.lastStep ?? 0) === 0) {
+        await store.transaction((tx) => tx.saveFactor({ ...r.factor, usedAt: now }));
+        return r.factor;
+      }
+      const fresh = await store.transaction((tx) => tx.useTotpStep(r.factor.id, r.counter, now));
+      return fresh ? r.factor : null;
+    }
+    const clean = normalizeCode(proof.code ?? "");
     if (/^\d{6}$/.test(clean)) {
       for (const f of factors) {
         if (f.kind !== "totp" || f.confirmedAt === null) continue;
@@ -303,7 +335,7 @@ export function createAuthService(deps: {
       );
     },
 
-    async loginWithFallback(ctx, userInput, code, idp) {
+    async loginWithFallback(ctx, userInput, proof, idp) {
       const user = userInput.trim().toLowerCase();
       const keys = keysOf(ctx, user);
       await assertNotLocked(keys);
@@ -323,7 +355,7 @@ export function createAuthService(deps: {
         );
       }
       const known = policy.users.has(user) || directory.identity(user) !== null;
-      const factor = known ? await verifyCode(user, code) : null;
+      const factor = known ? await verifyProof(user, proof) : null;
       if (!factor) return fail(ctx, keys, "fallback login");
       await succeed(keys);
       const now = clock.now();
@@ -430,19 +462,53 @@ export function createAuthService(deps: {
       return { factorId: id, secret: secret.base32, uri };
     },
 
-    async confirmTotp(ctx, factorId, code) {
+    async enrollWebauthn(ctx, label) {
+      requireFullLogin(ctx, "enrolling a factor");
+      const options = await registrationOptions(config.webauthn, ctx.actor, await store.listFactors(ctx.actor));
+      const id = ids.next("f");
+      await store.transaction((tx) =>
+        tx.saveFactor({
+          id,
+          user: ctx.actor,
+          kind: "webauthn",
+          label: label.trim() || "security key",
+          secret: box.seal(options.challenge, `factor:${id}`),
+          createdAt: clock.now(),
+          confirmedAt: null,
+          lastStep: null,
+          usedAt: null,
+          removedAt: null,
+        }),
+      );
+      return { factorId: id, options };
+    },
+
+    async confirmFactor(ctx, factorId, proof) {
       requireFullLogin(ctx, "enrolling a factor");
       const keys = keysOf(ctx, ctx.actor);
       await assertNotLocked(keys);
-      const f = (await store.listFactors(ctx.actor)).find((x) => x.id === factorId && x.kind === "totp");
-      if (!f) throw new BreakglassError("ERR_NOT_FOUND", `no TOTP factor ${factorId} of yours is being enrolled`);
+      const f = (await store.listFactors(ctx.actor)).find((x) => x.id === factorId && x.kind !== "recovery");
+      if (!f) throw new BreakglassError("ERR_NOT_FOUND", `no factor ${factorId} of yours is being enrolled`);
       if (f.confirmedAt !== null) return view(f);
       const now = clock.now();
-      const delta = totpOf(f, ctx.actor).validate({ token: normalizeCode(code), timestamp: now, window: TOTP_WINDOW });
-      if (delta === null) return fail(ctx, keys, "TOTP enrolment check");
+      let confirmed: LocalFactor;
+      if (f.kind === "totp") {
+        const delta = totpOf(f, ctx.actor).validate({
+          token: normalizeCode(proof.code ?? ""),
+          timestamp: now,
+          window: TOTP_WINDOW,
+        });
+        if (delta === null) return fail(ctx, keys, "TOTP enrolment check");
+        const step = Math.floor(now / 1000 / TOTP_PERIOD_S) + delta;
+        confirmed = { ...f, confirmedAt: now, lastStep: step, usedAt: now };
+      } else {
+        const challenge = box.open(f.secret, `factor:${f.id}`).reveal();
+        const r =
+          proof.webauthn === undefined ? null : await verifyRegistration(config.webauthn, challenge, proof.webauthn);
+        if (!r) return fail(ctx, keys, "security key registration");
+        confirmed = { ...f, secret: r.secret, confirmedAt: now, lastStep: r.counter, usedAt: now };
+      }
       await succeed(keys);
-      const step = Math.floor(now / 1000 / TOTP_PERIOD_S) + delta;
-      const confirmed: LocalFactor = { ...f, confirmedAt: now, lastStep: step, usedAt: now };
       await store.transaction(async (tx) => {
         await tx.saveFactor(confirmed);
         await audit.append(tx, [
@@ -450,7 +516,7 @@ export function createAuthService(deps: {
             nonGrantEvent("auth.factor_enrolled", ctx.actor, now, {
               user: ctx.actor,
               factorId,
-              kind: "totp",
+              kind: f.kind,
               label: f.label,
             }),
             ctx,
@@ -458,6 +524,11 @@ export function createAuthService(deps: {
         ]);
       });
       return view(confirmed);
+    },
+
+    async webauthnChallenge(user) {
+      const name = user.trim().toLowerCase();
+      return authenticationOptions(config.webauthn, store, name, await store.listFactors(name), clock.now());
     },
 
     async newRecoveryCodes(ctx) {
@@ -520,7 +591,7 @@ export function createAuthService(deps: {
       });
     },
 
-    async stepUp(ctx, code) {
+    async stepUp(ctx, proof) {
       const sessionId = ctx.auth?.sessionId;
       if (!sessionId) {
         throw new BreakglassError(
@@ -530,7 +601,7 @@ export function createAuthService(deps: {
       }
       const keys = keysOf(ctx, ctx.actor);
       await assertNotLocked(keys);
-      const factor = await verifyCode(ctx.actor, code);
+      const factor = await verifyProof(ctx.actor, proof);
       if (!factor) return fail(ctx, keys, "second factor check");
       await succeed(keys);
       const session = await store.findWebSession(sessionId);

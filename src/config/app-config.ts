@@ -61,6 +61,8 @@ export interface AuthConfig {
   };
   readonly lockout: { readonly maxFailures: number; readonly windowMs: number; readonly durationMs: number };
   readonly totpIssuer: string;
+  /** WebAuthn relying party: host name, page origin, display name. */
+  readonly webauthn: { readonly id: string; readonly origin: string; readonly name: string };
   /** Session cookies carry `Secure` (the broker's public URL is https). */
   readonly secureCookies: boolean;
 }

@@ -212,6 +212,11 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
       durationMs: parseFineDurationMs(a.lockout.duration),
     },
     totpIssuer: a.totp_issuer,
+    webauthn: {
+      id: a.webauthn?.rp_id ?? new URL(server.publicUrl).hostname,
+      origin: a.webauthn?.origin ?? new URL(server.publicUrl).origin,
+      name: a.totp_issuer,
+    },
     secureCookies: server.publicUrl.startsWith("https:"),
   };
 

@@ -166,21 +166,44 @@ export const LoginResultSchema = z
   })
   .register(apiSchemas, { id: "LoginResult" });
 
+const proofFields = {
+  code: z.string().min(6).max(64).optional().describe("A 6-digit authenticator code, or a recovery code"),
+  webauthn: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe("A WebAuthn answer (PublicKeyCredential JSON) to the options of /auth/webauthn/challenge"),
+};
+const oneProof = (v: { code?: string | undefined; webauthn?: unknown }) =>
+  (v.code === undefined) !== (v.webauthn === undefined);
+const ONE_PROOF = { error: "give exactly one of `code` and `webauthn`" };
+
 export const FallbackLoginBodySchema = z
-  .strictObject({
-    user: z.string().min(1).max(200),
-    code: z.string().min(6).max(64).describe("A 6-digit authenticator code, or a recovery code"),
-  })
+  .strictObject({ user: z.string().min(1).max(200), ...proofFields })
+  .refine(oneProof, ONE_PROOF)
   .register(apiSchemas, { id: "FallbackLoginRequest" });
 
-export const CodeBodySchema = z
-  .strictObject({ code: z.string().min(6).max(64).describe("A 6-digit authenticator code, or a recovery code") })
-  .register(apiSchemas, { id: "CodeRequest" });
+export const ProofBodySchema = z
+  .strictObject(proofFields)
+  .refine(oneProof, ONE_PROOF)
+  .register(apiSchemas, { id: "FactorProof" });
+
+export const WebauthnChallengeBodySchema = z
+  .strictObject({ user: z.string().min(1).max(200) })
+  .register(apiSchemas, { id: "WebauthnChallengeRequest" });
+
+export const WebauthnOptionsSchema = z
+  .record(z.string(), z.unknown())
+  .describe("PublicKeyCredentialRequestOptionsJSON / CreationOptionsJSON, for navigator.credentials")
+  .register(apiSchemas, { id: "WebauthnOptions" });
+
+export const WebauthnEnrollViewSchema = z
+  .object({ factorId: z.string(), options: WebauthnOptionsSchema })
+  .register(apiSchemas, { id: "WebauthnEnrollment" });
 
 export const FactorViewSchema = z
   .object({
     id: z.string(),
-    kind: z.enum(["totp", "recovery"]),
+    kind: z.enum(["totp", "recovery", "webauthn"]),
     label: z.string(),
     createdAt: z.string(),
     confirmed: z.boolean(),

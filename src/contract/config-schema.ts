@@ -273,7 +273,29 @@ export const AuthSchema = z
       })
       .prefault({})
       .describe("Brute-force protection per user and per source address."),
-    totp_issuer: z.string().min(1).default("Breakglass").describe("Issuer shown in authenticator apps."),
+    totp_issuer: z
+      .string()
+      .min(1)
+      .default("Breakglass")
+      .describe("Name shown in authenticator apps and security-key prompts."),
+    webauthn: z
+      .strictObject({
+        rp_id: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "WebAuthn relying-party id: the host name users reach the console at. Defaults to server.public_url's.",
+          ),
+        origin: z
+          .url({ protocol: /^https?$/ })
+          .optional()
+          .describe(
+            "Origin of the console page, e.g. https://breakglass.example.com. Defaults to server.public_url's.",
+          ),
+      })
+      .optional()
+      .describe("Security keys and passkeys as local factors."),
   })
   .describe("Who is asking: IdP login, sessions, local factors and the IdP-down fallback.");
 

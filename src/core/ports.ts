@@ -81,7 +81,7 @@ export interface Identity {
   readonly refreshedAt: number;
 }
 
-export type FactorKind = "totp" | "recovery";
+export type FactorKind = "totp" | "recovery" | "webauthn";
 
 /** A local second factor, enrolled while the IdP is healthy. */
 export interface LocalFactor {
@@ -89,11 +89,15 @@ export interface LocalFactor {
   readonly user: string;
   readonly kind: FactorKind;
   readonly label: string;
-  /** TOTP: sealed shared secret; recovery code: SHA-256 of the code. */
+  /**
+   * TOTP: sealed shared secret; recovery code: SHA-256 of the code; WebAuthn: the credential's id
+   * and public key (JSON), or while registering, the sealed challenge.
+   */
   readonly secret: string;
   readonly createdAt: number;
   /** TOTP: when the first code was verified (unconfirmed factors do not count). */
   readonly confirmedAt: number | null;
+  /** TOTP: the last time step accepted; WebAuthn: the last signature counter. */
   readonly lastStep: number | null;
   readonly usedAt: number | null;
   readonly removedAt: number | null;

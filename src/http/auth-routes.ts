@@ -15,7 +15,6 @@ import type { IdpHealth, OidcLogin, PendingLogin } from "../auth/oidc.js";
 import { mapGroups } from "../auth/oidc.js";
 import type { AuthConfig } from "../config/app-config.js";
 import {
-  CodeBodySchema,
   EmptyBodySchema,
   FactorListSchema,
   FactorParamsSchema,
@@ -23,11 +22,15 @@ import {
   IdpDeclareBodySchema,
   IdpHealthSchema,
   LoginResultSchema,
+  ProofBodySchema,
   RecoveryCodesViewSchema,
   SessionViewSchema,
   StepUpViewSchema,
   TotpEnrollBodySchema,
   TotpEnrollViewSchema,
+  WebauthnChallengeBodySchema,
+  WebauthnEnrollViewSchema,
+  WebauthnOptionsSchema,
 } from "../contract/api.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
@@ -173,7 +176,9 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
           lastError: null,
           declaredDown: null,
         };
-        return loginResult(await auth.loginWithFallback(ctx, body.user, body.code, health));
+        return loginResult(
+          await auth.loginWithFallback(ctx, body.user, { code: body.code, webauthn: body.webauthn }, health),
+        );
       },
     }),
     defineRoute({
@@ -235,16 +240,16 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       method: "POST",
       path: "/auth/step-up",
       operationId: "stepUp",
-      summary: "Verify a second factor now (TOTP or recovery code), for roles that require a fresh one",
+      summary: "Verify a second factor now (TOTP, security key or recovery code), for roles that require a fresh one",
       tag: "auth",
       auth: true,
       fallback: true,
-      body: CodeBodySchema,
+      body: ProofBodySchema,
       status: 200,
       response: StepUpViewSchema,
       problems: ["ERR_FORBIDDEN", "ERR_LOCKED_OUT"],
       handler: async ({ ctx, body }) => {
-        const r = await auth.stepUp(ctx, body.code);
+        const r = await auth.stepUp(ctx, { code: body.code, webauthn: body.webauthn });
         return { body: { factorAt: new Date(r.factorAt).toISOString() } };
       },
     }),
@@ -263,7 +268,7 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
         return {
           body: {
             factors: all
-              .filter((f) => f.kind === "totp")
+              .filter((f) => f.kind !== "recovery")
               .map((f) => ({ ...f, createdAt: new Date(f.createdAt).toISOString(), lastUsedAt: iso(f.lastUsedAt) })),
             recoveryCodesLeft: all.filter((f) => f.kind === "recovery" && f.lastUsedAt === null).length,
           },
@@ -290,16 +295,17 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       method: "POST",
       path: "/auth/factors/:factor/confirm",
       operationId: "confirmTotp",
-      summary: "Finish enrolling an authenticator app with its first code (audited, alarmed)",
+      summary:
+        "Finish enrolling a factor: an authenticator app's first code, or a security key's answer (audited, alarmed)",
       tag: "auth",
       auth: true,
       params: FactorParamsSchema,
-      body: CodeBodySchema,
+      body: ProofBodySchema,
       status: 200,
       response: FactorListSchema.shape.factors.element,
       problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_LOCKED_OUT"],
       handler: async ({ ctx, params, body }) => {
-        const f = await auth.confirmTotp(ctx, params.factor, body.code);
+        const f = await auth.confirmFactor(ctx, params.factor, { code: body.code, webauthn: body.webauthn });
         return { body: { ...f, createdAt: new Date(f.createdAt).toISOString(), lastUsedAt: iso(f.lastUsedAt) } };
       },
     }),
@@ -321,12 +327,41 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
         return {
           body: {
             factors: all
-              .filter((f) => f.kind === "totp")
+              .filter((f) => f.kind !== "recovery")
               .map((f) => ({ ...f, createdAt: new Date(f.createdAt).toISOString(), lastUsedAt: iso(f.lastUsedAt) })),
             recoveryCodesLeft: all.filter((f) => f.kind === "recovery" && f.lastUsedAt === null).length,
           },
         };
       },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/auth/factors/webauthn",
+      operationId: "enrollWebauthn",
+      summary: "Start registering a security key or passkey: options for navigator.credentials.create()",
+      tag: "auth",
+      auth: true,
+      body: TotpEnrollBodySchema,
+      status: 201,
+      response: WebauthnEnrollViewSchema,
+      problems: ["ERR_FORBIDDEN"],
+      handler: async ({ ctx, body }) => {
+        const r = await auth.enrollWebauthn(ctx, body.label === "authenticator app" ? "security key" : body.label);
+        return { body: { factorId: r.factorId, options: r.options as Record<string, unknown> } };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/auth/webauthn/challenge",
+      operationId: "webauthnChallenge",
+      summary: "Options for navigator.credentials.get() with a user's security keys (before step-up or fallback login)",
+      tag: "auth",
+      auth: false,
+      body: WebauthnChallengeBodySchema,
+      status: 200,
+      response: WebauthnOptionsSchema,
+      problems: [],
+      handler: async ({ body }) => ({ body: (await auth.webauthnChallenge(body.user)) as Record<string, unknown> }),
     }),
     defineRoute({
       method: "POST",
