@@ -110,6 +110,7 @@ describe("createAuditLog", () => {
       expiresAt: null,
       revokedAt: null,
       description: "ci",
+      scopes: ["*"],
     };
     const attempt = store.transaction(async (tx) => {
       await tx.insertToken(token);

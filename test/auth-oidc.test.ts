@@ -233,6 +233,60 @@ describe("login through the IdP", () => {
   });
 });
 
+describe("service tokens", () => {
+  it("are made by people with scopes and an expiry, shown once, listed without secrets, and revocable", async () => {
+    const { token: session } = await login("frank");
+    const made = await api("/tokens", {
+      method: "POST",
+      token: session,
+      body: JSON.stringify({ description: "CI reader", scopes: ["read"], ttl: "1d" }),
+    });
+    expect(made.status).toBe(201);
+    const created = (await made.json()) as { id: string; token: string; scopes: string[]; expiresAt: string };
+    expect(created.scopes).toEqual(["read"]);
+    expect(Date.parse(created.expiresAt) - Date.now()).toBeGreaterThan(23 * 3600_000);
+    const ci = created.token;
+
+    expect((await api("/grants", { token: ci })).status).toBe(200);
+    const write = await api("/grants", {
+      method: "POST",
+      token: ci,
+      body: JSON.stringify({ role: "production/restart", justification: "disk full on db-1", incident: "INC-12" }),
+    });
+    expect(write.status).toBe(403);
+    expect(await write.json()).toMatchObject({
+      code: "ERR_FORBIDDEN",
+      detail: expect.stringContaining("`request` scope"),
+    });
+    // A token cannot mint tokens or touch factors: that is for people.
+    const mint = await api("/tokens", {
+      method: "POST",
+      token: ci,
+      body: JSON.stringify({ description: "x", scopes: ["*"] }),
+    });
+    expect(mint.status).toBe(403);
+    expect((await api("/auth/factors", { token: ci })).status).toBe(403);
+    // Someone else's token: admins only.
+    const forOther = await api("/tokens", {
+      method: "POST",
+      token: session,
+      body: JSON.stringify({ description: "x", scopes: ["read"], user: "bob" }),
+    });
+    expect(forOther.status).toBe(403);
+
+    const listed = (await (await api("/tokens", { token: session })).json()) as { tokens: { id: string }[] };
+    expect(listed.tokens.map((t) => t.id)).toContain(created.id);
+    expect(JSON.stringify(listed)).not.toContain(ci.split(".")[1]);
+
+    const revoked = await api(`/tokens/${created.id}/revoke`, { method: "POST", token: session, body: "{}" });
+    expect(revoked.status).toBe(200);
+    expect((await api("/grants", { token: ci })).status).toBe(401);
+    const types = (await broker.store.readAudit(1, 10_000)).map((e) => e.type);
+    expect(types).toContain("token.created");
+    expect(types).toContain("token.revoked");
+  });
+});
+
 describe("breakglass login (CLI)", () => {
   it("signs in through the browser page, saves the session 0600, uses it, and logs out", async () => {
     requireBuild();

@@ -171,6 +171,7 @@ function token(overrides: Partial<TokenRecord> = {}): TokenRecord {
     expiresAt: null,
     revokedAt: null,
     description: "laptop CLI",
+    scopes: ["*"],
     ...overrides,
   };
 }
@@ -677,6 +678,102 @@ for (const backend of BACKENDS) {
           store.transaction((tx) => tx.insertToken(token())),
           "ERR_CONFLICT",
         );
+      });
+
+      it("keep their scopes, list by user newest first, and revoke once", async () => {
+        await store.transaction(async (tx) => {
+          await tx.insertToken(token({ scopes: ["read", "request"] }));
+          await tx.insertToken(token({ id: "t_2", createdAt: T0 + 1 }));
+          await tx.insertToken(token({ id: "t_3", user: "bob" }));
+        });
+        expect((await store.findToken("t_1"))?.scopes).toEqual(["read", "request"]);
+        expect((await store.listTokens("alice")).map((t) => t.id)).toEqual(["t_2", "t_1"]);
+        expect(await store.listTokens(null)).toHaveLength(3);
+        expect(await store.transaction((tx) => tx.revokeToken("t_1", T0 + 5))).toBe(true);
+        expect(await store.transaction((tx) => tx.revokeToken("t_1", T0 + 6))).toBe(false);
+        expect((await store.findToken("t_1"))?.revokedAt).toBe(T0 + 5);
+      });
+    });
+
+    describe("sessions, identities, local factors, throttles", () => {
+      it("round-trip and update in place", async () => {
+        const session = {
+          id: "ws_1",
+          secretHash: "b".repeat(64),
+          user: "alice",
+          method: "oidc" as const,
+          createdAt: T0,
+          expiresAt: T0 + 3600_000,
+          factorAt: null,
+          revokedAt: null,
+          idp: "bgbox1.x.y",
+        };
+        const identity = {
+          user: "frank",
+          issuer: "https://idp.example",
+          subject: "sub-1",
+          groups: ["oncall", "leads"],
+          email: null,
+          name: "Frank",
+          refreshedAt: T0,
+        };
+        await store.transaction(async (tx) => {
+          await tx.saveWebSession(session);
+          await tx.saveIdentity(identity);
+          await tx.saveThrottle({ key: "user:alice", failures: 2, windowStart: T0, lockedUntil: null });
+        });
+        expect(await store.findWebSession("ws_1")).toEqual(session);
+        expect(await store.findIdentity("frank")).toEqual(identity);
+        expect(await store.findThrottle("user:alice")).toEqual({
+          key: "user:alice",
+          failures: 2,
+          windowStart: T0,
+          lockedUntil: null,
+        });
+        await store.transaction(async (tx) => {
+          await tx.saveWebSession({ ...session, factorAt: T0 + 5, revokedAt: T0 + 9 });
+          await tx.saveIdentity({ ...identity, groups: [], refreshedAt: T0 + 7 });
+          await tx.saveThrottle({ key: "user:alice", failures: 0, windowStart: T0 + 1, lockedUntil: T0 + 60 });
+        });
+        expect(await store.findWebSession("ws_1")).toMatchObject({ factorAt: T0 + 5, revokedAt: T0 + 9 });
+        expect(await store.listIdentities()).toEqual([{ ...identity, groups: [], refreshedAt: T0 + 7 }]);
+        expect((await store.findThrottle("user:alice"))?.lockedUntil).toBe(T0 + 60);
+      });
+
+      it("accept a factor's step once and only forwards; recovery codes once; removed factors are not listed", async () => {
+        const factor = (id: string, kind: "totp" | "recovery") => ({
+          id,
+          user: "alice",
+          kind,
+          label: kind,
+          secret: "s",
+          createdAt: T0,
+          confirmedAt: T0,
+          lastStep: null,
+          usedAt: null,
+          removedAt: null,
+        });
+        await store.transaction(async (tx) => {
+          await tx.saveFactor(factor("f_1", "totp"));
+          await tx.saveFactor(factor("f_2", "recovery"));
+          await tx.saveFactor({ ...factor("f_3", "totp"), removedAt: T0 });
+        });
+        expect((await store.listFactors("alice")).map((f) => f.id)).toEqual(["f_1", "f_2"]);
+        const step = (n: number) => store.transaction((tx) => tx.advanceFactorStep("f_1", n, T0 + n));
+        expect(await step(100)).toBe(true);
+        expect(await step(100)).toBe(false);
+        expect(await step(99)).toBe(false);
+        expect(await step(101)).toBe(true);
+        const use = () => store.transaction((tx) => tx.useRecoveryCode("f_2", T0));
+        expect(await use()).toBe(true);
+        expect(await use()).toBe(false);
+        // Two at once: exactly one wins.
+        await store.transaction((tx) => tx.saveFactor(factor("f_4", "totp")));
+        const both = await Promise.allSettled([
+          store.transaction((tx) => tx.advanceFactorStep("f_4", 5, T0)),
+          store.transaction((tx) => tx.advanceFactorStep("f_4", 5, T0)),
+        ]);
+        expect(both.filter((r) => r.status === "fulfilled" && r.value === true)).toHaveLength(1);
       });
     });
 

@@ -242,7 +242,7 @@ export function createAuthService(deps: {
         await store.transaction((tx) => tx.saveFactor({ ...r.factor, usedAt: now }));
         return r.factor;
       }
-      const fresh = await store.transaction((tx) => tx.useTotpStep(r.factor.id, r.counter, now));
+      const fresh = await store.transaction((tx) => tx.advanceFactorStep(r.factor.id, r.counter, now));
       return fresh ? r.factor : null;
     }
     const clean = normalizeCode(proof.code ?? "");
@@ -252,7 +252,7 @@ export function createAuthService(deps: {
         const delta = totpOf(f, user).validate({ token: clean, timestamp: now, window: TOTP_WINDOW });
         if (delta === null) continue;
         const step = Math.floor(now / 1000 / TOTP_PERIOD_S) + delta;
-        const fresh = await store.transaction((tx) => tx.useTotpStep(f.id, step, now));
+        const fresh = await store.transaction((tx) => tx.advanceFactorStep(f.id, step, now));
         return fresh ? f : null; // a replayed code is a failure, not a try of the next factor
       }
       return null;

@@ -47,6 +47,8 @@ import {
   TerminalSessionViewSchema,
   type TerminalStartView,
   TerminalStartViewSchema,
+  TokenListSchema,
+  TokenViewSchema,
   TotpEnrollViewSchema,
 } from "../contract/api.js";
 
@@ -107,6 +109,8 @@ export interface ApiClient {
   confirmTotp(factorId: string, code: string): Promise<z.output<typeof FactorViewSchema>>;
   recoveryCodes(): Promise<z.output<typeof RecoveryCodesViewSchema>>;
   removeFactor(factorId: string): Promise<z.output<typeof FactorListSchema>>;
+  listTokens(): Promise<z.output<typeof TokenListSchema>>;
+  revokeToken(id: string): Promise<z.output<typeof TokenViewSchema>>;
 }
 
 /** `http://host:8080`, `http://host:8080/` and `http://host:8080/api/v1` all name the same API. */
@@ -217,5 +221,7 @@ export function createApiClient(options: { url: string; token: string | null }):
       call("POST", `/auth/factors/${encodeURIComponent(id)}/confirm`, FactorViewSchema, { code }),
     recoveryCodes: () => call("POST", "/auth/factors/recovery", RecoveryCodesViewSchema, {}),
     removeFactor: (id) => call("POST", `/auth/factors/${encodeURIComponent(id)}/remove`, FactorListSchema, {}),
+    listTokens: () => call("GET", "/tokens", TokenListSchema),
+    revokeToken: (id) => call("POST", `/tokens/${encodeURIComponent(id)}/revoke`, TokenViewSchema, {}),
   };
 }

@@ -89,6 +89,8 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "config check",
       "config schema",
       "token create",
+      "token list",
+      "token revoke",
       "audit verify",
       "audit export",
       "audit keygen",

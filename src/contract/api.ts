@@ -246,6 +246,46 @@ export const IdpDeclareBodySchema = z
   })
   .register(apiSchemas, { id: "IdpDeclareRequest" });
 
+// --- Service tokens ----------------------------------------------------------------------
+
+export const TOKEN_SCOPE_NAMES = ["read", "request", "approve", "review", "admin", "*"] as const;
+
+export const CreateTokenBodySchema = z
+  .strictObject({
+    description: Text(200).min(1).describe("What the token is for (shown in lists and the audit log)"),
+    scopes: z
+      .array(z.enum(TOKEN_SCOPE_NAMES))
+      .min(1)
+      .describe("read (GET), request, approve, review, admin; `*` for all"),
+    ttl: z
+      .string()
+      .regex(/^(\d+[smhd])+$/)
+      .default("30d")
+      .describe("Lifetime, at most 365d, e.g. 12h or 30d"),
+    user: Name.optional().describe("Another configured user (a service account): admins only"),
+  })
+  .register(apiSchemas, { id: "CreateTokenRequest" });
+
+export const TokenViewSchema = z
+  .object({
+    id: z.string(),
+    user: z.string(),
+    description: z.string(),
+    scopes: z.array(z.string()),
+    createdAt: z.string(),
+    expiresAt: z.string().nullable(),
+    revokedAt: z.string().nullable(),
+  })
+  .register(apiSchemas, { id: "Token" });
+
+export const CreatedTokenViewSchema = TokenViewSchema.extend({
+  token: z.string().describe("The bearer token: shown once, only its hash is stored"),
+}).register(apiSchemas, { id: "CreatedToken" });
+
+export const TokenListSchema = z.object({ tokens: z.array(TokenViewSchema) }).register(apiSchemas, { id: "TokenList" });
+
+export const TokenParamsSchema = z.strictObject({ token: z.string().min(1).max(100) });
+
 export const RoleViewSchema = z
   .object({
     id: z.string().describe("`DOMAIN/ROLE`"),

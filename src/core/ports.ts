@@ -49,6 +49,8 @@ export interface TokenRecord {
   readonly expiresAt: number | null;
   readonly revokedAt: number | null;
   readonly description: string;
+  /** What the token may do (`read`, `request`, `approve`, `review`, `admin`; `*` for all). */
+  readonly scopes: readonly string[];
 }
 
 /** How a session was opened. */
@@ -231,6 +233,8 @@ export interface StoreTx {
   /** @throws ERR_AUDIT_WRITE_FAILED — the caller's transaction must then roll back. */
   insertAuditEvents(events: readonly SealedAuditEvent[]): Promise<void>;
   insertToken(token: TokenRecord): Promise<void>;
+  /** Mark a token revoked; false when it is unknown or already revoked. */
+  revokeToken(id: string, at: number): Promise<boolean>;
   /** Queue alarms (the outbox): they commit with the events that caused them, or not at all. */
   insertAlarms(alarms: readonly AlarmRecord[]): Promise<void>;
   /**
@@ -266,10 +270,11 @@ export interface StoreTx {
   /** Insert or replace a local factor (by id). */
   saveFactor(factor: LocalFactor): Promise<void>;
   /**
-   * Accept TOTP time step `step` for a factor once: true when it is later than the last one
-   * accepted (and is now the last), false when that code (or a later one) was already used.
+   * Accept a factor's TOTP time step or WebAuthn signature counter once: true when `step` is
+   * later than the last one accepted (and is now the last), false when it (or a later one) was
+   * already used — a replayed code or a cloned key.
    */
-  useTotpStep(factorId: string, step: number, at: number): Promise<boolean>;
+  advanceFactorStep(factorId: string, step: number, at: number): Promise<boolean>;
   /** Mark a recovery code used; false when it already was. */
   useRecoveryCode(factorId: string, at: number): Promise<boolean>;
   saveThrottle(throttle: AuthThrottle): Promise<void>;
@@ -290,6 +295,8 @@ export interface Store {
   readAudit(fromSeq: number, limit: number): Promise<SealedAuditEvent[]>;
   readCheckpoints(): Promise<Checkpoint[]>;
   findToken(id: string): Promise<TokenRecord | null>;
+  /** Tokens of a user (all users when null), newest first. */
+  listTokens(user: string | null): Promise<TokenRecord[]>;
   /** Counts for monitoring: active grants by role, alarms by channel and state, failing revocations. */
   stats(): Promise<{
     activeByRole: { role: string; count: number }[];

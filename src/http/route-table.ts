@@ -9,6 +9,8 @@ import type { RequestContext } from "../service/request-context.js";
 
 export type HttpMethod = "GET" | "POST";
 
+export type RouteScope = "read" | "request" | "approve" | "review" | "admin" | "session";
+
 export interface RouteInput<P, Q, B> {
   readonly params: P;
   readonly query: Q;
@@ -42,6 +44,11 @@ export interface Route<
   readonly auth: boolean;
   /** Open to a login via local fallback (IdP down), which may only request roles and use its grants. */
   readonly fallback?: boolean;
+  /**
+   * The scope an API token needs (default: `read` for GET, `request` for POST); `session`: people
+   * only (a signed-in session), never a token.
+   */
+  readonly scope?: RouteScope;
   readonly params?: P;
   readonly query?: Q;
   readonly body?: B;
@@ -64,6 +71,7 @@ export interface AnyRoute {
   readonly tag: string;
   readonly auth: boolean;
   readonly fallback?: boolean;
+  readonly scope?: RouteScope;
   readonly params?: z.ZodType;
   readonly query?: z.ZodType;
   readonly body?: z.ZodType;

@@ -12,7 +12,9 @@ import {
   AuditEventsQuerySchema,
   AuditVerdictSchema,
   CheckpointListSchema,
+  CreatedTokenViewSchema,
   CreateGrantBodySchema,
+  CreateTokenBodySchema,
   CredentialViewSchema,
   DetectorReportSchema,
   EmptyBodySchema,
@@ -40,16 +42,20 @@ import {
   TerminalSessionViewSchema,
   TerminalStartBodySchema,
   TerminalStartViewSchema,
+  TokenListSchema,
+  TokenParamsSchema,
+  TokenViewSchema,
 } from "../contract/api.js";
 import { isUnalarmed } from "../core/alarm-routing.js";
 import { groupsOf } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Grant, GrantState, Policy } from "../core/model.js";
-import type { Clock, Store, TerminalSession } from "../core/ports.js";
+import type { Clock, Store, TerminalSession, TokenRecord } from "../core/ports.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
 import type { TerminalService } from "../service/terminal-service.js";
+import type { TokenService } from "../service/token-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
@@ -68,6 +74,7 @@ export interface RouteDeps {
   readonly openapi: () => Record<string, unknown>;
   /** The live policy (configured + IdP-derived membership). */
   readonly policy: Policy;
+  readonly tokens: TokenService;
 }
 
 const DEFAULT_LIMIT = 100;
@@ -195,6 +202,12 @@ export function buildRoutes(deps: RouteDeps): {
       path: `/grants/:id/${action}`,
       operationId: `${action}Grant`,
       fallback: action === "release" || action === "activate",
+      scope:
+        action === "review"
+          ? "review"
+          : action === "approve" || action === "deny" || action === "ack" || action === "revoke"
+            ? "approve"
+            : "request",
       summary: ACTION_SUMMARY[action],
       tag: "grants",
       auth: true,
@@ -214,6 +227,7 @@ export function buildRoutes(deps: RouteDeps): {
       method: "GET",
       path: "/grants/:id/credential",
       operationId: "getGrantCredential",
+      scope: "request",
       fallback: true,
       summary: "The holder's credential for an active grant (holder only; every read is audited)",
       tag: "grants",
@@ -233,6 +247,7 @@ export function buildRoutes(deps: RouteDeps): {
       method: "GET",
       path: "/grants/:id/recording",
       operationId: "getGrantRecording",
+      scope: "review",
       summary:
         "Every statement the grant's gateway sessions ran (holder, approvers of the role, admins; every read is audited)",
       tag: "grants",
@@ -324,6 +339,7 @@ export function buildRoutes(deps: RouteDeps): {
       method: "GET",
       path: "/terminal/:session",
       operationId: "getTerminal",
+      scope: "review",
       summary: "A recorded terminal session and its asciicast events (holder, approvers of the role, admins; audited)",
       tag: "grants",
       auth: true,
@@ -522,6 +538,7 @@ export function buildRoutes(deps: RouteDeps): {
       method: "GET",
       path: "/audit/events",
       operationId: "listAuditEvents",
+      scope: "admin",
       summary: "Audit events in sequence order, a page at a time",
       tag: "audit",
       auth: true,
@@ -543,6 +560,7 @@ export function buildRoutes(deps: RouteDeps): {
       method: "GET",
       path: "/audit/checkpoints",
       operationId: "listCheckpoints",
+      scope: "admin",
       summary: "Signed checkpoints of the audit chain, and the broker's signing key",
       tag: "audit",
       auth: true,
@@ -563,6 +581,7 @@ export function buildRoutes(deps: RouteDeps): {
       method: "GET",
       path: "/audit/verify",
       operationId: "verifyAudit",
+      scope: "admin",
       summary: "Verify the whole audit chain and its checkpoints against the broker's public key",
       description:
         "A failed verification is a 200 with `ok: false`: the verdict is the answer. For an independent check, export the log and verify it offline with `breakglass audit verify --file`.",
@@ -581,6 +600,7 @@ export function buildRoutes(deps: RouteDeps): {
       method: "POST",
       path: "/reconcile",
       operationId: "reconcile",
+      scope: "admin",
       summary: "Compare every target with the broker's records now (admins); leftover access is removed",
       tag: "audit",
       auth: true,
@@ -622,6 +642,7 @@ export function buildRoutes(deps: RouteDeps): {
         return { body: await deps.detector.ingest(params.target, body, key) };
       },
     }),
+    ...tokenRoutes(deps.tokens, requireAdmin, policy),
   ];
   return { routes, requireAdmin };
 }
@@ -638,4 +659,90 @@ function terminalView(t: TerminalSession) {
     endedAt: t.endedAt === null ? null : new Date(t.endedAt).toISOString(),
     endReason: t.endReason,
   };
+}
+
+function tokenView(t: TokenRecord): z.input<typeof TokenViewSchema> {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    id: t.id,
+    user: t.user,
+    description: t.description,
+    scopes: [...t.scopes],
+    createdAt: new Date(t.createdAt).toISOString(),
+    expiresAt: iso(t.expiresAt),
+    revokedAt: iso(t.revokedAt),
+  };
+}
+
+/** Service tokens: made by people (not by other tokens), shown once, listed, revocable. */
+function tokenRoutes(
+  tokens: TokenService,
+  requireAdmin: (ctx: RequestContext, what: string) => void,
+  policy: Policy,
+): AnyRoute[] {
+  const isAdmin = (ctx: RequestContext) => {
+    const mine = groupsOf(policy, ctx.actor);
+    return policy.adminGroups.some((g) => mine.has(g));
+  };
+  return [
+    defineRoute({
+      method: "POST",
+      path: "/tokens",
+      operationId: "createToken",
+      summary: "Create a service token with scopes and an expiry (shown once); admins may create one for another user",
+      tag: "tokens",
+      auth: true,
+      scope: "session",
+      body: CreateTokenBodySchema,
+      status: 201,
+      response: CreatedTokenViewSchema,
+      problems: ["ERR_FORBIDDEN"],
+      handler: async ({ ctx, body }) => {
+        if (body.user !== undefined && body.user !== ctx.actor) requireAdmin(ctx, "creating a token for someone else");
+        const ttlS = parseDuration(body.ttl);
+        if (ttlS > 365 * 86_400) {
+          throw new BreakglassError("ERR_VALIDATION", "a token lives at most 365d; rotate it instead", {
+            field: "ttl",
+          });
+        }
+        const created = await tokens.create(ctx, {
+          user: body.user ?? ctx.actor,
+          description: body.description,
+          ttlS,
+          scopes: body.scopes,
+        });
+        return { body: { ...tokenView(created.record), token: created.token.reveal() } };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/tokens",
+      operationId: "listTokens",
+      summary: "Your tokens (admins: everyone's), without their secrets",
+      tag: "tokens",
+      auth: true,
+      status: 200,
+      response: TokenListSchema,
+      problems: [],
+      handler: async ({ ctx }) => ({
+        body: { tokens: (await tokens.list(isAdmin(ctx) ? null : ctx.actor)).map(tokenView) },
+      }),
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/tokens/:token/revoke",
+      operationId: "revokeToken",
+      summary: "Revoke a token now (your own; admins: any)",
+      tag: "tokens",
+      auth: true,
+      params: TokenParamsSchema,
+      body: EmptyBodySchema,
+      status: 200,
+      response: TokenViewSchema,
+      problems: ["ERR_NOT_FOUND"],
+      handler: async ({ ctx, params }) => ({
+        body: tokenView(await tokens.revoke(ctx, params.token, isAdmin(ctx))),
+      }),
+    }),
+  ];
 }

@@ -168,10 +168,25 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
     let who: { user: string; auth: AuthInfo };
     if (match?.[1]) {
       const token = match[1];
-      who =
-        token.startsWith("ws_") && auth
-          ? await auth.authenticate(token)
-          : { user: await tokens.authenticate(token), auth: { method: "token", sessionId: null, factorAt: null } };
+      if (token.startsWith("ws_") && auth) who = await auth.authenticate(token);
+      else {
+        const t = await tokens.authenticate(token);
+        const needed = route.scope ?? (route.method === "GET" ? "read" : "request");
+        if (needed === "session") {
+          throw new BreakglassError(
+            "ERR_FORBIDDEN",
+            "this needs a person signed in (web console or `breakglass login`), not an API token",
+          );
+        }
+        if (!t.scopes.includes("*") && !t.scopes.includes(needed)) {
+          throw new BreakglassError(
+            "ERR_FORBIDDEN",
+            `this token lacks the \`${needed}\` scope (it has: ${t.scopes.join(", ") || "none"}); create one with it`,
+            { scope: needed },
+          );
+        }
+        who = { user: t.user, auth: { method: "token", sessionId: null, factorAt: null } };
+      }
     } else {
       const cookie = auth ? readCookie(request.headers.cookie, SESSION_COOKIE) : null;
       if (!auth || !cookie) {

@@ -19,14 +19,21 @@ export interface CreatedToken {
   readonly token: Redacted<string>;
 }
 
+/** What a token may do. `*` is all of them (tokens made before scopes existed have it). */
+export const TOKEN_SCOPES = ["read", "request", "approve", "review", "admin"] as const;
+export type TokenScope = (typeof TOKEN_SCOPES)[number];
+
 export interface TokenService {
-  /** @throws ERR_VALIDATION when the user is not configured */
+  /** @throws ERR_VALIDATION when the user is not configured or a scope is unknown */
   create(
     ctx: RequestContext,
-    input: { user: string; description: string; ttlS?: number | undefined },
+    input: { user: string; description: string; ttlS?: number | undefined; scopes?: readonly string[] | undefined },
   ): Promise<CreatedToken>;
-  /** The user a bearer token belongs to. @throws ERR_UNAUTHENTICATED */
-  authenticate(bearer: string): Promise<string>;
+  /** The user a bearer token belongs to, and its scopes. @throws ERR_UNAUTHENTICATED */
+  authenticate(bearer: string): Promise<{ user: string; scopes: readonly string[] }>;
+  list(user: string | null): Promise<TokenRecord[]>;
+  /** @throws ERR_NOT_FOUND (unknown, or another's token and not an admin) */
+  revoke(ctx: RequestContext, id: string, asAdmin: boolean): Promise<TokenRecord>;
 }
 
 const hashSecret = (secret: string): string => createHash("sha256").update(secret).digest("hex");
@@ -50,6 +57,15 @@ export function createTokenService(deps: {
       if (!policy.users.has(input.user)) {
         throw new BreakglassError("ERR_VALIDATION", `"${input.user}" is not a configured user`, { user: input.user });
       }
+      const scopes = [...new Set(input.scopes ?? ["*"])].sort();
+      const unknown = scopes.filter((x) => x !== "*" && !(TOKEN_SCOPES as readonly string[]).includes(x));
+      if (unknown.length > 0 || scopes.length === 0) {
+        throw new BreakglassError(
+          "ERR_VALIDATION",
+          `unknown token scope ${unknown.join(", ") || "(none given)"}; scopes are ${TOKEN_SCOPES.join(", ")} (or * for all)`,
+          { field: "scopes" },
+        );
+      }
       const now = clock.now();
       const secret = randomBytes(32).toString("base64url");
       const record: TokenRecord = {
@@ -60,6 +76,7 @@ export function createTokenService(deps: {
         expiresAt: input.ttlS === undefined ? null : now + input.ttlS * 1000,
         revokedAt: null,
         description: input.description,
+        scopes,
       };
       await store.transaction(async (tx) => {
         await tx.insertToken(record);
@@ -70,6 +87,7 @@ export function createTokenService(deps: {
               user: record.user,
               description: record.description,
               expiresAt: record.expiresAt,
+              scopes,
             }),
             ctx,
           ),
@@ -91,7 +109,25 @@ export function createTokenService(deps: {
         throw unauthenticated();
       }
       if (!policy.users.has(record.user)) throw unauthenticated();
-      return record.user;
+      return { user: record.user, scopes: record.scopes };
+    },
+
+    list: (user) => store.listTokens(user),
+
+    async revoke(ctx, id, asAdmin) {
+      const record = await store.findToken(id);
+      if (!record || (record.user !== ctx.actor && !asAdmin)) {
+        throw new BreakglassError("ERR_NOT_FOUND", `no token ${id} of yours`, { tokenId: id });
+      }
+      if (record.revokedAt !== null) return record;
+      const now = clock.now();
+      await store.transaction(async (tx) => {
+        await tx.revokeToken(id, now);
+        await audit.append(tx, [
+          stamp(nonGrantEvent("token.revoked", ctx.actor, now, { tokenId: id, user: record.user }), ctx),
+        ]);
+      });
+      return { ...record, revokedAt: now };
     },
   };
 }

@@ -259,6 +259,19 @@ class KyselyStore implements Store {
     });
   }
 
+  listTokens(user: string | null): Promise<TokenRecord[]> {
+    return this.#read("listTokens", async () => {
+      const rows = await this.#db
+        .selectFrom("tokens")
+        .selectAll()
+        .$if(user !== null, (q) => q.where("user_name", "=", user as string))
+        .orderBy("created_at", "desc")
+        .orderBy("id")
+        .execute();
+      return rows.map(tokenFromRow);
+    });
+  }
+
   findWebSession(id: string): Promise<WebSession | null> {
     return this.#read("findWebSession", async () => {
       const row = await this.#db.selectFrom("web_sessions").selectAll().where("id", "=", id).executeTakeFirst();
@@ -758,6 +771,7 @@ class KyselyStoreTx implements StoreTx {
               expires_at: token.expiresAt,
               revoked_at: token.revokedAt,
               description: token.description,
+              scopes: JSON.stringify(token.scopes),
             })
             .execute(),
         (kind) =>
@@ -765,6 +779,18 @@ class KyselyStoreTx implements StoreTx {
             ? new BreakglassError("ERR_CONFLICT", "a token with this id exists", { id: token.id })
             : null,
       );
+    });
+  }
+
+  revokeToken(id: string, at: number): Promise<boolean> {
+    return this.#run("revokeToken", async (db) => {
+      const r = await db
+        .updateTable("tokens")
+        .set({ revoked_at: at })
+        .where("id", "=", id)
+        .where("revoked_at", "is", null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
     });
   }
 
@@ -830,8 +856,8 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
-  useTotpStep(factorId: string, step: number, at: number): Promise<boolean> {
-    return this.#run("useTotpStep", async (db) => {
+  advanceFactorStep(factorId: string, step: number, at: number): Promise<boolean> {
+    return this.#run("advanceFactorStep", async (db) => {
       // One conditional update: two requests with the same code cannot both see "unused".
       const r = await db
         .updateTable("local_factors")
@@ -1181,7 +1207,17 @@ function tokenFromRow(r: Selectable<TokensTable>): TokenRecord {
     expiresAt: r.expires_at,
     revokedAt: r.revoked_at,
     description: r.description,
+    scopes: parseScopes(r.scopes),
   };
+}
+
+function parseScopes(text: string): string[] {
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+  } catch {
+    return []; // unreadable: no scope at all (fail closed)
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

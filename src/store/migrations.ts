@@ -276,6 +276,11 @@ const identity: Migration = {
       .alterTable("grants")
       .addColumn("via_fallback", "boolean", (c) => c.notNull().defaultTo(false))
       .execute();
+    // Tokens made before scopes existed keep doing everything they did.
+    await db.schema
+      .alterTable("tokens")
+      .addColumn("scopes", "text", (c) => c.notNull().defaultTo('["*"]'))
+      .execute();
   },
 };
 

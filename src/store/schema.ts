@@ -85,6 +85,8 @@ export interface TokensTable {
   expires_at: number | null;
   revoked_at: number | null;
   description: string;
+  /** JSON array of scopes (`read`, `request`, `approve`, `review`, `admin`, or `*`). */
+  scopes: string;
 }
 
 export interface GrantCredentialsTable {

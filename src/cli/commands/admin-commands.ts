@@ -108,6 +108,11 @@ export const tokenCreateCommand: Command = {
     user: { type: "string", value: "NAME", required: true, description: "A user from the configuration" },
     description: { type: "string", value: "TEXT", description: "What the token is for" },
     ttl: { type: "string", value: "30d", description: "Expire after this long (default: never)" },
+    scope: {
+      type: "string",
+      value: "LIST",
+      description: "Comma-separated scopes: read, request, approve, review, admin (default: * — all)",
+    },
     config: CONFIG_OPTION,
   },
   async run(input, io) {
@@ -129,6 +134,10 @@ export const tokenCreateCommand: Command = {
         user: input.requireString("user"),
         description: input.string("description") ?? "",
         ttlS,
+        scopes: (input.string("scope") ?? "*")
+          .split(",")
+          .map((x) => x.trim())
+          .filter((x) => x !== ""),
       });
     } finally {
       await broker.stop();
@@ -136,7 +145,7 @@ export const tokenCreateCommand: Command = {
     const { record } = created;
     io.out(created.token.reveal());
     io.err(
-      `Created token ${record.id} for ${record.user}${record.expiresAt === null ? "" : `, expires ${new Date(record.expiresAt).toISOString()}`}. It is shown only once: store it now.`,
+      `Created token ${record.id} for ${record.user} (scopes: ${record.scopes.join(", ")})${record.expiresAt === null ? "" : `, expires ${new Date(record.expiresAt).toISOString()}`}. It is shown only once: store it now.`,
     );
     return EXIT.OK;
   },

@@ -218,10 +218,44 @@ const idpCommands: Command[] = [
   },
 ];
 
+const tokenCommands: Command[] = [
+  {
+    name: "token list",
+    summary: "Your API tokens (admins: everyone's) from a running broker, without secrets",
+    args: [],
+    options: { json: JSON_OPTION },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const list = await clientFrom(io).listTokens();
+      if (input.flag("json")) printJson(io, list);
+      else {
+        for (const t of list.tokens) {
+          const state = t.revokedAt ? `revoked ${t.revokedAt}` : t.expiresAt ? `expires ${t.expiresAt}` : "no expiry";
+          io.out(`${t.id}  ${t.user}  [${t.scopes.join(",")}]  ${state}  ${t.description}`);
+        }
+      }
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "token revoke",
+    summary: "Revoke an API token now (your own; admins: any)",
+    args: [{ name: "ID", required: true, description: "Token id (t_…)" }],
+    options: {},
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const t = await clientFrom(io).revokeToken(input.arg(0));
+      io.err(`Revoked ${t.id} (${t.user}) at ${t.revokedAt}.`);
+      return EXIT.OK;
+    },
+  },
+];
+
 export const authCommands: readonly Command[] = [
   loginCommand,
   logoutCommand,
   stepUpCommand,
   ...factorCommands,
   ...idpCommands,
+  ...tokenCommands,
 ];
