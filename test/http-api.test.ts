@@ -338,6 +338,9 @@ describe("OpenAPI", () => {
     "get /api/v1/grants/{id}/recording",
     "post /api/v1/grants/{id}/terminal",
     "post /api/v1/terminal/{session}/events",
+    "get /api/v1/tokens",
+    "post /api/v1/tokens",
+    "post /api/v1/tokens/{token}/revoke",
     "post /api/v1/terminal/{session}/end",
     "get /api/v1/terminal/{session}",
     ...["approve", "deny", "cancel", "activate", "revoke", "release", "review", "extend", "ack"].map(
@@ -374,7 +377,11 @@ describe("OpenAPI", () => {
     // Every documented path is served (an unknown route would answer 404 ERR_NOT_FOUND).
     for (const entry of EXPECTED) {
       const [method = "", path = ""] = entry.split(" ");
-      const url = path.replace("{id}", ":id").replace("{target}", ":target").replace("{session}", ":session");
+      const url = path
+        .replace("{id}", ":id")
+        .replace("{target}", ":target")
+        .replace("{session}", ":session")
+        .replace("{token}", ":token");
       expect(http.hasRoute({ method: method.toUpperCase() as "GET", url })).toBe(true);
     }
   });

@@ -62,7 +62,9 @@ function parameters(schema: z.ZodType | undefined, where: "query" | "path"): Jso
 /** Problems any route can answer with, given what it takes. */
 function commonProblems(route: AnyRoute): ProblemCode[] {
   const codes: ProblemCode[] = [];
-  if (route.auth) codes.push("ERR_UNAUTHENTICATED");
+  // Any authenticated route refuses a token without its scope, a fallback login outside its
+  // allowance, and a cookie write without the CSRF token.
+  if (route.auth) codes.push("ERR_UNAUTHENTICATED", "ERR_FORBIDDEN");
   if (route.body || route.query || route.params) codes.push("ERR_VALIDATION");
   if (route.body) codes.push("ERR_PAYLOAD_TOO_LARGE", "ERR_UNSUPPORTED_MEDIA_TYPE");
   // Every change writes its audit event first: no audit record, no action.
@@ -108,6 +110,14 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], version: strin
       ...(route.description === undefined ? {} : { description: route.description }),
       tags: [route.tag],
       security: route.auth ? [{ bearer: [] }] : [],
+      ...(route.auth
+        ? {
+            // The API token scope this needs (`session`: people only), and whether a login via
+            // local fallback (IdP down) may call it.
+            "x-token-scope": route.scope ?? (route.method === "GET" ? "read" : "request"),
+            "x-fallback-login": route.fallback === true,
+          }
+        : {}),
       ...(params.length > 0 ? { parameters: params } : {}),
       ...(route.body
         ? {

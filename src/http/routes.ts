@@ -82,6 +82,7 @@ const DEFAULT_LIMIT = 100;
 /** The problems each grant action can end in (beyond auth, validation and not-found). */
 const ACTION_PROBLEMS: Readonly<Record<GrantAction, readonly ProblemCode[]>> = {
   approve: [
+    "ERR_STEP_UP_REQUIRED",
     "ERR_SELF_APPROVAL",
     "ERR_NOT_ELIGIBLE_APPROVER",
     "ERR_DUPLICATE_APPROVAL",
@@ -90,7 +91,7 @@ const ACTION_PROBLEMS: Readonly<Record<GrantAction, readonly ProblemCode[]>> = {
   ],
   deny: ["ERR_SELF_APPROVAL", "ERR_NOT_ELIGIBLE_APPROVER", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
   cancel: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
-  activate: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT", "ERR_CONNECTOR_FAILED"],
+  activate: ["ERR_FORBIDDEN", "ERR_STEP_UP_REQUIRED", "ERR_INVALID_TRANSITION", "ERR_CONFLICT", "ERR_CONNECTOR_FAILED"],
   revoke: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
   release: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
   review: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
@@ -425,6 +426,7 @@ export function buildRoutes(deps: RouteDeps): {
         "ERR_NOT_FOUND",
         "ERR_NOT_ELIGIBLE_REQUESTER",
         "ERR_EMERGENCY_NOT_ALLOWED",
+        "ERR_STEP_UP_REQUIRED",
         "ERR_OPEN_GRANT_EXISTS",
         "ERR_DURATION_EXCEEDS_MAX",
         "ERR_JUSTIFICATION_REQUIRED",
