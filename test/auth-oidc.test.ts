@@ -233,6 +233,27 @@ describe("login through the IdP", () => {
   });
 });
 
+describe("declaring the IdP down", () => {
+  it("is for admins, pages security, opens the fallback login, and is undone the same way", async () => {
+    const frank = await login("frank");
+    const gina = await login("gina"); // idp-db-leads → leads = admin_groups
+    const body = (down: boolean) => JSON.stringify({ down, reason: "IdP loops on every login (INC-13)" });
+    expect((await api("/auth/idp", { method: "POST", token: frank.token, body: body(true) })).status).toBe(403);
+    const down = await api("/auth/idp", { method: "POST", token: gina.token, body: body(true) });
+    expect(down.status).toBe(200);
+    expect(await down.json()).toMatchObject({ reachable: false, fallbackOpen: true, declaredDown: { by: "gina" } });
+    // Declared down, the IdP login is refused with what to do instead.
+    const browser = new TestBrowser();
+    const refused = await browser.go(`${base}/auth/login`);
+    expect(refused.res.status).toBe(503);
+    expect(refused.body).toContain("fallback");
+    const up = await api("/auth/idp", { method: "POST", token: gina.token, body: body(false) });
+    expect(await up.json()).toMatchObject({ reachable: true, fallbackOpen: false, declaredDown: null });
+    const events = (await broker.store.readAudit(1, 10_000)).filter((e) => e.type === "auth.idp_declared");
+    expect(events.map((e) => JSON.parse(e.payload).data.down)).toEqual([true, false]);
+  });
+});
+
 describe("service tokens", () => {
   it("are made by people with scopes and an expiry, shown once, listed without secrets, and revocable", async () => {
     const { token: session } = await login("frank");

@@ -246,6 +246,28 @@ describe("checkConfigText", () => {
     expect(issue).toMatchObject(positionOf(text, "on-call"));
   });
 
+  test("IdP login: needs the secret key, and group_map must name defined groups (which may then be empty)", () => {
+    const auth = `auth:
+  oidc:
+    issuer: https://idp.example.com
+    client_id: breakglass
+    group_map: { idp-sre: [oncall, on-call], idp-leads: sre-leads }
+`;
+    const text = `${BASE}${auth}`;
+    const issues = check(text).issues;
+    expect(issueAt(issues, "auth.oidc").hint).toContain("breakglass secret keygen");
+    const unknown = issueAt(issues, "auth.oidc.group_map.idp-sre.1");
+    expect(unknown.message).toBe("mapped group `on-call` is not defined under `groups`");
+    expect(unknown.hint).toContain("did you mean `oncall`?");
+    // Members of a mapped group arrive with logins: an empty group in an approval rule is fine.
+    const ok = edit(
+      "sre-leads: [bob, carol]",
+      "sre-leads: []",
+      `${BASE}secrets: { key_file: ./k }\n${auth.replace(", on-call", "")}`,
+    );
+    expect(check(ok).issues).toEqual([]);
+  });
+
   test("rejects admin_groups naming an unknown group", () => {
     const text = edit("admin_groups: [security]", "admin_groups: [secops]");
     const issue = issueAt(check(text).issues, "admin_groups.0");
