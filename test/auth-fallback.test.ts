@@ -312,23 +312,20 @@ describe("the IdP is down", () => {
       expect(alarm.summary).toContain("LOGIN VIA LOCAL FALLBACK: alice");
 
       // Only roles that allow it, and nothing but requesting and using grants.
-      const notAllowed = await call("/grants", token, {
-        role: "production/db-admin",
-        justification: "primary down, failing over",
-        incident: "INC-11",
-        emergency: true,
-      });
+      const breakGlass = (role: string) =>
+        call("/grants", token, {
+          role,
+          justification: "primary down, failing over",
+          incident: "INC-11",
+          emergency: true,
+        });
+      const notAllowed = await breakGlass("production/db-admin");
       expect(notAllowed.status).toBe(403);
       expect(notAllowed.json.detail).toContain("fallback");
       expect((await call("/auth/factors/recovery", token, {})).status).toBe(403);
       expect((await call("/audit/events", token)).status).toBe(403);
 
-      const grant = await call("/grants", token, {
-        role: "production/db-recovery",
-        justification: "primary down, failing over",
-        incident: "INC-11",
-        emergency: true,
-      });
+      const grant = await breakGlass("production/db-recovery");
       expect(grant.status).toBe(201);
       expect(grant.json).toMatchObject({ state: "active", emergency: true, viaFallback: true });
       const cred = await call(`/grants/${grant.json.id}/credential`, token);

@@ -356,7 +356,8 @@ export function createAuthService(deps: {
       }
       const known = policy.users.has(user) || directory.identity(user) !== null;
       const factor = known ? await verifyProof(user, proof) : null;
-      if (!factor) return fail(ctx, keys, "fallback login");
+      // Unknown names count against the address only: anonymous callers cannot fill the table.
+      if (!factor) return fail(ctx, known ? keys : keysOf(ctx, null), "fallback login");
       await succeed(keys);
       const now = clock.now();
       const identity = directory.identity(user);

@@ -1,8 +1,9 @@
 /**
  * Who is asking, over HTTP: the API routes of sessions, local factors, step-up, the IdP's
- * health and the fallback login (in the route table, so in the OpenAPI document), and the three
- * browser routes of the IdP login — `/auth/login` (redirect to the IdP), `/auth/callback` (back
- * from it) and `/auth/logout` — which answer with redirects rather than JSON.
+ * health and the fallback login (in the route table, so in the OpenAPI document), and the browser
+ * routes of the IdP login — `/auth/login` (redirect to the IdP), `/auth/callback` (back from it),
+ * `/auth/cli` (a session for `breakglass login`, shown once) and `/auth/logout` — which answer
+ * with redirects and small pages rather than JSON.
  *
  * Cookies: `bg_session` (the session token; HttpOnly, SameSite=Lax so the IdP's redirect back
  * carries it, Secure when the public URL is https) and `bg_oidc` (the pending login's state,
@@ -10,7 +11,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { renderSVG } from "uqr";
-import type { AuthService } from "../auth/auth-service.js";
+import type { AuthService, FactorView } from "../auth/auth-service.js";
 import type { IdpHealth, OidcLogin, PendingLogin } from "../auth/oidc.js";
 import { mapGroups } from "../auth/oidc.js";
 import type { AuthConfig } from "../config/app-config.js";
@@ -72,6 +73,18 @@ export function idpHealthView(config: AuthConfig, oidc: OidcLogin | null): Retur
     fallbackOpen: config.fallback.enabled && h !== null && !h.reachable,
   };
 }
+
+const factorView = (f: FactorView) => ({
+  ...f,
+  createdAt: new Date(f.createdAt).toISOString(),
+  lastUsedAt: iso(f.lastUsedAt),
+});
+
+/** A user's factors as the API shows them: keys and apps listed, recovery codes counted. */
+const factorList = (all: readonly FactorView[]) => ({
+  factors: all.filter((f) => f.kind !== "recovery").map(factorView),
+  recoveryCodesLeft: all.filter((f) => f.kind === "recovery" && f.lastUsedAt === null).length,
+});
 
 export function sessionCookie(config: AuthConfig, token: string, maxAgeS: number): string {
   return [
@@ -266,17 +279,7 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       status: 200,
       response: FactorListSchema,
       problems: [],
-      handler: async ({ ctx }) => {
-        const all = await auth.listFactors(ctx.actor);
-        return {
-          body: {
-            factors: all
-              .filter((f) => f.kind !== "recovery")
-              .map((f) => ({ ...f, createdAt: new Date(f.createdAt).toISOString(), lastUsedAt: iso(f.lastUsedAt) })),
-            recoveryCodesLeft: all.filter((f) => f.kind === "recovery" && f.lastUsedAt === null).length,
-          },
-        };
-      },
+      handler: async ({ ctx }) => ({ body: factorList(await auth.listFactors(ctx.actor)) }),
     }),
     defineRoute({
       method: "POST",
@@ -311,7 +314,7 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_LOCKED_OUT"],
       handler: async ({ ctx, params, body }) => {
         const f = await auth.confirmFactor(ctx, params.factor, { code: body.code, webauthn: body.webauthn });
-        return { body: { ...f, createdAt: new Date(f.createdAt).toISOString(), lastUsedAt: iso(f.lastUsedAt) } };
+        return { body: factorView(f) };
       },
     }),
     defineRoute({
@@ -329,15 +332,7 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN"],
       handler: async ({ ctx, params }) => {
         await auth.removeFactor(ctx, params.factor);
-        const all = await auth.listFactors(ctx.actor);
-        return {
-          body: {
-            factors: all
-              .filter((f) => f.kind !== "recovery")
-              .map((f) => ({ ...f, createdAt: new Date(f.createdAt).toISOString(), lastUsedAt: iso(f.lastUsedAt) })),
-            recoveryCodesLeft: all.filter((f) => f.kind === "recovery" && f.lastUsedAt === null).length,
-          },
-        };
+        return { body: factorList(await auth.listFactors(ctx.actor)) };
       },
     }),
     defineRoute({
