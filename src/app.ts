@@ -229,7 +229,24 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     : null;
   // Sessions and local factors are kept encrypted: without the broker's secret key, API tokens only.
   const auth = box
-    ? createAuthService({ config: config.auth, policy, directory, store, audit, clock, ids, box })
+    ? createAuthService({
+        config: config.auth,
+        policy,
+        directory,
+        store,
+        audit,
+        clock,
+        ids,
+        box,
+        refresher:
+          oidc && oidcConfig
+            ? {
+                refresh: (token, subject, idToken) => oidc.refresh(token, subject, idToken),
+                intervalMs: oidcConfig.refreshIntervalMs,
+                groupMap: oidcConfig.groupMap,
+              }
+            : null,
+      })
     : null;
   const timers: NodeJS.Timeout[] = [];
 

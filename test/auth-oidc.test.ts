@@ -180,6 +180,28 @@ describe("login through the IdP", () => {
     expect(JSON.parse(again.body).user).toBe("gina");
   });
 
+  it("asks the IdP again after refresh_interval: new groups apply, a disabled account ends the session", async () => {
+    idp.setAccount({ sub: "sub-hana", username: "hana", groups: ["idp-sre"] });
+    const { token } = await login("hana");
+    const groups = async () => ((await (await api("/me", { token })).json()) as { groups: string[] }).groups;
+    expect(await groups()).toEqual(["oncall"]);
+    idp.setAccount({ sub: "sub-hana", username: "hana", groups: ["idp-db-leads"] });
+    expect(await groups()).toEqual(["oncall"]); // not asked again yet
+    try {
+      offsetMs = 16 * 60_000; // refresh_interval defaults to 15m
+      expect(await groups()).toEqual(["leads"]);
+      idp.removeAccount("hana");
+      offsetMs = 32 * 60_000;
+      const res = await api("/me", { token });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { detail: string }).detail).toContain("identity provider ended your session");
+      const ended = (await broker.store.readAudit(1, 10_000)).filter((e) => e.type === "auth.logout").at(-1);
+      expect(JSON.parse(ended?.payload ?? "{}")).toMatchObject({ actor: "system", data: { user: "hana" } });
+    } finally {
+      offsetMs = 0;
+    }
+  });
+
   it("refuses an expired session", async () => {
     const { token } = await login("frank");
     expect((await api("/auth/session", { token })).status).toBe(200);

@@ -18,6 +18,7 @@ import * as OTPAuth from "otpauth";
 import type { AuthConfig } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
+import { SYSTEM_ACTOR } from "../core/grant-machine.js";
 import type { Policy } from "../core/model.js";
 import type {
   Clock,
@@ -35,7 +36,7 @@ import type { AuditAppender } from "../service/grant-writer.js";
 import { stamp } from "../service/grant-writer.js";
 import type { AuthInfo, RequestContext } from "../service/request-context.js";
 import type { Directory } from "./directory.js";
-import type { IdpHealth, IdpLogin } from "./oidc.js";
+import { type IdpHealth, type IdpLogin, mapGroups, type RefreshResult } from "./oidc.js";
 import { authenticationOptions, registrationOptions, verifyAssertion, verifyRegistration } from "./webauthn.js";
 
 /** A second factor presented: an authenticator or recovery code, or a WebAuthn assertion. */
@@ -49,6 +50,22 @@ export interface IssuedSession {
   /** `ws_<id>.<secret>`: the cookie value or CLI bearer token; shown once, never stored. */
   readonly token: Redacted<string>;
   readonly csrf: string;
+}
+
+/** The IdP's tokens of a session, kept sealed: for logout, and to ask the IdP again. */
+export interface IdpTokens {
+  readonly idToken: string;
+  readonly refreshToken: string | null;
+  /** When the IdP last confirmed the person (login or refresh). */
+  readonly checkedAt: number;
+}
+
+/** Asks the IdP again about a session's person (see OidcLogin.refresh). */
+export interface IdpRefresher {
+  refresh(refreshToken: string, subject: string, idToken: string): Promise<RefreshResult>;
+  /** How old a confirmation may be before the next request asks again. */
+  readonly intervalMs: number;
+  readonly groupMap: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface FactorView {
@@ -115,8 +132,61 @@ export function createAuthService(deps: {
   clock: Clock;
   ids: IdGenerator;
   box: SecretBox;
+  /** Without it, sessions are not re-checked with the IdP (no IdP, or it offers no refresh). */
+  refresher?: IdpRefresher | null;
 }): AuthService {
   const { config, policy, directory, store, audit, clock, ids, box } = deps;
+  const refresher = deps.refresher ?? null;
+  const sealIdp = (sessionId: string, t: IdpTokens) => box.seal(JSON.stringify(t), `web_session:${sessionId}`);
+
+  /**
+   * A session whose IdP confirmation is older than the refresher's interval asks the IdP again:
+   * current groups are applied; a refused refresh (account disabled, session revoked at the IdP)
+   * ends the session; an unreachable IdP changes nothing (the broker must work without it).
+   */
+  const recheck = async (session: WebSession): Promise<void> => {
+    if (!refresher || session.method !== "oidc" || session.idp === null) return;
+    const now = clock.now();
+    let t: IdpTokens;
+    try {
+      t = JSON.parse(box.open(session.idp, `web_session:${session.id}`).reveal()) as IdpTokens;
+    } catch {
+      return;
+    }
+    if (t.refreshToken === null || now - t.checkedAt < refresher.intervalMs) return;
+    const identity = await store.findIdentity(session.user);
+    if (!identity) return;
+    const r = await refresher.refresh(t.refreshToken, identity.subject, t.idToken);
+    if (r.kind === "unavailable") {
+      await store.transaction((tx) =>
+        tx.saveWebSession({ ...session, idp: sealIdp(session.id, { ...t, checkedAt: now }) }),
+      );
+      return;
+    }
+    if (r.kind === "ended") {
+      await store.transaction(async (tx) => {
+        await tx.saveWebSession({ ...session, revokedAt: now });
+        await audit.append(tx, [
+          nonGrantEvent("auth.logout", SYSTEM_ACTOR, now, {
+            user: session.user,
+            sessionId: session.id,
+            reason: `the IdP refused to refresh the session: ${r.why}`,
+          }),
+        ]);
+      });
+      throw new BreakglassError("ERR_UNAUTHENTICATED", "the identity provider ended your session: sign in again");
+    }
+    const groups = mapGroups(r.login.idpGroups, refresher.groupMap);
+    const fresh: Identity = { ...identity, groups, email: r.login.email, name: r.login.name, refreshedAt: now };
+    await store.transaction(async (tx) => {
+      await tx.saveIdentity(fresh);
+      await tx.saveWebSession({
+        ...session,
+        idp: sealIdp(session.id, { idToken: r.login.idToken, refreshToken: r.login.refreshToken, checkedAt: now }),
+      });
+    });
+    directory.apply(fresh, now);
+  };
 
   const unauthenticated = (why = "missing, unknown, expired or ended session: sign in again") =>
     new BreakglassError("ERR_UNAUTHENTICATED", why);
@@ -127,7 +197,7 @@ export function createAuthService(deps: {
     method: LoginMethod,
     ttlMs: number,
     factorAt: number | null,
-    idpToken: string | null,
+    idp: IdpTokens | null,
     event: Parameters<typeof nonGrantEvent>,
     identity: Identity | null,
   ): Promise<IssuedSession> => {
@@ -143,7 +213,7 @@ export function createAuthService(deps: {
       expiresAt: now + ttlMs,
       factorAt,
       revokedAt: null,
-      idp: idpToken === null ? null : box.seal(idpToken, `web_session:${id}`),
+      idp: idp === null ? null : sealIdp(id, idp),
     };
     await store.transaction(async (tx) => {
       if (identity) await tx.saveIdentity(identity);
@@ -324,7 +394,7 @@ export function createAuthService(deps: {
         "oidc",
         config.sessionTtlMs,
         null,
-        login.idToken,
+        { idToken: login.idToken, refreshToken: login.refreshToken, checkedAt: now },
         [
           "auth.login",
           login.username,
@@ -397,6 +467,7 @@ export function createAuthService(deps: {
       const match = sameHex(sha256(secret), session?.secretHash ?? "00".repeat(32));
       if (!session || !match) throw unauthenticated();
       if (session.revokedAt !== null || session.expiresAt <= clock.now()) throw unauthenticated();
+      await recheck(session);
       if (!policy.users.has(session.user)) throw unauthenticated();
       return {
         user: session.user,

@@ -33,7 +33,15 @@ export interface IdpLogin {
   readonly name: string | null;
   /** For RP-initiated logout (`id_token_hint`). */
   readonly idToken: string;
+  /** To ask the IdP again later whether the person is still who they were (null: not offered). */
+  readonly refreshToken: string | null;
 }
+
+/** What asking the IdP again gives: the person as they are now, an ended session, or no answer. */
+export type RefreshResult =
+  | { readonly kind: "ok"; readonly login: IdpLogin }
+  | { readonly kind: "ended"; readonly why: string }
+  | { readonly kind: "unavailable" };
 
 export interface IdpHealth {
   readonly reachable: boolean;
@@ -47,6 +55,11 @@ export interface OidcLogin {
   begin(returnTo: string, now: number): Promise<{ url: string; pending: PendingLogin }>;
   /** @throws ERR_UNAUTHENTICATED when the IdP's answer does not check out; ERR_IDP_UNAVAILABLE */
   finish(callbackUrl: URL, pending: PendingLogin): Promise<IdpLogin>;
+  /**
+   * Refresh the login of `subject` with its refresh token: current groups, or "ended" when the
+   * IdP refuses (the account was disabled, the session revoked), or "unavailable".
+   */
+  refresh(refreshToken: string, subject: string, idToken: string): Promise<RefreshResult>;
   /** The IdP's logout URL for this ID token, or null when it offers none. */
   logoutUrl(idToken: string, postLogoutUrl: string): Promise<string | null>;
   /** Fetch the discovery document now; updates {@link health}. */
@@ -112,6 +125,39 @@ export function createOidcLogin(cfg: OidcConfig, clientSecret: string | null): O
     }
   };
 
+  /** The person from a token response: ID-token claims, completed from userinfo when needed. */
+  const loginFrom = async (
+    c: client.Configuration,
+    tokens: client.TokenEndpointResponse,
+    claims: Record<string, unknown> & { sub: string },
+    idToken: string,
+  ): Promise<IdpLogin> => {
+    let all: Record<string, unknown> = claims;
+    const accessToken = tokens.access_token;
+    if ((!(cfg.groupsClaim in all) || !(cfg.usernameClaim in all)) && accessToken) {
+      const info = await network(() => client.fetchUserInfo(c, accessToken, claims.sub));
+      all = { ...info, ...all };
+    }
+    const username = all[cfg.usernameClaim];
+    if (typeof username !== "string" || username === "") {
+      throw new BreakglassError(
+        "ERR_UNAUTHENTICATED",
+        `the IdP's token has no \`${cfg.usernameClaim}\` claim (auth.oidc.username_claim); ask for the scope that releases it`,
+      );
+    }
+    const rawGroups = all[cfg.groupsClaim];
+    return {
+      issuer: typeof all.iss === "string" ? all.iss : cfg.issuer,
+      subject: claims.sub,
+      username: username.toLowerCase(),
+      idpGroups: Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === "string") : [],
+      email: typeof all.email === "string" ? all.email : null,
+      name: typeof all.name === "string" ? all.name : null,
+      idToken,
+      refreshToken: tokens.refresh_token ?? null,
+    };
+  };
+
   return {
     async begin(returnTo, now) {
       const c = await configuration();
@@ -152,29 +198,37 @@ export function createOidcLogin(cfg: OidcConfig, clientSecret: string | null): O
       }
       const claims = tokens.claims();
       if (!claims || !tokens.id_token) throw new BreakglassError("ERR_UNAUTHENTICATED", "the IdP returned no ID token");
-      let all: Record<string, unknown> = { ...claims };
-      if (!(cfg.groupsClaim in all) && tokens.access_token) {
-        const info = await network(() => client.fetchUserInfo(c, tokens.access_token, claims.sub));
-        all = { ...info, ...all };
+      return loginFrom(c, tokens, { ...claims }, tokens.id_token);
+    },
+
+    async refresh(refreshToken, subject, idToken) {
+      let c: client.Configuration;
+      try {
+        c = await configuration();
+      } catch {
+        return { kind: "unavailable" };
       }
-      const username = all[cfg.usernameClaim];
-      if (typeof username !== "string" || username === "") {
-        throw new BreakglassError(
-          "ERR_UNAUTHENTICATED",
-          `the IdP's token has no \`${cfg.usernameClaim}\` claim (auth.oidc.username_claim); ask for the scope that releases it`,
-        );
+      let tokens: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
+      try {
+        tokens = await client.refreshTokenGrant(c, refreshToken);
+      } catch (e) {
+        if (isNetworkError(e)) {
+          reachable = false;
+          lastError = describe(e);
+          return { kind: "unavailable" };
+        }
+        return { kind: "ended", why: describe(e) };
       }
-      const rawGroups = all[cfg.groupsClaim];
-      const idpGroups = Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === "string") : [];
-      return {
-        issuer: claims.iss,
-        subject: claims.sub,
-        username: username.toLowerCase(),
-        idpGroups,
-        email: typeof all.email === "string" ? all.email : null,
-        name: typeof all.name === "string" ? all.name : null,
-        idToken: tokens.id_token,
-      };
+      const claims = tokens.claims();
+      if (claims && claims.sub !== subject) return { kind: "ended", why: "the IdP answered for another subject" };
+      try {
+        const login = await loginFrom(c, tokens, { ...(claims ?? { sub: subject }) }, tokens.id_token ?? idToken);
+        return { kind: "ok", login: { ...login, refreshToken: tokens.refresh_token ?? refreshToken } };
+      } catch (e) {
+        return e instanceof BreakglassError && e.code === "ERR_IDP_UNAVAILABLE"
+          ? { kind: "unavailable" }
+          : { kind: "ended", why: describe(e) };
+      }
     },
 
     async logoutUrl(idToken, postLogoutUrl) {

@@ -47,6 +47,7 @@ export interface OidcConfig {
   /** IdP group → Breakglass groups. */
   readonly groupMap: ReadonlyMap<string, readonly string[]>;
   readonly allowInsecureHttp: boolean;
+  readonly refreshIntervalMs: number;
   readonly healthIntervalMs: number;
 }
 

@@ -197,6 +197,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
             Object.entries(a.oidc.group_map).map(([k, v]) => [k, typeof v === "string" ? [v] : [...v]] as const),
           ),
           allowInsecureHttp: a.oidc.allow_insecure_http,
+          refreshIntervalMs: parseFineDurationMs(a.oidc.refresh_interval),
           healthIntervalMs: parseFineDurationMs(a.oidc.health_interval),
         }
       : null,

@@ -238,6 +238,9 @@ export const OidcSchema = z
       .boolean()
       .default(false)
       .describe("Allow an http:// issuer (loopback tests only; never in production)."),
+    refresh_interval: FineDuration.default("15m").describe(
+      "How often a session asks the IdP again (with its refresh token) for the person's current groups; a refused refresh ends the session. Needs the IdP to issue refresh tokens (scope offline_access on most).",
+    ),
     health_interval: FineDuration.default("30s").describe(
       "How often the IdP's discovery document is fetched to tell whether it is reachable.",
     ),

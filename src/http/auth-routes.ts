@@ -11,7 +11,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { renderSVG } from "uqr";
-import type { AuthService, FactorView } from "../auth/auth-service.js";
+import type { AuthService, FactorView, IdpTokens } from "../auth/auth-service.js";
 import type { IdpHealth, OidcLogin, PendingLogin } from "../auth/oidc.js";
 import { mapGroups } from "../auth/oidc.js";
 import type { AuthConfig } from "../config/app-config.js";
@@ -497,7 +497,7 @@ export function registerBrowserAuth(app: FastifyInstance, deps: AuthRouteDeps): 
           ? await auth.logout({ ...ctxOf(request), actor: who.user }, who.auth.sessionId)
           : null;
         if (ended?.idp && oidc) {
-          const idToken = box.open(ended.idp, `web_session:${ended.id}`).reveal();
+          const { idToken } = JSON.parse(box.open(ended.idp, `web_session:${ended.id}`).reveal()) as IdpTokens;
           target = (await oidc.logoutUrl(idToken, `${deps.publicUrl}/`)) ?? "/";
         }
       } catch {

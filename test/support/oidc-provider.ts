@@ -26,6 +26,8 @@ export interface TestIdp {
   /** Who the next interaction signs in (the test's "user at the keyboard"). */
   loginAs(username: string): void;
   setAccount(account: TestAccount): void;
+  /** The account is gone at the IdP (disabled, deleted): refreshes for it fail. */
+  removeAccount(username: string): void;
   /** Rewrite the next token endpoint answers (JSON text in, JSON text out); null to stop. */
   tamperTokens(fn: ((body: Record<string, unknown>) => Record<string, unknown>) | null): void;
   /** An RS256 JWT signed with the IdP's own signing key. */
@@ -64,13 +66,15 @@ export async function startTestIdp(opts: {
         client_secret: IDP_CLIENT_SECRET,
         redirect_uris: [opts.redirectUri],
         post_logout_redirect_uris: [opts.postLogoutUri],
-        grant_types: ["authorization_code"],
+        grant_types: ["authorization_code", "refresh_token"],
         response_types: ["code"],
         token_endpoint_auth_method: "client_secret_basic",
       },
     ],
     jwks: { keys: [jwk] },
     pkce: { required: () => true },
+    // Refresh tokens without offline_access, so the broker can ask again about a session.
+    issueRefreshToken: async () => true,
     conformIdTokenClaims: false,
     scopes: ["openid", "profile", "email", "groups"],
     claims: {
@@ -180,6 +184,9 @@ export async function startTestIdp(opts: {
     },
     setAccount(a) {
       accounts.set(a.username, a);
+    },
+    removeAccount(username) {
+      accounts.delete(username);
     },
     tamperTokens(fn) {
       tamper = fn;
