@@ -29,6 +29,7 @@ import type { Clock, Connector, IdGenerator, Store, StoreTx } from "./core/ports
 import { upstreamAad } from "./gateway/gateway-login.js";
 import { createPgGateway, type PgGateway } from "./gateway/pg-gateway.js";
 import { createRecorder } from "./gateway/recorder.js";
+import { IDP_DECLARED_STATE } from "./http/auth-routes.js";
 import { createHttpServer } from "./http/server.js";
 import { createMetrics } from "./metrics/metrics.js";
 import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
@@ -292,13 +293,14 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       await recordConfigChange(store, audit, config, clock.now());
       // Last-known IdP membership (with its age), refreshed from the store so logins on other
       // replicas count here too; and the IdP's health, so the fallback opens when it is down.
-      directory.load(await store.listIdentities(), clock.now());
+      const refreshIdentity = async () => {
+        directory.load(await store.listIdentities(), clock.now());
+        oidc?.restoreDeclaration(await store.readState(IDP_DECLARED_STATE));
+      };
+      await refreshIdentity();
       timers.push(
         setInterval(() => {
-          store.listIdentities().then(
-            (list) => directory.load(list, clock.now()),
-            (e: unknown) => logFn("could not refresh IdP identities", { error: String(e) }),
-          );
+          refreshIdentity().catch((e: unknown) => logFn("could not refresh IdP identities", { error: String(e) }));
         }, 60_000),
       );
       if (oidc && oidcConfig) {

@@ -22,6 +22,7 @@ import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import type { Clock } from "../src/core/ports.js";
+import { requireBuild, runCli } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, TestBrowser, type TestIdp } from "./support/oidc-provider.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
@@ -331,6 +332,23 @@ describe("the IdP is down", () => {
       const cred = await call(`/grants/${grant.json.id}/credential`, token);
       expect(cred.status).toBe(200);
       expect(await tryLogin(cred.json.credential)).toBeNull();
+
+      // The runbook's commands, for real: CLI fallback login (code read from stdin), then whoami.
+      requireBuild();
+      const env = { BREAKGLASS_SESSION_FILE: join(dir, "cli-session.json") };
+      offsetMs += 60_000; // a fresh code for the CLI
+      const cli = await runCli(["login", "--fallback", "--user", "alice", "--url", base], env, {
+        input: `${code()}\n`,
+      });
+      expect(cli.stderr).toContain("via LOCAL FALLBACK");
+      expect(cli.code).toBe(0);
+      expect((await runCli(["whoami"], env)).stdout).toContain("alice");
+      const cliRequest = await runCli(
+        ["request", "production/db-admin", "--emergency", "--reason", "primary down", "--incident", "INC-11"],
+        env,
+      );
+      expect(cliRequest.code).not.toBe(0);
+      expect(cliRequest.stderr).toContain("fallback");
 
       const released = await call(`/grants/${grant.json.id}/release`, token, {});
       expect(released.json.state).toBe("ended");

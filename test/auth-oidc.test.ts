@@ -264,6 +264,8 @@ describe("declaring the IdP down", () => {
     const down = await api("/auth/idp", { method: "POST", token: gina.token, body: body(true) });
     expect(down.status).toBe(200);
     expect(await down.json()).toMatchObject({ reachable: false, fallbackOpen: true, declaredDown: { by: "gina" } });
+    // Kept in the store: other replicas, and this one after a restart, read it back.
+    expect(JSON.parse((await broker.store.readState("idp_declared")) ?? "{}")).toMatchObject({ by: "gina" });
     // Declared down, the IdP login is refused with what to do instead.
     const browser = new TestBrowser();
     const refused = await browser.go(`${base}/auth/login`);
@@ -271,6 +273,7 @@ describe("declaring the IdP down", () => {
     expect(refused.body).toContain("fallback");
     const up = await api("/auth/idp", { method: "POST", token: gina.token, body: body(false) });
     expect(await up.json()).toMatchObject({ reachable: true, fallbackOpen: false, declaredDown: null });
+    expect(await broker.store.readState("idp_declared")).toBeNull();
     const events = (await broker.store.readAudit(1, 10_000)).filter((e) => e.type === "auth.idp_declared");
     expect(events.map((e) => JSON.parse(e.payload).data.down)).toEqual([true, false]);
   });

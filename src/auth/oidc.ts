@@ -66,6 +66,8 @@ export interface OidcLogin {
   check(now: number): Promise<IdpHealth>;
   health(): IdpHealth;
   declare(down: boolean, by: string, reason: string, now: number): void;
+  /** Take over a declaration stored by another replica (or before a restart); null: none. */
+  restoreDeclaration(stored: string | null): void;
 }
 
 const TIMEOUT_S = 5;
@@ -261,6 +263,18 @@ export function createOidcLogin(cfg: OidcConfig, clientSecret: string | null): O
 
     declare(down, by, reason, now) {
       declaredDown = down ? { by, at: now, reason } : null;
+    },
+
+    restoreDeclaration(stored) {
+      try {
+        const d = stored ? (JSON.parse(stored) as { by?: unknown; at?: unknown; reason?: unknown }) : null;
+        declaredDown =
+          d && typeof d.by === "string" && typeof d.at === "number" && typeof d.reason === "string"
+            ? { by: d.by, at: d.at, reason: d.reason }
+            : null;
+      } catch {
+        // unreadable: keep what this replica knows
+      }
     },
   };
 }

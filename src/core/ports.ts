@@ -317,6 +317,8 @@ export interface Store {
   readTerminalEvents(sessionId: string): Promise<TerminalEvent[]>;
   /** The smallest persisted due time, so a worker can sleep until then. */
   nextDueAt(): Promise<number | null>;
+  /** The broker's named state `key` (see StoreTx.swapState); null when unset. */
+  readState(key: string): Promise<string | null>;
   findWebSession(id: string): Promise<WebSession | null>;
   findIdentity(user: string): Promise<Identity | null>;
   listIdentities(): Promise<Identity[]>;

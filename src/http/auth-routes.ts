@@ -43,6 +43,8 @@ import type { RequestContext } from "../service/request-context.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 
 export const SESSION_COOKIE = "bg_session";
+/** The broker-state key holding an admin's declaration that the IdP is down. */
+export const IDP_DECLARED_STATE = "idp_declared";
 const LOGIN_COOKIE = "bg_oidc";
 const LOGIN_TTL_MS = 10 * 60 * 1000;
 
@@ -163,6 +165,9 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
         if (!oidc) throw new BreakglassError("ERR_VALIDATION", "no IdP is configured (auth.oidc)");
         const now = clock.now();
         await deps.store.transaction(async (tx) => {
+          // Kept for every replica and for restarts (read back by the broker every minute).
+          const declared = body.down ? JSON.stringify({ by: ctx.actor, at: now, reason: body.reason }) : "";
+          await tx.swapState(IDP_DECLARED_STATE, declared, now);
           await deps.audit.append(tx, [
             stamp(nonGrantEvent("auth.idp_declared", ctx.actor, now, { down: body.down, reason: body.reason }), ctx),
           ]);

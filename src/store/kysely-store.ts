@@ -272,6 +272,13 @@ class KyselyStore implements Store {
     });
   }
 
+  readState(key: string): Promise<string | null> {
+    return this.#read("readState", async () => {
+      const row = await this.#db.selectFrom("broker_state").select("value").where("key", "=", key).executeTakeFirst();
+      return row === undefined || row.value === "" ? null : row.value;
+    });
+  }
+
   findWebSession(id: string): Promise<WebSession | null> {
     return this.#read("findWebSession", async () => {
       const row = await this.#db.selectFrom("web_sessions").selectAll().where("id", "=", id).executeTakeFirst();

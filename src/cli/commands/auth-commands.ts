@@ -4,6 +4,7 @@
  * …`) and the IdP's state (`idp …`). The session is saved for the other commands (see
  * session-file.ts); codes and tokens are read without echo.
  */
+import { spawn } from "node:child_process";
 import { renderUnicodeCompact } from "uqr";
 import { createApiClient, DEFAULT_BROKER_URL } from "../api-client.js";
 import { type CliIo, UsageError } from "../cli-io.js";
@@ -23,6 +24,19 @@ async function codeFrom(io: CliIo, flag: string | undefined, what = "Authenticat
   return code;
 }
 
+/** Try the desktop's browser (xdg-open, open); silent when there is none (a server, SSH). */
+function openBrowser(io: CliIo, url: string): void {
+  const opener = process.platform === "darwin" ? "open" : io.env.DISPLAY || io.env.WAYLAND_DISPLAY ? "xdg-open" : null;
+  if (!opener) return;
+  try {
+    const child = spawn(opener, [url], { stdio: "ignore", detached: true });
+    child.on("error", () => {});
+    child.unref();
+  } catch {
+    // no browser: the printed URL is enough
+  }
+}
+
 const loginCommand: Command = {
   name: "login",
   summary: "Sign in: through the IdP in a browser, or with --fallback and a local factor when the IdP is down",
@@ -34,6 +48,7 @@ const loginCommand: Command = {
     fallback: { type: "boolean", description: "Local fallback login (IdP down)" },
     user: { type: "string", value: "NAME", description: "Your user name (with --fallback)" },
     code: { type: "string", value: "CODE", description: "Authenticator or recovery code (else asked, not echoed)" },
+    "no-browser": { type: "boolean", description: "Do not try to open a browser (print the URL only)" },
   },
   notes: [
     "Examples:",
@@ -59,7 +74,9 @@ const loginCommand: Command = {
     if (!health.reachable) {
       io.err("The identity provider is unreachable. If this is an emergency: breakglass login --fallback --user NAME");
     }
-    io.err(`Open this URL in a browser and sign in:\n\n  ${url.replace(/\/+$/, "")}/auth/cli\n`);
+    const page = `${url.replace(/\/+$/, "")}/auth/cli`;
+    io.err(`Open this URL in a browser and sign in:\n\n  ${page}\n`);
+    if (!input.flag("no-browser")) openBrowser(io, page);
     const token = await io.ask("Paste the session token shown in the browser: ", true);
     if (!token) throw new UsageError("no token pasted");
     const session = await createApiClient({ url, token }).session();
