@@ -75,6 +75,7 @@ auth:
   lockout: { max_failures: 5, window: 15m, duration: 15m }
 users: { bob: { name: Bob } }
 groups: { oncall: [], leads: [bob] }
+admin_groups: [leads]
 domains:
   production:
     roles:

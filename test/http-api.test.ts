@@ -339,6 +339,8 @@ describe("OpenAPI", () => {
     "post /api/v1/grants/{id}/terminal",
     "post /api/v1/terminal/{session}/events",
     "get /api/v1/tokens",
+    "get /api/v1/reviews",
+    "get /api/v1/grants/{id}/story",
     "post /api/v1/tokens",
     "post /api/v1/tokens/{token}/revoke",
     "post /api/v1/terminal/{session}/end",

@@ -18,6 +18,7 @@ import {
   type GrantActionBody,
   type GrantList,
   GrantListSchema,
+  GrantStorySchema,
   type GrantView,
   GrantViewSchema,
   type Health,
@@ -36,6 +37,7 @@ import {
   type RecordingView,
   RecordingViewSchema,
   RecoveryCodesViewSchema,
+  ReviewQueueSchema,
   type RolesResponse,
   RolesResponseSchema,
   SessionViewSchema,
@@ -110,6 +112,8 @@ export interface ApiClient {
   recoveryCodes(): Promise<z.output<typeof RecoveryCodesViewSchema>>;
   removeFactor(factorId: string): Promise<z.output<typeof FactorListSchema>>;
   listTokens(): Promise<z.output<typeof TokenListSchema>>;
+  reviews(query: { overdue?: boolean; mine?: boolean }): Promise<z.output<typeof ReviewQueueSchema>>;
+  story(id: string): Promise<z.output<typeof GrantStorySchema>>;
   revokeToken(id: string): Promise<z.output<typeof TokenViewSchema>>;
 }
 
@@ -222,6 +226,14 @@ export function createApiClient(options: { url: string; token: string | null }):
     recoveryCodes: () => call("POST", "/auth/factors/recovery", RecoveryCodesViewSchema, {}),
     removeFactor: (id) => call("POST", `/auth/factors/${encodeURIComponent(id)}/remove`, FactorListSchema, {}),
     listTokens: () => call("GET", "/tokens", TokenListSchema),
+    reviews: (q) => {
+      const params = new URLSearchParams();
+      if (q.overdue) params.set("overdue", "true");
+      if (q.mine) params.set("mine", "true");
+      const qs = params.toString();
+      return call("GET", `/reviews${qs ? `?${qs}` : ""}`, ReviewQueueSchema);
+    },
+    story: (id) => call("GET", `${grantPath(id)}/story`, GrantStorySchema),
     revokeToken: (id) => call("POST", `/tokens/${encodeURIComponent(id)}/revoke`, TokenViewSchema, {}),
   };
 }

@@ -74,6 +74,7 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "shell",
       "replay",
       "review",
+      "reviews",
       "grants",
       "show",
       "roles",

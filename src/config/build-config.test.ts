@@ -163,6 +163,8 @@ describe("building the configuration", () => {
       requesters: ["oncall"],
       emergencyAllowed: true,
       reviewDeadlineS: 12 * 3600,
+      emergencyReviewDeadlineS: 12 * 3600,
+      emergencyReviewers: ["security"],
       endingWarningS: 0,
       alarmSeverity: "critical",
       guard: null,
@@ -189,6 +191,8 @@ describe("building the configuration", () => {
       maxDurationS: 2 * 86400,
       emergencyAllowed: false,
       reviewDeadlineS: 3 * 86400,
+      emergencyReviewDeadlineS: 86400,
+      emergencyReviewers: ["security"],
       justificationMinLength: 15,
       incidentPattern: "SEV[0-9]-[0-9]+",
       approvalTimeoutS: 2 * 3600,
@@ -199,10 +203,12 @@ describe("building the configuration", () => {
     });
   });
 
-  test("gives emergency roles a 24h review deadline unless the defaults ask for less", () => {
-    expect(load().policy.roles.get("network/firewall")?.reviewDeadlineS).toBe(24 * 3600);
+  test("gives emergency activations a 24h review deadline unless the role asks for less", () => {
+    const firewall = load().policy.roles.get("network/firewall");
+    expect(firewall?.reviewDeadlineS).toBe(3 * 86400);
+    expect(firewall?.emergencyReviewDeadlineS).toBe(24 * 3600);
     const tighter = load(FULL.replace("review_deadline: 3d", "review_deadline: 8h"));
-    expect(tighter.policy.roles.get("network/firewall")?.reviewDeadlineS).toBe(8 * 3600);
+    expect(tighter.policy.roles.get("network/firewall")?.emergencyReviewDeadlineS).toBe(8 * 3600);
   });
 
   test("applies the documented defaults to a minimal file", () => {

@@ -3,7 +3,7 @@
  * absolute, groups as sets, role defaults applied, everything deeply frozen.
  */
 import { dirname, resolve } from "node:path";
-import { type ConfigFile, EMERGENCY_REVIEW_DEADLINE, parseFineDurationMs } from "../contract/config-schema.js";
+import { type ConfigFile, parseFineDurationMs } from "../contract/config-schema.js";
 import { parseRule } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import type { ApprovalRule, DenyRule, DomainDef, Policy, RoleDef, TargetDef, UserDef } from "../core/model.js";
@@ -106,9 +106,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
       Object.entries(dom.roles).map(([name, r]): [string, RoleDef] => {
         const id = `${domain}/${name}`;
         const maxDurationS = parseDuration(r.max_duration);
-        const reviewDefaultS = r.emergency
-          ? Math.min(parseDuration(EMERGENCY_REVIEW_DEADLINE), parseDuration(d.review_deadline))
-          : parseDuration(d.review_deadline);
+        const reviewDeadlineS = parseDuration(r.review_deadline ?? d.review_deadline);
         return [
           id,
           {
@@ -123,7 +121,9 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
             approval: rule(r.approval),
             requesters: [...r.requesters],
             emergencyAllowed: r.emergency,
-            reviewDeadlineS: r.review_deadline === undefined ? reviewDefaultS : parseDuration(r.review_deadline),
+            reviewDeadlineS,
+            emergencyReviewDeadlineS: Math.min(reviewDeadlineS, parseDuration(d.emergency_review_deadline)),
+            emergencyReviewers: [...(r.reviewers ?? d.emergency_reviewers ?? file.admin_groups)],
             endingWarningS: warningS(r.ending_warning ?? d.ending_warning),
             alarmSeverity: r.alarm_severity ?? d.alarm_severity,
             guard: r.guard

@@ -193,12 +193,19 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
   }
 
   const policy = satisfiabilityPolicy(users, groups);
+  const defaults = isRecord(doc.defaults) ? doc.defaults : {};
+  for (const [group, i] of names(defaults.emergency_reviewers)) {
+    groupRef(["defaults", "emergency_reviewers", i], group, "reviewer group");
+  }
+  const defaultReviewers = Array.isArray(defaults.emergency_reviewers)
+    ? names(defaults.emergency_reviewers).map(([g]) => g)
+    : names(doc.admin_groups).map(([g]) => g);
   for (const [domain, domainDef] of entries(doc.domains)) {
     if (!isRecord(domainDef)) continue;
     for (const [role, roleDef] of entries(domainDef.roles)) {
       if (!isRecord(roleDef)) continue;
       const path = ["domains", domain, "roles", role];
-      checkRole(path, roleDef, { targets, groups, policy, dynamicGroups }, problems);
+      checkRole(path, roleDef, { targets, groups, policy, dynamicGroups, defaultReviewers }, problems);
       const grantsSchema = opts.roleGrantsSchemas?.[connectorOf.get(String(roleDef.target)) ?? ""];
       if (grantsSchema) {
         const grants = roleDef.grants ?? {};
@@ -269,9 +276,32 @@ interface RoleContext {
   readonly groups: ReadonlyMap<string, ReadonlySet<string>>;
   readonly policy: Pick<Policy, "users" | "groups">;
   readonly dynamicGroups: ReadonlySet<string>;
+  /** defaults.emergency_reviewers, else admin_groups. */
+  readonly defaultReviewers: readonly string[];
 }
 
 function checkRole(path: PathSegment[], role: Raw, ctx: RoleContext, problems: Problem[]): void {
+  for (const [group, i] of names(role.reviewers)) {
+    if (!ctx.groups.has(group)) {
+      problems.push(
+        problem(
+          [...path, "reviewers", i],
+          `reviewer group \`${group}\` is not defined under \`groups\``,
+          suggest(group, ctx.groups.keys(), "defined groups"),
+        ),
+      );
+    }
+  }
+  const reviewers = Array.isArray(role.reviewers) ? names(role.reviewers).map(([g]) => g) : ctx.defaultReviewers;
+  if ((role.emergency === true || role.fallback === true) && reviewers.length === 0) {
+    problems.push(
+      problem(
+        [...path, role.emergency === true ? "emergency" : "fallback"],
+        "emergency activations and fallback grants are reviewed by a reviewer group, but none is configured",
+        "set `reviewers: [security]` on the role, or `defaults.emergency_reviewers`, or `admin_groups`",
+      ),
+    );
+  }
   if (isName(role.target) && !ctx.targets.has(role.target)) {
     problems.push(
       problem(

@@ -75,10 +75,19 @@ export const ReasonBodySchema = z
 /** Activate and release take no fields; an empty object (or no body) is accepted. */
 export const EmptyBodySchema = z.strictObject({}).register(apiSchemas, { id: "EmptyRequest" });
 
+export const FollowUpSchema = z
+  .strictObject({
+    action: Text(2000).min(1).describe("What must be done (rotate the credential, fix the runbook…)"),
+    owner: Name.describe("Who does it: a user name"),
+    due: z.iso.date().optional().describe("By when (YYYY-MM-DD)"),
+  })
+  .register(apiSchemas, { id: "FollowUp" });
+
 export const ReviewBodySchema = z
   .strictObject({
     outcome: ReviewOutcomeSchema,
     notes: Text(8000).min(1).describe("What was done, findings and follow-ups"),
+    followUps: z.array(FollowUpSchema).max(20).optional().describe("Follow-up actions with owners"),
   })
   .register(apiSchemas, { id: "ReviewRequest" });
 
@@ -328,7 +337,13 @@ export const AccessViewSchema = z
   .register(apiSchemas, { id: "Access" });
 
 export const ReviewViewSchema = z
-  .object({ reviewer: z.string(), at: IsoTime, outcome: ReviewOutcomeSchema, notes: z.string() })
+  .object({
+    reviewer: z.string(),
+    at: IsoTime,
+    outcome: ReviewOutcomeSchema,
+    notes: z.string(),
+    followUps: z.array(z.object({ action: z.string(), owner: z.string(), due: z.string().nullable() })),
+  })
   .register(apiSchemas, { id: "Review" });
 
 export const AlarmViewSchema = z
@@ -399,6 +414,70 @@ export const IncidentViewSchema = z
       .describe("Every alarm their events raised, with its delivery"),
   })
   .register(apiSchemas, { id: "Incident" });
+
+export const ReviewQueueSchema = z
+  .object({
+    reviews: z.array(
+      z.object({
+        grant: GrantViewSchema,
+        dueAt: IsoTime.nullable(),
+        overdue: z.boolean(),
+        emergency: z
+          .boolean()
+          .describe("An emergency activation or a fallback-login grant: reviewed by the reviewer group"),
+        canReview: z.boolean().describe("Whether the caller may review it"),
+        why: z.string().nullable().describe("Why not, when canReview is false"),
+      }),
+    ),
+  })
+  .register(apiSchemas, { id: "ReviewQueue" });
+
+export const ReviewQueueQuerySchema = z.strictObject({
+  overdue: z
+    .enum(["true", "false"])
+    .optional()
+    .transform((v) => v === "true")
+    .describe("Only reviews past their deadline"),
+  mine: z
+    .enum(["true", "false"])
+    .optional()
+    .transform((v) => v === "true")
+    .describe("Only reviews the caller may do"),
+});
+
+export const GrantStorySchema = z
+  .object({
+    grant: GrantViewSchema,
+    timeline: z
+      .array(
+        z.object({
+          seq: z.int(),
+          at: IsoTime,
+          type: z.string(),
+          actor: z.string(),
+          data: z.record(z.string(), z.unknown()),
+        }),
+      )
+      .describe("Every audit event of the grant in order, with its facts"),
+    alarms: z.array(AlarmViewSchema).describe("Every alarm its events raised, with delivery"),
+    recording: z.object({
+      gatewaySessions: z.int(),
+      statements: z.int(),
+      blocked: z.array(z.object({ at: IsoTime, statement: z.string(), error: z.string().nullable() })),
+      errors: z.int(),
+      terminalSessions: z.int(),
+    }),
+    sweptSidePermissions: z
+      .array(z.record(z.string(), z.unknown()))
+      .describe("What the connector found left behind at the end and undid (target.side_permission_swept)"),
+    timing: z.object({
+      timeToApprovalS: z.number().nullable(),
+      timeToAccessS: z.number().nullable().describe("Request to activation"),
+      heldS: z.number().nullable().describe("Activation to end"),
+      reviewDueAt: IsoTime.nullable(),
+    }),
+  })
+  .register(apiSchemas, { id: "GrantStory" });
 
 export const GrantListSchema = z.object({ grants: z.array(GrantViewSchema) }).register(apiSchemas, { id: "GrantList" });
 

@@ -23,7 +23,6 @@ export const APPROVAL_HINT =
 
 export const DEFAULT_INCIDENT_PATTERN = "[A-Z][A-Z0-9]*-[0-9]+";
 /** Review deadline of an emergency activation when the role sets none. */
-export const EMERGENCY_REVIEW_DEADLINE = "24h";
 
 /**
  * Fix-it hints for the checker, attached to schemas. A separate registry (not `.meta()`) so the
@@ -565,9 +564,16 @@ export const RoleDefaultsSchema = z
     activation_timeout: Duration.default("15m").describe(
       "An approved grant not activated within this time lapses (approval_expired).",
     ),
-    review_deadline: Duration.default("5d").describe(
-      "Time after a grant ends by which it must be reviewed. Roles with `emergency: true` default to 24h instead (or to this, if shorter).",
+    review_deadline: Duration.default("5d").describe("Time after a grant ends by which it must be reviewed."),
+    emergency_review_deadline: Duration.default("24h").describe(
+      "Review deadline of emergency activations and of grants from a login via local fallback (or review_deadline, if shorter).",
     ),
+    emergency_reviewers: z
+      .array(Name)
+      .optional()
+      .describe(
+        "Groups whose members review emergency activations and fallback grants. Defaults to admin_groups; a role's `reviewers` wins.",
+      ),
     ending_warning: EndingWarning.default("10m").describe(
       "Tell the holder this long before the grant ends (`grant.ending_soon`), never in the first half of the window; `off` for no warning.",
     ),
@@ -646,8 +652,14 @@ export const RoleSchema = z
       .default(false)
       .describe("Allow emergency self-activation without approval (pages louder and must be reviewed)."),
     review_deadline: Duration.optional().describe(
-      "Time after the grant ends by which it must be reviewed. Defaults to defaults.review_deadline; with `emergency: true`, to 24h (or defaults.review_deadline, if shorter).",
+      "Time after the grant ends by which it must be reviewed. Defaults to defaults.review_deadline (5d); emergency activations: defaults.emergency_review_deadline (24h), if shorter.",
     ),
+    reviewers: z
+      .array(Name)
+      .optional()
+      .describe(
+        "Groups whose members review this role's emergency activations and fallback grants. Defaults to defaults.emergency_reviewers, then admin_groups.",
+      ),
     ending_warning: EndingWarning.optional().describe(
       "Tell the holder this long before the grant ends; `off` for no warning. Defaults to defaults.ending_warning.",
     ),

@@ -129,6 +129,12 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
       const d = (e.data ?? {}) as { summary?: unknown };
       return `Breakglass configuration changed: ${String(d.summary)}`;
     }
+    case "grant.reviewed": {
+      const d = (e.data ?? {}) as { outcome?: unknown; emergency?: unknown };
+      return d.outcome === "unjustified"
+        ? `UNJUSTIFIED break-glass use: ${d.emergency ? "emergency " : ""}grant${grant}${role} reviewed by ${who} as unjustified — follow up`
+        : `Break-glass grant${grant}${role} reviewed by ${who}: ${String(d.outcome)}`;
+    }
     case "auth.fallback_login": {
       const d = (e.data ?? {}) as { factor?: unknown; idp?: unknown; membershipStale?: unknown };
       return `LOGIN VIA LOCAL FALLBACK: ${who} signed in without the IdP (${String(d.factor)} factor; IdP ${String(d.idp)})${d.membershipStale ? "; last-known group membership too old to count" : ""} — their grants are flagged for review`;
@@ -159,6 +165,13 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
   }
 }
 
+/** A review that found the use unjustified: security hears of it like of an activation. */
+function isUnjustified(event: Readonly<Record<string, unknown>>): boolean {
+  return (
+    event.type === "grant.reviewed" && (event.data as { outcome?: unknown } | undefined)?.outcome === "unjustified"
+  );
+}
+
 /** The outbox rows for `events`: one per event and channel, delivery due at once. */
 export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmRouting): AlarmRecord[] {
   const out: AlarmRecord[] = [];
@@ -166,7 +179,9 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
     const event = JSON.parse(e.payload) as Record<string, unknown>;
     const domain = typeof event.domain === "string" ? event.domain : null;
     const channels = new Set<string>();
-    if (ALWAYS_SECURITY_EVENTS.includes(e.type)) for (const c of routing.securityChannels) channels.add(c);
+    if (ALWAYS_SECURITY_EVENTS.includes(e.type) || isUnjustified(event)) {
+      for (const c of routing.securityChannels) channels.add(c);
+    }
     if (e.type === "alarm.escalated") for (const c of routing.escalationChannels ?? []) channels.add(c);
     if (CHANNEL_HEALTH_EVENTS.includes(e.type)) {
       // A channel in trouble is reported on every other channel there is.
@@ -183,7 +198,7 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
       const id = `a_${e.seq}_${channel}`;
       const message: AlarmMessage = {
         idempotencyKey: id,
-        severity: severityOf(e.type, event.role, routing),
+        severity: isUnjustified(event) ? "critical" : severityOf(e.type, event.role, routing),
         summary: summaryOf(event),
         event: { seq: e.seq, hash: e.hash, ...event },
       };

@@ -140,7 +140,10 @@ function grantIn(key: StateKey): { grant: Grant; now: number } {
       };
     case "reviewed": {
       const ended = expireGrant(policy, active.grant, endsAt).grant;
-      return { grant: reviewGrant(ended, "carol", "justified", "fine", endsAt + HOUR).grant, now: endsAt + HOUR };
+      return {
+        grant: reviewGrant(policy, ended, "carol", { outcome: "justified", notes: "fine" }, endsAt + HOUR).grant,
+        now: endsAt + HOUR,
+      };
     }
     case "denied": {
       const r = grantAt("requested");
@@ -192,7 +195,7 @@ function perform(action: Action, grant: Grant, now: number): Transition {
     case "lapse":
       return lapseGrant(grant, at);
     case "review":
-      return reviewGrant(grant, "carol", "justified", "restarted the primary", at);
+      return reviewGrant(policy, grant, "carol", { outcome: "justified", notes: "restarted the primary" }, at);
   }
 }
 
@@ -513,7 +516,7 @@ describe("emergency activation", () => {
       activatedAt: T0 + 2 * SECOND,
       access: "granted",
       lapseAt: null,
-      reviewDueAt: T0 + SECOND + HOUR + 3 * 86_400 * SECOND,
+      reviewDueAt: T0 + SECOND + HOUR + 86_400 * SECOND,
     });
     expectEventFacts(t, "grant.emergency_activated", "alice", T0 + 2 * SECOND);
     expect(t.event.data).toEqual({ endsAt: T0 + SECOND + HOUR, durationS: 3_600, policyBypass: true });
@@ -535,8 +538,11 @@ describe("emergency activation", () => {
   it("is reviewed like any other use once it ends", () => {
     const { grant, now } = grantAt("emergency-active");
     const ended = releaseGrant(policy, grant, "alice", now + MINUTE).grant;
-    expect(ended.reviewDueAt).toBe(now + MINUTE + 3 * 86_400 * SECOND);
-    expect(reviewGrant(ended, "erin", "justified", "page-out was real", now + HOUR).grant.state).toBe("reviewed");
+    // Emergency activations are reviewed within 24 h even where the role allows 3 days.
+    expect(ended.reviewDueAt).toBe(now + MINUTE + 86_400 * SECOND);
+    expect(
+      reviewGrant(policy, ended, "erin", { outcome: "justified", notes: "page-out was real" }, now + HOUR).grant.state,
+    ).toBe("reviewed");
   });
 });
 
@@ -769,19 +775,65 @@ describe("releaseGrant", () => {
 describe("reviewGrant", () => {
   it("never lets the holder review their own use", () => {
     const { grant } = grantIn("ended:expired");
-    expectCode(() => reviewGrant(grant, "alice", "justified", "trust me", T0 + 2 * HOUR), "ERR_FORBIDDEN");
+    expectCode(
+      () => reviewGrant(policy, grant, "alice", { outcome: "justified", notes: "trust me" }, T0 + 2 * HOUR),
+      "ERR_FORBIDDEN",
+    );
   });
 
   it("records the reviewer, outcome and notes", () => {
     const { grant } = grantIn("ended:released");
-    const t = reviewGrant(deepFreeze(grant), "erin", "justified_with_findings", "left a temp table", T0 + 2 * HOUR);
+    const t = reviewGrant(
+      policy,
+      deepFreeze(grant),
+      "erin",
+      { outcome: "justified_with_findings", notes: "left a temp table" },
+      T0 + 2 * HOUR,
+    );
     expect(t.grant.review).toEqual({
       reviewer: "erin",
       at: T0 + 2 * HOUR,
       outcome: "justified_with_findings",
       notes: "left a temp table",
     });
-    expect(t.event.data).toEqual({ outcome: "justified_with_findings", notes: "left a temp table" });
+    expect(t.event.data).toEqual({ outcome: "justified_with_findings", notes: "left a temp table", emergency: false });
+  });
+
+  it("records follow-ups with owners, and refuses an owner nobody knows", () => {
+    const { grant } = grantIn("ended:released");
+    const followUps = [{ action: "rotate the replica password", owner: "bob", due: T0 + 86_400_000 }];
+    const t = reviewGrant(policy, grant, "erin", { outcome: "justified_with_findings", notes: "n", followUps }, T0);
+    expect(t.grant.review?.followUps).toEqual(followUps);
+    expect(t.event.data).toMatchObject({ followUps });
+    expectCode(
+      () =>
+        reviewGrant(
+          policy,
+          grant,
+          "erin",
+          { outcome: "justified", notes: "n", followUps: [{ action: "x", owner: "nobody", due: null }] },
+          T0,
+        ),
+      "ERR_VALIDATION",
+    );
+  });
+
+  it("needs a member of the reviewer group for an emergency activation", () => {
+    const { grant, now } = grantAt("emergency-active");
+    const ended = releaseGrant(policy, grant, "alice", now + MINUTE).grant;
+    const withReviewers: typeof policy = {
+      ...policy,
+      roles: new Map(
+        [...policy.roles].map(([id, r]) => [id, id === grant.roleId ? { ...r, emergencyReviewers: ["security"] } : r]),
+      ),
+    };
+    const err = expectCode(
+      () => reviewGrant(withReviewers, ended, "bob", { outcome: "justified", notes: "n" }, now + HOUR),
+      "ERR_FORBIDDEN",
+    );
+    expect(err.message).toContain("reviewed by a member of security");
+    const ok = reviewGrant(withReviewers, ended, "erin", { outcome: "unjustified", notes: "no incident" }, now + HOUR);
+    expect(ok.event.data).toMatchObject({ outcome: "unjustified", emergency: true });
   });
 });
 
@@ -984,14 +1036,14 @@ describe("dueAt and dueAction", () => {
       expect(dueAt(g)).toBeNull();
       expect(dueAction(g, T0 + 365 * 86_400 * SECOND)).toBeNull();
     }
-    const reviewed = reviewGrant(revoked, "carol", "justified", "", now + HOUR).grant;
+    const reviewed = reviewGrant(policy, revoked, "carol", { outcome: "justified", notes: "" }, now + HOUR).grant;
     expect(dueAt(reviewed)).toBeNull();
   });
 
   it("keeps retrying revocation after the review is recorded", () => {
     const { grant, now } = grantIn("ended:expired");
     const failing = revocationFailed(grant, now + SECOND, "target down").grant;
-    const reviewed = reviewGrant(failing, "carol", "justified", "", now + 2 * SECOND).grant;
+    const reviewed = reviewGrant(policy, failing, "carol", { outcome: "justified", notes: "" }, now + 2 * SECOND).grant;
     expect(dueAt(reviewed)).toBe(failing.accessNextAt);
     expect(dueAction(reviewed, failing.accessNextAt ?? 0)).toBe("revoke");
   });
@@ -1068,7 +1120,7 @@ describe("overdue reviews", () => {
     expect(thrown(() => reportReviewOverdue(revoked, (revoked.reviewDueAt ?? 0) - 1)).code).toBe(
       "ERR_INVALID_TRANSITION",
     );
-    const reviewed = reviewGrant(revoked, "carol", "justified", "", now + HOUR).grant;
+    const reviewed = reviewGrant(policy, revoked, "carol", { outcome: "justified", notes: "" }, now + HOUR).grant;
     expect(thrown(() => reportReviewOverdue(reviewed, (revoked.reviewDueAt ?? 0) + 1)).code).toBe(
       "ERR_INVALID_TRANSITION",
     );

@@ -6,7 +6,7 @@
 import { groupsOf, ruleGroups, ruleSatisfied } from "./approval-policy.js";
 import type { AuditEventDraft, AuditEventType } from "./audit-event.js";
 import { BreakglassError } from "./errors.js";
-import type { Grant, GrantState, Policy, ReviewOutcome, RoleDef } from "./model.js";
+import type { FollowUp, Grant, GrantState, Policy, ReviewOutcome, RoleDef } from "./model.js";
 
 export const SYSTEM_ACTOR = "system";
 
@@ -34,13 +34,16 @@ export interface RequestInput {
   readonly viaFallback?: boolean | undefined;
 }
 
-/** A fallback login's grant is reviewed as soon as an emergency one (24 h at most). */
-const FALLBACK_REVIEW_S = 86_400;
+/** Without a configured one, emergency activations are reviewed within 24 h. */
+const EMERGENCY_REVIEW_S = 86_400;
+
+/** An emergency activation or a grant from a fallback login: reviewed sooner, by the reviewer group. */
+const isEmergencyUse = (grant: Grant): boolean => grant.emergency || grant.viaFallback === true;
 
 /** Seconds after its end by which a grant must be reviewed. */
 function reviewDeadlineS(r: RoleDef | undefined, grant: Grant): number {
-  const base = r?.reviewDeadlineS ?? 86_400;
-  return grant.viaFallback === true ? Math.min(base, FALLBACK_REVIEW_S) : base;
+  const base = r?.reviewDeadlineS ?? EMERGENCY_REVIEW_S;
+  return isEmergencyUse(grant) ? (r?.emergencyReviewDeadlineS ?? Math.min(base, EMERGENCY_REVIEW_S)) : base;
 }
 
 function role(policy: Policy, roleId: string): RoleDef {
@@ -669,28 +672,59 @@ export function lapseGrant(grant: Grant, now: number): Transition {
 }
 
 /** @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN (the holder never reviews their own use) */
+/** Why `reviewer` may not review this grant, or null when they may (the state aside). */
+export function reviewRefusal(policy: Policy, grant: Grant, reviewer: string): string | null {
+  if (reviewer === grant.requester) return `${reviewer} held grant ${grant.id} and cannot review it`;
+  if (grant.approvals.some((a) => a.approver === reviewer)) {
+    return `${reviewer} approved grant ${grant.id} and cannot also review it; ask someone independent`;
+  }
+  const reviewers = policy.roles.get(grant.roleId)?.emergencyReviewers ?? [];
+  if (isEmergencyUse(grant) && reviewers.length > 0) {
+    const mine = groupsOf(policy, reviewer);
+    if (!reviewers.some((g) => mine.has(g))) {
+      return `grant ${grant.id} was ${grant.emergency ? "an emergency activation" : "requested from a login via local fallback"}: it is reviewed by a member of ${reviewers.join(" or ")}`;
+    }
+  }
+  return null;
+}
+
 export function reviewGrant(
+  policy: Policy,
   grant: Grant,
   reviewer: string,
-  outcome: ReviewOutcome,
-  notes: string,
+  review: { outcome: ReviewOutcome; notes: string; followUps?: readonly FollowUp[] },
   now: number,
 ): Transition {
   requireState(grant, "review", ["ended"]);
-  if (reviewer === grant.requester) {
-    throw new BreakglassError("ERR_FORBIDDEN", `${reviewer} held grant ${grant.id} and cannot review it`, {
-      grantId: grant.id,
-    });
+  const refusal = reviewRefusal(policy, grant, reviewer);
+  if (refusal !== null) throw new BreakglassError("ERR_FORBIDDEN", refusal, { grantId: grant.id });
+  for (const f of review.followUps ?? []) {
+    if (!policy.users.has(f.owner)) {
+      throw new BreakglassError("ERR_VALIDATION", `follow-up owner "${f.owner}" is not a known user`, {
+        field: "followUps",
+      });
+    }
   }
-  if (grant.approvals.some((a) => a.approver === reviewer)) {
-    throw new BreakglassError(
-      "ERR_FORBIDDEN",
-      `${reviewer} approved grant ${grant.id} and cannot also review it; ask someone independent`,
-      { grantId: grant.id },
-    );
-  }
-  const next = bump(grant, { state: "reviewed", review: { reviewer, at: now, outcome, notes } });
-  return { grant: next, event: grantEvent(next, "grant.reviewed", reviewer, now, { outcome, notes }) };
+  const followUps = review.followUps ?? [];
+  const next = bump(grant, {
+    state: "reviewed",
+    review: {
+      reviewer,
+      at: now,
+      outcome: review.outcome,
+      notes: review.notes,
+      ...(followUps.length > 0 ? { followUps } : {}),
+    },
+  });
+  return {
+    grant: next,
+    event: grantEvent(next, "grant.reviewed", reviewer, now, {
+      outcome: review.outcome,
+      notes: review.notes,
+      emergency: isEmergencyUse(grant),
+      ...(followUps.length > 0 ? { followUps } : {}),
+    }),
+  };
 }
 
 /**

@@ -69,6 +69,10 @@ export interface RoleDef {
   readonly requesters: readonly string[];
   readonly emergencyAllowed: boolean;
   readonly reviewDeadlineS: number;
+  /** Deadline of emergency activations and fallback grants (at most reviewDeadlineS). */
+  readonly emergencyReviewDeadlineS?: number;
+  /** Groups that review emergency activations and fallback grants; none listed: anyone independent. */
+  readonly emergencyReviewers?: readonly string[];
   /** Tell the holder this long before the grant ends (0: never); see {@link warnTime}. */
   readonly endingWarningS: number;
   /** How loud a normal activation is (an emergency activation is always critical). */
@@ -182,9 +186,18 @@ export interface Grant {
 
 export type ReviewOutcome = "justified" | "justified_with_findings" | "unjustified";
 
+/** Something to do after a review, and who does it. */
+export interface FollowUp {
+  readonly action: string;
+  readonly owner: string;
+  /** Epoch ms, when a date was given. */
+  readonly due: number | null;
+}
+
 export interface GrantReview {
   readonly reviewer: string;
   readonly at: number;
   readonly outcome: ReviewOutcome;
   readonly notes: string;
+  readonly followUps?: readonly FollowUp[];
 }

@@ -58,6 +58,7 @@ import type { TerminalService } from "../service/terminal-service.js";
 import type { TokenService } from "../service/token-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
+import { buildReviewRoutes } from "./review-routes.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 import { alarmView, auditEventView, checkpointView, domainViews, grantView, meView, verdictView } from "./views.js";
 
@@ -123,6 +124,7 @@ type ActionBody = {
   outcome?: "justified" | "justified_with_findings" | "unjustified" | undefined;
   notes?: string | undefined;
   by?: string | number | undefined;
+  followUps?: { action: string; owner: string; due?: string | undefined }[] | undefined;
 };
 
 function runAction(
@@ -147,7 +149,15 @@ function runAction(
       return service.release(ctx, id);
     case "review":
       // The schema requires both; the fallbacks only satisfy the type of the shared body.
-      return service.review(ctx, id, body.outcome ?? "unjustified", body.notes ?? "");
+      return service.review(ctx, id, {
+        outcome: body.outcome ?? "unjustified",
+        notes: body.notes ?? "",
+        followUps: (body.followUps ?? []).map((f) => ({
+          action: f.action,
+          owner: f.owner,
+          due: f.due === undefined ? null : Date.parse(f.due),
+        })),
+      });
     case "ack":
       return service.acknowledge(ctx, id, body.comment ?? null);
     case "extend":
@@ -645,6 +655,7 @@ export function buildRoutes(deps: RouteDeps): {
       },
     }),
     ...tokenRoutes(deps.tokens, requireAdmin, policy),
+    ...buildReviewRoutes({ store, policy, clock }),
   ];
   return { routes, requireAdmin };
 }

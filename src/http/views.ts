@@ -62,6 +62,11 @@ export function grantView(grant: Grant, policy: Policy, now: number): GrantView 
           at: iso(grant.review.at),
           outcome: grant.review.outcome,
           notes: grant.review.notes,
+          followUps: (grant.review.followUps ?? []).map((f) => ({
+            action: f.action,
+            owner: f.owner,
+            due: f.due === null ? null : iso(f.due).slice(0, 10),
+          })),
         }
       : null,
     version: grant.version,

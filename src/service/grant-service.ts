@@ -16,7 +16,7 @@ import {
   reviewGrant,
   revokeGrant,
 } from "../core/grant-machine.js";
-import type { Grant, Policy, ReviewOutcome, RoleDef } from "../core/model.js";
+import type { FollowUp, Grant, Policy, ReviewOutcome, RoleDef } from "../core/model.js";
 import type { Clock, GrantFilter, IdGenerator, StatementRecord, Store } from "../core/ports.js";
 import type { Redacted } from "../core/redacted.js";
 import type { SecretBox } from "../secrets/secret-box.js";
@@ -64,7 +64,11 @@ export interface GrantService {
    * @throws ERR_NOT_FOUND, ERR_FORBIDDEN, ERR_AUDIT_WRITE_FAILED
    */
   recording(ctx: RequestContext, id: string): Promise<StatementRecord[]>;
-  review(ctx: RequestContext, id: string, outcome: ReviewOutcome, notes: string): Promise<Grant>;
+  review(
+    ctx: RequestContext,
+    id: string,
+    review: { outcome: ReviewOutcome; notes: string; followUps?: readonly FollowUp[] },
+  ): Promise<Grant>;
   /** @throws ERR_NOT_FOUND */
   get(id: string): Promise<Grant>;
   list(filter: GrantFilter): Promise<Grant[]>;
@@ -236,8 +240,8 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
       return store.listStatements(id);
     },
 
-    review: (ctx, id, outcome, notes) =>
-      writer.transition(id, ctx, (g) => reviewGrant(g, ctx.actor, outcome, notes, clock.now())),
+    review: (ctx, id, review) =>
+      writer.transition(id, ctx, (g) => reviewGrant(policy, g, ctx.actor, review, clock.now())),
 
     async get(id) {
       const grant = await store.getGrant(id);

@@ -9,6 +9,7 @@ import { type CliIo, UsageError } from "../cli-io.js";
 import type { Command, CommandInput, OptionSpec } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 import { actionSummary, grantDetail, grantsTable, meText, rolesTable, shortTime } from "../format.js";
+import { reviewQueueText, storyText } from "../review-format.js";
 import { readSession } from "../session-file.js";
 
 export const API_ENV_NOTES = [
@@ -261,23 +262,68 @@ export const grantCommands: readonly Command[] = [
   },
   {
     name: "review",
-    summary: "Record the post-use review of an ended grant",
+    summary: "Show an ended grant's whole story for its review, or record the review (--outcome, --notes)",
+    description:
+      "Without --outcome: the whole story of the grant — justification, approvals, every event, alarms and their delivery, what the gateway recorded, side permissions swept, timing — and the command to record the verdict. With --outcome and --notes: records the review (never by the holder or an approver; emergency activations by the reviewer group). `unjustified` pages security.",
     args: [ID_ARG],
     options: {
-      outcome: { type: "string", value: REVIEW_OUTCOMES.join("|"), required: true, description: "The verdict" },
-      notes: { type: "string", value: "TEXT", required: true, description: "What was done, findings, follow-ups" },
+      outcome: { type: "string", value: REVIEW_OUTCOMES.join("|"), description: "The verdict" },
+      notes: { type: "string", value: "TEXT", description: "What was done, findings" },
+      "follow-up": {
+        type: "string",
+        value: "ACTION@OWNER[@YYYY-MM-DD]",
+        multiple: true,
+        description: "A follow-up action and who owns it",
+      },
+      json: JSON_OPTION,
+    },
+    notes: [
+      "Example:",
+      '  breakglass review g_… --outcome justified_with_findings --notes "left a temp table" \\',
+      '    --follow-up "drop temp table tmp_fix@bob@2026-12-05"',
+      "",
+      ...API_ENV_NOTES,
+    ],
+    async run(input, io) {
+      const client = clientFrom(io);
+      const outcome = input.string("outcome");
+      if (outcome === undefined) {
+        const story = await client.story(input.arg(0));
+        if (input.flag("json")) printJson(io, story);
+        else io.out(storyText(story));
+        return EXIT.OK;
+      }
+      const valid = REVIEW_OUTCOMES.find((o) => o === outcome);
+      if (!valid) throw new UsageError(`--outcome must be one of ${REVIEW_OUTCOMES.join(", ")}`, "review");
+      const followUps = input.strings("follow-up").map((text) => {
+        const [action, owner, due] = text.split("@").map((x) => x.trim());
+        if (!action || !owner)
+          throw new UsageError(`--follow-up "${text}": write it as ACTION@OWNER[@YYYY-MM-DD]`, "review");
+        return { action, owner, ...(due ? { due } : {}) };
+      });
+      const grant = await client.act(input.arg(0), "review", {
+        outcome: valid,
+        notes: input.requireString("notes"),
+        ...(followUps.length > 0 ? { followUps } : {}),
+      });
+      return printGrant(io, input, grant);
+    },
+  },
+  {
+    name: "reviews",
+    summary: "The review queue: ended grants waiting for a review, oldest deadline first",
+    args: [],
+    options: {
+      overdue: { type: "boolean", description: "Only those past their deadline" },
+      mine: { type: "boolean", description: "Only those you may review" },
       json: JSON_OPTION,
     },
     notes: API_ENV_NOTES,
     async run(input, io) {
-      const outcome = input.requireString("outcome");
-      const valid = REVIEW_OUTCOMES.find((o) => o === outcome);
-      if (!valid) throw new UsageError(`--outcome must be one of ${REVIEW_OUTCOMES.join(", ")}`, "review");
-      const grant = await clientFrom(io).act(input.arg(0), "review", {
-        outcome: valid,
-        notes: input.requireString("notes"),
-      });
-      return printGrant(io, input, grant);
+      const q = await clientFrom(io).reviews({ overdue: input.flag("overdue"), mine: input.flag("mine") });
+      if (input.flag("json")) printJson(io, q);
+      else io.out(reviewQueueText(q.reviews));
+      return EXIT.OK;
     },
   },
   {

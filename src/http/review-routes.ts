@@ -1,0 +1,111 @@
+/**
+ * Reviewed every time: the review queue (every ended grant not yet reviewed, oldest deadline
+ * first, with whether the caller may review it) and a grant's whole story for its reviewer —
+ * justification, incident, approvals, every audit event with its facts, alarms and their
+ * delivery, what the gateway recorded (counts and blocked attempts), side permissions swept, and
+ * timing. Recording the verdict is `POST /grants/{id}/review`.
+ */
+import { GrantIdParamsSchema, GrantStorySchema, ReviewQueueQuerySchema, ReviewQueueSchema } from "../contract/api.js";
+import { BreakglassError } from "../core/errors.js";
+import { reviewRefusal } from "../core/grant-machine.js";
+import type { Grant, Policy } from "../core/model.js";
+import type { Clock, Store } from "../core/ports.js";
+import { type AnyRoute, defineRoute } from "./route-table.js";
+import { alarmView, grantView } from "./views.js";
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const seconds = (from: number | null, to: number | null): number | null =>
+  from === null || to === null ? null : Math.round((to - from) / 1000);
+
+export function buildReviewRoutes(deps: { store: Store; policy: Policy; clock: Clock }): AnyRoute[] {
+  const { store, policy, clock } = deps;
+  return [
+    defineRoute({
+      method: "GET",
+      path: "/reviews",
+      operationId: "listReviews",
+      scope: "review",
+      summary:
+        "The review queue: ended grants not yet reviewed, oldest deadline first, and whether you may review each",
+      tag: "reviews",
+      auth: true,
+      query: ReviewQueueQuerySchema,
+      status: 200,
+      response: ReviewQueueSchema,
+      problems: [],
+      handler: async ({ ctx, query }) => {
+        const now = clock.now();
+        const ended = await store.listGrants({ states: ["ended"], limit: 1000 });
+        const rows = ended
+          .map((g) => {
+            const why = reviewRefusal(policy, g, ctx.actor);
+            return {
+              grant: grantView(g, policy, now),
+              dueAt: iso(g.reviewDueAt),
+              overdue: g.reviewDueAt !== null && g.reviewDueAt < now,
+              emergency: g.emergency || g.viaFallback === true,
+              canReview: why === null,
+              why,
+              due: g.reviewDueAt ?? Number.MAX_SAFE_INTEGER,
+            };
+          })
+          .filter((r) => (!query.overdue || r.overdue) && (!query.mine || r.canReview))
+          .sort((a, b) => a.due - b.due);
+        return { body: { reviews: rows.map(({ due: _due, ...r }) => r) } };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/grants/:id/story",
+      operationId: "getGrantStory",
+      scope: "review",
+      summary:
+        "Everything a reviewer needs: the grant, its events with their facts, alarms and delivery, recording summary, swept side permissions, timing",
+      tag: "reviews",
+      auth: true,
+      params: GrantIdParamsSchema,
+      status: 200,
+      response: GrantStorySchema,
+      problems: ["ERR_NOT_FOUND"],
+      handler: async ({ params }) => {
+        const grant = await store.getGrant(params.id);
+        if (!grant) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${params.id}`, { grantId: params.id });
+        return { body: await story(store, policy, grant, clock.now()) };
+      },
+    }),
+  ];
+}
+
+async function story(store: Store, policy: Policy, grant: Grant, now: number) {
+  const [events, alarms, statements, terminals] = await Promise.all([
+    store.readGrantAudit([grant.id]),
+    store.listAlarms(grant.id),
+    store.listStatements(grant.id),
+    store.listTerminalSessions(grant.id),
+  ]);
+  const timeline = events.map((e) => {
+    const payload = JSON.parse(e.payload) as { data?: Record<string, unknown> };
+    return { seq: e.seq, at: new Date(e.at).toISOString(), type: e.type, actor: e.actor, data: payload.data ?? {} };
+  });
+  return {
+    grant: grantView(grant, policy, now),
+    timeline,
+    alarms: alarms.map(alarmView),
+    recording: {
+      gatewaySessions: new Set(statements.map((s) => s.sessionId)).size,
+      statements: statements.length,
+      blocked: statements
+        .filter((s) => s.kind === "blocked")
+        .map((s) => ({ at: new Date(s.startedAt).toISOString(), statement: s.text, error: s.error })),
+      errors: statements.filter((s) => s.error !== null && s.kind !== "blocked").length,
+      terminalSessions: terminals.length,
+    },
+    sweptSidePermissions: timeline.filter((e) => e.type === "target.side_permission_swept").map((e) => e.data),
+    timing: {
+      timeToApprovalS: seconds(grant.requestedAt, grant.approvedAt),
+      timeToAccessS: seconds(grant.requestedAt, grant.activatedAt),
+      heldS: seconds(grant.activatedAt, grant.endedAt),
+      reviewDueAt: iso(grant.reviewDueAt),
+    },
+  };
+}
