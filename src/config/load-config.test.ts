@@ -268,6 +268,20 @@ describe("checkConfigText", () => {
     expect(check(ok).issues).toEqual([]);
   });
 
+  test("emergency and fallback roles need a reviewer group, and named reviewer groups must exist", () => {
+    const noAdmins = edit(
+      "admin_groups: [security]\n",
+      "",
+      edit("requesters: [oncall]", "requesters: [oncall]\n        emergency: true"),
+    );
+    const issue = issueAt(check(noAdmins).issues, `${ROLE}.emergency`);
+    expect(issue.message).toContain("reviewed by a reviewer group, but none is configured");
+    expect(issue.hint).toContain("reviewers: [security]");
+    const withReviewers = edit("emergency: true", "emergency: true\n        reviewers: [securty]", noAdmins);
+    expect(issueAt(check(withReviewers).issues, `${ROLE}.reviewers.0`).hint).toContain("did you mean `security`?");
+    expect(check(edit("securty", "security", withReviewers)).issues).toEqual([]);
+  });
+
   test("rejects admin_groups naming an unknown group", () => {
     const text = edit("admin_groups: [security]", "admin_groups: [secops]");
     const issue = issueAt(check(text).issues, "admin_groups.0");
