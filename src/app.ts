@@ -35,6 +35,7 @@ import { createMetrics } from "./metrics/metrics.js";
 import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
 import { createSecretResolver } from "./secrets/secret-ref.js";
 import { createAccessController } from "./service/access-controller.js";
+import { createDrillService, type DrillService } from "./service/drill-service.js";
 import { createGrantService, type GrantService } from "./service/grant-service.js";
 import { createGrantWriter } from "./service/grant-writer.js";
 import { createTerminalService } from "./service/terminal-service.js";
@@ -67,6 +68,7 @@ export interface Broker {
   readonly checkpoints: CheckpointWorker;
   readonly signingKey: SigningKey;
   readonly http: FastifyInstance;
+  readonly drills: DrillService;
   /** The PostgreSQL gateway, when configured; its address once started. */
   readonly gateway: PgGateway | null;
   gatewayAddress(): { host: string; port: number } | null;
@@ -251,8 +253,10 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     : null;
   const timers: NodeJS.Timeout[] = [];
 
+  const drills = createDrillService({ drills: config.drills, service, store, audit, clock, ids, log: logFn });
   const http = createHttpServer({
     policy,
+    drills,
     ...(auth && box
       ? {
           authRoutes: { config: config.auth, publicUrl: config.server.publicUrl, auth, oidc, store, audit, clock, box },
@@ -284,6 +288,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     checkpoints,
     signingKey,
     http,
+    drills,
     gateway,
     gatewayAddress: () => gatewayAddress,
     async start() {

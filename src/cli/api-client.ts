@@ -12,6 +12,8 @@ import {
   type CreateGrantBody,
   type CredentialView,
   CredentialViewSchema,
+  DrillListSchema,
+  DrillRunViewSchema,
   FactorListSchema,
   FactorViewSchema,
   type GrantAction,
@@ -114,6 +116,9 @@ export interface ApiClient {
   listTokens(): Promise<z.output<typeof TokenListSchema>>;
   reviews(query: { overdue?: boolean; mine?: boolean }): Promise<z.output<typeof ReviewQueueSchema>>;
   story(id: string): Promise<z.output<typeof GrantStorySchema>>;
+  drills(): Promise<z.output<typeof DrillListSchema>>;
+  runDrill(name: string): Promise<z.output<typeof DrillRunViewSchema>>;
+  drillRun(id: string): Promise<z.output<typeof DrillRunViewSchema>>;
   revokeToken(id: string): Promise<z.output<typeof TokenViewSchema>>;
 }
 
@@ -234,6 +239,9 @@ export function createApiClient(options: { url: string; token: string | null }):
       return call("GET", `/reviews${qs ? `?${qs}` : ""}`, ReviewQueueSchema);
     },
     story: (id) => call("GET", `${grantPath(id)}/story`, GrantStorySchema),
+    drills: () => call("GET", "/drills", DrillListSchema),
+    runDrill: (name) => call("POST", `/drills/${encodeURIComponent(name)}/run`, DrillRunViewSchema, {}),
+    drillRun: (id) => call("GET", `/drills/runs/${encodeURIComponent(id)}`, DrillRunViewSchema),
     revokeToken: (id) => call("POST", `/tokens/${encodeURIComponent(id)}/revoke`, TokenViewSchema, {}),
   };
 }

@@ -12,6 +12,7 @@ import { CliError, type CliIo, processIo, UsageError } from "./cli-io.js";
 import { type Command, commandHelp, parseCommand, usageLine } from "./command.js";
 import { adminCommands } from "./commands/admin-commands.js";
 import { authCommands } from "./commands/auth-commands.js";
+import { drillCommands } from "./commands/drill-commands.js";
 import { grantCommands } from "./commands/grant-commands.js";
 import { guardrailCommands } from "./commands/guardrail-commands.js";
 import { secretCommands } from "./commands/secret-commands.js";
@@ -28,6 +29,7 @@ export const COMMANDS: readonly Command[] = [
   ...guardrailCommands,
   ...authCommands,
   ...grantCommands,
+  ...drillCommands,
   shellCommand,
   replayCommand,
 ];
@@ -40,6 +42,7 @@ const GROUPS: Readonly<Record<string, string>> = {
   guardrail: "Generate and simulate the AWS guardrail policies",
   factors: "Your local second factors (authenticator app, recovery codes)",
   idp: "The identity provider's state; declare it down or up",
+  drill: "Rehearse the break-glass path on the real components",
 };
 
 const SECTIONS: readonly [string, readonly string[]][] = [
@@ -75,6 +78,8 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "replay",
       "review",
       "reviews",
+      "drill run",
+      "drill list",
       "grants",
       "show",
       "roles",

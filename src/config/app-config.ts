@@ -68,6 +68,18 @@ export interface AuthConfig {
   readonly secureCookies: boolean;
 }
 
+export interface DrillDef {
+  readonly name: string;
+  readonly scenario: "approval-path" | "emergency";
+  readonly roleId: string;
+  readonly requester: string;
+  readonly approvers: readonly string[];
+  readonly durationS: number;
+  readonly incident: string | null;
+  readonly probe: { readonly sql: string } | { readonly exec: readonly string[] } | null;
+  readonly everyS: number;
+}
+
 export interface AuditConfig {
   /** PEM PKCS#8 Ed25519 private key used to sign checkpoints. */
   readonly signingKeyFile: string;
@@ -151,6 +163,7 @@ export interface AppConfig {
   /** The PostgreSQL gateway; null when not configured. */
   readonly gateway: GatewayConfig | null;
   readonly auth: AuthConfig;
+  readonly drills: readonly DrillDef[];
   readonly audit: AuditConfig;
   readonly secrets: SecretsConfig;
   readonly alarms: AlarmsConfig;

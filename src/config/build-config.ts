@@ -13,6 +13,7 @@ import type {
   AlarmChannelConfig,
   AppConfig,
   AuthConfig,
+  DrillDef,
   GatewayConfig,
   ServerConfig,
   StorageConfig,
@@ -221,6 +222,18 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
     secureCookies: server.publicUrl.startsWith("https:"),
   };
 
+  const drills: DrillDef[] = Object.entries(file.drills).map(([name, d]) => ({
+    name,
+    scenario: d.scenario,
+    roleId: d.role,
+    requester: d.requester,
+    approvers: [...d.approvers],
+    durationS: parseDuration(d.duration),
+    incident: d.incident ?? null,
+    probe: d.probe === undefined ? null : "sql" in d.probe ? { sql: d.probe.sql } : { exec: [...d.probe.exec] },
+    everyS: parseDuration(d.every),
+  }));
+
   return deepFreeze({
     source: resolved.source,
     policy,
@@ -228,6 +241,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
     server,
     gateway,
     auth,
+    drills,
     audit: {
       signingKeyFile: inDir(file.audit.signing_key_file),
       generateKeyIfMissing: file.audit.generate_key_if_missing,

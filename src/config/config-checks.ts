@@ -192,6 +192,38 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
     }
   }
 
+  const roleIds = new Set<string>();
+  for (const [domain, domainDef] of entries(doc.domains)) {
+    if (isRecord(domainDef)) for (const [role] of entries(domainDef.roles)) roleIds.add(`${domain}/${role}`);
+  }
+  for (const [name, drill] of entries(doc.drills)) {
+    if (!isRecord(drill)) continue;
+    if (typeof drill.role === "string" && !roleIds.has(drill.role)) {
+      problems.push(
+        problem(
+          ["drills", name, "role"],
+          `drill \`${name}\` rehearses role \`${drill.role}\`, which is not configured`,
+          suggest(drill.role, roleIds, "configured roles"),
+        ),
+      );
+    }
+    const people: [PathSegment[], unknown][] = [
+      [["drills", name, "requester"], drill.requester],
+      ...names(drill.approvers).map(([u, i]): [PathSegment[], unknown] => [["drills", name, "approvers", i], u]),
+    ];
+    for (const [path, user] of people) {
+      if (typeof user === "string" && !users.has(user)) {
+        problems.push(
+          problem(
+            path,
+            `drill \`${name}\` acts as \`${user}\`, who is not defined under \`users\``,
+            suggest(user, users, "defined users"),
+          ),
+        );
+      }
+    }
+  }
+
   const policy = satisfiabilityPolicy(users, groups);
   const defaults = isRecord(doc.defaults) ? doc.defaults : {};
   for (const [group, i] of names(defaults.emergency_reviewers)) {

@@ -479,6 +479,40 @@ export const GrantStorySchema = z
   })
   .register(apiSchemas, { id: "GrantStory" });
 
+export const DrillRunViewSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    scenario: z.string(),
+    startedBy: z.string(),
+    startedAt: IsoTime,
+    endedAt: IsoTime.nullable(),
+    result: z.enum(["running", "passed", "failed"]),
+    grantId: z.string().nullable(),
+    timeToAccessMs: z.number().nullable().describe("From the request to access proven at the target"),
+    steps: z.array(
+      z.object({ name: z.string(), startedAt: IsoTime, ms: z.number(), ok: z.boolean(), detail: z.string() }),
+    ),
+  })
+  .register(apiSchemas, { id: "DrillRun" });
+
+export const DrillListSchema = z
+  .object({
+    drills: z.array(
+      z.object({
+        name: z.string(),
+        scenario: z.string(),
+        role: z.string(),
+        every: z.string().describe("How often it must pass"),
+        lastRun: DrillRunViewSchema.nullable(),
+      }),
+    ),
+  })
+  .register(apiSchemas, { id: "DrillList" });
+
+export const DrillParamsSchema = z.strictObject({ name: z.string().min(1).max(100) });
+export const DrillRunParamsSchema = z.strictObject({ run: z.string().min(1).max(100) });
+
 export const GrantListSchema = z.object({ grants: z.array(GrantViewSchema) }).register(apiSchemas, { id: "GrantList" });
 
 export const AuditEventViewSchema = z

@@ -734,6 +734,41 @@ export const TargetSchema = z
   })
   .describe("A system access is granted on.");
 
+export const DrillSchema = z
+  .strictObject({
+    scenario: z
+      .enum(["approval-path", "emergency"])
+      .describe(
+        "approval-path: request → approvals → access probed → the window ends → access gone at the target. emergency: emergency self-activation → probe → release → access gone.",
+      ),
+    role: z.string().min(1).describe("The role rehearsed, `DOMAIN/ROLE`."),
+    requester: Name.describe("Who the drill requests as (a user allowed to request the role)."),
+    approvers: z
+      .array(Name)
+      .default([])
+      .describe("Who approves, in order (approval-path): enough distinct people for the rule."),
+    duration: Duration.default("30s").describe(
+      "Grant length: the drill waits for the end and checks the access is gone at the target.",
+    ),
+    incident: z.string().min(1).optional().describe("Incident id for the drill's grant. Defaults to DRILL-<time>."),
+    probe: z
+      .union([
+        z.strictObject({
+          sql: z.string().min(1).describe("Query run with the grant's credential (postgres targets)."),
+        }),
+        z.strictObject({
+          exec: z
+            .array(z.string())
+            .min(1)
+            .describe("Command run with the credential in BREAKGLASS_CREDENTIAL; exit 0 means access works."),
+        }),
+      ])
+      .optional()
+      .describe("How the drill proves the access works while granted, and is gone after."),
+    every: Duration.default("30d").describe("How often the drill must pass; older results show red in posture."),
+  })
+  .describe("A drill: the real break-glass path, run end to end on schedule, in drill mode.");
+
 export const ConfigFileSchema = z
   .strictObject({
     version: withHint(z.literal(1), "set `version: 1`").describe("Format version of this file; always 1."),
@@ -751,6 +786,7 @@ export const ConfigFileSchema = z
     groups: z.record(Name, z.array(Name)).default({}).describe("Groups, by name: each a list of user names."),
     domains: z.record(Name, DomainSchema).default({}).describe("Domains, by name, each with its recovery roles."),
     targets: z.record(Name, TargetSchema).default({}).describe("Targets, by name."),
+    drills: z.record(Name, DrillSchema).default({}).describe("Drills, by name (`breakglass drill run NAME`)."),
   })
   .meta({
     title: "Breakglass configuration",

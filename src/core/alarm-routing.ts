@@ -25,6 +25,8 @@ export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [
   "auth.factor_removed",
   "auth.recovery_code_used",
   "auth.idp_declared",
+  // A rehearsal's result: a failed drill is a break-glass path that would fail for real.
+  "drill.finished",
 ];
 /** Alarms about the alarm system itself: they go to every channel but the one they are about. */
 export const CHANNEL_HEALTH_EVENTS: readonly AuditEventType[] = ["alarm.channel_failing", "alarm.channel_recovered"];
@@ -62,7 +64,9 @@ export interface AlarmMessage {
   readonly event: Readonly<Record<string, unknown>>;
 }
 
-function severityOf(type: string, role: unknown, routing: AlarmRouting): AlarmSeverity {
+function severityOf(type: string, role: unknown, routing: AlarmRouting, data?: unknown): AlarmSeverity {
+  if (type === "drill.finished")
+    return (data as { result?: unknown } | undefined)?.result === "passed" ? "info" : "warning";
   if (type === "grant.activated" && typeof role === "string") return routing.roleSeverity?.get(role) ?? "warning";
   if (
     type === "grant.emergency_activated" ||
@@ -135,6 +139,18 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
         ? `UNJUSTIFIED break-glass use: ${d.emergency ? "emergency " : ""}grant${grant}${role} reviewed by ${who} as unjustified — follow up`
         : `Break-glass grant${grant}${role} reviewed by ${who}: ${String(d.outcome)}`;
     }
+    case "drill.finished": {
+      const d = (e.data ?? {}) as {
+        name?: unknown;
+        result?: unknown;
+        failedStep?: unknown;
+        detail?: unknown;
+        timeToAccessMs?: unknown;
+      };
+      return d.result === "passed"
+        ? `[DRILL] ${String(d.name)} passed: access in ${(Number(d.timeToAccessMs) / 1000).toFixed(1)} s, gone at the end`
+        : `[DRILL] ${String(d.name)} FAILED at "${String(d.failedStep)}": ${String(d.detail)} — the break-glass path would fail for real`;
+    }
     case "auth.fallback_login": {
       const d = (e.data ?? {}) as { factor?: unknown; idp?: unknown; membershipStale?: unknown };
       return `LOGIN VIA LOCAL FALLBACK: ${who} signed in without the IdP (${String(d.factor)} factor; IdP ${String(d.idp)})${d.membershipStale ? "; last-known group membership too old to count" : ""} — their grants are flagged for review`;
@@ -163,6 +179,11 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
     default:
       return `${String(e.type)}${grant}${role} by ${who}`;
   }
+}
+
+/** An event of a drill: its alarms say so first, so nobody panics and nobody learns to ignore real ones. */
+function isDrill(event: Readonly<Record<string, unknown>>): boolean {
+  return (event.data as { drill?: unknown } | undefined)?.drill === true;
 }
 
 /** A review that found the use unjustified: security hears of it like of an activation. */
@@ -198,8 +219,8 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
       const id = `a_${e.seq}_${channel}`;
       const message: AlarmMessage = {
         idempotencyKey: id,
-        severity: isUnjustified(event) ? "critical" : severityOf(e.type, event.role, routing),
-        summary: summaryOf(event),
+        severity: isUnjustified(event) ? "critical" : severityOf(e.type, event.role, routing, event.data),
+        summary: `${isDrill(event) ? "[DRILL] " : ""}${summaryOf(event)}`,
         event: { seq: e.seq, hash: e.hash, ...event },
       };
       out.push({

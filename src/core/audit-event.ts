@@ -45,7 +45,9 @@ export type AuditEventType =
   | "auth.factor_removed"
   | "auth.recovery_code_used"
   | "auth.step_up"
-  | "auth.idp_declared";
+  | "auth.idp_declared"
+  | "drill.started"
+  | "drill.finished";
 
 /** An audit event before the log gives it a sequence number and a place in the chain. */
 export interface AuditEventDraft {

@@ -60,7 +60,17 @@ export class ConfigError extends BreakglassError {
   readonly issues: readonly ConfigIssue[];
 
   constructor(issues: readonly ConfigIssue[], source = "configuration") {
-    super("ERR_CONFIG_INVALID", `${source} has ${issues.length} problem(s)`, { issues });
+    const first = issues
+      .slice(0, 3)
+      .map((i) => `${i.path || "(top)"}: ${i.message}`)
+      .join("; ");
+    super(
+      "ERR_CONFIG_INVALID",
+      `${source} has ${issues.length} problem(s): ${first}${issues.length > 3 ? "; …" : ""}`,
+      {
+        issues,
+      },
+    );
     this.name = "ConfigError";
     this.issues = issues;
   }

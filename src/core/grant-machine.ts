@@ -32,6 +32,8 @@ export interface RequestInput {
   readonly emergency?: boolean | undefined;
   /** The requester signed in via local fallback (IdP down): only roles allowing it, flagged for review. */
   readonly viaFallback?: boolean | undefined;
+  /** A drill's grant: the real path, tagged so nobody mistakes it for an emergency. */
+  readonly drill?: boolean | undefined;
 }
 
 /** Without a configured one, emergency activations are reviewed within 24 h. */
@@ -72,7 +74,8 @@ export function grantEvent(
     incident: grant.incident,
     requestId: null,
     sourceAddress: null,
-    data,
+    // Every event of a drill's grant says so: receivers and auditors can tell it from a real use.
+    data: grant.drill === true ? { ...data, drill: true } : data,
   };
 }
 
@@ -216,6 +219,7 @@ export function requestGrant(policy: Policy, input: RequestInput, now: number, o
     durationS,
     emergency,
     ...(viaFallback ? { viaFallback } : {}),
+    ...(input.drill === true ? { drill: true } : {}),
     requestedAt: now,
     approvedAt: null,
     activatedAt: null,

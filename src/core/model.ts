@@ -155,6 +155,8 @@ export interface Grant {
   readonly emergency: boolean;
   /** Requested from a login via local fallback (IdP down): flagged for review. */
   readonly viaFallback?: boolean;
+  /** Part of a drill (`breakglass drill run`): its events say so, its alarms start with [DRILL]. */
+  readonly drill?: boolean;
   readonly requestedAt: number;
   readonly approvedAt: number | null;
   readonly activatedAt: number | null;

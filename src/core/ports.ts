@@ -113,6 +113,31 @@ export interface AuthThrottle {
   readonly lockedUntil: number | null;
 }
 
+/** One timed step of a drill. */
+export interface DrillStep {
+  readonly name: string;
+  readonly startedAt: number;
+  readonly ms: number;
+  readonly ok: boolean;
+  /** What happened, or exactly what failed. Never a secret. */
+  readonly detail: string;
+}
+
+/** A drill run: the real break-glass path, rehearsed, step by step. */
+export interface DrillRun {
+  readonly id: string;
+  readonly name: string;
+  readonly scenario: string;
+  readonly startedBy: string;
+  readonly startedAt: number;
+  readonly endedAt: number | null;
+  readonly result: "running" | "passed" | "failed";
+  readonly grantId: string | null;
+  /** From the request to usable access at the target. */
+  readonly timeToAccessMs: number | null;
+  readonly steps: readonly DrillStep[];
+}
+
 export type AlarmState = "queued" | "delivered" | "failed";
 
 /**
@@ -278,6 +303,8 @@ export interface StoreTx {
   /** Mark a recovery code used; false when it already was. */
   useRecoveryCode(factorId: string, at: number): Promise<boolean>;
   saveThrottle(throttle: AuthThrottle): Promise<void>;
+  /** Insert or replace a drill run (by id). */
+  saveDrillRun(run: DrillRun): Promise<void>;
 }
 
 /** Durable state: grants, the audit log, checkpoints, tokens. */
@@ -325,6 +352,9 @@ export interface Store {
   /** A user's factors that are not removed, oldest first. */
   listFactors(user: string): Promise<LocalFactor[]>;
   findThrottle(key: string): Promise<AuthThrottle | null>;
+  getDrillRun(id: string): Promise<DrillRun | null>;
+  /** Drill runs, newest first (of one drill when `name` is given). */
+  listDrillRuns(name: string | null, limit: number): Promise<DrillRun[]>;
   close(): Promise<void>;
 }
 

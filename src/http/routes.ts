@@ -52,12 +52,14 @@ import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Grant, GrantState, Policy } from "../core/model.js";
 import type { Clock, Store, TerminalSession, TokenRecord } from "../core/ports.js";
+import type { DrillService } from "../service/drill-service.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
 import type { TerminalService } from "../service/terminal-service.js";
 import type { TokenService } from "../service/token-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
+import { buildDrillRoutes } from "./drill-routes.js";
 import { buildReviewRoutes } from "./review-routes.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 import { alarmView, auditEventView, checkpointView, domainViews, grantView, meView, verdictView } from "./views.js";
@@ -76,6 +78,7 @@ export interface RouteDeps {
   /** The live policy (configured + IdP-derived membership). */
   readonly policy: Policy;
   readonly tokens: TokenService;
+  readonly drills?: DrillService | undefined;
 }
 
 const DEFAULT_LIMIT = 100;
@@ -656,6 +659,7 @@ export function buildRoutes(deps: RouteDeps): {
     }),
     ...tokenRoutes(deps.tokens, requireAdmin, policy),
     ...buildReviewRoutes({ store, policy, clock }),
+    ...(deps.drills ? buildDrillRoutes({ drills: deps.drills, store, requireAdmin }) : []),
   ];
   return { routes, requireAdmin };
 }

@@ -17,6 +17,7 @@ import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
 import type { Clock, IdGenerator, Store } from "../core/ports.js";
 import { type Metrics, renderMetrics } from "../metrics/metrics.js";
+import type { DrillService } from "../service/drill-service.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { AuthInfo, RequestContext } from "../service/request-context.js";
 import type { TerminalService } from "../service/terminal-service.js";
@@ -48,6 +49,8 @@ export interface HttpServerDeps {
   readonly terminal?: TerminalService;
   /** The live policy (configured + IdP-derived membership); defaults to the configuration's. */
   readonly policy?: Policy;
+  /** Drills (`/drills`); absent in tests that build the server without them. */
+  readonly drills?: DrillService;
   /** Sessions, IdP login, local factors; without it only API tokens authenticate. */
   readonly authRoutes?: Omit<AuthRouteDeps, "requireAdmin">;
 }

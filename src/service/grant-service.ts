@@ -30,6 +30,8 @@ export interface RequestGrantInput {
   readonly incident: string;
   readonly durationS?: number | undefined;
   readonly emergency?: boolean | undefined;
+  /** Set by the drill runner only (never from the API): the grant and its events are a drill's. */
+  readonly drill?: boolean | undefined;
 }
 
 export interface GrantService {
@@ -113,6 +115,7 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
             durationS: input.durationS,
             emergency: input.emergency,
             viaFallback: ctx.auth?.method === "fallback",
+            drill: input.drill,
           },
           clock.now(),
           open,

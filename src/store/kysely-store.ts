@@ -26,6 +26,8 @@ import type {
   AuditHead,
   AuthThrottle,
   Checkpoint,
+  DrillRun,
+  DrillStep,
   FactorKind,
   GatewayLogin,
   GrantFilter,
@@ -269,6 +271,27 @@ class KyselyStore implements Store {
         .orderBy("id")
         .execute();
       return rows.map(tokenFromRow);
+    });
+  }
+
+  getDrillRun(id: string): Promise<DrillRun | null> {
+    return this.#read("getDrillRun", async () => {
+      const row = await this.#db.selectFrom("drill_runs").selectAll().where("id", "=", id).executeTakeFirst();
+      return row === undefined ? null : drillRunFromRow(row);
+    });
+  }
+
+  listDrillRuns(name: string | null, limit: number): Promise<DrillRun[]> {
+    return this.#read("listDrillRuns", async () => {
+      const rows = await this.#db
+        .selectFrom("drill_runs")
+        .selectAll()
+        .$if(name !== null, (q) => q.where("name", "=", name as string))
+        .orderBy("started_at", "desc")
+        .orderBy("id", "desc")
+        .limit(limit)
+        .execute();
+      return rows.map(drillRunFromRow);
     });
   }
 
@@ -801,6 +824,28 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
+  saveDrillRun(run: DrillRun): Promise<void> {
+    return this.#run("saveDrillRun", async (db) => {
+      const row = {
+        id: run.id,
+        name: run.name,
+        scenario: run.scenario,
+        started_by: run.startedBy,
+        started_at: run.startedAt,
+        ended_at: run.endedAt,
+        result: run.result,
+        grant_id: run.grantId,
+        time_to_access_ms: run.timeToAccessMs,
+        steps: JSON.stringify(run.steps),
+      };
+      await db
+        .insertInto("drill_runs")
+        .values(row)
+        .onConflict((oc) => oc.column("id").doUpdateSet(row))
+        .execute();
+    });
+  }
+
   saveWebSession(w: WebSession): Promise<void> {
     return this.#run("saveWebSession", async (db) => {
       const row = {
@@ -1034,6 +1079,7 @@ function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect): 
     duration_s: grant.durationS,
     emergency: dialect === "sqlite" ? (grant.emergency ? 1 : 0) : grant.emergency,
     via_fallback: dialect === "sqlite" ? (grant.viaFallback ? 1 : 0) : grant.viaFallback === true,
+    drill: dialect === "sqlite" ? (grant.drill ? 1 : 0) : grant.drill === true,
     requested_at: grant.requestedAt,
     approved_at: grant.approvedAt,
     activated_at: grant.activatedAt,
@@ -1108,6 +1154,7 @@ function grantFromRow(r: GrantRow): Grant {
     durationS: r.duration_s,
     emergency: r.emergency === true || r.emergency === 1,
     ...(r.via_fallback === true || r.via_fallback === 1 ? { viaFallback: true } : {}),
+    ...(r.drill === true || r.drill === 1 ? { drill: true } : {}),
     requestedAt: r.requested_at,
     approvedAt: r.approved_at,
     activatedAt: r.activated_at,
@@ -1155,6 +1202,28 @@ function parseObject(text: string, grantId: string, column: string): Record<stri
     throw unreadable(grantId, column);
   }
   return value as Record<string, unknown>;
+}
+
+function drillRunFromRow(r: Selectable<Database["drill_runs"]>): DrillRun {
+  let steps: DrillStep[] = [];
+  try {
+    const parsed: unknown = JSON.parse(r.steps);
+    if (Array.isArray(parsed)) steps = parsed as DrillStep[];
+  } catch {
+    steps = [];
+  }
+  return {
+    id: r.id,
+    name: r.name,
+    scenario: r.scenario,
+    startedBy: r.started_by,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    result: r.result as DrillRun["result"],
+    grantId: r.grant_id,
+    timeToAccessMs: r.time_to_access_ms,
+    steps,
+  };
 }
 
 function webSessionFromRow(r: Selectable<Database["web_sessions"]>): WebSession {

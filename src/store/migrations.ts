@@ -284,6 +284,30 @@ const identity: Migration = {
   },
 };
 
+/** Drills: grants tagged as drills, and every drill run with its timed steps. */
+const drills: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .alterTable("grants")
+      .addColumn("drill", "boolean", (c) => c.notNull().defaultTo(false))
+      .execute();
+    await db.schema
+      .createTable("drill_runs")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("name", "text", (c) => c.notNull())
+      .addColumn("scenario", "text", (c) => c.notNull())
+      .addColumn("started_by", "text", (c) => c.notNull())
+      .addColumn("started_at", "bigint", (c) => c.notNull())
+      .addColumn("ended_at", "bigint")
+      .addColumn("result", "text", (c) => c.notNull())
+      .addColumn("grant_id", "text")
+      .addColumn("time_to_access_ms", "bigint")
+      .addColumn("steps", "text", (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex("drill_runs_name").on("drill_runs").columns(["name", "started_at"]).execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
@@ -293,6 +317,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0005_gateway": gateway,
   "0006_terminal": terminal,
   "0007_identity": identity,
+  "0008_drills": drills,
 });
 
 const provider: MigrationProvider = {

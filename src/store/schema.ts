@@ -18,6 +18,7 @@ export interface GrantsTable {
   /** `boolean` on PostgreSQL; 0/1 on SQLite (better-sqlite3 cannot bind JS booleans). */
   emergency: boolean | number;
   via_fallback: boolean | number;
+  drill: boolean | number;
   requested_at: number;
   approved_at: number | null;
   activated_at: number | null;
@@ -209,6 +210,21 @@ export interface AuthThrottleTable {
   locked_until: number | null;
 }
 
+export interface DrillRunsTable {
+  id: string;
+  name: string;
+  scenario: string;
+  started_by: string;
+  started_at: number;
+  ended_at: number | null;
+  /** running, passed, failed */
+  result: string;
+  grant_id: string | null;
+  time_to_access_ms: number | null;
+  /** JSON array of steps: name, startedAt, ms, ok, detail */
+  steps: string;
+}
+
 export interface Database {
   grants: GrantsTable;
   grant_approvals: GrantApprovalsTable;
@@ -227,4 +243,5 @@ export interface Database {
   identities: IdentitiesTable;
   local_factors: LocalFactorsTable;
   auth_throttle: AuthThrottleTable;
+  drill_runs: DrillRunsTable;
 }

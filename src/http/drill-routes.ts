@@ -1,0 +1,99 @@
+/**
+ * Drills over HTTP: start one (admins; it runs in the background), follow a run, list the drills
+ * with their last result.
+ */
+import {
+  DrillListSchema,
+  DrillParamsSchema,
+  DrillRunParamsSchema,
+  DrillRunViewSchema,
+  EmptyBodySchema,
+} from "../contract/api.js";
+import { BreakglassError } from "../core/errors.js";
+import type { DrillRun, Store } from "../core/ports.js";
+import type { DrillService } from "../service/drill-service.js";
+import type { RequestContext } from "../service/request-context.js";
+import { type AnyRoute, defineRoute } from "./route-table.js";
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function drillRunView(r: DrillRun) {
+  return {
+    ...r,
+    startedAt: new Date(r.startedAt).toISOString(),
+    endedAt: iso(r.endedAt),
+    steps: r.steps.map((s) => ({ ...s, startedAt: new Date(s.startedAt).toISOString() })),
+  };
+}
+
+export function buildDrillRoutes(deps: {
+  drills: DrillService;
+  store: Store;
+  requireAdmin: (ctx: RequestContext, what: string) => void;
+}): AnyRoute[] {
+  const { drills, store } = deps;
+  return [
+    defineRoute({
+      method: "GET",
+      path: "/drills",
+      operationId: "listDrills",
+      summary: "The configured drills and each one's last run",
+      tag: "drills",
+      auth: true,
+      status: 200,
+      response: DrillListSchema,
+      problems: [],
+      handler: async () => ({
+        body: {
+          drills: await Promise.all(
+            drills.drills.map(async (d) => {
+              const [last] = await store.listDrillRuns(d.name, 1);
+              return {
+                name: d.name,
+                scenario: d.scenario,
+                role: d.roleId,
+                every: `${Math.round(d.everyS / 86_400)}d`,
+                lastRun: last ? drillRunView(last) : null,
+              };
+            }),
+          ),
+        },
+      }),
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/drills/:name/run",
+      operationId: "runDrill",
+      scope: "admin",
+      summary: "Start a drill now (admins): the real path in drill mode; follow it at /drills/runs/{run}",
+      tag: "drills",
+      auth: true,
+      params: DrillParamsSchema,
+      body: EmptyBodySchema,
+      status: 201,
+      response: DrillRunViewSchema,
+      problems: ["ERR_NOT_FOUND"],
+      handler: async ({ ctx, params }) => {
+        deps.requireAdmin(ctx, "running a drill");
+        return { body: drillRunView(await drills.start(ctx, params.name)) };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/drills/runs/:run",
+      operationId: "getDrillRun",
+      summary: "One drill run with its timed steps",
+      tag: "drills",
+      auth: true,
+      params: DrillRunParamsSchema,
+      status: 200,
+      response: DrillRunViewSchema,
+      problems: ["ERR_NOT_FOUND"],
+      handler: async ({ params }) => {
+        const run = await store.getDrillRun(params.run);
+        if (!run) throw new BreakglassError("ERR_NOT_FOUND", `no drill run ${params.run}`);
+        return { body: drillRunView(run) };
+      },
+    }),
+  ];
+}

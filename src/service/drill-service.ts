@@ -1,0 +1,286 @@
+/**
+ * Drills: the real break-glass path, rehearsed on the real components, in drill mode. A drill
+ * requests the configured role as its requester, has it approved by its approvers (or
+ * self-activates it, for the emergency scenario), proves the access works at the target with
+ * the grant's own credential, waits for the window to close (or releases), and proves the
+ * access is gone at the target. Every step is timed and pass/fail; the run is stored; the grant
+ * and its events are tagged `drill` and their alarms start with [DRILL].
+ *
+ * A drill acts as configured people through the grant service directly (it is started by an
+ * admin); it does not sign in as them, so roles' `step_up` is not exercised by a drill.
+ */
+import { spawn } from "node:child_process";
+import pg from "pg";
+import type { DrillDef } from "../config/app-config.js";
+import { nonGrantEvent } from "../core/audit-event.js";
+import { BreakglassError } from "../core/errors.js";
+import type { Grant } from "../core/model.js";
+import type { Clock, DrillRun, DrillStep, IdGenerator, Store } from "../core/ports.js";
+import type { Redacted } from "../core/redacted.js";
+import type { GrantService } from "./grant-service.js";
+import type { AuditAppender } from "./grant-writer.js";
+import { stamp } from "./grant-writer.js";
+import type { RequestContext } from "./request-context.js";
+
+export interface DrillService {
+  /** Start a drill; it runs in the background. The run as started (result `running`). */
+  start(ctx: RequestContext, name: string): Promise<DrillRun>;
+  /** Wait for a run started by this process to finish (tests, the CLI's server side). */
+  finished(runId: string): Promise<DrillRun>;
+  readonly drills: readonly DrillDef[];
+}
+
+const PROBE_TIMEOUT_MS = 15_000;
+/** After the window, how long the end may take to show at the target before the drill fails. */
+const END_GRACE_MS = 30_000;
+
+class StepFailed extends Error {}
+
+export function createDrillService(deps: {
+  drills: readonly DrillDef[];
+  service: GrantService;
+  store: Store;
+  audit: AuditAppender;
+  clock: Clock;
+  ids: IdGenerator;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+}): DrillService {
+  const { drills, service, store, audit, clock, ids, log } = deps;
+  const running = new Map<string, Promise<DrillRun>>();
+
+  const record = async (ctx: RequestContext, type: "drill.started" | "drill.finished", data: object) => {
+    await store.transaction(async (tx) => {
+      await audit.append(tx, [stamp(nonGrantEvent(type, ctx.actor, clock.now(), { ...data }), ctx)]);
+    });
+  };
+
+  const execute = async (ctx: RequestContext, def: DrillDef, run: DrillRun): Promise<DrillRun> => {
+    const steps: DrillStep[] = [];
+    let grant: Grant | null = null;
+    let credential: Redacted<string> | null = null;
+    let timeToAccessMs: number | null = null;
+    const as = (actor: string): RequestContext => ({ actor, requestId: `drill:${run.id}`, sourceAddress: null });
+    const step = async <T>(name: string, fn: () => Promise<{ value: T; detail: string }>): Promise<T> => {
+      const startedAt = clock.now();
+      try {
+        const { value, detail } = await fn();
+        steps.push({ name, startedAt, ms: clock.now() - startedAt, ok: true, detail });
+        await store.transaction((tx) => tx.saveDrillRun({ ...run, steps: [...steps] }));
+        return value;
+      } catch (e) {
+        const detail = e instanceof Error ? e.message : String(e);
+        steps.push({ name, startedAt, ms: clock.now() - startedAt, ok: false, detail });
+        throw new StepFailed(detail);
+      }
+    };
+    const current = async (): Promise<Grant> => {
+      const g = grant ? await store.getGrant(grant.id) : null;
+      if (!g) throw new Error("the drill's grant is gone");
+      return g;
+    };
+    const active = (g: Grant) => {
+      if (g.state !== "active") {
+        throw new Error(
+          `grant ${g.id} is ${g.state}${g.access === "none" ? "" : ` (access ${g.access}${g.accessLastError ? `: ${g.accessLastError}` : ""})`}, not active`,
+        );
+      }
+      return g;
+    };
+    const requestedAt = clock.now();
+    try {
+      grant = await step("request", async () => {
+        const g = await service.request(as(def.requester), {
+          roleId: def.roleId,
+          justification: `[DRILL] ${def.name}: rehearsal of the break-glass path`,
+          incident: def.incident ?? `DRILL-${Math.floor(requestedAt / 1000)}`,
+          durationS: def.durationS,
+          emergency: def.scenario === "emergency",
+          drill: true,
+        });
+        return { value: g, detail: `grant ${g.id} ${g.state} (as ${def.requester})` };
+      });
+      if (def.scenario === "approval-path") {
+        for (const approver of def.approvers) {
+          if (grant.state !== "requested") break;
+          grant = await step(`approval by ${approver}`, async () => {
+            const g = await service.approve(as(approver), (grant as Grant).id, "[DRILL]");
+            return { value: g, detail: `${g.state}, ${g.approvals.length} approval(s)` };
+          });
+        }
+        // Roles that do not auto-activate are activated by their holder; an auto-activation that
+        // failed at the target is reported by the next step, with the target's error.
+        if (grant.state === "approved" && grant.access === "none") {
+          grant = await step("activate", async () => {
+            const g = await service.activate(as(def.requester), (grant as Grant).id);
+            return { value: g, detail: g.state };
+          });
+        }
+      }
+      await step("access granted at the target", async () => {
+        const g = active(await current());
+        return { value: g, detail: `until ${new Date(g.endsAt ?? 0).toISOString()}` };
+      });
+      credential = await step("credential for the holder", async () => {
+        const c = await service.credential(as(def.requester), (grant as Grant).id);
+        return { value: c.credential, detail: "read (audited)" };
+      });
+      if (def.probe) {
+        await step("access works (probe)", async () => {
+          const detail = await probe(def, credential as Redacted<string>);
+          return { value: null, detail };
+        });
+      }
+      timeToAccessMs = clock.now() - requestedAt;
+      if (def.scenario === "emergency") {
+        await step("release", async () => {
+          const g = await service.release(as(def.requester), (grant as Grant).id);
+          return { value: g, detail: `${g.state} (${g.endReason ?? ""})` };
+        });
+      }
+      await step("window closed at the target", async () => {
+        const deadline = Math.max(clock.now(), (await current()).endsAt ?? 0) + END_GRACE_MS;
+        for (;;) {
+          const g = await current();
+          if (g.state === "ended" && g.access === "revoked") {
+            return { value: g, detail: `ended (${g.endReason}); access revoked and verified by the connector` };
+          }
+          if (clock.now() > deadline) {
+            throw new Error(
+              `grant ${g.id} is ${g.state}, access ${g.access}${g.accessLastError ? ` (${g.accessLastError})` : ""} ${END_GRACE_MS / 1000} s after its end`,
+            );
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      });
+      if (def.probe) {
+        await step("access gone (probe fails)", async () => {
+          try {
+            await probe(def, credential as Redacted<string>);
+          } catch (e) {
+            return { value: null, detail: `refused as it should be: ${e instanceof Error ? e.message : String(e)}` };
+          }
+          throw new Error("the probe still works with the ended grant's credential: access outlived the grant");
+        });
+      }
+    } catch (e) {
+      if (!(e instanceof StepFailed)) {
+        steps.push({ name: "drill", startedAt: clock.now(), ms: 0, ok: false, detail: String(e) });
+      }
+      // Leave nothing behind: a failed drill's grant is ended now.
+      const g = grant ? await store.getGrant(grant.id) : null;
+      if (g && (g.state === "active" || g.state === "requested" || g.state === "approved")) {
+        await (g.state === "active"
+          ? service.release(as(def.requester), g.id)
+          : service.cancel(as(def.requester), g.id, "[DRILL] failed; cleaning up")
+        ).catch((err: unknown) => log("drill cleanup failed", { run: run.id, error: String(err) }));
+      }
+    }
+    const failed = steps.find((s) => !s.ok);
+    const done: DrillRun = {
+      ...run,
+      endedAt: clock.now(),
+      result: failed ? "failed" : "passed",
+      grantId: grant?.id ?? null,
+      timeToAccessMs: failed ? null : timeToAccessMs,
+      steps,
+    };
+    await store.transaction((tx) => tx.saveDrillRun(done));
+    await record(ctx, "drill.finished", {
+      run: run.id,
+      name: def.name,
+      scenario: def.scenario,
+      result: done.result,
+      grantId: done.grantId,
+      timeToAccessMs: done.timeToAccessMs,
+      ...(failed ? { failedStep: failed.name, detail: failed.detail } : {}),
+    }).catch((err: unknown) => log("could not record the end of a drill", { run: run.id, error: String(err) }));
+    return done;
+  };
+
+  return {
+    drills,
+    async start(ctx, name) {
+      const def = drills.find((d) => d.name === name);
+      if (!def) {
+        throw new BreakglassError(
+          "ERR_NOT_FOUND",
+          `no drill "${name}" is configured${drills.length > 0 ? ` (drills: ${drills.map((d) => d.name).join(", ")})` : " (add one under `drills`)"}`,
+          { drill: name },
+        );
+      }
+      const run: DrillRun = {
+        id: ids.next("d"),
+        name,
+        scenario: def.scenario,
+        startedBy: ctx.actor,
+        startedAt: clock.now(),
+        endedAt: null,
+        result: "running",
+        grantId: null,
+        timeToAccessMs: null,
+        steps: [],
+      };
+      await store.transaction(async (tx) => {
+        await tx.saveDrillRun(run);
+        await audit.append(tx, [
+          stamp(
+            nonGrantEvent("drill.started", ctx.actor, run.startedAt, { run: run.id, name, scenario: def.scenario }),
+            ctx,
+          ),
+        ]);
+      });
+      const p = execute(ctx, def, run).finally(() => running.delete(run.id));
+      running.set(run.id, p);
+      p.catch((e: unknown) => log("drill crashed", { run: run.id, error: String(e) }));
+      return run;
+    },
+    async finished(runId) {
+      const p = running.get(runId);
+      if (p) return p;
+      const run = await store.getDrillRun(runId);
+      if (!run) throw new BreakglassError("ERR_NOT_FOUND", `no drill run ${runId}`);
+      return run;
+    },
+  };
+}
+
+/** Prove the credential works: a query (postgres targets) or a command; the detail, or a throw. */
+async function probe(def: DrillDef, credential: Redacted<string>): Promise<string> {
+  if (!def.probe) return "no probe";
+  const secret = credential.reveal();
+  const scrub = (text: string) => text.split(secret).join("<credential>");
+  if ("sql" in def.probe) {
+    const client = new pg.Client({
+      connectionString: secret,
+      connectionTimeoutMillis: 5000,
+      query_timeout: PROBE_TIMEOUT_MS,
+    });
+    try {
+      await client.connect();
+      const r = await client.query(def.probe.sql);
+      return `${r.command} ${r.rowCount ?? 0}`;
+    } catch (e) {
+      throw new Error(scrub(e instanceof Error ? e.message : String(e)));
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+  const [cmd, ...args] = def.probe.exec;
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd as string, args, {
+      env: { ...process.env, BREAKGLASS_CREDENTIAL: secret },
+      stdio: ["ignore", "ignore", "pipe"],
+      timeout: PROBE_TIMEOUT_MS,
+    });
+    let stderr = "";
+    child.stderr?.on("data", (c: Buffer) => {
+      stderr = (stderr + c.toString("utf8")).slice(-2000);
+    });
+    child.on("error", (e) => reject(new Error(`probe ${cmd} could not start: ${e.message}`)));
+    child.on("close", (code, signal) => {
+      const tail = scrub(stderr.trim()).slice(-300);
+      if (code === 0) resolve("probe exited 0");
+      else reject(new Error(`probe ${cmd} exited ${code ?? signal}${tail ? `: ${tail}` : ""}`));
+    });
+  });
+}

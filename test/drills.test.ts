@@ -1,0 +1,161 @@
+/**
+ * Drills on the real components: the approval path on a real PostgreSQL target (request, two
+ * approvals, the credential proven with a query, the window closing, the same credential refused
+ * afterwards), the emergency path, and a drill whose target is unreachable failing at the exact
+ * step with the target's error. Events are tagged `drill`, alarms start with [DRILL].
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { freePort } from "./support/free-port.js";
+import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
+
+let target: PostgresTarget;
+let dir: string;
+let broker: Broker;
+const admin = { actor: "erin", requestId: null, sourceAddress: null };
+
+beforeAll(async () => {
+  target = await startPostgresTarget();
+  dir = mkdtempSync(join(tmpdir(), "bg-drills-"));
+  const closed = await freePort();
+  writeFileSync(
+    join(dir, "breakglass.yaml"),
+    `version: 1
+server: { host: 127.0.0.1, port: 0 }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+workers: { expiry_poll: 100ms }
+alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [{ events: ["*"], channels: [record] }] }
+admin_groups: [security]
+users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol }, erin: { name: Erin } }
+groups: { oncall: [alice], leads: [bob, carol], security: [erin] }
+domains:
+  production:
+    roles:
+      db-admin:
+        target: pg-app
+        grants: { roles: [recovery_rw] }
+        max_duration: 1h
+        approval: "2 of leads"
+        requesters: [oncall]
+        emergency: true
+      db-down:
+        target: pg-down
+        grants: { roles: [recovery_rw] }
+        max_duration: 1h
+        approval: "1 of leads"
+        requesters: [oncall]
+targets:
+  pg-app:
+    connector: postgres
+    settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s }
+  pg-down:
+    connector: postgres
+    settings: { admin_url: { env: BG_DOWN_URL }, timeout: 2s }
+drills:
+  approval-path:
+    scenario: approval-path
+    role: production/db-admin
+    requester: alice
+    approvers: [bob, carol]
+    duration: 3s
+    probe: { sql: "SELECT count(*) FROM public.accounts" }
+  emergency:
+    scenario: emergency
+    role: production/db-admin
+    requester: alice
+    duration: 10m
+    probe: { sql: "SELECT 1" }
+  target-down:
+    scenario: approval-path
+    role: production/db-down
+    requester: alice
+    approvers: [bob]
+    probe: { sql: "SELECT 1" }
+`,
+  );
+  const env = { [TARGET_ENV]: target.adminUrl, BG_DOWN_URL: `postgres://postgres@127.0.0.1:${closed}/app` };
+  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
+    log: silentLogger,
+    env,
+  });
+  await broker.start();
+}, 120_000);
+
+afterAll(async () => {
+  await broker?.stop();
+  await target?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("drills", () => {
+  it("approval path: every step on the real target, timed; the credential refused after the window", async () => {
+    const started = await broker.drills.start(admin, "approval-path");
+    expect(started.result).toBe("running");
+    const run = await broker.drills.finished(started.id);
+    expect(run.steps.filter((s) => !s.ok)).toEqual([]);
+    expect(run.result).toBe("passed");
+    expect(run.steps.map((s) => s.name)).toEqual([
+      "request",
+      "approval by bob",
+      "approval by carol",
+      "access granted at the target",
+      "credential for the holder",
+      "access works (probe)",
+      "window closed at the target",
+      "access gone (probe fails)",
+    ]);
+    expect(run.steps.find((s) => s.name === "access works (probe)")?.detail).toBe("SELECT 1");
+    expect(run.timeToAccessMs).toBeGreaterThan(0);
+    expect(run.steps.at(-1)?.detail).toMatch(/refused as it should be/);
+
+    // Tagged everywhere: the grant's events, their alarms, and the stored run.
+    const grant = await broker.store.getGrant(run.grantId ?? "");
+    expect(grant).toMatchObject({ drill: true, state: "ended", endReason: "expired" });
+    const events = await broker.store.readGrantAudit([grant?.id ?? ""]);
+    expect(events.every((e) => (JSON.parse(e.payload) as { data: { drill?: boolean } }).data.drill === true)).toBe(
+      true,
+    );
+    const alarms = await broker.store.listAlarms(grant?.id ?? "");
+    const activation = alarms.find((a) => a.eventType === "grant.activated");
+    expect((JSON.parse(activation?.payload ?? "{}") as { summary: string }).summary).toMatch(/^\[DRILL\] /);
+    expect((await broker.store.getDrillRun(run.id))?.result).toBe("passed");
+    const finished = (await broker.store.readAudit(1, 100_000)).filter((e) => e.type === "drill.finished").at(-1);
+    expect(JSON.parse(finished?.payload ?? "{}")).toMatchObject({ data: { name: "approval-path", result: "passed" } });
+  });
+
+  it("emergency path: self-activation, probe, release, access gone", async () => {
+    const run = await broker.drills.finished((await broker.drills.start(admin, "emergency")).id);
+    expect(run.steps.filter((s) => !s.ok)).toEqual([]);
+    expect(run.steps.map((s) => s.name)).toContain("release");
+    expect((await broker.store.getGrant(run.grantId ?? ""))?.emergency).toBe(true);
+  });
+
+  it("fails at the exact step, with the target's own error, and leaves nothing open", async () => {
+    const run = await broker.drills.finished((await broker.drills.start(admin, "target-down")).id);
+    expect(run.result).toBe("failed");
+    const failed = run.steps.find((s) => !s.ok);
+    expect(failed?.name).toBe("access granted at the target");
+    expect(failed?.detail).toMatch(/ECONNREFUSED|connect/);
+    const grant = await broker.store.getGrant(run.grantId ?? "");
+    expect(["ended", "cancelled"]).toContain(grant?.state);
+    const finished = (await broker.store.readAudit(1, 100_000)).filter((e) => e.type === "drill.finished").at(-1);
+    expect(JSON.parse(finished?.payload ?? "{}")).toMatchObject({
+      data: { name: "target-down", result: "failed", failedStep: "access granted at the target" },
+    });
+  });
+
+  it("refuses an unknown drill, naming the configured ones", async () => {
+    await expect(broker.drills.start(admin, "nope")).rejects.toMatchObject({
+      code: "ERR_NOT_FOUND",
+      message: expect.stringContaining("approval-path, emergency, target-down"),
+    });
+  });
+});
