@@ -340,6 +340,9 @@ describe("OpenAPI", () => {
     "post /api/v1/terminal/{session}/events",
     "get /api/v1/tokens",
     "get /api/v1/reviews",
+    "get /api/v1/drills",
+    "post /api/v1/drills/{name}/run",
+    "get /api/v1/drills/runs/{run}",
     "get /api/v1/grants/{id}/story",
     "post /api/v1/tokens",
     "post /api/v1/tokens/{token}/revoke",
@@ -383,7 +386,9 @@ describe("OpenAPI", () => {
         .replace("{id}", ":id")
         .replace("{target}", ":target")
         .replace("{session}", ":session")
-        .replace("{token}", ":token");
+        .replace("{token}", ":token")
+        .replace("{name}", ":name")
+        .replace("{run}", ":run");
       expect(http.hasRoute({ method: method.toUpperCase() as "GET", url })).toBe(true);
     }
   });
