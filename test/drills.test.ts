@@ -19,6 +19,9 @@ let target: PostgresTarget;
 let dir: string;
 let broker: Broker;
 const admin = { actor: "erin", requestId: null, sourceAddress: null };
+const bearer = async (user: string) => ({
+  authorization: `Bearer ${(await broker.tokens.create(admin, { user, description: "t" })).token.reveal()}`,
+});
 
 beforeAll(async () => {
   target = await startPostgresTarget();
@@ -150,6 +153,30 @@ describe("drills", () => {
     expect(JSON.parse(finished?.payload ?? "{}")).toMatchObject({
       data: { name: "target-down", result: "failed", failedStep: "access granted at the target" },
     });
+  });
+
+  it("posture: each role with its last drill; the failed drill's role red with the failing step and the fix", async () => {
+    const res = await broker.http.inject({ method: "GET", url: "/api/v1/posture", headers: await bearer("erin") });
+    expect(res.statusCode).toBe(200);
+    const p = res.json() as {
+      status: string;
+      roles: {
+        role: string;
+        status: string;
+        lastDrill: { name: string } | null;
+        items: { what: string; fix: string }[];
+      }[];
+    };
+    expect(p.status).toBe("red");
+    const admin = p.roles.find((r) => r.role === "production/db-admin");
+    expect(admin?.lastDrill?.name).toBe("emergency");
+    const down = p.roles.find((r) => r.role === "production/db-down");
+    expect(down?.status).toBe("red");
+    expect(down?.items[0]?.what).toContain("failed on");
+    expect(down?.items[0]?.what).toContain('"access granted at the target"');
+    expect(down?.items[0]?.fix).toBe(
+      "fix what the step names (docs/runbooks/drill-approval-path.md), then breakglass drill run target-down",
+    );
   });
 
   it("refuses an unknown drill, naming the configured ones", async () => {

@@ -341,6 +341,7 @@ describe("OpenAPI", () => {
     "get /api/v1/tokens",
     "get /api/v1/reviews",
     "get /api/v1/drills",
+    "get /api/v1/posture",
     "post /api/v1/drills/{name}/run",
     "get /api/v1/drills/runs/{run}",
     "get /api/v1/grants/{id}/story",

@@ -32,6 +32,7 @@ import {
   LoginResultSchema,
   type Me,
   MeSchema,
+  PostureSchema,
   type Problem,
   ProblemSchema,
   ReconcileReportSchema,
@@ -117,6 +118,7 @@ export interface ApiClient {
   reviews(query: { overdue?: boolean; mine?: boolean }): Promise<z.output<typeof ReviewQueueSchema>>;
   story(id: string): Promise<z.output<typeof GrantStorySchema>>;
   drills(): Promise<z.output<typeof DrillListSchema>>;
+  posture(): Promise<z.output<typeof PostureSchema>>;
   runDrill(name: string): Promise<z.output<typeof DrillRunViewSchema>>;
   drillRun(id: string): Promise<z.output<typeof DrillRunViewSchema>>;
   revokeToken(id: string): Promise<z.output<typeof TokenViewSchema>>;
@@ -240,6 +242,7 @@ export function createApiClient(options: { url: string; token: string | null }):
     },
     story: (id) => call("GET", `${grantPath(id)}/story`, GrantStorySchema),
     drills: () => call("GET", "/drills", DrillListSchema),
+    posture: () => call("GET", "/posture", PostureSchema),
     runDrill: (name) => call("POST", `/drills/${encodeURIComponent(name)}/run`, DrillRunViewSchema, {}),
     drillRun: (id) => call("GET", `/drills/runs/${encodeURIComponent(id)}`, DrillRunViewSchema),
     revokeToken: (id) => call("POST", `/tokens/${encodeURIComponent(id)}/revoke`, TokenViewSchema, {}),

@@ -78,6 +78,7 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "replay",
       "review",
       "reviews",
+      "posture",
       "drill run",
       "drill list",
       "grants",

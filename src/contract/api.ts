@@ -513,6 +513,33 @@ export const DrillListSchema = z
 export const DrillParamsSchema = z.strictObject({ name: z.string().min(1).max(100) });
 export const DrillRunParamsSchema = z.strictObject({ run: z.string().min(1).max(100) });
 
+const PostureLevelSchema = z.enum(["green", "amber", "red"]);
+
+export const PostureSchema = z
+  .object({
+    status: PostureLevelSchema.describe("The worst of the roles"),
+    checkedAt: IsoTime,
+    roles: z.array(
+      z.object({
+        role: z.string(),
+        status: PostureLevelSchema,
+        lastUse: IsoTime.nullable().describe("Last real (non-drill) activation"),
+        lastDrill: z.object({ name: z.string(), at: IsoTime, result: z.string() }).nullable(),
+        openReviews: z.int(),
+        overdueReviews: z.int(),
+        activeGrants: z.int(),
+        items: z.array(
+          z.object({
+            level: z.enum(["amber", "red"]),
+            what: z.string(),
+            fix: z.string().describe("The exact thing to do"),
+          }),
+        ),
+      }),
+    ),
+  })
+  .register(apiSchemas, { id: "Posture" });
+
 export const GrantListSchema = z.object({ grants: z.array(GrantViewSchema) }).register(apiSchemas, { id: "GrantList" });
 
 export const AuditEventViewSchema = z

@@ -1,17 +1,21 @@
 /**
  * Drills over HTTP: start one (admins; it runs in the background), follow a run, list the drills
- * with their last result.
+ * with their last result; and posture — is every break-glass role ready and rehearsed.
  */
+import type { AlarmsConfig } from "../config/app-config.js";
 import {
   DrillListSchema,
   DrillParamsSchema,
   DrillRunParamsSchema,
   DrillRunViewSchema,
   EmptyBodySchema,
+  PostureSchema,
 } from "../contract/api.js";
 import { BreakglassError } from "../core/errors.js";
-import type { DrillRun, Store } from "../core/ports.js";
+import type { Policy } from "../core/model.js";
+import type { Clock, DrillRun, Store } from "../core/ports.js";
 import type { DrillService } from "../service/drill-service.js";
+import { collectPosture } from "../service/posture-service.js";
 import type { RequestContext } from "../service/request-context.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 
@@ -29,10 +33,41 @@ export function drillRunView(r: DrillRun) {
 export function buildDrillRoutes(deps: {
   drills: DrillService;
   store: Store;
+  policy: Policy;
+  clock: Clock;
+  alarms: Pick<AlarmsConfig, "routing" | "unalarmedAfterMs">;
   requireAdmin: (ctx: RequestContext, what: string) => void;
 }): AnyRoute[] {
   const { drills, store } = deps;
   return [
+    defineRoute({
+      method: "GET",
+      path: "/posture",
+      operationId: "posture",
+      summary:
+        "Is every break-glass role ready: last use, last drill, open and overdue reviews, unalarmed grants — red and amber items with their fix",
+      tag: "drills",
+      auth: true,
+      status: 200,
+      response: PostureSchema,
+      problems: [],
+      handler: async () => {
+        const now = deps.clock.now();
+        const p = await collectPosture(store, deps.policy, drills.drills, deps.alarms, now);
+        return {
+          body: {
+            status: p.status,
+            checkedAt: new Date(now).toISOString(),
+            roles: p.roles.map((r) => ({
+              ...r,
+              lastUse: iso(r.lastUse),
+              lastDrill: r.lastDrill ? { ...r.lastDrill, at: new Date(r.lastDrill.at).toISOString() } : null,
+              items: [...r.items],
+            })),
+          },
+        };
+      },
+    }),
     defineRoute({
       method: "GET",
       path: "/drills",

@@ -659,7 +659,9 @@ export function buildRoutes(deps: RouteDeps): {
     }),
     ...tokenRoutes(deps.tokens, requireAdmin, policy),
     ...buildReviewRoutes({ store, policy, clock }),
-    ...(deps.drills ? buildDrillRoutes({ drills: deps.drills, store, requireAdmin }) : []),
+    ...(deps.drills
+      ? buildDrillRoutes({ drills: deps.drills, store, policy, clock, alarms: config.alarms, requireAdmin })
+      : []),
   ];
   return { routes, requireAdmin };
 }

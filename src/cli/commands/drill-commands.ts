@@ -19,6 +19,40 @@ function runText(r: Run): string {
 
 export const drillCommands: readonly Command[] = [
   {
+    name: "posture",
+    summary:
+      "Is every break-glass role ready: last use, last drill, reviews, unalarmed grants — with the fix for each red item",
+    description: "Exit 0 when green or amber, 1 when anything is red (for monitoring).",
+    args: [],
+    options: { json: { type: "boolean", description: "Print the API's JSON" } },
+    notes: API_ENV_NOTES,
+    async run(input, io) {
+      const p = await clientFrom(io).posture();
+      if (input.flag("json")) io.out(JSON.stringify(p, null, 2));
+      else {
+        const lines = [`Posture: ${p.status.toUpperCase()} (checked ${shortTime(p.checkedAt)})`, ""];
+        lines.push(
+          table(
+            ["ROLE", "STATUS", "LAST USE", "LAST DRILL", "REVIEWS OPEN/OVERDUE", "ACTIVE"],
+            p.roles.map((r) => [
+              r.role,
+              r.status.toUpperCase(),
+              shortTime(r.lastUse),
+              r.lastDrill ? `${r.lastDrill.name} ${r.lastDrill.result} ${shortTime(r.lastDrill.at)}` : "never",
+              `${r.openReviews}/${r.overdueReviews}`,
+              String(r.activeGrants),
+            ]),
+          ),
+        );
+        for (const r of p.roles) {
+          for (const i of r.items) lines.push(`${i.level.toUpperCase()} ${r.role}: ${i.what}\n    fix: ${i.fix}`);
+        }
+        io.out(lines.join("\n"));
+      }
+      return p.status === "red" ? EXIT.REFUSED : EXIT.OK;
+    },
+  },
+  {
     name: "drill run",
     summary: "Run a drill now: the real break-glass path in drill mode, each step timed (admins)",
     description:

@@ -1,0 +1,49 @@
+/**
+ * Gathers the facts posture is judged on (src/core/posture.ts): active grants and ended ones
+ * awaiting review, each role's last real use, each drill's last finished run, and the alarms of
+ * active grants.
+ */
+import type { AlarmsConfig, DrillDef } from "../config/app-config.js";
+import type { Policy } from "../core/model.js";
+import type { AlarmRecord, Store } from "../core/ports.js";
+import { assessPosture, type Posture } from "../core/posture.js";
+
+export async function collectPosture(
+  store: Store,
+  policy: Policy,
+  drills: readonly DrillDef[],
+  alarms: Pick<AlarmsConfig, "routing" | "unalarmedAfterMs">,
+  now: number,
+): Promise<Posture> {
+  const roles = [...policy.roles.values()];
+  const grants = await store.listGrants({ states: ["active", "ended"], limit: 5000 });
+  const lastUseByRole = new Map<string, number>();
+  for (const role of roles) {
+    const recent = await store.listGrants({ roleId: role.id, states: ["active", "ended", "reviewed"], limit: 50 });
+    const used = recent.find((g) => g.activatedAt !== null && g.drill !== true);
+    if (used?.activatedAt != null) lastUseByRole.set(role.id, used.activatedAt);
+  }
+  const drillFacts = await Promise.all(
+    drills.map(async (d) => ({
+      name: d.name,
+      scenario: d.scenario,
+      roleId: d.roleId,
+      everyS: d.everyS,
+      lastRun: (await store.listDrillRuns(d.name, 10)).find((r) => r.result !== "running") ?? null,
+    })),
+  );
+  const alarmsByGrant = new Map<string, readonly AlarmRecord[]>();
+  for (const g of grants.filter((x) => x.state === "active")) alarmsByGrant.set(g.id, await store.listAlarms(g.id));
+  return assessPosture(
+    {
+      roles,
+      drills: drillFacts,
+      grants,
+      lastUseByRole,
+      alarmsByGrant,
+      routing: alarms.routing,
+      unalarmedAfterMs: alarms.unalarmedAfterMs,
+    },
+    now,
+  );
+}
