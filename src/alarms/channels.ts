@@ -15,6 +15,7 @@ import type { AlarmChannelConfig } from "../config/app-config.js";
 import type { AlarmRecord } from "../core/ports.js";
 import type { Redacted } from "../core/redacted.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
+import { createSyslogChannel } from "./syslog-channel.js";
 
 export class DeliveryError extends Error {
   constructor(
@@ -206,6 +207,8 @@ export function createAlarmChannel(
           ),
       };
     }
+    case "syslog":
+      return createSyslogChannel(config);
     case "webhook": {
       const url: Redacted<string> | string =
         typeof config.url === "string" ? config.url : resolveSecret(config.url, `${where}.url`);

@@ -19,8 +19,9 @@
 import { once } from "node:events";
 import { canonicalJson } from "../core/canonical-json.js";
 import type { Checkpoint, Store } from "../core/ports.js";
+import { toOcsf } from "./ocsf.js";
 
-export type AuditExportFormat = "jsonl" | "csv";
+export type AuditExportFormat = "jsonl" | "csv" | "ocsf";
 
 export interface AuditExportOptions {
   readonly format: AuditExportFormat;
@@ -74,10 +75,11 @@ export async function exportAudit(
   const csv = options.format === "csv";
   const write = sinkWriter(out, csv ? "\r\n" : "\n");
 
+  const ocsf = options.format === "ocsf";
   let checkpoints = 0;
   if (csv) {
     await write([CSV_COLUMNS.join(",")]);
-  } else {
+  } else if (!ocsf) {
     // Read before the events: every checkpoint then covers an event this export contains.
     const cps = (await store.readCheckpoints())
       .filter((cp) => cp.seq >= fromSeq && cp.seq <= toSeq)
@@ -94,7 +96,13 @@ export async function exportAudit(
     const lines: string[] = [];
     for (const event of page) {
       if (event.seq > toSeq) break;
-      lines.push(csv ? csvRow(event.payload, event.hash) : eventLine(event.seq, event.hash, event.payload));
+      lines.push(
+        csv
+          ? csvRow(event.payload, event.hash)
+          : ocsf
+            ? JSON.stringify(toOcsf({ ...(JSON.parse(event.payload) as Record<string, unknown>), hash: event.hash }))
+            : eventLine(event.seq, event.hash, event.payload),
+      );
       lastSeq = event.seq;
     }
     await write(lines);

@@ -107,6 +107,18 @@ export type AlarmChannelConfig =
       readonly timeoutMs: number;
     }
   | { readonly type: "file"; readonly name: string; readonly path: string }
+  | {
+      readonly type: "syslog";
+      readonly name: string;
+      readonly host: string;
+      readonly port: number;
+      readonly tls: boolean;
+      /** Absolute path of a PEM CA bundle, or null for the system's. */
+      readonly caFile: string | null;
+      readonly facility: number;
+      readonly appName: string;
+      readonly timeoutMs: number;
+    }
   | { readonly type: "slack"; readonly name: string; readonly url: SecretRef; readonly timeoutMs: number }
   | {
       readonly type: "email";

@@ -277,9 +277,23 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
               url: c.url,
               timeoutMs: parseFineDurationMs(c.timeout),
             };
-          default:
+          case "file":
             return { type: "file", name, path: inDir(c.path) };
+          case "syslog":
+            return {
+              type: "syslog",
+              name,
+              host: c.host,
+              port: c.port,
+              tls: c.tls,
+              caFile: c.ca_file === undefined ? null : inDir(c.ca_file),
+              facility: c.facility,
+              appName: c.app_name,
+              timeoutMs: parseFineDurationMs(c.timeout),
+            };
         }
+        // Unreachable: the schema admits only the types above.
+        throw new Error(`alarms.channels.${name}: unknown channel type`);
       }),
       routing: {
         securityChannels: file.alarms.security_channels,

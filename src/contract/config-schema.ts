@@ -444,10 +444,30 @@ const EmailChannelSchema = z
   })
   .describe("Sends the alarm as an e-mail with plain-text and HTML parts.");
 
+const SyslogChannelSchema = z
+  .strictObject({
+    type: z.literal("syslog").describe("A syslog collector (SIEM), RFC 5424 over TCP"),
+    host: z.string().min(1).describe("Collector host"),
+    port: z.int().min(1).max(65535).default(6514).describe("Collector TCP port"),
+    tls: z.boolean().default(true).describe("RFC 5425 TLS (false: plain TCP, for a collector on a trusted network)"),
+    ca_file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("PEM CA to trust for the collector, relative to the configuration file"),
+    facility: z.int().min(0).max(23).default(13).describe("Syslog facility number (13: log audit; 10: authpriv)"),
+    app_name: z.string().min(1).max(48).default("breakglass").describe("APP-NAME in each message"),
+    timeout: FineDuration.default("5s").describe("Longest one delivery may take"),
+  })
+  .describe(
+    'Sends each alarm\'s audit event to a syslog collector as an RFC 5424 message (octet-counted, RFC 6587) whose body is the event as OCSF JSON. Route `events: ["*"]` to it to forward the whole audit log.',
+  );
+
 export const AlarmChannelSchema = z.discriminatedUnion("type", [
   EmailChannelSchema,
   WebhookChannelSchema,
   FileChannelSchema,
+  SyslogChannelSchema,
   SlackChannelSchema,
   PagerDutyChannelSchema,
 ]);

@@ -230,15 +230,21 @@ export const auditExportCommand: Command = {
   summary: "Export the audit log as JSONL (verifiable offline) or CSV (for people and SIEMs)",
   args: [],
   options: {
-    format: { type: "string", value: "jsonl|csv", required: true, description: "Output format" },
+    format: {
+      type: "string",
+      value: "jsonl|csv|ocsf",
+      required: true,
+      description:
+        "Output format (ocsf: one OCSF 1.3 event per line, for SIEMs; jsonl keeps what `audit verify --file` checks)",
+    },
     out: { type: "string", value: "FILE", description: "Write to FILE (mode 0600) instead of stdout" },
     config: CONFIG_OPTION,
   },
   notes: ["Verify a JSONL export with: breakglass audit verify --file FILE --public-key audit-signing.pem.pub"],
   async run(input, io) {
     const format = input.requireString("format");
-    if (format !== "jsonl" && format !== "csv") {
-      throw new UsageError("--format must be jsonl or csv", "audit export");
+    if (format !== "jsonl" && format !== "csv" && format !== "ocsf") {
+      throw new UsageError("--format must be jsonl, csv or ocsf", "audit export");
     }
     const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
     const outPath = input.string("out");
