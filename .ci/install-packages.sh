@@ -4,7 +4,9 @@
 # - PostgreSQL server binaries: the tests start throwaway clusters (test/support/postgres-cluster.ts),
 #   so the package's own cluster must not run;
 # - openssh-server and openssh-client: a real sshd on loopback (test/support/sshd.ts);
-# - pgbouncer: the gateway benchmark's same-run baseline (bench/pg-gateway.ts).
+# - pgbouncer: the gateway benchmark's same-run baseline (bench/pg-gateway.ts);
+# - chromium and poppler-utils: the evidence report is printed to PDF by Chromium and its pages
+#   rendered to PNG by pdftoppm (test/evidence-report.test.ts).
 set -eu
 
 have_initdb() {
@@ -22,6 +24,8 @@ have_initdb || missing="$missing postgresql"
 # pgbouncer: the same-run baseline of the gateway benchmark (npm run bench); pgbench and psql come with postgresql.
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing="$missing pgbouncer"
 have_ssh || missing="$missing openssh-server openssh-client"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium fonts-dejavu-core"
+command -v pdftoppm >/dev/null 2>&1 || missing="$missing poppler-utils"
 
 if [ -n "$missing" ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -100,6 +100,7 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "token revoke",
       "audit verify",
       "audit export",
+      "report",
       "audit keygen",
       "secret keygen",
       "secret seal",

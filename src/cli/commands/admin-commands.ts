@@ -7,7 +7,7 @@
  * CLI starts fast for the commands that do not need them.
  */
 import { once } from "node:events";
-import { createReadStream, createWriteStream, existsSync, readFileSync } from "node:fs";
+import { createReadStream, createWriteStream, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -151,6 +151,72 @@ export const tokenCreateCommand: Command = {
   },
 };
 
+export const reportCommand: Command = {
+  name: "report",
+  summary:
+    "Compliance evidence for a period: every break-glass access, its approvals, alarms, session and review; drills; audit-chain verification",
+  description:
+    "Reads the broker's database directly (no running broker needed). Sections map to SOC 2 CC6.1–CC6.3 and CC7.2, ISO/IEC 27001:2022 A.5.15, A.5.18, A.8.2, A.8.15, and HIPAA §164.312(a)(2)(ii) and (b). The audit chain is verified as part of the report.",
+  args: [],
+  options: {
+    from: { type: "string", value: "YYYY-MM-DD", required: true, description: "Start of the period (UTC, inclusive)" },
+    to: { type: "string", value: "YYYY-MM-DD", required: true, description: "End of the period (UTC, exclusive)" },
+    format: { type: "string", value: "html|pdf|json|csv", required: true, description: "Output format" },
+    out: { type: "string", value: "FILE", description: "Write here (required for pdf; default stdout)" },
+    config: CONFIG_OPTION,
+  },
+  notes: ["Example:", "  breakglass report --from 2026-10-01 --to 2027-01-01 --format pdf --out q4-breakglass.pdf"],
+  async run(input, io) {
+    const day = (name: string) => {
+      const text = input.requireString(name);
+      const ms = Date.parse(`${text}T00:00:00Z`);
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(text) || Number.isNaN(ms)) {
+        throw new UsageError(`--${name} "${text}" is not a date; write it like 2026-11-01`, "report");
+      }
+      return ms;
+    };
+    const from = day("from");
+    const to = day("to");
+    if (to <= from) throw new UsageError("--to must be after --from", "report");
+    const format = input.requireString("format");
+    if (!["html", "pdf", "json", "csv"].includes(format))
+      throw new UsageError("--format must be html, pdf, json or csv", "report");
+    const out = input.string("out");
+    if (format === "pdf" && out === undefined) throw new UsageError("--format pdf needs --out FILE", "report");
+    const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
+    const keys = await publicKeysFor([], io, config.audit.signingKeyFile);
+    const { openStore } = await import("../../app.js");
+    const { verifyStoreChain } = await import("../../audit/audit-verify.js");
+    const report = await import("../../audit/evidence-report.js");
+    const store = await openStore(config.storage);
+    let r: Awaited<ReturnType<typeof report.buildEvidenceReport>>;
+    try {
+      const chain = await verifyStoreChain(store, keys.verifySignature);
+      r = await report.buildEvidenceReport(store, { from, to, now: Date.now(), chain });
+    } finally {
+      await store.close();
+    }
+    const target = out === undefined ? null : resolve(io.cwd, out);
+    if (format === "pdf") {
+      const { htmlToPdf } = await import("../../audit/pdf.js");
+      await htmlToPdf(report.reportHtml(r), target as string, io.env);
+    } else {
+      const text =
+        format === "json"
+          ? `${JSON.stringify(report.reportJson(r), null, 2)}\n`
+          : format === "csv"
+            ? report.reportCsv(r)
+            : report.reportHtml(r);
+      if (target === null) io.stdout.write(text);
+      else writeFileSync(target, text, { mode: 0o600 });
+    }
+    io.err(
+      `${r.accesses.length} access(es), ${r.drills.length} drill(s), audit chain ${r.chain.ok ? "verified" : "FAILED"}${target ? `; written to ${target}` : ""}`,
+    );
+    return r.chain.ok ? EXIT.OK : EXIT.AUDIT_FAILED;
+  },
+};
+
 /** The keys to verify with: `--public-key` files, else the public half of the configured signing key. */
 async function publicKeysFor(files: readonly string[], io: CliIo, signingKeyFile?: string): Promise<PublicKeySet> {
   const { loadPublicKeys, loadSigningKey } = await import("../../audit/signing-key.js");
@@ -291,6 +357,7 @@ export const adminCommands: readonly Command[] = [
   configCheckCommand,
   configSchemaCommand,
   tokenCreateCommand,
+  reportCommand,
   auditVerifyCommand,
   auditExportCommand,
   auditKeygenCommand,

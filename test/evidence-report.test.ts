@@ -1,0 +1,155 @@
+/**
+ * The compliance evidence report on a seeded period: its contents match the audit log exactly
+ * (accesses, approvals, activation times, alarm deliveries, reviews, checkpoints), a grant
+ * outside the period is left out, and the PDF printed by real Chromium has the expected pages,
+ * rendered to PNG with pdftoppm and checked not to be blank.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { verifyStoreChain } from "../src/audit/audit-verify.js";
+import { buildEvidenceReport, reportCsv, reportHtml, reportJson } from "../src/audit/evidence-report.js";
+import { loadPublicKeys } from "../src/audit/signing-key.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { requireBuild, runCli } from "./support/broker-process.js";
+import { manualClock, testConfigYaml } from "./support/test-config.js";
+
+const run = promisify(execFile);
+const DAY = 86_400_000;
+const clock = manualClock(Date.UTC(2026, 10, 1, 9, 0, 0));
+const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+let dir: string;
+let broker: Broker;
+const FROM = Date.UTC(2026, 10, 1);
+const TO = Date.UTC(2026, 11, 1);
+
+async function access(emergency: boolean, outcome: "justified" | "unjustified") {
+  const g = await broker.service.request(ctx("alice"), {
+    roleId: "production/db-admin",
+    justification: emergency ? "primary down at night, nobody reachable" : "replica lag, killing a query",
+    incident: "INC-77",
+    ...(emergency ? { emergency: true } : {}),
+  });
+  if (!emergency) {
+    clock.advance(60_000);
+    await broker.service.approve(ctx("bob"), g.id, null);
+    clock.advance(60_000);
+    await broker.service.approve(ctx("carol"), g.id, null);
+  }
+  await broker.alarms.tick(); // delivered right after the activation
+  clock.advance(20 * 60_000);
+  await broker.service.release(ctx("alice"), g.id);
+  clock.advance(DAY);
+  await broker.service.review(ctx("erin"), g.id, { outcome, notes: `${outcome}: checked with the on-call log` });
+  return g.id;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "bg-report-"));
+  writeFileSync(
+    join(dir, "breakglass.yaml"),
+    testConfigYaml({ driver: "sqlite" }, { audit: "checkpoint_every_events: 5" }),
+  );
+  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), connectorConfigChecks), {
+    log: silentLogger,
+    clock,
+  });
+  await broker.start();
+  await access(false, "justified");
+  clock.advance(3 * DAY);
+  await access(true, "unjustified");
+  await broker.checkpoints.checkpointNow();
+  clock.set(Date.UTC(2026, 11, 3, 9, 0, 0)); // outside the period
+  await access(false, "justified");
+  await broker.alarms.tick();
+}, 60_000);
+
+afterAll(async () => {
+  await broker?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function build() {
+  const keys = loadPublicKeys([broker.signingKey.publicKeyPem]);
+  const chain = await verifyStoreChain(broker.store, keys.verifySignature);
+  return buildEvidenceReport(broker.store, { from: FROM, to: TO, now: clock.now(), chain });
+}
+
+describe("evidence report", () => {
+  it("matches the audit log exactly for the period", async () => {
+    const r = await build();
+    // biome-ignore lint/suspicious/noExplicitAny: checked with expect(), field by field
+    const json = reportJson(r) as Record<string, any>;
+    expect(json.summary).toMatchObject({ accesses: 2, emergency: 1, reviewed: 2, unjustified: 1, auditChainOk: true });
+    for (const a of json.accesses) {
+      const events = await broker.store.readGrantAudit([a.grant]);
+      const at = (type: string) =>
+        events.filter((e) => e.type === type).map((e) => new Date(e.at).toISOString().replace(".000Z", "Z"));
+      expect(a.approvals.map((x: { approver: string }) => x.approver)).toEqual(
+        events.filter((e) => e.type === "grant.approval_added" || e.type === "grant.approved").map((e) => e.actor),
+      );
+      expect([a.activatedAt]).toEqual([...at("grant.activated"), ...at("grant.emergency_activated")]);
+      expect([a.endedAt]).toEqual(at("grant.released"));
+      const reviewed = events.find((e) => e.type === "grant.reviewed");
+      expect(a.review).toMatchObject({
+        outcome: (JSON.parse(reviewed?.payload ?? "{}") as { data: { outcome: string } }).data.outcome,
+        reviewer: reviewed?.actor,
+      });
+      const alarms = await broker.store.listAlarms(a.grant);
+      const activation = alarms.filter((x) => x.eventType.endsWith("activated"));
+      expect(a.activationAlarms.map((x: { channel: string }) => x.channel).sort()).toEqual(
+        activation.map((x) => x.channel).sort(),
+      );
+    }
+    const checkpoints = (await broker.store.readCheckpoints()).filter((c) => c.at >= FROM && c.at < TO);
+    expect(json.checkpoints.map((c: { seq: number }) => c.seq)).toEqual(checkpoints.map((c) => c.seq));
+    expect(json.checkpoints.length).toBeGreaterThan(0);
+    // The December grant is not in November's report.
+    expect(json.accesses.every((a: { activatedAt: string }) => a.activatedAt < "2026-12-01")).toBe(true);
+    const csv = reportCsv(r).trim().split("\r\n");
+    expect(csv).toHaveLength(3);
+    expect(csv[2]).toContain("unjustified");
+    const html = reportHtml(r);
+    expect(html).toContain("SOC 2 CC6.1");
+    expect(html).toContain("HIPAA §164.312(a)(2)(ii)");
+    expect(html).toContain("EMERGENCY self-activation");
+  });
+
+  it("prints to PDF with Chromium; the pages render and are not blank", async () => {
+    requireBuild();
+    const pdf = join(dir, "report.pdf");
+    const cli = await runCli(
+      [
+        "report",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-12-01",
+        "--format",
+        "pdf",
+        "--out",
+        pdf,
+        "--config",
+        join(dir, "breakglass.yaml"),
+      ],
+      {},
+      { timeoutMs: 120_000 },
+    );
+    expect(cli.stderr).toContain("audit chain verified");
+    expect(cli.code).toBe(0);
+    expect(readFileSync(pdf).subarray(0, 5).toString()).toBe("%PDF-");
+    const pngDir = process.env.BREAKGLASS_REPORT_PNG_DIR ?? join(dir, "png");
+    await run("mkdir", ["-p", pngDir]);
+    await run("pdftoppm", ["-png", "-r", "60", pdf, join(pngDir, "page")]);
+    const pages = readdirSync(pngDir).filter((f) => f.endsWith(".png"));
+    // cover, summary, one page per access (2), drills + integrity
+    expect(pages.length).toBeGreaterThanOrEqual(5);
+    for (const p of pages) expect(statSync(join(pngDir, p)).size).toBeGreaterThan(3000);
+  }, 180_000);
+});
