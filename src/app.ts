@@ -413,7 +413,8 @@ function createGateway(
           incident: grant?.incident ?? null,
           requestId: null,
           sourceAddress: typeof data.from === "string" ? data.from : null,
-          data,
+          // A drill's sessions are tagged like the rest of its grant's events.
+          data: grant?.drill === true ? { ...data, drill: true } : data,
         },
       ]),
     );

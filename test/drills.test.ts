@@ -27,6 +27,7 @@ beforeAll(async () => {
   target = await startPostgresTarget();
   dir = mkdtempSync(join(tmpdir(), "bg-drills-"));
   const closed = await freePort();
+  const gatewayPort = await freePort();
   writeFileSync(
     join(dir, "breakglass.yaml"),
     `version: 1
@@ -35,6 +36,7 @@ storage: { driver: sqlite, path: ./breakglass.db }
 audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
 secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
 workers: { expiry_poll: 100ms }
+gateway: { host: 127.0.0.1, port: ${gatewayPort}, targets: [pg-app] }
 alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [{ events: ["*"], channels: [record] }] }
 admin_groups: [security]
 users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol }, erin: { name: Erin } }
@@ -49,6 +51,13 @@ domains:
         approval: "2 of leads"
         requesters: [oncall]
         emergency: true
+      db-rollback:
+        target: pg-app
+        grants: { roles: [recovery_rw] }
+        max_duration: 1h
+        approval: "1 of leads"
+        requesters: [oncall]
+        guard: { deny: [drop_table, truncate] }
       db-down:
         target: pg-down
         grants: { roles: [recovery_rw] }
@@ -76,6 +85,21 @@ drills:
     requester: alice
     duration: 10m
     probe: { sql: "SELECT 1" }
+  policy-rollback:
+    scenario: policy-rollback
+    role: production/db-rollback
+    requester: alice
+    approvers: [carol]
+    duration: 3s
+    probe: { sql: "SELECT count(*) FROM public.accounts" }
+    guard_probe: { sql: "DROP TABLE public.accounts" }
+  unguarded:
+    scenario: policy-rollback
+    role: production/db-admin
+    requester: alice
+    approvers: [bob, carol]
+    probe: { sql: "SELECT 1" }
+    guard_probe: { sql: "DELETE FROM public.accounts" }
   target-down:
     scenario: approval-path
     role: production/db-down
@@ -179,10 +203,23 @@ describe("drills", () => {
     );
   });
 
+  it("policy rollback: the role's guard refuses the forbidden statement through the gateway", async () => {
+    const run = await broker.drills.finished((await broker.drills.start(admin, "policy-rollback")).id);
+    expect(run.steps.filter((s) => !s.ok)).toEqual([]);
+    expect(run.steps.find((s) => s.name === "guard refuses the forbidden statement")?.detail).toMatch(
+      /^refused: Breakglass guard: DROP TABLE/,
+    );
+    // A role whose guard does not deny the statement fails the drill, and the table is untouched.
+    const bad = await broker.drills.finished((await broker.drills.start(admin, "unguarded")).id);
+    expect(bad.result).toBe("failed");
+    expect(bad.steps.find((s) => !s.ok)?.detail).toContain("the guard let");
+    expect(await target.sql("SELECT count(*)::int AS n FROM public.accounts")).toEqual([{ n: 2 }]);
+  });
+
   it("refuses an unknown drill, naming the configured ones", async () => {
     await expect(broker.drills.start(admin, "nope")).rejects.toMatchObject({
       code: "ERR_NOT_FOUND",
-      message: expect.stringContaining("approval-path, emergency, target-down"),
+      message: expect.stringContaining("approval-path, emergency, policy-rollback, unguarded, target-down"),
     });
   });
 });

@@ -231,6 +231,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
     durationS: parseDuration(d.duration),
     incident: d.incident ?? null,
     probe: d.probe === undefined ? null : "sql" in d.probe ? { sql: d.probe.sql } : { exec: [...d.probe.exec] },
+    guardProbe: d.guard_probe?.sql ?? null,
     everyS: parseDuration(d.every),
   }));
 

@@ -207,6 +207,15 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
         ),
       );
     }
+    if (drill.scenario === "policy-rollback" && !isRecord(drill.guard_probe)) {
+      problems.push(
+        problem(
+          ["drills", name, "guard_probe"],
+          `drill \`${name}\` rehearses a policy rollback, which proves the role's guard refuses a statement, but names none`,
+          'add `guard_probe: { sql: "DROP TABLE public.accounts" }` (a statement the role\'s guard denies)',
+        ),
+      );
+    }
     const people: [PathSegment[], unknown][] = [
       [["drills", name, "requester"], drill.requester],
       ...names(drill.approvers).map(([u, i]): [PathSegment[], unknown] => [["drills", name, "approvers", i], u]),

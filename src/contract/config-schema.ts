@@ -757,9 +757,9 @@ export const TargetSchema = z
 export const DrillSchema = z
   .strictObject({
     scenario: z
-      .enum(["approval-path", "emergency"])
+      .enum(["approval-path", "emergency", "policy-rollback"])
       .describe(
-        "approval-path: request → approvals → access probed → the window ends → access gone at the target. emergency: emergency self-activation → probe → release → access gone.",
+        "approval-path: request → approvals → access probed → the window ends → access gone at the target. emergency: emergency self-activation → probe → release → access gone. policy-rollback: the approval path, plus the role's statement guard proven to refuse `guard_probe` (gateway targets).",
       ),
     role: z.string().min(1).describe("The role rehearsed, `DOMAIN/ROLE`."),
     requester: Name.describe("Who the drill requests as (a user allowed to request the role)."),
@@ -785,6 +785,14 @@ export const DrillSchema = z
       ])
       .optional()
       .describe("How the drill proves the access works while granted, and is gone after."),
+    guard_probe: z
+      .strictObject({
+        sql: z.string().min(1).describe("A statement the role's guard must refuse, e.g. DROP TABLE public.accounts"),
+      })
+      .optional()
+      .describe(
+        "policy-rollback: run through the gateway with the grant's credential; the drill fails unless the guard refuses it.",
+      ),
     every: Duration.default("30d").describe("How often the drill must pass; older results show red in posture."),
   })
   .describe("A drill: the real break-glass path, run end to end on schedule, in drill mode.");

@@ -99,7 +99,7 @@ export function createDrillService(deps: {
         });
         return { value: g, detail: `grant ${g.id} ${g.state} (as ${def.requester})` };
       });
-      if (def.scenario === "approval-path") {
+      if (def.scenario !== "emergency") {
         for (const approver of def.approvers) {
           if (grant.state !== "requested") break;
           grant = await step(`approval by ${approver}`, async () => {
@@ -131,6 +131,12 @@ export function createDrillService(deps: {
         });
       }
       timeToAccessMs = clock.now() - requestedAt;
+      if (def.guardProbe !== null) {
+        await step("guard refuses the forbidden statement", async () => {
+          const detail = await guardRefuses(def.guardProbe as string, credential as Redacted<string>);
+          return { value: null, detail };
+        });
+      }
       if (def.scenario === "emergency") {
         await step("release", async () => {
           const g = await service.release(as(def.requester), (grant as Grant).id);
@@ -242,6 +248,32 @@ export function createDrillService(deps: {
       return run;
     },
   };
+}
+
+/** The role's statement guard must refuse `sql` (SQLSTATE 42501, "Breakglass guard: …"). */
+async function guardRefuses(sql: string, credential: Redacted<string>): Promise<string> {
+  const client = new pg.Client({ connectionString: credential.reveal(), connectionTimeoutMillis: 5000 });
+  try {
+    await client.connect();
+  } catch (e) {
+    throw new Error(`could not connect to try the guard: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  try {
+    // In a transaction that is rolled back: if the guard fails to refuse it, it still changes nothing
+    // (statements that cannot run in a transaction then fail, and the drill with them).
+    await client.query("BEGIN");
+    await client.query(sql);
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    if (err.code === "42501" && err.message?.startsWith("Breakglass guard:")) return `refused: ${err.message}`;
+    throw new Error(`"${sql}" failed, but not by the guard: ${err.code ?? ""} ${err.message ?? String(e)}`);
+  } finally {
+    await client.query("ROLLBACK").catch(() => {});
+    await client.end().catch(() => {});
+  }
+  throw new Error(
+    `the guard let "${sql}" run: the role's guard does not deny it (or the target is not behind the gateway)`,
+  );
 }
 
 /** Prove the credential works: a query (postgres targets) or a command; the detail, or a throw. */
