@@ -273,7 +273,7 @@ ${a.blocked.map((b) => `<p class="mono bad">BLOCKED ${esc(iso(b.startedAt))}: ${
 <h3>Review</h3>
 ${
   g.review
-    ? `<p>${badge(g.review.outcome !== "unjustified", g.review.outcome, g.review.outcome)} by ${esc(g.review.reviewer)} at ${esc(iso(g.review.at))}</p><p>${esc(g.review.notes)}</p>`
+    ? `<p>${badge(g.review.outcome !== "unjustified", g.review.outcome, g.review.outcome)} by ${esc(g.review.reviewer)} at ${esc(iso(g.review.at))}</p><p>${esc(g.review.notes)}</p>${(g.review.followUps ?? []).map((f) => `<p>Follow-up: ${esc(f.action)} — owner ${esc(f.owner)}${f.due === null ? "" : `, due ${esc(iso(f.due).slice(0, 10))}`}</p>`).join("")}`
     : `<p class="bad">Not reviewed${g.reviewDueAt !== null ? ` (due ${esc(iso(g.reviewDueAt))})` : ""}</p>`
 }
 </section>`;
