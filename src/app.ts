@@ -15,7 +15,7 @@ import { createAuditLog } from "./audit/audit-log.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
 import { sha256 } from "./audit/node-crypto.js";
 import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
-import { createAuthService } from "./auth/auth-service.js";
+import { type AuthService, createAuthService } from "./auth/auth-service.js";
 import { createDirectory } from "./auth/directory.js";
 import { createOidcLogin } from "./auth/oidc.js";
 import type { AppConfig, StorageConfig } from "./config/app-config.js";
@@ -61,6 +61,8 @@ export interface Broker {
   readonly store: Store;
   readonly service: GrantService;
   readonly tokens: TokenService;
+  /** Sessions, factors, fallback login; null without the broker's secret key. */
+  readonly auth: AuthService | null;
   readonly expiry: ExpiryWorker;
   readonly reconcile: ReconcileWorker;
   readonly alarms: AlarmWorker;
@@ -253,7 +255,17 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     : null;
   const timers: NodeJS.Timeout[] = [];
 
-  const drills = createDrillService({ drills: config.drills, service, store, audit, clock, ids, log: logFn });
+  const drills = createDrillService({
+    drills: config.drills,
+    service,
+    auth,
+    resolveSecret,
+    store,
+    audit,
+    clock,
+    ids,
+    log: logFn,
+  });
   const http = createHttpServer({
     policy,
     drills,
@@ -281,6 +293,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     store,
     service,
     tokens,
+    auth,
     expiry,
     reconcile,
     alarms,

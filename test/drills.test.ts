@@ -38,9 +38,11 @@ secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
 workers: { expiry_poll: 100ms }
 gateway: { host: 127.0.0.1, port: ${gatewayPort}, targets: [pg-app] }
 alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [{ events: ["*"], channels: [record] }] }
+auth:
+  oidc: { issuer: "http://127.0.0.1:${closed}", client_id: breakglass, allow_insecure_http: true }
 admin_groups: [security]
-users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol }, erin: { name: Erin } }
-groups: { oncall: [alice], leads: [bob, carol], security: [erin] }
+users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol }, erin: { name: Erin }, drill-bot: { name: Drill bot } }
+groups: { oncall: [alice, drill-bot], leads: [bob, carol], security: [erin] }
 domains:
   production:
     roles:
@@ -51,6 +53,7 @@ domains:
         approval: "2 of leads"
         requesters: [oncall]
         emergency: true
+        fallback: true
       db-rollback:
         target: pg-app
         grants: { roles: [recovery_rw] }
@@ -100,6 +103,17 @@ drills:
     approvers: [bob, carol]
     probe: { sql: "SELECT 1" }
     guard_probe: { sql: "DELETE FROM public.accounts" }
+  idp-outage:
+    scenario: idp-outage
+    role: production/db-admin
+    requester: drill-bot
+    factor_secret: { file: ./drill-bot.totp }
+    probe: { sql: "SELECT 1" }
+  idp-outage-wrong-factor:
+    scenario: idp-outage
+    role: production/db-admin
+    requester: drill-bot
+    factor_secret: { file: ./wrong.totp }
   target-down:
     scenario: approval-path
     role: production/db-down
@@ -216,10 +230,30 @@ describe("drills", () => {
     expect(await target.sql("SELECT count(*)::int AS n FROM public.accounts")).toEqual([{ n: 2 }]);
   });
 
+  it("idp outage: fallback login with the provisioned TOTP, emergency grant, probe, release — all [DRILL]", async () => {
+    const provisioned = await broker.auth?.provisionTotp(admin, "drill-bot", "drill");
+    writeFileSync(join(dir, "drill-bot.totp"), `${provisioned?.secret}\n`);
+    writeFileSync(join(dir, "wrong.totp"), "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n");
+    const run = await broker.drills.finished((await broker.drills.start(admin, "idp-outage")).id);
+    expect(run.steps.filter((s) => !s.ok)).toEqual([]);
+    expect(run.steps[0]?.name).toBe("fallback login with TOTP (IdP treated as down for this drill)");
+    const grant = await broker.store.getGrant(run.grantId ?? "");
+    expect(grant).toMatchObject({ viaFallback: true, emergency: true, drill: true });
+    const login = (await broker.store.readAudit(1, 100_000)).filter((e) => e.type === "auth.fallback_login").at(-1);
+    expect(JSON.parse(login?.payload ?? "{}")).toMatchObject({ actor: "drill-bot", data: { drill: true } });
+    // The IdP was only treated as down inside the drill: the real fallback stays closed.
+    const health = await broker.http.inject({ method: "GET", url: "/api/v1/auth/idp" });
+    expect(health.json()).toMatchObject({ declaredDown: null });
+
+    const bad = await broker.drills.finished((await broker.drills.start(admin, "idp-outage-wrong-factor")).id);
+    expect(bad.result).toBe("failed");
+    expect(bad.steps[0]).toMatchObject({ ok: false, detail: "fallback login failed" });
+  });
+
   it("refuses an unknown drill, naming the configured ones", async () => {
     await expect(broker.drills.start(admin, "nope")).rejects.toMatchObject({
       code: "ERR_NOT_FOUND",
-      message: expect.stringContaining("approval-path, emergency, policy-rollback, unguarded, target-down"),
+      message: expect.stringContaining("approval-path, emergency, policy-rollback, unguarded, idp-outage"),
     });
   });
 });

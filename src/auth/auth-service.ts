@@ -84,7 +84,13 @@ export interface AuthService {
    * Sign in with user name + local factor while the IdP is unreachable; pages security.
    * @throws ERR_FORBIDDEN when the IdP is up or fallback is off; ERR_UNAUTHENTICATED; ERR_LOCKED_OUT
    */
-  loginWithFallback(ctx: RequestContext, user: string, proof: FactorProof, idp: IdpHealth): Promise<IssuedSession>;
+  loginWithFallback(
+    ctx: RequestContext,
+    user: string,
+    proof: FactorProof,
+    idp: IdpHealth,
+    opts?: { readonly drill?: boolean },
+  ): Promise<IssuedSession>;
   /** The user and session behind a session token. @throws ERR_UNAUTHENTICATED */
   authenticate(token: string): Promise<{ user: string; auth: AuthInfo }>;
   /** The CSRF token a browser must echo for the session behind this token. */
@@ -95,6 +101,12 @@ export interface AuthService {
   listFactors(user: string): Promise<FactorView[]>;
   /** Start a TOTP enrolment: the shared secret, shown once; confirmed by the first valid code. */
   enrollTotp(ctx: RequestContext, label: string): Promise<{ factorId: string; secret: string; uri: string }>;
+  /**
+   * Provision a confirmed TOTP factor for a configured non-person identity (a drill's requester),
+   * by an operator on the broker's host: the secret goes to the operator, shown once. Audited and
+   * alarmed like any enrolment.
+   */
+  provisionTotp(ctx: RequestContext, user: string, label: string): Promise<{ factorId: string; secret: string }>;
   /** Start registering a security key or passkey: the browser's creation options. */
   enrollWebauthn(ctx: RequestContext, label: string): Promise<{ factorId: string; options: unknown }>;
   /** Finish enrolling a factor: a TOTP factor's first code, or the key's registration answer. */
@@ -405,7 +417,7 @@ export function createAuthService(deps: {
       );
     },
 
-    async loginWithFallback(ctx, userInput, proof, idp) {
+    async loginWithFallback(ctx, userInput, proof, idp, opts) {
       const user = userInput.trim().toLowerCase();
       const keys = keysOf(ctx, user);
       await assertNotLocked(keys);
@@ -452,6 +464,7 @@ export function createAuthService(deps: {
             membershipAgeS: ageS,
             membershipStale: stale,
             groups: identity?.groups ?? [],
+            ...(opts?.drill ? { drill: true } : {}),
           },
         ],
         null,
@@ -532,6 +545,42 @@ export function createAuthService(deps: {
       await store.transaction((tx) => tx.saveFactor(factor));
       const uri = totpOf(factor, ctx.actor).toString();
       return { factorId: id, secret: secret.base32, uri };
+    },
+
+    async provisionTotp(ctx, user, label) {
+      if (!policy.users.has(user)) {
+        throw new BreakglassError("ERR_VALIDATION", `"${user}" is not a configured user`, { user });
+      }
+      const secret = new OTPAuth.Secret({ size: 20 });
+      const id = ids.next("f");
+      const now = clock.now();
+      await store.transaction(async (tx) => {
+        await tx.saveFactor({
+          id,
+          user,
+          kind: "totp",
+          label,
+          secret: box.seal(secret.base32, `factor:${id}`),
+          createdAt: now,
+          confirmedAt: now,
+          lastStep: null,
+          usedAt: null,
+          removedAt: null,
+        });
+        await audit.append(tx, [
+          stamp(
+            nonGrantEvent("auth.factor_enrolled", ctx.actor, now, {
+              user,
+              factorId: id,
+              kind: "totp",
+              label,
+              provisionedBy: ctx.actor,
+            }),
+            ctx,
+          ),
+        ]);
+      });
+      return { factorId: id, secret: secret.base32 };
     },
 
     async enrollWebauthn(ctx, label) {

@@ -101,6 +101,7 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "audit verify",
       "audit export",
       "report",
+      "factors provision-totp",
       "audit keygen",
       "secret keygen",
       "secret seal",

@@ -70,13 +70,15 @@ export interface AuthConfig {
 
 export interface DrillDef {
   readonly name: string;
-  readonly scenario: "approval-path" | "emergency" | "policy-rollback";
+  readonly scenario: "approval-path" | "emergency" | "policy-rollback" | "idp-outage";
   readonly roleId: string;
   readonly requester: string;
   readonly approvers: readonly string[];
   readonly durationS: number;
   readonly incident: string | null;
   readonly probe: { readonly sql: string } | { readonly exec: readonly string[] } | null;
+  /** idp-outage: where the requester's TOTP secret is. */
+  readonly factorSecret: SecretRef | null;
   /** policy-rollback: a statement the role's gateway guard must refuse. */
   readonly guardProbe: string | null;
   readonly everyS: number;

@@ -232,6 +232,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
     incident: d.incident ?? null,
     probe: d.probe === undefined ? null : "sql" in d.probe ? { sql: d.probe.sql } : { exec: [...d.probe.exec] },
     guardProbe: d.guard_probe?.sql ?? null,
+    factorSecret: d.factor_secret ?? null,
     everyS: parseDuration(d.every),
   }));
 

@@ -216,6 +216,15 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
         ),
       );
     }
+    if (drill.scenario === "idp-outage" && drill.factor_secret === undefined) {
+      problems.push(
+        problem(
+          ["drills", name, "factor_secret"],
+          `drill \`${name}\` signs in by local fallback, which needs the requester's TOTP secret`,
+          "run `breakglass factors provision-totp --user REQUESTER --out FILE` and set `factor_secret: { file: FILE }`",
+        ),
+      );
+    }
     const people: [PathSegment[], unknown][] = [
       [["drills", name, "requester"], drill.requester],
       ...names(drill.approvers).map(([u, i]): [PathSegment[], unknown] => [["drills", name, "approvers", i], u]),

@@ -757,9 +757,9 @@ export const TargetSchema = z
 export const DrillSchema = z
   .strictObject({
     scenario: z
-      .enum(["approval-path", "emergency", "policy-rollback"])
+      .enum(["approval-path", "emergency", "policy-rollback", "idp-outage"])
       .describe(
-        "approval-path: request → approvals → access probed → the window ends → access gone at the target. emergency: emergency self-activation → probe → release → access gone. policy-rollback: the approval path, plus the role's statement guard proven to refuse `guard_probe` (gateway targets).",
+        "approval-path: request → approvals → access probed → the window ends → access gone at the target. emergency: emergency self-activation → probe → release → access gone. policy-rollback: the approval path, plus the role's statement guard proven to refuse `guard_probe` (gateway targets). idp-outage: the IdP treated as down for this drill → local fallback login with the requester's TOTP → emergency grant → probe → release → access gone.",
       ),
     role: z.string().min(1).describe("The role rehearsed, `DOMAIN/ROLE`."),
     requester: Name.describe("Who the drill requests as (a user allowed to request the role)."),
@@ -785,6 +785,11 @@ export const DrillSchema = z
       ])
       .optional()
       .describe("How the drill proves the access works while granted, and is gone after."),
+    factor_secret: secretRefSchema
+      .optional()
+      .describe(
+        "idp-outage: the requester's TOTP secret (from `breakglass factors provision-totp`), so the drill can sign in by fallback.",
+      ),
     guard_probe: z
       .strictObject({
         sql: z.string().min(1).describe("A statement the role's guard must refuse, e.g. DROP TABLE public.accounts"),

@@ -10,13 +10,16 @@
  * admin); it does not sign in as them, so roles' `step_up` is not exercised by a drill.
  */
 import { spawn } from "node:child_process";
+import * as OTPAuth from "otpauth";
 import pg from "pg";
+import type { AuthService } from "../auth/auth-service.js";
 import type { DrillDef } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Grant } from "../core/model.js";
 import type { Clock, DrillRun, DrillStep, IdGenerator, Store } from "../core/ports.js";
 import type { Redacted } from "../core/redacted.js";
+import type { SecretResolver } from "../secrets/secret-ref.js";
 import type { GrantService } from "./grant-service.js";
 import type { AuditAppender } from "./grant-writer.js";
 import { stamp } from "./grant-writer.js";
@@ -39,6 +42,10 @@ class StepFailed extends Error {}
 export function createDrillService(deps: {
   drills: readonly DrillDef[];
   service: GrantService;
+  /** For the idp-outage scenario (its fallback login); null without the broker's secret key. */
+  auth?: AuthService | null;
+  /** Reads a drill's `factor_secret`. */
+  resolveSecret?: SecretResolver;
   store: Store;
   audit: AuditAppender;
   clock: Clock;
@@ -86,20 +93,53 @@ export function createDrillService(deps: {
       }
       return g;
     };
+    let requester: RequestContext = as(def.requester);
+    let sessionId: string | null = null;
     const requestedAt = clock.now();
     try {
+      if (def.scenario === "idp-outage") {
+        const issued = await step("fallback login with TOTP (IdP treated as down for this drill)", async () => {
+          const auth = deps.auth;
+          if (!auth)
+            throw new Error("the broker has no secret key (secrets.key_file): no local factors, no fallback login");
+          if (!def.factorSecret || !deps.resolveSecret) throw new Error("drills.factor_secret is not set");
+          const secret = deps.resolveSecret(def.factorSecret, `drills.${def.name}.factor_secret`).reveal();
+          const code = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), period: 30, digits: 6 }).generate({
+            timestamp: clock.now(),
+          });
+          // Only this drill sees the IdP as down: the fallback stays closed for everyone else.
+          const i = await auth.loginWithFallback(
+            as(def.requester),
+            def.requester,
+            { code },
+            {
+              reachable: false,
+              lastCheckAt: clock.now(),
+              lastError: "treated as down by a drill",
+              declaredDown: { by: ctx.actor, at: clock.now(), reason: `[DRILL] ${def.name}` },
+            },
+            { drill: true },
+          );
+          return { value: i, detail: `session ${i.session.id} (method fallback); security paged with [DRILL]` };
+        });
+        sessionId = issued.session.id;
+        requester = {
+          ...as(def.requester),
+          auth: { method: "fallback", sessionId, factorAt: issued.session.factorAt },
+        };
+      }
       grant = await step("request", async () => {
-        const g = await service.request(as(def.requester), {
+        const g = await service.request(requester, {
           roleId: def.roleId,
           justification: `[DRILL] ${def.name}: rehearsal of the break-glass path`,
           incident: def.incident ?? `DRILL-${Math.floor(requestedAt / 1000)}`,
           durationS: def.durationS,
-          emergency: def.scenario === "emergency",
+          emergency: def.scenario === "emergency" || def.scenario === "idp-outage",
           drill: true,
         });
         return { value: g, detail: `grant ${g.id} ${g.state} (as ${def.requester})` };
       });
-      if (def.scenario !== "emergency") {
+      if (def.scenario === "approval-path" || def.scenario === "policy-rollback") {
         for (const approver of def.approvers) {
           if (grant.state !== "requested") break;
           grant = await step(`approval by ${approver}`, async () => {
@@ -121,7 +161,7 @@ export function createDrillService(deps: {
         return { value: g, detail: `until ${new Date(g.endsAt ?? 0).toISOString()}` };
       });
       credential = await step("credential for the holder", async () => {
-        const c = await service.credential(as(def.requester), (grant as Grant).id);
+        const c = await service.credential(requester, (grant as Grant).id);
         return { value: c.credential, detail: "read (audited)" };
       });
       if (def.probe) {
@@ -137,9 +177,9 @@ export function createDrillService(deps: {
           return { value: null, detail };
         });
       }
-      if (def.scenario === "emergency") {
+      if (def.scenario === "emergency" || def.scenario === "idp-outage") {
         await step("release", async () => {
-          const g = await service.release(as(def.requester), (grant as Grant).id);
+          const g = await service.release(requester, (grant as Grant).id);
           return { value: g, detail: `${g.state} (${g.endReason ?? ""})` };
         });
       }
@@ -180,6 +220,11 @@ export function createDrillService(deps: {
           : service.cancel(as(def.requester), g.id, "[DRILL] failed; cleaning up")
         ).catch((err: unknown) => log("drill cleanup failed", { run: run.id, error: String(err) }));
       }
+    }
+    if (sessionId !== null && deps.auth) {
+      await deps.auth
+        .logout(as(def.requester), sessionId)
+        .catch((err: unknown) => log("drill logout failed", { run: run.id, error: String(err) }));
     }
     const failed = steps.find((s) => !s.ok);
     const done: DrillRun = {

@@ -151,6 +151,46 @@ export const tokenCreateCommand: Command = {
   },
 };
 
+export const provisionTotpCommand: Command = {
+  name: "factors provision-totp",
+  summary: "Give a configured non-person identity (a drill's requester) a TOTP factor; the secret goes to a file",
+  description:
+    "For the idp-outage drill, whose requester signs in by local fallback: creates a confirmed TOTP factor for USER directly in the broker's database and writes its base32 secret to FILE (mode 0600, never overwritten). Point the drill's `factor_secret: { file: FILE }` at it. Audited and alarmed like any enrolment. People enrol their own factors (`breakglass factors add-totp`).",
+  args: [],
+  options: {
+    user: { type: "string", value: "NAME", required: true, description: "A configured user (e.g. drill-bot)" },
+    out: { type: "string", value: "FILE", required: true, description: "Where the secret is written (0600)" },
+    label: { type: "string", value: "TEXT", description: "A name for the factor (default: drill)" },
+    config: CONFIG_OPTION,
+  },
+  async run(input, io) {
+    const out = resolve(io.cwd, input.requireString("out"));
+    if (existsSync(out))
+      throw new UsageError(
+        `${out} exists; choose another file (secrets are never overwritten)`,
+        "factors provision-totp",
+      );
+    const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
+    const { createBroker } = await import("../../app.js");
+    const broker = await createBroker(config, { log: loggerFrom(io, "warn") });
+    try {
+      if (!broker.auth) {
+        throw new CliError(EXIT.CONFIG, "local factors need the broker's secret key: set `secrets.key_file`");
+      }
+      const r = await broker.auth.provisionTotp(
+        localContext(),
+        input.requireString("user"),
+        input.string("label") ?? "drill",
+      );
+      writeFileSync(out, `${r.secret}\n`, { mode: 0o600, flag: "wx" });
+      io.err(`Provisioned TOTP factor ${r.factorId} for ${input.requireString("user")}; secret written to ${out}.`);
+    } finally {
+      await broker.stop();
+    }
+    return EXIT.OK;
+  },
+};
+
 export const reportCommand: Command = {
   name: "report",
   summary:
@@ -358,6 +398,7 @@ export const adminCommands: readonly Command[] = [
   configSchemaCommand,
   tokenCreateCommand,
   reportCommand,
+  provisionTotpCommand,
   auditVerifyCommand,
   auditExportCommand,
   auditKeygenCommand,
