@@ -88,6 +88,8 @@ drills:
     requester: alice
     duration: 10m
     probe: { sql: "SELECT 1" }
+    checks:
+      - { name: "credential is a connection string", exec: ["sh", "-c", 'case "$BREAKGLASS_CREDENTIAL" in postgres*) exit 0;; *) exit 3;; esac'] }
   policy-rollback:
     scenario: policy-rollback
     role: production/db-rollback
@@ -176,6 +178,10 @@ describe("drills", () => {
     const run = await broker.drills.finished((await broker.drills.start(admin, "emergency")).id);
     expect(run.steps.filter((s) => !s.ok)).toEqual([]);
     expect(run.steps.map((s) => s.name)).toContain("release");
+    expect(run.steps.find((s) => s.name === "credential is a connection string")).toMatchObject({
+      ok: true,
+      detail: "probe exited 0",
+    });
     expect((await broker.store.getGrant(run.grantId ?? ""))?.emergency).toBe(true);
   });
 

@@ -77,6 +77,8 @@ export interface DrillDef {
   readonly durationS: number;
   readonly incident: string | null;
   readonly probe: { readonly sql: string } | { readonly exec: readonly string[] } | null;
+  /** Operators' own steps, run while the access is granted. */
+  readonly checks: readonly { readonly name: string; readonly exec: readonly string[] }[];
   /** idp-outage: where the requester's TOTP secret is. */
   readonly factorSecret: SecretRef | null;
   /** policy-rollback: a statement the role's gateway guard must refuse. */

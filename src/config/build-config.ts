@@ -233,6 +233,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
     probe: d.probe === undefined ? null : "sql" in d.probe ? { sql: d.probe.sql } : { exec: [...d.probe.exec] },
     guardProbe: d.guard_probe?.sql ?? null,
     factorSecret: d.factor_secret ?? null,
+    checks: d.checks.map((c) => ({ name: c.name, exec: [...c.exec] })),
     everyS: parseDuration(d.every),
   }));
 

@@ -785,6 +785,18 @@ export const DrillSchema = z
       ])
       .optional()
       .describe("How the drill proves the access works while granted, and is gone after."),
+    checks: z
+      .array(
+        z.strictObject({
+          name: z.string().min(1).max(100).describe("The step's name in the run"),
+          exec: z
+            .array(z.string())
+            .min(1)
+            .describe("Command; BREAKGLASS_CREDENTIAL holds the grant's credential; exit 0 passes"),
+        }),
+      )
+      .default([])
+      .describe("Your own steps, run in order while the access is granted (after the probe)."),
     factor_secret: secretRefSchema
       .optional()
       .describe(

@@ -171,6 +171,12 @@ export function createDrillService(deps: {
         });
       }
       timeToAccessMs = clock.now() - requestedAt;
+      for (const check of def.checks) {
+        await step(check.name, async () => ({
+          value: null,
+          detail: await probe({ ...def, probe: { exec: check.exec } }, credential as Redacted<string>),
+        }));
+      }
       if (def.guardProbe !== null) {
         await step("guard refuses the forbidden statement", async () => {
           const detail = await guardRefuses(def.guardProbe as string, credential as Redacted<string>);
