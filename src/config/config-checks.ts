@@ -7,7 +7,7 @@
  */
 import { dirname, resolve } from "node:path";
 import type { z } from "zod";
-import { NAME_PATTERN } from "../contract/config-schema.js";
+import { DEFAULT_INCIDENT_PATTERN, NAME_PATTERN } from "../contract/config-schema.js";
 import { parseRule, ruleGroups, ruleSatisfiable } from "../core/approval-policy.js";
 import { isDuration, parseDuration } from "../core/duration.js";
 import type { ApprovalRule, ApprovalTerm, Policy, UserDef } from "../core/model.js";
@@ -198,6 +198,32 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
   }
   for (const [name, drill] of entries(doc.drills)) {
     if (!isRecord(drill)) continue;
+    if (typeof drill.role === "string" && roleIds.has(drill.role)) {
+      // The drill's grant needs an incident id the role accepts.
+      const [domainName, roleName] = drill.role.split("/") as [string, string];
+      const domainDef = isRecord(doc.domains) ? doc.domains[domainName] : undefined;
+      const roleDef = isRecord(domainDef) && isRecord(domainDef.roles) ? domainDef.roles[roleName] : undefined;
+      const defaultsDef = isRecord(doc.defaults) ? doc.defaults : {};
+      const pattern =
+        (isRecord(roleDef) && typeof roleDef.incident_pattern === "string" ? roleDef.incident_pattern : undefined) ??
+        (typeof defaultsDef.incident_pattern === "string" ? defaultsDef.incident_pattern : DEFAULT_INCIDENT_PATTERN);
+      const incident = typeof drill.incident === "string" ? drill.incident : "DRILL-1";
+      let matches = true;
+      try {
+        matches = new RegExp(`^(?:${pattern})$`).test(incident);
+      } catch {
+        matches = true; // the role's own check reports a bad pattern
+      }
+      if (!matches) {
+        problems.push(
+          problem(
+            ["drills", name, typeof drill.incident === "string" ? "incident" : "role"],
+            `drill \`${name}\`'s incident id "${typeof drill.incident === "string" ? incident : "DRILL-<time>"}" does not match ${pattern}, which ${drill.role} requires`,
+            "set `incident:` on the drill to an id the role accepts (e.g. one reserved for drills)",
+          ),
+        );
+      }
+    }
     if (typeof drill.role === "string" && !roleIds.has(drill.role)) {
       problems.push(
         problem(

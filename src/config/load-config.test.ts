@@ -282,6 +282,31 @@ describe("checkConfigText", () => {
     expect(check(edit("securty", "security", withReviewers)).issues).toEqual([]);
   });
 
+  test("drills: the role and people must exist, and the drill's incident id must suit the role", () => {
+    const drill = (extra: string) =>
+      `${BASE}drills:\n  d1: { scenario: approval-path, role: production/db-admin, requester: alice, approvers: [bob, carol]${extra} }\n`;
+    expect(check(drill("")).issues).toEqual([]);
+    const strict = edit(
+      "requesters: [oncall]",
+      'requesters: [oncall]\n        incident_pattern: "INC-[0-9]+"',
+      drill(""),
+    );
+    expect(issueAt(check(strict).issues, "drills.d1.role").message).toContain(
+      'incident id "DRILL-<time>" does not match',
+    );
+    expect(check(strict.replace("approvers: [bob, carol]", "approvers: [bob, carol], incident: INC-0")).issues).toEqual(
+      [],
+    );
+    const unknownUser = issueAt(
+      check(drill("").replace("approvers: [bob, carol]", "approvers: [bob, mallory]")).issues,
+      "drills.d1.approvers.1",
+    );
+    expect(unknownUser.message).toBe("drill `d1` acts as `mallory`, who is not defined under `users`");
+    expect(unknownUser.hint).toContain("defined users: alice, bob, carol");
+    const unknownRole = check(drill("").replace("production/db-admin", "production/db-admn")).issues;
+    expect(issueAt(unknownRole, "drills.d1.role").message).toContain("is not configured");
+  });
+
   test("rejects admin_groups naming an unknown group", () => {
     const text = edit("admin_groups: [security]", "admin_groups: [secops]");
     const issue = issueAt(check(text).issues, "admin_groups.0");

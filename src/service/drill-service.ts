@@ -160,10 +160,13 @@ export function createDrillService(deps: {
         const g = active(await current());
         return { value: g, detail: `until ${new Date(g.endsAt ?? 0).toISOString()}` };
       });
-      credential = await step("credential for the holder", async () => {
-        const c = await service.credential(requester, (grant as Grant).id);
-        return { value: c.credential, detail: "read (audited)" };
-      });
+      // Only what will be probed needs the credential (exec targets may issue none).
+      if (def.probe || def.checks.length > 0 || def.guardProbe !== null) {
+        credential = await step("credential for the holder", async () => {
+          const c = await service.credential(requester, (grant as Grant).id);
+          return { value: c.credential, detail: "read (audited)" };
+        });
+      }
       if (def.probe) {
         await step("access works (probe)", async () => {
           const detail = await probe(def, credential as Redacted<string>);
