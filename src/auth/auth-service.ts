@@ -361,6 +361,27 @@ export function createAuthService(deps: {
     return null;
   };
 
+  /** A factor as first stored: unused, not removed. */
+  const newFactor = (
+    id: string,
+    user: string,
+    kind: LocalFactor["kind"],
+    label: string,
+    secret: string,
+    confirmedAt: number | null,
+  ): LocalFactor => ({
+    id,
+    user,
+    kind,
+    label,
+    secret,
+    createdAt: clock.now(),
+    confirmedAt,
+    lastStep: null,
+    usedAt: null,
+    removedAt: null,
+  });
+
   const view = (f: LocalFactor): FactorView => ({
     id: f.id,
     kind: f.kind,
@@ -530,18 +551,14 @@ export function createAuthService(deps: {
       requireFullLogin(ctx, "enrolling a factor");
       const secret = new OTPAuth.Secret({ size: 20 });
       const id = ids.next("f");
-      const factor: LocalFactor = {
+      const factor = newFactor(
         id,
-        user: ctx.actor,
-        kind: "totp",
-        label: label.trim() || "authenticator app",
-        secret: box.seal(secret.base32, `factor:${id}`),
-        createdAt: clock.now(),
-        confirmedAt: null,
-        lastStep: null,
-        usedAt: null,
-        removedAt: null,
-      };
+        ctx.actor,
+        "totp",
+        label.trim() || "authenticator app",
+        box.seal(secret.base32, `factor:${id}`),
+        null,
+      );
       await store.transaction((tx) => tx.saveFactor(factor));
       const uri = totpOf(factor, ctx.actor).toString();
       return { factorId: id, secret: secret.base32, uri };
@@ -555,18 +572,7 @@ export function createAuthService(deps: {
       const id = ids.next("f");
       const now = clock.now();
       await store.transaction(async (tx) => {
-        await tx.saveFactor({
-          id,
-          user,
-          kind: "totp",
-          label,
-          secret: box.seal(secret.base32, `factor:${id}`),
-          createdAt: now,
-          confirmedAt: now,
-          lastStep: null,
-          usedAt: null,
-          removedAt: null,
-        });
+        await tx.saveFactor(newFactor(id, user, "totp", label, box.seal(secret.base32, `factor:${id}`), now));
         await audit.append(tx, [
           stamp(
             nonGrantEvent("auth.factor_enrolled", ctx.actor, now, {
@@ -588,18 +594,16 @@ export function createAuthService(deps: {
       const options = await registrationOptions(config.webauthn, ctx.actor, await store.listFactors(ctx.actor));
       const id = ids.next("f");
       await store.transaction((tx) =>
-        tx.saveFactor({
-          id,
-          user: ctx.actor,
-          kind: "webauthn",
-          label: label.trim() || "security key",
-          secret: box.seal(options.challenge, `factor:${id}`),
-          createdAt: clock.now(),
-          confirmedAt: null,
-          lastStep: null,
-          usedAt: null,
-          removedAt: null,
-        }),
+        tx.saveFactor(
+          newFactor(
+            id,
+            ctx.actor,
+            "webauthn",
+            label.trim() || "security key",
+            box.seal(options.challenge, `factor:${id}`),
+            null,
+          ),
+        ),
       );
       return { factorId: id, options };
     },
@@ -663,18 +667,9 @@ export function createAuthService(deps: {
       await store.transaction(async (tx) => {
         for (const f of old) await tx.saveFactor({ ...f, removedAt: now });
         for (const code of codes) {
-          await tx.saveFactor({
-            id: ids.next("f"),
-            user: ctx.actor,
-            kind: "recovery",
-            label: "recovery code",
-            secret: sha256(normalizeCode(code)),
-            createdAt: now,
-            confirmedAt: now,
-            lastStep: null,
-            usedAt: null,
-            removedAt: null,
-          });
+          await tx.saveFactor(
+            newFactor(ids.next("f"), ctx.actor, "recovery", "recovery code", sha256(normalizeCode(code)), now),
+          );
         }
         await audit.append(tx, [
           stamp(
