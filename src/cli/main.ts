@@ -18,6 +18,7 @@ import { guardrailCommands } from "./commands/guardrail-commands.js";
 import { secretCommands } from "./commands/secret-commands.js";
 import { demoCommand, serverCommand } from "./commands/server-commands.js";
 import { replayCommand, shellCommand } from "./commands/shell-commands.js";
+import { vaultCommands } from "./commands/vault-commands.js";
 import { EXIT } from "./exit-codes.js";
 import { packageRoot } from "./package-root.js";
 
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   ...authCommands,
   ...grantCommands,
   ...drillCommands,
+  ...vaultCommands,
   shellCommand,
   replayCommand,
 ];
@@ -43,9 +45,14 @@ const GROUPS: Readonly<Record<string, string>> = {
   factors: "Your local second factors (authenticator app, recovery codes)",
   idp: "The identity provider's state; declare it down or up",
   drill: "Rehearse the break-glass path on the real components",
+  vault: "Tier 2: sealed secrets opened offline by k of n custodians",
 };
 
 const SECTIONS: readonly [string, readonly string[]][] = [
+  [
+    "Tier 2 (offline: no broker, no IdP, no network)",
+    ["vault custodian-keygen", "vault seal", "vault open", "vault verify-records"],
+  ],
   ["Run the broker", ["server", "demo"]],
   [
     "Sign in",

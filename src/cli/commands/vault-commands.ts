@@ -1,0 +1,297 @@
+/**
+ * Tier 2 from the terminal, offline: `vault custodian keygen`, `vault seal`, `vault open`,
+ * `vault verify-records`. Nothing here talks to the broker; `vault open` only reaches out to the
+ * alarm endpoints stored in the envelope — and opens anyway if none answers (the emergency wins),
+ * leaving the alarm pending beside the record and saying so loudly.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, resolve } from "node:path";
+import { parseDuration } from "../../core/duration.js";
+import { isBreakglassError } from "../../core/errors.js";
+import { CliError, type CliIo, UsageError } from "../cli-io.js";
+import type { Command } from "../command.js";
+import { EXIT } from "../exit-codes.js";
+
+const read = (io: CliIo, file: string, what: string): string => {
+  try {
+    return readFileSync(resolve(io.cwd, file), "utf8");
+  } catch (e) {
+    throw new CliError(EXIT.USAGE, `cannot read ${what} ${file} (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+};
+
+/** Library refusals (too few shares, altered envelope…) end the command with exit 1 and their message. */
+async function refusing<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (isBreakglassError(e)) throw new CliError(EXIT.REFUSED, `${e.message} (${e.code})`);
+    throw e;
+  }
+}
+
+export const vaultCommands: readonly Command[] = [
+  {
+    name: "vault custodian-keygen",
+    summary: "Make a custodian's age identity (kept by the custodian, offline) and print its recipient",
+    args: [],
+    options: {
+      out: { type: "string", value: "FILE", required: true, description: "Identity file (0600, never overwritten)" },
+    },
+    async run(input, io) {
+      const { newCustodianIdentity } = await import("../../vault/envelope.js");
+      const out = resolve(io.cwd, input.requireString("out"));
+      if (existsSync(out))
+        throw new UsageError(`${out} exists; identities are never overwritten`, "vault custodian-keygen");
+      const { identity, recipient } = await newCustodianIdentity();
+      writeFileSync(out, `# breakglass custodian identity — keep offline; never share\n${identity}\n`, {
+        mode: 0o600,
+        flag: "wx",
+      });
+      io.out(recipient);
+      io.err(`Identity written to ${out}. Give the line above (your recipient, public) to whoever seals envelopes.`);
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "vault seal",
+    summary: "Seal a secret for k of n custodians into one envelope file (offline)",
+    args: [],
+    options: {
+      name: { type: "string", value: "NAME", required: true, description: "What the secret is (e.g. aws-root)" },
+      "secret-file": {
+        type: "string",
+        value: "F",
+        required: true,
+        description: "File holding the secret (read, never written)",
+      },
+      custodians: {
+        type: "string",
+        value: "a.pub,b.pub,…",
+        required: true,
+        description: "Files with each custodian's recipient (age1…); the file name names the custodian",
+      },
+      threshold: { type: "string", value: "K", required: true, description: "Custodians needed to open (at least 2)" },
+      out: { type: "string", value: "NAME.envelope", required: true, description: "Envelope file to write" },
+      rotation: { type: "string", value: "30d", description: "Rotate the secret within this long (default 30d)" },
+      "alarm-webhook": {
+        type: "string",
+        value: "URL",
+        multiple: true,
+        description: "Where an opening is announced, independent of the broker",
+      },
+    },
+    async run(input, io) {
+      const { sealEnvelope } = await import("../../vault/envelope.js");
+      const threshold = Number(input.requireString("threshold"));
+      const rotationText = input.string("rotation") ?? "30d";
+      let rotationDays: number;
+      try {
+        rotationDays = parseDuration(rotationText) / 86_400;
+      } catch {
+        throw new UsageError(`--rotation "${rotationText}" is not a duration; write it like 30d`, "vault seal");
+      }
+      const custodians = input
+        .requireString("custodians")
+        .split(",")
+        .map((f) => f.trim())
+        .filter((f) => f !== "")
+        .map((f) => {
+          const recipient = read(io, f, "custodian recipient")
+            .split("\n")
+            .map((l) => l.trim())
+            .find((l) => l.startsWith("age1"));
+          if (!recipient) throw new UsageError(`${f} holds no age recipient (a line starting with age1)`, "vault seal");
+          return { name: basename(f).replace(/\.[^.]*$/, ""), recipient };
+        });
+      const out = resolve(io.cwd, input.requireString("out"));
+      if (existsSync(out)) throw new UsageError(`${out} exists; seal to a new file`, "vault seal");
+      const secret = Buffer.from(read(io, input.requireString("secret-file"), "secret file"), "utf8");
+      try {
+        const envelope = await refusing(() =>
+          sealEnvelope({
+            name: input.requireString("name"),
+            secret,
+            custodians,
+            threshold,
+            alarms: input.strings("alarm-webhook").map((url) => ({ type: "webhook" as const, url })),
+            now: Date.now(),
+            rotationDays,
+          }),
+        );
+        writeFileSync(out, `${JSON.stringify(envelope, null, 2)}\n`, { mode: 0o644, flag: "wx" });
+        io.err(
+          `Sealed ${envelope.meta.name} for ${threshold} of ${custodians.length} custodians (${custodians.map((c) => c.name).join(", ")}) into ${out}; rotate by ${envelope.meta.rotationDueAt.slice(0, 10)}.`,
+        );
+      } finally {
+        secret.fill(0);
+      }
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "vault open",
+    summary: "Open an envelope with k custodians' identities (offline); records and announces the opening",
+    description:
+      "Each custodian gives their identity: with --identity FILE (repeat), or pasted at the prompt (not echoed). The reason and the incident are mandatory. The secret is printed on stdout, or handed to --exec's command in BREAKGLASS_SECRET without being printed. A signed opening record is appended to ENVELOPE.openings.jsonl; the envelope's alarm endpoints are told — if none answers, the opening still proceeds and the alarm is left pending in ENVELOPE.pending-alarm.json.",
+    args: [
+      { name: "ENVELOPE", required: true, description: "The envelope file" },
+      { name: "COMMAND", required: false, variadic: true, description: "With --exec: the command to run" },
+    ],
+    options: {
+      reason: { type: "string", value: "TEXT", required: true, description: "Why the glass is broken" },
+      incident: { type: "string", value: "ID", required: true, description: "Incident id" },
+      identity: { type: "string", value: "FILE", multiple: true, description: "A custodian's identity file (repeat)" },
+      exec: { type: "boolean", description: "Run COMMAND with the secret in BREAKGLASS_SECRET instead of printing it" },
+    },
+    async run(input, io) {
+      const { decryptShare, openEnvelope, parseEnvelope } = await import("../../vault/envelope.js");
+      const { nextRecord, parseRecords } = await import("../../vault/opening-record.js");
+      const file = resolve(io.cwd, input.arg(0));
+      const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
+      const reason = input.requireString("reason");
+      const incident = input.requireString("incident");
+      const command = input.args.slice(1);
+      if (input.flag("exec") && command.length === 0)
+        throw new UsageError("--exec needs a command after --", "vault open");
+      const identities = input.strings("identity").map(
+        (f) =>
+          read(io, f, "identity")
+            .split("\n")
+            .map((l) => l.trim())
+            .find((l) => l.startsWith("AGE-SECRET-KEY-")) ?? "",
+      );
+      const need = envelope.meta.threshold;
+      io.err(
+        `Envelope ${envelope.meta.name}: ${need} of ${envelope.meta.custodians.length} custodians needed (${envelope.meta.custodians.map((c) => c.name).join(", ")}).`,
+      );
+      for (let i = identities.length; i < need; i++) {
+        const pasted = await io.ask(
+          `Custodian ${i + 1} of ${need}: paste your age identity (AGE-SECRET-KEY-1…): `,
+          true,
+        );
+        if (pasted === "") break; // nobody else is here: the count check below says how many are missing
+        identities.push(pasted);
+      }
+      const shares: Awaited<ReturnType<typeof decryptShare>>[] = [];
+      for (const identity of identities) {
+        const s = await refusing(() => decryptShare(envelope, identity));
+        io.err(`  share of ${s.custodian.name} (${s.custodian.fingerprint}) accepted`);
+        shares.push(s);
+      }
+      const opened = await refusing(() => openEnvelope(envelope, shares));
+      const at = new Date().toISOString();
+      const custodians = shares.map((s) => ({ name: s.custodian.name, fingerprint: s.custodian.fingerprint }));
+      const alarm = await announce(envelope.meta.alarms, {
+        type: "vault.opened",
+        envelope: envelope.meta.name,
+        envelopeId: envelope.meta.id,
+        at,
+        custodians,
+        reason,
+        incident,
+      });
+      const recordsFile = `${file}.openings.jsonl`;
+      const previous = existsSync(recordsFile) ? parseRecords(readFileSync(recordsFile, "utf8")) : [];
+      const record = nextRecord(
+        previous,
+        {
+          envelope: envelope.meta.id,
+          name: envelope.meta.name,
+          at,
+          custodians,
+          reason,
+          incident,
+          alarm: alarm.summary,
+        },
+        opened.signRecord,
+      );
+      writeFileSync(recordsFile, `${JSON.stringify(record)}\n`, { flag: "a", mode: 0o644 });
+      if (alarm.pending) {
+        writeFileSync(`${file}.pending-alarm.json`, `${JSON.stringify(alarm.pending)}\n`, { mode: 0o600 });
+        io.err(
+          "\n!!! NO ALARM WAS DELIVERED: none of the envelope's alarm endpoints answered. The opening proceeds;\n" +
+            `!!! the alarm is pending in ${file}.pending-alarm.json — deliver it as soon as the network is back.\n`,
+        );
+      } else {
+        io.err(`Opening announced: ${alarm.summary}.`);
+      }
+      io.err(`Opening record ${record.seq} appended to ${recordsFile}.`);
+      try {
+        if (input.flag("exec")) {
+          const [cmd, ...args] = command as [string, ...string[]];
+          return await new Promise<number>((done) => {
+            const child = spawn(cmd, args, {
+              stdio: "inherit",
+              env: { ...process.env, BREAKGLASS_SECRET: opened.secret.toString("utf8") },
+            });
+            child.on("error", (e) => {
+              io.err(`cannot run ${cmd}: ${e.message}`);
+              done(EXIT.UNAVAILABLE);
+            });
+            child.on("close", (code) => done(code ?? EXIT.UNAVAILABLE));
+          });
+        }
+        io.stdout.write(opened.secret);
+        return EXIT.OK;
+      } finally {
+        opened.secret.fill(0);
+      }
+    },
+  },
+  {
+    name: "vault verify-records",
+    summary: "Check an envelope's opening records: chained, signed by the envelope, none edited or removed",
+    args: [
+      { name: "ENVELOPE", required: true, description: "The envelope file (its records are ENVELOPE.openings.jsonl)" },
+    ],
+    options: {},
+    async run(input, io) {
+      const { parseEnvelope } = await import("../../vault/envelope.js");
+      const { parseRecords, verifyRecords } = await import("../../vault/opening-record.js");
+      const file = resolve(io.cwd, input.arg(0));
+      const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
+      const records = parseRecords(read(io, `${file}.openings.jsonl`, "opening records"));
+      const problem = verifyRecords(envelope, records);
+      if (problem) {
+        io.err(`FAILED: ${problem}`);
+        return EXIT.AUDIT_FAILED;
+      }
+      io.out(`OK: ${records.length} opening record(s) of ${envelope.meta.name}, chained and signed by the envelope`);
+      return EXIT.OK;
+    },
+  },
+];
+
+/** Tell every alarm endpoint of the envelope; what happened, and the pending alarm if none answered. */
+async function announce(
+  endpoints: readonly { type: string; url: string }[],
+  event: Record<string, unknown>,
+): Promise<{ summary: string; pending: Record<string, unknown> | null }> {
+  let delivered = 0;
+  const errors: string[] = [];
+  for (const e of endpoints.filter((x) => x.type === "webhook")) {
+    try {
+      const res = await fetch(e.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", "user-agent": "breakglass-vault" },
+        body: JSON.stringify({
+          severity: "critical",
+          summary: `TIER-2 ENVELOPE OPENED: ${String(event.envelope)} (${String(event.incident)})`,
+          event,
+        }),
+        signal: AbortSignal.timeout(5000),
+      });
+      if (res.ok) delivered++;
+      else errors.push(`${e.url}: HTTP ${res.status}`);
+    } catch (err) {
+      errors.push(`${e.url}: ${(err as Error & { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
+    }
+  }
+  if (delivered > 0) return { summary: `delivered to ${delivered} endpoint(s)`, pending: null };
+  return {
+    summary: endpoints.length === 0 ? "pending (the envelope names no alarm endpoint)" : "pending",
+    pending: { event, endpoints, errors },
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * Opening records: one line per opening of an envelope, in `<envelope>.openings.jsonl` beside
+ * it, chained like the audit log (each line's hash covers the previous hash and its canonical
+ * payload) and signed with the envelope's record key (see envelope.ts), so anyone holding the
+ * envelope can check that no opening was edited, removed or invented.
+ */
+import { createHash } from "node:crypto";
+import { canonicalJson } from "../core/canonical-json.js";
+import { type Envelope, verifyRecordSignature } from "./envelope.js";
+
+export const GENESIS = "0".repeat(64);
+
+export interface OpeningRecord {
+  readonly seq: number;
+  readonly payload: string;
+  readonly hash: string;
+  readonly signature: string;
+}
+
+export interface OpeningFacts {
+  readonly envelope: string;
+  readonly name: string;
+  readonly at: string;
+  readonly custodians: readonly { readonly name: string; readonly fingerprint: string }[];
+  readonly reason: string;
+  readonly incident: string;
+  /** `delivered to N`, or `pending` when no alarm endpoint could be reached. */
+  readonly alarm: string;
+}
+
+const chain = (prev: string, payload: string) => createHash("sha256").update(`${prev}\n${payload}`).digest("hex");
+
+export function nextRecord(
+  previous: readonly OpeningRecord[],
+  facts: OpeningFacts,
+  signRecord: (payload: string) => string,
+): OpeningRecord {
+  const last = previous.at(-1);
+  const seq = (last?.seq ?? 0) + 1;
+  const payload = canonicalJson({ v: 1, seq, ...facts });
+  return { seq, payload, hash: chain(last?.hash ?? GENESIS, payload), signature: signRecord(payload) };
+}
+
+export function parseRecords(text: string): OpeningRecord[] {
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as OpeningRecord);
+}
+
+/** Null when every record chains and verifies; else what is wrong and where. */
+export function verifyRecords(envelope: Envelope, records: readonly OpeningRecord[]): string | null {
+  let prev = GENESIS;
+  for (const [i, r] of records.entries()) {
+    if (r.seq !== i + 1) return `record ${i + 1}: sequence ${r.seq} (a record was removed or reordered)`;
+    if (chain(prev, r.payload) !== r.hash) return `record ${r.seq}: its hash does not match (edited)`;
+    if (!verifyRecordSignature(envelope, r.payload, r.signature)) return `record ${r.seq}: bad signature`;
+    const facts = JSON.parse(r.payload) as { envelope?: unknown };
+    if (facts.envelope !== envelope.meta.id) return `record ${r.seq}: it belongs to another envelope`;
+    prev = r.hash;
+  }
+  return null;
+}

@@ -1,0 +1,279 @@
+/**
+ * Tier 2 envelopes: seal/open round trips (2-of-3, 3-of-5), fewer than k shares refused (and an
+ * envelope edited to ask for fewer does not open), duplicate custodians refused, tampered
+ * metadata, shares and ciphertext refused with a clear message; the CLI opening offline with its
+ * alarm left pending, a real webhook told when reachable, signed chained opening records, and
+ * `--exec` handing the secret over without printing it.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  decryptShare,
+  type Envelope,
+  newCustodianIdentity,
+  openEnvelope,
+  parseEnvelope,
+  sealEnvelope,
+} from "../src/vault/envelope.js";
+import { parseRecords, verifyRecords } from "../src/vault/opening-record.js";
+import { requireBuild, runCli } from "./support/broker-process.js";
+
+const SECRET = "correct horse battery staple";
+let dir: string;
+let ids: { identity: string; recipient: string }[];
+
+async function seal(n: number, k: number, alarms: Envelope["meta"]["alarms"] = []): Promise<Envelope> {
+  return sealEnvelope({
+    name: "aws-root",
+    secret: Buffer.from(SECRET),
+    custodians: ids.slice(0, n).map((c, i) => ({ name: `c${i + 1}`, recipient: c.recipient })),
+    threshold: k,
+    alarms,
+    now: Date.now(),
+    rotationDays: 30,
+  });
+}
+const shareOf = (e: Envelope, i: number) => decryptShare(e, (ids[i] as { identity: string }).identity);
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "bg-vault-"));
+  ids = await Promise.all(Array.from({ length: 5 }, () => newCustodianIdentity()));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("envelopes", () => {
+  it("open with any k of n custodians: 2-of-3 and 3-of-5", async () => {
+    const e23 = await seal(3, 2);
+    for (const [a, b] of [
+      [0, 1],
+      [0, 2],
+      [1, 2],
+    ] as const) {
+      const opened = await openEnvelope(e23, [await shareOf(e23, a), await shareOf(e23, b)]);
+      expect(opened.secret.toString()).toBe(SECRET);
+    }
+    const e35 = await seal(5, 3);
+    const opened = await openEnvelope(e35, [await shareOf(e35, 4), await shareOf(e35, 1), await shareOf(e35, 2)]);
+    expect(opened.secret.toString()).toBe(SECRET);
+  });
+
+  it("refuse fewer than k, a custodian twice, and an envelope edited to need fewer", async () => {
+    const e = await seal(5, 3);
+    await expect(openEnvelope(e, [await shareOf(e, 0), await shareOf(e, 1)])).rejects.toMatchObject({
+      code: "ERR_FORBIDDEN",
+      message: expect.stringContaining("2 share(s) of 3 needed"),
+    });
+    await expect(
+      openEnvelope(e, [await shareOf(e, 0), await shareOf(e, 0), await shareOf(e, 1)]),
+    ).rejects.toMatchObject({
+      message: expect.stringContaining("two shares from c1"),
+    });
+    // k-1 shares reveal nothing: lowering the threshold in the file does not help.
+    const lowered = { ...e, meta: { ...e.meta, threshold: 2 } };
+    await expect(openEnvelope(lowered, [await shareOf(lowered, 0), await shareOf(lowered, 1)])).rejects.toMatchObject({
+      code: "ERR_VALIDATION",
+      message: expect.stringContaining("were altered"),
+    });
+    await expect(
+      sealEnvelope({
+        name: "x",
+        secret: Buffer.from("s"),
+        custodians: [
+          { name: "a", recipient: ids[0]?.recipient ?? "" },
+          { name: "b", recipient: ids[0]?.recipient ?? "" },
+        ],
+        threshold: 2,
+        alarms: [],
+        now: 0,
+        rotationDays: 30,
+      }),
+    ).rejects.toMatchObject({ message: "custodian b is listed twice" });
+  });
+
+  it("refuse tampered metadata, shares and ciphertext, saying so", async () => {
+    const e = await seal(3, 2);
+    const two = async (env: Envelope) => openEnvelope(env, [await shareOf(env, 0), await shareOf(env, 1)]);
+    const altered = [
+      { ...e, meta: { ...e.meta, alarms: [{ type: "webhook" as const, url: "https://attacker.example/quiet" }] } },
+      { ...e, meta: { ...e.meta, rotationDueAt: "2099-01-01T00:00:00.000Z" } },
+      { ...e, cipher: { ...e.cipher, data: Buffer.from("x".repeat(28)).toString("base64") } },
+    ];
+    for (const env of altered) {
+      await expect(two(env)).rejects.toMatchObject({
+        message: expect.stringMatching(/does not open: its metadata, shares or ciphertext were altered/),
+      });
+    }
+    const badShare = {
+      ...e,
+      shares: e.shares.map((s, i) => (i === 0 ? { ...s, age: Buffer.from("junk").toString("base64") } : s)),
+    };
+    await expect(shareOf(badShare, 0)).rejects.toMatchObject({ message: expect.stringContaining("does not decrypt") });
+    await expect(decryptShare(e, (ids[4] as { identity: string }).identity)).rejects.toMatchObject({
+      code: "ERR_FORBIDDEN",
+    });
+    expect(() => parseEnvelope("{}")).toThrow(/not an envelope/);
+  });
+});
+
+describe("breakglass vault (CLI, offline)", () => {
+  let server: Server;
+  const received: Record<string, unknown>[] = [];
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => {
+        body += c.toString("utf8");
+      });
+      req.on("end", () => {
+        received.push(JSON.parse(body) as Record<string, unknown>);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  });
+  afterAll(() => server.close());
+
+  it("seals, opens with two custodians' files, announces, records; --exec keeps the secret off stdout", async () => {
+    requireBuild();
+    const cwd = dir;
+    const bg = (args: string[], input?: string) => runCli(args, {}, { cwd, ...(input === undefined ? {} : { input }) });
+    for (const c of ["alice", "bob", "carol"]) {
+      const k = await bg(["vault", "custodian-keygen", "--out", `${c}.key`]);
+      expect(k.code).toBe(0);
+      writeFileSync(join(cwd, `${c}.pub`), k.stdout);
+    }
+    writeFileSync(join(cwd, "secret.txt"), SECRET);
+    const port = (server.address() as AddressInfo).port;
+    const sealed = await bg([
+      "vault",
+      "seal",
+      "--name",
+      "aws-root",
+      "--secret-file",
+      "secret.txt",
+      "--custodians",
+      "alice.pub,bob.pub,carol.pub",
+      "--threshold",
+      "2",
+      "--out",
+      "aws-root.envelope",
+      "--alarm-webhook",
+      `http://127.0.0.1:${port}/hook`,
+    ]);
+    expect(sealed.code).toBe(0);
+    expect(readFileSync(join(cwd, "aws-root.envelope"), "utf8")).not.toContain(SECRET);
+
+    const one = await bg(
+      ["vault", "open", "aws-root.envelope", "--reason", "SSO down", "--incident", "INC-9", "--identity", "alice.key"],
+      "\n",
+    );
+    expect(one.code).toBe(1);
+    expect(one.stderr).toContain("1 share(s) of 2 needed");
+
+    const opened = await bg([
+      "vault",
+      "open",
+      "aws-root.envelope",
+      "--reason",
+      "SSO down",
+      "--incident",
+      "INC-9",
+      "--identity",
+      "alice.key",
+      "--identity",
+      "carol.key",
+    ]);
+    expect(opened.code).toBe(0);
+    expect(opened.stdout).toBe(SECRET);
+    expect(opened.stderr).toContain("Opening announced: delivered to 1 endpoint(s)");
+    expect(received[0]).toMatchObject({
+      severity: "critical",
+      event: { type: "vault.opened", incident: "INC-9", reason: "SSO down" },
+    });
+
+    const viaExec = await bg([
+      "vault",
+      "open",
+      "aws-root.envelope",
+      "--reason",
+      "rotate it",
+      "--incident",
+      "INC-9",
+      "--identity",
+      "bob.key",
+      "--identity",
+      "carol.key",
+      "--exec",
+      "--",
+      "sh",
+      "-c",
+      'test "$BREAKGLASS_SECRET" = "correct horse battery staple" && echo handed-over',
+    ]);
+    expect(viaExec.code).toBe(0);
+    expect(viaExec.stdout.trim()).toBe("handed-over");
+
+    const envelope = parseEnvelope(readFileSync(join(cwd, "aws-root.envelope"), "utf8"));
+    const records = parseRecords(readFileSync(join(cwd, "aws-root.envelope.openings.jsonl"), "utf8"));
+    expect(records).toHaveLength(2);
+    expect(verifyRecords(envelope, records)).toBeNull();
+    expect(JSON.parse(records[1]?.payload ?? "{}")).toMatchObject({
+      reason: "rotate it",
+      custodians: [{ name: "bob" }, { name: "carol" }],
+    });
+    expect((await bg(["vault", "verify-records", "aws-root.envelope"])).stdout).toContain("OK: 2 opening record(s)");
+    // An edited record fails verification.
+    const edited = readFileSync(join(cwd, "aws-root.envelope.openings.jsonl"), "utf8").replace("rotate it", "routine");
+    writeFileSync(join(cwd, "aws-root.envelope.openings.jsonl"), edited);
+    const check = await bg(["vault", "verify-records", "aws-root.envelope"]);
+    expect(check.code).toBe(4);
+    expect(check.stderr).toContain("record 2: its hash does not match");
+  });
+
+  it("opens with every alarm endpoint unreachable: the emergency wins, the alarm is left pending, loudly", async () => {
+    const cwd = dir;
+    const bg = (args: string[]) => runCli(args, {}, { cwd });
+    writeFileSync(join(cwd, "db.txt"), "db-admin-password");
+    await bg([
+      "vault",
+      "seal",
+      "--name",
+      "db",
+      "--secret-file",
+      "db.txt",
+      "--custodians",
+      "alice.pub,bob.pub,carol.pub",
+      "--threshold",
+      "2",
+      "--out",
+      "db.envelope",
+      "--alarm-webhook",
+      "http://127.0.0.1:9/unreachable",
+    ]);
+    const opened = await bg([
+      "vault",
+      "open",
+      "db.envelope",
+      "--reason",
+      "network down",
+      "--incident",
+      "INC-10",
+      "--identity",
+      "alice.key",
+      "--identity",
+      "bob.key",
+    ]);
+    expect(opened.code).toBe(0);
+    expect(opened.stdout).toBe("db-admin-password");
+    expect(opened.stderr).toContain("NO ALARM WAS DELIVERED");
+    const pending = JSON.parse(readFileSync(join(cwd, "db.envelope.pending-alarm.json"), "utf8")) as {
+      event: { incident: string };
+    };
+    expect(pending.event.incident).toBe("INC-10");
+    const records = parseRecords(readFileSync(join(cwd, "db.envelope.openings.jsonl"), "utf8"));
+    expect(JSON.parse(records[0]?.payload ?? "{}")).toMatchObject({ alarm: "pending" });
+  });
+});
