@@ -74,6 +74,15 @@ export interface Broker {
   /** The PostgreSQL gateway, when configured; its address once started. */
   readonly gateway: PgGateway | null;
   gatewayAddress(): { host: string; port: number } | null;
+  /**
+   * Append audit events for the opening records not imported yet (tracked under `key` in the
+   * broker's state, in the same transaction). The number imported.
+   */
+  importOpenings<R extends { readonly seq: number }>(
+    key: string,
+    records: readonly R[],
+    toDraft: (record: R) => AuditEventDraft,
+  ): Promise<number>;
   /** Start the workers and listen; returns the base URL. */
   start(): Promise<string>;
   /** Stop listening, finish in-flight work, sign a last checkpoint, close the store. */
@@ -304,6 +313,16 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     drills,
     gateway,
     gatewayAddress: () => gatewayAddress,
+    importOpenings: (key, records, toDraft) =>
+      store.transaction(async (tx) => {
+        const last = records.at(-1)?.seq ?? 0;
+        const stored = await tx.swapState(key, "0", clock.now());
+        const before = stored === null ? 0 : Number(stored);
+        await tx.swapState(key, String(Math.max(before, last)), clock.now());
+        const fresh = records.filter((r) => r.seq > before);
+        if (fresh.length > 0) await audit.append(tx, fresh.map(toDraft));
+        return fresh.length;
+      }),
     async start() {
       // A configuration that differs from the last one this database ran with is an event (and
       // an alarm): who may break which glass is itself security-relevant. Refuses to start if it

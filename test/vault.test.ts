@@ -11,6 +11,11 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { routeAlarms } from "../src/core/alarm-routing.js";
 import {
   decryptShare,
   type Envelope,
@@ -21,6 +26,7 @@ import {
 } from "../src/vault/envelope.js";
 import { parseRecords, verifyRecords } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
+import { testConfigYaml } from "./support/test-config.js";
 
 const SECRET = "correct horse battery staple";
 let dir: string;
@@ -275,5 +281,60 @@ describe("breakglass vault (CLI, offline)", () => {
     expect(pending.event.incident).toBe("INC-10");
     const records = parseRecords(readFileSync(join(cwd, "db.envelope.openings.jsonl"), "utf8"));
     expect(JSON.parse(records[0]?.payload ?? "{}")).toMatchObject({ alarm: "pending" });
+
+    // Later, the network is back: the pending alarm goes to a (now reachable) endpoint.
+    const port = (server.address() as AddressInfo).port;
+    const pendingFile = join(cwd, "db.envelope.pending-alarm.json");
+    const stored = JSON.parse(readFileSync(pendingFile, "utf8")) as { endpoints: { url: string }[] };
+    stored.endpoints = [{ ...stored.endpoints[0], url: `http://127.0.0.1:${port}/hook` } as { url: string }];
+    writeFileSync(pendingFile, JSON.stringify(stored));
+    const before = received.length;
+    const flushed = await bg(["vault", "flush-alarms", "db.envelope"]);
+    expect(flushed.code).toBe(0);
+    expect(received.slice(before)).toEqual([
+      expect.objectContaining({ event: expect.objectContaining({ incident: "INC-10", delayed: true }) }),
+    ]);
+    expect((await bg(["vault", "flush-alarms", "db.envelope"])).stderr).toContain("No pending alarm");
+  });
+
+  it("imports verified opening records into the broker's audit log once, paging security", async () => {
+    const cwd = dir;
+    writeFileSync(join(cwd, "breakglass.yaml"), testConfigYaml({ driver: "sqlite" }));
+    const imported = await runCli(
+      ["vault", "import-record", "aws-root.envelope.bak", "--config", "breakglass.yaml"],
+      {},
+      { cwd },
+    );
+    expect(imported.code).not.toBe(0); // no such envelope
+    // The aws-root records were edited above; the db envelope's verify.
+    const refused = await runCli(
+      ["vault", "import-record", "aws-root.envelope", "--config", "breakglass.yaml"],
+      {},
+      { cwd },
+    );
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain("nothing imported");
+    const ok = await runCli(["vault", "import-record", "db.envelope", "--config", "breakglass.yaml"], {}, { cwd });
+    expect(ok.stderr).toContain("1 opening record(s) of db imported");
+    const again = await runCli(["vault", "import-record", "db.envelope", "--config", "breakglass.yaml"], {}, { cwd });
+    expect(again.stderr).toContain("0 opening record(s) of db imported into the audit log (1 already there)");
+    const broker = await createBroker(loadConfigFile(join(cwd, "breakglass.yaml"), connectorConfigChecks), {
+      log: silentLogger,
+    });
+    try {
+      const events = (await broker.store.readAudit(1, 1000)).filter((e) => e.type === "vault.opened");
+      expect(events).toHaveLength(1);
+      expect(JSON.parse(events[0]?.payload ?? "{}")).toMatchObject({
+        data: { name: "db", incident: "INC-10", reason: "network down", alarmAtOpening: "pending" },
+      });
+      // It pages security like an activation.
+      const alarms = routeAlarms(events, broker.config.alarms.routing);
+      expect(alarms.map((a) => a.channel)).toEqual(
+        expect.arrayContaining([...broker.config.alarms.routing.securityChannels]),
+      );
+      expect((JSON.parse(alarms[0]?.payload ?? "{}") as { severity: string }).severity).toBe("critical");
+    } finally {
+      await broker.stop();
+    }
   });
 });

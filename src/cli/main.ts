@@ -51,7 +51,14 @@ const GROUPS: Readonly<Record<string, string>> = {
 const SECTIONS: readonly [string, readonly string[]][] = [
   [
     "Tier 2 (offline: no broker, no IdP, no network)",
-    ["vault custodian-keygen", "vault seal", "vault open", "vault verify-records"],
+    [
+      "vault custodian-keygen",
+      "vault seal",
+      "vault open",
+      "vault verify-records",
+      "vault flush-alarms",
+      "vault import-record",
+    ],
   ],
   ["Run the broker", ["server", "demo"]],
   [

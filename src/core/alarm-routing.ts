@@ -27,6 +27,8 @@ export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [
   "auth.idp_declared",
   // A rehearsal's result: a failed drill is a break-glass path that would fail for real.
   "drill.finished",
+  // A tier-2 envelope was opened offline (imported from its opening record).
+  "vault.opened",
 ];
 /** Alarms about the alarm system itself: they go to every channel but the one they are about. */
 export const CHANNEL_HEALTH_EVENTS: readonly AuditEventType[] = ["alarm.channel_failing", "alarm.channel_recovered"];
@@ -78,7 +80,8 @@ function severityOf(type: string, role: unknown, routing: AlarmRouting, data?: u
     type === "gateway.statement_blocked" ||
     type === "auth.fallback_login" ||
     type === "auth.locked_out" ||
-    type === "auth.idp_declared"
+    type === "auth.idp_declared" ||
+    type === "vault.opened"
   ) {
     return "critical";
   }
@@ -138,6 +141,13 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
       return d.outcome === "unjustified"
         ? `UNJUSTIFIED break-glass use: ${d.emergency ? "emergency " : ""}grant${grant}${role} reviewed by ${who} as unjustified — follow up`
         : `Break-glass grant${grant}${role} reviewed by ${who}: ${String(d.outcome)}`;
+    }
+    case "vault.opened": {
+      const d = (e.data ?? {}) as { name?: unknown; custodians?: unknown; incident?: unknown; openedAt?: unknown };
+      const who = Array.isArray(d.custodians)
+        ? d.custodians.map((c: { name?: unknown }) => String(c.name)).join(" and ")
+        : "?";
+      return `TIER-2 ENVELOPE ${String(d.name)} WAS OPENED at ${String(d.openedAt)} by ${who} (${String(d.incident)}) — review it; rotate the secret`;
     }
     case "drill.finished": {
       const d = (e.data ?? {}) as {

@@ -47,7 +47,8 @@ export type AuditEventType =
   | "auth.step_up"
   | "auth.idp_declared"
   | "drill.started"
-  | "drill.finished";
+  | "drill.finished"
+  | "vault.opened";
 
 /** An audit event before the log gives it a sequence number and a place in the chain. */
 export interface AuditEventDraft {

@@ -5,7 +5,7 @@
  * leaving the alarm pending beside the record and saying so loudly.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { parseDuration } from "../../core/duration.js";
 import { isBreakglassError } from "../../core/errors.js";
@@ -32,6 +32,93 @@ async function refusing<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 export const vaultCommands: readonly Command[] = [
+  {
+    name: "vault flush-alarms",
+    summary: "Deliver an opening's pending alarm now that the network is back",
+    args: [
+      {
+        name: "ENVELOPE",
+        required: true,
+        description: "The envelope file (its pending alarm is ENVELOPE.pending-alarm.json)",
+      },
+    ],
+    options: {},
+    async run(input, io) {
+      const file = resolve(io.cwd, input.arg(0));
+      const pendingFile = `${file}.pending-alarm.json`;
+      if (!existsSync(pendingFile)) {
+        io.err(`No pending alarm for ${file}.`);
+        return EXIT.OK;
+      }
+      const pending = JSON.parse(read(io, pendingFile, "pending alarm")) as {
+        event: Record<string, unknown>;
+        endpoints: { type: string; url: string }[];
+      };
+      const r = await announce(pending.endpoints, {
+        ...pending.event,
+        delayed: true,
+        deliveredAt: new Date().toISOString(),
+      });
+      if (r.pending) {
+        io.err(`STILL NOT DELIVERED: ${String((r.pending.errors as string[] | undefined)?.join("; ") ?? "")}`);
+        return EXIT.UNAVAILABLE;
+      }
+      rmSync(pendingFile);
+      io.err(`Pending alarm ${r.summary}.`);
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "vault import-record",
+    summary: "Bring an envelope's opening records into the broker's audit log (pages security; checks them first)",
+    description:
+      "Reads the broker's database directly (the broker may be running). Records already imported are skipped, so it can run again after every opening.",
+    args: [
+      { name: "ENVELOPE", required: true, description: "The envelope file (its records are ENVELOPE.openings.jsonl)" },
+    ],
+    options: {
+      config: { type: "string", value: "FILE", description: "The broker's configuration (default breakglass.yaml)" },
+    },
+    async run(input, io) {
+      const { parseEnvelope } = await import("../../vault/envelope.js");
+      const { parseRecords, verifyRecords } = await import("../../vault/opening-record.js");
+      const file = resolve(io.cwd, input.arg(0));
+      const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
+      const records = parseRecords(read(io, `${file}.openings.jsonl`, "opening records"));
+      const problem = verifyRecords(envelope, records);
+      if (problem)
+        throw new CliError(EXIT.AUDIT_FAILED, `the opening records do not verify: ${problem}; nothing imported`);
+      const { loadConfig, resolveConfigPath } = await import("../config-file.js");
+      const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
+      const { createBroker } = await import("../../app.js");
+      const { nonGrantEvent } = await import("../../core/audit-event.js");
+      const { silentLogger } = await import("../../adapters/logger.js");
+      const broker = await createBroker(config, { log: silentLogger });
+      try {
+        const key = `vault:${envelope.meta.id}`;
+        const imported = await broker.importOpenings(key, records, (r) => {
+          const facts = JSON.parse(r.payload) as Record<string, unknown>;
+          return nonGrantEvent("vault.opened", "vault", Date.now(), {
+            name: envelope.meta.name,
+            envelopeId: envelope.meta.id,
+            record: r.seq,
+            recordHash: r.hash,
+            openedAt: facts.at,
+            custodians: facts.custodians,
+            reason: facts.reason,
+            incident: facts.incident,
+            alarmAtOpening: facts.alarm,
+          });
+        });
+        io.err(
+          `${imported} opening record(s) of ${envelope.meta.name} imported into the audit log (${records.length - imported} already there).`,
+        );
+      } finally {
+        await broker.stop();
+      }
+      return EXIT.OK;
+    },
+  },
   {
     name: "vault custodian-keygen",
     summary: "Make a custodian's age identity (kept by the custodian, offline) and print its recipient",
