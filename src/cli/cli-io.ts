@@ -42,10 +42,11 @@ export const processIo = (): CliIo => ({
 
 /** One line from stdin; a terminal does not echo it when `hidden` (codes, tokens). */
 async function askLine(question: string, hidden: boolean): Promise<string> {
-  process.stderr.write(question);
   const stdin = process.stdin;
   if (hidden && stdin.isTTY) {
+    // Raw mode (no echo) before the prompt appears: nothing typed after it is ever shown.
     stdin.setRawMode(true);
+    process.stderr.write(question);
     return new Promise((resolve) => {
       let line = "";
       const onData = (chunk: Buffer) => {
@@ -66,6 +67,7 @@ async function askLine(question: string, hidden: boolean): Promise<string> {
       stdin.resume();
     });
   }
+  process.stderr.write(question);
   const { createInterface } = await import("node:readline");
   const rl = createInterface({ input: stdin, terminal: false });
   const line = await new Promise<string>((resolve) => {
