@@ -44,6 +44,10 @@ async function seal(n: number, k: number, alarms: Envelope["meta"]["alarms"] = [
     rotationDays: 30,
   });
 }
+const identityOf = (who: string) =>
+  readFileSync(join(dir, `${who}.key`), "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("AGE-SECRET-KEY-")) ?? "";
 const shareOf = (e: Envelope, i: number) => decryptShare(e, (ids[i] as { identity: string }).identity);
 
 beforeAll(async () => {
@@ -331,6 +335,45 @@ describe("breakglass vault (CLI, offline)", () => {
     expect(screen).not.toContain(identity("bob"));
     expect(screen).not.toContain(identity("carol"));
     expect(screen).not.toContain(identity("bob").slice(15, 40));
+  });
+
+  it("status shows a used envelope red; rotate seals the new secret for the same custodians, naming the old", async () => {
+    const cwd = dir;
+    const bg = (args: string[]) => runCli(args, {}, { cwd });
+    const status = await bg(["vault", "status", "db.envelope"]);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toContain("USED: opened");
+    writeFileSync(join(cwd, "db2.txt"), "new-db-admin-password");
+    const rotated = await bg(["vault", "rotate", "db.envelope", "--secret-file", "db2.txt", "--out", "db-2.envelope"]);
+    expect(rotated.code).toBe(0);
+    const old = parseEnvelope(readFileSync(join(cwd, "db.envelope"), "utf8"));
+    const fresh = parseEnvelope(readFileSync(join(cwd, "db-2.envelope"), "utf8"));
+    expect(fresh.meta).toMatchObject({ name: "db", threshold: 2, replaces: { id: old.meta.id, name: "db" } });
+    expect(fresh.meta.custodians.map((c) => c.fingerprint)).toEqual(old.meta.custodians.map((c) => c.fingerprint));
+    const opened = await bg([
+      "vault",
+      "open",
+      "db-2.envelope",
+      "--reason",
+      "check",
+      "--incident",
+      "INC-12",
+      "--identity",
+      "alice.key",
+      "--identity",
+      "carol.key",
+    ]);
+    expect(opened.stdout).toBe("new-db-admin-password");
+    // The replacement link is authenticated like the rest of the metadata.
+    const { replaces: _dropped, ...metaWithoutLink } = fresh.meta;
+    const unlinked: Envelope = { ...fresh, meta: metaWithoutLink };
+    const shares = [
+      await decryptShare(unlinked, identityOf("alice")),
+      await decryptShare(unlinked, identityOf("carol")),
+    ];
+    await expect(openEnvelope(unlinked, shares)).rejects.toMatchObject({
+      message: expect.stringContaining("were altered"),
+    });
   });
 
   it("imports verified opening records into the broker's audit log once, paging security", async () => {

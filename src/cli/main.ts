@@ -58,6 +58,8 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "vault verify-records",
       "vault flush-alarms",
       "vault import-record",
+      "vault rotate",
+      "vault status",
     ],
   ],
   ["Run the broker", ["server", "demo"]],

@@ -60,6 +60,8 @@ export interface EnvelopeMeta {
   readonly alarms: readonly AlarmEndpoint[];
   /** Ed25519 public key (SPKI, base64) that opening records are verified with. */
   readonly recordKey: string;
+  /** The envelope this one replaces (a rotation), if any. */
+  readonly replaces?: { readonly id: string; readonly name: string; readonly rotatedAt: string };
 }
 
 export interface Envelope {
@@ -105,6 +107,8 @@ export async function sealEnvelope(input: {
   alarms: readonly AlarmEndpoint[];
   now: number;
   rotationDays: number;
+  /** A rotation: the envelope this one replaces. */
+  replaces?: { id: string; name: string };
 }): Promise<Envelope> {
   const n = input.custodians.length;
   if (!Number.isInteger(input.threshold) || input.threshold < 2 || input.threshold > n) {
@@ -148,6 +152,7 @@ export async function sealEnvelope(input: {
       rotationDueAt: new Date(input.now + input.rotationDays * 86_400_000).toISOString(),
       alarms: [...input.alarms],
       recordKey: recordKeyPair(dataKey).publicKeySpki,
+      ...(input.replaces ? { replaces: { ...input.replaces, rotatedAt: new Date(input.now).toISOString() } } : {}),
     };
     const iv = randomBytes(12);
     const cipher = createCipheriv("aes-256-gcm", dataKey, iv);

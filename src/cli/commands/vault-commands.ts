@@ -179,19 +179,7 @@ export const vaultCommands: readonly Command[] = [
       } catch {
         throw new UsageError(`--rotation "${rotationText}" is not a duration; write it like 30d`, "vault seal");
       }
-      const custodians = input
-        .requireString("custodians")
-        .split(",")
-        .map((f) => f.trim())
-        .filter((f) => f !== "")
-        .map((f) => {
-          const recipient = read(io, f, "custodian recipient")
-            .split("\n")
-            .map((l) => l.trim())
-            .find((l) => l.startsWith("age1"));
-          if (!recipient) throw new UsageError(`${f} holds no age recipient (a line starting with age1)`, "vault seal");
-          return { name: basename(f).replace(/\.[^.]*$/, ""), recipient };
-        });
+      const custodians = recipientsFrom(io, input.requireString("custodians"));
       const out = resolve(io.cwd, input.requireString("out"));
       if (existsSync(out)) throw new UsageError(`${out} exists; seal to a new file`, "vault seal");
       const secret = Buffer.from(read(io, input.requireString("secret-file"), "secret file"), "utf8");
@@ -328,6 +316,98 @@ export const vaultCommands: readonly Command[] = [
     },
   },
   {
+    name: "vault rotate",
+    summary: "Seal a new secret to replace a used or due envelope (same custodians and threshold unless changed)",
+    description:
+      "Rotate the secret at its system first, then seal the new one. The new envelope names the one it replaces (authenticated, so it cannot be edited away); the old file should then be destroyed everywhere it was kept.",
+    args: [{ name: "ENVELOPE", required: true, description: "The envelope being replaced" }],
+    options: {
+      "secret-file": { type: "string", value: "F", required: true, description: "File holding the new secret" },
+      out: { type: "string", value: "FILE", required: true, description: "The new envelope" },
+      custodians: { type: "string", value: "a.pub,…", description: "A changed custodian set (default: the old one)" },
+      threshold: { type: "string", value: "K", description: "A changed threshold (default: the old one)" },
+      rotation: { type: "string", value: "30d", description: "Rotate again within this long (default 30d)" },
+    },
+    async run(input, io) {
+      const { parseEnvelope, sealEnvelope } = await import("../../vault/envelope.js");
+      const old = await refusing(async () => parseEnvelope(read(io, resolve(io.cwd, input.arg(0)), "envelope")));
+      const custodians = input.string("custodians")
+        ? recipientsFrom(io, input.string("custodians") as string)
+        : old.meta.custodians.map((c) => ({ name: c.name, recipient: c.recipient }));
+      const threshold = input.string("threshold") ? Number(input.string("threshold")) : old.meta.threshold;
+      const out = resolve(io.cwd, input.requireString("out"));
+      if (existsSync(out)) throw new UsageError(`${out} exists; seal to a new file`, "vault rotate");
+      const secret = Buffer.from(read(io, input.requireString("secret-file"), "secret file"), "utf8");
+      try {
+        const envelope = await refusing(() =>
+          sealEnvelope({
+            name: old.meta.name,
+            secret,
+            custodians,
+            threshold,
+            alarms: old.meta.alarms,
+            now: Date.now(),
+            rotationDays: parseDuration(input.string("rotation") ?? "30d") / 86_400,
+            replaces: { id: old.meta.id, name: old.meta.name },
+          }),
+        );
+        writeFileSync(out, `${JSON.stringify(envelope, null, 2)}\n`, { mode: 0o644, flag: "wx" });
+        io.err(
+          `Rotated ${old.meta.name}: ${out} replaces envelope ${old.meta.id} (${threshold} of ${custodians.length}); destroy every copy of the old file. Rotate by ${envelope.meta.rotationDueAt.slice(0, 10)}.`,
+        );
+      } finally {
+        secret.fill(0);
+      }
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "vault status",
+    summary: "An envelope's custodians, threshold, openings (used or not) and rotation due date",
+    args: [{ name: "ENVELOPE", required: true, description: "The envelope file" }],
+    options: { json: { type: "boolean", description: "Print JSON" } },
+    async run(input, io) {
+      const { parseEnvelope } = await import("../../vault/envelope.js");
+      const { parseRecords, verifyRecords } = await import("../../vault/opening-record.js");
+      const file = resolve(io.cwd, input.arg(0));
+      const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
+      const recordsFile = `${file}.openings.jsonl`;
+      const records = existsSync(recordsFile) ? parseRecords(readFileSync(recordsFile, "utf8")) : [];
+      const problem = records.length > 0 ? verifyRecords(envelope, records) : null;
+      const due = Date.parse(envelope.meta.rotationDueAt);
+      const status = {
+        name: envelope.meta.name,
+        id: envelope.meta.id,
+        threshold: envelope.meta.threshold,
+        custodians: envelope.meta.custodians.map((c) => ({ name: c.name, fingerprint: c.fingerprint })),
+        createdAt: envelope.meta.createdAt,
+        rotationDueAt: envelope.meta.rotationDueAt,
+        rotationOverdue: due < Date.now(),
+        openings: records.length,
+        used: records.length > 0,
+        recordsVerify: problem === null,
+        pendingAlarm: existsSync(`${file}.pending-alarm.json`),
+        replaces: envelope.meta.replaces ?? null,
+      };
+      if (input.flag("json")) io.out(JSON.stringify(status, null, 2));
+      else {
+        io.out(
+          [
+            `${status.name} (${status.id}): ${status.threshold} of ${status.custodians.length} — ${status.custodians.map((c) => c.name).join(", ")}`,
+            `created ${status.createdAt.slice(0, 10)}, rotate by ${status.rotationDueAt.slice(0, 10)}${status.rotationOverdue ? " — OVERDUE" : ""}`,
+            status.used
+              ? `USED: opened ${status.openings} time(s)${status.recordsVerify ? "" : " — THE RECORDS DO NOT VERIFY"}; rotate the secret and seal a new envelope (vault rotate)`
+              : "never opened",
+            ...(status.pendingAlarm ? ["AN OPENING ALARM IS PENDING: breakglass vault flush-alarms"] : []),
+          ].join("\n"),
+        );
+      }
+      return status.used || status.rotationOverdue || status.pendingAlarm || !status.recordsVerify
+        ? EXIT.REFUSED
+        : EXIT.OK;
+    },
+  },
+  {
     name: "vault verify-records",
     summary: "Check an envelope's opening records: chained, signed by the envelope, none edited or removed",
     args: [
@@ -350,6 +430,22 @@ export const vaultCommands: readonly Command[] = [
     },
   },
 ];
+
+/** Custodians from a comma-separated list of recipient files; the file name names the custodian. */
+function recipientsFrom(io: CliIo, list: string): { name: string; recipient: string }[] {
+  return list
+    .split(",")
+    .map((f) => f.trim())
+    .filter((f) => f !== "")
+    .map((f) => {
+      const recipient = read(io, f, "custodian recipient")
+        .split("\n")
+        .map((l) => l.trim())
+        .find((l) => l.startsWith("age1"));
+      if (!recipient) throw new UsageError(`${f} holds no age recipient (a line starting with age1)`);
+      return { name: basename(f).replace(/\.[^.]*$/, ""), recipient };
+    });
+}
 
 /** Tell every alarm endpoint of the envelope; what happened, and the pending alarm if none answered. */
 async function announce(
