@@ -10,7 +10,7 @@ import { basename, resolve } from "node:path";
 import { parseDuration } from "../../core/duration.js";
 import { isBreakglassError } from "../../core/errors.js";
 import { CliError, type CliIo, UsageError } from "../cli-io.js";
-import type { Command } from "../command.js";
+import type { Command, CommandInput } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 
 const read = (io: CliIo, file: string, what: string): string => {
@@ -170,38 +170,17 @@ export const vaultCommands: readonly Command[] = [
       },
     },
     async run(input, io) {
-      const { sealEnvelope } = await import("../../vault/envelope.js");
       const threshold = Number(input.requireString("threshold"));
-      const rotationText = input.string("rotation") ?? "30d";
-      let rotationDays: number;
-      try {
-        rotationDays = parseDuration(rotationText) / 86_400;
-      } catch {
-        throw new UsageError(`--rotation "${rotationText}" is not a duration; write it like 30d`, "vault seal");
-      }
       const custodians = recipientsFrom(io, input.requireString("custodians"));
-      const out = resolve(io.cwd, input.requireString("out"));
-      if (existsSync(out)) throw new UsageError(`${out} exists; seal to a new file`, "vault seal");
-      const secret = Buffer.from(read(io, input.requireString("secret-file"), "secret file"), "utf8");
-      try {
-        const envelope = await refusing(() =>
-          sealEnvelope({
-            name: input.requireString("name"),
-            secret,
-            custodians,
-            threshold,
-            alarms: input.strings("alarm-webhook").map((url) => ({ type: "webhook" as const, url })),
-            now: Date.now(),
-            rotationDays,
-          }),
-        );
-        writeFileSync(out, `${JSON.stringify(envelope, null, 2)}\n`, { mode: 0o644, flag: "wx" });
-        io.err(
-          `Sealed ${envelope.meta.name} for ${threshold} of ${custodians.length} custodians (${custodians.map((c) => c.name).join(", ")}) into ${out}; rotate by ${envelope.meta.rotationDueAt.slice(0, 10)}.`,
-        );
-      } finally {
-        secret.fill(0);
-      }
+      const envelope = await sealInto(io, input, {
+        name: input.requireString("name"),
+        custodians,
+        threshold,
+        alarms: input.strings("alarm-webhook").map((url) => ({ type: "webhook" as const, url })),
+      });
+      io.err(
+        `Sealed ${envelope.meta.name} for ${threshold} of ${custodians.length} custodians (${custodians.map((c) => c.name).join(", ")}); rotate by ${envelope.meta.rotationDueAt.slice(0, 10)}.`,
+      );
       return EXIT.OK;
     },
   },
@@ -329,35 +308,22 @@ export const vaultCommands: readonly Command[] = [
       rotation: { type: "string", value: "30d", description: "Rotate again within this long (default 30d)" },
     },
     async run(input, io) {
-      const { parseEnvelope, sealEnvelope } = await import("../../vault/envelope.js");
+      const { parseEnvelope } = await import("../../vault/envelope.js");
       const old = await refusing(async () => parseEnvelope(read(io, resolve(io.cwd, input.arg(0)), "envelope")));
       const custodians = input.string("custodians")
         ? recipientsFrom(io, input.string("custodians") as string)
         : old.meta.custodians.map((c) => ({ name: c.name, recipient: c.recipient }));
       const threshold = input.string("threshold") ? Number(input.string("threshold")) : old.meta.threshold;
-      const out = resolve(io.cwd, input.requireString("out"));
-      if (existsSync(out)) throw new UsageError(`${out} exists; seal to a new file`, "vault rotate");
-      const secret = Buffer.from(read(io, input.requireString("secret-file"), "secret file"), "utf8");
-      try {
-        const envelope = await refusing(() =>
-          sealEnvelope({
-            name: old.meta.name,
-            secret,
-            custodians,
-            threshold,
-            alarms: old.meta.alarms,
-            now: Date.now(),
-            rotationDays: parseDuration(input.string("rotation") ?? "30d") / 86_400,
-            replaces: { id: old.meta.id, name: old.meta.name },
-          }),
-        );
-        writeFileSync(out, `${JSON.stringify(envelope, null, 2)}\n`, { mode: 0o644, flag: "wx" });
-        io.err(
-          `Rotated ${old.meta.name}: ${out} replaces envelope ${old.meta.id} (${threshold} of ${custodians.length}); destroy every copy of the old file. Rotate by ${envelope.meta.rotationDueAt.slice(0, 10)}.`,
-        );
-      } finally {
-        secret.fill(0);
-      }
+      const envelope = await sealInto(io, input, {
+        name: old.meta.name,
+        custodians,
+        threshold,
+        alarms: old.meta.alarms,
+        replaces: { id: old.meta.id, name: old.meta.name },
+      });
+      io.err(
+        `Rotated ${old.meta.name}: the new envelope replaces ${old.meta.id} (${threshold} of ${custodians.length}); destroy every copy of the old file. Rotate by ${envelope.meta.rotationDueAt.slice(0, 10)}.`,
+      );
       return EXIT.OK;
     },
   },
@@ -430,6 +396,36 @@ export const vaultCommands: readonly Command[] = [
     },
   },
 ];
+
+/**
+ * Seal the secret of `--secret-file` into the new file `--out` (never overwritten), rotating
+ * within `--rotation`; the secret's buffer is zeroed afterwards.
+ */
+async function sealInto(
+  io: CliIo,
+  input: CommandInput,
+  params: Omit<Parameters<typeof import("../../vault/envelope.js").sealEnvelope>[0], "secret" | "now" | "rotationDays">,
+) {
+  const { sealEnvelope } = await import("../../vault/envelope.js");
+  const rotationText = input.string("rotation") ?? "30d";
+  let rotationDays: number;
+  try {
+    rotationDays = parseDuration(rotationText) / 86_400;
+  } catch {
+    throw new UsageError(`--rotation "${rotationText}" is not a duration; write it like 30d`);
+  }
+  const out = resolve(io.cwd, input.requireString("out"));
+  if (existsSync(out)) throw new UsageError(`${out} exists; seal to a new file`);
+  const secret = Buffer.from(read(io, input.requireString("secret-file"), "secret file"), "utf8");
+  try {
+    const envelope = await refusing(() => sealEnvelope({ ...params, secret, now: Date.now(), rotationDays }));
+    writeFileSync(out, `${JSON.stringify(envelope, null, 2)}\n`, { mode: 0o644, flag: "wx" });
+    io.err(`Envelope written to ${out}.`);
+    return envelope;
+  } finally {
+    secret.fill(0);
+  }
+}
 
 /** Custodians from a comma-separated list of recipient files; the file name names the custodian. */
 function recipientsFrom(io: CliIo, list: string): { name: string; recipient: string }[] {
