@@ -38,6 +38,8 @@ import { createAccessController } from "./service/access-controller.js";
 import { createDrillService, type DrillService } from "./service/drill-service.js";
 import { createGrantService, type GrantService } from "./service/grant-service.js";
 import { createGrantWriter } from "./service/grant-writer.js";
+import type { RequestContext } from "./service/request-context.js";
+import { type RotationRow, rotatePostgresAdmin, rotationStatus } from "./service/rotation.js";
 import { createTerminalService } from "./service/terminal-service.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
 import { createPostgresStore } from "./store/postgres-store.js";
@@ -83,6 +85,10 @@ export interface Broker {
     records: readonly R[],
     toDraft: (record: R) => AuditEventDraft,
   ): Promise<number>;
+  /** Rotate a postgres target's admin password (see src/service/rotation.ts). */
+  rotateTarget(ctx: RequestContext, target: string): Promise<{ user: string; file: string }>;
+  /** Every break-glass credential's age against the maximum. */
+  rotationStatus(maxAgeDays?: number): Promise<RotationRow[]>;
   /** Start the workers and listen; returns the base URL. */
   start(): Promise<string>;
   /** Stop listening, finish in-flight work, sign a last checkpoint, close the store. */
@@ -313,6 +319,9 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     drills,
     gateway,
     gatewayAddress: () => gatewayAddress,
+    rotateTarget: (ctx, target) =>
+      rotatePostgresAdmin({ config, targetName: target, resolveSecret, box, store, audit, clock, ctx }),
+    rotationStatus: (maxAgeDays) => rotationStatus(config, store, clock.now(), maxAgeDays),
     importOpenings: (key, records, toDraft) =>
       store.transaction(async (tx) => {
         const last = records.at(-1)?.seq ?? 0;

@@ -46,6 +46,7 @@ const GROUPS: Readonly<Record<string, string>> = {
   idp: "The identity provider's state; declare it down or up",
   drill: "Rehearse the break-glass path on the real components",
   vault: "Tier 2: sealed secrets opened offline by k of n custodians",
+  rotation: "Ages of break-glass credentials; rotate them",
 };
 
 const SECTIONS: readonly [string, readonly string[]][] = [
@@ -118,6 +119,8 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "audit export",
       "report",
       "factors provision-totp",
+      "rotation status",
+      "rotation rotate-target",
       "audit keygen",
       "secret keygen",
       "secret seal",

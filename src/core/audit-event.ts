@@ -48,7 +48,8 @@ export type AuditEventType =
   | "auth.idp_declared"
   | "drill.started"
   | "drill.finished"
-  | "vault.opened";
+  | "vault.opened"
+  | "credential.rotated";
 
 /** An audit event before the log gives it a sequence number and a place in the chain. */
 export interface AuditEventDraft {

@@ -191,6 +191,65 @@ export const provisionTotpCommand: Command = {
   },
 };
 
+export const rotationStatusCommand: Command = {
+  name: "rotation status",
+  summary: "Every break-glass credential's age against the maximum (default 30d); exit 1 when any is overdue",
+  args: [],
+  options: {
+    "max-age": { type: "string", value: "30d", description: "Maximum age" },
+    json: { type: "boolean", description: "Print JSON" },
+    config: CONFIG_OPTION,
+  },
+  async run(input, io) {
+    const maxAgeText = input.string("max-age") ?? "30d";
+    let maxAgeDays: number;
+    try {
+      maxAgeDays = parseDuration(maxAgeText) / 86_400;
+    } catch {
+      throw new UsageError(`--max-age "${maxAgeText}" is not a duration; write it like 30d`, "rotation status");
+    }
+    const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
+    const { createBroker } = await import("../../app.js");
+    const broker = await createBroker(config, { log: loggerFrom(io, "warn") });
+    let rows: Awaited<ReturnType<typeof broker.rotationStatus>>;
+    try {
+      rows = await broker.rotationStatus(maxAgeDays);
+    } finally {
+      await broker.stop();
+    }
+    if (input.flag("json")) io.out(JSON.stringify(rows, null, 2));
+    else {
+      for (const r of rows) {
+        io.out(
+          `${r.overdue ? "OVERDUE" : "ok     "}  ${r.credential}: ${r.rotatedAt === null ? "never rotated by Breakglass" : `${r.ageDays} day(s) old, due ${new Date(r.dueAt ?? 0).toISOString().slice(0, 10)}`}${r.overdue ? ` — ${r.how}` : ""}`,
+        );
+      }
+    }
+    return rows.some((r) => r.overdue) ? EXIT.REFUSED : EXIT.OK;
+  },
+};
+
+export const rotateTargetCommand: Command = {
+  name: "rotation rotate-target",
+  summary: "Rotate a postgres target's admin password: set as a SCRAM verifier, proven by a new login, then saved",
+  description:
+    "The target's admin_url must come from a file ({file: …}) or a sealed file ({sealed: …}) the broker can rewrite. The new password is written beside it first, set at the server, proven by a new login (the old one is set back if that fails), and only then replaces the file. Restart running brokers afterwards so they connect with the new password.",
+  args: [{ name: "TARGET", required: true, description: "A postgres target" }],
+  options: { config: CONFIG_OPTION },
+  async run(input, io) {
+    const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
+    const { createBroker } = await import("../../app.js");
+    const broker = await createBroker(config, { log: loggerFrom(io, "warn") });
+    try {
+      const r = await broker.rotateTarget(localContext(), input.arg(0));
+      io.err(`Rotated the password of ${r.user} on ${input.arg(0)}; ${r.file} updated. Restart running brokers.`);
+    } finally {
+      await broker.stop();
+    }
+    return EXIT.OK;
+  },
+};
+
 export const reportCommand: Command = {
   name: "report",
   summary:
@@ -399,6 +458,8 @@ export const adminCommands: readonly Command[] = [
   tokenCreateCommand,
   reportCommand,
   provisionTotpCommand,
+  rotationStatusCommand,
+  rotateTargetCommand,
   auditVerifyCommand,
   auditExportCommand,
   auditKeygenCommand,
