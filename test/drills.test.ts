@@ -221,6 +221,13 @@ describe("drills", () => {
     expect(down?.items[0]?.fix).toBe(
       "fix what the step names (docs/runbooks/drill-approval-path.md), then breakglass drill run target-down",
     );
+    // Credentials against the rotation policy: the admin passwords were never rotated by the broker.
+    const credentials = (res.json() as { credentials: { credential: string; overdue: boolean; fix: string }[] })
+      .credentials;
+    expect(credentials.find((c) => c.credential === "target pg-app: admin password")).toMatchObject({
+      overdue: true,
+      fix: "breakglass rotation rotate-target pg-app",
+    });
   });
 
   it("policy rollback: the role's guard refuses the forbidden statement through the gateway", async () => {

@@ -517,8 +517,19 @@ const PostureLevelSchema = z.enum(["green", "amber", "red"]);
 
 export const PostureSchema = z
   .object({
-    status: PostureLevelSchema.describe("The worst of the roles"),
+    status: PostureLevelSchema.describe("The worst of the roles and credentials"),
     checkedAt: IsoTime,
+    credentials: z
+      .array(
+        z.object({
+          credential: z.string(),
+          rotatedAt: IsoTime.nullable(),
+          ageDays: z.int().nullable(),
+          overdue: z.boolean(),
+          fix: z.string(),
+        }),
+      )
+      .describe("Break-glass credentials against the 30-day rotation policy (red when overdue)"),
     roles: z.array(
       z.object({
         role: z.string(),

@@ -17,6 +17,7 @@ import type { Clock, DrillRun, Store } from "../core/ports.js";
 import type { DrillService } from "../service/drill-service.js";
 import { collectPosture } from "../service/posture-service.js";
 import type { RequestContext } from "../service/request-context.js";
+import type { RotationRow } from "../service/rotation.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -36,6 +37,8 @@ export function buildDrillRoutes(deps: {
   policy: Policy;
   clock: Clock;
   alarms: Pick<AlarmsConfig, "routing" | "unalarmedAfterMs">;
+  /** Break-glass credentials and their ages (src/service/rotation.ts). */
+  rotation: (now: number) => Promise<readonly RotationRow[]>;
   requireAdmin: (ctx: RequestContext, what: string) => void;
 }): AnyRoute[] {
   const { drills, store } = deps;
@@ -54,10 +57,18 @@ export function buildDrillRoutes(deps: {
       handler: async () => {
         const now = deps.clock.now();
         const p = await collectPosture(store, deps.policy, drills.drills, deps.alarms, now);
+        const credentials = await deps.rotation(now);
         return {
           body: {
-            status: p.status,
+            status: credentials.some((c) => c.overdue) ? "red" : p.status,
             checkedAt: new Date(now).toISOString(),
+            credentials: credentials.map((c) => ({
+              credential: c.credential,
+              rotatedAt: iso(c.rotatedAt),
+              ageDays: c.ageDays,
+              overdue: c.overdue,
+              fix: c.how,
+            })),
             roles: p.roles.map((r) => ({
               ...r,
               lastUse: iso(r.lastUse),

@@ -55,6 +55,7 @@ import type { Clock, Store, TerminalSession, TokenRecord } from "../core/ports.j
 import type { DrillService } from "../service/drill-service.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
+import { rotationStatus } from "../service/rotation.js";
 import type { TerminalService } from "../service/terminal-service.js";
 import type { TokenService } from "../service/token-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
@@ -660,7 +661,15 @@ export function buildRoutes(deps: RouteDeps): {
     ...tokenRoutes(deps.tokens, requireAdmin, policy),
     ...buildReviewRoutes({ store, policy, clock }),
     ...(deps.drills
-      ? buildDrillRoutes({ drills: deps.drills, store, policy, clock, alarms: config.alarms, requireAdmin })
+      ? buildDrillRoutes({
+          drills: deps.drills,
+          store,
+          policy,
+          clock,
+          alarms: config.alarms,
+          rotation: (now) => rotationStatus(config, store, now),
+          requireAdmin,
+        })
       : []),
   ];
   return { routes, requireAdmin };
