@@ -11,6 +11,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import PostalMime from "postal-mime";
+import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
 import { createBroker } from "../src/app.js";
@@ -27,6 +29,7 @@ import {
 } from "../src/vault/envelope.js";
 import { parseRecords, verifyRecords } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
+import { freePort } from "./support/free-port.js";
 import { testConfigYaml } from "./support/test-config.js";
 
 const SECRET = "correct horse battery staple";
@@ -374,6 +377,80 @@ describe("breakglass vault (CLI, offline)", () => {
     await expect(openEnvelope(unlinked, shares)).rejects.toMatchObject({
       message: expect.stringContaining("were altered"),
     });
+  });
+
+  it("announces by SMTP too: an opening while the mail server is down is mailed by flush-alarms once it is up", async () => {
+    const cwd = dir;
+    const bg = (args: string[]) => runCli(args, {}, { cwd });
+    const port = await freePort();
+    writeFileSync(join(cwd, "ca.txt"), "ssh-ca-private-key");
+    const sealed = await bg([
+      "vault",
+      "seal",
+      "--name",
+      "ssh-ca",
+      "--secret-file",
+      "ca.txt",
+      "--custodians",
+      "alice.pub,bob.pub,carol.pub",
+      "--threshold",
+      "2",
+      "--out",
+      "ssh-ca.envelope",
+      "--alarm-smtp",
+      `smtp://127.0.0.1:${port}`,
+      "--alarm-to",
+      "security@example.com",
+    ]);
+    expect(sealed.code).toBe(0);
+    const opened = await bg([
+      "vault",
+      "open",
+      "ssh-ca.envelope",
+      "--reason",
+      "CA host lost",
+      "--incident",
+      "INC-13",
+      "--identity",
+      "alice.key",
+      "--identity",
+      "bob.key",
+    ]);
+    expect(opened.stderr).toContain("NO ALARM WAS DELIVERED");
+    const mails: { rcpt: string[]; subject: string; text: string }[] = [];
+    const smtp = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ["STARTTLS"],
+      logger: false,
+      onData(stream, session, callback) {
+        const chunks: Buffer[] = [];
+        stream.on("data", (c: Buffer) => chunks.push(c));
+        stream.on("end", () => {
+          void PostalMime.parse(Buffer.concat(chunks)).then((mail) => {
+            mails.push({
+              rcpt: session.envelope.rcptTo.map((r) => r.address),
+              subject: mail.subject ?? "",
+              text: mail.text ?? "",
+            });
+            callback();
+          });
+        });
+      },
+    });
+    await new Promise<void>((r) => smtp.listen(port, "127.0.0.1", () => r()));
+    try {
+      const flushed = await bg(["vault", "flush-alarms", "ssh-ca.envelope"]);
+      expect(flushed.code).toBe(0);
+      expect(mails).toEqual([
+        expect.objectContaining({
+          rcpt: ["security@example.com"],
+          subject: "[CRITICAL] TIER-2 ENVELOPE OPENED: ssh-ca (INC-13)",
+          text: expect.stringContaining('"reason": "CA host lost"'),
+        }),
+      ]);
+    } finally {
+      await new Promise<void>((r) => smtp.close(() => r()));
+    }
   });
 
   it("imports verified opening records into the broker's audit log once, paging security", async () => {

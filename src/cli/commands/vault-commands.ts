@@ -6,6 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { basename, resolve } from "node:path";
 import { parseDuration } from "../../core/duration.js";
 import { isBreakglassError } from "../../core/errors.js";
@@ -168,6 +169,13 @@ export const vaultCommands: readonly Command[] = [
         multiple: true,
         description: "Where an opening is announced, independent of the broker",
       },
+      "alarm-smtp": {
+        type: "string",
+        value: "smtp://HOST:PORT",
+        multiple: true,
+        description: "An SMTP server that mails the announcement (with --alarm-to)",
+      },
+      "alarm-to": { type: "string", value: "ADDRESS", description: "Who the SMTP announcement goes to" },
     },
     async run(input, io) {
       const threshold = Number(input.requireString("threshold"));
@@ -176,7 +184,14 @@ export const vaultCommands: readonly Command[] = [
         name: input.requireString("name"),
         custodians,
         threshold,
-        alarms: input.strings("alarm-webhook").map((url) => ({ type: "webhook" as const, url })),
+        alarms: [
+          ...input.strings("alarm-webhook").map((url) => ({ type: "webhook" as const, url })),
+          ...input.strings("alarm-smtp").map((url) => {
+            const to = input.string("alarm-to");
+            if (!to) throw new UsageError("--alarm-smtp needs --alarm-to ADDRESS", "vault seal");
+            return { type: "smtp" as const, url, to };
+          }),
+        ],
       });
       io.err(
         `Sealed ${envelope.meta.name} for ${threshold} of ${custodians.length} custodians (${custodians.map((c) => c.name).join(", ")}); rotate by ${envelope.meta.rotationDueAt.slice(0, 10)}.`,
@@ -445,27 +460,50 @@ function recipientsFrom(io: CliIo, list: string): { name: string; recipient: str
 
 /** Tell every alarm endpoint of the envelope; what happened, and the pending alarm if none answered. */
 async function announce(
-  endpoints: readonly { type: string; url: string }[],
+  endpoints: readonly { type: string; url: string; to?: string }[],
   event: Record<string, unknown>,
 ): Promise<{ summary: string; pending: Record<string, unknown> | null }> {
   let delivered = 0;
   const errors: string[] = [];
-  for (const e of endpoints.filter((x) => x.type === "webhook")) {
+  const summary = `TIER-2 ENVELOPE OPENED: ${String(event.envelope)} (${String(event.incident)})`;
+  for (const e of endpoints) {
     try {
-      const res = await fetch(e.url, {
-        method: "POST",
-        headers: { "content-type": "application/json", "user-agent": "breakglass-vault" },
-        body: JSON.stringify({
-          severity: "critical",
-          summary: `TIER-2 ENVELOPE OPENED: ${String(event.envelope)} (${String(event.incident)})`,
-          event,
-        }),
-        signal: AbortSignal.timeout(5000),
-      });
-      if (res.ok) delivered++;
-      else errors.push(`${e.url}: HTTP ${res.status}`);
+      if (e.type === "webhook") {
+        const res = await fetch(e.url, {
+          method: "POST",
+          headers: { "content-type": "application/json", "user-agent": "breakglass-vault" },
+          body: JSON.stringify({ severity: "critical", summary, event }),
+          signal: AbortSignal.timeout(5000),
+        });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      } else if (e.type === "smtp") {
+        const nodemailer = (await import("nodemailer")).default;
+        const u = new URL(e.url);
+        const secure = u.protocol === "smtps:";
+        const transport = nodemailer.createTransport({
+          host: u.hostname,
+          port: Number(u.port || (secure ? 465 : 25)),
+          secure,
+          ...(u.username
+            ? { auth: { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } }
+            : {}),
+          connectionTimeout: 5000,
+          greetingTimeout: 5000,
+          socketTimeout: 5000,
+        });
+        await transport.sendMail({
+          from: `breakglass-vault@${hostname()}`,
+          to: e.to,
+          subject: `[CRITICAL] ${summary}`,
+          text: `${summary}\n\n${JSON.stringify(event, null, 2)}\n`,
+        });
+        transport.close();
+      } else continue;
+      delivered++;
     } catch (err) {
-      errors.push(`${e.url}: ${(err as Error & { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
+      errors.push(
+        `${e.type} ${e.url}: ${(err as Error & { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`,
+      );
     }
   }
   if (delivered > 0) return { summary: `delivered to ${delivered} endpoint(s)`, pending: null };
