@@ -9,6 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newCustodianIdentity, parseEnvelope, sealEnvelope } from "../src/vault/envelope.js";
+import { nextRecord } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 
@@ -25,6 +27,20 @@ beforeAll(async () => {
   oldUrl = u.href;
   dir = mkdtempSync(join(tmpdir(), "bg-rotation-"));
   writeFileSync(join(dir, "pg-admin.url"), `${oldUrl}\n`, { mode: 0o600 });
+  const [a, b] = await Promise.all([newCustodianIdentity(), newCustodianIdentity()]);
+  const sealed = await sealEnvelope({
+    name: "db-root",
+    secret: Buffer.from("s"),
+    custodians: [
+      { name: "a", recipient: a.recipient },
+      { name: "b", recipient: b.recipient },
+    ],
+    threshold: 2,
+    alarms: [],
+    now: Date.now(),
+    rotationDays: 30,
+  });
+  writeFileSync(join(dir, "db-root.envelope"), JSON.stringify(sealed));
   writeFileSync(
     join(dir, "breakglass.yaml"),
     `version: 1
@@ -37,6 +53,7 @@ domains:
   production:
     roles:
       db: { target: pg, grants: { roles: [recovery_rw] }, max_duration: 1h, approval: "1 of leads", requesters: [oncall] }
+vault: { envelopes: [./db-root.envelope] }
 targets:
   pg: { connector: postgres, settings: { admin_url: { file: ./pg-admin.url } } }
   pg-env: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} } } }
@@ -80,6 +97,34 @@ describe("rotation", () => {
     const audit = await runCli(["audit", "export", "--format", "jsonl", "--config", join(dir, "breakglass.yaml")], env);
     expect(audit.stdout).toContain('"type":"credential.rotated"');
     expect(audit.stdout).not.toContain(new URL(newUrl).password);
+
+    // A tier-2 envelope: fine while unused and not due; red once opened (its secret has been seen).
+    const envelopeRow = async () => {
+      const out = await runCli(["rotation", "status", "--json", "--config", join(dir, "breakglass.yaml")], env);
+      return (JSON.parse(out.stdout) as { credential: string; overdue: boolean }[]).find((r) =>
+        r.credential.startsWith("envelope db-root"),
+      );
+    };
+    expect(await envelopeRow()).toMatchObject({ credential: "envelope db-root", overdue: false });
+    const envelope = parseEnvelope(readFileSync(join(dir, "db-root.envelope"), "utf8"));
+    const record = nextRecord(
+      [],
+      {
+        envelope: envelope.meta.id,
+        name: "db-root",
+        at: "2026-11-30T00:00:00Z",
+        custodians: [],
+        reason: "r",
+        incident: "INC-1",
+        alarm: "pending",
+      },
+      () => "unsigned",
+    );
+    writeFileSync(join(dir, "db-root.envelope.openings.jsonl"), `${JSON.stringify(record)}\n`);
+    expect(await envelopeRow()).toMatchObject({
+      credential: "envelope db-root (USED: opened 1 time(s))",
+      overdue: true,
+    });
 
     const refused = await runCli(
       ["rotation", "rotate-target", "pg-env", "--config", join(dir, "breakglass.yaml")],

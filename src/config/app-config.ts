@@ -182,6 +182,8 @@ export interface AppConfig {
   readonly gateway: GatewayConfig | null;
   readonly auth: AuthConfig;
   readonly drills: readonly DrillDef[];
+  /** Absolute paths of tier-2 envelopes posture and `rotation status` check. */
+  readonly envelopes: readonly string[];
   readonly audit: AuditConfig;
   readonly secrets: SecretsConfig;
   readonly alarms: AlarmsConfig;

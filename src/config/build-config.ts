@@ -245,6 +245,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
     gateway,
     auth,
     drills,
+    envelopes: file.vault.envelopes.map(inDir),
     audit: {
       signingKeyFile: inDir(file.audit.signing_key_file),
       generateKeyIfMissing: file.audit.generate_key_if_missing,

@@ -832,6 +832,15 @@ export const ConfigFileSchema = z
     domains: z.record(Name, DomainSchema).default({}).describe("Domains, by name, each with its recovery roles."),
     targets: z.record(Name, TargetSchema).default({}).describe("Targets, by name."),
     drills: z.record(Name, DrillSchema).default({}).describe("Drills, by name (`breakglass drill run NAME`)."),
+    vault: z
+      .strictObject({
+        envelopes: z
+          .array(z.string().min(1))
+          .default([])
+          .describe("Tier-2 envelope files (relative to this file) whose rotation and use posture checks"),
+      })
+      .prefault({})
+      .describe("Tier-2 envelopes the broker keeps an eye on (it never opens them)."),
   })
   .meta({
     title: "Breakglass configuration",

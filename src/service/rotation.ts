@@ -10,7 +10,7 @@
  *   the audit signing key, the data key — with its age against the maximum.
  */
 import { randomBytes } from "node:crypto";
-import { renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import pg from "pg";
 import type { AppConfig } from "../config/app-config.js";
@@ -20,6 +20,8 @@ import type { Clock, Store } from "../core/ports.js";
 import { formatVerifier, scramVerifier } from "../secrets/scram.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import { type SecretRef, sealedFileAad, sealedName } from "../secrets/secret-ref.js";
+import { parseEnvelope } from "../vault/envelope.js";
+import { parseRecords } from "../vault/opening-record.js";
 import type { AuditAppender } from "./grant-writer.js";
 import { stamp } from "./grant-writer.js";
 import type { RequestContext } from "./request-context.js";
@@ -166,6 +168,32 @@ export async function rotationStatus(
         `breakglass rotation rotate-target ${t.name}`,
       ),
     );
+  }
+  for (const file of config.envelopes) {
+    let envelope: ReturnType<typeof parseEnvelope>;
+    try {
+      envelope = parseEnvelope(readFileSync(file, "utf8"));
+    } catch (e) {
+      const why = e instanceof BreakglassError ? e.message : "the file cannot be read";
+      rows.push({
+        ...row(`envelope ${file}`, null, `${why}: restore it, or remove it from vault.envelopes`),
+        overdue: true,
+      });
+      continue;
+    }
+    const recordsFile = `${file}.openings.jsonl`;
+    const openings = existsSync(recordsFile) ? parseRecords(readFileSync(recordsFile, "utf8")).length : 0;
+    const due = Date.parse(envelope.meta.rotationDueAt);
+    rows.push({
+      ...row(
+        `envelope ${envelope.meta.name}${openings > 0 ? ` (USED: opened ${openings} time(s))` : ""}`,
+        Date.parse(envelope.meta.createdAt),
+        `rotate the secret at its system, then breakglass vault rotate ${file} --secret-file NEW --out NEW.envelope`,
+      ),
+      dueAt: due,
+      // An opened envelope's secret has been seen: red until it is rotated.
+      overdue: openings > 0 || now > due,
+    });
   }
   rows.push(
     row(
