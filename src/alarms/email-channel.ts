@@ -4,7 +4,7 @@
  * The `Message-ID` is derived from the idempotency key, so a redelivery is recognisably the same
  * mail. STARTTLS is required unless the operator turns it off.
  */
-import nodemailer from "nodemailer";
+import nodemailer, { type Transporter } from "nodemailer";
 import type { AlarmChannelConfig } from "../config/app-config.js";
 import { groupsOf } from "../core/approval-policy.js";
 import type { Policy } from "../core/model.js";
@@ -82,6 +82,28 @@ export function renderEmail(m: Message, publicUrl: string): { subject: string; t
   };
 }
 
+/**
+ * A nodemailer transport for `smtp://` / `smtps://` URLs (user and password in the URL).
+ * `requireTls`: true insists on STARTTLS, false never tries it, null takes it when offered.
+ */
+export function smtpTransport(
+  url: string,
+  opts: { requireTls: boolean | null; timeoutMs: number; port: number },
+): Transporter {
+  const u = new URL(url);
+  const secure = u.protocol === "smtps:";
+  return nodemailer.createTransport({
+    host: u.hostname,
+    port: Number(u.port || (secure ? 465 : opts.port)),
+    secure,
+    ...(u.username ? { auth: { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } } : {}),
+    ...(opts.requireTls === null ? {} : { requireTLS: opts.requireTls, ignoreTLS: !opts.requireTls }),
+    connectionTimeout: opts.timeoutMs,
+    greetingTimeout: opts.timeoutMs,
+    socketTimeout: opts.timeoutMs,
+  });
+}
+
 export function createEmailChannel(
   config: EmailConfig,
   resolveSecret: SecretResolver,
@@ -94,19 +116,7 @@ export function createEmailChannel(
     typeof config.smtpUrl === "string"
       ? config.smtpUrl
       : resolveSecret(config.smtpUrl, `alarms.channels.${config.name}.smtp_url`).reveal();
-  const u = new URL(url);
-  const secure = u.protocol === "smtps:";
-  const transport = nodemailer.createTransport({
-    host: u.hostname,
-    port: Number(u.port || (secure ? 465 : 587)),
-    secure,
-    ...(u.username ? { auth: { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } } : {}),
-    requireTLS: config.requireTls,
-    ignoreTLS: !config.requireTls,
-    connectionTimeout: config.timeoutMs,
-    greetingTimeout: config.timeoutMs,
-    socketTimeout: config.timeoutMs,
-  });
+  const transport = smtpTransport(url, { requireTls: config.requireTls, timeoutMs: config.timeoutMs, port: 587 });
   return {
     name: config.name,
     async deliver(alarm) {

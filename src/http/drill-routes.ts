@@ -56,13 +56,12 @@ export function buildDrillRoutes(deps: {
       problems: [],
       handler: async () => {
         const now = deps.clock.now();
-        const p = await collectPosture(store, deps.policy, drills.drills, deps.alarms, now);
-        const credentials = await deps.rotation(now);
+        const p = await collectPosture(store, deps.policy, drills.drills, deps.alarms, now, await deps.rotation(now));
         return {
           body: {
-            status: credentials.some((c) => c.overdue) ? "red" : p.status,
+            status: p.status,
             checkedAt: new Date(now).toISOString(),
-            credentials: credentials.map((c) => ({
+            credentials: p.credentials.map((c) => ({
               credential: c.credential,
               rotatedAt: iso(c.rotatedAt),
               ageDays: c.ageDays,

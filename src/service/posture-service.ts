@@ -1,12 +1,14 @@
 /**
  * Gathers the facts posture is judged on (src/core/posture.ts): active grants and ended ones
  * awaiting review, each role's last real use, each drill's last finished run, and the alarms of
- * active grants.
+ * active grants — plus the break-glass credentials' rotation (src/service/rotation.ts), which
+ * turn the overall status red when any is overdue.
  */
 import type { AlarmsConfig, DrillDef } from "../config/app-config.js";
 import type { Policy } from "../core/model.js";
 import type { AlarmRecord, Store } from "../core/ports.js";
 import { assessPosture, type Posture } from "../core/posture.js";
+import type { RotationRow } from "./rotation.js";
 
 export async function collectPosture(
   store: Store,
@@ -14,7 +16,8 @@ export async function collectPosture(
   drills: readonly DrillDef[],
   alarms: Pick<AlarmsConfig, "routing" | "unalarmedAfterMs">,
   now: number,
-): Promise<Posture> {
+  credentials: readonly RotationRow[] = [],
+): Promise<Posture & { readonly credentials: readonly RotationRow[] }> {
   const roles = [...policy.roles.values()];
   const grants = await store.listGrants({ states: ["active", "ended"], limit: 5000 });
   const lastUseByRole = new Map<string, number>();
@@ -34,7 +37,7 @@ export async function collectPosture(
   );
   const alarmsByGrant = new Map<string, readonly AlarmRecord[]>();
   for (const g of grants.filter((x) => x.state === "active")) alarmsByGrant.set(g.id, await store.listAlarms(g.id));
-  return assessPosture(
+  const posture = assessPosture(
     {
       roles,
       drills: drillFacts,
@@ -46,4 +49,6 @@ export async function collectPosture(
     },
     now,
   );
+  const status = credentials.some((c) => c.overdue) ? "red" : posture.status;
+  return { ...posture, status, credentials };
 }

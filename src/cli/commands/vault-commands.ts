@@ -477,20 +477,8 @@ async function announce(
         });
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
       } else if (e.type === "smtp") {
-        const nodemailer = (await import("nodemailer")).default;
-        const u = new URL(e.url);
-        const secure = u.protocol === "smtps:";
-        const transport = nodemailer.createTransport({
-          host: u.hostname,
-          port: Number(u.port || (secure ? 465 : 25)),
-          secure,
-          ...(u.username
-            ? { auth: { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } }
-            : {}),
-          connectionTimeout: 5000,
-          greetingTimeout: 5000,
-          socketTimeout: 5000,
-        });
+        const { smtpTransport } = await import("../../alarms/email-channel.js");
+        const transport = smtpTransport(e.url, { requireTls: null, timeoutMs: 5000, port: 25 });
         await transport.sendMail({
           from: `breakglass-vault@${hostname()}`,
           to: e.to,
