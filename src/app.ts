@@ -2,7 +2,9 @@
  * The composition root: the only place adapters are constructed and wired. Everything else
  * receives what it needs as arguments.
  */
+import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createLogger, type Logger } from "./adapters/logger.js";
@@ -38,7 +40,7 @@ import { createAccessController } from "./service/access-controller.js";
 import { createDrillService, type DrillService } from "./service/drill-service.js";
 import { createGrantService, type GrantService } from "./service/grant-service.js";
 import { createGrantWriter } from "./service/grant-writer.js";
-import type { RequestContext } from "./service/request-context.js";
+import { type RequestContext, SYSTEM_CONTEXT } from "./service/request-context.js";
 import { type RotationRow, rotatePostgresAdmin, rotationStatus } from "./service/rotation.js";
 import { createTerminalService } from "./service/terminal-service.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
@@ -47,6 +49,7 @@ import { createSqliteStore } from "./store/sqlite-store.js";
 import { createDetectorWorker, type DetectorWorker } from "./workers/detector-worker.js";
 import { createExpiryWorker, type ExpiryWorker } from "./workers/expiry-worker.js";
 import { createReconcileWorker, type ReconcileWorker } from "./workers/reconcile-worker.js";
+import { createRotationWorker, type RotationWorker } from "./workers/rotation-worker.js";
 
 export interface BrokerOptions {
   readonly clock?: Clock;
@@ -67,6 +70,7 @@ export interface Broker {
   readonly auth: AuthService | null;
   readonly expiry: ExpiryWorker;
   readonly reconcile: ReconcileWorker;
+  readonly rotation: RotationWorker;
   readonly alarms: AlarmWorker;
   readonly detector: DetectorWorker;
   readonly checkpoints: CheckpointWorker;
@@ -88,7 +92,7 @@ export interface Broker {
   /** Rotate a postgres target's admin password (see src/service/rotation.ts). */
   rotateTarget(ctx: RequestContext, target: string): Promise<{ user: string; file: string }>;
   /** Every break-glass credential's age against the maximum. */
-  rotationStatus(maxAgeDays?: number): Promise<RotationRow[]>;
+  rotationStatus(maxAgeMs?: number): Promise<RotationRow[]>;
   /** Start the workers and listen; returns the base URL. */
   start(): Promise<string>;
   /** Stop listening, finish in-flight work, sign a last checkpoint, close the store. */
@@ -237,6 +241,27 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     everyEvents: config.audit.checkpointEveryEvents,
     log: logFn,
   });
+  const rotation = createRotationWorker({
+    store,
+    audit,
+    clock,
+    intervalMs: config.rotation.checkIntervalMs,
+    auto: config.rotation.auto,
+    status: (now) => rotationStatus(config, store, now),
+    rotate: (target) =>
+      rotatePostgresAdmin({
+        config,
+        targetName: target,
+        resolveSecret,
+        box,
+        store,
+        audit,
+        clock,
+        ctx: SYSTEM_CONTEXT,
+      }),
+    replicaId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    log: logFn,
+  });
   const gateway = config.gateway ? createGateway(config, store, audit, box, clock, logFn) : null;
   let gatewayAddress: { host: string; port: number } | null = null;
 
@@ -311,6 +336,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     auth,
     expiry,
     reconcile,
+    rotation,
     alarms,
     detector,
     checkpoints,
@@ -321,7 +347,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     gatewayAddress: () => gatewayAddress,
     rotateTarget: (ctx, target) =>
       rotatePostgresAdmin({ config, targetName: target, resolveSecret, box, store, audit, clock, ctx }),
-    rotationStatus: (maxAgeDays) => rotationStatus(config, store, clock.now(), maxAgeDays),
+    rotationStatus: (maxAgeMs) => rotationStatus(config, store, clock.now(), maxAgeMs),
     importOpenings: (key, records, toDraft) =>
       store.transaction(async (tx) => {
         const last = records.at(-1)?.seq ?? 0;
@@ -358,6 +384,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       await expiry.tick();
       expiry.start();
       reconcile.start();
+      rotation.start();
       alarms.start();
       detector.start();
       escalation?.start();
@@ -371,6 +398,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       await gateway?.close();
       await expiry.stop();
       await reconcile.stop();
+      await rotation.stop();
       await alarms.stop();
       await detector.stop();
       await escalation?.stop();

@@ -3,12 +3,18 @@
  * password changed by the broker (SCRAM verifier at the server), proven by a new login, saved over
  * the configured file only then; the old password stops working; the rotation is audited and
  * `rotation status` shows its age. A target whose admin URL comes from the environment is refused
- * with the fix.
+ * with the fix. The broker's own rotation worker: a due password rotated automatically (one
+ * replica at a time), the connector carrying on with the new password without a restart, a failed
+ * rotation and overdue credentials alarmed — overdue ones once a day.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { newCustodianIdentity, parseEnvelope, sealEnvelope } from "../src/vault/envelope.js";
 import { nextRecord } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
@@ -132,5 +138,142 @@ describe("rotation", () => {
     );
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain("comes from the environment, which the broker cannot update");
+  });
+});
+
+describe("rotation by the broker", () => {
+  let broker: Broker;
+  let autoDir: string;
+  const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+
+  beforeAll(async () => {
+    await target.sql("CREATE ROLE bg_auto LOGIN SUPERUSER PASSWORD 'auto-first-password'");
+    const u = new URL(target.adminUrl);
+    u.username = "bg_auto";
+    u.password = "auto-first-password";
+    autoDir = mkdtempSync(join(tmpdir(), "bg-rotation-auto-"));
+    writeFileSync(join(autoDir, "pg-admin.url"), `${u.href}\n`, { mode: 0o600 });
+    writeFileSync(join(autoDir, "down-admin.url"), "postgres://bg_auto:x@127.0.0.1:1/app\n", { mode: 0o600 });
+    const [a, b] = await Promise.all([newCustodianIdentity(), newCustodianIdentity()]);
+    const stale = await sealEnvelope({
+      name: "stale-root",
+      secret: Buffer.from("s"),
+      custodians: [
+        { name: "a", recipient: a.recipient },
+        { name: "b", recipient: b.recipient },
+      ],
+      threshold: 2,
+      alarms: [],
+      now: Date.now() - 40 * 86_400_000,
+      rotationDays: 30,
+    });
+    writeFileSync(join(autoDir, "stale.envelope"), JSON.stringify(stale));
+    writeFileSync(
+      join(autoDir, "breakglass.yaml"),
+      `version: 1
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [{ events: ["*"], channels: [record] }] }
+users: { alice: {}, bob: {} }
+groups: { oncall: [alice], leads: [bob] }
+domains:
+  production:
+    roles:
+      db: { target: pg, grants: { roles: [recovery_rw] }, max_duration: 1h, approval: "1 of leads", requesters: [oncall] }
+vault: { envelopes: [./stale.envelope] }
+rotation: { auto: [pg, pg-down], check_interval: 1h }
+targets:
+  pg: { connector: postgres, settings: { admin_url: { file: ./pg-admin.url }, timeout: 5s } }
+  pg-down: { connector: postgres, settings: { admin_url: { file: ./down-admin.url }, timeout: 2s } }
+`,
+    );
+    broker = await createBroker(loadConfigFile(join(autoDir, "breakglass.yaml"), connectorConfigChecks), {
+      log: silentLogger,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await broker?.stop();
+    rmSync(autoDir, { recursive: true, force: true });
+  });
+
+  const grantWorks = async () => {
+    const g = await broker.service.request(ctx("alice"), {
+      roleId: "production/db",
+      justification: "rotate and carry on working",
+      incident: "INC-7",
+      durationS: 600,
+    });
+    const active = await broker.service.approve(ctx("bob"), g.id, null);
+    expect(active).toMatchObject({ state: "active", access: "granted" });
+    const { credential } = await broker.service.credential(ctx("alice"), g.id);
+    expect(await tryLogin(credential.reveal(), "SELECT 1")).toBeNull();
+    await broker.service.revoke(ctx("bob"), g.id, "done");
+  };
+
+  const events = async (type: string) => {
+    const out = await broker.store.readAudit(1, 10_000);
+    return out
+      .filter((e) => e.type === type)
+      .map((e) => JSON.parse(e.payload) as { actor: string; target?: string; data: Record<string, unknown> });
+  };
+
+  it("rotates a due admin password itself, one replica at a time, and the connector carries on without a restart", async () => {
+    const oldUrl = readFileSync(join(autoDir, "pg-admin.url"), "utf8").trim();
+    await grantWorks(); // the connector's admin pool now holds the old password
+
+    // Another replica holds the lease: this one leaves the password alone, and says it is overdue.
+    const now = Date.now();
+    await broker.store.transaction((tx) =>
+      tx.swapState("rotation-lease:target:pg", JSON.stringify({ holder: "other-replica", until: now + 60_000 }), now),
+    );
+    const held = await broker.rotation.runOnce();
+    expect(held.rotated).toEqual([]);
+    expect(held.overdue).toContain("target:pg");
+    expect(readFileSync(join(autoDir, "pg-admin.url"), "utf8").trim()).toBe(oldUrl);
+
+    await broker.store.transaction((tx) =>
+      tx.swapState("rotation-lease:target:pg", JSON.stringify({ holder: "other-replica", until: now - 1 }), now),
+    );
+    const report = await broker.rotation.runOnce();
+    expect(report.rotated).toEqual(["pg"]);
+    expect(report.overdue).not.toContain("target:pg");
+    const newUrl = readFileSync(join(autoDir, "pg-admin.url"), "utf8").trim();
+    expect(newUrl).not.toBe(oldUrl);
+    expect(await tryLogin(oldUrl, "SELECT 1")).toMatch(/password authentication failed/);
+    expect(await tryLogin(newUrl, "SELECT 1")).toBeNull();
+
+    // The broker's idle admin connections go away (a server restart, a pooler): its next
+    // connection is refused with the old password, and it reads the file again.
+    await target.sql(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'bg_auto' AND pid <> pg_backend_pid()",
+    );
+    await grantWorks();
+
+    // The unreachable target's rotation failed loudly; the old file is untouched.
+    expect(report.failed).toEqual([expect.objectContaining({ target: "pg-down" })]);
+    expect(readFileSync(join(autoDir, "down-admin.url"), "utf8")).toContain(":x@");
+    const failures = await events("credential.rotation_failed");
+    expect(failures.length).toBeGreaterThanOrEqual(1);
+    expect(failures[0]).toMatchObject({ target: "pg-down" });
+    const rotations = await events("credential.rotated");
+    expect(rotations).toEqual([expect.objectContaining({ actor: "system", target: "pg" })]);
+  });
+
+  it("raises an overdue alarm once a day per credential, to the security channels", async () => {
+    // The first pass (above) alarmed the stale envelope; passes on the same day do not again.
+    const again = await broker.rotation.runOnce();
+    expect(again.overdue).toContain(again.overdue.find((k) => k.startsWith("envelope:")));
+    expect(again.alarmed).toEqual([]);
+    const overdue = await events("credential.rotation_overdue");
+    const credentials = overdue.map((e) => (e.data as { credential: string }).credential);
+    expect(credentials.filter((c) => c === "envelope stale-root")).toHaveLength(1);
+    expect(credentials).toContain("target pg: admin password"); // while the lease was held
+    expect(credentials).not.toContain("target pg-down: admin password"); // its failure said it louder
+    await broker.alarms.drain();
+    const alarms = readFileSync(join(autoDir, "alarms.jsonl"), "utf8");
+    expect(alarms).toContain("Break-glass credential overdue for rotation: envelope stale-root");
+    expect(alarms).toContain("AUTOMATIC ROTATION FAILED: target pg-down: admin password");
   });
 });

@@ -188,4 +188,14 @@ export interface AppConfig {
   readonly secrets: SecretsConfig;
   readonly alarms: AlarmsConfig;
   readonly workers: WorkerConfig;
+  readonly rotation: RotationConfig;
+}
+
+export interface RotationConfig {
+  /** Longest a break-glass credential may live (ms). */
+  readonly maxAgeMs: number;
+  /** How often the rotation worker checks (ms). */
+  readonly checkIntervalMs: number;
+  /** Postgres targets whose admin password the broker rotates when due. */
+  readonly auto: readonly string[];
 }

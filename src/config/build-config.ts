@@ -322,6 +322,11 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
       reconcileIntervalMs: parseFineDurationMs(file.workers.reconcile_interval),
       reconcileLookbackMs: parseDuration(file.workers.reconcile_lookback) * 1000,
     },
+    rotation: {
+      maxAgeMs: parseDuration(file.rotation.max_age) * 1000,
+      checkIntervalMs: parseFineDurationMs(file.rotation.check_interval),
+      auto: file.rotation.auto,
+    },
   });
 }
 

@@ -196,6 +196,38 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
   for (const [domain, domainDef] of entries(doc.domains)) {
     if (isRecord(domainDef)) for (const [role] of entries(domainDef.roles)) roleIds.add(`${domain}/${role}`);
   }
+  const rotation = isRecord(doc.rotation) ? doc.rotation : {};
+  const targetDefs = isRecord(doc.targets) ? doc.targets : {};
+  for (const [target, i] of names(rotation.auto)) {
+    const def = targetDefs[target];
+    const path: PathSegment[] = ["rotation", "auto", i];
+    if (!isRecord(def)) {
+      problems.push(
+        problem(
+          path,
+          `rotation.auto names target \`${target}\`, which is not configured`,
+          suggest(target, new Set(Object.keys(targetDefs)), "configured targets"),
+        ),
+      );
+    } else if (def.connector !== "postgres") {
+      problems.push(
+        problem(
+          path,
+          `the broker rotates only postgres admin passwords itself; \`${target}\` uses the ${String(def.connector)} connector`,
+          `remove \`${target}\` from rotation.auto and rotate its credential by hand (breakglass rotation status lists how)`,
+        ),
+      );
+    } else if (isRecord(def.settings) && isRecord(def.settings.admin_url) && "env" in def.settings.admin_url) {
+      problems.push(
+        problem(
+          path,
+          `target \`${target}\`'s admin_url comes from the environment, which the broker cannot update`,
+          "keep it in a file (admin_url: { file: … }) or sealed (admin_url: { sealed: … })",
+        ),
+      );
+    }
+  }
+
   for (const [name, drill] of entries(doc.drills)) {
     if (!isRecord(drill)) continue;
     if (typeof drill.role === "string" && roleIds.has(drill.role)) {

@@ -200,7 +200,8 @@ export function createPostgresConnector(
   ctx: ConnectorContext & { readonly targetName: string; readonly roles?: readonly RoleDef[] },
 ): Connector {
   const timeoutMs = parseDuration(settings.timeout) * 1000;
-  const adminUrl = ctx.resolveSecret(settings.admin_url, `targets.${ctx.targetName}.settings.admin_url`);
+  const resolveAdminUrl = () => ctx.resolveSecret(settings.admin_url, `targets.${ctx.targetName}.settings.admin_url`);
+  let adminUrl = resolveAdminUrl();
   const parsedAdmin = new URL(adminUrl.reveal());
   const database = decodeURIComponent(parsedAdmin.pathname.replace(/^\//, "")) || "postgres";
   const adminUser = decodeURIComponent(parsedAdmin.username);
@@ -223,6 +224,23 @@ export function createPostgresConnector(
     return pool;
   };
 
+  /** Read the admin URL again; true (and a new pool) when it changed. */
+  const reResolveAdmin = (): boolean => {
+    let next: ReturnType<typeof resolveAdminUrl>;
+    try {
+      next = resolveAdminUrl();
+    } catch {
+      return false;
+    }
+    if (next.reveal() === adminUrl.reveal()) return false;
+    adminUrl = next;
+    const old = pool;
+    pool = null;
+    void old?.end().catch(() => {});
+    ctx.log("postgres target admin URL changed; reconnecting with the new one", { target: ctx.targetName });
+    return true;
+  };
+
   const fail = (step: string, e: unknown): never => {
     if (e instanceof BreakglassError) throw e;
     const err = e as { message?: string; code?: string };
@@ -238,7 +256,15 @@ export function createPostgresConnector(
     try {
       client = await admin().connect();
     } catch (e) {
-      return fail(`${step} (connecting as ${adminUser})`, e);
+      // The admin password was rotated (by `breakglass rotation`, another replica, or by hand):
+      // read the reference again and, if it changed, connect with the new one — no restart.
+      const fresh = (e as { code?: string }).code === "28P01" ? reResolveAdmin() : false;
+      if (!fresh) return fail(`${step} (connecting as ${adminUser})`, e);
+      try {
+        client = await admin().connect();
+      } catch (e2) {
+        return fail(`${step} (connecting as ${adminUser} with the admin URL read again)`, e2);
+      }
     }
     try {
       return await fn(client);

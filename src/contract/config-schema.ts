@@ -570,6 +570,23 @@ export const WorkersSchema = z
   })
   .describe("Background workers.");
 
+export const RotationSchema = z
+  .strictObject({
+    max_age: Duration.default("30d").describe(
+      "Longest a break-glass credential may live before it is rotated (seed 002: at least monthly): target admin passwords, SSH CA keys, the audit signing key, the data key, tier-2 envelopes without a date of their own.",
+    ),
+    check_interval: FineDuration.default("1h").describe(
+      "How often the broker checks every credential's age: overdue ones raise `credential.rotation_overdue` (once a day each, to the security channels); those listed in `auto` are rotated.",
+    ),
+    auto: z
+      .array(Name)
+      .default([])
+      .describe(
+        "Postgres targets whose admin password the broker rotates itself when due (new password as a SCRAM verifier, proven by a new login before the old one is discarded). Their admin_url must be a file or sealed file.",
+      ),
+  })
+  .describe("Rotation of break-glass credentials.");
+
 export const RoleDefaultsSchema = z
   .strictObject({
     justification_min_length: NonNegativeInt("use a whole number of characters, 0 or more")
@@ -832,6 +849,7 @@ export const ConfigFileSchema = z
     domains: z.record(Name, DomainSchema).default({}).describe("Domains, by name, each with its recovery roles."),
     targets: z.record(Name, TargetSchema).default({}).describe("Targets, by name."),
     drills: z.record(Name, DrillSchema).default({}).describe("Drills, by name (`breakglass drill run NAME`)."),
+    rotation: RotationSchema.prefault({}),
     vault: z
       .strictObject({
         envelopes: z

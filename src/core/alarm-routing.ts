@@ -29,6 +29,9 @@ export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [
   "drill.finished",
   // A tier-2 envelope was opened offline (imported from its opening record).
   "vault.opened",
+  // A break-glass credential past its rotation date, or the broker's own rotation of one failed.
+  "credential.rotation_overdue",
+  "credential.rotation_failed",
 ];
 /** Alarms about the alarm system itself: they go to every channel but the one they are about. */
 export const CHANNEL_HEALTH_EVENTS: readonly AuditEventType[] = ["alarm.channel_failing", "alarm.channel_recovered"];
@@ -81,7 +84,8 @@ function severityOf(type: string, role: unknown, routing: AlarmRouting, data?: u
     type === "auth.fallback_login" ||
     type === "auth.locked_out" ||
     type === "auth.idp_declared" ||
-    type === "vault.opened"
+    type === "vault.opened" ||
+    type === "credential.rotation_failed"
   ) {
     return "critical";
   }
@@ -93,7 +97,8 @@ function severityOf(type: string, role: unknown, routing: AlarmRouting, data?: u
     type === "config.changed" ||
     type === "auth.factor_enrolled" ||
     type === "auth.factor_removed" ||
-    type === "auth.recovery_code_used"
+    type === "auth.recovery_code_used" ||
+    type === "credential.rotation_overdue"
   ) {
     return "warning";
   }
@@ -148,6 +153,14 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
         ? d.custodians.map((c: { name?: unknown }) => String(c.name)).join(" and ")
         : "?";
       return `TIER-2 ENVELOPE ${String(d.name)} WAS OPENED at ${String(d.openedAt)} by ${who} (${String(d.incident)}) — review it; rotate the secret`;
+    }
+    case "credential.rotation_overdue": {
+      const d = (e.data ?? {}) as { credential?: unknown; ageDays?: unknown; fix?: unknown };
+      return `Break-glass credential overdue for rotation: ${String(d.credential)} (${d.ageDays === null ? "never rotated" : `${String(d.ageDays)} days old`}) — ${String(d.fix)}`;
+    }
+    case "credential.rotation_failed": {
+      const d = (e.data ?? {}) as { credential?: unknown; error?: unknown };
+      return `AUTOMATIC ROTATION FAILED: ${String(d.credential)}: ${String(d.error)} — the old credential still works; rotate it by hand`;
     }
     case "drill.finished": {
       const d = (e.data ?? {}) as {

@@ -49,7 +49,9 @@ export type AuditEventType =
   | "drill.started"
   | "drill.finished"
   | "vault.opened"
-  | "credential.rotated";
+  | "credential.rotated"
+  | "credential.rotation_overdue"
+  | "credential.rotation_failed";
 
 /** An audit event before the log gives it a sequence number and a place in the chain. */
 export interface AuditEventDraft {

@@ -126,6 +126,8 @@ export async function rotatePostgresAdmin(deps: {
 }
 
 export interface RotationRow {
+  /** Stable name of the credential (`target:pg`, `ssh-ca:hosts`, `envelope:<id>`, `signing-key`, `data-key`). */
+  readonly key: string;
   readonly credential: string;
   readonly rotatedAt: number | null;
   readonly ageDays: number | null;
@@ -134,14 +136,20 @@ export interface RotationRow {
   readonly how: string;
 }
 
+/**
+ * Every break-glass credential's age against `maxAgeMs` (default: the configuration's
+ * `rotation.max_age`).
+ */
 export async function rotationStatus(
   config: AppConfig,
   store: Store,
   now: number,
-  maxAgeDays = 30,
+  maxAgeMs = config.rotation.maxAgeMs,
 ): Promise<RotationRow[]> {
-  const maxMs = maxAgeDays * 86_400_000;
-  const row = (credential: string, rotatedAt: number | null, how: string): RotationRow => ({
+  const maxMs = maxAgeMs;
+  const baseDir = join(config.source, "..");
+  const row = (key: string, credential: string, rotatedAt: number | null, how: string): RotationRow => ({
+    key,
     credential,
     rotatedAt,
     ageDays: rotatedAt === null ? null : Math.floor((now - rotatedAt) / 86_400_000),
@@ -159,13 +167,31 @@ export async function rotationStatus(
   };
   const rows: RotationRow[] = [];
   for (const t of config.policy.targets.values()) {
+    if (t.connector === "ssh") {
+      // The CA that signs holders' certificates: its age is its file's.
+      const ref = (t.settings as { ca_private_key?: SecretRef }).ca_private_key;
+      const file = ref && !("env" in ref) ? ("file" in ref ? ref.file : ref.sealed) : null;
+      rows.push(
+        row(
+          `ssh-ca:${t.name}`,
+          `target ${t.name}: SSH CA key`,
+          file === null ? null : mtime(isAbsolute(file) ? file : join(baseDir, file)),
+          file === null
+            ? "keep ca_private_key in a file ({file: …} or {sealed: …}) so its age is known, then rotate it"
+            : "ssh-keygen a new CA key; add its public key to TrustedUserCAKeys on every host beside the old one; point ca_private_key at it; remove the old public key once no certificate it signed is valid",
+        ),
+      );
+    }
     if (t.connector !== "postgres") continue;
     const stored = await store.readState(rotationStateKey(`target:${t.name}`));
     rows.push(
       row(
+        `target:${t.name}`,
         `target ${t.name}: admin password`,
         stored === null ? null : Date.parse(stored),
-        `breakglass rotation rotate-target ${t.name}`,
+        config.rotation.auto.includes(t.name)
+          ? `rotated by the broker when due (rotation.auto); now: breakglass rotation rotate-target ${t.name}`
+          : `breakglass rotation rotate-target ${t.name} (or list it under rotation.auto)`,
       ),
     );
   }
@@ -176,7 +202,7 @@ export async function rotationStatus(
     } catch (e) {
       const why = e instanceof BreakglassError ? e.message : "the file cannot be read";
       rows.push({
-        ...row(`envelope ${file}`, null, `${why}: restore it, or remove it from vault.envelopes`),
+        ...row(`envelope:${file}`, `envelope ${file}`, null, `${why}: restore it, or remove it from vault.envelopes`),
         overdue: true,
       });
       continue;
@@ -186,6 +212,7 @@ export async function rotationStatus(
     const due = Date.parse(envelope.meta.rotationDueAt);
     rows.push({
       ...row(
+        `envelope:${envelope.meta.id}`,
         `envelope ${envelope.meta.name}${openings > 0 ? ` (USED: opened ${openings} time(s))` : ""}`,
         Date.parse(envelope.meta.createdAt),
         `rotate the secret at its system, then breakglass vault rotate ${file} --secret-file NEW --out NEW.envelope`,
@@ -197,6 +224,7 @@ export async function rotationStatus(
   }
   rows.push(
     row(
+      "signing-key",
       "audit signing key",
       mtime(config.audit.signingKeyFile),
       "breakglass audit keygen (new key), keep the old public key for verification",
@@ -204,6 +232,7 @@ export async function rotationStatus(
   );
   rows.push(
     row(
+      "data-key",
       "data key (secrets.key_file)",
       mtime(config.secrets.keyFile),
       "breakglass secret keygen, then seal the secrets again",

@@ -193,18 +193,19 @@ export const provisionTotpCommand: Command = {
 
 export const rotationStatusCommand: Command = {
   name: "rotation status",
-  summary: "Every break-glass credential's age against the maximum (default 30d); exit 1 when any is overdue",
+  summary:
+    "Every break-glass credential's age against the maximum (rotation.max_age, default 30d); exit 1 when any is overdue",
   args: [],
   options: {
-    "max-age": { type: "string", value: "30d", description: "Maximum age" },
+    "max-age": { type: "string", value: "30d", description: "Maximum age (default: rotation.max_age, 30d)" },
     json: { type: "boolean", description: "Print JSON" },
     config: CONFIG_OPTION,
   },
   async run(input, io) {
-    const maxAgeText = input.string("max-age") ?? "30d";
-    let maxAgeDays: number;
+    const maxAgeText = input.string("max-age");
+    let maxAgeMs: number | undefined;
     try {
-      maxAgeDays = parseDuration(maxAgeText) / 86_400;
+      maxAgeMs = maxAgeText === undefined ? undefined : parseDuration(maxAgeText) * 1000;
     } catch {
       throw new UsageError(`--max-age "${maxAgeText}" is not a duration; write it like 30d`, "rotation status");
     }
@@ -213,7 +214,7 @@ export const rotationStatusCommand: Command = {
     const broker = await createBroker(config, { log: loggerFrom(io, "warn") });
     let rows: Awaited<ReturnType<typeof broker.rotationStatus>>;
     try {
-      rows = await broker.rotationStatus(maxAgeDays);
+      rows = await broker.rotationStatus(maxAgeMs);
     } finally {
       await broker.stop();
     }
@@ -233,7 +234,7 @@ export const rotateTargetCommand: Command = {
   name: "rotation rotate-target",
   summary: "Rotate a postgres target's admin password: set as a SCRAM verifier, proven by a new login, then saved",
   description:
-    "The target's admin_url must come from a file ({file: …}) or a sealed file ({sealed: …}) the broker can rewrite. The new password is written beside it first, set at the server, proven by a new login (the old one is set back if that fails), and only then replaces the file. Restart running brokers afterwards so they connect with the new password.",
+    "The target's admin_url must come from a file ({file: …}) or a sealed file ({sealed: …}) the broker can rewrite. The new password is written beside it first, set at the server, proven by a new login (the old one is set back if that fails), and only then replaces the file. Running brokers pick the new password up at their next new admin connection (the old one is refused, they read the file again). Targets listed under rotation.auto are rotated by the broker itself when due.",
   args: [{ name: "TARGET", required: true, description: "A postgres target" }],
   options: { config: CONFIG_OPTION },
   async run(input, io) {
@@ -242,7 +243,9 @@ export const rotateTargetCommand: Command = {
     const broker = await createBroker(config, { log: loggerFrom(io, "warn") });
     try {
       const r = await broker.rotateTarget(localContext(), input.arg(0));
-      io.err(`Rotated the password of ${r.user} on ${input.arg(0)}; ${r.file} updated. Restart running brokers.`);
+      io.err(
+        `Rotated the password of ${r.user} on ${input.arg(0)}; ${r.file} updated; running brokers read it again at their next admin connection.`,
+      );
     } finally {
       await broker.stop();
     }
