@@ -7,7 +7,8 @@
  * replica at a time), the connector carrying on with the new password without a restart, a failed
  * rotation and overdue credentials alarmed — overdue ones once a day.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -47,6 +48,10 @@ beforeAll(async () => {
     rotationDays: 30,
   });
   writeFileSync(join(dir, "db-root.envelope"), JSON.stringify(sealed));
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "ssh-ca")]);
+  // An SSH CA key made 40 days ago: overdue.
+  const old = new Date(Date.now() - 40 * 86_400_000);
+  utimesSync(join(dir, "ssh-ca"), old, old);
   writeFileSync(
     join(dir, "breakglass.yaml"),
     `version: 1
@@ -63,6 +68,7 @@ vault: { envelopes: [./db-root.envelope] }
 targets:
   pg: { connector: postgres, settings: { admin_url: { file: ./pg-admin.url } } }
   pg-env: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} } } }
+  hosts: { connector: ssh, settings: { ca_private_key: { file: ./ssh-ca }, krl_file: ./revoked.krl } }
 `,
   );
 }, 120_000);
@@ -79,6 +85,15 @@ describe("rotation", () => {
     const before = await runCli(["rotation", "status", "--config", join(dir, "breakglass.yaml")], env);
     expect(before.code).toBe(1);
     expect(before.stdout).toContain("OVERDUE  target pg: admin password: never rotated by Breakglass");
+    expect(before.stdout).toMatch(
+      /OVERDUE {2}target hosts: SSH CA key: 40 day\(s\) old, due \d{4}-\d\d-\d\d — ssh-keygen a new CA key/,
+    );
+    // A shorter policy on the command line.
+    const strict = await runCli(
+      ["rotation", "status", "--max-age", "1d", "--config", join(dir, "breakglass.yaml")],
+      env,
+    );
+    expect(strict.stdout).toContain("OVERDUE  target hosts: SSH CA key");
 
     const rotated = await runCli(["rotation", "rotate-target", "pg", "--config", join(dir, "breakglass.yaml")], env);
     expect(rotated.stderr).toContain("Rotated the password of bg_admin on pg");
