@@ -3,7 +3,8 @@
  * envelope edited to ask for fewer does not open), duplicate custodians refused, tampered
  * metadata, shares and ciphertext refused with a clear message; the CLI opening offline with its
  * alarm left pending, a real webhook told when reachable, signed chained opening records, and
- * `--exec` handing the secret over without printing it.
+ * `--exec` handing the secret over without printing it; rekeying to a changed custodian set
+ * (same secret, same due date) and passphrase-protected identities.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -25,6 +26,7 @@ import {
   newCustodianIdentity,
   openEnvelope,
   parseEnvelope,
+  rekeyEnvelope,
   sealEnvelope,
 } from "../src/vault/envelope.js";
 import { parseRecords, verifyRecords } from "../src/vault/opening-record.js";
@@ -106,6 +108,20 @@ describe("envelopes", () => {
         rotationDays: 30,
       }),
     ).rejects.toMatchObject({ message: "custodian b is listed twice" });
+  });
+
+  it("rekey needs a threshold of the current custodians, and only the new set opens the result", async () => {
+    const e = await seal(3, 2);
+    const next = {
+      custodians: [3, 4].map((i) => ({ name: `c${i + 1}`, recipient: (ids[i] as { recipient: string }).recipient })),
+      threshold: 2,
+      now: Date.now(),
+    };
+    await expect(rekeyEnvelope(e, [await shareOf(e, 0)], next)).rejects.toMatchObject({ code: "ERR_FORBIDDEN" });
+    const fresh = await rekeyEnvelope(e, [await shareOf(e, 0), await shareOf(e, 2)], next);
+    const opened = await openEnvelope(fresh, [await shareOf(fresh, 3), await shareOf(fresh, 4)]);
+    expect(opened.secret.toString()).toBe(SECRET);
+    await expect(shareOf(fresh, 0)).rejects.toMatchObject({ code: "ERR_FORBIDDEN" });
   });
 
   it("refuse tampered metadata, shares and ciphertext, saying so", async () => {
@@ -377,6 +393,82 @@ describe("breakglass vault (CLI, offline)", () => {
     await expect(openEnvelope(unlinked, shares)).rejects.toMatchObject({
       message: expect.stringContaining("were altered"),
     });
+  });
+
+  it("rekeys to a changed custodian set without a new secret; a passphrase-protected identity opens it", async () => {
+    const cwd = dir;
+    const bg = (args: string[], input?: string) => runCli(args, {}, { cwd, ...(input === undefined ? {} : { input }) });
+    const pass = "dave's long passphrase";
+    const mismatch = await bg(["vault", "custodian-keygen", "--passphrase", "--out", "dave.key"], `${pass}\nother\n`);
+    expect(mismatch.code).toBe(2);
+    expect(mismatch.stderr).toContain("the two passphrases differ; nothing was written");
+    const short = await bg(["vault", "custodian-keygen", "--passphrase", "--out", "dave.key"], "short\nshort\n");
+    expect(short.code).toBe(1);
+    expect(short.stderr).toContain("shorter than 12 characters");
+    const dave = await bg(["vault", "custodian-keygen", "--passphrase", "--out", "dave.key"], `${pass}\n${pass}\n`);
+    expect(dave.code).toBe(0);
+    writeFileSync(join(cwd, "dave.pub"), dave.stdout);
+    const daveFile = readFileSync(join(cwd, "dave.key"), "utf8");
+    expect(daveFile).toContain("-----BEGIN AGE ENCRYPTED FILE-----");
+    expect(daveFile).not.toContain("AGE-SECRET-KEY-");
+
+    writeFileSync(join(cwd, "rk.txt"), "rekey-secret");
+    const port = (server.address() as AddressInfo).port;
+    const sealed = await bg([
+      ...["vault", "seal", "--name", "rk", "--secret-file", "rk.txt", "--threshold", "2", "--out", "rk.envelope"],
+      ...["--custodians", "alice.pub,bob.pub,carol.pub", "--alarm-webhook", `http://127.0.0.1:${port}/hook`],
+    ]);
+    expect(sealed.code).toBe(0);
+    const before = received.length;
+    const rekeyed = await bg([
+      ...["vault", "rekey", "rk.envelope", "--custodians", "bob.pub,carol.pub,dave.pub", "--out", "rk-2.envelope"],
+      ...["--identity", "alice.key", "--identity", "bob.key"],
+    ]);
+    expect(rekeyed.code).toBe(0);
+    expect(rekeyed.stdout).toBe("");
+    expect(rekeyed.stderr).not.toContain("rekey-secret");
+    expect(rekeyed.stderr).toContain("Rekeyed rk by alice and bob: 2 of 3 (bob, carol, dave)");
+    expect(received.slice(before)).toEqual([
+      expect.objectContaining({
+        summary: "TIER-2 ENVELOPE REKEYED: rk (2 of [alice, bob, carol] → 2 of [bob, carol, dave]) by alice and bob",
+      }),
+    ]);
+    const old = parseEnvelope(readFileSync(join(cwd, "rk.envelope"), "utf8"));
+    const fresh = parseEnvelope(readFileSync(join(cwd, "rk-2.envelope"), "utf8"));
+    expect(fresh.meta.replaces).toMatchObject({
+      id: old.meta.id,
+      kind: "rekey",
+      custodians: old.meta.custodians.filter((c) => c.name !== "carol").map((c) => c.fingerprint),
+    });
+    expect(fresh.meta.rotationDueAt).toBe(old.meta.rotationDueAt); // the same secret ages on
+    expect(fresh.meta.alarms).toEqual(old.meta.alarms);
+
+    const open = (identities: string[], input?: string) =>
+      bg(
+        [
+          ...["vault", "open", "rk-2.envelope", "--reason", "after rekey", "--incident", "INC-13"],
+          ...identities.flatMap((f) => ["--identity", f]),
+        ],
+        input,
+      );
+    const wrong = await open(["dave.key", "carol.key"], "not the passphrase\n");
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("wrong passphrase");
+    const opened = await open(["dave.key", "carol.key"], `${pass}\n`);
+    expect(opened.stderr).toContain("Passphrase for dave.key");
+    expect(opened.stdout).toBe("rekey-secret");
+    // Alice left the custodians: her share is not in the new envelope.
+    const removed = await open(["alice.key", "carol.key"]);
+    expect(removed.code).toBe(1);
+    expect(removed.stderr).toMatch(/identity [0-9a-f]{16} is not a custodian of envelope rk/);
+
+    // The new envelope was opened: its secret has been seen, so a rekey is refused.
+    const refused = await bg([
+      ...["vault", "rekey", "rk-2.envelope", "--custodians", "bob.pub,carol.pub", "--out", "rk-3.envelope"],
+      ...["--identity", "bob.key", "--identity", "carol.key"],
+    ]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("rk was opened 1 time(s): its secret has been seen");
   });
 
   it("announces by SMTP too: an opening while the mail server is down is mailed by flush-alarms once it is up", async () => {

@@ -68,14 +68,48 @@ async function askLine(question: string, hidden: boolean): Promise<string> {
     });
   }
   process.stderr.write(question);
-  const { createInterface } = await import("node:readline");
-  const rl = createInterface({ input: stdin, terminal: false });
-  const line = await new Promise<string>((resolve) => {
-    rl.once("line", resolve);
-    rl.once("close", () => resolve(""));
-  });
-  rl.close();
-  return line.trim();
+  return (await pipedLine()).trim();
+}
+
+/** What was read from a piped stdin beyond the last line handed out (several prompts, one pipe). */
+let piped = "";
+let pipeEnded = false;
+
+/** The next line of a piped (not terminal) stdin; "" once it has ended. */
+async function pipedLine(): Promise<string> {
+  const stdin = process.stdin;
+  for (;;) {
+    const nl = piped.indexOf("\n");
+    if (nl >= 0) {
+      const line = piped.slice(0, nl);
+      piped = piped.slice(nl + 1);
+      return line;
+    }
+    if (pipeEnded) {
+      const rest = piped;
+      piped = "";
+      return rest;
+    }
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        stdin.off("data", onData);
+        stdin.off("end", onEnd);
+        stdin.pause(); // nothing keeps the process alive between prompts
+        resolve();
+      };
+      const onData = (chunk: Buffer) => {
+        piped += chunk.toString("utf8");
+        done();
+      };
+      const onEnd = () => {
+        pipeEnded = true;
+        done();
+      };
+      stdin.on("data", onData);
+      stdin.once("end", onEnd);
+      stdin.resume();
+    });
+  }
 }
 
 /** A failure that ends the command with a given exit code and message (printed as `error: …`). */

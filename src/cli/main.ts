@@ -60,6 +60,7 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "vault flush-alarms",
       "vault import-record",
       "vault rotate",
+      "vault rekey",
       "vault status",
     ],
   ],

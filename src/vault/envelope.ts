@@ -60,8 +60,17 @@ export interface EnvelopeMeta {
   readonly alarms: readonly AlarmEndpoint[];
   /** Ed25519 public key (SPKI, base64) that opening records are verified with. */
   readonly recordKey: string;
-  /** The envelope this one replaces (a rotation), if any. */
-  readonly replaces?: { readonly id: string; readonly name: string; readonly rotatedAt: string };
+  /**
+   * The envelope this one replaces, if any: a rotation (a new secret), or a rekey (the same secret
+   * for a changed custodian set, done by `custodians` — a threshold of the old envelope's).
+   */
+  readonly replaces?: {
+    readonly id: string;
+    readonly name: string;
+    readonly rotatedAt: string;
+    readonly kind?: "rekey";
+    readonly custodians?: readonly string[];
+  };
 }
 
 export interface Envelope {
@@ -107,8 +116,10 @@ export async function sealEnvelope(input: {
   alarms: readonly AlarmEndpoint[];
   now: number;
   rotationDays: number;
-  /** A rotation: the envelope this one replaces. */
-  replaces?: { id: string; name: string };
+  /** A rotation or rekey: the envelope this one replaces. */
+  replaces?: { id: string; name: string; kind?: "rekey"; custodians?: readonly string[] };
+  /** Overrides `rotationDays`: a rekey keeps the secret's due date (its age does not change). */
+  rotationDueAt?: number;
 }): Promise<Envelope> {
   const n = input.custodians.length;
   if (!Number.isInteger(input.threshold) || input.threshold < 2 || input.threshold > n) {
@@ -149,7 +160,7 @@ export async function sealEnvelope(input: {
       threshold: input.threshold,
       custodians,
       createdAt: new Date(input.now).toISOString(),
-      rotationDueAt: new Date(input.now + input.rotationDays * 86_400_000).toISOString(),
+      rotationDueAt: new Date(input.rotationDueAt ?? input.now + input.rotationDays * 86_400_000).toISOString(),
       alarms: [...input.alarms],
       recordKey: recordKeyPair(dataKey).publicKeySpki,
       ...(input.replaces ? { replaces: { ...input.replaces, rotatedAt: new Date(input.now).toISOString() } } : {}),
@@ -261,4 +272,78 @@ export async function openEnvelope(
 export function verifyRecordSignature(envelope: Envelope, payload: string, signature: string): boolean {
   const key = createPublicKey({ key: Buffer.from(envelope.meta.recordKey, "base64"), format: "der", type: "spki" });
   return verify(null, Buffer.from(payload, "utf8"), key, Buffer.from(signature, "base64"));
+}
+
+/**
+ * The same secret for a changed custodian set: opened with a threshold of the current
+ * custodians' shares, sealed again for the new set — the secret exists only in this process's
+ * memory, never on screen or disk. The new envelope keeps the secret's rotation date and names
+ * (authenticated) the envelope it replaces and who rekeyed it.
+ */
+export async function rekeyEnvelope(
+  old: Envelope,
+  shares: readonly { custodian: Custodian; share: Uint8Array }[],
+  next: { custodians: readonly { name: string; recipient: string }[]; threshold: number; now: number },
+): Promise<Envelope> {
+  const opened = await openEnvelope(old, shares);
+  try {
+    return await sealEnvelope({
+      name: old.meta.name,
+      secret: opened.secret,
+      custodians: next.custodians,
+      threshold: next.threshold,
+      alarms: old.meta.alarms,
+      now: next.now,
+      rotationDays: 0,
+      rotationDueAt: Date.parse(old.meta.rotationDueAt),
+      replaces: {
+        id: old.meta.id,
+        name: old.meta.name,
+        kind: "rekey",
+        custodians: shares.map((s) => s.custodian.fingerprint),
+      },
+    });
+  } finally {
+    opened.secret.fill(0);
+  }
+}
+
+const IDENTITY_ARMOR = "-----BEGIN AGE ENCRYPTED FILE-----";
+
+/** True when an identity file's text holds a passphrase-protected identity. */
+export const isProtectedIdentity = (text: string): boolean => text.includes(IDENTITY_ARMOR);
+
+/**
+ * A custodian identity encrypted under a passphrase (age scrypt, ASCII armor — printable on
+ * paper). `workFactor` is scrypt's log2 N (age's default 18; lower only in tests).
+ */
+export async function protectIdentity(identity: string, passphrase: string, workFactor = 18): Promise<string> {
+  if (passphrase.length < 12) {
+    throw new BreakglassError(
+      "ERR_VALIDATION",
+      "the passphrase is shorter than 12 characters: use at least 5 random words, or 12 random characters",
+    );
+  }
+  const e = new age.Encrypter();
+  e.setPassphrase(passphrase);
+  e.setScryptWorkFactor(workFactor);
+  return age.armor.encode(await e.encrypt(identity.trim()));
+}
+
+/** The identity inside a protected identity file. @throws ERR_FORBIDDEN for a wrong passphrase */
+export async function unprotectIdentity(text: string, passphrase: string): Promise<string> {
+  const start = text.indexOf(IDENTITY_ARMOR);
+  let sealed: Uint8Array;
+  try {
+    sealed = age.armor.decode(text.slice(start));
+  } catch {
+    throw new BreakglassError("ERR_VALIDATION", "the protected identity is damaged (its armor does not decode)");
+  }
+  const d = new age.Decrypter();
+  d.addPassphrase(passphrase);
+  try {
+    return new TextDecoder().decode(await d.decrypt(sealed)).trim();
+  } catch {
+    throw new BreakglassError("ERR_FORBIDDEN", "wrong passphrase: the identity does not decrypt with it");
+  }
 }

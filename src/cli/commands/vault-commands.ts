@@ -14,6 +14,9 @@ import { CliError, type CliIo, UsageError } from "../cli-io.js";
 import type { Command, CommandInput } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 
+type Envelope = import("../../vault/envelope.js").Envelope;
+type Share = Awaited<ReturnType<typeof import("../../vault/envelope.js").decryptShare>>;
+
 const read = (io: CliIo, file: string, what: string): string => {
   try {
     return readFileSync(resolve(io.cwd, file), "utf8");
@@ -126,17 +129,29 @@ export const vaultCommands: readonly Command[] = [
     args: [],
     options: {
       out: { type: "string", value: "FILE", required: true, description: "Identity file (0600, never overwritten)" },
+      passphrase: {
+        type: "boolean",
+        description: "Protect the identity with a passphrase (asked twice, not echoed; age scrypt)",
+      },
     },
     async run(input, io) {
-      const { newCustodianIdentity } = await import("../../vault/envelope.js");
+      const { newCustodianIdentity, protectIdentity } = await import("../../vault/envelope.js");
       const out = resolve(io.cwd, input.requireString("out"));
       if (existsSync(out))
         throw new UsageError(`${out} exists; identities are never overwritten`, "vault custodian-keygen");
+      let passphrase: string | null = null;
+      if (input.flag("passphrase")) {
+        passphrase = await io.ask("Passphrase for the new identity (at least 12 characters): ", true);
+        if ((await io.ask("The same passphrase again: ", true)) !== passphrase)
+          throw new CliError(EXIT.USAGE, "the two passphrases differ; nothing was written");
+      }
       const { identity, recipient } = await newCustodianIdentity();
-      writeFileSync(out, `# breakglass custodian identity — keep offline; never share\n${identity}\n`, {
-        mode: 0o600,
-        flag: "wx",
-      });
+      const body = passphrase === null ? `${identity}\n` : await refusing(() => protectIdentity(identity, passphrase));
+      writeFileSync(
+        out,
+        `# breakglass custodian identity${passphrase === null ? "" : " (passphrase-protected)"} — keep offline; never share\n# recipient: ${recipient}\n${body}`,
+        { mode: 0o600, flag: "wx" },
+      );
       io.out(recipient);
       io.err(`Identity written to ${out}. Give the line above (your recipient, public) to whoever seals envelopes.`);
       return EXIT.OK;
@@ -215,7 +230,7 @@ export const vaultCommands: readonly Command[] = [
       exec: { type: "boolean", description: "Run COMMAND with the secret in BREAKGLASS_SECRET instead of printing it" },
     },
     async run(input, io) {
-      const { decryptShare, openEnvelope, parseEnvelope } = await import("../../vault/envelope.js");
+      const { openEnvelope, parseEnvelope } = await import("../../vault/envelope.js");
       const { nextRecord, parseRecords } = await import("../../vault/opening-record.js");
       const file = resolve(io.cwd, input.arg(0));
       const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
@@ -224,31 +239,7 @@ export const vaultCommands: readonly Command[] = [
       const command = input.args.slice(1);
       if (input.flag("exec") && command.length === 0)
         throw new UsageError("--exec needs a command after --", "vault open");
-      const identities = input.strings("identity").map(
-        (f) =>
-          read(io, f, "identity")
-            .split("\n")
-            .map((l) => l.trim())
-            .find((l) => l.startsWith("AGE-SECRET-KEY-")) ?? "",
-      );
-      const need = envelope.meta.threshold;
-      io.err(
-        `Envelope ${envelope.meta.name}: ${need} of ${envelope.meta.custodians.length} custodians needed (${envelope.meta.custodians.map((c) => c.name).join(", ")}).`,
-      );
-      for (let i = identities.length; i < need; i++) {
-        const pasted = await io.ask(
-          `Custodian ${i + 1} of ${need}: paste your age identity (AGE-SECRET-KEY-1…): `,
-          true,
-        );
-        if (pasted === "") break; // nobody else is here: the count check below says how many are missing
-        identities.push(pasted);
-      }
-      const shares: Awaited<ReturnType<typeof decryptShare>>[] = [];
-      for (const identity of identities) {
-        const s = await refusing(() => decryptShare(envelope, identity));
-        io.err(`  share of ${s.custodian.name} (${s.custodian.fingerprint}) accepted`);
-        shares.push(s);
-      }
+      const shares = await collectShares(io, input, envelope);
       const opened = await refusing(() => openEnvelope(envelope, shares));
       const at = new Date().toISOString();
       const custodians = shares.map((s) => ({ name: s.custodian.name, fingerprint: s.custodian.fingerprint }));
@@ -338,6 +329,79 @@ export const vaultCommands: readonly Command[] = [
       });
       io.err(
         `Rotated ${old.meta.name}: the new envelope replaces ${old.meta.id} (${threshold} of ${custodians.length}); destroy every copy of the old file. Rotate by ${envelope.meta.rotationDueAt.slice(0, 10)}.`,
+      );
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "vault rekey",
+    summary: "The same secret for a changed custodian set: a threshold of the current custodians re-splits it",
+    description:
+      "Add or remove custodians, or change the threshold, without a new secret: the current custodians present (at least the threshold; --identity files or no-echo prompts) open the envelope in this process's memory only — the secret is never shown or written — and it is sealed again for --custodians. The new envelope keeps the secret's rotation date and names the old one and who rekeyed it (authenticated). An envelope that was opened is refused: its secret has been seen, rotate it instead. A removed custodian can still open any copy of the old file they kept: destroy every copy, and rotate the secret if they left on bad terms.",
+    args: [{ name: "ENVELOPE", required: true, description: "The envelope being rekeyed" }],
+    options: {
+      custodians: {
+        type: "string",
+        value: "a.pub,b.pub,…",
+        required: true,
+        description: "The new custodian set (recipient files; the file name names the custodian)",
+      },
+      threshold: { type: "string", value: "K", description: "The new threshold (default: the old one)" },
+      out: { type: "string", value: "FILE", required: true, description: "The new envelope (never overwritten)" },
+      identity: {
+        type: "string",
+        value: "FILE",
+        multiple: true,
+        description: "A current custodian's identity file (repeat)",
+      },
+    },
+    async run(input, io) {
+      const { parseEnvelope, rekeyEnvelope } = await import("../../vault/envelope.js");
+      const { parseRecords } = await import("../../vault/opening-record.js");
+      const file = resolve(io.cwd, input.arg(0));
+      const old = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
+      const recordsFile = `${file}.openings.jsonl`;
+      const openings = existsSync(recordsFile) ? parseRecords(readFileSync(recordsFile, "utf8")).length : 0;
+      if (openings > 0) {
+        throw new CliError(
+          EXIT.REFUSED,
+          `${old.meta.name} was opened ${openings} time(s): its secret has been seen. Rotate it at its system and seal the new one (breakglass vault rotate ${input.arg(0)} --secret-file NEW --custodians … --out …) instead of rekeying`,
+        );
+      }
+      const out = resolve(io.cwd, input.requireString("out"));
+      if (existsSync(out)) throw new UsageError(`${out} exists; rekey to a new file`, "vault rekey");
+      const custodians = recipientsFrom(io, input.requireString("custodians"));
+      const threshold = input.string("threshold") ? Number(input.string("threshold")) : old.meta.threshold;
+      const shares = await collectShares(io, input, old);
+      const fresh = await refusing(() => rekeyEnvelope(old, shares, { custodians, threshold, now: Date.now() }));
+      writeFileSync(out, `${JSON.stringify(fresh, null, 2)}\n`, { mode: 0o644, flag: "wx" });
+      const before = old.meta.custodians.map((c) => c.name).join(", ");
+      const after = fresh.meta.custodians.map((c) => c.name).join(", ");
+      const by = shares.map((s) => s.custodian.name).join(" and ");
+      const alarm = await announce(
+        old.meta.alarms,
+        {
+          type: "vault.rekeyed",
+          envelope: old.meta.name,
+          envelopeId: old.meta.id,
+          newEnvelopeId: fresh.meta.id,
+          at: fresh.meta.createdAt,
+          by: shares.map((s) => ({ name: s.custodian.name, fingerprint: s.custodian.fingerprint })),
+          custodians: {
+            before: old.meta.custodians.map((c) => c.name),
+            after: fresh.meta.custodians.map((c) => c.name),
+          },
+          threshold: { before: old.meta.threshold, after: threshold },
+        },
+        `TIER-2 ENVELOPE REKEYED: ${old.meta.name} (${old.meta.threshold} of [${before}] → ${threshold} of [${after}]) by ${by}`,
+      );
+      io.err(
+        `Rekeyed ${old.meta.name} by ${by}: ${threshold} of ${fresh.meta.custodians.length} (${after}), written to ${out}; same secret, rotate by ${fresh.meta.rotationDueAt.slice(0, 10)}. Destroy every copy of the old file.`,
+      );
+      io.err(
+        alarm.pending
+          ? "No alarm endpoint answered: tell security about this rekey yourself."
+          : `Rekey announced: ${alarm.summary}.`,
       );
       return EXIT.OK;
     },
@@ -442,6 +506,52 @@ async function sealInto(
   }
 }
 
+/**
+ * A custodian's age identity from their file: plain (`AGE-SECRET-KEY-1…`), or protected by a
+ * passphrase (asked for without echo).
+ */
+async function identityFrom(io: CliIo, file: string): Promise<string> {
+  const { isProtectedIdentity, unprotectIdentity } = await import("../../vault/envelope.js");
+  const text = read(io, file, "identity");
+  if (isProtectedIdentity(text)) {
+    const passphrase = await io.ask(`Passphrase for ${file}: `, true);
+    return refusing(() => unprotectIdentity(text, passphrase));
+  }
+  return (
+    text
+      .split("\n")
+      .map((l) => l.trim())
+      .find((l) => l.startsWith("AGE-SECRET-KEY-")) ?? ""
+  );
+}
+
+/**
+ * The shares of the custodians present: from `--identity` files, then pasted at no-echo prompts
+ * until the threshold is reached (an empty answer: nobody else is here). Each is decrypted and
+ * named as it is accepted.
+ */
+async function collectShares(io: CliIo, input: CommandInput, envelope: Envelope): Promise<Share[]> {
+  const { decryptShare } = await import("../../vault/envelope.js");
+  const identities: string[] = [];
+  for (const f of input.strings("identity")) identities.push(await identityFrom(io, f));
+  const need = envelope.meta.threshold;
+  io.err(
+    `Envelope ${envelope.meta.name}: ${need} of ${envelope.meta.custodians.length} custodians needed (${envelope.meta.custodians.map((c) => c.name).join(", ")}).`,
+  );
+  for (let i = identities.length; i < need; i++) {
+    const pasted = await io.ask(`Custodian ${i + 1} of ${need}: paste your age identity (AGE-SECRET-KEY-1…): `, true);
+    if (pasted === "") break; // nobody else is here: the count check says how many are missing
+    identities.push(pasted);
+  }
+  const shares: Share[] = [];
+  for (const identity of identities) {
+    const s = await refusing(() => decryptShare(envelope, identity));
+    io.err(`  share of ${s.custodian.name} (${s.custodian.fingerprint}) accepted`);
+    shares.push(s);
+  }
+  return shares;
+}
+
 /** Custodians from a comma-separated list of recipient files; the file name names the custodian. */
 function recipientsFrom(io: CliIo, list: string): { name: string; recipient: string }[] {
   return list
@@ -462,10 +572,10 @@ function recipientsFrom(io: CliIo, list: string): { name: string; recipient: str
 async function announce(
   endpoints: readonly { type: string; url: string; to?: string }[],
   event: Record<string, unknown>,
+  summary = `TIER-2 ENVELOPE OPENED: ${String(event.envelope)} (${String(event.incident)})`,
 ): Promise<{ summary: string; pending: Record<string, unknown> | null }> {
   let delivered = 0;
   const errors: string[] = [];
-  const summary = `TIER-2 ENVELOPE OPENED: ${String(event.envelope)} (${String(event.incident)})`;
   for (const e of endpoints) {
     try {
       if (e.type === "webhook") {
