@@ -44,6 +44,7 @@ import { type RequestContext, SYSTEM_CONTEXT } from "./service/request-context.j
 import { type RotationRow, rotatePostgresAdmin, rotationStatus } from "./service/rotation.js";
 import { createTerminalService } from "./service/terminal-service.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
+import { createVaultService, type VaultService } from "./service/vault-service.js";
 import { createPostgresStore } from "./store/postgres-store.js";
 import { createSqliteStore } from "./store/sqlite-store.js";
 import { createDetectorWorker, type DetectorWorker } from "./workers/detector-worker.js";
@@ -80,15 +81,8 @@ export interface Broker {
   /** The PostgreSQL gateway, when configured; its address once started. */
   readonly gateway: PgGateway | null;
   gatewayAddress(): { host: string; port: number } | null;
-  /**
-   * Append audit events for the opening records not imported yet (tracked under `key` in the
-   * broker's state, in the same transaction). The number imported.
-   */
-  importOpenings<R extends { readonly seq: number }>(
-    key: string,
-    records: readonly R[],
-    toDraft: (record: R) => AuditEventDraft,
-  ): Promise<number>;
+  /** Tier-2 openings: imported from their records, reviewed (src/service/vault-service.ts). */
+  readonly vault: VaultService;
   /** Rotate a postgres target's admin password (see src/service/rotation.ts). */
   rotateTarget(ctx: RequestContext, target: string): Promise<{ user: string; file: string }>;
   /** Every break-glass credential's age against the maximum. */
@@ -295,6 +289,14 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     : null;
   const timers: NodeJS.Timeout[] = [];
 
+  const vault = createVaultService({
+    policy,
+    store,
+    audit,
+    clock,
+    reviewers: config.vaultReview.reviewers,
+    reviewDeadlineMs: config.vaultReview.deadlineMs,
+  });
   const drills = createDrillService({
     drills: config.drills,
     service,
@@ -309,6 +311,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const http = createHttpServer({
     policy,
     drills,
+    vault,
     ...(auth && box
       ? {
           authRoutes: { config: config.auth, publicUrl: config.server.publicUrl, auth, oidc, store, audit, clock, box },
@@ -348,16 +351,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     rotateTarget: (ctx, target) =>
       rotatePostgresAdmin({ config, targetName: target, resolveSecret, box, store, audit, clock, ctx }),
     rotationStatus: (maxAgeMs) => rotationStatus(config, store, clock.now(), maxAgeMs),
-    importOpenings: (key, records, toDraft) =>
-      store.transaction(async (tx) => {
-        const last = records.at(-1)?.seq ?? 0;
-        const stored = await tx.swapState(key, "0", clock.now());
-        const before = stored === null ? 0 : Number(stored);
-        await tx.swapState(key, String(Math.max(before, last)), clock.now());
-        const fresh = records.filter((r) => r.seq > before);
-        if (fresh.length > 0) await audit.append(tx, fresh.map(toDraft));
-        return fresh.length;
-      }),
+    vault,
     async start() {
       // A configuration that differs from the last one this database ran with is an event (and
       // an alarm): who may break which glass is itself security-relevant. Refuses to start if it

@@ -347,6 +347,7 @@ describe("OpenAPI", () => {
     "get /api/v1/grants/{id}/story",
     "post /api/v1/tokens",
     "post /api/v1/tokens/{token}/revoke",
+    "post /api/v1/vault-openings/{id}/review",
     "post /api/v1/terminal/{session}/end",
     "get /api/v1/terminal/{session}",
     ...["approve", "deny", "cancel", "activate", "revoke", "release", "review", "extend", "ack"].map(

@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { GENESIS_HASH } from "../src/core/audit-chain.js";
 import type { SealedAuditEvent } from "../src/core/audit-event.js";
 import { BreakglassError, type ErrorCode } from "../src/core/errors.js";
-import type { Grant } from "../src/core/model.js";
+import type { Grant, VaultOpening } from "../src/core/model.js";
 import type { AlarmRecord, AuditHead, Checkpoint, StatementRecord, Store, TokenRecord } from "../src/core/ports.js";
 import { makeGrant as coreMakeGrant } from "../src/core/test-fixtures.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
@@ -928,6 +928,43 @@ for (const backend of BACKENDS) {
         } finally {
           await other.close();
         }
+      });
+    });
+
+    describe("tier-2 openings", () => {
+      it("are saved, listed oldest first (unreviewed only when asked) and keep their review", async () => {
+        const opening = (seq: number, openedAt: number): VaultOpening => ({
+          id: `vo_env1_${seq}`,
+          envelopeId: "env1",
+          envelopeName: "aws-root",
+          recordSeq: seq,
+          recordHash: "ab".repeat(32),
+          openedAt,
+          custodians: [
+            { name: "alice", fingerprint: "0123456789abcdef" },
+            { name: "bob", fingerprint: "fedcba9876543210" },
+          ],
+          reason: "SSO down",
+          incident: "INC-1",
+          importedAt: T0 + 10_000,
+          reviewDueAt: T0 + 86_400_000,
+          review: null,
+        });
+        const second = opening(2, T0 + 5000);
+        const first = opening(1, T0);
+        await store.transaction(async (tx) => {
+          await tx.saveVaultOpening(second);
+          await tx.saveVaultOpening(first);
+        });
+        expect(await store.listVaultOpenings(false)).toEqual([first, second]);
+        const reviewed: VaultOpening = {
+          ...first,
+          review: { reviewer: "erin", at: T0 + 20_000, outcome: "justified", notes: "SSO outage, INC-1" },
+        };
+        await store.transaction((tx) => tx.saveVaultOpening(reviewed));
+        expect(await store.getVaultOpening(first.id)).toEqual(reviewed);
+        expect(await store.listVaultOpenings(true)).toEqual([second]);
+        expect(await store.getVaultOpening("vo_missing_1")).toBeNull();
       });
     });
 

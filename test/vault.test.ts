@@ -582,6 +582,76 @@ describe("breakglass vault (CLI, offline)", () => {
         expect.arrayContaining([...broker.config.alarms.routing.securityChannels]),
       );
       expect((JSON.parse(alarms[0]?.payload ?? "{}") as { severity: string }).severity).toBe("critical");
+
+      // Each opening waits in the review queue for the vault's reviewers (admin_groups here:
+      // erin), never a custodian who opened it.
+      const url = await broker.start();
+      const tokenOf = async (user: string) =>
+        (
+          await broker.tokens.create(
+            { actor: "erin", requestId: null, sourceAddress: null },
+            { user, description: "t" },
+          )
+        ).token.reveal();
+      const [erin, bob] = [await tokenOf("erin"), await tokenOf("bob")];
+      const queue = await broker.http.inject({
+        method: "GET",
+        url: "/api/v1/reviews",
+        headers: { authorization: `Bearer ${erin}` },
+      });
+      const openings = (
+        queue.json() as {
+          vaultOpenings: { opening: { id: string; custodians: { name: string }[] }; canReview: boolean }[];
+        }
+      ).vaultOpenings;
+      expect(openings).toHaveLength(count);
+      expect(openings.every((o) => o.canReview)).toBe(true);
+      const first = openings[0]?.opening as { id: string; custodians: { name: string }[] };
+      const opener = first.custodians[0]?.name as string;
+      const review = (token: string, id: string, outcome: string) =>
+        broker.http.inject({
+          method: "POST",
+          url: `/api/v1/vault-openings/${id}/review`,
+          headers: { authorization: `Bearer ${token}` },
+          payload: { outcome, notes: "network down during INC-10; secret rotated afterwards" },
+        });
+      const byOpener = await review(await tokenOf(opener), first.id, "justified");
+      expect(byOpener.statusCode).toBe(403);
+      expect(byOpener.json()).toMatchObject({
+        code: "ERR_FORBIDDEN",
+        detail: `${opener} opened envelope db as a custodian and cannot review that opening`,
+      });
+      if (opener !== "bob")
+        expect((await review(bob, first.id, "justified")).json()).toMatchObject({ code: "ERR_FORBIDDEN" });
+      const done = await review(erin, first.id, "justified");
+      expect(done.statusCode).toBe(200);
+      expect(done.json()).toMatchObject({ id: first.id, review: { reviewer: "erin", outcome: "justified" } });
+      expect((await review(erin, first.id, "justified")).json()).toMatchObject({ code: "ERR_CONFLICT" });
+
+      // The CLI: the queue shows the rest; an unjustified verdict pages security.
+      const env = { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: erin };
+      const listed = await runCli(["reviews"], env);
+      expect(listed.stdout).toContain("TIER-2 ENVELOPE OPENINGS");
+      expect(listed.stdout).not.toContain(first.id);
+      const second = openings[1]?.opening.id as string;
+      expect(listed.stdout).toContain(second);
+      const shown = await runCli(["review", second], env);
+      expect(shown.stdout).toContain(`Tier-2 opening ${second}: envelope db`);
+      const verdict = await runCli(
+        ["review", second, "--outcome", "unjustified", "--notes", "no incident was open at the time"],
+        env,
+      );
+      expect(verdict.stdout).toContain(`Tier-2 opening ${second} of db reviewed: unjustified`);
+      const reviewed = (await broker.store.readAudit(1, 10_000)).filter((e) => e.type === "vault.opening_reviewed");
+      expect(reviewed).toHaveLength(2);
+      const paged = routeAlarms(reviewed.slice(1), broker.config.alarms.routing);
+      expect(paged.map((a) => a.channel)).toEqual(
+        expect.arrayContaining([...broker.config.alarms.routing.securityChannels]),
+      );
+      expect(JSON.parse(paged[0]?.payload ?? "{}")).toMatchObject({
+        severity: "critical",
+        summary: expect.stringContaining("UNJUSTIFIED tier-2 opening: envelope db (INC-"),
+      });
     } finally {
       await broker.stop();
     }

@@ -5,6 +5,7 @@
  * cannot be reached as {@link BrokerUnreachableError}.
  */
 import type { z } from "zod";
+import type { ReviewBody } from "../contract/api.js";
 import {
   API_PREFIX,
   AuditVerdictSchema,
@@ -55,6 +56,7 @@ import {
   TokenListSchema,
   TokenViewSchema,
   TotpEnrollViewSchema,
+  VaultOpeningViewSchema,
 } from "../contract/api.js";
 
 export const DEFAULT_BROKER_URL = "http://127.0.0.1:8080";
@@ -122,6 +124,7 @@ export interface ApiClient {
   runDrill(name: string): Promise<z.output<typeof DrillRunViewSchema>>;
   drillRun(id: string): Promise<z.output<typeof DrillRunViewSchema>>;
   revokeToken(id: string): Promise<z.output<typeof TokenViewSchema>>;
+  reviewVaultOpening(id: string, body: ReviewBody): Promise<z.output<typeof VaultOpeningViewSchema>>;
 }
 
 /** `http://host:8080`, `http://host:8080/` and `http://host:8080/api/v1` all name the same API. */
@@ -246,5 +249,7 @@ export function createApiClient(options: { url: string; token: string | null }):
     runDrill: (name) => call("POST", `/drills/${encodeURIComponent(name)}/run`, DrillRunViewSchema, {}),
     drillRun: (id) => call("GET", `/drills/runs/${encodeURIComponent(id)}`, DrillRunViewSchema),
     revokeToken: (id) => call("POST", `/tokens/${encodeURIComponent(id)}/revoke`, TokenViewSchema, {}),
+    reviewVaultOpening: (id, body) =>
+      call("POST", `/vault-openings/${encodeURIComponent(id)}/review`, VaultOpeningViewSchema, body),
   };
 }

@@ -16,8 +16,33 @@ const duration = (s: number | null): string => {
   return `${(s / 3600).toFixed(1)} h`;
 };
 
-export function reviewQueueText(rows: readonly QueueRow[]): string {
-  if (rows.length === 0) return "No grant is waiting for a review.";
+type OpeningRow = z.output<typeof ReviewQueueSchema>["vaultOpenings"][number];
+
+export function reviewQueueText(rows: readonly QueueRow[], openings: readonly OpeningRow[] = []): string {
+  const tier2 =
+    openings.length === 0
+      ? []
+      : [
+          "TIER-2 ENVELOPE OPENINGS (breakglass review vo_… --outcome … --notes …):",
+          table(
+            ["OPENING", "ENVELOPE", "OPENED BY", "INCIDENT", "DUE", "", "YOU"],
+            openings.map((o) => [
+              o.opening.id,
+              o.opening.envelope.name,
+              o.opening.custodians.map((c) => c.name).join(", "),
+              o.opening.incident,
+              shortTime(o.opening.reviewDueAt),
+              o.overdue ? "OVERDUE" : "",
+              o.canReview ? "may review" : `no: ${o.why ?? ""}`,
+            ]),
+          ),
+          "",
+        ];
+  if (rows.length === 0) return [...tier2, "No grant is waiting for a review."].join("\n");
+  return [...tier2, grantQueue(rows)].join("\n");
+}
+
+function grantQueue(rows: readonly QueueRow[]): string {
   return table(
     ["GRANT", "ROLE", "HOLDER", "INCIDENT", "DUE", "", "YOU"],
     rows.map((r) => [
@@ -69,4 +94,19 @@ export function storyText(s: Story): string {
     );
   }
   return lines.join("\n");
+}
+
+/** A tier-2 opening as its reviewer reads it. */
+export function openingText(o: OpeningRow): string {
+  const v = o.opening;
+  return [
+    `Tier-2 opening ${v.id}: envelope ${v.envelope.name} (${v.envelope.id}), record ${v.record.seq}`,
+    `opened ${shortTime(v.openedAt)} by ${v.custodians.map((c) => `${c.name} (${c.fingerprint})`).join(" and ")}`,
+    `reason: ${v.reason}`,
+    `incident: ${v.incident}`,
+    `imported ${shortTime(v.importedAt)}; review due ${shortTime(v.reviewDueAt)}${o.overdue ? " — OVERDUE" : ""}`,
+    o.canReview
+      ? `Record the verdict: breakglass review ${v.id} --outcome justified|justified_with_findings|unjustified --notes "…"`
+      : `You may not review it: ${o.why ?? ""}`,
+  ].join("\n");
 }

@@ -184,6 +184,8 @@ export interface AppConfig {
   readonly drills: readonly DrillDef[];
   /** Absolute paths of tier-2 envelopes posture and `rotation status` check. */
   readonly envelopes: readonly string[];
+  /** Who reviews tier-2 openings, and by when after their import. */
+  readonly vaultReview: { readonly reviewers: readonly string[]; readonly deadlineMs: number };
   readonly audit: AuditConfig;
   readonly secrets: SecretsConfig;
   readonly alarms: AlarmsConfig;

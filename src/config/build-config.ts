@@ -246,6 +246,10 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
     auth,
     drills,
     envelopes: file.vault.envelopes.map(inDir),
+    vaultReview: {
+      reviewers: [...(file.vault.reviewers ?? file.defaults.emergency_reviewers ?? file.admin_groups)],
+      deadlineMs: parseDuration(file.vault.review_deadline ?? file.defaults.emergency_review_deadline) * 1000,
+    },
     audit: {
       signingKeyFile: inDir(file.audit.signing_key_file),
       generateKeyIfMissing: file.audit.generate_key_if_missing,

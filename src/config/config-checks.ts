@@ -308,6 +308,18 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
   const defaultReviewers = Array.isArray(defaults.emergency_reviewers)
     ? names(defaults.emergency_reviewers).map(([g]) => g)
     : names(doc.admin_groups).map(([g]) => g);
+  const vault = isRecord(doc.vault) ? doc.vault : {};
+  for (const [group, i] of names(vault.reviewers)) groupRef(["vault", "reviewers", i], group, "reviewer group");
+  const vaultReviewers = Array.isArray(vault.reviewers) ? names(vault.reviewers) : defaultReviewers;
+  if (names(vault.envelopes).length > 0 && vaultReviewers.length === 0) {
+    problems.push(
+      problem(
+        ["vault", "reviewers"],
+        "tier-2 envelopes are listed, but nobody reviews their openings",
+        "set `vault.reviewers: [security]` (or defaults.emergency_reviewers, or admin_groups)",
+      ),
+    );
+  }
   for (const [domain, domainDef] of entries(doc.domains)) {
     if (!isRecord(domainDef)) continue;
     for (const [role, roleDef] of entries(domainDef.roles)) {

@@ -415,8 +415,40 @@ export const IncidentViewSchema = z
   })
   .register(apiSchemas, { id: "Incident" });
 
+export const VaultOpeningViewSchema = z
+  .object({
+    id: z.string().describe("vo_<envelope id>_<record seq>"),
+    envelope: z.object({ id: z.string(), name: z.string() }),
+    record: z.object({ seq: z.int(), hash: z.string() }),
+    openedAt: IsoTime,
+    custodians: z.array(z.object({ name: z.string(), fingerprint: z.string() })).describe("Who opened it"),
+    reason: z.string(),
+    incident: z.string(),
+    importedAt: IsoTime,
+    reviewDueAt: IsoTime,
+    review: ReviewViewSchema.nullable(),
+  })
+  .register(apiSchemas, { id: "VaultOpening" });
+
+export const VaultOpeningIdParamsSchema = z.strictObject({
+  id: z
+    .string()
+    .regex(/^vo_[0-9a-f]+_\d+$/, "not a tier-2 opening id (vo_…)")
+    .describe("Tier-2 opening id"),
+});
+
 export const ReviewQueueSchema = z
   .object({
+    vaultOpenings: z
+      .array(
+        z.object({
+          opening: VaultOpeningViewSchema,
+          overdue: z.boolean(),
+          canReview: z.boolean(),
+          why: z.string().nullable().describe("Why not, when canReview is false"),
+        }),
+      )
+      .describe("Tier-2 envelope openings waiting for their review, oldest deadline first"),
     reviews: z.array(
       z.object({
         grant: GrantViewSchema,

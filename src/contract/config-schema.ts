@@ -856,6 +856,15 @@ export const ConfigFileSchema = z
           .array(z.string().min(1))
           .default([])
           .describe("Tier-2 envelope files (relative to this file) whose rotation and use posture checks"),
+        reviewers: z
+          .array(Name)
+          .optional()
+          .describe(
+            "Groups whose members review tier-2 openings (imported with `vault import-record`). Defaults to defaults.emergency_reviewers, then admin_groups. A custodian who opened an envelope never reviews that opening.",
+          ),
+        review_deadline: Duration.optional().describe(
+          "Time after an opening is imported by which it must be reviewed (default: defaults.emergency_review_deadline).",
+        ),
       })
       .prefault({})
       .describe("Tier-2 envelopes the broker keeps an eye on (it never opens them)."),

@@ -154,6 +154,12 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
         : "?";
       return `TIER-2 ENVELOPE ${String(d.name)} WAS OPENED at ${String(d.openedAt)} by ${who} (${String(d.incident)}) — review it; rotate the secret`;
     }
+    case "vault.opening_reviewed": {
+      const d = (e.data ?? {}) as { outcome?: unknown; name?: unknown; incident?: unknown };
+      return d.outcome === "unjustified"
+        ? `UNJUSTIFIED tier-2 opening: envelope ${String(d.name)} (${String(d.incident)}) reviewed by ${who} as unjustified — follow up`
+        : `Tier-2 opening of envelope ${String(d.name)} (${String(d.incident)}) reviewed by ${who}: ${String(d.outcome)}`;
+    }
     case "credential.rotation_overdue": {
       const d = (e.data ?? {}) as { credential?: unknown; ageDays?: unknown; fix?: unknown };
       return `Break-glass credential overdue for rotation: ${String(d.credential)} (${d.ageDays === null ? "never rotated" : `${String(d.ageDays)} days old`}) — ${String(d.fix)}`;
@@ -212,7 +218,8 @@ function isDrill(event: Readonly<Record<string, unknown>>): boolean {
 /** A review that found the use unjustified: security hears of it like of an activation. */
 function isUnjustified(event: Readonly<Record<string, unknown>>): boolean {
   return (
-    event.type === "grant.reviewed" && (event.data as { outcome?: unknown } | undefined)?.outcome === "unjustified"
+    (event.type === "grant.reviewed" || event.type === "vault.opening_reviewed") &&
+    (event.data as { outcome?: unknown } | undefined)?.outcome === "unjustified"
   );
 }
 

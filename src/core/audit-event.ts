@@ -49,6 +49,7 @@ export type AuditEventType =
   | "drill.started"
   | "drill.finished"
   | "vault.opened"
+  | "vault.opening_reviewed"
   | "credential.rotated"
   | "credential.rotation_overdue"
   | "credential.rotation_failed";

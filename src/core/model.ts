@@ -203,3 +203,24 @@ export interface GrantReview {
   readonly notes: string;
   readonly followUps?: readonly FollowUp[];
 }
+
+/**
+ * A tier-2 envelope opening, imported from its signed opening record: reviewed like an emergency
+ * activation (by the vault's reviewers, never by a custodian who opened it).
+ */
+export interface VaultOpening {
+  /** `vo_<envelope id>_<record seq>`. */
+  readonly id: string;
+  readonly envelopeId: string;
+  readonly envelopeName: string;
+  readonly recordSeq: number;
+  readonly recordHash: string;
+  readonly openedAt: number;
+  /** The custodians who opened it, by the names and fingerprints the envelope gives them. */
+  readonly custodians: readonly { readonly name: string; readonly fingerprint: string }[];
+  readonly reason: string;
+  readonly incident: string;
+  readonly importedAt: number;
+  readonly reviewDueAt: number;
+  readonly review: GrantReview | null;
+}

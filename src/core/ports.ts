@@ -3,7 +3,7 @@
  * root (src/app.ts) constructs adapters. Each method says what it throws.
  */
 import type { AuditEventDraft, SealedAuditEvent } from "./audit-event.js";
-import type { Grant, GrantState, RoleDef, TargetDef } from "./model.js";
+import type { Grant, GrantState, RoleDef, TargetDef, VaultOpening } from "./model.js";
 import type { Redacted } from "./redacted.js";
 
 /** Milliseconds since the epoch. Injected so tests and core never read the wall clock. */
@@ -305,6 +305,8 @@ export interface StoreTx {
   saveThrottle(throttle: AuthThrottle): Promise<void>;
   /** Insert or replace a drill run (by id). */
   saveDrillRun(run: DrillRun): Promise<void>;
+  /** Insert or replace a tier-2 opening (by id). */
+  saveVaultOpening(opening: VaultOpening): Promise<void>;
 }
 
 /** Durable state: grants, the audit log, checkpoints, tokens. */
@@ -355,6 +357,9 @@ export interface Store {
   getDrillRun(id: string): Promise<DrillRun | null>;
   /** Drill runs, newest first (of one drill when `name` is given). */
   listDrillRuns(name: string | null, limit: number): Promise<DrillRun[]>;
+  getVaultOpening(id: string): Promise<VaultOpening | null>;
+  /** Tier-2 openings, oldest first; only those not yet reviewed when `unreviewed`. */
+  listVaultOpenings(unreviewed: boolean): Promise<VaultOpening[]>;
   close(): Promise<void>;
 }
 

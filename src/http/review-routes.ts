@@ -5,11 +5,20 @@
  * delivery, what the gateway recorded (counts and blocked attempts), side permissions swept, and
  * timing. Recording the verdict is `POST /grants/{id}/review`.
  */
-import { GrantIdParamsSchema, GrantStorySchema, ReviewQueueQuerySchema, ReviewQueueSchema } from "../contract/api.js";
+import {
+  GrantIdParamsSchema,
+  GrantStorySchema,
+  ReviewBodySchema,
+  ReviewQueueQuerySchema,
+  ReviewQueueSchema,
+  VaultOpeningIdParamsSchema,
+  VaultOpeningViewSchema,
+} from "../contract/api.js";
 import { BreakglassError } from "../core/errors.js";
 import { reviewRefusal } from "../core/grant-machine.js";
-import type { Grant, Policy } from "../core/model.js";
+import type { Grant, GrantReview, Policy, VaultOpening } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
+import type { VaultService } from "../service/vault-service.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 import { alarmView, grantView } from "./views.js";
 
@@ -17,8 +26,13 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 const seconds = (from: number | null, to: number | null): number | null =>
   from === null || to === null ? null : Math.round((to - from) / 1000);
 
-export function buildReviewRoutes(deps: { store: Store; policy: Policy; clock: Clock }): AnyRoute[] {
-  const { store, policy, clock } = deps;
+export function buildReviewRoutes(deps: {
+  store: Store;
+  policy: Policy;
+  clock: Clock;
+  vault?: VaultService | undefined;
+}): AnyRoute[] {
+  const { store, policy, clock, vault } = deps;
   return [
     defineRoute({
       method: "GET",
@@ -51,9 +65,48 @@ export function buildReviewRoutes(deps: { store: Store; policy: Policy; clock: C
           })
           .filter((r) => (!query.overdue || r.overdue) && (!query.mine || r.canReview))
           .sort((a, b) => a.due - b.due);
-        return { body: { reviews: rows.map(({ due: _due, ...r }) => r) } };
+        const openings = ((await vault?.queue(ctx.actor)) ?? [])
+          .map((o) => ({
+            opening: vaultOpeningView(o.opening),
+            overdue: o.overdue,
+            canReview: o.why === null,
+            why: o.why,
+          }))
+          .filter((r) => (!query.overdue || r.overdue) && (!query.mine || r.canReview));
+        return { body: { vaultOpenings: openings, reviews: rows.map(({ due: _due, ...r }) => r) } };
       },
     }),
+    ...(vault
+      ? [
+          defineRoute({
+            method: "POST",
+            path: "/vault-openings/:id/review",
+            operationId: "reviewVaultOpening",
+            scope: "review",
+            summary:
+              "Record the review of a tier-2 envelope opening (by the vault's reviewers, never by a custodian who opened it); `unjustified` pages security",
+            tag: "reviews",
+            auth: true,
+            params: VaultOpeningIdParamsSchema,
+            body: ReviewBodySchema,
+            status: 200,
+            response: VaultOpeningViewSchema,
+            problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_CONFLICT"],
+            handler: async ({ ctx, params, body }) => {
+              const opening = await vault.review(ctx, params.id, {
+                outcome: body.outcome,
+                notes: body.notes,
+                followUps: (body.followUps ?? []).map((f) => ({
+                  action: f.action,
+                  owner: f.owner,
+                  due: f.due === undefined ? null : Date.parse(f.due),
+                })),
+              });
+              return { body: vaultOpeningView(opening) };
+            },
+          }),
+        ]
+      : []),
     defineRoute({
       method: "GET",
       path: "/grants/:id/story",
@@ -107,5 +160,32 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
       heldS: seconds(grant.activatedAt, grant.endedAt),
       reviewDueAt: iso(grant.reviewDueAt),
     },
+  };
+}
+
+const reviewView = (r: GrantReview) => ({
+  reviewer: r.reviewer,
+  at: new Date(r.at).toISOString(),
+  outcome: r.outcome,
+  notes: r.notes,
+  followUps: (r.followUps ?? []).map((f) => ({
+    action: f.action,
+    owner: f.owner,
+    due: f.due === null ? null : new Date(f.due).toISOString().slice(0, 10),
+  })),
+});
+
+export function vaultOpeningView(o: VaultOpening) {
+  return {
+    id: o.id,
+    envelope: { id: o.envelopeId, name: o.envelopeName },
+    record: { seq: o.recordSeq, hash: o.recordHash },
+    openedAt: new Date(o.openedAt).toISOString(),
+    custodians: o.custodians.map((c) => ({ name: c.name, fingerprint: c.fingerprint })),
+    reason: o.reason,
+    incident: o.incident,
+    importedAt: new Date(o.importedAt).toISOString(),
+    reviewDueAt: new Date(o.reviewDueAt).toISOString(),
+    review: o.review === null ? null : reviewView(o.review),
   };
 }

@@ -58,6 +58,7 @@ import type { RequestContext } from "../service/request-context.js";
 import { rotationStatus } from "../service/rotation.js";
 import type { TerminalService } from "../service/terminal-service.js";
 import type { TokenService } from "../service/token-service.js";
+import type { VaultService } from "../service/vault-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { buildDrillRoutes } from "./drill-routes.js";
@@ -80,6 +81,8 @@ export interface RouteDeps {
   readonly policy: Policy;
   readonly tokens: TokenService;
   readonly drills?: DrillService | undefined;
+  /** Tier-2 openings' reviews (`/vault-openings`). */
+  readonly vault?: VaultService | undefined;
 }
 
 const DEFAULT_LIMIT = 100;
@@ -659,7 +662,7 @@ export function buildRoutes(deps: RouteDeps): {
       },
     }),
     ...tokenRoutes(deps.tokens, requireAdmin, policy),
-    ...buildReviewRoutes({ store, policy, clock }),
+    ...buildReviewRoutes({ store, policy, clock, vault: deps.vault }),
     ...(deps.drills
       ? buildDrillRoutes({
           drills: deps.drills,

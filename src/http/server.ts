@@ -22,6 +22,7 @@ import type { GrantService } from "../service/grant-service.js";
 import type { AuthInfo, RequestContext } from "../service/request-context.js";
 import type { TerminalService } from "../service/terminal-service.js";
 import type { TokenService } from "../service/token-service.js";
+import type { VaultService } from "../service/vault-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { type AuthRouteDeps, buildAuthRoutes, readCookie, registerBrowserAuth, SESSION_COOKIE } from "./auth-routes.js";
@@ -51,6 +52,8 @@ export interface HttpServerDeps {
   readonly policy?: Policy;
   /** Drills (`/drills`); absent in tests that build the server without them. */
   readonly drills?: DrillService;
+  /** Tier-2 openings' reviews. */
+  readonly vault?: VaultService;
   /** Sessions, IdP login, local factors; without it only API tokens authenticate. */
   readonly authRoutes?: Omit<AuthRouteDeps, "requireAdmin">;
 }

@@ -18,7 +18,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { type Kysely, type Selectable, sql } from "kysely";
 import type { AuditEventType, SealedAuditEvent } from "../core/audit-event.js";
 import { BreakglassError, type ErrorCode, isBreakglassError } from "../core/errors.js";
-import type { AccessState, Approval, EndReason, Grant, GrantReview, GrantState } from "../core/model.js";
+import type { AccessState, Approval, EndReason, Grant, GrantReview, GrantState, VaultOpening } from "../core/model.js";
 import { OPEN_STATES } from "../core/model.js";
 import type {
   AlarmRecord,
@@ -292,6 +292,26 @@ class KyselyStore implements Store {
         .limit(limit)
         .execute();
       return rows.map(drillRunFromRow);
+    });
+  }
+
+  getVaultOpening(id: string): Promise<VaultOpening | null> {
+    return this.#read("getVaultOpening", async () => {
+      const row = await this.#db.selectFrom("vault_openings").selectAll().where("id", "=", id).executeTakeFirst();
+      return row === undefined ? null : vaultOpeningFromRow(row);
+    });
+  }
+
+  listVaultOpenings(unreviewed: boolean): Promise<VaultOpening[]> {
+    return this.#read("listVaultOpenings", async () => {
+      const rows = await this.#db
+        .selectFrom("vault_openings")
+        .selectAll()
+        .$if(unreviewed, (q) => q.where("review", "is", null))
+        .orderBy("opened_at")
+        .orderBy("id")
+        .execute();
+      return rows.map(vaultOpeningFromRow);
     });
   }
 
@@ -846,6 +866,30 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
+  saveVaultOpening(o: VaultOpening): Promise<void> {
+    return this.#run("saveVaultOpening", async (db) => {
+      const row = {
+        id: o.id,
+        envelope_id: o.envelopeId,
+        envelope_name: o.envelopeName,
+        record_seq: o.recordSeq,
+        record_hash: o.recordHash,
+        opened_at: o.openedAt,
+        custodians: JSON.stringify(o.custodians),
+        reason: o.reason,
+        incident: o.incident,
+        imported_at: o.importedAt,
+        review_due_at: o.reviewDueAt,
+        review: o.review === null ? null : JSON.stringify(o.review),
+      };
+      await db
+        .insertInto("vault_openings")
+        .values(row)
+        .onConflict((oc) => oc.column("id").doUpdateSet(row))
+        .execute();
+    });
+  }
+
   saveWebSession(w: WebSession): Promise<void> {
     return this.#run("saveWebSession", async (db) => {
       const row = {
@@ -1223,6 +1267,23 @@ function drillRunFromRow(r: Selectable<Database["drill_runs"]>): DrillRun {
     grantId: r.grant_id,
     timeToAccessMs: r.time_to_access_ms,
     steps,
+  };
+}
+
+function vaultOpeningFromRow(r: Selectable<Database["vault_openings"]>): VaultOpening {
+  return {
+    id: r.id,
+    envelopeId: r.envelope_id,
+    envelopeName: r.envelope_name,
+    recordSeq: Number(r.record_seq),
+    recordHash: r.record_hash,
+    openedAt: Number(r.opened_at),
+    custodians: JSON.parse(r.custodians) as VaultOpening["custodians"],
+    reason: r.reason,
+    incident: r.incident,
+    importedAt: Number(r.imported_at),
+    reviewDueAt: Number(r.review_due_at),
+    review: r.review === null ? null : (JSON.parse(r.review) as VaultOpening["review"]),
   };
 }
 

@@ -308,6 +308,28 @@ const drills: Migration = {
   },
 };
 
+/** Tier-2 openings imported from their records, each waiting for (or holding) its review. */
+const vaultOpenings: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable("vault_openings")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("envelope_id", "text", (c) => c.notNull())
+      .addColumn("envelope_name", "text", (c) => c.notNull())
+      .addColumn("record_seq", "integer", (c) => c.notNull())
+      .addColumn("record_hash", "text", (c) => c.notNull())
+      .addColumn("opened_at", "bigint", (c) => c.notNull())
+      .addColumn("custodians", "text", (c) => c.notNull())
+      .addColumn("reason", "text", (c) => c.notNull())
+      .addColumn("incident", "text", (c) => c.notNull())
+      .addColumn("imported_at", "bigint", (c) => c.notNull())
+      .addColumn("review_due_at", "bigint", (c) => c.notNull())
+      .addColumn("review", "text")
+      .execute();
+    await db.schema.createIndex("vault_openings_due").on("vault_openings").columns(["review_due_at"]).execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
@@ -318,6 +340,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0006_terminal": terminal,
   "0007_identity": identity,
   "0008_drills": drills,
+  "0009_vault_openings": vaultOpenings,
 });
 
 const provider: MigrationProvider = {

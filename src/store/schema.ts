@@ -225,6 +225,23 @@ export interface DrillRunsTable {
   steps: string;
 }
 
+export interface VaultOpeningsTable {
+  id: string;
+  envelope_id: string;
+  envelope_name: string;
+  record_seq: number;
+  record_hash: string;
+  opened_at: number;
+  /** JSON array of { name, fingerprint } */
+  custodians: string;
+  reason: string;
+  incident: string;
+  imported_at: number;
+  review_due_at: number;
+  /** JSON of the review (reviewer, at, outcome, notes, followUps); null until reviewed */
+  review: string | null;
+}
+
 export interface Database {
   grants: GrantsTable;
   grant_approvals: GrantApprovalsTable;
@@ -244,4 +261,5 @@ export interface Database {
   local_factors: LocalFactorsTable;
   auth_throttle: AuthThrottleTable;
   drill_runs: DrillRunsTable;
+  vault_openings: VaultOpeningsTable;
 }

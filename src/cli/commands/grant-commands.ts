@@ -5,11 +5,11 @@
  */
 import { type GrantView, REVIEW_OUTCOMES } from "../../contract/api.js";
 import { type ApiClient, apiBase, createApiClient, DEFAULT_BROKER_URL } from "../api-client.js";
-import { type CliIo, UsageError } from "../cli-io.js";
+import { CliError, type CliIo, UsageError } from "../cli-io.js";
 import type { Command, CommandInput, OptionSpec } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 import { actionSummary, grantDetail, grantsTable, meText, rolesTable, shortTime } from "../format.js";
-import { reviewQueueText, storyText } from "../review-format.js";
+import { openingText, reviewQueueText, storyText } from "../review-format.js";
 import { readSession } from "../session-file.js";
 
 export const API_ENV_NOTES = [
@@ -262,10 +262,11 @@ export const grantCommands: readonly Command[] = [
   },
   {
     name: "review",
-    summary: "Show an ended grant's whole story for its review, or record the review (--outcome, --notes)",
+    summary:
+      "Show an ended grant's whole story (or a tier-2 opening, vo_…) for its review, or record the review (--outcome, --notes)",
     description:
       "Without --outcome: the whole story of the grant — justification, approvals, every event, alarms and their delivery, what the gateway recorded, side permissions swept, timing — and the command to record the verdict. With --outcome and --notes: records the review (never by the holder or an approver; emergency activations by the reviewer group). `unjustified` pages security.",
-    args: [ID_ARG],
+    args: [{ name: "ID", required: true, description: "Grant id (g_…) or tier-2 opening id (vo_…)" }],
     options: {
       outcome: { type: "string", value: REVIEW_OUTCOMES.join("|"), description: "The verdict" },
       notes: { type: "string", value: "TEXT", description: "What was done, findings" },
@@ -287,6 +288,13 @@ export const grantCommands: readonly Command[] = [
     async run(input, io) {
       const client = clientFrom(io);
       const outcome = input.string("outcome");
+      if (outcome === undefined && input.arg(0).startsWith("vo_")) {
+        const found = (await client.reviews({})).vaultOpenings.find((o) => o.opening.id === input.arg(0));
+        if (!found) throw new CliError(EXIT.REFUSED, `no tier-2 opening ${input.arg(0)} is waiting for a review`);
+        if (input.flag("json")) printJson(io, found);
+        else io.out(openingText(found));
+        return EXIT.OK;
+      }
       if (outcome === undefined) {
         const story = await client.story(input.arg(0));
         if (input.flag("json")) printJson(io, story);
@@ -301,17 +309,25 @@ export const grantCommands: readonly Command[] = [
           throw new UsageError(`--follow-up "${text}": write it as ACTION@OWNER[@YYYY-MM-DD]`, "review");
         return { action, owner, ...(due ? { due } : {}) };
       });
-      const grant = await client.act(input.arg(0), "review", {
+      const body = {
         outcome: valid,
         notes: input.requireString("notes"),
         ...(followUps.length > 0 ? { followUps } : {}),
-      });
+      };
+      if (input.arg(0).startsWith("vo_")) {
+        // A tier-2 envelope opening (from `breakglass reviews`).
+        const opening = await client.reviewVaultOpening(input.arg(0), body);
+        if (input.flag("json")) printJson(io, opening);
+        else io.out(`Tier-2 opening ${opening.id} of ${opening.envelope.name} reviewed: ${opening.review?.outcome}`);
+        return EXIT.OK;
+      }
+      const grant = await client.act(input.arg(0), "review", body);
       return printGrant(io, input, grant);
     },
   },
   {
     name: "reviews",
-    summary: "The review queue: ended grants waiting for a review, oldest deadline first",
+    summary: "The review queue: tier-2 openings and ended grants waiting for a review, oldest deadline first",
     args: [],
     options: {
       overdue: { type: "boolean", description: "Only those past their deadline" },
@@ -322,7 +338,7 @@ export const grantCommands: readonly Command[] = [
     async run(input, io) {
       const q = await clientFrom(io).reviews({ overdue: input.flag("overdue"), mine: input.flag("mine") });
       if (input.flag("json")) printJson(io, q);
-      else io.out(reviewQueueText(q.reviews));
+      else io.out(reviewQueueText(q.reviews, q.vaultOpenings));
       return EXIT.OK;
     },
   },

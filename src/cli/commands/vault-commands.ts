@@ -95,25 +95,10 @@ export const vaultCommands: readonly Command[] = [
       const { loadConfig, resolveConfigPath } = await import("../config-file.js");
       const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
       const { createBroker } = await import("../../app.js");
-      const { nonGrantEvent } = await import("../../core/audit-event.js");
       const { silentLogger } = await import("../../adapters/logger.js");
       const broker = await createBroker(config, { log: silentLogger });
       try {
-        const key = `vault:${envelope.meta.id}`;
-        const imported = await broker.importOpenings(key, records, (r) => {
-          const facts = JSON.parse(r.payload) as Record<string, unknown>;
-          return nonGrantEvent("vault.opened", "vault", Date.now(), {
-            name: envelope.meta.name,
-            envelopeId: envelope.meta.id,
-            record: r.seq,
-            recordHash: r.hash,
-            openedAt: facts.at,
-            custodians: facts.custodians,
-            reason: facts.reason,
-            incident: facts.incident,
-            alarmAtOpening: facts.alarm,
-          });
-        });
+        const imported = await broker.vault.importOpenings({ id: envelope.meta.id, name: envelope.meta.name }, records);
         io.err(
           `${imported} opening record(s) of ${envelope.meta.name} imported into the audit log (${records.length - imported} already there).`,
         );

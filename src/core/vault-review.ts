@@ -1,0 +1,93 @@
+/**
+ * Reviewing tier-2 openings: every envelope opening is reviewed, like an emergency activation, by
+ * a member of the vault's reviewer groups who was not one of the custodians who opened it (a
+ * custodian is matched by the name the envelope gives them: name custodians' recipient files after
+ * their user names). Pure.
+ */
+import { groupsOf } from "./approval-policy.js";
+import { type AuditEventDraft, nonGrantEvent } from "./audit-event.js";
+import { BreakglassError } from "./errors.js";
+import type { FollowUp, Policy, ReviewOutcome, VaultOpening } from "./model.js";
+
+export const vaultOpeningId = (envelopeId: string, seq: number): string => `vo_${envelopeId}_${seq}`;
+
+/** Why `reviewer` may not review `opening`, or null when they may. */
+export function vaultReviewRefusal(
+  policy: Policy,
+  opening: VaultOpening,
+  reviewer: string,
+  reviewerGroups: readonly string[],
+): string | null {
+  if (opening.custodians.some((c) => c.name === reviewer)) {
+    return `${reviewer} opened envelope ${opening.envelopeName} as a custodian and cannot review that opening`;
+  }
+  if (reviewerGroups.length === 0) {
+    return "no reviewer groups for tier-2 openings: set vault.reviewers (or defaults.emergency_reviewers, or admin_groups)";
+  }
+  const mine = groupsOf(policy, reviewer);
+  if (!reviewerGroups.some((g) => mine.has(g))) {
+    return `tier-2 openings are reviewed by a member of ${reviewerGroups.join(" or ")}`;
+  }
+  return null;
+}
+
+/**
+ * Record a review of a tier-2 opening.
+ * @throws ERR_CONFLICT when already reviewed, ERR_FORBIDDEN for a refused reviewer, ERR_VALIDATION
+ *   for a follow-up owned by nobody known
+ */
+export function reviewVaultOpening(
+  policy: Policy,
+  opening: VaultOpening,
+  reviewer: string,
+  review: { outcome: ReviewOutcome; notes: string; followUps?: readonly FollowUp[] },
+  reviewerGroups: readonly string[],
+  now: number,
+): { opening: VaultOpening; event: AuditEventDraft } {
+  if (opening.review !== null) {
+    throw new BreakglassError(
+      "ERR_CONFLICT",
+      `opening ${opening.id} was already reviewed by ${opening.review.reviewer}`,
+      { openingId: opening.id },
+    );
+  }
+  const refusal = vaultReviewRefusal(policy, opening, reviewer, reviewerGroups);
+  if (refusal !== null) throw new BreakglassError("ERR_FORBIDDEN", refusal, { openingId: opening.id });
+  for (const f of review.followUps ?? []) {
+    if (!policy.users.has(f.owner)) {
+      throw new BreakglassError("ERR_VALIDATION", `follow-up owner "${f.owner}" is not a known user`, {
+        field: "followUps",
+      });
+    }
+  }
+  const followUps = review.followUps ?? [];
+  const next: VaultOpening = {
+    ...opening,
+    review: {
+      reviewer,
+      at: now,
+      outcome: review.outcome,
+      notes: review.notes,
+      ...(followUps.length > 0 ? { followUps } : {}),
+    },
+  };
+  const event = nonGrantEvent("vault.opening_reviewed", reviewer, now, {
+    opening: opening.id,
+    name: opening.envelopeName,
+    envelopeId: opening.envelopeId,
+    incident: opening.incident,
+    outcome: review.outcome,
+    notes: review.notes,
+    overdue: now > opening.reviewDueAt,
+    ...(followUps.length > 0
+      ? {
+          followUps: followUps.map((f) => ({
+            action: f.action,
+            owner: f.owner,
+            due: f.due === null ? null : new Date(f.due).toISOString().slice(0, 10),
+          })),
+        }
+      : {}),
+  });
+  return { opening: next, event };
+}

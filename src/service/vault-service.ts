@@ -1,0 +1,113 @@
+/**
+ * Tier-2 openings in the broker: imported from their verified opening records (each a
+ * `vault.opened` event, critical, and a review waiting), listed in the review queue, reviewed by
+ * the vault's reviewers — never by a custodian who opened it.
+ */
+import { nonGrantEvent } from "../core/audit-event.js";
+import { BreakglassError } from "../core/errors.js";
+import type { FollowUp, Policy, ReviewOutcome, VaultOpening } from "../core/model.js";
+import type { Clock, Store } from "../core/ports.js";
+import { reviewVaultOpening, vaultOpeningId, vaultReviewRefusal } from "../core/vault-review.js";
+import type { OpeningFacts, OpeningRecord } from "../vault/opening-record.js";
+import type { AuditAppender } from "./grant-writer.js";
+import { stamp } from "./grant-writer.js";
+import type { RequestContext } from "./request-context.js";
+
+export interface VaultService {
+  /** Import the records not imported yet (verified by the caller); the number imported. */
+  importOpenings(envelope: { id: string; name: string }, records: readonly OpeningRecord[]): Promise<number>;
+  /** Openings not yet reviewed, oldest deadline first, with whether `actor` may review each. */
+  queue(actor: string): Promise<{ opening: VaultOpening; overdue: boolean; why: string | null }[]>;
+  review(
+    ctx: RequestContext,
+    id: string,
+    review: { outcome: ReviewOutcome; notes: string; followUps?: readonly FollowUp[] },
+  ): Promise<VaultOpening>;
+}
+
+export function createVaultService(deps: {
+  policy: Policy;
+  store: Store;
+  audit: AuditAppender;
+  clock: Clock;
+  reviewers: readonly string[];
+  reviewDeadlineMs: number;
+}): VaultService {
+  const { policy, store, audit, clock } = deps;
+  return {
+    importOpenings: (envelope, records) =>
+      store.transaction(async (tx) => {
+        const key = `vault:${envelope.id}`;
+        const now = clock.now();
+        const last = records.at(-1)?.seq ?? 0;
+        const stored = await tx.swapState(key, "0", now);
+        const before = stored === null ? 0 : Number(stored);
+        await tx.swapState(key, String(Math.max(before, last)), now);
+        const fresh = records.filter((r) => r.seq > before);
+        for (const r of fresh) {
+          const facts = JSON.parse(r.payload) as OpeningFacts;
+          const opening: VaultOpening = {
+            id: vaultOpeningId(envelope.id, r.seq),
+            envelopeId: envelope.id,
+            envelopeName: envelope.name,
+            recordSeq: r.seq,
+            recordHash: r.hash,
+            openedAt: Date.parse(facts.at),
+            custodians: facts.custodians,
+            reason: facts.reason,
+            incident: facts.incident,
+            importedAt: now,
+            reviewDueAt: now + deps.reviewDeadlineMs,
+            review: null,
+          };
+          await tx.saveVaultOpening(opening);
+          await audit.append(tx, [
+            nonGrantEvent("vault.opened", "vault", now, {
+              opening: opening.id,
+              name: envelope.name,
+              envelopeId: envelope.id,
+              record: r.seq,
+              recordHash: r.hash,
+              openedAt: facts.at,
+              custodians: facts.custodians,
+              reason: facts.reason,
+              incident: facts.incident,
+              alarmAtOpening: facts.alarm,
+              reviewDueAt: new Date(opening.reviewDueAt).toISOString(),
+            }),
+          ]);
+        }
+        return fresh.length;
+      }),
+
+    async queue(actor) {
+      const now = clock.now();
+      return (await store.listVaultOpenings(true))
+        .map((opening) => ({
+          opening,
+          overdue: opening.reviewDueAt < now,
+          why: vaultReviewRefusal(policy, opening, actor, deps.reviewers),
+        }))
+        .sort((a, b) => a.opening.reviewDueAt - b.opening.reviewDueAt);
+    },
+
+    async review(ctx, id, review) {
+      const opening = await store.getVaultOpening(id);
+      if (!opening) throw new BreakglassError("ERR_NOT_FOUND", `no tier-2 opening ${id}`, { openingId: id });
+      const done = reviewVaultOpening(policy, opening, ctx.actor, review, deps.reviewers, clock.now());
+      await store.transaction(async (tx) => {
+        // Reviewed once: a marker swapped under its row's lock, so two reviewers at the same
+        // moment cannot both record a verdict.
+        const earlier = await tx.swapState(`vault-review:${id}`, ctx.actor, clock.now());
+        if (earlier !== null) {
+          throw new BreakglassError("ERR_CONFLICT", `opening ${id} was already reviewed by ${earlier}`, {
+            openingId: id,
+          });
+        }
+        await tx.saveVaultOpening(done.opening);
+        await audit.append(tx, [stamp(done.event, ctx)]);
+      });
+      return done.opening;
+    },
+  };
+}
