@@ -561,7 +561,10 @@ export const PostureSchema = z
           fix: z.string(),
         }),
       )
-      .describe("Break-glass credentials against the 30-day rotation policy (red when overdue)"),
+      .describe("Break-glass credentials against the rotation policy (rotation.max_age; red when overdue)"),
+    vault: z
+      .array(z.object({ level: z.enum(["amber", "red"]), what: z.string(), fix: z.string() }))
+      .describe("Tier-2 openings awaiting review: amber, red once overdue"),
     roles: z.array(
       z.object({
         role: z.string(),

@@ -1,9 +1,9 @@
 // biome-ignore-all lint/style/noRestrictedImports: tests import vitest; the purity rule guards shipped core code
 import { describe, expect, it } from "vitest";
 import type { AlarmRouting } from "./alarm-routing.js";
-import type { Grant } from "./model.js";
+import type { Grant, VaultOpening } from "./model.js";
 import type { AlarmRecord, DrillRun } from "./ports.js";
-import { assessPosture, type PostureInput } from "./posture.js";
+import { assessPosture, assessVaultReviews, type PostureInput } from "./posture.js";
 import { HOUR, makeRole, T0 } from "./test-fixtures.js";
 
 const DAY = 24 * HOUR;
@@ -125,5 +125,41 @@ describe("posture", () => {
     const p = assessPosture(input({ roles: [role, other] }), NOW);
     expect(p.roles.map((r) => r.status)).toEqual(["green", "red"]);
     expect(p.status).toBe("red");
+  });
+});
+
+describe("tier-2 openings in posture", () => {
+  const opening = (id: string, reviewDueAt: number, reviewed = false): VaultOpening => ({
+    id,
+    envelopeId: "e1",
+    envelopeName: "aws-root",
+    recordSeq: 1,
+    recordHash: "h",
+    openedAt: 0,
+    custodians: [{ name: "alice", fingerprint: "f" }],
+    reason: "SSO down",
+    incident: "INC-1",
+    importedAt: 0,
+    reviewDueAt,
+    review: reviewed ? { reviewer: "erin", at: 1, outcome: "justified", notes: "n" } : null,
+  });
+
+  it("is amber while an opening awaits its review, red once overdue, silent once reviewed", () => {
+    const items = assessVaultReviews(
+      [opening("vo_e1_1", 5000), opening("vo_e1_2", 500), opening("vo_e1_3", 0, true)],
+      1000,
+    );
+    expect(items).toEqual([
+      {
+        level: "amber",
+        what: "tier-2 opening of envelope aws-root (INC-1) awaits its review",
+        fix: "breakglass review vo_e1_1 --outcome … --notes …",
+      },
+      {
+        level: "red",
+        what: "tier-2 opening of envelope aws-root (INC-1) is overdue for its review",
+        fix: "breakglass review vo_e1_2 --outcome … --notes …",
+      },
+    ]);
   });
 });

@@ -8,7 +8,7 @@
  * security channel has delivered. Amber: reviews open but not yet due; a drill due within 7 days.
  */
 import { type AlarmRouting, isUnalarmed } from "./alarm-routing.js";
-import type { Grant, RoleDef } from "./model.js";
+import type { Grant, RoleDef, VaultOpening } from "./model.js";
 import type { AlarmRecord, DrillRun } from "./ports.js";
 
 export type PostureLevel = "green" | "amber" | "red";
@@ -60,7 +60,7 @@ const DAY_MS = 86_400_000;
 export const MAX_DRILL_AGE_MS = 90 * DAY_MS;
 const DUE_SOON_MS = 7 * DAY_MS;
 
-const worst = (levels: readonly PostureLevel[]): PostureLevel =>
+export const worstOf = (levels: readonly PostureLevel[]): PostureLevel =>
   levels.includes("red") ? "red" : levels.includes("amber") ? "amber" : "green";
 
 export function assessPosture(input: PostureInput, now: number): Posture {
@@ -136,7 +136,7 @@ export function assessPosture(input: PostureInput, now: number): Posture {
     }
     return {
       role: role.id,
-      status: worst(items.map((i) => i.level)),
+      status: worstOf(items.map((i) => i.level)),
       lastUse: input.lastUseByRole.get(role.id) ?? null,
       lastDrill: last ? { name: last.drill.name, at: last.run.startedAt, result: last.run.result } : null,
       openReviews: awaiting.length,
@@ -145,5 +145,19 @@ export function assessPosture(input: PostureInput, now: number): Posture {
       items,
     };
   });
-  return { status: worst(roles.map((r) => r.status)), roles };
+  return { status: worstOf(roles.map((r) => r.status)), roles };
+}
+
+/**
+ * Tier-2 openings awaiting review: red once past their deadline, amber before — an envelope
+ * opening nobody looked at is a break-glass use nobody reviewed.
+ */
+export function assessVaultReviews(openings: readonly VaultOpening[], now: number): PostureItem[] {
+  return openings
+    .filter((o) => o.review === null)
+    .map((o) => ({
+      level: o.reviewDueAt < now ? ("red" as const) : ("amber" as const),
+      what: `tier-2 opening of envelope ${o.envelopeName} (${o.incident}) ${o.reviewDueAt < now ? "is overdue for its review" : "awaits its review"}`,
+      fix: `breakglass review ${o.id} --outcome … --notes …`,
+    }));
 }

@@ -68,6 +68,7 @@ export function buildDrillRoutes(deps: {
               overdue: c.overdue,
               fix: c.how,
             })),
+            vault: [...p.vault],
             roles: p.roles.map((r) => ({
               ...r,
               lastUse: iso(r.lastUse),

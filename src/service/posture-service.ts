@@ -7,7 +7,7 @@
 import type { AlarmsConfig, DrillDef } from "../config/app-config.js";
 import type { Policy } from "../core/model.js";
 import type { AlarmRecord, Store } from "../core/ports.js";
-import { assessPosture, type Posture } from "../core/posture.js";
+import { assessPosture, assessVaultReviews, type Posture, type PostureItem, worstOf } from "../core/posture.js";
 import type { RotationRow } from "./rotation.js";
 
 export async function collectPosture(
@@ -17,7 +17,7 @@ export async function collectPosture(
   alarms: Pick<AlarmsConfig, "routing" | "unalarmedAfterMs">,
   now: number,
   credentials: readonly RotationRow[] = [],
-): Promise<Posture & { readonly credentials: readonly RotationRow[] }> {
+): Promise<Posture & { readonly credentials: readonly RotationRow[]; readonly vault: readonly PostureItem[] }> {
   const roles = [...policy.roles.values()];
   const grants = await store.listGrants({ states: ["active", "ended"], limit: 5000 });
   const lastUseByRole = new Map<string, number>();
@@ -49,6 +49,11 @@ export async function collectPosture(
     },
     now,
   );
-  const status = credentials.some((c) => c.overdue) ? "red" : posture.status;
-  return { ...posture, status, credentials };
+  const vault = assessVaultReviews(await store.listVaultOpenings(true), now);
+  const status = worstOf([
+    posture.status,
+    credentials.some((c) => c.overdue) ? "red" : "green",
+    ...vault.map((i) => i.level),
+  ]);
+  return { ...posture, status, credentials, vault };
 }

@@ -47,6 +47,7 @@ export const drillCommands: readonly Command[] = [
         for (const r of p.roles) {
           for (const i of r.items) lines.push(`${i.level.toUpperCase()} ${r.role}: ${i.what}\n    fix: ${i.fix}`);
         }
+        for (const i of p.vault) lines.push(`${i.level.toUpperCase()} ${i.what}\n    fix: ${i.fix}`);
         for (const c of p.credentials.filter((x) => x.overdue)) {
           lines.push(
             `RED ${c.credential}: ${c.rotatedAt === null ? "never rotated by Breakglass" : `${c.ageDays} days old`}\n    fix: ${c.fix}`,
