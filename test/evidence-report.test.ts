@@ -17,6 +17,7 @@ import { buildEvidenceReport, reportCsv, reportHtml, reportJson } from "../src/a
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { nextRecord } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
 import { manualClock, testConfigYaml } from "./support/test-config.js";
 
@@ -64,6 +65,26 @@ beforeAll(async () => {
   await access(false, "justified");
   clock.advance(3 * DAY);
   await access(true, "unjustified");
+  // A tier-2 opening imported from its record, reviewed.
+  clock.advance(DAY);
+  const record = nextRecord(
+    [],
+    {
+      envelope: "e0a1",
+      name: "aws-root",
+      at: new Date(clock.now() - 3_600_000).toISOString(),
+      custodians: [
+        { name: "alice", fingerprint: "0123456789abcdef" },
+        { name: "dave", fingerprint: "fedcba9876543210" },
+      ],
+      reason: "AWS SSO down",
+      incident: "INC-78",
+      alarm: "delivered to 1 endpoint(s)",
+    },
+    () => "sig",
+  );
+  await broker.vault.importOpenings({ id: "e0a1", name: "aws-root" }, [record]);
+  await broker.vault.review(ctx("erin"), "vo_e0a1_1", { outcome: "justified", notes: "SSO outage INC-78" });
   await broker.checkpoints.checkpointNow();
   clock.set(Date.UTC(2026, 11, 3, 9, 0, 0)); // outside the period
   await access(false, "justified");
@@ -78,7 +99,8 @@ afterAll(async () => {
 async function build() {
   const keys = loadPublicKeys([broker.signingKey.publicKeyPem]);
   const chain = await verifyStoreChain(broker.store, keys.verifySignature);
-  return buildEvidenceReport(broker.store, { from: FROM, to: TO, now: clock.now(), chain });
+  const credentials = await broker.rotationStatus();
+  return buildEvidenceReport(broker.store, { from: FROM, to: TO, now: clock.now(), chain, credentials });
 }
 
 describe("evidence report", () => {
@@ -119,6 +141,23 @@ describe("evidence report", () => {
     expect(html).toContain("SOC 2 CC6.1");
     expect(html).toContain("HIPAA §164.312(a)(2)(ii)");
     expect(html).toContain("EMERGENCY self-activation");
+    // Tier-2 openings and the credentials' rotation have their own sections.
+    expect(json.summary).toMatchObject({ vaultOpenings: 1, vaultOpeningsReviewed: 1, credentials: 2 });
+    expect(json.vaultOpenings).toEqual([
+      expect.objectContaining({
+        opening: "vo_e0a1_1",
+        custodians: ["alice", "dave"],
+        incident: "INC-78",
+        review: expect.objectContaining({ outcome: "justified", reviewer: "erin" }),
+      }),
+    ]);
+    expect(json.rotation.credentials.map((c: { credential: string }) => c.credential)).toEqual([
+      "audit signing key",
+      "data key (secrets.key_file)",
+    ]);
+    expect(html).toContain("<h2>Tier-2 openings</h2>");
+    expect(html).toContain("AWS SSO down");
+    expect(html).toContain("<h2>Credential rotation</h2>");
   });
 
   it("prints to PDF with Chromium; the pages render and are not blank", async () => {

@@ -14,6 +14,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
+import { verifyStoreChain } from "../src/audit/audit-verify.js";
+import { buildEvidenceReport, reportJson } from "../src/audit/evidence-report.js";
+import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { newCustodianIdentity, parseEnvelope, sealEnvelope } from "../src/vault/envelope.js";
@@ -290,5 +293,32 @@ targets:
     const alarms = readFileSync(join(autoDir, "alarms.jsonl"), "utf8");
     expect(alarms).toContain("Break-glass credential overdue for rotation: envelope stale-root");
     expect(alarms).toContain("AUTOMATIC ROTATION FAILED: target pg-down: admin password");
+
+    // The evidence report lists the credentials and every rotation event of the period.
+    const keys = loadPublicKeys([broker.signingKey.publicKeyPem]);
+    const report = reportJson(
+      await buildEvidenceReport(broker.store, {
+        from: 0,
+        to: Date.now() + 1000,
+        now: Date.now(),
+        chain: await verifyStoreChain(broker.store, keys.verifySignature),
+        credentials: await broker.rotationStatus(),
+      }),
+    ) as {
+      rotation: {
+        credentials: { credential: string; overdue: boolean }[];
+        events: { type: string; credential: string }[];
+      };
+    };
+    expect(report.rotation.credentials).toContainEqual(
+      expect.objectContaining({ credential: "target pg: admin password", overdue: false }),
+    );
+    expect(report.rotation.events.map((e) => `${e.type} ${e.credential}`)).toEqual(
+      expect.arrayContaining([
+        "credential.rotated postgres admin password on pg",
+        "credential.rotation_failed target pg-down: admin password",
+        "credential.rotation_overdue envelope stale-root",
+      ]),
+    );
   });
 });

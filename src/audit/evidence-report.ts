@@ -7,8 +7,9 @@
  * Chromium).
  */
 import type { ChainVerdict } from "../core/audit-chain.js";
-import type { Grant } from "../core/model.js";
+import type { Grant, VaultOpening } from "../core/model.js";
 import type { AlarmRecord, Checkpoint, DrillRun, StatementRecord, Store, TerminalSession } from "../core/ports.js";
+import type { RotationRow } from "../service/rotation.js";
 import { csvCell } from "./audit-export.js";
 
 export interface ReportAccess {
@@ -28,7 +29,27 @@ export interface EvidenceReport {
   readonly drills: readonly DrillRun[];
   readonly chain: ChainVerdict;
   readonly checkpoints: readonly Checkpoint[];
+  /** Tier-2 envelope openings in the period (imported from their records), with their reviews. */
+  readonly vaultOpenings: readonly VaultOpening[];
+  /** Every break-glass credential's age at the time of the report. */
+  readonly credentials: readonly RotationRow[];
+  /** Rotations, overdue alarms and failed rotations in the period, from the audit log. */
+  readonly rotationEvents: readonly RotationEvent[];
 }
+
+export interface RotationEvent {
+  readonly at: number;
+  readonly type: "credential.rotated" | "credential.rotation_overdue" | "credential.rotation_failed";
+  readonly actor: string;
+  readonly credential: string;
+  readonly detail: string;
+}
+
+const ROTATION_EVENTS: ReadonlySet<string> = new Set([
+  "credential.rotated",
+  "credential.rotation_overdue",
+  "credential.rotation_failed",
+]);
 
 /** What each section proves, for whom. */
 export const CONTROLS: readonly {
@@ -61,6 +82,18 @@ export const CONTROLS: readonly {
     proves: "Every use was reviewed afterwards by someone independent, with findings and follow-ups.",
   },
   {
+    section: "Tier-2 openings",
+    controls: ["SOC 2 CC6.1", "SOC 2 CC7.2", "ISO 27001 A.5.18", "HIPAA §164.312(a)(2)(ii)"],
+    proves:
+      "Every opening of a sealed last-resort credential took a threshold of custodians, was recorded and signed, announced, and reviewed afterwards by someone who did not open it.",
+  },
+  {
+    section: "Credential rotation",
+    controls: ["SOC 2 CC6.1", "ISO 27001 A.5.17", "ISO 27001 A.8.5"],
+    proves:
+      "Break-glass credentials (target admin passwords, CA and signing keys, sealed envelopes) are rotated within their maximum age, and after every use.",
+  },
+  {
     section: "Drills",
     controls: ["HIPAA §164.312(a)(2)(ii)", "ISO 27001 A.5.15"],
     proves: "The emergency access procedure is rehearsed on the real systems and works.",
@@ -74,7 +107,7 @@ export const CONTROLS: readonly {
 
 export async function buildEvidenceReport(
   store: Store,
-  opts: { from: number; to: number; now: number; chain: ChainVerdict },
+  opts: { from: number; to: number; now: number; chain: ChainVerdict; credentials?: readonly RotationRow[] },
 ): Promise<EvidenceReport> {
   const grants = (await store.listGrants({ limit: 100_000 }))
     .filter((g) => g.activatedAt !== null && g.activatedAt >= opts.from && g.activatedAt < opts.to)
@@ -101,7 +134,39 @@ export async function buildEvidenceReport(
   );
   drills.reverse();
   const checkpoints = (await store.readCheckpoints()).filter((c) => c.at >= opts.from && c.at < opts.to);
-  return { from: opts.from, to: opts.to, generatedAt: opts.now, accesses, drills, chain: opts.chain, checkpoints };
+  const vaultOpenings = (await store.listVaultOpenings(false)).filter(
+    (o) => o.openedAt >= opts.from && o.openedAt < opts.to,
+  );
+  const rotationEvents: RotationEvent[] = [];
+  for (let from = 1; ; ) {
+    const batch = await store.readAudit(from, 5000);
+    for (const e of batch) {
+      if (!ROTATION_EVENTS.has(e.type) || e.at < opts.from || e.at >= opts.to) continue;
+      const p = JSON.parse(e.payload) as { target?: string; data?: Record<string, unknown> };
+      const d = p.data ?? {};
+      rotationEvents.push({
+        at: e.at,
+        type: e.type as RotationEvent["type"],
+        actor: e.actor,
+        credential: String(d.credential ?? "") + (p.target && e.type === "credential.rotated" ? ` on ${p.target}` : ""),
+        detail: String(d.error ?? d.fix ?? d.verifiedBy ?? ""),
+      });
+    }
+    if (batch.length < 5000) break;
+    from = (batch.at(-1)?.seq ?? from) + 1;
+  }
+  return {
+    from: opts.from,
+    to: opts.to,
+    generatedAt: opts.now,
+    accesses,
+    drills,
+    chain: opts.chain,
+    checkpoints,
+    vaultOpenings,
+    credentials: opts.credentials ?? [],
+    rotationEvents,
+  };
 }
 
 const iso = (ms: number | null): string => (ms === null ? "" : new Date(ms).toISOString().replace(".000Z", "Z"));
@@ -160,7 +225,29 @@ export function reportJson(r: EvidenceReport): Record<string, unknown> {
       timeToAccessMs: d.timeToAccessMs,
       failedStep: d.steps.find((s) => !s.ok)?.name ?? null,
     })),
-    rotation: "Credential rotation is not tracked yet (tier-2 sealed credentials are not built).",
+    vaultOpenings: r.vaultOpenings.map((o) => ({
+      opening: o.id,
+      envelope: o.envelopeName,
+      envelopeId: o.envelopeId,
+      openedAt: iso(o.openedAt),
+      custodians: o.custodians.map((c) => c.name),
+      reason: o.reason,
+      incident: o.incident,
+      review: o.review
+        ? { outcome: o.review.outcome, reviewer: o.review.reviewer, at: iso(o.review.at), notes: o.review.notes }
+        : null,
+      reviewDueAt: iso(o.reviewDueAt),
+    })),
+    rotation: {
+      credentials: r.credentials.map((c) => ({
+        credential: c.credential,
+        rotatedAt: iso(c.rotatedAt) || null,
+        ageDays: c.ageDays,
+        dueAt: iso(c.dueAt) || null,
+        overdue: c.overdue,
+      })),
+      events: r.rotationEvents.map((e) => ({ ...e, at: iso(e.at) })),
+    },
     auditChain: r.chain,
     checkpoints: r.checkpoints.map((c) => ({
       seq: c.seq,
@@ -185,6 +272,11 @@ function summary(r: EvidenceReport) {
     activationAlarmsDelivered: real.filter((a) => activationDeliveries(a).some((d) => d.deliveredAt !== null)).length,
     drills: r.drills.length,
     drillsPassed: r.drills.filter((d) => d.result === "passed").length,
+    vaultOpenings: r.vaultOpenings.length,
+    vaultOpeningsReviewed: r.vaultOpenings.filter((o) => o.review !== null).length,
+    credentials: r.credentials.length,
+    credentialsOverdue: r.credentials.filter((c) => c.overdue).length,
+    rotations: r.rotationEvents.filter((e) => e.type === "credential.rotated").length,
     auditChainOk: r.chain.ok,
   };
 }
@@ -310,7 +402,8 @@ tr { page-break-inside: avoid; } td.controls { white-space: nowrap; width: 30%; 
 <tr><th>Reviewed</th><td>${s.reviewed} of ${s.accesses}${s.unreviewed > 0 ? ` — <span class="bad">${s.unreviewed} not reviewed</span>` : ""}</td></tr>
 <tr><th>Found unjustified</th><td>${s.unjustified}</td></tr>
 <tr><th>Drills run / passed</th><td>${s.drills} / ${s.drillsPassed}</td></tr>
-<tr><th>Credential rotation</th><td>Not tracked yet (tier-2 sealed credentials are not built).</td></tr>
+<tr><th>Tier-2 envelope openings / reviewed</th><td>${s.vaultOpenings} / ${s.vaultOpeningsReviewed}${s.vaultOpenings > s.vaultOpeningsReviewed ? ` — <span class="bad">${s.vaultOpenings - s.vaultOpeningsReviewed} not reviewed</span>` : ""}</td></tr>
+<tr><th>Break-glass credentials within their rotation age</th><td>${s.credentials - s.credentialsOverdue} of ${s.credentials}${s.credentialsOverdue > 0 ? ` — <span class="bad">${s.credentialsOverdue} overdue</span>` : ""}; ${s.rotations} rotation(s) in the period</td></tr>
 </table>
 <h2>Controls</h2>
 <table><tr><th>Section</th><th>Controls</th><th>What it proves</th></tr>
@@ -326,6 +419,17 @@ ${accessPages}
 <h2>Drills</h2>
 <table><tr><th>Drill</th><th>Scenario</th><th>Run at</th><th>Result</th><th>Time to access</th><th>Failed step</th></tr>
 ${r.drills.map((d) => `<tr><td>${esc(d.name)}</td><td>${esc(d.scenario)}</td><td>${esc(iso(d.startedAt))}</td><td>${badge(d.result === "passed", d.result, d.result)}</td><td>${d.timeToAccessMs === null ? "" : `${(d.timeToAccessMs / 1000).toFixed(1)} s`}</td><td>${esc(d.steps.find((x) => !x.ok)?.name ?? "")}</td></tr>`).join("\n") || '<tr><td colspan="6">No drill ran in this period.</td></tr>'}
+</table>
+<h2>Tier-2 openings</h2>
+<table><tr><th>Envelope</th><th>Opened</th><th>By (custodians)</th><th>Incident</th><th>Reason</th><th>Review</th></tr>
+${r.vaultOpenings.map((o) => `<tr><td>${esc(o.envelopeName)}</td><td>${esc(iso(o.openedAt))}</td><td>${o.custodians.map((c) => esc(c.name)).join(", ")}</td><td>${esc(o.incident)}</td><td>${esc(o.reason)}</td><td>${o.review ? `${badge(o.review.outcome !== "unjustified", o.review.outcome, o.review.outcome)} by ${esc(o.review.reviewer)}` : `<span class="bad">not reviewed</span> (due ${esc(iso(o.reviewDueAt))})`}</td></tr>`).join("\n") || '<tr><td colspan="6">No sealed envelope was opened in this period.</td></tr>'}
+</table>
+<h2>Credential rotation</h2>
+<table><tr><th>Credential</th><th>Last rotated</th><th>Age</th><th>Due</th><th>State</th></tr>
+${r.credentials.map((c) => `<tr><td>${esc(c.credential)}</td><td>${esc(iso(c.rotatedAt)) || "never by Breakglass"}</td><td>${c.ageDays === null ? "" : `${c.ageDays} d`}</td><td>${esc(iso(c.dueAt).slice(0, 10))}</td><td>${badge(!c.overdue, "ok", "OVERDUE")}</td></tr>`).join("\n") || '<tr><td colspan="5">No credential listed.</td></tr>'}
+</table>
+<table><tr><th>When</th><th>Event</th><th>Credential</th><th>By</th><th>Detail</th></tr>
+${r.rotationEvents.map((e) => `<tr><td>${esc(iso(e.at))}</td><td>${esc(e.type.replace("credential.", ""))}</td><td>${esc(e.credential)}</td><td>${esc(e.actor)}</td><td>${esc(e.detail)}</td></tr>`).join("\n") || '<tr><td colspan="5">No rotation event in this period.</td></tr>'}
 </table>
 <h2>Audit log integrity</h2>
 ${chain}

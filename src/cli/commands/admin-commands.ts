@@ -294,7 +294,9 @@ export const reportCommand: Command = {
     let r: Awaited<ReturnType<typeof report.buildEvidenceReport>>;
     try {
       const chain = await verifyStoreChain(store, keys.verifySignature);
-      r = await report.buildEvidenceReport(store, { from, to, now: Date.now(), chain });
+      const { rotationStatus } = await import("../../service/rotation.js");
+      const credentials = await rotationStatus(config, store, Date.now());
+      r = await report.buildEvidenceReport(store, { from, to, now: Date.now(), chain, credentials });
     } finally {
       await store.close();
     }
