@@ -7,7 +7,7 @@
  * (same secret, same due date) and passphrase-protected identities.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -469,6 +469,68 @@ describe("breakglass vault (CLI, offline)", () => {
     ]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("rk was opened 1 time(s): its secret has been seen");
+  });
+
+  it("drills: the custodians prove the envelope opens and the alarm path answers; the secret is not shown, the envelope not used", async () => {
+    const cwd = dir;
+    const bg = (args: string[]) => runCli(args, {}, { cwd });
+    writeFileSync(join(cwd, "dr.txt"), "drill-secret-value");
+    const port = (server.address() as AddressInfo).port;
+    await bg([
+      ...["vault", "seal", "--name", "dr", "--secret-file", "dr.txt", "--threshold", "2", "--out", "dr.envelope"],
+      ...["--custodians", "alice.pub,bob.pub,carol.pub", "--alarm-webhook", `http://127.0.0.1:${port}/hook`],
+    ]);
+    expect((await bg(["vault", "open", "dr.envelope", "--drill", "--exec", "--", "true"])).code).toBe(2);
+    const before = received.length;
+    const drilled = await bg([
+      "vault",
+      "open",
+      "dr.envelope",
+      "--drill",
+      "--identity",
+      "alice.key",
+      "--identity",
+      "bob.key",
+    ]);
+    expect(drilled.code).toBe(0);
+    expect(drilled.stdout).toBe("");
+    expect(drilled.stderr).not.toContain("drill-secret-value");
+    expect(drilled.stderr).toContain("DRILL PASSED: dr opens with alice and bob");
+    expect(drilled.stderr).toContain("Alarm path verified: delivered to 1 endpoint(s)");
+    expect(received.slice(before)).toEqual([
+      expect.objectContaining({
+        summary: "[DRILL] tier-2 envelope dr opened by alice and bob as a rehearsal (the secret was not shown)",
+        event: expect.objectContaining({ drill: true }),
+      }),
+    ]);
+    const status = await bg(["vault", "status", "dr.envelope"]);
+    expect(status.code).toBe(0); // a drill is not a use
+    expect(status.stdout).toContain("never opened");
+    expect(status.stdout).toMatch(/last drill \d{4}-\d\d-\d\d by alice and bob/);
+    expect((await bg(["vault", "verify-records", "dr.envelope"])).stdout).toContain("OK: 1 opening record(s)");
+
+    // Imported into the broker: recorded (tagged drill), nothing to review.
+    mkdirSync(join(cwd, "drill-broker"));
+    writeFileSync(join(cwd, "drill-broker", "breakglass.yaml"), testConfigYaml({ driver: "sqlite" }));
+    const imported = await bg(["vault", "import-record", "dr.envelope", "--config", "drill-broker/breakglass.yaml"]);
+    expect(imported.code).toBe(0);
+    const broker = await createBroker(
+      loadConfigFile(join(cwd, "drill-broker", "breakglass.yaml"), connectorConfigChecks),
+      { log: silentLogger },
+    );
+    try {
+      const events = (await broker.store.readAudit(1, 1000)).filter((e) => e.type === "vault.opened");
+      expect(events).toHaveLength(1);
+      expect(JSON.parse(events[0]?.payload ?? "{}")).toMatchObject({ data: { name: "dr", drill: true } });
+      const [alarm] = routeAlarms(events, broker.config.alarms.routing);
+      expect(JSON.parse(alarm?.payload ?? "{}")).toMatchObject({
+        severity: "info",
+        summary: expect.stringMatching(/^\[DRILL\] /),
+      });
+      expect(await broker.vault.queue("erin")).toEqual([]);
+    } finally {
+      await broker.stop();
+    }
   });
 
   it("announces by SMTP too: an opening while the mail server is down is mailed by flush-alarms once it is up", async () => {

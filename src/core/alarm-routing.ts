@@ -70,6 +70,7 @@ export interface AlarmMessage {
 }
 
 function severityOf(type: string, role: unknown, routing: AlarmRouting, data?: unknown): AlarmSeverity {
+  if (type === "vault.opened" && (data as { drill?: unknown } | undefined)?.drill === true) return "info";
   if (type === "drill.finished")
     return (data as { result?: unknown } | undefined)?.result === "passed" ? "info" : "warning";
   if (type === "grant.activated" && typeof role === "string") return routing.roleSeverity?.get(role) ?? "warning";
@@ -152,6 +153,8 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
       const who = Array.isArray(d.custodians)
         ? d.custodians.map((c: { name?: unknown }) => String(c.name)).join(" and ")
         : "?";
+      if ((e.data as { drill?: unknown } | undefined)?.drill === true)
+        return `tier-2 envelope ${String(d.name)} opened by ${who} as a rehearsal at ${String(d.openedAt)} (the secret was not shown)`;
       return `TIER-2 ENVELOPE ${String(d.name)} WAS OPENED at ${String(d.openedAt)} by ${who} (${String(d.incident)}) — review it; rotate the secret`;
     }
     case "vault.opening_reviewed": {

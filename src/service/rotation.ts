@@ -21,7 +21,7 @@ import { formatVerifier, scramVerifier } from "../secrets/scram.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import { type SecretRef, sealedFileAad, sealedName } from "../secrets/secret-ref.js";
 import { parseEnvelope } from "../vault/envelope.js";
-import { parseRecords } from "../vault/opening-record.js";
+import { parseRecords, realOpenings } from "../vault/opening-record.js";
 import type { AuditAppender } from "./grant-writer.js";
 import { stamp } from "./grant-writer.js";
 import type { RequestContext } from "./request-context.js";
@@ -208,7 +208,7 @@ export async function rotationStatus(
       continue;
     }
     const recordsFile = `${file}.openings.jsonl`;
-    const openings = existsSync(recordsFile) ? parseRecords(readFileSync(recordsFile, "utf8")).length : 0;
+    const openings = existsSync(recordsFile) ? realOpenings(parseRecords(readFileSync(recordsFile, "utf8"))).length : 0;
     const due = Date.parse(envelope.meta.rotationDueAt);
     rows.push({
       ...row(

@@ -60,10 +60,10 @@ export function createVaultService(deps: {
             reviewDueAt: now + deps.reviewDeadlineMs,
             review: null,
           };
-          await tx.saveVaultOpening(opening);
+          // A drill proved the envelope opens without showing the secret: recorded, not reviewed.
+          if (facts.drill !== true) await tx.saveVaultOpening(opening);
           await audit.append(tx, [
             nonGrantEvent("vault.opened", "vault", now, {
-              opening: opening.id,
               name: envelope.name,
               envelopeId: envelope.id,
               record: r.seq,
@@ -73,7 +73,9 @@ export function createVaultService(deps: {
               reason: facts.reason,
               incident: facts.incident,
               alarmAtOpening: facts.alarm,
-              reviewDueAt: new Date(opening.reviewDueAt).toISOString(),
+              ...(facts.drill === true
+                ? { drill: true }
+                : { opening: opening.id, reviewDueAt: new Date(opening.reviewDueAt).toISOString() }),
             }),
           ]);
         }

@@ -26,7 +26,17 @@ export interface OpeningFacts {
   readonly incident: string;
   /** `delivered to N`, or `pending` when no alarm endpoint could be reached. */
   readonly alarm: string;
+  /** A drill: the custodians proved the envelope opens; the secret was not shown. */
+  readonly drill?: true;
 }
+
+/** Whether a record is a drill (the envelope opened, the secret not shown: not a use). */
+export const isDrillRecord = (r: OpeningRecord): boolean =>
+  (JSON.parse(r.payload) as { drill?: unknown }).drill === true;
+
+/** The records that are real openings (the secret was seen), not drills. */
+export const realOpenings = (records: readonly OpeningRecord[]): OpeningRecord[] =>
+  records.filter((r) => !isDrillRecord(r));
 
 const chain = (prev: string, payload: string) => createHash("sha256").update(`${prev}\n${payload}`).digest("hex");
 

@@ -15,6 +15,7 @@ import type { Command, CommandInput } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 
 type Envelope = import("../../vault/envelope.js").Envelope;
+type OpeningFacts = import("../../vault/opening-record.js").OpeningFacts;
 type Share = Awaited<ReturnType<typeof import("../../vault/envelope.js").decryptShare>>;
 
 const read = (io: CliIo, file: string, what: string): string => {
@@ -209,8 +210,13 @@ export const vaultCommands: readonly Command[] = [
       { name: "COMMAND", required: false, variadic: true, description: "With --exec: the command to run" },
     ],
     options: {
-      reason: { type: "string", value: "TEXT", required: true, description: "Why the glass is broken" },
-      incident: { type: "string", value: "ID", required: true, description: "Incident id" },
+      reason: { type: "string", value: "TEXT", description: "Why the glass is broken (mandatory unless --drill)" },
+      incident: { type: "string", value: "ID", description: "Incident id (mandatory unless --drill)" },
+      drill: {
+        type: "boolean",
+        description:
+          "A rehearsal: prove the custodians' identities open the envelope and the alarm endpoints answer; the secret is never shown, the envelope is not marked used",
+      },
       identity: { type: "string", value: "FILE", multiple: true, description: "A custodian's identity file (repeat)" },
       exec: { type: "boolean", description: "Run COMMAND with the secret in BREAKGLASS_SECRET instead of printing it" },
     },
@@ -219,24 +225,35 @@ export const vaultCommands: readonly Command[] = [
       const { nextRecord, parseRecords } = await import("../../vault/opening-record.js");
       const file = resolve(io.cwd, input.arg(0));
       const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
-      const reason = input.requireString("reason");
-      const incident = input.requireString("incident");
+      const drill = input.flag("drill");
+      const reason = drill ? (input.string("reason") ?? "drill") : input.requireString("reason");
+      const incident = drill ? (input.string("incident") ?? "DRILL") : input.requireString("incident");
       const command = input.args.slice(1);
+      if (drill && (input.flag("exec") || command.length > 0))
+        throw new UsageError("--drill never hands the secret to anything: drop --exec", "vault open");
       if (input.flag("exec") && command.length === 0)
         throw new UsageError("--exec needs a command after --", "vault open");
       const shares = await collectShares(io, input, envelope);
       const opened = await refusing(() => openEnvelope(envelope, shares));
+      if (drill) opened.secret.fill(0); // proven to decrypt and authenticate; never shown
       const at = new Date().toISOString();
       const custodians = shares.map((s) => ({ name: s.custodian.name, fingerprint: s.custodian.fingerprint }));
-      const alarm = await announce(envelope.meta.alarms, {
-        type: "vault.opened",
-        envelope: envelope.meta.name,
-        envelopeId: envelope.meta.id,
-        at,
-        custodians,
-        reason,
-        incident,
-      });
+      const alarm = await announce(
+        envelope.meta.alarms,
+        {
+          type: "vault.opened",
+          envelope: envelope.meta.name,
+          envelopeId: envelope.meta.id,
+          at,
+          custodians,
+          reason,
+          incident,
+          ...(drill ? { drill: true } : {}),
+        },
+        drill
+          ? `[DRILL] tier-2 envelope ${envelope.meta.name} opened by ${custodians.map((c) => c.name).join(" and ")} as a rehearsal (the secret was not shown)`
+          : undefined,
+      );
       const recordsFile = `${file}.openings.jsonl`;
       const previous = existsSync(recordsFile) ? parseRecords(readFileSync(recordsFile, "utf8")) : [];
       const record = nextRecord(
@@ -249,10 +266,23 @@ export const vaultCommands: readonly Command[] = [
           reason,
           incident,
           alarm: alarm.summary,
+          ...(drill ? { drill: true as const } : {}),
         },
         opened.signRecord,
       );
       writeFileSync(recordsFile, `${JSON.stringify(record)}\n`, { flag: "a", mode: 0o644 });
+      if (drill) {
+        io.err(
+          `DRILL PASSED: ${envelope.meta.name} opens with ${custodians.map((c) => c.name).join(" and ")}; the secret was not shown and the envelope is not marked used.`,
+        );
+        io.err(
+          alarm.pending
+            ? `The alarm path did NOT answer (${String((alarm.pending.errors as string[] | undefined)?.join("; ") ?? "no endpoint")}): in a real opening the alarm would wait in a pending file. Check the endpoints.`
+            : `Alarm path verified: ${alarm.summary}.`,
+        );
+        io.err(`Drill record ${record.seq} appended to ${recordsFile}.`);
+        return EXIT.OK;
+      }
       if (alarm.pending) {
         writeFileSync(`${file}.pending-alarm.json`, `${JSON.stringify(alarm.pending)}\n`, { mode: 0o600 });
         io.err(
@@ -342,11 +372,13 @@ export const vaultCommands: readonly Command[] = [
     },
     async run(input, io) {
       const { parseEnvelope, rekeyEnvelope } = await import("../../vault/envelope.js");
-      const { parseRecords } = await import("../../vault/opening-record.js");
+      const { parseRecords, realOpenings } = await import("../../vault/opening-record.js");
       const file = resolve(io.cwd, input.arg(0));
       const old = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
       const recordsFile = `${file}.openings.jsonl`;
-      const openings = existsSync(recordsFile) ? parseRecords(readFileSync(recordsFile, "utf8")).length : 0;
+      const openings = existsSync(recordsFile)
+        ? realOpenings(parseRecords(readFileSync(recordsFile, "utf8"))).length
+        : 0;
       if (openings > 0) {
         throw new CliError(
           EXIT.REFUSED,
@@ -398,12 +430,17 @@ export const vaultCommands: readonly Command[] = [
     options: { json: { type: "boolean", description: "Print JSON" } },
     async run(input, io) {
       const { parseEnvelope } = await import("../../vault/envelope.js");
-      const { parseRecords, verifyRecords } = await import("../../vault/opening-record.js");
+      const { isDrillRecord, parseRecords, realOpenings, verifyRecords } = await import(
+        "../../vault/opening-record.js"
+      );
       const file = resolve(io.cwd, input.arg(0));
       const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
       const recordsFile = `${file}.openings.jsonl`;
       const records = existsSync(recordsFile) ? parseRecords(readFileSync(recordsFile, "utf8")) : [];
       const problem = records.length > 0 ? verifyRecords(envelope, records) : null;
+      const opened = realOpenings(records);
+      const lastDrill = records.filter(isDrillRecord).at(-1);
+      const drillFacts = lastDrill ? (JSON.parse(lastDrill.payload) as OpeningFacts) : null;
       const due = Date.parse(envelope.meta.rotationDueAt);
       const status = {
         name: envelope.meta.name,
@@ -413,8 +450,9 @@ export const vaultCommands: readonly Command[] = [
         createdAt: envelope.meta.createdAt,
         rotationDueAt: envelope.meta.rotationDueAt,
         rotationOverdue: due < Date.now(),
-        openings: records.length,
-        used: records.length > 0,
+        openings: opened.length,
+        used: opened.length > 0,
+        lastDrill: drillFacts ? { at: drillFacts.at, custodians: drillFacts.custodians.map((c) => c.name) } : null,
         recordsVerify: problem === null,
         pendingAlarm: existsSync(`${file}.pending-alarm.json`),
         replaces: envelope.meta.replaces ?? null,
@@ -428,6 +466,9 @@ export const vaultCommands: readonly Command[] = [
             status.used
               ? `USED: opened ${status.openings} time(s)${status.recordsVerify ? "" : " — THE RECORDS DO NOT VERIFY"}; rotate the secret and seal a new envelope (vault rotate)`
               : "never opened",
+            status.lastDrill
+              ? `last drill ${status.lastDrill.at.slice(0, 10)} by ${status.lastDrill.custodians.join(" and ")}`
+              : "never drilled: breakglass vault open --drill proves the custodians can open it",
             ...(status.pendingAlarm ? ["AN OPENING ALARM IS PENDING: breakglass vault flush-alarms"] : []),
           ].join("\n"),
         );
