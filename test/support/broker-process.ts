@@ -28,10 +28,12 @@ export interface CliResult {
 export function runCli(
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>> = {},
-  options: { cwd?: string; timeoutMs?: number; input?: string } = {},
+  options: { cwd?: string; timeoutMs?: number; input?: string; wrap?: readonly string[] } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    // `wrap`: run the CLI under another command, e.g. `unshare -rn` (no network at all).
+    const [cmd, ...pre] = [...(options.wrap ?? []), process.execPath];
+    const child = spawn(cmd as string, [...pre, BIN, ...args], {
       cwd: options.cwd ?? ROOT,
       env: { ...baseEnv(), ...env },
       stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
