@@ -6,7 +6,7 @@
 import { groupsOf, ruleGroups, ruleSatisfied } from "./approval-policy.js";
 import type { AuditEventDraft, AuditEventType } from "./audit-event.js";
 import { BreakglassError } from "./errors.js";
-import type { FollowUp, Grant, GrantState, Policy, ReviewOutcome, RoleDef } from "./model.js";
+import type { FollowUp, Grant, GrantReview, GrantState, Policy, ReviewOutcome, RoleDef } from "./model.js";
 
 export const SYSTEM_ACTOR = "system";
 
@@ -692,6 +692,33 @@ export function reviewRefusal(policy: Policy, grant: Grant, reviewer: string): s
   return null;
 }
 
+/**
+ * A review as recorded (of a grant, or of a tier-2 opening): follow-ups only for known users.
+ * @throws ERR_VALIDATION naming a follow-up owner nobody knows
+ */
+export function reviewRecord(
+  policy: Policy,
+  reviewer: string,
+  review: { outcome: ReviewOutcome; notes: string; followUps?: readonly FollowUp[] },
+  now: number,
+): GrantReview {
+  for (const f of review.followUps ?? []) {
+    if (!policy.users.has(f.owner)) {
+      throw new BreakglassError("ERR_VALIDATION", `follow-up owner "${f.owner}" is not a known user`, {
+        field: "followUps",
+      });
+    }
+  }
+  const followUps = review.followUps ?? [];
+  return {
+    reviewer,
+    at: now,
+    outcome: review.outcome,
+    notes: review.notes,
+    ...(followUps.length > 0 ? { followUps } : {}),
+  };
+}
+
 export function reviewGrant(
   policy: Policy,
   grant: Grant,
@@ -702,24 +729,9 @@ export function reviewGrant(
   requireState(grant, "review", ["ended"]);
   const refusal = reviewRefusal(policy, grant, reviewer);
   if (refusal !== null) throw new BreakglassError("ERR_FORBIDDEN", refusal, { grantId: grant.id });
-  for (const f of review.followUps ?? []) {
-    if (!policy.users.has(f.owner)) {
-      throw new BreakglassError("ERR_VALIDATION", `follow-up owner "${f.owner}" is not a known user`, {
-        field: "followUps",
-      });
-    }
-  }
-  const followUps = review.followUps ?? [];
-  const next = bump(grant, {
-    state: "reviewed",
-    review: {
-      reviewer,
-      at: now,
-      outcome: review.outcome,
-      notes: review.notes,
-      ...(followUps.length > 0 ? { followUps } : {}),
-    },
-  });
+  const record = reviewRecord(policy, reviewer, review, now);
+  const followUps = record.followUps ?? [];
+  const next = bump(grant, { state: "reviewed", review: record });
   return {
     grant: next,
     event: grantEvent(next, "grant.reviewed", reviewer, now, {

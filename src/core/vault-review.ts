@@ -7,6 +7,7 @@
 import { groupsOf } from "./approval-policy.js";
 import { type AuditEventDraft, nonGrantEvent } from "./audit-event.js";
 import { BreakglassError } from "./errors.js";
+import { reviewRecord } from "./grant-machine.js";
 import type { FollowUp, Policy, ReviewOutcome, VaultOpening } from "./model.js";
 
 export const vaultOpeningId = (envelopeId: string, seq: number): string => `vo_${envelopeId}_${seq}`;
@@ -53,24 +54,9 @@ export function reviewVaultOpening(
   }
   const refusal = vaultReviewRefusal(policy, opening, reviewer, reviewerGroups);
   if (refusal !== null) throw new BreakglassError("ERR_FORBIDDEN", refusal, { openingId: opening.id });
-  for (const f of review.followUps ?? []) {
-    if (!policy.users.has(f.owner)) {
-      throw new BreakglassError("ERR_VALIDATION", `follow-up owner "${f.owner}" is not a known user`, {
-        field: "followUps",
-      });
-    }
-  }
-  const followUps = review.followUps ?? [];
-  const next: VaultOpening = {
-    ...opening,
-    review: {
-      reviewer,
-      at: now,
-      outcome: review.outcome,
-      notes: review.notes,
-      ...(followUps.length > 0 ? { followUps } : {}),
-    },
-  };
+  const record = reviewRecord(policy, reviewer, review, now);
+  const followUps = record.followUps ?? [];
+  const next: VaultOpening = { ...opening, review: record };
   const event = nonGrantEvent("vault.opening_reviewed", reviewer, now, {
     opening: opening.id,
     name: opening.envelopeName,
@@ -79,15 +65,7 @@ export function reviewVaultOpening(
     outcome: review.outcome,
     notes: review.notes,
     overdue: now > opening.reviewDueAt,
-    ...(followUps.length > 0
-      ? {
-          followUps: followUps.map((f) => ({
-            action: f.action,
-            owner: f.owner,
-            due: f.due === null ? null : new Date(f.due).toISOString().slice(0, 10),
-          })),
-        }
-      : {}),
+    ...(followUps.length > 0 ? { followUps } : {}),
   });
   return { opening: next, event };
 }
