@@ -28,6 +28,23 @@ let target: PostgresTarget;
 let dir: string;
 let oldUrl: string;
 
+/** A 2-of-2 envelope sealed at `now`, due 30 days later. */
+async function envelopeSealed(name: string, now: number) {
+  const [a, b] = await Promise.all([newCustodianIdentity(), newCustodianIdentity()]);
+  return sealEnvelope({
+    name,
+    secret: Buffer.from("s"),
+    custodians: [
+      { name: "a", recipient: a.recipient },
+      { name: "b", recipient: b.recipient },
+    ],
+    threshold: 2,
+    alarms: [],
+    now,
+    rotationDays: 30,
+  });
+}
+
 beforeAll(async () => {
   target = await startPostgresTarget();
   await target.sql("CREATE ROLE bg_admin LOGIN CREATEROLE PASSWORD 'first-admin-password'");
@@ -37,20 +54,7 @@ beforeAll(async () => {
   oldUrl = u.href;
   dir = mkdtempSync(join(tmpdir(), "bg-rotation-"));
   writeFileSync(join(dir, "pg-admin.url"), `${oldUrl}\n`, { mode: 0o600 });
-  const [a, b] = await Promise.all([newCustodianIdentity(), newCustodianIdentity()]);
-  const sealed = await sealEnvelope({
-    name: "db-root",
-    secret: Buffer.from("s"),
-    custodians: [
-      { name: "a", recipient: a.recipient },
-      { name: "b", recipient: b.recipient },
-    ],
-    threshold: 2,
-    alarms: [],
-    now: Date.now(),
-    rotationDays: 30,
-  });
-  writeFileSync(join(dir, "db-root.envelope"), JSON.stringify(sealed));
+  writeFileSync(join(dir, "db-root.envelope"), JSON.stringify(await envelopeSealed("db-root", Date.now())));
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "ssh-ca")]);
   // An SSH CA key made 40 days ago: overdue.
   const old = new Date(Date.now() - 40 * 86_400_000);
@@ -172,19 +176,7 @@ describe("rotation by the broker", () => {
     autoDir = mkdtempSync(join(tmpdir(), "bg-rotation-auto-"));
     writeFileSync(join(autoDir, "pg-admin.url"), `${u.href}\n`, { mode: 0o600 });
     writeFileSync(join(autoDir, "down-admin.url"), "postgres://bg_auto:x@127.0.0.1:1/app\n", { mode: 0o600 });
-    const [a, b] = await Promise.all([newCustodianIdentity(), newCustodianIdentity()]);
-    const stale = await sealEnvelope({
-      name: "stale-root",
-      secret: Buffer.from("s"),
-      custodians: [
-        { name: "a", recipient: a.recipient },
-        { name: "b", recipient: b.recipient },
-      ],
-      threshold: 2,
-      alarms: [],
-      now: Date.now() - 40 * 86_400_000,
-      rotationDays: 30,
-    });
+    const stale = await envelopeSealed("stale-root", Date.now() - 40 * 86_400_000);
     writeFileSync(join(autoDir, "stale.envelope"), JSON.stringify(stale));
     writeFileSync(
       join(autoDir, "breakglass.yaml"),
