@@ -226,7 +226,7 @@ describe("drills", () => {
       .credentials;
     expect(credentials.find((c) => c.credential === "target pg-app: admin password")).toMatchObject({
       overdue: true,
-      fix: "breakglass rotation rotate-target pg-app",
+      fix: "breakglass rotation rotate-target pg-app (or list it under rotation.auto)",
     });
   });
 
