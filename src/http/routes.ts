@@ -51,7 +51,7 @@ import { groupsOf } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Grant, GrantState, Policy } from "../core/model.js";
-import type { Clock, Store, TerminalSession, TokenRecord } from "../core/ports.js";
+import type { AlarmRecord, Clock, Store, TerminalSession, TokenRecord } from "../core/ports.js";
 import type { DrillService } from "../service/drill-service.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
@@ -212,6 +212,14 @@ export function buildRoutes(deps: RouteDeps): {
     }
   };
   const view = (grant: Grant) => grantView(grant, policy, clock.now());
+  const unalarmedOf = async (grant: Grant, alarms?: readonly AlarmRecord[]) =>
+    isUnalarmed(
+      alarms ?? (await store.listAlarms(grant.id)),
+      config.alarms.routing,
+      grant.activatedAt,
+      clock.now(),
+      config.alarms.unalarmedAfterMs,
+    );
   const keys = loadPublicKeys([signingKey.publicKeyPem]);
 
   const grantActions = (Object.keys(GRANT_ACTIONS) as GrantAction[]).map((action) =>
@@ -487,7 +495,13 @@ export function buildRoutes(deps: RouteDeps): {
           roleId: query.role,
           limit: query.limit ?? DEFAULT_LIMIT,
         });
-        return { body: { grants: grants.map(view) } };
+        // Active grants say whether a security channel has their activation alarm: the console's
+        // "who holds what right now" shows the unalarmed ones red.
+        const views = [];
+        for (const g of grants) {
+          views.push(g.state === "active" ? { ...view(g), unalarmed: await unalarmedOf(g) } : view(g));
+        }
+        return { body: { grants: views } };
       },
     }),
     defineRoute({
@@ -505,14 +519,7 @@ export function buildRoutes(deps: RouteDeps): {
       handler: async ({ params }) => {
         const grant = await service.get(params.id);
         const alarms = await store.listAlarms(grant.id);
-        const unalarmed = isUnalarmed(
-          alarms,
-          config.alarms.routing,
-          grant.activatedAt,
-          clock.now(),
-          config.alarms.unalarmedAfterMs,
-        );
-        return { body: { ...view(grant), alarms: alarms.map(alarmView), unalarmed } };
+        return { body: { ...view(grant), alarms: alarms.map(alarmView), unalarmed: await unalarmedOf(grant, alarms) } };
       },
     }),
     ...grantActions,

@@ -26,6 +26,7 @@ import type { VaultService } from "../service/vault-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { type AuthRouteDeps, buildAuthRoutes, readCookie, registerBrowserAuth, SESSION_COOKIE } from "./auth-routes.js";
+import { registerConsole } from "./console.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import type { AnyRoute } from "./route-table.js";
@@ -141,6 +142,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   const authDeps = deps.authRoutes ? { ...deps.authRoutes, requireAdmin: built.requireAdmin } : null;
   const routes: AnyRoute[] = [...built.routes, ...(authDeps ? buildAuthRoutes(authDeps) : [])];
   if (authDeps) registerBrowserAuth(app, authDeps);
+  registerConsole(app);
   const auth = authDeps?.auth ?? null;
 
   app.addHook("onRequest", async (request, reply) => {

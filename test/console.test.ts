@@ -1,0 +1,295 @@
+/**
+ * The web console end to end, in Debian's Chromium driven by playwright-core, against a real
+ * broker (a real PostgreSQL target) signing people in through a real OpenID provider: log in, request, approve as a second
+ * and third user from the alarm's deep link, the live countdown, revoke, the timeline; emergency
+ * activation behind its confirmation; a review; the same pages at a phone's width. Every page is
+ * checked with axe-core (no serious or critical violation), no console error or CSP violation may
+ * occur, and each main page is saved as a screenshot under test-artifacts/console/ (checked to
+ * be a real, non-blank PNG).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { requireBuild } from "./support/broker-process.js";
+import { freePort } from "./support/free-port.js";
+import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, type TestIdp } from "./support/oidc-provider.js";
+import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
+
+const CHROMIUM = process.env.BREAKGLASS_CHROMIUM ?? "/usr/bin/chromium";
+const SHOTS = join(process.cwd(), "test-artifacts", "console");
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+let dir: string;
+let idp: TestIdp;
+let broker: Broker;
+let base: string;
+let browser: Browser;
+let target: PostgresTarget;
+const problems: string[] = [];
+
+beforeAll(async () => {
+  requireBuild(); // the console is served from dist/web
+  mkdirSync(SHOTS, { recursive: true });
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  idp = await startTestIdp({ port: await freePort(), redirectUri: `${base}/auth/callback`, postLogoutUri: `${base}/` });
+  for (const user of ["alice", "bob", "carol", "erin"])
+    idp.setAccount({ sub: `sub-${user}`, username: user, groups: [] });
+  dir = mkdtempSync(join(tmpdir(), "bg-console-"));
+  target = await startPostgresTarget();
+  writeFileSync(
+    join(dir, "breakglass.yaml"),
+    `version: 1
+server: { host: 127.0.0.1, port: ${port}, public_url: "${base}" }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [{ events: ["*"], channels: [record] }] }
+auth:
+  oidc: { issuer: ${idp.issuer}, client_id: ${IDP_CLIENT_ID}, client_secret: { env: IDP_SECRET }, allow_insecure_http: true }
+admin_groups: [security]
+users: { alice: { name: Alice Adams }, bob: { name: Bob Brown }, carol: { name: Carol Chen }, erin: { name: Erin Evans } }
+groups: { oncall: [alice], leads: [bob, carol], security: [erin] }
+domains:
+  production:
+    description: Production databases
+    roles:
+      db-admin:
+        description: Recovery DBA on the primary
+        target: pg-main
+        grants: { roles: [recovery_rw] }
+        default_duration: 30m
+        max_duration: 2h
+        approval: "2 of leads"
+        requesters: [oncall]
+        emergency: true
+targets:
+  pg-main: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} } } }
+`,
+  );
+  const env = { IDP_SECRET: IDP_CLIENT_SECRET, [TARGET_ENV]: target.adminUrl };
+  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
+    log: silentLogger,
+    env,
+  });
+  await broker.start();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await broker?.stop();
+  await idp?.stop();
+  await target?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A person at their own browser (own cookies), signed in through the IdP. */
+async function person(
+  user: string,
+  viewport = { width: 1280, height: 900 },
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport, colorScheme: user === "erin" ? "dark" : "light" });
+  const page = await context.newPage();
+  page.setDefaultTimeout(8000);
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    // Signed out, the app's first question (who am I?) is answered 401: that is how it learns to
+    // show the sign-in page. Any other failed request is a problem.
+    if (m.text().includes("status of 401") && m.location().url === `${base}/api/v1/auth/session`) return;
+    problems.push(`${user} console: ${m.text()} (${m.location().url})`);
+  });
+  page.on("pageerror", (e) => problems.push(`${user} page error: ${e.message}`));
+  await page.goto(`${base}/`);
+  await page.getByRole("link", { name: "Sign in with your identity provider" }).waitFor();
+  idp.loginAs(user);
+  await page.getByRole("link", { name: "Sign in with your identity provider" }).click();
+  await page.getByRole("navigation", { name: "Main" }).waitFor();
+  return { context, page };
+}
+
+/** axe-core on the page as it is: no serious or critical violation. */
+async function accessible(page: Page, what: string): Promise<void> {
+  const result = (await page.evaluate(`${AXE}\n;axe.run(document, { resultTypes: ["violations"] })`)) as {
+    violations: { id: string; impact: string | null; nodes: { target: string[] }[] }[];
+  };
+  const serious = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  expect(
+    serious.map((v) => `${what}: ${v.id} (${v.impact}) at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
+  ).toEqual([]);
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  const file = join(SHOTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  const png = readFileSync(file);
+  expect(png.subarray(1, 4).toString()).toBe("PNG");
+  expect(statSync(file).size).toBeGreaterThan(8_000); // a page, not a blank canvas
+}
+
+describe("web console", () => {
+  let grantId: string;
+
+  it("alice signs in and requests a recovery role", async () => {
+    const { page } = await person("alice");
+    await expect(page.getByRole("heading", { name: "Now" }).isVisible()).resolves.toBe(true);
+    await page.getByText("Nobody holds break-glass access right now.").waitFor();
+    await accessible(page, "now");
+    await shot(page, "now-empty");
+    await page.getByRole("link", { name: "Request" }).click();
+    await page.getByRole("radio", { name: /Recovery DBA on the primary/ }).check();
+    await page.getByLabel("Justification").fill("primary is refusing writes after the failover");
+    await page.getByLabel("Incident id").fill("INC-4711");
+    await page.getByLabel(/Duration/).fill("45m");
+    await accessible(page, "request");
+    await shot(page, "request");
+    await page.getByRole("button", { name: "Request access" }).click();
+    await page.getByText("requested", { exact: true }).waitFor();
+    grantId = new URL(page.url()).pathname.split("/")[2] as string;
+    expect(grantId).toMatch(/^g_/);
+    // The holder cannot approve their own request: no button for it.
+    expect(await page.getByRole("button", { name: "Approve" }).count()).toBe(0);
+  });
+
+  it("bob and carol approve from the alarm's deep link; alice sees the countdown and connection details", async () => {
+    for (const approver of ["bob", "carol"]) {
+      const { page, context } = await person(approver);
+      await page.goto(`${base}/grants/${grantId}`); // the link alarms carry
+      await page.getByText("primary is refusing writes after the failover").waitFor();
+      await accessible(page, `grant (${approver})`);
+      await page.getByRole("button", { name: "Approve" }).click();
+      await page.getByLabel("Comment (optional)").fill(`ok from ${approver}`);
+      await page.getByRole("button", { name: "Approve" }).click();
+      await page.getByText(approver === "bob" ? "approvals: bob" : "approvals: bob, carol").waitFor();
+      if (approver === "bob") await shot(page, "grant-approve");
+      await context.close();
+    }
+    const { page } = await person("alice");
+    await page.getByRole("link", { name: grantId }).click();
+    await page.getByText("active", { exact: true }).waitFor();
+    const first = await page.locator(".countdown").first().textContent();
+    await page.waitForTimeout(2100);
+    const later = await page.locator(".countdown").first().textContent();
+    expect(first).toMatch(/4[45]:\d\d left/);
+    expect(later).not.toBe(first); // it counts down live
+    await page.getByRole("button", { name: "Show connection details" }).click();
+    await page.getByText("Connect with").waitFor();
+    // The connection string shown works at the real server, for this grant's window.
+    const shown = (await page.locator("pre").innerText()).trim();
+    expect(await tryLogin(shown, "SELECT 1")).toBeNull();
+    await accessible(page, "grant (active)");
+    await shot(page, "grant-active");
+  });
+
+  it("the security lead sees who holds what, revokes it, and the timeline tells the story", async () => {
+    const { page } = await person("erin");
+    await page.getByRole("cell", { name: "alice" }).waitFor();
+    await expect(page.getByText("alarmed").first().isVisible()).resolves.toBe(true);
+    await accessible(page, "now (active, dark)");
+    await shot(page, "now-active-dark");
+    await page.getByRole("link", { name: grantId }).click();
+    await page.getByRole("button", { name: "Revoke" }).click();
+    await page.getByLabel("Why revoke").fill("fixed; closing the window early");
+    await page.getByRole("button", { name: "Revoke" }).click();
+    await page.getByText("ended", { exact: true }).waitFor();
+    const timeline = await page.locator(".timeline").innerText();
+    for (const type of [
+      "grant.requested",
+      "grant.approval_added",
+      "grant.approved",
+      "grant.activated",
+      "grant.revoked",
+    ])
+      expect(timeline).toContain(type);
+    expect(timeline).toContain("fixed; closing the window early");
+    await shot(page, "grant-timeline");
+  });
+
+  it("erin reviews the ended grant from the review queue", async () => {
+    const { page } = await person("erin");
+    await page.getByRole("link", { name: "Reviews" }).click();
+    await page.getByRole("link", { name: "review", exact: true }).click();
+    await page.getByRole("radio", { name: "justified with findings" }).check();
+    await page.getByLabel(/Notes/).fill("needed; the runbook missed the replica step");
+    await accessible(page, "review");
+    await page.getByRole("button", { name: "Record review" }).click();
+    await page.getByText("needed; the runbook missed the replica step").waitFor();
+    await page.getByRole("link", { name: "Reviews" }).click();
+    await page.getByText("No grant is waiting for a review.").waitFor();
+    await shot(page, "reviews");
+    for (const [link, heading] of [
+      ["Posture", /Posture/],
+      ["Audit", /Audit log/],
+      ["Roles", /Domains and roles/],
+    ] as const) {
+      await page.getByRole("link", { name: link, exact: true }).click();
+      await page.getByRole("heading", { name: heading }).waitFor();
+      if (link === "Audit") await page.getByText("chain verified").waitFor();
+      await accessible(page, link);
+      await shot(page, link.toLowerCase());
+    }
+  });
+
+  it("emergency activation only after its deliberate confirmation, on a phone", async () => {
+    const { page } = await person("alice", { width: 390, height: 844 });
+    await page.getByRole("link", { name: "Request" }).click();
+    await page.getByRole("radio", { name: /Recovery DBA on the primary/ }).check();
+    await page.getByLabel("Justification").fill("primary down at night, no lead answers the phone");
+    await page.getByLabel("Incident id").fill("INC-4712");
+    await page.getByLabel(/Emergency: activate now/).check();
+    const go = page.getByRole("button", { name: "Activate emergency access now" });
+    expect(await go.isDisabled()).toBe(true); // not until the consequences are acknowledged
+    await page.getByLabel(/I understand: this bypasses the approval rule/).check();
+    await accessible(page, "request (emergency, phone)");
+    await shot(page, "phone-emergency-confirm");
+    await go.click();
+    await page.getByText("EMERGENCY (approval bypassed)").waitFor();
+    await page.getByText("active", { exact: true }).waitFor();
+    await shot(page, "phone-grant-emergency");
+    await page.getByRole("link", { name: "Now" }).click();
+    await page.getByRole("cell", { name: "alice" }).first().waitFor();
+    // Nothing wider than the phone: the tables scroll inside their box.
+    const overflow = (await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")) as number;
+    expect(overflow).toBeLessThanOrEqual(0);
+    await accessible(page, "now (phone)");
+    await shot(page, "phone-now");
+  });
+
+  it("is served by the broker with a strict CSP; its pages are the broker's paths; assets only by name", async () => {
+    const page = await fetch(`${base}/grants/g_anything`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(page.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    const html = await page.text();
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1] as string;
+    const js = await fetch(`${base}${asset}`);
+    expect(js.headers.get("content-type")).toContain("text/javascript");
+    expect(js.headers.get("cache-control")).toContain("immutable");
+    for (const bad of ["/assets/..%2F..%2Fpackage.json", "/assets/.vite", "/assets/nothing.js"])
+      expect((await fetch(`${base}${bad}`)).status).toBe(404);
+    // The API keeps answering problem+json, not the app.
+    expect((await fetch(`${base}/api/v1/nope`)).headers.get("content-type")).toContain("application/problem+json");
+  });
+
+  it("no console error, page error or CSP violation anywhere in the run", () => {
+    expect(problems).toEqual([]);
+  });
+});

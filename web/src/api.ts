@@ -1,0 +1,176 @@
+/**
+ * The console talks to the broker only through its public API (/api/v1), with the contract's own
+ * types. Signed in through the IdP, the session is an HttpOnly cookie and every POST carries the
+ * session's CSRF token; signed in with an API token (a broker without an IdP, e.g. the demo), the
+ * token is kept in this tab's sessionStorage only and sent as a bearer token.
+ */
+import type {
+  AuditEventList,
+  AuditVerdictView,
+  CreateGrantBody,
+  GrantList,
+  GrantView,
+  Me,
+  Problem,
+  ReviewBody,
+  RolesResponse,
+} from "../../src/contract/api.js";
+
+export type {
+  AuditEventList,
+  AuditVerdictView,
+  GrantList,
+  GrantView,
+  Me,
+  Problem,
+  ReviewBody,
+  RolesResponse,
+} from "../../src/contract/api.js";
+
+const BASE = "/api/v1";
+const TOKEN_KEY = "breakglass.token";
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly problem: Problem | null;
+  constructor(status: number, problem: Problem | null, fallback: string) {
+    super(problem?.detail ?? problem?.title ?? fallback);
+    this.status = status;
+    this.problem = problem;
+  }
+  get code(): string {
+    return this.problem?.code ?? `HTTP_${this.status}`;
+  }
+}
+
+let csrf: string | null = null;
+
+export const tokenLogin = {
+  get: (): string | null => sessionStorage.getItem(TOKEN_KEY),
+  set: (token: string) => sessionStorage.setItem(TOKEN_KEY, token),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: "application/json" };
+  const token = tokenLogin.get();
+  if (token) headers.authorization = `Bearer ${token}`;
+  else if (method === "POST" && csrf) headers["x-csrf-token"] = csrf;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`${BASE}${path}`, {
+    method,
+    headers,
+    credentials: "same-origin",
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  const json: unknown = text === "" ? null : JSON.parse(text);
+  if (!res.ok) throw new ApiError(res.status, (json as Problem | null) ?? null, `${method} ${path}: ${res.status}`);
+  return json as T;
+}
+
+export interface SessionView {
+  user: string;
+  method: "token" | "oidc" | "fallback";
+  csrfToken: string | null;
+  expiresAt: string | null;
+}
+
+export interface IdpHealth {
+  configured: boolean;
+  reachable: boolean;
+  fallbackOpen: boolean;
+  declaredDown: { by: string; at: string; reason: string } | null;
+}
+
+export interface StoryView {
+  grant: GrantView;
+  timeline: { seq: number; at: string; type: string; actor: string; data: Record<string, unknown> }[];
+  alarms: NonNullable<GrantView["alarms"]>;
+  recording: {
+    gatewaySessions: number;
+    statements: number;
+    blocked: { at: string; statement: string; error: string | null }[];
+    errors: number;
+    terminalSessions: number;
+  };
+  timing: {
+    timeToApprovalS: number | null;
+    timeToAccessS: number | null;
+    heldS: number | null;
+    reviewDueAt: string | null;
+  };
+}
+
+export interface ReviewQueue {
+  reviews: {
+    grant: GrantView;
+    dueAt: string | null;
+    overdue: boolean;
+    emergency: boolean;
+    canReview: boolean;
+    why: string | null;
+  }[];
+  vaultOpenings: {
+    opening: {
+      id: string;
+      envelope: { name: string };
+      incident: string;
+      reason: string;
+      openedAt: string;
+      reviewDueAt: string;
+      custodians: { name: string }[];
+    };
+    overdue: boolean;
+    canReview: boolean;
+    why: string | null;
+  }[];
+}
+
+export interface PostureView {
+  status: "green" | "amber" | "red";
+  checkedAt: string;
+  credentials: {
+    credential: string;
+    rotatedAt: string | null;
+    ageDays: number | null;
+    overdue: boolean;
+    fix: string;
+  }[];
+  vault: { level: "amber" | "red"; what: string; fix: string }[];
+  roles: {
+    role: string;
+    status: "green" | "amber" | "red";
+    lastUse: string | null;
+    lastDrill: { name: string; at: string; result: string } | null;
+    openReviews: number;
+    overdueReviews: number;
+    activeGrants: number;
+    items: { level: "amber" | "red"; what: string; fix: string }[];
+  }[];
+}
+
+export const api = {
+  async session(): Promise<SessionView> {
+    const s = await call<SessionView>("GET", "/auth/session");
+    csrf = s.csrfToken;
+    return s;
+  },
+  idp: () => call<IdpHealth>("GET", "/auth/idp"),
+  logout: () => call<SessionView>("POST", "/auth/logout", {}),
+  me: () => call<Me>("GET", "/me"),
+  roles: () => call<RolesResponse>("GET", "/roles"),
+  grants: (query: string) => call<GrantList>("GET", `/grants${query}`),
+  grant: (id: string) => call<GrantView>("GET", `/grants/${encodeURIComponent(id)}`),
+  story: (id: string) => call<StoryView>("GET", `/grants/${encodeURIComponent(id)}/story`),
+  request: (body: CreateGrantBody) => call<GrantView>("POST", "/grants", body),
+  act: (id: string, action: string, body: Record<string, unknown> = {}) =>
+    call<GrantView>("POST", `/grants/${encodeURIComponent(id)}/${action}`, body),
+  credential: (id: string) => call<unknown>("GET", `/grants/${encodeURIComponent(id)}/credential`),
+  reviews: () => call<ReviewQueue>("GET", "/reviews"),
+  reviewOpening: (id: string, body: ReviewBody) =>
+    call<unknown>("POST", `/vault-openings/${encodeURIComponent(id)}/review`, body),
+  posture: () => call<PostureView>("GET", "/posture"),
+  audit: (from: number) => call<AuditEventList>("GET", `/audit/events?from=${from}&limit=200`),
+  verify: () => call<AuditVerdictView>("GET", "/audit/verify"),
+};

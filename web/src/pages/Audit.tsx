@@ -1,0 +1,65 @@
+/** The audit log (admins): events with a type filter, and the chain's verification badge. */
+import { useState } from "react";
+import { api, type Me } from "../api.js";
+import { time } from "../format.js";
+import { Chip, ErrorBox, useData } from "../ui.js";
+
+export function AuditPage({ me }: { me: Me }) {
+  const [from, setFrom] = useState(1);
+  const [filter, setFilter] = useState("");
+  const events = useData(() => api.audit(from), String(from));
+  const verdict = useData(() => api.verify());
+  if (!me.admin) return <p>The audit log is for members of an admin group.</p>;
+  const list = (events.data?.events ?? []).filter(
+    (e) => filter === "" || e.type.includes(filter) || e.actor.includes(filter),
+  );
+  return (
+    <>
+      <h1>
+        Audit log{" "}
+        {verdict.data ? (
+          verdict.data.ok ? (
+            <Chip tone="ok">chain verified</Chip>
+          ) : (
+            <Chip tone="bad">chain verification FAILED</Chip>
+          )
+        ) : null}
+      </h1>
+      <ErrorBox error={events.error ?? verdict.error} />
+      <label htmlFor="filter">Filter by type or actor</label>
+      <input id="filter" value={filter} onChange={(e) => setFilter(e.target.value)} />
+      <div className="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">#</th>
+              <th scope="col">When</th>
+              <th scope="col">Type</th>
+              <th scope="col">Actor</th>
+              <th scope="col">Grant</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((e) => (
+              <tr key={e.seq}>
+                <td>{e.seq}</td>
+                <td>{time(e.at)}</td>
+                <td>{e.type}</td>
+                <td>{e.actor}</td>
+                <td className="mono">{e.grantId ?? ""}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <p>
+        <button type="button" disabled={from === 1} onClick={() => setFrom(Math.max(1, from - 200))}>
+          Earlier
+        </button>{" "}
+        <button type="button" disabled={(events.data?.events.length ?? 0) < 200} onClick={() => setFrom(from + 200)}>
+          Later
+        </button>
+      </p>
+    </>
+  );
+}

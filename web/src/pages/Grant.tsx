@@ -1,0 +1,298 @@
+/**
+ * One grant — the page alarm links open. Its context and state, the actions the caller can take
+ * now (approve/deny from the alarm's deep link, revoke, release, extend, review), connection
+ * details for the holder while active, and the timeline: every audit event, alarms and their
+ * delivery, what the session recorded.
+ */
+import { type FormEvent, useEffect, useState } from "react";
+import { api, type Me } from "../api.js";
+import { duration, time } from "../format.js";
+import { Chip, ErrorBox, useCountdown, useData } from "../ui.js";
+
+const OUTCOMES = ["justified", "justified_with_findings", "unjustified"] as const;
+
+function Action({
+  label,
+  tone = "primary",
+  field,
+  run,
+}: {
+  label: string;
+  tone?: "primary" | "danger" | "plain";
+  /** A text the action needs (a reason, a comment): asked for before it runs. */
+  field?: { label: string; required: boolean };
+  run: (text: string) => Promise<unknown>;
+}) {
+  const [open, setOpen] = useState(false);
+  const [text, setText] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const go = async (e?: FormEvent) => {
+    e?.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await run(text);
+      setOpen(false);
+      setText("");
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const id = `f-${label.toLowerCase().replace(/\W+/g, "-")}`;
+  if (field && open) {
+    return (
+      <form onSubmit={go} className="inline-form">
+        <label htmlFor={id}>{field.label}</label>
+        <input id={id} value={text} required={field.required} onChange={(e) => setText(e.target.value)} />
+        <button type="submit" className={tone} disabled={busy}>
+          {label}
+        </button>
+        <button type="button" className="plain" onClick={() => setOpen(false)}>
+          Cancel
+        </button>
+        <ErrorBox error={error} />
+      </form>
+    );
+  }
+  return (
+    <span>
+      <button type="button" className={tone} disabled={busy} onClick={() => (field ? setOpen(true) : go())}>
+        {label}
+      </button>
+      <ErrorBox error={error} />
+    </span>
+  );
+}
+
+function Review({ id, done }: { id: string; done: () => void }) {
+  const [outcome, setOutcome] = useState<(typeof OUTCOMES)[number]>("justified");
+  const [notes, setNotes] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    try {
+      await api.act(id, "review", { outcome, notes });
+      done();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form onSubmit={submit} className="card" aria-labelledby="review-title">
+      <h2 id="review-title">Review</h2>
+      <fieldset>
+        <legend>Outcome</legend>
+        {OUTCOMES.map((o) => (
+          <label key={o} className="check">
+            <input type="radio" name="outcome" value={o} checked={outcome === o} onChange={() => setOutcome(o)} />
+            {o.replaceAll("_", " ")}
+          </label>
+        ))}
+      </fieldset>
+      <label htmlFor="notes">Notes: what was done, findings</label>
+      <textarea id="notes" required value={notes} onChange={(e) => setNotes(e.target.value)} />
+      <ErrorBox error={error} />
+      <button type="submit" className="primary">
+        Record review
+      </button>
+    </form>
+  );
+}
+
+export function GrantPage({ id, me }: { id: string; me: Me }) {
+  const story = useData(() => api.story(id), id);
+  const [credential, setCredential] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const g = story.data?.grant ?? null;
+  const left = useCountdown(g?.remainingS ?? null);
+  useEffect(() => {
+    if (g?.state !== "active" && g?.state !== "requested" && g?.state !== "approved") return;
+    const t = setInterval(story.reload, 10_000);
+    return () => clearInterval(t);
+  }, [g?.state, story.reload]);
+  if (story.error) return <ErrorBox error={story.error} />;
+  if (!g || !story.data) return <p aria-busy="true">Loading…</p>;
+  const s = story.data;
+  const act =
+    (action: string, body: Record<string, unknown> = {}) =>
+    async () => {
+      await api.act(g.id, action, body);
+      story.reload();
+    };
+  const mine = g.requester === me.user;
+  const showCredential = async () => {
+    try {
+      const r = await fetchCredential(g.id);
+      setCredential(r);
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <>
+      <h1>
+        Grant <span className="mono">{g.id}</span>
+      </h1>
+      <div className="card">
+        <p>
+          <strong>{g.requester}</strong> — {g.role} on {g.target}, incident <strong>{g.incident}</strong>
+        </p>
+        <p className="state">
+          State: <Chip tone={g.state === "active" ? "warn" : "info"}>{g.state}</Chip>{" "}
+          {g.emergency ? <Chip tone="bad">EMERGENCY (approval bypassed)</Chip> : null}{" "}
+          {g.viaFallback ? <Chip tone="bad">login via local fallback</Chip> : null}{" "}
+          {g.state === "active" && left !== null ? (
+            <span className="countdown">
+              {Math.floor(left / 60)}:{String(left % 60).padStart(2, "0")} left
+            </span>
+          ) : null}
+        </p>
+        <p>Justification: {g.justification}</p>
+        <p className="hint">
+          Requested {time(g.requestedAt)} · approval rule {g.approvalRule ?? "—"} · approvals:{" "}
+          {g.approvals.length === 0 ? "none" : g.approvals.map((a) => a.approver).join(", ")} · length{" "}
+          {duration(g.durationS)} · access at the target: {g.access.state}
+        </p>
+        <div className="actions">
+          {g.state === "requested" && !mine ? (
+            <>
+              <Action
+                label="Approve"
+                field={{ label: "Comment (optional)", required: false }}
+                run={(c) => act("approve", c ? { comment: c } : {})()}
+              />
+              <Action
+                label="Deny"
+                tone="danger"
+                field={{ label: "Why deny", required: true }}
+                run={(r) => act("deny", { reason: r })()}
+              />
+            </>
+          ) : null}
+          {(g.state === "requested" || g.state === "approved") && mine ? (
+            <Action
+              label="Cancel request"
+              tone="plain"
+              field={{ label: "Why cancel", required: true }}
+              run={(r) => act("cancel", { reason: r })()}
+            />
+          ) : null}
+          {g.state === "approved" && mine ? <Action label="Activate" run={() => act("activate")()} /> : null}
+          {g.state === "active" && mine ? (
+            <>
+              <Action label="Release now" run={() => act("release")()} />
+              <Action
+                label="Extend"
+                tone="plain"
+                field={{ label: "Extend by (e.g. 15m) and why: 15m fixing replication", required: true }}
+                run={(t) => {
+                  const [by, ...why] = t.trim().split(/\s+/);
+                  return act("extend", { by, reason: why.join(" ") || "more time needed" })();
+                }}
+              />
+            </>
+          ) : null}
+          {g.state === "active" ? (
+            <Action
+              label="Revoke"
+              tone="danger"
+              field={{ label: "Why revoke", required: true }}
+              run={(r) => act("revoke", { reason: r })()}
+            />
+          ) : null}
+        </div>
+        {g.state === "active" && mine ? (
+          <div className="connect">
+            {credential === null ? (
+              <button type="button" onClick={showCredential}>
+                Show connection details
+              </button>
+            ) : (
+              <>
+                <p>Connect with (valid until the grant ends; this read is audited):</p>
+                <pre className="mono">{credential}</pre>
+              </>
+            )}
+            <ErrorBox error={error} />
+          </div>
+        ) : null}
+      </div>
+      {g.state === "ended" && !mine ? <Review id={g.id} done={story.reload} /> : null}
+      {g.review ? (
+        <div className="card">
+          <h2>Review</h2>
+          <p>
+            <Chip tone={g.review.outcome === "unjustified" ? "bad" : "ok"}>{g.review.outcome}</Chip> by{" "}
+            {g.review.reviewer} at {time(g.review.at)}
+          </p>
+          <p>{g.review.notes}</p>
+        </div>
+      ) : null}
+      <section aria-labelledby="timeline-title">
+        <h2 id="timeline-title">Timeline</h2>
+        <ol className="timeline">
+          {s.timeline.map((e) => (
+            <li key={e.seq} className={e.type.includes("blocked") || e.type.includes("emergency") ? "bad" : ""}>
+              <span className="hint">{time(e.at)}</span> <strong>{e.type}</strong> by {e.actor}
+              {typeof e.data.reason === "string" ? <> — {e.data.reason}</> : null}
+            </li>
+          ))}
+        </ol>
+      </section>
+      <section aria-labelledby="alarms-title">
+        <h2 id="alarms-title">Alarms ({s.alarms.length})</h2>
+        <div className="scroll">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Event</th>
+                <th scope="col">Channel</th>
+                <th scope="col">Delivery</th>
+              </tr>
+            </thead>
+            <tbody>
+              {s.alarms.map((a) => (
+                <tr key={a.id}>
+                  <td>{a.event}</td>
+                  <td>{a.channel}</td>
+                  <td>
+                    {a.state === "delivered" ? (
+                      <Chip tone="ok">delivered {a.latencyMs === null ? "" : `in ${a.latencyMs} ms`}</Chip>
+                    ) : (
+                      <Chip tone="bad">
+                        {a.state}
+                        {a.lastError ? `: ${a.lastError}` : ""}
+                      </Chip>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </section>
+      <section aria-labelledby="rec-title">
+        <h2 id="rec-title">Recording</h2>
+        <p>
+          {s.recording.statements} statement(s) through the gateway in {s.recording.gatewaySessions} session(s),{" "}
+          {s.recording.blocked.length} blocked, {s.recording.terminalSessions} recorded terminal session(s).
+        </p>
+        <ul>
+          {s.recording.blocked.map((b) => (
+            <li key={b.at} className="bad mono">
+              BLOCKED {time(b.at)}: {b.statement}
+            </li>
+          ))}
+        </ul>
+      </section>
+    </>
+  );
+}
+
+async function fetchCredential(id: string): Promise<string> {
+  const r = (await api.credential(id)) as { credential: string };
+  return r.credential;
+}

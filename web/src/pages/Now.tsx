@@ -1,0 +1,115 @@
+/**
+ * Who holds what right now: every active grant with a live countdown and its alarm state (red if
+ * no security channel has it), requests waiting for approval, and the caller's own grants.
+ */
+import { useEffect } from "react";
+import { api, type GrantView, type Me } from "../api.js";
+import { remaining } from "../format.js";
+import { Link } from "../router.js";
+import { Chip, ErrorBox, useCountdown, useData } from "../ui.js";
+
+function Countdown({ seconds }: { seconds: number | null }) {
+  const left = useCountdown(seconds);
+  return <span className="countdown">{left === null ? "—" : remaining(left)}</span>;
+}
+
+function GrantRow({ g }: { g: GrantView }) {
+  return (
+    <tr>
+      <td>
+        <Link to={`/grants/${g.id}`} className="mono">
+          {g.id}
+        </Link>
+        {g.emergency ? (
+          <>
+            {" "}
+            <Chip tone="bad">emergency</Chip>
+          </>
+        ) : null}
+      </td>
+      <td>{g.requester}</td>
+      <td>
+        {g.role}
+        <div className="hint">on {g.target}</div>
+      </td>
+      <td>{g.incident}</td>
+      <td>
+        <Countdown seconds={g.remainingS} />
+      </td>
+      <td>{g.unalarmed ? <Chip tone="bad">UNALARMED</Chip> : <Chip tone="ok">alarmed</Chip>}</td>
+    </tr>
+  );
+}
+
+export function NowPage({ me }: { me: Me }) {
+  const active = useData(() => api.grants("?state=active&limit=500"));
+  const waiting = useData(() => api.grants("?state=requested,approved&limit=200"));
+  useEffect(() => {
+    const t = setInterval(() => {
+      active.reload();
+      waiting.reload();
+    }, 15_000);
+    return () => clearInterval(t);
+  }, [active.reload, waiting.reload]);
+  const mine = (active.data?.grants ?? []).filter((g) => g.requester === me.user);
+  const toApprove = (waiting.data?.grants ?? []).filter((g) => g.requester !== me.user && g.state === "requested");
+  return (
+    <>
+      <h1>Now</h1>
+      <ErrorBox error={active.error ?? waiting.error} />
+      <section aria-labelledby="active-title">
+        <h2 id="active-title">Active break-glass grants ({active.data?.grants.length ?? "…"})</h2>
+        {active.data && active.data.grants.length === 0 ? (
+          <p>Nobody holds break-glass access right now.</p>
+        ) : (
+          <div className="scroll">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Grant</th>
+                  <th scope="col">Holder</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Incident</th>
+                  <th scope="col">Left</th>
+                  <th scope="col">Alarm</th>
+                </tr>
+              </thead>
+              <tbody>
+                {(active.data?.grants ?? []).map((g) => (
+                  <GrantRow key={g.id} g={g} />
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+      <section aria-labelledby="approve-title">
+        <h2 id="approve-title">Waiting for approval ({toApprove.length})</h2>
+        {toApprove.length === 0 ? <p>No request is waiting for someone else's approval.</p> : null}
+        <ul className="cards">
+          {toApprove.map((g) => (
+            <li key={g.id} className="card">
+              <Link to={`/grants/${g.id}`}>
+                {g.requester} asks for {g.role}
+              </Link>
+              <div className="hint">
+                {g.incident} · {g.approvals.length} approval(s) so far · rule {g.approvalRule ?? "?"}
+              </div>
+              <p>{g.justification}</p>
+            </li>
+          ))}
+        </ul>
+      </section>
+      <section aria-labelledby="mine-title">
+        <h2 id="mine-title">My active grants ({mine.length})</h2>
+        <ul className="cards">
+          {mine.map((g) => (
+            <li key={g.id} className="card">
+              <Link to={`/grants/${g.id}`}>{g.role}</Link> — <Countdown seconds={g.remainingS} /> left
+            </li>
+          ))}
+        </ul>
+      </section>
+    </>
+  );
+}

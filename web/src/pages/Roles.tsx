@@ -1,0 +1,50 @@
+/** The configuration's domains and roles, read-only: what each role grants and who approves. */
+import { api } from "../api.js";
+import { duration } from "../format.js";
+import { ErrorBox, useData } from "../ui.js";
+
+export function RolesPage() {
+  const roles = useData(() => api.roles());
+  return (
+    <>
+      <h1>Domains and roles</h1>
+      <ErrorBox error={roles.error} />
+      {(roles.data?.domains ?? []).map((d) => (
+        <section key={d.name} aria-labelledby={`d-${d.name}`}>
+          <h2 id={`d-${d.name}`}>{d.name}</h2>
+          <div className="scroll">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Role</th>
+                  <th scope="col">Target</th>
+                  <th scope="col">Approval</th>
+                  <th scope="col">Length (default / max)</th>
+                  <th scope="col">Requesters</th>
+                  <th scope="col">Emergency</th>
+                </tr>
+              </thead>
+              <tbody>
+                {d.roles.map((r) => (
+                  <tr key={r.id}>
+                    <td>
+                      <strong>{r.name}</strong>
+                      <div className="hint">{r.description}</div>
+                    </td>
+                    <td>{r.target}</td>
+                    <td>{r.approval}</td>
+                    <td>
+                      {duration(r.defaultDurationS)} / {duration(r.maxDurationS)}
+                    </td>
+                    <td>{r.requesters.join(", ")}</td>
+                    <td>{r.emergencyAllowed ? "allowed" : "no"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </section>
+      ))}
+    </>
+  );
+}
