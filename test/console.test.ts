@@ -273,6 +273,35 @@ describe("web console", () => {
     await shot(page, "phone-now");
   });
 
+  it("signs in with an API token too (a broker without an IdP, like the demo), kept in the tab only", async () => {
+    const created = await broker.tokens.create(
+      { actor: "erin", requestId: null, sourceAddress: null },
+      {
+        user: "carol",
+        description: "console test",
+      },
+    );
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.setDefaultTimeout(8000);
+    page.on("pageerror", (e) => problems.push(`token page error: ${e.message}`));
+    await page.goto(`${base}/roles`);
+    await page.getByLabel("Or with an API token").fill("t_wrong.token");
+    await page.getByRole("button", { name: "Sign in with token" }).click();
+    await page.getByRole("alert").waitFor();
+    await page.getByLabel("Or with an API token").fill(created.token.reveal());
+    await page.getByRole("button", { name: "Sign in with token" }).click();
+    await page.getByText("Carol Chen").waitFor();
+    await page.getByRole("heading", { name: "Domains and roles" }).waitFor(); // the page asked for
+    // Not in a cookie or localStorage: this tab only.
+    expect(await context.cookies()).toEqual([]);
+    expect(await page.evaluate("JSON.stringify(localStorage)")).toBe("{}");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("button", { name: "Sign in with token" }).waitFor();
+    expect(await page.evaluate("sessionStorage.length")).toBe(0);
+    await context.close();
+  });
+
   it("is served by the broker with a strict CSP; its pages are the broker's paths; assets only by name", async () => {
     const page = await fetch(`${base}/grants/g_anything`);
     expect(page.status).toBe(200);

@@ -131,6 +131,9 @@ export const demoCommand: Command = {
     chmodSync(envFile, 0o600); // `mode` only applies when the file is created
 
     io.out(`Breakglass demo listening on ${url}  (state: ${dir})`);
+    io.out(
+      `Web console: ${url}/ — sign in with one of the tokens below (ALICE_TOKEN is on call; BOB and CAROL approve).`,
+    );
     io.out("");
     io.out(lines.join("\n"));
     io.out("");
