@@ -172,6 +172,10 @@ describe("web console", () => {
   it("bob and carol approve from the alarm's deep link; alice sees the countdown and connection details", async () => {
     for (const approver of ["bob", "carol"]) {
       const { page, context } = await person(approver);
+      if (approver === "bob") {
+        // The request waits on the approver's Now page.
+        await page.getByRole("heading", { name: "Waiting for your approval (1)" }).waitFor();
+      }
       await page.goto(`${base}/grants/${grantId}`); // the link alarms carry
       await page.getByText("primary is refusing writes after the failover").waitFor();
       await accessible(page, `grant (${approver})`);

@@ -393,8 +393,12 @@ export const GrantViewSchema = z
       .boolean()
       .optional()
       .describe(
-        "No security channel has delivered the activation alarm in time (on GET /grants/{id}); the grant still works",
+        "No security channel has delivered the activation alarm in time (active grants, on GET /grants and /grants/{id}); the grant still works",
       ),
+    canApprove: z
+      .boolean()
+      .optional()
+      .describe("Requests: whether the caller's approval would count now (not the requester, eligible, not yet given)"),
     review: ReviewViewSchema.nullable(),
     version: z.int(),
   })

@@ -50,6 +50,7 @@ import { isUnalarmed } from "../core/alarm-routing.js";
 import { groupsOf } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
+import { approveGrant } from "../core/grant-machine.js";
 import type { Grant, GrantState, Policy } from "../core/model.js";
 import type { AlarmRecord, Clock, Store, TerminalSession, TokenRecord } from "../core/ports.js";
 import type { DrillService } from "../service/drill-service.js";
@@ -212,6 +213,15 @@ export function buildRoutes(deps: RouteDeps): {
     }
   };
   const view = (grant: Grant) => grantView(grant, policy, clock.now());
+  /** Whether `actor`'s approval would be accepted now: the grant machine's own checks, dry-run. */
+  const canApprove = (grant: Grant, actor: string): boolean => {
+    try {
+      approveGrant(policy, grant, actor, null, clock.now());
+      return true;
+    } catch {
+      return false;
+    }
+  };
   const unalarmedOf = async (grant: Grant, alarms?: readonly AlarmRecord[]) =>
     isUnalarmed(
       alarms ?? (await store.listAlarms(grant.id)),
@@ -499,7 +509,9 @@ export function buildRoutes(deps: RouteDeps): {
         // "who holds what right now" shows the unalarmed ones red.
         const views = [];
         for (const g of grants) {
-          views.push(g.state === "active" ? { ...view(g), unalarmed: await unalarmedOf(g) } : view(g));
+          if (g.state === "active") views.push({ ...view(g), unalarmed: await unalarmedOf(g) });
+          else if (g.state === "requested") views.push({ ...view(g), canApprove: canApprove(g, ctx.actor) });
+          else views.push(view(g));
         }
         return { body: { grants: views } };
       },
@@ -516,10 +528,17 @@ export function buildRoutes(deps: RouteDeps): {
       status: 200,
       response: GrantViewSchema,
       problems: ["ERR_NOT_FOUND"],
-      handler: async ({ params }) => {
+      handler: async ({ ctx, params }) => {
         const grant = await service.get(params.id);
         const alarms = await store.listAlarms(grant.id);
-        return { body: { ...view(grant), alarms: alarms.map(alarmView), unalarmed: await unalarmedOf(grant, alarms) } };
+        return {
+          body: {
+            ...view(grant),
+            alarms: alarms.map(alarmView),
+            unalarmed: await unalarmedOf(grant, alarms),
+            ...(grant.state === "requested" ? { canApprove: canApprove(grant, ctx.actor) } : {}),
+          },
+        };
       },
     }),
     ...grantActions,

@@ -103,10 +103,11 @@ function Review({ id, done }: { id: string; done: () => void }) {
 }
 
 export function GrantPage({ id, me }: { id: string; me: Me }) {
-  const story = useData(() => api.story(id), id);
+  // The grant as GET /grants/{id} gives it (with what the caller may do), and its story.
+  const story = useData(() => Promise.all([api.grant(id), api.story(id)]), id);
   const [credential, setCredential] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const g = story.data?.grant ?? null;
+  const g = story.data?.[0] ?? null;
   const left = useCountdown(g?.remainingS ?? null);
   useEffect(() => {
     if (g?.state !== "active" && g?.state !== "requested" && g?.state !== "approved") return;
@@ -115,7 +116,7 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
   }, [g?.state, story.reload]);
   if (story.error) return <ErrorBox error={story.error} />;
   if (!g || !story.data) return <p aria-busy="true">Loading…</p>;
-  const s = story.data;
+  const s = story.data[1];
   const act =
     (action: string, body: Record<string, unknown> = {}) =>
     async () => {
@@ -156,8 +157,14 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
           {g.approvals.length === 0 ? "none" : g.approvals.map((a) => a.approver).join(", ")} · length{" "}
           {duration(g.durationS)} · access at the target: {g.access.state}
         </p>
+        {g.state === "requested" && !mine && !g.canApprove ? (
+          <p className="hint">
+            Your approval would not count here: approvers must be in the groups of the rule "{g.approvalRule}", and each
+            approves once.
+          </p>
+        ) : null}
         <div className="actions">
-          {g.state === "requested" && !mine ? (
+          {g.state === "requested" && g.canApprove ? (
             <>
               <Action
                 label="Approve"

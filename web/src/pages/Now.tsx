@@ -52,7 +52,7 @@ export function NowPage({ me }: { me: Me }) {
     return () => clearInterval(t);
   }, [active.reload, waiting.reload]);
   const mine = (active.data?.grants ?? []).filter((g) => g.requester === me.user);
-  const toApprove = (waiting.data?.grants ?? []).filter((g) => g.requester !== me.user && g.state === "requested");
+  const toApprove = (waiting.data?.grants ?? []).filter((g) => g.canApprove === true);
   return (
     <>
       <h1>Now</h1>
@@ -84,8 +84,8 @@ export function NowPage({ me }: { me: Me }) {
         )}
       </section>
       <section aria-labelledby="approve-title">
-        <h2 id="approve-title">Waiting for approval ({toApprove.length})</h2>
-        {toApprove.length === 0 ? <p>No request is waiting for someone else's approval.</p> : null}
+        <h2 id="approve-title">Waiting for your approval ({toApprove.length})</h2>
+        {toApprove.length === 0 ? <p>No request is waiting for your approval.</p> : null}
         <ul className="cards">
           {toApprove.map((g) => (
             <li key={g.id} className="card">
