@@ -201,6 +201,33 @@ describe("web console", () => {
     expect(await tryLogin(shown, "SELECT 1")).toBeNull();
     await accessible(page, "grant (active)");
     await shot(page, "grant-active");
+
+    // Alice works in a recorded shell (`breakglass shell`, through the same API).
+    const token = (
+      await broker.tokens.create(
+        { actor: "erin", requestId: null, sourceAddress: null },
+        { user: "alice", description: "shell" },
+      )
+    ).token.reveal();
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`${base}/api/v1${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      expect(res.status).toBeLessThan(300);
+      return res.json() as Promise<Record<string, unknown>>;
+    };
+    const started = (await post(`/grants/${grantId}/terminal`, { command: "psql app", width: 100, height: 30 })) as {
+      session: { id: string };
+    };
+    await post(`/terminal/${started.session.id}/events`, {
+      events: [
+        { seq: 1, t: 0.1, kind: "o", data: "app=> \u001b[1mSELECT\u001b[0m count(*) FROM accounts;\r\n" },
+        { seq: 2, t: 0.4, kind: "o", data: " count \r\n-------\r\n     2\r\n" },
+      ],
+    });
+    await post(`/terminal/${started.session.id}/end`, { reason: "exited" });
   });
 
   it("the security lead sees who holds what, revokes it, and the timeline tells the story", async () => {
@@ -224,6 +251,14 @@ describe("web console", () => {
     ])
       expect(timeline).toContain(type);
     expect(timeline).toContain("fixed; closing the window early");
+    // The recorded shell, replayed (escape sequences dropped).
+    await page.getByRole("button", { name: "Open the recording (the read is audited)" }).click();
+    await page.getByRole("button", { name: "Replay" }).click();
+    await page.getByRole("button", { name: "Show all" }).click();
+    const screen = await page.locator("pre.terminal").innerText();
+    expect(screen).toContain("app=> SELECT count(*) FROM accounts;");
+    expect(screen).toContain("     2");
+    await accessible(page, "grant (recording)");
     await shot(page, "grant-timeline");
   });
 

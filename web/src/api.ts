@@ -12,8 +12,10 @@ import type {
   GrantView,
   Me,
   Problem,
+  RecordingView,
   ReviewBody,
   RolesResponse,
+  TerminalRecordingView,
 } from "../../src/contract/api.js";
 
 export type {
@@ -23,8 +25,10 @@ export type {
   GrantView,
   Me,
   Problem,
+  RecordingView,
   ReviewBody,
   RolesResponse,
+  TerminalRecordingView,
 } from "../../src/contract/api.js";
 
 const BASE = "/api/v1";
@@ -166,6 +170,8 @@ export const api = {
   request: (body: CreateGrantBody) => call<GrantView>("POST", "/grants", body),
   act: (id: string, action: string, body: Record<string, unknown> = {}) =>
     call<GrantView>("POST", `/grants/${encodeURIComponent(id)}/${action}`, body),
+  recording: (id: string) => call<RecordingView>("GET", `/grants/${encodeURIComponent(id)}/recording`),
+  terminal: (id: string) => call<TerminalRecordingView>("GET", `/terminal/${encodeURIComponent(id)}`),
   credential: (id: string) => call<unknown>("GET", `/grants/${encodeURIComponent(id)}/credential`),
   reviews: () => call<ReviewQueue>("GET", "/reviews"),
   reviewOpening: (id: string, body: ReviewBody) =>

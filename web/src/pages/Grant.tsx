@@ -8,6 +8,7 @@ import { type FormEvent, useEffect, useState } from "react";
 import { api, type Me } from "../api.js";
 import { duration, time } from "../format.js";
 import { Chip, ErrorBox, useCountdown, useData } from "../ui.js";
+import { RecordingPanel } from "./Recording.js";
 
 const OUTCOMES = ["justified", "justified_with_findings", "unjustified"] as const;
 
@@ -268,10 +269,11 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
                   <td>
                     {a.state === "delivered" ? (
                       <Chip tone="ok">delivered {a.latencyMs === null ? "" : `in ${a.latencyMs} ms`}</Chip>
+                    ) : a.state === "queued" && a.attempts === 0 ? (
+                      <Chip tone="info">queued</Chip>
                     ) : (
                       <Chip tone="bad">
-                        {a.state}
-                        {a.lastError ? `: ${a.lastError}` : ""}
+                        {a.state} after {a.attempts} attempt(s){a.lastError ? `: ${a.lastError}` : ""}
                       </Chip>
                     )}
                   </td>
@@ -287,6 +289,7 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
           {s.recording.statements} statement(s) through the gateway in {s.recording.gatewaySessions} session(s),{" "}
           {s.recording.blocked.length} blocked, {s.recording.terminalSessions} recorded terminal session(s).
         </p>
+        <RecordingPanel grantId={g.id} />
         <ul>
           {s.recording.blocked.map((b) => (
             <li key={b.at} className="bad mono">
