@@ -312,6 +312,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     policy,
     drills,
     vault,
+    alarmChannels: () => alarms.channels(),
     ...(auth && box
       ? {
           authRoutes: { config: config.auth, publicUrl: config.server.publicUrl, auth, oidc, store, audit, clock, box },

@@ -51,7 +51,12 @@ server: { host: 127.0.0.1, port: ${port}, public_url: "${base}" }
 storage: { driver: sqlite, path: ./breakglass.db }
 audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
 secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [{ events: ["*"], channels: [record] }] }
+alarms:
+  channels:
+    record: { type: file, path: ./alarms.jsonl }
+    chat: { type: webhook, url: "http://127.0.0.1:9/closed", secret: { env: HOOK_SECRET } }
+  security_channels: [record]
+  routes: [{ events: ["*"], channels: [record, chat] }]
 auth:
   oidc: { issuer: ${idp.issuer}, client_id: ${IDP_CLIENT_ID}, client_secret: { env: IDP_SECRET }, allow_insecure_http: true }
 admin_groups: [security]
@@ -74,7 +79,7 @@ targets:
   pg-main: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} } } }
 `,
   );
-  const env = { IDP_SECRET: IDP_CLIENT_SECRET, [TARGET_ENV]: target.adminUrl };
+  const env = { IDP_SECRET: IDP_CLIENT_SECRET, [TARGET_ENV]: target.adminUrl, HOOK_SECRET: "console-test-hook" };
   broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
     log: silentLogger,
     env,
@@ -233,6 +238,10 @@ describe("web console", () => {
   it("the security lead sees who holds what, revokes it, and the timeline tells the story", async () => {
     const { page } = await person("erin");
     await page.getByRole("cell", { name: "alice" }).waitFor();
+    // The chat webhook has failed every delivery so far: the console says so on every page.
+    await page
+      .getByText(/Alarm channel chat is failing \(.*\): alarms routed only there are not reaching anyone/)
+      .waitFor();
     await expect(page.getByText("alarmed").first().isVisible()).resolves.toBe(true);
     await accessible(page, "now (active, dark)");
     await shot(page, "now-active-dark");

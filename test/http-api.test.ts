@@ -354,6 +354,7 @@ describe("OpenAPI", () => {
       (a) => `post /api/v1/grants/{id}/${a}`,
     ),
     "get /api/v1/audit/events",
+    "get /api/v1/alarms/channels",
     "get /api/v1/audit/checkpoints",
     "get /api/v1/audit/verify",
     "post /api/v1/reconcile",

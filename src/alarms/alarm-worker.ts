@@ -37,6 +37,15 @@ export interface AlarmWorker {
   start(): void;
   kick(): void;
   stop(): Promise<void>;
+  /** Each channel's health as this replica sees it: failing after `failureThreshold` failures in a row. */
+  channels(): ChannelHealth[];
+}
+
+export interface ChannelHealth {
+  readonly channel: string;
+  readonly failing: boolean;
+  readonly consecutiveFailures: number;
+  readonly lastError: string | null;
 }
 
 export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
@@ -136,7 +145,16 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
       });
   };
 
+  const channelHealth = (): ChannelHealth[] =>
+    [...channels.keys()].sort().map((channel) => ({
+      channel,
+      failing: reported.has(channel),
+      consecutiveFailures: streak.get(channel)?.failures ?? 0,
+      lastError: streak.get(channel)?.lastError || null,
+    }));
+
   return {
+    channels: channelHealth,
     tick: runTick,
     async drain() {
       while ((await runTick()) > 0) {

@@ -590,6 +590,20 @@ export const PostureSchema = z
   })
   .register(apiSchemas, { id: "Posture" });
 
+export const ChannelHealthListSchema = z
+  .object({
+    channels: z.array(
+      z.object({
+        channel: z.string(),
+        failing: z.boolean().describe("Failed several deliveries in a row (alarm.channel_failing was raised)"),
+        consecutiveFailures: z.int(),
+        lastError: z.string().nullable(),
+      }),
+    ),
+  })
+  .describe("Each alarm channel's health as the answering replica sees it")
+  .register(apiSchemas, { id: "ChannelHealthList" });
+
 export const GrantListSchema = z.object({ grants: z.array(GrantViewSchema) }).register(apiSchemas, { id: "GrantList" });
 
 export const AuditEventViewSchema = z

@@ -3,6 +3,7 @@
  * (src/contract/api.ts) and the services; they hold no rules of their own.
  */
 import { z } from "zod";
+import type { ChannelHealth } from "../alarms/alarm-worker.js";
 import { formatVerdict, verifyStoreChain } from "../audit/audit-verify.js";
 import { loadPublicKeys, type SigningKey } from "../audit/signing-key.js";
 import type { AppConfig } from "../config/app-config.js";
@@ -11,6 +12,7 @@ import {
   AuditEventListSchema,
   AuditEventsQuerySchema,
   AuditVerdictSchema,
+  ChannelHealthListSchema,
   CheckpointListSchema,
   CreatedTokenViewSchema,
   CreateGrantBodySchema,
@@ -84,6 +86,8 @@ export interface RouteDeps {
   readonly drills?: DrillService | undefined;
   /** Tier-2 openings' reviews (`/vault-openings`). */
   readonly vault?: VaultService | undefined;
+  /** The alarm channels' health (the alarm worker's view). */
+  readonly alarmChannels?: (() => readonly ChannelHealth[]) | undefined;
 }
 
 const DEFAULT_LIMIT = 100;
@@ -407,6 +411,19 @@ export function buildRoutes(deps: RouteDeps): {
         await store.nextDueAt();
         return { body: { status: "ok" as const, store: "ok" as const } };
       },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/alarms/channels",
+      operationId: "alarmChannels",
+      scope: "read",
+      summary: "Is every alarm channel delivering? Failing after several failed deliveries in a row",
+      tag: "alarms",
+      auth: true,
+      status: 200,
+      response: ChannelHealthListSchema,
+      problems: [],
+      handler: async () => ({ body: { channels: [...(deps.alarmChannels?.() ?? [])] } }),
     }),
     defineRoute({
       method: "GET",

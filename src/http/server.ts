@@ -10,6 +10,7 @@ import { timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { z } from "zod";
 import type { Logger } from "../adapters/logger.js";
+import type { ChannelHealth } from "../alarms/alarm-worker.js";
 import type { SigningKey } from "../audit/signing-key.js";
 import type { AppConfig } from "../config/app-config.js";
 import { API_PREFIX } from "../contract/api.js";
@@ -55,6 +56,8 @@ export interface HttpServerDeps {
   readonly drills?: DrillService;
   /** Tier-2 openings' reviews. */
   readonly vault?: VaultService;
+  /** The alarm channels' health. */
+  readonly alarmChannels?: () => readonly ChannelHealth[];
   /** Sessions, IdP login, local factors; without it only API tokens authenticate. */
   readonly authRoutes?: Omit<AuthRouteDeps, "requireAdmin">;
 }

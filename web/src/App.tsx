@@ -67,6 +67,30 @@ export function App() {
     navigate("/");
   };
 
+  const [failing, setFailing] = useState<{ channel: string; lastError: string | null }[]>([]);
+  useEffect(() => {
+    if (!me) return;
+    const check = () =>
+      api.channels().then(
+        (c) => setFailing(c.channels.filter((x) => x.failing)),
+        () => {},
+      );
+    check();
+    const t = setInterval(check, 30_000);
+    return () => clearInterval(t);
+  }, [me]);
+  const channelBanner =
+    failing.length > 0 ? (
+      <div className="banner bad" role="alert">
+        {failing.map((f) => (
+          <div key={f.channel}>
+            Alarm channel {f.channel} is failing{f.lastError ? ` (${f.lastError})` : ""}: alarms routed only there are
+            not reaching anyone.
+          </div>
+        ))}
+      </div>
+    ) : null;
+
   const banner =
     idp?.configured && !idp.reachable ? (
       <div className="banner bad" role="alert">
@@ -124,6 +148,7 @@ export function App() {
       </header>
       <main id="main">
         {banner}
+        {channelBanner}
         <ErrorBox error={error} />
         {page}
       </main>

@@ -177,6 +177,11 @@ export const api = {
   reviewOpening: (id: string, body: ReviewBody) =>
     call<unknown>("POST", `/vault-openings/${encodeURIComponent(id)}/review`, body),
   posture: () => call<PostureView>("GET", "/posture"),
+  channels: () =>
+    call<{ channels: { channel: string; failing: boolean; consecutiveFailures: number; lastError: string | null }[] }>(
+      "GET",
+      "/alarms/channels",
+    ),
   audit: (from: number) => call<AuditEventList>("GET", `/audit/events?from=${from}&limit=200`),
   verify: () => call<AuditVerdictView>("GET", "/audit/verify"),
 };
