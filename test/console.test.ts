@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Secret, TOTP } from "otpauth";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
@@ -33,6 +34,9 @@ let base: string;
 let browser: Browser;
 let target: PostgresTarget;
 const problems: string[] = [];
+/** Refusals a test provokes on purpose: each allows one such failed request in the console. */
+const expectedRefusals: { user: string; path: string; status: number }[] = [];
+const expectRefusal = (user: string, path: string, status: number) => expectedRefusals.push({ user, path, status });
 
 beforeAll(async () => {
   requireBuild(); // the console is served from dist/web
@@ -60,8 +64,8 @@ alarms:
 auth:
   oidc: { issuer: ${idp.issuer}, client_id: ${IDP_CLIENT_ID}, client_secret: { env: IDP_SECRET }, allow_insecure_http: true }
 admin_groups: [security]
-users: { alice: { name: Alice Adams }, bob: { name: Bob Brown }, carol: { name: Carol Chen }, erin: { name: Erin Evans } }
-groups: { oncall: [alice], leads: [bob, carol], security: [erin] }
+users: { alice: { name: Alice Adams }, bob: { name: Bob Brown }, carol: { name: Carol Chen }, erin: { name: Erin Evans }, drill-bot: { name: Drill bot } }
+groups: { oncall: [alice, drill-bot], leads: [bob, carol], security: [erin] }
 domains:
   production:
     description: Production databases
@@ -75,6 +79,22 @@ domains:
         approval: "2 of leads"
         requesters: [oncall]
         emergency: true
+      db-readonly:
+        description: Read-only look at the primary, behind a fresh second factor
+        target: pg-main
+        grants: { roles: [recovery_rw] }
+        max_duration: 1h
+        approval: "1 of leads"
+        requesters: [oncall]
+        step_up: 5m
+drills:
+  db-approval:
+    scenario: approval-path
+    role: production/db-admin
+    requester: drill-bot
+    approvers: [bob, carol]
+    duration: 3s
+    probe: { sql: "SELECT 1" }
 targets:
   pg-main: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} } } }
 `,
@@ -120,6 +140,15 @@ async function person(
     // Signed out, the app's first question (who am I?) is answered 401: that is how it learns to
     // show the sign-in page. Any other failed request is a problem.
     if (m.text().includes("status of 401") && m.location().url === `${base}/api/v1/auth/session`) return;
+    // A refusal the test provokes on purpose (declared with `expectRefusal` just before).
+    const i = expectedRefusals.findIndex(
+      (r) =>
+        r.user === user && m.location().url === `${base}/api/v1${r.path}` && m.text().includes(`status of ${r.status}`),
+    );
+    if (i >= 0) {
+      expectedRefusals.splice(i, 1);
+      return;
+    }
     problems.push(`${user} console: ${m.text()} (${m.location().url})`);
   });
   page.on("pageerror", (e) => problems.push(`${user} page error: ${e.message}`));
@@ -296,6 +325,27 @@ describe("web console", () => {
     }
   });
 
+  it("the security lead runs a drill from the console and reads its timed steps", async () => {
+    const { page } = await person("erin");
+    await page.getByRole("link", { name: "Drills" }).click();
+    await page.getByText("never run").waitFor();
+    await page.getByRole("button", { name: "Run now" }).click();
+    await page.getByRole("button", { name: "Hide history" }).waitFor();
+    // The drill runs in the background: look again until it has passed.
+    for (let i = 0; i < 40 && !(await page.getByText("passed").first().isVisible()); i++) {
+      await page.waitForTimeout(500);
+      await page.getByRole("button", { name: "Hide history" }).click();
+      await page.getByRole("button", { name: "History" }).click();
+    }
+    await page.getByText("passed").first().waitFor();
+    await page
+      .getByText(/✓ .*probe/)
+      .first()
+      .waitFor();
+    await accessible(page, "drills");
+    await shot(page, "drills");
+  }, 60_000);
+
   it("emergency activation only after its deliberate confirmation, on a phone", async () => {
     const { page } = await person("alice", { width: 390, height: 844 });
     await page.getByRole("link", { name: "Request" }).click();
@@ -319,6 +369,54 @@ describe("web console", () => {
     expect(overflow).toBeLessThanOrEqual(0);
     await accessible(page, "now (phone)");
     await shot(page, "phone-now");
+  });
+
+  it("asks for a fresh second factor where the role needs one, then carries on", async () => {
+    const admin = { actor: "erin", requestId: null, sourceAddress: null };
+    const totp = async (user: string) => {
+      const { secret } = await (broker.auth as NonNullable<Broker["auth"]>).provisionTotp(admin, user, "phone");
+      return () => new TOTP({ secret: Secret.fromBase32(secret) }).generate();
+    };
+    const [aliceCode, carolCode] = [await totp("alice"), await totp("carol")];
+    const { page } = await person("alice");
+    await page.getByRole("link", { name: "Request" }).click();
+    await page.getByRole("radio", { name: /Read-only look at the primary/ }).check();
+    await page.getByLabel("Justification").fill("check replication lag on the primary");
+    await page.getByLabel("Incident id").fill("INC-4713");
+    // The broker answers ERR_STEP_UP_REQUIRED (403) to each attempt without a fresh factor, and
+    // refuses a wrong code (401): the console turns both into the dialog and its message.
+    expectRefusal("alice", "/grants", 403);
+    expectRefusal("alice", "/auth/step-up", 401);
+    expectRefusal("alice", "/grants", 403);
+    await page.getByRole("button", { name: "Request access" }).click();
+    const dialog = page.getByRole("dialog", { name: "Confirm it is you" });
+    await dialog.waitFor();
+    await accessible(page, "step-up dialog");
+    await shot(page, "step-up");
+    await page.getByLabel(/Code from your authenticator app/).fill("000000");
+    await page.getByRole("button", { name: "Verify and continue" }).click();
+    await page
+      .getByRole("alert")
+      .filter({ hasText: /code|factor/i })
+      .waitFor(); // a wrong code is refused
+    await page.getByRole("button", { name: "Request access" }).click();
+    await dialog.waitFor();
+    await page.getByLabel(/Code from your authenticator app/).fill(aliceCode());
+    await page.getByRole("button", { name: "Verify and continue" }).click();
+    await page.getByText("requested", { exact: true }).waitFor();
+    const id = new URL(page.url()).pathname.split("/")[2] as string;
+
+    expectRefusal("carol", `/grants/${id}/approve`, 403);
+    const carol = await person("carol");
+    await carol.page.goto(`${base}/grants/${id}`);
+    await carol.page.getByRole("button", { name: "Approve" }).click();
+    await carol.page.getByRole("button", { name: "Approve" }).click();
+    await carol.page.getByRole("dialog", { name: "Confirm it is you" }).waitFor();
+    await carol.page.getByLabel(/Code from your authenticator app/).fill(carolCode());
+    await carol.page.getByRole("button", { name: "Verify and continue" }).click();
+    await carol.page.getByText("active", { exact: true }).waitFor();
+    const steps = (await broker.store.readAudit(1, 10_000)).filter((e) => e.type === "auth.step_up");
+    expect(steps.map((e) => e.actor).sort()).toEqual(["alice", "carol"]);
   });
 
   it("signs in with an API token too (a broker without an IdP, like the demo), kept in the tab only", async () => {
@@ -368,5 +466,6 @@ describe("web console", () => {
 
   it("no console error, page error or CSP violation anywhere in the run", () => {
     expect(problems).toEqual([]);
+    expect(expectedRefusals).toEqual([]); // every provoked refusal did happen
   });
 });

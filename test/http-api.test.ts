@@ -344,6 +344,7 @@ describe("OpenAPI", () => {
     "get /api/v1/posture",
     "post /api/v1/drills/{name}/run",
     "get /api/v1/drills/runs/{run}",
+    "get /api/v1/drills/{name}/runs",
     "get /api/v1/grants/{id}/story",
     "post /api/v1/tokens",
     "post /api/v1/tokens/{token}/revoke",

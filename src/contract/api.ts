@@ -546,6 +546,10 @@ export const DrillListSchema = z
   })
   .register(apiSchemas, { id: "DrillList" });
 
+export const DrillRunListSchema = z
+  .object({ runs: z.array(DrillRunViewSchema) })
+  .register(apiSchemas, { id: "DrillRunList" });
+
 export const DrillParamsSchema = z.strictObject({ name: z.string().min(1).max(100) });
 export const DrillRunParamsSchema = z.strictObject({ run: z.string().min(1).max(100) });
 
@@ -790,6 +794,8 @@ export type ListGrantsQuery = z.input<typeof ListGrantsQuerySchema>;
 export type AuditEventsQuery = z.input<typeof AuditEventsQuerySchema>;
 export type Health = z.infer<typeof HealthSchema>;
 export type Me = z.infer<typeof MeSchema>;
+export type DrillList = z.infer<typeof DrillListSchema>;
+export type DrillRunView = z.infer<typeof DrillRunViewSchema>;
 export type RoleView = z.infer<typeof RoleViewSchema>;
 export type DomainView = z.infer<typeof DomainViewSchema>;
 export type RolesResponse = z.infer<typeof RolesResponseSchema>;

@@ -14,7 +14,16 @@ import type { FastifyInstance } from "fastify";
 import { packageRoot } from "../cli/package-root.js";
 
 /** The console's pages (client-side routes). */
-export const CONSOLE_PAGES = ["/", "/request", "/reviews", "/posture", "/audit", "/roles", "/grants/:id"] as const;
+export const CONSOLE_PAGES = [
+  "/",
+  "/request",
+  "/reviews",
+  "/posture",
+  "/drills",
+  "/audit",
+  "/roles",
+  "/grants/:id",
+] as const;
 
 const CSP = [
   "default-src 'self'",

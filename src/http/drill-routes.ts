@@ -6,6 +6,7 @@ import type { AlarmsConfig } from "../config/app-config.js";
 import {
   DrillListSchema,
   DrillParamsSchema,
+  DrillRunListSchema,
   DrillRunParamsSchema,
   DrillRunViewSchema,
   EmptyBodySchema,
@@ -122,6 +123,23 @@ export function buildDrillRoutes(deps: {
       handler: async ({ ctx, params }) => {
         deps.requireAdmin(ctx, "running a drill");
         return { body: drillRunView(await drills.start(ctx, params.name)) };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/drills/:name/runs",
+      operationId: "listDrillRuns",
+      summary: "A drill's history: its last 50 runs, newest first, each with its timed steps",
+      tag: "drills",
+      auth: true,
+      params: DrillParamsSchema,
+      status: 200,
+      response: DrillRunListSchema,
+      problems: ["ERR_NOT_FOUND"],
+      handler: async ({ params }) => {
+        if (!drills.drills.some((d) => d.name === params.name))
+          throw new BreakglassError("ERR_NOT_FOUND", `no drill ${params.name} is configured`);
+        return { body: { runs: (await store.listDrillRuns(params.name, 50)).map(drillRunView) } };
       },
     }),
     defineRoute({

@@ -6,6 +6,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { ApiError, api, type IdpHealth, type Me, tokenLogin } from "./api.js";
 import { AuditPage } from "./pages/Audit.js";
+import { DrillsPage } from "./pages/Drills.js";
 import { GrantPage } from "./pages/Grant.js";
 import { Login } from "./pages/Login.js";
 import { NowPage } from "./pages/Now.js";
@@ -14,6 +15,7 @@ import { RequestPage } from "./pages/Request.js";
 import { ReviewsPage } from "./pages/Reviews.js";
 import { RolesPage } from "./pages/Roles.js";
 import { Link, navigate, usePath } from "./router.js";
+import { StepUpDialog } from "./StepUp.js";
 import { ErrorBox } from "./ui.js";
 
 const NAV: readonly [string, string][] = [
@@ -21,6 +23,7 @@ const NAV: readonly [string, string][] = [
   ["/request", "Request"],
   ["/reviews", "Reviews"],
   ["/posture", "Posture"],
+  ["/drills", "Drills"],
   ["/audit", "Audit"],
   ["/roles", "Roles"],
 ];
@@ -120,6 +123,7 @@ export function App() {
     else if (path.startsWith("/grants/")) page = <GrantPage id={decodeURIComponent(path.slice(8))} me={me} />;
     else if (path === "/reviews") page = <ReviewsPage />;
     else if (path === "/posture") page = <PosturePage />;
+    else if (path === "/drills") page = <DrillsPage me={me} />;
     else if (path === "/audit") page = <AuditPage me={me} />;
     else if (path === "/roles") page = <RolesPage />;
   }
@@ -146,6 +150,7 @@ export function App() {
           </span>
         ) : null}
       </header>
+      <StepUpDialog />
       <main id="main">
         {banner}
         {channelBanner}

@@ -8,6 +8,8 @@ import type {
   AuditEventList,
   AuditVerdictView,
   CreateGrantBody,
+  DrillList,
+  DrillRunView,
   GrantList,
   GrantView,
   Me,
@@ -21,6 +23,8 @@ import type {
 export type {
   AuditEventList,
   AuditVerdictView,
+  DrillList,
+  DrillRunView,
   GrantList,
   GrantView,
   Me,
@@ -55,7 +59,16 @@ export const tokenLogin = {
   clear: () => sessionStorage.removeItem(TOKEN_KEY),
 };
 
-async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+/**
+ * Asks the person for a second-factor code when an action needs a fresh one (a role with
+ * `step_up`); null when they cancel. Set by the app's step-up dialog.
+ */
+let askStepUp: ((why: string) => Promise<string | null>) | null = null;
+export const setStepUpPrompt = (fn: ((why: string) => Promise<string | null>) | null) => {
+  askStepUp = fn;
+};
+
+async function call<T>(method: "GET" | "POST", path: string, body?: unknown, retried = false): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   const token = tokenLogin.get();
   if (token) headers.authorization = `Bearer ${token}`;
@@ -69,7 +82,18 @@ async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Pr
   });
   const text = await res.text();
   const json: unknown = text === "" ? null : JSON.parse(text);
-  if (!res.ok) throw new ApiError(res.status, (json as Problem | null) ?? null, `${method} ${path}: ${res.status}`);
+  if (!res.ok) {
+    const problem = (json as Problem | null) ?? null;
+    // A fresh second factor is needed: ask for it, verify it, and try the action once more.
+    if (problem?.code === "ERR_STEP_UP_REQUIRED" && askStepUp && !retried && path !== "/auth/step-up") {
+      const code = await askStepUp(problem.detail ?? "This action needs a fresh second factor.");
+      if (code !== null) {
+        await call("POST", "/auth/step-up", { code });
+        return call<T>(method, path, body, true);
+      }
+    }
+    throw new ApiError(res.status, problem, `${method} ${path}: ${res.status}`);
+  }
   return json as T;
 }
 
@@ -177,6 +201,9 @@ export const api = {
   reviewOpening: (id: string, body: ReviewBody) =>
     call<unknown>("POST", `/vault-openings/${encodeURIComponent(id)}/review`, body),
   posture: () => call<PostureView>("GET", "/posture"),
+  drills: () => call<DrillList>("GET", "/drills"),
+  drillRuns: (name: string) => call<{ runs: DrillRunView[] }>("GET", `/drills/${encodeURIComponent(name)}/runs`),
+  runDrill: (name: string) => call<DrillRunView>("POST", `/drills/${encodeURIComponent(name)}/run`, {}),
   channels: () =>
     call<{ channels: { channel: string; failing: boolean; consecutiveFailures: number; lastError: string | null }[] }>(
       "GET",
