@@ -34,6 +34,7 @@ let base: string;
 let browser: Browser;
 let target: PostgresTarget;
 const problems: string[] = [];
+let loginChecked = false;
 /** Refusals a test provokes on purpose: each allows one such failed request in the console. */
 const expectedRefusals: { user: string; path: string; status: number }[] = [];
 const expectRefusal = (user: string, path: string, status: number) => expectedRefusals.push({ user, path, status });
@@ -154,6 +155,11 @@ async function person(
   page.on("pageerror", (e) => problems.push(`${user} page error: ${e.message}`));
   await page.goto(`${base}/`);
   await page.getByRole("link", { name: "Sign in with your identity provider" }).waitFor();
+  if (user === "alice" && !loginChecked) {
+    loginChecked = true;
+    await accessible(page, "sign-in");
+    await shot(page, "sign-in");
+  }
   idp.loginAs(user);
   await page.getByRole("link", { name: "Sign in with your identity provider" }).click();
   await page.getByRole("navigation", { name: "Main" }).waitFor();
@@ -369,6 +375,9 @@ describe("web console", () => {
     expect(overflow).toBeLessThanOrEqual(0);
     await accessible(page, "now (phone)");
     await shot(page, "phone-now");
+    // The holder ends it from the Now page as soon as the work is done.
+    await page.getByRole("button", { name: "Release now" }).click();
+    await page.getByRole("heading", { name: "My active grants (0)" }).waitFor();
   });
 
   it("asks for a fresh second factor where the role needs one, then carries on", async () => {

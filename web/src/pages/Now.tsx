@@ -2,7 +2,7 @@
  * Who holds what right now: every active grant with a live countdown and its alarm state (red if
  * no security channel has it), requests waiting for approval, and the caller's own grants.
  */
-import { useEffect } from "react";
+import { useEffect, useState } from "react";
 import { api, type GrantView, type Me } from "../api.js";
 import { remaining } from "../format.js";
 import { Link } from "../router.js";
@@ -51,12 +51,13 @@ export function NowPage({ me }: { me: Me }) {
     }, 15_000);
     return () => clearInterval(t);
   }, [active.reload, waiting.reload]);
+  const [error, setError] = useState<unknown>(null);
   const mine = (active.data?.grants ?? []).filter((g) => g.requester === me.user);
   const toApprove = (waiting.data?.grants ?? []).filter((g) => g.canApprove === true);
   return (
     <>
       <h1>Now</h1>
-      <ErrorBox error={active.error ?? waiting.error} />
+      <ErrorBox error={active.error ?? waiting.error ?? error} />
       <section aria-labelledby="active-title">
         <h2 id="active-title">Active break-glass grants ({active.data?.grants.length ?? "…"})</h2>
         {active.data && active.data.grants.length === 0 ? (
@@ -106,6 +107,31 @@ export function NowPage({ me }: { me: Me }) {
           {mine.map((g) => (
             <li key={g.id} className="card">
               <Link to={`/grants/${g.id}`}>{g.role}</Link> — <Countdown seconds={g.remainingS} /> left
+              <div>
+                <button
+                  type="button"
+                  onClick={() =>
+                    api.act(g.id, "release").then(
+                      () => active.reload(),
+                      (e: unknown) => setError(e),
+                    )
+                  }
+                >
+                  Release now
+                </button>
+                <button
+                  type="button"
+                  className="plain"
+                  onClick={() =>
+                    api.act(g.id, "extend", { by: "15m", reason: "more time needed (from the console)" }).then(
+                      () => active.reload(),
+                      (e: unknown) => setError(e),
+                    )
+                  }
+                >
+                  Extend 15 min
+                </button>
+              </div>
             </li>
           ))}
         </ul>
