@@ -20,20 +20,7 @@ import type {
   TerminalRecordingView,
 } from "../../src/contract/api.js";
 
-export type {
-  AuditEventList,
-  AuditVerdictView,
-  DrillList,
-  DrillRunView,
-  GrantList,
-  GrantView,
-  Me,
-  Problem,
-  RecordingView,
-  ReviewBody,
-  RolesResponse,
-  TerminalRecordingView,
-} from "../../src/contract/api.js";
+export type * from "../../src/contract/api.js";
 
 const BASE = "/api/v1";
 const TOKEN_KEY = "breakglass.token";

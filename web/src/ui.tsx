@@ -46,3 +46,23 @@ export function useCountdown(initial: number | null): number | null {
   }, [initial]);
   return left;
 }
+
+/** A table that scrolls inside its box on a narrow screen, with column headers. */
+export function Table({ head, children }: { head: readonly string[]; children: ReactNode }) {
+  return (
+    <div className="scroll">
+      <table>
+        <thead>
+          <tr>
+            {head.map((h) => (
+              <th key={h} scope="col">
+                {h}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}

@@ -2,7 +2,7 @@
 import { useState } from "react";
 import { api, type Me } from "../api.js";
 import { time } from "../format.js";
-import { Chip, ErrorBox, useData } from "../ui.js";
+import { Chip, ErrorBox, Table, useData } from "../ui.js";
 
 export function AuditPage({ me }: { me: Me }) {
   const [from, setFrom] = useState(1);
@@ -28,30 +28,17 @@ export function AuditPage({ me }: { me: Me }) {
       <ErrorBox error={events.error ?? verdict.error} />
       <label htmlFor="filter">Filter by type or actor</label>
       <input id="filter" value={filter} onChange={(e) => setFilter(e.target.value)} />
-      <div className="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">#</th>
-              <th scope="col">When</th>
-              <th scope="col">Type</th>
-              <th scope="col">Actor</th>
-              <th scope="col">Grant</th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.map((e) => (
-              <tr key={e.seq}>
-                <td>{e.seq}</td>
-                <td>{time(e.at)}</td>
-                <td>{e.type}</td>
-                <td>{e.actor}</td>
-                <td className="mono">{e.grantId ?? ""}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table head={["#", "When", "Type", "Actor", "Grant"]}>
+        {list.map((e) => (
+          <tr key={e.seq}>
+            <td>{e.seq}</td>
+            <td>{time(e.at)}</td>
+            <td>{e.type}</td>
+            <td>{e.actor}</td>
+            <td className="mono">{e.grantId ?? ""}</td>
+          </tr>
+        ))}
+      </Table>
       <p>
         <button type="button" disabled={from === 1} onClick={() => setFrom(Math.max(1, from - 200))}>
           Earlier

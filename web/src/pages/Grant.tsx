@@ -7,7 +7,7 @@
 import { type FormEvent, useEffect, useState } from "react";
 import { api, type Me } from "../api.js";
 import { duration, time } from "../format.js";
-import { Chip, ErrorBox, useCountdown, useData } from "../ui.js";
+import { Chip, ErrorBox, Table, useCountdown, useData } from "../ui.js";
 import { RecordingPanel } from "./Recording.js";
 
 const OUTCOMES = ["justified", "justified_with_findings", "unjustified"] as const;
@@ -252,36 +252,25 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
       </section>
       <section aria-labelledby="alarms-title">
         <h2 id="alarms-title">Alarms ({s.alarms.length})</h2>
-        <div className="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Event</th>
-                <th scope="col">Channel</th>
-                <th scope="col">Delivery</th>
-              </tr>
-            </thead>
-            <tbody>
-              {s.alarms.map((a) => (
-                <tr key={a.id}>
-                  <td>{a.event}</td>
-                  <td>{a.channel}</td>
-                  <td>
-                    {a.state === "delivered" ? (
-                      <Chip tone="ok">delivered {a.latencyMs === null ? "" : `in ${a.latencyMs} ms`}</Chip>
-                    ) : a.state === "queued" && a.attempts === 0 ? (
-                      <Chip tone="info">queued</Chip>
-                    ) : (
-                      <Chip tone="bad">
-                        {a.state} after {a.attempts} attempt(s){a.lastError ? `: ${a.lastError}` : ""}
-                      </Chip>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={["Event", "Channel", "Delivery"]}>
+          {s.alarms.map((a) => (
+            <tr key={a.id}>
+              <td>{a.event}</td>
+              <td>{a.channel}</td>
+              <td>
+                {a.state === "delivered" ? (
+                  <Chip tone="ok">delivered {a.latencyMs === null ? "" : `in ${a.latencyMs} ms`}</Chip>
+                ) : a.state === "queued" && a.attempts === 0 ? (
+                  <Chip tone="info">queued</Chip>
+                ) : (
+                  <Chip tone="bad">
+                    {a.state} after {a.attempts} attempt(s){a.lastError ? `: ${a.lastError}` : ""}
+                  </Chip>
+                )}
+              </td>
+            </tr>
+          ))}
+        </Table>
       </section>
       <section aria-labelledby="rec-title">
         <h2 id="rec-title">Recording</h2>

@@ -6,7 +6,7 @@ import { useEffect, useState } from "react";
 import { api, type GrantView, type Me } from "../api.js";
 import { remaining } from "../format.js";
 import { Link } from "../router.js";
-import { Chip, ErrorBox, useCountdown, useData } from "../ui.js";
+import { Chip, ErrorBox, Table, useCountdown, useData } from "../ui.js";
 
 function Countdown({ seconds }: { seconds: number | null }) {
   const left = useCountdown(seconds);
@@ -63,25 +63,11 @@ export function NowPage({ me }: { me: Me }) {
         {active.data && active.data.grants.length === 0 ? (
           <p>Nobody holds break-glass access right now.</p>
         ) : (
-          <div className="scroll">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Grant</th>
-                  <th scope="col">Holder</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Incident</th>
-                  <th scope="col">Left</th>
-                  <th scope="col">Alarm</th>
-                </tr>
-              </thead>
-              <tbody>
-                {(active.data?.grants ?? []).map((g) => (
-                  <GrantRow key={g.id} g={g} />
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table head={["Grant", "Holder", "Role", "Incident", "Left", "Alarm"]}>
+            {(active.data?.grants ?? []).map((g) => (
+              <GrantRow key={g.id} g={g} />
+            ))}
+          </Table>
         )}
       </section>
       <section aria-labelledby="approve-title">

@@ -1,7 +1,7 @@
 /** Is every break-glass path ready: roles (last use, drills, reviews), credentials, tier-2 reviews. */
 import { api } from "../api.js";
 import { time } from "../format.js";
-import { Chip, ErrorBox, useData } from "../ui.js";
+import { Chip, ErrorBox, Table, useData } from "../ui.js";
 
 const tone = (s: string) => (s === "green" ? "ok" : s === "amber" ? "warn" : "bad") as "ok" | "warn" | "bad";
 
@@ -35,57 +35,33 @@ export function PosturePage() {
       </section>
       <section aria-labelledby="roles-title">
         <h2 id="roles-title">Roles</h2>
-        <div className="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Role</th>
-                <th scope="col">Status</th>
-                <th scope="col">Last use</th>
-                <th scope="col">Last drill</th>
-                <th scope="col">Reviews open/overdue</th>
-              </tr>
-            </thead>
-            <tbody>
-              {p.data.roles.map((r) => (
-                <tr key={r.role}>
-                  <td>{r.role}</td>
-                  <td>
-                    <Chip tone={tone(r.status)}>{r.status}</Chip>
-                  </td>
-                  <td>{time(r.lastUse)}</td>
-                  <td>{r.lastDrill ? `${r.lastDrill.name} ${r.lastDrill.result} ${time(r.lastDrill.at)}` : "never"}</td>
-                  <td>
-                    {r.openReviews}/{r.overdueReviews}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={["Role", "Status", "Last use", "Last drill", "Reviews open/overdue"]}>
+          {p.data.roles.map((r) => (
+            <tr key={r.role}>
+              <td>{r.role}</td>
+              <td>
+                <Chip tone={tone(r.status)}>{r.status}</Chip>
+              </td>
+              <td>{time(r.lastUse)}</td>
+              <td>{r.lastDrill ? `${r.lastDrill.name} ${r.lastDrill.result} ${time(r.lastDrill.at)}` : "never"}</td>
+              <td>
+                {r.openReviews}/{r.overdueReviews}
+              </td>
+            </tr>
+          ))}
+        </Table>
       </section>
       <section aria-labelledby="cred-title">
         <h2 id="cred-title">Break-glass credentials</h2>
-        <div className="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Credential</th>
-                <th scope="col">Last rotated</th>
-                <th scope="col">State</th>
-              </tr>
-            </thead>
-            <tbody>
-              {p.data.credentials.map((c) => (
-                <tr key={c.credential}>
-                  <td>{c.credential}</td>
-                  <td>{c.rotatedAt ? `${time(c.rotatedAt)} (${c.ageDays} d)` : "never by Breakglass"}</td>
-                  <td>{c.overdue ? <Chip tone="bad">overdue</Chip> : <Chip tone="ok">ok</Chip>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={["Credential", "Last rotated", "State"]}>
+          {p.data.credentials.map((c) => (
+            <tr key={c.credential}>
+              <td>{c.credential}</td>
+              <td>{c.rotatedAt ? `${time(c.rotatedAt)} (${c.ageDays} d)` : "never by Breakglass"}</td>
+              <td>{c.overdue ? <Chip tone="bad">overdue</Chip> : <Chip tone="ok">ok</Chip>}</td>
+            </tr>
+          ))}
+        </Table>
       </section>
     </>
   );

@@ -6,7 +6,7 @@
 import { useEffect, useRef, useState } from "react";
 import { api, type RecordingView, type TerminalRecordingView } from "../api.js";
 import { time } from "../format.js";
-import { ErrorBox } from "../ui.js";
+import { ErrorBox, Table } from "../ui.js";
 
 /** Terminal output as text: escape sequences dropped, carriage returns and backspaces applied. */
 export function screenText(raw: string): string {
@@ -118,28 +118,16 @@ export function RecordingPanel({ grantId }: { grantId: string }) {
       {rec.statements.length === 0 ? (
         <p>No statement went through the gateway.</p>
       ) : (
-        <div className="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Statement</th>
-                <th scope="col">Rows</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rec.statements.map((s) => (
-                <tr key={`${s.session}-${s.seq}`} className={s.kind === "blocked" ? "bad" : ""}>
-                  <td>{time(s.startedAt)}</td>
-                  <td>{s.kind}</td>
-                  <td className="mono">{s.text}</td>
-                  <td>{s.rows}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={["When", "Kind", "Statement", "Rows"]}>
+          {rec.statements.map((s) => (
+            <tr key={`${s.session}-${s.seq}`} className={s.kind === "blocked" ? "bad" : ""}>
+              <td>{time(s.startedAt)}</td>
+              <td>{s.kind}</td>
+              <td className="mono">{s.text}</td>
+              <td>{s.rows}</td>
+            </tr>
+          ))}
+        </Table>
       )}
       <h3>Terminal sessions ({rec.terminalSessions.length})</h3>
       <ul className="cards">

@@ -3,7 +3,7 @@ import { type FormEvent, useState } from "react";
 import { api } from "../api.js";
 import { time } from "../format.js";
 import { Link } from "../router.js";
-import { Chip, ErrorBox, useData } from "../ui.js";
+import { Chip, ErrorBox, Table, useData } from "../ui.js";
 
 function OpeningReview({ id, done }: { id: string; done: () => void }) {
   const [outcome, setOutcome] = useState<"justified" | "justified_with_findings" | "unjustified">("justified");
@@ -64,45 +64,27 @@ export function ReviewsPage() {
       <section aria-labelledby="g-title">
         <h2 id="g-title">Grants ({q.data?.reviews.length ?? "…"})</h2>
         {q.data && q.data.reviews.length === 0 ? <p>No grant is waiting for a review.</p> : null}
-        <div className="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Grant</th>
-                <th scope="col">Role</th>
-                <th scope="col">Holder</th>
-                <th scope="col">Incident</th>
-                <th scope="col">Due</th>
-                <th scope="col">You</th>
-              </tr>
-            </thead>
-            <tbody>
-              {(q.data?.reviews ?? []).map((r) => (
-                <tr key={r.grant.id}>
-                  <td>
-                    <Link to={`/grants/${r.grant.id}`} className="mono">
-                      {r.grant.id}
-                    </Link>{" "}
-                    {r.emergency ? <Chip tone="bad">emergency</Chip> : null}
-                  </td>
-                  <td>{r.grant.role}</td>
-                  <td>{r.grant.requester}</td>
-                  <td>{r.grant.incident}</td>
-                  <td>
-                    {time(r.dueAt)} {r.overdue ? <Chip tone="bad">overdue</Chip> : null}
-                  </td>
-                  <td>
-                    {r.canReview ? (
-                      <Link to={`/grants/${r.grant.id}`}>review</Link>
-                    ) : (
-                      <span className="hint">{r.why}</span>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={["Grant", "Role", "Holder", "Incident", "Due", "You"]}>
+          {(q.data?.reviews ?? []).map((r) => (
+            <tr key={r.grant.id}>
+              <td>
+                <Link to={`/grants/${r.grant.id}`} className="mono">
+                  {r.grant.id}
+                </Link>{" "}
+                {r.emergency ? <Chip tone="bad">emergency</Chip> : null}
+              </td>
+              <td>{r.grant.role}</td>
+              <td>{r.grant.requester}</td>
+              <td>{r.grant.incident}</td>
+              <td>
+                {time(r.dueAt)} {r.overdue ? <Chip tone="bad">overdue</Chip> : null}
+              </td>
+              <td>
+                {r.canReview ? <Link to={`/grants/${r.grant.id}`}>review</Link> : <span className="hint">{r.why}</span>}
+              </td>
+            </tr>
+          ))}
+        </Table>
       </section>
     </>
   );

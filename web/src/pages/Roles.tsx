@@ -1,7 +1,7 @@
 /** The configuration's domains and roles, read-only: what each role grants and who approves. */
 import { api } from "../api.js";
 import { duration } from "../format.js";
-import { ErrorBox, useData } from "../ui.js";
+import { ErrorBox, Table, useData } from "../ui.js";
 
 export function RolesPage() {
   const roles = useData(() => api.roles());
@@ -12,37 +12,23 @@ export function RolesPage() {
       {(roles.data?.domains ?? []).map((d) => (
         <section key={d.name} aria-labelledby={`d-${d.name}`}>
           <h2 id={`d-${d.name}`}>{d.name}</h2>
-          <div className="scroll">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Role</th>
-                  <th scope="col">Target</th>
-                  <th scope="col">Approval</th>
-                  <th scope="col">Length (default / max)</th>
-                  <th scope="col">Requesters</th>
-                  <th scope="col">Emergency</th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.roles.map((r) => (
-                  <tr key={r.id}>
-                    <td>
-                      <strong>{r.name}</strong>
-                      <div className="hint">{r.description}</div>
-                    </td>
-                    <td>{r.target}</td>
-                    <td>{r.approval}</td>
-                    <td>
-                      {duration(r.defaultDurationS)} / {duration(r.maxDurationS)}
-                    </td>
-                    <td>{r.requesters.join(", ")}</td>
-                    <td>{r.emergencyAllowed ? "allowed" : "no"}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table head={["Role", "Target", "Approval", "Length (default / max)", "Requesters", "Emergency"]}>
+            {d.roles.map((r) => (
+              <tr key={r.id}>
+                <td>
+                  <strong>{r.name}</strong>
+                  <div className="hint">{r.description}</div>
+                </td>
+                <td>{r.target}</td>
+                <td>{r.approval}</td>
+                <td>
+                  {duration(r.defaultDurationS)} / {duration(r.maxDurationS)}
+                </td>
+                <td>{r.requesters.join(", ")}</td>
+                <td>{r.emergencyAllowed ? "allowed" : "no"}</td>
+              </tr>
+            ))}
+          </Table>
         </section>
       ))}
     </>
