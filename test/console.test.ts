@@ -16,6 +16,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from "playwrig
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
+import { HEADLESS_CHROMIUM_ARGS } from "../src/audit/pdf.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { requireBuild } from "./support/broker-process.js";
@@ -108,15 +109,7 @@ targets:
   await broker.start();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
+    args: [...HEADLESS_CHROMIUM_ARGS],
   });
 }, 120_000);
 

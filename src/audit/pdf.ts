@@ -28,6 +28,17 @@ async function findChromium(env: Readonly<Record<string, string | undefined>>): 
   );
 }
 
+/** Headless Chromium that reaches nothing by itself (no updates, sync or background traffic). */
+export const HEADLESS_CHROMIUM_ARGS: readonly string[] = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
 export async function htmlToPdf(html: string, outFile: string, env = process.env): Promise<void> {
   const chromium = await findChromium(env);
   const dir = mkdtempSync(join(tmpdir(), "bg-report-"));
@@ -37,13 +48,7 @@ export async function htmlToPdf(html: string, outFile: string, env = process.env
     await run(
       chromium,
       [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
+        ...HEADLESS_CHROMIUM_ARGS,
         `--user-data-dir=${join(dir, "profile")}`,
         "--no-pdf-header-footer",
         `--print-to-pdf=${outFile}`,
