@@ -75,6 +75,7 @@ const TIMEOUT_S = 5;
 export function createOidcLogin(cfg: OidcConfig, clientSecret: string | null): OidcLogin {
   let config: client.Configuration | null = null;
   let reachable = true;
+  let checking: Promise<IdpHealth> | null = null;
   let lastCheckAt: number | null = null;
   let lastError: string | null = null;
   let declaredDown: IdpHealth["declaredDown"] = null;
@@ -244,17 +245,25 @@ export function createOidcLogin(cfg: OidcConfig, clientSecret: string | null): O
       return client.buildEndSessionUrl(c, { id_token_hint: idToken, post_logout_redirect_uri: postLogoutUrl }).href;
     },
 
-    async check(now) {
-      lastCheckAt = now;
-      try {
-        config = await discover();
-        reachable = true;
-        lastError = null;
-      } catch (e) {
-        reachable = false;
-        lastError = describe(e);
-      }
-      return this.health();
+    check(now) {
+      // One check at a time; its time is recorded when it has an answer, so a check still in
+      // flight never passes for a fresh "reachable" (a fallback login right after a start waits
+      // for the first answer instead of being told the IdP is up).
+      checking ??= (async () => {
+        try {
+          config = await discover();
+          reachable = true;
+          lastError = null;
+        } catch (e) {
+          reachable = false;
+          lastError = describe(e);
+        }
+        lastCheckAt = now;
+        return this.health();
+      })().finally(() => {
+        checking = null;
+      });
+      return checking;
     },
 
     health() {

@@ -628,8 +628,10 @@ export function buildRoutes(deps: RouteDeps): {
       auth: true,
       status: 200,
       response: CheckpointListSchema,
-      problems: ["ERR_STORAGE"],
-      handler: async () => {
+      problems: ["ERR_FORBIDDEN", "ERR_STORAGE"],
+      handler: async ({ ctx }) => {
+        // Admins, like the log itself (a token needs the admin scope for it too).
+        requireAdmin(ctx, "reading the audit checkpoints");
         const checkpoints = (await store.readCheckpoints()).sort((a, b) => a.seq - b.seq);
         return {
           body: {
