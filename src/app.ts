@@ -288,6 +288,8 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       })
     : null;
   const timers: NodeJS.Timeout[] = [];
+  /** For readiness: work runs between the end of start() and the beginning of stop(). */
+  let lifecycle: "starting" | "running" | "stopping" = "starting";
 
   const vault = createVaultService({
     policy,
@@ -313,6 +315,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     drills,
     vault,
     alarmChannels: () => alarms.channels(),
+    readiness: () => lifecycle,
     ...(auth && box
       ? {
           authRoutes: { config: config.auth, publicUrl: config.server.publicUrl, auth, oidc, store, audit, clock, box },
@@ -385,9 +388,11 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       escalation?.start();
       checkpoints.start();
       if (gateway) gatewayAddress = await gateway.listen();
+      lifecycle = "running";
       return http.listen({ host: config.server.host, port: config.server.port });
     },
     async stop() {
+      lifecycle = "stopping";
       for (const t of timers.splice(0)) clearInterval(t);
       await http.close();
       await gateway?.close();

@@ -172,6 +172,7 @@ const REVIEW = { outcome: "justified", notes: "matrix review" };
 
 const ROWS: readonly Row[] = [
   { route: "GET /health", allow: ALL, request: fixed("/health"), noTokenCheck: "no authentication" },
+  { route: "GET /ready", allow: ALL, request: fixed("/ready"), noTokenCheck: "no authentication" },
   { route: "GET /openapi.json", allow: ALL, request: fixed("/openapi.json"), noTokenCheck: "no authentication" },
   { route: "GET /auth/idp", allow: ALL, request: fixed("/auth/idp"), noTokenCheck: "no authentication" },
   { route: "GET /me", allow: PEOPLE, request: fixed("/me") },

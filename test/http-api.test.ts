@@ -135,6 +135,10 @@ describe("authentication", () => {
     expect((await call(null, "GET", "/openapi.json")).statusCode).toBe(200);
   });
 
+  it("is live but not ready before its background work runs (this broker was never started)", async () => {
+    problem(await call(null, "GET", "/ready"), 503, "ERR_NOT_READY");
+  });
+
   it("echoes a fresh request id, never the client's", async () => {
     const res = await http.inject({ method: "GET", url: "/api/v1/health", headers: { "x-request-id": "mine" } });
     expect(res.headers["x-request-id"]).toMatch(/^req_/);
@@ -328,6 +332,7 @@ describe("audit", () => {
 describe("OpenAPI", () => {
   const EXPECTED = [
     "get /api/v1/health",
+    "get /api/v1/ready",
     "get /api/v1/openapi.json",
     "get /api/v1/me",
     "get /api/v1/roles",

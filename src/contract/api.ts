@@ -129,6 +129,14 @@ export const HealthSchema = z
   .object({ status: z.literal("ok"), store: z.literal("ok") })
   .register(apiSchemas, { id: "Health" });
 
+export const ReadySchema = z
+  .object({
+    status: z.literal("ready"),
+    store: z.literal("ok"),
+    workers: z.literal("running").describe("Expiry, alarms, reconciliation and the other background work"),
+  })
+  .register(apiSchemas, { id: "Ready" });
+
 export const MeSchema = z
   .object({
     user: z.string(),

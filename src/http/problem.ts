@@ -43,6 +43,7 @@ export const STATUS_BY_CODE: Readonly<Record<ProblemCode, number>> = {
   ERR_AUDIT_WRITE_FAILED: 503,
   ERR_STORAGE: 503,
   ERR_IDP_UNAVAILABLE: 503,
+  ERR_NOT_READY: 503,
 };
 
 /** Short, fixed titles: the same for every occurrence of a code (RFC 9457 §3.1.4). */
@@ -53,6 +54,7 @@ const TITLE_BY_CODE: Readonly<Record<ProblemCode, string>> = {
   ERR_STEP_UP_REQUIRED: "A fresh second factor is required",
   ERR_LOCKED_OUT: "Too many failed attempts",
   ERR_IDP_UNAVAILABLE: "Identity provider unavailable",
+  ERR_NOT_READY: "Not ready",
   ERR_SELF_APPROVAL: "Self-approval is not allowed",
   ERR_NOT_ELIGIBLE_APPROVER: "Not an eligible approver",
   ERR_NOT_ELIGIBLE_REQUESTER: "Not an eligible requester",

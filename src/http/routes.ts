@@ -32,6 +32,7 @@ import {
   ListGrantsQuerySchema,
   MeSchema,
   type ProblemCode,
+  ReadySchema,
   ReconcileReportSchema,
   RecordingViewSchema,
   RolesResponseSchema,
@@ -86,6 +87,8 @@ export interface RouteDeps {
   readonly drills?: DrillService | undefined;
   /** Tier-2 openings' reviews (`/vault-openings`). */
   readonly vault?: VaultService | undefined;
+  /** Whether this broker's background work runs: `starting`, `running` or `stopping`. */
+  readonly readiness?: (() => "starting" | "running" | "stopping") | undefined;
   /** The alarm channels' health (the alarm worker's view). */
   readonly alarmChannels?: (() => readonly ChannelHealth[]) | undefined;
 }
@@ -410,6 +413,28 @@ export function buildRoutes(deps: RouteDeps): {
       handler: async () => {
         await store.nextDueAt();
         return { body: { status: "ok" as const, store: "ok" as const } };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/ready",
+      operationId: "ready",
+      summary:
+        "Readiness for a load balancer: the store answers and this replica's background work runs (503 ERR_NOT_READY while starting or stopping); no authentication",
+      tag: "meta",
+      auth: false,
+      status: 200,
+      response: ReadySchema,
+      problems: ["ERR_NOT_READY", "ERR_STORAGE"],
+      handler: async () => {
+        const state = deps.readiness?.() ?? "running";
+        if (state !== "running") {
+          throw new BreakglassError("ERR_NOT_READY", `this broker is ${state}: send requests to another replica`, {
+            state,
+          });
+        }
+        await store.nextDueAt(); // the store answers (ERR_STORAGE otherwise)
+        return { body: { status: "ready" as const, store: "ok" as const, workers: "running" as const } };
       },
     }),
     defineRoute({

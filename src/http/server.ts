@@ -56,6 +56,8 @@ export interface HttpServerDeps {
   readonly drills?: DrillService;
   /** Tier-2 openings' reviews. */
   readonly vault?: VaultService;
+  /** Whether this broker's background work runs. */
+  readonly readiness?: () => "starting" | "running" | "stopping";
   /** The alarm channels' health. */
   readonly alarmChannels?: () => readonly ChannelHealth[];
   /** Sessions, IdP login, local factors; without it only API tokens authenticate. */
