@@ -1,0 +1,196 @@
+/**
+ * Fault injection, each with the behaviour the broker promises:
+ * - the PostgreSQL store goes away under a running broker: every API call answers 503
+ *   ERR_STORAGE as problem+json (no hang, no 500), readiness and liveness fail, nothing half-done
+ *   is left; when the database is back the same broker carries on without a restart, and the
+ *   audit chain verifies;
+ * - the clock jumps: forward past a grant's end — the grant ends and its access is revoked at
+ *   once, exactly once; back by hours — nothing that ended comes back, new work proceeds, and the
+ *   audit chain still verifies.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { verifyStoreChain } from "../src/audit/audit-verify.js";
+import { loadPublicKeys } from "../src/audit/signing-key.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Clock } from "../src/core/ports.js";
+import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
+
+const config = (storage: string, dir: string) => {
+  writeFileSync(join(dir, "grant.sh"), `#!/bin/sh\necho "$BREAKGLASS_GRANT_ID" >> ${join(dir, "granted")}\n`, {
+    mode: 0o755,
+  });
+  writeFileSync(join(dir, "revoke.sh"), `#!/bin/sh\necho "$BREAKGLASS_GRANT_ID" >> ${join(dir, "revoked")}\n`, {
+    mode: 0o755,
+  });
+  writeFileSync(
+    join(dir, "breakglass.yaml"),
+    `version: 1
+storage: ${storage}
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [] }
+workers: { expiry_poll: 100ms }
+admin_groups: [security]
+users: { alice: {}, bob: {}, erin: {} }
+groups: { oncall: [alice], leads: [bob], security: [erin] }
+domains:
+  production:
+    roles:
+      db: { target: box, default_duration: 30m, max_duration: 2h, approval: "1 of leads", requesters: [oncall] }
+targets:
+  box: { connector: exec, settings: { grant: [./grant.sh], revoke: [./revoke.sh] } }
+`,
+  );
+  return join(dir, "breakglass.yaml");
+};
+
+async function chainOk(broker: Broker): Promise<void> {
+  const keys = loadPublicKeys([broker.signingKey.publicKeyPem]);
+  const verdict = await verifyStoreChain(broker.store, keys.verifySignature);
+  expect(verdict.ok, JSON.stringify(verdict)).toBe(true);
+}
+
+async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("the PostgreSQL store goes away and comes back", () => {
+  let cluster: PostgresCluster;
+  let broker: Broker;
+  let dir: string;
+  let alice = "";
+  let bob = "";
+
+  beforeAll(async () => {
+    cluster = await startPostgres();
+    dir = mkdtempSync(join(tmpdir(), "bg-faults-pg-"));
+    const env = { BG_FAULT_DB: cluster.url };
+    broker = await createBroker(
+      loadConfigFile(config("{ driver: postgres, url_env: BG_FAULT_DB, pool_size: 4 }", dir), {
+        ...connectorConfigChecks,
+        env,
+      }),
+      { log: silentLogger, env },
+    );
+    await broker.start();
+    const system = { actor: "system", requestId: null, sourceAddress: null };
+    alice = (await broker.tokens.create(system, { user: "alice", description: "faults" })).token.reveal();
+    bob = (await broker.tokens.create(system, { user: "bob", description: "faults" })).token.reveal();
+  }, 120_000);
+
+  afterAll(async () => {
+    await broker?.stop().catch(() => {});
+    await cluster?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const call = (token: string | null, method: "GET" | "POST", path: string, payload?: Record<string, unknown>) =>
+    broker.http.inject({
+      method,
+      url: `/api/v1${path}`,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      ...(payload ? { payload } : {}),
+    });
+  const request = { role: "production/db", justification: "store outage test", incident: "INC-9" };
+
+  it("answers 503 ERR_STORAGE while it is down, and carries on without a restart when it is back", async () => {
+    const before = await call(alice, "POST", "/grants", request);
+    expect(before.statusCode).toBe(201);
+    const first = (before.json() as { id: string }).id;
+    expect((await call(null, "GET", "/ready")).statusCode).toBe(200);
+
+    await cluster.halt();
+    const started = Date.now();
+    for (const [token, method, path, body] of [
+      [alice, "GET", "/grants", undefined],
+      [bob, "POST", `/grants/${first}/approve`, {}],
+      [alice, "POST", "/grants", request],
+      [null, "GET", "/ready", undefined],
+      [null, "GET", "/health", undefined],
+    ] as const) {
+      const res = await call(token, method, path, body);
+      expect(res.statusCode, `${method} ${path}: ${res.body}`).toBe(503);
+      expect(res.headers["content-type"]).toContain("application/problem+json");
+      expect((res.json() as { code: string }).code).toBe("ERR_STORAGE");
+    }
+    expect(Date.now() - started).toBeLessThan(30_000); // refused promptly, not hung
+
+    await cluster.resume();
+    // The pool's old connections are dead: within seconds the same broker answers again.
+    await until("the API answering again", async () => (await call(null, "GET", "/ready")).statusCode === 200);
+    const approved = await until("the approval going through", async () => {
+      const res = await call(bob, "POST", `/grants/${first}/approve`, {});
+      return res.statusCode === 200 ? (res.json() as { state: string }) : null;
+    });
+    expect(approved.state).toBe("active");
+    // Nothing done during the outage: the approval happened once, now.
+    const events = (await broker.store.readGrantAudit([first])).map((e) => e.type);
+    expect(events.filter((t) => t === "grant.approved")).toHaveLength(1);
+    await chainOk(broker);
+  }, 120_000);
+});
+
+describe("the clock jumps", () => {
+  let broker: Broker;
+  let dir: string;
+  let offsetMs = 0;
+  const clock: Clock = { now: () => Date.now() + offsetMs };
+  const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "bg-faults-clock-"));
+    broker = await createBroker(
+      loadConfigFile(config("{ driver: sqlite, path: ./breakglass.db }", dir), connectorConfigChecks),
+      { log: silentLogger, clock },
+    );
+    await broker.start();
+  }, 60_000);
+
+  afterAll(async () => {
+    await broker?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("forward past a grant's end: it ends and is revoked at once, exactly once; back by hours: nothing comes back", async () => {
+    const g = await broker.service.request(ctx("alice"), {
+      roleId: "production/db",
+      justification: "clock jump test",
+      incident: "INC-10",
+    });
+    expect((await broker.service.approve(ctx("bob"), g.id, null)).state).toBe("active");
+
+    offsetMs += 2 * 3_600_000; // NTP step, a VM resumed from suspend…
+    const ended = await until("the grant ending after the jump", async () => {
+      const now = await broker.service.get(g.id);
+      return now.state === "ended" && now.access === "revoked" ? now : null;
+    });
+    expect(ended.endReason).toBe("expired");
+
+    offsetMs -= 3 * 3_600_000; // …and back, an hour before the grant even started
+    await new Promise((r) => setTimeout(r, 1000)); // several expiry polls
+    expect((await broker.service.get(g.id)).state).toBe("ended");
+    const events = (await broker.store.readGrantAudit([g.id])).map((e) => e.type);
+    expect(events.filter((t) => t === "grant.expired")).toHaveLength(1);
+    expect(events.filter((t) => t === "target.revoked")).toHaveLength(1);
+
+    // New work proceeds on the earlier clock, and the chain (ordered by sequence, not by time) verifies.
+    const next = await broker.service.request(ctx("alice"), {
+      roleId: "production/db",
+      justification: "after the clock went back",
+      incident: "INC-11",
+    });
+    expect((await broker.service.approve(ctx("bob"), next.id, null)).state).toBe("active");
+    await chainOk(broker);
+  }, 60_000);
+});
