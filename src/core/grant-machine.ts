@@ -10,9 +10,12 @@ import type { FollowUp, Grant, GrantReview, GrantState, Policy, ReviewOutcome, R
 
 export const SYSTEM_ACTOR = "system";
 
-/** How long an activation may take at the target before the broker treats it as abandoned. */
+/** How long an activation may take at the target before the broker treats it as abandoned (same default). */
 export const ACTIVATION_LEASE_MS = 120_000;
-/** How long one revocation attempt may hold its claim before another worker may retry it. */
+/**
+ * How long one revocation attempt may hold its claim before another worker may retry it, when
+ * the connector does not say how long its calls may take (see `leaseFor` in the access controller).
+ */
 export const REVOCATION_LEASE_MS = 120_000;
 const BACKOFF_BASE_MS = 1_000;
 const BACKOFF_CAP_MS = 300_000;
@@ -747,7 +750,7 @@ export function reviewGrant(
  * A worker claims the revocation, so no other replica runs it at the same time. No event.
  * @throws ERR_INVALID_TRANSITION on an active grant: its window is closed by expire, revoke or release.
  */
-export function beginRevocation(grant: Grant, now: number): Grant {
+export function beginRevocation(grant: Grant, now: number, leaseMs: number = REVOCATION_LEASE_MS): Grant {
   if (grant.state === "active") {
     throw new BreakglassError(
       "ERR_INVALID_TRANSITION",
@@ -755,7 +758,7 @@ export function beginRevocation(grant: Grant, now: number): Grant {
       { grantId: grant.id, state: grant.state },
     );
   }
-  return bump(grant, { access: "revoking", accessNextAt: now + REVOCATION_LEASE_MS });
+  return bump(grant, { access: "revoking", accessNextAt: now + leaseMs });
 }
 
 function requireRevoking(grant: Grant): void {

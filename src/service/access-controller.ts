@@ -15,6 +15,7 @@ import {
   extendGrant,
   failActivation,
   grantEvent,
+  REVOCATION_LEASE_MS,
   revocationFailed,
   revocationSucceeded,
   startActivation,
@@ -75,6 +76,12 @@ export interface AccessController {
    * @throws ERR_CONNECTOR_FAILED when the target cannot be checked or the second revoke fails
    */
   recheck(grant: Grant, handle?: Readonly<Record<string, unknown>>): Promise<RecheckOutcome>;
+  /**
+   * How long an activation or a revocation attempt on this grant's target may hold its claim:
+   * twice the connector's own time limit and 5 s, so a replica killed mid-call delays the work
+   * by seconds, not minutes; the default lease when the connector names no limit.
+   */
+  leaseFor(grant: Grant): number;
   /** Revoke and verify a grant whose access is `revoking`; records success or schedules a retry. */
   revoke(grant: Grant): Promise<Grant>;
   /** Claim a revocation (lease) so no other worker runs it concurrently; null if someone else holds it. */
@@ -105,6 +112,10 @@ function errorText(e: unknown): string {
 export function createAccessController(deps: AccessControllerDeps): AccessController {
   const { policy, writer, connectors, clock, store, audit } = deps;
 
+  const leaseOf = (connector: Connector | undefined, fallback: number): number =>
+    connector?.timeoutMs === undefined ? fallback : connector.timeoutMs * 2 + 5_000;
+  const leaseFor = (grant: Grant): number => leaseOf(connectors.get(grant.target), REVOCATION_LEASE_MS);
+
   const resolve = (grant: Grant): { connector: Connector; facts: ConnectorGrantFacts } => {
     const role = policy.roles.get(grant.roleId);
     const target = policy.targets.get(grant.target);
@@ -134,7 +145,7 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     const { connector, facts } = resolve(grant);
     const handle = connector.plan({ ...facts, endsAt: clock.now() + grant.durationS * 1000 });
     // The worker must not take the activation over while the connector may still be running.
-    const leaseMs = Math.max(ACTIVATION_LEASE_MS, (connector.timeoutMs ?? 0) * 2 + 30_000);
+    const leaseMs = leaseOf(connector, ACTIVATION_LEASE_MS);
     // 1. Save the handle and the end, with an audit event, before touching the target.
     const begun = await writer.transition(grant.id, ctx, (g) =>
       startActivation(g, ctx.actor, handle, clock.now(), leaseMs),
@@ -243,7 +254,7 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
       const now = clock.now();
       // Due later: a worker's lease or a scheduled retry; the worker will run it then.
       if (g.accessNextAt !== null && g.accessNextAt > now) return null;
-      const claimed = beginRevocation(g, now);
+      const claimed = beginRevocation(g, now, leaseFor(g));
       await tx.saveGrant(claimed, dueAt(claimed));
       return claimed;
     });
@@ -353,5 +364,5 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     return settled ?? grant;
   };
 
-  return { activate, extend, recheck, revoke, claimRevocation, attemptRevocation, recordRevocations };
+  return { activate, extend, recheck, revoke, claimRevocation, attemptRevocation, recordRevocations, leaseFor };
 }

@@ -166,9 +166,11 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
             events.push(stamp(t.event, SYSTEM_CONTEXT));
             // Claim the revocation in the same write: one version step for the row.
             next =
-              t.grant.access === "revoking" ? { ...beginRevocation(t.grant, now), version: t.grant.version } : t.grant;
+              t.grant.access === "revoking"
+                ? { ...beginRevocation(t.grant, now, access.leaseFor(t.grant)), version: t.grant.version }
+                : t.grant;
           } else if (action === "revoke") {
-            next = beginRevocation(grant, now);
+            next = beginRevocation(grant, now, access.leaseFor(grant));
           } else if (action === "warn" || action === "review_overdue") {
             const t = action === "warn" ? warnEnding(grant, now) : reportReviewOverdue(grant, now);
             notices++;
