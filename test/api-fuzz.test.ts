@@ -21,6 +21,7 @@ import { COMMANDS } from "../src/cli/main.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { STATUS_BY_CODE } from "../src/http/problem.js";
+import { SQLITE_BROKER_HEADER } from "./support/test-config.js";
 
 let dir: string;
 let broker: Broker;
@@ -54,12 +55,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, "target.sh"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
   writeFileSync(
     join(dir, "breakglass.yaml"),
-    `version: 1
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [] }
-admin_groups: [security]
+    `${SQLITE_BROKER_HEADER}admin_groups: [security]
 users: { alice: {}, bob: {}, carol: {}, erin: {} }
 groups: { oncall: [alice, carol], leads: [bob, carol], security: [erin] }
 domains:

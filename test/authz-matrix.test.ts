@@ -20,6 +20,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import type { Clock } from "../src/core/ports.js";
 import { freePort } from "./support/free-port.js";
+import { SQLITE_BROKER_HEADER } from "./support/test-config.js";
 
 type Caller = "anonymous" | "requester" | "approver" | "reviewer" | "admin" | "fallback";
 const CALLERS: readonly Caller[] = ["anonymous", "requester", "approver", "reviewer", "admin", "fallback"];
@@ -47,13 +48,7 @@ beforeAll(async () => {
   const closed = await freePort();
   writeFileSync(
     join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [] }
-auth:
+    `${SQLITE_BROKER_HEADER}auth:
   oidc: { issuer: "http://127.0.0.1:${closed}", client_id: breakglass, allow_insecure_http: true }
 admin_groups: [security]
 defaults: { emergency_reviewers: [reviewers] }

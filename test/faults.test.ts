@@ -31,6 +31,7 @@ const config = (storage: string, dir: string) => {
   writeFileSync(
     join(dir, "breakglass.yaml"),
     `version: 1
+server: { host: 127.0.0.1, port: 0 }
 storage: ${storage}
 audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
 alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [] }

@@ -52,6 +52,7 @@ beforeAll(async () => {
   writeFileSync(
     join(dir, "breakglass.yaml"),
     `version: 1
+server: { host: 127.0.0.1, port: 0 }
 storage: { driver: sqlite, path: ./breakglass.db }
 audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true, checkpoint_every_events: 5 }
 secrets: { key_file: ./secrets.key, generate_key_if_missing: true }

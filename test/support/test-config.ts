@@ -98,3 +98,16 @@ export function manualClock(start = Date.UTC(2026, 10, 22, 3, 0, 0)): ManualCloc
     },
   };
 }
+
+/**
+ * The lines every throwaway broker configuration starts with: any free port, SQLite in the test's folder, a
+ * generated audit signing key and data key, and alarms recorded to a file (security channel).
+ * A test writes the rest (people, roles, targets) after it.
+ */
+export const SQLITE_BROKER_HEADER = `version: 1
+server: { host: 127.0.0.1, port: 0 }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [] }
+`;
