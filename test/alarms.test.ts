@@ -158,7 +158,10 @@ describe("alarms", () => {
     const got = await until("alarm after a timed-out attempt", () =>
       receiver.received.find((r) => (r.body.event as { grant?: string }).grant === id),
     );
-    const hook = (await broker.store.listAlarms(id)).find((a) => a.channel === "security-hook");
+    // The receiver has it; the broker records the delivery right after its answer.
+    const hook = await until("the delivery recorded", async () =>
+      (await broker.store.listAlarms(id)).find((a) => a.channel === "security-hook" && a.state === "delivered"),
+    );
     expect(hook).toMatchObject({ id: got.key, state: "delivered", attempts: 2, lastError: null });
     // The same idempotency key on the retry: a receiver that did process the first can dedupe.
     expect(receiver.received.filter((r) => r.key === got.key)).toHaveLength(1);
