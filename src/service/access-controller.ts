@@ -78,8 +78,9 @@ export interface AccessController {
   recheck(grant: Grant, handle?: Readonly<Record<string, unknown>>): Promise<RecheckOutcome>;
   /**
    * How long an activation or a revocation attempt on this grant's target may hold its claim:
-   * twice the connector's own time limit and 5 s, so a replica killed mid-call delays the work
-   * by seconds, not minutes; the default lease when the connector names no limit.
+   * the connector's own limit on one call (it stops the call by then) and 10 s, so a replica
+   * killed mid-call delays the work by that, not minutes; the default lease when the connector
+   * names no limit.
    */
   leaseFor(grant: Grant): number;
   /** Revoke and verify a grant whose access is `revoking`; records success or schedules a retry. */
@@ -113,7 +114,7 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
   const { policy, writer, connectors, clock, store, audit } = deps;
 
   const leaseOf = (connector: Connector | undefined, fallback: number): number =>
-    connector?.timeoutMs === undefined ? fallback : connector.timeoutMs * 2 + 5_000;
+    connector?.timeoutMs === undefined ? fallback : connector.timeoutMs + 10_000;
   const leaseFor = (grant: Grant): number => leaseOf(connectors.get(grant.target), REVOCATION_LEASE_MS);
 
   const resolve = (grant: Grant): { connector: Connector; facts: ConnectorGrantFacts } => {
