@@ -1,0 +1,99 @@
+/**
+ * Replicas see each other's decisions through the shared PostgreSQL store: a grant made on
+ * replica A is usable through replica B's gateway (the same gateway login), and a revoke made on
+ * A closes the session running through B within a second — measured, on real PostgreSQL (store
+ * and target) — by B's gateway or by the target's own termination, whichever is first.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/adapters/logger.js";
+import { type Broker, createBroker } from "../src/app.js";
+import { loadConfigFile } from "../src/config/load-config.js";
+import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { freePort } from "./support/free-port.js";
+import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
+import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
+
+let store: PostgresCluster;
+let target: PostgresTarget;
+let dir: string;
+const brokers: Broker[] = [];
+const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+
+beforeAll(async () => {
+  [store, target] = await Promise.all([startPostgres(), startPostgresTarget()]);
+  dir = mkdtempSync(join(tmpdir(), "bg-replicas-"));
+  const env = { BG_STORE: store.url, [TARGET_ENV]: target.adminUrl };
+  for (const name of ["a", "b"]) {
+    const port = await freePort();
+    writeFileSync(
+      join(dir, `${name}.yaml`),
+      `version: 1
+server: { host: 127.0.0.1, port: 0 }
+storage: { driver: postgres, url_env: BG_STORE, pool_size: 4 }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+workers: { expiry_poll: 100ms }
+gateway: { host: 127.0.0.1, port: ${port}, targets: [pg-app] }
+users: { alice: {}, bob: {} }
+groups: { oncall: [alice], leads: [bob] }
+domains:
+  production:
+    roles:
+      db: { target: pg-app, grants: { roles: [recovery_rw] }, max_duration: 2h, approval: "1 of leads", requesters: [oncall] }
+targets:
+  pg-app: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s } }
+`,
+    );
+    const broker = await createBroker(loadConfigFile(join(dir, `${name}.yaml`), { ...connectorConfigChecks, env }), {
+      log: silentLogger,
+      env,
+    });
+    await broker.start();
+    brokers.push(broker);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  for (const b of brokers) await b.stop();
+  await Promise.all([store?.stop(), target?.stop()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("two replicas on one PostgreSQL store", () => {
+  it("a revoke on replica A closes the session running through replica B's gateway within a second", async () => {
+    const [a, b] = brokers as [Broker, Broker];
+    const g = await a.service.request(ctx("alice"), {
+      roleId: "production/db",
+      justification: "replica test: fixing the orders table",
+      incident: "INC-77",
+    });
+    await a.service.approve(ctx("bob"), g.id, null);
+    // The login was issued by A; B's gateway knows it from the shared store.
+    const dsn = new URL((await a.service.credential(ctx("alice"), g.id)).credential.reveal());
+    dsn.port = String(b.gatewayAddress()?.port);
+    const client = new pg.Client({ connectionString: dsn.href });
+    const errors: Error[] = [];
+    client.on("error", (e) => errors.push(e));
+    await client.connect();
+    expect((await client.query("SELECT count(*)::int AS n FROM public.accounts")).rows).toEqual([{ n: 2 }]);
+
+    const revokedAt = Date.now();
+    await a.service.revoke(ctx("bob"), g.id, "done, from the other replica");
+    const deadline = Date.now() + 5000;
+    while (errors.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const cutAfterMs = Date.now() - revokedAt;
+    // Whichever comes first: B's gateway (it re-reads its sessions' grants every 250 ms and
+    // closes with a FATAL naming the grant), or the target itself (the revoke ends the grant
+    // role's backends). Either way the session is gone within a second.
+    expect(errors[0]?.message).toMatch(
+      new RegExp(`break-glass grant ${g.id} revoked|terminating connection due to administrator command`),
+    );
+    expect(cutAfterMs).toBeLessThan(1000);
+    console.log(`replicas: revoke on A → session through B cut after ${cutAfterMs} ms`);
+    await client.end().catch(() => {});
+  });
+});
