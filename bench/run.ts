@@ -14,11 +14,21 @@ import { runExpiryStorm } from "./expiry-storm.js";
 import { runGatewayBench } from "./pg-gateway.js";
 import { runPgTargetExpiry } from "./pg-target-expiry.js";
 import { fmt } from "./stats.js";
+import { runTimeToAccess } from "./time-to-access.js";
 
 const quick = process.argv.includes("--quick");
 const sizes = quick
-  ? { single: 500, batched: 5_000, verify: 20_000, storm: 2_000, pgTarget: 50, alarms: 200, gatewayS: 4 }
-  : { single: 3_000, batched: 50_000, verify: 200_000, storm: 10_000, pgTarget: 200, alarms: 1_000, gatewayS: 20 };
+  ? { single: 500, batched: 5_000, verify: 20_000, storm: 2_000, pgTarget: 50, alarms: 200, gatewayS: 4, access: 20 }
+  : {
+      single: 3_000,
+      batched: 50_000,
+      verify: 200_000,
+      storm: 10_000,
+      pgTarget: 200,
+      alarms: 1_000,
+      gatewayS: 20,
+      access: 100,
+    };
 
 const cluster = await startPostgres({ durable: true });
 try {
@@ -124,6 +134,27 @@ try {
     },
   ]);
 
+  const access = await runTimeToAccess(sizes.access);
+  console.log(
+    `Time to access: request → approval (activation at the target) → credential → first query through the gateway, ${access.runs} runs over HTTP (ms)`,
+  );
+  console.table([
+    {
+      run: "broker: the whole break-glass path",
+      p50: fmt(access.timeToAccessMs.p50, 1),
+      p99: fmt(access.timeToAccessMs.p99, 1),
+      max: fmt(access.timeToAccessMs.max, 1),
+      "p50 parts: request / approve+activate / credential / connect+query": `${fmt(access.stepsP50Ms.request, 1)} / ${fmt(access.stepsP50Ms.approve, 1)} / ${fmt(access.stepsP50Ms.credential, 1)} / ${fmt(access.stepsP50Ms.firstQuery, 1)}`,
+    },
+    {
+      run: "baseline: standing account, new connection + same query",
+      p50: fmt(access.directMs.p50, 1),
+      p99: fmt(access.directMs.p99, 1),
+      max: fmt(access.directMs.max, 1),
+      "p50 parts: request / approve+activate / credential / connect+query": "",
+    },
+  ]);
+
   const gateway = await runGatewayBench({ seconds: sizes.gatewayS, clients: 8, scale: 10, rounds: 2 });
   console.log(
     `PostgreSQL gateway: pgbench -S, ${gateway.clients} clients, ${gateway.seconds} s per path and mode (two alternating rounds), recording on (SQLite store)`,
@@ -147,7 +178,7 @@ try {
   const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: cpus().length, quick, sizes, audit, storms, pgTarget, alarms, gateway }, null, 2)}\n`,
+    `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: cpus().length, quick, sizes, audit, storms, pgTarget, alarms, access, gateway }, null, 2)}\n`,
   );
   console.log(`\nwrote ${file}`);
 } finally {
