@@ -334,6 +334,8 @@ export interface Store {
   }>;
   /** Alarms caused by a grant's events, oldest first. */
   listAlarms(grantId: string): Promise<AlarmRecord[]>;
+  /** The alarms of these grants raised by events of these types, in one read (lists of grants). */
+  listAlarmsOfGrants(grantIds: readonly string[], eventTypes: readonly string[]): Promise<AlarmRecord[]>;
   /** The sealed credential of a grant's holder, if one is held. */
   readCredential(grantId: string): Promise<string | null>;
   /** The gateway login for a user name, if that grant has one (deleted with the credentials). */

@@ -49,7 +49,7 @@ import {
   TokenParamsSchema,
   TokenViewSchema,
 } from "../contract/api.js";
-import { isUnalarmed } from "../core/alarm-routing.js";
+import { ACTIVATION_EVENTS, isUnalarmed } from "../core/alarm-routing.js";
 import { groupsOf } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
@@ -549,12 +549,38 @@ export function buildRoutes(deps: RouteDeps): {
         });
         // Active grants say whether a security channel has their activation alarm: the console's
         // "who holds what right now" shows the unalarmed ones red.
-        const views = [];
-        for (const g of grants) {
-          if (g.state === "active") views.push({ ...view(g), unalarmed: await unalarmedOf(g) });
-          else if (g.state === "requested") views.push({ ...view(g), canApprove: canApprove(g, ctx.actor) });
-          else views.push(view(g));
+        // Active grants say whether a security channel has their activation alarm (one read for
+        // the whole list, activation alarms only: the list may hold thousands during a storm).
+        const now = clock.now();
+        const due = grants.filter(
+          (g) =>
+            g.state === "active" && g.activatedAt !== null && now - g.activatedAt >= config.alarms.unalarmedAfterMs,
+        );
+        const alarmsOf = new Map<string, AlarmRecord[]>();
+        if (due.length > 0) {
+          for (const a of await store.listAlarmsOfGrants(
+            due.map((g) => g.id),
+            ACTIVATION_EVENTS,
+          )) {
+            if (a.grantId !== null) alarmsOf.set(a.grantId, [...(alarmsOf.get(a.grantId) ?? []), a]);
+          }
         }
+        const views = grants.map((g) =>
+          g.state === "active"
+            ? {
+                ...view(g),
+                unalarmed: isUnalarmed(
+                  alarmsOf.get(g.id) ?? [],
+                  config.alarms.routing,
+                  g.activatedAt,
+                  now,
+                  config.alarms.unalarmedAfterMs,
+                ),
+              }
+            : g.state === "requested"
+              ? { ...view(g), canApprove: canApprove(g, ctx.actor) }
+              : view(g),
+        );
         return { body: { grants: views } };
       },
     }),

@@ -261,6 +261,25 @@ class KyselyStore implements Store {
     });
   }
 
+  listAlarmsOfGrants(grantIds: readonly string[], eventTypes: readonly string[]): Promise<AlarmRecord[]> {
+    return this.#read("listAlarmsOfGrants", async () => {
+      const out: AlarmRecord[] = [];
+      // In slices: a bound parameter per id, well under either database's limit.
+      for (let i = 0; i < grantIds.length; i += 500) {
+        const rows = await this.#db
+          .selectFrom("alarms")
+          .selectAll()
+          .where("grant_id", "in", grantIds.slice(i, i + 500))
+          .$if(eventTypes.length > 0, (q) => q.where("event_type", "in", eventTypes))
+          .orderBy("event_seq")
+          .orderBy("channel")
+          .execute();
+        out.push(...rows.map(alarmFromRow));
+      }
+      return out;
+    });
+  }
+
   listTokens(user: string | null): Promise<TokenRecord[]> {
     return this.#read("listTokens", async () => {
       const rows = await this.#db
