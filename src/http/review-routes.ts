@@ -16,11 +16,11 @@ import {
 } from "../contract/api.js";
 import { BreakglassError } from "../core/errors.js";
 import { reviewRefusal } from "../core/grant-machine.js";
-import type { Grant, GrantReview, Policy, VaultOpening } from "../core/model.js";
+import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
 import type { VaultService } from "../service/vault-service.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
-import { alarmView, grantView } from "./views.js";
+import { alarmView, followUpsFrom, grantView, vaultOpeningView } from "./views.js";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const seconds = (from: number | null, to: number | null): number | null =>
@@ -96,11 +96,7 @@ export function buildReviewRoutes(deps: {
               const opening = await vault.review(ctx, params.id, {
                 outcome: body.outcome,
                 notes: body.notes,
-                followUps: (body.followUps ?? []).map((f) => ({
-                  action: f.action,
-                  owner: f.owner,
-                  due: f.due === undefined ? null : Date.parse(f.due),
-                })),
+                followUps: followUpsFrom(body.followUps),
               });
               return { body: vaultOpeningView(opening) };
             },
@@ -160,32 +156,5 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
       heldS: seconds(grant.activatedAt, grant.endedAt),
       reviewDueAt: iso(grant.reviewDueAt),
     },
-  };
-}
-
-const reviewView = (r: GrantReview) => ({
-  reviewer: r.reviewer,
-  at: new Date(r.at).toISOString(),
-  outcome: r.outcome,
-  notes: r.notes,
-  followUps: (r.followUps ?? []).map((f) => ({
-    action: f.action,
-    owner: f.owner,
-    due: f.due === null ? null : new Date(f.due).toISOString().slice(0, 10),
-  })),
-});
-
-export function vaultOpeningView(o: VaultOpening) {
-  return {
-    id: o.id,
-    envelope: { id: o.envelopeId, name: o.envelopeName },
-    record: { seq: o.recordSeq, hash: o.recordHash },
-    openedAt: new Date(o.openedAt).toISOString(),
-    custodians: o.custodians.map((c) => ({ name: c.name, fingerprint: c.fingerprint })),
-    reason: o.reason,
-    incident: o.incident,
-    importedAt: new Date(o.importedAt).toISOString(),
-    reviewDueAt: new Date(o.reviewDueAt).toISOString(),
-    review: o.review === null ? null : reviewView(o.review),
   };
 }

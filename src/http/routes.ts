@@ -68,7 +68,16 @@ import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { buildDrillRoutes } from "./drill-routes.js";
 import { buildReviewRoutes } from "./review-routes.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
-import { alarmView, auditEventView, checkpointView, domainViews, grantView, meView, verdictView } from "./views.js";
+import {
+  alarmView,
+  auditEventView,
+  checkpointView,
+  domainViews,
+  followUpsFrom,
+  grantView,
+  meView,
+  verdictView,
+} from "./views.js";
 
 export interface RouteDeps {
   readonly config: AppConfig;
@@ -167,11 +176,7 @@ function runAction(
       return service.review(ctx, id, {
         outcome: body.outcome ?? "unjustified",
         notes: body.notes ?? "",
-        followUps: (body.followUps ?? []).map((f) => ({
-          action: f.action,
-          owner: f.owner,
-          due: f.due === undefined ? null : Date.parse(f.due),
-        })),
+        followUps: followUpsFrom(body.followUps),
       });
     case "ack":
       return service.acknowledge(ctx, id, body.comment ?? null);

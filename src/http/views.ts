@@ -15,11 +15,52 @@ import type {
 import { describeRule, groupsOf } from "../core/approval-policy.js";
 import type { ChainVerdict } from "../core/audit-chain.js";
 import type { SealedAuditEvent } from "../core/audit-event.js";
-import type { Grant, Policy, RoleDef } from "../core/model.js";
+import type { FollowUp, Grant, GrantReview, Policy, RoleDef, VaultOpening } from "../core/model.js";
 import type { AlarmRecord, Checkpoint } from "../core/ports.js";
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+
+/** A recorded review (of a grant or a tier-2 opening). */
+export function reviewView(r: GrantReview) {
+  return {
+    reviewer: r.reviewer,
+    at: iso(r.at),
+    outcome: r.outcome,
+    notes: r.notes,
+    followUps: (r.followUps ?? []).map((f) => ({
+      action: f.action,
+      owner: f.owner,
+      due: f.due === null ? null : iso(f.due).slice(0, 10),
+    })),
+  };
+}
+
+/** Follow-ups as a review request gives them (`due` as YYYY-MM-DD) → the model's. */
+export function followUpsFrom(
+  given: readonly { action: string; owner: string; due?: string | undefined }[] | undefined,
+): FollowUp[] {
+  return (given ?? []).map((f) => ({
+    action: f.action,
+    owner: f.owner,
+    due: f.due === undefined ? null : Date.parse(f.due),
+  }));
+}
+
+export function vaultOpeningView(o: VaultOpening) {
+  return {
+    id: o.id,
+    envelope: { id: o.envelopeId, name: o.envelopeName },
+    record: { seq: o.recordSeq, hash: o.recordHash },
+    openedAt: iso(o.openedAt),
+    custodians: o.custodians.map((c) => ({ name: c.name, fingerprint: c.fingerprint })),
+    reason: o.reason,
+    incident: o.incident,
+    importedAt: iso(o.importedAt),
+    reviewDueAt: iso(o.reviewDueAt),
+    review: o.review === null ? null : reviewView(o.review),
+  };
+}
 
 export function grantView(grant: Grant, policy: Policy, now: number): GrantView {
   const role = policy.roles.get(grant.roleId);
@@ -56,19 +97,7 @@ export function grantView(grant: Grant, policy: Policy, now: number): GrantView 
       nextAttemptAt: isoOrNull(grant.accessNextAt),
       revocationFailing: grant.access === "revoking" && grant.accessAttempts > 0,
     },
-    review: grant.review
-      ? {
-          reviewer: grant.review.reviewer,
-          at: iso(grant.review.at),
-          outcome: grant.review.outcome,
-          notes: grant.review.notes,
-          followUps: (grant.review.followUps ?? []).map((f) => ({
-            action: f.action,
-            owner: f.owner,
-            due: f.due === null ? null : iso(f.due).slice(0, 10),
-          })),
-        }
-      : null,
+    review: grant.review ? reviewView(grant.review) : null,
     version: grant.version,
   };
 }
