@@ -175,6 +175,25 @@ describe("postgres connector", () => {
     expect(await tryLogin(first.credential?.reveal() ?? "")).toMatch(/password authentication failed/);
   });
 
+  it("extends by moving the end alone: the password keeps working, and a revoked role is not revived", async () => {
+    const c = target.connector();
+    const f = facts("g_mv", Date.now() + 60_000);
+    const h = c.plan(f);
+    const first = await c.grant(f, h);
+    const handle = { ...h, ...first.handle };
+    const later = { ...f, endsAt: f.endsAt + 3_600_000 };
+    const moved = await c.extend?.(later, handle);
+    expect(moved).toMatchObject({ credential: null, detail: { role: "bg_g_mv" } });
+    const [row] = await target.sql<{ t: Date }>("SELECT rolvaliduntil AS t FROM pg_roles WHERE rolname = 'bg_g_mv'");
+    expect(row?.t.getTime()).toBe(later.endsAt);
+    expect(await tryLogin(first.credential?.reveal() ?? "")).toBeNull();
+    await c.revoke(f, handle);
+    // Revoked: the role is dropped (or, when it owns objects, kept without LOGIN); neither comes back.
+    await expect(c.extend?.(later, handle)).rejects.toThrow(/role bg_g_mv (does not exist|can no longer log in)/);
+    expect(await target.sql("SELECT 1 FROM pg_roles WHERE rolname = 'bg_g_mv' AND rolcanlogin")).toEqual([]);
+    expect(await tryLogin(first.credential?.reveal() ?? "")).toMatch(/password authentication failed/);
+  });
+
   it("lists leftover grant roles and reports standing privilege made outside Breakglass", async () => {
     const c = target.connector({}, [role]);
     await c.grant(facts("g_left"), c.plan(facts("g_left")));

@@ -448,6 +448,28 @@ export function createPostgresConnector(
         };
       }),
 
+    // Only the end moves: the password, memberships and settings stay, so the holder's
+    // connection string keeps working. A role that can no longer log in (revoked) is not revived.
+    extend: (facts, handle) =>
+      withClient("extend", async (c): Promise<ConnectorResult> => {
+        const role = principalOf(handle);
+        const validUntil = new Date(facts.endsAt).toISOString();
+        await c.query("BEGIN");
+        const { rows } = await c.query<{ login: boolean }>(
+          "SELECT rolcanlogin AS login FROM pg_roles WHERE rolname = $1",
+          [role],
+        );
+        if (rows[0]?.login !== true) {
+          throw new Error(`role ${role} ${rows.length === 0 ? "does not exist" : "can no longer log in (revoked)"}`);
+        }
+        await c.query(`ALTER ROLE ${ident(role)} VALID UNTIL ${literal(validUntil)}`);
+        await c.query(
+          `COMMENT ON ROLE ${ident(role)} IS ${literal(`breakglass grant ${facts.grantId} for ${facts.requester} until ${validUntil}`)}`,
+        );
+        await c.query("COMMIT");
+        return { credential: null, detail: { role, validUntil } };
+      }),
+
     revoke: (facts, handle) =>
       withClient("revoke", async (c): Promise<ConnectorResult> => {
         const role = principalOf(handle);

@@ -445,6 +445,13 @@ export interface Connector {
   plan(facts: ConnectorGrantFacts): Record<string, unknown>;
   /** @throws ERR_CONNECTOR_FAILED */
   grant(facts: ConnectorGrantFacts, handle: Readonly<Record<string, unknown>>): Promise<ConnectorResult>;
+  /**
+   * Optional: move the end of access already granted to `facts.endsAt`, keeping the holder's
+   * credential (returns `credential: null`). Without it an extension calls `grant` again, which
+   * may hand over a fresh credential. The broker also calls it to put the old end back when it
+   * cannot record an extension the target already took. @throws ERR_CONNECTOR_FAILED
+   */
+  extend?(facts: ConnectorGrantFacts, handle: Readonly<Record<string, unknown>>): Promise<ConnectorResult>;
   /** @throws ERR_CONNECTOR_FAILED */
   revoke(facts: ConnectorGrantFacts, handle: Readonly<Record<string, unknown>>): Promise<ConnectorResult>;
   /** Is access really gone at the target? @throws ERR_CONNECTOR_FAILED */

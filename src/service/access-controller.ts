@@ -214,28 +214,54 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     const planned = extendGrant(policy, grant, ctx.actor, extraS, reason, clock.now()).grant;
     const { connector, facts } = resolve(planned);
     const handle = grant.accessHandle ?? connector.plan(facts);
+    // A connector that can move the end alone keeps the holder's credential; others grant again.
+    const moveEnd = connector.extend?.bind(connector) ?? connector.grant.bind(connector);
     let granted: ConnectorResult;
     try {
-      granted = await connector.grant({ ...facts, endsAt: planned.endsAt ?? facts.endsAt }, handle);
+      granted = await moveEnd({ ...facts, endsAt: planned.endsAt ?? facts.endsAt }, handle);
     } catch (e) {
       throw new BreakglassError("ERR_CONNECTOR_FAILED", `the target refused the extension: ${errorText(e)}`, {
         grantId: grant.id,
       });
     }
     const sealed = sealCredential(grant, granted);
-    // If the grant ended meanwhile, this fails and the revocation removes the longer-lived access.
-    return writer.transition(
-      grant.id,
-      ctx,
-      (g): Transition => {
-        if (g.endsAt !== grant.endsAt) {
-          throw new BreakglassError("ERR_CONFLICT", `grant ${g.id} changed while it was being extended; try again`);
-        }
-        const t = extendGrant(policy, g, ctx.actor, extraS, reason, clock.now());
-        return { ...t, event: { ...t.event, data: { ...t.event.data, target: granted.detail } } };
-      },
-      saveCredential(sealed),
-    );
+    try {
+      return await writer.transition(
+        grant.id,
+        ctx,
+        (g): Transition => {
+          if (g.endsAt !== grant.endsAt) {
+            throw new BreakglassError("ERR_CONFLICT", `grant ${g.id} changed while it was being extended; try again`);
+          }
+          const t = extendGrant(policy, g, ctx.actor, extraS, reason, clock.now());
+          return { ...t, event: { ...t.event, data: { ...t.event.data, target: granted.detail } } };
+        },
+        saveCredential(sealed),
+      );
+    } catch (e) {
+      // Not recorded (the store failed, or the grant changed meanwhile): the target must not keep
+      // the longer window. Put the old end back where the connector can move it alone; a grant
+      // that ended meanwhile is revoked by its own revocation either way. Where it cannot, the
+      // broker still ends the grant at its recorded end, and says so.
+      const restore = connector.extend;
+      if (restore && grant.endsAt !== null) {
+        await restore.call(connector, { ...facts, endsAt: grant.endsAt }, handle).catch((undo: unknown) =>
+          deps.log("an extension that was not recorded could not be undone at the target", {
+            grantId: grant.id,
+            error: errorText(undo),
+          }),
+        );
+      } else {
+        deps.log(
+          "an extension was not recorded; the target may allow access past the grant's end until it is revoked",
+          {
+            grantId: grant.id,
+            error: errorText(e),
+          },
+        );
+      }
+      throw e;
+    }
   };
 
   /** Record a failed activation and revoke whatever may exist at the target now; the worker retries. */

@@ -84,11 +84,18 @@ export interface BrokerProcess {
  */
 export async function startBrokerProcess(
   configFile: string,
-  options: { env?: Readonly<Record<string, string>>; timeoutMs?: number; args?: readonly string[] } = {},
+  options: {
+    env?: Readonly<Record<string, string>>;
+    timeoutMs?: number;
+    args?: readonly string[];
+    /** Run under another command that ends by exec'ing its arguments (e.g. `unshare -rm sh -c …`). */
+    wrap?: readonly string[];
+  } = {},
 ): Promise<BrokerProcess> {
   requireBuild();
   const timeoutMs = options.timeoutMs ?? 20_000;
-  const child = spawn(process.execPath, [BIN, ...(options.args ?? ["server", "--config", configFile])], {
+  const [cmd, ...pre] = [...(options.wrap ?? []), process.execPath];
+  const child = spawn(cmd as string, [...pre, BIN, ...(options.args ?? ["server", "--config", configFile])], {
     cwd: dirname(configFile),
     env: { ...baseEnv(), BREAKGLASS_LOG_LEVEL: "warn", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
