@@ -810,6 +810,10 @@ for (const backend of BACKENDS) {
         );
         const claimed = await store.transaction((tx) => tx.claimAlarms(T0 + 5, 10));
         expect(claimed.map((a) => a.id)).toEqual(["a_1_hook", "a_2_hook", "a_3_mail"]);
+        // A channel at its limit of deliveries in flight is left out of the claim.
+        expect((await store.transaction((tx) => tx.claimAlarms(T0 + 5, 10, ["hook"]))).map((a) => a.id)).toEqual([
+          "a_3_mail",
+        ]);
         const done = { ...alarm(1, "hook"), state: "delivered" as const, attempts: 1, deliveredAt: T0 + 7 };
         const retry = { ...alarm(2, "hook"), attempts: 1, lastError: "HTTP 500", nextAt: T0 + 2000 };
         await store.transaction(async (tx) => {

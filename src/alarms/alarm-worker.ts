@@ -5,6 +5,11 @@
  * capped backoff, or failed for good when the receiver refuses the message itself. A replica that
  * dies mid-delivery leaves the lease to run out; another replica delivers again with the same
  * idempotency key — at least once.
+ *
+ * Deliveries run independently: the worker does not wait for a batch to finish before claiming
+ * the next alarms, so a receiver that takes 30 s to answer holds only its own deliveries — at
+ * most `channelConcurrency` of them at a time — and every other channel goes on at once. Results
+ * that finish together are recorded in one transaction.
  */
 import { alarmBackoffMs } from "../core/alarm-routing.js";
 import { type AuditEventDraft, nonGrantEvent } from "../core/audit-event.js";
@@ -27,10 +32,12 @@ export interface AlarmWorkerDeps {
   readonly audit?: AuditAppender;
   /** Consecutive failed deliveries after which a channel is reported as failing. */
   readonly failureThreshold?: number;
+  /** Most deliveries in flight to one channel (default 16); `batchSize` bounds them all. */
+  readonly channelConcurrency?: number;
 }
 
 export interface AlarmWorker {
-  /** Claim and deliver one batch; returns how many were attempted. */
+  /** Claim one batch, deliver it and record the results; returns how many were attempted. */
   tick(): Promise<number>;
   /** Tick until nothing is due now. For tests and shutdown. */
   drain(): Promise<void>;
@@ -110,26 +117,101 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
     await store.transaction((tx) => audit.append(tx, drafts));
   };
 
-  const tick = async (): Promise<number> => {
-    const now = clock.now();
-    const claimed = await store.transaction(async (tx) => {
-      const due = await tx.claimAlarms(now, deps.batchSize);
-      for (const a of due) await tx.saveAlarm({ ...a, nextAt: now + deps.leaseMs });
-      return due;
+  // Results that finish together are saved in one transaction (group commit).
+  let finished: { result: AlarmRecord; settle: (e?: unknown) => void }[] = [];
+  let saving = false;
+  const saveResults = async (): Promise<void> => {
+    await null; // let deliveries finishing in the same turn join the batch
+    while (finished.length > 0) {
+      const batch = finished;
+      finished = [];
+      const results = batch.map((b) => b.result);
+      try {
+        await store.transaction(async (tx) => {
+          for (const r of results) await tx.saveAlarm(r);
+        });
+      } catch (e) {
+        for (const b of batch) b.settle(e);
+        continue;
+      }
+      for (const b of batch) b.settle();
+      await health(results).catch((e: unknown) => deps.log("recording channel health failed", { error: String(e) }));
+    }
+    saving = false; // in the same turn as the emptiness check: a result pushed later starts a new round
+  };
+  const record = (result: AlarmRecord): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      finished.push({ result, settle: (e) => (e === undefined ? resolve() : reject(e)) });
+      if (!saving) {
+        saving = true;
+        void saveResults();
+      }
     });
-    if (claimed.length === 0) return 0;
-    const results = await Promise.all(claimed.map(deliverOne));
-    await store.transaction(async (tx) => {
-      for (const r of results) await tx.saveAlarm(r);
-    });
-    await health(results).catch((e: unknown) => deps.log("recording channel health failed", { error: String(e) }));
-    return claimed.length;
+
+  const cap = deps.channelConcurrency ?? 16;
+  const inFlight = new Set<Promise<void>>();
+  const perChannel = new Map<string, number>();
+  /** The last claim was cut short (no room, or a channel at its cap): claim again when a slot frees. */
+  let backlog = false;
+
+  const start = (a: AlarmRecord): Promise<void> => {
+    perChannel.set(a.channel, (perChannel.get(a.channel) ?? 0) + 1);
+    const p = deliverOne(a)
+      .then(record)
+      .finally(() => {
+        inFlight.delete(p);
+        const left = (perChannel.get(a.channel) ?? 1) - 1;
+        if (left === 0) perChannel.delete(a.channel);
+        else perChannel.set(a.channel, left);
+        if (backlog) worker.kick();
+      });
+    inFlight.add(p);
+    return p;
   };
 
-  const runTick = (): Promise<number> => {
-    current ??= tick().finally(() => {
-      current = null;
+  /** Claim what is due and fits (room overall, and per channel), and start delivering it. */
+  const claim = async (): Promise<Promise<void>[]> => {
+    const room = deps.batchSize - inFlight.size;
+    if (room <= 0) {
+      backlog = true;
+      return [];
+    }
+    const busy = [...perChannel].filter(([, n]) => n >= cap).map(([c]) => c);
+    const now = clock.now();
+    const { take, skipped } = await store.transaction(async (tx) => {
+      const due = await tx.claimAlarms(now, room, busy);
+      const counts = new Map(perChannel);
+      const fits = due.filter((a) => {
+        const n = counts.get(a.channel) ?? 0;
+        if (n >= cap) return false;
+        counts.set(a.channel, n + 1);
+        return true;
+      });
+      for (const a of fits) await tx.saveAlarm({ ...a, nextAt: now + deps.leaseMs });
+      return { take: fits, skipped: due.length - fits.length };
     });
+    backlog = take.length === room || skipped > 0 || busy.length > 0;
+    return take.map(start);
+  };
+
+  const tick = async (): Promise<number> => {
+    const started = await claim();
+    await Promise.all(started);
+    return started.length;
+  };
+
+  /** The running loop's tick: claims and returns; deliveries finish on their own. */
+  const runTick = (): Promise<number> => {
+    current ??= claim()
+      .then((started) => {
+        for (const p of started) {
+          p.catch((e: unknown) => deps.log("recording an alarm delivery failed", { error: String(e) }));
+        }
+        return started.length;
+      })
+      .finally(() => {
+        current = null;
+      });
     return current;
   };
 
@@ -153,12 +235,14 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
       lastError: streak.get(channel)?.lastError || null,
     }));
 
-  return {
+  const worker: AlarmWorker = {
     channels: channelHealth,
-    tick: runTick,
+    tick,
     async drain() {
-      while ((await runTick()) > 0) {
-        /* until nothing is due */
+      for (;;) {
+        const n = await tick();
+        if (n === 0 && inFlight.size === 0) return;
+        await Promise.allSettled([...inFlight]);
       }
     },
     start() {
@@ -180,6 +264,8 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
       if (timer) clearTimeout(timer);
       timer = null;
       await current?.catch(() => {});
+      await Promise.allSettled([...inFlight]);
     },
   };
+  return worker;
 }

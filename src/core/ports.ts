@@ -266,7 +266,7 @@ export interface StoreTx {
    * Queued alarms whose `nextAt` has passed, oldest first, locked for this transaction and skipped
    * by other replicas' claims; the caller saves them with a lease before delivering.
    */
-  claimAlarms(now: number, limit: number): Promise<AlarmRecord[]>;
+  claimAlarms(now: number, limit: number, excludeChannels?: readonly string[]): Promise<AlarmRecord[]>;
   /** Save an alarm's delivery state (lease, result, retry). */
   saveAlarm(alarm: AlarmRecord): Promise<void>;
   /** Store (or replace) the sealed credential of a grant's holder. */

@@ -695,7 +695,7 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
-  claimAlarms(now: number, limit: number): Promise<AlarmRecord[]> {
+  claimAlarms(now: number, limit: number, excludeChannels: readonly string[] = []): Promise<AlarmRecord[]> {
     return this.#run("claimAlarms", async (db) => {
       if (limit <= 0) return [];
       const rows = await db
@@ -703,6 +703,7 @@ class KyselyStoreTx implements StoreTx {
         .selectAll()
         .where("state", "=", "queued")
         .where("next_at", "<=", now)
+        .$if(excludeChannels.length > 0, (q) => q.where("channel", "not in", excludeChannels))
         .orderBy("next_at")
         .orderBy("id")
         .limit(limit)

@@ -23,6 +23,8 @@ export class Receiver {
   failStatus = 500;
   /** Never answer the next N requests (the sender's timeout must cut them). */
   hangNext = 0;
+  /** Answer every request this late (a slow receiver); it counts as received on arrival. */
+  delayMs = 0;
   /** The receiver's clock for the timestamp check (a test that moves the broker's clock moves this too). */
   now: () => number = Date.now;
   #server: Server | null = null;
@@ -54,7 +56,8 @@ export class Receiver {
           return;
         }
         this.received.push({ key: String(req.headers["breakglass-idempotency-key"]), body: JSON.parse(body) });
-        res.writeHead(204).end();
+        if (this.delayMs > 0) setTimeout(() => res.writeHead(204).end(), this.delayMs);
+        else res.writeHead(204).end();
       });
     });
     await new Promise<void>((resolve) => this.#server?.listen(port, "127.0.0.1", resolve));
