@@ -7,6 +7,11 @@
  *
  * The target is an in-process connector that does nothing: this measures the broker (claiming,
  * transitions, audit, bookkeeping), not a target. Real targets are measured in their own issues.
+ *
+ * With `replicas`, the brokers that serve the API and run the workers are that many replicas on
+ * their own threads (bench/storm-replica.ts), sharing the store — the PostgreSQL deployment —
+ * and the API load is spread over them; without, one broker runs in this process (the embedded
+ * default). Either way this process seeds the grants and reads the audit log afterwards.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,12 +23,14 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorSettingsSchemas } from "../src/connectors/registry.js";
 import { dueAt } from "../src/core/grant-machine.js";
 import type { Grant } from "../src/core/model.js";
-import type { Connector } from "../src/core/ports.js";
 import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { noopConnector } from "./noop-connector.js";
 import { type Summary, summarize } from "./stats.js";
 
 export interface StormResult {
   readonly backend: string;
+  /** Broker replicas serving and working (threads), or 1 in-process broker. */
+  readonly replicas: number;
   readonly grants: number;
   readonly expiryLagMs: Summary;
   readonly revokeLagMs: Summary;
@@ -31,13 +38,6 @@ export interface StormResult {
   readonly apiStormMs: Summary;
   readonly apiErrors: number;
 }
-
-const noopConnector: Connector = {
-  plan: (facts) => ({ principal: `bg_${facts.grantId}` }),
-  grant: async () => ({ credential: null, detail: {} }),
-  revoke: async () => ({ credential: null, detail: {} }),
-  verify: async () => ({ revoked: true, detail: {} }),
-};
 
 function yaml(storage: string): string {
   return `version: 1
@@ -81,12 +81,17 @@ export async function runExpiryStorm(
   storageYaml: string,
   env: Record<string, string>,
   grants = 10_000,
+  replicas?: number,
 ): Promise<StormResult> {
   const dir = mkdtempSync(join(tmpdir(), `bg-bench-storm-${backend}-`));
   try {
     writeFileSync(join(dir, "breakglass.yaml"), yaml(storageYaml));
     const config = loadConfigFile(join(dir, "breakglass.yaml"), { connectorSchemas: connectorSettingsSchemas, env });
-    const broker = await createBroker(config, { log: silentLogger, connectors: new Map([["box", noopConnector]]) });
+    const broker = await createBroker(config, {
+      log: silentLogger,
+      env,
+      connectors: new Map([["box", noopConnector]]),
+    });
     const { token } = await broker.tokens.create(SYSTEM_CONTEXT, { user: "bob", description: "bench" });
 
     const template: Grant = {
@@ -121,8 +126,8 @@ export async function runExpiryStorm(
       review: null,
       version: 1,
     };
-    // All ends fall inside one second that starts after seeding and an idle phase.
-    const t0 = Date.now() + 12_000;
+    // All ends fall inside one second that starts after seeding, the replicas' start and an idle phase.
+    const t0 = Date.now() + 15_000;
     const ends = new Map<string, number>();
     for (let i = 0; i < grants; i += 1000) {
       await broker.store.transaction(async (tx) => {
@@ -133,11 +138,31 @@ export async function runExpiryStorm(
         }
       });
     }
+    const threads =
+      replicas === undefined
+        ? []
+        : Array.from(
+            { length: replicas },
+            () =>
+              new Worker(new URL("./storm-replica.js", import.meta.url), {
+                workerData: { configFile: join(dir, "breakglass.yaml"), env },
+              }),
+          );
+    const urls =
+      replicas === undefined
+        ? [await broker.start()]
+        : await Promise.all(
+            threads.map(
+              (t) =>
+                new Promise<string>((resolve, reject) => {
+                  t.once("message", (m: { url: string }) => resolve(m.url));
+                  t.once("error", reject);
+                }),
+            ),
+          );
     if (Date.now() > t0 - 3_000) throw new Error("seeding took too long for a clean idle phase; lower the grant count");
-
-    const url = await broker.start();
     const load = new Worker(new URL("./load-worker.js", import.meta.url), {
-      workerData: { url, token: token.reveal(), grantIds: [...ends.keys()], concurrency: 4 },
+      workerData: { urls, token: token.reveal(), grantIds: [...ends.keys()], concurrency: 4 },
     });
     const samples = new Promise<{ phase: string; ms: number; status: number }[]>((resolve, reject) => {
       load.once("message", resolve);
@@ -170,12 +195,23 @@ export async function runExpiryStorm(
       }
       if (page.length < 10_000) break;
     }
+    await Promise.all(
+      threads.map(
+        (t) =>
+          new Promise<void>((resolve) => {
+            t.once("message", () => resolve());
+            t.postMessage({ stop: true });
+          }),
+      ),
+    );
+    await Promise.all(threads.map((t) => t.terminate()));
     await broker.stop();
     if (expiryLag.length !== grants || revokeLag.length !== grants) {
       throw new Error(`expected ${grants} expiries and revocations, saw ${expiryLag.length} and ${revokeLag.length}`);
     }
     return {
       backend,
+      replicas: replicas ?? 1,
       grants,
       expiryLagMs: summarize(expiryLag),
       revokeLagMs: summarize(revokeLag),

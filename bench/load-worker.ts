@@ -6,7 +6,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 
 interface LoadInput {
-  readonly url: string;
+  /** The replicas' base URLs; each client loop sticks to one, round robin. */
+  readonly urls: readonly string[];
   readonly token: string;
   readonly grantIds: readonly string[];
   readonly concurrency: number;
@@ -23,6 +24,7 @@ parentPort?.on("message", (msg: { phase?: string; stop?: boolean }) => {
 });
 
 async function loop(n: number): Promise<void> {
+  const url = input.urls[n % input.urls.length];
   let i = n;
   while (!stop) {
     i++;
@@ -32,7 +34,7 @@ async function loop(n: number): Promise<void> {
     const current = phase;
     let status = 0;
     try {
-      const res = await fetch(input.url + path, { headers: { authorization: `Bearer ${input.token}` } });
+      const res = await fetch(url + path, { headers: { authorization: `Bearer ${input.token}` } });
       await res.arrayBuffer();
       status = res.status;
     } catch {

@@ -1,13 +1,15 @@
 /**
- * `npm run bench`: audit append and verify rates (with a same-run plain-insert baseline) and the
- * 10,000-grant expiry storm, on SQLite and on a throwaway PostgreSQL with fsync on. Prints a
+ * `npm run bench`: audit append and verify rates (with a same-run plain-insert baseline), the
+ * 10,000-grant expiry storm (SQLite; PostgreSQL with 1 and 3 replicas), expiry at a real
+ * PostgreSQL target, alarm latency, time to access and the gateway against direct and PgBouncer,
+ * on a throwaway PostgreSQL with fsync on. Prints a
  * table and writes bench/results/<timestamp>.json. Figures are medians/percentiles of one run on
  * a shared 2-core machine: compare ratios, not absolutes.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { startPostgres } from "../test/support/postgres-cluster.js";
+import { APP_ROLE, createDatabase, startPostgres, withDatabase } from "../test/support/postgres-cluster.js";
 import { runAlarmLatency } from "./alarm-latency.js";
 import { runAuditBenchmarks } from "./audit-bench.js";
 import { runExpiryStorm } from "./expiry-storm.js";
@@ -54,19 +56,28 @@ try {
     })),
   );
 
-  const storms = [
-    await runExpiryStorm("sqlite", "{ driver: sqlite, path: ./breakglass.db }", {}, sizes.storm),
-    await runExpiryStorm(
+  // PostgreSQL: 1 and 3 replicas (threads), each run on a fresh database of the same cluster.
+  const pgStorm = async (replicas: number) => {
+    const name = `bench_storm_${replicas}`;
+    await createDatabase(cluster.adminUrl, name, { owner: APP_ROLE });
+    return runExpiryStorm(
       "postgres",
       "{ driver: postgres, url_env: BG_BENCH_URL, pool_size: 8 }",
-      { BG_BENCH_URL: cluster.url },
+      { BG_BENCH_URL: withDatabase(cluster.url, name) },
       sizes.storm,
-    ),
+      replicas,
+    );
+  };
+  const storms = [
+    await runExpiryStorm("sqlite", "{ driver: sqlite, path: ./breakglass.db }", {}, sizes.storm),
+    await pgStorm(1),
+    await pgStorm(3),
   ];
   console.log(`Expiry storm: ${fmt(sizes.storm)} grants ending within the same second (lag from end, ms)`);
   console.table(
     storms.map((s) => ({
       backend: s.backend,
+      replicas: s.replicas,
       "expired p50": fmt(s.expiryLagMs.p50),
       "expired p99": fmt(s.expiryLagMs.p99),
       "expired max": fmt(s.expiryLagMs.max),
@@ -79,6 +90,7 @@ try {
   console.table(
     storms.map((s) => ({
       backend: s.backend,
+      replicas: s.replicas,
       "idle p50": fmt(s.apiIdleMs.p50, 1),
       "idle p99": fmt(s.apiIdleMs.p99, 1),
       "storm p50": fmt(s.apiStormMs.p50, 1),

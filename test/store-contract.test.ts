@@ -816,10 +816,7 @@ for (const backend of BACKENDS) {
         ]);
         const done = { ...alarm(1, "hook"), state: "delivered" as const, attempts: 1, deliveredAt: T0 + 7 };
         const retry = { ...alarm(2, "hook"), attempts: 1, lastError: "HTTP 500", nextAt: T0 + 2000 };
-        await store.transaction(async (tx) => {
-          await tx.saveAlarm(done);
-          await tx.saveAlarm(retry);
-        });
+        await store.transaction((tx) => tx.saveAlarms([done, retry]));
         expect((await store.transaction((tx) => tx.claimAlarms(T0 + 5, 10))).map((a) => a.id)).toEqual(["a_3_mail"]);
         expect(await store.listAlarms("g_1")).toEqual([done, retry, alarm(4, "hook", { nextAt: T0 + 10_000 })]);
         const boom = new Error("rolled back");

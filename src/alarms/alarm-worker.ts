@@ -32,7 +32,7 @@ export interface AlarmWorkerDeps {
   readonly audit?: AuditAppender;
   /** Consecutive failed deliveries after which a channel is reported as failing. */
   readonly failureThreshold?: number;
-  /** Most deliveries in flight to one channel (default 16); `batchSize` bounds them all. */
+  /** Most deliveries in flight to one channel (default 64): a slow channel holds only its own slots. */
   readonly channelConcurrency?: number;
 }
 
@@ -127,9 +127,7 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
       finished = [];
       const results = batch.map((b) => b.result);
       try {
-        await store.transaction(async (tx) => {
-          for (const r of results) await tx.saveAlarm(r);
-        });
+        await store.transaction((tx) => tx.saveAlarms(results));
       } catch (e) {
         for (const b of batch) b.settle(e);
         continue;
@@ -148,7 +146,7 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
       }
     });
 
-  const cap = deps.channelConcurrency ?? 16;
+  const cap = deps.channelConcurrency ?? 64;
   const inFlight = new Set<Promise<void>>();
   const perChannel = new Map<string, number>();
   /** The last claim was cut short (no room, or a channel at its cap): claim again when a slot frees. */
@@ -169,17 +167,16 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
     return p;
   };
 
-  /** Claim what is due and fits (room overall, and per channel), and start delivering it. */
+  /** Claim up to a batch of what is due and fits its channel's free slots, and start delivering it. */
   const claim = async (): Promise<Promise<void>[]> => {
-    const room = deps.batchSize - inFlight.size;
-    if (room <= 0) {
-      backlog = true;
-      return [];
-    }
     const busy = [...perChannel].filter(([, n]) => n >= cap).map(([c]) => c);
+    // No more than the channels have free slots: rows claimed and not taken would be read for nothing.
+    let free = 0;
+    for (const c of channels.keys()) free += Math.max(0, cap - (perChannel.get(c) ?? 0));
+    const limit = Math.max(1, Math.min(deps.batchSize, free));
     const now = clock.now();
     const { take, skipped } = await store.transaction(async (tx) => {
-      const due = await tx.claimAlarms(now, room, busy);
+      const due = await tx.claimAlarms(now, limit, busy);
       const counts = new Map(perChannel);
       const fits = due.filter((a) => {
         const n = counts.get(a.channel) ?? 0;
@@ -187,10 +184,10 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
         counts.set(a.channel, n + 1);
         return true;
       });
-      for (const a of fits) await tx.saveAlarm({ ...a, nextAt: now + deps.leaseMs });
+      await tx.saveAlarms(fits.map((a) => ({ ...a, nextAt: now + deps.leaseMs })));
       return { take: fits, skipped: due.length - fits.length };
     });
-    backlog = take.length === room || skipped > 0 || busy.length > 0;
+    backlog = take.length + skipped === limit || busy.length > 0;
     return take.map(start);
   };
 

@@ -161,24 +161,43 @@ export function createAlarmChannel(
 ): AlarmChannel {
   const where = `alarms.channels.${config.name}`;
   switch (config.type) {
-    case "file":
+    case "file": {
+      // Lines delivered together are appended with one write, in the order they came (a storm of
+      // thousands of alarms is a few writes, not thousands of open/append/close).
+      let pending: { line: string; settle: (e?: DeliveryError) => void }[] = [];
+      let writing = false;
+      let folderMade = false;
+      const writeAll = async (): Promise<void> => {
+        await null; // let the deliveries started in the same turn join
+        while (pending.length > 0) {
+          const batch = pending;
+          pending = [];
+          try {
+            if (!folderMade) await mkdir(dirname(config.path), { recursive: true });
+            folderMade = true;
+            await appendFile(config.path, batch.map((b) => b.line).join(""), { mode: 0o600 });
+            for (const b of batch) b.settle();
+          } catch (e) {
+            folderMade = false;
+            const err = new DeliveryError(`cannot append to ${config.path}: ${(e as Error).message}`, false);
+            for (const b of batch) b.settle(err);
+          }
+        }
+        writing = false; // in the same turn as the emptiness check
+      };
       return {
         name: config.name,
-        async deliver(alarm) {
-          try {
-            await mkdir(dirname(config.path), { recursive: true });
-            await appendFile(
-              config.path,
-              `${JSON.stringify({ channel: config.name, ...JSON.parse(alarm.payload) })}\n`,
-              {
-                mode: 0o600,
-              },
-            );
-          } catch (e) {
-            throw new DeliveryError(`cannot append to ${config.path}: ${(e as Error).message}`, false);
-          }
-        },
+        deliver: (alarm) =>
+          new Promise<void>((resolve, reject) => {
+            const line = `${JSON.stringify({ channel: config.name, ...JSON.parse(alarm.payload) })}\n`;
+            pending.push({ line, settle: (e) => (e === undefined ? resolve() : reject(e)) });
+            if (!writing) {
+              writing = true;
+              void writeAll();
+            }
+          }),
       };
+    }
     case "slack": {
       const url = resolveSecret(config.url, `${where}.url`);
       return {

@@ -267,8 +267,8 @@ export interface StoreTx {
    * by other replicas' claims; the caller saves them with a lease before delivering.
    */
   claimAlarms(now: number, limit: number, excludeChannels?: readonly string[]): Promise<AlarmRecord[]>;
-  /** Save an alarm's delivery state (lease, result, retry). */
-  saveAlarm(alarm: AlarmRecord): Promise<void>;
+  /** Save alarms' delivery state (lease, result, retry) in one statement; the rest of each row stays. */
+  saveAlarms(alarms: readonly AlarmRecord[]): Promise<void>;
   /** Store (or replace) the sealed credential of a grant's holder. */
   saveCredential(grantId: string, box: string, at: number): Promise<void>;
   /** Forget the credentials of these grants (their access has ended). */

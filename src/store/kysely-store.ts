@@ -713,10 +713,24 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
-  saveAlarm(alarm: AlarmRecord): Promise<void> {
-    return this.#run("saveAlarm", async (db) => {
-      const { id: _id, ...row } = alarmToRow(alarm);
-      await db.updateTable("alarms").set(row).where("id", "=", alarm.id).execute();
+  saveAlarms(alarms: readonly AlarmRecord[]): Promise<void> {
+    return this.#run("saveAlarms", async (db) => {
+      for (let i = 0; i < alarms.length; i += CHUNK) {
+        const json = JSON.stringify(
+          alarms.slice(i, i + CHUNK).map((a) => {
+            const row = alarmToRow(a);
+            return Object.fromEntries(ALARM_STATE_COLUMNS.map(([name]) => [name, row[name]]));
+          }),
+        );
+        const set = sql.join(
+          ALARM_STATE_COLUMNS.filter(([n]) => n !== "id").map(([n]) => sql`${sql.ref(n)} = v.${sql.ref(n)}`),
+        );
+        const source =
+          this.#dialect === "postgres"
+            ? sql`jsonb_to_recordset(${json}::jsonb) AS v(${sql.join(ALARM_STATE_COLUMNS.map(([n, t]) => sql`${sql.ref(n)} ${sql.raw(t)}`))})`
+            : sql`(SELECT ${sql.join(ALARM_STATE_COLUMNS.map(([n]) => sql`json_extract(value, ${`$.${n}`}) AS ${sql.ref(n)}`))} FROM json_each(${json})) AS v`;
+        await sql`UPDATE alarms SET ${set} FROM ${source} WHERE alarms.id = v.id`.execute(db);
+      }
     });
   }
 
@@ -1103,6 +1117,16 @@ class KyselyStoreTx implements StoreTx {
 
 // ---------------------------------------------------------------------------------------------
 // Rows ↔ domain
+
+/** The delivery state of an alarm (`saveAlarms`), with PostgreSQL types for `jsonb_to_recordset`. */
+const ALARM_STATE_COLUMNS: readonly (readonly [keyof Database["alarms"], string])[] = [
+  ["id", "text"],
+  ["state", "text"],
+  ["attempts", "integer"],
+  ["last_error", "text"],
+  ["next_at", "bigint"],
+  ["delivered_at", "bigint"],
+];
 
 /** The columns bookkeeping may change (`updateGrants`), with their PostgreSQL types for `jsonb_to_recordset`. */
 const BULK_COLUMNS: readonly (readonly [keyof GrantsTable, string])[] = [
