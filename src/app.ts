@@ -140,7 +140,10 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     async append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<SealedAuditEvent[]> {
       const sealed = await auditLog.append(tx, drafts);
       const queued = routeAlarms(sealed, config.alarms.routing);
-      if (queued.length > 0) await tx.insertAlarms(queued);
+      if (queued.length > 0) {
+        await tx.insertAlarms(queued);
+        tx.afterCommit(wakeAlarms); // delivered at once, not at the worker's next poll
+      }
       return sealed;
     },
   };
@@ -162,6 +165,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     ),
   );
   const metrics = createMetrics();
+  const wakeAlarms = () => alarms.kick();
   const alarms = createAlarmWorker({
     metrics,
     audit,

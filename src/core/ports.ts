@@ -230,6 +230,8 @@ export interface AuditHead {
  * methods must not be called from inside `transaction()` (they are refused with ERR_INTERNAL).
  */
 export interface StoreTx {
+  /** Call `fn` once this transaction has committed (never if it rolls back); the same `fn` once. */
+  afterCommit(fn: () => void): void;
   /** The grant, locked against concurrent writers until the transaction ends; null if none. */
   lockGrant(id: string): Promise<Grant | null>;
   /** The requester's grant of this role that is requested, approved or active, if any. */

@@ -240,12 +240,16 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
       );
     } catch (e) {
       // Not recorded (the store failed, or the grant changed meanwhile): the target must not keep
-      // the longer window. Put the old end back where the connector can move it alone; a grant
-      // that ended meanwhile is revoked by its own revocation either way. Where it cannot, the
-      // broker still ends the grant at its recorded end, and says so.
+      // the longer window. Put back the end the store has — re-read, since another extension may
+      // have been recorded meanwhile; the last one known when the store cannot answer — where the
+      // connector can move it alone. A grant that is no longer active is revoked by its own
+      // revocation. Where the connector cannot, the broker still ends the grant at its recorded
+      // end, and says so.
       const restore = connector.extend;
-      if (restore && grant.endsAt !== null) {
-        await restore.call(connector, { ...facts, endsAt: grant.endsAt }, handle).catch((undo: unknown) =>
+      const current = await store.getGrant(grant.id).catch(() => grant);
+      const recordedEnd = current?.state === "active" && current.access === "granted" ? current.endsAt : null;
+      if (restore && recordedEnd !== null) {
+        await restore.call(connector, { ...facts, endsAt: recordedEnd }, handle).catch((undo: unknown) =>
           deps.log("an extension that was not recorded could not be undone at the target", {
             grantId: grant.id,
             error: errorText(undo),

@@ -64,6 +64,8 @@ interface TxState {
   active: boolean;
   /** The first error a statement raised; the transaction will not commit. */
   failure: unknown;
+  /** Run once the transaction has committed. */
+  afterCommit: (() => void)[];
 }
 
 /** One scope per Kysely instance, so stores sharing a connection also share the re-entry guard. */
@@ -100,7 +102,7 @@ class KyselyStore implements Store {
 
   async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     this.#assertOutsideTransaction("transaction");
-    const state: TxState = { active: false, failure: undefined };
+    const state: TxState = { active: false, failure: undefined, afterCommit: [] };
     // Errors from `fn` pass through untouched; only the store's own statements are mapped.
     let fnFailed = false;
     try {
@@ -129,6 +131,7 @@ class KyselyStore implements Store {
           await rollbackQuietly(conn);
           throw e;
         }
+        for (const f of state.afterCommit) queueMicrotask(f);
         return result;
       });
     } catch (e) {
@@ -512,6 +515,10 @@ class KyselyStoreTx implements StoreTx {
     this.#db = db;
     this.#dialect = dialect;
     this.#state = state;
+  }
+
+  afterCommit(fn: () => void): void {
+    if (!this.#state.afterCommit.includes(fn)) this.#state.afterCommit.push(fn);
   }
 
   lockGrant(id: string): Promise<Grant | null> {
