@@ -5,8 +5,8 @@
  * another replica when one dies, as a real client would. Afterwards, with every replica up:
  * - every action the API acknowledged (2xx) has its audit event (matched by request id);
  * - every grant has ended, and every grant that was granted at the target was revoked there;
- *   the time from a grant's end to its revocation at the target is measured and bounded by the
- *   revocation lease a killed replica may have held (reported, not hidden);
+ *   the time from a grant's end to its revocation at the target is measured, and none is later
+ *   than its end + 1 s once a replica is up (work a killed replica held is taken over at once);
  * - the audit chain verifies;
  * - no alarm is lost: every alarm was delivered to the file channel (at least once; duplicates
  *   carry the same idempotency key).
@@ -44,6 +44,8 @@ for (const mode of MODES) {
   const tokens = new Map<string, string>();
   const acknowledged: { requestId: string; what: string }[] = [];
   let kills = 0;
+  /** When each killed replica was down: from the kill to ready again. */
+  const outages: { replica: number; from: number; to: number }[] = [];
 
   function configFor(port: number): string {
     const file = join(dir, `replica-${port}.yaml`);
@@ -205,11 +207,13 @@ targets:
           await new Promise((r) => setTimeout(r, 700 + Math.random() * 800));
           if (!chaos) break;
           const i = Math.floor(Math.random() * REPLICAS);
+          const from = Date.now();
           replicas[i]?.kill("SIGKILL");
           kills++;
           await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
           startReplica(i);
           await ready(i).catch(() => {});
+          outages.push({ replica: i, from, to: Date.now() });
         }
       })();
       let next = 0;
@@ -249,7 +253,7 @@ targets:
         expect(missing).toEqual([]);
         expect(acknowledged.length).toBeGreaterThanOrEqual(LIFECYCLES * 2);
 
-        // A revocation a killed replica held finishes when its lease (15 s here) runs out.
+        // Everything has ended by now (a revocation a killed replica held is taken over at once).
         let grants = await store.listGrants({ limit: 100_000 });
         for (let wait = 0; wait < 60; wait++) {
           if (grants.every((g) => g.state === "ended" && (g.access === "revoked" || g.access === "none"))) break;
@@ -266,20 +270,28 @@ targets:
         const granted = at("grant");
         const revoked = at("revoke");
         const lags: number[] = [];
+        /** How long after "its end, or the moment a replica was up again if none was" each revocation came. */
+        const late: { grant: string; ms: number }[] = [];
+        // When every replica was down at `t` (only possible with one), the time one was up again.
+        const upAgain = (t: number) => (REPLICAS > 1 ? t : (outages.find((o) => o.from <= t && t < o.to)?.to ?? t));
         for (const g of grants) {
           if (!granted.has(g.id)) continue;
           const r = revoked.get(g.id);
           expect(r, `grant ${g.id} was granted at the target and never revoked`).toBeDefined();
-          lags.push(Math.max(0, (r as number) - (g.endedAt ?? 0)));
+          const end = g.endedAt ?? 0;
+          lags.push(Math.max(0, (r as number) - end));
+          late.push({ grant: g.id, ms: (r as number) - upAgain(end) });
         }
+        late.sort((a, b) => a.ms - b.ms);
         lags.sort((a, b) => a - b);
         const p = (q: number) => lags[Math.min(lags.length - 1, Math.floor(q * lags.length))] ?? 0;
         console.log(
-          `crash test: ${kills} kill -9s, ${grants.length} grants, ${acknowledged.length} acknowledged actions; end → revoked at target: p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${lags.at(-1)} ms`,
+          `crash test: ${kills} kill -9s, ${grants.length} grants, ${acknowledged.length} acknowledged actions; end → revoked at target: p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${lags.at(-1)} ms; latest after a replica was up: ${late.at(-1)?.ms} ms`,
         );
-        // A replica killed while holding a revocation's lease delays it until the lease runs out
-        // (the connector's limit + 10 s = 15 s here); nothing may take longer than that.
-        expect(lags.at(-1) ?? 0).toBeLessThan(16_000);
+        // No grant is active at its target later than its end + 1 s once a replica is up: a
+        // revocation (or activation) a killed replica held is taken over at once — its liveness
+        // lock went with its process — not when its lease (15 s here) runs out.
+        expect(late.at(-1)?.ms ?? 0, JSON.stringify(late.at(-1))).toBeLessThanOrEqual(1_000);
 
         const keys = loadPublicKeys([
           loadSigningKey(join(dir, "audit-signing.pem"), { generateIfMissing: false }).publicKeyPem,

@@ -463,6 +463,55 @@ for (const backend of BACKENDS) {
         expect(await store.transaction((tx) => tx.claimDue(T0, 10))).toEqual([]);
       });
 
+      it("reclaimLeases takes over the leases of a broker process that is gone, never a live one's", async () => {
+        const now = T0 + 10_000;
+        const leased = (requester: string, access: "revoking" | "granting") =>
+          makeGrant({
+            requester,
+            state: access === "revoking" ? "ended" : "approved",
+            access,
+            accessNextAt: now + 60_000,
+          });
+        const mine = leased("u1", "revoking");
+        const gone = leased("u2", "revoking");
+        const abandoned = leased("u3", "granting");
+        const settled = makeGrant({ requester: "u4", state: "ended", access: "revoked", accessNextAt: null });
+        for (const g of [mine, gone, abandoned, settled]) await save(g, g.accessNextAt);
+        // Two leases written by a broker process that has since died.
+        await db.exec(
+          `UPDATE grants SET lease_owner = 'bg-dead-process' WHERE id IN ('${gone.id}', '${abandoned.id}')`,
+        );
+        // Another live broker (PostgreSQL: another replica; SQLite: the same process's connection).
+        const other = await db.open();
+        try {
+          const theirs = leased("u5", "revoking");
+          await other.transaction((tx) => tx.saveGrant(theirs, theirs.accessNextAt));
+          expect(await store.reclaimLeases(now)).toBe(2);
+          for (const id of [gone.id, abandoned.id]) {
+            expect(await store.getGrant(id)).toMatchObject({ accessNextAt: now, version: 2 });
+          }
+          expect(await store.getGrant(mine.id)).toMatchObject({ accessNextAt: now + 60_000, version: 1 });
+          expect(await store.getGrant(theirs.id)).toMatchObject({ accessNextAt: now + 60_000, version: 1 });
+          expect(await store.nextDueAt()).toBe(now);
+          expect((await store.transaction((tx) => tx.claimDue(now, 10))).map((g) => g.id).sort()).toEqual(
+            [gone.id, abandoned.id].sort(),
+          );
+          expect(await store.reclaimLeases(now)).toBe(0); // once
+        } finally {
+          await other.close();
+        }
+        if (backend.rowLocks) {
+          // The other replica's process ends: its session lock goes with it (once the server has
+          // seen the connection close), and so does its lease.
+          let taken = 0;
+          for (let i = 0; i < 40 && taken === 0; i++) {
+            taken = await store.reclaimLeases(now);
+            if (taken === 0) await new Promise((r) => setTimeout(r, 50));
+          }
+          expect(taken).toBe(1);
+        }
+      });
+
       it("nextDueAt is the earliest persisted due time", async () => {
         expect(await store.nextDueAt()).toBeNull();
         await save(makeGrant({ requester: "u1" }), null);

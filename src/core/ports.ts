@@ -350,6 +350,15 @@ export interface Store {
   readTerminalEvents(sessionId: string): Promise<TerminalEvent[]>;
   /** The smallest persisted due time, so a worker can sleep until then. */
   nextDueAt(): Promise<number | null>;
+  /**
+   * Activation and revocation leases held by broker processes that are gone (killed, crashed)
+   * become due now, so the work they held is taken over at once rather than when the lease runs
+   * out. A process is gone when it no longer holds its liveness lock (PostgreSQL: a session
+   * advisory lock, released by the server when the connection drops); on SQLite, where one
+   * broker runs per file, every lease not this process's is from a previous process.
+   * @returns how many leases were taken over
+   */
+  reclaimLeases(now: number): Promise<number>;
   /** The broker's named state `key` (see StoreTx.swapState); null when unset. */
   readState(key: string): Promise<string | null>;
   findWebSession(id: string): Promise<WebSession | null>;

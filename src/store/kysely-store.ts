@@ -54,7 +54,21 @@ export interface KyselyStoreOptions {
    * reference-counted release instead.
    */
   readonly close?: () => Promise<void>;
+  /**
+   * This broker process, written as the owner of the leases it takes (`grants.lease_owner`);
+   * null writes no owner (such leases only run out).
+   */
+  readonly owner?: string | null;
+  /**
+   * For `reclaimLeases`: how a lease's owner is known to be alive. `lock`: it holds the session
+   * advisory lock (LEASE_LOCK_CLASS, hashtext(owner)) — PostgreSQL. `self`: only this process
+   * is alive — SQLite, one broker per file.
+   */
+  readonly liveness?: "lock" | "self";
 }
+
+/** The first key of the session advisory lock each PostgreSQL broker process holds while alive ("BGLS"). */
+export const LEASE_LOCK_CLASS = 1112951891;
 
 /** Kysely over the pool, or bound to the connection of one transaction. */
 type Db = Kysely<Database>;
@@ -88,6 +102,8 @@ export function createKyselyStore(options: KyselyStoreOptions): Store {
 
 class KyselyStore implements Store {
   readonly #db: Kysely<Database>;
+  readonly #owner: string | null;
+  readonly #liveness: "lock" | "self";
   readonly #dialect: StoreDialect;
   readonly #close: () => Promise<void>;
   readonly #scope: AsyncLocalStorage<TxState>;
@@ -95,6 +111,8 @@ class KyselyStore implements Store {
 
   constructor(options: KyselyStoreOptions) {
     this.#db = options.db;
+    this.#owner = options.owner ?? null;
+    this.#liveness = options.liveness ?? "self";
     this.#dialect = options.dialect;
     this.#close = options.close ?? (() => options.db.destroy());
     this.#scope = scopeOf(options.db);
@@ -111,7 +129,7 @@ class KyselyStore implements Store {
         state.active = true;
         let result: T;
         try {
-          result = await this.#scope.run(state, () => fn(new KyselyStoreTx(conn, this.#dialect, state)));
+          result = await this.#scope.run(state, () => fn(new KyselyStoreTx(conn, this.#dialect, state, this.#owner)));
         } catch (e) {
           fnFailed = true;
           state.active = false;
@@ -479,6 +497,20 @@ class KyselyStore implements Store {
       return row?.next ?? null;
     });
   }
+  reclaimLeases(now: number): Promise<number> {
+    return this.#read("reclaimLeases", async () => {
+      const gone =
+        this.#liveness === "lock"
+          ? sql`NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+               AND l.classid = ${LEASE_LOCK_CLASS}::oid AND l.objid = hashtext(grants.lease_owner)::oid AND l.objsubid = 2)`
+          : sql`grants.lease_owner <> ${this.#owner ?? ""}`;
+      const result = await sql`UPDATE grants
+        SET access_next_at = ${now}, due_at = ${now}, lease_owner = NULL, version = version + 1
+        WHERE access IN (${sql.join([...LEASED_ACCESS])}) AND lease_owner IS NOT NULL
+          AND access_next_at > ${now} AND ${gone}`.execute(this.#db);
+      return Number(result.numAffectedRows ?? 0);
+    });
+  }
 
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -510,11 +542,13 @@ class KyselyStoreTx implements StoreTx {
   readonly #db: Db;
   readonly #dialect: StoreDialect;
   readonly #state: TxState;
+  readonly #owner: string | null;
 
-  constructor(db: Db, dialect: StoreDialect, state: TxState) {
+  constructor(db: Db, dialect: StoreDialect, state: TxState, owner: string | null) {
     this.#db = db;
     this.#dialect = dialect;
     this.#state = state;
+    this.#owner = owner;
   }
 
   afterCommit(fn: () => void): void {
@@ -544,7 +578,7 @@ class KyselyStoreTx implements StoreTx {
 
   saveGrant(grant: Grant, dueAt: number | null): Promise<void> {
     return this.#run("saveGrant", async (db) => {
-      const values = grantToRow(grant, dueAt, this.#dialect);
+      const values = grantToRow(grant, dueAt, this.#dialect, this.#owner);
       const insert = () =>
         guard(
           () => db.insertInto("grants").values(values).execute(),
@@ -588,7 +622,7 @@ class KyselyStoreTx implements StoreTx {
         const chunk = items.slice(i, i + CHUNK);
         const json = JSON.stringify(
           chunk.map(({ grant, dueAt }) => {
-            const row = grantToRow(grant, dueAt, this.#dialect);
+            const row = grantToRow(grant, dueAt, this.#dialect, this.#owner);
             return Object.fromEntries(BULK_COLUMNS.map(([name]) => [name, row[name]]));
           }),
         );
@@ -1158,9 +1192,13 @@ const BULK_COLUMNS: readonly (readonly [keyof GrantsTable, string])[] = [
   ["review", "text"],
   ["version", "integer"],
   ["due_at", "bigint"],
+  ["lease_owner", "text"],
 ];
 
-function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect): GrantsTable {
+/** Accesses whose `access_next_at` is a lease held by the broker working on them. */
+const LEASED_ACCESS = ["granting", "revoking"] as const;
+
+function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect, owner: string | null): GrantsTable {
   return {
     id: grant.id,
     role_id: grant.roleId,
@@ -1202,6 +1240,7 @@ function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect): 
           }),
     version: grant.version,
     due_at: dueAt,
+    lease_owner: (LEASED_ACCESS as readonly string[]).includes(grant.access) ? owner : null,
   };
 }
 

@@ -330,6 +330,16 @@ const vaultOpenings: Migration = {
   },
 };
 
+/**
+ * Who holds a grant's activation or revocation lease: a lease whose broker process is gone is
+ * taken over at once instead of when it runs out.
+ */
+const leaseOwner: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable("grants").addColumn("lease_owner", "text").execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
@@ -341,6 +351,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0007_identity": identity,
   "0008_drills": drills,
   "0009_vault_openings": vaultOpenings,
+  "0010_lease_owner": leaseOwner,
 });
 
 const provider: MigrationProvider = {

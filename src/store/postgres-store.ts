@@ -6,11 +6,12 @@
  * @see https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE
  * @see https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS
  */
+import { randomUUID } from "node:crypto";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
 import { isBreakglassError } from "../core/errors.js";
 import type { Store } from "../core/ports.js";
-import { createKyselyStore, storageError } from "./kysely-store.js";
+import { createKyselyStore, LEASE_LOCK_CLASS, storageError } from "./kysely-store.js";
 import { migrateToLatest } from "./migrations.js";
 import type { Database } from "./schema.js";
 
@@ -66,7 +67,74 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       throw e;
     }
   }
-  return createKyselyStore({ db, dialect: "postgres" });
+  const owner = `bg-${randomUUID()}`;
+  let liveness: { stop(): Promise<void> };
+  try {
+    liveness = await holdLiveness(url, owner);
+  } catch (e) {
+    await db.destroy().catch(() => {});
+    throw storageError("open", e);
+  }
+  const store = createKyselyStore({
+    db,
+    dialect: "postgres",
+    owner,
+    liveness: "lock",
+    close: async () => {
+      await liveness.stop();
+      await db.destroy();
+    },
+  });
+  return store;
+}
+
+/**
+ * This process's liveness: a session advisory lock on a connection of its own, held for the
+ * store's life. When the process dies the server ends the session and releases the lock, and the
+ * other replicas take over the leases it held (`reclaimLeases`). A lost connection is made again
+ * every second; until then this process looks gone, and its leases may be taken over — the work
+ * is idempotent and the second result is refused by the grant's version.
+ */
+async function holdLiveness(url: string, owner: string): Promise<{ stop(): Promise<void> }> {
+  let client: pg.Client | null = null;
+  let stopped = false;
+  let retry: NodeJS.Timeout | null = null;
+  /** @throws when the lock cannot be taken (the first time only; later attempts retry) */
+  const connect = async (): Promise<void> => {
+    if (stopped) return;
+    const c = new pg.Client({ connectionString: url, application_name: "breakglass-liveness" });
+    c.on("error", () => {});
+    try {
+      await c.connect();
+      await c.query("SELECT pg_advisory_lock($1, hashtext($2))", [LEASE_LOCK_CLASS, owner]);
+    } catch (e) {
+      await c.end().catch(() => {});
+      throw e;
+    }
+    c.on("end", () => {
+      if (client === c) client = null;
+      schedule();
+    });
+    if (stopped) await c.end().catch(() => {});
+    else client = c;
+  };
+  const schedule = () => {
+    if (stopped || retry) return;
+    retry = setTimeout(() => {
+      retry = null;
+      connect().catch(schedule);
+    }, 1_000);
+    retry.unref();
+  };
+  await connect();
+  return {
+    async stop() {
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      await client?.end().catch(() => {});
+      client = null;
+    },
+  };
 }
 
 /**

@@ -36,6 +36,8 @@ export interface GrantsTable {
   access_attempts: number;
   access_last_error: string | null;
   access_next_at: number | null;
+  /** The broker process that holds the activation or revocation lease (`access_next_at`). */
+  lease_owner: string | null;
   /** JSON text of the {@link import("../core/model.js").GrantReview}. */
   review: string | null;
   version: number;

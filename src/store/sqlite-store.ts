@@ -7,6 +7,7 @@
  * @see https://www.sqlite.org/wal.html
  * @see https://www.sqlite.org/pragma.html#pragma_synchronous
  */
+import { randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
@@ -30,7 +31,7 @@ export interface SqliteStoreOptions {
  * the event loop, and with it the transaction it waits for. One connection per file (whose
  * transactions Kysely queues) cannot deadlock that way.
  */
-const connections = new Map<string, { db: Kysely<Database>; users: number }>();
+const connections = new Map<string, { db: Kysely<Database>; owner: string; users: number }>();
 
 /**
  * Open (creating if needed) the SQLite store at `path`. Opening the same file again in this
@@ -61,7 +62,8 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<St
   }
   let conn = connections.get(key);
   if (conn === undefined) {
-    conn = { db: connect(key, !existsSync(key)), users: 0 };
+    // One lease owner per file in this process: stores sharing the connection never take over each other's leases.
+    conn = { db: connect(key, !existsSync(key)), owner: `bg-${randomUUID()}`, users: 0 };
     connections.set(key, conn);
   }
   conn.users += 1;
@@ -82,6 +84,8 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<St
   let released = false;
   return createKyselyStore({
     db: conn.db,
+    owner: conn.owner,
+    liveness: "self",
     dialect: "sqlite",
     close: async () => {
       if (released) return;

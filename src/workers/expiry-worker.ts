@@ -143,6 +143,9 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
 
   const tick = async (): Promise<TickResult> => {
     const now = clock.now();
+    // Work a dead broker process held (an activation or revocation lease) is due now, not when
+    // its lease runs out: claimed below like anything else that is due.
+    await store.reclaimLeases(now);
     let expired = 0;
     let lapsed = 0;
     let notices = 0;
