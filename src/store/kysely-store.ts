@@ -501,8 +501,8 @@ class KyselyStore implements Store {
     return this.#read("reclaimLeases", async () => {
       const gone =
         this.#liveness === "lock"
-          ? sql`NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
-               AND l.classid = ${LEASE_LOCK_CLASS}::oid AND l.objid = hashtext(grants.lease_owner)::oid AND l.objsubid = 2)`
+          ? sql`grants.lease_owner <> ${this.#owner ?? ""} AND hashtext(grants.lease_owner)::oid NOT IN (SELECT l.objid
+               FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ${LEASE_LOCK_CLASS}::oid AND l.objsubid = 2)`
           : sql`grants.lease_owner <> ${this.#owner ?? ""}`;
       const result = await sql`UPDATE grants
         SET access_next_at = ${now}, due_at = ${now}, lease_owner = NULL, version = version + 1
