@@ -15,7 +15,7 @@
  * connection or read around the transaction on PostgreSQL.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { type Kysely, type Selectable, sql } from "kysely";
+import { type Kysely, type RawBuilder, type Selectable, sql } from "kysely";
 import type { AuditEventType, SealedAuditEvent } from "../core/audit-event.js";
 import { BreakglassError, type ErrorCode, isBreakglassError } from "../core/errors.js";
 import type { AccessState, Approval, EndReason, Grant, GrantReview, GrantState, VaultOpening } from "../core/model.js";
@@ -620,19 +620,8 @@ class KyselyStoreTx implements StoreTx {
     return this.#run("updateGrants", async (db) => {
       for (let i = 0; i < items.length; i += CHUNK) {
         const chunk = items.slice(i, i + CHUNK);
-        const json = JSON.stringify(
-          chunk.map(({ grant, dueAt }) => {
-            const row = grantToRow(grant, dueAt, this.#dialect, this.#owner);
-            return Object.fromEntries(BULK_COLUMNS.map(([name]) => [name, row[name]]));
-          }),
-        );
-        const set = sql.join(
-          BULK_COLUMNS.filter(([n]) => n !== "id").map(([n]) => sql`${sql.ref(n)} = v.${sql.ref(n)}`),
-        );
-        const source =
-          this.#dialect === "postgres"
-            ? sql`jsonb_to_recordset(${json}::jsonb) AS v(${sql.join(BULK_COLUMNS.map(([n, t]) => sql`${sql.ref(n)} ${sql.raw(t)}`))})`
-            : sql`(SELECT ${sql.join(BULK_COLUMNS.map(([n]) => sql`json_extract(value, ${`$.${n}`}) AS ${sql.ref(n)}`))} FROM json_each(${json})) AS v`;
+        const rows = chunk.map(({ grant, dueAt }) => grantToRow(grant, dueAt, this.#dialect, this.#owner));
+        const { set, source } = bulkValues(this.#dialect, BULK_COLUMNS, rows);
         const result =
           await sql`UPDATE grants SET ${set} FROM ${source} WHERE grants.id = v.id AND grants.version = v.version - 1`.execute(
             db,
@@ -757,19 +746,11 @@ class KyselyStoreTx implements StoreTx {
   saveAlarms(alarms: readonly AlarmRecord[]): Promise<void> {
     return this.#run("saveAlarms", async (db) => {
       for (let i = 0; i < alarms.length; i += CHUNK) {
-        const json = JSON.stringify(
-          alarms.slice(i, i + CHUNK).map((a) => {
-            const row = alarmToRow(a);
-            return Object.fromEntries(ALARM_STATE_COLUMNS.map(([name]) => [name, row[name]]));
-          }),
+        const { set, source } = bulkValues(
+          this.#dialect,
+          ALARM_STATE_COLUMNS,
+          alarms.slice(i, i + CHUNK).map(alarmToRow),
         );
-        const set = sql.join(
-          ALARM_STATE_COLUMNS.filter(([n]) => n !== "id").map(([n]) => sql`${sql.ref(n)} = v.${sql.ref(n)}`),
-        );
-        const source =
-          this.#dialect === "postgres"
-            ? sql`jsonb_to_recordset(${json}::jsonb) AS v(${sql.join(ALARM_STATE_COLUMNS.map(([n, t]) => sql`${sql.ref(n)} ${sql.raw(t)}`))})`
-            : sql`(SELECT ${sql.join(ALARM_STATE_COLUMNS.map(([n]) => sql`json_extract(value, ${`$.${n}`}) AS ${sql.ref(n)}`))} FROM json_each(${json})) AS v`;
         await sql`UPDATE alarms SET ${set} FROM ${source} WHERE alarms.id = v.id`.execute(db);
       }
     });
@@ -1158,6 +1139,25 @@ class KyselyStoreTx implements StoreTx {
 
 // ---------------------------------------------------------------------------------------------
 // Rows ↔ domain
+
+/**
+ * Many rows' values as one JSON parameter the database unpacks into a relation `v` (one
+ * statement, however many rows), and `SET col = v.col` for every column but `id`: for
+ * `UPDATE … SET ${set} FROM ${source} WHERE t.id = v.id`.
+ */
+function bulkValues<R>(
+  dialect: StoreDialect,
+  columns: readonly (readonly [keyof R & string, string])[],
+  rows: readonly R[],
+): { set: RawBuilder<unknown>; source: RawBuilder<unknown> } {
+  const json = JSON.stringify(rows.map((row) => Object.fromEntries(columns.map(([name]) => [name, row[name]]))));
+  const set = sql.join(columns.filter(([n]) => n !== "id").map(([n]) => sql`${sql.ref(n)} = v.${sql.ref(n)}`));
+  const source =
+    dialect === "postgres"
+      ? sql`jsonb_to_recordset(${json}::jsonb) AS v(${sql.join(columns.map(([n, t]) => sql`${sql.ref(n)} ${sql.raw(t)}`))})`
+      : sql`(SELECT ${sql.join(columns.map(([n]) => sql`json_extract(value, ${`$.${n}`}) AS ${sql.ref(n)}`))} FROM json_each(${json})) AS v`;
+  return { set, source };
+}
 
 /** The delivery state of an alarm (`saveAlarms`), with PostgreSQL types for `jsonb_to_recordset`. */
 const ALARM_STATE_COLUMNS: readonly (readonly [keyof Database["alarms"], string])[] = [
