@@ -111,7 +111,20 @@ describe("the PostgreSQL store goes away and comes back", () => {
     const first = (before.json() as { id: string }).id;
     expect((await call(null, "GET", "/ready")).statusCode).toBe(200);
 
+    // A transaction in flight when the server goes away (its connection checked out of the
+    // pool): it fails as ERR_STORAGE; the dropped connection must not crash the process.
+    let inFlight: Promise<unknown> = Promise.resolve();
+    const holding = new Promise<void>((held) => {
+      inFlight = broker.store.transaction(async (tx) => {
+        await tx.lockGrant(first);
+        held();
+        await new Promise((r) => setTimeout(r, 3_000));
+        return tx.lockGrant(first);
+      });
+    });
+    await holding;
     await cluster.halt();
+    await expect(inFlight).rejects.toMatchObject({ code: "ERR_STORAGE" });
     const started = Date.now();
     for (const [token, method, path, body] of [
       [alice, "GET", "/grants", undefined],

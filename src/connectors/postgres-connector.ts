@@ -220,6 +220,9 @@ export function createPostgresConnector(
       pool.on("error", (e) =>
         ctx.log("postgres target connection dropped", { target: ctx.targetName, error: e.message }),
       );
+      // Nor a checked-out one's (the pool listens only to idle clients): the call in flight fails
+      // with the error, and the pool discards the client when it is released.
+      pool.on("connect", (client) => client.on("error", () => {}));
     }
     return pool;
   };

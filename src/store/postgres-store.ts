@@ -58,6 +58,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   // An idle connection dropped by the server is discarded by the pool; the next query reconnects.
   // Without a listener the 'error' event would crash the process.
   pool.on("error", () => {});
+  // A client that is checked out has no pool listener: if its connection drops (a failover, a
+  // restart) it emits 'error', which would crash the process. The query in flight fails with the
+  // same error (→ ERR_STORAGE), and the pool discards the client when it is released.
+  pool.on("connect", (client) => client.on("error", () => {}));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   if (migrate) {
     try {
