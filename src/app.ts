@@ -46,6 +46,7 @@ import { createTerminalService } from "./service/terminal-service.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
 import { createVaultService, type VaultService } from "./service/vault-service.js";
 import { createPostgresStore } from "./store/postgres-store.js";
+import { acquireServerLock } from "./store/sqlite-server-lock.js";
 import { createSqliteStore } from "./store/sqlite-store.js";
 import { createDetectorWorker, type DetectorWorker } from "./workers/detector-worker.js";
 import { createExpiryWorker, type ExpiryWorker } from "./workers/expiry-worker.js";
@@ -292,6 +293,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       })
     : null;
   const timers: NodeJS.Timeout[] = [];
+  let serverLock: { release(): void } | null = null;
   /** For readiness: work runs between the end of start() and the beginning of stop(). */
   let lifecycle: "starting" | "running" | "stopping" = "starting";
 
@@ -361,6 +363,10 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     rotationStatus: (maxAgeMs) => rotationStatus(config, store, clock.now(), maxAgeMs),
     vault,
     async start() {
+      // One server per SQLite file (replicas need PostgreSQL).
+      if (config.storage.driver === "sqlite" && config.storage.path !== ":memory:") {
+        serverLock = acquireServerLock(config.storage.path);
+      }
       // A configuration that differs from the last one this database ran with is an event (and
       // an alarm): who may break which glass is itself security-relevant. Refuses to start if it
       // cannot be recorded.
@@ -409,6 +415,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       checkpoints.stop();
       await checkpoints.checkpointNow().catch((e: unknown) => logFn("final checkpoint failed", { error: String(e) }));
       await store.close();
+      serverLock?.release();
       await Promise.all([...connectors.values()].map((c) => c.close?.()));
     },
   };
