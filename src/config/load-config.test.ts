@@ -565,6 +565,22 @@ describe("alarms", () => {
     expect(issueAt(unknown.issues, "alarms.routes.0.channels.0").message).toContain("channel `slack` is not defined");
   });
 
+  test("says which default names `local` when channels of one's own leave it out", () => {
+    const own = check(
+      `${BASE}alarms: { channels: { pager: { type: file, path: ./pager.jsonl } }, security_channels: [pager] }\n`,
+    );
+    expect(own.config).toBeNull();
+    expect(issueAt(own.issues, "alarms.routes.0.channels.0").message).toMatch(
+      /channel `local` is not defined under alarms.channels — it is the default of alarms.routes \(every event to `local`\), which applies when routes is left out: set alarms.routes to your own channels \(`routes: \[\]` for none beyond the security channels\)/,
+    );
+    const noSecurity = check(
+      `${BASE}alarms: { channels: { pager: { type: file, path: ./pager.jsonl } }, routes: [] }\n`,
+    );
+    expect(issueAt(noSecurity.issues, "alarms.security_channels.0").message).toContain(
+      "it is the default of alarms.security_channels (`[local]`)",
+    );
+  });
+
   test("defaults to every event in ./alarms.jsonl", () => {
     const { config } = check(BASE);
     expect(config?.alarms).toEqual({

@@ -521,12 +521,18 @@ export const AlarmsSchema = z
       });
     }
     const known = new Set(Object.keys(a.channels));
+    // `local` is what the defaults name: a user who defines channels of their own and leaves out
+    // security_channels or routes meets it without having written it anywhere.
+    const undefinedChannel = (c: string, key: "security_channels" | "routes") =>
+      c === "local"
+        ? `channel \`local\` is not defined under alarms.channels — it is the default of alarms.${key} (${key === "routes" ? "every event to `local`" : "`[local]`"}), which applies when ${key} is left out: set alarms.${key} to your own channels${key === "routes" ? " (`routes: []` for none beyond the security channels)" : ""}, or define a channel named \`local\``
+        : `channel \`${c}\` is not defined under alarms.channels`;
     a.security_channels.forEach((c, i) => {
       if (!known.has(c))
         ctx.addIssue({
           code: "custom",
           path: ["security_channels", i],
-          message: `channel \`${c}\` is not defined under alarms.channels`,
+          message: undefinedChannel(c, "security_channels"),
         });
     });
     for (const [j, c] of (a.escalation?.channels ?? []).entries()) {
@@ -544,7 +550,7 @@ export const AlarmsSchema = z
           ctx.addIssue({
             code: "custom",
             path: ["routes", i, "channels", j],
-            message: `channel \`${c}\` is not defined under alarms.channels`,
+            message: undefinedChannel(c, "routes"),
           });
         }
       }
