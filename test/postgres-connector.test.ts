@@ -234,6 +234,33 @@ describe("postgres connector", () => {
     rmSync(dir, { recursive: true });
   });
 
+  it("fails the call in flight, and does not crash the broker, when the target goes away under it", async () => {
+    const c = target.connector();
+    await c.verify(facts("g_warm"), { principal: "bg_g_warm" }); // a pooled admin connection exists
+    // Hold the role catalog so the grant's CREATE ROLE waits, with its connection checked out.
+    const blocker = new pg.Client({ connectionString: target.adminUrl });
+    blocker.on("error", () => {});
+    await blocker.connect();
+    await blocker.query("BEGIN; LOCK TABLE pg_authid IN ACCESS EXCLUSIVE MODE");
+    const f = facts("g_gone");
+    const call = c.grant(f, c.plan(f));
+    call.catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    await target.cluster.halt(); // fast shutdown: every session, the checked-out one too, is terminated
+    try {
+      await expect(call).rejects.toMatchObject({
+        code: "ERR_CONNECTOR_FAILED",
+        message: expect.stringMatching(/^postgres target pg-app: grant failed: /),
+      });
+    } finally {
+      await blocker.end().catch(() => {});
+      await target.cluster.resume();
+    }
+    // Back: the pool drops the dead connection and the next call works.
+    await expect(c.verify(f, c.plan(f))).resolves.toMatchObject({ revoked: true });
+    await c.close?.();
+  });
+
   it("rejects role grants that are not for postgres with a message naming the role", async () => {
     const c = target.connector();
     const f = { ...facts("g_bad"), role: { ...role, grants: { groups: ["x"] } } };
