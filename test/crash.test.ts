@@ -29,7 +29,7 @@ import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.
 /** Three replicas on PostgreSQL, and the embedded default: one broker on SQLite. */
 const MODES = [
   { name: "three replicas on PostgreSQL", replicas: 3, lifecycles: 200, postgres: true },
-  { name: "one broker on SQLite", replicas: 1, lifecycles: 100, postgres: false },
+  { name: "one broker on SQLite", replicas: 1, lifecycles: 200, postgres: false },
 ] as const;
 const LANES = 5; // requesters working in parallel (one open grant each)
 const BIN = join(process.cwd(), "bin", "breakglass.js");
