@@ -5,7 +5,6 @@
  * 10 s limit + 10 s = 20 s here). The target's revoke script takes 3 s and says which broker
  * process ran it, so the test knows whom to kill.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +13,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
-import { BIN, requireBuild } from "./support/broker-process.js";
+import { type BrokerProcess, requireBuild, startBrokerProcess } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
 
@@ -97,32 +96,15 @@ targets:
       await setup.service.approve(ctx("bob"), g.id, null);
       await setup.stop();
 
-      const brokers = new Map<number, ChildProcess>();
-      const start = (port: number) => {
-        const child = spawn(process.execPath, [BIN, "server", "--config", configFor(port)], {
-          cwd: dir,
-          env: { ...process.env, ...env, BREAKGLASS_LOG_LEVEL: "silent" },
-          stdio: "ignore",
-        });
-        brokers.set(child.pid as number, child);
-        return child;
-      };
-      const ready = async (port: number) => {
-        for (const end = Date.now() + 30_000; Date.now() < end; ) {
-          const ok = await fetch(`http://127.0.0.1:${port}/api/v1/ready`).then(
-            (r) => r.ok,
-            () => false,
-          );
-          if (ok) return;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        throw new Error(`broker on ${port} not ready`);
+      const brokers = new Map<number, BrokerProcess>();
+      const start = async (port: number) => {
+        const b = await startBrokerProcess(configFor(port), { env: { ...env, BREAKGLASS_LOG_LEVEL: "silent" } });
+        brokers.set(b.child.pid as number, b);
       };
       cleanups.push(() => {
-        for (const c of brokers.values()) c.kill("SIGKILL");
+        for (const b of brokers.values()) b.child.kill("SIGKILL");
       });
-      for (const port of ports) start(port);
-      for (const port of ports) await ready(port);
+      for (const port of ports) await start(port);
 
       const lines = () =>
         existsSync(log)
@@ -135,12 +117,11 @@ targets:
       const first = await until("the first revoke to start", () => lines().find((l) => l[0] === "start"));
       const holder = brokers.get(Number(first[1]));
       expect(holder, "the revoke script runs under a broker process").toBeDefined();
-      holder?.kill("SIGKILL");
+      holder?.child.kill("SIGKILL");
       const killedAt = Date.now();
       let upAt = killedAt;
       if (mode.replicas === 1) {
-        start(ports[0] as number);
-        await ready(ports[0] as number);
+        await start(ports[0] as number);
         upAt = Date.now();
       }
       // Taken over: the revoke starts again, under another (or the restarted) broker process.

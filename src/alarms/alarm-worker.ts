@@ -17,6 +17,7 @@ import type { AlarmRecord, Clock, Store } from "../core/ports.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { AuditAppender } from "../service/grant-writer.js";
 import { type AlarmChannel, DeliveryError } from "./channels.js";
+import { groupWrites } from "./group-writes.js";
 
 export interface AlarmWorkerDeps {
   readonly store: Store;
@@ -118,33 +119,10 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
   };
 
   // Results that finish together are saved in one transaction (group commit).
-  let finished: { result: AlarmRecord; settle: (e?: unknown) => void }[] = [];
-  let saving = false;
-  const saveResults = async (): Promise<void> => {
-    await null; // let deliveries finishing in the same turn join the batch
-    while (finished.length > 0) {
-      const batch = finished;
-      finished = [];
-      const results = batch.map((b) => b.result);
-      try {
-        await store.transaction((tx) => tx.saveAlarms(results));
-      } catch (e) {
-        for (const b of batch) b.settle(e);
-        continue;
-      }
-      for (const b of batch) b.settle();
-      await health(results).catch((e: unknown) => deps.log("recording channel health failed", { error: String(e) }));
-    }
-    saving = false; // in the same turn as the emptiness check: a result pushed later starts a new round
-  };
-  const record = (result: AlarmRecord): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      finished.push({ result, settle: (e) => (e === undefined ? resolve() : reject(e)) });
-      if (!saving) {
-        saving = true;
-        void saveResults();
-      }
-    });
+  const record = groupWrites<AlarmRecord>(async (results) => {
+    await store.transaction((tx) => tx.saveAlarms(results));
+    await health(results).catch((e: unknown) => deps.log("recording channel health failed", { error: String(e) }));
+  });
 
   const cap = deps.channelConcurrency ?? 64;
   const inFlight = new Set<Promise<void>>();

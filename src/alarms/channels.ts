@@ -15,6 +15,7 @@ import type { AlarmChannelConfig } from "../config/app-config.js";
 import type { AlarmRecord } from "../core/ports.js";
 import type { Redacted } from "../core/redacted.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
+import { groupWrites } from "./group-writes.js";
 import { createSyslogChannel } from "./syslog-channel.js";
 
 export class DeliveryError extends Error {
@@ -164,38 +165,20 @@ export function createAlarmChannel(
     case "file": {
       // Lines delivered together are appended with one write, in the order they came (a storm of
       // thousands of alarms is a few writes, not thousands of open/append/close).
-      let pending: { line: string; settle: (e?: DeliveryError) => void }[] = [];
-      let writing = false;
       let folderMade = false;
-      const writeAll = async (): Promise<void> => {
-        await null; // let the deliveries started in the same turn join
-        while (pending.length > 0) {
-          const batch = pending;
-          pending = [];
-          try {
-            if (!folderMade) await mkdir(dirname(config.path), { recursive: true });
-            folderMade = true;
-            await appendFile(config.path, batch.map((b) => b.line).join(""), { mode: 0o600 });
-            for (const b of batch) b.settle();
-          } catch (e) {
-            folderMade = false;
-            const err = new DeliveryError(`cannot append to ${config.path}: ${(e as Error).message}`, false);
-            for (const b of batch) b.settle(err);
-          }
+      const append = groupWrites<string>(async (lines) => {
+        try {
+          if (!folderMade) await mkdir(dirname(config.path), { recursive: true });
+          folderMade = true;
+          await appendFile(config.path, lines.join(""), { mode: 0o600 });
+        } catch (e) {
+          folderMade = false;
+          throw new DeliveryError(`cannot append to ${config.path}: ${(e as Error).message}`, false);
         }
-        writing = false; // in the same turn as the emptiness check
-      };
+      });
       return {
         name: config.name,
-        deliver: (alarm) =>
-          new Promise<void>((resolve, reject) => {
-            const line = `${JSON.stringify({ channel: config.name, ...JSON.parse(alarm.payload) })}\n`;
-            pending.push({ line, settle: (e) => (e === undefined ? resolve() : reject(e)) });
-            if (!writing) {
-              writing = true;
-              void writeAll();
-            }
-          }),
+        deliver: (alarm) => append(`${JSON.stringify({ channel: config.name, ...JSON.parse(alarm.payload) })}\n`),
       };
     }
     case "slack": {

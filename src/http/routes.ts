@@ -552,10 +552,9 @@ export function buildRoutes(deps: RouteDeps): {
           roleId: query.role,
           limit: query.limit ?? DEFAULT_LIMIT,
         });
-        // Active grants say whether a security channel has their activation alarm: the console's
-        // "who holds what right now" shows the unalarmed ones red.
-        // Active grants say whether a security channel has their activation alarm (one read for
-        // the whole list, activation alarms only: the list may hold thousands during a storm).
+        // Active grants say whether a security channel has their activation alarm (the console
+        // shows the unalarmed ones red): one read for the whole list, activation alarms only —
+        // the list may hold thousands during a storm.
         const now = clock.now();
         const due = grants.filter(
           (g) =>
