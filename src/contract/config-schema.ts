@@ -727,7 +727,7 @@ export const RoleSchema = z
       .describe("Activate as soon as the approval rule is satisfied, without a separate activate step."),
     guard: GuardSchema.optional(),
     step_up: Duration.optional().describe(
-      "Require a second factor verified within this time to activate (and to approve) the role, independent of the IdP session.",
+      "Require a second factor verified within this time to request, activate or approve the role, independent of the IdP session.",
     ),
     fallback: z
       .boolean()
