@@ -43,6 +43,15 @@ describe("alarm routing", () => {
     });
   });
 
+  it("escalates an overdue review: to the security and escalation channels, whatever the routes say", () => {
+    const out = routeAlarms([event(1, "grant.review_overdue", "staging")], {
+      securityChannels: ["security"],
+      escalationChannels: ["pager-secondary"],
+      routes: [{ events: ["grant.requested"], channels: ["approvers"], domains: null }],
+    });
+    expect(out.map((a) => a.id)).toEqual(["a_1_pager-secondary", "a_1_security"]);
+  });
+
   it("routes other events by type glob and domain, one alarm per channel, queued at the event's time", () => {
     const out = routeAlarms(
       [

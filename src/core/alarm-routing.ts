@@ -32,7 +32,11 @@ export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [
   // A break-glass credential past its rotation date, or the broker's own rotation of one failed.
   "credential.rotation_overdue",
   "credential.rotation_failed",
+  // A use nobody reviewed in time: overdue reviews escalate (also to the escalation channels).
+  "grant.review_overdue",
 ];
+/** Events that also go to the escalation channels: nobody acted on what they were told. */
+export const ESCALATION_EVENTS: readonly AuditEventType[] = ["alarm.escalated", "grant.review_overdue"];
 /** Alarms about the alarm system itself: they go to every channel but the one they are about. */
 export const CHANNEL_HEALTH_EVENTS: readonly AuditEventType[] = ["alarm.channel_failing", "alarm.channel_recovered"];
 
@@ -47,7 +51,7 @@ export interface AlarmRoute {
 export interface AlarmRouting {
   /** Always get activation alarms. Never empty. */
   readonly securityChannels: readonly string[];
-  /** Get `alarm.escalated` (unacknowledged activations); may be empty. */
+  /** Get `alarm.escalated` (unacknowledged activations) and overdue reviews; may be empty. */
   readonly escalationChannels?: readonly string[];
   readonly routes: readonly AlarmRoute[];
   /** Severity of a normal activation, by role id (default `warning`); emergencies are always critical. */
@@ -236,7 +240,7 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
     if (ALWAYS_SECURITY_EVENTS.includes(e.type) || isUnjustified(event)) {
       for (const c of routing.securityChannels) channels.add(c);
     }
-    if (e.type === "alarm.escalated") for (const c of routing.escalationChannels ?? []) channels.add(c);
+    if (ESCALATION_EVENTS.includes(e.type)) for (const c of routing.escalationChannels ?? []) channels.add(c);
     if (CHANNEL_HEALTH_EVENTS.includes(e.type)) {
       // A channel in trouble is reported on every other channel there is.
       const failing = (event.data as { channel?: unknown } | undefined)?.channel;
