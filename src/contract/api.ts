@@ -853,6 +853,15 @@ export type AlarmView = z.infer<typeof AlarmViewSchema>;
 export type IncidentView = z.infer<typeof IncidentViewSchema>;
 export type ReconcileReportView = z.infer<typeof ReconcileReportSchema>;
 export type CredentialView = z.infer<typeof CredentialViewSchema>;
+export type SessionView = z.infer<typeof SessionViewSchema>;
+export type LoginResult = z.infer<typeof LoginResultSchema>;
+export type FactorView = z.infer<typeof FactorViewSchema>;
+export type FactorList = z.infer<typeof FactorListSchema>;
+export type TotpEnrollView = z.infer<typeof TotpEnrollViewSchema>;
+export type WebauthnEnrollView = z.infer<typeof WebauthnEnrollViewSchema>;
+export type GrantPermissions = z.infer<typeof GrantPermissionsSchema>;
+/** A second factor as the API takes it: a code (authenticator app, recovery code) or a security key's answer. */
+export type FactorProof = { code: string } | { webauthn: Record<string, unknown> };
 
 export const CredentialViewSchema = z
   .object({
