@@ -65,6 +65,16 @@ export const setStepUpPrompt = (fn: ((why: string) => Promise<boolean>) | null) 
   askStepUp = fn;
 };
 
+/** Why the step-up dialog opened, in the console's words (the API's detail names CLI commands). */
+function stepUpReason(p: Problem): string {
+  const { roleId, maxAgeS, action } = p as Problem & { roleId?: unknown; maxAgeS?: unknown; action?: unknown };
+  if (typeof roleId !== "string" || typeof maxAgeS !== "number" || typeof action !== "string") {
+    return p.detail ?? "This action needs a fresh second factor.";
+  }
+  const window = maxAgeS >= 120 ? `${Math.round(maxAgeS / 60)} minutes` : `${maxAgeS} seconds`;
+  return `To ${action} ${roleId}, confirm a second factor (it counts for ${window}).`;
+}
+
 async function call<T>(method: "GET" | "POST", path: string, body?: unknown, retried = false): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   const token = tokenLogin.get();
@@ -83,7 +93,7 @@ async function call<T>(method: "GET" | "POST", path: string, body?: unknown, ret
     const problem = (json as Problem | null) ?? null;
     // A fresh second factor is needed: ask for it, verify it, and try the action once more.
     if (problem?.code === "ERR_STEP_UP_REQUIRED" && askStepUp && !retried && path !== "/auth/step-up") {
-      if (await askStepUp(problem.detail ?? "This action needs a fresh second factor.")) {
+      if (await askStepUp(stepUpReason(problem))) {
         return call<T>(method, path, body, true);
       }
     }
