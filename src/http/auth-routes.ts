@@ -115,7 +115,7 @@ export function readCookie(header: string | undefined, name: string): string | n
 }
 
 /** What this broker offers for signing in and second factors (`features` of the session view). */
-export function authFeatures(deps: Pick<AuthRouteDeps, "auth" | "oidc" | "config">) {
+function authFeatures(deps: Pick<AuthRouteDeps, "auth" | "oidc" | "config">) {
   return {
     idpLogin: deps.oidc !== null && deps.auth !== null,
     localFactors: deps.auth !== null,
@@ -124,7 +124,7 @@ export function authFeatures(deps: Pick<AuthRouteDeps, "auth" | "oidc" | "config
 }
 
 /** The refusal of a sessions-and-factors route on a broker without a secret key. */
-export function notConfigured(what: string): BreakglassError {
+function notConfigured(what: string): BreakglassError {
   return new BreakglassError(
     "ERR_NOT_CONFIGURED",
     `${what} needs the broker's secret key (secrets.key_file), which this broker does not have: it accepts API tokens only`,
