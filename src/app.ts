@@ -322,11 +322,9 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     vault,
     alarmChannels: () => alarms.channels(),
     readiness: () => lifecycle,
-    ...(auth && box
-      ? {
-          authRoutes: { config: config.auth, publicUrl: config.server.publicUrl, auth, oidc, store, audit, clock, box },
-        }
-      : {}),
+    // Always registered: without a secret key (auth null) they answer for API tokens and say the
+    // rest is not configured here, so no client meets a missing route on a valid configuration.
+    authRoutes: { config: config.auth, publicUrl: config.server.publicUrl, auth, oidc, store, audit, clock, box },
     config,
     service,
     tokens,

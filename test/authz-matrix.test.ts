@@ -18,6 +18,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { GRANT_PERMISSIONS } from "../src/core/grant-permissions.js";
 import type { Clock } from "../src/core/ports.js";
 import { freePort } from "./support/free-port.js";
 import { SQLITE_BROKER_HEADER } from "./support/test-config.js";
@@ -351,6 +352,23 @@ const ELSEWHERE: Readonly<Record<string, string>> = {
   "POST /auth/factors/recovery": "people with a session only: test/auth-fallback.test.ts",
 };
 
+/**
+ * The grant view's permission (`can`) behind a row, if any: what GET /grants/{id} tells the
+ * caller about the action must be what the action then does.
+ */
+function permissionOf(route: string): string | null {
+  const m = /^(?:POST|GET) \/grants\/\{id\}\/(\w+)$/.exec(route);
+  return m && (GRANT_PERMISSIONS as readonly string[]).includes(m[1] as string) ? (m[1] as string) : null;
+}
+
+/** What GET /grants/{id} says `bearer` may do with the grant a request path names. */
+async function canOf(bearer: string | null, path: string, permission: string): Promise<boolean> {
+  const id = (/^\/grants\/([^/]+)\//.exec(path) as RegExpExecArray)[1];
+  const res = await inject(bearer, "GET", `/grants/${id}`);
+  expect(res.statusCode, res.body.slice(0, 300)).toBe(200);
+  return (res.json() as { can: Record<string, boolean> }).can[permission] as boolean;
+}
+
 async function auditHead(): Promise<number> {
   return (await broker.store.transaction((tx) => tx.lockAuditHead())).seq;
 }
@@ -380,11 +398,18 @@ describe("authorization matrix", () => {
   for (const row of ROWS) {
     it(row.route, async () => {
       const [method, template] = row.route.split(" ") as [string, string];
+      const permission = permissionOf(row.route);
       for (const caller of CALLERS) {
         const { path, body } = await row.request(caller);
+        const cell = `${row.route} as ${caller} (${caller === "anonymous" ? "-" : caller === "fallback" ? "frank, fallback" : USER[caller]})`;
+        // The console offers an action only where the grant view says `can`: it must agree.
+        if (permission && caller !== "anonymous") {
+          expect(await canOf(bearerOf(caller), path, permission), `${cell}: can.${permission}`).toBe(
+            row.allow.includes(caller),
+          );
+        }
         const before = await auditHead();
         const res = await inject(bearerOf(caller), method, path, body);
-        const cell = `${row.route} as ${caller} (${caller === "anonymous" ? "-" : caller === "fallback" ? "frank, fallback" : USER[caller]})`;
         if (row.allow.includes(caller)) {
           expect(res.statusCode, `${cell}: ${res.body.slice(0, 300)}`).toBeLessThan(300);
         } else if (row.reach?.includes(caller)) {
@@ -423,6 +448,8 @@ describe("authorization matrix", () => {
         const ok = await inject(withScope, method, r.path, r.body);
         expect(ok.statusCode, `${row.route} with a \`${needed}\` token: ${ok.body.slice(0, 300)}`).toBeLessThan(300);
         r = await row.request(allowedToken);
+        if (permission)
+          expect(await canOf(without, r.path, permission), `can.${permission} without the scope`).toBe(false);
         const refused = await inject(without, method, r.path, r.body);
         expect(refused.statusCode, `${row.route} without the \`${needed}\` scope`).toBe(403);
         expect(refused.json()).toMatchObject({ detail: expect.stringContaining(`lacks the \`${needed}\` scope`) });

@@ -7,26 +7,29 @@
  * occur, and each main page is saved as a screenshot under test-artifacts/console/ (checked to
  * be a real, non-blank PNG).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Secret, TOTP } from "otpauth";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
-import { HEADLESS_CHROMIUM_ARGS } from "../src/audit/pdf.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { requireBuild } from "./support/broker-process.js";
+import {
+  accessible as axeCheck,
+  type ExpectedRefusal,
+  launchChromium,
+  shot as screenshot,
+  watchPage,
+} from "./support/console-browser.js";
 import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, type TestIdp } from "./support/oidc-provider.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 
-const CHROMIUM = process.env.BREAKGLASS_CHROMIUM ?? "/usr/bin/chromium";
 const SHOTS = join(process.cwd(), "test-artifacts", "console");
-const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 let dir: string;
 let idp: TestIdp;
@@ -37,14 +40,16 @@ let target: PostgresTarget;
 const problems: string[] = [];
 let loginChecked = false;
 /** Refusals a test provokes on purpose: each allows one such failed request in the console. */
-const expectedRefusals: { user: string; path: string; status: number }[] = [];
+const expectedRefusals: ExpectedRefusal[] = [];
 const expectRefusal = (user: string, path: string, status: number) => expectedRefusals.push({ user, path, status });
 
 beforeAll(async () => {
   requireBuild(); // the console is served from dist/web
   mkdirSync(SHOTS, { recursive: true });
   const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
+  // `localhost`, not 127.0.0.1: WebAuthn takes the relying party from the host name, and an IP
+  // address is not a valid one (the broker still listens on 127.0.0.1).
+  base = `http://localhost:${port}`;
   idp = await startTestIdp({ port: await freePort(), redirectUri: `${base}/auth/callback`, postLogoutUri: `${base}/` });
   for (const user of ["alice", "bob", "carol", "erin"])
     idp.setAccount({ sub: `sub-${user}`, username: user, groups: [] });
@@ -107,10 +112,7 @@ targets:
     env,
   });
   await broker.start();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [...HEADLESS_CHROMIUM_ARGS],
-  });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
@@ -129,23 +131,10 @@ async function person(
   const context = await browser.newContext({ viewport, colorScheme: user === "erin" ? "dark" : "light" });
   const page = await context.newPage();
   page.setDefaultTimeout(8000);
-  page.on("console", (m) => {
-    if (m.type() !== "error") return;
-    // Signed out, the app's first question (who am I?) is answered 401: that is how it learns to
-    // show the sign-in page. Any other failed request is a problem.
-    if (m.text().includes("status of 401") && m.location().url === `${base}/api/v1/auth/session`) return;
-    // A refusal the test provokes on purpose (declared with `expectRefusal` just before).
-    const i = expectedRefusals.findIndex(
-      (r) =>
-        r.user === user && m.location().url === `${base}/api/v1${r.path}` && m.text().includes(`status of ${r.status}`),
-    );
-    if (i >= 0) {
-      expectedRefusals.splice(i, 1);
-      return;
-    }
-    problems.push(`${user} console: ${m.text()} (${m.location().url})`);
-  });
-  page.on("pageerror", (e) => problems.push(`${user} page error: ${e.message}`));
+  // Signed out, the app's first question (who am I?) is answered 401: that is how it learns to
+  // show the sign-in page. Any other failed request is a problem, unless declared with
+  // `expectRefusal` just before.
+  watchPage(page, user, base, problems, expectedRefusals);
   await page.goto(`${base}/`);
   await page.getByRole("link", { name: "Sign in with your identity provider" }).waitFor();
   if (user === "alice" && !loginChecked) {
@@ -159,24 +148,8 @@ async function person(
   return { context, page };
 }
 
-/** axe-core on the page as it is: no serious or critical violation. */
-async function accessible(page: Page, what: string): Promise<void> {
-  const result = (await page.evaluate(`${AXE}\n;axe.run(document, { resultTypes: ["violations"] })`)) as {
-    violations: { id: string; impact: string | null; nodes: { target: string[] }[] }[];
-  };
-  const serious = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  expect(
-    serious.map((v) => `${what}: ${v.id} (${v.impact}) at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
-  ).toEqual([]);
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  const file = join(SHOTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  const png = readFileSync(file);
-  expect(png.subarray(1, 4).toString()).toBe("PNG");
-  expect(statSync(file).size).toBeGreaterThan(8_000); // a page, not a blank canvas
-}
+const accessible = axeCheck;
+const shot = (page: Page, name: string) => screenshot(page, SHOTS, name);
 
 describe("web console", () => {
   let grantId: string;
@@ -277,7 +250,7 @@ describe("web console", () => {
     await page.getByRole("button", { name: "Revoke" }).click();
     await page.getByLabel("Why revoke").fill("fixed; closing the window early");
     await page.getByRole("button", { name: "Revoke" }).click();
-    await page.getByText("ended", { exact: true }).waitFor();
+    await page.getByText("ended (revoked)", { exact: true }).waitFor();
     const timeline = await page.locator(".timeline").innerText();
     for (const type of [
       "grant.requested",
@@ -388,11 +361,11 @@ describe("web console", () => {
     await page.getByRole("radio", { name: /Read-only look at the primary/ }).check();
     await page.getByLabel("Justification").fill("check replication lag on the primary");
     await page.getByLabel("Incident id").fill("INC-4713");
-    // The broker answers ERR_STEP_UP_REQUIRED (403) to each attempt without a fresh factor, and
-    // refuses a wrong code (401): the console turns both into the dialog and its message.
+    // The broker answers ERR_STEP_UP_REQUIRED (403) to the request without a fresh factor, and
+    // refuses a wrong code (401): the console turns the first into the dialog, and shows the
+    // second in it until a right code is given; then the request runs again.
     expectRefusal("alice", "/grants", 403);
     expectRefusal("alice", "/auth/step-up", 401);
-    expectRefusal("alice", "/grants", 403);
     await page.getByRole("button", { name: "Request access" }).click();
     const dialog = page.getByRole("dialog", { name: "Confirm it is you" });
     await dialog.waitFor();
@@ -400,12 +373,10 @@ describe("web console", () => {
     await shot(page, "step-up");
     await page.getByLabel(/Code from your authenticator app/).fill("000000");
     await page.getByRole("button", { name: "Verify and continue" }).click();
-    await page
+    await dialog
       .getByRole("alert")
       .filter({ hasText: /code|factor/i })
-      .waitFor(); // a wrong code is refused
-    await page.getByRole("button", { name: "Request access" }).click();
-    await dialog.waitFor();
+      .waitFor(); // a wrong code is refused, in the dialog
     await page.getByLabel(/Code from your authenticator app/).fill(aliceCode());
     await page.getByRole("button", { name: "Verify and continue" }).click();
     await page.getByText("requested", { exact: true }).waitFor();
@@ -423,6 +394,88 @@ describe("web console", () => {
     await carol.page.getByText("active", { exact: true }).waitFor();
     const steps = (await broker.store.readAudit(1, 10_000)).filter((e) => e.type === "auth.step_up");
     expect(steps.map((e) => e.actor).sort()).toEqual(["alice", "carol"]);
+  });
+
+  it("security keys: bob enrols one in the console, steps up with it, and signs in with it while the IdP is down", async () => {
+    const system = { actor: "system", requestId: null, sourceAddress: null };
+    // A fresh request of the step-up role by alice (her earlier one released first).
+    for (const g of await broker.service.list({ states: ["active"], requester: "alice", limit: 10 })) {
+      await broker.service.release({ ...system, actor: "alice" }, g.id);
+    }
+    const request = await broker.service.request(
+      { ...system, actor: "alice" },
+      { roleId: "production/db-readonly", justification: "look at the replication slots", incident: "INC-4714" },
+    );
+    const { context, page } = await person("bob");
+    // Chromium's virtual authenticator: a USB security key, touched at once when asked.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("WebAuthn.enable");
+    const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+      options: {
+        protocol: "ctap2",
+        transport: "usb",
+        hasResidentKey: false,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    });
+    await page.getByRole("link", { name: "Factors" }).click();
+    await page.getByText("None yet: without one you cannot sign in while the IdP is down.").waitFor();
+    await page.getByLabel("Name of the key").fill("yubikey 5c");
+    await page.getByRole("button", { name: "Add a security key" }).click();
+    await page.getByRole("cell", { name: "yubikey 5c", exact: true }).waitFor();
+    expect((await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials).toHaveLength(1);
+    await accessible(page, "factors");
+    await shot(page, "factors");
+    const enrolled = (await broker.store.readAudit(1, 10_000)).filter((e) => e.type === "auth.factor_enrolled");
+    expect(enrolled.map((e) => [e.actor, JSON.parse(e.payload).data.kind])).toContainEqual(["bob", "webauthn"]);
+
+    // Approving the step-up role needs a fresh factor: the dialog offers the key.
+    expectRefusal("bob", `/grants/${request.id}/approve`, 403);
+    await page.goto(`${base}/grants/${request.id}`);
+    await page.getByRole("button", { name: "Approve" }).click();
+    await page.getByRole("button", { name: "Approve" }).click();
+    await page.getByRole("dialog", { name: "Confirm it is you" }).waitFor();
+    await page.getByRole("button", { name: "Use a security key" }).click();
+    await page.getByText("active", { exact: true }).waitFor();
+    const stepUps = (await broker.store.readAudit(1, 10_000)).filter(
+      (e) => e.type === "auth.step_up" && e.actor === "bob",
+    );
+    expect(stepUps).toHaveLength(1);
+
+    // The IdP goes down (declared by security): bob signs in by the local fallback with his key.
+    const erin = (await broker.tokens.create(system, { user: "erin", description: "declare" })).token.reveal();
+    const declare = (down: boolean) =>
+      fetch(`${base}/api/v1/auth/idp`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${erin}`, "content-type": "application/json" },
+        body: JSON.stringify({ down, reason: "console test: IdP outage drill" }),
+      });
+    expect((await declare(true)).status).toBe(200);
+    try {
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.goto(`${base}/`);
+      await page.getByRole("heading", { name: "The IdP is down: local fallback login" }).waitFor();
+      await page.getByLabel("User name").fill("bob");
+      await accessible(page, "fallback sign-in");
+      await shot(page, "fallback-sign-in");
+      await page.getByRole("button", { name: "Sign in with a security key" }).click();
+      await page.getByText("fallback login", { exact: true }).waitFor();
+      // A fallback login only requests and uses grants: the navigation offers just that.
+      const links = await page.getByRole("navigation", { name: "Main" }).getByRole("link").allInnerTexts();
+      expect(links.map((t) => t.trim())).toEqual(["Now", "Request", "Roles"]);
+      await page.getByRole("heading", { name: /Active break-glass grants/ }).waitFor();
+      await accessible(page, "now (fallback login)");
+      await shot(page, "now-fallback");
+      const logins = (await broker.store.readAudit(1, 10_000)).filter(
+        (e) => e.type === "auth.fallback_login" && e.actor === "bob",
+      );
+      expect(logins).toHaveLength(1);
+    } finally {
+      expect((await declare(false)).status).toBe(200);
+    }
+    await context.close();
   });
 
   it("signs in with an API token too (a broker without an IdP, like the demo), kept in the tab only", async () => {

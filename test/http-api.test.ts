@@ -169,6 +169,37 @@ describe("who and what", () => {
   });
 });
 
+describe("signing in on a broker without a secret key (API tokens only, like the demo)", () => {
+  it("answers GET /auth/session for the token, saying which sign-in features are off", async () => {
+    const session = await call("alice", "GET", "/auth/session");
+    expect(session.statusCode, session.body).toBe(200);
+    expect(session.json()).toEqual({
+      user: "alice",
+      method: "token",
+      sessionId: null,
+      expiresAt: null,
+      factorAt: null,
+      csrfToken: null,
+      features: { idpLogin: false, localFactors: false, fallbackLogin: false },
+    });
+    expect((await call(null, "GET", "/auth/idp")).json()).toMatchObject({ configured: false, fallbackOpen: false });
+    expect((await call("alice", "POST", "/auth/logout", {})).statusCode).toBe(200);
+  });
+
+  it("answers the routes of sessions and local factors with 404 ERR_NOT_CONFIGURED, naming the key", async () => {
+    for (const [url, body] of [
+      ["/auth/fallback/login", { user: "alice", code: "123456" }],
+      ["/auth/webauthn/challenge", { user: "alice" }],
+    ] as const) {
+      const res = await call(null, "POST", url, body);
+      problem(res, 404, "ERR_NOT_CONFIGURED");
+      expect(res.json().detail).toContain("secrets.key_file");
+    }
+    // Signed in by token: the factor routes are for people's sessions, and there are none here.
+    problem(await call("erin", "POST", "/auth/idp", { down: true, reason: "drill" }), 404, "ERR_NOT_CONFIGURED");
+  });
+});
+
 describe("the grant lifecycle", () => {
   it("request → two approvals → active at the target → revoke → ended(revoked), access gone", async () => {
     const created = ok(await request("alice", ROLE, { duration: "45m" }), GrantViewSchema, 201);
@@ -366,6 +397,20 @@ describe("OpenAPI", () => {
     "post /api/v1/reconcile",
     "get /api/v1/incidents/{id}",
     "post /api/v1/targets/{target}/cloudtrail",
+    // Registered on every broker, this one without a secret key too (they say what is off).
+    "get /api/v1/auth/idp",
+    "post /api/v1/auth/idp",
+    "post /api/v1/auth/fallback/login",
+    "get /api/v1/auth/session",
+    "post /api/v1/auth/logout",
+    "post /api/v1/auth/step-up",
+    "get /api/v1/auth/factors",
+    "post /api/v1/auth/factors/totp",
+    "post /api/v1/auth/factors/{factor}/confirm",
+    "post /api/v1/auth/factors/{factor}/remove",
+    "post /api/v1/auth/factors/webauthn",
+    "post /api/v1/auth/webauthn/challenge",
+    "post /api/v1/auth/factors/recovery",
   ];
 
   it("lists every route, and every error response is problem+json", async () => {
@@ -397,7 +442,8 @@ describe("OpenAPI", () => {
         .replace("{session}", ":session")
         .replace("{token}", ":token")
         .replace("{name}", ":name")
-        .replace("{run}", ":run");
+        .replace("{run}", ":run")
+        .replace("{factor}", ":factor");
       expect(http.hasRoute({ method: method.toUpperCase() as "GET", url })).toBe(true);
     }
   });

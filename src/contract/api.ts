@@ -170,6 +170,17 @@ export const SessionViewSchema = z
     expiresAt: z.string().nullable(),
     factorAt: z.string().nullable().describe("When a second factor was last verified in this session"),
     csrfToken: z.string().nullable().describe("Send as `x-csrf-token` on every POST made with the session cookie"),
+    features: z
+      .object({
+        idpLogin: z.boolean().describe("Sign-in through the IdP (`auth.oidc`)"),
+        localFactors: z
+          .boolean()
+          .describe(
+            "Sessions' local factors: authenticator apps, security keys, recovery codes, step-up (needs `secrets.key_file`; without it the factor routes answer ERR_NOT_CONFIGURED)",
+          ),
+        fallbackLogin: z.boolean().describe("The local fallback login exists (it opens only while the IdP is down)"),
+      })
+      .describe("What this broker offers for signing in and second factors"),
   })
   .register(apiSchemas, { id: "SessionView" });
 
@@ -369,6 +380,25 @@ export const AlarmViewSchema = z
   })
   .register(apiSchemas, { id: "Alarm" });
 
+export const GrantPermissionsSchema = z
+  .object({
+    approve: z.boolean(),
+    deny: z.boolean(),
+    cancel: z.boolean(),
+    activate: z.boolean(),
+    revoke: z.boolean(),
+    release: z.boolean(),
+    extend: z.boolean().describe("By any amount within the role's maximum"),
+    review: z.boolean(),
+    ack: z.boolean().describe("Acknowledge the activation's alarm"),
+    credential: z.boolean().describe("Read the credential (the holder, while active, on a target that hands one out)"),
+    recording: z.boolean().describe("Read what the grant's sessions did"),
+  })
+  .describe(
+    "Whether each action would be accepted from the caller now: the grant machine's own checks, dry-run, and the caller's sign-in (a token's scopes, a fallback login). A fresh second factor (step-up) is not counted: the action asks for it.",
+  )
+  .register(apiSchemas, { id: "GrantPermissions" });
+
 export const GrantViewSchema = z
   .object({
     id: z.string(),
@@ -407,6 +437,9 @@ export const GrantViewSchema = z
       .boolean()
       .optional()
       .describe("Requests: whether the caller's approval would count now (not the requester, eligible, not yet given)"),
+    can: GrantPermissionsSchema.optional().describe(
+      "What the caller may do with this grant now (on GET /grants, GET /grants/{id} and the actions' answers)",
+    ),
     review: ReviewViewSchema.nullable(),
     version: z.int(),
   })
@@ -820,6 +853,15 @@ export type AlarmView = z.infer<typeof AlarmViewSchema>;
 export type IncidentView = z.infer<typeof IncidentViewSchema>;
 export type ReconcileReportView = z.infer<typeof ReconcileReportSchema>;
 export type CredentialView = z.infer<typeof CredentialViewSchema>;
+export type SessionView = z.infer<typeof SessionViewSchema>;
+export type LoginResult = z.infer<typeof LoginResultSchema>;
+export type FactorView = z.infer<typeof FactorViewSchema>;
+export type FactorList = z.infer<typeof FactorListSchema>;
+export type TotpEnrollView = z.infer<typeof TotpEnrollViewSchema>;
+export type WebauthnEnrollView = z.infer<typeof WebauthnEnrollViewSchema>;
+export type GrantPermissions = z.infer<typeof GrantPermissionsSchema>;
+/** A second factor as the API takes it: a code (authenticator app, recovery code) or a security key's answer. */
+export type FactorProof = { code: string } | { webauthn: Record<string, unknown> };
 
 export const CredentialViewSchema = z
   .object({

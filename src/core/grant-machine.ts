@@ -533,6 +533,50 @@ export function mayReadRecording(policy: Policy, grant: Grant, actor: string): b
 }
 
 /**
+ * Who answers a grant's activation alarm (acknowledging it stops its escalation): approvers of
+ * its role and admins, once it was activated.
+ * @throws ERR_FORBIDDEN, ERR_INVALID_TRANSITION (never activated: no alarm to acknowledge)
+ */
+export function requireAcknowledger(policy: Policy, grant: Grant, actor: string): void {
+  const r = policy.roles.get(grant.roleId);
+  const responders = new Set([...policy.adminGroups, ...(r ? ruleGroups(r.approval) : [])]);
+  if (![...groupsOf(policy, actor)].some((g) => responders.has(g))) {
+    throw new BreakglassError(
+      "ERR_FORBIDDEN",
+      `${actor} cannot acknowledge grant ${grant.id}: only approvers of ${grant.roleId} and admins respond to its alarms`,
+      { grantId: grant.id },
+    );
+  }
+  if (grant.activatedAt === null) {
+    throw new BreakglassError(
+      "ERR_INVALID_TRANSITION",
+      `grant ${grant.id} was never activated; there is no alarm to acknowledge`,
+      { grantId: grant.id },
+    );
+  }
+}
+
+/**
+ * Only the holder reads a grant's credential, and only while its window is open.
+ * @throws ERR_FORBIDDEN (not the holder), ERR_INVALID_TRANSITION (not active)
+ */
+export function requireCredentialReader(grant: Grant, actor: string, now: number): void {
+  if (grant.requester !== actor) {
+    throw new BreakglassError(
+      "ERR_FORBIDDEN",
+      `only the holder (${grant.requester}) can read the credential of grant ${grant.id}`,
+      { grantId: grant.id },
+    );
+  }
+  if (grant.state !== "active" || grant.access !== "granted" || grant.endsAt === null || grant.endsAt <= now) {
+    throw new BreakglassError("ERR_INVALID_TRANSITION", `grant ${grant.id} is not active; its credential is gone`, {
+      grantId: grant.id,
+      state: grant.state,
+    });
+  }
+}
+
+/**
  * An approver of the role, or an admin, ends a grant early (or stops an approved one).
  * @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN, ERR_VALIDATION
  */

@@ -5,6 +5,11 @@
  * `/auth/cli` (a session for `breakglass login`, shown once) and `/auth/logout` — which answer
  * with redirects and small pages rather than JSON.
  *
+ * The API routes are registered on every broker, so no client meets a missing route: on a broker
+ * without a secret key (API tokens only, like the demo) the session routes answer for the token,
+ * and the routes of sessions and local factors answer `ERR_NOT_CONFIGURED`. `GET /auth/session`
+ * says which of these features the broker has (`features`), so the console shows only those.
+ *
  * Cookies: `bg_session` (the session token; HttpOnly, SameSite=Lax so the IdP's redirect back
  * carries it, Secure when the public URL is https) and `bg_oidc` (the pending login's state,
  * nonce and PKCE verifier, sealed with the broker's secret key, 10 minutes, path /auth).
@@ -51,12 +56,13 @@ const LOGIN_TTL_MS = 10 * 60 * 1000;
 export interface AuthRouteDeps {
   readonly config: AuthConfig;
   readonly publicUrl: string;
-  readonly auth: AuthService;
+  /** Sessions and local factors; null on a broker without a secret key (API tokens only). */
+  readonly auth: AuthService | null;
   readonly oidc: OidcLogin | null;
   readonly store: Store;
   readonly audit: AuditAppender;
   readonly clock: Clock;
-  readonly box: SecretBox;
+  readonly box: SecretBox | null;
   readonly requireAdmin: (ctx: RequestContext, what: string) => void;
 }
 
@@ -108,8 +114,32 @@ export function readCookie(header: string | undefined, name: string): string | n
   return null;
 }
 
+/** What this broker offers for signing in and second factors (`features` of the session view). */
+function authFeatures(deps: Pick<AuthRouteDeps, "auth" | "oidc" | "config">) {
+  return {
+    idpLogin: deps.oidc !== null && deps.auth !== null,
+    localFactors: deps.auth !== null,
+    fallbackLogin: deps.oidc !== null && deps.auth !== null && deps.config.fallback.enabled,
+  };
+}
+
+/** The refusal of a sessions-and-factors route on a broker without a secret key. */
+function notConfigured(what: string): BreakglassError {
+  return new BreakglassError(
+    "ERR_NOT_CONFIGURED",
+    `${what} needs the broker's secret key (secrets.key_file), which this broker does not have: it accepts API tokens only`,
+    { feature: "localFactors" },
+  );
+}
+
 export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
-  const { auth, oidc, config, clock } = deps;
+  const { oidc, config, clock } = deps;
+  const features = authFeatures(deps);
+  /** The session service, or ERR_NOT_CONFIGURED on a broker without a secret key. */
+  const sessions = (what: string): AuthService => {
+    if (deps.auth === null) throw notConfigured(what);
+    return deps.auth;
+  };
   const loginResult = (issued: Awaited<ReturnType<AuthService["loginWithIdp"]>>) => ({
     body: {
       user: issued.session.user,
@@ -159,10 +189,18 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       body: IdpDeclareBodySchema,
       status: 200,
       response: IdpHealthSchema,
-      problems: ["ERR_FORBIDDEN"],
+      problems: ["ERR_FORBIDDEN", "ERR_NOT_CONFIGURED"],
       handler: async ({ ctx, body }) => {
         deps.requireAdmin(ctx, "declaring the IdP down or up");
-        if (!oidc) throw new BreakglassError("ERR_VALIDATION", "no IdP is configured (auth.oidc)");
+        if (!oidc) {
+          throw new BreakglassError(
+            "ERR_NOT_CONFIGURED",
+            "no IdP is configured (auth.oidc): there is nothing to declare",
+            {
+              feature: "idpLogin",
+            },
+          );
+        }
         const now = clock.now();
         await deps.store.transaction(async (tx) => {
           // Kept for every replica and for restarts (read back by the broker every minute).
@@ -187,8 +225,9 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       body: FallbackLoginBodySchema,
       status: 200,
       response: LoginResultSchema,
-      problems: ["ERR_FORBIDDEN", "ERR_LOCKED_OUT"],
+      problems: ["ERR_FORBIDDEN", "ERR_LOCKED_OUT", "ERR_NOT_CONFIGURED"],
       handler: async ({ ctx, body }) => {
+        const auth = sessions("the local fallback login");
         const health = (await freshHealth()) ?? {
           reachable: true,
           lastCheckAt: null,
@@ -204,7 +243,8 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       method: "GET",
       path: "/auth/session",
       operationId: "currentSession",
-      summary: "How the caller is signed in: method, expiry, last second factor, CSRF token for cookie use",
+      summary:
+        "How the caller is signed in (method, expiry, last second factor, CSRF token for cookie use) and which sign-in features this broker has",
       tag: "auth",
       auth: true,
       fallback: true,
@@ -222,7 +262,8 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
             sessionId,
             expiresAt: iso(session?.expiresAt ?? null),
             factorAt: iso(ctx.auth?.factorAt ?? null),
-            csrfToken: session && token ? auth.csrfFor(token) : null,
+            csrfToken: session && token && deps.auth ? deps.auth.csrfFor(token) : null,
+            features,
           },
         };
       },
@@ -241,7 +282,7 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       problems: [],
       handler: async ({ ctx }) => {
         const sessionId = ctx.auth?.sessionId ?? null;
-        if (sessionId) await auth.logout(ctx, sessionId);
+        if (sessionId && deps.auth) await deps.auth.logout(ctx, sessionId);
         return {
           body: {
             user: ctx.actor,
@@ -250,6 +291,7 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
             expiresAt: null,
             factorAt: null,
             csrfToken: null,
+            features,
           },
           headers: { "set-cookie": sessionCookie(config, "", 0) },
         };
@@ -267,9 +309,9 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       body: ProofBodySchema,
       status: 200,
       response: StepUpViewSchema,
-      problems: ["ERR_FORBIDDEN", "ERR_LOCKED_OUT"],
+      problems: ["ERR_FORBIDDEN", "ERR_LOCKED_OUT", "ERR_NOT_CONFIGURED"],
       handler: async ({ ctx, body }) => {
-        const r = await auth.stepUp(ctx, { code: body.code, webauthn: body.webauthn });
+        const r = await sessions("step-up").stepUp(ctx, { code: body.code, webauthn: body.webauthn });
         return { body: { factorAt: new Date(r.factorAt).toISOString() } };
       },
     }),
@@ -283,8 +325,8 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       auth: true,
       status: 200,
       response: FactorListSchema,
-      problems: [],
-      handler: async ({ ctx }) => ({ body: factorList(await auth.listFactors(ctx.actor)) }),
+      problems: ["ERR_NOT_CONFIGURED"],
+      handler: async ({ ctx }) => ({ body: factorList(await sessions("local factors").listFactors(ctx.actor)) }),
     }),
     defineRoute({
       method: "POST",
@@ -297,9 +339,9 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       body: TotpEnrollBodySchema,
       status: 201,
       response: TotpEnrollViewSchema,
-      problems: ["ERR_FORBIDDEN"],
+      problems: ["ERR_FORBIDDEN", "ERR_NOT_CONFIGURED"],
       handler: async ({ ctx, body }) => {
-        const r = await auth.enrollTotp(ctx, body.label);
+        const r = await sessions("local factors").enrollTotp(ctx, body.label);
         return { body: { ...r, qrSvg: renderSVG(r.uri) } };
       },
     }),
@@ -316,9 +358,12 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       body: ProofBodySchema,
       status: 200,
       response: FactorListSchema.shape.factors.element,
-      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_LOCKED_OUT"],
+      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_LOCKED_OUT", "ERR_NOT_CONFIGURED"],
       handler: async ({ ctx, params, body }) => {
-        const f = await auth.confirmFactor(ctx, params.factor, { code: body.code, webauthn: body.webauthn });
+        const f = await sessions("local factors").confirmFactor(ctx, params.factor, {
+          code: body.code,
+          webauthn: body.webauthn,
+        });
         return { body: factorView(f) };
       },
     }),
@@ -334,8 +379,9 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       body: EmptyBodySchema,
       status: 200,
       response: FactorListSchema,
-      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN"],
+      problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_NOT_CONFIGURED"],
       handler: async ({ ctx, params }) => {
+        const auth = sessions("local factors");
         await auth.removeFactor(ctx, params.factor);
         return { body: factorList(await auth.listFactors(ctx.actor)) };
       },
@@ -351,9 +397,12 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       body: TotpEnrollBodySchema,
       status: 201,
       response: WebauthnEnrollViewSchema,
-      problems: ["ERR_FORBIDDEN"],
+      problems: ["ERR_FORBIDDEN", "ERR_NOT_CONFIGURED"],
       handler: async ({ ctx, body }) => {
-        const r = await auth.enrollWebauthn(ctx, body.label === "authenticator app" ? "security key" : body.label);
+        const r = await sessions("local factors").enrollWebauthn(
+          ctx,
+          body.label === "authenticator app" ? "security key" : body.label,
+        );
         return { body: { factorId: r.factorId, options: r.options as Record<string, unknown> } };
       },
     }),
@@ -367,8 +416,10 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       body: WebauthnChallengeBodySchema,
       status: 200,
       response: WebauthnOptionsSchema,
-      problems: [],
-      handler: async ({ body }) => ({ body: (await auth.webauthnChallenge(body.user)) as Record<string, unknown> }),
+      problems: ["ERR_NOT_CONFIGURED"],
+      handler: async ({ body }) => ({
+        body: (await sessions("security keys").webauthnChallenge(body.user)) as Record<string, unknown>,
+      }),
     }),
     defineRoute({
       method: "POST",
@@ -381,8 +432,8 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       body: EmptyBodySchema,
       status: 201,
       response: RecoveryCodesViewSchema,
-      problems: ["ERR_FORBIDDEN"],
-      handler: async ({ ctx }) => ({ body: { codes: await auth.newRecoveryCodes(ctx) } }),
+      problems: ["ERR_FORBIDDEN", "ERR_NOT_CONFIGURED"],
+      handler: async ({ ctx }) => ({ body: { codes: await sessions("recovery codes").newRecoveryCodes(ctx) } }),
     }),
   ];
 }
@@ -401,7 +452,10 @@ function safeReturnTo(value: unknown): string {
 }
 
 /** The browser routes of the IdP login. Errors end on a plain page saying what to do. */
-export function registerBrowserAuth(app: FastifyInstance, deps: AuthRouteDeps): void {
+export function registerBrowserAuth(
+  app: FastifyInstance,
+  deps: AuthRouteDeps & { readonly auth: AuthService; readonly box: SecretBox },
+): void {
   const { oidc, config, box, clock, auth } = deps;
   const loginCookie = (value: string, maxAgeS: number) =>
     [

@@ -22,6 +22,7 @@ export const CONSOLE_PAGES = [
   "/drills",
   "/audit",
   "/roles",
+  "/factors",
   "/grants/:id",
 ] as const;
 

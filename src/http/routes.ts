@@ -7,6 +7,7 @@ import type { ChannelHealth } from "../alarms/alarm-worker.js";
 import { formatVerdict, verifyStoreChain } from "../audit/audit-verify.js";
 import { loadPublicKeys, type SigningKey } from "../audit/signing-key.js";
 import type { AppConfig } from "../config/app-config.js";
+import { CREDENTIAL_CONNECTORS } from "../connectors/registry.js";
 import {
   API_PREFIX,
   AuditEventListSchema,
@@ -54,6 +55,7 @@ import { groupsOf } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import { approveGrant } from "../core/grant-machine.js";
+import { GRANT_PERMISSIONS, type GrantPermission, grantPermissions } from "../core/grant-permissions.js";
 import type { Grant, GrantState, Policy } from "../core/model.js";
 import type { AlarmRecord, Clock, Store, TerminalSession, TokenRecord } from "../core/ports.js";
 import type { DrillService } from "../service/drill-service.js";
@@ -67,7 +69,8 @@ import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { buildDrillRoutes } from "./drill-routes.js";
 import { buildReviewRoutes } from "./review-routes.js";
-import { type AnyRoute, defineRoute } from "./route-table.js";
+import { type GatedRoute, gateRefusal } from "./route-gate.js";
+import { type AnyRoute, defineRoute, type RouteScope } from "./route-table.js";
 import {
   alarmView,
   auditEventView,
@@ -140,6 +143,26 @@ const ACTION_SUMMARY: Readonly<Record<GrantAction, string>> = {
   review: "Record the post-use review of an ended grant (never by its holder)",
   extend: "The holder (or an admin) extends an active grant; the expiry at the target moves first",
   ack: "Acknowledge an activation's alarm (approvers of the role, admins); stops its escalation",
+};
+
+/** The token scope each grant action needs. */
+const actionScope = (action: GrantAction): RouteScope =>
+  action === "review"
+    ? "review"
+    : action === "approve" || action === "deny" || action === "ack" || action === "revoke"
+      ? "approve"
+      : "request";
+
+/** The gates of the routes behind each of a grant view's permissions (`can`). */
+const PERMISSION_GATES: Readonly<Record<GrantPermission, GatedRoute>> = {
+  ...(Object.fromEntries(
+    (Object.keys(GRANT_ACTIONS) as GrantAction[]).map((a) => [
+      a,
+      { method: "POST", scope: actionScope(a), fallback: a === "release" || a === "activate" },
+    ]),
+  ) as Record<GrantAction, GatedRoute>),
+  credential: { method: "GET", scope: "request", fallback: true },
+  recording: { method: "GET", scope: "review", fallback: false },
 };
 
 type ActionBody = {
@@ -234,6 +257,20 @@ export function buildRoutes(deps: RouteDeps): {
       return false;
     }
   };
+  /**
+   * What the caller may do with the grant now: the grant machine's dry run, through the gates of
+   * the caller's sign-in; a credential only where the target hands one out.
+   */
+  const can = (grant: Grant, ctx: RequestContext): Record<GrantPermission, boolean> => {
+    const allowed = grantPermissions(policy, grant, ctx.actor, clock.now());
+    const out = {} as Record<GrantPermission, boolean>;
+    for (const p of GRANT_PERMISSIONS) {
+      out[p] = allowed[p] && (ctx.auth === undefined || gateRefusal(PERMISSION_GATES[p], ctx.auth) === null);
+    }
+    const connector = policy.targets.get(grant.target)?.connector;
+    out.credential &&= connector !== undefined && CREDENTIAL_CONNECTORS.has(connector);
+    return out;
+  };
   const unalarmedOf = async (grant: Grant, alarms?: readonly AlarmRecord[]) =>
     isUnalarmed(
       alarms ?? (await store.listAlarms(grant.id)),
@@ -249,13 +286,8 @@ export function buildRoutes(deps: RouteDeps): {
       method: "POST",
       path: `/grants/:id/${action}`,
       operationId: `${action}Grant`,
-      fallback: action === "release" || action === "activate",
-      scope:
-        action === "review"
-          ? "review"
-          : action === "approve" || action === "deny" || action === "ack" || action === "revoke"
-            ? "approve"
-            : "request",
+      fallback: PERMISSION_GATES[action].fallback === true,
+      scope: actionScope(action),
       summary: ACTION_SUMMARY[action],
       tag: "grants",
       auth: true,
@@ -264,9 +296,10 @@ export function buildRoutes(deps: RouteDeps): {
       status: 200,
       response: GrantViewSchema,
       problems: ["ERR_NOT_FOUND", ...ACTION_PROBLEMS[action]],
-      handler: async ({ ctx, params, body }) => ({
-        body: view(await runAction(service, action, ctx, params.id, body)),
-      }),
+      handler: async ({ ctx, params, body }) => {
+        const g = await runAction(service, action, ctx, params.id, body);
+        return { body: { ...view(g), can: can(g, ctx) } };
+      },
     }),
   );
 
@@ -276,7 +309,7 @@ export function buildRoutes(deps: RouteDeps): {
       path: "/grants/:id/credential",
       operationId: "getGrantCredential",
       scope: "request",
-      fallback: true,
+      fallback: true, // as PERMISSION_GATES.credential
       summary: "The holder's credential for an active grant (holder only; every read is audited)",
       tag: "grants",
       auth: true,
@@ -295,7 +328,7 @@ export function buildRoutes(deps: RouteDeps): {
       method: "GET",
       path: "/grants/:id/recording",
       operationId: "getGrantRecording",
-      scope: "review",
+      scope: "review", // as PERMISSION_GATES.recording
       summary:
         "Every statement the grant's gateway sessions ran (holder, approvers of the role, admins; every read is audited)",
       tag: "grants",
@@ -573,6 +606,7 @@ export function buildRoutes(deps: RouteDeps): {
           g.state === "active"
             ? {
                 ...view(g),
+                can: can(g, ctx),
                 unalarmed: isUnalarmed(
                   alarmsOf.get(g.id) ?? [],
                   config.alarms.routing,
@@ -582,8 +616,8 @@ export function buildRoutes(deps: RouteDeps): {
                 ),
               }
             : g.state === "requested"
-              ? { ...view(g), canApprove: canApprove(g, ctx.actor) }
-              : view(g),
+              ? { ...view(g), can: can(g, ctx), canApprove: canApprove(g, ctx.actor) }
+              : { ...view(g), can: can(g, ctx) },
         );
         return { body: { grants: views } };
       },
@@ -608,6 +642,7 @@ export function buildRoutes(deps: RouteDeps): {
             ...view(grant),
             alarms: alarms.map(alarmView),
             unalarmed: await unalarmedOf(grant, alarms),
+            can: can(grant, ctx),
             ...(grant.state === "requested" ? { canApprove: canApprove(grant, ctx.actor) } : {}),
           },
         };

@@ -30,6 +30,7 @@ import { type AuthRouteDeps, buildAuthRoutes, readCookie, registerBrowserAuth, S
 import { registerConsole } from "./console.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
+import { gateRefusal } from "./route-gate.js";
 import type { AnyRoute } from "./route-table.js";
 import { buildRoutes } from "./routes.js";
 
@@ -60,7 +61,11 @@ export interface HttpServerDeps {
   readonly readiness?: () => "starting" | "running" | "stopping";
   /** The alarm channels' health. */
   readonly alarmChannels?: () => readonly ChannelHealth[];
-  /** Sessions, IdP login, local factors; without it only API tokens authenticate. */
+  /**
+   * Sessions, IdP login, local factors (`auth` null on a broker without a secret key: API tokens
+   * only, and the factor routes answer ERR_NOT_CONFIGURED). Absent in tests that build the server
+   * without them: then only API tokens authenticate and the auth routes are not registered.
+   */
   readonly authRoutes?: Omit<AuthRouteDeps, "requireAdmin">;
 }
 
@@ -146,9 +151,10 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   });
   const authDeps = deps.authRoutes ? { ...deps.authRoutes, requireAdmin: built.requireAdmin } : null;
   const routes: AnyRoute[] = [...built.routes, ...(authDeps ? buildAuthRoutes(authDeps) : [])];
-  if (authDeps) registerBrowserAuth(app, authDeps);
-  registerConsole(app);
   const auth = authDeps?.auth ?? null;
+  const box = authDeps?.box ?? null;
+  if (authDeps && auth && box) registerBrowserAuth(app, { ...authDeps, auth, box });
+  registerConsole(app);
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
@@ -184,21 +190,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
       if (token.startsWith("ws_") && auth) who = await auth.authenticate(token);
       else {
         const t = await tokens.authenticate(token);
-        const needed = route.scope ?? (route.method === "GET" ? "read" : "request");
-        if (needed === "session") {
-          throw new BreakglassError(
-            "ERR_FORBIDDEN",
-            "this needs a person signed in (web console or `breakglass login`), not an API token",
-          );
-        }
-        if (!t.scopes.includes("*") && !t.scopes.includes(needed)) {
-          throw new BreakglassError(
-            "ERR_FORBIDDEN",
-            `this token lacks the \`${needed}\` scope (it has: ${t.scopes.join(", ") || "none"}); create one with it`,
-            { scope: needed },
-          );
-        }
-        who = { user: t.user, auth: { method: "token", sessionId: null, factorAt: null } };
+        who = { user: t.user, auth: { method: "token", sessionId: null, factorAt: null, scopes: t.scopes } };
       }
     } else {
       const cookie = auth ? readCookie(request.headers.cookie, SESSION_COOKIE) : null;
@@ -223,12 +215,8 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
         }
       }
     }
-    if (who.auth.method === "fallback" && route.fallback !== true) {
-      throw new BreakglassError(
-        "ERR_FORBIDDEN",
-        "a login via local fallback (IdP down) may only request break-glass roles and use its own grants; this needs a normal login",
-      );
-    }
+    const refusal = gateRefusal(route, who.auth);
+    if (refusal) throw refusal;
     actors.set(request, who.user);
     auths.set(request, who.auth);
   };

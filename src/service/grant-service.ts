@@ -3,7 +3,6 @@
  * change and audit event in one transaction (see grant-writer.ts), then talks to the target
  * outside it (see access-controller.ts).
  */
-import { groupsOf } from "../core/approval-policy.js";
 import { BreakglassError } from "../core/errors.js";
 import {
   approveGrant,
@@ -13,6 +12,8 @@ import {
   mayReadRecording,
   releaseGrant,
   requestGrant,
+  requireAcknowledger,
+  requireCredentialReader,
   reviewGrant,
   revokeGrant,
 } from "../core/grant-machine.js";
@@ -167,25 +168,7 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
       store.transaction(async (tx) => {
         const g = await tx.lockGrant(id);
         if (!g) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${id}`, { grantId: id });
-        const role = roleOf(g);
-        const mine = groupsOf(policy, ctx.actor);
-        const responders = new Set([...policy.adminGroups, ...(role?.approval.anyOf.flat().map((t) => t.group) ?? [])]);
-        if (![...mine].some((grp) => responders.has(grp))) {
-          throw new BreakglassError(
-            "ERR_FORBIDDEN",
-            `${ctx.actor} cannot acknowledge grant ${id}: only approvers of ${g.roleId} and admins respond to its alarms`,
-            { grantId: id },
-          );
-        }
-        if (g.activatedAt === null) {
-          throw new BreakglassError(
-            "ERR_INVALID_TRANSITION",
-            `grant ${id} was never activated; there is no alarm to acknowledge`,
-            {
-              grantId: id,
-            },
-          );
-        }
+        requireAcknowledger(policy, g, ctx.actor);
         await audit.append(tx, [stamp(grantEvent(g, "alarm.acknowledged", ctx.actor, clock.now(), { comment }), ctx)]);
         return g;
       }),
@@ -199,20 +182,8 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
       const grant = await store.transaction(async (tx) => {
         const g = await tx.lockGrant(id);
         if (!g) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${id}`, { grantId: id });
-        if (g.requester !== ctx.actor) {
-          throw new BreakglassError(
-            "ERR_FORBIDDEN",
-            `only the holder (${g.requester}) can read the credential of grant ${id}`,
-            { grantId: id },
-          );
-        }
         const now = clock.now();
-        if (g.state !== "active" || g.access !== "granted" || g.endsAt === null || g.endsAt <= now) {
-          throw new BreakglassError("ERR_INVALID_TRANSITION", `grant ${id} is not active; its credential is gone`, {
-            grantId: id,
-            state: g.state,
-          });
-        }
+        requireCredentialReader(g, ctx.actor, now);
         await audit.append(tx, [stamp(grantEvent(g, "grant.credential_read", ctx.actor, now), ctx)]);
         return g;
       });

@@ -14,6 +14,8 @@ export interface AuthInfo {
   readonly sessionId: string | null;
   /** When a second factor was last verified in this session (step-up); null if never. */
   readonly factorAt: number | null;
+  /** An API token's scopes (`*`: all); absent for people signed in, who are not limited by scope. */
+  readonly scopes?: readonly string[];
 }
 
 export const SYSTEM_CONTEXT: RequestContext = { actor: "system", requestId: null, sourceAddress: null };

@@ -1,12 +1,15 @@
 /**
  * The console's shell: who is signed in, the navigation, the IdP banner, and the page for the
  * path. Pages: Now (who holds what right now), Request, a grant (the alarm links' target),
- * Reviews, Posture, Audit, Roles.
+ * Reviews, Posture, Drills, Audit, Roles, Factors. The navigation offers only the pages the
+ * viewer may use: Audit to admins, Factors where the broker has local factors and the viewer is
+ * signed in through the IdP, and to a login via local fallback only what it may do.
  */
 import { useCallback, useEffect, useState } from "react";
-import { ApiError, api, type IdpHealth, type Me, tokenLogin } from "./api.js";
+import { ApiError, api, type IdpHealth, type Me, type SessionView, tokenLogin } from "./api.js";
 import { AuditPage } from "./pages/Audit.js";
 import { DrillsPage } from "./pages/Drills.js";
+import { FactorsPage } from "./pages/Factors.js";
 import { GrantPage } from "./pages/Grant.js";
 import { Login } from "./pages/Login.js";
 import { NowPage } from "./pages/Now.js";
@@ -18,19 +21,40 @@ import { Link, navigate, usePath } from "./router.js";
 import { StepUpDialog } from "./StepUp.js";
 import { ErrorBox } from "./ui.js";
 
-const NAV: readonly [string, string][] = [
-  ["/", "Now"],
-  ["/request", "Request"],
-  ["/reviews", "Reviews"],
-  ["/posture", "Posture"],
-  ["/drills", "Drills"],
-  ["/audit", "Audit"],
-  ["/roles", "Roles"],
+interface NavItem {
+  readonly path: string;
+  readonly label: string;
+  /** Open to a login via local fallback (the API's own allowance for it). */
+  readonly fallback?: boolean;
+  readonly show?: (me: Me, session: SessionView | null) => boolean;
+}
+
+const NAV: readonly NavItem[] = [
+  { path: "/", label: "Now", fallback: true },
+  { path: "/request", label: "Request", fallback: true },
+  { path: "/reviews", label: "Reviews" },
+  { path: "/posture", label: "Posture" },
+  { path: "/drills", label: "Drills" },
+  { path: "/audit", label: "Audit", show: (me) => me.admin },
+  { path: "/roles", label: "Roles", fallback: true },
+  {
+    path: "/factors",
+    label: "Factors",
+    show: (_me, s) => s?.features.localFactors === true && s.method === "oidc",
+  },
 ];
+
+/** The pages this viewer may use. */
+function navFor(me: Me, session: SessionView | null): readonly NavItem[] {
+  return NAV.filter(
+    (n) => (session?.method !== "fallback" || n.fallback === true) && (n.show === undefined || n.show(me, session)),
+  );
+}
 
 export function App() {
   const path = usePath();
   const [me, setMe] = useState<Me | null>(null);
+  const [session, setSession] = useState<SessionView | null>(null);
   const [signedOut, setSignedOut] = useState(false);
   const [idp, setIdp] = useState<IdpHealth | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -38,11 +62,13 @@ export function App() {
   const load = useCallback(() => {
     api
       .session()
-      .then(() => api.me())
+      .then((s) => Promise.all([s, api.me()]))
       .then(
-        (m) => {
+        ([s, m]) => {
+          setSession(s);
           setMe(m);
           setSignedOut(false);
+          setError(null);
         },
         (e: unknown) => {
           if (e instanceof ApiError && e.status === 401) {
@@ -58,7 +84,7 @@ export function App() {
   }, [load]);
 
   useEffect(() => {
-    const page = NAV.find(([p]) => p === path)?.[1] ?? (path.startsWith("/grants/") ? "Grant" : "Breakglass");
+    const page = NAV.find((n) => n.path === path)?.label ?? (path.startsWith("/grants/") ? "Grant" : "Breakglass");
     document.title = `${page} — Breakglass`;
   }, [path]);
 
@@ -66,13 +92,16 @@ export function App() {
     if (tokenLogin.get()) tokenLogin.clear();
     else await api.logout().catch(() => {});
     setMe(null);
+    setSession(null);
     setSignedOut(true);
     navigate("/");
   };
 
   const [failing, setFailing] = useState<{ channel: string; lastError: string | null }[]>([]);
+  const fallback = session?.method === "fallback";
   useEffect(() => {
-    if (!me) return;
+    // A login via local fallback may not read the channels' health (it only requests and uses grants).
+    if (!me || fallback) return;
     const check = () =>
       api.channels().then(
         (c) => setFailing(c.channels.filter((x) => x.failing)),
@@ -81,7 +110,7 @@ export function App() {
     check();
     const t = setInterval(check, 30_000);
     return () => clearInterval(t);
-  }, [me]);
+  }, [me, fallback]);
   const channelBanner =
     failing.length > 0 ? (
       <div className="banner bad" role="alert">
@@ -116,16 +145,22 @@ export function App() {
     );
   }
 
+  const nav = me ? navFor(me, session) : [];
   let page = <p>Not found.</p>;
   if (me) {
-    if (path === "/") page = <NowPage me={me} />;
+    const offered = nav.some((n) => n.path === path);
+    if (path.startsWith("/grants/")) {
+      page = <GrantPage id={decodeURIComponent(path.slice(8))} me={me} storyAllowed={!fallback} />;
+    } else if (!offered && NAV.some((n) => n.path === path)) {
+      page = <p>This page is not for you here ({fallback ? "a login via local fallback" : "your sign-in"}).</p>;
+    } else if (path === "/") page = <NowPage me={me} />;
     else if (path === "/request") page = <RequestPage />;
-    else if (path.startsWith("/grants/")) page = <GrantPage id={decodeURIComponent(path.slice(8))} me={me} />;
     else if (path === "/reviews") page = <ReviewsPage />;
     else if (path === "/posture") page = <PosturePage />;
     else if (path === "/drills") page = <DrillsPage me={me} />;
     else if (path === "/audit") page = <AuditPage me={me} />;
     else if (path === "/roles") page = <RolesPage />;
+    else if (path === "/factors") page = <FactorsPage />;
   }
   return (
     <div className="shell">
@@ -135,22 +170,26 @@ export function App() {
       <header className="top">
         <span className="brand">Breakglass</span>
         <nav aria-label="Main">
-          {NAV.map(([to, label]) => (
-            <Link key={to} to={to} aria-current={path === to ? "page" : undefined}>
-              {label}
+          {nav.map((n) => (
+            <Link key={n.path} to={n.path} aria-current={path === n.path ? "page" : undefined}>
+              {n.label}
             </Link>
           ))}
         </nav>
         {me ? (
           <span className="who">
             <span title={me.groups.join(", ")}>{me.displayName}</span>
+            {fallback ? <span className="chip bad">fallback login</span> : null}
             <button type="button" className="link" onClick={signOut}>
               Sign out
             </button>
           </span>
         ) : null}
       </header>
-      <StepUpDialog />
+      <StepUpDialog
+        user={me?.user ?? ""}
+        enabled={session?.features.localFactors === true && session.method !== "token"}
+      />
       <main id="main">
         {banner}
         {channelBanner}

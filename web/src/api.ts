@@ -1,8 +1,9 @@
 /**
  * The console talks to the broker only through its public API (/api/v1), with the contract's own
- * types. Signed in through the IdP, the session is an HttpOnly cookie and every POST carries the
- * session's CSRF token; signed in with an API token (a broker without an IdP, e.g. the demo), the
- * token is kept in this tab's sessionStorage only and sent as a bearer token.
+ * types. Signed in through the IdP (or the local fallback while it is down), the session is an
+ * HttpOnly cookie and every POST carries the session's CSRF token; signed in with an API token (a
+ * broker without an IdP, e.g. the demo), the token is kept in this tab's sessionStorage only and
+ * sent as a bearer token.
  */
 import type {
   AuditEventList,
@@ -10,14 +11,21 @@ import type {
   CreateGrantBody,
   DrillList,
   DrillRunView,
+  FactorList,
+  FactorProof,
+  FactorView,
   GrantList,
   GrantView,
+  LoginResult,
   Me,
   Problem,
   RecordingView,
   ReviewBody,
   RolesResponse,
+  SessionView,
   TerminalRecordingView,
+  TotpEnrollView,
+  WebauthnEnrollView,
 } from "../../src/contract/api.js";
 
 export type * from "../../src/contract/api.js";
@@ -47,13 +55,25 @@ export const tokenLogin = {
 };
 
 /**
- * Asks the person for a second-factor code when an action needs a fresh one (a role with
- * `step_up`); null when they cancel. Set by the app's step-up dialog.
+ * Asks the person for a fresh second factor when an action needs one (a role with `step_up`): it
+ * verifies it (POST /auth/step-up) and resolves true, or false when they cancel. Set by the app's
+ * step-up dialog only for a session that can step up (not an API token, not a broker without
+ * local factors): otherwise the broker's refusal is shown as it is.
  */
-let askStepUp: ((why: string) => Promise<string | null>) | null = null;
-export const setStepUpPrompt = (fn: ((why: string) => Promise<string | null>) | null) => {
+let askStepUp: ((why: string) => Promise<boolean>) | null = null;
+export const setStepUpPrompt = (fn: ((why: string) => Promise<boolean>) | null) => {
   askStepUp = fn;
 };
+
+/** Why the step-up dialog opened, in the console's words (the API's detail names CLI commands). */
+function stepUpReason(p: Problem): string {
+  const { roleId, maxAgeS, action } = p as Problem & { roleId?: unknown; maxAgeS?: unknown; action?: unknown };
+  if (typeof roleId !== "string" || typeof maxAgeS !== "number" || typeof action !== "string") {
+    return p.detail ?? "This action needs a fresh second factor.";
+  }
+  const window = maxAgeS >= 120 ? `${Math.round(maxAgeS / 60)} minutes` : `${maxAgeS} seconds`;
+  return `To ${action} ${roleId}, confirm a second factor (it counts for ${window}).`;
+}
 
 async function call<T>(method: "GET" | "POST", path: string, body?: unknown, retried = false): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
@@ -73,22 +93,13 @@ async function call<T>(method: "GET" | "POST", path: string, body?: unknown, ret
     const problem = (json as Problem | null) ?? null;
     // A fresh second factor is needed: ask for it, verify it, and try the action once more.
     if (problem?.code === "ERR_STEP_UP_REQUIRED" && askStepUp && !retried && path !== "/auth/step-up") {
-      const code = await askStepUp(problem.detail ?? "This action needs a fresh second factor.");
-      if (code !== null) {
-        await call("POST", "/auth/step-up", { code });
+      if (await askStepUp(stepUpReason(problem))) {
         return call<T>(method, path, body, true);
       }
     }
     throw new ApiError(res.status, problem, `${method} ${path}: ${res.status}`);
   }
   return json as T;
-}
-
-export interface SessionView {
-  user: string;
-  method: "token" | "oidc" | "fallback";
-  csrfToken: string | null;
-  expiresAt: string | null;
 }
 
 export interface IdpHealth {
@@ -173,6 +184,20 @@ export const api = {
   },
   idp: () => call<IdpHealth>("GET", "/auth/idp"),
   logout: () => call<SessionView>("POST", "/auth/logout", {}),
+  async fallbackLogin(user: string, proof: FactorProof): Promise<LoginResult> {
+    const r = await call<LoginResult>("POST", "/auth/fallback/login", { user, ...proof });
+    csrf = r.csrfToken;
+    return r;
+  },
+  stepUp: (proof: FactorProof) => call<{ factorAt: string }>("POST", "/auth/step-up", proof),
+  webauthnChallenge: (user: string) => call<Record<string, unknown>>("POST", "/auth/webauthn/challenge", { user }),
+  factors: () => call<FactorList>("GET", "/auth/factors"),
+  enrollTotp: (label: string) => call<TotpEnrollView>("POST", "/auth/factors/totp", { label }),
+  enrollKey: (label: string) => call<WebauthnEnrollView>("POST", "/auth/factors/webauthn", { label }),
+  confirmFactor: (id: string, proof: FactorProof) =>
+    call<FactorView>("POST", `/auth/factors/${encodeURIComponent(id)}/confirm`, proof),
+  removeFactor: (id: string) => call<FactorList>("POST", `/auth/factors/${encodeURIComponent(id)}/remove`, {}),
+  recoveryCodes: () => call<{ codes: string[] }>("POST", "/auth/factors/recovery", {}),
   me: () => call<Me>("GET", "/me"),
   roles: () => call<RolesResponse>("GET", "/roles"),
   grants: (query: string) => call<GrantList>("GET", `/grants${query}`),

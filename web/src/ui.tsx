@@ -47,15 +47,29 @@ export function useCountdown(initial: number | null): number | null {
   return left;
 }
 
-/** A table that scrolls inside its box on a narrow screen, with column headers. */
-export function Table({ head, children }: { head: readonly string[]; children: ReactNode }) {
+/**
+ * A table with column headers. On a narrow screen it scrolls inside its box; with `stack`, each
+ * row becomes a card of "header: value" lines instead (the cells carry `data-label`), so the
+ * columns that matter are seen without scrolling sideways.
+ */
+export function Table({
+  head,
+  children,
+  stack = false,
+}: {
+  head: readonly string[];
+  children: ReactNode;
+  stack?: boolean;
+}) {
+  // A box that may scroll sideways must be reachable by keyboard to scroll it.
+  const scrollable = stack ? {} : { tabIndex: 0, role: "region", "aria-label": `Table: ${head.join(", ")}` };
   return (
-    <div className="scroll">
-      <table>
+    <div className="scroll" {...scrollable}>
+      <table className={stack ? "stack" : undefined}>
         <thead>
           <tr>
-            {head.map((h) => (
-              <th key={h} scope="col">
+            {head.map((h, i) => (
+              <th key={h || `c${i}`} scope="col">
                 {h}
               </th>
             ))}

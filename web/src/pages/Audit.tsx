@@ -28,14 +28,16 @@ export function AuditPage({ me }: { me: Me }) {
       <ErrorBox error={events.error ?? verdict.error} />
       <label htmlFor="filter">Filter by type or actor</label>
       <input id="filter" value={filter} onChange={(e) => setFilter(e.target.value)} />
-      <Table head={["#", "When", "Type", "Actor", "Grant"]}>
+      <Table head={["#", "When", "Type", "Actor", "Grant"]} stack>
         {list.map((e) => (
           <tr key={e.seq}>
-            <td>{e.seq}</td>
-            <td>{time(e.at)}</td>
-            <td>{e.type}</td>
-            <td>{e.actor}</td>
-            <td className="mono">{e.grantId ?? ""}</td>
+            <td data-label="#">{e.seq}</td>
+            <td data-label="When">{time(e.at)}</td>
+            <td data-label="Type">{e.type}</td>
+            <td data-label="Actor">{e.actor}</td>
+            <td data-label="Grant" className="mono">
+              {e.grantId ?? "—"}
+            </td>
           </tr>
         ))}
       </Table>

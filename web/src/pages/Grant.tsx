@@ -1,11 +1,12 @@
 /**
- * One grant — the page alarm links open. Its context and state, the actions the caller can take
- * now (approve/deny from the alarm's deep link, revoke, release, extend, review), connection
+ * One grant — the page alarm links open. Its context and state (how it ended, once it did), the
+ * actions the caller can take now — only those the API says the caller may (`can`: approve/deny
+ * from the alarm's deep link, cancel, activate, release, extend, revoke, review) — connection
  * details for the holder while active, and the timeline: every audit event, alarms and their
  * delivery, what the session recorded.
  */
 import { type FormEvent, useEffect, useState } from "react";
-import { api, type Me } from "../api.js";
+import { api, type GrantPermissions, type GrantView, type Me, type StoryView } from "../api.js";
 import { duration, time } from "../format.js";
 import { Chip, ErrorBox, Table, useCountdown, useData } from "../ui.js";
 import { RecordingPanel } from "./Recording.js";
@@ -68,6 +69,73 @@ function Action({
   );
 }
 
+const EXTEND_BY = ["15m", "30m", "1h"] as const;
+
+function Extend({ run }: { run: (by: string, reason: string) => Promise<unknown> }) {
+  const [open, setOpen] = useState(false);
+  const [by, setBy] = useState<string>(EXTEND_BY[0]);
+  const [reason, setReason] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  if (!open) {
+    return (
+      <button type="button" className="plain" onClick={() => setOpen(true)}>
+        Extend
+      </button>
+    );
+  }
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await run(by, reason);
+      setOpen(false);
+      setReason("");
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form onSubmit={submit} className="inline-form">
+      <label htmlFor="extend-by">Extend by</label>
+      <select id="extend-by" value={by} onChange={(e) => setBy(e.target.value)}>
+        {EXTEND_BY.map((b) => (
+          <option key={b} value={b}>
+            {b}
+          </option>
+        ))}
+      </select>
+      <label htmlFor="extend-why">Why</label>
+      <input id="extend-why" required value={reason} onChange={(e) => setReason(e.target.value)} />
+      <button type="submit" className="primary">
+        Extend
+      </button>
+      <button type="button" className="plain" onClick={() => setOpen(false)}>
+        Cancel
+      </button>
+      <ErrorBox error={error} />
+    </form>
+  );
+}
+
+/** The state as a person reads it: `ended (revoked)`, not just `ended`. */
+export function stateLabel(g: Pick<GrantView, "state" | "endReason">): string {
+  return (g.state === "ended" || g.state === "reviewed") && g.endReason ? `${g.state} (${g.endReason})` : g.state;
+}
+
+const NOTHING: GrantPermissions = {
+  approve: false,
+  deny: false,
+  cancel: false,
+  activate: false,
+  revoke: false,
+  release: false,
+  extend: false,
+  review: false,
+  ack: false,
+  credential: false,
+  recording: false,
+};
+
 function Review({ id, done }: { id: string; done: () => void }) {
   const [outcome, setOutcome] = useState<(typeof OUTCOMES)[number]>("justified");
   const [notes, setNotes] = useState("");
@@ -103,9 +171,13 @@ function Review({ id, done }: { id: string; done: () => void }) {
   );
 }
 
-export function GrantPage({ id, me }: { id: string; me: Me }) {
-  // The grant as GET /grants/{id} gives it (with what the caller may do), and its story.
-  const story = useData(() => Promise.all([api.grant(id), api.story(id)]), id);
+export function GrantPage({ id, me, storyAllowed }: { id: string; me: Me; storyAllowed: boolean }) {
+  // The grant as GET /grants/{id} gives it (with what the caller may do), and its story (not for
+  // a login via local fallback, which only uses its grants).
+  const story = useData(
+    () => Promise.all([api.grant(id), storyAllowed ? api.story(id) : Promise.resolve(null as StoryView | null)]),
+    id,
+  );
   const [credential, setCredential] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const g = story.data?.[0] ?? null;
@@ -125,6 +197,8 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
       story.reload();
     };
   const mine = g.requester === me.user;
+  const can = g.can ?? NOTHING;
+  const approvedByMe = g.approvals.some((a) => a.approver === me.user);
   const showCredential = async () => {
     try {
       const r = await fetchCredential(g.id);
@@ -143,7 +217,7 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
           <strong>{g.requester}</strong> — {g.role} on {g.target}, incident <strong>{g.incident}</strong>
         </p>
         <p className="state">
-          State: <Chip tone={g.state === "active" ? "warn" : "info"}>{g.state}</Chip>{" "}
+          State: <Chip tone={g.state === "active" ? "warn" : "info"}>{stateLabel(g)}</Chip>{" "}
           {g.emergency ? <Chip tone="bad">EMERGENCY (approval bypassed)</Chip> : null}{" "}
           {g.viaFallback ? <Chip tone="bad">login via local fallback</Chip> : null}{" "}
           {g.state === "active" && left !== null ? (
@@ -158,29 +232,30 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
           {g.approvals.length === 0 ? "none" : g.approvals.map((a) => a.approver).join(", ")} · length{" "}
           {duration(g.durationS)} · access at the target: {g.access.state}
         </p>
-        {g.state === "requested" && !mine && !g.canApprove ? (
+        {g.state === "requested" && !mine && !can.approve ? (
           <p className="hint">
-            Your approval would not count here: approvers must be in the groups of the rule "{g.approvalRule}", and each
-            approves once.
+            {approvedByMe
+              ? `You approved it; it waits for the rest of the rule "${g.approvalRule}".`
+              : `Your approval would not count here: approvers must be in the groups of the rule "${g.approvalRule}", and each approves once.`}
           </p>
         ) : null}
         <div className="actions">
-          {g.state === "requested" && g.canApprove ? (
-            <>
-              <Action
-                label="Approve"
-                field={{ label: "Comment (optional)", required: false }}
-                run={(c) => act("approve", c ? { comment: c } : {})()}
-              />
-              <Action
-                label="Deny"
-                tone="danger"
-                field={{ label: "Why deny", required: true }}
-                run={(r) => act("deny", { reason: r })()}
-              />
-            </>
+          {can.approve ? (
+            <Action
+              label="Approve"
+              field={{ label: "Comment (optional)", required: false }}
+              run={(c) => act("approve", c ? { comment: c } : {})()}
+            />
           ) : null}
-          {(g.state === "requested" || g.state === "approved") && mine ? (
+          {can.deny ? (
+            <Action
+              label="Deny"
+              tone="danger"
+              field={{ label: "Why deny", required: true }}
+              run={(r) => act("deny", { reason: r })()}
+            />
+          ) : null}
+          {can.cancel ? (
             <Action
               label="Cancel request"
               tone="plain"
@@ -188,22 +263,10 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
               run={(r) => act("cancel", { reason: r })()}
             />
           ) : null}
-          {g.state === "approved" && mine ? <Action label="Activate" run={() => act("activate")()} /> : null}
-          {g.state === "active" && mine ? (
-            <>
-              <Action label="Release now" run={() => act("release")()} />
-              <Action
-                label="Extend"
-                tone="plain"
-                field={{ label: "Extend by (e.g. 15m) and why: 15m fixing replication", required: true }}
-                run={(t) => {
-                  const [by, ...why] = t.trim().split(/\s+/);
-                  return act("extend", { by, reason: why.join(" ") || "more time needed" })();
-                }}
-              />
-            </>
-          ) : null}
-          {g.state === "active" ? (
+          {can.activate ? <Action label="Activate" run={() => act("activate")()} /> : null}
+          {can.release ? <Action label="Release now" run={() => act("release")()} /> : null}
+          {can.extend ? <Extend run={(by, reason) => act("extend", { by, reason })()} /> : null}
+          {can.revoke ? (
             <Action
               label="Revoke"
               tone="danger"
@@ -212,7 +275,7 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
             />
           ) : null}
         </div>
-        {g.state === "active" && mine ? (
+        {can.credential ? (
           <div className="connect">
             {credential === null ? (
               <button type="button" onClick={showCredential}>
@@ -228,7 +291,13 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
           </div>
         ) : null}
       </div>
-      {g.state === "ended" && !mine ? <Review id={g.id} done={story.reload} /> : null}
+      {g.state === "ended" && can.review ? <Review id={g.id} done={story.reload} /> : null}
+      {g.state === "ended" && !can.review ? (
+        <p className="hint">
+          Waiting for its review; you cannot review it (its holder and approvers never review it; emergency and fallback
+          uses go to the role's reviewers, where configured).
+        </p>
+      ) : null}
       {g.review ? (
         <div className="card">
           <h2>Review</h2>
@@ -239,6 +308,15 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
           <p>{g.review.notes}</p>
         </div>
       ) : null}
+      {s ? <Story g={g} s={s} can={can} /> : null}
+    </>
+  );
+}
+
+/** What happened: every audit event of the grant, its alarms and their delivery, its recording. */
+function Story({ g, s, can }: { g: GrantView; s: StoryView; can: GrantPermissions }) {
+  return (
+    <>
       <section aria-labelledby="timeline-title">
         <h2 id="timeline-title">Timeline</h2>
         <ol className="timeline">
@@ -252,12 +330,12 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
       </section>
       <section aria-labelledby="alarms-title">
         <h2 id="alarms-title">Alarms ({s.alarms.length})</h2>
-        <Table head={["Event", "Channel", "Delivery"]}>
+        <Table head={["Event", "Channel", "Delivery"]} stack>
           {s.alarms.map((a) => (
             <tr key={a.id}>
-              <td>{a.event}</td>
-              <td>{a.channel}</td>
-              <td>
+              <td data-label="Event">{a.event}</td>
+              <td data-label="Channel">{a.channel}</td>
+              <td data-label="Delivery">
                 {a.state === "delivered" ? (
                   <Chip tone="ok">delivered {a.latencyMs === null ? "" : `in ${a.latencyMs} ms`}</Chip>
                 ) : a.state === "queued" && a.attempts === 0 ? (
@@ -278,7 +356,7 @@ export function GrantPage({ id, me }: { id: string; me: Me }) {
           {s.recording.statements} statement(s) through the gateway in {s.recording.gatewaySessions} session(s),{" "}
           {s.recording.blocked.length} blocked, {s.recording.terminalSessions} recorded terminal session(s).
         </p>
-        <RecordingPanel grantId={g.id} />
+        {can.recording ? <RecordingPanel grantId={g.id} /> : null}
         <ul>
           {s.recording.blocked.map((b) => (
             <li key={b.at} className="bad mono">

@@ -16,7 +16,7 @@ function Countdown({ seconds }: { seconds: number | null }) {
 function GrantRow({ g }: { g: GrantView }) {
   return (
     <tr>
-      <td>
+      <td data-label="Grant">
         <Link to={`/grants/${g.id}`} className="mono">
           {g.id}
         </Link>
@@ -27,16 +27,16 @@ function GrantRow({ g }: { g: GrantView }) {
           </>
         ) : null}
       </td>
-      <td>{g.requester}</td>
-      <td>
+      <td data-label="Holder">{g.requester}</td>
+      <td data-label="Role">
         {g.role}
         <div className="hint">on {g.target}</div>
       </td>
-      <td>{g.incident}</td>
-      <td>
+      <td data-label="Incident">{g.incident}</td>
+      <td data-label="Left">
         <Countdown seconds={g.remainingS} />
       </td>
-      <td>{g.unalarmed ? <Chip tone="bad">UNALARMED</Chip> : <Chip tone="ok">alarmed</Chip>}</td>
+      <td data-label="Alarm">{g.unalarmed ? <Chip tone="bad">UNALARMED</Chip> : <Chip tone="ok">alarmed</Chip>}</td>
     </tr>
   );
 }
@@ -53,7 +53,7 @@ export function NowPage({ me }: { me: Me }) {
   }, [active.reload, waiting.reload]);
   const [error, setError] = useState<unknown>(null);
   const mine = (active.data?.grants ?? []).filter((g) => g.requester === me.user);
-  const toApprove = (waiting.data?.grants ?? []).filter((g) => g.canApprove === true);
+  const toApprove = (waiting.data?.grants ?? []).filter((g) => g.can?.approve === true);
   return (
     <>
       <h1>Now</h1>
@@ -63,7 +63,7 @@ export function NowPage({ me }: { me: Me }) {
         {active.data && active.data.grants.length === 0 ? (
           <p>Nobody holds break-glass access right now.</p>
         ) : (
-          <Table head={["Grant", "Holder", "Role", "Incident", "Left", "Alarm"]}>
+          <Table head={["Grant", "Holder", "Role", "Incident", "Left", "Alarm"]} stack>
             {(active.data?.grants ?? []).map((g) => (
               <GrantRow key={g.id} g={g} />
             ))}
@@ -94,29 +94,33 @@ export function NowPage({ me }: { me: Me }) {
             <li key={g.id} className="card">
               <Link to={`/grants/${g.id}`}>{g.role}</Link> — <Countdown seconds={g.remainingS} /> left
               <div>
-                <button
-                  type="button"
-                  onClick={() =>
-                    api.act(g.id, "release").then(
-                      () => active.reload(),
-                      (e: unknown) => setError(e),
-                    )
-                  }
-                >
-                  Release now
-                </button>
-                <button
-                  type="button"
-                  className="plain"
-                  onClick={() =>
-                    api.act(g.id, "extend", { by: "15m", reason: "more time needed (from the console)" }).then(
-                      () => active.reload(),
-                      (e: unknown) => setError(e),
-                    )
-                  }
-                >
-                  Extend 15 min
-                </button>
+                {g.can?.release ? (
+                  <button
+                    type="button"
+                    onClick={() =>
+                      api.act(g.id, "release").then(
+                        () => active.reload(),
+                        (e: unknown) => setError(e),
+                      )
+                    }
+                  >
+                    Release now
+                  </button>
+                ) : null}
+                {g.can?.extend ? (
+                  <button
+                    type="button"
+                    className="plain"
+                    onClick={() =>
+                      api.act(g.id, "extend", { by: "15m", reason: "more time needed (from the console)" }).then(
+                        () => active.reload(),
+                        (e: unknown) => setError(e),
+                      )
+                    }
+                  >
+                    Extend 15 min
+                  </button>
+                ) : null}
               </div>
             </li>
           ))}

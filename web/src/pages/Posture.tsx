@@ -35,16 +35,18 @@ export function PosturePage() {
       </section>
       <section aria-labelledby="roles-title">
         <h2 id="roles-title">Roles</h2>
-        <Table head={["Role", "Status", "Last use", "Last drill", "Reviews open/overdue"]}>
+        <Table head={["Role", "Status", "Last use", "Last drill", "Reviews open/overdue"]} stack>
           {p.data.roles.map((r) => (
             <tr key={r.role}>
-              <td>{r.role}</td>
-              <td>
+              <td data-label="Role">{r.role}</td>
+              <td data-label="Status">
                 <Chip tone={tone(r.status)}>{r.status}</Chip>
               </td>
-              <td>{time(r.lastUse)}</td>
-              <td>{r.lastDrill ? `${r.lastDrill.name} ${r.lastDrill.result} ${time(r.lastDrill.at)}` : "never"}</td>
-              <td>
+              <td data-label="Last use">{time(r.lastUse)}</td>
+              <td data-label="Last drill">
+                {r.lastDrill ? `${r.lastDrill.name} ${r.lastDrill.result} ${time(r.lastDrill.at)}` : "never"}
+              </td>
+              <td data-label="Reviews">
                 {r.openReviews}/{r.overdueReviews}
               </td>
             </tr>
@@ -53,12 +55,14 @@ export function PosturePage() {
       </section>
       <section aria-labelledby="cred-title">
         <h2 id="cred-title">Break-glass credentials</h2>
-        <Table head={["Credential", "Last rotated", "State"]}>
+        <Table head={["Credential", "Last rotated", "State"]} stack>
           {p.data.credentials.map((c) => (
             <tr key={c.credential}>
-              <td>{c.credential}</td>
-              <td>{c.rotatedAt ? `${time(c.rotatedAt)} (${c.ageDays} d)` : "never by Breakglass"}</td>
-              <td>{c.overdue ? <Chip tone="bad">overdue</Chip> : <Chip tone="ok">ok</Chip>}</td>
+              <td data-label="Credential">{c.credential}</td>
+              <td data-label="Rotated">
+                {c.rotatedAt ? `${time(c.rotatedAt)} (${c.ageDays} d)` : "never by Breakglass"}
+              </td>
+              <td data-label="State">{c.overdue ? <Chip tone="bad">overdue</Chip> : <Chip tone="ok">ok</Chip>}</td>
             </tr>
           ))}
         </Table>

@@ -64,22 +64,22 @@ export function ReviewsPage() {
       <section aria-labelledby="g-title">
         <h2 id="g-title">Grants ({q.data?.reviews.length ?? "…"})</h2>
         {q.data && q.data.reviews.length === 0 ? <p>No grant is waiting for a review.</p> : null}
-        <Table head={["Grant", "Role", "Holder", "Incident", "Due", "You"]}>
+        <Table head={["Grant", "Role", "Holder", "Incident", "Due", "You"]} stack>
           {(q.data?.reviews ?? []).map((r) => (
             <tr key={r.grant.id}>
-              <td>
+              <td data-label="Grant">
                 <Link to={`/grants/${r.grant.id}`} className="mono">
                   {r.grant.id}
                 </Link>{" "}
                 {r.emergency ? <Chip tone="bad">emergency</Chip> : null}
               </td>
-              <td>{r.grant.role}</td>
-              <td>{r.grant.requester}</td>
-              <td>{r.grant.incident}</td>
-              <td>
+              <td data-label="Role">{r.grant.role}</td>
+              <td data-label="Holder">{r.grant.requester}</td>
+              <td data-label="Incident">{r.grant.incident}</td>
+              <td data-label="Due">
                 {time(r.dueAt)} {r.overdue ? <Chip tone="bad">overdue</Chip> : null}
               </td>
-              <td>
+              <td data-label="You">
                 {r.canReview ? <Link to={`/grants/${r.grant.id}`}>review</Link> : <span className="hint">{r.why}</span>}
               </td>
             </tr>

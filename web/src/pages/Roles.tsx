@@ -12,20 +12,20 @@ export function RolesPage() {
       {(roles.data?.domains ?? []).map((d) => (
         <section key={d.name} aria-labelledby={`d-${d.name}`}>
           <h2 id={`d-${d.name}`}>{d.name}</h2>
-          <Table head={["Role", "Target", "Approval", "Length (default / max)", "Requesters", "Emergency"]}>
+          <Table head={["Role", "Target", "Approval", "Length (default / max)", "Requesters", "Emergency"]} stack>
             {d.roles.map((r) => (
               <tr key={r.id}>
-                <td>
+                <td data-label="Role">
                   <strong>{r.name}</strong>
                   <div className="hint">{r.description}</div>
                 </td>
-                <td>{r.target}</td>
-                <td>{r.approval}</td>
-                <td>
+                <td data-label="Target">{r.target}</td>
+                <td data-label="Approval">{r.approval}</td>
+                <td data-label="Length">
                   {duration(r.defaultDurationS)} / {duration(r.maxDurationS)}
                 </td>
-                <td>{r.requesters.join(", ")}</td>
-                <td>{r.emergencyAllowed ? "allowed" : "no"}</td>
+                <td data-label="Requesters">{r.requesters.join(", ")}</td>
+                <td data-label="Emergency">{r.emergencyAllowed ? "allowed" : "no"}</td>
               </tr>
             ))}
           </Table>

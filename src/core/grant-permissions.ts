@@ -1,0 +1,72 @@
+/**
+ * What a person may do with a grant now, answered by the grant machine itself: each action's own
+ * transition is run on the grant and thrown away (a dry run), so the answer cannot drift from what
+ * the action would do. The console shows only the actions answered `true`.
+ *
+ * Not counted here: a fresh second factor (step-up; the console asks for it when an action needs
+ * it), and the gates of the caller's kind of sign-in — an API token's scopes, a login via local
+ * fallback — which the HTTP layer applies on top (see http/route-gate.ts).
+ */
+import {
+  approveGrant,
+  beginActivation,
+  cancelGrant,
+  denyGrant,
+  extendGrant,
+  mayReadRecording,
+  releaseGrant,
+  requireAcknowledger,
+  requireCredentialReader,
+  reviewGrant,
+  revokeGrant,
+} from "./grant-machine.js";
+import type { Grant, Policy } from "./model.js";
+
+export const GRANT_PERMISSIONS = [
+  "approve",
+  "deny",
+  "cancel",
+  "activate",
+  "revoke",
+  "release",
+  "extend",
+  "review",
+  "ack",
+  "credential",
+  "recording",
+] as const;
+export type GrantPermission = (typeof GRANT_PERMISSIONS)[number];
+export type GrantPermissions = Record<GrantPermission, boolean>;
+
+/** A reason for the actions that need one: any non-empty text passes the machine's check. */
+const DRY_RUN = "(dry run)";
+
+function passes(check: () => unknown): boolean {
+  try {
+    check();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether `actor` may do each action on `grant` at `now`. `credential` says only that the holder
+ * may ask: whether the target hands out a credential at all is the connector's business.
+ */
+export function grantPermissions(policy: Policy, grant: Grant, actor: string, now: number): GrantPermissions {
+  return {
+    approve: passes(() => approveGrant(policy, grant, actor, null, now)),
+    deny: passes(() => denyGrant(policy, grant, actor, DRY_RUN, now)),
+    cancel: passes(() => cancelGrant(grant, actor, DRY_RUN, now)),
+    activate: passes(() => beginActivation(grant, actor, {}, now)),
+    revoke: passes(() => revokeGrant(policy, grant, actor, DRY_RUN, now)),
+    release: passes(() => releaseGrant(policy, grant, actor, now)),
+    // By one second: whether there is any room left under the role's maximum.
+    extend: passes(() => extendGrant(policy, grant, actor, 1, DRY_RUN, now)),
+    review: passes(() => reviewGrant(policy, grant, actor, { outcome: "justified", notes: DRY_RUN }, now)),
+    ack: passes(() => requireAcknowledger(policy, grant, actor)),
+    credential: passes(() => requireCredentialReader(grant, actor, now)),
+    recording: mayReadRecording(policy, grant, actor),
+  };
+}
