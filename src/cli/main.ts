@@ -186,14 +186,15 @@ function findCommand(argv: readonly string[]): { command: Command; rest: readonl
 
 /**
  * Run through `npm run SCRIPT --port 9000`, npm keeps `--port` for itself (and passes `9000` on as
- * a stray argument): say so, with the form that works. npm tells its scripts which of its own
- * options it was given through `npm_config_<name>` variables.
+ * a stray argument): say so, with the form that works. npm tells its scripts the options it kept
+ * through `npm_config_<name>` variables.
  */
 function npmTookOptions(command: Command, io: CliIo): string | null {
   const script = io.env.npm_lifecycle_event;
   if (script === undefined) return null;
+  // An option npm did not know is kept as a flag (`true`) and its value passed on as an argument.
   const taken = Object.keys(command.options).filter(
-    (name) => io.env[`npm_config_${name.replace(/-/g, "_")}`] !== undefined,
+    (name) => io.env[`npm_config_${name.replace(/-/g, "_")}`] === "true",
   );
   if (taken.length === 0) return null;
   const example = taken.map((name) => `--${name}${command.options[name]?.type === "string" ? " VALUE" : ""}`).join(" ");
