@@ -31,7 +31,7 @@ describe("breakglass guardrail", () => {
     expect(allowed.code, allowed.stderr).toBe(0);
     expect(allowed.stdout).toMatch(/^ALLOWED \(allow\): cloudtrail:StopLogging/);
     const denied = await sim("arn:aws:iam::123456789012:role/Admin");
-    expect(denied.code).toBe(1);
+    expect(denied.code).toBe(6);
     expect(denied.stdout).toContain("DENY: explicitly denied by");
     expect(denied.stdout).toContain("ArnNotLike aws:PrincipalArn=arn:aws:iam::123456789012:role/Admin");
   });

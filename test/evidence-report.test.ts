@@ -9,11 +9,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { verifyStoreChain } from "../src/audit/audit-verify.js";
 import { buildEvidenceReport, reportCsv, reportHtml, reportJson } from "../src/audit/evidence-report.js";
+import { HEADLESS_CHROMIUM_ARGS } from "../src/audit/pdf.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
@@ -142,7 +144,8 @@ describe("evidence report", () => {
     expect(html).toContain("HIPAA §164.312(a)(2)(ii)");
     expect(html).toContain("EMERGENCY self-activation");
     // Tier-2 openings and the credentials' rotation have their own sections.
-    expect(json.summary).toMatchObject({ vaultOpenings: 1, vaultOpeningsReviewed: 1, credentials: 2 });
+    // Only credentials the configuration has: this one sets no `secrets.key_file`, so no data key.
+    expect(json.summary).toMatchObject({ vaultOpenings: 1, vaultOpeningsReviewed: 1, credentials: 1 });
     expect(json.vaultOpenings).toEqual([
       expect.objectContaining({
         opening: "vo_e0a1_1",
@@ -151,14 +154,32 @@ describe("evidence report", () => {
         review: expect.objectContaining({ outcome: "justified", reviewer: "erin" }),
       }),
     ]);
-    expect(json.rotation.credentials.map((c: { credential: string }) => c.credential)).toEqual([
-      "audit signing key",
-      "data key (secrets.key_file)",
-    ]);
+    expect(json.rotation.credentials.map((c: { credential: string }) => c.credential)).toEqual(["audit signing key"]);
     expect(html).toContain("<h2>Tier-2 openings</h2>");
     expect(html).toContain("AWS SSO down");
     expect(html).toContain("<h2>Credential rotation</h2>");
   });
+
+  it("on screen, the document starts at the top: the cover fills a page only when printed", async () => {
+    const file = join(dir, "report.html");
+    writeFileSync(file, reportHtml(await build()));
+    const browser = await chromium.launch({
+      executablePath: process.env.BREAKGLASS_CHROMIUM ?? "/usr/bin/chromium",
+      args: [...HEADLESS_CHROMIUM_ARGS],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await page.goto(`file://${file}`);
+      const top = async () =>
+        (await page.evaluate("document.querySelector('h1').getBoundingClientRect().top")) as number;
+      // Before the fix the title sat ~360 px down, centred in a 240 mm cover on screen too.
+      expect(await top()).toBeLessThan(40);
+      await page.emulateMedia({ media: "print" });
+      expect(await top()).toBeGreaterThan(200);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
 
   it("prints to PDF with Chromium; the pages render and are not blank", async () => {
     requireBuild();

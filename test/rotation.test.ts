@@ -90,7 +90,7 @@ describe("rotation", () => {
     requireBuild();
     const env = { [TARGET_ENV]: target.adminUrl };
     const before = await runCli(["rotation", "status", "--config", join(dir, "breakglass.yaml")], env);
-    expect(before.code).toBe(1);
+    expect(before.code).toBe(6);
     expect(before.stdout).toContain("OVERDUE  target pg: admin password: never rotated by Breakglass");
     expect(before.stdout).toMatch(
       /OVERDUE {2}target hosts: SSH CA key: 40 day\(s\) old, due \d{4}-\d\d-\d\d — ssh-keygen a new CA key/,

@@ -359,7 +359,7 @@ describe("breakglass vault (CLI, offline)", () => {
     const cwd = dir;
     const bg = (args: string[]) => runCli(args, {}, { cwd });
     const status = await bg(["vault", "status", "db.envelope"]);
-    expect(status.code).toBe(1);
+    expect(status.code).toBe(6);
     expect(status.stdout).toContain("USED: opened");
     writeFileSync(join(cwd, "db2.txt"), "new-db-admin-password");
     const rotated = await bg(["vault", "rotate", "db.envelope", "--secret-file", "db2.txt", "--out", "db-2.envelope"]);

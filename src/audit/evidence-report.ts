@@ -366,7 +366,9 @@ ${a.blocked.map((b) => `<p class="mono bad">BLOCKED ${esc(iso(b.startedAt))}: ${
 ${
   g.review
     ? `<p>${badge(g.review.outcome !== "unjustified", g.review.outcome, g.review.outcome)} by ${esc(g.review.reviewer)} at ${esc(iso(g.review.at))}</p><p>${esc(g.review.notes)}</p>${(g.review.followUps ?? []).map((f) => `<p>Follow-up: ${esc(f.action)} — owner ${esc(f.owner)}${f.due === null ? "" : `, due ${esc(iso(f.due).slice(0, 10))}`}</p>`).join("")}`
-    : `<p class="bad">Not reviewed${g.reviewDueAt !== null ? ` (due ${esc(iso(g.reviewDueAt))})` : ""}</p>`
+    : g.drill
+      ? "<p>A drill's grant: a rehearsal of the real path, not reviewed — its run is listed under Drills.</p>"
+      : `<p class="bad">Not reviewed${g.reviewDueAt !== null ? ` (due ${esc(iso(g.reviewDueAt))})` : ""}</p>`
 }
 </section>`;
     })
@@ -380,7 +382,9 @@ ${
 @page { size: A4; margin: 18mm 16mm; }
 body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10pt; color: #111; }
 h1 { font-size: 22pt; margin: 0 0 6mm; } h2 { font-size: 14pt; border-bottom: 1px solid #999; padding-bottom: 2mm; } h3 { font-size: 11pt; margin: 5mm 0 2mm; }
-.page { page-break-before: always; } .cover { height: 240mm; display: flex; flex-direction: column; justify-content: center; }
+.page { page-break-before: always; }
+/* The cover fills the first printed page; on screen it is just the top of the document. */
+@media print { .cover { height: 240mm; display: flex; flex-direction: column; justify-content: center; } }
 table { border-collapse: collapse; width: 100%; margin: 2mm 0; } th, td { border: 1px solid #bbb; padding: 1.5mm 2mm; text-align: left; vertical-align: top; }
 th { background: #eee; } .kv th { width: 18%; } .ok { color: #0a6b0a; font-weight: bold; } .bad { color: #b00020; font-weight: bold; }
 .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 8.5pt; } small { color: #555; }
@@ -411,7 +415,7 @@ ${CONTROLS.map((c) => `<tr><td>${esc(c.section)}</td><td class="controls">${c.co
 </table>
 <h2>All accesses</h2>
 <table><tr><th>Grant</th><th>Role</th><th>Holder</th><th>Incident</th><th>Active</th><th>Review</th></tr>
-${r.accesses.map((a) => `<tr><td class="mono">${esc(a.grant.id)}</td><td>${esc(a.grant.roleId)}${a.grant.emergency ? " (emergency)" : ""}${a.grant.drill ? " [DRILL]" : ""}</td><td>${esc(a.grant.requester)}</td><td>${esc(a.grant.incident)}</td><td>${esc(iso(a.grant.activatedAt))}</td><td>${esc(a.grant.review?.outcome ?? "not reviewed")}</td></tr>`).join("\n")}
+${r.accesses.map((a) => `<tr><td class="mono">${esc(a.grant.id)}</td><td>${esc(a.grant.roleId)}${a.grant.emergency ? " (emergency)" : ""}${a.grant.drill ? " [DRILL]" : ""}</td><td>${esc(a.grant.requester)}</td><td>${esc(a.grant.incident)}</td><td>${esc(iso(a.grant.activatedAt))}</td><td>${esc(a.grant.review?.outcome ?? (a.grant.drill ? "drill (not reviewed)" : "not reviewed"))}</td></tr>`).join("\n")}
 </table>
 </section>
 ${accessPages}

@@ -14,8 +14,11 @@ export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
-  /** Resolves on the first SIGINT/SIGTERM (long-running commands: server, demo). */
-  waitForStop(): Promise<string>;
+  /**
+   * Resolves on the first SIGINT/SIGTERM (long-running commands: server, demo) — and, with
+   * `withParent`, when the process that started this one exits (`parent exited`).
+   */
+  waitForStop(options?: { readonly withParent?: boolean }): Promise<string>;
   /** Ask on stderr and read one line from stdin (not echoed when `hidden` and stdin is a terminal). */
   ask(question: string, hidden: boolean): Promise<string>;
 }
@@ -27,16 +30,26 @@ export const processIo = (): CliIo => ({
   env: process.env,
   cwd: process.cwd(),
   ask: (question, hidden) => askLine(question, hidden),
-  waitForStop: () =>
+  waitForStop: (options = {}) =>
     new Promise((resolve) => {
-      const stop = (signal: string) => {
+      let watch: NodeJS.Timeout | undefined;
+      const stop = (reason: string) => {
+        if (watch) clearInterval(watch);
         // A second signal while stopping means "now": do not wait for a slow shutdown.
         process.once("SIGINT", () => process.exit(130));
         process.once("SIGTERM", () => process.exit(143));
-        resolve(signal);
+        resolve(reason);
       };
       process.once("SIGINT", () => stop("SIGINT"));
       process.once("SIGTERM", () => stop("SIGTERM"));
+      // A parent that dies without passing on a signal (npm killed, a closed tool) leaves this
+      // process re-parented: its parent pid changes. Nothing to watch when started by init.
+      const parent = process.ppid;
+      if (options.withParent && parent > 1) {
+        watch = setInterval(() => {
+          if (process.ppid !== parent) stop("parent exited");
+        }, 500);
+      }
     }),
 });
 
@@ -112,21 +125,38 @@ async function pipedLine(): Promise<string> {
   }
 }
 
-/** A failure that ends the command with a given exit code and message (printed as `error: …`). */
+/** The stable code a CLI failure prints when the command gives none: one per exit code. */
+const CODE_BY_EXIT: Readonly<Record<ExitCode, string>> = {
+  [EXIT.OK]: "ERR_INTERNAL",
+  [EXIT.REFUSED]: "ERR_REFUSED",
+  [EXIT.USAGE]: "ERR_USAGE",
+  [EXIT.CONFIG]: "ERR_CONFIG_INVALID",
+  [EXIT.AUDIT_FAILED]: "ERR_AUDIT_CHAIN_BROKEN",
+  [EXIT.UNAVAILABLE]: "ERR_INTERNAL",
+  [EXIT.CHECK_FAILED]: "ERR_CHECK_FAILED",
+};
+
+/**
+ * A failure that ends the command with a given exit code and message, printed as
+ * `error: <message> (<code>)` like every other error.
+ */
 export class CliError extends Error {
   readonly exitCode: ExitCode;
+  /** The stable `ERR_…` code printed after the message. */
+  readonly code: string;
   /** Printed after the message, e.g. the formatted config issues. */
   readonly extra: string | undefined;
 
-  constructor(exitCode: ExitCode, message: string, extra?: string) {
+  constructor(exitCode: ExitCode, message: string, extra?: string, code?: string) {
     super(message);
     this.name = "CliError";
     this.exitCode = exitCode;
     this.extra = extra;
+    this.code = code ?? CODE_BY_EXIT[exitCode];
   }
 }
 
-/** The command line is wrong (exit 2); the usage of the command is printed after the message. */
+/** The command line is wrong (exit 2, `ERR_USAGE`); the usage of the command is printed after the message. */
 export class UsageError extends CliError {
   readonly command: string | undefined;
   constructor(message: string, command?: string) {
@@ -134,4 +164,9 @@ export class UsageError extends CliError {
     this.name = "UsageError";
     this.command = command;
   }
+}
+
+/** `message (code)`, unless the message already ends with its code in parentheses. */
+export function withCode(message: string, code: string): string {
+  return /\(ERR_[A-Z_]+[^()]*\)$/.test(message) ? message : `${message} (${code})`;
 }

@@ -3,6 +3,7 @@
  * strictly: unknown options are usage errors), its help text, and what it runs.
  */
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { closest } from "../core/suggest.js";
 import { type CliIo, UsageError } from "./cli-io.js";
 
 export interface OptionSpec {
@@ -96,7 +97,7 @@ export function parseCommand(command: Command, argv: readonly string[]): { input
   try {
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UsageError(parseArgsMessage(e), command.name);
+    throw new UsageError(parseArgsMessage(e, command), command.name);
   }
   const values = parsed.values as Record<string, string | boolean | (string | boolean)[] | undefined>;
   const help = values.help === true;
@@ -117,10 +118,28 @@ export function parseCommand(command: Command, argv: readonly string[]): { input
   return { input, help };
 }
 
-/** parseArgs' messages end with advice about `--` that does not fit our commands; keep the first sentence. */
-function parseArgsMessage(e: unknown): string {
+/**
+ * parseArgs' messages, in the CLI's own style (lower case, the option in double quotes, like
+ * every other usage error) and with a "did you mean" for an option that is nearly right.
+ */
+function parseArgsMessage(e: unknown, command: Command): string {
   const message = e instanceof Error ? e.message : String(e);
-  return message.split(/\.\s/)[0]?.replace(/\.$/, "") ?? message;
+  const code = (e as { code?: unknown }).code;
+  const option = /'(-{1,2}[^'\s<=]+)/.exec(message)?.[1];
+  if (option === undefined) return message.split(/\.\s/)[0]?.replace(/\.$/, "") ?? message;
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const names = Object.keys(command.options).concat("help");
+    const near = option.startsWith("--") ? closest(option.slice(2), names) : undefined;
+    return `unknown option "${option}" for \`breakglass ${command.name}\`${near === undefined ? "" : `; did you mean "--${near}"?`}`;
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    if (/does not take an argument/.test(message)) return `option "${option}" takes no value`;
+    if (/ambiguous/.test(message)) {
+      return `option "${option}" needs a value, and the next word looks like an option (write ${option}=VALUE if it is the value)`;
+    }
+    return `option "${option}" needs a value`;
+  }
+  return message.split(/\.\s/)[0]?.replace(/\.$/, "").replace(/'/g, '"') ?? message;
 }
 
 export function usageLine(command: Command): string {

@@ -14,6 +14,12 @@ export const EXIT = {
   AUDIT_FAILED: 4,
   /** The broker is unreachable or failed (a 5xx problem), or something failed unexpectedly. */
   UNAVAILABLE: 5,
+  /**
+   * A check ran and its answer is "not good": posture red, a drill failed, reconcile found drift,
+   * a credential overdue for rotation, an envelope that needs attention, a simulated request
+   * denied. Not a refusal: the command did what was asked (see docs/cli.md).
+   */
+  CHECK_FAILED: 6,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -22,8 +22,10 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), ...rows.map(line)].join("\n");
 }
 
-export function stateText(grant: Pick<GrantView, "state" | "endReason">): string {
-  return grant.state === "ended" && grant.endReason ? `ended (${grant.endReason})` : grant.state;
+/** The state, and `[DRILL]` on a drill's grant: wherever grants are listed, a rehearsal says so. */
+export function stateText(grant: Pick<GrantView, "state" | "endReason" | "drill">): string {
+  const state = grant.state === "ended" && grant.endReason ? `ended (${grant.endReason})` : grant.state;
+  return grant.drill ? `${state} [DRILL]` : state;
 }
 
 /** The "what now" column: time left, approvals so far, or nothing. */
@@ -36,6 +38,7 @@ export function statusText(grant: GrantView): string {
     case "approved":
       return "approved, not activated";
     case "ended":
+      if (grant.drill) return "drill: not reviewed";
       return grant.reviewDueAt ? `review due ${shortTime(grant.reviewDueAt)}` : "";
     case "reviewed":
       return grant.review ? grant.review.outcome : "";
@@ -52,18 +55,31 @@ export function grantsTable(grants: readonly GrantView[]): string {
   );
 }
 
-/** The timeline of a grant, oldest first, from its recorded times. */
+/** The timeline of a grant, oldest first, from its recorded times and its extensions. */
 function timeline(g: GrantView): [string, string][] {
   const events: [string, string][] = [];
+  const extensions = g.extensions ?? [];
+  // `durationS` includes every extension; the request asked for what was left before them.
+  const requestedS = g.durationS - extensions.reduce((sum, x) => sum + x.extraS, 0);
   events.push([
     g.requestedAt,
-    `${g.emergency ? "emergency activation requested" : "requested"} by ${g.requester} for ${formatDuration(g.durationS)}`,
+    `${g.emergency ? "emergency activation requested" : "requested"} by ${g.requester} for ${formatDuration(requestedS)}${g.drill ? " (a drill)" : ""}`,
   ]);
   for (const a of g.approvals) {
     events.push([a.at, `approved by ${a.approver}${a.comment ? ` — "${a.comment}"` : ""}`]);
   }
   if (g.approvedAt) events.push([g.approvedAt, `approval rule satisfied (${g.approvalRule ?? "?"})`]);
-  if (g.activatedAt) events.push([g.activatedAt, `activated at target ${g.target}, until ${shortTime(g.endsAt)}`]);
+  if (g.activatedAt) {
+    const firstEnd = extensions[0] ? Date.parse(extensions[0].endsAt) - extensions[0].extraS * 1000 : null;
+    const until = firstEnd === null ? g.endsAt : new Date(firstEnd).toISOString();
+    events.push([g.activatedAt, `activated at target ${g.target}, until ${shortTime(until)}`]);
+  }
+  for (const x of extensions) {
+    events.push([
+      x.at,
+      `extended by ${x.by} by ${formatDuration(x.extraS)}, until ${shortTime(x.endsAt)} — "${x.reason}"`,
+    ]);
+  }
   if (g.endedAt) {
     const who = g.closedBy ? ` by ${g.closedBy}` : "";
     const why = g.closeReason ? ` — "${g.closeReason}"` : "";
@@ -72,13 +88,17 @@ function timeline(g: GrantView): [string, string][] {
   }
   if (g.review)
     events.push([g.review.at, `reviewed by ${g.review.reviewer}: ${g.review.outcome} — "${g.review.notes}"`]);
+  // A stable sort: events at the same second keep the order they happened in.
   return events.sort((a, b) => a[0].localeCompare(b[0]));
 }
 
 export function grantDetail(g: GrantView): string {
   const rows: [string, string][] = [
     ["role", `${g.role} (domain ${g.domain}, target ${g.target})`],
-    ["state", `${stateText(g)}${g.emergency ? "  (emergency: must be reviewed)" : ""}`],
+    [
+      "state",
+      `${stateText(g)}${g.drill ? "  (a drill's grant: a rehearsal of the real path, not reviewed)" : g.emergency ? "  (emergency: must be reviewed)" : ""}`,
+    ],
     ["requester", g.requester],
     ["incident", g.incident],
     ["justification", g.justification],
@@ -140,7 +160,7 @@ export function actionSummary(g: GrantView): string {
     case "approved":
       return `${head}  — approved; the requester activates it with \`breakglass activate ${g.id}\``;
     case "active":
-      return `${head}  — until ${shortTime(g.endsAt)} (${formatDuration(g.remainingS ?? 0)} left)${g.emergency ? "; emergency use: it will be reviewed" : ""}`;
+      return `${head}  — until ${shortTime(g.endsAt)} (${formatDuration(g.remainingS ?? 0)} left)${g.emergency && !g.drill ? "; emergency use: it will be reviewed" : ""}`;
     case "ended":
       return `${head}  — access at ${g.target}: ${g.access.state}${g.access.lastError ? ` (last error: ${g.access.lastError})` : ""}`;
     default:

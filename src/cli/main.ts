@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { isBreakglassError } from "../core/errors.js";
 import { STATUS_BY_CODE } from "../http/problem.js";
 import { ApiProblemError, BrokerUnreachableError } from "./api-client.js";
-import { CliError, type CliIo, processIo, UsageError } from "./cli-io.js";
+import { CliError, type CliIo, processIo, UsageError, withCode } from "./cli-io.js";
 import { type Command, commandHelp, parseCommand, usageLine } from "./command.js";
 import { adminCommands } from "./commands/admin-commands.js";
 import { authCommands } from "./commands/auth-commands.js";
@@ -157,7 +157,8 @@ export function generalHelp(): string {
     "Run `breakglass <command> --help` for a command's options.",
     "",
     "Exit codes: 0 ok, 1 refused by the broker, 2 usage error, 3 configuration invalid,",
-    "            4 audit verification failed, 5 broker unreachable or server error.",
+    "            4 audit verification failed, 5 broker unreachable or server error,",
+    "            6 a check found a problem (posture red, drill failed, drift, overdue rotation, …).",
   );
   return lines.join("\n");
 }
@@ -183,16 +184,37 @@ function findCommand(argv: readonly string[]): { command: Command; rest: readonl
   return one ? { command: one, rest: argv.slice(1) } : null;
 }
 
+/**
+ * Run through `npm run SCRIPT --port 9000`, npm keeps `--port` for itself (and passes `9000` on as
+ * a stray argument): say so, with the form that works. npm tells its scripts the options it kept
+ * through `npm_config_<name>` variables.
+ */
+function npmTookOptions(command: Command, io: CliIo): string | null {
+  const script = io.env.npm_lifecycle_event;
+  if (script === undefined) return null;
+  // An option npm did not know is kept as a flag (`true`) and its value passed on as an argument.
+  const taken = Object.keys(command.options).filter(
+    (name) => io.env[`npm_config_${name.replace(/-/g, "_")}`] === "true",
+  );
+  if (taken.length === 0) return null;
+  const example = taken.map((name) => `--${name}${command.options[name]?.type === "string" ? " VALUE" : ""}`).join(" ");
+  return `npm kept ${taken.map((n) => `--${n}`).join(", ")} for itself: put the options after \`--\`, as in \`npm run ${script} -- ${example}\``;
+}
+
 /** Print a failure once and choose its exit code. */
 export function report(error: unknown, io: CliIo): number {
   if (error instanceof UsageError) {
-    io.err(`error: ${error.message}`);
+    io.err(`error: ${withCode(error.message, error.code)}`);
     const command = COMMANDS.find((c) => c.name === error.command);
-    if (command) io.err(`usage: ${usageLine(command)}\nRun \`breakglass ${command.name} --help\` for details.`);
+    if (command) {
+      const npm = npmTookOptions(command, io);
+      if (npm) io.err(npm);
+      io.err(`usage: ${usageLine(command)}\nRun \`breakglass ${command.name} --help\` for details.`);
+    }
     return EXIT.USAGE;
   }
   if (error instanceof CliError) {
-    io.err(`error: ${error.message}`);
+    io.err(`error: ${withCode(error.message, error.code)}`);
     if (error.extra) io.err(error.extra);
     return error.exitCode;
   }

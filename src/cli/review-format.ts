@@ -61,7 +61,7 @@ export function storyText(s: Story): string {
   const g = s.grant;
   const lines: string[] = [
     `Grant ${g.id} — ${g.role} on ${g.target} for ${g.requester}, incident ${g.incident}`,
-    `state: ${stateText(g)}${g.emergency ? " — EMERGENCY activation (policy bypass)" : ""}${g.viaFallback ? " — requested from a LOGIN VIA LOCAL FALLBACK" : ""}`,
+    `state: ${stateText(g)}${g.drill ? " — a drill's grant (rehearsal; not reviewed)" : ""}${g.emergency ? " — EMERGENCY activation (policy bypass)" : ""}${g.viaFallback ? " — requested from a LOGIN VIA LOCAL FALLBACK" : ""}`,
     `justification: ${g.justification}`,
     `approvals: ${g.approvals.length === 0 ? "none" : g.approvals.map((a) => `${a.approver} at ${shortTime(a.at)}`).join(", ")}`,
     `timing: approved after ${duration(s.timing.timeToApprovalS)}, access after ${duration(s.timing.timeToAccessS)}, held ${duration(s.timing.heldS)}; review due ${shortTime(s.timing.reviewDueAt)}`,
@@ -87,11 +87,14 @@ export function storyText(s: Story): string {
     );
     for (const f of g.review.followUps)
       lines.push(`  follow-up: ${f.action} (owner ${f.owner}${f.due ? `, due ${f.due}` : ""})`);
-  } else if (g.state === "ended") {
+  } else if (s.canReview) {
     lines.push(
       "",
       `Record the verdict: breakglass review ${g.id} --outcome justified|justified_with_findings|unjustified --notes "…" [--follow-up "ACTION@OWNER[@YYYY-MM-DD]"]`,
     );
+  } else if (s.why !== null) {
+    // Only someone who may record the verdict is told how; everyone else is told why not.
+    lines.push("", `You cannot record its verdict: ${s.why}`);
   }
   return lines.join("\n");
 }

@@ -12,6 +12,7 @@ import { parseRule, ruleGroups, ruleSatisfiable } from "../core/approval-policy.
 import { isDuration, parseDuration } from "../core/duration.js";
 import type { ApprovalRule, ApprovalTerm, Policy, UserDef } from "../core/model.js";
 import { Redacted } from "../core/redacted.js";
+import { unknownRoleHint } from "../core/suggest.js";
 import { listNames, type PathSegment, type Problem, problem, problemsFromZod, suggest } from "./config-issues.js";
 
 export interface CheckOptions {
@@ -261,7 +262,7 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
         problem(
           ["drills", name, "role"],
           `drill \`${name}\` rehearses role \`${drill.role}\`, which is not configured`,
-          suggest(drill.role, roleIds, "configured roles"),
+          unknownRoleHint(drill.role, roleIds),
         ),
       );
     }

@@ -6,6 +6,7 @@ import { type Document, isAlias, isMap, isScalar, isSeq, type LineCounter, type 
 import type { z } from "zod";
 import { configHints } from "../contract/config-schema.js";
 import type { ConfigIssue } from "../core/errors.js";
+import { closest } from "../core/suggest.js";
 
 export type PathSegment = string | number;
 
@@ -28,35 +29,6 @@ export function pathText(path: readonly PathSegment[]): string {
 
 // ---------------------------------------------------------------------------------------------
 // Suggestions
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 0;
-}
-
-/** The candidate `word` was most likely meant to be, if any is close enough. */
-export function closest(word: string, candidates: Iterable<string>): string | undefined {
-  const norm = (s: string) => s.toLowerCase().replace(/[-_.\s]/g, "");
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const candidate of candidates) {
-    if (norm(candidate) === norm(word)) return candidate;
-    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
-}
 
 /** `did you mean \`x\`?`, or else the list of what exists (`what` names the list). */
 export function suggest(word: string, candidates: Iterable<string>, what: string, otherwise?: string): string {

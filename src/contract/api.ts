@@ -410,6 +410,9 @@ export const GrantViewSchema = z
     endReason: z.enum(END_REASONS).nullable(),
     emergency: z.boolean(),
     viaFallback: z.boolean().describe("Requested from a login via local fallback (IdP down): flagged for review"),
+    drill: z
+      .boolean()
+      .describe("A drill's grant (`breakglass drill run`): a rehearsal of the real path, never queued for review"),
     justification: z.string(),
     incident: z.string(),
     durationS: z.int(),
@@ -427,6 +430,20 @@ export const GrantViewSchema = z
     closeReason: z.string().nullable(),
     access: AccessViewSchema,
     alarms: z.array(AlarmViewSchema).optional().describe("The grant's alarms and their delivery (on GET /grants/{id})"),
+    extensions: z
+      .array(
+        z.object({
+          at: IsoTime,
+          by: z.string(),
+          extraS: z.int(),
+          endsAt: IsoTime.describe("The end after this extension"),
+          reason: z.string(),
+        }),
+      )
+      .optional()
+      .describe(
+        "Every extension, oldest first (on GET /grants/{id}); `durationS` is the requested duration plus their `extraS`",
+      ),
     unalarmed: z
       .boolean()
       .optional()
@@ -553,6 +570,11 @@ export const GrantStorySchema = z
       heldS: z.number().nullable().describe("Activation to end"),
       reviewDueAt: IsoTime.nullable(),
     }),
+    canReview: z.boolean().describe("Whether the caller may record the verdict now"),
+    why: z
+      .string()
+      .nullable()
+      .describe("Why not, when canReview is false (already reviewed, not ended yet, a drill's grant, the holder …)"),
   })
   .register(apiSchemas, { id: "GrantStory" });
 

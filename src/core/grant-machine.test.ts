@@ -5,6 +5,7 @@ import { BreakglassError, type ErrorCode } from "./errors.js";
 import {
   ACTIVATION_LEASE_MS,
   approveGrant,
+  awaitsReview,
   beginActivation,
   beginRevocation,
   cancelGrant,
@@ -463,6 +464,17 @@ describe("requestGrant", () => {
     expect(e.detail).toEqual({ roleId: "production/nope" });
   });
 
+  it("names the role that was meant: DOMAIN/ROLE for a bare role name, the closest id for a typo", () => {
+    const id = ROLE_DB_ADMIN;
+    const bare = id.slice(id.indexOf("/") + 1);
+    expect(expectCode(() => request({ roleId: bare }), "ERR_NOT_FOUND").message).toBe(
+      `no role "${bare}" is configured; roles are named DOMAIN/ROLE: did you mean \`${id}\`?`,
+    );
+    expect(expectCode(() => request({ roleId: `${id}x` }), "ERR_NOT_FOUND").message).toContain(
+      `did you mean \`${id}\`?`,
+    );
+  });
+
   it("allows one open grant per role and names the open one", () => {
     const open = makeGrant({ id: "g_open", state: "approved" });
     const e = expectCode(() => request({ id: "g_2" }, open), "ERR_OPEN_GRANT_EXISTS");
@@ -769,6 +781,32 @@ describe("releaseGrant", () => {
     const t = releaseGrant(policy, grant, "alice", now + MINUTE);
     expect(t.grant).toMatchObject({ state: "ended", endReason: "released", closedBy: "alice", closeReason: null });
     expect(t.event.data).not.toHaveProperty("reason");
+  });
+});
+
+describe("a drill's grant", () => {
+  it("ends without a review deadline, never falls due for review, and refuses a review", () => {
+    const { grant, now } = grantAt("active", { request: { drill: true } });
+    expect(grant).toMatchObject({ drill: true, reviewDueAt: null });
+    const extended = extendGrant(policy, grant, "alice", 60, "longer rehearsal", now + SECOND).grant;
+    expect(extended.reviewDueAt).toBeNull();
+    const ended = releaseGrant(policy, extended, "alice", now + MINUTE).grant;
+    expect(ended).toMatchObject({ state: "ended", reviewDueAt: null });
+    expect(awaitsReview(ended)).toBe(false);
+    // Even a drill grant stored with a deadline (before drills were kept out of review) never alarms.
+    const legacy = { ...ended, access: "revoked" as const, reviewDueAt: now + HOUR };
+    expect(dueAction(legacy, now + 400 * 24 * HOUR)).toBeNull();
+    expect(dueAt(legacy)).toBeNull();
+    const e = expectCode(
+      () => reviewGrant(policy, ended, "erin", { outcome: "justified", notes: "rehearsal" }, now + HOUR),
+      "ERR_INVALID_TRANSITION",
+    );
+    expect(e.message).toContain("belongs to a drill");
+  });
+
+  it("is the only kind of ended grant that does not await review", () => {
+    const { grant, now } = grantAt("active");
+    expect(awaitsReview(releaseGrant(policy, grant, "alice", now + MINUTE).grant)).toBe(true);
   });
 });
 

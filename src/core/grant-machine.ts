@@ -7,6 +7,7 @@ import { groupsOf, ruleGroups, ruleSatisfied } from "./approval-policy.js";
 import type { AuditEventDraft, AuditEventType } from "./audit-event.js";
 import { BreakglassError } from "./errors.js";
 import type { FollowUp, Grant, GrantReview, GrantState, Policy, ReviewOutcome, RoleDef } from "./model.js";
+import { unknownRoleHint } from "./suggest.js";
 
 export const SYSTEM_ACTOR = "system";
 
@@ -49,6 +50,24 @@ const isEmergencyUse = (grant: Grant): boolean => grant.emergency || grant.viaFa
 function reviewDeadlineS(r: RoleDef | undefined, grant: Grant): number {
   const base = r?.reviewDeadlineS ?? EMERGENCY_REVIEW_S;
   return isEmergencyUse(grant) ? (r?.emergencyReviewDeadlineS ?? Math.min(base, EMERGENCY_REVIEW_S)) : base;
+}
+
+/**
+ * A drill's grant is a rehearsal run by the broker, not a person's use of privilege: its record
+ * is the drill run (`drill.started`/`drill.finished`, every step timed), so it is never put in
+ * front of a human reviewer. It ends in `ended` and stays there — no review deadline, no
+ * overdue alarm, and `review` refuses it (no verdict is ever recorded for a use that was none).
+ */
+const isDrill = (grant: Grant): boolean => grant.drill === true;
+
+/** An ended grant waiting for its review (a drill's grant never is). */
+export function awaitsReview(grant: Grant): boolean {
+  return grant.state === "ended" && !isDrill(grant);
+}
+
+/** When `grant`, ending at `endsAt`, must be reviewed by; null for a drill's grant. */
+function reviewDueAt(r: RoleDef | undefined, grant: Grant, endsAt: number): number | null {
+  return isDrill(grant) ? null : endsAt + reviewDeadlineS(r, grant) * 1000;
 }
 
 function role(policy: Policy, roleId: string): RoleDef {
@@ -140,7 +159,14 @@ function bump(grant: Grant, patch: Partial<Grant>): Grant {
  *   ERR_OPEN_GRANT_EXISTS (when `openGrant` is the requester's open grant of the same role)
  */
 export function requestGrant(policy: Policy, input: RequestInput, now: number, openGrant: Grant | null): Transition {
-  const r = role(policy, input.roleId);
+  const r = policy.roles.get(input.roleId);
+  if (!r) {
+    throw new BreakglassError(
+      "ERR_NOT_FOUND",
+      `no role "${input.roleId}" is configured; ${unknownRoleHint(input.roleId, policy.roles.keys())}`,
+      { roleId: input.roleId },
+    );
+  }
   if (!policy.users.has(input.requester)) {
     throw new BreakglassError("ERR_NOT_ELIGIBLE_REQUESTER", `"${input.requester}" is not a configured user`, {
       user: input.requester,
@@ -480,7 +506,7 @@ export function completeActivation(
     accessHandle:
       Object.keys(handleUpdate).length > 0 ? { ...grant.accessHandle, ...handleUpdate } : grant.accessHandle,
     accessNextAt: null,
-    reviewDueAt: grant.endsAt + reviewDeadlineS(r, grant) * 1000,
+    reviewDueAt: reviewDueAt(r, grant, grant.endsAt),
     warnAt: warnTime(r, now, grant.endsAt),
   });
   const type = grant.emergency ? "grant.emergency_activated" : "grant.activated";
@@ -557,15 +583,25 @@ export function requireAcknowledger(policy: Policy, grant: Grant, actor: string)
 }
 
 /**
- * Only the holder reads a grant's credential, and only while its window is open.
- * @throws ERR_FORBIDDEN (not the holder), ERR_INVALID_TRANSITION (not active)
+ * Only the holder reads a grant's credential, only while its window is open, and a drill's grant
+ * only from within the drill (`byDrill`).
+ * @throws ERR_FORBIDDEN (not the holder; a drill's grant outside its drill), ERR_INVALID_TRANSITION (not active)
  */
-export function requireCredentialReader(grant: Grant, actor: string, now: number): void {
+export function requireCredentialReader(grant: Grant, actor: string, now: number, byDrill = false): void {
   if (grant.requester !== actor) {
     throw new BreakglassError(
       "ERR_FORBIDDEN",
       `only the holder (${grant.requester}) can read the credential of grant ${grant.id}`,
       { grantId: grant.id },
+    );
+  }
+  // A drill's grant is nobody's to use: a credential read outside the drill would be access that
+  // no review ever looks at (drill grants skip the review queue).
+  if (grant.drill === true && !byDrill) {
+    throw new BreakglassError(
+      "ERR_FORBIDDEN",
+      `grant ${grant.id} belongs to a drill: only the drill itself reads its credential`,
+      { grantId: grant.id, drill: true },
     );
   }
   if (grant.state !== "active" || grant.access !== "granted" || grant.endsAt === null || grant.endsAt <= now) {
@@ -653,7 +689,7 @@ export function extendGrant(
   const next = bump(grant, {
     durationS,
     endsAt,
-    reviewDueAt: endsAt + reviewDeadlineS(r, grant) * 1000,
+    reviewDueAt: reviewDueAt(r, grant, endsAt),
     // Warned again before the new end (the old warning, if any, no longer holds).
     warnAt: warnTime(r, now, endsAt),
   });
@@ -690,7 +726,7 @@ function end(
     closedBy: actor,
     closeReason: why,
     lapseAt: null,
-    reviewDueAt: now + reviewDeadlineS(r, grant) * 1000,
+    reviewDueAt: reviewDueAt(r, grant, now),
     warnAt: null,
     ...closeAccess(grant, now),
   });
@@ -774,6 +810,13 @@ export function reviewGrant(
   now: number,
 ): Transition {
   requireState(grant, "review", ["ended"]);
+  if (isDrill(grant)) {
+    throw new BreakglassError(
+      "ERR_INVALID_TRANSITION",
+      `grant ${grant.id} belongs to a drill: drills are not reviewed; their run is the record (breakglass drill list)`,
+      { grantId: grant.id, drill: true },
+    );
+  }
   const refusal = reviewRefusal(policy, grant, reviewer);
   if (refusal !== null) throw new BreakglassError("ERR_FORBIDDEN", refusal, { grantId: grant.id });
   const record = reviewRecord(policy, reviewer, review, now);
@@ -887,6 +930,7 @@ export function warnEnding(grant: Grant, now: number): Transition {
 function reviewOverdue(grant: Grant, now: number): boolean {
   return (
     grant.state === "ended" &&
+    !isDrill(grant) &&
     grant.review === null &&
     grant.reviewOverdueAt === null &&
     grant.reviewDueAt !== null &&
@@ -950,6 +994,7 @@ export function dueAt(grant: Grant): number | null {
   }
   if (
     grant.state === "ended" &&
+    !isDrill(grant) &&
     grant.review === null &&
     grant.reviewOverdueAt === null &&
     grant.reviewDueAt !== null &&

@@ -273,6 +273,11 @@ export interface StoreTx {
   saveAlarms(alarms: readonly AlarmRecord[]): Promise<void>;
   /** Store (or replace) the sealed credential of a grant's holder. */
   saveCredential(grantId: string, box: string, at: number): Promise<void>;
+  /**
+   * The sealed credential of a grant's holder, read in this transaction (after `lockGrant`, so
+   * it is the one that belongs to the grant as locked); null when none is held.
+   */
+  readCredential(grantId: string): Promise<string | null>;
   /** Forget the credentials of these grants (their access has ended). */
   deleteCredentials(grantIds: readonly string[]): Promise<void>;
   insertCheckpoint(checkpoint: Checkpoint): Promise<void>;

@@ -8,6 +8,7 @@
  * security channel has delivered. Amber: reviews open but not yet due; a drill due within 7 days.
  */
 import { type AlarmRouting, isUnalarmed } from "./alarm-routing.js";
+import { awaitsReview } from "./grant-machine.js";
 import type { Grant, RoleDef, VaultOpening } from "./model.js";
 import type { AlarmRecord, DrillRun } from "./ports.js";
 
@@ -47,7 +48,7 @@ export interface PostureInput {
     readonly everyS: number;
     readonly lastRun: DrillRun | null;
   }[];
-  /** Active grants and ended grants awaiting review (drills included), plus each role's last use. */
+  /** Active grants and ended ones (a drill's ended grant awaits no review), plus each role's last use. */
   readonly grants: readonly Grant[];
   readonly lastUseByRole: ReadonlyMap<string, number>;
   readonly alarmsByGrant: ReadonlyMap<string, readonly AlarmRecord[]>;
@@ -108,7 +109,7 @@ export function assessPosture(input: PostureInput, now: number): Posture {
     }
 
     const mine = input.grants.filter((g) => g.roleId === role.id);
-    const awaiting = mine.filter((g) => g.state === "ended");
+    const awaiting = mine.filter(awaitsReview);
     const overdue = awaiting.filter((g) => g.reviewDueAt !== null && g.reviewDueAt < now);
     if (overdue.length > 0) {
       items.push({

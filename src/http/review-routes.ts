@@ -15,7 +15,7 @@ import {
   VaultOpeningViewSchema,
 } from "../contract/api.js";
 import { BreakglassError } from "../core/errors.js";
-import { reviewRefusal } from "../core/grant-machine.js";
+import { awaitsReview, reviewRefusal } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
 import type { VaultService } from "../service/vault-service.js";
@@ -49,7 +49,8 @@ export function buildReviewRoutes(deps: {
       problems: [],
       handler: async ({ ctx, query }) => {
         const now = clock.now();
-        const ended = await store.listGrants({ states: ["ended"], limit: 1000 });
+        // A drill's grant is a rehearsal, not a use: its run is its record, and it is never queued.
+        const ended = (await store.listGrants({ states: ["ended"], limit: 1000 })).filter(awaitsReview);
         const rows = ended
           .map((g) => {
             const why = reviewRefusal(policy, g, ctx.actor);
@@ -116,13 +117,22 @@ export function buildReviewRoutes(deps: {
       status: 200,
       response: GrantStorySchema,
       problems: ["ERR_NOT_FOUND"],
-      handler: async ({ params }) => {
+      handler: async ({ ctx, params }) => {
         const grant = await store.getGrant(params.id);
         if (!grant) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${params.id}`, { grantId: params.id });
-        return { body: await story(store, policy, grant, clock.now()) };
+        const why = reviewBlocker(policy, grant, ctx.actor);
+        return { body: { ...(await story(store, policy, grant, clock.now())), canReview: why === null, why } };
       },
     }),
   ];
+}
+
+/** Why `actor` cannot record this grant's verdict now (its state, a drill, who they are), or null. */
+function reviewBlocker(policy: Policy, grant: Grant, actor: string): string | null {
+  if (grant.drill === true) return "it belongs to a drill: drills are not reviewed, their run is the record";
+  if (grant.state === "reviewed") return "it has been reviewed already";
+  if (grant.state !== "ended") return `it is ${grant.state}; grants are reviewed once they have ended`;
+  return reviewRefusal(policy, grant, actor);
 }
 
 async function story(store: Store, policy: Policy, grant: Grant, now: number) {

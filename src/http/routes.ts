@@ -58,6 +58,7 @@ import { approveGrant } from "../core/grant-machine.js";
 import { GRANT_PERMISSIONS, type GrantPermission, grantPermissions } from "../core/grant-permissions.js";
 import type { Grant, GrantState, Policy } from "../core/model.js";
 import type { AlarmRecord, Clock, Store, TerminalSession, TokenRecord } from "../core/ports.js";
+import { unknownRoleHint } from "../core/suggest.js";
 import type { DrillService } from "../service/drill-service.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { RequestContext } from "../service/request-context.js";
@@ -76,6 +77,7 @@ import {
   auditEventView,
   checkpointView,
   domainViews,
+  extensionsOf,
   followUpsFrom,
   grantView,
   meView,
@@ -571,7 +573,7 @@ export function buildRoutes(deps: RouteDeps): {
       query: ListGrantsQuerySchema,
       status: 200,
       response: GrantListSchema,
-      problems: [],
+      problems: ["ERR_VALIDATION", "ERR_NOT_FOUND"],
       handler: async ({ ctx, query }) => {
         const mine = query.mine === "true" || query.mine === "1";
         if (mine && query.requester !== undefined && query.requester !== ctx.actor) {
@@ -585,6 +587,15 @@ export function buildRoutes(deps: RouteDeps): {
           roleId: query.role,
           limit: query.limit ?? DEFAULT_LIMIT,
         });
+        // A role that is not configured and has no grants is a typo, not an empty list (a role
+        // removed from the configuration still lists its old grants).
+        if (query.role !== undefined && grants.length === 0 && !config.policy.roles.has(query.role)) {
+          throw new BreakglassError(
+            "ERR_NOT_FOUND",
+            `no role "${query.role}" is configured; ${unknownRoleHint(query.role, config.policy.roles.keys())}`,
+            { roleId: query.role },
+          );
+        }
         // Active grants say whether a security channel has their activation alarm (the console
         // shows the unalarmed ones red): one read for the whole list, activation alarms only —
         // the list may hold thousands during a storm.
@@ -636,11 +647,12 @@ export function buildRoutes(deps: RouteDeps): {
       problems: ["ERR_NOT_FOUND"],
       handler: async ({ ctx, params }) => {
         const grant = await service.get(params.id);
-        const alarms = await store.listAlarms(grant.id);
+        const [alarms, events] = await Promise.all([store.listAlarms(grant.id), store.readGrantAudit([grant.id])]);
         return {
           body: {
             ...view(grant),
             alarms: alarms.map(alarmView),
+            extensions: extensionsOf(events),
             unalarmed: await unalarmedOf(grant, alarms),
             can: can(grant, ctx),
             ...(grant.state === "requested" ? { canApprove: canApprove(grant, ctx.actor) } : {}),

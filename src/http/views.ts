@@ -74,6 +74,7 @@ export function grantView(grant: Grant, policy: Policy, now: number): GrantView 
     endReason: grant.endReason,
     emergency: grant.emergency,
     viaFallback: grant.viaFallback === true,
+    drill: grant.drill === true,
     justification: grant.justification,
     incident: grant.incident,
     durationS: grant.durationS,
@@ -200,4 +201,20 @@ export function alarmView(a: AlarmRecord): AlarmView {
     latencyMs: a.deliveredAt === null ? null : a.deliveredAt - a.createdAt,
     nextAttemptAt: a.state === "queued" ? iso(a.nextAt) : null,
   };
+}
+
+/** A grant's extensions, oldest first, from its `grant.extended` audit events. */
+export function extensionsOf(events: readonly SealedAuditEvent[]): NonNullable<GrantView["extensions"]> {
+  return events
+    .filter((e) => e.type === "grant.extended")
+    .map((e) => {
+      const d = (JSON.parse(e.payload) as { data?: Record<string, unknown> }).data ?? {};
+      return {
+        at: iso(e.at),
+        by: e.actor,
+        extraS: typeof d.extraS === "number" ? d.extraS : 0,
+        endsAt: iso(typeof d.to === "number" ? d.to : e.at),
+        reason: typeof d.reason === "string" ? d.reason : "",
+      };
+    });
 }

@@ -66,7 +66,12 @@ export function createDrillService(deps: {
     let grant: Grant | null = null;
     let credential: Redacted<string> | null = null;
     let timeToAccessMs: number | null = null;
-    const as = (actor: string): RequestContext => ({ actor, requestId: `drill:${run.id}`, sourceAddress: null });
+    const as = (actor: string): RequestContext => ({
+      actor,
+      requestId: `drill:${run.id}`,
+      sourceAddress: null,
+      drillRun: run.id,
+    });
     const step = async <T>(name: string, fn: () => Promise<{ value: T; detail: string }>): Promise<T> => {
       const startedAt = clock.now();
       try {

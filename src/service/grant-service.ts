@@ -57,13 +57,14 @@ export interface GrantService {
   extend(ctx: RequestContext, id: string, extraS: number, reason: string): Promise<Grant>;
   /**
    * The holder's credential of an active grant, opened from its sealed form; the read is audited
-   * first (no event, no credential).
-   * @throws ERR_FORBIDDEN (not the holder), ERR_INVALID_TRANSITION (not active or no credential)
+   * first (no event, no credential) and only when there is a credential to read.
+   * @throws ERR_FORBIDDEN (not the holder; a drill's grant outside its drill), ERR_INVALID_TRANSITION
+   *   (not active), ERR_NOT_FOUND (no such grant, or its target hands out no credential)
    */
   credential(ctx: RequestContext, id: string): Promise<{ credential: Redacted<string>; endsAt: number }>;
   /**
    * What the grant's gateway sessions ran, in order (holder, approvers of the role, admins; every
-   * read is audited).
+   * read of a recording that holds statements is audited, before they are returned).
    * @throws ERR_NOT_FOUND, ERR_FORBIDDEN, ERR_AUDIT_WRITE_FAILED
    */
   recording(ctx: RequestContext, id: string): Promise<StatementRecord[]>;
@@ -178,27 +179,32 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
     },
 
     async credential(ctx, id) {
-      // Audit first: no event, no credential.
-      const grant = await store.transaction(async (tx) => {
+      // Audit first, and only a real read: the credential is opened inside the transaction that
+      // writes `grant.credential_read`, and handed out only once that event has committed. No
+      // credential (a target that hands none out), no event and no alarm.
+      return store.transaction(async (tx) => {
         const g = await tx.lockGrant(id);
         if (!g) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${id}`, { grantId: id });
         const now = clock.now();
-        requireCredentialReader(g, ctx.actor, now);
+        requireCredentialReader(g, ctx.actor, now, ctx.drillRun !== undefined);
+        const sealed = await tx.readCredential(id);
+        if (sealed === null || !box) {
+          throw new BreakglassError(
+            "ERR_NOT_FOUND",
+            `grant ${id} has no credential: its target (${g.target}) hands none out; the access is at the target itself`,
+            { grantId: id, target: g.target },
+          );
+        }
+        const credential = box.open(sealed, credentialAad(id));
         await audit.append(tx, [stamp(grantEvent(g, "grant.credential_read", ctx.actor, now), ctx)]);
-        return g;
+        return { credential, endsAt: g.endsAt ?? now };
       });
-      const sealed = await store.readCredential(id);
-      if (sealed === null || !box) {
-        throw new BreakglassError(
-          "ERR_INVALID_TRANSITION",
-          `grant ${id} has no credential: its target (${grant.target}) hands none out`,
-          { grantId: id },
-        );
-      }
-      return { credential: box.open(sealed, credentialAad(id)), endsAt: grant.endsAt ?? clock.now() };
     },
 
     async recording(ctx, id) {
+      // Read first, disclose after the event has committed; an empty recording discloses nothing
+      // and writes no `grant.recording_read` (a read event is only ever a real read).
+      const statements = await store.listStatements(id);
       await store.transaction(async (tx) => {
         const g = await tx.lockGrant(id);
         if (!g) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${id}`, { grantId: id });
@@ -209,9 +215,12 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
             { grantId: id },
           );
         }
-        await audit.append(tx, [stamp(grantEvent(g, "grant.recording_read", ctx.actor, clock.now()), ctx)]);
+        if (statements.length === 0) return;
+        await audit.append(tx, [
+          stamp(grantEvent(g, "grant.recording_read", ctx.actor, clock.now(), { statements: statements.length }), ctx),
+        ]);
       });
-      return store.listStatements(id);
+      return statements;
     },
 
     review: (ctx, id, review) =>

@@ -6,6 +6,8 @@ export interface RequestContext {
   readonly sourceAddress: string | null;
   /** How the actor signed in; absent for the broker's own work and local (offline) commands. */
   readonly auth?: AuthInfo;
+  /** Set by the drill runner only: the run acting as the drill's configured people. */
+  readonly drillRun?: string;
 }
 
 export interface AuthInfo {

@@ -6,8 +6,9 @@
  *   verifier (the plaintext never reaches the server or its logs), proven by a new login, and only
  *   then moved over the old file; if the new login fails, the old password is set back. Recorded
  *   as `credential.rotated` and in the broker's state (its age).
- * - `rotationStatus`: every break-glass credential the broker knows — target admin credentials,
- *   the audit signing key, the data key — with its age against the maximum.
+ * - `rotationStatus`: every break-glass credential the configuration has — target admin
+ *   credentials, the audit signing key, the data key (when `secrets.key_file` is set) — with its
+ *   age against the maximum. Nothing the configuration does not have is listed (or alarmed).
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -230,13 +231,16 @@ export async function rotationStatus(
       "breakglass audit keygen (new key), keep the old public key for verification",
     ),
   );
-  rows.push(
-    row(
-      "data-key",
-      "data key (secrets.key_file)",
-      mtime(config.secrets.keyFile),
-      "breakglass secret keygen, then seal the secrets again",
-    ),
-  );
+  // Only credentials the configuration has: a broker without a data key has none to rotate.
+  if (config.secrets.keyFile !== null) {
+    rows.push(
+      row(
+        "data-key",
+        "data key (secrets.key_file)",
+        mtime(config.secrets.keyFile),
+        "breakglass secret keygen, then seal the secrets again",
+      ),
+    );
+  }
   return rows;
 }

@@ -136,6 +136,9 @@ export function createTerminalService(deps: {
 
     async read(ctx, sessionId) {
       const s = await find(sessionId);
+      // Read first, disclose after the event has committed; a session without events discloses
+      // nothing and writes no `grant.recording_read`.
+      const events = await store.readTerminalEvents(sessionId);
       const session = await store.transaction(async (tx) => {
         const g = await tx.lockGrant(s.grantId);
         if (!g) throw new BreakglassError("ERR_NOT_FOUND", `no terminal session ${sessionId}`);
@@ -145,12 +148,20 @@ export function createTerminalService(deps: {
             `${ctx.actor} cannot read terminal session ${sessionId}: the holder, approvers of ${g.roleId} and admins can`,
           );
         }
-        await audit.append(tx, [
-          stamp(grantEvent(g, "grant.recording_read", ctx.actor, clock.now(), { terminalSession: sessionId }), ctx),
-        ]);
+        if (events.length > 0) {
+          await audit.append(tx, [
+            stamp(
+              grantEvent(g, "grant.recording_read", ctx.actor, clock.now(), {
+                terminalSession: sessionId,
+                events: events.length,
+              }),
+              ctx,
+            ),
+          ]);
+        }
         return s;
       });
-      return { session, events: await store.readTerminalEvents(sessionId) };
+      return { session, events };
     },
   };
 }

@@ -756,6 +756,17 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
+  readCredential(grantId: string): Promise<string | null> {
+    return this.#run("readCredential", async (db) => {
+      const row = await db
+        .selectFrom("grant_credentials")
+        .select("box")
+        .where("grant_id", "=", grantId)
+        .executeTakeFirst();
+      return row?.box ?? null;
+    });
+  }
+
   saveCredential(grantId: string, box: string, at: number): Promise<void> {
     return this.#run("saveCredential", async (db) => {
       await db

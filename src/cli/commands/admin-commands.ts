@@ -194,7 +194,7 @@ export const provisionTotpCommand: Command = {
 export const rotationStatusCommand: Command = {
   name: "rotation status",
   summary:
-    "Every break-glass credential's age against the maximum (rotation.max_age, default 30d); exit 1 when any is overdue",
+    "Every break-glass credential's age against the maximum (rotation.max_age, default 30d); exit 6 when any is overdue",
   args: [],
   options: {
     "max-age": { type: "string", value: "30d", description: "Maximum age (default: rotation.max_age, 30d)" },
@@ -226,7 +226,7 @@ export const rotationStatusCommand: Command = {
         );
       }
     }
-    return rows.some((r) => r.overdue) ? EXIT.REFUSED : EXIT.OK;
+    return rows.some((r) => r.overdue) ? EXIT.CHECK_FAILED : EXIT.OK;
   },
 };
 
@@ -315,7 +315,7 @@ export const reportCommand: Command = {
       else writeFileSync(target, text, { mode: 0o600 });
     }
     io.err(
-      `${r.accesses.length} access(es), ${r.drills.length} drill(s), audit chain ${r.chain.ok ? "verified" : "FAILED"}${target ? `; written to ${target}` : ""}`,
+      `${r.accesses.filter((a) => a.grant.drill !== true).length} access(es), ${r.drills.length} drill(s), audit chain ${r.chain.ok ? "verified" : "FAILED"}${target ? `; written to ${target}` : ""}`,
     );
     return r.chain.ok ? EXIT.OK : EXIT.AUDIT_FAILED;
   },

@@ -1,6 +1,6 @@
 /**
  * Drills from the terminal: `drill run NAME` starts one on the broker and follows it step by step
- * (exit 0 passed, 1 failed); `drill list` shows each drill's last result.
+ * (exit 0 passed, 6 failed); `drill list` shows each drill's last result.
  */
 import type { z } from "zod";
 import type { DrillRunViewSchema } from "../../contract/api.js";
@@ -22,7 +22,8 @@ export const drillCommands: readonly Command[] = [
     name: "posture",
     summary:
       "Is every break-glass role ready: last use, last drill, reviews, unalarmed grants — with the fix for each red item",
-    description: "Exit 0 when green or amber, 1 when anything is red (for monitoring).",
+    description:
+      "Exit 0 when green or amber, 6 when anything is red (for monitoring; 1 only when the broker refuses, e.g. a token without the `read` scope).",
     args: [],
     options: { json: { type: "boolean", description: "Print the API's JSON" } },
     notes: API_ENV_NOTES,
@@ -55,14 +56,14 @@ export const drillCommands: readonly Command[] = [
         }
         io.out(lines.join("\n"));
       }
-      return p.status === "red" ? EXIT.REFUSED : EXIT.OK;
+      return p.status === "red" ? EXIT.CHECK_FAILED : EXIT.OK;
     },
   },
   {
     name: "drill run",
     summary: "Run a drill now: the real break-glass path in drill mode, each step timed (admins)",
     description:
-      "Starts the drill on the broker and follows it until it ends. Events are tagged `drill` and alarms start with [DRILL]. Exit 0 when it passed, 1 when a step failed (the step and why are printed).",
+      "Starts the drill on the broker and follows it until it ends. Events are tagged `drill` and alarms start with [DRILL]. Exit 0 when it passed, 6 when a step failed (the step and why are printed).",
     args: [{ name: "NAME", required: true, description: "A drill under `drills` in the configuration" }],
     options: { json: { type: "boolean", description: "Print the run's JSON" } },
     notes: API_ENV_NOTES,
@@ -80,7 +81,7 @@ export const drillCommands: readonly Command[] = [
       }
       if (input.flag("json")) io.out(JSON.stringify(run, null, 2));
       else io.out(runText(run));
-      return run.result === "passed" ? EXIT.OK : EXIT.REFUSED;
+      return run.result === "passed" ? EXIT.OK : EXIT.CHECK_FAILED;
     },
   },
   {

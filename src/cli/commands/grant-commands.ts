@@ -116,7 +116,7 @@ const reconcileCommand: Command = {
   summary: "Compare every target with the broker's records now (admins): leftovers removed, drift reported",
   args: [],
   options: { json: JSON_OPTION },
-  notes: ["Exit code 1 when anything was fixed, reported or could not be checked.", "", ...API_ENV_NOTES],
+  notes: ["Exit code 6 when anything was fixed, reported or could not be checked.", "", ...API_ENV_NOTES],
   async run(input, io) {
     const r = await clientFrom(io).reconcile();
     if (input.flag("json")) printJson(io, r);
@@ -128,7 +128,7 @@ const reconcileCommand: Command = {
       for (const e of r.errors) io.out(`UNCHECKED ${e.target}${e.grantId ? ` (${e.grantId})` : ""}: ${e.error}`);
       if (r.fixed.length + r.reported.length + r.errors.length === 0) io.out("no drift");
     }
-    return r.fixed.length + r.reported.length + r.errors.length === 0 ? EXIT.OK : EXIT.REFUSED;
+    return r.fixed.length + r.reported.length + r.errors.length === 0 ? EXIT.OK : EXIT.CHECK_FAILED;
   },
 };
 
@@ -290,7 +290,14 @@ export const grantCommands: readonly Command[] = [
       const outcome = input.string("outcome");
       if (outcome === undefined && input.arg(0).startsWith("vo_")) {
         const found = (await client.reviews({})).vaultOpenings.find((o) => o.opening.id === input.arg(0));
-        if (!found) throw new CliError(EXIT.REFUSED, `no tier-2 opening ${input.arg(0)} is waiting for a review`);
+        if (!found) {
+          throw new CliError(
+            EXIT.REFUSED,
+            `no tier-2 opening ${input.arg(0)} is waiting for a review`,
+            undefined,
+            "ERR_NOT_FOUND",
+          );
+        }
         if (input.flag("json")) printJson(io, found);
         else io.out(openingText(found));
         return EXIT.OK;

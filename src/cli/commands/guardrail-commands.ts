@@ -82,18 +82,23 @@ function loadPolicy(io: CliIo, file: string): PolicyDocument {
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new CliError(EXIT.CONFIG, `cannot read ${path} (${String((e as NodeJS.ErrnoException).code)})`);
+    throw new CliError(
+      EXIT.CONFIG,
+      `cannot read ${path} (${String((e as NodeJS.ErrnoException).code)})`,
+      undefined,
+      "ERR_VALIDATION",
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new CliError(EXIT.CONFIG, `${path} is not valid JSON: ${(e as Error).message}`);
+    throw new CliError(EXIT.CONFIG, `${path} is not valid JSON: ${(e as Error).message}`, undefined, "ERR_VALIDATION");
   }
   try {
     return parsePolicy(json, file);
   } catch (e) {
-    if (e instanceof PolicyError) throw new CliError(EXIT.CONFIG, `${path}: ${e.message}`);
+    if (e instanceof PolicyError) throw new CliError(EXIT.CONFIG, `${path}: ${e.message}`, undefined, "ERR_VALIDATION");
     throw e;
   }
 }
@@ -124,7 +129,7 @@ export const guardrailSimulateCommand: Command = {
     json: { type: "boolean", description: "Print the decision and explanation as JSON" },
   },
   notes: [
-    "Exit code 0 when the action is allowed, 1 when it is denied, 3 when a policy file is invalid.",
+    "Exit code 0 when the action is allowed, 6 when it is denied, 3 when a policy file is invalid.",
     "Not modelled: resource-based policies, permission boundaries, session and VPC endpoint policies,",
     "ForAnyValue/ForAllValues, policy variables. See docs/guardrail-aws.md.",
   ],
@@ -152,7 +157,7 @@ export const guardrailSimulateCommand: Command = {
       );
       for (const line of result.explanation) io.out(`  ${line}`);
     }
-    return result.decision === "allow" ? EXIT.OK : EXIT.REFUSED;
+    return result.decision === "allow" ? EXIT.OK : EXIT.CHECK_FAILED;
   },
 };
 

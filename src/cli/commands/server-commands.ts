@@ -150,9 +150,12 @@ export const demoCommand: Command = {
     io.out(
       `  4. BREAKGLASS_TOKEN=$CAROL_TOKEN breakglass revoke <grant id> --reason done; breakglass audit verify --config ${file}`,
     );
-    io.out("Stop with Ctrl-C.");
+    io.out("Stop with Ctrl-C (the demo also stops when the process that started it, e.g. npm, exits).");
 
-    await io.waitForStop();
+    // A demo belongs to its terminal: when whatever started it goes away (npm killed, not just
+    // interrupted), it stops too rather than keep the port and the database.
+    const reason = await io.waitForStop({ withParent: true });
+    if (reason === "parent exited") io.err("The process that started the demo has exited: stopping the demo.");
     await broker.stop();
     return EXIT.OK;
   },

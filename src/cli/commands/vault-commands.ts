@@ -383,6 +383,8 @@ export const vaultCommands: readonly Command[] = [
         throw new CliError(
           EXIT.REFUSED,
           `${old.meta.name} was opened ${openings} time(s): its secret has been seen. Rotate it at its system and seal the new one (breakglass vault rotate ${input.arg(0)} --secret-file NEW --custodians … --out …) instead of rekeying`,
+          undefined,
+          "ERR_INVALID_TRANSITION",
         );
       }
       const out = resolve(io.cwd, input.requireString("out"));
@@ -474,7 +476,7 @@ export const vaultCommands: readonly Command[] = [
         );
       }
       return status.used || status.rotationOverdue || status.pendingAlarm || !status.recordsVerify
-        ? EXIT.REFUSED
+        ? EXIT.CHECK_FAILED
         : EXIT.OK;
     },
   },
