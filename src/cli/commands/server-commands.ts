@@ -3,6 +3,7 @@
  * broker with the example configuration and a token per demo user).
  */
 import { chmodSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createLogger, type Logger, type LogLevel } from "../../adapters/logger.js";
 import type { Broker } from "../../app.js";
@@ -82,6 +83,28 @@ function parsePort(text: string | undefined, fallback: number): number {
   return port;
 }
 
+/** The demo's server settings: its host and port (0: a port that is free now), and their URL. */
+export async function demoServer(
+  server: AppConfig["server"],
+  host: string,
+  port: number,
+): Promise<AppConfig["server"]> {
+  const real = port === 0 ? await freePortOn(host) : port;
+  return { ...server, host, port: real, publicUrl: `http://${host}:${real}` };
+}
+
+function freePortOn(host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, host, () => {
+      const address = probe.address();
+      const free = typeof address === "object" && address !== null ? address.port : 0;
+      probe.close(() => (free > 0 ? resolvePort(free) : reject(new Error(`no free port on ${host}`))));
+    });
+  });
+}
+
 export const demoCommand: Command = {
   name: "demo",
   summary: "Run a demo broker with example roles and a token per demo user",
@@ -105,9 +128,11 @@ export const demoCommand: Command = {
     const loaded = await loadConfig(file, io);
     const host = input.string("host") ?? loaded.server.host;
     // The demo's own flags win over the file (a copy of the frozen config with another server).
+    // `--port 0` is resolved first: links the broker sends (alarms, WebAuthn's origin) carry the
+    // public URL, which must name the port it really listens on, not `:0`.
     const config: AppConfig = {
       ...loaded,
-      server: { ...loaded.server, host, port, publicUrl: `http://${host}:${port}` },
+      server: await demoServer(loaded.server, host, port),
     };
     const log = loggerFrom(io, "warn");
     const { createBroker } = await import("../../app.js");
