@@ -229,6 +229,37 @@ describe("the web console on `breakglass demo`", () => {
     await page.context().close();
   });
 
+  it("a drill's grant is marked DRILL on its page and never waits in the review queue", async () => {
+    const page = await signIn("carol");
+    await page.getByRole("link", { name: "Drills", exact: true }).click();
+    await page.getByRole("button", { name: "Run now" }).click();
+    const api = async (path: string) => {
+      const res = await fetch(`${demo.url}/api/v1${path}`, {
+        headers: { authorization: `Bearer ${tokens.get("carol")}` },
+      });
+      return (await res.json()) as Record<string, unknown>;
+    };
+    let drillGrant: string | null = null;
+    for (const deadline = Date.now() + 120_000; drillGrant === null && Date.now() < deadline; ) {
+      const { runs } = (await api("/drills/db-admin-approval/runs")) as { runs: { result: string }[] };
+      const { grants } = (await api("/grants?limit=50")) as {
+        grants: { id: string; drill: boolean; state: string }[];
+      };
+      const g = grants.find((x) => x.drill);
+      if (runs[0] && runs[0].result !== "running" && g && g.state === "ended") drillGrant = g.id;
+      else await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(drillGrant, "the drill ran and its grant ended").not.toBeNull();
+    await page.goto(`${demo.url}/grants/${drillGrant}`);
+    await page.getByText("DRILL (a rehearsal, never reviewed)").waitFor();
+    await page.getByText("A drill's grant is never reviewed").waitFor();
+    expect(await page.getByRole("button", { name: "Record review" }).count()).toBe(0);
+    await page.getByRole("link", { name: "Reviews", exact: true }).click();
+    await page.getByRole("heading", { name: /Grants \(\d+\)/ }).waitFor();
+    expect(await page.getByRole("link", { name: drillGrant as string }).count()).toBe(0);
+    await page.context().close();
+  }, 180_000);
+
   for (const viewport of [DESKTOP, PHONE]) {
     for (const user of ["alice", "carol"] as const) {
       it(`every page as ${user} at ${viewport.width} px: readable, accessible, nothing the viewer may not use`, async () => {

@@ -220,6 +220,7 @@ export function GrantPage({ id, me, storyAllowed }: { id: string; me: Me; storyA
           State: <Chip tone={g.state === "active" ? "warn" : "info"}>{stateLabel(g)}</Chip>{" "}
           {g.emergency ? <Chip tone="bad">EMERGENCY (approval bypassed)</Chip> : null}{" "}
           {g.viaFallback ? <Chip tone="bad">login via local fallback</Chip> : null}{" "}
+          {g.drill ? <Chip tone="info">DRILL (a rehearsal, never reviewed)</Chip> : null}{" "}
           {g.state === "active" && left !== null ? (
             <span className="countdown">
               {Math.floor(left / 60)}:{String(left % 60).padStart(2, "0")} left
@@ -292,7 +293,10 @@ export function GrantPage({ id, me, storyAllowed }: { id: string; me: Me; storyA
         ) : null}
       </div>
       {g.state === "ended" && can.review ? <Review id={g.id} done={story.reload} /> : null}
-      {g.state === "ended" && !can.review ? (
+      {g.state === "ended" && g.drill ? (
+        <p className="hint">A drill's grant is never reviewed: its record is the drill run (see Drills).</p>
+      ) : null}
+      {g.state === "ended" && !g.drill && !can.review ? (
         <p className="hint">
           Waiting for its review; you cannot review it (its holder and approvers never review it; emergency and fallback
           uses go to the role's reviewers, where configured).

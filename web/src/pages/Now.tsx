@@ -26,6 +26,12 @@ function GrantRow({ g }: { g: GrantView }) {
             <Chip tone="bad">emergency</Chip>
           </>
         ) : null}
+        {g.drill ? (
+          <>
+            {" "}
+            <Chip tone="info">drill</Chip>
+          </>
+        ) : null}
       </td>
       <td data-label="Holder">{g.requester}</td>
       <td data-label="Role">
