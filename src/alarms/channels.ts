@@ -14,6 +14,7 @@ import { dirname } from "node:path";
 import type { AlarmChannelConfig } from "../config/app-config.js";
 import type { AlarmRecord } from "../core/ports.js";
 import type { Redacted } from "../core/redacted.js";
+import { lineText, terminalText } from "../core/text.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
 import { groupWrites } from "./group-writes.js";
 import { createSyslogChannel } from "./syslog-channel.js";
@@ -93,7 +94,7 @@ export function pagerDutyEvent(m: Message, routingKey: string, publicUrl: string
     ...(action === "trigger"
       ? {
           payload: {
-            summary: m.summary.slice(0, 1024),
+            summary: lineText(m.summary).slice(0, 1024),
             source: "breakglass",
             severity: m.severity,
             timestamp: String(m.event.at ?? new Date().toISOString()),
@@ -107,6 +108,15 @@ export function pagerDutyEvent(m: Message, routingKey: string, publicUrl: string
       : {}),
   };
 }
+
+/**
+ * Someone's text inside Slack mrkdwn: `&`, `<` and `>` escaped as Slack asks, so a justification
+ * cannot mention `<!channel>`, plant a `<https://…|link>` or a user mention; control and bidi
+ * characters shown as escapes.
+ * @see https://api.slack.com/reference/surfaces/formatting#escaping
+ */
+export const mrkdwnText = (text: string): string =>
+  terminalText(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 /** A Slack Block Kit message: what happened, the facts, and links to act on it. */
 export function slackMessage(m: Message, publicUrl: string): Record<string, unknown> {
@@ -126,13 +136,16 @@ export function slackMessage(m: Message, publicUrl: string): Record<string, unkn
       type: "header",
       text: {
         type: "plain_text",
-        text: `${m.severity === "critical" ? "EMERGENCY: " : ""}${String(e.type)}`.slice(0, 150),
+        text: lineText(`${m.severity === "critical" ? "EMERGENCY: " : ""}${String(e.type)}`).slice(0, 150),
       },
     },
-    { type: "section", text: { type: "mrkdwn", text: `${icon} ${m.summary}` } },
+    { type: "section", text: { type: "mrkdwn", text: `${icon} ${mrkdwnText(m.summary)}` } },
   ];
   if (facts.length > 0) {
-    blocks.push({ type: "section", fields: facts.map(([k, v]) => ({ type: "mrkdwn", text: `*${k}*\n${String(v)}` })) });
+    blocks.push({
+      type: "section",
+      fields: facts.map(([k, v]) => ({ type: "mrkdwn", text: `*${k}*\n${mrkdwnText(String(v))}` })),
+    });
   }
   if (grant) {
     const link = (text: string, path: string) => ({
@@ -150,8 +163,11 @@ export function slackMessage(m: Message, publicUrl: string): Record<string, unkn
             : [link("Open grant", `/grants/${grant}`)],
     });
   }
-  blocks.push({ type: "context", elements: [{ type: "mrkdwn", text: `Breakglass · ${m.idempotencyKey}` }] });
-  return { text: `${icon} ${m.summary}`, blocks };
+  blocks.push({
+    type: "context",
+    elements: [{ type: "mrkdwn", text: `Breakglass · ${mrkdwnText(m.idempotencyKey)}` }],
+  });
+  return { text: `${icon} ${mrkdwnText(m.summary)}`, blocks };
 }
 
 export function createAlarmChannel(

@@ -8,6 +8,7 @@ import nodemailer, { type Transporter } from "nodemailer";
 import type { AlarmChannelConfig } from "../config/app-config.js";
 import { groupsOf } from "../core/approval-policy.js";
 import type { Policy } from "../core/model.js";
+import { lineText, terminalText } from "../core/text.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
 import { type AlarmChannel, DeliveryError } from "./channels.js";
 
@@ -20,8 +21,14 @@ interface Message {
   event: Record<string, unknown>;
 }
 
+/** Someone's text in the HTML part: control and bidi characters shown as escapes, then HTML-escaped. */
 const html = (s: string) =>
-  s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+  terminalText(s)
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/'/g, "&#39;");
 
 /**
  * Who gets this alarm: fixed addresses, group members, and — for a grant's events, if asked — the
@@ -62,11 +69,11 @@ export function renderEmail(m: Message, publicUrl: string): { subject: string; t
   const link = typeof e.grant === "string" ? `${publicUrl}/grants/${e.grant}` : null;
   const prefix = m.severity === "critical" ? "[Breakglass] EMERGENCY: " : "[Breakglass] ";
   return {
-    subject: `${prefix}${m.summary}`.slice(0, 250),
+    subject: lineText(`${prefix}${m.summary}`).slice(0, 250),
     text: [
-      m.summary,
+      terminalText(m.summary),
       "",
-      ...facts.map(([k, v]) => `${k}: ${v}`),
+      ...facts.map(([k, v]) => `${k}: ${lineText(v)}`),
       ...(link ? ["", `Open: ${link}`] : []),
       "",
       `Idempotency key: ${m.idempotencyKey}`,

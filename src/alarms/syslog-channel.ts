@@ -14,6 +14,7 @@ import { hostname } from "node:os";
 import tls from "node:tls";
 import { toOcsf } from "../audit/ocsf.js";
 import type { AlarmChannelConfig } from "../config/app-config.js";
+import { terminalText } from "../core/text.js";
 import type { AlarmChannel } from "./channels.js";
 import { DeliveryError } from "./channels.js";
 
@@ -47,7 +48,8 @@ export function syslogMessage(
     field(String(event.type ?? "event"), 32),
     "-",
     // MSG: UTF-8 with a BOM, as RFC 5424 §6.4 asks for Unicode text.
-    `\ufeff${JSON.stringify(ocsf)}`,
+    // Bidi and C1 characters escaped too (JSON.stringify escapes only C0): still the same JSON.
+    `\ufeff${terminalText(JSON.stringify(ocsf))}`,
   ].join(" ");
 }
 

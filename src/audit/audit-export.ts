@@ -19,6 +19,7 @@
 import { once } from "node:events";
 import { canonicalJson } from "../core/canonical-json.js";
 import type { Checkpoint, Store } from "../core/ports.js";
+import { terminalText } from "../core/text.js";
 import { toOcsf } from "./ocsf.js";
 
 export type AuditExportFormat = "jsonl" | "csv" | "ocsf";
@@ -158,7 +159,9 @@ export function csvRow(payload: string, hash: string): string {
  */
 export function csvCell(value: unknown): string {
   if (value === null || value === undefined) return "";
-  let text = typeof value === "string" ? value : String(value);
+  // Control and bidi characters shown as escapes: a CSV is read by people too (`less`, a sheet).
+  // Line breaks (CR, LF) stay: inside quotes they are the cell's own.
+  let text = (typeof value === "string" ? value : String(value)).split("\r").map(terminalText).join("\r");
   if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }

@@ -9,6 +9,7 @@
 import type { ChainVerdict } from "../core/audit-chain.js";
 import type { Grant, VaultOpening } from "../core/model.js";
 import type { AlarmRecord, Checkpoint, DrillRun, StatementRecord, Store, TerminalSession } from "../core/ports.js";
+import { terminalText } from "../core/text.js";
 import type { RotationRow } from "../service/rotation.js";
 import { csvCell } from "./audit-export.js";
 
@@ -331,8 +332,9 @@ export function reportCsv(r: EvidenceReport): string {
   return `${[REPORT_CSV_COLUMNS.join(","), ...rows].join("\r\n")}\r\n`;
 }
 
+/** Someone's text in the report: control and bidi characters shown as escapes (`\u202e`), then HTML-escaped. */
 const esc = (v: unknown): string =>
-  String(v ?? "").replace(
+  terminalText(String(v ?? "")).replace(
     /[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c,
   );

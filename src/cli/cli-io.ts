@@ -3,14 +3,19 @@
  * and a way to wait for a stop signal. Injected so commands run the same in a process and in a
  * test, and so nothing but `main` touches `process` directly.
  */
+import { terminalText } from "../core/text.js";
 import { EXIT, type ExitCode } from "./exit-codes.js";
 
 export interface CliIo {
-  /** Write to stdout (the command's result). */
+  /** Write to stdout (the command's result). Made terminal-safe by {@link safeIo}. */
   out(text: string): void;
-  /** Write to stderr (progress, warnings, errors). */
+  /** Write to stderr (progress, warnings, errors). Made terminal-safe by {@link safeIo}. */
   err(text: string): void;
-  /** The raw stdout stream, for output written as it is produced (audit export). */
+  /**
+   * The raw stdout stream, for data that must arrive byte for byte: an audit export, a report
+   * written to a pipe, an opened tier-2 secret, a recorded terminal session played back. Never
+   * for text a person reads: that goes through `out`.
+   */
   readonly stdout: NodeJS.WritableStream;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
@@ -52,6 +57,26 @@ export const processIo = (): CliIo => ({
       }
     }),
 });
+
+/**
+ * The CLI's one output path for people: everything `out`, `err` and `ask` print passes through
+ * {@link terminalText}, so no formatter — present or future — can hand the terminal a control or
+ * bidi character from someone else's text (a justification with ESC sequences, a review note
+ * with U+202E, an error detail quoting input). They are shown as `\x1b`, `\u202e`. Serialised
+ * JSON stays valid and means the same (those escapes are JSON's own, and C0 never appears raw in
+ * it). `main` wraps whatever io it is given, so tests see what a terminal would.
+ */
+export function safeIo(io: CliIo): CliIo {
+  return {
+    out: (text) => io.out(terminalText(text)),
+    err: (text) => io.err(terminalText(text)),
+    stdout: io.stdout,
+    env: io.env,
+    cwd: io.cwd,
+    waitForStop: (options) => io.waitForStop(options),
+    ask: (question, hidden) => io.ask(terminalText(question), hidden),
+  };
+}
 
 /** One line from stdin; a terminal does not echo it when `hidden` (codes, tokens). */
 async function askLine(question: string, hidden: boolean): Promise<string> {

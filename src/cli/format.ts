@@ -1,9 +1,28 @@
 /**
  * Human output: compact tables and a detailed grant view. Machine output is `--json`, which
  * prints the API's own JSON unchanged.
+ *
+ * Much of what is shown was written by someone else (a justification, a reason, a note). Control
+ * and bidi characters never reach the terminal — the CLI's one output path escapes them (safeIo
+ * in cli-io.ts) — and the layout helpers here keep such text from forging a line of its own: a
+ * table cell or a one-line field shows a newline as `\n` ({@link cell}), and prose keeps its
+ * lines but each is marked as a continuation of its field ({@link prose}).
  */
 import type { AlarmView, DomainView, GrantView, Me } from "../contract/api.js";
 import { formatDuration } from "../core/duration.js";
+import { lineText } from "../core/text.js";
+
+/** Someone's text in a one-line place (a cell, a timeline entry): newline, tab and controls escaped. */
+export const cell = (text: string): string => lineText(text);
+
+/**
+ * Someone's multi-line text after a label: the first line as is, the others indented by `indent`
+ * and marked `│`, so no line of it can pass for one of the program's own.
+ */
+export function prose(text: string, indent: string): string {
+  const [first = "", ...rest] = text.split("\n");
+  return [lineText(first), ...rest.map((l) => `${indent}│ ${lineText(l)}`)].join("\n");
+}
 
 /** `2026-11-22T04:37:02.123Z` → `2026-11-22 04:37:02Z`. */
 export function shortTime(iso: string | null): string {
@@ -12,7 +31,8 @@ export function shortTime(iso: string | null): string {
 }
 
 /** Left-aligned columns separated by two spaces; the last column is not padded. */
-export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+export function table(header: readonly string[], given: readonly (readonly string[])[]): string {
+  const rows = given.map((r) => r.map(cell));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: readonly string[]) =>
     cells
@@ -123,11 +143,11 @@ export function grantDetail(g: GrantView): string {
   if (g.reviewDueAt && g.state === "ended") rows.push(["review due", shortTime(g.reviewDueAt)]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return [
-    `Grant ${g.id}`,
-    ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
+    `Grant ${cell(g.id)}`,
+    ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${prose(v, " ".repeat(width + 4))}`),
     "",
     "Timeline",
-    ...timeline(g).map(([at, text]) => `  ${shortTime(at)}  ${text}`),
+    ...timeline(g).map(([at, text]) => `  ${shortTime(at)}  ${cell(text)}`),
     ...(g.alarms && g.alarms.length > 0
       ? [
           "",
@@ -148,11 +168,15 @@ function alarmLine(a: AlarmView): string {
         : a.attempts > 0
           ? `NOT DELIVERED yet (${tries}; last error: ${a.lastError ?? ""}); next try ${a.nextAttemptAt ? shortTime(a.nextAttemptAt) : "soon"}`
           : "queued";
-  return `  ${a.channel.padEnd(14)} ${a.event.padEnd(26)} ${state}`;
+  return `  ${cell(a.channel).padEnd(14)} ${cell(a.event).padEnd(26)} ${cell(state)}`;
 }
 
 /** One line after an action: what happened and what comes next. */
 export function actionSummary(g: GrantView): string {
+  return cell(actionLine(g));
+}
+
+function actionLine(g: GrantView): string {
   const head = `${g.id}  ${g.role}  ${stateText(g)}`;
   switch (g.state) {
     case "requested":
@@ -186,8 +210,8 @@ export function rolesTable(domains: readonly DomainView[]): string {
 
 export function meText(me: Me): string {
   const lines = [
-    `${me.user} (${me.displayName})${me.email ? ` <${me.email}>` : ""}`,
-    `groups: ${me.groups.length > 0 ? me.groups.join(", ") : "(none)"}`,
+    cell(`${me.user} (${me.displayName})${me.email ? ` <${me.email}>` : ""}`),
+    cell(`groups: ${me.groups.length > 0 ? me.groups.join(", ") : "(none)"}`),
   ];
   if (me.admin) lines.push("admin: may revoke any grant");
   return lines.join("\n");

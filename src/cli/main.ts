@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { isBreakglassError } from "../core/errors.js";
 import { STATUS_BY_CODE } from "../http/problem.js";
 import { ApiProblemError, BrokerUnreachableError } from "./api-client.js";
-import { CliError, type CliIo, processIo, UsageError, withCode } from "./cli-io.js";
+import { CliError, type CliIo, processIo, safeIo, UsageError, withCode } from "./cli-io.js";
 import { type Command, commandHelp, parseCommand, usageLine } from "./command.js";
 import { adminCommands } from "./commands/admin-commands.js";
 import { authCommands } from "./commands/auth-commands.js";
@@ -243,7 +243,8 @@ export function report(error: unknown, io: CliIo): number {
 }
 
 /** Run the CLI with `argv` (without `node` and the script); returns the exit code. */
-export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+export async function main(argv: readonly string[], given: CliIo = processIo()): Promise<number> {
+  const io = safeIo(given);
   try {
     const [first, second] = argv;
     if (first === undefined) {

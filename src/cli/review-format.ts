@@ -4,7 +4,7 @@
  */
 import type { z } from "zod";
 import type { GrantStorySchema, ReviewQueueSchema } from "../contract/api.js";
-import { shortTime, stateText, table } from "./format.js";
+import { cell, prose, shortTime, stateText, table } from "./format.js";
 
 type Story = z.output<typeof GrantStorySchema>;
 type QueueRow = z.output<typeof ReviewQueueSchema>["reviews"][number];
@@ -60,33 +60,35 @@ function grantQueue(rows: readonly QueueRow[]): string {
 export function storyText(s: Story): string {
   const g = s.grant;
   const lines: string[] = [
-    `Grant ${g.id} — ${g.role} on ${g.target} for ${g.requester}, incident ${g.incident}`,
+    cell(`Grant ${g.id} — ${g.role} on ${g.target} for ${g.requester}, incident ${g.incident}`),
     `state: ${stateText(g)}${g.drill ? " — a drill's grant (rehearsal; not reviewed)" : ""}${g.emergency ? " — EMERGENCY activation (policy bypass)" : ""}${g.viaFallback ? " — requested from a LOGIN VIA LOCAL FALLBACK" : ""}`,
-    `justification: ${g.justification}`,
-    `approvals: ${g.approvals.length === 0 ? "none" : g.approvals.map((a) => `${a.approver} at ${shortTime(a.at)}`).join(", ")}`,
+    `justification: ${prose(g.justification, "  ")}`,
+    cell(
+      `approvals: ${g.approvals.length === 0 ? "none" : g.approvals.map((a) => `${a.approver} at ${shortTime(a.at)}`).join(", ")}`,
+    ),
     `timing: approved after ${duration(s.timing.timeToApprovalS)}, access after ${duration(s.timing.timeToAccessS)}, held ${duration(s.timing.heldS)}; review due ${shortTime(s.timing.reviewDueAt)}`,
     "",
     "Timeline:",
-    ...s.timeline.map((e) => `  ${shortTime(e.at)}  #${e.seq}  ${e.type}  by ${e.actor}`),
+    ...s.timeline.map((e) => cell(`  ${shortTime(e.at)}  #${e.seq}  ${e.type}  by ${e.actor}`)),
     "",
     `Alarms (${s.alarms.length}):`,
     ...s.alarms.map(
       (a) =>
-        `  ${a.event} → ${a.channel}: ${a.state}${a.deliveredAt ? ` at ${shortTime(a.deliveredAt)}` : ""}${a.lastError ? ` (${a.lastError})` : ""}`,
+        `  ${a.event} → ${a.channel}: ${a.state}${a.deliveredAt ? ` at ${shortTime(a.deliveredAt)}` : ""}${a.lastError ? ` (${cell(a.lastError)})` : ""}`,
     ),
     "",
     `Recording: ${s.recording.gatewaySessions} gateway session(s), ${s.recording.statements} statement(s), ${s.recording.errors} with errors, ${s.recording.blocked.length} blocked; ${s.recording.terminalSessions} terminal session(s)`,
-    ...s.recording.blocked.map((b) => `  BLOCKED ${shortTime(b.at)}: ${b.statement.slice(0, 200)}`),
+    ...s.recording.blocked.map((b) => `  BLOCKED ${shortTime(b.at)}: ${cell(b.statement.slice(0, 200))}`),
     `Side permissions swept at the end: ${s.sweptSidePermissions.length === 0 ? "none" : ""}`,
-    ...s.sweptSidePermissions.map((d) => `  ${JSON.stringify(d)}`),
+    ...s.sweptSidePermissions.map((d) => `  ${cell(JSON.stringify(d))}`),
   ];
   if (g.review) {
     lines.push(
       "",
-      `Reviewed by ${g.review.reviewer} at ${shortTime(g.review.at)}: ${g.review.outcome} — ${g.review.notes}`,
+      `Reviewed by ${cell(g.review.reviewer)} at ${shortTime(g.review.at)}: ${g.review.outcome} — ${prose(g.review.notes, "  ")}`,
     );
     for (const f of g.review.followUps)
-      lines.push(`  follow-up: ${f.action} (owner ${f.owner}${f.due ? `, due ${f.due}` : ""})`);
+      lines.push(cell(`  follow-up: ${f.action} (owner ${f.owner}${f.due ? `, due ${f.due}` : ""})`));
   } else if (s.canReview) {
     lines.push(
       "",
@@ -94,7 +96,7 @@ export function storyText(s: Story): string {
     );
   } else if (s.why !== null) {
     // Only someone who may record the verdict is told how; everyone else is told why not.
-    lines.push("", `You cannot record its verdict: ${s.why}`);
+    lines.push("", `You cannot record its verdict: ${cell(s.why)}`);
   }
   return lines.join("\n");
 }
@@ -103,13 +105,13 @@ export function storyText(s: Story): string {
 export function openingText(o: OpeningRow): string {
   const v = o.opening;
   return [
-    `Tier-2 opening ${v.id}: envelope ${v.envelope.name} (${v.envelope.id}), record ${v.record.seq}`,
-    `opened ${shortTime(v.openedAt)} by ${v.custodians.map((c) => `${c.name} (${c.fingerprint})`).join(" and ")}`,
-    `reason: ${v.reason}`,
-    `incident: ${v.incident}`,
+    cell(`Tier-2 opening ${v.id}: envelope ${v.envelope.name} (${v.envelope.id}), record ${v.record.seq}`),
+    cell(`opened ${shortTime(v.openedAt)} by ${v.custodians.map((c) => `${c.name} (${c.fingerprint})`).join(" and ")}`),
+    `reason: ${prose(v.reason, "  ")}`,
+    cell(`incident: ${v.incident}`),
     `imported ${shortTime(v.importedAt)}; review due ${shortTime(v.reviewDueAt)}${o.overdue ? " — OVERDUE" : ""}`,
     o.canReview
       ? `Record the verdict: breakglass review ${v.id} --outcome justified|justified_with_findings|unjustified --notes "…"`
-      : `You may not review it: ${o.why ?? ""}`,
+      : cell(`You may not review it: ${o.why ?? ""}`),
   ].join("\n");
 }

@@ -13,6 +13,7 @@ import { isDuration, parseDuration } from "../core/duration.js";
 import type { ApprovalRule, ApprovalTerm, Policy, UserDef } from "../core/model.js";
 import { Redacted } from "../core/redacted.js";
 import { unknownRoleHint } from "../core/suggest.js";
+import { RESERVED_USER_NAMES, USER_NAME_PATTERN } from "../core/user-name.js";
 import { listNames, type PathSegment, type Problem, problem, problemsFromZod, suggest } from "./config-issues.js";
 
 export interface CheckOptions {
@@ -41,13 +42,11 @@ const isRecord = (v: unknown): v is Raw => typeof v === "object" && v !== null &
 const entries = (v: unknown): [string, unknown][] => (isRecord(v) ? Object.entries(v) : []);
 const isName = (v: unknown): v is string => typeof v === "string" && NAME_PATTERN.test(v);
 /** The well-formed names in a list, with their index. */
-const names = (v: unknown): [string, number][] =>
-  Array.isArray(v) ? v.flatMap((x, i): [string, number][] => (isName(x) ? [[x, i]] : [])) : [];
+const names = (v: unknown, valid: (x: unknown) => x is string = isName): [string, number][] =>
+  Array.isArray(v) ? v.flatMap((x, i): [string, number][] => (valid(x) ? [[x, i]] : [])) : [];
+const isUserName = (v: unknown): v is string => typeof v === "string" && USER_NAME_PATTERN.test(v);
 const seconds = (v: unknown): number | null => (typeof v === "string" && isDuration(v) ? parseDuration(v) : null);
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
-
-/** Actor names the broker writes itself; a person with one of them would be indistinguishable. */
-const RESERVED_ACTORS = new Set(["system", "anonymous"]);
 
 export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
   const problems: Problem[] = [];
@@ -55,7 +54,8 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
 
   const users = new Set(entries(doc.users).map(([name]) => name));
   for (const name of users) {
-    if (RESERVED_ACTORS.has(name)) {
+    // Actor names the broker writes itself: a person with one would read as the broker.
+    if (RESERVED_USER_NAMES.has(name)) {
       problems.push(
         problem(
           ["users", name],
@@ -69,7 +69,7 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
   const groups = new Map<string, Set<string>>();
   for (const [group, members] of entries(doc.groups)) {
     const known = new Set<string>();
-    for (const [member, i] of names(members)) {
+    for (const [member, i] of names(members, isUserName)) {
       if (users.has(member)) known.add(member);
       else {
         problems.push(
@@ -286,7 +286,10 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
     }
     const people: [PathSegment[], unknown][] = [
       [["drills", name, "requester"], drill.requester],
-      ...names(drill.approvers).map(([u, i]): [PathSegment[], unknown] => [["drills", name, "approvers", i], u]),
+      ...names(drill.approvers, isUserName).map(([u, i]): [PathSegment[], unknown] => [
+        ["drills", name, "approvers", i],
+        u,
+      ]),
     ];
     for (const [path, user] of people) {
       if (typeof user === "string" && !users.has(user)) {

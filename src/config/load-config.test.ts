@@ -369,7 +369,7 @@ describe("checkConfigText", () => {
     const text = edit("carol: {}", "Carol: {}");
     const issue = issueAt(check(text).issues, "users.Carol");
     expect(issue.message).toBe('"Carol" is not a valid user name');
-    expect(issue.hint).toContain("^[a-z0-9][a-z0-9_.-]*$");
+    expect(issue.hint).toContain("^[a-z0-9][a-z0-9_.@+-]*$");
     expect(issue).toMatchObject(positionOf(text, "Carol"));
   });
 

@@ -10,8 +10,11 @@
 import { z } from "zod";
 import { isDuration } from "../core/duration.js";
 import type { ErrorCode } from "../core/errors.js";
+import { plainText, UserNameSchema } from "./text-schemas.js";
 
 /** Schemas published under `components.schemas` of the OpenAPI document, by id. */
+export { plainText, UserNameSchema };
+
 export const apiSchemas = z.registry<{ id: string; description?: string }>();
 
 export const API_PREFIX = "/api/v1";
@@ -21,7 +24,10 @@ export const API_PREFIX = "/api/v1";
 
 const IsoTime = z.iso.datetime().describe("ISO-8601 UTC time");
 const Name = z.string().min(1).max(200);
-const Text = (max: number) => z.string().max(max);
+/** One line of text: no control characters at all. */
+const Line = (max: number) => plainText("line", max);
+/** Prose: tab and newline allowed, no other control character. */
+const Prose = (max: number) => plainText("prose", max);
 
 export const GRANT_STATES = [
   "requested",
@@ -53,8 +59,10 @@ export const DurationInputSchema = z
 export const CreateGrantBodySchema = z
   .strictObject({
     role: Name.describe("Role id, `DOMAIN/ROLE`"),
-    justification: Text(4000).describe("Why the access is needed"),
-    incident: Text(200).describe("Incident id, e.g. INC-1234"),
+    justification: Prose(4000).describe(
+      "Why the access is needed (tab and newline allowed, no other control character)",
+    ),
+    incident: Line(200).describe("Incident id, e.g. INC-1234"),
     duration: DurationInputSchema.optional().describe("Grant length; defaults to the role's default duration"),
     emergency: z
       .boolean()
@@ -64,12 +72,12 @@ export const CreateGrantBodySchema = z
   .register(apiSchemas, { id: "CreateGrantRequest" });
 
 export const ApproveBodySchema = z
-  .strictObject({ comment: Text(2000).optional() })
+  .strictObject({ comment: Prose(2000).optional() })
   .register(apiSchemas, { id: "ApproveRequest" });
 
 /** Deny, cancel and revoke need a reason. */
 export const ReasonBodySchema = z
-  .strictObject({ reason: Text(2000).min(1).describe("Why; recorded in the audit log") })
+  .strictObject({ reason: Prose(2000).min(1).describe("Why; recorded in the audit log") })
   .register(apiSchemas, { id: "ReasonRequest" });
 
 /** Activate and release take no fields; an empty object (or no body) is accepted. */
@@ -77,8 +85,8 @@ export const EmptyBodySchema = z.strictObject({}).register(apiSchemas, { id: "Em
 
 export const FollowUpSchema = z
   .strictObject({
-    action: Text(2000).min(1).describe("What must be done (rotate the credential, fix the runbook…)"),
-    owner: Name.describe("Who does it: a user name"),
+    action: Line(2000).min(1).describe("What must be done (rotate the credential, fix the runbook…)"),
+    owner: UserNameSchema.describe("Who does it: a user name"),
     due: z.iso.date().optional().describe("By when (YYYY-MM-DD)"),
   })
   .register(apiSchemas, { id: "FollowUp" });
@@ -86,7 +94,7 @@ export const FollowUpSchema = z
 export const ReviewBodySchema = z
   .strictObject({
     outcome: ReviewOutcomeSchema,
-    notes: Text(8000).min(1).describe("What was done, findings and follow-ups"),
+    notes: Prose(8000).min(1).describe("What was done, findings and follow-ups"),
     followUps: z.array(FollowUpSchema).max(20).optional().describe("Follow-up actions with owners"),
   })
   .register(apiSchemas, { id: "ReviewRequest" });
@@ -94,7 +102,7 @@ export const ReviewBodySchema = z
 export const ExtendBodySchema = z
   .strictObject({
     by: DurationInputSchema.describe("How much longer; the total stays within the role's max_duration"),
-    reason: Text(2000).min(1).describe("Why; recorded in the audit log"),
+    reason: Prose(2000).min(1).describe("Why; recorded in the audit log"),
   })
   .register(apiSchemas, { id: "ExtendRequest" });
 
@@ -119,7 +127,7 @@ export const AuditEventsQuerySchema = z.strictObject({
 
 export const GrantIdParamsSchema = z.strictObject({ id: Name.describe("Grant id") });
 export const IncidentParamsSchema = z.strictObject({
-  id: z.string().min(1).max(200).describe("Incident id, e.g. INC-4711"),
+  id: Line(200).min(1).describe("Incident id, e.g. INC-4711"),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -206,7 +214,7 @@ const oneProof = (v: { code?: string | undefined; webauthn?: unknown }) =>
 const ONE_PROOF = { error: "give exactly one of `code` and `webauthn`" };
 
 export const FallbackLoginBodySchema = z
-  .strictObject({ user: z.string().min(1).max(200), ...proofFields })
+  .strictObject({ user: UserNameSchema, ...proofFields })
   .refine(oneProof, ONE_PROOF)
   .register(apiSchemas, { id: "FallbackLoginRequest" });
 
@@ -216,7 +224,7 @@ export const ProofBodySchema = z
   .register(apiSchemas, { id: "FactorProof" });
 
 export const WebauthnChallengeBodySchema = z
-  .strictObject({ user: z.string().min(1).max(200) })
+  .strictObject({ user: UserNameSchema })
   .register(apiSchemas, { id: "WebauthnChallengeRequest" });
 
 export const WebauthnOptionsSchema = z
@@ -247,7 +255,7 @@ export const FactorListSchema = z
   .register(apiSchemas, { id: "FactorList" });
 
 export const TotpEnrollBodySchema = z
-  .strictObject({ label: z.string().max(100).default("authenticator app") })
+  .strictObject({ label: Line(100).default("authenticator app") })
   .register(apiSchemas, { id: "TotpEnrollRequest" });
 
 export const TotpEnrollViewSchema = z
@@ -270,7 +278,7 @@ export const StepUpViewSchema = z.object({ factorAt: z.string() }).register(apiS
 export const IdpDeclareBodySchema = z
   .strictObject({
     down: z.boolean(),
-    reason: z.string().min(3).max(500).describe("Why: what an auditor will read"),
+    reason: Prose(500).min(3).describe("Why: what an auditor will read"),
   })
   .register(apiSchemas, { id: "IdpDeclareRequest" });
 
@@ -280,7 +288,7 @@ export const TOKEN_SCOPE_NAMES = ["read", "request", "approve", "review", "admin
 
 export const CreateTokenBodySchema = z
   .strictObject({
-    description: Text(200).min(1).describe("What the token is for (shown in lists and the audit log)"),
+    description: Line(200).min(1).describe("What the token is for (shown in lists and the audit log)"),
     scopes: z
       .array(z.enum(TOKEN_SCOPE_NAMES))
       .min(1)
@@ -290,7 +298,7 @@ export const CreateTokenBodySchema = z
       .regex(/^(\d+[smhd])+$/)
       .default("30d")
       .describe("Lifetime, at most 365d, e.g. 12h or 30d"),
-    user: Name.optional().describe("Another configured user (a service account): admins only"),
+    user: UserNameSchema.optional().describe("Another configured user (a service account): admins only"),
   })
   .register(apiSchemas, { id: "CreateTokenRequest" });
 
@@ -750,7 +758,7 @@ export const RecordingViewSchema = z
   .describe("Every statement the grant's gateway sessions ran, in order, and its recorded terminal sessions");
 
 export const TerminalStartBodySchema = z.strictObject({
-  command: z.string().min(1).max(4000).describe("What runs, as typed (for the record)"),
+  command: Line(4000).min(1).describe("What runs, as typed (for the record)"),
   width: z.int().min(1).max(1000).default(80),
   height: z.int().min(1).max(1000).default(24),
 });
@@ -770,7 +778,7 @@ export const TerminalAppendViewSchema = z.object({
   active: z.boolean().describe("false: the grant ended; close the command now"),
   endsAt: z.string().nullable(),
 });
-export const TerminalEndBodySchema = z.strictObject({ reason: z.string().min(1).max(200) });
+export const TerminalEndBodySchema = z.strictObject({ reason: Line(200).min(1) });
 export const TerminalParamsSchema = z.strictObject({ session: Name.describe("Terminal session id (`t_…`)") });
 export const TerminalRecordingViewSchema = z
   .object({

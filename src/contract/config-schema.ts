@@ -10,10 +10,13 @@
 import { z } from "zod";
 import { parseRule } from "../core/approval-policy.js";
 import { isDuration, parseDuration } from "../core/duration.js";
+import { USER_NAME_HINT } from "../core/user-name.js";
 import { secretRefSchema } from "./secret-ref.js";
+import { ConfigUserNameSchema, plainText } from "./text-schemas.js";
 
 /** Names of users, groups, domains, roles and targets. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]*$/;
+export { USER_NAME_HINT, USER_NAME_PATTERN } from "../core/user-name.js";
 export const NAME_HINT =
   "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit (pattern ^[a-z0-9][a-z0-9_.-]*$)";
 export const DURATION_HINT = "write it like 30m, 1h30m, 2d or 45s";
@@ -101,6 +104,15 @@ const Name = withHint(
   z.string().regex(NAME_PATTERN, { error: (iss) => `"${String(iss.input)}" is not a valid name` }),
   NAME_HINT,
 );
+
+/** A user name (`users` keys, group members, a drill's people): the user-name rule of src/core/user-name.ts. */
+const UserName = withHint(ConfigUserNameSchema, USER_NAME_HINT);
+/** Text shown to people (descriptions, display names): no control or bidi characters. */
+const ShownText = withHint(
+  plainText("prose", 10_000),
+  "remove the control characters (only tab and newline are allowed)",
+);
+const ShownLine = withHint(plainText("line", 200), "write it on one line, without control characters");
 
 const IncidentPattern = withHint(
   z.string().check((ctx) => {
@@ -674,7 +686,7 @@ const GuardSchema = z
 
 export const RoleSchema = z
   .strictObject({
-    description: z.string().default("").describe("What the role is for, shown to requesters and approvers."),
+    description: ShownText.default("").describe("What the role is for, shown to requesters and approvers."),
     target: Name.describe("Name of the target (under `targets`) the role grants access on."),
     grants: FreeForm.default({}).describe(
       "What the role grants on the target; free-form, read by the target's connector (e.g. `{ roles: [recovery_rw] }`).",
@@ -755,14 +767,14 @@ export const RoleSchema = z
 
 export const DomainSchema = z
   .strictObject({
-    description: z.string().default("").describe("What the domain covers."),
+    description: ShownText.default("").describe("What the domain covers."),
     roles: z.record(Name, RoleSchema).default({}).describe("Recovery roles of this domain, by name."),
   })
   .describe("A domain (production, security, network, …) and its recovery roles.");
 
 export const UserSchema = z
   .strictObject({
-    name: z.string().min(1).optional().describe("Display name. Defaults to the user's key."),
+    name: ShownLine.min(1).optional().describe("Display name. Defaults to the user's key."),
     email: withHint(z.email(), "write an address like alice@example.com").optional().describe("E-mail address."),
     manager_group: Name.optional().describe(
       "Group that manages this person: e-mailed about their grants by channels with `to_holder_managers`.",
@@ -785,15 +797,15 @@ export const DrillSchema = z
         "approval-path: request → approvals → access probed → the window ends → access gone at the target. emergency: emergency self-activation → probe → release → access gone. policy-rollback: the approval path, plus the role's statement guard proven to refuse `guard_probe` (gateway targets). idp-outage: the IdP treated as down for this drill → local fallback login with the requester's TOTP → emergency grant → probe → release → access gone.",
       ),
     role: z.string().min(1).describe("The role rehearsed, `DOMAIN/ROLE`."),
-    requester: Name.describe("Who the drill requests as (a user allowed to request the role)."),
+    requester: UserName.describe("Who the drill requests as (a user allowed to request the role)."),
     approvers: z
-      .array(Name)
+      .array(UserName)
       .default([])
       .describe("Who approves, in order (approval-path): enough distinct people for the rule."),
     duration: Duration.default("30s").describe(
       "Grant length: the drill waits for the end and checks the access is gone at the target.",
     ),
-    incident: z.string().min(1).optional().describe("Incident id for the drill's grant. Defaults to DRILL-<time>."),
+    incident: ShownLine.min(1).optional().describe("Incident id for the drill's grant. Defaults to DRILL-<time>."),
     probe: z
       .union([
         z.strictObject({
@@ -850,8 +862,8 @@ export const ConfigFileSchema = z
     auth: AuthSchema.prefault({}),
     defaults: RoleDefaultsSchema.prefault({}),
     admin_groups: z.array(Name).default([]).describe("Members of these groups may revoke any grant."),
-    users: z.record(Name, UserSchema).default({}).describe("People, by user name."),
-    groups: z.record(Name, z.array(Name)).default({}).describe("Groups, by name: each a list of user names."),
+    users: z.record(UserName, UserSchema).default({}).describe("People, by user name."),
+    groups: z.record(Name, z.array(UserName)).default({}).describe("Groups, by name: each a list of user names."),
     domains: z.record(Name, DomainSchema).default({}).describe("Domains, by name, each with its recovery roles."),
     targets: z.record(Name, TargetSchema).default({}).describe("Targets, by name."),
     drills: z.record(Name, DrillSchema).default({}).describe("Drills, by name (`breakglass drill run NAME`)."),

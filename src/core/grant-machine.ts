@@ -8,6 +8,7 @@ import type { AuditEventDraft, AuditEventType } from "./audit-event.js";
 import { BreakglassError } from "./errors.js";
 import type { FollowUp, Grant, GrantReview, GrantState, Policy, ReviewOutcome, RoleDef } from "./model.js";
 import { unknownRoleHint } from "./suggest.js";
+import { requirePlainText, visibleLength } from "./text.js";
 
 export const SYSTEM_ACTOR = "system";
 
@@ -197,14 +198,18 @@ export function requestGrant(policy: Policy, input: RequestInput, now: number, o
     );
   }
   const justification = input.justification.trim();
-  if (justification.length < r.justificationMinLength) {
+  const incident = input.incident.trim();
+  requirePlainText("justification", justification, "prose");
+  requirePlainText("incident", incident, "line");
+  // Zero-width spaces or NULs are not a justification: only what a reader can see counts.
+  const visible = visibleLength(justification);
+  if (visible < r.justificationMinLength) {
     throw new BreakglassError(
       "ERR_JUSTIFICATION_REQUIRED",
-      `a justification of at least ${r.justificationMinLength} characters is required for ${r.id} (got ${justification.length})`,
-      { roleId: r.id, minLength: r.justificationMinLength, length: justification.length },
+      `a justification of at least ${r.justificationMinLength} visible characters is required for ${r.id} (got ${visible})`,
+      { roleId: r.id, minLength: r.justificationMinLength, length: visible },
     );
   }
-  const incident = input.incident.trim();
   // Every request names its incident, even where a permissive pattern (`.*`) would match nothing.
   if (incident === "" || !new RegExp(`^(?:${r.incidentPattern})$`).test(incident)) {
     throw new BreakglassError(
@@ -291,6 +296,7 @@ export function approveGrant(
   now: number,
 ): Transition {
   requireState(grant, "approve", ["requested"]);
+  if (comment !== null) requirePlainText("comment", comment, "prose");
   if (grant.emergency) {
     throw new BreakglassError(
       "ERR_INVALID_TRANSITION",
@@ -375,6 +381,7 @@ export function denyGrant(policy: Policy, grant: Grant, actor: string, reason: s
 }
 
 function requireReason(reason: string, action: string): void {
+  requirePlainText("reason", reason, "prose");
   if (reason.trim().length === 0) {
     throw new BreakglassError("ERR_VALIDATION", `a reason is required to ${action} a grant`, { field: "reason" });
   }
@@ -383,6 +390,7 @@ function requireReason(reason: string, action: string): void {
 /** The requester withdraws a request that is not active yet. @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN */
 export function cancelGrant(grant: Grant, actor: string, reason: string, now: number): Transition {
   requireState(grant, "cancel", ["requested", "approved"]);
+  requirePlainText("reason", reason, "prose");
   requireNoActivationInFlight(grant, "cancel");
   if (actor !== grant.requester) {
     throw new BreakglassError("ERR_FORBIDDEN", `only the requester (${grant.requester}) can cancel grant ${grant.id}`, {
@@ -785,7 +793,9 @@ export function reviewRecord(
   review: { outcome: ReviewOutcome; notes: string; followUps?: readonly FollowUp[] },
   now: number,
 ): GrantReview {
+  requirePlainText("notes", review.notes, "prose");
   for (const f of review.followUps ?? []) {
+    requirePlainText("follow-up action", f.action, "prose");
     if (!policy.users.has(f.owner)) {
       throw new BreakglassError("ERR_VALIDATION", `follow-up owner "${f.owner}" is not a known user`, {
         field: "followUps",

@@ -31,6 +31,7 @@ import * as age from "age-encryption";
 import { combine, split } from "shamir-secret-sharing";
 import { canonicalJson } from "../core/canonical-json.js";
 import { BreakglassError } from "../core/errors.js";
+import { requirePlainText } from "../core/text.js";
 
 export const ENVELOPE_FORMAT = "breakglass-envelope/1";
 
@@ -121,6 +122,9 @@ export async function sealEnvelope(input: {
   /** Overrides `rotationDays`: a rekey keeps the secret's due date (its age does not change). */
   rotationDueAt?: number;
 }): Promise<Envelope> {
+  // Names are printed to every custodian and reviewer: no control characters in them.
+  requirePlainText("envelope name", input.name, "line");
+  for (const c of input.custodians) requirePlainText("custodian name", c.name, "line");
   const n = input.custodians.length;
   if (!Number.isInteger(input.threshold) || input.threshold < 2 || input.threshold > n) {
     throw new BreakglassError(

@@ -10,6 +10,7 @@ import { createApiClient, DEFAULT_BROKER_URL } from "../api-client.js";
 import { type CliIo, UsageError } from "../cli-io.js";
 import type { Command, OptionSpec } from "../command.js";
 import { EXIT } from "../exit-codes.js";
+import { cell } from "../format.js";
 import { removeSession, writeSession } from "../session-file.js";
 import { API_ENV_NOTES, clientFrom } from "./grant-commands.js";
 
@@ -207,7 +208,9 @@ const idpCommands: Command[] = [
       else if (!h.configured) io.out("no IdP configured (API tokens only)");
       else {
         io.out(
-          `IdP ${h.reachable ? "reachable" : "UNREACHABLE"}${h.declaredDown ? ` — declared down by ${h.declaredDown.by} at ${h.declaredDown.at}: ${h.declaredDown.reason}` : ""}; last check ${h.lastCheckAt ?? "never"}; fallback login ${h.fallbackOpen ? "OPEN" : "closed"}`,
+          cell(
+            `IdP ${h.reachable ? "reachable" : "UNREACHABLE"}${h.declaredDown ? ` — declared down by ${h.declaredDown.by} at ${h.declaredDown.at}: ${h.declaredDown.reason}` : ""}; last check ${h.lastCheckAt ?? "never"}; fallback login ${h.fallbackOpen ? "OPEN" : "closed"}`,
+          ),
         );
       }
       return EXIT.OK;
@@ -248,7 +251,7 @@ const tokenCommands: Command[] = [
       else {
         for (const t of list.tokens) {
           const state = t.revokedAt ? `revoked ${t.revokedAt}` : t.expiresAt ? `expires ${t.expiresAt}` : "no expiry";
-          io.out(`${t.id}  ${t.user}  [${t.scopes.join(",")}]  ${state}  ${t.description}`);
+          io.out(cell(`${t.id}  ${t.user}  [${t.scopes.join(",")}]  ${state}  ${t.description}`));
         }
       }
       return EXIT.OK;

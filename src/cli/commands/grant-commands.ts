@@ -8,7 +8,7 @@ import { type ApiClient, apiBase, createApiClient, DEFAULT_BROKER_URL } from "..
 import { CliError, type CliIo, UsageError } from "../cli-io.js";
 import type { Command, CommandInput, OptionSpec } from "../command.js";
 import { EXIT } from "../exit-codes.js";
-import { actionSummary, grantDetail, grantsTable, meText, rolesTable, shortTime } from "../format.js";
+import { actionSummary, cell, grantDetail, grantsTable, meText, rolesTable, shortTime } from "../format.js";
 import { openingText, reviewQueueText, storyText } from "../review-format.js";
 import { readSession } from "../session-file.js";
 
@@ -124,8 +124,8 @@ const reconcileCommand: Command = {
       io.out(`checked ${r.checkedGrants} grant(s) at their targets`);
       for (const f of r.fixed)
         io.out(`FIXED     ${f.target}: ${f.kind} of grant ${f.grantId} (access was still there; revoked again)`);
-      for (const d of r.reported) io.out(`DRIFT     ${d.target}: ${d.description}`);
-      for (const e of r.errors) io.out(`UNCHECKED ${e.target}${e.grantId ? ` (${e.grantId})` : ""}: ${e.error}`);
+      for (const d of r.reported) io.out(cell(`DRIFT     ${d.target}: ${d.description}`));
+      for (const e of r.errors) io.out(cell(`UNCHECKED ${e.target}${e.grantId ? ` (${e.grantId})` : ""}: ${e.error}`));
       if (r.fixed.length + r.reported.length + r.errors.length === 0) io.out("no drift");
     }
     return r.fixed.length + r.reported.length + r.errors.length === 0 ? EXIT.OK : EXIT.CHECK_FAILED;
@@ -311,7 +311,11 @@ export const grantCommands: readonly Command[] = [
       const valid = REVIEW_OUTCOMES.find((o) => o === outcome);
       if (!valid) throw new UsageError(`--outcome must be one of ${REVIEW_OUTCOMES.join(", ")}`, "review");
       const followUps = input.strings("follow-up").map((text) => {
-        const [action, owner, due] = text.split("@").map((x) => x.trim());
+        // ACTION@OWNER[@YYYY-MM-DD]; an owner may be an e-mail address (alice@example.com).
+        const parts = text.split("@").map((x) => x.trim());
+        const action = parts.shift();
+        const due = /^\d{4}-\d\d-\d\d$/.test(parts.at(-1) ?? "") && parts.length > 1 ? parts.pop() : undefined;
+        const owner = parts.join("@");
         if (!action || !owner)
           throw new UsageError(`--follow-up "${text}": write it as ACTION@OWNER[@YYYY-MM-DD]`, "review");
         return { action, owner, ...(due ? { due } : {}) };

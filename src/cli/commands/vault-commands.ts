@@ -10,6 +10,7 @@ import { hostname } from "node:os";
 import { basename, resolve } from "node:path";
 import { parseDuration } from "../../core/duration.js";
 import { isBreakglassError } from "../../core/errors.js";
+import { requirePlainText } from "../../core/text.js";
 import { CliError, type CliIo, UsageError } from "../cli-io.js";
 import type { Command, CommandInput } from "../command.js";
 import { EXIT } from "../exit-codes.js";
@@ -228,6 +229,11 @@ export const vaultCommands: readonly Command[] = [
       const drill = input.flag("drill");
       const reason = drill ? (input.string("reason") ?? "drill") : input.requireString("reason");
       const incident = drill ? (input.string("incident") ?? "DRILL") : input.requireString("incident");
+      // Both end up in the opening record every reviewer reads: no control characters in them.
+      await refusing(async () => {
+        requirePlainText("--reason", reason, "prose");
+        requirePlainText("--incident", incident, "line");
+      });
       const command = input.args.slice(1);
       if (drill && (input.flag("exec") || command.length > 0))
         throw new UsageError("--drill never hands the secret to anything: drop --exec", "vault open");
