@@ -31,6 +31,7 @@ import type {
   WebSession,
 } from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
+import { normalizeUserName, userNameProblem } from "../core/user-name.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import type { AuditAppender } from "../service/grant-writer.js";
 import { stamp } from "../service/grant-writer.js";
@@ -404,6 +405,27 @@ export function createAuthService(deps: {
   return {
     async loginWithIdp(ctx, login, groups) {
       const now = clock.now();
+      /** Refused: said to the person, written to the audit log, paged to security. */
+      const refuse = async (why: string): Promise<never> => {
+        await store.transaction((tx) =>
+          audit.append(tx, [
+            stamp(
+              nonGrantEvent("auth.login_refused", ctx.actor, now, {
+                claimed: login.username,
+                issuer: login.issuer,
+                subject: login.subject,
+                why,
+              }),
+              ctx,
+            ),
+          ]),
+        );
+        throw unauthenticated(`the IdP's account cannot sign in here: ${why}; ask an admin`);
+      };
+      // A name the configuration could never hold (or a reserved one: `system` would read as the
+      // broker's own actions in the audit log) is refused, not taken as it comes.
+      const problem = userNameProblem(login.username);
+      if (problem !== null) return refuse(`${problem} (claim ${JSON.stringify(login.username)})`);
       const identity: Identity = {
         user: login.username,
         issuer: login.issuer,
@@ -416,9 +438,7 @@ export function createAuthService(deps: {
       // One person per IdP subject: a user name claimed by another subject is refused.
       const known = await store.findIdentity(login.username);
       if (known && (known.subject !== login.subject || known.issuer !== login.issuer)) {
-        throw unauthenticated(
-          `user name "${login.username}" belongs to another IdP account (subject differs); ask an admin`,
-        );
+        return refuse(`user name "${login.username}" belongs to another IdP account (subject differs)`);
       }
       const withCtx = { ...ctx, actor: login.username };
       return issue(
@@ -439,7 +459,7 @@ export function createAuthService(deps: {
     },
 
     async loginWithFallback(ctx, userInput, proof, idp, opts) {
-      const user = userInput.trim().toLowerCase();
+      const user = normalizeUserName(userInput);
       const keys = keysOf(ctx, user);
       await assertNotLocked(keys);
       if (!config.fallback.enabled) {
@@ -652,7 +672,7 @@ export function createAuthService(deps: {
     },
 
     async webauthnChallenge(user) {
-      const name = user.trim().toLowerCase();
+      const name = normalizeUserName(user);
       return authenticationOptions(config.webauthn, store, name, await store.listFactors(name), clock.now());
     },
 

@@ -11,6 +11,7 @@
 import * as client from "openid-client";
 import type { OidcConfig } from "../config/app-config.js";
 import { BreakglassError } from "../core/errors.js";
+import { normalizeUserName } from "../core/user-name.js";
 
 /** What must survive between the redirect to the IdP and the callback (kept sealed in a cookie). */
 export interface PendingLogin {
@@ -26,6 +27,10 @@ export interface PendingLogin {
 export interface IdpLogin {
   readonly issuer: string;
   readonly subject: string;
+  /**
+   * The username claim NFKC-normalised and lower-cased: the form it is checked and compared in
+   * (not yet checked against the user-name rule: the auth service refuses, audits and pages).
+   */
   readonly username: string;
   /** The IdP's group names (unmapped). */
   readonly idpGroups: readonly string[];
@@ -152,7 +157,7 @@ export function createOidcLogin(cfg: OidcConfig, clientSecret: string | null): O
     return {
       issuer: typeof all.iss === "string" ? all.iss : cfg.issuer,
       subject: claims.sub,
-      username: username.toLowerCase(),
+      username: normalizeUserName(username),
       idpGroups: Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === "string") : [],
       email: typeof all.email === "string" ? all.email : null,
       name: typeof all.name === "string" ? all.name : null,

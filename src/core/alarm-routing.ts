@@ -20,6 +20,7 @@ export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [
   "config.changed",
   // Someone is in without the IdP, or is trying to get in, or changed how they prove who they are.
   "auth.fallback_login",
+  "auth.login_refused",
   "auth.locked_out",
   "auth.factor_enrolled",
   "auth.factor_removed",
@@ -87,6 +88,7 @@ function severityOf(type: string, role: unknown, routing: AlarmRouting, data?: u
     type === "alarm.escalated" ||
     type === "gateway.statement_blocked" ||
     type === "auth.fallback_login" ||
+    type === "auth.login_refused" ||
     type === "auth.locked_out" ||
     type === "auth.idp_declared" ||
     type === "vault.opened" ||
@@ -190,6 +192,10 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
     case "auth.fallback_login": {
       const d = (e.data ?? {}) as { factor?: unknown; idp?: unknown; membershipStale?: unknown };
       return `LOGIN VIA LOCAL FALLBACK: ${who} signed in without the IdP (${String(d.factor)} factor; IdP ${String(d.idp)})${d.membershipStale ? "; last-known group membership too old to count" : ""} — their grants are flagged for review`;
+    }
+    case "auth.login_refused": {
+      const d = (e.data ?? {}) as { claimed?: unknown; subject?: unknown; why?: unknown };
+      return `IdP login REFUSED for "${String(d.claimed)}" (subject ${String(d.subject)}): ${String(d.why)}`;
     }
     case "auth.locked_out": {
       const d = (e.data ?? {}) as { keys?: unknown; what?: unknown };

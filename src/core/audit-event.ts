@@ -38,6 +38,7 @@ export type AuditEventType =
   | "token.created"
   | "token.revoked"
   | "auth.login"
+  | "auth.login_refused"
   | "auth.logout"
   | "auth.fallback_login"
   | "auth.locked_out"
