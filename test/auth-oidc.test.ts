@@ -162,10 +162,37 @@ describe("login through the IdP", () => {
     await api(`/grants/${g.id}/cancel`, { method: "POST", token, body: "{}" });
   });
 
+  it("logout is a POST with the session's CSRF token: a cross-site link or form ends nothing", async () => {
+    const { browser, token } = await login("frank");
+    const cookie = `bg_session=${token}`;
+    // A link (GET) only shows the sign-out button; the session goes on.
+    const page = await fetch(`${base}/auth/logout`, { headers: { cookie } });
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    expect(await page.text()).toMatch(/<form method="post" action="\/auth\/logout">/);
+    // A form posted from another site carries the cookie but not the token.
+    for (const body of ["", "csrf=", `csrf=${"x".repeat(43)}`]) {
+      const forged = await fetch(`${base}/auth/logout`, {
+        method: "POST",
+        headers: { cookie, "content-type": "application/x-www-form-urlencoded", origin: "https://evil.example" },
+        body,
+        redirect: "manual",
+      });
+      expect(forged.status).toBe(403);
+    }
+    expect((await api("/auth/session", { token })).status).toBe(200);
+    expect(browser.cookie(base, "bg_session")).toBe(token);
+  });
+
   it("logs out at the broker and at the IdP; the session no longer works", async () => {
     const { browser, token } = await login("frank");
     expect((await api("/auth/session", { token })).status).toBe(200);
-    const out = await browser.go(`${base}/auth/logout`);
+    const { csrfToken } = (await (await api("/auth/session", { token })).json()) as { csrfToken: string };
+    const out = await browser.go(`${base}/auth/logout`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: `csrf=${encodeURIComponent(csrfToken)}`,
+    });
     // Through the IdP's end-session endpoint and back to the broker.
     expect(out.url).toBe(`${base}/`);
     expect(browser.cookie(base, "bg_session")).toBeNull();

@@ -10,8 +10,9 @@
  * - A TOTP code is accepted once: the accepted time step is stored with a conditional update, so
  *   two requests with the same code cannot both pass. Recovery codes: 10 per batch, hashed, each
  *   usable once.
- * - Failed logins and factor checks are counted per user and per source address; at
- *   `auth.lockout.max_failures` within the window the key is locked and security is paged.
+ * - Failed logins and factor checks are counted per (user, address) and per address, locked at
+ *   `auth.lockout.max_failures` within the window, and per user with a growing wait instead of a
+ *   lock; known and unknown names alike; security is paged.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import * as OTPAuth from "otpauth";
@@ -239,22 +240,34 @@ export function createAuthService(deps: {
   };
 
   // --- brute-force protection ---------------------------------------------------------------
+  // Failures are counted per (user, address) and per address, each locked for
+  // `auth.lockout.duration` at `max_failures`; and per user across all addresses, which never
+  // locks hard: past `max_failures` each further failure only makes the next try wait a little
+  // longer (1 s, doubling, at most a minute). So nobody elsewhere can lock a named person out
+  // during the outage the fallback exists for, while guessing one person's codes stays slow. A
+  // name that does not exist is counted exactly like one that does: the answers cannot tell them
+  // apart.
+  const USER_BACKOFF_MAX_MS = 60_000;
   const keysOf = (ctx: RequestContext, user: string | null): string[] => [
-    ...(user ? [`user:${user}`] : []),
+    ...(user && ctx.sourceAddress ? [`user-ip:${user} ${ctx.sourceAddress}`] : []),
     ...(ctx.sourceAddress ? [`ip:${ctx.sourceAddress}`] : []),
+    ...(user ? [`user:${user}`] : []),
   ];
+  const isUserKey = (key: string) => key.startsWith("user:");
 
   const assertNotLocked = async (keys: readonly string[]) => {
     const now = clock.now();
+    let until = 0;
     for (const key of keys) {
       const t = await store.findThrottle(key);
-      if (t?.lockedUntil != null && t.lockedUntil > now) {
-        throw new BreakglassError(
-          "ERR_LOCKED_OUT",
-          `too many failed attempts for ${key.replace(":", " ")}: try again after ${new Date(t.lockedUntil).toISOString()}, or ask an admin`,
-          { lockedUntil: new Date(t.lockedUntil).toISOString() },
-        );
-      }
+      if (t?.lockedUntil != null && t.lockedUntil > now) until = Math.max(until, t.lockedUntil);
+    }
+    // One answer whichever key it was: it names neither the user nor whether they exist.
+    if (until > 0) {
+      const at = new Date(until).toISOString();
+      throw new BreakglassError("ERR_LOCKED_OUT", `too many failed attempts: try again after ${at}`, {
+        lockedUntil: at,
+      });
     }
   };
 
@@ -262,12 +275,29 @@ export function createAuthService(deps: {
     const now = clock.now();
     const { maxFailures, windowMs, durationMs } = config.lockout;
     const locked: string[] = [];
+    let until = now + durationMs;
     const before = await Promise.all(keys.map((key) => store.findThrottle(key)));
     await store.transaction(async (tx) => {
       for (const [i, key] of keys.entries()) {
         const t = before[i] ?? null;
         const fresh = !t || now - t.windowStart > windowMs;
         const failures = fresh ? 1 : t.failures + 1;
+        if (isUserKey(key)) {
+          // Never a hard lock: a growing wait between tries, counted over the window.
+          const over = failures - maxFailures;
+          const wait = over < 0 ? 0 : Math.min(1000 * 2 ** over, USER_BACKOFF_MAX_MS);
+          await tx.saveThrottle({
+            key,
+            failures,
+            windowStart: fresh ? now : t.windowStart,
+            lockedUntil: wait > 0 ? now + wait : (t?.lockedUntil ?? null),
+          });
+          if (over === 0) {
+            locked.push(key);
+            until = Math.min(until, now + wait);
+          }
+          continue;
+        }
         const lock = failures >= maxFailures;
         await tx.saveThrottle({
           key,
@@ -283,7 +313,7 @@ export function createAuthService(deps: {
             nonGrantEvent("auth.locked_out", ctx.actor, now, {
               keys: locked,
               failures: maxFailures,
-              until: now + durationMs,
+              until: locked.some((k) => !isUserKey(k)) ? now + durationMs : until,
               what,
             }),
             ctx,
@@ -294,6 +324,7 @@ export function createAuthService(deps: {
     throw unauthenticated(`${what} failed`);
   };
 
+  /** A success clears the counters it was checked against. */
   const succeed = async (keys: readonly string[]) => {
     await store.transaction(async (tx) => {
       for (const key of keys) {
@@ -477,10 +508,12 @@ export function createAuthService(deps: {
           "the identity provider is reachable: sign in through it (an admin can declare it down if it misbehaves)",
         );
       }
+      // The same work and the same counting for a name that does not exist (it has no factor):
+      // the answers, and how many tries each name gets, say nothing about which names exist.
       const known = policy.users.has(user) || directory.identity(user) !== null;
-      const factor = known ? await verifyProof(user, proof) : null;
-      // Unknown names count against the address only: anonymous callers cannot fill the table.
-      if (!factor) return fail(ctx, known ? keys : keysOf(ctx, null), "fallback login");
+      const proven = await verifyProof(user, proof);
+      const factor = known ? proven : null;
+      if (!factor) return fail(ctx, keys, "fallback login");
       await succeed(keys);
       const now = clock.now();
       const identity = directory.identity(user);
@@ -673,7 +706,10 @@ export function createAuthService(deps: {
 
     async webauthnChallenge(user) {
       const name = normalizeUserName(user);
-      return authenticationOptions(config.webauthn, store, name, await store.listFactors(name), clock.now());
+      return authenticationOptions(config.webauthn, store, name, await store.listFactors(name), clock.now(), (u) =>
+        // 32 bytes, like the credential ids of common security keys.
+        box.mac("webauthn-decoy", u).slice(0, 43),
+      );
     },
 
     async newRecoveryCodes(ctx) {

@@ -75,28 +75,34 @@ export async function verifyRegistration(
 
 const stateKey = (user: string) => `webauthn:${user}`;
 
-/** Options for an assertion by `user`'s registered credentials; the challenge is remembered. */
+/**
+ * Options for an assertion by `user`'s registered credentials; the challenge is remembered. A
+ * name without a key — or without an account — gets a decoy credential id instead (`decoyId`,
+ * stable per name, unguessable without the broker's key), so the answer does not tell whether a
+ * name exists or has a key.
+ */
 export async function authenticationOptions(
   rp: RelyingParty,
   store: Store,
   user: string,
   factors: readonly LocalFactor[],
   now: number,
+  decoyId: (user: string) => string,
 ) {
-  const allow = factors
+  const real = factors
     .filter((f) => f.kind === "webauthn" && f.confirmedAt !== null)
     .map((f) => {
       const c = parseCredential(f.secret);
       return { id: c.id, transports: c.transports };
     });
+  const allow = real.length > 0 ? real : [{ id: decoyId(user), transports: ["usb", "nfc", "ble", "hybrid"] }];
   const options = await generateAuthenticationOptions({
     rpID: rp.id,
     allowCredentials: allow,
     userVerification: "preferred",
   });
-  // Nothing is remembered for names without a key, so anonymous callers cannot fill the table
-  // (the options do tell whether a name has keys, as allowCredentials always does).
-  if (allow.length === 0) return options;
+  // Nothing is remembered for names without a key, so anonymous callers cannot fill the table.
+  if (real.length === 0) return options;
   await store.transaction((tx) =>
     tx.swapState(stateKey(user), JSON.stringify({ challenge: options.challenge, at: now }), now),
   );

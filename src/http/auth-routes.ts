@@ -2,8 +2,9 @@
  * Who is asking, over HTTP: the API routes of sessions, local factors, step-up, the IdP's
  * health and the fallback login (in the route table, so in the OpenAPI document), and the browser
  * routes of the IdP login — `/auth/login` (redirect to the IdP), `/auth/callback` (back from it),
- * `/auth/cli` (a session for `breakglass login`, shown once) and `/auth/logout` — which answer
- * with redirects and small pages rather than JSON.
+ * `/auth/cli` (a session for `breakglass login`, shown once) and `/auth/logout` (POST with the
+ * session's CSRF token; GET only shows the sign-out button) — which answer with redirects and
+ * small pages rather than JSON.
  *
  * The API routes are registered on every broker, so no client meets a missing route: on a broker
  * without a secret key (API tokens only, like the demo) the session routes answer for the token,
@@ -14,6 +15,7 @@
  * carries it, Secure when the public URL is https) and `bg_oidc` (the pending login's state,
  * nonce and PKCE verifier, sealed with the broker's secret key, 10 minutes, path /auth).
  */
+import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { renderSVG } from "uqr";
 import type { AuthService, FactorView, IdpTokens } from "../auth/auth-service.js";
@@ -546,10 +548,49 @@ export function registerBrowserAuth(
     );
   });
 
+  // Logout changes state, so it is a POST carrying the session's CSRF token: a cross-site link or
+  // image cannot end anyone's session. GET shows a page with the button that sends it.
+  const csrfMatches = (token: string, sent: unknown): boolean => {
+    const expected = Buffer.from(auth.csrfFor(token));
+    const given = Buffer.from(typeof sent === "string" ? sent : "");
+    return given.length === expected.length && expected.length > 0 && timingSafeEqual(given, expected);
+  };
+
   app.get("/auth/logout", async (request, reply) => {
     const token = readCookie(request.headers.cookie, SESSION_COOKIE);
-    let target = "/";
-    if (token) {
+    const csrf = token ? auth.csrfFor(token) : "";
+    return reply
+      .code(200)
+      .type("text/html; charset=utf-8")
+      .header("content-security-policy", "default-src 'none'; frame-ancestors 'none'")
+      .header("x-frame-options", "DENY")
+      .send(
+        `<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign out of Breakglass</title><h1>Sign out of Breakglass</h1>${
+          token
+            ? `<form method="post" action="/auth/logout"><input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><button type="submit">Sign out</button></form>`
+            : "<p>You are not signed in.</p>"
+        }<p><a href="/">Back to Breakglass</a></p></html>`,
+      );
+  });
+
+  app.register(async (scope) => {
+    // The logout form's body (`csrf=…`); nothing else on the broker takes a form.
+    scope.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_request, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(String(body))));
+    });
+    scope.post("/auth/logout", async (request, reply) => {
+      const token = readCookie(request.headers.cookie, SESSION_COOKIE);
+      if (!token) return reply.header("set-cookie", sessionCookie(config, "", 0)).redirect("/", 303);
+      const sent = (request.body as Record<string, unknown> | undefined)?.csrf ?? request.headers["x-csrf-token"];
+      if (!csrfMatches(token, sent)) {
+        return page(
+          reply,
+          403,
+          "Sign-out refused",
+          "The request did not come from Breakglass's own page (missing or wrong CSRF token): sign out from the console or from /auth/logout.",
+        );
+      }
+      let target = "/";
       try {
         const who = await auth.authenticate(token);
         const ended = who.auth.sessionId
@@ -562,8 +603,8 @@ export function registerBrowserAuth(
       } catch {
         // Unknown or expired session: nothing to end; the cookie is cleared all the same.
       }
-    }
-    return reply.header("set-cookie", sessionCookie(config, "", 0)).redirect(target, 302);
+      return reply.header("set-cookie", sessionCookie(config, "", 0)).redirect(target, 303);
+    });
   });
 }
 

@@ -9,7 +9,7 @@
  *
  * @see https://nvlpubs.nist.gov/nistpubs/Legacy/SP/nistspecialpublication800-38d.pdf (GCM)
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { BreakglassError } from "../core/errors.js";
@@ -26,6 +26,8 @@ export interface SecretBox {
   seal(plaintext: string, aad: string): string;
   /** @throws ERR_INTERNAL when the box is malformed, sealed under another key, or tampered with. */
   open(box: string, aad: string): Redacted<string>;
+  /** HMAC-SHA256 of `text` for `purpose` under the key (base64url): stable, unguessable without the key. */
+  mac(purpose: string, text: string): string;
 }
 
 export function createSecretBox(key: Buffer): SecretBox {
@@ -35,6 +37,9 @@ export function createSecretBox(key: Buffer): SecretBox {
   const keyId = createHash("sha256").update(key).digest("hex").slice(0, 12);
   return {
     keyId,
+    mac(purpose, text) {
+      return createHmac("sha256", key).update(`${purpose}\0${text}`).digest("base64url");
+    },
     seal(plaintext, aad) {
       const iv = randomBytes(IV_BYTES);
       const cipher = createCipheriv("aes-256-gcm", key, iv);
