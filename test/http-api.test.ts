@@ -254,7 +254,7 @@ describe("the grant lifecycle", () => {
   });
 
   it("activates an emergency request at once", async () => {
-    const grant = ok(await request("alice", ROLE, { emergency: true, duration: 600 }), GrantViewSchema, 201);
+    const grant = ok(await request("alice", ROLE, { emergency: true, duration: "10m" }), GrantViewSchema, 201);
     expect(grant).toMatchObject({ state: "active", emergency: true, durationS: 600 });
     expect(existsSync(join(dir, "targets", `bg_${grant.id}`))).toBe(true);
     const released = ok(await call("alice", "POST", `/grants/${grant.id}/release`), GrantViewSchema);

@@ -302,8 +302,10 @@ export function problemsFromZod(
           const schema = schemaAt(root, local, data);
           const integer = schema !== undefined && defOf(base(schema)).format?.includes("int") === true;
           const expected = expectedWords(integer ? "int" : issue.expected);
+          // A bare number where a duration goes: the schema's own message names the missing unit.
+          const own = issue.message.includes("has no unit") ? issue.message : null;
           out.push(
-            problem(path, `expected ${expected}, got ${describeValue(value)}`, hint ?? `write ${expected} here`),
+            problem(path, own ?? `expected ${expected}, got ${describeValue(value)}`, hint ?? `write ${expected} here`),
           );
         }
         break;

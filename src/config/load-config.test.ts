@@ -142,7 +142,7 @@ describe("checkConfigText", () => {
   test("rejects a duration written as a number", () => {
     const text = edit("max_duration: 2h", "max_duration: 120");
     const issue = issueAt(check(text).issues, `${ROLE}.max_duration`);
-    expect(issue.message).toBe("expected text, got the number 120");
+    expect(issue.message).toBe(`"120" has no unit: write 120s, 120m, 120h or 120d`);
     expect(issue.hint).toContain("write it like 30m");
     expect(issue.line).toBe(positionOf(text, "120").line);
   });

@@ -8,7 +8,7 @@
  * ISO-8601 UTC strings. Nothing here carries a secret: no token, no credential, no access handle.
  */
 import { z } from "zod";
-import { isDuration } from "../core/duration.js";
+import { durationProblem, isDuration } from "../core/duration.js";
 import type { ErrorCode } from "../core/errors.js";
 import { plainText, UserNameSchema } from "./text-schemas.js";
 
@@ -45,13 +45,17 @@ export const ACCESS_STATES = ["none", "granting", "granted", "revoking", "revoke
 export const REVIEW_OUTCOMES = ["justified", "justified_with_findings", "unjustified"] as const;
 export const ReviewOutcomeSchema = z.enum(REVIEW_OUTCOMES);
 
-/** A duration as text (`30m`, `1h30m`, `2d`, `45s`) or a positive whole number of seconds. */
+/**
+ * A duration as text with its unit (`30m`, `1h30m`, `2d`, `45s`). A bare number is refused, saying
+ * so: `30` is never taken as 30 seconds silently.
+ */
 export const DurationInputSchema = z
-  .union([
-    z.string().refine(isDuration, { message: "not a duration; write it like 30m, 1h30m, 2d or 45s" }),
-    z.int().positive(),
-  ])
-  .describe("Duration: text like 30m, 1h30m, 2d, 45s, or whole seconds");
+  .string({ error: (iss) => (typeof iss.input === "number" ? durationProblem(iss.input) : undefined) })
+  .check((ctx) => {
+    if (!isDuration(ctx.value))
+      ctx.issues.push({ code: "custom", input: ctx.value, message: durationProblem(ctx.value) });
+  })
+  .describe("Duration with its unit: 30m, 1h30m, 2d, 45s (a bare number is refused)");
 
 // ---------------------------------------------------------------------------------------------
 // Requests
@@ -835,7 +839,11 @@ export const AuditVerdictSchema = z
   .register(apiSchemas, { id: "AuditVerdict" });
 
 /** Codes only the HTTP layer produces (the framework refused the request before our code ran). */
-export type HttpOnlyCode = "ERR_PAYLOAD_TOO_LARGE" | "ERR_UNSUPPORTED_MEDIA_TYPE";
+export type HttpOnlyCode =
+  | "ERR_PAYLOAD_TOO_LARGE"
+  | "ERR_UNSUPPORTED_MEDIA_TYPE"
+  | "ERR_HEADERS_TOO_LARGE"
+  | "ERR_REQUEST_TIMEOUT";
 export type ProblemCode = ErrorCode | HttpOnlyCode;
 
 /** RFC 9457 problem details, plus our stable `code` and the request id as `instance`. */

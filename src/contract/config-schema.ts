@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import { parseRule } from "../core/approval-policy.js";
-import { isDuration, parseDuration } from "../core/duration.js";
+import { durationProblem, isDuration, parseDuration } from "../core/duration.js";
 import { USER_NAME_HINT } from "../core/user-name.js";
 import { secretRefSchema } from "./secret-ref.js";
 import { ConfigUserNameSchema, plainText } from "./text-schemas.js";
@@ -64,11 +64,13 @@ function durationSchema(fine: boolean) {
   const toMs = fine ? parseFineDurationMs : (t: string) => parseDuration(t) * 1000;
   const hint = fine ? FINE_DURATION_HINT : DURATION_HINT;
   const schema = z
-    .string()
+    // A bare number in the YAML (`duration: 30`) is refused with the unit it lacks, never taken as seconds.
+    .string({ error: (iss) => (typeof iss.input === "number" ? durationProblem(iss.input) : undefined) })
     .check((ctx) => {
       const text = ctx.value;
       if (!valid(text)) {
-        ctx.issues.push({ code: "custom", input: text, message: `"${text}" is not a duration`, params: { hint } });
+        const message = /^\d+$/.test(text.trim()) ? durationProblem(text) : `"${text}" is not a duration`;
+        ctx.issues.push({ code: "custom", input: text, message, params: { hint } });
       } else if (fine && toMs(text) > MAX_TIMER_MS) {
         ctx.issues.push({
           code: "custom",

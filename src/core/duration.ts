@@ -25,15 +25,25 @@ function parseDurationOrNull(text: string): number | null {
 }
 
 /**
- * Parse a duration (`30m`, `1h30m`, `2d`, `45s`) into whole seconds.
+ * What is wrong with a duration given as `value` (text, or a bare number from JSON or YAML): a
+ * number without a unit says so — it is never taken as seconds silently.
+ */
+export function durationProblem(value: unknown): string {
+  const text = String(value).trim();
+  if (typeof value === "number" || /^\d+(\.\d+)?$/.test(text)) {
+    return `"${text}" has no unit: write ${text}s, ${text}m, ${text}h or ${text}d`;
+  }
+  return `"${text}" is not a duration; write it like 30m, 1h30m, 2d or 45s`;
+}
+
+/**
+ * Parse a duration (`30m`, `1h30m`, `2d`, `45s`) into whole seconds. A bare number is refused.
  * @throws ERR_VALIDATION when the text is not a duration.
  */
 export function parseDuration(text: string): number {
   const seconds = parseDurationOrNull(text.trim());
   if (seconds === null) {
-    throw new BreakglassError("ERR_VALIDATION", `"${text}" is not a duration; write it like 30m, 1h30m, 2d or 45s`, {
-      value: text,
-    });
+    throw new BreakglassError("ERR_VALIDATION", durationProblem(text), { value: text });
   }
   return seconds;
 }

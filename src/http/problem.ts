@@ -32,6 +32,8 @@ export const STATUS_BY_CODE: Readonly<Record<ProblemCode, number>> = {
   ERR_OPEN_GRANT_EXISTS: 409,
   ERR_CONFLICT: 409,
   ERR_PAYLOAD_TOO_LARGE: 413,
+  ERR_HEADERS_TOO_LARGE: 431,
+  ERR_REQUEST_TIMEOUT: 408,
   ERR_LOCKED_OUT: 429,
   ERR_UNSUPPORTED_MEDIA_TYPE: 415,
   ERR_DURATION_EXCEEDS_MAX: 422,
@@ -67,6 +69,8 @@ const TITLE_BY_CODE: Readonly<Record<ProblemCode, string>> = {
   ERR_OPEN_GRANT_EXISTS: "An open grant already exists",
   ERR_CONFLICT: "Conflict",
   ERR_PAYLOAD_TOO_LARGE: "Request body too large",
+  ERR_HEADERS_TOO_LARGE: "Request headers too large",
+  ERR_REQUEST_TIMEOUT: "Request timeout",
   ERR_UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
   ERR_DURATION_EXCEEDS_MAX: "Duration exceeds the role's maximum",
   ERR_JUSTIFICATION_REQUIRED: "Justification required",
@@ -155,6 +159,36 @@ const FRAMEWORK_DETAIL: Readonly<Record<string, string>> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: "send the request body as application/json",
   FST_ERR_NOT_FOUND: "no such route",
 };
+
+/**
+ * The raw HTTP answer to a request Node's HTTP parser refused before any route saw it (headers
+ * too large, a malformed request line or header, a request that took too long): problem+json
+ * like every other refusal, then the connection is closed.
+ */
+export function clientErrorResponse(error: { code?: string }, instance: string): string {
+  const [code, status, reason, detail]: [ProblemCode, number, string, string] =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? [
+          "ERR_HEADERS_TOO_LARGE",
+          431,
+          "Request Header Fields Too Large",
+          "the request headers are larger than the server accepts",
+        ]
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT" || error.code === "ERR_HTTP_HEADERS_TIMEOUT"
+        ? ["ERR_REQUEST_TIMEOUT", 408, "Request Timeout", "the request did not arrive in time"]
+        : ["ERR_VALIDATION", 400, "Bad Request", "the request is not valid HTTP"];
+  const body = JSON.stringify(problem(code, instance, detail));
+  return [
+    `HTTP/1.1 ${status} ${reason}`,
+    `content-type: ${PROBLEM_CONTENT_TYPE}`,
+    `content-length: ${Buffer.byteLength(body)}`,
+    `x-request-id: ${instance}`,
+    "cache-control: no-store",
+    "connection: close",
+    "",
+    body,
+  ].join("\r\n");
+}
 
 /** Map any thrown value to the problem the client sees. */
 export function toProblem(error: unknown, instance: string): ProblemResponse {

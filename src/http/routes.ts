@@ -172,7 +172,7 @@ type ActionBody = {
   reason?: string | undefined;
   outcome?: "justified" | "justified_with_findings" | "unjustified" | undefined;
   notes?: string | undefined;
-  by?: string | number | undefined;
+  by?: string | undefined;
   followUps?: { action: string; owner: string; due?: string | undefined }[] | undefined;
 };
 
@@ -206,12 +206,7 @@ function runAction(
     case "ack":
       return service.acknowledge(ctx, id, body.comment ?? null);
     case "extend":
-      return service.extend(
-        ctx,
-        id,
-        typeof body.by === "string" ? parseDuration(body.by) : (body.by ?? 0),
-        body.reason ?? "",
-      );
+      return service.extend(ctx, id, parseDuration(body.by ?? ""), body.reason ?? "");
   }
 }
 
@@ -551,7 +546,7 @@ export function buildRoutes(deps: RouteDeps): {
         "ERR_CONFLICT",
       ],
       handler: async ({ ctx, body }) => {
-        const durationS = typeof body.duration === "string" ? parseDuration(body.duration) : body.duration;
+        const durationS = body.duration === undefined ? undefined : parseDuration(body.duration);
         const grant = await service.request(ctx, {
           roleId: body.role,
           justification: body.justification,

@@ -29,7 +29,7 @@ import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { type AuthRouteDeps, buildAuthRoutes, readCookie, registerBrowserAuth, SESSION_COOKIE } from "./auth-routes.js";
 import { registerConsole } from "./console.js";
 import { buildOpenApiDocument } from "./openapi.js";
-import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
+import { clientErrorResponse, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import { gateRefusal } from "./route-gate.js";
 import type { AnyRoute } from "./route-table.js";
 import { buildRoutes } from "./routes.js";
@@ -122,6 +122,17 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
     return503OnClosing: true,
     // A URL fastify cannot decode never reaches a route: answer it as a problem too.
     frameworkErrors: (error, request, reply) => sendProblem(error, request, reply),
+    // What Node's parser refuses before fastify sees a request (431 headers too large, 400 bad
+    // request line or header, 408 timeout): problem+json too, not Node's or fastify's own body.
+    clientErrorHandler: (error, socket) => {
+      if (!socket.writable) return;
+      const id = deps.ids.next("req");
+      log.info("http request refused by the parser", {
+        requestId: id,
+        error: (error as { code?: string }).code ?? error.message,
+      });
+      socket.end(clientErrorResponse(error as { code?: string }, id));
+    },
   });
 
   // JSON only: a text/plain body is refused (415) rather than handed to a handler as a string.

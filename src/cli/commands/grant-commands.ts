@@ -3,7 +3,9 @@
  * activate, revoke, release, review, grants, show, roles, whoami.
  * They read `BREAKGLASS_URL` (default http://127.0.0.1:8080) and `BREAKGLASS_TOKEN`.
  */
+
 import { type GrantView, REVIEW_OUTCOMES } from "../../contract/api.js";
+import { durationProblem, isDuration } from "../../core/duration.js";
 import { type ApiClient, apiBase, createApiClient, DEFAULT_BROKER_URL } from "../api-client.js";
 import { CliError, type CliIo, UsageError } from "../cli-io.js";
 import type { Command, CommandInput, OptionSpec } from "../command.js";
@@ -42,10 +44,11 @@ function printGrant(io: CliIo, input: CommandInput, grant: GrantView): number {
   return EXIT.OK;
 }
 
-/** `--duration 30m` stays text; `--duration 1800` is seconds. */
-function durationValue(text: string | undefined): string | number | undefined {
+/** `--duration 30m`; a bare number (`--duration 30`) is refused with the unit it lacks, never taken as seconds. */
+function durationValue(text: string | undefined, option: string, command: string): string | undefined {
   if (text === undefined) return undefined;
-  return /^\d+$/.test(text) ? Number(text) : text;
+  if (!isDuration(text)) throw new UsageError(`--${option} ${durationProblem(text)}`, command);
+  return text.trim();
 }
 
 /** An action on one grant that takes a reason. */
@@ -153,7 +156,7 @@ export const grantCommands: readonly Command[] = [
       ...API_ENV_NOTES,
     ],
     async run(input, io) {
-      const duration = durationValue(input.string("duration"));
+      const duration = durationValue(input.string("duration"), "duration", "request");
       const grant = await clientFrom(io).requestGrant({
         role: input.arg(0),
         justification: input.requireString("reason"),
@@ -206,7 +209,7 @@ export const grantCommands: readonly Command[] = [
     },
     notes: API_ENV_NOTES,
     async run(input, io) {
-      const by = durationValue(input.requireString("by")) ?? 0;
+      const by = durationValue(input.requireString("by"), "by", "extend") ?? "";
       const grant = await clientFrom(io).act(input.arg(0), "extend", { by, reason: input.requireString("reason") });
       return printGrant(io, input, grant);
     },
