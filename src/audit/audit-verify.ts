@@ -30,7 +30,7 @@ export interface VerifyOptions {
 }
 
 /**
- * Verify every stored event and checkpoint.
+ * Verify every stored event and checkpoint, and every row's index columns against its payload.
  * @throws ERR_STORAGE from the store (a storage failure is not a verdict).
  */
 export async function verifyStoreChain(
@@ -87,6 +87,7 @@ export async function verifyJsonl(
     ok: false,
     seq: verified + 1,
     problem: "modified",
+    column: null,
     message: `line ${lineNo} ${why}`,
     eventsChecked: verified,
   });
@@ -239,12 +240,13 @@ function isSeq(value: unknown): value is number {
 
 /**
  * One human line per verdict, e.g.
- * `FAILED at seq 42: modified — event 42 does not hash …` or
+ * `FAILED at seq 42, column actor: column_mismatch — event 42's actor column says …` or
  * `OK: 10,000 events, head 10000 3f2a…, 3 checkpoints, 12 events after the last checkpoint`.
  */
 export function formatVerdict(verdict: ChainVerdict): string {
   if (!verdict.ok) {
-    return `FAILED at seq ${verdict.seq}: ${verdict.problem} — ${verdict.message} (${count(verdict.eventsChecked, "event")} verified before it)`;
+    const where = verdict.column === null ? "" : `, column ${verdict.column}`;
+    return `FAILED at seq ${verdict.seq}${where}: ${verdict.problem} — ${verdict.message} (${count(verdict.eventsChecked, "event")} verified before it)`;
   }
   if (verdict.eventsChecked === 0) return `OK: empty log, ${count(verdict.checkpointsChecked, "checkpoint")}`;
   const tail =

@@ -445,15 +445,38 @@ export const GrantViewSchema = z
   })
   .register(apiSchemas, { id: "Grant" });
 
+/** Why an audit event shown is not plain evidence (null when it is exactly what was written). */
+export const AuditIntegritySchema = z
+  .object({
+    problem: z
+      .enum(["column_mismatch", "modified", "unreadable"])
+      .describe(
+        "column_mismatch: index columns of the row (named) were edited; the values shown are the hashed payload's. modified / unreadable (log browser only): the payload or hash does not chain, so the values are not evidence",
+      ),
+    columns: z.array(z.string()).describe("The audit table's columns found changed"),
+    message: z.string(),
+  })
+  .nullable()
+  .register(apiSchemas, { id: "AuditIntegrity" });
+
 export const IncidentViewSchema = z
   .object({
     incident: z.string(),
     grants: z.array(GrantViewSchema).describe("Every grant requested for this incident, newest first"),
     timeline: z
       .array(
-        z.object({ seq: z.int(), at: IsoTime, type: z.string(), actor: z.string(), grantId: z.string().nullable() }),
+        z.object({
+          seq: z.int(),
+          at: IsoTime,
+          type: z.string(),
+          actor: z.string(),
+          grantId: z.string().nullable(),
+          integrity: AuditIntegritySchema,
+        }),
       )
-      .describe("Their audit events in order: requests, approvals, activations, ends, sweeps, reviews"),
+      .describe(
+        "Their audit events in order: requests, approvals, activations, ends, sweeps, reviews — every value from the hashed payload",
+      ),
     alarms: z
       .array(AlarmViewSchema.extend({ grantId: z.string().nullable() }))
       .describe("Every alarm their events raised, with its delivery"),
@@ -533,9 +556,10 @@ export const GrantStorySchema = z
           type: z.string(),
           actor: z.string(),
           data: z.record(z.string(), z.unknown()),
+          integrity: AuditIntegritySchema,
         }),
       )
-      .describe("Every audit event of the grant in order, with its facts"),
+      .describe("Every audit event of the grant in order, with its facts — every value from the hashed payload"),
     alarms: z.array(AlarmViewSchema).describe("Every alarm its events raised, with delivery"),
     recording: z.object({
       gatewaySessions: z.int(),
@@ -660,7 +684,9 @@ export const AuditEventViewSchema = z
     grantId: z.string().nullable(),
     payload: z.string().describe("RFC 8785 canonical JSON of the event: the exact bytes the hash covers"),
     hash: z.string().describe("Hex SHA-256 chaining this event to the previous one"),
+    integrity: AuditIntegritySchema,
   })
+  .describe("at, type, actor and grantId are the payload's; integrity says whether the stored row checks out")
   .register(apiSchemas, { id: "AuditEvent" });
 
 export const AuditEventListSchema = z
@@ -798,7 +824,12 @@ export const AuditVerdictSchema = z
     checkpointsChecked: z.int().nullable(),
     unanchoredEvents: z.int().nullable().describe("Events after the last signed checkpoint"),
     failure: z
-      .object({ seq: z.int(), problem: z.string(), message: z.string() })
+      .object({
+        seq: z.int(),
+        problem: z.string(),
+        column: z.string().nullable().describe("The audit table's column found changed, when one explains it"),
+        message: z.string(),
+      })
       .nullable()
       .describe("Where and how the log stops being what was written"),
   })

@@ -2,7 +2,7 @@
  * The ports `core` and the services depend on. Adapters implement them; only the composition
  * root (src/app.ts) constructs adapters. Each method says what it throws.
  */
-import type { AuditEventDraft, SealedAuditEvent } from "./audit-event.js";
+import type { AuditEventDraft, LinkedAuditEvent, SealedAuditEvent, StoredAuditEvent } from "./audit-event.js";
 import type { Grant, GrantState, RoleDef, TargetDef, VaultOpening } from "./model.js";
 import type { Redacted } from "./redacted.js";
 
@@ -320,10 +320,16 @@ export interface Store {
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   getGrant(id: string): Promise<Grant | null>;
   listGrants(filter: GrantFilter): Promise<Grant[]>;
-  /** The events of these grants, in seq order (an incident's timeline). */
-  readGrantAudit(grantIds: readonly string[]): Promise<SealedAuditEvent[]>;
-  /** Events with seq ≥ `fromSeq`, in seq order, at most `limit`. */
-  readAudit(fromSeq: number, limit: number): Promise<SealedAuditEvent[]>;
+  /**
+   * The events of these grants (found by the `grant_id` index), in seq order, each with its
+   * neighbours' hashes so the reader can check it (see core/audit-record.ts).
+   */
+  readGrantAudit(grantIds: readonly string[]): Promise<LinkedAuditEvent[]>;
+  /**
+   * Rows with seq ≥ `fromSeq`, in seq order, at most `limit`, exactly as stored (verification must
+   * see tampering, so nothing is checked or repaired here).
+   */
+  readAudit(fromSeq: number, limit: number): Promise<StoredAuditEvent[]>;
   readCheckpoints(): Promise<Checkpoint[]>;
   findToken(id: string): Promise<TokenRecord | null>;
   /** Tokens of a user (all users when null), newest first. */

@@ -5,6 +5,7 @@
  * delivery, what the gateway recorded (counts and blocked attempts), side permissions swept, and
  * timing. Recording the verdict is `POST /grants/{id}/review`.
  */
+import { evidenceOf } from "../audit/audit-evidence.js";
 import {
   GrantIdParamsSchema,
   GrantStorySchema,
@@ -20,7 +21,7 @@ import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
 import type { VaultService } from "../service/vault-service.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
-import { alarmView, followUpsFrom, grantView, vaultOpeningView } from "./views.js";
+import { alarmView, followUpsFrom, grantView, integrityView, vaultOpeningView } from "./views.js";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const seconds = (from: number | null, to: number | null): number | null =>
@@ -115,7 +116,7 @@ export function buildReviewRoutes(deps: {
       params: GrantIdParamsSchema,
       status: 200,
       response: GrantStorySchema,
-      problems: ["ERR_NOT_FOUND"],
+      problems: ["ERR_NOT_FOUND", "ERR_AUDIT_CHAIN_BROKEN"],
       handler: async ({ params }) => {
         const grant = await store.getGrant(params.id);
         if (!grant) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${params.id}`, { grantId: params.id });
@@ -132,10 +133,15 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
     store.listStatements(grant.id),
     store.listTerminalSessions(grant.id),
   ]);
-  const timeline = events.map((e) => {
-    const payload = JSON.parse(e.payload) as { data?: Record<string, unknown> };
-    return { seq: e.seq, at: new Date(e.at).toISOString(), type: e.type, actor: e.actor, data: payload.data ?? {} };
-  });
+  // Every value from the hashed payload; a row that does not chain is refused, not shown.
+  const timeline = evidenceOf(events).map(({ record: e, integrity }) => ({
+    seq: e.seq,
+    at: new Date(e.at).toISOString(),
+    type: e.type,
+    actor: e.actor,
+    data: { ...e.data },
+    integrity: integrityView(integrity),
+  }));
   return {
     grant: grantView(grant, policy, now),
     timeline,

@@ -111,7 +111,15 @@ export interface IdpHealth {
 
 export interface StoryView {
   grant: GrantView;
-  timeline: { seq: number; at: string; type: string; actor: string; data: Record<string, unknown> }[];
+  timeline: {
+    seq: number;
+    at: string;
+    type: string;
+    actor: string;
+    data: Record<string, unknown>;
+    /** Set when the row's index columns were edited: the values shown are the hashed payload's. */
+    integrity: { problem: string; columns: string[]; message: string } | null;
+  }[];
   alarms: NonNullable<GrantView["alarms"]>;
   recording: {
     gatewaySessions: number;
