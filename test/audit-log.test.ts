@@ -219,6 +219,9 @@ describe("verifyStoreChain", () => {
     const keys = loadPublicKeys([signer.publicKeyPem]).verifySignature;
     const withCopy = {
       readAudit: (from: number, limit: number) => store.readAudit(from, limit),
+      listRecordings: () => store.listRecordings(),
+      readTerminalEvents: (id: string) => store.readTerminalEvents(id),
+      listStatements: (id: string) => store.listStatements(id),
       readCheckpoints: async () => (checkpoint ? [checkpoint] : []),
     };
     expect(await verifyStoreChain(withCopy, keys)).toMatchObject({ ok: false, seq: 101, problem: "truncated" });

@@ -16,6 +16,7 @@ import {
 import { canonicalJson } from "../core/canonical-json.js";
 import type { Checkpoint, Store } from "../core/ports.js";
 import { sha256 } from "./node-crypto.js";
+import { RecordingLedger, type RecordingStore } from "./recording-verify.js";
 
 /** Given a checkpoint and the bytes it signs: valid, invalid, or null for an unknown key. */
 export type SignatureCheck = (message: string, cp: Checkpoint) => boolean | null;
@@ -34,9 +35,23 @@ export interface VerifyOptions {
  * @throws ERR_STORAGE from the store (a storage failure is not a verdict).
  */
 export async function verifyStoreChain(
-  store: Pick<Store, "readAudit" | "readCheckpoints">,
+  store: Pick<Store, "readAudit" | "readCheckpoints"> & RecordingStore,
   verifySignature: SignatureCheck,
   options: VerifyOptions & { readonly pageSize?: number } = {},
+): Promise<ChainVerdict> {
+  const ledger = new RecordingLedger();
+  const chain = await verifyRows(store, verifySignature, options, ledger);
+  if (!chain.ok) return chain;
+  // The chain holds: now the recordings it sealed.
+  const recordings = await ledger.check(store, chain.eventsChecked);
+  return "ok" in recordings ? recordings : { ...chain, recordings };
+}
+
+async function verifyRows(
+  store: Pick<Store, "readAudit" | "readCheckpoints">,
+  verifySignature: SignatureCheck,
+  options: VerifyOptions & { readonly pageSize?: number },
+  ledger: RecordingLedger,
 ): Promise<ChainVerdict> {
   const pageSize = options.pageSize ?? 10_000;
   // Checkpoints first: the verifier must know which hashes to keep as it streams.
@@ -57,6 +72,7 @@ export async function verifyStoreChain(
         if (more) await pending.catch(() => undefined);
         return verifier.finish(checkpoints, verifySignature);
       }
+      if (verifier.failed === null) ledger.note(event);
     }
     if (!more) break;
   }
@@ -137,7 +153,9 @@ export async function verifyJsonl(
       prevHash = line.hash;
     }
   }
-  return (verifier ?? start()).finish(checkpoints, verifySignature);
+  const verdict = (verifier ?? start()).finish(checkpoints, verifySignature);
+  // An export carries the chain (and the digests sealed in it), not the recordings themselves.
+  return verdict.ok ? { ...verdict, recordings: null } : verdict;
 }
 
 const EXPORTED_EVENT = /^\{"kind":"event","seq":(\d{1,15}),"hash":"([0-9a-f]{64})","event":\{/;
@@ -246,6 +264,7 @@ function isSeq(value: unknown): value is number {
 export function formatVerdict(verdict: ChainVerdict): string {
   if (!verdict.ok) {
     const where = verdict.column === null ? "" : `, column ${verdict.column}`;
+    if (verdict.seq === 0) return `FAILED: ${verdict.problem} — ${verdict.message}`;
     return `FAILED at seq ${verdict.seq}${where}: ${verdict.problem} — ${verdict.message} (${count(verdict.eventsChecked, "event")} verified before it)`;
   }
   if (verdict.eventsChecked === 0) return `OK: empty log, ${count(verdict.checkpointsChecked, "checkpoint")}`;
@@ -255,7 +274,14 @@ export function formatVerdict(verdict: ChainVerdict): string {
       : verdict.unanchoredEvents === 0
         ? "the head is checkpointed"
         : `${count(verdict.unanchoredEvents, "event")} after the last checkpoint`;
-  return `OK: ${count(verdict.eventsChecked, "event")}, head ${verdict.headSeq} ${verdict.headHash.slice(0, 16)}…, ${count(verdict.checkpointsChecked, "checkpoint")}, ${tail}`;
+  const r = verdict.recordings;
+  const recordings =
+    r === undefined
+      ? ""
+      : r === null
+        ? "; recordings not checked (an export holds none: verify against the database for them)"
+        : `; ${count(r.matched, "recording")} ${r.matched === 1 ? "matches its sealed digest" : "match their sealed digests"}${r.unsealed > 0 ? `, ${r.unsealed} not sealed (open, or closed before seals existed)` : ""}`;
+  return `OK: ${count(verdict.eventsChecked, "event")}, head ${verdict.headSeq} ${verdict.headHash.slice(0, 16)}…, ${count(verdict.checkpointsChecked, "checkpoint")}, ${tail}${recordings}`;
 }
 
 function count(n: number, noun: string): string {

@@ -567,6 +567,28 @@ export const GrantStorySchema = z
       blocked: z.array(z.object({ at: IsoTime, statement: z.string(), error: z.string().nullable() })),
       errors: z.int(),
       terminalSessions: z.int(),
+      sessions: z
+        .array(
+          z.object({
+            kind: z.enum(["terminal", "gateway"]),
+            session: z.string(),
+            entries: z.int().describe("Events (terminal) or statements (gateway) stored now"),
+            sealedBy: z
+              .int()
+              .nullable()
+              .describe(
+                "Seq of the audit event that sealed the recording's digest; null while open (or closed before seals)",
+              ),
+            digest: z.string().nullable().describe("The sealed digest (core/recording-digest.ts)"),
+            matches: z
+              .boolean()
+              .nullable()
+              .describe(
+                "Whether the stored entries still hash to the sealed digest; false: the recording changed after it closed",
+              ),
+          }),
+        )
+        .describe("Each recording of the grant against the digest sealed in the audit chain"),
     }),
     sweptSidePermissions: z
       .array(z.record(z.string(), z.unknown()))
@@ -823,6 +845,13 @@ export const AuditVerdictSchema = z
     headHash: z.string().nullable(),
     checkpointsChecked: z.int().nullable(),
     unanchoredEvents: z.int().nullable().describe("Events after the last signed checkpoint"),
+    recordings: z
+      .object({
+        matched: z.int().describe("Recordings whose stored entries hash to the digest their end event sealed"),
+        unsealed: z.int().describe("Recordings not sealed yet: open, or closed before seals existed"),
+      })
+      .nullable()
+      .describe("Terminal and gateway recordings against the chain (null when the verdict is a failure)"),
     failure: z
       .object({
         seq: z.int(),

@@ -61,6 +61,8 @@ export function checkpointMessage(cp: Pick<Checkpoint, "seq" | "hash" | "at" | "
 export type ChainProblem =
   | "modified"
   | "column_mismatch"
+  | "recording_mismatch"
+  | "recording_unaccounted"
   | "deleted"
   | "reordered"
   | "truncated"
@@ -91,6 +93,18 @@ export interface ChainSuccess {
   readonly checkpointsChecked: number;
   /** Events after the last checkpoint: their tail could be cut undetected until the next one. */
   readonly unanchoredEvents: number;
+  /**
+   * Recordings checked against the digests sealed in the chain (verification from the database);
+   * null when they could not be (an export holds no recordings); absent for the chain alone.
+   */
+  readonly recordings?: RecordingsChecked | null;
+}
+
+export interface RecordingsChecked {
+  /** Recordings whose stored entries match the digest their end event sealed. */
+  readonly matched: number;
+  /** Recordings not sealed yet: still open, or closed without a seal (made before seals existed, or a crash). */
+  readonly unsealed: number;
 }
 
 export type ChainVerdict = ChainSuccess | ChainFailure;

@@ -23,6 +23,7 @@ export type AuditEventType =
   | "grant.recording_read"
   | "grant.terminal_started"
   | "grant.terminal_ended"
+  | "grant.terminal_late_events"
   | "target.unauthorized_login"
   | "alarm.acknowledged"
   | "alarm.escalated"

@@ -191,6 +191,14 @@ export interface TerminalSession {
   readonly endReason: string | null;
 }
 
+/** A recording known to the store, by session. */
+export interface RecordingRef {
+  readonly kind: "terminal" | "gateway";
+  readonly sessionId: string;
+  /** Null for terminal events left without their session row. */
+  readonly grantId: string | null;
+}
+
 /** One asciicast event: `t` seconds after the start, output (`o`) or input (`i`). */
 export interface TerminalEvent {
   readonly seq: number;
@@ -290,6 +298,10 @@ export interface StoreTx {
   saveTerminalSession(session: TerminalSession): Promise<void>;
   /** Append events; an event whose seq is already stored is ignored (a client's retry). */
   appendTerminalEvents(sessionId: string, events: readonly TerminalEvent[]): Promise<void>;
+  /** A terminal session as it is inside this transaction (lock its grant first). */
+  getTerminalSession(id: string): Promise<TerminalSession | null>;
+  /** A terminal session's events in order, inside this transaction. */
+  readTerminalEvents(sessionId: string): Promise<TerminalEvent[]>;
   /** Insert or replace a session (by id). */
   saveWebSession(session: WebSession): Promise<void>;
   /** Insert or replace what the IdP said about a user. */
@@ -354,6 +366,11 @@ export interface Store {
   listTerminalSessions(grantId: string): Promise<TerminalSession[]>;
   /** A terminal session's events in order. */
   readTerminalEvents(sessionId: string): Promise<TerminalEvent[]>;
+  /**
+   * Every recording there are rows of: terminal sessions (and terminal events whose session row is
+   * gone), gateway sessions with statements. For verification to account for each.
+   */
+  listRecordings(): Promise<RecordingRef[]>;
   /** The smallest persisted due time, so a worker can sleep until then. */
   nextDueAt(): Promise<number | null>;
   /**

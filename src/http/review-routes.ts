@@ -6,6 +6,7 @@
  * timing. Recording the verdict is `POST /grants/{id}/review`.
  */
 import { evidenceOf } from "../audit/audit-evidence.js";
+import { sha256 } from "../audit/node-crypto.js";
 import {
   GrantIdParamsSchema,
   GrantStorySchema,
@@ -15,10 +16,12 @@ import {
   VaultOpeningIdParamsSchema,
   VaultOpeningViewSchema,
 } from "../contract/api.js";
+import type { AuditEventType } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import { reviewRefusal } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { Clock, StatementRecord, Store, TerminalSession } from "../core/ports.js";
+import { RECORDING_SEALS, statementsDigest, terminalDigest } from "../core/recording-digest.js";
 import type { VaultService } from "../service/vault-service.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 import { alarmView, followUpsFrom, grantView, integrityView, vaultOpeningView } from "./views.js";
@@ -126,6 +129,44 @@ export function buildReviewRoutes(deps: {
   ];
 }
 
+/** Each recording of the grant against the last digest the chain sealed for it. */
+async function recordingSeals(
+  store: Store,
+  timeline: readonly { seq: number; type: string; data: Record<string, unknown> }[],
+  terminals: readonly TerminalSession[],
+  statements: readonly StatementRecord[],
+) {
+  const seals = new Map<string, { seq: number; digest: string }>();
+  for (const e of timeline) {
+    const { session, digest } = e.data;
+    if (RECORDING_SEALS.has(e.type as AuditEventType) && typeof session === "string" && typeof digest === "string") {
+      seals.set(session, { seq: e.seq, digest });
+    }
+  }
+  const bySession = new Map<string, StatementRecord[]>();
+  for (const s of statements) bySession.set(s.sessionId, [...(bySession.get(s.sessionId) ?? []), s]);
+  const row = (kind: "terminal" | "gateway", session: string, entries: number, digest: string) => {
+    const seal = seals.get(session);
+    return {
+      kind,
+      session,
+      entries,
+      sealedBy: seal?.seq ?? null,
+      digest: seal?.digest ?? null,
+      matches: seal === undefined ? null : seal.digest === digest,
+    };
+  };
+  return [
+    ...(await Promise.all(
+      terminals.map(async (t) => {
+        const events = await store.readTerminalEvents(t.id);
+        return row("terminal", t.id, events.length, terminalDigest(sha256, events));
+      }),
+    )),
+    ...[...bySession].map(([session, list]) => row("gateway", session, list.length, statementsDigest(sha256, list))),
+  ];
+}
+
 async function story(store: Store, policy: Policy, grant: Grant, now: number) {
   const [events, alarms, statements, terminals] = await Promise.all([
     store.readGrantAudit([grant.id]),
@@ -154,6 +195,7 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
         .map((s) => ({ at: new Date(s.startedAt).toISOString(), statement: s.text, error: s.error })),
       errors: statements.filter((s) => s.error !== null && s.kind !== "blocked").length,
       terminalSessions: terminals.length,
+      sessions: await recordingSeals(store, timeline, terminals, statements),
     },
     sweptSidePermissions: timeline.filter((e) => e.type === "target.side_permission_swept").map((e) => e.data),
     timing: {

@@ -184,6 +184,7 @@ export function verdictView(verdict: ChainVerdict, summary: string): AuditVerdic
         headHash: verdict.headHash,
         checkpointsChecked: verdict.checkpointsChecked,
         unanchoredEvents: verdict.unanchoredEvents,
+        recordings: verdict.recordings ?? null,
         failure: null,
       }
     : {
@@ -194,6 +195,7 @@ export function verdictView(verdict: ChainVerdict, summary: string): AuditVerdic
         headHash: null,
         checkpointsChecked: null,
         unanchoredEvents: null,
+        recordings: null,
         failure: { seq: verdict.seq, problem: verdict.problem, column: verdict.column, message: verdict.message },
       };
 }

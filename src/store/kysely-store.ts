@@ -35,6 +35,7 @@ import type {
   Identity,
   LocalFactor,
   LoginMethod,
+  RecordingRef,
   StatementRecord,
   Store,
   StoreTx,
@@ -459,14 +460,29 @@ class KyselyStore implements Store {
   }
 
   readTerminalEvents(sessionId: string): Promise<TerminalEvent[]> {
-    return this.#read("readTerminalEvents", async () => {
-      const rows = await this.#db
+    return this.#read("readTerminalEvents", () => terminalEvents(this.#db, sessionId));
+  }
+
+  listRecordings(): Promise<RecordingRef[]> {
+    return this.#read("listRecordings", async () => {
+      const terminals = await this.#db.selectFrom("terminal_sessions").select(["id", "grant_id"]).execute();
+      // Events without a session row too: a recording is whatever rows there are.
+      const orphans = await this.#db
         .selectFrom("terminal_events")
-        .selectAll()
-        .where("session_id", "=", sessionId)
-        .orderBy("seq")
+        .select("session_id")
+        .distinct()
+        .where("session_id", "not in", (q) => q.selectFrom("terminal_sessions").select("id"))
         .execute();
-      return rows.map((r) => ({ seq: r.seq, t: r.t_ms / 1000, kind: r.kind as TerminalEvent["kind"], data: r.data }));
+      const gateway = await this.#db
+        .selectFrom("session_statements")
+        .select(["session_id", "grant_id"])
+        .distinct()
+        .execute();
+      return [
+        ...terminals.map((r) => ({ kind: "terminal" as const, sessionId: r.id, grantId: r.grant_id })),
+        ...orphans.map((r) => ({ kind: "terminal" as const, sessionId: r.session_id, grantId: null })),
+        ...gateway.map((r) => ({ kind: "gateway" as const, sessionId: r.session_id, grantId: r.grant_id })),
+      ];
     });
   }
 
@@ -811,6 +827,18 @@ class KyselyStoreTx implements StoreTx {
           .execute();
       }
     });
+  }
+
+  /** The session as it is now, inside the transaction (the caller holds its grant's lock). */
+  getTerminalSession(id: string): Promise<TerminalSession | null> {
+    return this.#run("getTerminalSession", async (db) => {
+      const row = await db.selectFrom("terminal_sessions").selectAll().where("id", "=", id).executeTakeFirst();
+      return row ? terminalFromRow(row) : null;
+    });
+  }
+
+  readTerminalEvents(sessionId: string): Promise<TerminalEvent[]> {
+    return this.#run("readTerminalEvents", (db) => terminalEvents(db, sessionId));
   }
 
   saveGatewayLogin(login: GatewayLogin, at: number): Promise<void> {
@@ -1251,6 +1279,16 @@ function selectGrants(db: Db, dialect: StoreDialect) {
           string | null
         >`(SELECT json_group_array(json_object('approver', a.approver, 'at', a.at, 'comment', a.comment) ORDER BY a.position) FROM grant_approvals a WHERE a.grant_id = grants.id)`;
   return db.selectFrom("grants").selectAll("grants").select(approvals.as("approvals"));
+}
+
+async function terminalEvents(db: Db, sessionId: string): Promise<TerminalEvent[]> {
+  const rows = await db
+    .selectFrom("terminal_events")
+    .selectAll()
+    .where("session_id", "=", sessionId)
+    .orderBy("seq")
+    .execute();
+  return rows.map((r) => ({ seq: r.seq, t: r.t_ms / 1000, kind: r.kind as TerminalEvent["kind"], data: r.data }));
 }
 
 /** An audit row as stored: payload and hash, and the index columns kept apart from them. */
