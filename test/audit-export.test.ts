@@ -25,7 +25,8 @@ const EVENTS = 280;
 
 function draft(i: number, overrides: Partial<AuditEventDraft> = {}): AuditEventDraft {
   return {
-    type: "grant.requested",
+    // Not grant.requested: online verification would then look for each grant's row, which this log has none of.
+    type: "grant.approval_added",
     actor: "alice",
     at: T0 + i * 1000,
     grantId: `g_${i}`,
@@ -301,7 +302,7 @@ describe("CSV export", () => {
       [
         "1",
         "2026-01-01T00:00:01.000Z",
-        "grant.requested",
+        "grant.approval_added",
         "alice",
         "g_1",
         "production/db-admin",

@@ -220,6 +220,7 @@ describe("verifyStoreChain", () => {
     const withCopy = {
       readAudit: (from: number, limit: number) => store.readAudit(from, limit),
       listRecordings: () => store.listRecordings(),
+      listGrants: () => store.listGrants({}),
       readTerminalEvents: (id: string) => store.readTerminalEvents(id),
       listStatements: (id: string) => store.listStatements(id),
       readCheckpoints: async () => (checkpoint ? [checkpoint] : []),

@@ -367,3 +367,129 @@ describe("the story, the incident and the API show only what verification accept
     expect(events.json.events.find((e: Json) => e.seq === seq).integrity).toMatchObject({ problem: "modified" });
   });
 });
+
+describe("grant rows against the events that recorded them", () => {
+  let broker: Broker;
+  let home = "";
+  let emergencyId = "";
+  let approvedId = "";
+  const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+  const raw = <T>(fn: (db: BetterSqlite3.Database) => T): T => {
+    const db = new BetterSqlite3(join(home, "breakglass.db"));
+    try {
+      return fn(db);
+    } finally {
+      db.close();
+    }
+  };
+  const verify = () => verifyStoreChain(broker.store, loadPublicKeys([broker.signingKey.publicKeyPem]).verifySignature);
+
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), "bg-audit-grants-"));
+    writeFileSync(join(home, "breakglass.yaml"), testConfigYaml({ driver: "sqlite" }));
+    broker = await createBroker(loadConfigFile(join(home, "breakglass.yaml"), connectorConfigChecks), {
+      log: silentLogger,
+    });
+    const request = {
+      roleId: "production/db-admin",
+      justification: "primary down",
+      incident: "INC-20",
+      durationS: 600,
+    };
+    const e = await broker.service.request(ctx("alice"), { ...request, emergency: true });
+    emergencyId = e.id;
+    await broker.service.revoke(ctx("erin"), e.id, "done");
+    await broker.service.review(ctx("erin"), e.id, { outcome: "unjustified", notes: "no page was open" });
+    const a = await broker.service.request(ctx("dave"), request);
+    approvedId = a.id;
+    await broker.service.approve(ctx("bob"), a.id, "ok");
+    await broker.service.approve(ctx("carol"), a.id, null);
+    await broker.service.release(ctx("dave"), a.id);
+  }, 30_000);
+  afterAll(async () => {
+    await broker?.stop();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it("verifies the untouched rows", async () => {
+    expect(await verify()).toMatchObject({ ok: true });
+  });
+
+  // What a person reads of a grant, each edited alone: verification names the grant and the column.
+  const cases: [string, string, (id: string) => string][] = [
+    ["requester", "emergency", (id) => `UPDATE grants SET requester = 'mallory' WHERE id = '${id}'`],
+    ["role_id", "emergency", (id) => `UPDATE grants SET role_id = 'production/db-reader' WHERE id = '${id}'`],
+    ["domain", "emergency", (id) => `UPDATE grants SET domain = 'staging' WHERE id = '${id}'`],
+    ["target", "emergency", (id) => `UPDATE grants SET target = 'elsewhere' WHERE id = '${id}'`],
+    ["justification", "emergency", (id) => `UPDATE grants SET justification = 'routine' WHERE id = '${id}'`],
+    ["incident", "emergency", (id) => `UPDATE grants SET incident = 'INC-1' WHERE id = '${id}'`],
+    ["requested_at", "emergency", (id) => `UPDATE grants SET requested_at = requested_at - 60000 WHERE id = '${id}'`],
+    // An emergency activation shown as a normal one.
+    ["emergency", "emergency", (id) => `UPDATE grants SET emergency = 0 WHERE id = '${id}'`],
+    ["activated_at", "emergency", (id) => `UPDATE grants SET activated_at = activated_at + 1 WHERE id = '${id}'`],
+    ["ended_at", "emergency", (id) => `UPDATE grants SET ended_at = ended_at + 1 WHERE id = '${id}'`],
+    ["end_reason", "emergency", (id) => `UPDATE grants SET end_reason = 'expired' WHERE id = '${id}'`],
+    ["closed_by", "emergency", (id) => `UPDATE grants SET closed_by = 'mallory' WHERE id = '${id}'`],
+    ["state", "emergency", (id) => `UPDATE grants SET state = 'ended' WHERE id = '${id}'`],
+    [
+      "review.outcome",
+      "emergency",
+      (id) => `UPDATE grants SET review = replace(review, '"unjustified"', '"justified"') WHERE id = '${id}'`,
+    ],
+    [
+      "review.reviewer",
+      "emergency",
+      (id) => `UPDATE grants SET review = replace(review, '"erin"', '"mallory"') WHERE id = '${id}'`,
+    ],
+    ["approved_at", "approved", (id) => `UPDATE grants SET approved_at = approved_at + 1 WHERE id = '${id}'`],
+    [
+      "approvals (grant_approvals)",
+      "approved",
+      (id) => `UPDATE grant_approvals SET approver = 'erin' WHERE grant_id = '${id}' AND approver = 'carol'`,
+    ],
+  ];
+  for (const [column, which, sql] of cases) {
+    it(`names grants.${column}`, async () => {
+      const id = which === "emergency" ? emergencyId : approvedId;
+      const saved = raw((db) => ({
+        grant: db.prepare("SELECT * FROM grants WHERE id = ?").get(id) as Record<string, unknown>,
+        approvals: db.prepare("SELECT * FROM grant_approvals WHERE grant_id = ?").all(id) as Record<string, unknown>[],
+      }));
+      raw((db) => db.exec(sql(id)));
+      try {
+        const verdict = await verify();
+        expect(verdict).toMatchObject({ ok: false, problem: "grant_mismatch", column: `grants.${column}` });
+        expect(verdict.ok || verdict.message).toContain(`grant ${id}'s ${column} column says`);
+      } finally {
+        raw((db) => {
+          const cols = Object.keys(saved.grant);
+          db.prepare(`UPDATE grants SET ${cols.map((c) => `${c} = @${c}`).join(", ")} WHERE id = @id`).run(saved.grant);
+          db.prepare("DELETE FROM grant_approvals WHERE grant_id = ?").run(id);
+          for (const a of saved.approvals) {
+            const keys = Object.keys(a);
+            db.prepare(
+              `INSERT INTO grant_approvals (${keys.join(", ")}) VALUES (${keys.map((k) => `@${k}`).join(", ")})`,
+            ).run(a);
+          }
+        });
+      }
+      expect(await verify()).toMatchObject({ ok: true });
+    });
+  }
+
+  it("finds a grant row with no request in the chain", async () => {
+    raw((db) => {
+      const row = db.prepare("SELECT * FROM grants WHERE id = ?").get(approvedId) as Record<string, unknown>;
+      const forged = { ...row, id: "g_forged", requester: "mallory" };
+      const keys = Object.keys(forged);
+      db.prepare(`INSERT INTO grants (${keys.join(", ")}) VALUES (${keys.map((k) => `@${k}`).join(", ")})`).run(forged);
+    });
+    const verdict = await verify();
+    expect(verdict).toMatchObject({
+      ok: false,
+      problem: "grant_unaccounted",
+      message: expect.stringContaining("g_forged"),
+    });
+    raw((db) => db.exec("DELETE FROM grants WHERE id = 'g_forged'"));
+  });
+});

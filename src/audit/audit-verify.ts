@@ -13,8 +13,10 @@ import {
   GENESIS_HASH,
   type VerifiableEvent,
 } from "../core/audit-chain.js";
+import type { StoredAuditEvent } from "../core/audit-event.js";
 import { canonicalJson } from "../core/canonical-json.js";
 import type { Checkpoint, Store } from "../core/ports.js";
+import { GrantLedger, type GrantStore } from "./grant-verify.js";
 import { sha256 } from "./node-crypto.js";
 import { RecordingLedger, type RecordingStore } from "./recording-verify.js";
 
@@ -31,18 +33,26 @@ export interface VerifyOptions {
 }
 
 /**
- * Verify every stored event and checkpoint, and every row's index columns against its payload.
+ * Verify every stored event and checkpoint, every row's index columns against its payload, every
+ * grant row against its events (grant-verify.ts) and every recording against its seal
+ * (recording-verify.ts).
  * @throws ERR_STORAGE from the store (a storage failure is not a verdict).
  */
 export async function verifyStoreChain(
-  store: Pick<Store, "readAudit" | "readCheckpoints"> & RecordingStore,
+  store: Pick<Store, "readAudit" | "readCheckpoints"> & RecordingStore & GrantStore,
   verifySignature: SignatureCheck,
   options: VerifyOptions & { readonly pageSize?: number } = {},
 ): Promise<ChainVerdict> {
   const ledger = new RecordingLedger();
-  const chain = await verifyRows(store, verifySignature, options, ledger);
+  const grants = new GrantLedger();
+  const chain = await verifyRows(store, verifySignature, options, (event) => {
+    ledger.note(event);
+    grants.note(event);
+  });
   if (!chain.ok) return chain;
-  // The chain holds: now the recordings it sealed.
+  // The chain holds: now the grant rows it recorded, and the recordings it sealed.
+  const grantFailure = await grants.check(store, chain.eventsChecked);
+  if (grantFailure !== null) return grantFailure;
   const recordings = await ledger.check(store, chain.eventsChecked);
   return "ok" in recordings ? recordings : { ...chain, recordings };
 }
@@ -51,7 +61,7 @@ async function verifyRows(
   store: Pick<Store, "readAudit" | "readCheckpoints">,
   verifySignature: SignatureCheck,
   options: VerifyOptions & { readonly pageSize?: number },
-  ledger: RecordingLedger,
+  note: (event: StoredAuditEvent) => void,
 ): Promise<ChainVerdict> {
   const pageSize = options.pageSize ?? 10_000;
   // Checkpoints first: the verifier must know which hashes to keep as it streams.
@@ -72,7 +82,7 @@ async function verifyRows(
         if (more) await pending.catch(() => undefined);
         return verifier.finish(checkpoints, verifySignature);
       }
-      if (verifier.failed === null) ledger.note(event);
+      if (verifier.failed === null) note(event);
     }
     if (!more) break;
   }

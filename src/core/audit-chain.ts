@@ -63,6 +63,8 @@ export type ChainProblem =
   | "column_mismatch"
   | "recording_mismatch"
   | "recording_unaccounted"
+  | "grant_mismatch"
+  | "grant_unaccounted"
   | "deleted"
   | "reordered"
   | "truncated"
