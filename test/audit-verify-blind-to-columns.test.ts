@@ -411,8 +411,16 @@ describe("grant rows against the events that recorded them", () => {
     await rm(home, { recursive: true, force: true });
   });
 
+  let erin = "";
   it("verifies the untouched rows", async () => {
     expect(await verify()).toMatchObject({ ok: true });
+    erin = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "erin", description: "t" })).token.reveal();
+    const story = await broker.http.inject({
+      method: "GET",
+      url: `/api/v1/grants/${emergencyId}/story`,
+      headers: { authorization: `Bearer ${erin}` },
+    });
+    expect(story.json()).toMatchObject({ grant: { emergency: true }, grantIntegrity: null });
   });
 
   // What a person reads of a grant, each edited alone: verification names the grant and the column.
@@ -460,6 +468,13 @@ describe("grant rows against the events that recorded them", () => {
         const verdict = await verify();
         expect(verdict).toMatchObject({ ok: false, problem: "grant_mismatch", column: `grants.${column}` });
         expect(verdict.ok || verdict.message).toContain(`grant ${id}'s ${column} column says`);
+        // The story says so too, beside the row it shows.
+        const story = await broker.http.inject({
+          method: "GET",
+          url: `/api/v1/grants/${id}/story`,
+          headers: { authorization: `Bearer ${erin}` },
+        });
+        expect(story.json().grantIntegrity).toMatchObject({ column: `grants.${column}` });
       } finally {
         raw((db) => {
           const cols = Object.keys(saved.grant);

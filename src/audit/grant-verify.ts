@@ -18,7 +18,7 @@ import type { Store } from "../core/ports.js";
 export type GrantStore = Pick<Store, "listGrants">;
 
 /** A grant's facts as its events state them, each with the seq it came from. */
-interface Replayed {
+export interface Replayed {
   requested: AuditRecord;
   approvals: AuditRecord[];
   approved: AuditRecord | null;
@@ -83,6 +83,10 @@ export class GrantLedger {
     if (isState) g.last = e;
   }
 
+  replayed(id: string): Replayed | undefined {
+    return this.#grants.get(id);
+  }
+
   /** The first grant row that is not what its events say (by seq), or null. */
   async check(store: GrantStore, eventsChecked: number): Promise<ChainFailure | null> {
     const rows = await store.listGrants({ limit: Number.MAX_SAFE_INTEGER });
@@ -126,7 +130,18 @@ export class GrantLedger {
   }
 }
 
-interface Difference {
+/**
+ * One grant's row against its own events (a story's check, before any full verification): the
+ * first fact the row states differently, or null. Null too when its request is not among them.
+ */
+export function grantDifference(row: Grant, events: readonly StoredAuditEvent[]): Difference | null {
+  const ledger = new GrantLedger();
+  for (const e of events) ledger.note(e);
+  const g = ledger.replayed(row.id);
+  return g === undefined ? null : (differences(row, g)[0] ?? null);
+}
+
+export interface Difference {
   readonly column: string;
   readonly stored: unknown;
   readonly chain: unknown;

@@ -548,6 +548,12 @@ export const ReviewQueueQuerySchema = z.strictObject({
 export const GrantStorySchema = z
   .object({
     grant: GrantViewSchema,
+    grantIntegrity: z
+      .object({ column: z.string(), seq: z.int(), message: z.string() })
+      .nullable()
+      .describe(
+        "Null when the grant's row says what its audit events say; else the first fact that differs (the row was edited behind the broker's back; `audit verify` fails on it too)",
+      ),
     timeline: z
       .array(
         z.object({

@@ -6,6 +6,7 @@
  * timing. Recording the verdict is `POST /grants/{id}/review`.
  */
 import { evidenceOf } from "../audit/audit-evidence.js";
+import { grantDifference } from "../audit/grant-verify.js";
 import { sha256 } from "../audit/node-crypto.js";
 import {
   GrantIdParamsSchema,
@@ -183,8 +184,18 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
     data: { ...e.data },
     integrity: integrityView(integrity),
   }));
+  // The row against its own events: an edited fact is named here, not only by `audit verify`.
+  const d = grantDifference(grant, events);
   return {
     grant: grantView(grant, policy, now),
+    grantIntegrity:
+      d === null
+        ? null
+        : {
+            column: `grants.${d.column}`,
+            seq: d.event.seq,
+            message: `the grant's ${d.column} says ${JSON.stringify(d.stored)} but event ${d.event.seq} (${d.event.type}) says ${JSON.stringify(d.chain)}: the row was edited; the timeline is the evidence`,
+          },
     timeline,
     alarms: alarms.map(alarmView),
     recording: {

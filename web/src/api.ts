@@ -111,6 +111,8 @@ export interface IdpHealth {
 
 export interface StoryView {
   grant: GrantView;
+  /** Set when the grant's row says something its audit events do not (the row was edited). */
+  grantIntegrity: { column: string; seq: number; message: string } | null;
   timeline: {
     seq: number;
     at: string;

@@ -317,6 +317,11 @@ export function GrantPage({ id, me, storyAllowed }: { id: string; me: Me; storyA
 function Story({ g, s, can }: { g: GrantView; s: StoryView; can: GrantPermissions }) {
   return (
     <>
+      {s.grantIntegrity ? (
+        <div className="banner bad" role="alert">
+          This grant's record was edited outside Breakglass: {s.grantIntegrity.message}
+        </div>
+      ) : null}
       <section aria-labelledby="timeline-title">
         <h2 id="timeline-title">Timeline</h2>
         <ol className="timeline">
