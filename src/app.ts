@@ -335,7 +335,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     signingKey,
     reconcile,
     detector,
-    terminal: createTerminalService({ policy, store, audit, clock, ids }),
+    terminal: createTerminalService({ policy, store, audit, clock, ids, sha256 }),
     metrics,
   });
 
@@ -553,6 +553,7 @@ function createGateway(
         from: s.from,
         durationMs: s.endedAt - s.startedAt,
         statements: s.statements,
+        digest: s.digest,
         errors: s.errors,
         bytesToClient: s.bytesToClient,
         bytesFromClient: s.bytesFromClient,

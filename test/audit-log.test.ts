@@ -91,7 +91,10 @@ describe("createAuditLog", () => {
     expect(sealed.map((e) => e.seq)).toEqual([4, 5]);
     const stored = await store.readAudit(1, 10);
     expect(stored.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
-    expect(stored.slice(3)).toEqual(sealed);
+    // Read back: the sealed event, its index columns beside it.
+    expect(stored.slice(3)).toEqual(
+      sealed.map((e) => ({ ...e, columns: { at: e.at, type: e.type, actor: e.actor, grantId: e.grantId } })),
+    );
     expect(await verify()).toMatchObject({ ok: true, eventsChecked: 5, headHash: sealed[1]?.hash });
   });
 
@@ -216,6 +219,10 @@ describe("verifyStoreChain", () => {
     const keys = loadPublicKeys([signer.publicKeyPem]).verifySignature;
     const withCopy = {
       readAudit: (from: number, limit: number) => store.readAudit(from, limit),
+      listRecordings: () => store.listRecordings(),
+      listGrants: () => store.listGrants({}),
+      readTerminalEvents: (id: string) => store.readTerminalEvents(id),
+      listStatements: (id: string) => store.listStatements(id),
       readCheckpoints: async () => (checkpoint ? [checkpoint] : []),
     };
     expect(await verifyStoreChain(withCopy, keys)).toMatchObject({ ok: false, seq: 101, problem: "truncated" });

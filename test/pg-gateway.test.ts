@@ -15,6 +15,8 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
+import { verifyStoreChain } from "../src/audit/audit-verify.js";
+import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { cancelRequest } from "../src/gateway/pg-wire.js";
@@ -587,5 +589,81 @@ ${role("verified", "verified")}${role("unverifiable", "unverifiable")}targets:
     expect(errors[0]?.message).toMatch(new RegExp(`break-glass grant ${id} expired`));
     await c.end().catch(() => {});
     last = null;
+  });
+
+  it("seals every session's statements into its end event; a statement changed or added afterwards fails audit verify", async () => {
+    const { id, dsn } = await grant();
+    const c = new pg.Client({ connectionString: dsn });
+    await c.connect();
+    await c.query("SELECT 1 AS one");
+    await c.query("SELECT $1::int AS two", [2]);
+    await c.end();
+    await broker.service.release(ctx("alice"), id);
+    last = null;
+    const keys = loadPublicKeys([broker.signingKey.publicKeyPem]).verifySignature;
+    // Every session this file ran (pg driver, psql COPY, pgbench, blocked statements, cut sessions)
+    // hashes to the digest its end event sealed, once the recorder has written its last batch.
+    const verdict = await until("every recording to match its seal", async () => {
+      const v = await verifyStoreChain(broker.store, keys);
+      return v.ok && v.recordings && v.recordings.unsealed === 0 ? v : null;
+    });
+    expect(verdict.ok && verdict.recordings?.matched).toBeGreaterThan(5);
+    const ended = (await broker.store.readGrantAudit([id])).find((e) => e.type === "gateway.session_ended");
+    const sealed = JSON.parse(ended?.payload ?? "{}").data;
+    expect(sealed).toMatchObject({ statements: 2, digest: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    const story = await broker.http.inject({
+      method: "GET",
+      url: `/api/v1/grants/${id}/story`,
+      headers: {
+        authorization: `Bearer ${(await broker.tokens.create(SYSTEM_CONTEXT, { user: "bob", description: "t" })).token.reveal()}`,
+      },
+    });
+    expect(story.json().recording.sessions).toEqual([
+      {
+        kind: "gateway",
+        session: sealed.session,
+        entries: 2,
+        sealedBy: ended?.seq,
+        digest: sealed.digest,
+        matches: true,
+      },
+    ]);
+
+    const db = new BetterSqlite3(join(dir, "breakglass.db"));
+    try {
+      db.prepare("UPDATE session_statements SET text = 'SELECT 3' WHERE session_id = ? AND seq = 2").run(
+        sealed.session,
+      );
+      expect(await verifyStoreChain(broker.store, keys)).toMatchObject({
+        ok: false,
+        seq: ended?.seq,
+        problem: "recording_mismatch",
+        message: expect.stringContaining(sealed.session),
+      });
+      db.prepare("UPDATE session_statements SET text = 'SELECT $1::int AS two' WHERE session_id = ? AND seq = 2").run(
+        sealed.session,
+      );
+      expect(await verifyStoreChain(broker.store, keys)).toMatchObject({ ok: true });
+      // A statement added to the session after it ended.
+      db.prepare(
+        `INSERT INTO session_statements (grant_id, session_id, seq, started_at, ended_at, kind, text, params, rows, tag, error, bytes)
+         VALUES (?, ?, 3, 0, 0, 'simple', 'SELECT harmless()', NULL, 1, 'SELECT 1', NULL, 10)`,
+      ).run(id, sealed.session);
+      expect(await verifyStoreChain(broker.store, keys)).toMatchObject({ ok: false, problem: "recording_mismatch" });
+      // A session that never went through the gateway.
+      db.prepare("DELETE FROM session_statements WHERE session_id = ? AND seq = 3").run(sealed.session);
+      db.prepare(
+        `INSERT INTO session_statements (grant_id, session_id, seq, started_at, ended_at, kind, text, params, rows, tag, error, bytes)
+         VALUES (?, 's_invented', 1, 0, 0, 'simple', 'SELECT 1', NULL, 1, 'SELECT 1', NULL, 10)`,
+      ).run(id);
+      expect(await verifyStoreChain(broker.store, keys)).toMatchObject({
+        ok: false,
+        problem: "recording_unaccounted",
+        message: expect.stringContaining("s_invented"),
+      });
+      db.prepare("DELETE FROM session_statements WHERE session_id = 's_invented'").run();
+    } finally {
+      db.close();
+    }
   });
 });

@@ -155,6 +155,7 @@ describe("post-use review", () => {
       blocked: [],
       errors: 0,
       terminalSessions: 0,
+      sessions: [],
     });
     expect(story.json.timing.timeToAccessS).toBeGreaterThanOrEqual(0);
     expect(story.json.timing.heldS).toBeGreaterThanOrEqual(0);

@@ -111,7 +111,21 @@ describe("formatVerdict", () => {
 
   it("leads with the first bad seq and the problem", () => {
     expect(
-      formatVerdict({ ok: false, seq: 42, problem: "modified", message: "event 42 does not hash", eventsChecked: 41 }),
+      formatVerdict({
+        ok: false,
+        seq: 42,
+        problem: "modified",
+        column: null,
+        message: "event 42 does not hash",
+        eventsChecked: 41,
+      }),
     ).toBe("FAILED at seq 42: modified — event 42 does not hash (41 events verified before it)");
+  });
+
+  it("names the column found changed", () => {
+    const failure = { ok: false as const, seq: 42, problem: "column_mismatch" as const, eventsChecked: 41 };
+    expect(formatVerdict({ ...failure, column: "actor", message: "event 42's actor column says …" })).toBe(
+      "FAILED at seq 42, column actor: column_mismatch — event 42's actor column says … (41 events verified before it)",
+    );
   });
 });

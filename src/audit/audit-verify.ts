@@ -13,9 +13,12 @@ import {
   GENESIS_HASH,
   type VerifiableEvent,
 } from "../core/audit-chain.js";
+import type { StoredAuditEvent } from "../core/audit-event.js";
 import { canonicalJson } from "../core/canonical-json.js";
 import type { Checkpoint, Store } from "../core/ports.js";
+import { GrantLedger, type GrantStore } from "./grant-verify.js";
 import { sha256 } from "./node-crypto.js";
+import { RecordingLedger, type RecordingStore } from "./recording-verify.js";
 
 /** Given a checkpoint and the bytes it signs: valid, invalid, or null for an unknown key. */
 export type SignatureCheck = (message: string, cp: Checkpoint) => boolean | null;
@@ -30,13 +33,35 @@ export interface VerifyOptions {
 }
 
 /**
- * Verify every stored event and checkpoint.
+ * Verify every stored event and checkpoint, every row's index columns against its payload, every
+ * grant row against its events (grant-verify.ts) and every recording against its seal
+ * (recording-verify.ts).
  * @throws ERR_STORAGE from the store (a storage failure is not a verdict).
  */
 export async function verifyStoreChain(
-  store: Pick<Store, "readAudit" | "readCheckpoints">,
+  store: Pick<Store, "readAudit" | "readCheckpoints"> & RecordingStore & GrantStore,
   verifySignature: SignatureCheck,
   options: VerifyOptions & { readonly pageSize?: number } = {},
+): Promise<ChainVerdict> {
+  const ledger = new RecordingLedger();
+  const grants = new GrantLedger();
+  const chain = await verifyRows(store, verifySignature, options, (event) => {
+    ledger.note(event);
+    grants.note(event);
+  });
+  if (!chain.ok) return chain;
+  // The chain holds: now the grant rows it recorded, and the recordings it sealed.
+  const grantFailure = await grants.check(store, chain.eventsChecked);
+  if (grantFailure !== null) return grantFailure;
+  const recordings = await ledger.check(store, chain.eventsChecked);
+  return "ok" in recordings ? recordings : { ...chain, recordings };
+}
+
+async function verifyRows(
+  store: Pick<Store, "readAudit" | "readCheckpoints">,
+  verifySignature: SignatureCheck,
+  options: VerifyOptions & { readonly pageSize?: number },
+  note: (event: StoredAuditEvent) => void,
 ): Promise<ChainVerdict> {
   const pageSize = options.pageSize ?? 10_000;
   // Checkpoints first: the verifier must know which hashes to keep as it streams.
@@ -57,6 +82,7 @@ export async function verifyStoreChain(
         if (more) await pending.catch(() => undefined);
         return verifier.finish(checkpoints, verifySignature);
       }
+      if (verifier.failed === null) note(event);
     }
     if (!more) break;
   }
@@ -87,6 +113,7 @@ export async function verifyJsonl(
     ok: false,
     seq: verified + 1,
     problem: "modified",
+    column: null,
     message: `line ${lineNo} ${why}`,
     eventsChecked: verified,
   });
@@ -136,7 +163,9 @@ export async function verifyJsonl(
       prevHash = line.hash;
     }
   }
-  return (verifier ?? start()).finish(checkpoints, verifySignature);
+  const verdict = (verifier ?? start()).finish(checkpoints, verifySignature);
+  // An export carries the chain (and the digests sealed in it), not the recordings themselves.
+  return verdict.ok ? { ...verdict, recordings: null } : verdict;
 }
 
 const EXPORTED_EVENT = /^\{"kind":"event","seq":(\d{1,15}),"hash":"([0-9a-f]{64})","event":\{/;
@@ -239,12 +268,14 @@ function isSeq(value: unknown): value is number {
 
 /**
  * One human line per verdict, e.g.
- * `FAILED at seq 42: modified — event 42 does not hash …` or
+ * `FAILED at seq 42, column actor: column_mismatch — event 42's actor column says …` or
  * `OK: 10,000 events, head 10000 3f2a…, 3 checkpoints, 12 events after the last checkpoint`.
  */
 export function formatVerdict(verdict: ChainVerdict): string {
   if (!verdict.ok) {
-    return `FAILED at seq ${verdict.seq}: ${verdict.problem} — ${verdict.message} (${count(verdict.eventsChecked, "event")} verified before it)`;
+    const where = verdict.column === null ? "" : `, column ${verdict.column}`;
+    if (verdict.seq === 0) return `FAILED: ${verdict.problem} — ${verdict.message}`;
+    return `FAILED at seq ${verdict.seq}${where}: ${verdict.problem} — ${verdict.message} (${count(verdict.eventsChecked, "event")} verified before it)`;
   }
   if (verdict.eventsChecked === 0) return `OK: empty log, ${count(verdict.checkpointsChecked, "checkpoint")}`;
   const tail =
@@ -253,7 +284,14 @@ export function formatVerdict(verdict: ChainVerdict): string {
       : verdict.unanchoredEvents === 0
         ? "the head is checkpointed"
         : `${count(verdict.unanchoredEvents, "event")} after the last checkpoint`;
-  return `OK: ${count(verdict.eventsChecked, "event")}, head ${verdict.headSeq} ${verdict.headHash.slice(0, 16)}…, ${count(verdict.checkpointsChecked, "checkpoint")}, ${tail}`;
+  const r = verdict.recordings;
+  const recordings =
+    r === undefined
+      ? ""
+      : r === null
+        ? "; recordings not checked (an export holds none: verify against the database for them)"
+        : `; ${count(r.matched, "recording")} ${r.matched === 1 ? "matches its sealed digest" : "match their sealed digests"}${r.unsealed > 0 ? `, ${r.unsealed} not sealed (open, or closed before seals existed)` : ""}`;
+  return `OK: ${count(verdict.eventsChecked, "event")}, head ${verdict.headSeq} ${verdict.headHash.slice(0, 16)}…, ${count(verdict.checkpointsChecked, "checkpoint")}, ${tail}${recordings}`;
 }
 
 function count(n: number, noun: string): string {

@@ -474,15 +474,38 @@ export const GrantViewSchema = z
   })
   .register(apiSchemas, { id: "Grant" });
 
+/** Why an audit event shown is not plain evidence (null when it is exactly what was written). */
+export const AuditIntegritySchema = z
+  .object({
+    problem: z
+      .enum(["column_mismatch", "modified", "unreadable"])
+      .describe(
+        "column_mismatch: index columns of the row (named) were edited; the values shown are the hashed payload's. modified / unreadable (log browser only): the payload or hash does not chain, so the values are not evidence",
+      ),
+    columns: z.array(z.string()).describe("The audit table's columns found changed"),
+    message: z.string(),
+  })
+  .nullable()
+  .register(apiSchemas, { id: "AuditIntegrity" });
+
 export const IncidentViewSchema = z
   .object({
     incident: z.string(),
     grants: z.array(GrantViewSchema).describe("Every grant requested for this incident, newest first"),
     timeline: z
       .array(
-        z.object({ seq: z.int(), at: IsoTime, type: z.string(), actor: z.string(), grantId: z.string().nullable() }),
+        z.object({
+          seq: z.int(),
+          at: IsoTime,
+          type: z.string(),
+          actor: z.string(),
+          grantId: z.string().nullable(),
+          integrity: AuditIntegritySchema,
+        }),
       )
-      .describe("Their audit events in order: requests, approvals, activations, ends, sweeps, reviews"),
+      .describe(
+        "Their audit events in order: requests, approvals, activations, ends, sweeps, reviews — every value from the hashed payload",
+      ),
     alarms: z
       .array(AlarmViewSchema.extend({ grantId: z.string().nullable() }))
       .describe("Every alarm their events raised, with its delivery"),
@@ -554,6 +577,12 @@ export const ReviewQueueQuerySchema = z.strictObject({
 export const GrantStorySchema = z
   .object({
     grant: GrantViewSchema,
+    grantIntegrity: z
+      .object({ column: z.string(), seq: z.int(), message: z.string() })
+      .nullable()
+      .describe(
+        "Null when the grant's row says what its audit events say; else the first fact that differs (the row was edited behind the broker's back; `audit verify` fails on it too)",
+      ),
     timeline: z
       .array(
         z.object({
@@ -562,9 +591,10 @@ export const GrantStorySchema = z
           type: z.string(),
           actor: z.string(),
           data: z.record(z.string(), z.unknown()),
+          integrity: AuditIntegritySchema,
         }),
       )
-      .describe("Every audit event of the grant in order, with its facts"),
+      .describe("Every audit event of the grant in order, with its facts — every value from the hashed payload"),
     alarms: z.array(AlarmViewSchema).describe("Every alarm its events raised, with delivery"),
     recording: z.object({
       gatewaySessions: z.int(),
@@ -572,6 +602,28 @@ export const GrantStorySchema = z
       blocked: z.array(z.object({ at: IsoTime, statement: z.string(), error: z.string().nullable() })),
       errors: z.int(),
       terminalSessions: z.int(),
+      sessions: z
+        .array(
+          z.object({
+            kind: z.enum(["terminal", "gateway"]),
+            session: z.string(),
+            entries: z.int().describe("Events (terminal) or statements (gateway) stored now"),
+            sealedBy: z
+              .int()
+              .nullable()
+              .describe(
+                "Seq of the audit event that sealed the recording's digest; null while open (or closed before seals)",
+              ),
+            digest: z.string().nullable().describe("The sealed digest (core/recording-digest.ts)"),
+            matches: z
+              .boolean()
+              .nullable()
+              .describe(
+                "Whether the stored entries still hash to the sealed digest; false: the recording changed after it closed",
+              ),
+          }),
+        )
+        .describe("Each recording of the grant against the digest sealed in the audit chain"),
     }),
     sweptSidePermissions: z
       .array(z.record(z.string(), z.unknown()))
@@ -694,7 +746,9 @@ export const AuditEventViewSchema = z
     grantId: z.string().nullable(),
     payload: z.string().describe("RFC 8785 canonical JSON of the event: the exact bytes the hash covers"),
     hash: z.string().describe("Hex SHA-256 chaining this event to the previous one"),
+    integrity: AuditIntegritySchema,
   })
+  .describe("at, type, actor and grantId are the payload's; integrity says whether the stored row checks out")
   .register(apiSchemas, { id: "AuditEvent" });
 
 export const AuditEventListSchema = z
@@ -831,8 +885,20 @@ export const AuditVerdictSchema = z
     headHash: z.string().nullable(),
     checkpointsChecked: z.int().nullable(),
     unanchoredEvents: z.int().nullable().describe("Events after the last signed checkpoint"),
+    recordings: z
+      .object({
+        matched: z.int().describe("Recordings whose stored entries hash to the digest their end event sealed"),
+        unsealed: z.int().describe("Recordings not sealed yet: open, or closed before seals existed"),
+      })
+      .nullable()
+      .describe("Terminal and gateway recordings against the chain (null when the verdict is a failure)"),
     failure: z
-      .object({ seq: z.int(), problem: z.string(), message: z.string() })
+      .object({
+        seq: z.int(),
+        problem: z.string(),
+        column: z.string().nullable().describe("The audit table's column found changed, when one explains it"),
+        message: z.string(),
+      })
       .nullable()
       .describe("Where and how the log stops being what was written"),
   })

@@ -256,8 +256,42 @@ describe("ChainVerifier", () => {
     const verifier = new ChainVerifier(sha256);
     const tampered = edit(events, 2, (e) => ({ ...e, hash: GENESIS_HASH }));
     expect(verifier.push(tampered[0] as SealedAuditEvent)).toBe(true);
-    expect(verifier.push(tampered[1] as SealedAuditEvent)).toBe(false);
+    // A modified event: the next one tells whether its hash or its payload was changed.
+    expect(verifier.push(tampered[1] as SealedAuditEvent)).toBe(true);
     expect(verifier.push(tampered[2] as SealedAuditEvent)).toBe(false);
+    expect(verifier.push(tampered[3] as SealedAuditEvent)).toBe(false);
     expect(verifier.failed).toMatchObject({ seq: 2, problem: "modified" });
+  });
+
+  it("names the stored column that differs: hash or payload, seq, and index columns against the payload", () => {
+    const stored = events.map((e) => ({
+      ...e,
+      columns: { at: e.at, type: e.type, actor: e.actor, grantId: e.grantId },
+    }));
+    type Row = (typeof stored)[number];
+    const at = (seq: number, fn: (e: Row) => Row) => stored.map((e) => (e.seq === seq ? fn(e) : e));
+    expect(verifyAll(stored)).toMatchObject({ ok: true });
+    expect(verifyAll(at(42, (e) => ({ ...e, hash: GENESIS_HASH })))).toMatchObject({ seq: 42, column: "hash" });
+    expect(verifyAll(at(42, (e) => ({ ...e, payload: e.payload.replace("INC-1234", "INC-9") })))).toMatchObject({
+      seq: 42,
+      column: "payload",
+    });
+    // The newest event: with a checkpoint on it, a changed hash is still told from a changed payload.
+    const head = at(100, (e) => ({ ...e, hash: GENESIS_HASH }));
+    expect(verifyAll(head, [checkpoint(stored, 100)])).toMatchObject({ seq: 100, column: "hash" });
+    expect(verifyAll(head)).toMatchObject({ seq: 100, column: null });
+    const moved = stored.map((e) => (e.seq === 42 ? { ...e, seq: 1000 } : e)).sort((a, b) => a.seq - b.seq);
+    expect(verifyAll(moved)).toMatchObject({ seq: 42, problem: "reordered", column: "seq" });
+    for (const [column, patch] of [
+      ["at", { at: T0 }],
+      ["type", { type: "grant.revoked" }],
+      ["actor", { actor: "mallory" }],
+      ["grant_id", { grantId: null }],
+    ] as const) {
+      const verdict = verifyAll(at(42, (e) => ({ ...e, columns: { ...e.columns, ...patch } })));
+      expect(verdict).toMatchObject({ ok: false, seq: 42, problem: "column_mismatch", column });
+    }
+    // From a file (no columns), nothing is said about columns.
+    expect(verifyAll(edit(events, 42, (e) => ({ ...e, hash: GENESIS_HASH })))).toMatchObject({ column: null });
   });
 });

@@ -23,6 +23,7 @@ export type AuditEventType =
   | "grant.recording_read"
   | "grant.terminal_started"
   | "grant.terminal_ended"
+  | "grant.terminal_late_events"
   | "target.unauthorized_login"
   | "alarm.acknowledged"
   | "alarm.escalated"
@@ -111,4 +112,39 @@ export interface SealedAuditEvent {
   readonly payload: string;
   /** Hex SHA-256 of the previous event's hash bytes followed by this payload. */
   readonly hash: string;
+}
+
+/**
+ * The columns an audit row keeps beside its payload, as stored. They repeat payload fields so
+ * events can be looked up (by grant, by type) without parsing, and they are *only* an index: an
+ * insider can edit them without touching the hashed payload. Nothing shown to a person is taken
+ * from them; `audit verify` compares them with the payload and names any that differ.
+ */
+export interface AuditColumns {
+  readonly at: number;
+  readonly type: string;
+  readonly actor: string;
+  readonly grantId: string | null;
+}
+
+/**
+ * An audit row as read back from storage. `at`, `type`, `actor` and `grantId` are what the hashed
+ * payload states (a row whose payload is not a readable event keeps its columns there; it never
+ * verifies, and `checkStoredEvent` refuses it); `columns` are the index columns as stored, for
+ * verification to compare.
+ */
+export interface StoredAuditEvent extends SealedAuditEvent {
+  readonly columns: AuditColumns;
+}
+
+/**
+ * A stored row with what a reader needs to check it on its own: the hash of the row before it
+ * (it must chain from that) and the row after it (which must chain from this one), so an edit of
+ * this row's payload or hash shows without verifying the whole log.
+ */
+export interface LinkedAuditEvent extends StoredAuditEvent {
+  /** Hash column of the row at seq − 1 (the genesis hash for seq 1); null when that row is missing. */
+  readonly prevHash: string | null;
+  /** The row at seq + 1; null when this is the newest row (or the next one is missing). */
+  readonly next: { readonly payload: string; readonly hash: string } | null;
 }

@@ -2,7 +2,7 @@
  * The ports `core` and the services depend on. Adapters implement them; only the composition
  * root (src/app.ts) constructs adapters. Each method says what it throws.
  */
-import type { AuditEventDraft, SealedAuditEvent } from "./audit-event.js";
+import type { AuditEventDraft, LinkedAuditEvent, SealedAuditEvent, StoredAuditEvent } from "./audit-event.js";
 import type { Grant, GrantState, RoleDef, TargetDef, VaultOpening } from "./model.js";
 import type { Redacted } from "./redacted.js";
 
@@ -191,6 +191,14 @@ export interface TerminalSession {
   readonly endReason: string | null;
 }
 
+/** A recording known to the store, by session. */
+export interface RecordingRef {
+  readonly kind: "terminal" | "gateway";
+  readonly sessionId: string;
+  /** Null for terminal events left without their session row. */
+  readonly grantId: string | null;
+}
+
 /** One asciicast event: `t` seconds after the start, output (`o`) or input (`i`). */
 export interface TerminalEvent {
   readonly seq: number;
@@ -295,6 +303,10 @@ export interface StoreTx {
   saveTerminalSession(session: TerminalSession): Promise<void>;
   /** Append events; an event whose seq is already stored is ignored (a client's retry). */
   appendTerminalEvents(sessionId: string, events: readonly TerminalEvent[]): Promise<void>;
+  /** A terminal session as it is inside this transaction (lock its grant first). */
+  getTerminalSession(id: string): Promise<TerminalSession | null>;
+  /** A terminal session's events in order, inside this transaction. */
+  readTerminalEvents(sessionId: string): Promise<TerminalEvent[]>;
   /** Insert or replace a session (by id). */
   saveWebSession(session: WebSession): Promise<void>;
   /** Insert or replace what the IdP said about a user. */
@@ -325,10 +337,16 @@ export interface Store {
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   getGrant(id: string): Promise<Grant | null>;
   listGrants(filter: GrantFilter): Promise<Grant[]>;
-  /** The events of these grants, in seq order (an incident's timeline). */
-  readGrantAudit(grantIds: readonly string[]): Promise<SealedAuditEvent[]>;
-  /** Events with seq ≥ `fromSeq`, in seq order, at most `limit`. */
-  readAudit(fromSeq: number, limit: number): Promise<SealedAuditEvent[]>;
+  /**
+   * The events of these grants (found by the `grant_id` index), in seq order, each with its
+   * neighbours' hashes so the reader can check it (see core/audit-record.ts).
+   */
+  readGrantAudit(grantIds: readonly string[]): Promise<LinkedAuditEvent[]>;
+  /**
+   * Rows with seq ≥ `fromSeq`, in seq order, at most `limit`, exactly as stored (verification must
+   * see tampering, so nothing is checked or repaired here).
+   */
+  readAudit(fromSeq: number, limit: number): Promise<StoredAuditEvent[]>;
   readCheckpoints(): Promise<Checkpoint[]>;
   findToken(id: string): Promise<TokenRecord | null>;
   /** Tokens of a user (all users when null), newest first. */
@@ -353,6 +371,11 @@ export interface Store {
   listTerminalSessions(grantId: string): Promise<TerminalSession[]>;
   /** A terminal session's events in order. */
   readTerminalEvents(sessionId: string): Promise<TerminalEvent[]>;
+  /**
+   * Every recording there are rows of: terminal sessions (and terminal events whose session row is
+   * gone), gateway sessions with statements. For verification to account for each.
+   */
+  listRecordings(): Promise<RecordingRef[]>;
   /** The smallest persisted due time, so a worker can sleep until then. */
   nextDueAt(): Promise<number | null>;
   /**

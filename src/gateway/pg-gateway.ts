@@ -15,8 +15,10 @@
 import { randomBytes, randomInt } from "node:crypto";
 import net from "node:net";
 import tls from "node:tls";
+import { sha256 } from "../audit/node-crypto.js";
 import type { GuardRules } from "../core/model.js";
 import type { StatementRecord } from "../core/ports.js";
+import { digestStep, EMPTY_RECORDING_DIGEST, statementEntry } from "../core/recording-digest.js";
 import { parseVerifier, ScramServer } from "../secrets/scram.js";
 import { blockedStatement, type GuardVerdict, loadParser, sessionGuard } from "./guard.js";
 import { Inbox } from "./inbox.js";
@@ -67,6 +69,8 @@ export interface SessionSummary {
   readonly startedAt: number;
   readonly endedAt: number;
   readonly statements: number;
+  /** Digest of every statement recorded, in order (core/recording-digest.ts): sealed into the end event. */
+  readonly digest: string;
   readonly errors: number;
   readonly bytesToClient: number;
   readonly bytesFromClient: number;
@@ -160,6 +164,8 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     // Recording state.
     seq = 0;
     statementCount = 0;
+    /** Folded over each statement as it is recorded, so the end event can seal the recording. */
+    digest = EMPTY_RECORDING_DIGEST;
     errorCount = 0;
     bytesToClient = 0;
     bytesFromClient = 0;
@@ -218,6 +224,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           startedAt: this.startedAt,
           endedAt: deps.now(),
           statements: this.statementCount,
+          digest: this.digest,
           errors: this.errorCount,
           bytesToClient: this.bytesToClient,
           bytesFromClient: this.bytesFromClient,
@@ -250,7 +257,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     finish(p: Pending, at: number, error: string | null = p.error): void {
       if (error) this.errorCount += 1;
       this.statementCount += 1;
-      deps.recorder.record({
+      const record: StatementRecord = {
         grantId: this.grantId,
         sessionId: this.id,
         seq: p.seq,
@@ -263,7 +270,9 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
         tag: p.tags.length === 0 ? null : p.tags.join("; "),
         error,
         bytes: p.bytes,
-      });
+      };
+      this.digest = digestStep(sha256, this.digest, statementEntry(record));
+      deps.recorder.record(record);
     }
 
     start(kind: Pending["kind"], text: string, params: (string | null)[] | null): void {

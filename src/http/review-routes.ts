@@ -5,6 +5,9 @@
  * delivery, what the gateway recorded (counts and blocked attempts), side permissions swept, and
  * timing. Recording the verdict is `POST /grants/{id}/review`.
  */
+import { evidenceOf } from "../audit/audit-evidence.js";
+import { grantDifference } from "../audit/grant-verify.js";
+import { sha256 } from "../audit/node-crypto.js";
 import {
   GrantIdParamsSchema,
   GrantStorySchema,
@@ -14,13 +17,15 @@ import {
   VaultOpeningIdParamsSchema,
   VaultOpeningViewSchema,
 } from "../contract/api.js";
+import type { AuditEventType } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import { awaitsReview, reviewRefusal } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { Clock, StatementRecord, Store, TerminalSession } from "../core/ports.js";
+import { RECORDING_SEALS, statementsDigest, terminalDigest } from "../core/recording-digest.js";
 import type { VaultService } from "../service/vault-service.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
-import { alarmView, followUpsFrom, grantView, vaultOpeningView } from "./views.js";
+import { alarmView, followUpsFrom, grantView, integrityView, vaultOpeningView } from "./views.js";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const seconds = (from: number | null, to: number | null): number | null =>
@@ -116,7 +121,7 @@ export function buildReviewRoutes(deps: {
       params: GrantIdParamsSchema,
       status: 200,
       response: GrantStorySchema,
-      problems: ["ERR_NOT_FOUND"],
+      problems: ["ERR_NOT_FOUND", "ERR_AUDIT_CHAIN_BROKEN"],
       handler: async ({ ctx, params }) => {
         const grant = await store.getGrant(params.id);
         if (!grant) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${params.id}`, { grantId: params.id });
@@ -135,6 +140,44 @@ function reviewBlocker(policy: Policy, grant: Grant, actor: string): string | nu
   return reviewRefusal(policy, grant, actor);
 }
 
+/** Each recording of the grant against the last digest the chain sealed for it. */
+async function recordingSeals(
+  store: Store,
+  timeline: readonly { seq: number; type: string; data: Record<string, unknown> }[],
+  terminals: readonly TerminalSession[],
+  statements: readonly StatementRecord[],
+) {
+  const seals = new Map<string, { seq: number; digest: string }>();
+  for (const e of timeline) {
+    const { session, digest } = e.data;
+    if (RECORDING_SEALS.has(e.type as AuditEventType) && typeof session === "string" && typeof digest === "string") {
+      seals.set(session, { seq: e.seq, digest });
+    }
+  }
+  const bySession = new Map<string, StatementRecord[]>();
+  for (const s of statements) bySession.set(s.sessionId, [...(bySession.get(s.sessionId) ?? []), s]);
+  const row = (kind: "terminal" | "gateway", session: string, entries: number, digest: string) => {
+    const seal = seals.get(session);
+    return {
+      kind,
+      session,
+      entries,
+      sealedBy: seal?.seq ?? null,
+      digest: seal?.digest ?? null,
+      matches: seal === undefined ? null : seal.digest === digest,
+    };
+  };
+  return [
+    ...(await Promise.all(
+      terminals.map(async (t) => {
+        const events = await store.readTerminalEvents(t.id);
+        return row("terminal", t.id, events.length, terminalDigest(sha256, events));
+      }),
+    )),
+    ...[...bySession].map(([session, list]) => row("gateway", session, list.length, statementsDigest(sha256, list))),
+  ];
+}
+
 async function story(store: Store, policy: Policy, grant: Grant, now: number) {
   const [events, alarms, statements, terminals] = await Promise.all([
     store.readGrantAudit([grant.id]),
@@ -142,12 +185,27 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
     store.listStatements(grant.id),
     store.listTerminalSessions(grant.id),
   ]);
-  const timeline = events.map((e) => {
-    const payload = JSON.parse(e.payload) as { data?: Record<string, unknown> };
-    return { seq: e.seq, at: new Date(e.at).toISOString(), type: e.type, actor: e.actor, data: payload.data ?? {} };
-  });
+  // Every value from the hashed payload; a row that does not chain is refused, not shown.
+  const timeline = evidenceOf(events).map(({ record: e, integrity }) => ({
+    seq: e.seq,
+    at: new Date(e.at).toISOString(),
+    type: e.type,
+    actor: e.actor,
+    data: { ...e.data },
+    integrity: integrityView(integrity),
+  }));
+  // The row against its own events: an edited fact is named here, not only by `audit verify`.
+  const d = grantDifference(grant, events);
   return {
     grant: grantView(grant, policy, now),
+    grantIntegrity:
+      d === null
+        ? null
+        : {
+            column: `grants.${d.column}`,
+            seq: d.event.seq,
+            message: `the grant's ${d.column} says ${JSON.stringify(d.stored)} but event ${d.event.seq} (${d.event.type}) says ${JSON.stringify(d.chain)}: the row was edited; the timeline is the evidence`,
+          },
     timeline,
     alarms: alarms.map(alarmView),
     recording: {
@@ -158,6 +216,7 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
         .map((s) => ({ at: new Date(s.startedAt).toISOString(), statement: s.text, error: s.error })),
       errors: statements.filter((s) => s.error !== null && s.kind !== "blocked").length,
       terminalSessions: terminals.length,
+      sessions: await recordingSeals(store, timeline, terminals, statements),
     },
     sweptSidePermissions: timeline.filter((e) => e.type === "target.side_permission_swept").map((e) => e.data),
     timing: {

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import type { ChannelHealth } from "../alarms/alarm-worker.js";
+import { evidenceOf, linkPage } from "../audit/audit-evidence.js";
 import { formatVerdict, verifyStoreChain } from "../audit/audit-verify.js";
 import { loadPublicKeys, type SigningKey } from "../audit/signing-key.js";
 import type { AppConfig } from "../config/app-config.js";
@@ -80,6 +81,7 @@ import {
   extensionsOf,
   followUpsFrom,
   grantView,
+  integrityView,
   meView,
   verdictView,
 } from "./views.js";
@@ -666,7 +668,7 @@ export function buildRoutes(deps: RouteDeps): {
       params: IncidentParamsSchema,
       status: 200,
       response: IncidentViewSchema,
-      problems: ["ERR_NOT_FOUND"],
+      problems: ["ERR_NOT_FOUND", "ERR_AUDIT_CHAIN_BROKEN"],
       handler: async ({ params }) => {
         const grants = await store.listGrants({ incident: params.id, limit: 1000 });
         if (grants.length === 0) {
@@ -674,19 +676,20 @@ export function buildRoutes(deps: RouteDeps): {
             incident: params.id,
           });
         }
-        const events = await store.readGrantAudit(grants.map((g) => g.id));
+        const events = evidenceOf(await store.readGrantAudit(grants.map((g) => g.id)));
         const alarms = (await Promise.all(grants.map((g) => store.listAlarms(g.id)))).flat();
         alarms.sort((a, b) => a.eventSeq - b.eventSeq || a.channel.localeCompare(b.channel));
         return {
           body: {
             incident: params.id,
             grants: grants.map(view),
-            timeline: events.map((e) => ({
+            timeline: events.map(({ record: e, integrity }) => ({
               seq: e.seq,
               at: new Date(e.at).toISOString(),
               type: e.type,
               actor: e.actor,
               grantId: e.grantId,
+              integrity: integrityView(integrity),
             })),
             alarms: alarms.map((a) => ({ ...alarmView(a), grantId: a.grantId })),
           },
@@ -708,7 +711,9 @@ export function buildRoutes(deps: RouteDeps): {
       handler: async ({ query, ctx }) => {
         requireAdmin(ctx);
         const limit = query.limit ?? DEFAULT_LIMIT;
-        const events = await store.readAudit(query.from ?? 1, limit);
+        const from = query.from ?? 1;
+        // One row either side, so each row of the page is checked against its neighbours.
+        const events = linkPage(await store.readAudit(Math.max(1, from - 1), limit + 2), from, limit);
         const last = events.at(-1);
         return {
           body: { events: events.map(auditEventView), next: last && events.length === limit ? last.seq + 1 : null },

@@ -2,6 +2,8 @@
  * Domain objects → API views (src/contract/api.ts). Epoch milliseconds become ISO-8601 strings;
  * nothing secret or internal (access handles, lease times) is copied.
  */
+
+import { sha256 } from "../audit/node-crypto.js";
 import type {
   AlarmView,
   AuditEventView,
@@ -14,7 +16,8 @@ import type {
 } from "../contract/api.js";
 import { describeRule, groupsOf } from "../core/approval-policy.js";
 import type { ChainVerdict } from "../core/audit-chain.js";
-import type { SealedAuditEvent } from "../core/audit-event.js";
+import type { LinkedAuditEvent, SealedAuditEvent } from "../core/audit-event.js";
+import { type AuditIntegrity, checkStoredEvent } from "../core/audit-record.js";
 import type { FollowUp, Grant, GrantReview, Policy, RoleDef, VaultOpening } from "../core/model.js";
 import type { AlarmRecord, Checkpoint } from "../core/ports.js";
 
@@ -148,15 +151,23 @@ export function domainViews(policy: Policy, caller: string): DomainView[] {
   }));
 }
 
-export function auditEventView(event: SealedAuditEvent): AuditEventView {
+export function integrityView(i: AuditIntegrity | null) {
+  return i === null ? null : { problem: i.problem, columns: [...i.columns], message: i.message };
+}
+
+/** A row of the log browser: its facts from the payload, with what checking it on its own found. */
+export function auditEventView(event: LinkedAuditEvent): AuditEventView {
+  const { record, integrity } = checkStoredEvent(sha256, event);
+  const facts = record ?? event;
   return {
     seq: event.seq,
-    at: iso(event.at),
-    type: event.type,
-    actor: event.actor,
-    grantId: event.grantId,
+    at: Number.isFinite(facts.at) ? iso(facts.at) : iso(0),
+    type: facts.type,
+    actor: facts.actor,
+    grantId: facts.grantId,
     payload: event.payload,
     hash: event.hash,
+    integrity: integrityView(integrity),
   };
 }
 
@@ -174,6 +185,7 @@ export function verdictView(verdict: ChainVerdict, summary: string): AuditVerdic
         headHash: verdict.headHash,
         checkpointsChecked: verdict.checkpointsChecked,
         unanchoredEvents: verdict.unanchoredEvents,
+        recordings: verdict.recordings ?? null,
         failure: null,
       }
     : {
@@ -184,7 +196,8 @@ export function verdictView(verdict: ChainVerdict, summary: string): AuditVerdic
         headHash: null,
         checkpointsChecked: null,
         unanchoredEvents: null,
-        failure: { seq: verdict.seq, problem: verdict.problem, message: verdict.message },
+        recordings: null,
+        failure: { seq: verdict.seq, problem: verdict.problem, column: verdict.column, message: verdict.message },
       };
 }
 

@@ -16,7 +16,8 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { type Kysely, type RawBuilder, type Selectable, sql } from "kysely";
-import type { AuditEventType, SealedAuditEvent } from "../core/audit-event.js";
+import { storedAuditEvent } from "../core/audit-columns.js";
+import type { LinkedAuditEvent, SealedAuditEvent, StoredAuditEvent } from "../core/audit-event.js";
 import { BreakglassError, type ErrorCode, isBreakglassError } from "../core/errors.js";
 import type { AccessState, Approval, EndReason, Grant, GrantReview, GrantState, VaultOpening } from "../core/model.js";
 import { OPEN_STATES } from "../core/model.js";
@@ -34,6 +35,7 @@ import type {
   Identity,
   LocalFactor,
   LoginMethod,
+  RecordingRef,
   StatementRecord,
   Store,
   StoreTx,
@@ -181,28 +183,28 @@ class KyselyStore implements Store {
     });
   }
 
-  readGrantAudit(grantIds: readonly string[]): Promise<SealedAuditEvent[]> {
+  readGrantAudit(grantIds: readonly string[]): Promise<LinkedAuditEvent[]> {
     return this.#read("readGrantAudit", async () => {
       if (grantIds.length === 0) return [];
+      // Each row with the hash of the row before it and the row after it: one lookup by key each.
       const rows = await this.#db
-        .selectFrom("audit_events")
-        .selectAll()
-        .where("grant_id", "in", [...grantIds])
-        .orderBy("seq")
+        .selectFrom("audit_events as e")
+        .leftJoin("audit_events as p", (j) => j.on("p.seq", "=", sql<number>`e.seq - 1`))
+        .leftJoin("audit_events as n", (j) => j.on("n.seq", "=", sql<number>`e.seq + 1`))
+        .selectAll("e")
+        .select(["p.hash as prev_hash", "n.payload as next_payload", "n.hash as next_hash"])
+        .where("e.grant_id", "in", [...grantIds])
+        .orderBy("e.seq")
         .execute();
       return rows.map((r) => ({
-        seq: r.seq,
-        at: r.at,
-        type: r.type as AuditEventType,
-        actor: r.actor,
-        grantId: r.grant_id,
-        payload: r.payload,
-        hash: r.hash,
+        ...auditRow(r),
+        prevHash: r.prev_hash,
+        next: r.next_payload === null || r.next_hash === null ? null : { payload: r.next_payload, hash: r.next_hash },
       }));
     });
   }
 
-  readAudit(fromSeq: number, limit: number): Promise<SealedAuditEvent[]> {
+  readAudit(fromSeq: number, limit: number): Promise<StoredAuditEvent[]> {
     return this.#read("readAudit", async () => {
       if (limit <= 0) return [];
       const rows = await this.#db
@@ -213,15 +215,7 @@ class KyselyStore implements Store {
         .limit(limit)
         .execute();
       // Exactly as stored: verification must see tampering, so nothing is checked or repaired here.
-      return rows.map((r) => ({
-        seq: r.seq,
-        at: r.at,
-        type: r.type as AuditEventType,
-        actor: r.actor,
-        grantId: r.grant_id,
-        payload: r.payload,
-        hash: r.hash,
-      }));
+      return rows.map(auditRow);
     });
   }
 
@@ -466,14 +460,29 @@ class KyselyStore implements Store {
   }
 
   readTerminalEvents(sessionId: string): Promise<TerminalEvent[]> {
-    return this.#read("readTerminalEvents", async () => {
-      const rows = await this.#db
+    return this.#read("readTerminalEvents", () => terminalEvents(this.#db, sessionId));
+  }
+
+  listRecordings(): Promise<RecordingRef[]> {
+    return this.#read("listRecordings", async () => {
+      const terminals = await this.#db.selectFrom("terminal_sessions").select(["id", "grant_id"]).execute();
+      // Events without a session row too: a recording is whatever rows there are.
+      const orphans = await this.#db
         .selectFrom("terminal_events")
-        .selectAll()
-        .where("session_id", "=", sessionId)
-        .orderBy("seq")
+        .select("session_id")
+        .distinct()
+        .where("session_id", "not in", (q) => q.selectFrom("terminal_sessions").select("id"))
         .execute();
-      return rows.map((r) => ({ seq: r.seq, t: r.t_ms / 1000, kind: r.kind as TerminalEvent["kind"], data: r.data }));
+      const gateway = await this.#db
+        .selectFrom("session_statements")
+        .select(["session_id", "grant_id"])
+        .distinct()
+        .execute();
+      return [
+        ...terminals.map((r) => ({ kind: "terminal" as const, sessionId: r.id, grantId: r.grant_id })),
+        ...orphans.map((r) => ({ kind: "terminal" as const, sessionId: r.session_id, grantId: null })),
+        ...gateway.map((r) => ({ kind: "gateway" as const, sessionId: r.session_id, grantId: r.grant_id })),
+      ];
     });
   }
 
@@ -829,6 +838,18 @@ class KyselyStoreTx implements StoreTx {
           .execute();
       }
     });
+  }
+
+  /** The session as it is now, inside the transaction (the caller holds its grant's lock). */
+  getTerminalSession(id: string): Promise<TerminalSession | null> {
+    return this.#run("getTerminalSession", async (db) => {
+      const row = await db.selectFrom("terminal_sessions").selectAll().where("id", "=", id).executeTakeFirst();
+      return row ? terminalFromRow(row) : null;
+    });
+  }
+
+  readTerminalEvents(sessionId: string): Promise<TerminalEvent[]> {
+    return this.#run("readTerminalEvents", (db) => terminalEvents(db, sessionId));
   }
 
   saveGatewayLogin(login: GatewayLogin, at: number): Promise<void> {
@@ -1269,6 +1290,22 @@ function selectGrants(db: Db, dialect: StoreDialect) {
           string | null
         >`(SELECT json_group_array(json_object('approver', a.approver, 'at', a.at, 'comment', a.comment) ORDER BY a.position) FROM grant_approvals a WHERE a.grant_id = grants.id)`;
   return db.selectFrom("grants").selectAll("grants").select(approvals.as("approvals"));
+}
+
+async function terminalEvents(db: Db, sessionId: string): Promise<TerminalEvent[]> {
+  const rows = await db
+    .selectFrom("terminal_events")
+    .selectAll()
+    .where("session_id", "=", sessionId)
+    .orderBy("seq")
+    .execute();
+  return rows.map((r) => ({ seq: r.seq, t: r.t_ms / 1000, kind: r.kind as TerminalEvent["kind"], data: r.data }));
+}
+
+/** An audit row as stored: payload and hash, and the index columns kept apart from them. */
+function auditRow(r: Selectable<Database["audit_events"]>): StoredAuditEvent {
+  const columns = { at: Number(r.at), type: r.type, actor: r.actor, grantId: r.grant_id };
+  return storedAuditEvent(Number(r.seq), r.payload, r.hash, columns);
 }
 
 function terminalFromRow(r: Selectable<Database["terminal_sessions"]>): TerminalSession {

@@ -111,7 +111,17 @@ export interface IdpHealth {
 
 export interface StoryView {
   grant: GrantView;
-  timeline: { seq: number; at: string; type: string; actor: string; data: Record<string, unknown> }[];
+  /** Set when the grant's row says something its audit events do not (the row was edited). */
+  grantIntegrity: { column: string; seq: number; message: string } | null;
+  timeline: {
+    seq: number;
+    at: string;
+    type: string;
+    actor: string;
+    data: Record<string, unknown>;
+    /** Set when the row's index columns were edited: the values shown are the hashed payload's. */
+    integrity: { problem: string; columns: string[]; message: string } | null;
+  }[];
   alarms: NonNullable<GrantView["alarms"]>;
   recording: {
     gatewaySessions: number;

@@ -11,6 +11,7 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { StringDecoder } from "node:string_decoder";
+import { ApiProblemError } from "../api-client.js";
 import { type CliIo, UsageError } from "../cli-io.js";
 import type { Command } from "../command.js";
 import { EXIT } from "../exit-codes.js";
@@ -127,7 +128,12 @@ async function runRecorded(
         if (!r.active) close("the grant ended");
       })
       .catch((e: unknown) => {
-        if (queued > MAX_UNSENT) close(`the broker has not taken the recording for too long (${String(e)})`);
+        // The recording is closed (past its end's grace period, or reviewed): retrying cannot help.
+        if (e instanceof ApiProblemError && e.problem.code === "ERR_INVALID_TRANSITION") {
+          io.err(`breakglass: ${queue.length} events were refused: ${e.message}`);
+          queue.splice(0);
+          close("the recording is closed");
+        } else if (queued > MAX_UNSENT) close(`the broker has not taken the recording for too long (${String(e)})`);
       })
       .finally(() => {
         sending = null;

@@ -25,6 +25,7 @@ export function AuditPage({ me }: { me: Me }) {
           )
         ) : null}
       </h1>
+      {verdict.data && !verdict.data.ok ? <p className="bad">{verdict.data.summary}</p> : null}
       <ErrorBox error={events.error ?? verdict.error} />
       <label htmlFor="filter">Filter by type or actor</label>
       <input id="filter" value={filter} onChange={(e) => setFilter(e.target.value)} />
@@ -33,7 +34,18 @@ export function AuditPage({ me }: { me: Me }) {
           <tr key={e.seq}>
             <td data-label="#">{e.seq}</td>
             <td data-label="When">{time(e.at)}</td>
-            <td data-label="Type">{e.type}</td>
+            <td data-label="Type">
+              {e.type}
+              {e.integrity ? (
+                <>
+                  {" "}
+                  <Chip tone="bad">
+                    {e.integrity.problem === "column_mismatch" ? "edited index" : "does not verify"}
+                  </Chip>{" "}
+                  <span className="hint">{e.integrity.message}</span>
+                </>
+              ) : null}
+            </td>
             <td data-label="Actor">{e.actor}</td>
             <td data-label="Grant" className="mono">
               {e.grantId ?? "—"}

@@ -321,13 +321,27 @@ export function GrantPage({ id, me, storyAllowed }: { id: string; me: Me; storyA
 function Story({ g, s, can }: { g: GrantView; s: StoryView; can: GrantPermissions }) {
   return (
     <>
+      {s.grantIntegrity ? (
+        <div className="banner bad" role="alert">
+          This grant's record was edited outside Breakglass: {s.grantIntegrity.message}
+        </div>
+      ) : null}
       <section aria-labelledby="timeline-title">
         <h2 id="timeline-title">Timeline</h2>
         <ol className="timeline">
           {s.timeline.map((e) => (
-            <li key={e.seq} className={e.type.includes("blocked") || e.type.includes("emergency") ? "bad" : ""}>
+            <li
+              key={e.seq}
+              className={e.integrity || e.type.includes("blocked") || e.type.includes("emergency") ? "bad" : ""}
+            >
               <span className="hint">{time(e.at)}</span> <strong>{e.type}</strong> by {e.actor}
               {typeof e.data.reason === "string" ? <> — {e.data.reason}</> : null}
+              {e.integrity ? (
+                <>
+                  {" "}
+                  <Chip tone="bad">audit row edited</Chip> <span className="hint">{e.integrity.message}</span>
+                </>
+              ) : null}
             </li>
           ))}
         </ol>
