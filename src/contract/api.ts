@@ -489,6 +489,11 @@ export const VaultOpeningViewSchema = z
     importedAt: IsoTime,
     reviewDueAt: IsoTime,
     review: ReviewViewSchema.nullable(),
+    alarm: z
+      .object({ pending: z.boolean(), deliveredAt: IsoTime.nullable() })
+      .describe(
+        "The envelope's own alarm (told by the offline CLI): pending while no endpoint took it (posture is red); delivered at the opening or later by vault flush-alarms (null while pending, or unknown for an opening imported before this was recorded)",
+      ),
   })
   .register(apiSchemas, { id: "VaultOpening" });
 

@@ -159,7 +159,15 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
         : "?";
       if ((e.data as { drill?: unknown } | undefined)?.drill === true)
         return `tier-2 envelope ${String(d.name)} opened by ${who} as a rehearsal at ${String(d.openedAt)} (the secret was not shown)`;
-      return `TIER-2 ENVELOPE ${String(d.name)} WAS OPENED at ${String(d.openedAt)} by ${who} (${String(d.incident)}) — review it; rotate the secret`;
+      const quiet =
+        (e.data as { alarmPending?: unknown } | undefined)?.alarmPending === true
+          ? " — ITS OWN ALARM WAS NEVER DELIVERED (no endpoint answered at the opening)"
+          : "";
+      return `TIER-2 ENVELOPE ${String(d.name)} WAS OPENED at ${String(d.openedAt)} by ${who} (${String(d.incident)})${quiet} — review it; rotate the secret`;
+    }
+    case "vault.alarm_delivered": {
+      const d = (e.data ?? {}) as { name?: unknown; incident?: unknown; openedAt?: unknown; deliveredAt?: unknown };
+      return `Late alarm delivered: tier-2 envelope ${String(d.name)} opened at ${String(d.openedAt)} (${String(d.incident)}) was announced at ${String(d.deliveredAt)}`;
     }
     case "vault.opening_reviewed": {
       const d = (e.data ?? {}) as { outcome?: unknown; name?: unknown; incident?: unknown };

@@ -223,4 +223,11 @@ export interface VaultOpening {
   readonly importedAt: number;
   readonly reviewDueAt: number;
   readonly review: GrantReview | null;
+  /**
+   * The envelope's own alarm (told by the CLI at the opening): true while no endpoint has taken it
+   * (pending at the opening, and no delivery receipt imported since) — posture is red meanwhile.
+   */
+  readonly alarmPending: boolean;
+  /** When the envelope's alarm was delivered: at the opening, or later by `vault flush-alarms`; null while pending (or unknown for openings imported before this was recorded). */
+  readonly alarmDeliveredAt: number | null;
 }

@@ -59,6 +59,7 @@ export function vaultOpeningView(o: VaultOpening) {
     importedAt: iso(o.importedAt),
     reviewDueAt: iso(o.reviewDueAt),
     review: o.review === null ? null : reviewView(o.review),
+    alarm: { pending: o.alarmPending, deliveredAt: o.alarmDeliveredAt === null ? null : iso(o.alarmDeliveredAt) },
   };
 }
 

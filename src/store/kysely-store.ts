@@ -948,6 +948,8 @@ class KyselyStoreTx implements StoreTx {
         imported_at: o.importedAt,
         review_due_at: o.reviewDueAt,
         review: o.review === null ? null : JSON.stringify(o.review),
+        alarm_pending: o.alarmPending ? 1 : 0,
+        alarm_delivered_at: o.alarmDeliveredAt,
       };
       await db
         .insertInto("vault_openings")
@@ -1385,6 +1387,8 @@ function vaultOpeningFromRow(r: Selectable<Database["vault_openings"]>): VaultOp
     importedAt: Number(r.imported_at),
     reviewDueAt: Number(r.review_due_at),
     review: r.review === null ? null : (JSON.parse(r.review) as VaultOpening["review"]),
+    alarmPending: Number(r.alarm_pending) === 1,
+    alarmDeliveredAt: r.alarm_delivered_at === null ? null : Number(r.alarm_delivered_at),
   };
 }
 

@@ -242,6 +242,9 @@ export interface VaultOpeningsTable {
   review_due_at: number;
   /** JSON of the review (reviewer, at, outcome, notes, followUps); null until reviewed */
   review: string | null;
+  /** 1 while the envelope's own alarm for this opening is undelivered */
+  alarm_pending: number;
+  alarm_delivered_at: number | null;
 }
 
 export interface Database {
