@@ -18,7 +18,16 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { type Kysely, type RawBuilder, type Selectable, sql } from "kysely";
 import type { AuditEventType, SealedAuditEvent } from "../core/audit-event.js";
 import { BreakglassError, type ErrorCode, isBreakglassError } from "../core/errors.js";
-import type { AccessState, Approval, EndReason, Grant, GrantReview, GrantState, VaultOpening } from "../core/model.js";
+import type {
+  AccessState,
+  ActivationFailure,
+  Approval,
+  EndReason,
+  Grant,
+  GrantReview,
+  GrantState,
+  VaultOpening,
+} from "../core/model.js";
 import { OPEN_STATES } from "../core/model.js";
 import type {
   AlarmRecord,
@@ -1202,6 +1211,7 @@ const BULK_COLUMNS: readonly (readonly [keyof GrantsTable, string])[] = [
   ["access_attempts", "integer"],
   ["access_last_error", "text"],
   ["access_next_at", "bigint"],
+  ["activation_failure", "text"],
   ["review", "text"],
   ["version", "integer"],
   ["due_at", "bigint"],
@@ -1242,6 +1252,7 @@ function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect, o
     access_attempts: grant.accessAttempts,
     access_last_error: grant.accessLastError,
     access_next_at: grant.accessNextAt,
+    activation_failure: grant.activationFailure === null ? null : JSON.stringify(grant.activationFailure),
     review:
       grant.review === null
         ? null
@@ -1319,6 +1330,10 @@ function grantFromRow(r: GrantRow): Grant {
     accessAttempts: r.access_attempts,
     accessLastError: r.access_last_error,
     accessNextAt: r.access_next_at,
+    activationFailure:
+      r.activation_failure === null
+        ? null
+        : (parseObject(r.activation_failure, r.id, "activation_failure") as unknown as ActivationFailure),
     review: r.review === null ? null : (parseObject(r.review, r.id, "review") as unknown as GrantReview),
     version: r.version,
   };

@@ -355,6 +355,13 @@ const vaultOpeningAlarm: Migration = {
   },
 };
 
+/** Why a grant's activation failed at its target, and when the broker tries again (issue 19). */
+const activationFailure: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable("grants").addColumn("activation_failure", "text").execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
@@ -368,6 +375,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0009_vault_openings": vaultOpenings,
   "0010_lease_owner": leaseOwner,
   "0011_vault_opening_alarm": vaultOpeningAlarm,
+  "0012_grant_activation_failure": activationFailure,
 });
 
 const provider: MigrationProvider = {

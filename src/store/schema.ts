@@ -35,6 +35,8 @@ export interface GrantsTable {
   access_handle: string | null;
   access_attempts: number;
   access_last_error: string | null;
+  /** JSON of the activation's failures (attempts, lastError, lastAt, nextAt); null when none */
+  activation_failure: string | null;
   access_next_at: number | null;
   /** The broker process that holds the activation or revocation lease (`access_next_at`). */
   lease_owner: string | null;
