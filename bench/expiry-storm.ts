@@ -122,6 +122,7 @@ export async function runExpiryStorm(
       accessHandle: { principal: "bg_storm" },
       accessAttempts: 0,
       accessLastError: null,
+      activationFailure: null,
       accessNextAt: null,
       review: null,
       version: 1,

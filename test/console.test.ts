@@ -349,6 +349,38 @@ describe("web console", () => {
     await page.getByRole("heading", { name: "My active grants (0)" }).waitFor();
   });
 
+  it("a grant whose activation the target refused says why, and when the broker tries again (issue 19)", async () => {
+    const as = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
+    await target.sql("REASSIGN OWNED BY recovery_rw TO app_owner; DROP OWNED BY recovery_rw; DROP ROLE recovery_rw");
+    const g = await broker.service.request(as("alice"), {
+      roleId: "production/db-admin",
+      justification: "restore the accounts table",
+      incident: "INC-4713",
+    });
+    await broker.service.approve(as("bob"), g.id, null);
+    expect((await broker.service.approve(as("carol"), g.id, null)).state).toBe("approved");
+    const { page } = await person("alice");
+    await page.goto(`${base}/grants/${g.id}`);
+    const banner = page.getByTestId("activation-failed");
+    await banner.getByText(/Activation failed at pg-main/).waitFor();
+    expect(await banner.textContent()).toMatch(/role "recovery_rw" does not exist/);
+    expect(await banner.textContent()).toMatch(/The broker tries again by itself at/);
+    await accessible(page, "grant (activation failed)");
+    await shot(page, "grant-activation-failed");
+    // The role is back: the broker's own retry gets alice in.
+    await target.sql(`CREATE ROLE recovery_rw NOLOGIN;
+      GRANT USAGE, CREATE ON SCHEMA public TO recovery_rw;
+      GRANT SELECT, INSERT, UPDATE, DELETE ON public.accounts TO recovery_rw WITH GRANT OPTION`);
+    for (let i = 0; i < 300 && (await broker.store.getGrant(g.id))?.state !== "active"; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await broker.store.getGrant(g.id))?.state).toBe("active");
+    await page.reload();
+    await page.getByText("active", { exact: true }).waitFor();
+    expect(await page.getByTestId("activation-failed").count()).toBe(0);
+    await broker.service.release(as("alice"), g.id);
+  });
+
   it("asks for a fresh second factor where the role needs one, then carries on", async () => {
     const admin = { actor: "erin", requestId: null, sourceAddress: null };
     const totp = async (user: string) => {

@@ -85,7 +85,7 @@ beforeAll(async () => {
     },
     () => "sig",
   );
-  await broker.vault.importOpenings({ id: "e0a1", name: "aws-root" }, [record]);
+  await broker.vault.importOpenings({ id: "e0a1", name: "aws-root" }, [record], []);
   await broker.vault.review(ctx("erin"), "vo_e0a1_1", { outcome: "justified", notes: "SSO outage INC-78" });
   await broker.checkpoints.checkpointNow();
   clock.set(Date.UTC(2026, 11, 3, 9, 0, 0)); // outside the period

@@ -386,4 +386,44 @@ describe("broker with a real PostgreSQL target", () => {
     expect(alarmed).toBe(true);
     await own.end().catch(() => {});
   });
+
+  it("a target that refuses the activation (its recovery role is missing): the grant says why, the broker retries, and it works once the role is back", async () => {
+    await target.sql("REASSIGN OWNED BY recovery_rw TO app_owner; DROP OWNED BY recovery_rw; DROP ROLE recovery_rw");
+    const { broker, url, token } = await startBroker();
+    const g = await broker.service.request(ctx("alice"), {
+      roleId: "production/db-admin",
+      justification: "restore the accounts table after the bad migration",
+      incident: "INC-43",
+      durationS: 600,
+    });
+    await broker.service.approve(ctx("bob"), g.id, null);
+    const res = await broker.http.inject({
+      method: "POST",
+      url: `/api/v1/grants/${g.id}/approve`,
+      headers: { authorization: `Bearer ${await token("carol")}` },
+      payload: {},
+    });
+    expect(res.statusCode).toBe(200);
+    const view = GrantViewSchema.parse(res.json());
+    expect(view.state).toBe("approved");
+    // PostgreSQL's own refusal, as the holder and the approvers see it.
+    expect(view.access.lastError).toMatch(/role "recovery_rw" does not exist \(SQLSTATE 42704\)/);
+    expect(view.access.activationFailure).toMatchObject({ attempts: 1, nextAttemptAt: expect.any(String) });
+    const shown = await runCli(["show", g.id], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: await token("alice") });
+    expect(shown.stdout).toMatch(/ACTIVATION FAILED \(\d+ attempts?\); the broker tries again at/);
+    expect(shown.stdout).toContain('role "recovery_rw" does not exist');
+    // Nothing half-made stays at the target.
+    const leftovers = await target.sql<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'bg\\_%'");
+    expect(leftovers).toEqual([]);
+
+    await target.sql(`CREATE ROLE recovery_rw NOLOGIN;
+      GRANT USAGE, CREATE ON SCHEMA public TO recovery_rw;
+      GRANT SELECT, INSERT, UPDATE, DELETE ON public.accounts TO recovery_rw`);
+    const active = await until("the broker's retry to activate it", async () => {
+      const cur = await broker.store.getGrant(g.id);
+      return cur?.state === "active" ? cur : null;
+    });
+    expect(active).toMatchObject({ access: "granted", activationFailure: null });
+    expect(await tryLogin(await credentialOf(broker, g.id, await token("alice")))).toBeNull();
+  });
 });

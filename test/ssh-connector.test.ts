@@ -2,9 +2,11 @@
  * The ssh connector against a real sshd: certificate logins work in the window, fail after the
  * certificate's end (no broker involved) and after revocation through the KRL; overlapping grants
  * are independent; extension reissues; critical options are enforced by sshd; a corrupt KRL is
- * never overwritten.
+ * never overwritten. `RevokedKeys` files are read as sshd reads them (issue 19, item 10): the real
+ * sshd is asked about each kind of file first, and Breakglass must agree.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import sshpk from "sshpk";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createSshConnector, parseSshCredential, sshSettingsSchema } from "../src/connectors/ssh-connector.js";
 import type { Connector, ConnectorGrantFacts } from "../src/core/ports.js";
@@ -147,7 +149,9 @@ describe("ssh connector", () => {
     writeFileSync(fx.krlFile, "not a krl");
     await expect(connector.revoke(f, connector.plan(f))).rejects.toMatchObject({
       code: "ERR_CONNECTOR_FAILED",
-      message: expect.stringContaining("is not a KRL Breakglass can read"),
+      message: expect.stringContaining(
+        "is neither an OpenSSH KRL nor a list of public keys (line 1 is not a public key)",
+      ),
     });
     expect(readFileSync(fx.krlFile, "utf8")).toBe("not a krl");
   });
@@ -155,5 +159,108 @@ describe("ssh connector", () => {
   it("rejects role grants that are not for ssh, naming the role", async () => {
     const f = { ...facts("g_bad"), role: contractRole("ssh-hosts", { roles: ["x"] }) };
     await expect(connector.grant(f, connector.plan(f))).rejects.toThrow(/grants for an ssh target must be like/);
+  });
+});
+
+/**
+ * A certificate Breakglass did not issue, signed by the connector's CA: what sshd makes of a
+ * `RevokedKeys` file is asked with it, before Breakglass touches the file.
+ */
+function independentLogin(caPrivateKey: string, key = sshpk.generatePrivateKey("ed25519")) {
+  const ca = sshpk.parsePrivateKey(caPrivateKey, "openssh");
+  const serial = Buffer.alloc(8);
+  serial.writeBigUInt64BE(BigInt(Math.floor(Math.random() * 1e9)) + 1n);
+  const cert = sshpk.createCertificate(
+    [sshpk.identityForUser(SSH_USER)],
+    key.toPublic(),
+    sshpk.identityForUser("breakglass-ca"),
+    ca,
+    { validFrom: new Date(Date.now() - 60_000), validUntil: new Date(Date.now() + 3_600_000), serial },
+  );
+  (cert as unknown as { signatures: { openssh: Record<string, unknown> } }).signatures.openssh = {
+    keyId: "independent",
+    exts: [],
+  };
+  cert.signWith(ca);
+  return {
+    publicKey: key.toPublic().toString("ssh"),
+    canLogIn: async () => {
+      const r = await sshRun(fx.sshd.port, SSH_USER, key.toString("openssh"), `${cert.toString("openssh")}\n`);
+      return r.code === 0 && r.stdout.trim() === SSH_USER;
+    },
+  };
+}
+
+describe("RevokedKeys files as the real sshd reads them (issue 19, item 10)", () => {
+  /** A connector with its own CA, and the file sshd's RevokedKeys names set to `content` (null: absent). */
+  function withFile(content: string | Buffer | null) {
+    const ca = fx.newCa(); // removes the file
+    const c = createSshConnector(sshSettingsSchema.parse({ ca_private_key: { env: "CA" }, krl_file: fx.krlFile }), {
+      baseDir: fx.dir,
+      resolveSecret: createSecretResolver({ baseDir: fx.dir, env: { CA: ca }, box: null }),
+      log: () => {},
+      targetName: "ssh-hosts",
+    });
+    if (content === null) rmSync(fx.krlFile, { force: true });
+    else writeFileSync(fx.krlFile, content);
+    return { c, ca };
+  }
+
+  /** Grant, log in, revoke, refused; the file is a KRL afterwards, and another grant still logs in. */
+  async function grantAndRevoke(c: Connector, id: string): Promise<void> {
+    const f = facts(id);
+    const granted = await c.grant(f, c.plan(f));
+    expect(await sshCanUse(fx.sshd.port, granted)).toBe(true);
+    await c.revoke(f, c.plan(f));
+    expect(await sshCanUse(fx.sshd.port, granted)).toBe(false);
+    expect(readFileSync(fx.krlFile).subarray(0, 8).toString("latin1")).toBe("SSHKRL\n\0");
+    expect((await c.verify(f, c.plan(f))).detail).toMatchObject({ inKrl: true });
+    const other = facts(`${id}_other`);
+    expect(await sshCanUse(fx.sshd.port, await c.grant(other, c.plan(other)))).toBe(true);
+  }
+
+  for (const [what, content] of [
+    ["an empty file", ""],
+    ["a file of blank lines and spaces", "\n  \n\t\n\n"],
+    ["a file of comments", "# revoked keys: none yet\n\n   # really none\n"],
+  ] as const) {
+    it(`${what}: sshd reads it as nothing revoked; so does Breakglass, and its first revocation writes a KRL sshd enforces`, async () => {
+      const { c, ca } = withFile(content);
+      expect(await independentLogin(ca).canLogIn()).toBe(true); // sshd's own reading
+      await grantAndRevoke(c, `g_${what.length}`);
+    });
+  }
+
+  it("a list of public keys: sshd revokes those keys; Breakglass keeps them revoked when it writes its KRL", async () => {
+    const revokedKey = sshpk.generatePrivateKey("ed25519");
+    const { c, ca } = withFile(`# revoked by hand\n${revokedKey.toPublic().toString("ssh")} old laptop\n`);
+    const listed = independentLogin(ca, revokedKey);
+    const unlisted = independentLogin(ca);
+    expect(await listed.canLogIn()).toBe(false); // sshd's own reading: that key is revoked
+    expect(await unlisted.canLogIn()).toBe(true);
+    await grantAndRevoke(c, "g_keylist");
+    expect(await listed.canLogIn()).toBe(false); // still revoked through Breakglass's KRL
+    expect(await unlisted.canLogIn()).toBe(true);
+  });
+
+  it("a missing file: sshd refuses every login (fails closed); Breakglass writes an empty KRL before issuing", async () => {
+    const { c, ca } = withFile(null);
+    const independent = independentLogin(ca);
+    expect(await independent.canLogIn()).toBe(false);
+    await grantAndRevoke(c, "g_missing");
+    expect(await independent.canLogIn()).toBe(true);
+  });
+
+  it("a file that is neither a KRL nor a key list: sshd refuses every login; Breakglass refuses it and leaves it as it is", async () => {
+    for (const junk of ["not a krl\n", Buffer.from([0x53, 0x53, 0x48, 0x4b, 0x52, 0x4c, 0x0a, 0x01, 0xff])]) {
+      const { c, ca } = withFile(junk);
+      expect(await independentLogin(ca).canLogIn()).toBe(false);
+      const f = facts("g_junk");
+      await expect(c.grant(f, c.plan(f))).rejects.toMatchObject({
+        code: "ERR_CONNECTOR_FAILED",
+        message: expect.stringMatching(/is neither an OpenSSH KRL nor a list of public keys/),
+      });
+      expect(readFileSync(fx.krlFile)).toEqual(Buffer.from(junk));
+    }
   });
 });

@@ -1017,6 +1017,9 @@ for (const backend of BACKENDS) {
           importedAt: T0 + 10_000,
           reviewDueAt: T0 + 86_400_000,
           review: null,
+          // The second opening's own alarm reached no endpoint (yet).
+          alarmPending: seq === 2,
+          alarmDeliveredAt: seq === 2 ? null : openedAt,
         });
         const second = opening(2, T0 + 5000);
         const first = opening(1, T0);

@@ -7,7 +7,7 @@
  * (same secret, same due date) and passphrase-protected identities.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -303,10 +303,14 @@ describe("breakglass vault (CLI, offline)", () => {
     expect(opened.code).toBe(0);
     expect(opened.stdout).toBe("db-admin-password");
     expect(opened.stderr).toContain("NO ALARM WAS DELIVERED");
-    const pending = JSON.parse(readFileSync(join(cwd, "db.envelope.pending-alarm.json"), "utf8")) as {
+    // One pending alarm file per opening, named after its record (issue 19: never overwritten).
+    const pendingFiles = readdirSync(cwd).filter((f) => /^db\.envelope\.pending-alarm\.1-[0-9a-f]{16}\.json$/.test(f));
+    expect(pendingFiles).toHaveLength(1);
+    const pending = JSON.parse(readFileSync(join(cwd, pendingFiles[0] as string), "utf8")) as {
+      record: { seq: number };
       event: { incident: string };
     };
-    expect(pending.event.incident).toBe("INC-10");
+    expect(pending).toMatchObject({ record: { seq: 1 }, event: { incident: "INC-10" } });
     const records = parseRecords(readFileSync(join(cwd, "db.envelope.openings.jsonl"), "utf8"));
     expect(JSON.parse(records[0]?.payload ?? "{}")).toMatchObject({ alarm: "pending" });
 

@@ -132,11 +132,15 @@ export function grantDetail(g: GrantView): string {
   }
   if (g.lapseAt && (g.state === "requested" || g.state === "approved")) rows.push(["lapses", shortTime(g.lapseAt)]);
   const failed = `${g.access.attempts} failed attempt${g.access.attempts === 1 ? "" : "s"}`;
+  const af = g.access.activationFailure;
+  const activatable = g.state === "approved" || g.state === "requested";
   rows.push([
     "access",
     g.access.revocationFailing
       ? `REVOCATION FAILING (${failed}; retried until it succeeds)`
-      : `${g.access.state}${g.access.attempts > 0 ? ` (${failed})` : ""}`,
+      : af && activatable
+        ? `ACTIVATION FAILED (${af.attempts} attempt${af.attempts === 1 ? "" : "s"}); ${af.nextAttemptAt ? `the broker tries again at ${shortTime(af.nextAttemptAt)}` : "no more automatic attempts before it lapses"} — or \`breakglass activate ${g.id}\` now`
+        : `${g.access.state}${g.access.attempts > 0 ? ` (${failed})` : ""}`,
   ]);
   if (g.access.lastError) rows.push(["last target error", g.access.lastError]);
   if (g.access.nextAttemptAt) rows.push(["next attempt", shortTime(g.access.nextAttemptAt)]);
@@ -180,9 +184,13 @@ function actionLine(g: GrantView): string {
   const head = `${g.id}  ${g.role}  ${stateText(g)}`;
   switch (g.state) {
     case "requested":
+      if (g.emergency && g.access.activationFailure)
+        return `${head}  — EMERGENCY ACTIVATION FAILED at ${g.target}: ${g.access.activationFailure.lastError}; ${g.access.activationFailure.nextAttemptAt ? `the broker tries again at ${shortTime(g.access.activationFailure.nextAttemptAt)}` : "no more automatic attempts"} (or \`breakglass activate ${g.id}\`); security is paged`;
       return `${head}  — ${g.approvals.length} approval${g.approvals.length === 1 ? "" : "s"} so far; needs ${g.approvalRule ?? "?"}`;
     case "approved":
-      return `${head}  — approved; the requester activates it with \`breakglass activate ${g.id}\``;
+      return g.access.activationFailure
+        ? `${head}  — approved, but ACTIVATION FAILED at ${g.target}: ${g.access.activationFailure.lastError}; ${g.access.activationFailure.nextAttemptAt ? `the broker tries again at ${shortTime(g.access.activationFailure.nextAttemptAt)}` : "no more automatic attempts"} (or \`breakglass activate ${g.id}\`)`
+        : `${head}  — approved; the requester activates it with \`breakglass activate ${g.id}\``;
     case "active":
       return `${head}  — until ${shortTime(g.endsAt)} (${formatDuration(g.remainingS ?? 0)} left)${g.emergency && !g.drill ? "; emergency use: it will be reviewed" : ""}`;
     case "ended":

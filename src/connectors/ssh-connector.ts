@@ -16,7 +16,7 @@
  *   ssh-ed25519-cert-v01@openssh.com AAAA… <key id>
  */
 import { createHash, randomBytes } from "node:crypto";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { open, readFile, rename, rm } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import sshpk from "sshpk";
 import { z } from "zod";
@@ -28,7 +28,15 @@ import { Redacted } from "../core/redacted.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
 import { type ConnectorContext, parseRoleGrants } from "./connector-context.js";
 import { runCommand } from "./exec-connector.js";
-import { isRevoked, type Krl, KrlFormatError, parseKrl, serializeKrl, withRevoked } from "./ssh-krl.js";
+import {
+  isRevoked,
+  type Krl,
+  KrlFormatError,
+  parseRevokedKeys,
+  RevokedKeysFormatError,
+  serializeKrl,
+  withRevoked,
+} from "./ssh-krl.js";
 
 const duration = (fallback: string, what: string) =>
   z
@@ -162,7 +170,11 @@ export function createSshConnector(
     return { keyId: h.principal, serial: BigInt(h.serial) };
   };
 
-  /** The KRL as it is now; null when the file does not exist. Never overwrites what it cannot read. */
+  /**
+   * The revocations as sshd reads them now: the KRL, or a plain key list (an empty file is the
+   * natural way to provision `RevokedKeys`: nothing revoked); null when the file does not exist.
+   * Never overwrites what it cannot read.
+   */
   const readKrl = async (): Promise<Krl | null> => {
     let buf: Buffer;
     try {
@@ -172,7 +184,7 @@ export function createSshConnector(
       throw e;
     }
     try {
-      return parseKrl(buf);
+      return parseRevokedKeys(buf);
     } catch (e) {
       if (e instanceof KrlFormatError) {
         throw new BreakglassError(
@@ -180,14 +192,32 @@ export function createSshConnector(
           `ssh target ${ctx.targetName}: ${krlPath} is not a KRL Breakglass can read (${e.message}); it was left untouched — fix or remove it`,
         );
       }
+      if (e instanceof RevokedKeysFormatError) {
+        throw new BreakglassError(
+          "ERR_CONNECTOR_FAILED",
+          `ssh target ${ctx.targetName}: ${krlPath} is neither an OpenSSH KRL nor a list of public keys (${e.message}): sshd refuses every login while RevokedKeys names it; it was left untouched — empty it, or fix or remove it`,
+        );
+      }
       throw e;
     }
   };
 
   const writeKrl = async (krl: Krl): Promise<void> => {
+    // Atomic and durable: sshd reads the old file or the new one, never half of one.
     const tmp = `${krlPath}.${randomBytes(6).toString("hex")}.tmp`;
-    await writeFile(tmp, serializeKrl(krl), { mode: 0o644 });
-    await rename(tmp, krlPath);
+    const fh = await open(tmp, "wx", 0o644);
+    try {
+      await fh.writeFile(serializeKrl(krl));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(tmp, krlPath);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
   };
 
   // Revocations run concurrently; the KRL is read-modify-written one at a time.

@@ -9,12 +9,21 @@
  * sub-sections (byte type, string data): 0x20 a list of uint64 serials, 0x23 a list of key-id
  * strings. Other sections are kept byte for byte when a KRL is rewritten.
  *
+ * sshd's `RevokedKeys` also takes a plain text list of public keys (OpenSSH authfile.c,
+ * `sshkey_check_revoked`: a file without the KRL magic is read like an authorized_keys file, blank
+ * lines, lines of spaces and tabs and `#` comments skipped) — so an empty file is a valid, empty
+ * revocation list, and the natural way to provision one. `parseRevokedKeys` reads both; a key
+ * list becomes a KRL whose explicit-key section (type 2) keeps every listed key revoked when
+ * Breakglass writes the file back as a KRL.
+ *
  * @see https://cvsweb.openbsd.org/src/usr.bin/ssh/PROTOCOL.krl
  */
+import sshpk from "sshpk";
 
 const MAGIC = Buffer.from("SSHKRL\n\0", "latin1");
 const FORMAT_VERSION = 1;
 const SECTION_CERTIFICATES = 1;
+const SECTION_EXPLICIT_KEY = 2;
 const CERT_SERIAL_LIST = 0x20;
 const CERT_KEY_ID = 0x23;
 
@@ -35,6 +44,48 @@ export interface Krl {
 }
 
 export class KrlFormatError extends Error {}
+
+/** The file is not a KRL (no magic) and not a key list sshd could read either: sshd refuses every login. */
+export class RevokedKeysFormatError extends Error {}
+
+/** Whether the bytes start like a KRL (anything else, sshd reads as a list of public keys). */
+export const hasKrlMagic = (buf: Buffer): boolean =>
+  buf.length >= MAGIC.length && buf.subarray(0, MAGIC.length).equals(MAGIC);
+
+/**
+ * A `RevokedKeys` file as sshd reads it: a KRL, or else a text list of public keys (empty, blank
+ * or comments only: nothing revoked). Listed keys come back as an explicit-key section.
+ * @throws KrlFormatError for a damaged KRL; RevokedKeysFormatError for a file that is neither
+ */
+export function parseRevokedKeys(buf: Buffer): Krl {
+  if (hasKrlMagic(buf)) return parseKrl(buf);
+  const blobs: Buffer[] = [];
+  for (const [i, raw] of buf.toString("latin1").split("\n").entries()) {
+    // As sshd: leading spaces and tabs skipped, then an empty line or a comment is skipped.
+    const line = raw.replace(/^[ \t]+/, "");
+    if (line === "" || line.startsWith("#")) continue;
+    const where = `line ${i + 1}`;
+    if (/^\S+-cert-v01@openssh\.com\s/.test(line)) {
+      throw new RevokedKeysFormatError(
+        `${where} is a certificate; convert the list to a KRL first (ssh-keygen -k -f KRL LIST)`,
+      );
+    }
+    let key: sshpk.Key;
+    try {
+      key = sshpk.parseKey(line, "ssh");
+    } catch {
+      throw new RevokedKeysFormatError(`${where} is not a public key`);
+    }
+    blobs.push(key.toBuffer("rfc4253"));
+  }
+  return {
+    version: 0n,
+    generatedAt: 0n,
+    comment: "Breakglass: revoked break-glass certificates",
+    certificates: [],
+    otherSections: blobs.length === 0 ? [] : [{ type: SECTION_EXPLICIT_KEY, data: Buffer.concat(blobs.map(str)) }],
+  };
+}
 
 class Reader {
   #pos = 0;
@@ -88,7 +139,7 @@ const str = (v: Buffer | string) => {
 
 /** @throws KrlFormatError naming where the input stops making sense. */
 export function parseKrl(buf: Buffer): Krl {
-  if (buf.length < MAGIC.length || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
+  if (!hasKrlMagic(buf)) {
     throw new KrlFormatError("not an OpenSSH KRL (bad magic)");
   }
   const r = new Reader(buf.subarray(MAGIC.length));

@@ -364,6 +364,19 @@ export const AccessViewSchema = z
     revocationFailing: z
       .boolean()
       .describe("Revoking at the target has failed at least once and is being retried (never given up)"),
+    activationFailure: z
+      .object({
+        attempts: z.int().describe("Failed activation attempts so far"),
+        lastError: z.string().describe("The target's last error (secrets redacted)"),
+        lastAttemptAt: IsoTime,
+        nextAttemptAt: IsoTime.nullable().describe(
+          "When the broker tries again by itself; null when it will not (the grant lapses first, or lapsed)",
+        ),
+      })
+      .nullable()
+      .describe(
+        "The target refused or failed this grant's activation: the broker retries with backoff (2 s, 4 s … 1 min) until the grant lapses (activation_timeout); the holder may activate again at any time. Null when no attempt failed, or once one succeeded",
+      ),
   })
   .register(apiSchemas, { id: "Access" });
 
@@ -524,6 +537,11 @@ export const VaultOpeningViewSchema = z
     importedAt: IsoTime,
     reviewDueAt: IsoTime,
     review: ReviewViewSchema.nullable(),
+    alarm: z
+      .object({ pending: z.boolean(), deliveredAt: IsoTime.nullable() })
+      .describe(
+        "The envelope's own alarm (told by the offline CLI): pending while no endpoint took it (posture is red); delivered at the opening or later by vault flush-alarms (null while pending, or unknown for an opening imported before this was recorded)",
+      ),
   })
   .register(apiSchemas, { id: "VaultOpening" });
 

@@ -154,6 +154,29 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
         ? `UNJUSTIFIED break-glass use: ${d.emergency ? "emergency " : ""}grant${grant}${role} reviewed by ${who} as unjustified — follow up`
         : `Break-glass grant${grant}${role} reviewed by ${who}: ${String(d.outcome)}`;
     }
+    case "target.grant_failed": {
+      const d = (e.data ?? {}) as {
+        error?: unknown;
+        attempt?: unknown;
+        nextAttemptAt?: unknown;
+        emergency?: unknown;
+        holder?: unknown;
+      };
+      const next =
+        typeof d.nextAttemptAt === "number"
+          ? `retrying at ${new Date(d.nextAttemptAt).toISOString()}`
+          : "no more automatic attempts before it lapses";
+      return `${d.emergency ? "EMERGENCY " : ""}ACTIVATION FAILED at ${String(e.target)} for grant${grant}${role} of ${String(d.holder ?? "?")} (attempt ${String(d.attempt ?? 1)}): ${String(d.error)} — ${next}`;
+    }
+    case "grant.approval_expired": {
+      const d = (e.data ?? {}) as {
+        activationFailed?: { attempts?: unknown; lastError?: unknown };
+        emergency?: unknown;
+      };
+      if (d.activationFailed)
+        return `${d.emergency ? "EMERGENCY " : ""}ACTIVATION GAVE UP: grant${grant}${role} lapsed after ${String(d.activationFailed.attempts)} failed attempt(s) at ${String(e.target)}: ${String(d.activationFailed.lastError)}`;
+      return `Grant${grant}${role} lapsed unused (approval expired)`;
+    }
     case "vault.opened": {
       const d = (e.data ?? {}) as { name?: unknown; custodians?: unknown; incident?: unknown; openedAt?: unknown };
       const who = Array.isArray(d.custodians)
@@ -161,7 +184,15 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
         : "?";
       if ((e.data as { drill?: unknown } | undefined)?.drill === true)
         return `tier-2 envelope ${String(d.name)} opened by ${who} as a rehearsal at ${String(d.openedAt)} (the secret was not shown)`;
-      return `TIER-2 ENVELOPE ${String(d.name)} WAS OPENED at ${String(d.openedAt)} by ${who} (${String(d.incident)}) — review it; rotate the secret`;
+      const quiet =
+        (e.data as { alarmPending?: unknown } | undefined)?.alarmPending === true
+          ? " — ITS OWN ALARM WAS NEVER DELIVERED (no endpoint answered at the opening)"
+          : "";
+      return `TIER-2 ENVELOPE ${String(d.name)} WAS OPENED at ${String(d.openedAt)} by ${who} (${String(d.incident)})${quiet} — review it; rotate the secret`;
+    }
+    case "vault.alarm_delivered": {
+      const d = (e.data ?? {}) as { name?: unknown; incident?: unknown; openedAt?: unknown; deliveredAt?: unknown };
+      return `Late alarm delivered: tier-2 envelope ${String(d.name)} opened at ${String(d.openedAt)} (${String(d.incident)}) was announced at ${String(d.deliveredAt)}`;
     }
     case "vault.opening_reviewed": {
       const d = (e.data ?? {}) as { outcome?: unknown; name?: unknown; incident?: unknown };
@@ -228,6 +259,18 @@ function isDrill(event: Readonly<Record<string, unknown>>): boolean {
   return (event.data as { drill?: unknown } | undefined)?.drill === true;
 }
 
+/**
+ * An emergency activation that failed at its target (its first failure: the retries that follow
+ * are in the audit log and on the grant), or that kept failing until the grant lapsed: someone is
+ * breaking the glass and cannot get in — security is paged, whatever the routes say.
+ */
+export function isFailedEmergencyActivation(event: Readonly<Record<string, unknown>>): boolean {
+  const d = (event.data ?? {}) as { emergency?: unknown; attempt?: unknown; activationFailed?: unknown };
+  if (d.emergency !== true) return false;
+  if (event.type === "target.grant_failed") return d.attempt === 1 || d.attempt === undefined;
+  return event.type === "grant.approval_expired" && d.activationFailed !== undefined;
+}
+
 /** A review that found the use unjustified: security hears of it like of an activation. */
 function isUnjustified(event: Readonly<Record<string, unknown>>): boolean {
   return (
@@ -243,7 +286,7 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
     const event = JSON.parse(e.payload) as Record<string, unknown>;
     const domain = typeof event.domain === "string" ? event.domain : null;
     const channels = new Set<string>();
-    if (ALWAYS_SECURITY_EVENTS.includes(e.type) || isUnjustified(event)) {
+    if (ALWAYS_SECURITY_EVENTS.includes(e.type) || isUnjustified(event) || isFailedEmergencyActivation(event)) {
       for (const c of routing.securityChannels) channels.add(c);
     }
     if (ESCALATION_EVENTS.includes(e.type)) for (const c of routing.escalationChannels ?? []) channels.add(c);
@@ -262,7 +305,10 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
       const id = `a_${e.seq}_${channel}`;
       const message: AlarmMessage = {
         idempotencyKey: id,
-        severity: isUnjustified(event) ? "critical" : severityOf(e.type, event.role, routing, event.data),
+        severity:
+          isUnjustified(event) || isFailedEmergencyActivation(event)
+            ? "critical"
+            : severityOf(e.type, event.role, routing, event.data),
         summary: `${isDrill(event) ? "[DRILL] " : ""}${summaryOf(event)}`,
         event: { seq: e.seq, hash: e.hash, ...event },
       };

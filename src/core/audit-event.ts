@@ -52,6 +52,7 @@ export type AuditEventType =
   | "drill.finished"
   | "vault.opened"
   | "vault.opening_reviewed"
+  | "vault.alarm_delivered"
   | "credential.rotated"
   | "credential.rotation_overdue"
   | "credential.rotation_failed";

@@ -4,11 +4,13 @@ import type { AuditEventType } from "./audit-event.js";
 import { BreakglassError, type ErrorCode } from "./errors.js";
 import {
   ACTIVATION_LEASE_MS,
+  activationRetryMs,
   approveGrant,
   awaitsReview,
   beginActivation,
   beginRevocation,
   cancelGrant,
+  claimActivationRetry,
   completeActivation,
   denyGrant,
   describeState,
@@ -936,9 +938,68 @@ describe("activation", () => {
       accessHandle: FIXTURE_HANDLE,
     });
     expectEventFacts(t, "target.grant_failed", SYSTEM_ACTOR, now + SECOND);
-    expect(t.event.data).toEqual({ error: "connection refused" });
+    // The grant says why and when the broker tries again (issue 19: it said nothing, tried nothing).
+    expect(t.grant.activationFailure).toEqual({
+      attempts: 1,
+      lastError: "connection refused",
+      lastAt: now + SECOND,
+      nextAt: now + SECOND + activationRetryMs(1),
+    });
+    expect(t.event.data).toEqual({
+      error: "connection refused",
+      attempt: 1,
+      nextAttemptAt: now + SECOND + activationRetryMs(1),
+      emergency: false,
+      holder: grant.requester,
+    });
     expect(dueAction(t.grant, now + SECOND)).toBe("revoke");
     expect(dueAt(t.grant)).toBe(now + SECOND);
+  });
+
+  it("a failed activation is tried again with backoff once cleaned up, until the grant would lapse", () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 10].map(activationRetryMs)).toEqual([
+      2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000,
+    ]);
+    const { grant, now } = grantAt("granting");
+    const failed = failActivation(grant, "role does not exist", now + SECOND).grant;
+    const cleaned = revocationSucceeded(beginRevocation(failed, now + SECOND), now + 2 * SECOND, {}).grant;
+    const retryAt = failed.activationFailure?.nextAt ?? 0;
+    expect(cleaned.accessLastError).toBeNull();
+    expect(cleaned.activationFailure?.lastError).toBe("role does not exist"); // still says why
+    expect(dueAt(cleaned)).toBe(retryAt);
+    expect(dueAction(cleaned, retryAt - 1)).toBeNull();
+    expect(dueAction(cleaned, retryAt)).toBe("activate");
+    // The worker claims it (no other replica starts it too), then activates as usual.
+    const claimed = claimActivationRetry(cleaned, retryAt, 30_000);
+    expect(dueAction(claimed, retryAt)).toBeNull();
+    expect(dueAt(claimed)).toBe(retryAt + 30_000);
+    expectCode(() => claimActivationRetry(claimed, retryAt, 30_000), "ERR_INVALID_TRANSITION");
+    const again = beginActivation(claimed, SYSTEM_ACTOR, FIXTURE_HANDLE, retryAt + SECOND);
+    const second = failActivation(again, "role does not exist", retryAt + 2 * SECOND);
+    expect(second.grant.activationFailure).toMatchObject({
+      attempts: 2,
+      nextAt: retryAt + 2 * SECOND + activationRetryMs(2),
+    });
+    expect(second.event.data).toMatchObject({ attempt: 2 });
+    // Success clears it, and the activation event says how many attempts failed before.
+    const cleaned2 = revocationSucceeded(beginRevocation(second.grant, retryAt), retryAt + 3 * SECOND, {}).grant;
+    const done = completeActivation(
+      beginActivation(cleaned2, "alice", FIXTURE_HANDLE, retryAt + 4 * SECOND),
+      "alice",
+      retryAt + 5 * SECOND,
+      policy,
+    );
+    expect(done.grant.activationFailure).toBeNull();
+    expect(done.event.data).toMatchObject({ afterFailedAttempts: 2 });
+    // No automatic attempt the grant would not live to see.
+    const late = failActivation(
+      { ...again, lapseAt: retryAt + 3 * SECOND },
+      "role does not exist",
+      retryAt + 2 * SECOND,
+    ).grant;
+    expect(late.activationFailure?.nextAt).toBeNull();
+    // Denied or cancelled meanwhile: nothing is retried.
+    expect(dueAction({ ...cleaned, state: "cancelled" }, retryAt)).toBeNull();
   });
 
   it("can be retried once the failed attempt is cleaned up", () => {
@@ -1006,9 +1067,21 @@ describe("expiry and lapse", () => {
     const failed = failActivation(grant, "boom", now + SECOND).grant;
     const cleaned = revocationSucceeded(failed, now + 2 * SECOND, {}).grant;
     const lapseAt = cleaned.lapseAt ?? 0;
-    expect(dueAt(cleaned)).toBe(lapseAt);
+    // Its automatic retry comes first; the lapse wins once it is due.
+    expect(dueAt(cleaned)).toBe(failed.activationFailure?.nextAt);
     expect(dueAction(cleaned, lapseAt)).toBe("lapse");
-    expect(lapseGrant(cleaned, lapseAt).grant).toMatchObject({ state: "approval_expired", access: "revoked" });
+    const lapsed = lapseGrant(cleaned, lapseAt);
+    expect(lapsed.grant).toMatchObject({
+      state: "approval_expired",
+      access: "revoked",
+      activationFailure: { attempts: 1, lastError: "boom", nextAt: null },
+    });
+    expect(lapsed.event.data).toEqual({
+      from: "approved",
+      activationFailed: { attempts: 1, lastError: "boom" },
+      emergency: false,
+    });
+    expect(dueAt(lapsed.grant)).toBeNull();
   });
 });
 

@@ -21,6 +21,12 @@ export const ACTIVATION_LEASE_MS = 120_000;
 export const REVOCATION_LEASE_MS = 120_000;
 const BACKOFF_BASE_MS = 1_000;
 const BACKOFF_CAP_MS = 300_000;
+/**
+ * A failed activation is tried again after 2 s, 4 s, 8 s … at most a minute apart — the holder is
+ * waiting, and a target that was down (the reason for breaking the glass) may be back any moment.
+ */
+const ACTIVATION_RETRY_BASE_MS = 2_000;
+const ACTIVATION_RETRY_CAP_MS = 60_000;
 
 export interface Transition {
   readonly grant: Grant;
@@ -271,6 +277,7 @@ export function requestGrant(policy: Policy, input: RequestInput, now: number, o
     accessAttempts: 0,
     accessLastError: null,
     accessNextAt: null,
+    activationFailure: null,
     review: null,
     version: 1,
   };
@@ -514,18 +521,29 @@ export function completeActivation(
     accessHandle:
       Object.keys(handleUpdate).length > 0 ? { ...grant.accessHandle, ...handleUpdate } : grant.accessHandle,
     accessNextAt: null,
+    activationFailure: null,
     reviewDueAt: reviewDueAt(r, grant, grant.endsAt),
     warnAt: warnTime(r, now, grant.endsAt),
   });
   const type = grant.emergency ? "grant.emergency_activated" : "grant.activated";
   const data: Record<string, unknown> = { endsAt: grant.endsAt, durationS: grant.durationS };
+  if (grant.activationFailure) data.afterFailedAttempts = grant.activationFailure.attempts;
   if (grant.emergency) data.policyBypass = true;
   if (Object.keys(targetDetail).length > 0) data.target = targetDetail;
   return { grant: next, event: grantEvent(next, type, actor, now, data) };
 }
 
+/** When a failed activation is tried again: 2 s, 4 s, 8 s … capped at a minute. */
+export function activationRetryMs(attempts: number): number {
+  return Math.min(ACTIVATION_RETRY_BASE_MS * 2 ** Math.max(0, attempts - 1), ACTIVATION_RETRY_CAP_MS);
+}
+
 /**
- * The target refused or failed; anything half-made there is revoked. The state stays as it was.
+ * The target refused or failed; anything half-made there is revoked. The state stays as it was,
+ * and the grant says why (`activationFailure`: attempts, the target's error, the next attempt):
+ * the broker tries again by itself with backoff while the grant can still be activated (until it
+ * lapses — `activation_timeout` after its approval, or after an emergency request); the holder can
+ * activate again at any time.
  * @throws ERR_INVALID_TRANSITION on an active grant: its activation completed, and clearing `endsAt`
  *   would leave a window that never expires.
  */
@@ -542,14 +560,25 @@ export function failActivation(
       { grantId: grant.id, state: grant.state },
     );
   }
+  const attempts = (grant.activationFailure?.attempts ?? 0) + 1;
+  const retryAt = now + activationRetryMs(attempts);
+  // No automatic attempt the grant would not live to see: it lapses first, saying why.
+  const nextAt = grant.lapseAt !== null && retryAt >= grant.lapseAt ? null : retryAt;
   const next = bump(grant, {
     endsAt: null,
     access: "revoking",
     accessNextAt: now,
     accessAttempts: 0,
     accessLastError: error,
+    activationFailure: { attempts, lastError: error, lastAt: now, nextAt },
   });
-  const data: Record<string, unknown> = { error };
+  const data: Record<string, unknown> = {
+    error,
+    attempt: attempts,
+    nextAttemptAt: nextAt,
+    emergency: grant.emergency,
+    holder: grant.requester,
+  };
   if (Object.keys(targetDetail).length > 0) data.target = targetDetail;
   return { grant: next, event: grantEvent(next, "target.grant_failed", SYSTEM_ACTOR, now, data) };
 }
@@ -762,8 +791,21 @@ export function lapseGrant(grant: Grant, now: number): Transition {
       access: grant.access,
     });
   }
-  const next = bump(grant, { state: "approval_expired", endedAt: now, lapseAt: null, ...closeAccess(grant, now) });
-  return { grant: next, event: grantEvent(next, "grant.approval_expired", SYSTEM_ACTOR, now, { from: grant.state }) };
+  const failure = grant.activationFailure;
+  const next = bump(grant, {
+    state: "approval_expired",
+    endedAt: now,
+    lapseAt: null,
+    ...closeAccess(grant, now),
+    ...(failure ? { activationFailure: { ...failure, nextAt: null } } : {}),
+  });
+  const data: Record<string, unknown> = { from: grant.state };
+  // An activation that kept failing until the grant lapsed: it gave up, and says why.
+  if (failure) {
+    data.activationFailed = { attempts: failure.attempts, lastError: failure.lastError };
+    data.emergency = grant.emergency;
+  }
+  return { grant: next, event: grantEvent(next, "grant.approval_expired", SYSTEM_ACTOR, now, data) };
 }
 
 /** @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN (the holder never reviews their own use) */
@@ -841,6 +883,21 @@ export function reviewGrant(
       ...(followUps.length > 0 ? { followUps } : {}),
     }),
   };
+}
+
+/**
+ * A worker claims a failed activation's automatic retry (moves its next attempt `leaseMs` on), so
+ * no other replica starts it too; the attempt itself is {@link startActivation}. No event.
+ * @throws ERR_INVALID_TRANSITION when no retry is due
+ */
+export function claimActivationRetry(grant: Grant, now: number, leaseMs: number): Grant {
+  const retryAt = activationRetryAt(grant);
+  if (retryAt === null || retryAt > now || grant.activationFailure === null) {
+    throw new BreakglassError("ERR_INVALID_TRANSITION", `grant ${grant.id} has no activation attempt due`, {
+      grantId: grant.id,
+    });
+  }
+  return bump(grant, { activationFailure: { ...grant.activationFailure, nextAt: now + leaseMs } });
 }
 
 /**
@@ -974,7 +1031,14 @@ export function reportReviewOverdue(grant: Grant, now: number): Transition {
   };
 }
 
-export type DueAction = "expire" | "revoke" | "lapse" | "warn" | "review_overdue";
+export type DueAction = "expire" | "revoke" | "lapse" | "warn" | "review_overdue" | "activate";
+
+/** A failed activation the broker tries again by itself: still activatable, nothing left at the target. */
+function activationRetryAt(grant: Grant): number | null {
+  const activatable = grant.state === "approved" || (grant.state === "requested" && grant.emergency);
+  if (!activatable || (grant.access !== "none" && grant.access !== "revoked")) return null;
+  return grant.activationFailure?.nextAt ?? null;
+}
 
 /** Open requests lapse, except while an activation is in flight (it completes or is abandoned first). */
 function mayLapse(grant: Grant): boolean {
@@ -989,6 +1053,8 @@ export function dueAction(grant: Grant, now: number): DueAction | null {
   }
   if (mayHoldAccess(grant) && grant.accessNextAt !== null && grant.accessNextAt <= now) return "revoke";
   if (mayLapse(grant) && hasLapsed(grant, now)) return "lapse";
+  const retryAt = activationRetryAt(grant);
+  if (retryAt !== null && retryAt <= now) return "activate";
   if (reviewOverdue(grant, now)) return "review_overdue";
   return null;
 }
@@ -1015,5 +1081,7 @@ export function dueAt(grant: Grant): number | null {
   // Not while an activation is in flight: dueAction would return nothing, and the worker would claim
   // the grant again on every tick until the activation lease ends.
   if (mayLapse(grant) && grant.lapseAt !== null) times.push(grant.lapseAt);
+  const retryAt = activationRetryAt(grant);
+  if (retryAt !== null) times.push(retryAt);
   return times.length === 0 ? null : Math.min(...times);
 }

@@ -16,6 +16,14 @@ export type GrantState =
 
 export type EndReason = "expired" | "revoked" | "released";
 
+/** A grant's failed activations at its target (see Grant.activationFailure). */
+export interface ActivationFailure {
+  readonly attempts: number;
+  readonly lastError: string;
+  readonly lastAt: number;
+  readonly nextAt: number | null;
+}
+
 /** What the broker believes exists at the target for this grant. */
 export type AccessState = "none" | "granting" | "granted" | "revoking" | "revoked";
 
@@ -181,6 +189,12 @@ export interface Grant {
   readonly accessLastError: string | null;
   /** When the access work (finish granting, revoke, retry) must next be looked at. */
   readonly accessNextAt: number | null;
+  /**
+   * The target refused or failed this grant's activation: how often, its last error (sanitised),
+   * and when the broker tries again by itself (null: no more automatic attempts — the grant lapses
+   * first). Cleared when an activation succeeds; kept on a grant that lapsed, to say why.
+   */
+  readonly activationFailure: ActivationFailure | null;
   readonly review: GrantReview | null;
   /** Increments on every write; guards against lost updates. */
   readonly version: number;
@@ -223,4 +237,11 @@ export interface VaultOpening {
   readonly importedAt: number;
   readonly reviewDueAt: number;
   readonly review: GrantReview | null;
+  /**
+   * The envelope's own alarm (told by the CLI at the opening): true while no endpoint has taken it
+   * (pending at the opening, and no delivery receipt imported since) — posture is red meanwhile.
+   */
+  readonly alarmPending: boolean;
+  /** When the envelope's alarm was delivered: at the opening, or later by `vault flush-alarms`; null while pending (or unknown for openings imported before this was recorded). */
+  readonly alarmDeliveredAt: number | null;
 }

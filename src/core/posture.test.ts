@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { AlarmRouting } from "./alarm-routing.js";
 import type { Grant, VaultOpening } from "./model.js";
 import type { AlarmRecord, DrillRun } from "./ports.js";
-import { assessPosture, assessVaultReviews, type PostureInput } from "./posture.js";
+import { assessPosture, assessVaultAlarms, assessVaultReviews, type PostureInput } from "./posture.js";
 import { HOUR, makeRole, T0 } from "./test-fixtures.js";
 
 const DAY = 24 * HOUR;
@@ -142,6 +142,8 @@ describe("tier-2 openings in posture", () => {
     importedAt: 0,
     reviewDueAt,
     review: reviewed ? { reviewer: "erin", at: 1, outcome: "justified", notes: "n" } : null,
+    alarmPending: false,
+    alarmDeliveredAt: 0,
   });
 
   it("is amber while an opening awaits its review, red once overdue, silent once reviewed", () => {
@@ -161,5 +163,20 @@ describe("tier-2 openings in posture", () => {
         fix: "breakglass review vo_e1_2 --outcome … --notes …",
       },
     ]);
+  });
+
+  it("is red for every opening whose own alarm was never delivered, reviewed or not", () => {
+    const pending = { alarmPending: true, alarmDeliveredAt: null };
+    const items = assessVaultAlarms([
+      { ...opening("vo_e1_1", 5000), ...pending },
+      { ...opening("vo_e1_2", 5000, true), ...pending },
+      opening("vo_e1_3", 5000),
+    ]);
+    expect(items.map((i) => i.level)).toEqual(["red", "red"]);
+    expect(items[0]).toEqual({
+      level: "red",
+      what: "tier-2 opening of envelope aws-root (INC-1) at 1970-01-01T00:00:00.000Z: its alarm was never delivered (no endpoint answered)",
+      fix: "tell security now; then breakglass vault flush-alarms <the aws-root envelope file> and vault import-record it again",
+    });
   });
 });

@@ -150,6 +150,21 @@ export function assessPosture(input: PostureInput, now: number): Posture {
 }
 
 /**
+ * Tier-2 openings whose own alarm (told by the offline CLI) no endpoint has taken: red, whether
+ * reviewed or not — an opening security was never told about is the quiet path tier 2 must not
+ * have. Cleared by delivering it (`vault flush-alarms`) and importing the records again.
+ */
+export function assessVaultAlarms(openings: readonly VaultOpening[]): PostureItem[] {
+  return openings
+    .filter((o) => o.alarmPending)
+    .map((o) => ({
+      level: "red" as const,
+      what: `tier-2 opening of envelope ${o.envelopeName} (${o.incident}) at ${new Date(o.openedAt).toISOString()}: its alarm was never delivered (no endpoint answered)`,
+      fix: `tell security now; then breakglass vault flush-alarms <the ${o.envelopeName} envelope file> and vault import-record it again`,
+    }));
+}
+
+/**
  * Tier-2 openings awaiting review: red once past their deadline, amber before — an envelope
  * opening nobody looked at is a break-glass use nobody reviewed.
  */

@@ -167,6 +167,7 @@ export function makeGrant(overrides: Partial<Grant> = {}): Grant {
     accessHandle: null,
     accessAttempts: 0,
     accessLastError: null,
+    activationFailure: null,
     accessNextAt: null,
     review: null,
     version: 1,

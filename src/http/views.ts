@@ -62,6 +62,35 @@ export function vaultOpeningView(o: VaultOpening) {
     importedAt: iso(o.importedAt),
     reviewDueAt: iso(o.reviewDueAt),
     review: o.review === null ? null : reviewView(o.review),
+    alarm: { pending: o.alarmPending, deliveredAt: o.alarmDeliveredAt === null ? null : iso(o.alarmDeliveredAt) },
+  };
+}
+
+/**
+ * What exists at the target, and the work on it. After a failed activation the grant still says
+ * why (`lastError`, the target's error, redacted), how often it failed (`attempts`) and when the
+ * broker tries again (`nextAttemptAt`) — also once the cleanup of the failed attempt is done.
+ */
+function accessView(grant: Grant): GrantView["access"] {
+  const af = grant.activationFailure;
+  const idle = grant.access === "none" || grant.access === "revoked";
+  const activatable = grant.state === "approved" || (grant.state === "requested" && grant.emergency);
+  const activationPending = af !== null && activatable && idle;
+  return {
+    state: grant.access,
+    attempts: activationPending ? af.attempts : grant.accessAttempts,
+    lastError: grant.accessLastError ?? af?.lastError ?? null,
+    nextAttemptAt: isoOrNull(activationPending ? af.nextAt : grant.accessNextAt),
+    revocationFailing: grant.access === "revoking" && grant.accessAttempts > 0,
+    activationFailure:
+      af === null
+        ? null
+        : {
+            attempts: af.attempts,
+            lastError: af.lastError,
+            lastAttemptAt: iso(af.lastAt),
+            nextAttemptAt: activatable ? isoOrNull(af.nextAt) : null,
+          },
   };
 }
 
@@ -94,13 +123,7 @@ export function grantView(grant: Grant, policy: Policy, now: number): GrantView 
       grant.state === "active" && grant.endsAt !== null ? Math.max(0, Math.floor((grant.endsAt - now) / 1000)) : null,
     closedBy: grant.closedBy,
     closeReason: grant.closeReason,
-    access: {
-      state: grant.access,
-      attempts: grant.accessAttempts,
-      lastError: grant.accessLastError,
-      nextAttemptAt: isoOrNull(grant.accessNextAt),
-      revocationFailing: grant.access === "revoking" && grant.accessAttempts > 0,
-    },
+    access: accessView(grant),
     review: grant.review ? reviewView(grant.review) : null,
     version: grant.version,
   };

@@ -31,6 +31,7 @@ import type {
   Store,
   StoreTx,
 } from "../core/ports.js";
+import { sanitizeTargetError } from "../core/target-error.js";
 import { issueGatewayLogin } from "../gateway/gateway-login.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import { type AuditAppender, type GrantWriter, stamp } from "./grant-writer.js";
@@ -105,9 +106,18 @@ export interface RevocationResult {
   readonly outcome: RevocationOutcome;
 }
 
-function errorText(e: unknown): string {
+function rawErrorText(e: unknown): string {
   if (isBreakglassError(e)) return e.message;
   return e instanceof Error ? e.message : String(e);
+}
+
+/** A target's error as the grant, the audit log and the alarms keep it: secrets redacted, cut short. */
+const errorText = (e: unknown): string => sanitizeTargetError(rawErrorText(e));
+
+function sanitizeDetail(detail: Readonly<Record<string, unknown>> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(detail ?? {})) out[k] = typeof v === "string" ? sanitizeTargetError(v) : v;
+  return out;
 }
 
 export function createAccessController(deps: AccessControllerDeps): AccessController {
@@ -160,7 +170,8 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
       sealed = sealCredential(grant, granted);
     } catch (e) {
       deps.log("activation failed at target", { grantId: grant.id, error: errorText(e) });
-      const detail = isBreakglassError(e) ? { ...e.detail } : {};
+      // The connector's detail (e.g. a command's stdout and stderr) goes to the audit log: redacted too.
+      const detail = isBreakglassError(e) ? sanitizeDetail(e.detail) : {};
       return cleanUp(grant.id, errorText(e), detail);
     }
     // 3. The window is open — unless the grant moved on meanwhile (lease ran out, lapsed): then

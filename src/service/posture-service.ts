@@ -7,7 +7,14 @@
 import type { AlarmsConfig, DrillDef } from "../config/app-config.js";
 import type { Policy } from "../core/model.js";
 import type { AlarmRecord, Store } from "../core/ports.js";
-import { assessPosture, assessVaultReviews, type Posture, type PostureItem, worstOf } from "../core/posture.js";
+import {
+  assessPosture,
+  assessVaultAlarms,
+  assessVaultReviews,
+  type Posture,
+  type PostureItem,
+  worstOf,
+} from "../core/posture.js";
 import type { RotationRow } from "./rotation.js";
 
 export async function collectPosture(
@@ -49,7 +56,10 @@ export async function collectPosture(
     },
     now,
   );
-  const vault = assessVaultReviews(await store.listVaultOpenings(true), now);
+  const vault = [
+    ...assessVaultAlarms(await store.listVaultOpenings(false)),
+    ...assessVaultReviews(await store.listVaultOpenings(true), now),
+  ];
   const status = worstOf([
     posture.status,
     credentials.some((c) => c.overdue) ? "red" : "green",

@@ -8,14 +8,29 @@ import { BreakglassError } from "../core/errors.js";
 import type { FollowUp, Policy, ReviewOutcome, VaultOpening } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
 import { reviewVaultOpening, vaultOpeningId, vaultReviewRefusal } from "../core/vault-review.js";
-import type { OpeningFacts, OpeningRecord } from "../vault/opening-record.js";
+import {
+  type AlarmReceipt,
+  alarmPendingAtOpening,
+  isDrillRecord,
+  type OpeningFacts,
+  type OpeningRecord,
+  receiptOf,
+} from "../vault/opening-record.js";
 import type { AuditAppender } from "./grant-writer.js";
 import { stamp } from "./grant-writer.js";
 import type { RequestContext } from "./request-context.js";
 
 export interface VaultService {
-  /** Import the records not imported yet (verified by the caller); the number imported. */
-  importOpenings(envelope: { id: string; name: string }, records: readonly OpeningRecord[]): Promise<number>;
+  /**
+   * Import the records not imported yet (verified by the caller), and the delivery receipts of
+   * their alarms: how many openings were new, and how many imported before had their pending
+   * alarm delivered since (each a `vault.alarm_delivered` event).
+   */
+  importOpenings(
+    envelope: { id: string; name: string },
+    records: readonly OpeningRecord[],
+    receipts: readonly AlarmReceipt[],
+  ): Promise<{ imported: number; lateDeliveries: number }>;
   /** Openings not yet reviewed, oldest deadline first, with whether `actor` may review each. */
   queue(actor: string): Promise<{ opening: VaultOpening; overdue: boolean; why: string | null }[]>;
   review(
@@ -23,6 +38,19 @@ export interface VaultService {
     id: string,
     review: { outcome: ReviewOutcome; notes: string; followUps?: readonly FollowUp[] },
   ): Promise<VaultOpening>;
+}
+
+/** Whether the envelope's own alarm for this opening is delivered: at the opening, by a receipt since, or not yet. */
+function alarmOf(
+  r: OpeningRecord,
+  facts: OpeningFacts,
+  receipts: readonly AlarmReceipt[],
+): Pick<VaultOpening, "alarmPending" | "alarmDeliveredAt"> {
+  if (!alarmPendingAtOpening(r)) return { alarmPending: false, alarmDeliveredAt: Date.parse(facts.at) };
+  const receipt = receiptOf(r, receipts);
+  return receipt
+    ? { alarmPending: false, alarmDeliveredAt: Date.parse(receipt.deliveredAt) }
+    : { alarmPending: true, alarmDeliveredAt: null };
 }
 
 export function createVaultService(deps: {
@@ -35,8 +63,13 @@ export function createVaultService(deps: {
 }): VaultService {
   const { policy, store, audit, clock } = deps;
   return {
-    importOpenings: (envelope, records) =>
-      store.transaction(async (tx) => {
+    importOpenings: async (envelope, records, receipts) => {
+      // Read before the transaction (the store's reads are not part of it); the state row's lock
+      // below is what keeps two imports of one envelope from both importing a record.
+      const known = new Map(
+        (await store.listVaultOpenings(false)).filter((o) => o.envelopeId === envelope.id).map((o) => [o.id, o]),
+      );
+      return store.transaction(async (tx) => {
         const key = `vault:${envelope.id}`;
         const now = clock.now();
         const last = records.at(-1)?.seq ?? 0;
@@ -46,6 +79,7 @@ export function createVaultService(deps: {
         const fresh = records.filter((r) => r.seq > before);
         for (const r of fresh) {
           const facts = JSON.parse(r.payload) as OpeningFacts;
+          const alarm = alarmOf(r, facts, receipts);
           const opening: VaultOpening = {
             id: vaultOpeningId(envelope.id, r.seq),
             envelopeId: envelope.id,
@@ -59,6 +93,7 @@ export function createVaultService(deps: {
             importedAt: now,
             reviewDueAt: now + deps.reviewDeadlineMs,
             review: null,
+            ...alarm,
           };
           // A drill proved the envelope opens without showing the secret: recorded, not reviewed.
           if (facts.drill !== true) await tx.saveVaultOpening(opening);
@@ -75,12 +110,42 @@ export function createVaultService(deps: {
               alarmAtOpening: facts.alarm,
               ...(facts.drill === true
                 ? { drill: true }
-                : { opening: opening.id, reviewDueAt: new Date(opening.reviewDueAt).toISOString() }),
+                : {
+                    opening: opening.id,
+                    reviewDueAt: new Date(opening.reviewDueAt).toISOString(),
+                    alarmPending: alarm.alarmPending,
+                  }),
             }),
           ]);
         }
-        return fresh.length;
-      }),
+        // Openings imported before: a pending alarm delivered since (a receipt), or an opening
+        // imported before the broker recorded alarms, is brought up to date.
+        let lateDeliveries = 0;
+        for (const r of records.filter((x) => x.seq <= before && !isDrillRecord(x))) {
+          const opening = known.get(vaultOpeningId(envelope.id, r.seq));
+          if (!opening || opening.recordHash !== r.hash) continue;
+          const alarm = alarmOf(r, JSON.parse(r.payload) as OpeningFacts, receipts);
+          if (alarm.alarmPending === opening.alarmPending && alarm.alarmDeliveredAt === opening.alarmDeliveredAt)
+            continue;
+          await tx.saveVaultOpening({ ...opening, ...alarm });
+          if (opening.alarmPending && !alarm.alarmPending && alarm.alarmDeliveredAt !== null) {
+            lateDeliveries++;
+            await audit.append(tx, [
+              nonGrantEvent("vault.alarm_delivered", "vault", now, {
+                name: envelope.name,
+                envelopeId: envelope.id,
+                record: r.seq,
+                opening: opening.id,
+                incident: opening.incident,
+                openedAt: new Date(opening.openedAt).toISOString(),
+                deliveredAt: new Date(alarm.alarmDeliveredAt).toISOString(),
+              }),
+            ]);
+          }
+        }
+        return { imported: fresh.length, lateDeliveries };
+      });
+    },
 
     async queue(actor) {
       const now = clock.now();

@@ -19,7 +19,16 @@ import { type Kysely, type RawBuilder, type Selectable, sql } from "kysely";
 import { storedAuditEvent } from "../core/audit-columns.js";
 import type { LinkedAuditEvent, SealedAuditEvent, StoredAuditEvent } from "../core/audit-event.js";
 import { BreakglassError, type ErrorCode, isBreakglassError } from "../core/errors.js";
-import type { AccessState, Approval, EndReason, Grant, GrantReview, GrantState, VaultOpening } from "../core/model.js";
+import type {
+  AccessState,
+  ActivationFailure,
+  Approval,
+  EndReason,
+  Grant,
+  GrantReview,
+  GrantState,
+  VaultOpening,
+} from "../core/model.js";
 import { OPEN_STATES } from "../core/model.js";
 import type {
   AlarmRecord,
@@ -969,6 +978,8 @@ class KyselyStoreTx implements StoreTx {
         imported_at: o.importedAt,
         review_due_at: o.reviewDueAt,
         review: o.review === null ? null : JSON.stringify(o.review),
+        alarm_pending: o.alarmPending ? 1 : 0,
+        alarm_delivered_at: o.alarmDeliveredAt,
       };
       await db
         .insertInto("vault_openings")
@@ -1221,6 +1232,7 @@ const BULK_COLUMNS: readonly (readonly [keyof GrantsTable, string])[] = [
   ["access_attempts", "integer"],
   ["access_last_error", "text"],
   ["access_next_at", "bigint"],
+  ["activation_failure", "text"],
   ["review", "text"],
   ["version", "integer"],
   ["due_at", "bigint"],
@@ -1261,6 +1273,7 @@ function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect, o
     access_attempts: grant.accessAttempts,
     access_last_error: grant.accessLastError,
     access_next_at: grant.accessNextAt,
+    activation_failure: grant.activationFailure === null ? null : JSON.stringify(grant.activationFailure),
     review:
       grant.review === null
         ? null
@@ -1354,6 +1367,10 @@ function grantFromRow(r: GrantRow): Grant {
     accessAttempts: r.access_attempts,
     accessLastError: r.access_last_error,
     accessNextAt: r.access_next_at,
+    activationFailure:
+      r.activation_failure === null
+        ? null
+        : (parseObject(r.activation_failure, r.id, "activation_failure") as unknown as ActivationFailure),
     review: r.review === null ? null : (parseObject(r.review, r.id, "review") as unknown as GrantReview),
     version: r.version,
   };
@@ -1422,6 +1439,8 @@ function vaultOpeningFromRow(r: Selectable<Database["vault_openings"]>): VaultOp
     importedAt: Number(r.imported_at),
     reviewDueAt: Number(r.review_due_at),
     review: r.review === null ? null : (JSON.parse(r.review) as VaultOpening["review"]),
+    alarmPending: Number(r.alarm_pending) === 1,
+    alarmDeliveredAt: r.alarm_delivered_at === null ? null : Number(r.alarm_delivered_at),
   };
 }
 

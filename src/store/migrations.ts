@@ -340,6 +340,28 @@ const leaseOwner: Migration = {
   },
 };
 
+/**
+ * Whether a tier-2 opening's own alarm (told by the offline CLI) is still undelivered, and when it
+ * was delivered: posture is red for an opening nobody was alarmed about. Openings imported before
+ * are reconciled from their records and receipts at the next `vault import-record`.
+ */
+const vaultOpeningAlarm: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .alterTable("vault_openings")
+      .addColumn("alarm_pending", "integer", (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema.alterTable("vault_openings").addColumn("alarm_delivered_at", "bigint").execute();
+  },
+};
+
+/** Why a grant's activation failed at its target, and when the broker tries again (issue 19). */
+const activationFailure: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable("grants").addColumn("activation_failure", "text").execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
@@ -352,6 +374,8 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0008_drills": drills,
   "0009_vault_openings": vaultOpenings,
   "0010_lease_owner": leaseOwner,
+  "0011_vault_opening_alarm": vaultOpeningAlarm,
+  "0012_grant_activation_failure": activationFailure,
 });
 
 const provider: MigrationProvider = {

@@ -35,6 +35,8 @@ export interface GrantsTable {
   access_handle: string | null;
   access_attempts: number;
   access_last_error: string | null;
+  /** JSON of the activation's failures (attempts, lastError, lastAt, nextAt); null when none */
+  activation_failure: string | null;
   access_next_at: number | null;
   /** The broker process that holds the activation or revocation lease (`access_next_at`). */
   lease_owner: string | null;
@@ -242,6 +244,9 @@ export interface VaultOpeningsTable {
   review_due_at: number;
   /** JSON of the review (reviewer, at, outcome, notes, followUps); null until reviewed */
   review: string | null;
+  /** 1 while the envelope's own alarm for this opening is undelivered */
+  alarm_pending: number;
+  alarm_delivered_at: number | null;
 }
 
 export interface Database {

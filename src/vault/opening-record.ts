@@ -71,3 +71,48 @@ export function verifyRecords(envelope: Envelope, records: readonly OpeningRecor
   }
   return null;
 }
+
+/**
+ * A pending alarm delivered after the opening (`vault flush-alarms`): a line of
+ * `<envelope>.alarm-receipts.jsonl`. The record it names is signed and cannot change; the receipt
+ * is what turns its `alarm: pending` into delivered.
+ */
+export interface AlarmReceipt {
+  readonly seq: number;
+  /** The record's hash: a receipt for another file's record with the same seq does not count. */
+  readonly hash: string;
+  readonly deliveredAt: string;
+  /** `delivered to N endpoint(s)` */
+  readonly summary: string;
+}
+
+export function parseReceipts(text: string): AlarmReceipt[] {
+  const out: AlarmReceipt[] = [];
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    try {
+      const r = JSON.parse(line) as Partial<AlarmReceipt>;
+      if (typeof r.seq === "number" && typeof r.hash === "string" && typeof r.deliveredAt === "string")
+        out.push({ seq: r.seq, hash: r.hash, deliveredAt: r.deliveredAt, summary: String(r.summary ?? "delivered") });
+    } catch {
+      // a damaged line proves no delivery: its record stays pending
+    }
+  }
+  return out;
+}
+
+/** Whether the record's opening told no alarm endpoint (`pending…`); a drill never leaves one. */
+export const alarmPendingAtOpening = (r: OpeningRecord): boolean => {
+  const facts = JSON.parse(r.payload) as { alarm?: unknown; drill?: unknown };
+  return facts.drill !== true && typeof facts.alarm === "string" && facts.alarm.startsWith("pending");
+};
+
+/** The receipt that delivered this record's alarm later, if any. */
+export const receiptOf = (r: OpeningRecord, receipts: readonly AlarmReceipt[]): AlarmReceipt | undefined =>
+  receipts.find((x) => x.seq === r.seq && x.hash === r.hash);
+
+/** Openings whose alarm no endpoint has taken yet: pending at the opening, and no receipt since. */
+export const alarmStillPending = (
+  records: readonly OpeningRecord[],
+  receipts: readonly AlarmReceipt[],
+): OpeningRecord[] => records.filter((r) => alarmPendingAtOpening(r) && receiptOf(r, receipts) === undefined);

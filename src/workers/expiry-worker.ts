@@ -1,7 +1,7 @@
 /**
  * The expiry worker ends grants on time and takes their access away at the target; it also
- * tells holders their grant is ending and reports reviews past their deadline (both are due
- * times on the grant, like its end).
+ * tells holders their grant is ending, reports reviews past their deadline, and tries a failed
+ * activation again when its next attempt is due (all due times on the grant, like its end).
  *
  * Each tick claims due grants in one transaction (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so
  * replicas share the work without doing it twice), applies the pure transition for each (expire,
@@ -14,6 +14,7 @@ import type { AuditEventDraft } from "../core/audit-event.js";
 import { isBreakglassError } from "../core/errors.js";
 import {
   beginRevocation,
+  claimActivationRetry,
   dueAction,
   dueAt,
   expireGrant,
@@ -46,6 +47,8 @@ export interface TickResult {
   readonly expired: number;
   readonly lapsed: number;
   readonly revocationsStarted: number;
+  /** Failed activations tried again (started; they finish in the background). */
+  readonly activationsRetried?: number;
   /** Ending warnings and overdue reviews reported. */
   readonly notices: number;
 }
@@ -159,6 +162,7 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
     let lapsed = 0;
     let notices = 0;
     let claimed: Grant[] = [];
+    const toActivate: Grant[] = [];
     const toRevoke = await store
       .transaction(async (tx) => {
         const due = await tx.claimDue(now, deps.batchSize);
@@ -183,6 +187,10 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
                 : t.grant;
           } else if (action === "revoke") {
             next = beginRevocation(grant, now, access.leaseFor(grant));
+          } else if (action === "activate") {
+            // Claimed here (no other replica starts it); the attempt runs after the commit.
+            next = claimActivationRetry(grant, now, access.leaseFor(grant));
+            toActivate.push(next);
           } else if (action === "warn" || action === "review_overdue") {
             const t = action === "warn" ? warnEnding(grant, now) : reportReviewOverdue(grant, now);
             notices++;
@@ -206,7 +214,17 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
     for (const g of claimed) enforced.delete(g.id);
     queue.push(...toRevoke);
     pump();
-    return { expired, lapsed, notices, revocationsStarted: toRevoke.length };
+    for (const g of toActivate) {
+      // A failure is recorded on the grant (the next attempt, the target's error); only a refusal
+      // to start (the grant moved on meanwhile) lands here.
+      const p = access
+        .activate(g, SYSTEM_CONTEXT)
+        .then(() => undefined)
+        .catch((e: unknown) => deps.log("activation retry not started", { grantId: g.id, error: String(e) }))
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    return { expired, lapsed, notices, revocationsStarted: toRevoke.length, activationsRetried: toActivate.length };
   };
 
   const loop = async (): Promise<void> => {
@@ -215,7 +233,8 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
     kicked = false;
     const body = (async () => {
       const r = await tick();
-      if (r.expired + r.lapsed + r.notices + r.revocationsStarted >= deps.batchSize) return 0;
+      if (r.expired + r.lapsed + r.notices + r.revocationsStarted + (r.activationsRetried ?? 0) >= deps.batchSize)
+        return 0;
       const next = await store.nextDueAt();
       return next === null ? deps.pollMs : Math.max(0, Math.min(deps.pollMs, next - clock.now()));
     })();
@@ -236,7 +255,8 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
       for (;;) {
         const r = await tick();
         await idle();
-        if (r.expired + r.lapsed + r.notices + r.revocationsStarted === 0 && queue.length === 0) return;
+        const did = r.expired + r.lapsed + r.notices + r.revocationsStarted + (r.activationsRetried ?? 0);
+        if (did === 0 && queue.length === 0) return;
       }
     },
     start() {

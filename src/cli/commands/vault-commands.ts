@@ -5,7 +5,7 @@
  * leaving the alarm pending beside the record and saying so loudly.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, resolve } from "node:path";
 import { parseDuration } from "../../core/duration.js";
@@ -40,37 +40,64 @@ async function refusing<T>(fn: () => Promise<T>): Promise<T> {
 export const vaultCommands: readonly Command[] = [
   {
     name: "vault flush-alarms",
-    summary: "Deliver an opening's pending alarm now that the network is back",
+    summary: "Deliver every opening's pending alarm now that the network is back",
+    description:
+      "Each opening whose alarm no endpoint took (its record says pending, and no delivery receipt says otherwise) is announced to the envelope's alarm endpoints, one by one: one that fails again stays pending and the others are still delivered. Each delivered alarm gets a receipt in ENVELOPE.alarm-receipts.jsonl (the record itself is signed and never changes) and its pending file is removed. Exit 5 while any is still pending.",
     args: [
       {
         name: "ENVELOPE",
         required: true,
-        description: "The envelope file (its pending alarm is ENVELOPE.pending-alarm.json)",
+        description: "The envelope file (its pending alarms are ENVELOPE.pending-alarm.*.json)",
       },
     ],
     options: {},
     async run(input, io) {
+      const { parseEnvelope } = await import("../../vault/envelope.js");
+      const { appendReceipt, gatherPendingAlarms, removeFile } = await import("../../vault/vault-files.js");
       const file = resolve(io.cwd, input.arg(0));
-      const pendingFile = `${file}.pending-alarm.json`;
-      if (!existsSync(pendingFile)) {
+      const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
+      const { waiting, delivered } = gatherPendingAlarms(file);
+      for (const f of delivered) removeFile(f); // delivered before; the flush stopped before removing it
+      if (waiting.length === 0) {
         io.err(`No pending alarm for ${file}.`);
         return EXIT.OK;
       }
-      const pending = JSON.parse(read(io, pendingFile, "pending alarm")) as {
-        event: Record<string, unknown>;
-        endpoints: { type: string; url: string }[];
-      };
-      const r = await announce(pending.endpoints, {
-        ...pending.event,
-        delayed: true,
-        deliveredAt: new Date().toISOString(),
-      });
-      if (r.pending) {
-        io.err(`STILL NOT DELIVERED: ${String((r.pending.errors as string[] | undefined)?.join("; ") ?? "")}`);
+      let still = 0;
+      for (const w of waiting) {
+        const label = `${w.record ? `opening ${w.record.seq}` : "an opening with no record"} (${w.at}, ${w.incident})`;
+        const deliveredAt = new Date().toISOString();
+        const r = await announce(envelope.meta.alarms, {
+          ...w.event,
+          ...(w.record ? { record: w.record.seq } : {}),
+          delayed: true,
+          deliveredAt,
+        });
+        if (r.pending) {
+          still++;
+          io.err(`${label}: STILL NOT DELIVERED: ${r.pending.errors.join("; ") || "no endpoint"}`);
+          continue;
+        }
+        if (w.record)
+          await refusing(() =>
+            appendReceipt(file, {
+              seq: w.record?.seq ?? 0,
+              hash: w.record?.hash ?? "",
+              deliveredAt,
+              summary: r.summary,
+            }),
+          );
+        for (const f of w.files) removeFile(f);
+        io.err(`${label}: alarm ${r.summary}.`);
+      }
+      if (still > 0) {
+        io.err(
+          `${still} of ${waiting.length} alarm(s) still pending: tell security by hand, and run this again when the endpoints answer.`,
+        );
         return EXIT.UNAVAILABLE;
       }
-      rmSync(pendingFile);
-      io.err(`Pending alarm ${r.summary}.`);
+      io.err(
+        `${waiting.length} pending alarm(s) delivered; breakglass vault import-record ${input.arg(0)} brings the deliveries into the broker.`,
+      );
       return EXIT.OK;
     },
   },
@@ -88,21 +115,27 @@ export const vaultCommands: readonly Command[] = [
     async run(input, io) {
       const { parseEnvelope } = await import("../../vault/envelope.js");
       const { parseRecords, verifyRecords } = await import("../../vault/opening-record.js");
+      const { readReceipts } = await import("../../vault/vault-files.js");
       const file = resolve(io.cwd, input.arg(0));
       const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
       const records = parseRecords(read(io, `${file}.openings.jsonl`, "opening records"));
       const problem = verifyRecords(envelope, records);
       if (problem)
         throw new CliError(EXIT.AUDIT_FAILED, `the opening records do not verify: ${problem}; nothing imported`);
+      const receipts = readReceipts(file);
       const { loadConfig, resolveConfigPath } = await import("../config-file.js");
       const config = await loadConfig(resolveConfigPath(input.string("config"), io), io);
       const { createBroker } = await import("../../app.js");
       const { silentLogger } = await import("../../adapters/logger.js");
       const broker = await createBroker(config, { log: silentLogger });
       try {
-        const imported = await broker.vault.importOpenings({ id: envelope.meta.id, name: envelope.meta.name }, records);
+        const { imported, lateDeliveries } = await broker.vault.importOpenings(
+          { id: envelope.meta.id, name: envelope.meta.name },
+          records,
+          receipts,
+        );
         io.err(
-          `${imported} opening record(s) of ${envelope.meta.name} imported into the audit log (${records.length - imported} already there).`,
+          `${imported} opening record(s) of ${envelope.meta.name} imported into the audit log (${records.length - imported} already there)${lateDeliveries > 0 ? `; ${lateDeliveries} late alarm delivery(ies) recorded` : ""}.`,
         );
       } finally {
         await broker.stop();
@@ -134,10 +167,11 @@ export const vaultCommands: readonly Command[] = [
       }
       const { identity, recipient } = await newCustodianIdentity();
       const body = passphrase === null ? `${identity}\n` : await refusing(() => protectIdentity(identity, passphrase));
-      writeFileSync(
+      await createNew(
         out,
         `# breakglass custodian identity${passphrase === null ? "" : " (passphrase-protected)"} — keep offline; never share\n# recipient: ${recipient}\n${body}`,
-        { mode: 0o600, flag: "wx" },
+        0o600,
+        "identities are never overwritten",
       );
       io.out(recipient);
       io.err(`Identity written to ${out}. Give the line above (your recipient, public) to whoever seals envelopes.`);
@@ -205,7 +239,7 @@ export const vaultCommands: readonly Command[] = [
     name: "vault open",
     summary: "Open an envelope with k custodians' identities (offline); records and announces the opening",
     description:
-      "Each custodian gives their identity: with --identity FILE (repeat), or pasted at the prompt (not echoed). The reason and the incident are mandatory. The secret is printed on stdout, or handed to --exec's command in BREAKGLASS_SECRET without being printed. A signed opening record is appended to ENVELOPE.openings.jsonl; the envelope's alarm endpoints are told — if none answers, the opening still proceeds and the alarm is left pending in ENVELOPE.pending-alarm.json.",
+      "Each custodian gives their identity: with --identity FILE (repeat), or pasted at the prompt (not echoed). The reason and the incident are mandatory. The secret is printed on stdout, or handed to --exec's command in BREAKGLASS_SECRET without being printed. A signed opening record is appended to ENVELOPE.openings.jsonl; the envelope's alarm endpoints are told — if none answers, the opening still proceeds and its alarm is left pending in its own file, ENVELOPE.pending-alarm.<record>-<hash>.json, until vault flush-alarms delivers it.",
     args: [
       { name: "ENVELOPE", required: true, description: "The envelope file" },
       { name: "COMMAND", required: false, variadic: true, description: "With --exec: the command to run" },
@@ -223,7 +257,8 @@ export const vaultCommands: readonly Command[] = [
     },
     async run(input, io) {
       const { openEnvelope, parseEnvelope } = await import("../../vault/envelope.js");
-      const { nextRecord, parseRecords } = await import("../../vault/opening-record.js");
+      const { nextRecord } = await import("../../vault/opening-record.js");
+      const { appendOpening } = await import("../../vault/vault-files.js");
       const file = resolve(io.cwd, input.arg(0));
       const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
       const drill = input.flag("drill");
@@ -261,39 +296,50 @@ export const vaultCommands: readonly Command[] = [
           : undefined,
       );
       const recordsFile = `${file}.openings.jsonl`;
-      const previous = existsSync(recordsFile) ? parseRecords(readFileSync(recordsFile, "utf8")) : [];
-      const record = nextRecord(
-        previous,
-        {
-          envelope: envelope.meta.id,
-          name: envelope.meta.name,
-          at,
-          custodians,
-          reason,
-          incident,
-          alarm: alarm.summary,
-          ...(drill ? { drill: true as const } : {}),
-        },
-        opened.signRecord,
-      );
-      writeFileSync(recordsFile, `${JSON.stringify(record)}\n`, { flag: "a", mode: 0o644 });
+      // Under the envelope's lock, atomically: an opening racing in another process lands before
+      // or after this one in the chain, and each keeps its own pending alarm. Nothing is shown
+      // unless the record is written.
+      const { record, pendingFile } = await refusing(() =>
+        appendOpening(
+          file,
+          (previous) =>
+            nextRecord(
+              previous,
+              {
+                envelope: envelope.meta.id,
+                name: envelope.meta.name,
+                at,
+                custodians,
+                reason,
+                incident,
+                alarm: alarm.summary,
+                ...(drill ? { drill: true as const } : {}),
+              },
+              opened.signRecord,
+            ),
+          alarm.pending && !drill ? alarm.pending : null,
+        ),
+      ).catch((e: unknown) => {
+        opened.secret.fill(0);
+        throw e;
+      });
       if (drill) {
         io.err(
           `DRILL PASSED: ${envelope.meta.name} opens with ${custodians.map((c) => c.name).join(" and ")}; the secret was not shown and the envelope is not marked used.`,
         );
         io.err(
           alarm.pending
-            ? `The alarm path did NOT answer (${String((alarm.pending.errors as string[] | undefined)?.join("; ") ?? "no endpoint")}): in a real opening the alarm would wait in a pending file. Check the endpoints.`
+            ? `The alarm path did NOT answer (${alarm.pending.errors.join("; ") || "no endpoint"}): in a real opening the alarm would wait in a pending file. Check the endpoints.`
             : `Alarm path verified: ${alarm.summary}.`,
         );
         io.err(`Drill record ${record.seq} appended to ${recordsFile}.`);
         return EXIT.OK;
       }
-      if (alarm.pending) {
-        writeFileSync(`${file}.pending-alarm.json`, `${JSON.stringify(alarm.pending)}\n`, { mode: 0o600 });
+      if (pendingFile) {
         io.err(
           "\n!!! NO ALARM WAS DELIVERED: none of the envelope's alarm endpoints answered. The opening proceeds;\n" +
-            `!!! the alarm is pending in ${file}.pending-alarm.json — deliver it as soon as the network is back.\n`,
+            `!!! the alarm is pending in ${pendingFile} —\n` +
+            `!!! tell security by hand, and deliver it as soon as the network is back: breakglass vault flush-alarms ${input.arg(0)}\n`,
         );
       } else {
         io.err(`Opening announced: ${alarm.summary}.`);
@@ -399,7 +445,7 @@ export const vaultCommands: readonly Command[] = [
       const threshold = input.string("threshold") ? Number(input.string("threshold")) : old.meta.threshold;
       const shares = await collectShares(io, input, old);
       const fresh = await refusing(() => rekeyEnvelope(old, shares, { custodians, threshold, now: Date.now() }));
-      writeFileSync(out, `${JSON.stringify(fresh, null, 2)}\n`, { mode: 0o644, flag: "wx" });
+      await createNew(out, `${JSON.stringify(fresh, null, 2)}\n`, 0o644, "rekey to a new file");
       const before = old.meta.custodians.map((c) => c.name).join(", ");
       const after = fresh.meta.custodians.map((c) => c.name).join(", ");
       const by = shares.map((s) => s.custodian.name).join(" and ");
@@ -438,13 +484,16 @@ export const vaultCommands: readonly Command[] = [
     options: { json: { type: "boolean", description: "Print JSON" } },
     async run(input, io) {
       const { parseEnvelope } = await import("../../vault/envelope.js");
-      const { isDrillRecord, parseRecords, realOpenings, verifyRecords } = await import(
-        "../../vault/opening-record.js"
-      );
+      const { isDrillRecord, realOpenings, verifyRecords } = await import("../../vault/opening-record.js");
+      const { gatherPendingAlarms, readRecords } = await import("../../vault/vault-files.js");
       const file = resolve(io.cwd, input.arg(0));
       const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
-      const recordsFile = `${file}.openings.jsonl`;
-      const records = existsSync(recordsFile) ? parseRecords(readFileSync(recordsFile, "utf8")) : [];
+      const records = readRecords(file);
+      const pendingAlarms = gatherPendingAlarms(file).waiting.map((w) => ({
+        record: w.record?.seq ?? null,
+        at: w.at,
+        incident: w.incident,
+      }));
       const problem = records.length > 0 ? verifyRecords(envelope, records) : null;
       const opened = realOpenings(records);
       const lastDrill = records.filter(isDrillRecord).at(-1);
@@ -462,7 +511,8 @@ export const vaultCommands: readonly Command[] = [
         used: opened.length > 0,
         lastDrill: drillFacts ? { at: drillFacts.at, custodians: drillFacts.custodians.map((c) => c.name) } : null,
         recordsVerify: problem === null,
-        pendingAlarm: existsSync(`${file}.pending-alarm.json`),
+        pendingAlarm: pendingAlarms.length > 0,
+        pendingAlarms,
         replaces: envelope.meta.replaces ?? null,
       };
       if (input.flag("json")) io.out(JSON.stringify(status, null, 2));
@@ -477,7 +527,10 @@ export const vaultCommands: readonly Command[] = [
             status.lastDrill
               ? `last drill ${status.lastDrill.at.slice(0, 10)} by ${status.lastDrill.custodians.join(" and ")}`
               : "never drilled: breakglass vault open --drill proves the custodians can open it",
-            ...(status.pendingAlarm ? ["AN OPENING ALARM IS PENDING: breakglass vault flush-alarms"] : []),
+            ...status.pendingAlarms.map(
+              (p) =>
+                `ALARM NOT DELIVERED for ${p.record === null ? "an opening with no record" : `opening ${p.record}`} (${p.at}, ${p.incident}): tell security; breakglass vault flush-alarms ${input.arg(0)}`,
+            ),
           ].join("\n"),
         );
       }
@@ -496,6 +549,7 @@ export const vaultCommands: readonly Command[] = [
     async run(input, io) {
       const { parseEnvelope } = await import("../../vault/envelope.js");
       const { parseRecords, verifyRecords } = await import("../../vault/opening-record.js");
+      const { gatherPendingAlarms } = await import("../../vault/vault-files.js");
       const file = resolve(io.cwd, input.arg(0));
       const envelope = await refusing(async () => parseEnvelope(read(io, file, "envelope")));
       const records = parseRecords(read(io, `${file}.openings.jsonl`, "opening records"));
@@ -505,10 +559,29 @@ export const vaultCommands: readonly Command[] = [
         return EXIT.AUDIT_FAILED;
       }
       io.out(`OK: ${records.length} opening record(s) of ${envelope.meta.name}, chained and signed by the envelope`);
+      for (const w of gatherPendingAlarms(file).waiting) {
+        io.out(
+          `${w.record === null ? "an opening with no record" : `record ${w.record.seq}`} (${w.at}, ${w.incident}): its alarm still pending — breakglass vault flush-alarms ${input.arg(0)}`,
+        );
+      }
       return EXIT.OK;
     },
   },
 ];
+
+/**
+ * Write a file that must not exist yet, atomically (a crash leaves no half file) and without
+ * overwriting one that appeared meanwhile.
+ */
+async function createNew(path: string, data: string, mode: number, hint: string): Promise<void> {
+  const { createFileAtomic } = await import("../../vault/vault-files.js");
+  try {
+    createFileAtomic(path, data, mode);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new UsageError(`${path} exists; ${hint}`);
+    throw new CliError(EXIT.UNAVAILABLE, `cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+}
 
 /**
  * Seal the secret of `--secret-file` into the new file `--out` (never overwritten), rotating
@@ -532,7 +605,7 @@ async function sealInto(
   const secret = Buffer.from(read(io, input.requireString("secret-file"), "secret file"), "utf8");
   try {
     const envelope = await refusing(() => sealEnvelope({ ...params, secret, now: Date.now(), rotationDays }));
-    writeFileSync(out, `${JSON.stringify(envelope, null, 2)}\n`, { mode: 0o644, flag: "wx" });
+    await createNew(out, `${JSON.stringify(envelope, null, 2)}\n`, 0o644, "seal to a new file");
     io.err(`Envelope written to ${out}.`);
     return envelope;
   } finally {
@@ -607,7 +680,10 @@ async function announce(
   endpoints: readonly { type: string; url: string; to?: string }[],
   event: Record<string, unknown>,
   summary = `TIER-2 ENVELOPE OPENED: ${String(event.envelope)} (${String(event.incident)})`,
-): Promise<{ summary: string; pending: Record<string, unknown> | null }> {
+): Promise<{
+  summary: string;
+  pending: { event: Record<string, unknown>; endpoints: typeof endpoints; errors: string[] } | null;
+}> {
   let delivered = 0;
   const errors: string[] = [];
   for (const e of endpoints) {

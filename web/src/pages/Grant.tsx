@@ -233,6 +233,7 @@ export function GrantPage({ id, me, storyAllowed }: { id: string; me: Me; storyA
           {g.approvals.length === 0 ? "none" : g.approvals.map((a) => a.approver).join(", ")} · length{" "}
           {duration(g.durationS)} · access at the target: {g.access.state}
         </p>
+        {g.access.activationFailure ? <ActivationFailed g={g} /> : null}
         {g.state === "requested" && !mine && !can.approve ? (
           <p className="hint">
             {approvedByMe
@@ -390,4 +391,30 @@ function Story({ g, s, can }: { g: GrantView; s: StoryView; can: GrantPermission
 async function fetchCredential(id: string): Promise<string> {
   const r = (await api.credential(id)) as { credential: string };
   return r.credential;
+}
+
+/**
+ * Why the grant is not active although it was approved (or self-activated): the target's error,
+ * how often it failed, and when the broker tries again — what the holder and the approvers need
+ * at 3 a.m. instead of a grant that silently stays approved.
+ */
+function ActivationFailed({ g }: { g: GrantView }) {
+  const f = g.access.activationFailure;
+  if (!f) return null;
+  const open = g.state === "approved" || g.state === "requested";
+  return (
+    <div className="banner bad" role="alert" data-testid="activation-failed">
+      <strong>
+        Activation failed at {g.target}
+        {f.attempts > 1 ? ` (${f.attempts} attempts)` : ""}:
+      </strong>{" "}
+      <span className="mono">{f.lastError}</span>
+      <br />
+      {open
+        ? f.nextAttemptAt
+          ? `The broker tries again by itself at ${time(f.nextAttemptAt)}; the requester can also activate again now.`
+          : "No more automatic attempts: the grant lapses soon. Fix the target, then activate again."
+        : `Last attempt ${time(f.lastAttemptAt)}; the grant ${g.state === "approval_expired" ? "lapsed without access" : "did not get access this way"}.`}
+    </div>
+  );
 }
