@@ -30,6 +30,8 @@ interface TestDatabase {
   open(options?: { migrate?: boolean }): Promise<Store>;
   /** Raw SQL behind the store's back (tampering, breaking things). */
   exec(statement: string): Promise<void>;
+  /** Raw SQL whose rows the test reads (e.g. who waits for a lock). */
+  query(statement: string): Promise<Record<string, unknown>[]>;
 }
 
 interface Backend {
@@ -66,6 +68,14 @@ function sqliteBackend(): Backend {
             raw.close();
           }
         },
+        async query(statement) {
+          const raw = new BetterSqlite3(path, { readonly: true });
+          try {
+            return raw.prepare(statement).all() as Record<string, unknown>[];
+          } finally {
+            raw.close();
+          }
+        },
       };
     },
   };
@@ -97,6 +107,15 @@ function postgresBackend(): Backend {
           await client.connect();
           try {
             await client.query(statement);
+          } finally {
+            await client.end();
+          }
+        },
+        async query(statement) {
+          const client = new pg.Client({ connectionString: adminUrl });
+          await client.connect();
+          try {
+            return (await client.query(statement)).rows as Record<string, unknown>[];
           } finally {
             await client.end();
           }
@@ -266,6 +285,77 @@ for (const backend of BACKENDS) {
         ];
         await expectCode(save(makeGrant({ approvals: twice })), "ERR_DUPLICATE_APPROVAL");
       });
+
+      it("never deletes a stored approval: a grant read before it was given is refused with ERR_CONFLICT", async () => {
+        const v1 = makeGrant();
+        const bob = { approver: "bob", at: T0 + 10, comment: null };
+        const v2 = next(v1, { approvals: [bob] });
+        await save(v1);
+        await save(v2);
+        // The row is current (version 2) but the approvals are from before bob's.
+        const stale = next(v2, { approvals: [{ approver: "carol", at: T0 + 11, comment: null }] });
+        const err = await expectCode(save(stale), "ERR_CONFLICT");
+        expect(err.detail).toMatchObject({ grantId: v1.id, approvers: ["bob"] });
+        expect(await store.getGrant(v1.id)).toEqual(v2);
+      });
+
+      it("refuses a second approval by someone whose approval is stored, in the database (ERR_DUPLICATE_APPROVAL)", async () => {
+        const v1 = makeGrant();
+        const v2 = next(v1, { approvals: [{ approver: "bob", at: T0 + 10, comment: null }] });
+        await save(v1);
+        await save(v2);
+        // bob again, from a caller that did not see bob's first approval.
+        const again = next(v2, { approvals: [{ approver: "bob", at: T0 + 11, comment: "me too" }] });
+        const err = await expectCode(save(again), "ERR_DUPLICATE_APPROVAL");
+        expect(err.detail).toMatchObject({ grantId: v1.id, user: "bob" });
+        expect(await store.getGrant(v1.id)).toEqual(v2);
+      });
+
+      // The lost approvals of issue 19: under READ COMMITTED a locking read that waited returned
+      // the row as committed after the wait, with its approvals from before it.
+      if (backend.rowLocks)
+        it.each([
+          ["the server's default isolation", null],
+          ["a database whose default is repeatable read", "repeatable read"],
+        ])(
+          "lockGrant that waited for another writer returns what that writer committed, approvals included (%s)",
+          async (_, isolation) => {
+            if (isolation !== null) {
+              // Set behind the store's back: its transactions say which isolation they need.
+              const [{ name }] = (await db.query("SELECT current_database() AS name")) as [{ name: string }];
+              await store.close();
+              await db.exec(`ALTER DATABASE ${name} SET default_transaction_isolation = '${isolation}'`);
+              store = await db.open();
+            }
+            const v1 = makeGrant();
+            await save(v1);
+            const aLocked = deferred();
+            const aRelease = deferred();
+            const a = store.transaction(async (tx) => {
+              const g = await tx.lockGrant(v1.id);
+              aLocked.resolve();
+              await aRelease.promise;
+              if (g)
+                await tx.saveGrant(next(g, { approvals: [{ approver: "bob", at: T0 + 10, comment: null }] }), null);
+            });
+            await aLocked.promise;
+            const b = store.transaction((tx) => tx.lockGrant(v1.id));
+            // b is waiting for a's row lock before a commits.
+            for (let i = 0; ; i++) {
+              const waiting = await db.query(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%for update%'",
+              );
+              if (waiting.length > 0) break;
+              if (i > 400) throw new Error("the second lockGrant never waited for the lock");
+              await sleep(25);
+            }
+            aRelease.resolve();
+            await a;
+            const seen = await b;
+            expect(seen?.version).toBe(2);
+            expect(seen?.approvals).toEqual([{ approver: "bob", at: T0 + 10, comment: null }]);
+          },
+        );
 
       it("refuses a stale update with ERR_CONFLICT and writes nothing", async () => {
         const v1 = makeGrant();

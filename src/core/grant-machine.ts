@@ -264,6 +264,13 @@ export function approveGrant(
   comment: string | null,
   now: number,
 ): Transition {
+  // First: someone who already approved is told so, whatever the grant's state has become since.
+  if (grant.approvals.some((a) => a.approver === approver)) {
+    throw new BreakglassError("ERR_DUPLICATE_APPROVAL", `${approver} has already approved grant ${grant.id}`, {
+      grantId: grant.id,
+      user: approver,
+    });
+  }
   requireState(grant, "approve", ["requested"]);
   if (grant.emergency) {
     throw new BreakglassError(
@@ -279,12 +286,6 @@ export function approveGrant(
     });
   }
   requireNotLapsed(grant, "approve", now);
-  if (grant.approvals.some((a) => a.approver === approver)) {
-    throw new BreakglassError("ERR_DUPLICATE_APPROVAL", `${approver} has already approved grant ${grant.id}`, {
-      grantId: grant.id,
-      user: approver,
-    });
-  }
   const r = role(policy, grant.roleId);
   const eligible = ruleGroups(r.approval);
   const mine = groupsOf(policy, approver);

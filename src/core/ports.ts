@@ -232,15 +232,22 @@ export interface AuditHead {
 export interface StoreTx {
   /** Call `fn` once this transaction has committed (never if it rolls back); the same `fn` once. */
   afterCommit(fn: () => void): void;
-  /** The grant, locked against concurrent writers until the transaction ends; null if none. */
+  /**
+   * The grant, locked against concurrent writers until the transaction ends; null if none. What
+   * it returns (approvals included) is read after the lock was granted, so it includes every
+   * change committed before.
+   */
   lockGrant(id: string): Promise<Grant | null>;
   /** The requester's grant of this role that is requested, approved or active, if any. */
   findOpenGrant(requester: string, roleId: string): Promise<Grant | null>;
   /**
    * Insert or update a grant (with its approvals). Updates are checked against `version - 1`.
-   * @throws ERR_CONFLICT when another writer changed it first; ERR_OPEN_GRANT_EXISTS on the
-   *   open-grant uniqueness constraint; ERR_DUPLICATE_APPROVAL when the database refuses a
-   *   second approval by the same person.
+   * Approvals are only added: those not stored are inserted, and a stored one is never deleted
+   * or rewritten.
+   * @throws ERR_CONFLICT when another writer changed it first, or when the grant does not list
+   *   an approval that is stored (it was read before that approval was given);
+   *   ERR_OPEN_GRANT_EXISTS on the open-grant uniqueness constraint; ERR_DUPLICATE_APPROVAL when
+   *   the database refuses a second approval by the same person.
    */
   saveGrant(grant: Grant, dueAt: number | null): Promise<void>;
   /**

@@ -2,9 +2,11 @@
  * The one implementation of {@link Store} / {@link StoreTx}, over Kysely. SQLite (embedded
  * default) and PostgreSQL (several replicas) differ only where the `dialect` flag says so:
  *
- * - row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED`) exist on PostgreSQL only; SQLite has one
- *   writer at a time, and transactions open with `BEGIN IMMEDIATE` so a second process waits on
- *   `busy_timeout` instead of failing when a reader turns writer;
+ * - row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED`) exist on PostgreSQL only, always taken in
+ *   a statement of their own, with what they guard read by the next statement (READ COMMITTED
+ *   gives each statement a fresh snapshot); SQLite has one writer at a time, and transactions
+ *   open with `BEGIN IMMEDIATE` so a second process waits on `busy_timeout` instead of failing
+ *   when a reader turns writer;
  * - booleans are 0/1 on SQLite;
  * - constraint violations are recognised from each driver's error shape.
  *
@@ -125,7 +127,12 @@ class KyselyStore implements Store {
     let fnFailed = false;
     try {
       return await this.#db.connection().execute(async (conn) => {
-        await sql.raw(this.#dialect === "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN").execute(conn);
+        // PostgreSQL: READ COMMITTED whatever the server's default_transaction_isolation says;
+        // the store's locking is written for it (each statement after a lock sees what the lock
+        // waited for; see docs/deployment.md, "Transactions and isolation").
+        await sql
+          .raw(this.#dialect === "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN ISOLATION LEVEL READ COMMITTED")
+          .execute(conn);
         state.active = true;
         let result: T;
         try {
@@ -557,10 +564,16 @@ class KyselyStoreTx implements StoreTx {
 
   lockGrant(id: string): Promise<Grant | null> {
     return this.#run("lockGrant", async (db) => {
-      const row = await selectGrants(db, this.#dialect)
-        .where("id", "=", id)
-        .$if(this.#dialect === "postgres", (q) => q.forUpdate())
-        .executeTakeFirst();
+      if (this.#dialect === "postgres") {
+        // Lock first, read after, in two statements. Under READ COMMITTED a statement that waits
+        // for a row lock gets the row as the other transaction committed it, but its subqueries
+        // (the approvals) from the snapshot taken before the wait: one statement would pair the
+        // new row with the old approvals. The next statement takes a fresh snapshot, and nobody
+        // can change the grant or its approvals while the lock is held.
+        const locked = await db.selectFrom("grants").select("id").where("id", "=", id).forUpdate().executeTakeFirst();
+        if (locked === undefined) return null;
+      }
+      const row = await selectGrants(db, this.#dialect).where("id", "=", id).executeTakeFirst();
       return row === undefined ? null : grantFromRow(row);
     });
   }
@@ -643,13 +656,38 @@ class KyselyStoreTx implements StoreTx {
   claimDue(now: number, limit: number): Promise<Grant[]> {
     return this.#run("claimDue", async (db) => {
       if (limit <= 0) return [];
-      const rows = await selectGrants(db, this.#dialect)
+      if (this.#dialect === "sqlite") {
+        const rows = await selectGrants(db, this.#dialect)
+          .where("due_at", "is not", null)
+          .where("due_at", "<=", now)
+          .orderBy("due_at")
+          .orderBy("id")
+          .limit(limit)
+          .execute();
+        return rows.map(grantFromRow);
+      }
+      // Claim, then read in a later statement with a fresh snapshot (see lockGrant): a row whose
+      // newer version the claim locked would otherwise come with its approvals from before.
+      const claimed = await db
+        .selectFrom("grants")
+        .select("id")
         .where("due_at", "is not", null)
         .where("due_at", "<=", now)
         .orderBy("due_at")
         .orderBy("id")
         .limit(limit)
-        .$if(this.#dialect === "postgres", (q) => q.forUpdate().skipLocked())
+        .forUpdate()
+        .skipLocked()
+        .execute();
+      if (claimed.length === 0) return [];
+      const rows = await selectGrants(db, this.#dialect)
+        .where(
+          "id",
+          "in",
+          claimed.map((r) => r.id),
+        )
+        .orderBy("due_at")
+        .orderBy("id")
         .execute();
       return rows.map(grantFromRow);
     });
@@ -1088,30 +1126,52 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
-  /** Approvals only grow; insert the new ones, drop any the grant no longer lists. */
+  /**
+   * Approvals are only ever added. Those the grant lists that are not stored are inserted — a
+   * plain INSERT, so the database itself refuses a second approval by the same person — and a
+   * stored approval is never deleted or rewritten: a grant that does not list every stored
+   * approval was read before that approval was given, and saving it would erase a confirmed
+   * approval (ERR_CONFLICT).
+   */
   async #saveApprovals(db: Db, grant: Grant, inserted: boolean): Promise<void> {
     const stored = inserted
       ? []
-      : await db.selectFrom("grant_approvals").select("approver").where("grant_id", "=", grant.id).execute();
-    const storedApprovers = new Set(stored.map((r) => r.approver));
-    const listed = new Set(grant.approvals.map((a) => a.approver));
-    const gone = [...storedApprovers].filter((a) => !listed.has(a));
-    if (gone.length > 0) {
-      await db.deleteFrom("grant_approvals").where("grant_id", "=", grant.id).where("approver", "in", gone).execute();
-    }
+      : await db
+          .selectFrom("grant_approvals")
+          .select(["approver", "at", "comment"])
+          .where("grant_id", "=", grant.id)
+          .orderBy("position")
+          .execute();
+    const same = (a: Approval, s: { approver: string; at: number; comment: string | null }) =>
+      a.approver === s.approver && a.at === Number(s.at) && a.comment === s.comment;
     const fresh = grant.approvals
       .map((a, position) => ({ grant_id: grant.id, approver: a.approver, position, at: a.at, comment: a.comment }))
-      .filter((r) => !storedApprovers.has(r.approver));
-    if (fresh.length === 0) return;
-    await guard(
-      () => db.insertInto("grant_approvals").values(fresh).execute(),
-      (kind) =>
-        kind === "primary" || kind === "unique"
-          ? new BreakglassError("ERR_DUPLICATE_APPROVAL", `grant ${grant.id} lists the same approver twice`, {
-              grantId: grant.id,
-            })
-          : null,
-    );
+      .filter((r) => !stored.some((s) => same(r, s)));
+    if (fresh.length > 0) {
+      const storedApprovers = new Set(stored.map((s) => s.approver));
+      const again = fresh.find((r) => storedApprovers.has(r.approver))?.approver;
+      await guard(
+        () => db.insertInto("grant_approvals").values(fresh).execute(),
+        (kind) =>
+          kind === "primary" || kind === "unique"
+            ? new BreakglassError(
+                "ERR_DUPLICATE_APPROVAL",
+                again === undefined
+                  ? `grant ${grant.id} lists the same approver twice`
+                  : `${again} has already approved grant ${grant.id}`,
+                { grantId: grant.id, ...(again === undefined ? {} : { user: again }) },
+              )
+            : null,
+      );
+    }
+    const missing = stored.filter((s) => !grant.approvals.some((a) => same(a, s)));
+    if (missing.length > 0) {
+      throw new BreakglassError(
+        "ERR_CONFLICT",
+        `grant ${grant.id} was read before ${missing.map((m) => m.approver).join(", ")} approved it; reload it and try again`,
+        { grantId: grant.id, approvers: missing.map((m) => m.approver) },
+      );
+    }
   }
 
   async #run<T>(operation: string, run: (db: Db) => Promise<T>): Promise<T> {
@@ -1246,7 +1306,9 @@ function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect, o
 
 /**
  * Grants with their approvals in one statement — one snapshot, so a grant is never paired with
- * approvals from a later commit — as a JSON array in approval order.
+ * approvals from another commit — as a JSON array in approval order. Never add a row lock to
+ * this statement: a locking read that waits returns the row as committed after the wait with
+ * its subqueries from before it (lock in a statement of its own, then read; see lockGrant).
  */
 function selectGrants(db: Db, dialect: StoreDialect) {
   const approvals =
