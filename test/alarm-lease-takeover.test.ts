@@ -209,7 +209,7 @@ targets:
         r.delayMs = 0;
         r.failNext = 1_000_000; // HTTP 500: retried
       }
-      const ids = [];
+      const ids: string[] = [];
       for (const [i, requester] of ["dave", "frank", "gina"].entries())
         ids.push(await activate(requester, `INC-${20 + i}`));
       await until("alarm.channel_failing", async () =>

@@ -953,9 +953,10 @@ for (const backend of BACKENDS) {
         expect((await store.transaction((tx) => tx.claimAlarms(T0 + 5, 10, ["hook"]))).map((a) => a.id)).toEqual([
           "a_3_mail",
         ]);
+        await store.transaction((tx) => tx.leaseAlarms(["a_1_hook", "a_2_hook"], T0 + 60_000));
         const done = { ...alarm(1, "hook"), state: "delivered" as const, attempts: 1, deliveredAt: T0 + 7 };
         const retry = { ...alarm(2, "hook"), attempts: 1, lastError: "HTTP 500", nextAt: T0 + 2000 };
-        await store.transaction((tx) => tx.saveAlarms([done, retry]));
+        expect(await store.transaction((tx) => tx.saveAlarms([done, retry]))).toBe(2);
         expect((await store.transaction((tx) => tx.claimAlarms(T0 + 5, 10))).map((a) => a.id)).toEqual(["a_3_mail"]);
         expect(await store.listAlarms("g_1")).toEqual([done, retry, alarm(4, "hook", { nextAt: T0 + 10_000 })]);
         const boom = new Error("rolled back");
@@ -966,6 +967,60 @@ for (const backend of BACKENDS) {
           }),
         ).rejects.toBe(boom);
         expect((await store.listAlarms("g_1")).map((a) => a.id)).not.toContain("a_9_hook");
+      });
+
+      it("records a delivery's result only while this process holds its lease", async () => {
+        await store.transaction((tx) => tx.insertAlarms([alarm(1, "hook"), alarm(2, "hook")]));
+        await store.transaction((tx) => tx.leaseAlarms(["a_1_hook", "a_2_hook"], T0 + 60_000));
+        // a_2 was taken over by another broker process meanwhile (this one was presumed dead).
+        await db.exec("UPDATE alarms SET lease_owner = 'bg-other-process' WHERE id = 'a_2_hook'");
+        const delivered = (seq: number) => ({
+          ...alarm(seq, "hook"),
+          state: "delivered" as const,
+          attempts: 1,
+          deliveredAt: T0 + 7,
+        });
+        expect(await store.transaction((tx) => tx.saveAlarms([delivered(1), delivered(2)]))).toBe(1);
+        const [one, two] = await store.listAlarms("g_1");
+        expect(one).toEqual(delivered(1));
+        expect(two).toMatchObject({ state: "queued", attempts: 0, nextAt: T0 + 60_000 });
+        // A late second result for a settled alarm changes nothing.
+        const retry = { ...alarm(1, "hook"), attempts: 2, lastError: "HTTP 500", nextAt: T0 + 9 };
+        expect(await store.transaction((tx) => tx.saveAlarms([retry]))).toBe(0);
+        expect((await store.listAlarms("g_1"))[0]).toEqual(delivered(1));
+      });
+
+      it("reclaimLeases takes over the alarm deliveries of a broker process that is gone, never a live one's", async () => {
+        const now = T0 + 10_000;
+        await store.transaction((tx) => tx.insertAlarms([alarm(1, "hook"), alarm(2, "hook"), alarm(3, "hook")]));
+        await store.transaction((tx) => tx.leaseAlarms(["a_1_hook", "a_2_hook"], now + 600_000));
+        // a_2's delivery was held by a broker process that has since died.
+        await db.exec("UPDATE alarms SET lease_owner = 'bg-dead-process' WHERE id = 'a_2_hook'");
+        const other = await db.open();
+        try {
+          // Another live broker's delivery (PostgreSQL: another replica; SQLite: this process).
+          await other.transaction((tx) => tx.leaseAlarms(["a_3_hook"], now + 600_000));
+          expect(await store.reclaimLeases(now)).toBe(1);
+          expect((await store.listAlarms("g_1")).map((a) => [a.id, a.nextAt])).toEqual([
+            ["a_1_hook", now + 600_000],
+            ["a_2_hook", now],
+            ["a_3_hook", now + 600_000],
+          ]);
+          expect((await store.transaction((tx) => tx.claimAlarms(now, 10))).map((a) => a.id)).toEqual(["a_2_hook"]);
+          expect(await store.reclaimLeases(now)).toBe(0); // once
+        } finally {
+          await other.close();
+        }
+        if (backend.rowLocks) {
+          // The other replica's process ends, and its liveness lock with it: its delivery is taken over.
+          let taken = 0;
+          for (let i = 0; i < 40 && taken === 0; i++) {
+            taken = await store.reclaimLeases(now);
+            if (taken === 0) await sleep(50);
+          }
+          expect(taken).toBe(1);
+          expect((await store.listAlarms("g_1")).find((a) => a.id === "a_3_hook")?.nextAt).toBe(now);
+        }
       });
 
       it("counts for monitoring: active grants by role, alarms by channel and state, failing revocations", async () => {

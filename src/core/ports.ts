@@ -273,11 +273,21 @@ export interface StoreTx {
   insertAlarms(alarms: readonly AlarmRecord[]): Promise<void>;
   /**
    * Queued alarms whose `nextAt` has passed, oldest first, locked for this transaction and skipped
-   * by other replicas' claims; the caller saves them with a lease before delivering.
+   * by other replicas' claims; the caller leases them (`leaseAlarms`) before delivering.
    */
   claimAlarms(now: number, limit: number, excludeChannels?: readonly string[]): Promise<AlarmRecord[]>;
-  /** Save alarms' delivery state (lease, result, retry) in one statement; the rest of each row stays. */
-  saveAlarms(alarms: readonly AlarmRecord[]): Promise<void>;
+  /**
+   * Hold claimed alarms for this broker process until `until` (the delivery lease): others' claims
+   * skip them until then, or until this process is gone (`Store.reclaimLeases`).
+   */
+  leaseAlarms(ids: readonly string[], until: number): Promise<void>;
+  /**
+   * Record delivery results (delivered, a retry, failed) in one statement, and release the lease;
+   * the rest of each row stays. Only for alarms this process still leases: a result for one taken
+   * over by another process since, or already settled, is not recorded.
+   * @returns how many results were recorded
+   */
+  saveAlarms(alarms: readonly AlarmRecord[]): Promise<number>;
   /** Store (or replace) the sealed credential of a grant's holder. */
   saveCredential(grantId: string, box: string, at: number): Promise<void>;
   /** Forget the credentials of these grants (their access has ended). */
@@ -358,9 +368,9 @@ export interface Store {
   /** The smallest persisted due time, so a worker can sleep until then. */
   nextDueAt(): Promise<number | null>;
   /**
-   * Activation and revocation leases held by broker processes that are gone (killed, crashed)
-   * become due now, so the work they held is taken over at once rather than when the lease runs
-   * out. A process is gone when it no longer holds its liveness lock (PostgreSQL: a session
+   * Activation, revocation and alarm delivery leases held by broker processes that are gone
+   * (killed, crashed) become due now, so the work they held is taken over at once rather than
+   * when the lease runs out. A process is gone when it no longer holds its liveness lock (PostgreSQL: a session
    * advisory lock, released by the server when the connection drops); on SQLite, where one
    * broker runs per file, every lease not this process's is from a previous process.
    * @returns how many leases were taken over

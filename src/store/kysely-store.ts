@@ -506,16 +506,20 @@ class KyselyStore implements Store {
   }
   reclaimLeases(now: number): Promise<number> {
     return this.#read("reclaimLeases", async () => {
-      const gone =
+      /** The lease's owner is another broker process, and it is gone. */
+      const gone = (owner: RawBuilder<unknown>) =>
         this.#liveness === "lock"
-          ? sql`grants.lease_owner <> ${this.#owner ?? ""} AND hashtext(grants.lease_owner)::oid NOT IN (SELECT l.objid
+          ? sql`${owner} <> ${this.#owner ?? ""} AND hashtext(${owner})::oid NOT IN (SELECT l.objid
                FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ${LEASE_LOCK_CLASS}::oid AND l.objsubid = 2)`
-          : sql`grants.lease_owner <> ${this.#owner ?? ""}`;
-      const result = await sql`UPDATE grants
+          : sql`${owner} <> ${this.#owner ?? ""}`;
+      const grants = await sql`UPDATE grants
         SET access_next_at = ${now}, due_at = ${now}, lease_owner = NULL, version = version + 1
         WHERE access IN (${sql.join([...LEASED_ACCESS])}) AND lease_owner IS NOT NULL
-          AND access_next_at > ${now} AND ${gone}`.execute(this.#db);
-      return Number(result.numAffectedRows ?? 0);
+          AND access_next_at > ${now} AND ${gone(sql.ref("grants.lease_owner"))}`.execute(this.#db);
+      const alarms = await sql`UPDATE alarms SET next_at = ${now}, lease_owner = NULL
+        WHERE state = 'queued' AND lease_owner IS NOT NULL AND next_at > ${now}
+          AND ${gone(sql.ref("alarms.lease_owner"))}`.execute(this.#db);
+      return Number(grants.numAffectedRows ?? 0) + Number(alarms.numAffectedRows ?? 0);
     });
   }
 
@@ -781,16 +785,38 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
-  saveAlarms(alarms: readonly AlarmRecord[]): Promise<void> {
+  leaseAlarms(ids: readonly string[], until: number): Promise<void> {
+    return this.#run("leaseAlarms", async (db) => {
+      for (let i = 0; i < ids.length; i += CHUNK) {
+        await db
+          .updateTable("alarms")
+          .set({ next_at: until, lease_owner: this.#owner })
+          .where("id", "in", ids.slice(i, i + CHUNK))
+          .execute();
+      }
+    });
+  }
+
+  saveAlarms(alarms: readonly AlarmRecord[]): Promise<number> {
     return this.#run("saveAlarms", async (db) => {
+      // Only while this process still holds the lease: a result computed from what it claimed
+      // must not overwrite the work of a replica that has taken the alarm over since.
+      const mine =
+        this.#dialect === "postgres"
+          ? sql`alarms.lease_owner IS NOT DISTINCT FROM ${this.#owner}`
+          : sql`alarms.lease_owner IS ${this.#owner}`;
+      let saved = 0;
       for (let i = 0; i < alarms.length; i += CHUNK) {
         const { set, source } = bulkValues(
           this.#dialect,
           ALARM_STATE_COLUMNS,
           alarms.slice(i, i + CHUNK).map(alarmToRow),
         );
-        await sql`UPDATE alarms SET ${set} FROM ${source} WHERE alarms.id = v.id`.execute(db);
+        const result = await sql`UPDATE alarms SET ${set}, lease_owner = NULL FROM ${source}
+          WHERE alarms.id = v.id AND alarms.state = 'queued' AND ${mine}`.execute(db);
+        saved += Number(result.numAffectedRows ?? 0);
       }
+      return saved;
     });
   }
 
@@ -1600,6 +1626,7 @@ function alarmToRow(a: AlarmRecord): Database["alarms"] {
     created_at: a.createdAt,
     next_at: a.nextAt,
     delivered_at: a.deliveredAt,
+    lease_owner: null,
   };
 }
 

@@ -340,6 +340,16 @@ const leaseOwner: Migration = {
   },
 };
 
+/**
+ * Who is delivering an alarm: a delivery whose broker process is gone is taken over at once
+ * (like grants' leases) instead of when its lease runs out.
+ */
+const alarmLeaseOwner: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable("alarms").addColumn("lease_owner", "text").execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
@@ -352,6 +362,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0008_drills": drills,
   "0009_vault_openings": vaultOpenings,
   "0010_lease_owner": leaseOwner,
+  "0011_alarm_lease_owner": alarmLeaseOwner,
 });
 
 const provider: MigrationProvider = {
