@@ -884,6 +884,62 @@ for (const backend of BACKENDS) {
         expect((await store.findThrottle("user:alice"))?.lockedUntil).toBe(T0 + 60);
       });
 
+      // A session or factor is read, then saved whole a moment later (a step-up, an IdP refresh,
+      // a sign-in with a key): a logout or a removal committed in between must survive it.
+      it("a session's end is final and its factor time only moves forward: a save from a copy read before the logout does not bring it back", async () => {
+        const session = {
+          id: "ws_2",
+          secretHash: "c".repeat(64),
+          user: "alice",
+          method: "oidc" as const,
+          createdAt: T0,
+          expiresAt: T0 + 3600_000,
+          factorAt: T0 + 1,
+          revokedAt: null,
+          idp: "bgbox1.a.b",
+        };
+        await store.transaction((tx) => tx.saveWebSession(session));
+        const read = await store.findWebSession("ws_2"); // the step-up's copy
+        await store.transaction((tx) => tx.saveWebSession({ ...session, factorAt: T0 + 8, revokedAt: T0 + 5 })); // logout
+        await store.transaction((tx) =>
+          tx.saveWebSession({ ...(read ?? session), factorAt: T0 + 6, idp: "bgbox1.c.d" }),
+        );
+        expect(await store.findWebSession("ws_2")).toEqual({
+          ...session,
+          factorAt: T0 + 8,
+          revokedAt: T0 + 5,
+          idp: "bgbox1.c.d",
+        });
+      });
+
+      it("a factor's removal and confirmation are final, its step and last use only move forward: a save from a stale copy undoes none", async () => {
+        const enrolling = {
+          id: "f_9",
+          user: "alice",
+          kind: "webauthn" as const,
+          label: "key",
+          secret: "challenge",
+          createdAt: T0,
+          confirmedAt: null,
+          lastStep: null,
+          usedAt: null,
+          removedAt: null,
+        };
+        await store.transaction((tx) => tx.saveFactor(enrolling));
+        const stale = (await store.listFactors("alice")).find((f) => f.id === "f_9") ?? enrolling;
+        const confirmed = { ...enrolling, secret: "credential", confirmedAt: T0 + 1, lastStep: 10, usedAt: T0 + 1 };
+        await store.transaction((tx) => tx.saveFactor(confirmed));
+        expect(await store.transaction((tx) => tx.advanceFactorStep("f_9", 12, T0 + 2))).toBe(true);
+        await store.transaction((tx) => tx.saveFactor({ ...confirmed, removedAt: T0 + 3 })); // removed, from a copy at step 10
+        // A sign-in that read the factor before all of that records its use.
+        await store.transaction((tx) => tx.saveFactor({ ...stale, usedAt: T0 + 4 }));
+        expect(await store.listFactors("alice")).toEqual([]);
+        await db.exec("UPDATE local_factors SET removed_at = NULL WHERE id = 'f_9'"); // to read it back
+        expect(await store.listFactors("alice")).toEqual([
+          { ...confirmed, lastStep: 12, usedAt: T0 + 4, removedAt: null },
+        ]);
+      });
+
       it("accept a factor's step once and only forwards; recovery codes once; removed factors are not listed", async () => {
         const factor = (id: string, kind: "totp" | "recovery") => ({
           id,

@@ -307,11 +307,18 @@ export interface StoreTx {
   saveTerminalSession(session: TerminalSession): Promise<void>;
   /** Append events; an event whose seq is already stored is ignored (a client's retry). */
   appendTerminalEvents(sessionId: string, events: readonly TerminalEvent[]): Promise<void>;
-  /** Insert or replace a session (by id). */
+  /**
+   * Insert or replace a session (by id). Callers save a copy read earlier, so an end already
+   * recorded is kept (a logout is final) and the factor time never moves back.
+   */
   saveWebSession(session: WebSession): Promise<void>;
   /** Insert or replace what the IdP said about a user. */
   saveIdentity(identity: Identity): Promise<void>;
-  /** Insert or replace a local factor (by id). */
+  /**
+   * Insert or replace a local factor (by id). Callers save a copy read earlier, so what is
+   * already recorded wins where going back would weaken it: a removal and a confirmation are
+   * final, the secret changes only before confirmation, the last step and last use never move back.
+   */
   saveFactor(factor: LocalFactor): Promise<void>;
   /**
    * Accept a factor's TOTP time step or WebAuthn signature counter once: true when `step` is

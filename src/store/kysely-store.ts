@@ -1023,10 +1023,18 @@ class KyselyStoreTx implements StoreTx {
         revoked_at: w.revokedAt,
         idp: w.idp,
       };
+      // Saved whole from a copy read earlier (a step-up, an IdP refresh): an end recorded
+      // meanwhile stays, and the factor time only moves forward.
       await db
         .insertInto("web_sessions")
         .values(row)
-        .onConflict((oc) => oc.column("id").doUpdateSet(row))
+        .onConflict((oc) =>
+          oc.column("id").doUpdateSet({
+            ...row,
+            revoked_at: sql`COALESCE(web_sessions.revoked_at, excluded.revoked_at)`,
+            factor_at: later("web_sessions", "factor_at"),
+          }),
+        )
         .execute();
     });
   }
@@ -1064,10 +1072,22 @@ class KyselyStoreTx implements StoreTx {
         used_at: f.usedAt,
         removed_at: f.removedAt,
       };
+      // Saved whole from a copy read earlier (a confirmation, a sign-in, a removal): a removal
+      // or confirmation recorded meanwhile stays, the secret changes only before confirmation,
+      // and the accepted step and the last use only move forward (a replayed code stays refused).
       await db
         .insertInto("local_factors")
         .values(row)
-        .onConflict((oc) => oc.column("id").doUpdateSet(row))
+        .onConflict((oc) =>
+          oc.column("id").doUpdateSet({
+            ...row,
+            removed_at: sql`COALESCE(local_factors.removed_at, excluded.removed_at)`,
+            confirmed_at: sql`COALESCE(local_factors.confirmed_at, excluded.confirmed_at)`,
+            secret: sql`CASE WHEN local_factors.confirmed_at IS NULL THEN excluded.secret ELSE local_factors.secret END`,
+            last_step: later("local_factors", "last_step"),
+            used_at: later("local_factors", "used_at"),
+          }),
+        )
         .execute();
     });
   }
@@ -1221,6 +1241,17 @@ class KyselyStoreTx implements StoreTx {
       throw err;
     }
   }
+}
+
+/**
+ * In an upsert's `DO UPDATE SET`: the later of the stored value and the new one (null counts as
+ * earliest), so a save from a stale copy cannot move a time or counter back.
+ */
+function later(table: string, column: string): RawBuilder<number | null> {
+  const stored = sql.ref(`${table}.${column}`);
+  const incoming = sql.ref(`excluded.${column}`);
+  return sql<number | null>`CASE WHEN ${incoming} IS NULL THEN ${stored}
+    WHEN ${stored} IS NULL OR ${incoming} > ${stored} THEN ${incoming} ELSE ${stored} END`;
 }
 
 // ---------------------------------------------------------------------------------------------
