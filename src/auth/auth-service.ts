@@ -261,18 +261,18 @@ export function createAuthService(deps: {
     const now = clock.now();
     const { maxFailures, windowMs, durationMs } = config.lockout;
     const locked: string[] = [];
-    const before = await Promise.all(keys.map((key) => store.findThrottle(key)));
     await store.transaction(async (tx) => {
-      for (const [i, key] of keys.entries()) {
-        const t = before[i] ?? null;
-        const fresh = !t || now - t.windowStart > windowMs;
+      for (const key of keys) {
+        // Read under the counter's lock: failures arriving together are each counted.
+        const t = await tx.lockThrottle(key);
+        const fresh = now - t.windowStart > windowMs;
         const failures = fresh ? 1 : t.failures + 1;
         const lock = failures >= maxFailures;
         await tx.saveThrottle({
           key,
           failures: lock ? 0 : failures,
           windowStart: fresh || lock ? now : t.windowStart,
-          lockedUntil: lock ? now + durationMs : (t?.lockedUntil ?? null),
+          lockedUntil: lock ? now + durationMs : t.lockedUntil,
         });
         if (lock) locked.push(key);
       }

@@ -328,6 +328,12 @@ export interface StoreTx {
   advanceFactorStep(factorId: string, step: number, at: number): Promise<boolean>;
   /** Mark a recovery code used; false when it already was. */
   useRecoveryCode(factorId: string, at: number): Promise<boolean>;
+  /**
+   * A brute-force counter, locked until the transaction ends, for a read-modify-write of it:
+   * concurrent failures are counted one after the other, none lost. A key never seen before
+   * reads as no failures (`failures` 0, `windowStart` 0).
+   */
+  lockThrottle(key: string): Promise<AuthThrottle>;
   saveThrottle(throttle: AuthThrottle): Promise<void>;
   /** Insert or replace a drill run (by id). */
   saveDrillRun(run: DrillRun): Promise<void>;

@@ -1117,6 +1117,23 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
+  lockThrottle(key: string): Promise<AuthThrottle> {
+    return this.#run("lockThrottle", async (db) => {
+      // Insert-if-missing first, so a first failure has a row to wait on; then lock and read in
+      // statements of their own (see lockGrant).
+      await db
+        .insertInto("auth_throttle")
+        .values({ key, failures: 0, window_start: 0, locked_until: null })
+        .onConflict((oc) => oc.column("key").doNothing())
+        .execute();
+      if (this.#dialect === "postgres") {
+        await db.selectFrom("auth_throttle").select("key").where("key", "=", key).forUpdate().execute();
+      }
+      const row = await db.selectFrom("auth_throttle").selectAll().where("key", "=", key).executeTakeFirstOrThrow();
+      return { key: row.key, failures: row.failures, windowStart: row.window_start, lockedUntil: row.locked_until };
+    });
+  }
+
   saveThrottle(t: AuthThrottle): Promise<void> {
     return this.#run("saveThrottle", async (db) => {
       const row = { key: t.key, failures: t.failures, window_start: t.windowStart, locked_until: t.lockedUntil };
