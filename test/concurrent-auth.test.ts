@@ -1,10 +1,15 @@
 /**
- * Lockout counts every failure, however they arrive (issue 19: guarantees under races). With
+ * Sign-in protections hold under simultaneous requests (issue 19: guarantees under races).
+ *
+ * Lockout counts every failure, however they arrive. With
  * `max_failures: 5`, five wrong codes sent at once — real parallel HTTP requests to a fallback
  * login while the IdP is unreachable — must lock the user out: the sixth attempt is refused with
  * ERR_LOCKED_OUT and the lockout pages security. The failure count was read before the
  * transaction that wrote it back, so simultaneous failures each wrote "1" and the attacker got as
  * many guesses as they could send at once.
+ *
+ * Replacing recovery codes replaces them: two replacements at once leave one set of ten, not two
+ * (each read the old list before its transaction, voided that, and kept the other's new codes).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,7 +30,7 @@ const MAX_FAILURES = 5;
 const ROUNDS = 4; // users, each attacked by one volley
 
 for (const mode of MODES) {
-  describe(`lockout under concurrent guesses: ${mode.name}`, () => {
+  describe(`sign-in protections under concurrent requests: ${mode.name}`, () => {
     let cluster: PostgresCluster | null = null;
     let dir = "";
     let broker: Broker;
@@ -112,6 +117,24 @@ targets:
       }
       console.log(`lockout under concurrent guesses (${mode.name}):\n  ${outcomes.join("\n  ")}`);
       for (const o of outcomes) expect(o).toMatch(/then 429 ERR_LOCKED_OUT/);
+    }, 120_000);
+
+    it("replacing recovery codes twice at once leaves one set of ten", async () => {
+      const auth = broker.auth;
+      if (!auth) throw new Error("the broker has no sign-in service");
+      const counts: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const user = `u${round}`;
+        const ctx = { actor: user, requestId: null, sourceAddress: null };
+        await auth.newRecoveryCodes(ctx);
+        const [a, b] = await Promise.all([auth.newRecoveryCodes(ctx), auth.newRecoveryCodes(ctx)]);
+        const active = (await broker.store.listFactors(user)).filter((f) => f.kind === "recovery" && f.usedAt === null);
+        counts.push(active.length);
+        expect(a).toHaveLength(10);
+        expect(b).toHaveLength(10);
+      }
+      console.log(`recovery codes after two replacements at once (${mode.name}): ${counts.join(", ")} active`);
+      expect(counts).toEqual(counts.map(() => 10));
     }, 120_000);
   });
 }
