@@ -940,6 +940,36 @@ for (const backend of BACKENDS) {
         ]);
       });
 
+      it("removeFactors removes a user's current factors of one kind and returns them", async () => {
+        const f = (id: string, user: string, kind: "totp" | "recovery", removedAt: number | null = null) => ({
+          id,
+          user,
+          kind,
+          label: kind,
+          secret: "s",
+          createdAt: T0,
+          confirmedAt: T0,
+          lastStep: null,
+          usedAt: null,
+          removedAt,
+        });
+        await store.transaction(async (tx) => {
+          for (const x of [
+            f("r_1", "alice", "recovery"),
+            f("r_2", "alice", "recovery"),
+            f("r_0", "alice", "recovery", T0),
+            f("t_1", "alice", "totp"),
+            f("r_3", "bob", "recovery"),
+          ])
+            await tx.saveFactor(x);
+        });
+        const removed = await store.transaction((tx) => tx.removeFactors("alice", "recovery", T0 + 5));
+        expect(removed).toEqual([f("r_1", "alice", "recovery", T0 + 5), f("r_2", "alice", "recovery", T0 + 5)]);
+        expect((await store.listFactors("alice")).map((x) => x.id)).toEqual(["t_1"]);
+        expect((await store.listFactors("bob")).map((x) => x.id)).toEqual(["r_3"]);
+        expect(await store.transaction((tx) => tx.removeFactors("alice", "recovery", T0 + 6))).toEqual([]);
+      });
+
       it("accept a factor's step once and only forwards; recovery codes once; removed factors are not listed", async () => {
         const factor = (id: string, kind: "totp" | "recovery") => ({
           id,

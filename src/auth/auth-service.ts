@@ -663,9 +663,9 @@ export function createAuthService(deps: {
         const raw = randomBytes(10).toString("hex");
         return `${raw.slice(0, 5)}-${raw.slice(5, 10)}-${raw.slice(10, 15)}-${raw.slice(15)}`;
       });
-      const old = (await store.listFactors(ctx.actor)).filter((f) => f.kind === "recovery");
       await store.transaction(async (tx) => {
-        for (const f of old) await tx.saveFactor({ ...f, removedAt: now });
+        // The codes the database has now (a concurrent replacement's included), not a list read before.
+        const old = await tx.removeFactors(ctx.actor, "recovery", now);
         for (const code of codes) {
           await tx.saveFactor(
             newFactor(ids.next("f"), ctx.actor, "recovery", "recovery code", sha256(normalizeCode(code)), now),

@@ -326,6 +326,12 @@ export interface StoreTx {
    * already used — a replayed code or a cloned key.
    */
   advanceFactorStep(factorId: string, step: number, at: number): Promise<boolean>;
+  /**
+   * Remove every current factor of `kind` of `user` — as the database has them now, not as a
+   * copy read earlier — and return them. Calls for one user run one after the other (a lock held
+   * to the end of the transaction), so a replacement also removes what a concurrent one added.
+   */
+  removeFactors(user: string, kind: FactorKind, at: number): Promise<LocalFactor[]>;
   /** Mark a recovery code used; false when it already was. */
   useRecoveryCode(factorId: string, at: number): Promise<boolean>;
   /**

@@ -72,6 +72,9 @@ export interface KyselyStoreOptions {
 /** The first key of the session advisory lock each PostgreSQL broker process holds while alive ("BGLS"). */
 export const LEASE_LOCK_CLASS = 1112951891;
 
+/** The first key of the transaction advisory lock on one user's factors ("BGFA"). */
+const FACTOR_LOCK_CLASS = 1111967297;
+
 /** Kysely over the pool, or bound to the connection of one transaction. */
 type Db = Kysely<Database>;
 type GrantRow = Selectable<GrantsTable> & { approvals: string | null };
@@ -1102,6 +1105,25 @@ class KyselyStoreTx implements StoreTx {
         .where((eb) => eb.or([eb("last_step", "is", null), eb("last_step", "<", step)]))
         .executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
+    });
+  }
+
+  removeFactors(user: string, kind: FactorKind, at: number): Promise<LocalFactor[]> {
+    return this.#run("removeFactors", async (db) => {
+      if (this.#dialect === "postgres") {
+        // The user's lock in a statement of its own; the next statement sees what the holder
+        // before us committed (a concurrent replacement's new codes included).
+        await sql`SELECT pg_advisory_xact_lock(${FACTOR_LOCK_CLASS}, hashtext(${user}))`.execute(db);
+      }
+      const rows = await db
+        .updateTable("local_factors")
+        .set({ removed_at: at })
+        .where("user_name", "=", user)
+        .where("kind", "=", kind)
+        .where("removed_at", "is", null)
+        .returningAll()
+        .execute();
+      return rows.map(factorFromRow).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
     });
   }
 
