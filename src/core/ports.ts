@@ -262,6 +262,11 @@ export interface StoreTx {
    * other replicas' claims (`FOR UPDATE SKIP LOCKED` on PostgreSQL), oldest first.
    */
   claimDue(now: number, limit: number): Promise<Grant[]>;
+  /**
+   * The events of these grants, in seq order, as committed now: after `lockGrant`, everything
+   * recorded by the writers that held the grant before (an acknowledgement, an escalation).
+   */
+  readGrantAudit(grantIds: readonly string[]): Promise<SealedAuditEvent[]>;
   /** The chain's head, locked so appends are serialised across replicas. seq 0 when empty. */
   lockAuditHead(): Promise<AuditHead>;
   /** @throws ERR_AUDIT_WRITE_FAILED — the caller's transaction must then roll back. */

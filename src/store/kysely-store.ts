@@ -192,24 +192,7 @@ class KyselyStore implements Store {
   }
 
   readGrantAudit(grantIds: readonly string[]): Promise<SealedAuditEvent[]> {
-    return this.#read("readGrantAudit", async () => {
-      if (grantIds.length === 0) return [];
-      const rows = await this.#db
-        .selectFrom("audit_events")
-        .selectAll()
-        .where("grant_id", "in", [...grantIds])
-        .orderBy("seq")
-        .execute();
-      return rows.map((r) => ({
-        seq: r.seq,
-        at: r.at,
-        type: r.type as AuditEventType,
-        actor: r.actor,
-        grantId: r.grant_id,
-        payload: r.payload,
-        hash: r.hash,
-      }));
-    });
+    return this.#read("readGrantAudit", () => selectGrantAudit(this.#db, grantIds));
   }
 
   readAudit(fromSeq: number, limit: number): Promise<SealedAuditEvent[]> {
@@ -698,6 +681,10 @@ class KyselyStoreTx implements StoreTx {
         .execute();
       return rows.map(grantFromRow);
     });
+  }
+
+  readGrantAudit(grantIds: readonly string[]): Promise<SealedAuditEvent[]> {
+    return this.#run("readGrantAudit", (db) => selectGrantAudit(db, grantIds));
   }
 
   lockAuditHead(): Promise<AuditHead> {
@@ -1416,6 +1403,26 @@ function selectGrants(db: Db, dialect: StoreDialect) {
           string | null
         >`(SELECT json_group_array(json_object('approver', a.approver, 'at', a.at, 'comment', a.comment) ORDER BY a.position) FROM grant_approvals a WHERE a.grant_id = grants.id)`;
   return db.selectFrom("grants").selectAll("grants").select(approvals.as("approvals"));
+}
+
+/** The audit events of these grants, in seq order. */
+async function selectGrantAudit(db: Db, grantIds: readonly string[]): Promise<SealedAuditEvent[]> {
+  if (grantIds.length === 0) return [];
+  const rows = await db
+    .selectFrom("audit_events")
+    .selectAll()
+    .where("grant_id", "in", [...grantIds])
+    .orderBy("seq")
+    .execute();
+  return rows.map((r) => ({
+    seq: r.seq,
+    at: r.at,
+    type: r.type as AuditEventType,
+    actor: r.actor,
+    grantId: r.grant_id,
+    payload: r.payload,
+    hash: r.hash,
+  }));
 }
 
 function terminalFromRow(r: Selectable<Database["terminal_sessions"]>): TerminalSession {
