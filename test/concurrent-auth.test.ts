@@ -10,6 +10,7 @@
  *
  * Replacing recovery codes replaces them: two replacements at once leave one set of ten, not two
  * (each read the old list before its transaction, voided that, and kept the other's new codes).
+ * And a factor removed twice at once is removed once, with one audit event.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -135,6 +136,24 @@ targets:
       }
       console.log(`recovery codes after two replacements at once (${mode.name}): ${counts.join(", ")} active`);
       expect(counts).toEqual(counts.map(() => 10));
+    }, 120_000);
+
+    it("removing a factor twice at once removes it once: one auth.factor_removed, the other call refused", async () => {
+      const auth = broker.auth;
+      if (!auth) throw new Error("the broker has no sign-in service");
+      const outcomes: string[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const ctx = { actor: `u${round}`, requestId: null, sourceAddress: null };
+        const { factorId } = await auth.enrollTotp(ctx, "phone");
+        const both = await Promise.allSettled([auth.removeFactor(ctx, factorId), auth.removeFactor(ctx, factorId)]);
+        const events = (await broker.store.readAudit(1, 100_000)).filter(
+          (e) => e.type === "auth.factor_removed" && e.payload.includes(factorId),
+        );
+        const refused = both.flatMap((r) => (r.status === "rejected" ? [(r.reason as { code?: string }).code] : []));
+        outcomes.push(`${events.length} event(s), refused: ${refused.join(",") || "none"}`);
+      }
+      console.log(`a factor removed twice at once (${mode.name}): ${outcomes.join("; ")}`);
+      expect(outcomes).toEqual(outcomes.map(() => "1 event(s), refused: ERR_NOT_FOUND"));
     }, 120_000);
   });
 }
