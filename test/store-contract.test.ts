@@ -940,7 +940,7 @@ for (const backend of BACKENDS) {
         ]);
       });
 
-      it("removeFactors removes a user's current factors of one kind and returns them", async () => {
+      it("removeFactors removes a user's current factors of one kind, or one by id, and returns what it removed", async () => {
         const f = (id: string, user: string, kind: "totp" | "recovery", removedAt: number | null = null) => ({
           id,
           user,
@@ -963,11 +963,17 @@ for (const backend of BACKENDS) {
           ])
             await tx.saveFactor(x);
         });
-        const removed = await store.transaction((tx) => tx.removeFactors("alice", "recovery", T0 + 5));
+        const removed = await store.transaction((tx) => tx.removeFactors("alice", { kind: "recovery" }, T0 + 5));
         expect(removed).toEqual([f("r_1", "alice", "recovery", T0 + 5), f("r_2", "alice", "recovery", T0 + 5)]);
         expect((await store.listFactors("alice")).map((x) => x.id)).toEqual(["t_1"]);
         expect((await store.listFactors("bob")).map((x) => x.id)).toEqual(["r_3"]);
-        expect(await store.transaction((tx) => tx.removeFactors("alice", "recovery", T0 + 6))).toEqual([]);
+        expect(await store.transaction((tx) => tx.removeFactors("alice", { kind: "recovery" }, T0 + 6))).toEqual([]);
+        // One by id: removed once; a second call finds nothing to remove.
+        expect(await store.transaction((tx) => tx.removeFactors("alice", { id: "t_1" }, T0 + 7))).toEqual([
+          f("t_1", "alice", "totp", T0 + 7),
+        ]);
+        expect(await store.transaction((tx) => tx.removeFactors("alice", { id: "t_1" }, T0 + 8))).toEqual([]);
+        expect(await store.transaction((tx) => tx.removeFactors("bob", { id: "t_1" }, T0 + 8))).toEqual([]);
       });
 
       it("accept a factor's step once and only forwards; recovery codes once; removed factors are not listed", async () => {

@@ -665,7 +665,7 @@ export function createAuthService(deps: {
       });
       await store.transaction(async (tx) => {
         // The codes the database has now (a concurrent replacement's included), not a list read before.
-        const old = await tx.removeFactors(ctx.actor, "recovery", now);
+        const old = await tx.removeFactors(ctx.actor, { kind: "recovery" }, now);
         for (const code of codes) {
           await tx.saveFactor(
             newFactor(ids.next("f"), ctx.actor, "recovery", "recovery code", sha256(normalizeCode(code)), now),
@@ -688,18 +688,18 @@ export function createAuthService(deps: {
 
     async removeFactor(ctx, factorId) {
       requireFullLogin(ctx, "removing a factor");
-      const f = (await store.listFactors(ctx.actor)).find((x) => x.id === factorId);
-      if (!f) throw new BreakglassError("ERR_NOT_FOUND", `no factor ${factorId} of yours`);
       const now = clock.now();
       await store.transaction(async (tx) => {
-        await tx.saveFactor({ ...f, removedAt: now });
+        // Removed by this call, or by a concurrent one first (then it is gone: one event, not two).
+        const [removed] = await tx.removeFactors(ctx.actor, { id: factorId }, now);
+        if (!removed) throw new BreakglassError("ERR_NOT_FOUND", `no factor ${factorId} of yours`);
         await audit.append(tx, [
           stamp(
             nonGrantEvent("auth.factor_removed", ctx.actor, now, {
               user: ctx.actor,
               factorId,
-              kind: f.kind,
-              label: f.label,
+              kind: removed.kind,
+              label: removed.label,
             }),
             ctx,
           ),

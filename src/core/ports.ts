@@ -332,11 +332,16 @@ export interface StoreTx {
    */
   advanceFactorStep(factorId: string, step: number, at: number): Promise<boolean>;
   /**
-   * Remove every current factor of `kind` of `user` — as the database has them now, not as a
-   * copy read earlier — and return them. Calls for one user run one after the other (a lock held
-   * to the end of the transaction), so a replacement also removes what a concurrent one added.
+   * Remove `user`'s current factors of a kind, or the one with this id — as the database has them
+   * now, not as a copy read earlier — and return those this call removed (none when another
+   * removed them first). Calls for one user run one after the other (a lock held to the end of
+   * the transaction), so a replacement also removes what a concurrent one added.
    */
-  removeFactors(user: string, kind: FactorKind, at: number): Promise<LocalFactor[]>;
+  removeFactors(
+    user: string,
+    which: { readonly kind: FactorKind } | { readonly id: string },
+    at: number,
+  ): Promise<LocalFactor[]>;
   /** Mark a recovery code used; false when it already was. */
   useRecoveryCode(factorId: string, at: number): Promise<boolean>;
   /**

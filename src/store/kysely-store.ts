@@ -1095,7 +1095,11 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
-  removeFactors(user: string, kind: FactorKind, at: number): Promise<LocalFactor[]> {
+  removeFactors(
+    user: string,
+    which: { readonly kind: FactorKind } | { readonly id: string },
+    at: number,
+  ): Promise<LocalFactor[]> {
     return this.#run("removeFactors", async (db) => {
       if (this.#dialect === "postgres") {
         // The user's lock in a statement of its own; the next statement sees what the holder
@@ -1106,7 +1110,8 @@ class KyselyStoreTx implements StoreTx {
         .updateTable("local_factors")
         .set({ removed_at: at })
         .where("user_name", "=", user)
-        .where("kind", "=", kind)
+        .$if("kind" in which, (q) => q.where("kind", "=", (which as { kind: FactorKind }).kind))
+        .$if("id" in which, (q) => q.where("id", "=", (which as { id: string }).id))
         .where("removed_at", "is", null)
         .returningAll()
         .execute();
