@@ -10,11 +10,13 @@
  *
  * Replacing recovery codes replaces them: two replacements at once leave one set of ten, not two
  * (each read the old list before its transaction, voided that, and kept the other's new codes).
- * And a factor removed twice at once is removed once, with one audit event.
+ * And a factor confirmed, or removed, twice at once is enrolled, or removed, once — one audit
+ * event, one page to security.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as OTPAuth from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
@@ -136,6 +138,28 @@ targets:
       }
       console.log(`recovery codes after two replacements at once (${mode.name}): ${counts.join(", ")} active`);
       expect(counts).toEqual(counts.map(() => 10));
+    }, 120_000);
+
+    it("confirming a new factor twice at once enrols it once: one auth.factor_enrolled", async () => {
+      const auth = broker.auth;
+      if (!auth) throw new Error("the broker has no sign-in service");
+      const counts: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const ctx = { actor: `u${round}`, requestId: null, sourceAddress: null };
+        const { factorId, secret } = await auth.enrollTotp(ctx, "second phone");
+        const code = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), period: 30, digits: 6 }).generate();
+        const both = await Promise.all([
+          auth.confirmFactor(ctx, factorId, { code }),
+          auth.confirmFactor(ctx, factorId, { code }),
+        ]);
+        expect(both.map((v) => v.confirmed)).toEqual([true, true]);
+        const events = (await broker.store.readAudit(1, 100_000)).filter(
+          (e) => e.type === "auth.factor_enrolled" && e.payload.includes(factorId),
+        );
+        counts.push(events.length);
+      }
+      console.log(`a factor confirmed twice at once (${mode.name}): ${counts.join(", ")} enrolment event(s)`);
+      expect(counts).toEqual(counts.map(() => 1));
     }, 120_000);
 
     it("removing a factor twice at once removes it once: one auth.factor_removed, the other call refused", async () => {
