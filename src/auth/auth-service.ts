@@ -634,8 +634,9 @@ export function createAuthService(deps: {
         confirmed = { ...f, secret: r.secret, confirmedAt: now, lastStep: r.counter, usedAt: now };
       }
       await succeed(keys);
-      await store.transaction(async (tx) => {
-        await tx.saveFactor(confirmed);
+      const first = await store.transaction(async (tx) => {
+        // Confirmed by this call, or by a concurrent one first (then one enrolment, one event).
+        if (!(await tx.confirmFactor(confirmed))) return false;
         await audit.append(tx, [
           stamp(
             nonGrantEvent("auth.factor_enrolled", ctx.actor, now, {
@@ -647,7 +648,13 @@ export function createAuthService(deps: {
             ctx,
           ),
         ]);
+        return true;
       });
+      if (!first) {
+        const current = (await store.listFactors(ctx.actor)).find((x) => x.id === factorId);
+        if (!current) throw new BreakglassError("ERR_NOT_FOUND", `no factor ${factorId} of yours is being enrolled`);
+        return view(current);
+      }
       return view(confirmed);
     },
 

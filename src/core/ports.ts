@@ -332,6 +332,11 @@ export interface StoreTx {
    */
   advanceFactorStep(factorId: string, step: number, at: number): Promise<boolean>;
   /**
+   * Record a factor's confirmation (its secret, step and first use from `factor`) unless it is
+   * already confirmed or removed: true when this call confirmed it.
+   */
+  confirmFactor(factor: LocalFactor): Promise<boolean>;
+  /**
    * Remove `user`'s current factors of a kind, or the one with this id — as the database has them
    * now, not as a copy read earlier — and return those this call removed (none when another
    * removed them first). Calls for one user run one after the other (a lock held to the end of

@@ -1095,6 +1095,20 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
+  confirmFactor(f: LocalFactor): Promise<boolean> {
+    return this.#run("confirmFactor", async (db) => {
+      // One conditional update: two confirmations at once cannot both see "unconfirmed".
+      const r = await db
+        .updateTable("local_factors")
+        .set({ secret: f.secret, confirmed_at: f.confirmedAt, last_step: f.lastStep, used_at: f.usedAt })
+        .where("id", "=", f.id)
+        .where("confirmed_at", "is", null)
+        .where("removed_at", "is", null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    });
+  }
+
   removeFactors(
     user: string,
     which: { readonly kind: FactorKind } | { readonly id: string },
