@@ -512,7 +512,7 @@ export const AlarmsSchema = z
       .default([{ events: ["*"], channels: ["local"] }])
       .describe("Which other events go to which channels."),
     delivery_lease: FineDuration.default("60s").describe(
-      "How long a replica holds an alarm while delivering; after that another replica retries it (at least once).",
+      "How long a replica holds an alarm while delivering; after that another replica retries it (at least once). A replica that dies has its deliveries taken over at once.",
     ),
     unalarmed_after: FineDuration.default("60s").describe(
       "An active grant whose activation alarm no security channel has delivered within this time is flagged `unalarmed` (the grant keeps working).",
