@@ -94,8 +94,11 @@ function durationSchema(fine: boolean) {
   return withHint(schema, hint);
 }
 
-/** A duration in whole seconds or more: `30m`, `1h30m`, `2d`, `45s`. */
-const Duration = durationSchema(false);
+/**
+ * A duration in whole seconds or more: `30m`, `1h30m`, `2d`, `45s`. Exported for connectors'
+ * settings, so every duration a person writes is refused the same way without its unit.
+ */
+export const Duration = durationSchema(false);
 /** A duration that may also be written in milliseconds: `250ms`. */
 const FineDuration = durationSchema(true);
 
