@@ -180,5 +180,38 @@ targets:
       console.log(`a factor removed twice at once (${mode.name}): ${outcomes.join("; ")}`);
       expect(outcomes).toEqual(outcomes.map(() => "1 event(s), refused: ERR_NOT_FOUND"));
     }, 120_000);
+
+    it("two logouts of one session at once end it once: one auth.logout", async () => {
+      const auth = broker.auth;
+      if (!auth) throw new Error("the broker has no sign-in service");
+      const counts: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const user = `f${round}`;
+        const ctx = { actor: user, requestId: null, sourceAddress: null };
+        const issued = await auth.loginWithIdp(
+          ctx,
+          {
+            issuer: "http://idp.test",
+            subject: `sub-${user}`,
+            username: user,
+            idpGroups: [],
+            email: null,
+            name: null,
+            idToken: "not-used",
+            refreshToken: null,
+          },
+          [],
+        );
+        const sessionId = issued.session.id;
+        await Promise.all([auth.logout(ctx, sessionId), auth.logout(ctx, sessionId)]);
+        const events = (await broker.store.readAudit(1, 100_000)).filter(
+          (e) => e.type === "auth.logout" && e.payload.includes(sessionId),
+        );
+        counts.push(events.length);
+        expect((await broker.store.findWebSession(sessionId))?.revokedAt).not.toBeNull();
+      }
+      console.log(`a session logged out twice at once (${mode.name}): ${counts.join(", ")} logout event(s)`);
+      expect(counts).toEqual(counts.map(() => 1));
+    }, 120_000);
   });
 }

@@ -571,13 +571,15 @@ export function createAuthService(deps: {
       const session = await store.findWebSession(sessionId);
       if (!session || session.revokedAt !== null) return null;
       const now = clock.now();
-      await store.transaction(async (tx) => {
-        await tx.saveWebSession({ ...session, revokedAt: now });
+      // Ended by one conditional update: of two logouts at once, one records `auth.logout`.
+      const ended = await store.transaction(async (tx) => {
+        if (!(await tx.endWebSession(sessionId, now))) return false;
         await audit.append(tx, [
           stamp(nonGrantEvent("auth.logout", ctx.actor, now, { user: session.user, sessionId }), ctx),
         ]);
+        return true;
       });
-      return session;
+      return ended ? session : null;
     },
 
     async cliSession(ctx, fromSessionId) {

@@ -334,6 +334,11 @@ export interface StoreTx {
    * recorded is kept (a logout is final) and the factor time never moves back.
    */
   saveWebSession(session: WebSession): Promise<void>;
+  /**
+   * End a session at `at` unless it has ended already (one conditional update): true when this
+   * call ended it, so two logouts at once record one `auth.logout`.
+   */
+  endWebSession(sessionId: string, at: number): Promise<boolean>;
   /** Insert or replace what the IdP said about a user. */
   saveIdentity(identity: Identity): Promise<void>;
   /**

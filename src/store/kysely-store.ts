@@ -1138,6 +1138,18 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
+  endWebSession(sessionId: string, at: number): Promise<boolean> {
+    return this.#run("endWebSession", async (db) => {
+      const r = await db
+        .updateTable("web_sessions")
+        .set({ revoked_at: at })
+        .where("id", "=", sessionId)
+        .where("revoked_at", "is", null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    });
+  }
+
   confirmFactor(f: LocalFactor): Promise<boolean> {
     return this.#run("confirmFactor", async (db) => {
       // One conditional update: two confirmations at once cannot both see "unconfirmed".
