@@ -16,7 +16,7 @@ import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
-import { createBroker } from "../src/app.js";
+import { type Broker, createBroker } from "../src/app.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
 import { formatVerdict, verifyStoreChain } from "../src/audit/audit-verify.js";
 import { sha256 } from "../src/audit/node-crypto.js";
@@ -263,6 +263,118 @@ const STATE_CASES: { key: () => string; set: string; at: string }[] = [
   { key: () => rotationStateKey("target:box"), set: `value = '2020-01-01T00:00:00.000Z'`, at: "rotated" },
 ];
 
+/**
+ * What the cases edit, recorded through the broker's own paths: a grant with a terminal session
+ * and its activation alarm delivered, two tier-2 openings (the first's alarm delivered late, the
+ * second reviewed), a drill run to its end, tokens, an IdP declaration and a password rotation.
+ */
+async function recordEvidence(broker: Broker) {
+  const seqOf = new Map<string, number>();
+  const { service, store } = broker;
+  // A grant with a terminal session, its activation alarm delivered.
+  const g = await service.request(ctx("alice"), {
+    roleId: "production/db-admin",
+    justification: "primary down",
+    incident: "INC-42",
+    durationS: 600,
+    emergency: true,
+  });
+  const alice = (await broker.tokens.create(ctx("alice"), { user: "alice", description: "shell" })).token.reveal();
+  const call = async (url: string, payload: Record<string, unknown>) => {
+    const res = await broker.http.inject({
+      method: "POST",
+      url: `/api/v1${url}`,
+      headers: { authorization: `Bearer ${alice}` },
+      payload,
+    });
+    expect(res.statusCode, res.body).toBeLessThan(300);
+    return res.json() as { session: { id: string } };
+  };
+  const t = await call(`/grants/${g.id}/terminal`, { command: "psql orders", width: 120, height: 40 });
+  await call(`/terminal/${t.session.id}/events`, { events: [{ seq: 1, t: 0.5, kind: "o", data: "orders=# " }] });
+  await call(`/terminal/${t.session.id}/end`, { reason: "exited 1" });
+  await service.release(ctx("alice"), g.id);
+  // Two tier-2 openings: the first's alarm pending at the opening and delivered later, the second reviewed.
+  const facts = (incident: string, alarm: string) => ({
+    envelope: "e0a1",
+    name: "aws-root",
+    at: new Date(Date.now() - 3_600_000).toISOString(),
+    custodians: [
+      { name: "alice", fingerprint: "0123456789abcdef" },
+      { name: "dave", fingerprint: "fedcba9876543210" },
+    ],
+    reason: "AWS SSO down",
+    incident,
+    alarm,
+  });
+  const r1 = nextRecord([], facts("INC-77", "pending (no endpoint reachable)"), () => "sig");
+  const r2 = nextRecord([r1], facts("INC-78", "delivered to 1 endpoint(s)"), () => "sig");
+  await broker.vault.importOpenings({ id: "e0a1", name: "aws-root" }, [r1, r2], []);
+  const receipt = { seq: 1, hash: r1.hash, deliveredAt: new Date().toISOString(), summary: "delivered to 1" };
+  await broker.vault.importOpenings({ id: "e0a1", name: "aws-root" }, [r1, r2], [receipt]);
+  await broker.vault.review(ctx("erin"), "vo_e0a1_2", { outcome: "unjustified", notes: "custodian left" });
+  // A drill, run to its end.
+  const run = await broker.drills.start(ctx("erin"), "emergency");
+  expect(await broker.drills.finished(run.id)).toMatchObject({ result: "passed" });
+  // Tokens: one that expires, one revoked.
+  const tok = await broker.tokens.create(ctx("erin"), {
+    user: "erin",
+    description: "reports",
+    ttlS: 86_400,
+    scopes: ["read"],
+  });
+  const gone = await broker.tokens.create(ctx("erin"), { user: "erin", description: "old" });
+  await broker.tokens.revoke(ctx("erin"), gone.record.id, true);
+  // Broker state with an event each, as their writers do it (the IdP route, a rotation).
+  const audit = createAuditLog({ sha256 });
+  await store.transaction(async (tx) => {
+    const now = Date.now();
+    await tx.swapState(IDP_DECLARED_STATE, JSON.stringify({ by: "erin", at: now, reason: "IdP outage" }), now);
+    await audit.append(tx, [nonGrantEvent("auth.idp_declared", "erin", now, { down: true, reason: "IdP outage" })]);
+    await tx.swapState(rotationStateKey("target:box"), new Date(now).toISOString(), now);
+    await audit.append(tx, [
+      nonGrantEvent("credential.rotated", "erin", now, { credential: "postgres admin password", user: "x" }, "box"),
+    ]);
+  });
+  await broker.alarms.drain();
+  // Which events state what, and which rows the cases edit.
+  const events: { seq: number; type: string; data: Record<string, unknown> }[] = [];
+  for (let from = 1; ; ) {
+    const page = await store.readAudit(from, 1000);
+    for (const e of page) events.push({ seq: e.seq, type: e.type, data: JSON.parse(e.payload).data });
+    if (page.length < 1000) break;
+    from = (page.at(-1)?.seq ?? 0) + 1;
+  }
+  const seq = (name: string, pick: (e: (typeof events)[number]) => boolean) => {
+    const e = events.find(pick);
+    if (!e) throw new Error(`no event for ${name}`);
+    seqOf.set(name, e.seq);
+  };
+  const activation = events.find((e) => e.type === "grant.emergency_activated" && e.data.drill !== true);
+  const delivered = events.find((e) => e.type === "alarm.delivered" && e.data.event === activation?.seq);
+  seq("terminal", (e) => e.type === "grant.terminal_started");
+  seq("terminal_end", (e) => e.type === "grant.terminal_ended");
+  seq("opened", (e) => e.type === "vault.opened" && e.data.opening === "vo_e0a1_1");
+  seq("reviewed", (e) => e.type === "vault.opening_reviewed");
+  seq("vault_delivered", (e) => e.type === "vault.alarm_delivered");
+  seq("drill", (e) => e.type === "drill.started");
+  seq("drill_end", (e) => e.type === "drill.finished");
+  seq("activation", (e) => e === activation);
+  seq("delivered", (e) => e === delivered);
+  seq("token", (e) => e.type === "token.created" && e.data.tokenId === tok.record.id);
+  seq("config", (e) => e.type === "config.changed");
+  seq("idp", (e) => e.type === "auth.idp_declared");
+  seq("rotated", (e) => e.type === "credential.rotated");
+  return {
+    seqOf,
+    grant: g.id,
+    terminal: t.session.id,
+    drill: run.id,
+    alarm: String(delivered?.data.alarm),
+    token: tok.record.id,
+  };
+}
+
 let dir = "";
 let cluster: PostgresCluster | undefined;
 
@@ -308,105 +420,12 @@ for (const backend of ["sqlite", "postgres"] as const) {
       );
       publicKey = broker.signingKey.publicKeyPem;
       await broker.start();
-      const { service, store } = broker;
-      // A grant with a terminal session, its activation alarm delivered.
-      const g = await service.request(ctx("alice"), {
-        roleId: "production/db-admin",
-        justification: "primary down",
-        incident: "INC-42",
-        durationS: 600,
-        emergency: true,
-      });
-      const alice = (await broker.tokens.create(ctx("alice"), { user: "alice", description: "shell" })).token.reveal();
-      const call = async (url: string, payload: Record<string, unknown>) => {
-        const res = await broker.http.inject({
-          method: "POST",
-          url: `/api/v1${url}`,
-          headers: { authorization: `Bearer ${alice}` },
-          payload,
-        });
-        expect(res.statusCode, res.body).toBeLessThan(300);
-        return res.json() as { session: { id: string } };
-      };
-      const t = await call(`/grants/${g.id}/terminal`, { command: "psql orders", width: 120, height: 40 });
-      await call(`/terminal/${t.session.id}/events`, { events: [{ seq: 1, t: 0.5, kind: "o", data: "orders=# " }] });
-      await call(`/terminal/${t.session.id}/end`, { reason: "exited 1" });
-      await service.release(ctx("alice"), g.id);
-      // Two tier-2 openings: the first's alarm pending at the opening and delivered later, the second reviewed.
-      const facts = (incident: string, alarm: string) => ({
-        envelope: "e0a1",
-        name: "aws-root",
-        at: new Date(Date.now() - 3_600_000).toISOString(),
-        custodians: [
-          { name: "alice", fingerprint: "0123456789abcdef" },
-          { name: "dave", fingerprint: "fedcba9876543210" },
-        ],
-        reason: "AWS SSO down",
-        incident,
-        alarm,
-      });
-      const r1 = nextRecord([], facts("INC-77", "pending (no endpoint reachable)"), () => "sig");
-      const r2 = nextRecord([r1], facts("INC-78", "delivered to 1 endpoint(s)"), () => "sig");
-      await broker.vault.importOpenings({ id: "e0a1", name: "aws-root" }, [r1, r2], []);
-      const receipt = { seq: 1, hash: r1.hash, deliveredAt: new Date().toISOString(), summary: "delivered to 1" };
-      await broker.vault.importOpenings({ id: "e0a1", name: "aws-root" }, [r1, r2], [receipt]);
-      await broker.vault.review(ctx("erin"), "vo_e0a1_2", { outcome: "unjustified", notes: "custodian left" });
-      // A drill, run to its end.
-      const run = await broker.drills.start(ctx("erin"), "emergency");
-      expect(await broker.drills.finished(run.id)).toMatchObject({ result: "passed" });
-      // Tokens: one that expires, one revoked.
-      const tok = await broker.tokens.create(ctx("erin"), {
-        user: "erin",
-        description: "reports",
-        ttlS: 86_400,
-        scopes: ["read"],
-      });
-      const gone = await broker.tokens.create(ctx("erin"), { user: "erin", description: "old" });
-      await broker.tokens.revoke(ctx("erin"), gone.record.id, true);
-      // Broker state with an event each, as their writers do it (the IdP route, a rotation).
-      const audit = createAuditLog({ sha256 });
-      await store.transaction(async (tx) => {
-        const now = Date.now();
-        await tx.swapState(IDP_DECLARED_STATE, JSON.stringify({ by: "erin", at: now, reason: "IdP outage" }), now);
-        await audit.append(tx, [nonGrantEvent("auth.idp_declared", "erin", now, { down: true, reason: "IdP outage" })]);
-        await tx.swapState(rotationStateKey("target:box"), new Date(now).toISOString(), now);
-        await audit.append(tx, [
-          nonGrantEvent("credential.rotated", "erin", now, { credential: "postgres admin password", user: "x" }, "box"),
-        ]);
-      });
-      await broker.alarms.drain();
-      // Which events state what, and which rows the cases edit.
-      const events: { seq: number; type: string; data: Record<string, unknown> }[] = [];
-      for (let from = 1; ; ) {
-        const page = await store.readAudit(from, 1000);
-        for (const e of page) events.push({ seq: e.seq, type: e.type, data: JSON.parse(e.payload).data });
-        if (page.length < 1000) break;
-        from = (page.at(-1)?.seq ?? 0) + 1;
-      }
-      const seq = (name: string, pick: (e: (typeof events)[number]) => boolean) => {
-        const e = events.find(pick);
-        if (!e) throw new Error(`no event for ${name}`);
-        seqOf.set(name, e.seq);
-      };
-      const activation = events.find((e) => e.type === "grant.emergency_activated" && e.data.drill !== true);
-      const delivered = events.find((e) => e.type === "alarm.delivered" && e.data.event === activation?.seq);
-      seq("terminal", (e) => e.type === "grant.terminal_started");
-      seq("terminal_end", (e) => e.type === "grant.terminal_ended");
-      seq("opened", (e) => e.type === "vault.opened" && e.data.opening === "vo_e0a1_1");
-      seq("reviewed", (e) => e.type === "vault.opening_reviewed");
-      seq("vault_delivered", (e) => e.type === "vault.alarm_delivered");
-      seq("drill", (e) => e.type === "drill.started");
-      seq("drill_end", (e) => e.type === "drill.finished");
-      seq("activation", (e) => e === activation);
-      seq("delivered", (e) => e === delivered);
-      seq("token", (e) => e.type === "token.created" && e.data.tokenId === tok.record.id);
-      seq("config", (e) => e.type === "config.changed");
-      seq("idp", (e) => e.type === "auth.idp_declared");
-      seq("rotated", (e) => e.type === "credential.rotated");
-      target.terminal_sessions = { key: "id", id: t.session.id };
-      target.drill_runs = { key: "id", id: run.id };
-      target.alarms = { key: "id", id: String(delivered?.data.alarm) };
-      target.tokens = { key: "id", id: tok.record.id };
+      const recorded = await recordEvidence(broker);
+      for (const [k, v] of recorded.seqOf) seqOf.set(k, v);
+      target.terminal_sessions = { key: "id", id: recorded.terminal };
+      target.drill_runs = { key: "id", id: recorded.drill };
+      target.alarms = { key: "id", id: recorded.alarm };
+      target.tokens = { key: "id", id: recorded.token };
       target.broker_state = { key: "key", id: "config" };
       await broker.stop();
 
@@ -584,3 +603,138 @@ for (const backend of ["sqlite", "postgres"] as const) {
     });
   });
 }
+
+describe("the pages, the story and the evidence report flag what verification would reject", () => {
+  let broker: Broker;
+  let home = "";
+  let erin = "";
+  let rec: Awaited<ReturnType<typeof recordEvidence>>;
+  const tamper = (sql: string) => {
+    const raw = new BetterSqlite3(join(home, "breakglass.db"));
+    try {
+      raw.exec(sql);
+    } finally {
+      raw.close();
+    }
+  };
+  // biome-ignore lint/suspicious/noExplicitAny: responses are checked with expect(), field by field
+  const get = async (url: string): Promise<any> => {
+    const res = await broker.http.inject({
+      method: "GET",
+      url: `/api/v1${url}`,
+      headers: { authorization: `Bearer ${erin}` },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json();
+  };
+  const edited = (column: string) => ({
+    columns: expect.arrayContaining([column]),
+    message: expect.stringContaining(`${column.split(".").slice(1).join(".")} column says`),
+  });
+
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), "bg-evidence-reads-"));
+    writeFileSync(join(home, "breakglass.yaml"), `${testConfigYaml({ driver: "sqlite" })}${DRILLS}`);
+    broker = await createBroker(loadConfigFile(join(home, "breakglass.yaml"), connectorConfigChecks), {
+      log: silentLogger,
+    });
+    await broker.start();
+    rec = await recordEvidence(broker);
+    erin = (await broker.tokens.create(ctx("erin"), { user: "erin", description: "reads" })).token.reveal();
+  }, 60_000);
+  afterAll(async () => {
+    await broker?.stop();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it("shows the untouched rows unflagged; activation deliveries covered, the others not", async () => {
+    const story = await get(`/grants/${rec.grant}/story`);
+    for (const a of story.alarms) {
+      expect(a.integrity).toBeNull();
+      expect(a.deliveryCovered).toBe(a.event === "grant.emergency_activated");
+    }
+    expect(story.recording.sessions.find((s: { session: string }) => s.session === rec.terminal).integrity).toBeNull();
+    expect((await get(`/drills/runs/${rec.drill}`)).integrity).toBeNull();
+    expect(
+      (await get("/reviews")).vaultOpenings.map((o: { opening: { integrity: unknown } }) => o.opening.integrity),
+    ).toEqual([null]);
+  });
+
+  it("the story: an activation alarm forged undelivered is shown as the chain has it, and flagged", async () => {
+    tamper(`UPDATE alarms SET state = 'failed', delivered_at = NULL WHERE id = '${rec.alarm}'`);
+    const story = await get(`/grants/${rec.grant}/story`);
+    const alarm = story.alarms.find((a: { id: string }) => a.id === rec.alarm);
+    expect(alarm).toMatchObject({
+      state: "delivered",
+      deliveredAt: expect.any(String),
+      deliveryCovered: true,
+      integrity: edited("alarms.state"),
+    });
+    const grant = await get(`/grants/${rec.grant}`);
+    expect(grant.alarms.find((a: { id: string }) => a.id === rec.alarm)).toMatchObject({
+      state: "delivered",
+      integrity: expect.any(Object),
+    });
+  });
+
+  it("the story, the recording list and the player: an edited terminal session is flagged", async () => {
+    tamper(`UPDATE terminal_sessions SET command = 'ls' WHERE id = '${rec.terminal}'`);
+    const story = await get(`/grants/${rec.grant}/story`);
+    expect(
+      story.recording.sessions.find((s: { session: string }) => s.session === rec.terminal).integrity,
+    ).toMatchObject(edited("terminal_sessions.command"));
+    expect((await get(`/terminal/${rec.terminal}`)).session.integrity).toMatchObject(
+      edited("terminal_sessions.command"),
+    );
+    expect((await get(`/grants/${rec.grant}/recording`)).terminalSessions[0].integrity).toMatchObject(
+      edited("terminal_sessions.command"),
+    );
+  });
+
+  it("the review queue: an edited tier-2 opening is flagged", async () => {
+    tamper("UPDATE vault_openings SET custodians = '[]' WHERE id = 'vo_e0a1_1'");
+    const [o] = (await get("/reviews")).vaultOpenings;
+    expect(o.opening.integrity).toMatchObject(edited("vault_openings.custodians"));
+  });
+
+  it("the drill pages: an edited time to access is flagged", async () => {
+    tamper(`UPDATE drill_runs SET time_to_access_ms = 1 WHERE id = '${rec.drill}'`);
+    expect((await get(`/drills/runs/${rec.drill}`)).integrity).toMatchObject(edited("drill_runs.time_to_access_ms"));
+    expect((await get("/drills")).drills[0].lastRun.integrity).toMatchObject(edited("drill_runs.time_to_access_ms"));
+  });
+
+  it("the evidence report: each edited row flagged on its page, the delivery as the chain has it", async () => {
+    const { buildEvidenceReport, reportHtml, reportJson } = await import("../src/audit/evidence-report.js");
+    const chain = await verifyStoreChain(
+      broker.store,
+      loadPublicKeys([broker.signingKey.publicKeyPem]).verifySignature,
+    );
+    expect(chain.ok).toBe(false);
+    const report = await buildEvidenceReport(broker.store, {
+      from: 0,
+      to: Date.now() + 60_000,
+      now: Date.now(),
+      chain,
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: the JSON report is checked field by field
+    const json = reportJson(report) as any;
+    const access = json.accesses.find((a: { grant: string }) => a.grant === rec.grant);
+    expect(access.activationAlarms).toEqual([
+      expect.objectContaining({ state: "delivered", coveredByVerification: true }),
+    ]);
+    expect(access.integrity).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining("alarms.state".slice(7)),
+        expect.stringContaining("command column says"),
+      ]),
+    );
+    expect(json.drills.find((d: { run: string }) => d.run === rec.drill).integrity).toEqual([
+      expect.stringContaining("time_to_access_ms"),
+    ]);
+    expect(json.vaultOpenings.find((o: { opening: string }) => o.opening === "vo_e0a1_1").integrity).toEqual([
+      expect.stringContaining("custodians column says"),
+    ]);
+    expect(json.summary.editedRows).toBe(3);
+    expect(reportHtml(report)).toContain("EDITED ROWS");
+  });
+});

@@ -63,6 +63,16 @@ export class AlarmLedger {
     );
   }
 
+  /**
+   * When the chain says it was delivered (null: not delivered), for an alarm whose delivery it
+   * covers; undefined when it does not cover it (the row is all there is).
+   */
+  chainDelivery(a: AlarmRecord): number | null | undefined {
+    const d = this.#delivered.get(a.id);
+    if (d !== undefined) return d.at;
+    return this.covers(a) ? null : undefined;
+  }
+
   /** The row against the event it is about (null: no such event) and its sealed delivery. */
   differences(a: AlarmRecord, event: ChainEvent | null, checkpoint?: Checkpoint | null): Diff[] {
     if (a.eventType === "audit.checkpoint" && checkpoint !== undefined) return checkpointDifferences(a, checkpoint);
@@ -177,6 +187,13 @@ function checkpointDifferences(a: AlarmRecord, cp: Checkpoint | null): Diff[] {
   return c.list;
 }
 
+/** What a reader shows of an alarm row beside the row itself. */
+export interface AlarmCheck {
+  readonly differences: Diff[];
+  /** When the chain says it was delivered (null: not); undefined when the chain does not cover its delivery. */
+  readonly deliveredAt: number | null | undefined;
+}
+
 /**
  * A grant's alarms, each with what the chain says about its row and whether its delivery state is
  * covered (for a reader: `events` are the grant's, `sealedFrom` the seq of `alarm.deliveries_sealed`).
@@ -185,7 +202,7 @@ export function alarmChecks(
   alarms: readonly AlarmRecord[],
   events: readonly StoredAuditEvent[],
   sealedFrom: number | null,
-): Map<string, { readonly differences: Diff[]; readonly deliveryCovered: boolean }> {
+): Map<string, AlarmCheck> {
   const ledger = new AlarmLedger();
   ledger.sealedFrom(sealedFrom);
   const bySeq = new Map<number, ChainEvent>();
@@ -197,7 +214,10 @@ export function alarmChecks(
   return new Map(
     alarms.map((a) => [
       a.id,
-      { differences: ledger.differences(a, bySeq.get(a.eventSeq) ?? null), deliveryCovered: ledger.covers(a) },
+      {
+        differences: ledger.differences(a, bySeq.get(a.eventSeq) ?? null),
+        deliveredAt: ledger.chainDelivery(a),
+      },
     ]),
   );
 }
