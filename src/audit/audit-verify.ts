@@ -368,7 +368,7 @@ export function formatVerdict(verdict: ChainVerdict): string {
     r === undefined
       ? ""
       : r === null
-        ? "; recordings not checked (an export holds none: verify against the database for them)"
+        ? "; recordings not checked (an export holds none), nor the rows people read (grants, terminal sessions, tier-2 openings, drill runs, alarms, tokens, broker state): verify against the database for them"
         : `; ${count(r.matched, "recording")} ${r.matched === 1 ? "matches its sealed digest" : "match their sealed digests"}${r.unsealed > 0 ? `, ${r.unsealed} not sealed (open, or closed before seals existed)` : ""}`;
   return `OK: ${count(verdict.eventsChecked, "event")}, head ${verdict.headSeq} ${verdict.headHash.slice(0, 16)}…, ${count(verdict.checkpointsChecked, "checkpoint")}, ${tail}${recordings}`;
 }

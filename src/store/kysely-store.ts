@@ -1563,8 +1563,8 @@ async function selectGrantAudit(db: Db, grantIds: readonly string[]): Promise<Li
 
 /**
  * Events of these types that belong to no grant (tier-2 openings, drills, the alarm outbox's own),
- * linked like {@link selectGrantAudit}. Found through the partial index `audit_events_non_grant`
- * (migration 0014), whose predicate the query repeats.
+ * linked like {@link selectGrantAudit}. Found through `audit_events_grant_id` (its null entries:
+ * the non-grant events only, never the grant events that make up most of the log).
  */
 async function selectNonGrantAudit(db: Db, types: readonly string[]): Promise<LinkedAuditEvent[]> {
   if (types.length === 0) return [];

@@ -372,18 +372,6 @@ const alarmLeaseOwner: Migration = {
   },
 };
 
-/**
- * Events that belong to no grant, by type: readers that show a tier-2 opening or a drill run check
- * its row against the events that recorded it (vault.*, drill.*), which no grant id finds. Partial,
- * so the grant events that make up most of the log (and of an expiry storm) cost no extra index
- * write.
- */
-const auditNonGrantIndex: Migration = {
-  async up(db: Kysely<unknown>): Promise<void> {
-    await sql`CREATE INDEX audit_events_non_grant ON audit_events (type, seq) WHERE grant_id IS NULL`.execute(db);
-  },
-};
-
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
@@ -399,7 +387,6 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0011_vault_opening_alarm": vaultOpeningAlarm,
   "0012_grant_activation_failure": activationFailure,
   "0013_alarm_lease_owner": alarmLeaseOwner,
-  "0014_audit_non_grant_index": auditNonGrantIndex,
 });
 
 const provider: MigrationProvider = {
