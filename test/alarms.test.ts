@@ -18,6 +18,7 @@ import { checkpointMessage } from "../src/core/audit-chain.js";
 import type { Checkpoint } from "../src/core/ports.js";
 import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import { runCli } from "./support/broker-process.js";
+import { until } from "./support/wait.js";
 import { Receiver, WEBHOOK_SECRET as SECRET } from "./support/webhook-receiver.js";
 
 let dir: string;
@@ -65,7 +66,7 @@ targets:
   const config = loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env });
   broker = await createBroker(config, { log: silentLogger, env });
   url = await broker.start();
-}, 30_000);
+});
 afterAll(async () => {
   await broker?.stop();
   await receiver.stop();
@@ -74,20 +75,6 @@ afterAll(async () => {
 
 const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(
-  what: string,
-  fn: () => T | null | undefined | false | Promise<T | null | undefined | false>,
-  ms = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 let previous: string | null = null;
 async function activate(emergency = false): Promise<string> {
   // One open grant per user and role: give the last one back first.
@@ -192,21 +179,19 @@ describe("alarms", () => {
     expect(shown.stdout).toContain("UNALARMED: no security channel has delivered the activation alarm");
     expect(shown.stdout).toMatch(/NOT DELIVERED yet \(\d+ attempts?; last error: webhook unreachable/);
     await receiver.start(port);
-    const got = await until(
-      "delivery after the receiver is back",
-      () => receiver.received.find((r) => (r.body.event as { grant?: string }).grant === id),
-      20_000,
+    const got = await until("delivery after the receiver is back", () =>
+      receiver.received.find((r) => (r.body.event as { grant?: string }).grant === id),
     );
     expect(got.body).toMatchObject({ severity: "critical", summary: expect.stringContaining("EMERGENCY") });
     await until("no longer unalarmed", async () => (await viewOf()).unalarmed === false);
-  }, 30_000);
+  });
 
   it("reports a channel that keeps failing on the other channels, and its recovery", async () => {
     const port = receiver.port;
     await receiver.stop();
     await activate();
     const types = async () => (await broker.store.readAudit(1, 100_000)).map((e) => e.type);
-    await until("channel_failing event", async () => (await types()).includes("alarm.channel_failing"), 20_000);
+    await until("channel_failing event", async () => (await types()).includes("alarm.channel_failing"));
     const record = await until("alarm on the file channel", () =>
       readFileSync(join(dir, "alarms.jsonl"), "utf8")
         .split("\n")
@@ -221,8 +206,8 @@ describe("alarms", () => {
       ),
     });
     await receiver.start(port);
-    await until("channel_recovered event", async () => (await types()).includes("alarm.channel_recovered"), 20_000);
-  }, 40_000);
+    await until("channel_recovered event", async () => (await types()).includes("alarm.channel_recovered"));
+  });
 
   it("gives up on a receiver that refuses the message itself (4xx), and says so", async () => {
     receiver.failNext = 1;
@@ -310,17 +295,15 @@ describe("alarms", () => {
         .filter(Boolean)
         .map((l) => JSON.parse(l) as { event: { type: string; grant?: string }; summary: string })
         .filter((m) => m.event.type === "alarm.escalated");
-    const esc = await until(
-      "escalation of the ignored grant",
-      () => escalatedIds().find((m) => m.event.grant === ignored),
-      10_000,
+    const esc = await until("escalation of the ignored grant", () =>
+      escalatedIds().find((m) => m.event.grant === ignored),
     );
     expect(esc.summary).toContain(`ESCALATED: nobody acknowledged break-glass grant ${ignored}`);
     await sleep(1500);
     expect(escalatedIds().filter((m) => m.event.grant === acked.id)).toEqual([]);
     expect(escalatedIds().filter((m) => m.event.grant === ignored)).toHaveLength(1);
     await broker.service.release(ctx("dave"), acked.id);
-  }, 20_000);
+  });
 
   it("sends each signed checkpoint to the channels routed audit.checkpoint: an anchor outside the broker", async () => {
     const cp = await broker.checkpoints.checkpointNow();

@@ -15,9 +15,9 @@ import { type PostgresTarget, startPostgresTarget, tryLogin } from "./support/po
 let target: PostgresTarget;
 beforeAll(async () => {
   target = await startPostgresTarget();
-}, 120_000);
+});
 afterAll(async () => target?.stop());
-beforeEach(async () => target.reset(), 60_000);
+beforeEach(async () => target.reset());
 
 const role = contractRole("pg-app", { roles: ["recovery_rw"], connection_limit: 3, statement_timeout: "20s" });
 const facts = (grantId: string, endsAt = Date.now() + 30 * 60_000, requester = "alice"): ConnectorGrantFacts => ({

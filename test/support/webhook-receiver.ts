@@ -23,8 +23,8 @@ export class Receiver {
   failStatus = 500;
   /** Never answer the next N requests (the sender's timeout must cut them). */
   hangNext = 0;
-  /** Answer every request this late (a slow receiver); it counts as received on arrival. */
-  delayMs = 0;
+  /** Answer every request only once this settles (a slow receiver the test lets go); received on arrival. */
+  holdUntil: Promise<unknown> | null = null;
   /** The receiver's clock for the timestamp check (a test that moves the broker's clock moves this too). */
   now: () => number = Date.now;
   #server: Server | null = null;
@@ -56,7 +56,7 @@ export class Receiver {
           return;
         }
         this.received.push({ key: String(req.headers["breakglass-idempotency-key"]), body: JSON.parse(body) });
-        if (this.delayMs > 0) setTimeout(() => res.writeHead(204).end(), this.delayMs);
+        if (this.holdUntil) void this.holdUntil.finally(() => res.writeHead(204).end());
         else res.writeHead(204).end();
       });
     });
