@@ -4,12 +4,14 @@
  * connection), by the restarted broker on SQLite — not when its lease runs out. The lease is the
  * target's limit + 10 s, and the limit is set long here (2 min), so a takeover that waited for the
  * lease cannot pass for a prompt one on a busy machine; how soon it came is reported, not bounded.
- * The target's revoke script takes 3 s and says which broker process ran it, so the test knows
- * whom to kill.
+ * The target's revoke script says which broker process ran it, so the test knows whom to kill,
+ * and does not finish until the test lets it (a file appears), so the kill always lands in the
+ * middle of it however busy the machine is.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
 import { createBroker } from "../src/app.js";
@@ -47,11 +49,19 @@ for (const mode of MODES) {
           rmSync(dir, { recursive: true, force: true });
         });
         const log = join(dir, "target.log");
+        /** The revoke script finishes once this exists (the killed holder's, orphaned, too). */
+        const release = join(dir, "release");
+        const letRevokesFinish = () => writeFileSync(release, "");
+        cleanups.push(letRevokesFinish);
         writeFileSync(join(dir, "grant.sh"), "#!/bin/sh\n", { mode: 0o755 });
         // $PPID: the broker process that runs the script.
         writeFileSync(
           join(dir, "revoke.sh"),
-          `#!/bin/sh\necho "start $PPID $(date +%s%3N)" >> ${log}\nsleep 3\necho "done $PPID $(date +%s%3N)" >> ${log}\n`,
+          `#!/bin/sh
+echo "start $PPID $(date +%s%3N)" >> ${log}
+i=0; while [ ! -e ${release} ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i + 1)); done
+echo "done $PPID $(date +%s%3N)" >> ${log}
+`,
           { mode: 0o755 },
         );
         const env = { BG_LEASE_DB: cluster?.url ?? "" };
@@ -104,6 +114,31 @@ targets:
           for (const b of brokers.values()) b.child.kill("SIGKILL");
         });
         for (const port of ports) await start(port);
+        /** What a failed takeover leaves to look at: the brokers, the grant's lease, the liveness locks. */
+        const diagnose = async (): Promise<string> => {
+          const out = [...brokers.entries()].map(
+            ([pid, b]) =>
+              `broker ${pid}: exit ${b.child.exitCode ?? "-"} signal ${b.child.signalCode ?? "-"}\n${b.output().stderr.slice(-2000)}`,
+          );
+          out.push(`target log: ${JSON.stringify(lines())}`);
+          if (cluster) {
+            const query = async (url: string, text: string) => {
+              const c = new pg.Client({ connectionString: url });
+              await c.connect();
+              try {
+                return JSON.stringify((await c.query(text)).rows);
+              } finally {
+                await c.end();
+              }
+            };
+            out.push(
+              `grants: ${await query(cluster.url, "SELECT id, state, access, lease_owner, access_next_at, due_at, hashtext(lease_owner)::oid AS h FROM grants")}`,
+              `advisory locks: ${await query(cluster.adminUrl, "SELECT classid, objid, objsubid, granted, pid FROM pg_locks WHERE locktype = 'advisory'")}`,
+              `sessions: ${await query(cluster.adminUrl, "SELECT pid, application_name, state, wait_event_type, wait_event, left(query, 100) AS query FROM pg_stat_activity WHERE datname IS NOT NULL")}`,
+            );
+          }
+          return out.join("\n");
+        };
 
         const lines = () =>
           existsSync(log)
@@ -118,7 +153,7 @@ targets:
         const leaseRunsOutBy = Number(first[2]) + LEASE_MS;
         const holder = brokers.get(Number(first[1]));
         expect(holder, "the revoke script runs under a broker process").toBeDefined();
-        holder?.child.kill("SIGKILL");
+        holder?.child.kill("SIGKILL"); // its revoke cannot have finished: the script waits for the test
         const killedAt = Date.now();
         let upAt = killedAt;
         if (mode.replicas === 1) {
@@ -131,12 +166,15 @@ targets:
           "the revoke taken over",
           () => lines().find((l) => l[0] === "start" && l[1] !== first[1]),
           leaseRunsOutBy - Date.now(),
-        );
+        ).catch(async (e: unknown) => {
+          throw new Error(`${String(e)}\n${await diagnose()}`);
+        });
         expect(Number(again[2])).toBeLessThan(leaseRunsOutBy);
         const takenOverMs = Number(again[2]) - upAt;
         console.log(
           `lease takeover (${mode.name}): revoke started again ${takenOverMs} ms after ${mode.replicas === 1 ? "the broker was up again" : "the kill"} (the lease would have held it ${LEASE_MS / 1000} s)`,
         );
+        letRevokesFinish();
         await until("the takeover's revoke to finish", () => lines().find((l) => l[0] === "done" && l[1] === again[1]));
       },
       2 * LEASE_MS,
