@@ -275,6 +275,9 @@ describe("alarms", () => {
   });
 
   it("escalates an activation nobody acknowledged, and not one that was acknowledged", async () => {
+    // No escalation pass while the test acknowledges one of the two: the CLI takes as long as it
+    // takes on a busy machine, and the order is what is tested, not how fast a human acks.
+    await broker.escalation?.stop();
     const ignored = await activate();
     const acked = await broker.service.request(ctx("dave"), {
       roleId: "production/db-admin",
@@ -282,13 +285,16 @@ describe("alarms", () => {
       incident: "INC-12",
       durationS: 600,
     });
-    await broker.service.approve(ctx("bob"), acked.id, null);
+    const ackedAt = (await broker.service.approve(ctx("bob"), acked.id, null)).activatedAt ?? 0;
     await expect(broker.service.acknowledge(ctx("dave"), acked.id, null)).rejects.toMatchObject({
       code: "ERR_FORBIDDEN",
     });
     const token = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "carol", description: "t" })).token.reveal();
     const ack = await runCli(["ack", acked.id, "--comment", "on it"], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: token });
     expect(ack.code, ack.stderr).toBe(0);
+    // Both are past escalation.after (1.5 s) when the running worker's passes resume.
+    await until("both activations past escalation.after", () => Date.now() - ackedAt > 1_600);
+    broker.escalation?.start();
     const escalatedIds = () =>
       readFileSync(join(dir, "alarms.jsonl"), "utf8")
         .split("\n")
