@@ -76,7 +76,8 @@ afterAll(async () => {
 const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let previous: string | null = null;
-async function activate(emergency = false): Promise<string> {
+/** A fresh active grant of alice's; `beforeActivation` runs between its request and its approval. */
+async function activate(emergency = false, beforeActivation?: (id: string) => void): Promise<string> {
   // One open grant per user and role: give the last one back first.
   if (previous) await broker.service.release(ctx("alice"), previous).catch(() => {});
   const g = await broker.service.request(ctx("alice"), {
@@ -86,6 +87,7 @@ async function activate(emergency = false): Promise<string> {
     durationS: 600,
     emergency,
   });
+  beforeActivation?.(g.id);
   if (!emergency) await broker.service.approve(ctx("bob"), g.id, null);
   previous = g.id;
   return g.id;
@@ -140,11 +142,16 @@ describe("alarms", () => {
   });
 
   it("retries a receiver that never answers, once the channel's timeout (2 s) cuts the attempt", async () => {
-    receiver.hangNext = 1;
-    const id = await activate();
+    // The first request about this grant hangs — not whatever else reaches the receiver first.
+    const id = await activate(false, (requested) => {
+      receiver.hangGrant = requested;
+      receiver.hangNext = 1;
+    });
     const got = await until("alarm after a timed-out attempt", () =>
       receiver.received.find((r) => (r.body.event as { grant?: string }).grant === id),
     );
+    expect(receiver.hung.map((r) => r.key)).toEqual([got.key]);
+    receiver.hangGrant = null;
     // The receiver has it; the broker records the delivery right after its answer.
     const hook = await until("the delivery recorded", async () =>
       (await broker.store.listAlarms(id)).find((a) => a.channel === "security-hook" && a.state === "delivered"),
