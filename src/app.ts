@@ -12,7 +12,7 @@ import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
 import { type AlarmWorker, createAlarmWorker } from "./alarms/alarm-worker.js";
 import { createAlarmChannel } from "./alarms/channels.js";
 import { createEmailChannel } from "./alarms/email-channel.js";
-import { createEscalationWorker } from "./alarms/escalation-worker.js";
+import { createEscalationWorker, type EscalationWorker } from "./alarms/escalation-worker.js";
 import { createAuditLog } from "./audit/audit-log.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
 import { sha256 } from "./audit/node-crypto.js";
@@ -75,6 +75,8 @@ export interface Broker {
   readonly rotation: RotationWorker;
   readonly alarms: AlarmWorker;
   readonly detector: DetectorWorker;
+  /** Activations nobody acknowledged in time; null without `alarms.escalation`. */
+  readonly escalation: EscalationWorker | null;
   readonly checkpoints: CheckpointWorker;
   readonly signingKey: SigningKey;
   readonly http: FastifyInstance;
@@ -350,6 +352,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     rotation,
     alarms,
     detector,
+    escalation,
     checkpoints,
     signingKey,
     http,
