@@ -179,7 +179,7 @@ describe("evidence report", () => {
     } finally {
       await browser.close();
     }
-  }, 60_000);
+  });
 
   it("prints to PDF with Chromium; the pages render and are not blank", async () => {
     requireBuild();
