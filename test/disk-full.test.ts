@@ -208,7 +208,8 @@ describe("disk full under the recordings (a real ENOSPC)", () => {
     await again.end();
     const released = await api("alice", "POST", `/grants/${id}/release`, {});
     expect(released.status).toBe(200);
-    expect((await api("erin", "GET", "/audit/verify")).json).toMatchObject({ ok: true });
+    const verified = (await api("erin", "GET", "/audit/verify")).json;
+    expect(verified, JSON.stringify(verified)).toMatchObject({ ok: true });
     await session.end().catch(() => {});
   });
 });

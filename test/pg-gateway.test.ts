@@ -683,3 +683,65 @@ ${role("verified", "verified")}${role("unverifiable", "unverifiable")}targets:
     }
   });
 });
+
+describe("PostgreSQL gateway: a session's end and its recording", () => {
+  it("writes a session's end (its seal) only once the statements it seals are stored, however long the recorder waits to write", async () => {
+    // A recorder that writes every 10 minutes: before the fix the end event sealed a recording
+    // still in memory, and `audit verify` read it as deleted until the batch was written.
+    const slowDir = mkdtempSync(join(tmpdir(), "bg-gateway-slow-"));
+    const gatewayPort = await freePort();
+    writeFileSync(
+      join(slowDir, "breakglass.yaml"),
+      `version: 1
+server: { host: 127.0.0.1, port: 0 }
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+gateway: { host: 127.0.0.1, port: ${gatewayPort}, targets: [pg-app], record_flush: 10m }
+users: { alice: {}, bob: {} }
+groups: { oncall: [alice], leads: [bob] }
+domains:
+  production:
+    roles:
+      db: { target: pg-app, grants: { roles: [recovery_rw] }, max_duration: 2h, approval: "1 of leads", requesters: [oncall] }
+targets:
+  pg-app: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s } }
+`,
+    );
+    const env = { [TARGET_ENV]: target.adminUrl };
+    const slow = await createBroker(
+      loadConfigFile(join(slowDir, "breakglass.yaml"), { ...connectorConfigChecks, env }),
+      {
+        log: silentLogger,
+        env,
+      },
+    );
+    await slow.start();
+    try {
+      const g = await slow.service.request(ctx("alice"), {
+        roleId: "production/db",
+        justification: "orders table is corrupt, repairing",
+        incident: "INC-501",
+        durationS: 1800,
+      });
+      await slow.service.approve(ctx("bob"), g.id, null);
+      const dsn = (await slow.service.credential(ctx("alice"), g.id)).credential.reveal();
+      const c = new pg.Client({ connectionString: dsn });
+      await c.connect();
+      await c.query("SELECT 'one statement' AS s");
+      await c.end();
+      const ended = await until("the session's end in the audit log", async () =>
+        (await slow.store.readGrantAudit([g.id])).find((e) => e.type === "gateway.session_ended"),
+      );
+      const keys = loadPublicKeys([slow.signingKey.publicKeyPem]).verifySignature;
+      // No waiting for the recorder: the seal is there, so what it seals is stored.
+      const verdict = await verifyStoreChain(slow.store, keys);
+      expect(verdict, JSON.stringify(verdict)).toMatchObject({ ok: true, recordings: { matched: 1, unsealed: 0 } });
+      expect(JSON.parse(ended.payload).data).toMatchObject({ statements: 1 });
+      await slow.service.release(ctx("alice"), g.id);
+    } finally {
+      await slow.stop();
+      rmSync(slowDir, { recursive: true, force: true });
+    }
+  });
+});
