@@ -6,6 +6,7 @@
  * - when the broker dies, the holder's gateway sessions end at the target on the target's own —
  *   an idle transaction is rolled back, a statement still running is cancelled — and no new
  *   session can be opened, while the grant role still exists at the target (nobody revoked it);
+ *   the holder could not switch off the settings that make the target notice;
  * - for contrast, a direct role's session opened with its credential keeps working after the
  *   broker died: that is what gateway-only access closes.
  */
@@ -165,6 +166,17 @@ describe("gateway-only access", () => {
     const busy = new pg.Client({ connectionString: strict.dsn });
     await busy.connect();
     busy.on("error", () => {});
+    // The holder cannot switch off what ends the session at the target when the gateway is gone.
+    for (const sql of [
+      "SET client_connection_check_interval = 0",
+      "SELECT set_config('tcp_keepalives_idle', '0', false)",
+      "CREATE VIEW settings AS SELECT * FROM pg_settings",
+    ]) {
+      await expect(busy.query(sql), sql).rejects.toMatchObject({ code: "42501" });
+    }
+    expect((await busy.query("SHOW client_connection_check_interval")).rows).toEqual([
+      { client_connection_check_interval: "1s" },
+    ]);
     const running = busy.query("SELECT pg_sleep(600)").then(
       () => "finished",
       (e: Error) => e.message,

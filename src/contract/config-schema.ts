@@ -663,6 +663,7 @@ export const GUARD_RULE_NAMES = [
   "change_owner",
   "set_role",
   "login_credential",
+  "session_bounds",
 ] as const;
 
 const GuardSchema = z

@@ -92,6 +92,18 @@ const objectWords = (t: unknown): string =>
     : "object";
 const cascade = (n: Fields) => n.behavior === "DROP_CASCADE";
 const ROLE_SETTINGS = new Set(["role", "session_authorization"]);
+/**
+ * The settings the gateway gives every upstream session so that the target ends it when the
+ * gateway is gone (pg-gateway.ts, SESSION_BOUNDS): a holder who changed them could outlive a dead
+ * broker.
+ */
+export const BOUND_SETTINGS: ReadonlySet<string> = new Set([
+  "client_connection_check_interval",
+  "tcp_keepalives_idle",
+  "tcp_keepalives_interval",
+  "tcp_keepalives_count",
+  "tcp_user_timeout",
+]);
 
 const when = (text: string, test: (n: Fields) => boolean): Condition => ({ when: text, test });
 const stmt = (sql: string, rules: NodeClass["rules"] = {}, more: Partial<NodeClass> = {}): NodeClass => ({
@@ -103,13 +115,17 @@ const stmt = (sql: string, rules: NodeClass["rules"] = {}, more: Partial<NodeCla
 
 // ——— conditions shared by several statements ———
 
-/** A role gets a password (not `PASSWORD NULL`) or LOGIN. `CREATE USER` means LOGIN unless it says NOLOGIN. */
+/**
+ * A role gets a password (not `PASSWORD NULL`), LOGIN, or a new VALID UNTIL (which keeps a
+ * password working longer). `CREATE USER` means LOGIN unless it says NOLOGIN.
+ */
 const givesLogin = (n: Fields): boolean => {
   const password = defElem(n.options, "password");
   const login = boolArg(defElem(n.options, "canlogin"));
   return (
     (password !== null && password.arg !== undefined) ||
     login === true ||
+    defElem(n.options, "validUntil") !== null ||
     (login === null && n.stmt_type === "ROLESTMT_USER")
   );
 };
@@ -127,6 +143,22 @@ const switchesRole = (n: Fields): boolean =>
   (n.kind === "VAR_SET_VALUE" || n.kind === "VAR_SET_CURRENT") &&
   constString(list(n.args)[0])?.toLowerCase() !== "none";
 const roleSetTo = (n: Fields): string | null => (n.kind === "VAR_SET_VALUE" ? constString(list(n.args)[0]) : null);
+/** `SET` of a session bound to a value (`RESET` and `DEFAULT` go back to the gateway's). */
+const setsBound = (n: Fields): boolean =>
+  typeof n.name === "string" &&
+  BOUND_SETTINGS.has(n.name.toLowerCase()) &&
+  (n.kind === "VAR_SET_VALUE" || n.kind === "VAR_SET_CURRENT");
+/** `pg_settings` (or `pg_catalog.pg_settings`): updating it runs set_config. */
+const isPgSettings = (rel: unknown): boolean =>
+  obj(rel)?.relname === "pg_settings" && [undefined, "pg_catalog"].includes(obj(rel)?.schemaname as string | undefined);
+/** Anywhere in a tree, a relation named pg_settings. */
+const readsPgSettings = (v: unknown): boolean => {
+  if (Array.isArray(v)) return v.some(readsPgSettings);
+  const o = obj(v);
+  if (o === null) return false;
+  if (isPgSettings(o.RangeVar)) return true;
+  return Object.values(o).some(readsPgSettings);
+};
 
 /** `set_config(name, value, is_local)`: the setting's name, or null when it is not a constant. */
 const setConfigArgs = (n: Fields): { name: string | null; value: string | null } | null => {
@@ -156,12 +188,8 @@ const STATEMENTS = {
     "UPDATE",
     {
       update_without_where: when("without WHERE", (n) => n.whereClause === undefined),
-      set_role: when(
-        "of pg_settings, which runs set_config and so can set the role",
-        (n) =>
-          obj(n.relation)?.relname === "pg_settings" &&
-          [undefined, "pg_catalog"].includes(obj(n.relation)?.schemaname as string | undefined),
-      ),
+      set_role: when("of pg_settings, which runs set_config and so can set the role", (n) => isPgSettings(n.relation)),
+      session_bounds: when("of pg_settings", (n) => isPgSettings(n.relation)),
     },
     {
       label: (n) => (obj(n.relation)?.relname === "pg_settings" ? "UPDATE pg_settings" : "UPDATE without WHERE"),
@@ -200,9 +228,16 @@ const STATEMENTS = {
   // — sessions and transactions —
   VariableSetStmt: stmt(
     "SET, RESET, SET ROLE, SET SESSION AUTHORIZATION",
-    { set_role: when("to a named role, not NONE, RESET or DEFAULT", switchesRole) },
+    {
+      set_role: when("to a named role, not NONE, RESET or DEFAULT", switchesRole),
+      session_bounds: when(
+        "of client_connection_check_interval, tcp_keepalives_idle/_interval/_count or tcp_user_timeout, not RESET or DEFAULT",
+        setsBound,
+      ),
+    },
     {
       label: (n) => {
+        if (setsBound(n)) return `SET ${String(n.name).toLowerCase()}`;
         const what = String(n.name).toLowerCase() === "role" ? "SET ROLE" : "SET SESSION AUTHORIZATION";
         const to = roleSetTo(n);
         return to === null ? `${what} to a role the guard cannot read` : `${what} ${to}`;
@@ -231,14 +266,14 @@ const STATEMENTS = {
       grant_role: when("with IN ROLE, ROLE or ADMIN", (n) =>
         ["addroleto", "rolemembers", "adminmembers"].some((k) => defElem(n.options, k) !== null),
       ),
-      login_credential: when("with PASSWORD or LOGIN; CREATE USER unless NOLOGIN", givesLogin),
+      login_credential: when("with PASSWORD, LOGIN or VALID UNTIL; CREATE USER unless NOLOGIN", givesLogin),
     },
     { label: (n) => `CREATE ${String(n.stmt_type ?? "ROLESTMT_ROLE").replace("ROLESTMT_", "")}` },
   ),
   AlterRoleStmt: stmt("ALTER ROLE, ALTER USER, ALTER GROUP", {
     alter_role: true,
     grant_role: when("ALTER GROUP … ADD/DROP USER", (n) => defElem(n.options, "rolemembers") !== null),
-    login_credential: when("with PASSWORD or LOGIN", givesLogin),
+    login_credential: when("with PASSWORD, LOGIN or VALID UNTIL", givesLogin),
   }),
   AlterRoleSetStmt: stmt("ALTER ROLE … SET/RESET (its SET is classified as a SET)", { alter_role: true }),
   DropRoleStmt: stmt("DROP ROLE, DROP USER, DROP GROUP", { drop_any: true, alter_role: true }),
@@ -331,7 +366,17 @@ const STATEMENTS = {
   ),
   AlterObjectSchemaStmt: stmt("ALTER … SET SCHEMA"),
   AlterObjectDependsStmt: stmt("ALTER … DEPENDS ON EXTENSION"),
-  ViewStmt: stmt("CREATE [OR REPLACE] VIEW"),
+  ViewStmt: stmt(
+    "CREATE [OR REPLACE] VIEW",
+    {
+      // pg_settings updates through its rule, and so does a view over it: UPDATE v SET setting = …
+      set_role: when("over pg_settings, which an UPDATE of the view runs set_config through", (n) =>
+        readsPgSettings(n.query),
+      ),
+      session_bounds: when("over pg_settings", (n) => readsPgSettings(n.query)),
+    },
+    { label: () => "CREATE VIEW over pg_settings" },
+  ),
   RefreshMatViewStmt: stmt("REFRESH MATERIALIZED VIEW"),
   IndexStmt: stmt("CREATE INDEX"),
   ReindexStmt: stmt("REINDEX"),
@@ -405,6 +450,10 @@ const RULED_PARTS = {
           );
         },
       ),
+      session_bounds: when("set_config of a session bound, or with a setting name that is not a constant", (n) => {
+        const a = setConfigArgs(n);
+        return a !== null && (a.name === null || BOUND_SETTINGS.has(a.name.toLowerCase()));
+      }),
     },
     label: (n) => {
       const a = setConfigArgs(n);

@@ -29,7 +29,9 @@ export const NAMED_RULES: Readonly<Record<(typeof GUARD_RULE_NAMES)[number], str
   set_role:
     "SET ROLE, SET SESSION AUTHORIZATION, set_config('role', …), a `role` startup option: to any role but the grant's own and its recovery roles",
   login_credential:
-    "a password or LOGIN for a role (a way in that bypasses the gateway); always on for gateway sessions",
+    "a password, LOGIN or VALID UNTIL for a role (a way in that bypasses the gateway); always on for gateway sessions",
+  session_bounds:
+    "changing the settings that end a gateway session at the target when the gateway is gone (client_connection_check_interval, TCP keepalives); always on for gateway sessions",
 };
 
 /** PostgreSQL parse node type names (`DropStmt`, `A_Expr`), for checking custom rules in the configuration. */

@@ -78,7 +78,12 @@ const EXAMPLES: Readonly<Record<(typeof STATEMENT_TYPES)[number], readonly [stri
   UpdateStmt: [
     ["UPDATE accounts SET balance = 0 WHERE id = 1"],
     ["UPDATE accounts SET balance = 0", "update_without_where"],
-    ["UPDATE pg_settings SET setting = 'app_owner' WHERE name = 'role'", "set_role"],
+    ["UPDATE pg_settings SET setting = 'app_owner' WHERE name = 'role'", "set_role", "session_bounds"],
+    [
+      "UPDATE pg_catalog.pg_settings SET setting = '0' WHERE name = 'client_connection_check_interval'",
+      "set_role",
+      "session_bounds",
+    ],
   ],
   DeleteStmt: [["DELETE FROM accounts WHERE id = 1"], ["DELETE FROM accounts", "delete_without_where"]],
   MergeStmt: [["MERGE INTO accounts a USING staged s ON a.id = s.id WHEN MATCHED THEN DELETE"]],
@@ -105,6 +110,11 @@ const EXAMPLES: Readonly<Record<(typeof STATEMENT_TYPES)[number], readonly [stri
     ["SET ROLE NONE"],
     ["RESET ROLE"],
     ["SET SESSION AUTHORIZATION DEFAULT"],
+    ["SET client_connection_check_interval = 0", "session_bounds"],
+    ['SET LOCAL "TCP_KEEPALIVES_IDLE" TO 0', "session_bounds"],
+    ["SET tcp_user_timeout = 0", "session_bounds"],
+    ["RESET client_connection_check_interval"],
+    ["SET tcp_keepalives_count TO DEFAULT"],
   ],
   VariableShowStmt: [["SHOW work_mem"]],
   TransactionStmt: [["BEGIN"]],
@@ -132,12 +142,14 @@ const EXAMPLES: Readonly<Record<(typeof STATEMENT_TYPES)[number], readonly [stri
     ["CREATE ROLE helper PASSWORD NULL", "create_role"],
     ["CREATE USER helper", "create_role", "login_credential"],
     ["CREATE USER helper NOLOGIN", "create_role"],
+    ["CREATE ROLE helper NOLOGIN VALID UNTIL 'infinity'", "create_role", "login_credential"],
   ],
   AlterRoleStmt: [
     ["ALTER ROLE reporting CONNECTION LIMIT 3", "alter_role"],
     ["ALTER ROLE CURRENT_USER PASSWORD 'mine'", "alter_role", "login_credential"],
     ["ALTER USER reporting LOGIN", "alter_role", "login_credential"],
     ["ALTER ROLE reporting NOLOGIN", "alter_role"],
+    ["ALTER ROLE CURRENT_USER VALID UNTIL 'infinity'", "alter_role", "login_credential"],
     ["ALTER GROUP app_owner ADD USER reporting", "alter_role", "grant_role"],
   ],
   AlterRoleSetStmt: [
@@ -225,7 +237,15 @@ const EXAMPLES: Readonly<Record<(typeof STATEMENT_TYPES)[number], readonly [stri
   RenameStmt: [["ALTER TABLE accounts RENAME TO accounts_old"], ["ALTER ROLE reporting RENAME TO rep", "alter_role"]],
   AlterObjectSchemaStmt: [["ALTER TABLE accounts SET SCHEMA archive"]],
   AlterObjectDependsStmt: [["ALTER FUNCTION f() DEPENDS ON EXTENSION postgis"]],
-  ViewStmt: [["CREATE VIEW v AS SELECT 1"]],
+  ViewStmt: [
+    ["CREATE VIEW v AS SELECT 1"],
+    ["CREATE VIEW v AS SELECT * FROM pg_settings", "set_role", "session_bounds"],
+    [
+      "CREATE OR REPLACE VIEW v AS SELECT name FROM (SELECT * FROM pg_catalog.pg_settings) s",
+      "set_role",
+      "session_bounds",
+    ],
+  ],
   RefreshMatViewStmt: [["REFRESH MATERIALIZED VIEW mv"]],
   IndexStmt: [["CREATE INDEX ON accounts (owner)"]],
   ReindexStmt: [["REINDEX TABLE accounts"]],
@@ -490,22 +510,34 @@ describe("statement guard", () => {
     expect(cached?.("DROP TABLE t")).toMatchObject({ allowed: false });
   });
 
-  it("decides the same with and without the quick path of a session whose only rule is login_credential", () => {
-    const login = guard(["login_credential"]);
-    const quick = sessionGuard(login);
-    for (const sql of [
-      "SELECT 1",
+  it("decides the same with and without the quick path of a session with only the gateway's own rules", () => {
+    const always = guard(["login_credential", "session_bounds"]);
+    const quick = sessionGuard(always);
+    const refused = [
       "ALTER ROLE CURRENT_USER PASSWORD 'mine'",
       "alter user current_user with encrypted password 'SCRAM-SHA-256$4096:…'",
       "CREATE USER backdoor",
+      "SET client_connection_check_interval = 0",
+      'SET U&"client\\005fconnection\\005fcheck\\005finterval" = 0',
+      "SELECT set_config('tcp_keepalives_idle', '0', false)",
+      "SELECT U&\"set\\005fconfig\"('client_connection_check_interval', '0', false)",
+      "UPDATE pg_settings SET setting = '0' WHERE name = 'client_connection_check_interval'",
+      "CREATE VIEW v AS SELECT * FROM pg_settings",
+    ];
+    for (const sql of refused) expect(decide(sql, always).allowed, sql).toBe(false);
+    for (const sql of [
+      ...refused,
       "/* */ ALTER/**/GROUP g ADD USER u",
+      "SELECT 1",
       "SELECT * FROM users",
+      "SET work_mem = '1GB'",
       "SELEC 1",
     ]) {
-      const slow = decide(sql, login);
-      // The quick path skips only texts that cannot be a role statement; an unparsable one without
-      // a role word goes to the target, which refuses it as PostgreSQL would.
-      if (/role|user|group/i.test(sql) || slow.allowed) expect(quick?.(sql), sql).toEqual(slow);
+      const slow = decide(sql, always);
+      // The quick path skips only texts that cannot hold what the rules refuse; an unparsable one
+      // without such a word goes to the target, which refuses it as PostgreSQL would.
+      if (/role|user|group|client_connection|tcp_|set_config|pg_settings|u&/i.test(sql) || slow.allowed)
+        expect(quick?.(sql), sql).toEqual(slow);
       else expect(quick?.(sql), sql).toEqual({ allowed: true });
     }
   });

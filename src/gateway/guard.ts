@@ -134,9 +134,10 @@ function qualifiedName(o: unknown): string[] {
 
 const guarded = (rules: GuardRules): boolean =>
   rules.named.length > 0 || rules.deny.length > 0 || rules.denySchemas.length > 0;
-const onlyLoginCredential = (rules: GuardRules): boolean =>
-  rules.named.length === 1 &&
-  rules.named[0] === "login_credential" &&
+/** The rules every gateway session has, whatever its role's guard says (see gatewayRules). */
+export const GATEWAY_RULES: readonly GuardRuleName[] = ["login_credential", "session_bounds"];
+const onlyGatewayRules = (rules: GuardRules): boolean =>
+  rules.named.every((r) => (GATEWAY_RULES as readonly string[]).includes(r)) &&
   rules.deny.length === 0 &&
   rules.denySchemas.length === 0;
 
@@ -161,8 +162,10 @@ export function decide(sql: string, rules: GuardRules): GuardVerdict {
  * `-c name=value` / `--name=value` is refused when the role has a guard (the guard cannot read it).
  */
 export function decideStartup(params: Readonly<Record<string, string>>, rules: GuardRules): GuardVerdict {
-  // No setting gives a role a password: a session with only the gateway's own rule takes any.
-  if (!guarded(rules) || onlyLoginCredential(rules)) return ALLOWED;
+  // No setting gives a role a password, and the gateway's own session bounds are sent after the
+  // client's parameters (the server applies the last): a session with only the gateway's own
+  // rules takes any.
+  if (!guarded(rules) || onlyGatewayRules(rules)) return ALLOWED;
   const settings: [string, string][] = [];
   for (const [k, v] of Object.entries(params)) {
     if (k === "options") {
@@ -224,11 +227,12 @@ function parseOptions(options: string): [string, string][] | null {
 }
 
 /**
- * A statement can only be a `CREATE/ALTER ROLE|USER|GROUP` if its text holds one of those words
- * (keywords cannot be escaped or quoted). For a session whose only rule is `login_credential`
- * the guard parses only such texts.
+ * The texts a session with only the gateway's own rules must parse. A statement can only be a
+ * `CREATE/ALTER ROLE|USER|GROUP` if its text holds one of those words (keywords cannot be escaped
+ * or quoted); it can only name a session bound, set_config or pg_settings if its text holds the
+ * name — or a Unicode escape (`U&"…"`), the one way to spell an identifier without its letters.
  */
-const ROLE_WORDS = /role|user|group/i;
+const GATEWAY_WORDS = /role|user|group|client_connection|tcp_|set_config|pg_settings|u&/i;
 
 /**
  * A guard for one session: verdicts cached by statement text (prepared statements and repeated
@@ -237,9 +241,9 @@ const ROLE_WORDS = /role|user|group/i;
 export function sessionGuard(rules: GuardRules | null): ((sql: string) => GuardVerdict) | null {
   if (!rules || !guarded(rules)) return null;
   const cache = new Map<string, GuardVerdict>();
-  const quick = onlyLoginCredential(rules);
+  const quick = onlyGatewayRules(rules);
   return (sql) => {
-    if (quick && !ROLE_WORDS.test(sql)) return ALLOWED;
+    if (quick && !GATEWAY_WORDS.test(sql)) return ALLOWED;
     const hit = cache.get(sql);
     if (hit) return hit;
     const v = decide(sql, rules);

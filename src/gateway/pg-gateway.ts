@@ -20,7 +20,14 @@ import type { GuardRules } from "../core/model.js";
 import type { StatementRecord } from "../core/ports.js";
 import { digestStep, EMPTY_RECORDING_DIGEST, statementEntry } from "../core/recording-digest.js";
 import { parseVerifier, ScramServer } from "../secrets/scram.js";
-import { blockedStatement, decideStartup, type GuardVerdict, loadParser, sessionGuard } from "./guard.js";
+import {
+  blockedStatement,
+  decideStartup,
+  GATEWAY_RULES,
+  type GuardVerdict,
+  loadParser,
+  sessionGuard,
+} from "./guard.js";
 import { Inbox } from "./inbox.js";
 import {
   authOk,
@@ -144,17 +151,15 @@ const forwardedParams = (params: Readonly<Record<string, string>>): Record<strin
 };
 
 /**
- * The rules of a gateway session: the role's guard, plus `login_credential` always — a holder of
- * a gateway login has no direct credential and must not be able to make one — and its own role
- * among those `SET ROLE` may name.
+ * The rules of a gateway session: the role's guard, plus two rules always — `login_credential`
+ * (a holder of a gateway login has no direct credential and must not be able to make one) and
+ * `session_bounds` (nor disarm the settings that end the session at the target when the gateway
+ * is gone) — and its own role among those `SET ROLE` may name.
  */
 export function gatewayRules(rules: GuardRules | null, user: string): GuardRules {
   const base = rules ?? { named: [], deny: [], denySchemas: [], setRoles: [] };
-  return {
-    ...base,
-    named: base.named.includes("login_credential") ? base.named : [...base.named, "login_credential"],
-    setRoles: [...base.setRoles, user],
-  };
+  const always = GATEWAY_RULES.filter((r) => !base.named.includes(r));
+  return { ...base, named: [...base.named, ...always], setRoles: [...base.setRoles, user] };
 }
 const MAX_PARAM_CHARS = 1024;
 
