@@ -24,6 +24,7 @@ import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import { type BrokerProcess, runCli, startBrokerProcess } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
+import { until } from "./support/wait.js";
 
 let target: PostgresTarget;
 let dir: string;
@@ -69,7 +70,7 @@ targets:
     settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s }
 `,
   );
-}, 120_000);
+});
 afterAll(async () => {
   await target?.stop();
   rmSync(dir, { recursive: true, force: true });
@@ -93,16 +94,6 @@ async function grant(broker: Broker, role: string, token: string): Promise<{ id:
   });
   expect(res.statusCode, res.body).toBe(200);
   return { id: g.id, dsn: CredentialViewSchema.parse(res.json()).credential };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const backends = (user: string) =>
@@ -212,7 +203,7 @@ describe("gateway-only access", () => {
     await open.end();
     await idle.end().catch(() => {});
     await busy.end().catch(() => {});
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await server?.stop(1_000);

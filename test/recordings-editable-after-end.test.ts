@@ -66,7 +66,7 @@ targets:
   }
   http = broker.http;
   await http.ready();
-}, 30_000);
+});
 afterAll(async () => {
   await broker?.stop();
   rmSync(dir, { recursive: true, force: true });

@@ -59,7 +59,7 @@ export function parseFineDurationMs(text: string): number {
   return m?.[1] !== undefined ? Number(m[1]) : parseDuration(text) * 1000;
 }
 
-function durationSchema(fine: boolean) {
+function durationSchema(fine: boolean, allowZero = false) {
   const valid = fine ? isFineDuration : isDuration;
   const toMs = fine ? parseFineDurationMs : (t: string) => parseDuration(t) * 1000;
   const hint = fine ? FINE_DURATION_HINT : DURATION_HINT;
@@ -78,7 +78,7 @@ function durationSchema(fine: boolean) {
           message: `"${text}" is longer than a timer can wait (24d)`,
           params: { hint: "use a duration of at most 24d" },
         });
-      } else if (toMs(text) <= 0) {
+      } else if (!allowZero && toMs(text) <= 0) {
         ctx.issues.push({
           code: "custom",
           input: text,
@@ -99,6 +99,8 @@ function durationSchema(fine: boolean) {
  * settings, so every duration a person writes is refused the same way without its unit.
  */
 export const Duration = durationSchema(false);
+/** A duration that may be `0s` (an allowance, such as a clock skew, that may be none). */
+export const DurationOrZero = durationSchema(false, true);
 /** A duration that may also be written in milliseconds: `250ms`. */
 const FineDuration = durationSchema(true);
 
