@@ -24,7 +24,7 @@ import { connectUpstream, parseUpstream } from "../src/gateway/upstream.js";
 import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import { runCli } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
-import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
+import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 import { selfSignedCert } from "./support/self-signed.js";
 import { until } from "./support/wait.js";
 
@@ -64,7 +64,7 @@ domains:
         approval: "1 of leads"
         requesters: [oncall]
         guard:
-          deny: [drop_table, truncate, delete_without_where]
+          deny: [drop_table, truncate, delete_without_where, set_role]
           deny_schemas: [audit]
         recording: { redact_parameters: true }
 targets:
@@ -112,6 +112,54 @@ async function grant(durationS = 1800, role = "db-admin"): Promise<{ id: string;
   last = g.id;
   const c = await broker.service.credential(ctx("alice"), g.id);
   return { id: g.id, dsn: c.credential.reveal() };
+}
+
+/**
+ * Call a function by OID with the protocol's FunctionCall message on a connected client's socket
+ * (text arguments, text result); resolves to the error fields, or null when it succeeded.
+ */
+async function functionCall(
+  c: pg.Client,
+  oid: number,
+  args: string[],
+): Promise<{ code: string; message: string } | null> {
+  const sock = (c as unknown as { connection: { stream: net.Socket } }).connection.stream;
+  const int16 = (n: number) => Buffer.from([n >> 8, n & 255]);
+  // OID, no argument format codes (all text), the arguments, a text result.
+  const parts = [int32(oid), int16(0), int16(args.length)];
+  for (const a of args) parts.push(int32(Buffer.byteLength(a)), Buffer.from(a));
+  parts.push(int16(0));
+  const body = Buffer.concat(parts);
+  const listeners = sock.listeners("data");
+  sock.removeAllListeners("data");
+  try {
+    return await new Promise((resolve, reject) => {
+      let buf = Buffer.alloc(0);
+      let error: { code: string; message: string } | null = null;
+      const timer = setTimeout(() => reject(new Error("no answer to the function call")), 10_000);
+      sock.on("data", (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        while (buf.length >= 5 && buf.length >= 1 + buf.readInt32BE(1)) {
+          const type = String.fromCharCode(buf[0] as number);
+          const msg = buf.subarray(5, 1 + buf.readInt32BE(1));
+          buf = buf.subarray(1 + buf.readInt32BE(1));
+          if (type === "E") {
+            const fields = new Map<string, string>();
+            for (const f of msg.toString("utf8").split("\0")) if (f) fields.set(f.charAt(0), f.slice(1));
+            error = { code: fields.get("C") ?? "", message: fields.get("M") ?? "" };
+          }
+          if (type === "Z") {
+            clearTimeout(timer);
+            resolve(error);
+          }
+        }
+      });
+      sock.write(Buffer.concat([Buffer.from("F"), int32(body.length + 4), body]));
+    });
+  } finally {
+    sock.removeAllListeners("data");
+    for (const l of listeners) sock.on("data", l as (chunk: Buffer) => void);
+  }
 }
 
 describe("PostgreSQL gateway", () => {
@@ -325,7 +373,7 @@ describe("PostgreSQL gateway", () => {
       await c.query("BEGIN");
       await expect(c.query("DROP TABLE public.accounts")).rejects.toMatchObject({
         code: "42501",
-        message: "Breakglass guard: DROP TABLE is not allowed for role production/guarded",
+        message: "Breakglass guard: DROP TABLE is not allowed (drop_table) for role production/guarded",
       });
       // The transaction failed as for any error; the table is still there.
       await expect(c.query("SELECT 1")).rejects.toMatchObject({ code: "25P02" });
@@ -358,9 +406,97 @@ describe("PostgreSQL gateway", () => {
     });
     expect(JSON.parse(blocked[0]?.payload ?? "{}").data).toMatchObject({
       statement: "DROP TABLE public.accounts",
-      reason: "DROP TABLE is not allowed",
+      reason: "DROP TABLE is not allowed (drop_table)",
     });
     expect((await broker.store.listAlarms(id)).some((a) => a.eventType === "gateway.statement_blocked")).toBe(true);
+  });
+
+  it("refuses DROP OWNED and REASSIGN OWNED under drop_table, SET ROLE to a role the grant does not hold, also at startup and by function OID", async () => {
+    // A realistic recovery role: a member of the role owning the application's tables, and the
+    // owner of a table of its own.
+    await target.sql(
+      "GRANT app_owner TO recovery_rw; CREATE TABLE public.ledger (id int); ALTER TABLE public.ledger OWNER TO recovery_rw",
+    );
+    try {
+      const { dsn } = await grant(1800, "guarded");
+      const c = new pg.Client({ connectionString: dsn });
+      await c.connect();
+      try {
+        await expect(c.query("DROP OWNED BY recovery_rw")).rejects.toMatchObject({
+          code: "42501",
+          message:
+            "Breakglass guard: DROP OWNED (drops every object of the roles, revokes their privileges) is not allowed (drop_table) for role production/guarded",
+        });
+        await expect(c.query("REASSIGN OWNED BY recovery_rw TO reporting")).rejects.toMatchObject({ code: "42501" });
+        await expect(c.query("SET ROLE app_owner")).rejects.toMatchObject({
+          code: "42501",
+          message: "Breakglass guard: SET ROLE app_owner is not allowed (set_role) for role production/guarded",
+        });
+        await expect(c.query("SELECT set_config('role', 'app_owner', false)")).rejects.toMatchObject({ code: "42501" });
+        // The recovery role the grant holds is fine, and so is going back.
+        await c.query("SET ROLE recovery_rw");
+        expect((await c.query("SELECT current_user AS u")).rows).toEqual([{ u: "recovery_rw" }]);
+        await c.query("RESET ROLE");
+        // set_config called by its OID (2078) in a FunctionCall message: no parse tree shows it.
+        const fastpath = await functionCall(c, 2078, ["role", "app_owner", "false"]);
+        expect(fastpath).toMatchObject({ code: "42501" });
+        expect((await c.query("SELECT current_user = session_user AS same")).rows).toEqual([{ same: true }]);
+      } finally {
+        await c.end();
+      }
+      // A role set in the startup packet is a SET ROLE too.
+      const startup = new pg.Client({ connectionString: dsn, options: "-c role=app_owner" });
+      await expect(startup.connect()).rejects.toMatchObject({
+        code: "42501",
+        message: expect.stringContaining("startup parameter role: SET ROLE app_owner is not allowed (set_role)"),
+      });
+      await startup.end().catch(() => {});
+      const allowed = new pg.Client({ connectionString: dsn, options: "-c role=recovery_rw" });
+      await allowed.connect();
+      expect((await allowed.query("SELECT current_user AS u")).rows).toEqual([{ u: "recovery_rw" }]);
+      await allowed.end();
+      expect(await target.sql("SELECT to_regclass('public.ledger') IS NOT NULL AS kept")).toEqual([{ kept: true }]);
+
+      // Without the guard the same statement runs at the target and drops the table: the refusal mattered.
+      const open = await grant(1800, "db-admin");
+      const d = new pg.Client({ connectionString: open.dsn });
+      await d.connect();
+      await d.query("DROP OWNED BY recovery_rw");
+      await d.end();
+      expect(await target.sql("SELECT to_regclass('public.ledger') IS NOT NULL AS kept")).toEqual([{ kept: false }]);
+    } finally {
+      await target.sql("DROP TABLE IF EXISTS public.ledger; REVOKE app_owner FROM recovery_rw");
+      // DROP OWNED above also revoked recovery_rw's privileges: give them back.
+      await target.sql(
+        "GRANT USAGE, CREATE ON SCHEMA public TO recovery_rw; GRANT SELECT, INSERT, UPDATE, DELETE ON public.accounts TO recovery_rw WITH GRANT OPTION",
+      );
+    }
+  });
+
+  it("never lets a holder give a role a password or LOGIN: a way in around the gateway (every gateway session, guard or not)", async () => {
+    const { dsn } = await grant(1800, "db-admin"); // a role without a guard
+    const u = new URL(dsn);
+    const c = new pg.Client({ connectionString: dsn });
+    await c.connect();
+    try {
+      for (const sql of [
+        "ALTER ROLE CURRENT_USER PASSWORD 'mine'",
+        `ALTER USER "${decodeURIComponent(u.username)}" WITH ENCRYPTED PASSWORD 'mine'`,
+      ]) {
+        await expect(c.query(sql), sql).rejects.toMatchObject({
+          code: "42501",
+          message: expect.stringContaining("(login_credential)"),
+        });
+      }
+      expect((await c.query("SELECT count(*)::int AS n FROM public.accounts")).rows[0].n).toBeGreaterThan(0);
+    } finally {
+      await c.end();
+    }
+    // The target still has only the broker's password for the role: 'mine' does not open it.
+    const direct = new URL(target.adminUrl);
+    direct.username = u.username;
+    direct.password = "mine";
+    expect(await tryLogin(direct.toString())).toMatch(/password authentication failed/);
   });
 
   it("speaks TLS to clients with the configured certificate, and refuses plain connections when TLS is required", async () => {

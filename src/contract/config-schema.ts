@@ -202,9 +202,9 @@ export const GatewaySchema = z
       .describe("Refuse clients that do not use TLS. Defaults to true when `tls` is set."),
     targets: z
       .array(Name)
-      .min(1)
+      .default([])
       .describe(
-        "postgres targets whose holders connect only through the gateway: they get a gateway login, never the target's own credential",
+        "postgres targets whose holders connect only through the gateway: every role on them is gateway-only (a role can also say `gateway_only: true` itself)",
       ),
     record_flush: FineDuration.default("100ms").describe(
       "Longest time a recorded statement waits in memory before it is written (batched; a broker crash can lose at most this much)",
@@ -661,6 +661,11 @@ export const GUARD_RULE_NAMES = [
   "alter_role",
   "do_block",
   "create_function",
+  "security_definer",
+  "change_owner",
+  "set_role",
+  "login_credential",
+  "session_bounds",
 ] as const;
 
 const GuardSchema = z
@@ -672,7 +677,7 @@ const GuardSchema = z
           z.strictObject({
             node: z
               .string()
-              .regex(/^[A-Z][A-Za-z]+$/, { message: "a PostgreSQL parse node type like DropStmt" })
+              .regex(/^[A-Z][A-Za-z_]*$/, { message: "a PostgreSQL parse node type like DropStmt" })
               .describe("Parse node type anywhere in the statement (libpg-query names: DropStmt, IndexStmt…)"),
             where: z
               .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]))
@@ -745,6 +750,12 @@ export const RoleSchema = z
       .default(true)
       .describe("Activate as soon as the approval rule is satisfied, without a separate activate step."),
     guard: GuardSchema.optional(),
+    gateway_only: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Holders get a gateway login only, never a credential that works at the target: every session goes through the gateway (recorded, guarded, closed at the end), and a broker outage ends it. Needs `gateway` and a postgres target; every role of a target under gateway.targets is gateway-only.",
+      ),
     step_up: Duration.optional().describe(
       "Require a second factor verified within this time to request, activate or approve the role, independent of the IdP session.",
     ),
