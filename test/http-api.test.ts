@@ -338,6 +338,28 @@ describe("input validation", () => {
 });
 
 describe("audit", () => {
+  it("pages the grant list: at most 200 a page, `next` as the cursor of the next, each grant once", async () => {
+    const all = ok(await call("erin", "GET", "/grants?limit=200"), GrantListSchema);
+    expect(all.grants.length).toBeGreaterThan(2);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: z.output<typeof GrantListSchema> = ok(
+        await call("erin", "GET", `/grants?limit=2${cursor ? `&cursor=${cursor}` : ""}`),
+        GrantListSchema,
+      );
+      expect(page.grants.length).toBeLessThanOrEqual(2);
+      seen.push(...page.grants.map((g) => g.id));
+      cursor = page.next;
+    } while (cursor !== null);
+    expect(seen).toEqual(all.grants.map((g) => g.id));
+    // A larger limit is served as the largest page.
+    expect(ok(await call("erin", "GET", "/grants?limit=1000"), GrantListSchema).grants.length).toBeLessThanOrEqual(200);
+    expect(problem(await call("erin", "GET", "/grants?cursor=bm90LWEtY3Vyc29y"), 400, "ERR_VALIDATION").field).toBe(
+      "cursor",
+    );
+  });
+
   it("pages events, lists checkpoints and verifies the chain with the broker's key", async () => {
     const page = ok(await call("erin", "GET", "/audit/events?from=1&limit=3"), AuditEventListSchema);
     expect(page.events.map((e) => e.seq)).toEqual([1, 2, 3]);

@@ -15,6 +15,7 @@ import type {
   AuthConfig,
   DrillDef,
   GatewayConfig,
+  RequestLimit,
   ServerConfig,
   StorageConfig,
 } from "./app-config.js";
@@ -167,6 +168,10 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
     host,
     port,
     publicUrl: (file.server.public_url ?? `http://${urlHost}:${port}`).replace(/\/+$/, ""),
+    limits: {
+      perCaller: requestLimit(file.server.limits.per_caller),
+      perAddress: requestLimit(file.server.limits.per_address),
+    },
   };
 
   const g = file.gateway;
@@ -335,3 +340,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
 }
 
 const warningS = (text: string): number => (text === "off" ? 0 : parseDuration(text));
+
+function requestLimit(l: { concurrent: number; per_second: number; burst: number }): RequestLimit {
+  return { concurrent: l.concurrent, perSecond: l.per_second, burst: l.burst };
+}
