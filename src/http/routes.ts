@@ -57,7 +57,7 @@ import { groupsOf } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import { approveGrant } from "../core/grant-machine.js";
-import { GRANT_PERMISSIONS, type GrantPermission, grantPermissions } from "../core/grant-permissions.js";
+import { GRANT_PERMISSIONS, type GrantPermission, grantPermissions, passes } from "../core/grant-permissions.js";
 import type { Grant, GrantState, Policy } from "../core/model.js";
 import type { AlarmRecord, Clock, Store, TerminalSession, TokenRecord } from "../core/ports.js";
 import { unknownRoleHint } from "../core/suggest.js";
@@ -265,14 +265,8 @@ export function buildRoutes(deps: RouteDeps): {
   };
   const view = (grant: Grant) => grantView(grant, policy, clock.now());
   /** Whether `actor`'s approval would be accepted now: the grant machine's own checks, dry-run. */
-  const canApprove = (grant: Grant, actor: string): boolean => {
-    try {
-      approveGrant(policy, grant, actor, null, clock.now());
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const canApprove = (grant: Grant, actor: string): boolean =>
+    passes(() => approveGrant(policy, grant, actor, null, clock.now()));
   /**
    * What the caller may do with the grant now: the grant machine's dry run, through the gates of
    * the caller's sign-in; a credential only where the target hands one out.
