@@ -30,6 +30,8 @@ interface TestDatabase {
   open(options?: { migrate?: boolean }): Promise<Store>;
   /** Raw SQL behind the store's back (tampering, breaking things). */
   exec(statement: string): Promise<void>;
+  /** Raw SQL whose rows the test reads (e.g. who waits for a lock). */
+  query(statement: string): Promise<Record<string, unknown>[]>;
 }
 
 interface Backend {
@@ -66,6 +68,14 @@ function sqliteBackend(): Backend {
             raw.close();
           }
         },
+        async query(statement) {
+          const raw = new BetterSqlite3(path, { readonly: true });
+          try {
+            return raw.prepare(statement).all() as Record<string, unknown>[];
+          } finally {
+            raw.close();
+          }
+        },
       };
     },
   };
@@ -97,6 +107,15 @@ function postgresBackend(): Backend {
           await client.connect();
           try {
             await client.query(statement);
+          } finally {
+            await client.end();
+          }
+        },
+        async query(statement) {
+          const client = new pg.Client({ connectionString: adminUrl });
+          await client.connect();
+          try {
+            return (await client.query(statement)).rows as Record<string, unknown>[];
           } finally {
             await client.end();
           }
@@ -271,6 +290,77 @@ for (const backend of BACKENDS) {
         ];
         await expectCode(save(makeGrant({ approvals: twice })), "ERR_DUPLICATE_APPROVAL");
       });
+
+      it("never deletes a stored approval: a grant read before it was given is refused with ERR_CONFLICT", async () => {
+        const v1 = makeGrant();
+        const bob = { approver: "bob", at: T0 + 10, comment: null };
+        const v2 = next(v1, { approvals: [bob] });
+        await save(v1);
+        await save(v2);
+        // The row is current (version 2) but the approvals are from before bob's.
+        const stale = next(v2, { approvals: [{ approver: "carol", at: T0 + 11, comment: null }] });
+        const err = await expectCode(save(stale), "ERR_CONFLICT");
+        expect(err.detail).toMatchObject({ grantId: v1.id, approvers: ["bob"] });
+        expect(await store.getGrant(v1.id)).toEqual(v2);
+      });
+
+      it("refuses a second approval by someone whose approval is stored, in the database (ERR_DUPLICATE_APPROVAL)", async () => {
+        const v1 = makeGrant();
+        const v2 = next(v1, { approvals: [{ approver: "bob", at: T0 + 10, comment: null }] });
+        await save(v1);
+        await save(v2);
+        // bob again, from a caller that did not see bob's first approval.
+        const again = next(v2, { approvals: [{ approver: "bob", at: T0 + 11, comment: "me too" }] });
+        const err = await expectCode(save(again), "ERR_DUPLICATE_APPROVAL");
+        expect(err.detail).toMatchObject({ grantId: v1.id, user: "bob" });
+        expect(await store.getGrant(v1.id)).toEqual(v2);
+      });
+
+      // The lost approvals of issue 19: under READ COMMITTED a locking read that waited returned
+      // the row as committed after the wait, with its approvals from before it.
+      if (backend.rowLocks)
+        it.each([
+          ["the server's default isolation", null],
+          ["a database whose default is repeatable read", "repeatable read"],
+        ])(
+          "lockGrant that waited for another writer returns what that writer committed, approvals included (%s)",
+          async (_, isolation) => {
+            if (isolation !== null) {
+              // Set behind the store's back: its transactions say which isolation they need.
+              const [{ name }] = (await db.query("SELECT current_database() AS name")) as [{ name: string }];
+              await store.close();
+              await db.exec(`ALTER DATABASE ${name} SET default_transaction_isolation = '${isolation}'`);
+              store = await db.open();
+            }
+            const v1 = makeGrant();
+            await save(v1);
+            const aLocked = deferred();
+            const aRelease = deferred();
+            const a = store.transaction(async (tx) => {
+              const g = await tx.lockGrant(v1.id);
+              aLocked.resolve();
+              await aRelease.promise;
+              if (g)
+                await tx.saveGrant(next(g, { approvals: [{ approver: "bob", at: T0 + 10, comment: null }] }), null);
+            });
+            await aLocked.promise;
+            const b = store.transaction((tx) => tx.lockGrant(v1.id));
+            // b is waiting for a's row lock before a commits.
+            for (let i = 0; ; i++) {
+              const waiting = await db.query(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%for update%'",
+              );
+              if (waiting.length > 0) break;
+              if (i > 400) throw new Error("the second lockGrant never waited for the lock");
+              await sleep(25);
+            }
+            aRelease.resolve();
+            await a;
+            const seen = await b;
+            expect(seen?.version).toBe(2);
+            expect(seen?.approvals).toEqual([{ approver: "bob", at: T0 + 10, comment: null }]);
+          },
+        );
 
       it("refuses a stale update with ERR_CONFLICT and writes nothing", async () => {
         const v1 = makeGrant();
@@ -834,6 +924,98 @@ for (const backend of BACKENDS) {
         expect((await store.findThrottle("user:alice"))?.lockedUntil).toBe(T0 + 60);
       });
 
+      // A session or factor is read, then saved whole a moment later (a step-up, an IdP refresh,
+      // a sign-in with a key): a logout or a removal committed in between must survive it.
+      it("a session's end is final and its factor time only moves forward: a save from a copy read before the logout does not bring it back", async () => {
+        const session = {
+          id: "ws_2",
+          secretHash: "c".repeat(64),
+          user: "alice",
+          method: "oidc" as const,
+          createdAt: T0,
+          expiresAt: T0 + 3600_000,
+          factorAt: T0 + 1,
+          revokedAt: null,
+          idp: "bgbox1.a.b",
+        };
+        await store.transaction((tx) => tx.saveWebSession(session));
+        const read = await store.findWebSession("ws_2"); // the step-up's copy
+        await store.transaction((tx) => tx.saveWebSession({ ...session, factorAt: T0 + 8, revokedAt: T0 + 5 })); // logout
+        await store.transaction((tx) =>
+          tx.saveWebSession({ ...(read ?? session), factorAt: T0 + 6, idp: "bgbox1.c.d" }),
+        );
+        expect(await store.findWebSession("ws_2")).toEqual({
+          ...session,
+          factorAt: T0 + 8,
+          revokedAt: T0 + 5,
+          idp: "bgbox1.c.d",
+        });
+      });
+
+      it("a factor's removal and confirmation are final, its step and last use only move forward: a save from a stale copy undoes none", async () => {
+        const enrolling = {
+          id: "f_9",
+          user: "alice",
+          kind: "webauthn" as const,
+          label: "key",
+          secret: "challenge",
+          createdAt: T0,
+          confirmedAt: null,
+          lastStep: null,
+          usedAt: null,
+          removedAt: null,
+        };
+        await store.transaction((tx) => tx.saveFactor(enrolling));
+        const stale = (await store.listFactors("alice")).find((f) => f.id === "f_9") ?? enrolling;
+        const confirmed = { ...enrolling, secret: "credential", confirmedAt: T0 + 1, lastStep: 10, usedAt: T0 + 1 };
+        await store.transaction((tx) => tx.saveFactor(confirmed));
+        expect(await store.transaction((tx) => tx.advanceFactorStep("f_9", 12, T0 + 2))).toBe(true);
+        await store.transaction((tx) => tx.saveFactor({ ...confirmed, removedAt: T0 + 3 })); // removed, from a copy at step 10
+        // A sign-in that read the factor before all of that records its use.
+        await store.transaction((tx) => tx.saveFactor({ ...stale, usedAt: T0 + 4 }));
+        expect(await store.listFactors("alice")).toEqual([]);
+        await db.exec("UPDATE local_factors SET removed_at = NULL WHERE id = 'f_9'"); // to read it back
+        expect(await store.listFactors("alice")).toEqual([
+          { ...confirmed, lastStep: 12, usedAt: T0 + 4, removedAt: null },
+        ]);
+      });
+
+      it("removeFactors removes a user's current factors of one kind, or one by id, and returns what it removed", async () => {
+        const f = (id: string, user: string, kind: "totp" | "recovery", removedAt: number | null = null) => ({
+          id,
+          user,
+          kind,
+          label: kind,
+          secret: "s",
+          createdAt: T0,
+          confirmedAt: T0,
+          lastStep: null,
+          usedAt: null,
+          removedAt,
+        });
+        await store.transaction(async (tx) => {
+          for (const x of [
+            f("r_1", "alice", "recovery"),
+            f("r_2", "alice", "recovery"),
+            f("r_0", "alice", "recovery", T0),
+            f("t_1", "alice", "totp"),
+            f("r_3", "bob", "recovery"),
+          ])
+            await tx.saveFactor(x);
+        });
+        const removed = await store.transaction((tx) => tx.removeFactors("alice", { kind: "recovery" }, T0 + 5));
+        expect(removed).toEqual([f("r_1", "alice", "recovery", T0 + 5), f("r_2", "alice", "recovery", T0 + 5)]);
+        expect((await store.listFactors("alice")).map((x) => x.id)).toEqual(["t_1"]);
+        expect((await store.listFactors("bob")).map((x) => x.id)).toEqual(["r_3"]);
+        expect(await store.transaction((tx) => tx.removeFactors("alice", { kind: "recovery" }, T0 + 6))).toEqual([]);
+        // One by id: removed once; a second call finds nothing to remove.
+        expect(await store.transaction((tx) => tx.removeFactors("alice", { id: "t_1" }, T0 + 7))).toEqual([
+          f("t_1", "alice", "totp", T0 + 7),
+        ]);
+        expect(await store.transaction((tx) => tx.removeFactors("alice", { id: "t_1" }, T0 + 8))).toEqual([]);
+        expect(await store.transaction((tx) => tx.removeFactors("bob", { id: "t_1" }, T0 + 8))).toEqual([]);
+      });
+
       it("accept a factor's step once and only forwards; recovery codes once; removed factors are not listed", async () => {
         const factor = (id: string, kind: "totp" | "recovery") => ({
           id,
@@ -903,9 +1085,10 @@ for (const backend of BACKENDS) {
         expect((await store.transaction((tx) => tx.claimAlarms(T0 + 5, 10, ["hook"]))).map((a) => a.id)).toEqual([
           "a_3_mail",
         ]);
+        await store.transaction((tx) => tx.leaseAlarms(["a_1_hook", "a_2_hook"], T0 + 60_000));
         const done = { ...alarm(1, "hook"), state: "delivered" as const, attempts: 1, deliveredAt: T0 + 7 };
         const retry = { ...alarm(2, "hook"), attempts: 1, lastError: "HTTP 500", nextAt: T0 + 2000 };
-        await store.transaction((tx) => tx.saveAlarms([done, retry]));
+        expect(await store.transaction((tx) => tx.saveAlarms([done, retry]))).toBe(2);
         expect((await store.transaction((tx) => tx.claimAlarms(T0 + 5, 10))).map((a) => a.id)).toEqual(["a_3_mail"]);
         expect(await store.listAlarms("g_1")).toEqual([done, retry, alarm(4, "hook", { nextAt: T0 + 10_000 })]);
         const boom = new Error("rolled back");
@@ -916,6 +1099,60 @@ for (const backend of BACKENDS) {
           }),
         ).rejects.toBe(boom);
         expect((await store.listAlarms("g_1")).map((a) => a.id)).not.toContain("a_9_hook");
+      });
+
+      it("records a delivery's result only while this process holds its lease", async () => {
+        await store.transaction((tx) => tx.insertAlarms([alarm(1, "hook"), alarm(2, "hook")]));
+        await store.transaction((tx) => tx.leaseAlarms(["a_1_hook", "a_2_hook"], T0 + 60_000));
+        // a_2 was taken over by another broker process meanwhile (this one was presumed dead).
+        await db.exec("UPDATE alarms SET lease_owner = 'bg-other-process' WHERE id = 'a_2_hook'");
+        const delivered = (seq: number) => ({
+          ...alarm(seq, "hook"),
+          state: "delivered" as const,
+          attempts: 1,
+          deliveredAt: T0 + 7,
+        });
+        expect(await store.transaction((tx) => tx.saveAlarms([delivered(1), delivered(2)]))).toBe(1);
+        const [one, two] = await store.listAlarms("g_1");
+        expect(one).toEqual(delivered(1));
+        expect(two).toMatchObject({ state: "queued", attempts: 0, nextAt: T0 + 60_000 });
+        // A late second result for a settled alarm changes nothing.
+        const retry = { ...alarm(1, "hook"), attempts: 2, lastError: "HTTP 500", nextAt: T0 + 9 };
+        expect(await store.transaction((tx) => tx.saveAlarms([retry]))).toBe(0);
+        expect((await store.listAlarms("g_1"))[0]).toEqual(delivered(1));
+      });
+
+      it("reclaimLeases takes over the alarm deliveries of a broker process that is gone, never a live one's", async () => {
+        const now = T0 + 10_000;
+        await store.transaction((tx) => tx.insertAlarms([alarm(1, "hook"), alarm(2, "hook"), alarm(3, "hook")]));
+        await store.transaction((tx) => tx.leaseAlarms(["a_1_hook", "a_2_hook"], now + 600_000));
+        // a_2's delivery was held by a broker process that has since died.
+        await db.exec("UPDATE alarms SET lease_owner = 'bg-dead-process' WHERE id = 'a_2_hook'");
+        const other = await db.open();
+        try {
+          // Another live broker's delivery (PostgreSQL: another replica; SQLite: this process).
+          await other.transaction((tx) => tx.leaseAlarms(["a_3_hook"], now + 600_000));
+          expect(await store.reclaimLeases(now)).toBe(1);
+          expect((await store.listAlarms("g_1")).map((a) => [a.id, a.nextAt])).toEqual([
+            ["a_1_hook", now + 600_000],
+            ["a_2_hook", now],
+            ["a_3_hook", now + 600_000],
+          ]);
+          expect((await store.transaction((tx) => tx.claimAlarms(now, 10))).map((a) => a.id)).toEqual(["a_2_hook"]);
+          expect(await store.reclaimLeases(now)).toBe(0); // once
+        } finally {
+          await other.close();
+        }
+        if (backend.rowLocks) {
+          // The other replica's process ends, and its liveness lock with it: its delivery is taken over.
+          let taken = 0;
+          for (let i = 0; i < 40 && taken === 0; i++) {
+            taken = await store.reclaimLeases(now);
+            if (taken === 0) await sleep(50);
+          }
+          expect(taken).toBe(1);
+          expect((await store.listAlarms("g_1")).find((a) => a.id === "a_3_hook")?.nextAt).toBe(now);
+        }
       });
 
       it("counts for monitoring: active grants by role, alarms by channel and state, failing revocations", async () => {

@@ -2,9 +2,16 @@
  * Delivers the alarm outbox. Each tick claims due alarms in one transaction (SKIP LOCKED on
  * PostgreSQL, so replicas share the work) and saves them with a lease, then delivers outside any
  * transaction and records each result: delivered (with its latency from the event), a retry with
- * capped backoff, or failed for good when the receiver refuses the message itself. A replica that
- * dies mid-delivery leaves the lease to run out; another replica delivers again with the same
- * idempotency key — at least once.
+ * capped backoff, or failed for good when the receiver refuses the message itself. The lease
+ * names this broker process: when it dies mid-delivery, another replica (or the restarted broker)
+ * takes the delivery over as soon as the process is seen gone (`Store.reclaimLeases`, run by the
+ * expiry worker four times a second) and delivers again with the same idempotency key — at least
+ * once. A result is recorded only while this process still holds the lease.
+ *
+ * Channel health (failing after `failureThreshold` failures in a row, recovered at the next
+ * delivery) is kept in the store (`broker_state`), not only in memory: a channel reported failing
+ * by any replica, or before a restart, gets its `alarm.channel_recovered` from whichever process
+ * delivers to it next, and is reported failing once, not once per replica.
  *
  * Deliveries run independently: the worker does not wait for a batch to finish before claiming
  * the next alarms, so a receiver that takes 30 s to answer holds only its own deliveries — at
@@ -56,6 +63,19 @@ export interface ChannelHealth {
   readonly lastError: string | null;
 }
 
+/** `broker_state` key: the channels reported failing (`alarm.channel_failing`) and not recovered since, as a JSON array. */
+export const FAILING_CHANNELS_STATE = "alarm-channels-failing";
+
+function parseChannels(text: string | null): string[] {
+  if (text === null) return [];
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v.filter((c): c is string => typeof c === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
 export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
   const { store, channels, clock } = deps;
   let timer: NodeJS.Timeout | null = null;
@@ -85,37 +105,61 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
     }
   };
 
-  /** Consecutive failures per channel (this replica), and which channels are reported failing. */
+  /** Consecutive failures per channel (this replica), and the channels reported failing (as last read from the store). */
   const streak = new Map<string, { failures: number; lastError: string }>();
-  const reported = new Set<string>();
+  let reported = new Set<string>();
 
   const health = async (results: readonly AlarmRecord[]): Promise<void> => {
     if (!deps.audit) return;
     const threshold = deps.failureThreshold ?? 3;
-    const drafts: AuditEventDraft[] = [];
-    const now = clock.now();
-    const draft = (type: AuditEventDraft["type"], data: Record<string, unknown>): AuditEventDraft =>
-      nonGrantEvent(type, "system", now, data);
+    const delivered = new Set<string>();
+    const crossing = new Set<string>();
     for (const r of results) {
       if (r.state === "delivered") {
         streak.delete(r.channel);
-        if (reported.delete(r.channel)) drafts.push(draft("alarm.channel_recovered", { channel: r.channel }));
+        crossing.delete(r.channel);
+        delivered.add(r.channel);
         continue;
       }
       const s = streak.get(r.channel) ?? { failures: 0, lastError: "" };
       s.failures += 1;
       s.lastError = r.lastError ?? "";
       streak.set(r.channel, s);
-      if (s.failures >= threshold && !reported.has(r.channel)) {
-        reported.add(r.channel);
+      if (s.failures >= threshold) crossing.add(r.channel);
+    }
+    // Which channels are reported failing is the store's to say: another replica, or this broker
+    // before a restart, may have reported one this process has never seen fail.
+    if (delivered.size > 0 || [...crossing].some((c) => !reported.has(c))) {
+      reported = new Set(parseChannels(await store.readState(FAILING_CHANNELS_STATE)));
+    }
+    const recovering = [...delivered].filter((c) => reported.has(c));
+    const failing = [...crossing].filter((c) => !reported.has(c));
+    if (recovering.length === 0 && failing.length === 0) return;
+    const { audit } = deps;
+    const now = clock.now();
+    reported = await store.transaction(async (tx) => {
+      // Read and written under the row's lock: two replicas cannot both report the same change.
+      const set = new Set(parseChannels(await tx.swapState(FAILING_CHANNELS_STATE, "[]", now)));
+      const drafts: AuditEventDraft[] = [];
+      for (const channel of recovering) {
+        if (set.delete(channel)) drafts.push(nonGrantEvent("alarm.channel_recovered", "system", now, { channel }));
+      }
+      for (const channel of failing) {
+        if (set.has(channel)) continue;
+        set.add(channel);
+        const s = streak.get(channel);
         drafts.push(
-          draft("alarm.channel_failing", { channel: r.channel, failures: s.failures, lastError: s.lastError }),
+          nonGrantEvent("alarm.channel_failing", "system", now, {
+            channel,
+            failures: s?.failures ?? threshold,
+            lastError: s?.lastError ?? "",
+          }),
         );
       }
-    }
-    if (drafts.length === 0) return;
-    const { audit } = deps;
-    await store.transaction((tx) => audit.append(tx, drafts));
+      await tx.swapState(FAILING_CHANNELS_STATE, JSON.stringify([...set].sort()), now);
+      if (drafts.length > 0) await audit.append(tx, drafts);
+      return set;
+    });
   };
 
   // Results that finish together are saved in one transaction (group commit).
@@ -162,7 +206,10 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
         counts.set(a.channel, n + 1);
         return true;
       });
-      await tx.saveAlarms(fits.map((a) => ({ ...a, nextAt: now + deps.leaseMs })));
+      await tx.leaseAlarms(
+        fits.map((a) => a.id),
+        now + deps.leaseMs,
+      );
       return { take: fits, skipped: due.length - fits.length };
     });
     backlog = take.length + skipped === limit || busy.length > 0;

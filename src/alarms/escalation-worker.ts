@@ -1,8 +1,9 @@
 /**
  * Escalation: an activation that nobody acknowledged (`breakglass ack`, `POST /grants/{id}/ack`)
  * within `afterMs` raises `alarm.escalated`, which goes to the escalation channels (the next
- * on-call, a pager). Once per grant; an acknowledgement at any time stops it. Across replicas an
- * escalation may be raised twice in a narrow race (claiming it to one replica is issue 10's).
+ * on-call, a pager). Once per grant, across replicas; an acknowledgement recorded first stops it.
+ * What was recorded is read again after the grant's lock is held (acknowledgements take the same
+ * lock): the read before it only picks the candidates.
  */
 import { grantEvent } from "../core/grant-machine.js";
 import type { Clock, Store } from "../core/ports.js";
@@ -46,6 +47,9 @@ export function createEscalationWorker(deps: EscalationWorkerDeps): EscalationWo
       await store.transaction(async (tx) => {
         const locked = await tx.lockGrant(g.id);
         if (locked?.state !== "active" || locked.activatedAt === null) return;
+        // Another replica's escalation, or an acknowledgement, may have committed since the read above.
+        const recorded = await tx.readGrantAudit([g.id]);
+        if (recorded.some((e) => e.type === "alarm.acknowledged" || e.type === "alarm.escalated")) return;
         await audit.append(tx, [
           grantEvent(locked, "alarm.escalated", "system", now, { unacknowledgedForMs: now - locked.activatedAt }),
         ]);

@@ -276,11 +276,11 @@ export function createAuthService(deps: {
     const { maxFailures, windowMs, durationMs } = config.lockout;
     const locked: string[] = [];
     let until = now + durationMs;
-    const before = await Promise.all(keys.map((key) => store.findThrottle(key)));
     await store.transaction(async (tx) => {
-      for (const [i, key] of keys.entries()) {
-        const t = before[i] ?? null;
-        const fresh = !t || now - t.windowStart > windowMs;
+      for (const key of keys) {
+        // Read under the counter's lock: failures arriving together are each counted.
+        const t = await tx.lockThrottle(key);
+        const fresh = now - t.windowStart > windowMs;
         const failures = fresh ? 1 : t.failures + 1;
         if (isUserKey(key)) {
           // Never a hard lock: a growing wait between tries, counted over the window.
@@ -290,7 +290,7 @@ export function createAuthService(deps: {
             key,
             failures,
             windowStart: fresh ? now : t.windowStart,
-            lockedUntil: wait > 0 ? now + wait : (t?.lockedUntil ?? null),
+            lockedUntil: wait > 0 ? now + wait : t.lockedUntil,
           });
           if (over === 0) {
             locked.push(key);
@@ -303,7 +303,7 @@ export function createAuthService(deps: {
           key,
           failures: lock ? 0 : failures,
           windowStart: fresh || lock ? now : t.windowStart,
-          lockedUntil: lock ? now + durationMs : (t?.lockedUntil ?? null),
+          lockedUntil: lock ? now + durationMs : t.lockedUntil,
         });
         if (lock) locked.push(key);
       }
@@ -571,13 +571,15 @@ export function createAuthService(deps: {
       const session = await store.findWebSession(sessionId);
       if (!session || session.revokedAt !== null) return null;
       const now = clock.now();
-      await store.transaction(async (tx) => {
-        await tx.saveWebSession({ ...session, revokedAt: now });
+      // Ended by one conditional update: of two logouts at once, one records `auth.logout`.
+      const ended = await store.transaction(async (tx) => {
+        if (!(await tx.endWebSession(sessionId, now))) return false;
         await audit.append(tx, [
           stamp(nonGrantEvent("auth.logout", ctx.actor, now, { user: session.user, sessionId }), ctx),
         ]);
+        return true;
       });
-      return session;
+      return ended ? session : null;
     },
 
     async cliSession(ctx, fromSessionId) {
@@ -687,8 +689,9 @@ export function createAuthService(deps: {
         confirmed = { ...f, secret: r.secret, confirmedAt: now, lastStep: r.counter, usedAt: now };
       }
       await succeed(keys);
-      await store.transaction(async (tx) => {
-        await tx.saveFactor(confirmed);
+      const first = await store.transaction(async (tx) => {
+        // Confirmed by this call, or by a concurrent one first (then one enrolment, one event).
+        if (!(await tx.confirmFactor(confirmed))) return false;
         await audit.append(tx, [
           stamp(
             nonGrantEvent("auth.factor_enrolled", ctx.actor, now, {
@@ -700,7 +703,13 @@ export function createAuthService(deps: {
             ctx,
           ),
         ]);
+        return true;
       });
+      if (!first) {
+        const current = (await store.listFactors(ctx.actor)).find((x) => x.id === factorId);
+        if (!current) throw new BreakglassError("ERR_NOT_FOUND", `no factor ${factorId} of yours is being enrolled`);
+        return view(current);
+      }
       return view(confirmed);
     },
 
@@ -719,9 +728,9 @@ export function createAuthService(deps: {
         const raw = randomBytes(10).toString("hex");
         return `${raw.slice(0, 5)}-${raw.slice(5, 10)}-${raw.slice(10, 15)}-${raw.slice(15)}`;
       });
-      const old = (await store.listFactors(ctx.actor)).filter((f) => f.kind === "recovery");
       await store.transaction(async (tx) => {
-        for (const f of old) await tx.saveFactor({ ...f, removedAt: now });
+        // The codes the database has now (a concurrent replacement's included), not a list read before.
+        const old = await tx.removeFactors(ctx.actor, { kind: "recovery" }, now);
         for (const code of codes) {
           await tx.saveFactor(
             newFactor(ids.next("f"), ctx.actor, "recovery", "recovery code", sha256(normalizeCode(code)), now),
@@ -744,18 +753,18 @@ export function createAuthService(deps: {
 
     async removeFactor(ctx, factorId) {
       requireFullLogin(ctx, "removing a factor");
-      const f = (await store.listFactors(ctx.actor)).find((x) => x.id === factorId);
-      if (!f) throw new BreakglassError("ERR_NOT_FOUND", `no factor ${factorId} of yours`);
       const now = clock.now();
       await store.transaction(async (tx) => {
-        await tx.saveFactor({ ...f, removedAt: now });
+        // Removed by this call, or by a concurrent one first (then it is gone: one event, not two).
+        const [removed] = await tx.removeFactors(ctx.actor, { id: factorId }, now);
+        if (!removed) throw new BreakglassError("ERR_NOT_FOUND", `no factor ${factorId} of yours`);
         await audit.append(tx, [
           stamp(
             nonGrantEvent("auth.factor_removed", ctx.actor, now, {
               user: ctx.actor,
               factorId,
-              kind: f.kind,
-              label: f.label,
+              kind: removed.kind,
+              label: removed.label,
             }),
             ctx,
           ),

@@ -24,7 +24,8 @@
 import { GetRolePolicyCommand, IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { z } from "zod";
-import { isDuration, parseDuration } from "../core/duration.js";
+import { Duration } from "../contract/config-schema.js";
+import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef } from "../core/model.js";
 import type { Connector, ConnectorResult, VerifyResult } from "../core/ports.js";
@@ -55,11 +56,7 @@ export const awsSettingsSchema = z
       .regex(/^[\w+=,.@-]{1,128}$/)
       .default("BreakglassRevokedGrants")
       .describe("Inline policy on the break-glass role that denies revoked grants' sessions"),
-    timeout: z
-      .string()
-      .refine(isDuration, { message: "not a duration; write it like 15s" })
-      .default("15s")
-      .describe("Longest one AWS call may take"),
+    timeout: Duration.default("15s").describe("Longest one AWS call may take"),
     cloudtrail: cloudTrailSettingsSchema.optional(),
   })
   .strict();
@@ -73,11 +70,7 @@ export const awsRoleGrantsSchema = z
     role_arn: z
       .string()
       .regex(ROLE_ARN, { message: "an IAM role ARN: arn:aws:iam::123456789012:role/BreakGlassEmergency" }),
-    max_session: z
-      .string()
-      .refine(isDuration, { message: "a duration like 1h" })
-      .default("1h")
-      .describe("The role's MaxSessionDuration in IAM (1h–12h)"),
+    max_session: Duration.default("1h").describe("The role's MaxSessionDuration in IAM (1h–12h)"),
     session_policy_arns: z
       .array(z.string().startsWith("arn:"))
       .default([])

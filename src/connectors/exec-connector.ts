@@ -7,7 +7,8 @@
  */
 import { spawn } from "node:child_process";
 import { z } from "zod";
-import { isDuration, parseDuration } from "../core/duration.js";
+import { Duration } from "../contract/config-schema.js";
+import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Connector, ConnectorGrantFacts, ConnectorResult, VerifyResult } from "../core/ports.js";
 
@@ -18,11 +19,7 @@ export const execSettingsSchema = z
     grant: argv.describe("Creates access for the grant's principal; must be idempotent"),
     revoke: argv.describe("Removes the principal's access; must succeed if it is already gone"),
     verify: argv.optional().describe("Exit 0 when access is really gone, non-zero when it still exists"),
-    timeout: z
-      .string()
-      .refine(isDuration, { message: "not a duration; write it like 30s or 2m" })
-      .default("30s")
-      .describe("Longest a command may run before it is killed"),
+    timeout: Duration.default("30s").describe("Longest a command may run before it is killed"),
     env: z.record(z.string(), z.string()).default({}).describe("Extra environment for every command"),
   })
   .strict();

@@ -18,7 +18,8 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { z } from "zod";
-import { isDuration, parseDuration } from "../core/duration.js";
+import { Duration } from "../contract/config-schema.js";
+import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef } from "../core/model.js";
 import type {
@@ -79,11 +80,7 @@ export const postgresSettingsSchema = z
       .describe(
         "Login roles allowed to hold recovery roles or superuser permanently; everything else is reported as drift",
       ),
-    timeout: z
-      .string()
-      .refine(isDuration, { message: "not a duration; write it like 15s" })
-      .default("15s")
-      .describe("Longest one grant, revoke or verify may take"),
+    timeout: Duration.default("15s").describe("Longest one grant, revoke or verify may take"),
     watch_roles: z
       .array(z.string().min(1))
       .default([])

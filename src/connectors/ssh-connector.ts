@@ -20,7 +20,8 @@ import { open, readFile, rename, rm } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import sshpk from "sshpk";
 import { z } from "zod";
-import { isDuration, parseDuration } from "../core/duration.js";
+import { Duration } from "../contract/config-schema.js";
+import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef } from "../core/model.js";
 import type { Connector, ConnectorGrantFacts, ConnectorResult, VerifyResult, WatchedSession } from "../core/ports.js";
@@ -38,12 +39,7 @@ import {
   withRevoked,
 } from "./ssh-krl.js";
 
-const duration = (fallback: string, what: string) =>
-  z
-    .string()
-    .refine(isDuration, { message: "not a duration; write it like 30s or 2m" })
-    .default(fallback)
-    .describe(what);
+const duration = (fallback: string, what: string) => Duration.default(fallback).describe(what);
 
 export const sshSettingsSchema = z
   .object({

@@ -94,8 +94,11 @@ function durationSchema(fine: boolean) {
   return withHint(schema, hint);
 }
 
-/** A duration in whole seconds or more: `30m`, `1h30m`, `2d`, `45s`. */
-const Duration = durationSchema(false);
+/**
+ * A duration in whole seconds or more: `30m`, `1h30m`, `2d`, `45s`. Exported for connectors'
+ * settings, so every duration a person writes is refused the same way without its unit.
+ */
+export const Duration = durationSchema(false);
 /** A duration that may also be written in milliseconds: `250ms`. */
 const FineDuration = durationSchema(true);
 
@@ -541,7 +544,7 @@ export const AlarmsSchema = z
       .default([{ events: ["*"], channels: ["local"] }])
       .describe("Which other events go to which channels."),
     delivery_lease: FineDuration.default("60s").describe(
-      "How long a replica holds an alarm while delivering; after that another replica retries it (at least once).",
+      "How long a replica holds an alarm while delivering; after that another replica retries it (at least once). A replica that dies has its deliveries taken over at once.",
     ),
     unalarmed_after: FineDuration.default("60s").describe(
       "An active grant whose activation alarm no security channel has delivered within this time is flagged `unalarmed` (the grant keeps working).",

@@ -579,6 +579,21 @@ describe("approveGrant", () => {
     expectCode(() => approveGrant(policy, deepFreeze(once), "bob", "again", T0 + 2 * SECOND), "ERR_DUPLICATE_APPROVAL");
   });
 
+  it("tells an approver who already approved so, also once the grant is approved", () => {
+    // Two simultaneous calls by one approver: the second is a duplicate whichever state it finds.
+    const once = approveGrant(policy, requested(ROLE_DB_ADMIN), "bob", null, T0 + SECOND).grant;
+    const approved = approveGrant(policy, deepFreeze(once), "carol", null, T0 + 2 * SECOND).grant;
+    expect(approved.state).toBe("approved");
+    expectCode(
+      () => approveGrant(policy, deepFreeze(approved), "bob", null, T0 + 3 * SECOND),
+      "ERR_DUPLICATE_APPROVAL",
+    );
+    expectCode(
+      () => approveGrant(policy, deepFreeze(approved), "dave", null, T0 + 3 * SECOND),
+      "ERR_INVALID_TRANSITION",
+    );
+  });
+
   it("rejects an approver outside the rule's groups", () => {
     const g = requested(ROLE_DB_ADMIN);
     const e = expectCode(() => approveGrant(policy, g, "erin", null, T0 + SECOND), "ERR_NOT_ELIGIBLE_APPROVER");

@@ -302,6 +302,13 @@ export function approveGrant(
   comment: string | null,
   now: number,
 ): Transition {
+  // First: someone who already approved is told so, whatever the grant's state has become since.
+  if (grant.approvals.some((a) => a.approver === approver)) {
+    throw new BreakglassError("ERR_DUPLICATE_APPROVAL", `${approver} has already approved grant ${grant.id}`, {
+      grantId: grant.id,
+      user: approver,
+    });
+  }
   requireState(grant, "approve", ["requested"]);
   if (comment !== null) requirePlainText("comment", comment, "prose");
   if (grant.emergency) {
@@ -318,12 +325,6 @@ export function approveGrant(
     });
   }
   requireNotLapsed(grant, "approve", now);
-  if (grant.approvals.some((a) => a.approver === approver)) {
-    throw new BreakglassError("ERR_DUPLICATE_APPROVAL", `${approver} has already approved grant ${grant.id}`, {
-      grantId: grant.id,
-      user: approver,
-    });
-  }
   const r = role(policy, grant.roleId);
   const eligible = ruleGroups(r.approval);
   const mine = groupsOf(policy, approver);

@@ -245,15 +245,22 @@ export interface AuditHead {
 export interface StoreTx {
   /** Call `fn` once this transaction has committed (never if it rolls back); the same `fn` once. */
   afterCommit(fn: () => void): void;
-  /** The grant, locked against concurrent writers until the transaction ends; null if none. */
+  /**
+   * The grant, locked against concurrent writers until the transaction ends; null if none. What
+   * it returns (approvals included) is read after the lock was granted, so it includes every
+   * change committed before.
+   */
   lockGrant(id: string): Promise<Grant | null>;
   /** The requester's grant of this role that is requested, approved or active, if any. */
   findOpenGrant(requester: string, roleId: string): Promise<Grant | null>;
   /**
    * Insert or update a grant (with its approvals). Updates are checked against `version - 1`.
-   * @throws ERR_CONFLICT when another writer changed it first; ERR_OPEN_GRANT_EXISTS on the
-   *   open-grant uniqueness constraint; ERR_DUPLICATE_APPROVAL when the database refuses a
-   *   second approval by the same person.
+   * Approvals are only added: those not stored are inserted, and a stored one is never deleted
+   * or rewritten.
+   * @throws ERR_CONFLICT when another writer changed it first, or when the grant does not list
+   *   an approval that is stored (it was read before that approval was given);
+   *   ERR_OPEN_GRANT_EXISTS on the open-grant uniqueness constraint; ERR_DUPLICATE_APPROVAL when
+   *   the database refuses a second approval by the same person.
    */
   saveGrant(grant: Grant, dueAt: number | null): Promise<void>;
   /**
@@ -268,6 +275,11 @@ export interface StoreTx {
    * other replicas' claims (`FOR UPDATE SKIP LOCKED` on PostgreSQL), oldest first.
    */
   claimDue(now: number, limit: number): Promise<Grant[]>;
+  /**
+   * The events of these grants, in seq order, as committed now: after `lockGrant`, everything
+   * recorded by the writers that held the grant before (an acknowledgement, an escalation).
+   */
+  readGrantAudit(grantIds: readonly string[]): Promise<SealedAuditEvent[]>;
   /** The chain's head, locked so appends are serialised across replicas. seq 0 when empty. */
   lockAuditHead(): Promise<AuditHead>;
   /** @throws ERR_AUDIT_WRITE_FAILED — the caller's transaction must then roll back. */
@@ -279,11 +291,21 @@ export interface StoreTx {
   insertAlarms(alarms: readonly AlarmRecord[]): Promise<void>;
   /**
    * Queued alarms whose `nextAt` has passed, oldest first, locked for this transaction and skipped
-   * by other replicas' claims; the caller saves them with a lease before delivering.
+   * by other replicas' claims; the caller leases them (`leaseAlarms`) before delivering.
    */
   claimAlarms(now: number, limit: number, excludeChannels?: readonly string[]): Promise<AlarmRecord[]>;
-  /** Save alarms' delivery state (lease, result, retry) in one statement; the rest of each row stays. */
-  saveAlarms(alarms: readonly AlarmRecord[]): Promise<void>;
+  /**
+   * Hold claimed alarms for this broker process until `until` (the delivery lease): others' claims
+   * skip them until then, or until this process is gone (`Store.reclaimLeases`).
+   */
+  leaseAlarms(ids: readonly string[], until: number): Promise<void>;
+  /**
+   * Record delivery results (delivered, a retry, failed) in one statement, and release the lease;
+   * the rest of each row stays. Only for alarms this process still leases: a result for one taken
+   * over by another process since, or already settled, is not recorded.
+   * @returns how many results were recorded
+   */
+  saveAlarms(alarms: readonly AlarmRecord[]): Promise<number>;
   /** Store (or replace) the sealed credential of a grant's holder. */
   saveCredential(grantId: string, box: string, at: number): Promise<void>;
   /**
@@ -312,11 +334,23 @@ export interface StoreTx {
   getTerminalSession(id: string): Promise<TerminalSession | null>;
   /** A terminal session's events in order, inside this transaction. */
   readTerminalEvents(sessionId: string): Promise<TerminalEvent[]>;
-  /** Insert or replace a session (by id). */
+  /**
+   * Insert or replace a session (by id). Callers save a copy read earlier, so an end already
+   * recorded is kept (a logout is final) and the factor time never moves back.
+   */
   saveWebSession(session: WebSession): Promise<void>;
+  /**
+   * End a session at `at` unless it has ended already (one conditional update): true when this
+   * call ended it, so two logouts at once record one `auth.logout`.
+   */
+  endWebSession(sessionId: string, at: number): Promise<boolean>;
   /** Insert or replace what the IdP said about a user. */
   saveIdentity(identity: Identity): Promise<void>;
-  /** Insert or replace a local factor (by id). */
+  /**
+   * Insert or replace a local factor (by id). Callers save a copy read earlier, so what is
+   * already recorded wins where going back would weaken it: a removal and a confirmation are
+   * final, the secret changes only before confirmation, the last step and last use never move back.
+   */
   saveFactor(factor: LocalFactor): Promise<void>;
   /**
    * Accept a factor's TOTP time step or WebAuthn signature counter once: true when `step` is
@@ -324,8 +358,30 @@ export interface StoreTx {
    * already used — a replayed code or a cloned key.
    */
   advanceFactorStep(factorId: string, step: number, at: number): Promise<boolean>;
+  /**
+   * Record a factor's confirmation (its secret, step and first use from `factor`) unless it is
+   * already confirmed or removed: true when this call confirmed it.
+   */
+  confirmFactor(factor: LocalFactor): Promise<boolean>;
+  /**
+   * Remove `user`'s current factors of a kind, or the one with this id — as the database has them
+   * now, not as a copy read earlier — and return those this call removed (none when another
+   * removed them first). Calls for one user run one after the other (a lock held to the end of
+   * the transaction), so a replacement also removes what a concurrent one added.
+   */
+  removeFactors(
+    user: string,
+    which: { readonly kind: FactorKind } | { readonly id: string },
+    at: number,
+  ): Promise<LocalFactor[]>;
   /** Mark a recovery code used; false when it already was. */
   useRecoveryCode(factorId: string, at: number): Promise<boolean>;
+  /**
+   * A brute-force counter, locked until the transaction ends, for a read-modify-write of it:
+   * concurrent failures are counted one after the other, none lost. A key never seen before
+   * reads as no failures (`failures` 0, `windowStart` 0).
+   */
+  lockThrottle(key: string): Promise<AuthThrottle>;
   saveThrottle(throttle: AuthThrottle): Promise<void>;
   /** Insert or replace a drill run (by id). */
   saveDrillRun(run: DrillRun): Promise<void>;
@@ -384,9 +440,9 @@ export interface Store {
   /** The smallest persisted due time, so a worker can sleep until then. */
   nextDueAt(): Promise<number | null>;
   /**
-   * Activation and revocation leases held by broker processes that are gone (killed, crashed)
-   * become due now, so the work they held is taken over at once rather than when the lease runs
-   * out. A process is gone when it no longer holds its liveness lock (PostgreSQL: a session
+   * Activation, revocation and alarm delivery leases held by broker processes that are gone
+   * (killed, crashed) become due now, so the work they held is taken over at once rather than
+   * when the lease runs out. A process is gone when it no longer holds its liveness lock (PostgreSQL: a session
    * advisory lock, released by the server when the connection drops); on SQLite, where one
    * broker runs per file, every lease not this process's is from a previous process.
    * @returns how many leases were taken over

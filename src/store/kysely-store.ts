@@ -2,9 +2,11 @@
  * The one implementation of {@link Store} / {@link StoreTx}, over Kysely. SQLite (embedded
  * default) and PostgreSQL (several replicas) differ only where the `dialect` flag says so:
  *
- * - row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED`) exist on PostgreSQL only; SQLite has one
- *   writer at a time, and transactions open with `BEGIN IMMEDIATE` so a second process waits on
- *   `busy_timeout` instead of failing when a reader turns writer;
+ * - row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED`) exist on PostgreSQL only, always taken in
+ *   a statement of their own, with what they guard read by the next statement (READ COMMITTED
+ *   gives each statement a fresh snapshot); SQLite has one writer at a time, and transactions
+ *   open with `BEGIN IMMEDIATE` so a second process waits on `busy_timeout` instead of failing
+ *   when a reader turns writer;
  * - booleans are 0/1 on SQLite;
  * - constraint violations are recognised from each driver's error shape.
  *
@@ -81,6 +83,9 @@ export interface KyselyStoreOptions {
 /** The first key of the session advisory lock each PostgreSQL broker process holds while alive ("BGLS"). */
 export const LEASE_LOCK_CLASS = 1112951891;
 
+/** The first key of the transaction advisory lock on one user's factors ("BGFA"). */
+const FACTOR_LOCK_CLASS = 1111967297;
+
 /** Kysely over the pool, or bound to the connection of one transaction. */
 type Db = Kysely<Database>;
 type GrantRow = Selectable<GrantsTable> & { approvals: string | null };
@@ -136,7 +141,12 @@ class KyselyStore implements Store {
     let fnFailed = false;
     try {
       return await this.#db.connection().execute(async (conn) => {
-        await sql.raw(this.#dialect === "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN").execute(conn);
+        // PostgreSQL: READ COMMITTED whatever the server's default_transaction_isolation says;
+        // the store's locking is written for it (each statement after a lock sees what the lock
+        // waited for; see docs/deployment.md, "Transactions and isolation").
+        await sql
+          .raw(this.#dialect === "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN ISOLATION LEVEL READ COMMITTED")
+          .execute(conn);
         state.active = true;
         let result: T;
         try {
@@ -202,24 +212,7 @@ class KyselyStore implements Store {
   }
 
   readGrantAudit(grantIds: readonly string[]): Promise<LinkedAuditEvent[]> {
-    return this.#read("readGrantAudit", async () => {
-      if (grantIds.length === 0) return [];
-      // Each row with the hash of the row before it and the row after it: one lookup by key each.
-      const rows = await this.#db
-        .selectFrom("audit_events as e")
-        .leftJoin("audit_events as p", (j) => j.on("p.seq", "=", sql<number>`e.seq - 1`))
-        .leftJoin("audit_events as n", (j) => j.on("n.seq", "=", sql<number>`e.seq + 1`))
-        .selectAll("e")
-        .select(["p.hash as prev_hash", "n.payload as next_payload", "n.hash as next_hash"])
-        .where("e.grant_id", "in", [...grantIds])
-        .orderBy("e.seq")
-        .execute();
-      return rows.map((r) => ({
-        ...auditRow(r),
-        prevHash: r.prev_hash,
-        next: r.next_payload === null || r.next_hash === null ? null : { payload: r.next_payload, hash: r.next_hash },
-      }));
-    });
+    return this.#read("readGrantAudit", () => selectGrantAudit(this.#db, grantIds));
   }
 
   readAudit(fromSeq: number, limit: number): Promise<StoredAuditEvent[]> {
@@ -526,16 +519,20 @@ class KyselyStore implements Store {
   }
   reclaimLeases(now: number): Promise<number> {
     return this.#read("reclaimLeases", async () => {
-      const gone =
+      /** The lease's owner is another broker process, and it is gone. */
+      const gone = (owner: RawBuilder<unknown>) =>
         this.#liveness === "lock"
-          ? sql`grants.lease_owner <> ${this.#owner ?? ""} AND hashtext(grants.lease_owner)::oid NOT IN (SELECT l.objid
+          ? sql`${owner} <> ${this.#owner ?? ""} AND hashtext(${owner})::oid NOT IN (SELECT l.objid
                FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ${LEASE_LOCK_CLASS}::oid AND l.objsubid = 2)`
-          : sql`grants.lease_owner <> ${this.#owner ?? ""}`;
-      const result = await sql`UPDATE grants
+          : sql`${owner} <> ${this.#owner ?? ""}`;
+      const grants = await sql`UPDATE grants
         SET access_next_at = ${now}, due_at = ${now}, lease_owner = NULL, version = version + 1
         WHERE access IN (${sql.join([...LEASED_ACCESS])}) AND lease_owner IS NOT NULL
-          AND access_next_at > ${now} AND ${gone}`.execute(this.#db);
-      return Number(result.numAffectedRows ?? 0);
+          AND access_next_at > ${now} AND ${gone(sql.ref("grants.lease_owner"))}`.execute(this.#db);
+      const alarms = await sql`UPDATE alarms SET next_at = ${now}, lease_owner = NULL
+        WHERE state = 'queued' AND lease_owner IS NOT NULL AND next_at > ${now}
+          AND ${gone(sql.ref("alarms.lease_owner"))}`.execute(this.#db);
+      return Number(grants.numAffectedRows ?? 0) + Number(alarms.numAffectedRows ?? 0);
     });
   }
 
@@ -584,10 +581,16 @@ class KyselyStoreTx implements StoreTx {
 
   lockGrant(id: string): Promise<Grant | null> {
     return this.#run("lockGrant", async (db) => {
-      const row = await selectGrants(db, this.#dialect)
-        .where("id", "=", id)
-        .$if(this.#dialect === "postgres", (q) => q.forUpdate())
-        .executeTakeFirst();
+      if (this.#dialect === "postgres") {
+        // Lock first, read after, in two statements. Under READ COMMITTED a statement that waits
+        // for a row lock gets the row as the other transaction committed it, but its subqueries
+        // (the approvals) from the snapshot taken before the wait: one statement would pair the
+        // new row with the old approvals. The next statement takes a fresh snapshot, and nobody
+        // can change the grant or its approvals while the lock is held.
+        const locked = await db.selectFrom("grants").select("id").where("id", "=", id).forUpdate().executeTakeFirst();
+        if (locked === undefined) return null;
+      }
+      const row = await selectGrants(db, this.#dialect).where("id", "=", id).executeTakeFirst();
       return row === undefined ? null : grantFromRow(row);
     });
   }
@@ -670,16 +673,45 @@ class KyselyStoreTx implements StoreTx {
   claimDue(now: number, limit: number): Promise<Grant[]> {
     return this.#run("claimDue", async (db) => {
       if (limit <= 0) return [];
-      const rows = await selectGrants(db, this.#dialect)
+      if (this.#dialect === "sqlite") {
+        const rows = await selectGrants(db, this.#dialect)
+          .where("due_at", "is not", null)
+          .where("due_at", "<=", now)
+          .orderBy("due_at")
+          .orderBy("id")
+          .limit(limit)
+          .execute();
+        return rows.map(grantFromRow);
+      }
+      // Claim, then read in a later statement with a fresh snapshot (see lockGrant): a row whose
+      // newer version the claim locked would otherwise come with its approvals from before.
+      const claimed = await db
+        .selectFrom("grants")
+        .select("id")
         .where("due_at", "is not", null)
         .where("due_at", "<=", now)
         .orderBy("due_at")
         .orderBy("id")
         .limit(limit)
-        .$if(this.#dialect === "postgres", (q) => q.forUpdate().skipLocked())
+        .forUpdate()
+        .skipLocked()
+        .execute();
+      if (claimed.length === 0) return [];
+      const rows = await selectGrants(db, this.#dialect)
+        .where(
+          "id",
+          "in",
+          claimed.map((r) => r.id),
+        )
+        .orderBy("due_at")
+        .orderBy("id")
         .execute();
       return rows.map(grantFromRow);
     });
+  }
+
+  readGrantAudit(grantIds: readonly string[]): Promise<SealedAuditEvent[]> {
+    return this.#run("readGrantAudit", (db) => selectGrantAudit(db, grantIds));
   }
 
   lockAuditHead(): Promise<AuditHead> {
@@ -770,16 +802,38 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
-  saveAlarms(alarms: readonly AlarmRecord[]): Promise<void> {
+  leaseAlarms(ids: readonly string[], until: number): Promise<void> {
+    return this.#run("leaseAlarms", async (db) => {
+      for (let i = 0; i < ids.length; i += CHUNK) {
+        await db
+          .updateTable("alarms")
+          .set({ next_at: until, lease_owner: this.#owner })
+          .where("id", "in", ids.slice(i, i + CHUNK))
+          .execute();
+      }
+    });
+  }
+
+  saveAlarms(alarms: readonly AlarmRecord[]): Promise<number> {
     return this.#run("saveAlarms", async (db) => {
+      // Only while this process still holds the lease: a result computed from what it claimed
+      // must not overwrite the work of a replica that has taken the alarm over since.
+      const mine =
+        this.#dialect === "postgres"
+          ? sql`alarms.lease_owner IS NOT DISTINCT FROM ${this.#owner}`
+          : sql`alarms.lease_owner IS ${this.#owner}`;
+      let saved = 0;
       for (let i = 0; i < alarms.length; i += CHUNK) {
         const { set, source } = bulkValues(
           this.#dialect,
           ALARM_STATE_COLUMNS,
           alarms.slice(i, i + CHUNK).map(alarmToRow),
         );
-        await sql`UPDATE alarms SET ${set} FROM ${source} WHERE alarms.id = v.id`.execute(db);
+        const result = await sql`UPDATE alarms SET ${set}, lease_owner = NULL FROM ${source}
+          WHERE alarms.id = v.id AND alarms.state = 'queued' AND ${mine}`.execute(db);
+        saved += Number(result.numAffectedRows ?? 0);
       }
+      return saved;
     });
   }
 
@@ -1011,10 +1065,18 @@ class KyselyStoreTx implements StoreTx {
         revoked_at: w.revokedAt,
         idp: w.idp,
       };
+      // Saved whole from a copy read earlier (a step-up, an IdP refresh): an end recorded
+      // meanwhile stays, and the factor time only moves forward.
       await db
         .insertInto("web_sessions")
         .values(row)
-        .onConflict((oc) => oc.column("id").doUpdateSet(row))
+        .onConflict((oc) =>
+          oc.column("id").doUpdateSet({
+            ...row,
+            revoked_at: sql`COALESCE(web_sessions.revoked_at, excluded.revoked_at)`,
+            factor_at: later("web_sessions", "factor_at"),
+          }),
+        )
         .execute();
     });
   }
@@ -1052,10 +1114,22 @@ class KyselyStoreTx implements StoreTx {
         used_at: f.usedAt,
         removed_at: f.removedAt,
       };
+      // Saved whole from a copy read earlier (a confirmation, a sign-in, a removal): a removal
+      // or confirmation recorded meanwhile stays, the secret changes only before confirmation,
+      // and the accepted step and the last use only move forward (a replayed code stays refused).
       await db
         .insertInto("local_factors")
         .values(row)
-        .onConflict((oc) => oc.column("id").doUpdateSet(row))
+        .onConflict((oc) =>
+          oc.column("id").doUpdateSet({
+            ...row,
+            removed_at: sql`COALESCE(local_factors.removed_at, excluded.removed_at)`,
+            confirmed_at: sql`COALESCE(local_factors.confirmed_at, excluded.confirmed_at)`,
+            secret: sql`CASE WHEN local_factors.confirmed_at IS NULL THEN excluded.secret ELSE local_factors.secret END`,
+            last_step: later("local_factors", "last_step"),
+            used_at: later("local_factors", "used_at"),
+          }),
+        )
         .execute();
     });
   }
@@ -1073,6 +1147,56 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
+  endWebSession(sessionId: string, at: number): Promise<boolean> {
+    return this.#run("endWebSession", async (db) => {
+      const r = await db
+        .updateTable("web_sessions")
+        .set({ revoked_at: at })
+        .where("id", "=", sessionId)
+        .where("revoked_at", "is", null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    });
+  }
+
+  confirmFactor(f: LocalFactor): Promise<boolean> {
+    return this.#run("confirmFactor", async (db) => {
+      // One conditional update: two confirmations at once cannot both see "unconfirmed".
+      const r = await db
+        .updateTable("local_factors")
+        .set({ secret: f.secret, confirmed_at: f.confirmedAt, last_step: f.lastStep, used_at: f.usedAt })
+        .where("id", "=", f.id)
+        .where("confirmed_at", "is", null)
+        .where("removed_at", "is", null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    });
+  }
+
+  removeFactors(
+    user: string,
+    which: { readonly kind: FactorKind } | { readonly id: string },
+    at: number,
+  ): Promise<LocalFactor[]> {
+    return this.#run("removeFactors", async (db) => {
+      if (this.#dialect === "postgres") {
+        // The user's lock in a statement of its own; the next statement sees what the holder
+        // before us committed (a concurrent replacement's new codes included).
+        await sql`SELECT pg_advisory_xact_lock(${FACTOR_LOCK_CLASS}, hashtext(${user}))`.execute(db);
+      }
+      const rows = await db
+        .updateTable("local_factors")
+        .set({ removed_at: at })
+        .where("user_name", "=", user)
+        .$if("kind" in which, (q) => q.where("kind", "=", (which as { kind: FactorKind }).kind))
+        .$if("id" in which, (q) => q.where("id", "=", (which as { id: string }).id))
+        .where("removed_at", "is", null)
+        .returningAll()
+        .execute();
+      return rows.map(factorFromRow).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+    });
+  }
+
   useRecoveryCode(factorId: string, at: number): Promise<boolean> {
     return this.#run("useRecoveryCode", async (db) => {
       const r = await db
@@ -1082,6 +1206,23 @@ class KyselyStoreTx implements StoreTx {
         .where("used_at", "is", null)
         .executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
+    });
+  }
+
+  lockThrottle(key: string): Promise<AuthThrottle> {
+    return this.#run("lockThrottle", async (db) => {
+      // Insert-if-missing first, so a first failure has a row to wait on; then lock and read in
+      // statements of their own (see lockGrant).
+      await db
+        .insertInto("auth_throttle")
+        .values({ key, failures: 0, window_start: 0, locked_until: null })
+        .onConflict((oc) => oc.column("key").doNothing())
+        .execute();
+      if (this.#dialect === "postgres") {
+        await db.selectFrom("auth_throttle").select("key").where("key", "=", key).forUpdate().execute();
+      }
+      const row = await db.selectFrom("auth_throttle").selectAll().where("key", "=", key).executeTakeFirstOrThrow();
+      return { key: row.key, failures: row.failures, windowStart: row.window_start, lockedUntil: row.locked_until };
     });
   }
 
@@ -1140,30 +1281,52 @@ class KyselyStoreTx implements StoreTx {
     });
   }
 
-  /** Approvals only grow; insert the new ones, drop any the grant no longer lists. */
+  /**
+   * Approvals are only ever added. Those the grant lists that are not stored are inserted — a
+   * plain INSERT, so the database itself refuses a second approval by the same person — and a
+   * stored approval is never deleted or rewritten: a grant that does not list every stored
+   * approval was read before that approval was given, and saving it would erase a confirmed
+   * approval (ERR_CONFLICT).
+   */
   async #saveApprovals(db: Db, grant: Grant, inserted: boolean): Promise<void> {
     const stored = inserted
       ? []
-      : await db.selectFrom("grant_approvals").select("approver").where("grant_id", "=", grant.id).execute();
-    const storedApprovers = new Set(stored.map((r) => r.approver));
-    const listed = new Set(grant.approvals.map((a) => a.approver));
-    const gone = [...storedApprovers].filter((a) => !listed.has(a));
-    if (gone.length > 0) {
-      await db.deleteFrom("grant_approvals").where("grant_id", "=", grant.id).where("approver", "in", gone).execute();
-    }
+      : await db
+          .selectFrom("grant_approvals")
+          .select(["approver", "at", "comment"])
+          .where("grant_id", "=", grant.id)
+          .orderBy("position")
+          .execute();
+    const same = (a: Approval, s: { approver: string; at: number; comment: string | null }) =>
+      a.approver === s.approver && a.at === Number(s.at) && a.comment === s.comment;
     const fresh = grant.approvals
       .map((a, position) => ({ grant_id: grant.id, approver: a.approver, position, at: a.at, comment: a.comment }))
-      .filter((r) => !storedApprovers.has(r.approver));
-    if (fresh.length === 0) return;
-    await guard(
-      () => db.insertInto("grant_approvals").values(fresh).execute(),
-      (kind) =>
-        kind === "primary" || kind === "unique"
-          ? new BreakglassError("ERR_DUPLICATE_APPROVAL", `grant ${grant.id} lists the same approver twice`, {
-              grantId: grant.id,
-            })
-          : null,
-    );
+      .filter((r) => !stored.some((s) => same(r, s)));
+    if (fresh.length > 0) {
+      const storedApprovers = new Set(stored.map((s) => s.approver));
+      const again = fresh.find((r) => storedApprovers.has(r.approver))?.approver;
+      await guard(
+        () => db.insertInto("grant_approvals").values(fresh).execute(),
+        (kind) =>
+          kind === "primary" || kind === "unique"
+            ? new BreakglassError(
+                "ERR_DUPLICATE_APPROVAL",
+                again === undefined
+                  ? `grant ${grant.id} lists the same approver twice`
+                  : `${again} has already approved grant ${grant.id}`,
+                { grantId: grant.id, ...(again === undefined ? {} : { user: again }) },
+              )
+            : null,
+      );
+    }
+    const missing = stored.filter((s) => !grant.approvals.some((a) => same(a, s)));
+    if (missing.length > 0) {
+      throw new BreakglassError(
+        "ERR_CONFLICT",
+        `grant ${grant.id} was read before ${missing.map((m) => m.approver).join(", ")} approved it; reload it and try again`,
+        { grantId: grant.id, approvers: missing.map((m) => m.approver) },
+      );
+    }
   }
 
   async #run<T>(operation: string, run: (db: Db) => Promise<T>): Promise<T> {
@@ -1187,6 +1350,17 @@ class KyselyStoreTx implements StoreTx {
       throw err;
     }
   }
+}
+
+/**
+ * In an upsert's `DO UPDATE SET`: the later of the stored value and the new one (null counts as
+ * earliest), so a save from a stale copy cannot move a time or counter back.
+ */
+function later(table: string, column: string): RawBuilder<number | null> {
+  const stored = sql.ref(`${table}.${column}`);
+  const incoming = sql.ref(`excluded.${column}`);
+  return sql<number | null>`CASE WHEN ${incoming} IS NULL THEN ${stored}
+    WHEN ${stored} IS NULL OR ${incoming} > ${stored} THEN ${incoming} ELSE ${stored} END`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1300,7 +1474,9 @@ function grantToRow(grant: Grant, dueAt: number | null, dialect: StoreDialect, o
 
 /**
  * Grants with their approvals in one statement — one snapshot, so a grant is never paired with
- * approvals from a later commit — as a JSON array in approval order.
+ * approvals from another commit — as a JSON array in approval order. Never add a row lock to
+ * this statement: a locking read that waits returns the row as committed after the wait with
+ * its subqueries from before it (lock in a statement of its own, then read; see lockGrant).
  */
 function selectGrants(db: Db, dialect: StoreDialect) {
   const approvals =
@@ -1328,6 +1504,28 @@ async function terminalEvents(db: Db, sessionId: string): Promise<TerminalEvent[
 function auditRow(r: Selectable<Database["audit_events"]>): StoredAuditEvent {
   const columns = { at: Number(r.at), type: r.type, actor: r.actor, grantId: r.grant_id };
   return storedAuditEvent(Number(r.seq), r.payload, r.hash, columns);
+}
+
+/**
+ * The audit events of these grants, in seq order, each with the hash of the row before it and the
+ * row after it (one lookup by key each), so a reader can check the row against its neighbours.
+ */
+async function selectGrantAudit(db: Db, grantIds: readonly string[]): Promise<LinkedAuditEvent[]> {
+  if (grantIds.length === 0) return [];
+  const rows = await db
+    .selectFrom("audit_events as e")
+    .leftJoin("audit_events as p", (j) => j.on("p.seq", "=", sql<number>`e.seq - 1`))
+    .leftJoin("audit_events as n", (j) => j.on("n.seq", "=", sql<number>`e.seq + 1`))
+    .selectAll("e")
+    .select(["p.hash as prev_hash", "n.payload as next_payload", "n.hash as next_hash"])
+    .where("e.grant_id", "in", [...grantIds])
+    .orderBy("e.seq")
+    .execute();
+  return rows.map((r) => ({
+    ...auditRow(r),
+    prevHash: r.prev_hash,
+    next: r.next_payload === null || r.next_hash === null ? null : { payload: r.next_payload, hash: r.next_hash },
+  }));
 }
 
 function terminalFromRow(r: Selectable<Database["terminal_sessions"]>): TerminalSession {
@@ -1614,6 +1812,7 @@ function alarmToRow(a: AlarmRecord): Database["alarms"] {
     created_at: a.createdAt,
     next_at: a.nextAt,
     delivered_at: a.deliveredAt,
+    lease_owner: null,
   };
 }
 

@@ -362,6 +362,16 @@ const activationFailure: Migration = {
   },
 };
 
+/**
+ * Who is delivering an alarm: a delivery whose broker process is gone is taken over at once
+ * (like grants' leases) instead of when its lease runs out.
+ */
+const alarmLeaseOwner: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable("alarms").addColumn("lease_owner", "text").execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
@@ -376,6 +386,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0010_lease_owner": leaseOwner,
   "0011_vault_opening_alarm": vaultOpeningAlarm,
   "0012_grant_activation_failure": activationFailure,
+  "0013_alarm_lease_owner": alarmLeaseOwner,
 });
 
 const provider: MigrationProvider = {

@@ -159,6 +159,8 @@ export interface AlarmsTable {
   created_at: number;
   next_at: number;
   delivered_at: number | null;
+  /** The broker process delivering it, while it holds the delivery lease (`next_at`). */
+  lease_owner: string | null;
 }
 
 /** Small named facts of the broker itself (the last configuration's fingerprint). */

@@ -104,10 +104,16 @@ const incidentCommand: Command = {
     io.out("");
     io.out("Alarms");
     for (const a of r.alarms) {
+      // Worded as `show` words it: an alarm not delivered says why.
+      const tries = `${a.attempts} attempt${a.attempts === 1 ? "" : "s"}`;
       const state =
         a.state === "delivered"
           ? `delivered in ${a.latencyMs ?? "?"} ms`
-          : `${a.state.toUpperCase()} (${a.attempts} attempts)`;
+          : a.state === "failed"
+            ? `FAILED for good after ${tries}: ${a.lastError ?? ""}`
+            : a.attempts > 0
+              ? `NOT DELIVERED yet (${tries}; last error: ${a.lastError ?? ""})`
+              : "QUEUED";
       io.out(`  ${a.channel.padEnd(14)} ${a.event.padEnd(28)} ${state}`);
     }
     return EXIT.OK;
