@@ -113,7 +113,7 @@ export const ExtendBodySchema = z
 const QueryBool = z.enum(["true", "false", "1", "0"]).describe("true/false");
 
 /** The largest page of `GET /grants`: a page costs the broker what its rows do, so it is kept small. */
-export const GRANT_PAGE_MAX = 200;
+export const GRANT_PAGE_MAX = 100;
 
 export const ListGrantsQuerySchema = z.strictObject({
   state: z

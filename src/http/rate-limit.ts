@@ -1,12 +1,20 @@
 /**
  * Admission control for the API: per key (a caller's credential, or a client address), at most
  * `concurrent` requests in flight and a token bucket of `perSecond` with room for `burst`. A
- * request over either limit is refused at once, before authentication or any store work, so a
- * flood costs the broker little more than reading its requests.
+ * request over either limit is refused at once — on the raw HTTP request, before the framework,
+ * authentication or any store work — so a flood costs the broker little more than reading its
+ * requests. The probes (`/health`, `/ready`) are outside the limits.
  *
- * In-process and per replica: each broker limits what reaches it.
+ * In-process and per replica: each broker limits what reaches it over the network (`inject`, the
+ * in-process requests of tests, does not pass here).
  */
+import { createHash } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "../adapters/logger.js";
+import type { RequestLimit } from "../config/app-config.js";
 import { BreakglassError } from "../core/errors.js";
+import { SESSION_COOKIE } from "./auth-routes.js";
+import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 
 export interface LimitSettings {
   /** Requests in flight at once. */
@@ -92,4 +100,120 @@ export function rateLimited(who: "caller" | "address", retryAfterS: number): Bre
       : `too many requests from this address at once or in a short time: retry after ${retryAfterS} s`,
     { limit: who, retryAfterS },
   );
+}
+
+/**
+ * Admitted requests start one per turn of the event loop, in arrival order. A request's handler
+ * may block the loop (the SQLite driver is synchronous): started together, a handful of them
+ * would hold up everything else — `/health`, other callers, the refusals of a flood — for their
+ * sum; started one per turn, what waits behind them waits for one at most. Starting later also
+ * makes the concurrency limit real: requests that arrive together are all counted in flight before
+ * the first one runs.
+ */
+export function createStartQueue(): { turn(): Promise<void>; waiting(): number } {
+  const waiting: (() => void)[] = [];
+  let scheduled = false;
+  const step = () => {
+    waiting.shift()?.();
+    // The next one on the next turn (an immediate queued from an immediate runs after the poll phase).
+    if (waiting.length > 0) setImmediate(step);
+    else scheduled = false;
+  };
+  return {
+    turn() {
+      return new Promise<void>((resolve) => {
+        waiting.push(resolve);
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(step);
+        }
+      });
+    },
+    waiting: () => waiting.length,
+  };
+}
+
+const BEARER = /^Bearer[ ]+([^\s]+)\s*$/i;
+/** The session cookie, read here without parsing every cookie. */
+const SESSION = new RegExp(`(?:^|;\\s*)${SESSION_COOKIE}=([^;]+)`);
+
+/**
+ * What identifies the caller before it is checked: the bearer token, else the session cookie —
+ * hashed, so the limiter's table holds no credential.
+ */
+function credentialOf(req: IncomingMessage): string | null {
+  const header = req.headers.authorization;
+  const bearer = typeof header === "string" ? BEARER.exec(header)?.[1] : undefined;
+  const cookie = req.headers.cookie;
+  const credential = bearer ?? (typeof cookie === "string" ? SESSION.exec(cookie)?.[1] : undefined);
+  if (!credential) return null;
+  return createHash("sha256").update(credential).digest("base64url");
+}
+
+export interface RequestAdmission {
+  /** Admit the request (its slots are freed when its response closes), or answer it 429 here and say so. */
+  admit(req: IncomingMessage, res: ServerResponse): boolean;
+}
+
+export function createAdmission(deps: {
+  readonly limits: { readonly perCaller: RequestLimit; readonly perAddress: RequestLimit };
+  /** Paths outside the limits. */
+  readonly unlimited: () => ReadonlySet<string>;
+  readonly requestId: () => string;
+  readonly log: Logger;
+}): RequestAdmission {
+  const callers = createRateLimiter(deps.limits.perCaller);
+  const addresses = createRateLimiter(deps.limits.perAddress);
+  /** Refusals are counted and logged once a minute, not one line each (a flood would be a log flood). */
+  const refusals = { count: 0, since: performance.now() };
+
+  const refuse = (res: ServerResponse, who: "caller" | "address", retryAfterS: number): false => {
+    refusals.count += 1;
+    const now = performance.now();
+    if (now - refusals.since >= 60_000) {
+      deps.log.warn("requests refused by the request limits", {
+        refused: refusals.count,
+        seconds: Math.round((now - refusals.since) / 1000),
+        callers: callers.size(),
+        addresses: addresses.size(),
+      });
+      refusals.count = 0;
+      refusals.since = now;
+    }
+    const id = deps.requestId();
+    const { status, body } = toProblem(rateLimited(who, retryAfterS), id);
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      "content-type": PROBLEM_CONTENT_TYPE,
+      "content-length": Buffer.byteLength(text),
+      // RFC 9110 §10.2.3: when to come back, in whole seconds.
+      "retry-after": String(retryAfterS),
+      "x-request-id": id,
+      "cache-control": "no-store",
+    });
+    res.end(text);
+    return false;
+  };
+
+  return {
+    admit(req, res) {
+      const path = (req.url ?? "").split("?")[0] ?? "";
+      if (deps.unlimited().has(path)) return true;
+      const now = performance.now();
+      const byAddress = addresses.admit(req.socket.remoteAddress ?? "unknown", now);
+      if (!byAddress.ok) return refuse(res, "address", byAddress.retryAfterS);
+      const credential = credentialOf(req);
+      const byCaller = credential === null ? null : callers.admit(credential, now);
+      if (byCaller !== null && !byCaller.ok) {
+        byAddress.release();
+        return refuse(res, "caller", byCaller.retryAfterS);
+      }
+      // Whatever ends the exchange (answered, or the client went away) frees the slots.
+      res.once("close", () => {
+        byAddress.release();
+        byCaller?.release();
+      });
+      return true;
+    },
+  };
 }

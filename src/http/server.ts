@@ -6,7 +6,8 @@
  * Logging: one line per request (id, method, route, status, time) and, for unexpected errors,
  * the error with its stack. Headers are never logged: the Authorization header carries a token.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
+import { createServer } from "node:http";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { z } from "zod";
 import type { Logger } from "../adapters/logger.js";
@@ -30,7 +31,7 @@ import { type AuthRouteDeps, buildAuthRoutes, readCookie, registerBrowserAuth, S
 import { registerConsole } from "./console.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { clientErrorResponse, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
-import { createRateLimiter, rateLimited } from "./rate-limit.js";
+import { createAdmission, createStartQueue } from "./rate-limit.js";
 import { gateRefusal } from "./route-gate.js";
 import type { AnyRoute } from "./route-table.js";
 import { buildRoutes } from "./routes.js";
@@ -109,16 +110,27 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
       });
     }
     if (status === 401) reply.header("www-authenticate", 'Bearer realm="breakglass"');
-    // RFC 9110 §10.2.3: when to come back, in whole seconds.
-    if (status === 429 && error instanceof BreakglassError && typeof error.detail.retryAfterS === "number") {
-      reply.header("retry-after", String(error.detail.retryAfterS));
-    }
     // Also here: a request refused before the onRequest hook never got the header.
     reply.header("x-request-id", request.id);
     return reply.code(status).type(PROBLEM_CONTENT_TYPE).send(body);
   };
 
+  const admission = createAdmission({
+    limits: deps.config.server.limits,
+    unlimited: () => unlimitedPaths,
+    requestId: () => deps.ids.next("req"),
+    log,
+  });
+  let unlimitedPaths: ReadonlySet<string> = new Set();
   const app = Fastify({
+    // Requests over the limits are answered here, before fastify builds anything for them.
+    serverFactory: (handler) => {
+      const server = createServer((req, res) => {
+        if (admission.admit(req, res)) handler(req, res);
+      });
+      server.keepAliveTimeout = 72_000; // fastify's default
+      return server;
+    },
     logger: false,
     bodyLimit: BODY_LIMIT_BYTES,
     // Our own ids, never the client's: the request id is stamped on audit events.
@@ -172,59 +184,17 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   if (authDeps && auth && box) registerBrowserAuth(app, { ...authDeps, auth, box });
   registerConsole(app);
 
-  // Admission control: a caller (its credential) and a client address each get a few requests in
-  // flight and a token bucket; the excess is refused here, before authentication or any store
-  // work. The probes (/health, /ready) are outside it, so they answer during a flood.
-  const { perCaller, perAddress } = deps.config.server.limits;
-  const callers = createRateLimiter(perCaller);
-  const addresses = createRateLimiter(perAddress);
+  // Admitted requests start one per turn of the event loop (see createStartQueue); the probes
+  // do not wait for a turn.
+  const starts = createStartQueue();
   const unlimited = new Set(routes.filter((r) => r.unlimited).map((r) => `${API_PREFIX}${r.path}`));
-  const releases = new WeakMap<FastifyRequest, (() => void)[]>();
-  const release = (request: FastifyRequest) => {
-    for (const r of releases.get(request) ?? []) r();
-    releases.delete(request);
-  };
-  /** Refusals are counted and logged once a minute, not one line each (a flood would be a log flood). */
-  const refusals = { count: 0, since: performance.now() };
-  const limited = new WeakSet<FastifyRequest>();
-  const refuse = (request: FastifyRequest, who: "caller" | "address", retryAfterS: number): never => {
-    limited.add(request);
-    refusals.count += 1;
-    const now = performance.now();
-    if (now - refusals.since >= 60_000) {
-      log.warn("requests refused by the request limits", {
-        refused: refusals.count,
-        seconds: Math.round((now - refusals.since) / 1000),
-        callers: callers.size(),
-        addresses: addresses.size(),
-      });
-      refusals.count = 0;
-      refusals.since = now;
-    }
-    throw rateLimited(who, retryAfterS);
-  };
-
+  unlimitedPaths = unlimited;
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
     reply.header("cache-control", "no-store");
-    if (unlimited.has(request.routeOptions.url ?? "")) return;
-    const now = performance.now();
-    const held: (() => void)[] = [];
-    releases.set(request, held);
-    // Whatever ends the exchange (answered, or the client went away) frees the slots.
-    reply.raw.once("close", () => release(request));
-    const byAddress = addresses.admit(request.ip, now);
-    if (!byAddress.ok) refuse(request, "address", byAddress.retryAfterS);
-    else held.push(byAddress.release);
-    const credential = credentialOf(request);
-    if (credential === null) return;
-    const byCaller = callers.admit(credential, now);
-    if (!byCaller.ok) refuse(request, "caller", byCaller.retryAfterS);
-    else held.push(byCaller.release);
+    if (!unlimited.has(request.routeOptions.url ?? "")) await starts.turn();
   });
   app.addHook("onResponse", async (request, reply) => {
-    release(request);
-    if (limited.has(request)) return; // counted above, not logged one by one
     log.info("http request", {
       requestId: request.id,
       method: request.method,
@@ -317,18 +287,6 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   }
 
   return app;
-}
-
-/**
- * What identifies the caller before it is checked: the bearer token, else the session cookie —
- * hashed, so the limiter's table holds no credential.
- */
-function credentialOf(request: FastifyRequest): string | null {
-  const header = request.headers.authorization;
-  const bearer = typeof header === "string" ? BEARER.exec(header)?.[1] : undefined;
-  const credential = bearer ?? readCookie(request.headers.cookie, SESSION_COOKIE);
-  if (!credential) return null;
-  return createHash("sha256").update(credential).digest("base64url");
 }
 
 function describeError(error: unknown): Record<string, unknown> {

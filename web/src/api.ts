@@ -218,14 +218,14 @@ export const api = {
   roles: () => call<RolesResponse>("GET", "/roles"),
   grants: (query: string) => call<GrantList>("GET", `/grants${query}`),
   /**
-   * Every grant the query matches, a page at a time (the API serves at most 200 per page), up to
+   * Every grant the query matches, a page at a time (the API serves at most 100 per page), up to
    * `max`; `next` is set when there were more.
    */
   async allGrants(query: string, max = 1000): Promise<GrantList> {
     const grants: GrantList["grants"] = [];
     let next: string | null = null;
     do {
-      const limit = Math.min(200, max - grants.length);
+      const limit = Math.min(100, max - grants.length);
       const cursor: string = next === null ? "" : `&cursor=${encodeURIComponent(next)}`;
       const page: GrantList = await call<GrantList>("GET", `/grants?${query}&limit=${limit}${cursor}`);
       grants.push(...page.grants);

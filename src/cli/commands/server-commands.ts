@@ -18,10 +18,13 @@ import { packageRoot } from "../package-root.js";
 const LEVELS: readonly LogLevel[] = ["info", "warn", "error", "silent"];
 
 /** `BREAKGLASS_LOG_LEVEL` (info, warn, error, silent), else `fallback`. */
-export function loggerFrom(io: CliIo, fallback: LogLevel): Logger {
+export function logLevelFrom(io: CliIo, fallback: LogLevel): LogLevel {
   const wanted = io.env.BREAKGLASS_LOG_LEVEL?.trim().toLowerCase();
-  const level = LEVELS.find((l) => l === wanted) ?? fallback;
-  return createLogger(level, (line) => io.err(line));
+  return LEVELS.find((l) => l === wanted) ?? fallback;
+}
+
+export function loggerFrom(io: CliIo, fallback: LogLevel): Logger {
+  return createLogger(logLevelFrom(io, fallback), (line) => io.err(line));
 }
 
 export const CONFIG_OPTION = {
@@ -64,7 +67,13 @@ export const serverCommand: Command = {
     const config = await loadConfig(path, io);
     const log = loggerFrom(io, "info");
     const { createBroker } = await import("../../app.js");
-    const broker = await createBroker(config, { log });
+    // Expiry, revocation and alarms on a thread of their own: requests cannot hold them up.
+    const broker = await createBroker(config, {
+      log,
+      env: io.env,
+      backgroundThread: true,
+      logLevel: logLevelFrom(io, "info"),
+    });
     const url = await startBroker(broker, config, "change server.port (0 picks a free port)");
     log.info("broker started", { url, config: path });
     io.out(`Breakglass listening on ${url}`);
@@ -136,7 +145,12 @@ export const demoCommand: Command = {
     };
     const log = loggerFrom(io, "warn");
     const { createBroker } = await import("../../app.js");
-    const broker = await createBroker(config, { log });
+    const broker = await createBroker(config, {
+      log,
+      env: io.env,
+      backgroundThread: true,
+      logLevel: logLevelFrom(io, "warn"),
+    });
     const url = await startBroker(broker, config, "pick another with --port (0 picks a free one)");
 
     const lines: string[] = [`export BREAKGLASS_URL=${url}`];
