@@ -16,7 +16,7 @@ import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
 import { type AuthService, createAuthService } from "./auth/auth-service.js";
 import { createDirectory } from "./auth/directory.js";
 import { createOidcLogin } from "./auth/oidc.js";
-import { createBackgroundThread } from "./background/thread-client.js";
+import { createBackgroundThread, type SpawnedBackgroundThread } from "./background/thread-client.js";
 import type { AppConfig } from "./config/app-config.js";
 import { describeDiff, diffConfig, fingerprintConfig, parseFingerprint } from "./config/config-fingerprint.js";
 import { checkpointAlarms } from "./core/alarm-routing.js";
@@ -60,10 +60,11 @@ export interface BrokerOptions {
    * own store connection, where request handling cannot delay them (docs/adr/0008). The server
    * does; it needs the build (dist) and the configuration's file, and cannot take an injected
    * clock or connectors — in-process tests and benchmarks that inject them run the workers on
-   * the broker's own thread. When the thread dies, `onBackgroundDeath` is called (default: log
-   * and exit the process, so a supervisor restarts it).
+   * the broker's own thread. A thread from `spawnBackgroundThread()`, spawned before the
+   * broker's modules were loaded, starts sooner. When the thread dies, `onBackgroundDeath` is
+   * called (default: log and exit the process, so a supervisor restarts it).
    */
-  readonly backgroundThread?: boolean;
+  readonly backgroundThread?: boolean | SpawnedBackgroundThread;
   readonly onBackgroundDeath?: (reason: string) => void;
   /** The level the background thread logs at (default `warn`). */
   readonly logLevel?: "info" | "warn" | "error" | "silent";
@@ -103,7 +104,7 @@ export interface Broker {
 export { openStore } from "./store/open-store.js";
 
 export async function createBroker(config: AppConfig, opts: BrokerOptions = {}): Promise<Broker> {
-  const threaded = opts.backgroundThread === true;
+  const threaded = opts.backgroundThread !== undefined && opts.backgroundThread !== false;
   if (threaded && (opts.clock !== undefined || opts.connectors !== undefined)) {
     throw new Error("a broker with a background thread cannot take an injected clock or connectors");
   }
@@ -152,6 +153,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
               process.exit(70);
             }),
         },
+        typeof opts.backgroundThread === "object" ? opts.backgroundThread : undefined,
       )
     : null;
   const wakeAlarms = () => alarms.kick();

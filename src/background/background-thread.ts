@@ -8,7 +8,7 @@
  * (thread-protocol.ts).
  */
 import { dirname } from "node:path";
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort } from "node:worker_threads";
 import { createLogger } from "../adapters/logger.js";
 import { systemClock } from "../adapters/system-clock.js";
 import { createDirectory } from "../auth/directory.js";
@@ -25,8 +25,20 @@ import type { BackgroundThreadInput, FromBackground, ToBackground } from "./thre
 
 if (!parentPort) throw new Error("background-thread.js runs as a worker thread of the broker");
 const port = parentPort;
-const input = workerData as BackgroundThreadInput;
 const post = (m: FromBackground) => port.postMessage(m);
+/** Messages are kept until the thread is built and can act on them. */
+const inbox: ToBackground[] = [];
+let deliver: ((m: ToBackground) => void) | null = null;
+// The first message says what to build: the thread is spawned before the broker knows it.
+let init: (input: BackgroundThreadInput) => void = () => {};
+const initialised = new Promise<BackgroundThreadInput>((resolve) => {
+  init = resolve;
+});
+port.on("message", (m: ToBackground) => {
+  if (m.type === "init") init(m.input);
+  else if (deliver) deliver(m);
+  else inbox.push(m);
+});
 
 /** Observations go to the main thread, which serves /metrics. */
 class ForwardedHistogram extends Histogram {
@@ -39,6 +51,7 @@ class ForwardedHistogram extends Histogram {
 }
 
 async function main(): Promise<void> {
+  const input = await initialised;
   const log = createLogger(input.logLevel);
   const logFn = (msg: string, fields?: Record<string, unknown>) => log.warn(msg, { thread: "background", ...fields });
   const loaded = loadConfigFile(input.configFile, { ...connectorConfigChecks, env: input.env });
@@ -124,7 +137,7 @@ async function main(): Promise<void> {
     stop,
   };
   // Messages the broker sent while this thread was being built are delivered from here on.
-  port.on("message", (m: ToBackground) => {
+  const dispatch = (m: ToBackground) => {
     if (m.type === "start") {
       start().then(
         () => post({ type: "ready" }),
@@ -136,6 +149,7 @@ async function main(): Promise<void> {
       workers[m.worker].kick();
       return;
     }
+    if (m.type === "init") return;
     const call = calls[m.op];
     if (!call) return;
     call().then(
@@ -145,7 +159,9 @@ async function main(): Promise<void> {
       },
       (e: unknown) => post({ type: "result", id: m.id, ok: false, error: String(e) }),
     );
-  });
+  };
+  deliver = dispatch;
+  for (const m of inbox.splice(0)) dispatch(m);
 }
 
 main().catch((e: unknown) => {

@@ -22,6 +22,48 @@ export interface BackgroundThread {
   stop(): Promise<void>;
 }
 
+/** A background thread spawned before its broker was built (`spawnBackgroundThread`). */
+export interface SpawnedBackgroundThread {
+  readonly worker: Worker;
+  /** Why the thread ended before `createBackgroundThread` took it over; null while it runs. */
+  endedEarly(): string | null;
+  /** End it (the broker it was spawned for could not be built). */
+  terminate(): Promise<void>;
+}
+
+/**
+ * Spawn the thread now, before the broker is built: it loads its modules on the other core while
+ * the broker loads its own, and waits for `createBackgroundThread` to say what to build.
+ */
+export function spawnBackgroundThread(): SpawnedBackgroundThread {
+  const worker = new Worker(new URL("./background-thread.js", import.meta.url));
+  // The broker's own handles (its server) keep the process alive, not this thread: a broker that
+  // fails before it starts must not hang its process.
+  worker.unref();
+  // Until the broker listens, a thread that fails to load is remembered here (an 'error' nobody
+  // listened to would throw in the broker's thread; an 'exit' nobody saw would leave start() waiting).
+  let ended: string | null = null;
+  const onError = (e: Error) => {
+    ended ??= e.message;
+  };
+  const onExit = (code: number) => {
+    ended ??= `it exited (${code})`;
+  };
+  worker.on("error", onError);
+  worker.on("exit", onExit);
+  return {
+    worker,
+    endedEarly() {
+      worker.off("error", onError);
+      worker.off("exit", onExit);
+      return ended;
+    },
+    async terminate() {
+      await worker.terminate();
+    },
+  };
+}
+
 export function createBackgroundThread(
   input: BackgroundThreadInput,
   deps: {
@@ -31,6 +73,7 @@ export function createBackgroundThread(
     /** The thread ended without being asked to. */
     readonly onDeath: (reason: string) => void;
   },
+  spawned: SpawnedBackgroundThread = spawnBackgroundThread(),
 ): BackgroundThread {
   let worker: Worker | null = null;
   let stopping = false;
@@ -70,8 +113,7 @@ export function createBackgroundThread(
     channels: () => health.map((h) => ({ ...h })),
   };
 
-  // Spawned now: the thread loads its modules and builds its workers while the broker gets
-  // ready; `start()` lets it begin.
+  // The thread builds its workers while the broker gets ready; `start()` lets it begin.
   let started = false;
   let startFailure: Error | null = null;
   let onStarted: { resolve(): void; reject(e: Error): void } | null = null;
@@ -82,10 +124,7 @@ export function createBackgroundThread(
     if (e) waiter?.reject(e);
     else waiter?.resolve();
   };
-  worker = new Worker(new URL("./background-thread.js", import.meta.url), { workerData: input });
-  // The broker's own handles (its server) keep the process alive, not this thread: a broker that
-  // fails before it starts must not hang its process.
-  worker.unref();
+  worker = spawned.worker;
   worker.on("message", (m: FromBackground) => {
     switch (m.type) {
       case "ready":
@@ -123,6 +162,12 @@ export function createBackgroundThread(
     if (!started) settleStart(new Error(`the background thread exited (${code}) before it ran`));
     else if (!stopping) deps.onDeath(`the background thread exited (${code})`);
   });
+  const endedEarly = spawned.endedEarly();
+  if (endedEarly === null) send({ type: "init", input });
+  else {
+    worker = null;
+    startFailure = new Error(`the background thread could not start: ${endedEarly}`);
+  }
 
   return {
     expiry,

@@ -23,6 +23,8 @@ export interface BackgroundThreadInput {
 export type BackgroundCall = "expiry.tick" | "expiry.drain" | "alarms.tick" | "alarms.drain" | "stop";
 
 export type ToBackground =
+  /** What to build (the first message: the thread is spawned before the broker knows it). */
+  | { readonly type: "init"; readonly input: BackgroundThreadInput }
   /** Begin: end what fell due while the broker was down, then run the workers. */
   | { readonly type: "start" }
   | { readonly type: "call"; readonly id: number; readonly op: BackgroundCall }
