@@ -10,6 +10,7 @@ import type { FastifyInstance } from "fastify";
 import { createLogger, type Logger } from "./adapters/logger.js";
 import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
 import type { AlarmWorker } from "./alarms/alarm-worker.js";
+import type { EscalationWorker } from "./alarms/escalation-worker.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
 import { sha256 } from "./audit/node-crypto.js";
 import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
@@ -82,6 +83,11 @@ export interface Broker {
   readonly rotation: RotationWorker;
   readonly alarms: AlarmWorker;
   readonly detector: DetectorWorker;
+  /**
+   * Activations nobody acknowledged in time; null without `alarms.escalation`, and with a
+   * background thread (the escalation runs there).
+   */
+  readonly escalation: EscalationWorker | null;
   readonly checkpoints: CheckpointWorker;
   readonly signingKey: SigningKey;
   readonly http: FastifyInstance;
@@ -176,19 +182,18 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     alarms,
     expiry,
     escalation,
-  }: { alarms: AlarmWorker; expiry: ExpiryWorker; escalation: { start(): void; stop(): Promise<void> } | null } =
-    background
-      ? { alarms: background.alarms, expiry: background.expiry, escalation: null }
-      : createBackgroundWorkers({
-          config,
-          policy,
-          store,
-          wiring,
-          channels: createAlarmChannels(config, policy, store, resolveSecret, clock),
-          clock,
-          metrics,
-          log: logFn,
-        });
+  }: { alarms: AlarmWorker; expiry: ExpiryWorker; escalation: EscalationWorker | null } = background
+    ? { alarms: background.alarms, expiry: background.expiry, escalation: null }
+    : createBackgroundWorkers({
+        config,
+        policy,
+        store,
+        wiring,
+        channels: createAlarmChannels(config, policy, store, resolveSecret, clock),
+        clock,
+        metrics,
+        log: logFn,
+      });
   const service = createGrantService({ policy, store, audit, writer, access, clock, ids, box });
   const tokens = createTokenService({ policy, store, audit, clock, ids });
   const reconcile = createReconcileWorker({
@@ -324,6 +329,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     rotation,
     alarms,
     detector,
+    escalation,
     checkpoints,
     signingKey,
     http,
@@ -474,6 +480,20 @@ function createGateway(
       ]),
     );
   };
+  const recorder = createRecorder({ store, flushMs: g.recordFlushMs, batchSize: 1000, log });
+  // A session's end event seals its recording (the digest of every statement), so it is written
+  // only once those statements are stored: never a seal over a recording still in memory, which
+  // `audit verify` would read as deleted. While the store refuses them (disk full) the end waits
+  // and retries; a crash meanwhile leaves the recording unsealed, as any open one.
+  const recordingStored = async (): Promise<void> => {
+    for (let wait = 250; ; wait = Math.min(wait * 2, 10_000)) {
+      try {
+        return await recorder.flush();
+      } catch {
+        await new Promise((r) => setTimeout(r, wait).unref());
+      }
+    }
+  };
   return createPgGateway({
     host: g.host,
     port: g.port,
@@ -481,7 +501,7 @@ function createGateway(
     requireTls: g.requireTls,
     now: () => clock.now(),
     log,
-    recorder: createRecorder({ store, flushMs: g.recordFlushMs, batchSize: 1000, log }),
+    recorder,
     async findLogin(user) {
       const login = await store.findGatewayLogin(user);
       if (!login) return null;
@@ -525,19 +545,23 @@ function createGateway(
       }).catch((e: unknown) => log("recording a blocked statement failed", { session: b.sessionId, error: String(e) }));
     },
     onSessionEnd: (s) => {
-      sessionEvent("gateway.session_ended", s.grantId, {
-        session: s.sessionId,
-        from: s.from,
-        durationMs: s.endedAt - s.startedAt,
-        statements: s.statements,
-        digest: s.digest,
-        errors: s.errors,
-        bytesToClient: s.bytesToClient,
-        bytesFromClient: s.bytesFromClient,
-        reason: s.endReason,
-      }).catch((e: unknown) =>
-        log("recording a gateway session's end failed", { session: s.sessionId, error: String(e) }),
-      );
+      recordingStored()
+        .then(() =>
+          sessionEvent("gateway.session_ended", s.grantId, {
+            session: s.sessionId,
+            from: s.from,
+            durationMs: s.endedAt - s.startedAt,
+            statements: s.statements,
+            digest: s.digest,
+            errors: s.errors,
+            bytesToClient: s.bytesToClient,
+            bytesFromClient: s.bytesFromClient,
+            reason: s.endReason,
+          }),
+        )
+        .catch((e: unknown) =>
+          log("recording a gateway session's end failed", { session: s.sessionId, error: String(e) }),
+        );
     },
   });
 }
