@@ -296,6 +296,51 @@ describe("PostgreSQL gateway", () => {
     ]);
   });
 
+  it("refuses a database other than the target's with PostgreSQL's own error; no database named means the target's", async () => {
+    const { id, dsn } = await grant();
+    const u = new URL(dsn);
+    const user = decodeURIComponent(u.username);
+    // Directly, PostgreSQL answers an unknown database with 3D000 and this wording: the gateway says the same.
+    const direct = new URL(target.adminUrl);
+    direct.pathname = "/nosuch";
+    const d = new pg.Client({ connectionString: direct.toString() });
+    await expect(d.connect()).rejects.toMatchObject({ code: "3D000", message: 'database "nosuch" does not exist' });
+    for (const name of ["nosuch", "postgres"]) {
+      const other = new URL(dsn);
+      other.pathname = `/${name}`;
+      const c = new pg.Client({ connectionString: other.toString() });
+      await expect(c.connect()).rejects.toMatchObject({ code: "3D000", message: `database "${name}" does not exist` });
+      const p = await run("psql", [other.toString(), "-X", "-c", "SELECT 1"]).then(
+        () => ({ code: 0, stderr: "" }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(p.code).toBe(2);
+      expect(p.stderr).toMatch(new RegExp(`FATAL:  database "${name}" does not exist`));
+    }
+    // No database named: libpq and pg send the user name, which PostgreSQL reads as "the default".
+    const env = { ...process.env, PGPASSWORD: decodeURIComponent(u.password), PGDATABASE: "" };
+    const psqlDefault = await run(
+      "psql",
+      ["-X", "-A", "-t", "-h", u.hostname, "-p", u.port, "-U", user, "-c", "SELECT current_database()"],
+      { env },
+    );
+    expect(psqlDefault.stdout.trim()).toBe("app");
+    const c = new pg.Client({ host: u.hostname, port: Number(u.port), user, password: decodeURIComponent(u.password) });
+    await c.connect();
+    expect((await c.query("SELECT current_database() AS db")).rows).toEqual([{ db: "app" }]);
+    await c.end();
+    // The named database works as before; refused logins are not sessions.
+    const named = await run("psql", [dsn, "-X", "-A", "-t", "-c", "SELECT current_database()"]);
+    expect(named.stdout.trim()).toBe("app");
+    // Three sessions (psql and pg with no database, psql with the target's); none for the refusals.
+    const sessions = await until("the three sessions' ends", async () => {
+      const types = (await broker.store.readGrantAudit([id])).map((e) => e.type);
+      const ended = types.filter((t) => t === "gateway.session_ended");
+      return ended.length >= 3 ? types : null;
+    });
+    expect(sessions.filter((t) => t === "gateway.session_started")).toHaveLength(3);
+  });
+
   it("runs pgbench in simple, extended and prepared modes without a failed transaction", async () => {
     // End the previous grant first: its end sweeps grants made to recovery_rw during it (seed 000).
     if (last) await broker.service.release(ctx("alice"), last);

@@ -143,6 +143,17 @@ export const SESSION_BOUNDS: Readonly<Record<string, string>> = {
 /** libpq's large-object functions (lo_open … lo_truncate64), which it calls by OID. */
 const LARGE_OBJECT_FUNCTIONS = new Set([715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172]);
 
+/**
+ * The database a client asked for, or null for "the default". PostgreSQL reads a startup packet
+ * without `database` as the user's own name, and libpq, psql and `pg` fill a missing dbname with
+ * the user name before they send it: so an absent, empty or user-named database is the default,
+ * the target's configured database.
+ */
+export function askedDatabase(params: Readonly<Record<string, string>>, user: string): string | null {
+  const db = params.database;
+  return db === undefined || db === "" || db === user ? null : db;
+}
+
 /** The client's startup parameters the gateway passes on (all but user and database). */
 const forwardedParams = (params: Readonly<Record<string, string>>): Record<string, string> => {
   const forward: Record<string, string> = {};
@@ -674,6 +685,14 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
         return fatal(socket, "28P01", `password authentication failed for user "${user}"`);
       }
       socket.write(authSaslFinal(serverFinal));
+      // The session runs in the target's database, and nowhere else: a client that names another
+      // gets PostgreSQL's own answer (after authentication, as PostgreSQL answers it), not a
+      // session in a database it did not ask for. See {@link askedDatabase}.
+      const target = parseUpstream(login.upstream);
+      const asked = askedDatabase(params, user);
+      if (asked !== null && asked !== target.database) {
+        return fatal(socket, "3D000", `database "${asked}" does not exist`);
+      }
       session.grantId = login.grantId;
       const guard = await deps.guardFor(login.grantId);
       const rules = gatewayRules(guard.rules, user);
@@ -706,7 +725,6 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       }
 
       // 4. The target, as the grant's role.
-      const target = parseUpstream(login.upstream);
       session.target = target;
       let up: Awaited<ReturnType<typeof connectUpstream>>;
       try {
