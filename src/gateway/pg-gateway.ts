@@ -175,7 +175,6 @@ export function gatewayRules(rules: GuardRules | null, user: string): GuardRules
 const MAX_PARAM_CHARS = 1024;
 
 interface Pending {
-  readonly seq: number;
   readonly kind: StatementRecord["kind"];
   readonly text: string;
   readonly params: (string | null)[] | null;
@@ -184,6 +183,12 @@ interface Pending {
   tags: string[];
   error: string | null;
   bytes: number;
+  /**
+   * A Parse: the statement's name (null for every other message). It is recorded on its own only
+   * when no Execute of it came before the server answered it (`executedBy` stays null).
+   */
+  readonly parse: string | null;
+  executedBy: Pending | null;
 }
 
 export function createPgGateway(deps: GatewayDeps): PgGateway {
@@ -216,7 +221,8 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     startedAt = deps.now();
     endsAt: number | null = null;
     timer: NodeJS.Timeout | null = null;
-    // Recording state.
+    // Recording state. A statement's seq is given as it is recorded: statements are recorded in
+    // the order they were sent, and a Parse covered by its Execute takes none (no gaps).
     seq = 0;
     statementCount = 0;
     /** Folded over each statement as it is recorded, so the end event can seal the recording. */
@@ -226,7 +232,9 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     bytesFromClient = 0;
     readonly pending: Pending[] = [];
     readonly prepared = new Map<string, string>();
-    readonly portals = new Map<string, { text: string; params: (string | null)[]; blocked: boolean }>();
+    /** Parses the server has not answered yet, by statement name (an Execute of one covers it). */
+    readonly parsing = new Map<string, Pending>();
+    readonly portals = new Map<string, { stmt: string; text: string; params: (string | null)[]; blocked: boolean }>();
     /** Prepared statements the guard refused: their Parse was replaced, their Binds carry no values. */
     readonly blockedStatements = new Set<string>();
     guard: ((sql: string) => GuardVerdict) | null = null;
@@ -264,7 +272,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
         this.upstream.destroy();
       }
       for (const p of this.pending.splice(0)) {
-        this.finish(p, deps.now(), p.error ?? `session ended (${reason}) before the statement finished`);
+        this.settle(p, deps.now(), p.error ?? `session ended (${reason}) before the statement finished`);
       }
       sessions.delete(this.pid);
       const set = byGrant.get(this.grantId);
@@ -314,10 +322,11 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     finish(p: Pending, at: number, error: string | null = p.error): void {
       if (error) this.errorCount += 1;
       this.statementCount += 1;
+      this.seq += 1;
       const record: StatementRecord = {
         grantId: this.grantId,
         sessionId: this.id,
-        seq: p.seq,
+        seq: this.seq,
         startedAt: p.startedAt,
         endedAt: at,
         kind: p.kind,
@@ -332,19 +341,42 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       deps.recorder.record(record);
     }
 
-    start(kind: Pending["kind"], text: string, params: (string | null)[] | null): void {
-      this.seq += 1;
-      this.pending.push({
-        seq: this.seq,
+    start(
+      kind: Pending["kind"],
+      text: string,
+      params: (string | null)[] | null,
+      parse: string | null = null,
+      error: string | null = null,
+    ): Pending {
+      const p: Pending = {
         kind,
         text,
         params,
         startedAt: deps.now(),
         rows: 0,
         tags: [],
-        error: null,
+        error,
         bytes: 0,
-      });
+        parse,
+        executedBy: null,
+      };
+      this.pending.push(p);
+      return p;
+    }
+
+    /**
+     * A pending entry leaves the queue: recorded — but a Parse whose Execute was sent before the
+     * server answered it is that Execute's to record (a Parse error goes to the Execute).
+     */
+    settle(p: Pending, at: number, error: string | null): void {
+      if (p.parse !== null) {
+        if (this.parsing.get(p.parse) === p) this.parsing.delete(p.parse);
+        if (p.executedBy) {
+          if (error !== null && p.error === null) p.executedBy.error ??= error;
+          return;
+        }
+      }
+      this.finish(p, at, error);
     }
 
     /** A statement the guard refuses: recorded, reported, and replaced by one raising the guard's error. */
@@ -373,6 +405,10 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
         }
         case 0x50: {
           // P: Parse (name, text, parameter types)
+          // Recorded (kind `prepare`) unless an Execute of it follows before the server answers it
+          // (then the Execute is the record): a statement only prepared, or one the server refuses
+          // to prepare, is in the recording too.
+          if (deps.recorder.failing) return this.refuseUnrecorded();
           const [name, at] = readCString(body, 0);
           const text = readCString(body, at)[0];
           this.prepared.set(name, text);
@@ -380,9 +416,13 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           if (verdict && !verdict.allowed) {
             this.blockedStatements.add(name);
             const replacement = this.block(text, verdict.reason);
+            // The replacement parses; its error is what an Execute of it would raise.
+            const why = `42501 Breakglass guard: ${verdict.reason} for role ${this.role}`;
+            this.parsing.set(name, this.start("blocked", text, null, name, why));
             return message("P", Buffer.concat([Buffer.from(`${name}\0${replacement}\0`, "utf8"), Buffer.alloc(2)]));
           }
           this.blockedStatements.delete(name);
+          this.parsing.set(name, this.start("prepare", text, null, name));
           return true;
         }
         case 0x42: {
@@ -391,6 +431,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           const [stmt, b] = readCString(body, a);
           const blocked = this.blockedStatements.has(stmt);
           this.portals.set(portal, {
+            stmt,
             text: this.prepared.get(stmt) ?? `<prepared statement ${stmt}>`,
             params: bindParams(body, b, this.redact),
             blocked,
@@ -405,11 +446,13 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           // E: Execute (portal, max rows)
           if (deps.recorder.failing) return this.refuseUnrecorded();
           const portal = this.portals.get(readCString(body, 0)[0]);
-          this.start(
+          const p = this.start(
             portal?.blocked ? "blocked" : "extended",
             portal?.text ?? "<unknown portal>",
             portal?.params ?? null,
           );
+          const parse = portal ? this.parsing.get(portal.stmt) : undefined;
+          if (parse && parse.executedBy === null) parse.executedBy = p;
           return true;
         }
         case 0x43: {
@@ -453,6 +496,18 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     /** A complete interesting message from the target. */
     complete(type: number, body: Buffer): void {
       const head = this.pending[0];
+      if (head?.parse != null && (type === 0x31 || type === 0x45)) {
+        // 1: ParseComplete, or the ErrorResponse refusing the Parse (the server then skips to Sync).
+        this.pending.shift();
+        if (type === 0x31) {
+          this.settle(head, deps.now(), head.error);
+          return;
+        }
+        const f = errorFields(body);
+        this.settle(head, deps.now(), head.error ?? `${f.C ?? ""} ${f.M ?? "error"}`.trim());
+        this.skipping = true;
+        return;
+      }
       switch (type) {
         case 0x43: {
           // C: CommandComplete
@@ -488,7 +543,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
             const p = this.pending[0] as Pending;
             if (p.kind !== "simple" && !this.skipping) break; // an Execute after this Sync
             this.pending.shift();
-            this.finish(
+            this.settle(
               p,
               now,
               p.kind === "simple" ? p.error : (p.error ?? "not run: an earlier message of its pipeline failed"),
@@ -505,7 +560,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
 
     done(): void {
       const p = this.pending.shift();
-      if (p) this.finish(p, deps.now());
+      if (p) this.settle(p, deps.now(), p.error);
     }
 
     /** Scan a chunk from the target: headers, and the bodies worth reading. */
@@ -531,7 +586,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
             if (head) head.rows += 1;
             this.collect = null;
           } else {
-            this.collect = t === 0x43 || t === 0x45 || t === 0x5a || t === 0x73 || t === 0x49 ? [] : null;
+            this.collect = t === 0x43 || t === 0x45 || t === 0x5a || t === 0x73 || t === 0x49 || t === 0x31 ? [] : null;
           }
           if (this.remaining === 0) {
             if (this.collect) this.complete(t, Buffer.alloc(0));
