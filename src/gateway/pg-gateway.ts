@@ -37,7 +37,7 @@ import {
   backendKeyData,
   errorFields,
   errorResponse,
-  MessageReader,
+  MAX_CLIENT_MESSAGE,
   message,
   readCString,
   readStartup,
@@ -173,6 +173,11 @@ export function gatewayRules(rules: GuardRules | null, user: string): GuardRules
   return { ...base, named: [...base.named, ...always], setRoles: [...base.setRoles, user] };
 }
 const MAX_PARAM_CHARS = 1024;
+const EMPTY = Buffer.alloc(0);
+/** Target messages whose bodies the gateway reads: CommandComplete, ErrorResponse, ReadyForQuery, PortalSuspended, EmptyQueryResponse, ParseComplete. */
+const WANTED = new Set([0x43, 0x45, 0x5a, 0x73, 0x49, 0x31]);
+/** Client messages the gateway inspects (the rest — Describe, Sync, Flush, CopyData… — pass as they are). */
+const INSPECTED = new Set([0x51, 0x50, 0x42, 0x45, 0x43, 0x46, 0x58]);
 
 interface Pending {
   readonly kind: StatementRecord["kind"];
@@ -180,7 +185,8 @@ interface Pending {
   readonly params: (string | null)[] | null;
   readonly startedAt: number;
   rows: number;
-  tags: string[];
+  /** Command tags so far, joined by "; " (null: none yet). */
+  tag: string | null;
   error: string | null;
   bytes: number;
   /**
@@ -248,7 +254,11 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     headerLen = 0;
     remaining = 0;
     type = 0;
-    collect: Buffer[] | null = null;
+    /** The current target message's body is wanted (see {@link WANTED}); pieces of one split across chunks. */
+    want = false;
+    pieces: Buffer[] | null = null;
+    /** Client bytes of a message not yet whole (null: none). */
+    partial: Buffer | null = null;
 
     constructor(public client: net.Socket) {
       this.from = client.remoteAddress ?? null;
@@ -333,7 +343,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
         text: p.text,
         params: p.params,
         rows: p.rows,
-        tag: p.tags.length === 0 ? null : p.tags.join("; "),
+        tag: p.tag,
         error,
         bytes: p.bytes,
       };
@@ -354,7 +364,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
         params,
         startedAt: deps.now(),
         rows: 0,
-        tags: [],
+        tag: null,
         error,
         bytes: 0,
         parse,
@@ -513,9 +523,12 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           // C: CommandComplete
           if (!head) return;
           const tag = readCString(body, 0)[0];
-          head.tags.push(tag);
-          const n = Number(/(\d+)$/.exec(tag)?.[1] ?? Number.NaN);
-          if (Number.isFinite(n) && !tag.startsWith("SELECT") && !tag.startsWith("FETCH")) head.rows += n;
+          head.tag = head.tag === null ? tag : `${head.tag}; ${tag}`;
+          // Rows affected, from the tag's last number (SELECT and FETCH rows were counted as DataRows).
+          if (!tag.startsWith("SELECT") && !tag.startsWith("FETCH")) {
+            const n = Number(tag.slice(tag.lastIndexOf(" ") + 1));
+            if (Number.isFinite(n)) head.rows += n;
+          }
           if (head.kind !== "simple") this.done();
           return;
         }
@@ -563,44 +576,65 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       if (p) this.settle(p, deps.now(), p.error);
     }
 
-    /** Scan a chunk from the target: headers, and the bodies worth reading. */
+    /**
+     * Scan a chunk from the target in place: message headers, and the bodies worth reading (whole
+     * in the chunk: a view of it; split across chunks: gathered). No allocation per message else.
+     */
     scan(chunk: Buffer): void {
       let pos = 0;
       const len = chunk.length;
-      if (this.pending[0]) this.pending[0].bytes += len;
+      const head = this.pending[0];
+      if (head) head.bytes += len;
       while (pos < len) {
         if (this.remaining === 0) {
-          const need = 5 - this.headerLen;
-          const take = Math.min(need, len - pos);
-          chunk.copy(this.header, this.headerLen, pos, pos + take);
-          this.headerLen += take;
-          pos += take;
-          if (this.headerLen < 5) break;
-          this.headerLen = 0;
-          this.type = this.header[0] as number;
-          this.remaining = this.header.readInt32BE(1) - 4;
-          const t = this.type;
+          let t: number;
+          if (this.headerLen === 0 && len - pos >= 5) {
+            t = chunk[pos] as number;
+            this.remaining = chunk.readInt32BE(pos + 1) - 4;
+            pos += 5;
+          } else {
+            const take = Math.min(5 - this.headerLen, len - pos);
+            chunk.copy(this.header, this.headerLen, pos, pos + take);
+            this.headerLen += take;
+            pos += take;
+            if (this.headerLen < 5) break;
+            this.headerLen = 0;
+            t = this.header[0] as number;
+            this.remaining = this.header.readInt32BE(1) - 4;
+          }
+          this.type = t;
           if (t === 0x44) {
             // D: DataRow
-            const head = this.pending[0];
-            if (head) head.rows += 1;
-            this.collect = null;
+            const p = this.pending[0];
+            if (p) p.rows += 1;
+            this.want = false;
           } else {
-            this.collect = t === 0x43 || t === 0x45 || t === 0x5a || t === 0x73 || t === 0x49 || t === 0x31 ? [] : null;
-          }
-          if (this.remaining === 0) {
-            if (this.collect) this.complete(t, Buffer.alloc(0));
-            this.collect = null;
+            this.want = WANTED.has(t);
+            if (this.want && this.remaining === 0) {
+              this.want = false;
+              this.complete(t, EMPTY);
+            }
           }
           continue;
         }
         const take = Math.min(this.remaining, len - pos);
-        if (this.collect) this.collect.push(chunk.subarray(pos, pos + take));
+        if (this.want) {
+          if (take === this.remaining && this.pieces === null) {
+            this.want = false;
+            this.remaining = 0;
+            this.complete(this.type, chunk.subarray(pos, pos + take));
+            pos += take;
+            continue;
+          }
+          if (this.pieces === null) this.pieces = [];
+          this.pieces.push(chunk.subarray(pos, pos + take));
+        }
         pos += take;
         this.remaining -= take;
-        if (this.remaining === 0 && this.collect) {
-          const body = this.collect.length === 1 ? (this.collect[0] as Buffer) : Buffer.concat(this.collect);
-          this.collect = null;
+        if (this.remaining === 0 && this.want && this.pieces) {
+          const body = Buffer.concat(this.pieces);
+          this.pieces = null;
+          this.want = false;
           this.complete(this.type, body);
         }
       }
@@ -608,36 +642,50 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
 
     relay(upstream: net.Socket, clientLeftover: Buffer, upstreamLeftover: Buffer): void {
       const client = this.client;
-      const reader = new MessageReader();
+      // Client → target: messages framed in place in the chunk; the chunk itself is forwarded when
+      // nothing in it was replaced (the common case), in one write. A replaced statement splits
+      // it: the writes of one chunk are corked into one.
       const fromClient = (chunk: Buffer) => {
         this.bytesFromClient += chunk.length;
-        const clean = reader.pending.length === 0;
-        reader.push(chunk);
-        const out: Buffer[] = [];
-        let replaced = false;
+        let buf = chunk;
+        if (this.partial !== null) {
+          buf = Buffer.concat([this.partial, chunk]);
+          this.partial = null;
+        }
+        const len = buf.length;
+        let pos = 0;
+        let sent = 0;
+        let corked = false;
         try {
-          for (let m = reader.next(); m !== null; m = reader.next()) {
-            const r = this.inspect(m.type, m.body);
-            if (r === false) return;
-            if (r === true) out.push(m.raw);
-            else {
-              out.push(r);
-              replaced = true;
+          while (len - pos >= 5) {
+            const size = buf.readInt32BE(pos + 1);
+            if (size < 4 || size > MAX_CLIENT_MESSAGE) throw new Error(`invalid message length ${size}`);
+            const end = pos + 1 + size;
+            if (end > len) break;
+            const type = buf[pos] as number;
+            if (INSPECTED.has(type)) {
+              const r = this.inspect(type, buf.subarray(pos + 5, end));
+              if (r === false) return;
+              if (r !== true) {
+                if (!corked) {
+                  upstream.cork();
+                  corked = true;
+                }
+                if (pos > sent) upstream.write(buf.subarray(sent, pos));
+                upstream.write(r);
+                sent = end;
+              }
             }
+            pos = end;
           }
         } catch (e) {
           this.close("protocol error", { code: "08P01", text: `invalid message from the client: ${String(e)}` });
           return;
         }
-        if (out.length === 0) return;
-        // Forward the chunk itself when it held whole messages only (the common case).
-        const data =
-          clean && !replaced && reader.pending.length === 0
-            ? chunk
-            : out.length === 1
-              ? (out[0] as Buffer)
-              : Buffer.concat(out);
-        if (!upstream.write(data)) client.pause();
+        if (pos < len) this.partial = buf.subarray(pos);
+        if (pos > sent) upstream.write(sent === 0 && pos === len ? buf : buf.subarray(sent, pos));
+        if (corked) upstream.uncork();
+        if (upstream.writableNeedDrain) client.pause();
       };
       const fromUpstream = (chunk: Buffer) => {
         this.bytesToClient += chunk.length;
