@@ -126,7 +126,13 @@ async function startBareRelay(pgPort: number): Promise<{ port: number; stop(): P
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    [fileURLToPath(new URL("./bare-relay.js", import.meta.url)), String(port), String(pgPort)],
+    [
+      // BENCH_RELAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=…" profiles the relay (NODE_OPTIONS refuses --cpu-prof).
+      ...(process.env.BENCH_RELAY_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+      fileURLToPath(new URL("./bare-relay.js", import.meta.url)),
+      String(port),
+      String(pgPort),
+    ],
     {
       stdio: ["ignore", "pipe", "inherit"],
     },
