@@ -51,6 +51,44 @@ export interface GatewayBenchResult {
   /** The machine's 1-minute load average before and after (the cores are shared). */
   readonly load: { readonly before: number; readonly after: number };
   readonly rows: GatewayBenchRow[];
+  /** A large result through psql, directly and through the gateway (when `bigRows` was given). */
+  readonly big: readonly BigResultRow[];
+}
+export interface BigResultRow {
+  readonly what: "select" | "copy";
+  readonly rows: number;
+  readonly directMs: number;
+  readonly gatewayMs: number;
+  readonly ratio: number;
+  /** Growth of this process's heap and buffers (the broker, and so the gateway, runs here) over the run. */
+  readonly brokerGrowthMiB: number;
+}
+
+/**
+ * `rows` rows of ~100 bytes through psql into /dev/null, as a SELECT (psql's own reading, every
+ * row through the gateway's scanner) or COPY TO STDOUT: the time, and how much this process's heap
+ * and buffers grew meanwhile (sampled every 20 ms).
+ */
+async function bigResult(dsn: string, what: "select" | "copy", rows: number): Promise<{ ms: number; growth: number }> {
+  const query = `SELECT i, repeat('x', 90) AS pad FROM generate_series(1, ${rows}) AS i`;
+  const sqlText = what === "copy" ? `COPY (${query}) TO STDOUT` : query;
+  const memory = () => {
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  (globalThis as { gc?: () => void }).gc?.();
+  const base = memory();
+  let peak = base;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, memory());
+  }, 20);
+  const start = performance.now();
+  try {
+    await run("psql", [dsn, "-X", "-q", "-o", "/dev/null", "-c", sqlText], { maxBuffer: 1024 * 1024 });
+  } finally {
+    clearInterval(sampler);
+  }
+  return { ms: performance.now() - start, growth: peak - base };
 }
 
 async function pgbench(dsn: string, mode: PgbenchMode, clients: number, seconds: number): Promise<number> {
@@ -159,6 +197,8 @@ export async function runGatewayBench(opts: {
   /** Only these paths (profiling the gateway alone); default all. Ratios need `direct`. */
   paths?: readonly BenchPath[];
   modes?: readonly PgbenchMode[];
+  /** Also stream a result of this many rows (SELECT and COPY) directly and through the gateway. */
+  bigRows?: number;
 }): Promise<GatewayBenchResult> {
   const paths = new Set<BenchPath>(opts.paths ?? ["direct", "pgbouncer", "relay", "gateway"]);
   const loadBefore = loadavg()[0] ?? 0;
@@ -267,12 +307,31 @@ targets:
           rows.push(row);
         }
       counter.close();
+      const big: BigResultRow[] = [];
+      if (opts.bigRows) {
+        for (const what of ["select", "copy"] as const) {
+          for (let round = 0; round < 2; round++) {
+            progress(`${opts.bigRows} rows, ${what}, round ${round + 1}`);
+            const direct = await bigResult(directDsn, what, opts.bigRows);
+            const gateway = await bigResult(gatewayDsn, what, opts.bigRows);
+            big.push({
+              what,
+              rows: opts.bigRows,
+              directMs: direct.ms,
+              gatewayMs: gateway.ms,
+              ratio: gateway.ms / direct.ms,
+              brokerGrowthMiB: gateway.growth / 1048576,
+            });
+          }
+        }
+      }
       return {
         seconds: opts.seconds,
         clients: opts.clients,
         scale: opts.scale,
         load: { before: loadBefore, after: loadavg()[0] ?? 0 },
         rows,
+        big,
       };
     } finally {
       await broker.stop();
@@ -296,9 +355,11 @@ if (process.argv[1]?.endsWith("pg-gateway.js")) {
     clients: (list(clients) ?? ["1", "8"]).map(Number),
     scale: 10,
     rounds: 2,
+    bigRows: Number(process.env.BENCH_BIG_ROWS ?? 1_000_000),
     ...(list<BenchPath>(paths) ? { paths: list<BenchPath>(paths) as BenchPath[] } : {}),
     ...(list<PgbenchMode>(modes) ? { modes: list<PgbenchMode>(modes) as PgbenchMode[] } : {}),
   });
   console.log(`load average before ${r.load.before.toFixed(2)}, after ${r.load.after.toFixed(2)}`);
   console.table(r.rows);
+  console.table(r.big);
 }
