@@ -12,10 +12,11 @@
 import { execFile, spawn } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import BetterSqlite3 from "better-sqlite3";
 import { silentLogger } from "../src/adapters/logger.js";
 import { createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
@@ -29,8 +30,10 @@ const progress = (what: string) => process.stderr.write(`  gateway bench: ${what
 const ctx = (actor: string): RequestContext => ({ actor, requestId: null, sourceAddress: null });
 
 export type PgbenchMode = "simple" | "extended" | "prepared";
+export type BenchPath = "direct" | "pgbouncer" | "relay" | "gateway";
 export interface GatewayBenchRow {
   readonly mode: PgbenchMode;
+  readonly clients: number;
   readonly directTps: number;
   readonly pgbouncerTps: number;
   readonly bareRelayTps: number;
@@ -43,9 +46,49 @@ export interface GatewayBenchRow {
 }
 export interface GatewayBenchResult {
   readonly seconds: number;
-  readonly clients: number;
+  readonly clients: readonly number[];
   readonly scale: number;
+  /** The machine's 1-minute load average before and after (the cores are shared). */
+  readonly load: { readonly before: number; readonly after: number };
   readonly rows: GatewayBenchRow[];
+  /** A large result through psql, directly and through the gateway (when `bigRows` was given). */
+  readonly big: readonly BigResultRow[];
+}
+export interface BigResultRow {
+  readonly what: "select" | "copy";
+  readonly rows: number;
+  readonly directMs: number;
+  readonly gatewayMs: number;
+  readonly ratio: number;
+  /** Growth of this process's heap and buffers (the broker, and so the gateway, runs here) over the run. */
+  readonly brokerGrowthMiB: number;
+}
+
+/**
+ * `rows` rows of ~100 bytes through psql into /dev/null, as a SELECT (psql's own reading, every
+ * row through the gateway's scanner) or COPY TO STDOUT: the time, and how much this process's heap
+ * and buffers grew meanwhile (sampled every 20 ms).
+ */
+async function bigResult(dsn: string, what: "select" | "copy", rows: number): Promise<{ ms: number; growth: number }> {
+  const query = `SELECT i, repeat('x', 90) AS pad FROM generate_series(1, ${rows}) AS i`;
+  const sqlText = what === "copy" ? `COPY (${query}) TO STDOUT` : query;
+  const memory = () => {
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  (globalThis as { gc?: () => void }).gc?.();
+  const base = memory();
+  let peak = base;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, memory());
+  }, 20);
+  const start = performance.now();
+  try {
+    await run("psql", [dsn, "-X", "-q", "-o", "/dev/null", "-c", sqlText], { maxBuffer: 1024 * 1024 });
+  } finally {
+    clearInterval(sampler);
+  }
+  return { ms: performance.now() - start, growth: peak - base };
 }
 
 async function pgbench(dsn: string, mode: PgbenchMode, clients: number, seconds: number): Promise<number> {
@@ -121,7 +164,13 @@ async function startBareRelay(pgPort: number): Promise<{ port: number; stop(): P
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    [fileURLToPath(new URL("./bare-relay.js", import.meta.url)), String(port), String(pgPort)],
+    [
+      // BENCH_RELAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=…" profiles the relay (NODE_OPTIONS refuses --cpu-prof).
+      ...(process.env.BENCH_RELAY_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+      fileURLToPath(new URL("./bare-relay.js", import.meta.url)),
+      String(port),
+      String(pgPort),
+    ],
     {
       stdio: ["ignore", "pipe", "inherit"],
     },
@@ -142,10 +191,17 @@ async function startBareRelay(pgPort: number): Promise<{ port: number; stop(): P
 
 export async function runGatewayBench(opts: {
   seconds: number;
-  clients: number;
+  clients: readonly number[];
   scale: number;
   rounds: number;
+  /** Only these paths (profiling the gateway alone); default all. Ratios need `direct`. */
+  paths?: readonly BenchPath[];
+  modes?: readonly PgbenchMode[];
+  /** Also stream a result of this many rows (SELECT and COPY) directly and through the gateway. */
+  bigRows?: number;
 }): Promise<GatewayBenchResult> {
+  const paths = new Set<BenchPath>(opts.paths ?? ["direct", "pgbouncer", "relay", "gateway"]);
+  const loadBefore = loadavg()[0] ?? 0;
   const target = await startPostgresTarget({ durable: false });
   const dir = mkdtempSync(join(tmpdir(), "bg-bench-gateway-"));
   mkdirSync(dir, { recursive: true });
@@ -207,42 +263,76 @@ targets:
       bouncerUrl.port = String(relay.port);
       const relayDsn = `${bouncerUrl.toString()}?sslmode=disable`;
 
+      // Counted in the store's file directly: reading the statements back (listStatements) would
+      // cost more than the runs it counts and show in a profile of this process.
+      const counter = new BetterSqlite3(join(dir, "breakglass.db"), { readonly: true });
+      const countStmt = counter.prepare("SELECT count(*) AS n FROM session_statements WHERE grant_id = ?");
+      const count = () => (countStmt.get(g.id) as { n: number }).n;
       const rows: GatewayBenchRow[] = [];
-      for (const mode of ["simple", "extended", "prepared"] as const) {
-        const tps = {
-          direct: [] as number[],
-          pgbouncer: [] as number[],
-          relay: [] as number[],
-          gateway: [] as number[],
-        };
-        let recorded = 0;
-        for (let round = 0; round < opts.rounds; round++) {
-          const per = Math.max(1, Math.round(opts.seconds / opts.rounds));
-          progress(`${mode} round ${round + 1}`);
-          tps.direct.push(await pgbench(directDsn, mode, opts.clients, per));
-          tps.pgbouncer.push(await pgbench(bouncerDsn, mode, opts.clients, per));
-          tps.relay.push(await pgbench(relayDsn, mode, opts.clients, per));
-          const before = (await broker.store.listStatements(g.id)).length;
-          tps.gateway.push(await pgbench(gatewayDsn, mode, opts.clients, per));
-          await new Promise((r) => setTimeout(r, 300)); // the recorder's last batch
-          recorded += (await broker.store.listStatements(g.id)).length - before;
+      for (const clients of opts.clients)
+        for (const mode of opts.modes ?? (["simple", "extended", "prepared"] as const)) {
+          const tps = {
+            direct: [] as number[],
+            pgbouncer: [] as number[],
+            relay: [] as number[],
+            gateway: [] as number[],
+          };
+          let recorded = 0;
+          for (let round = 0; round < opts.rounds; round++) {
+            const per = Math.max(1, Math.round(opts.seconds / opts.rounds));
+            progress(`${clients} client(s), ${mode} round ${round + 1}`);
+            if (paths.has("direct")) tps.direct.push(await pgbench(directDsn, mode, clients, per));
+            if (paths.has("pgbouncer")) tps.pgbouncer.push(await pgbench(bouncerDsn, mode, clients, per));
+            if (paths.has("relay")) tps.relay.push(await pgbench(relayDsn, mode, clients, per));
+            if (!paths.has("gateway")) continue;
+            const before = count();
+            tps.gateway.push(await pgbench(gatewayDsn, mode, clients, per));
+            await new Promise((r) => setTimeout(r, 300)); // the recorder's last batch
+            recorded += count() - before;
+          }
+          const mean = (xs: number[]) => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+          const direct = mean(tps.direct);
+          const row = {
+            mode,
+            clients,
+            directTps: direct,
+            pgbouncerTps: mean(tps.pgbouncer),
+            bareRelayTps: mean(tps.relay),
+            gatewayTps: mean(tps.gateway),
+            gatewayRatio: mean(tps.gateway) / direct,
+            pgbouncerRatio: mean(tps.pgbouncer) / direct,
+            bareRelayRatio: mean(tps.relay) / direct,
+            recorded,
+          };
+          rows.push(row);
         }
-        const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-        const direct = mean(tps.direct);
-        const row = {
-          mode,
-          directTps: direct,
-          pgbouncerTps: mean(tps.pgbouncer),
-          bareRelayTps: mean(tps.relay),
-          gatewayTps: mean(tps.gateway),
-          gatewayRatio: mean(tps.gateway) / direct,
-          pgbouncerRatio: mean(tps.pgbouncer) / direct,
-          bareRelayRatio: mean(tps.relay) / direct,
-          recorded,
-        };
-        rows.push(row);
+      counter.close();
+      const big: BigResultRow[] = [];
+      if (opts.bigRows) {
+        for (const what of ["select", "copy"] as const) {
+          for (let round = 0; round < 2; round++) {
+            progress(`${opts.bigRows} rows, ${what}, round ${round + 1}`);
+            const direct = await bigResult(directDsn, what, opts.bigRows);
+            const gateway = await bigResult(gatewayDsn, what, opts.bigRows);
+            big.push({
+              what,
+              rows: opts.bigRows,
+              directMs: direct.ms,
+              gatewayMs: gateway.ms,
+              ratio: gateway.ms / direct.ms,
+              brokerGrowthMiB: gateway.growth / 1048576,
+            });
+          }
+        }
       }
-      return { seconds: opts.seconds, clients: opts.clients, scale: opts.scale, rows };
+      return {
+        seconds: opts.seconds,
+        clients: opts.clients,
+        scale: opts.scale,
+        load: { before: loadBefore, after: loadavg()[0] ?? 0 },
+        rows,
+        big,
+      };
     } finally {
       await broker.stop();
     }
@@ -254,9 +344,22 @@ targets:
   }
 }
 
-// `node dist/bench/pg-gateway.js [seconds]`: this benchmark alone.
+// `node dist/bench/pg-gateway.js [seconds] [clients,…] [paths,…] [modes,…]`: this benchmark alone.
+// Profile the gateway: `node --cpu-prof dist/bench/pg-gateway.js 10 8 gateway simple` (the broker,
+// and so the gateway, runs in this process; pgbench, PostgreSQL and the other paths do not).
 if (process.argv[1]?.endsWith("pg-gateway.js")) {
-  const seconds = Number(process.argv[2] ?? 20);
-  const r = await runGatewayBench({ seconds, clients: 8, scale: 10, rounds: 2 });
+  const [secs, clients, paths, modes] = process.argv.slice(2);
+  const list = <T extends string>(v: string | undefined): T[] | undefined => (v ? (v.split(",") as T[]) : undefined);
+  const r = await runGatewayBench({
+    seconds: Number(secs ?? 20),
+    clients: (list(clients) ?? ["1", "8"]).map(Number),
+    scale: 10,
+    rounds: 2,
+    bigRows: Number(process.env.BENCH_BIG_ROWS ?? 1_000_000),
+    ...(list<BenchPath>(paths) ? { paths: list<BenchPath>(paths) as BenchPath[] } : {}),
+    ...(list<PgbenchMode>(modes) ? { modes: list<PgbenchMode>(modes) as PgbenchMode[] } : {}),
+  });
+  console.log(`load average before ${r.load.before.toFixed(2)}, after ${r.load.after.toFixed(2)}`);
   console.table(r.rows);
+  console.table(r.big);
 }

@@ -207,12 +207,19 @@ try {
   }
 
   if (want("gateway")) {
-    const gateway = await runGatewayBench({ seconds: sizes.gatewayS, clients: 8, scale: 10, rounds: 2 });
+    const gateway = await runGatewayBench({
+      seconds: sizes.gatewayS,
+      clients: [1, 8],
+      scale: 10,
+      rounds: 2,
+      bigRows: quick ? 100_000 : 1_000_000,
+    });
     console.log(
-      `PostgreSQL gateway: pgbench -S, ${gateway.clients} clients, ${gateway.seconds} s per path and mode (two alternating rounds), recording on (SQLite store)`,
+      `PostgreSQL gateway: pgbench -S, ${gateway.clients.join(" and ")} clients, ${gateway.seconds} s per path, mode and client count (two alternating rounds), recording on (SQLite store); load average before ${gateway.load.before.toFixed(2)}, after ${gateway.load.after.toFixed(2)}`,
     );
     console.table(
       gateway.rows.map((r) => ({
+        clients: r.clients,
         mode: r.mode,
         "direct tps": fmt(r.directTps),
         "pgbouncer tps": fmt(r.pgbouncerTps),
@@ -221,7 +228,19 @@ try {
         "pgbouncer / direct": fmt(r.pgbouncerRatio, 2),
         "bare relay / direct": fmt(r.bareRelayRatio, 2),
         "gateway / direct": fmt(r.gatewayRatio, 2),
+        "gateway / bare relay": fmt(r.gatewayTps / r.bareRelayTps, 2),
         "statements recorded": fmt(r.recorded),
+      })),
+    );
+    console.log("A large result through psql into /dev/null, directly and through the gateway (two rounds each)");
+    console.table(
+      gateway.big.map((b) => ({
+        what: b.what,
+        rows: fmt(b.rows),
+        "direct ms": fmt(b.directMs),
+        "gateway ms": fmt(b.gatewayMs),
+        "gateway / direct (time)": fmt(b.ratio, 2),
+        "broker growth MiB": fmt(b.brokerGrowthMiB, 1),
       })),
     );
     results.gateway = gateway;

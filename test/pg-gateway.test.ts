@@ -296,6 +296,108 @@ describe("PostgreSQL gateway", () => {
     ]);
   });
 
+  it("refuses a database other than the target's with PostgreSQL's own error; no database named means the target's", async () => {
+    const { id, dsn } = await grant();
+    const u = new URL(dsn);
+    const user = decodeURIComponent(u.username);
+    // Directly, PostgreSQL answers an unknown database with 3D000 and this wording: the gateway says the same.
+    const direct = new URL(target.adminUrl);
+    direct.pathname = "/nosuch";
+    const d = new pg.Client({ connectionString: direct.toString() });
+    await expect(d.connect()).rejects.toMatchObject({ code: "3D000", message: 'database "nosuch" does not exist' });
+    for (const name of ["nosuch", "postgres"]) {
+      const other = new URL(dsn);
+      other.pathname = `/${name}`;
+      const c = new pg.Client({ connectionString: other.toString() });
+      await expect(c.connect()).rejects.toMatchObject({ code: "3D000", message: `database "${name}" does not exist` });
+      const p = await run("psql", [other.toString(), "-X", "-c", "SELECT 1"]).then(
+        () => ({ code: 0, stderr: "" }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(p.code).toBe(2);
+      expect(p.stderr).toMatch(new RegExp(`FATAL:  database "${name}" does not exist`));
+    }
+    // No database named: libpq and pg send the user name, which PostgreSQL reads as "the default".
+    const env = { ...process.env, PGPASSWORD: decodeURIComponent(u.password), PGDATABASE: "" };
+    const psqlDefault = await run(
+      "psql",
+      ["-X", "-A", "-t", "-h", u.hostname, "-p", u.port, "-U", user, "-c", "SELECT current_database()"],
+      { env },
+    );
+    expect(psqlDefault.stdout.trim()).toBe("app");
+    const c = new pg.Client({ host: u.hostname, port: Number(u.port), user, password: decodeURIComponent(u.password) });
+    await c.connect();
+    expect((await c.query("SELECT current_database() AS db")).rows).toEqual([{ db: "app" }]);
+    await c.end();
+    // The named database works as before; refused logins are not sessions.
+    const named = await run("psql", [dsn, "-X", "-A", "-t", "-c", "SELECT current_database()"]);
+    expect(named.stdout.trim()).toBe("app");
+    // Three sessions (psql and pg with no database, psql with the target's); none for the refusals.
+    const sessions = await until("the three sessions' ends", async () => {
+      const types = (await broker.store.readGrantAudit([id])).map((e) => e.type);
+      const ended = types.filter((t) => t === "gateway.session_ended");
+      return ended.length >= 3 ? types : null;
+    });
+    expect(sessions.filter((t) => t === "gateway.session_started")).toHaveLength(3);
+  });
+
+  it("records what was only prepared or described (psql's \\gdesc), or refused at Parse by the target or the guard, each once", async () => {
+    const { id, dsn } = await grant();
+    const script = join(dir, "gdesc.sql");
+    writeFileSync(
+      script,
+      "SELECT id, owner FROM public.accounts \\gdesc\nSELECT nope FROM public.accounts \\gdesc\nSELECT 'after' AS x;\n",
+    );
+    const out = await run("psql", [dsn, "-X", "-f", script]).then(
+      (r) => r,
+      (e: { stdout: string; stderr: string }) => e,
+    );
+    expect(out.stderr).toMatch(/column "nope" does not exist/);
+    // A Parse followed by its Execute stays one statement, with the Parse's error when it fails.
+    const c = new pg.Client({ connectionString: dsn });
+    await c.connect();
+    await expect(c.query({ name: "bad", text: "SELEC $1::int", values: [1] })).rejects.toMatchObject({
+      code: "42601",
+    });
+    expect((await c.query("SELECT $1::int AS n", [7])).rows).toEqual([{ n: 7 }]);
+    await c.end();
+    const recorded = await until("the recording", async () => {
+      const s = await broker.store.listStatements(id);
+      return s.some((x) => x.text === "SELECT $1::int AS n") ? s : null;
+    });
+    const rows = recorded.map((s) => [s.kind, s.text.trim(), s.error?.replace(/^(\w{5}) .*/, "$1") ?? null]);
+    // psql's \\gdesc prepares and describes, then asks the server to format the description.
+    expect(rows.filter((r) => r[0] !== "simple" || !String(r[1]).includes("format_type"))).toEqual([
+      ["prepare", "SELECT id, owner FROM public.accounts", null],
+      ["prepare", "SELECT nope FROM public.accounts", "42703"],
+      ["simple", "SELECT 'after' AS x;", null],
+      ["extended", "SELEC $1::int", "42601"],
+      ["extended", "SELECT $1::int AS n", null],
+    ]);
+    // Each session's seq runs 1, 2, 3… without gaps (a Parse its Execute covers takes none).
+    expect(recorded.map((s) => s.seq)).toEqual([1, 2, 3, 4, 1, 2]);
+
+    // A guarded role's statement the guard refuses at Parse is recorded blocked (and alarmed), run or not.
+    const g = await grant(1800, "guarded");
+    const blocked = join(dir, "gdesc-blocked.sql");
+    writeFileSync(blocked, "TRUNCATE public.accounts \\gdesc\n");
+    const b = await run("psql", [g.dsn, "-X", "-f", blocked]).then(
+      (r) => r,
+      (e: { stdout: string; stderr: string }) => e,
+    );
+    expect(b.stderr).not.toMatch(/FATAL/);
+    expect(await target.sql("SELECT count(*)::int AS n FROM public.accounts")).not.toEqual([{ n: 0 }]);
+    const guarded = await until("the blocked Parse recorded", async () => {
+      const s = await broker.store.listStatements(g.id);
+      return s.length >= 1 ? s : null;
+    });
+    expect(guarded.map((s) => [s.kind, s.text.trim(), s.error?.slice(0, 5) ?? null])).toEqual([
+      ["blocked", "TRUNCATE public.accounts", "42501"],
+    ]);
+    const alarms = (await broker.store.readGrantAudit([g.id])).filter((e) => e.type === "gateway.statement_blocked");
+    expect(alarms).toHaveLength(1);
+  });
+
   it("runs pgbench in simple, extended and prepared modes without a failed transaction", async () => {
     // End the previous grant first: its end sweeps grants made to recovery_rw during it (seed 000).
     if (last) await broker.service.release(ctx("alice"), last);

@@ -844,8 +844,10 @@ export const StatementViewSchema = z
     startedAt: z.string().describe("ISO-8601"),
     endedAt: z.string().nullable().describe("ISO-8601; null when the session ended before the statement finished"),
     kind: z
-      .enum(["simple", "extended", "blocked", "function"])
-      .describe("`blocked`: refused by the role's guard, not run"),
+      .enum(["simple", "extended", "blocked", "function", "prepare"])
+      .describe(
+        "`blocked`: refused by the role's guard, not run; `prepare`: prepared (or refused by the target) and not executed in its pipeline",
+      ),
     text: z.string(),
     params: z
       .array(z.string().nullable())

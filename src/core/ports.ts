@@ -168,8 +168,12 @@ export interface StatementRecord {
   readonly seq: number;
   readonly startedAt: number;
   readonly endedAt: number | null;
-  /** `simple` (Query), `extended` (Execute of a prepared statement), `blocked` (refused by the guard). */
-  readonly kind: "simple" | "extended" | "blocked" | "function";
+  /**
+   * `simple` (Query), `extended` (Execute of a prepared statement), `blocked` (refused by the
+   * guard), `function` (FunctionCall), `prepare` (a Parse no Execute followed before the server
+   * answered it: prepared or described only, or refused by the server; see docs/gateway.md).
+   */
+  readonly kind: "simple" | "extended" | "blocked" | "function" | "prepare";
   readonly text: string;
   /** Parameter values of an Execute, as text (redacted per role); null for simple queries. */
   readonly params: readonly (string | null)[] | null;

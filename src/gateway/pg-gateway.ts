@@ -37,7 +37,7 @@ import {
   backendKeyData,
   errorFields,
   errorResponse,
-  MessageReader,
+  MAX_CLIENT_MESSAGE,
   message,
   readCString,
   readStartup,
@@ -143,6 +143,17 @@ export const SESSION_BOUNDS: Readonly<Record<string, string>> = {
 /** libpq's large-object functions (lo_open … lo_truncate64), which it calls by OID. */
 const LARGE_OBJECT_FUNCTIONS = new Set([715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172]);
 
+/**
+ * The database a client asked for, or null for "the default". PostgreSQL reads a startup packet
+ * without `database` as the user's own name, and libpq, psql and `pg` fill a missing dbname with
+ * the user name before they send it: so an absent, empty or user-named database is the default,
+ * the target's configured database.
+ */
+export function askedDatabase(params: Readonly<Record<string, string>>, user: string): string | null {
+  const db = params.database;
+  return db === undefined || db === "" || db === user ? null : db;
+}
+
 /** The client's startup parameters the gateway passes on (all but user and database). */
 const forwardedParams = (params: Readonly<Record<string, string>>): Record<string, string> => {
   const forward: Record<string, string> = {};
@@ -162,17 +173,28 @@ export function gatewayRules(rules: GuardRules | null, user: string): GuardRules
   return { ...base, named: [...base.named, ...always], setRoles: [...base.setRoles, user] };
 }
 const MAX_PARAM_CHARS = 1024;
+const EMPTY = Buffer.alloc(0);
+/** Target messages whose bodies the gateway reads: CommandComplete, ErrorResponse, ReadyForQuery, PortalSuspended, EmptyQueryResponse, ParseComplete. */
+const WANTED = new Set([0x43, 0x45, 0x5a, 0x73, 0x49, 0x31]);
+/** Client messages the gateway inspects (the rest — Describe, Sync, Flush, CopyData… — pass as they are). */
+const INSPECTED = new Set([0x51, 0x50, 0x42, 0x45, 0x43, 0x46, 0x58]);
 
 interface Pending {
-  readonly seq: number;
   readonly kind: StatementRecord["kind"];
   readonly text: string;
   readonly params: (string | null)[] | null;
   readonly startedAt: number;
   rows: number;
-  tags: string[];
+  /** Command tags so far, joined by "; " (null: none yet). */
+  tag: string | null;
   error: string | null;
   bytes: number;
+  /**
+   * A Parse: the statement's name (null for every other message). It is recorded on its own only
+   * when no Execute of it came before the server answered it (`executedBy` stays null).
+   */
+  readonly parse: string | null;
+  executedBy: Pending | null;
 }
 
 export function createPgGateway(deps: GatewayDeps): PgGateway {
@@ -205,7 +227,8 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     startedAt = deps.now();
     endsAt: number | null = null;
     timer: NodeJS.Timeout | null = null;
-    // Recording state.
+    // Recording state. A statement's seq is given as it is recorded: statements are recorded in
+    // the order they were sent, and a Parse covered by its Execute takes none (no gaps).
     seq = 0;
     statementCount = 0;
     /** Folded over each statement as it is recorded, so the end event can seal the recording. */
@@ -215,7 +238,9 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     bytesFromClient = 0;
     readonly pending: Pending[] = [];
     readonly prepared = new Map<string, string>();
-    readonly portals = new Map<string, { text: string; params: (string | null)[]; blocked: boolean }>();
+    /** Parses the server has not answered yet, by statement name (an Execute of one covers it). */
+    readonly parsing = new Map<string, Pending>();
+    readonly portals = new Map<string, { stmt: string; text: string; params: (string | null)[]; blocked: boolean }>();
     /** Prepared statements the guard refused: their Parse was replaced, their Binds carry no values. */
     readonly blockedStatements = new Set<string>();
     guard: ((sql: string) => GuardVerdict) | null = null;
@@ -229,7 +254,11 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     headerLen = 0;
     remaining = 0;
     type = 0;
-    collect: Buffer[] | null = null;
+    /** The current target message's body is wanted (see {@link WANTED}); pieces of one split across chunks. */
+    want = false;
+    pieces: Buffer[] | null = null;
+    /** Client bytes of a message not yet whole (null: none). */
+    partial: Buffer | null = null;
 
     constructor(public client: net.Socket) {
       this.from = client.remoteAddress ?? null;
@@ -253,7 +282,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
         this.upstream.destroy();
       }
       for (const p of this.pending.splice(0)) {
-        this.finish(p, deps.now(), p.error ?? `session ended (${reason}) before the statement finished`);
+        this.settle(p, deps.now(), p.error ?? `session ended (${reason}) before the statement finished`);
       }
       sessions.delete(this.pid);
       const set = byGrant.get(this.grantId);
@@ -303,17 +332,18 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     finish(p: Pending, at: number, error: string | null = p.error): void {
       if (error) this.errorCount += 1;
       this.statementCount += 1;
+      this.seq += 1;
       const record: StatementRecord = {
         grantId: this.grantId,
         sessionId: this.id,
-        seq: p.seq,
+        seq: this.seq,
         startedAt: p.startedAt,
         endedAt: at,
         kind: p.kind,
         text: p.text,
         params: p.params,
         rows: p.rows,
-        tag: p.tags.length === 0 ? null : p.tags.join("; "),
+        tag: p.tag,
         error,
         bytes: p.bytes,
       };
@@ -321,19 +351,42 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       deps.recorder.record(record);
     }
 
-    start(kind: Pending["kind"], text: string, params: (string | null)[] | null): void {
-      this.seq += 1;
-      this.pending.push({
-        seq: this.seq,
+    start(
+      kind: Pending["kind"],
+      text: string,
+      params: (string | null)[] | null,
+      parse: string | null = null,
+      error: string | null = null,
+    ): Pending {
+      const p: Pending = {
         kind,
         text,
         params,
         startedAt: deps.now(),
         rows: 0,
-        tags: [],
-        error: null,
+        tag: null,
+        error,
         bytes: 0,
-      });
+        parse,
+        executedBy: null,
+      };
+      this.pending.push(p);
+      return p;
+    }
+
+    /**
+     * A pending entry leaves the queue: recorded — but a Parse whose Execute was sent before the
+     * server answered it is that Execute's to record (a Parse error goes to the Execute).
+     */
+    settle(p: Pending, at: number, error: string | null): void {
+      if (p.parse !== null) {
+        if (this.parsing.get(p.parse) === p) this.parsing.delete(p.parse);
+        if (p.executedBy) {
+          if (error !== null && p.error === null) p.executedBy.error ??= error;
+          return;
+        }
+      }
+      this.finish(p, at, error);
     }
 
     /** A statement the guard refuses: recorded, reported, and replaced by one raising the guard's error. */
@@ -362,6 +415,10 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
         }
         case 0x50: {
           // P: Parse (name, text, parameter types)
+          // Recorded (kind `prepare`) unless an Execute of it follows before the server answers it
+          // (then the Execute is the record): a statement only prepared, or one the server refuses
+          // to prepare, is in the recording too.
+          if (deps.recorder.failing) return this.refuseUnrecorded();
           const [name, at] = readCString(body, 0);
           const text = readCString(body, at)[0];
           this.prepared.set(name, text);
@@ -369,9 +426,13 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           if (verdict && !verdict.allowed) {
             this.blockedStatements.add(name);
             const replacement = this.block(text, verdict.reason);
+            // The replacement parses; its error is what an Execute of it would raise.
+            const why = `42501 Breakglass guard: ${verdict.reason} for role ${this.role}`;
+            this.parsing.set(name, this.start("blocked", text, null, name, why));
             return message("P", Buffer.concat([Buffer.from(`${name}\0${replacement}\0`, "utf8"), Buffer.alloc(2)]));
           }
           this.blockedStatements.delete(name);
+          this.parsing.set(name, this.start("prepare", text, null, name));
           return true;
         }
         case 0x42: {
@@ -380,6 +441,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           const [stmt, b] = readCString(body, a);
           const blocked = this.blockedStatements.has(stmt);
           this.portals.set(portal, {
+            stmt,
             text: this.prepared.get(stmt) ?? `<prepared statement ${stmt}>`,
             params: bindParams(body, b, this.redact),
             blocked,
@@ -394,11 +456,13 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           // E: Execute (portal, max rows)
           if (deps.recorder.failing) return this.refuseUnrecorded();
           const portal = this.portals.get(readCString(body, 0)[0]);
-          this.start(
+          const p = this.start(
             portal?.blocked ? "blocked" : "extended",
             portal?.text ?? "<unknown portal>",
             portal?.params ?? null,
           );
+          const parse = portal ? this.parsing.get(portal.stmt) : undefined;
+          if (parse && parse.executedBy === null) parse.executedBy = p;
           return true;
         }
         case 0x43: {
@@ -442,14 +506,29 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     /** A complete interesting message from the target. */
     complete(type: number, body: Buffer): void {
       const head = this.pending[0];
+      if (head?.parse != null && (type === 0x31 || type === 0x45)) {
+        // 1: ParseComplete, or the ErrorResponse refusing the Parse (the server then skips to Sync).
+        this.pending.shift();
+        if (type === 0x31) {
+          this.settle(head, deps.now(), head.error);
+          return;
+        }
+        const f = errorFields(body);
+        this.settle(head, deps.now(), head.error ?? `${f.C ?? ""} ${f.M ?? "error"}`.trim());
+        this.skipping = true;
+        return;
+      }
       switch (type) {
         case 0x43: {
           // C: CommandComplete
           if (!head) return;
           const tag = readCString(body, 0)[0];
-          head.tags.push(tag);
-          const n = Number(/(\d+)$/.exec(tag)?.[1] ?? Number.NaN);
-          if (Number.isFinite(n) && !tag.startsWith("SELECT") && !tag.startsWith("FETCH")) head.rows += n;
+          head.tag = head.tag === null ? tag : `${head.tag}; ${tag}`;
+          // Rows affected, from the tag's last number (SELECT and FETCH rows were counted as DataRows).
+          if (!tag.startsWith("SELECT") && !tag.startsWith("FETCH")) {
+            const n = Number(tag.slice(tag.lastIndexOf(" ") + 1));
+            if (Number.isFinite(n)) head.rows += n;
+          }
           if (head.kind !== "simple") this.done();
           return;
         }
@@ -477,7 +556,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
             const p = this.pending[0] as Pending;
             if (p.kind !== "simple" && !this.skipping) break; // an Execute after this Sync
             this.pending.shift();
-            this.finish(
+            this.settle(
               p,
               now,
               p.kind === "simple" ? p.error : (p.error ?? "not run: an earlier message of its pipeline failed"),
@@ -494,47 +573,68 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
 
     done(): void {
       const p = this.pending.shift();
-      if (p) this.finish(p, deps.now());
+      if (p) this.settle(p, deps.now(), p.error);
     }
 
-    /** Scan a chunk from the target: headers, and the bodies worth reading. */
+    /**
+     * Scan a chunk from the target in place: message headers, and the bodies worth reading (whole
+     * in the chunk: a view of it; split across chunks: gathered). No allocation per message else.
+     */
     scan(chunk: Buffer): void {
       let pos = 0;
       const len = chunk.length;
-      if (this.pending[0]) this.pending[0].bytes += len;
+      const head = this.pending[0];
+      if (head) head.bytes += len;
       while (pos < len) {
         if (this.remaining === 0) {
-          const need = 5 - this.headerLen;
-          const take = Math.min(need, len - pos);
-          chunk.copy(this.header, this.headerLen, pos, pos + take);
-          this.headerLen += take;
-          pos += take;
-          if (this.headerLen < 5) break;
-          this.headerLen = 0;
-          this.type = this.header[0] as number;
-          this.remaining = this.header.readInt32BE(1) - 4;
-          const t = this.type;
+          let t: number;
+          if (this.headerLen === 0 && len - pos >= 5) {
+            t = chunk[pos] as number;
+            this.remaining = chunk.readInt32BE(pos + 1) - 4;
+            pos += 5;
+          } else {
+            const take = Math.min(5 - this.headerLen, len - pos);
+            chunk.copy(this.header, this.headerLen, pos, pos + take);
+            this.headerLen += take;
+            pos += take;
+            if (this.headerLen < 5) break;
+            this.headerLen = 0;
+            t = this.header[0] as number;
+            this.remaining = this.header.readInt32BE(1) - 4;
+          }
+          this.type = t;
           if (t === 0x44) {
             // D: DataRow
-            const head = this.pending[0];
-            if (head) head.rows += 1;
-            this.collect = null;
+            const p = this.pending[0];
+            if (p) p.rows += 1;
+            this.want = false;
           } else {
-            this.collect = t === 0x43 || t === 0x45 || t === 0x5a || t === 0x73 || t === 0x49 ? [] : null;
-          }
-          if (this.remaining === 0) {
-            if (this.collect) this.complete(t, Buffer.alloc(0));
-            this.collect = null;
+            this.want = WANTED.has(t);
+            if (this.want && this.remaining === 0) {
+              this.want = false;
+              this.complete(t, EMPTY);
+            }
           }
           continue;
         }
         const take = Math.min(this.remaining, len - pos);
-        if (this.collect) this.collect.push(chunk.subarray(pos, pos + take));
+        if (this.want) {
+          if (take === this.remaining && this.pieces === null) {
+            this.want = false;
+            this.remaining = 0;
+            this.complete(this.type, chunk.subarray(pos, pos + take));
+            pos += take;
+            continue;
+          }
+          if (this.pieces === null) this.pieces = [];
+          this.pieces.push(chunk.subarray(pos, pos + take));
+        }
         pos += take;
         this.remaining -= take;
-        if (this.remaining === 0 && this.collect) {
-          const body = this.collect.length === 1 ? (this.collect[0] as Buffer) : Buffer.concat(this.collect);
-          this.collect = null;
+        if (this.remaining === 0 && this.want && this.pieces) {
+          const body = Buffer.concat(this.pieces);
+          this.pieces = null;
+          this.want = false;
           this.complete(this.type, body);
         }
       }
@@ -542,36 +642,50 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
 
     relay(upstream: net.Socket, clientLeftover: Buffer, upstreamLeftover: Buffer): void {
       const client = this.client;
-      const reader = new MessageReader();
+      // Client → target: messages framed in place in the chunk; the chunk itself is forwarded when
+      // nothing in it was replaced (the common case), in one write. A replaced statement splits
+      // it: the writes of one chunk are corked into one.
       const fromClient = (chunk: Buffer) => {
         this.bytesFromClient += chunk.length;
-        const clean = reader.pending.length === 0;
-        reader.push(chunk);
-        const out: Buffer[] = [];
-        let replaced = false;
+        let buf = chunk;
+        if (this.partial !== null) {
+          buf = Buffer.concat([this.partial, chunk]);
+          this.partial = null;
+        }
+        const len = buf.length;
+        let pos = 0;
+        let sent = 0;
+        let corked = false;
         try {
-          for (let m = reader.next(); m !== null; m = reader.next()) {
-            const r = this.inspect(m.type, m.body);
-            if (r === false) return;
-            if (r === true) out.push(m.raw);
-            else {
-              out.push(r);
-              replaced = true;
+          while (len - pos >= 5) {
+            const size = buf.readInt32BE(pos + 1);
+            if (size < 4 || size > MAX_CLIENT_MESSAGE) throw new Error(`invalid message length ${size}`);
+            const end = pos + 1 + size;
+            if (end > len) break;
+            const type = buf[pos] as number;
+            if (INSPECTED.has(type)) {
+              const r = this.inspect(type, buf.subarray(pos + 5, end));
+              if (r === false) return;
+              if (r !== true) {
+                if (!corked) {
+                  upstream.cork();
+                  corked = true;
+                }
+                if (pos > sent) upstream.write(buf.subarray(sent, pos));
+                upstream.write(r);
+                sent = end;
+              }
             }
+            pos = end;
           }
         } catch (e) {
           this.close("protocol error", { code: "08P01", text: `invalid message from the client: ${String(e)}` });
           return;
         }
-        if (out.length === 0) return;
-        // Forward the chunk itself when it held whole messages only (the common case).
-        const data =
-          clean && !replaced && reader.pending.length === 0
-            ? chunk
-            : out.length === 1
-              ? (out[0] as Buffer)
-              : Buffer.concat(out);
-        if (!upstream.write(data)) client.pause();
+        if (pos < len) this.partial = buf.subarray(pos);
+        if (pos > sent) upstream.write(sent === 0 && pos === len ? buf : buf.subarray(sent, pos));
+        if (corked) upstream.uncork();
+        if (upstream.writableNeedDrain) client.pause();
       };
       const fromUpstream = (chunk: Buffer) => {
         this.bytesToClient += chunk.length;
@@ -674,6 +788,14 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
         return fatal(socket, "28P01", `password authentication failed for user "${user}"`);
       }
       socket.write(authSaslFinal(serverFinal));
+      // The session runs in the target's database, and nowhere else: a client that names another
+      // gets PostgreSQL's own answer (after authentication, as PostgreSQL answers it), not a
+      // session in a database it did not ask for. See {@link askedDatabase}.
+      const target = parseUpstream(login.upstream);
+      const asked = askedDatabase(params, user);
+      if (asked !== null && asked !== target.database) {
+        return fatal(socket, "3D000", `database "${asked}" does not exist`);
+      }
       session.grantId = login.grantId;
       const guard = await deps.guardFor(login.grantId);
       const rules = gatewayRules(guard.rules, user);
@@ -706,7 +828,6 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       }
 
       // 4. The target, as the grant's role.
-      const target = parseUpstream(login.upstream);
       session.target = target;
       let up: Awaited<ReturnType<typeof connectUpstream>>;
       try {

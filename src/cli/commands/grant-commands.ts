@@ -260,7 +260,14 @@ export const grantCommands: readonly Command[] = [
           io.out(`session ${session}`);
         }
         const ms = s.endedAt ? `${Date.parse(s.endedAt) - Date.parse(s.startedAt)} ms` : "unfinished";
-        const outcome = s.kind === "blocked" ? "BLOCKED" : s.error ? `ERROR ${s.error}` : (s.tag ?? "");
+        const outcome =
+          s.kind === "blocked"
+            ? "BLOCKED"
+            : s.error
+              ? `ERROR ${s.error}`
+              : s.kind === "prepare"
+                ? "PREPARED"
+                : (s.tag ?? "");
         const text = s.text.replace(/\s+/g, " ").trim();
         io.out(
           `  ${String(s.seq).padStart(4)}  ${s.startedAt.slice(11, 23)}  ${ms.padStart(9)}  ${outcome}  ${text.length > 160 ? `${text.slice(0, 157)}…` : text}${s.params ? `  [${s.params.map((p) => (p === null ? "NULL" : JSON.stringify(p))).join(", ")}]` : ""}`,
