@@ -57,7 +57,7 @@ describe("postgres connector", () => {
     const password = decodeURIComponent(new URL(url).password);
     expect(JSON.stringify(granted.detail)).not.toContain(password);
     expect(JSON.stringify(granted.handle)).not.toContain(password);
-    expect(granted.handle).toHaveProperty("snapshot");
+    expect(granted.handle).toHaveProperty("containment");
   });
 
   it("refuses logins after VALID UNTIL on its own — nothing of the broker is involved", async () => {
@@ -118,9 +118,9 @@ describe("postgres connector", () => {
     expect(swept.sort()).toEqual(
       [
         "membership: reporting was made a member of recovery_rw",
-        "privilege: SELECT on table accounts was granted to reporting (grantor recovery_rw)",
-        "privilege: SELECT on table incident_fix was granted to reporting (grantor bg_g_side)",
-        "privilege: UPDATE on table accounts was granted to reporting (grantor recovery_rw)",
+        "object_created: table public.incident_fix was created during the window",
+        "privilege: SELECT on table public.accounts was granted to reporting (grantor recovery_rw)",
+        "privilege: UPDATE on table public.accounts was granted to reporting (grantor recovery_rw)",
         "role_attribute: role reporting gained CREATEDB",
         "role_created: role sneaky was created during the window",
       ].sort(),
@@ -151,7 +151,13 @@ describe("postgres connector", () => {
     await tryLogin(granted.credential?.reveal() ?? "", "GRANT SELECT ON public.accounts TO reporting");
     const revoked = await c.revoke(f, { ...h, ...granted.handle });
     expect(revoked.detail.swept).toEqual([
-      { kind: "privilege", description: expect.stringContaining("SELECT on table accounts"), fix: null },
+      {
+        id: expect.stringMatching(/^app\/pg_class:\d+:acl:/),
+        kind: "privilege",
+        outcome: "left",
+        description: "SELECT on table public.accounts was granted to reporting (grantor recovery_rw)",
+        fix: null,
+      },
     ]);
     expect(await target.sql("SELECT has_table_privilege('reporting', 'public.accounts', 'SELECT') AS p")).toEqual([
       { p: true },

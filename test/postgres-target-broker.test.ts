@@ -229,9 +229,11 @@ describe("broker with a real PostgreSQL target", () => {
         type: "target.side_permission_swept",
         data: {
           item: {
+            id: expect.stringMatching(/^app\/pg_class:\d+:acl:\d+:\d+:SELECT$/),
             kind: "privilege",
-            description: "SELECT on table accounts was granted to reporting (grantor recovery_rw)",
-            fix: "REVOKE SELECT ON TABLE accounts FROM reporting CASCADE",
+            outcome: "reverted",
+            description: "SELECT on table public.accounts was granted to reporting (grantor recovery_rw)",
+            fix: "REVOKE SELECT ON TABLE public.accounts FROM reporting CASCADE",
           },
         },
       },
