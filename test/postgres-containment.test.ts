@@ -6,11 +6,22 @@
  * hands out; after the end it checks the catalog *and* tries the path as another role. Paths the
  * model documents as out of scope have a test showing the documented behaviour.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { SweepItem } from "../src/connectors/postgres-connector.js";
 import type { Connector, ConnectorGrantFacts, ConnectorResult } from "../src/core/ports.js";
+import { runCli } from "./support/broker-process.js";
 import { contractRole } from "./support/connector-case.js";
-import { PASSWORDS, type PostgresEstate, queryAs, runAs, startPostgresEstate } from "./support/postgres-estate.js";
+import {
+  PASSWORDS,
+  type PostgresEstate,
+  queryAs,
+  runAs,
+  startPostgresEstate,
+  TARGET_ENV,
+} from "./support/postgres-estate.js";
 
 let estate: PostgresEstate;
 beforeAll(async () => {
@@ -658,6 +669,52 @@ describe("containment: what the model reports rather than reverts, and what it d
     expect(granted.detail.containmentAccepted).toEqual({
       recovery_root: "the storage team's last resort; reviewed every quarter",
     });
+  });
+
+  it("config check --targets explains each role's containment limits and refuses an uncontainable role unless accepted with a reason", async () => {
+    await estate.sql("CREATE ROLE recovery_root NOLOGIN SUPERUSER", undefined, "postgres");
+    const dir = mkdtempSync(join(tmpdir(), "bg-containment-check-"));
+    const config = (accept: string) => `version: 1
+storage: { driver: sqlite, path: ./breakglass.db }
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+users: { alice: { name: Alice }, bob: { name: Bob } }
+groups: { oncall: [alice], leads: [bob] }
+domains:
+  production:
+    description: Production
+    roles:
+      dba: { description: DBA, target: pg-estate, grants: { roles: [recovery_dba] }, approval: "1 of leads", requesters: [oncall], max_duration: 1h }
+      root: { description: Root, target: pg-estate, grants: { roles: [recovery_root] }, approval: "1 of leads", requesters: [oncall], max_duration: 1h }
+targets:
+  pg-estate:
+    connector: postgres
+    settings:
+      admin_url: { env: ${TARGET_ENV} }
+      containment: { accept: { ${accept} } }
+`;
+    try {
+      const file = join(dir, "breakglass.yaml");
+      const env = { [TARGET_ENV]: estate.cluster.adminUrl.replace(/\/postgres$/, "/app") };
+      writeFileSync(file, config(""));
+      const refused = await runCli(["config", "check", file, "--targets"], env);
+      expect(refused.code, refused.stderr).toBe(3);
+      expect(refused.stdout).toMatch(/production\/dba on pg-estate \(recovery_dba\): containable/);
+      expect(refused.stdout).toMatch(/CREATEDB \(recovery_dba\): databases created in the window are kept/);
+      expect(refused.stdout).toMatch(/ADMIN OPTION on app_owner/);
+      expect(refused.stdout).toMatch(
+        /production\/root on pg-estate \(recovery_root\): REFUSED\n {2}cannot contain: SUPERUSER/,
+      );
+      expect(refused.stderr).toMatch(/1 role\(s\) cannot be contained .*production\/root.*\(ERR_CONFIG_INVALID\)/);
+      writeFileSync(file, config('recovery_root: "storage team last resort, reviewed quarterly"'));
+      const accepted = await runCli(["config", "check", file, "--targets"], env);
+      expect(accepted.code, accepted.stderr).toBe(0);
+      expect(accepted.stdout).toMatch(
+        /production\/root on pg-estate \(recovery_root\): ACCEPTED \(storage team last resort/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("what an accepted superuser holder does to the server itself (ALTER SYSTEM) is not compared", async () => {

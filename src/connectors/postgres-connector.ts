@@ -752,6 +752,24 @@ export function createPostgresConnector(
       await Promise.all([p?.end(), ...others.map((o) => o.end())]);
     },
 
+    assess: () =>
+      withClient("assess", async (c) => {
+        const cluster = await readCluster(c);
+        return (ctx.roles ?? []).flatMap((r) =>
+          (postgresRoleGrantsSchema.safeParse(r.grants).data?.roles ?? []).map((principal) => {
+            const a = assessReach(cluster, [principal]);
+            return {
+              roleId: r.id,
+              principal,
+              limits: a.limits,
+              impossible: a.impossible,
+              acceptedBecause: settings.containment.accept[principal] ?? null,
+              missing: a.missing.length > 0,
+            };
+          }),
+        );
+      }),
+
     inventory: () =>
       withClient("inventory", async (c): Promise<TargetInventory> => {
         const ours = await c.query<{ rolname: string }>(
