@@ -168,7 +168,7 @@ SELECT current_setting('server_version_num')::int AS version,
   (SELECT coalesce(json_agg(json_build_array(s.setdatabase::int, s.setrole::int, s.setconfig)), '[]')
      FROM pg_db_role_setting s) AS settings,
   (SELECT json_agg(json_build_array(d.oid::int, d.datname, d.datdba::int, d.datallowconn,
-      ${ACL(`coalesce(d.datacl, acldefault('d', d.datdba))`)}))
+      ${ACL(`coalesce(d.datacl, acldefault('d', d.datdba))`)}, d.datistemplate))
      FROM pg_database d WHERE d.datname <> 'template0') AS databases,
   ${
     superuser
@@ -184,7 +184,7 @@ interface ClusterRow {
   roles: [number, string, string, string | null, string | null][];
   members: [number, number, boolean, number][];
   settings: [number, number, string[] | null][];
-  databases: [number, string, number, boolean, string][];
+  databases: [number, string, number, boolean, string, boolean][];
   subscriptions: [number, string, number, number, boolean][];
   superuser: boolean;
 }
@@ -219,7 +219,10 @@ export async function readCluster(c: pg.ClientBase): Promise<ClusterFacts> {
     ),
     settings: Object.fromEntries(row.settings.map(([db, role, config]) => [`${db}:${role}`, config ?? []])),
     databases: Object.fromEntries(
-      row.databases.map(([oid, name, owner, allowConn, acl]) => [String(oid), { name, owner, allowConn, acl }]),
+      row.databases.map(([oid, name, owner, allowConn, acl, template]) => [
+        String(oid),
+        { name, owner, allowConn, acl, ...(template ? { template: true as const } : {}) },
+      ]),
     ),
     subscriptions: Object.fromEntries(
       row.subscriptions.map(([oid, name, db, owner, enabled]) => [String(oid), { name, db, owner, enabled }]),

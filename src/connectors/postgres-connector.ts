@@ -296,10 +296,12 @@ export function createPostgresConnector(
     }
     return p;
   };
+  /** Template databases as last read: connections to them are never kept idle. */
+  let templates: ReadonlySet<string> = new Set(["template1"]);
   /**
    * Run `fn` on a connection to database `db` (the configured one: `main`, already checked out).
-   * Connections to other databases are closed after use, never kept idle: an idle session in
-   * template1 (or any database used as a template) makes everyone's `CREATE DATABASE` fail.
+   * Connections to template databases are closed after use: an idle session in template1 (or
+   * any database used as a template) makes everyone's `CREATE DATABASE` from it fail.
    */
   const onDb = async <T>(main: pg.ClientBase, db: string, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> => {
     if (db === database) return fn(main);
@@ -307,13 +309,14 @@ export function createPostgresConnector(
     try {
       return await fn(c);
     } finally {
-      c.release(true);
+      c.release(templates.has(db));
     }
   };
 
   /** The cluster and every database that allows connections; databases that cannot be read are named. */
   const readSnapshot = async (c: pg.ClientBase): Promise<{ snapshot: CatalogSnapshot; unreadable: string[] }> => {
     const cluster = await readCluster(c);
+    templates = new Set(Object.values(cluster.databases).flatMap((d) => (d.template ? [d.name] : [])));
     const databases: Record<string, DatabaseFacts> = {};
     const unreadable: string[] = [];
     await Promise.all(

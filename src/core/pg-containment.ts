@@ -43,7 +43,17 @@ export interface ClusterFacts {
   readonly settings: Readonly<Record<string, readonly string[]>>;
   /** By database OID. */
   readonly databases: Readonly<
-    Record<string, { readonly name: string; readonly owner: number; readonly allowConn: boolean; readonly acl: string }>
+    Record<
+      string,
+      {
+        readonly name: string;
+        readonly owner: number;
+        readonly allowConn: boolean;
+        readonly acl: string;
+        /** A template database (`datistemplate`): nobody may keep a session in it idle. */
+        readonly template?: true;
+      }
+    >
   >;
   readonly subscriptions: Readonly<
     Record<string, { readonly name: string; readonly db: number; readonly owner: number; readonly enabled: boolean }>
