@@ -12,7 +12,7 @@ import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
 import { type AlarmWorker, createAlarmWorker } from "./alarms/alarm-worker.js";
 import { createAlarmChannel } from "./alarms/channels.js";
 import { createEmailChannel } from "./alarms/email-channel.js";
-import { createEscalationWorker } from "./alarms/escalation-worker.js";
+import { createEscalationWorker, type EscalationWorker } from "./alarms/escalation-worker.js";
 import { createAuditLog } from "./audit/audit-log.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
 import { sha256 } from "./audit/node-crypto.js";
@@ -75,6 +75,8 @@ export interface Broker {
   readonly rotation: RotationWorker;
   readonly alarms: AlarmWorker;
   readonly detector: DetectorWorker;
+  /** Activations nobody acknowledged in time; null without `alarms.escalation`. */
+  readonly escalation: EscalationWorker | null;
   readonly checkpoints: CheckpointWorker;
   readonly signingKey: SigningKey;
   readonly http: FastifyInstance;
@@ -350,6 +352,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     rotation,
     alarms,
     detector,
+    escalation,
     checkpoints,
     signingKey,
     http,
@@ -497,6 +500,20 @@ function createGateway(
       ]),
     );
   };
+  const recorder = createRecorder({ store, flushMs: g.recordFlushMs, batchSize: 1000, log });
+  // A session's end event seals its recording (the digest of every statement), so it is written
+  // only once those statements are stored: never a seal over a recording still in memory, which
+  // `audit verify` would read as deleted. While the store refuses them (disk full) the end waits
+  // and retries; a crash meanwhile leaves the recording unsealed, as any open one.
+  const recordingStored = async (): Promise<void> => {
+    for (let wait = 250; ; wait = Math.min(wait * 2, 10_000)) {
+      try {
+        return await recorder.flush();
+      } catch {
+        await new Promise((r) => setTimeout(r, wait).unref());
+      }
+    }
+  };
   return createPgGateway({
     host: g.host,
     port: g.port,
@@ -504,7 +521,7 @@ function createGateway(
     requireTls: g.requireTls,
     now: () => clock.now(),
     log,
-    recorder: createRecorder({ store, flushMs: g.recordFlushMs, batchSize: 1000, log }),
+    recorder,
     async findLogin(user) {
       const login = await store.findGatewayLogin(user);
       if (!login) return null;
@@ -548,19 +565,23 @@ function createGateway(
       }).catch((e: unknown) => log("recording a blocked statement failed", { session: b.sessionId, error: String(e) }));
     },
     onSessionEnd: (s) => {
-      sessionEvent("gateway.session_ended", s.grantId, {
-        session: s.sessionId,
-        from: s.from,
-        durationMs: s.endedAt - s.startedAt,
-        statements: s.statements,
-        digest: s.digest,
-        errors: s.errors,
-        bytesToClient: s.bytesToClient,
-        bytesFromClient: s.bytesFromClient,
-        reason: s.endReason,
-      }).catch((e: unknown) =>
-        log("recording a gateway session's end failed", { session: s.sessionId, error: String(e) }),
-      );
+      recordingStored()
+        .then(() =>
+          sessionEvent("gateway.session_ended", s.grantId, {
+            session: s.sessionId,
+            from: s.from,
+            durationMs: s.endedAt - s.startedAt,
+            statements: s.statements,
+            digest: s.digest,
+            errors: s.errors,
+            bytesToClient: s.bytesToClient,
+            bytesFromClient: s.bytesFromClient,
+            reason: s.endReason,
+          }),
+        )
+        .catch((e: unknown) =>
+          log("recording a gateway session's end failed", { session: s.sessionId, error: String(e) }),
+        );
     },
   });
 }

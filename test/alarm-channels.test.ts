@@ -13,6 +13,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { until } from "./support/wait.js";
 
 const ROUTING_KEY = "R0123456789abcdef0123456789abcdef";
 const bodies = new Map<string, Record<string, unknown>[]>();
@@ -81,15 +82,6 @@ afterAll(async () => {
 });
 
 const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
-async function until<T>(what: string, fn: () => T | undefined): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const v = fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe("slack and pagerduty channels", () => {
   it("page at activation and resolve at the end under one dedup_key; Slack gets Block Kit with links", async () => {
     const g = await broker.service.request(ctx("alice"), {

@@ -15,6 +15,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { until } from "./support/wait.js";
 
 interface Received {
   readonly rcpt: string[];
@@ -109,15 +110,6 @@ afterAll(async () => {
 });
 
 const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 300; i++) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe("e-mail channel", () => {
   it("mails the request to the approvers and security, and the activation, in text and HTML", async () => {
     const g = await broker.service.request(ctx("alice"), {

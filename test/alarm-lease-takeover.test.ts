@@ -27,7 +27,8 @@ const MODES = [
   { name: "one broker on SQLite", replicas: 1, postgres: false },
 ] as const;
 const LEASE_MS = 10 * 60_000;
-const NEVER_MS = 60 * 60_000; // a receiver that holds its answer longer than the test lasts
+/** A receiver that holds its answer longer than the test lasts (stop() closes its connections). */
+const NEVER: Promise<never> = new Promise(() => {});
 
 async function until<T>(what: string, probe: () => Promise<T | null | undefined> | T | null | undefined, ms = 60_000) {
   const end = Date.now() + ms;
@@ -159,7 +160,7 @@ targets:
     });
 
     it("an activation alarm whose broker was killed -9 mid-delivery is delivered again at once, not after its 10-minute lease", async () => {
-      for (const r of receivers) r.delayMs = NEVER_MS;
+      for (const r of receivers) r.holdUntil = NEVER;
       const id = await activate("alice", "INC-1");
       // The first delivery reaches a receiver, which holds its answer: the delivery is in flight.
       const first = await until("the first delivery", () => {
@@ -175,7 +176,7 @@ targets:
       holder?.child.kill("SIGKILL");
       await new Promise((r) => holder?.child.once("exit", r));
       brokers[first.replica] = null;
-      for (const r of receivers) r.delayMs = 0;
+      for (const r of receivers) r.holdUntil = null;
       if (mode.replicas === 1) await start(first.replica);
       const again = await until("the delivery taken over", () => {
         for (const [i, r] of receivers.entries()) {
@@ -206,7 +207,7 @@ targets:
 
     it("a channel recorded as failing gets alarm.channel_recovered once it delivers after a restart; incident shows the last error", async () => {
       for (const r of receivers) {
-        r.delayMs = 0;
+        r.holdUntil = null;
         r.failNext = 1_000_000; // HTTP 500: retried
       }
       const ids: string[] = [];

@@ -83,7 +83,7 @@ drills:
   operations = Object.entries(doc.paths).flatMap(([path, ops]) =>
     Object.keys(ops).map((method) => ({ method: method.toUpperCase(), path })),
   );
-}, 60_000);
+});
 
 afterAll(async () => {
   await broker?.stop();

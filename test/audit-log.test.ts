@@ -223,6 +223,13 @@ describe("verifyStoreChain", () => {
       listGrants: () => store.listGrants({}),
       readTerminalEvents: (id: string) => store.readTerminalEvents(id),
       listStatements: (id: string) => store.listStatements(id),
+      listTerminalSessions: (id: string | null) => store.listTerminalSessions(id),
+      listVaultOpenings: (unreviewed: boolean) => store.listVaultOpenings(unreviewed),
+      listDrillRuns: (name: string | null, limit: number) => store.listDrillRuns(name, limit),
+      readAlarms: (after: string | null, limit: number) => store.readAlarms(after, limit),
+      readAuditAt: (seqs: readonly number[]) => store.readAuditAt(seqs),
+      listTokens: (user: string | null) => store.listTokens(user),
+      listState: (prefix: string) => store.listState(prefix),
       readCheckpoints: async () => (checkpoint ? [checkpoint] : []),
     };
     expect(await verifyStoreChain(withCopy, keys)).toMatchObject({ ok: false, seq: 101, problem: "truncated" });

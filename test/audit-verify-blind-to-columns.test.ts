@@ -294,7 +294,7 @@ describe("the story, the incident and the API show only what verification accept
     // The insider's edits: a revoke by 'mallory', an emergency activation shown as a normal one.
     tamper(`UPDATE audit_events SET actor = 'mallory' WHERE seq = ${seqOf.get("grant.revoked")};
             UPDATE audit_events SET type = 'grant.activated' WHERE seq = ${seqOf.get("grant.emergency_activated")};`);
-  }, 30_000);
+  });
   afterAll(async () => {
     await broker?.stop();
     await rm(home, { recursive: true, force: true });
@@ -405,7 +405,7 @@ describe("grant rows against the events that recorded them", () => {
     await broker.service.approve(ctx("bob"), a.id, "ok");
     await broker.service.approve(ctx("carol"), a.id, null);
     await broker.service.release(ctx("dave"), a.id);
-  }, 30_000);
+  });
   afterAll(async () => {
     await broker?.stop();
     await rm(home, { recursive: true, force: true });

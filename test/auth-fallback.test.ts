@@ -27,6 +27,7 @@ import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, TestBrowser, type TestIdp } from "./support/oidc-provider.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 import { SoftAuthenticator } from "./support/soft-authenticator.js";
+import { until } from "./support/wait.js";
 import { Receiver, WEBHOOK_SECRET } from "./support/webhook-receiver.js";
 
 let dir: string;
@@ -114,7 +115,7 @@ targets:
       { user: "bob", description: "t" },
     )
   ).token.reveal();
-}, 120_000);
+});
 
 afterAll(async () => {
   await broker?.stop();
@@ -158,11 +159,7 @@ const alarmsOf = (type: string) =>
   receiver.received.filter((r) => (r.body.event as { type?: string } | undefined)?.type === type);
 
 async function waitFor(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  await until(what, check);
 }
 
 describe("local factors", () => {

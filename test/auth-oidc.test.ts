@@ -81,7 +81,7 @@ targets:
     clock,
   });
   await broker.start();
-}, 60_000);
+});
 
 afterAll(async () => {
   await broker?.stop();

@@ -88,7 +88,7 @@ drills:
   });
   expect(login.statusCode, login.body).toBe(200);
   fallbackSession = (login.json() as { token: string }).token;
-}, 60_000);
+});
 
 afterAll(async () => {
   await broker?.stop();

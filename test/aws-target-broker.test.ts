@@ -61,7 +61,7 @@ targets:
   const config = loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env });
   broker = await createBroker(config, { log: silentLogger, env });
   await broker.start();
-}, 60_000);
+});
 afterAll(async () => {
   await broker?.stop();
   await fake?.stop();

@@ -45,11 +45,11 @@ const CONNECTORS: ConnectorCase[] = [execCase, postgresConnectorCase, sshConnect
 for (const c of CONNECTORS) {
   describe(`connector contract: ${c.name}`, () => {
     let env: ConnectorEnv;
-    beforeAll(async () => c.start?.(), 120_000);
+    beforeAll(async () => c.start?.());
     afterAll(async () => c.stop?.());
     beforeEach(async () => {
       env = await c.setUp();
-    }, 60_000);
+    });
     afterEach(async () => env.tearDown());
 
     const facts = (grantId: string, requester = "alice"): ConnectorGrantFacts => ({

@@ -54,7 +54,7 @@ beforeAll(async () => {
     tokens.set(user, token);
   }
   browser = await launchChromium();
-}, 60_000);
+});
 
 afterAll(async () => {
   await browser?.close();
@@ -304,7 +304,7 @@ describe("the web console on `breakglass demo`", () => {
         await accessible(page, `grant (${user}, ${size(viewport)})`);
         await shot(page, SHOTS, `${size(viewport)}-${user}-grant`);
         await page.context().close();
-      }, 60_000);
+      });
     }
   }
 

@@ -319,7 +319,7 @@ describe("web console", () => {
       .waitFor();
     await accessible(page, "drills");
     await shot(page, "drills");
-  }, 60_000);
+  });
 
   it("emergency activation only after its deliberate confirmation, on a phone", async () => {
     const { page } = await person("alice", { width: 390, height: 844 });

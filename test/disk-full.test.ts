@@ -22,6 +22,7 @@ import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { type BrokerProcess, startBrokerProcess } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
+import { until } from "./support/wait.js";
 
 let target: PostgresTarget;
 let dir: string;
@@ -73,7 +74,7 @@ beforeAll(async () => {
     env,
     wrap: ["unshare", "-rm", "sh", "-c", mountAndRun, "sh"],
   });
-}, 120_000);
+});
 
 afterAll(async () => {
   await broker?.stop();
@@ -126,16 +127,6 @@ function fillDisk(): number {
     }
   } finally {
     closeSync(fd);
-  }
-}
-
-async function until<T>(what: string, probe: () => Promise<T | null>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -217,7 +208,8 @@ describe("disk full under the recordings (a real ENOSPC)", () => {
     await again.end();
     const released = await api("alice", "POST", `/grants/${id}/release`, {});
     expect(released.status).toBe(200);
-    expect((await api("erin", "GET", "/audit/verify")).json).toMatchObject({ ok: true });
+    const verified = (await api("erin", "GET", "/audit/verify")).json;
+    expect(verified, JSON.stringify(verified)).toMatchObject({ ok: true });
     await session.end().catch(() => {});
   });
 });

@@ -93,7 +93,7 @@ targets:
       operations.set(`${method.toUpperCase()} ${route}`, { auth: `${auth}${op["x-fallback-login"] ? "*" : ""}` });
     }
   }
-}, 60_000);
+});
 
 afterAll(async () => {
   await broker?.stop();

@@ -130,7 +130,7 @@ drills:
     env,
   });
   await broker.start();
-}, 120_000);
+});
 
 afterAll(async () => {
   await broker?.stop();

@@ -91,7 +91,7 @@ beforeAll(async () => {
   clock.set(Date.UTC(2026, 11, 3, 9, 0, 0)); // outside the period
   await access(false, "justified");
   await broker.alarms.tick();
-}, 60_000);
+});
 
 afterAll(async () => {
   await broker?.stop();
@@ -179,7 +179,7 @@ describe("evidence report", () => {
     } finally {
       await browser.close();
     }
-  }, 60_000);
+  });
 
   it("prints to PDF with Chromium; the pages render and are not blank", async () => {
     requireBuild();

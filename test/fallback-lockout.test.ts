@@ -57,7 +57,7 @@ targets:
   await broker.http.ready();
   bobSecret = (await broker.auth?.provisionTotp(SYSTEM_CONTEXT, "bob", "phone"))?.secret ?? "";
   expect(bobSecret).not.toBe("");
-}, 60_000);
+});
 
 afterAll(async () => {
   await broker?.stop();

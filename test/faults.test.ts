@@ -20,6 +20,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import type { Clock } from "../src/core/ports.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
+import { PATIENCE_MS } from "./support/wait.js";
 
 const config = (storage: string, dir: string) => {
   writeFileSync(join(dir, "grant.sh"), `#!/bin/sh\necho "$BREAKGLASS_GRANT_ID" >> ${join(dir, "granted")}\n`, {
@@ -56,7 +57,8 @@ async function chainOk(broker: Broker): Promise<void> {
   expect(verdict.ok, JSON.stringify(verdict)).toBe(true);
 }
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 15_000): Promise<T> {
+/** Like support/wait's `until`, but a probe that throws (the store is down) counts as "not yet". */
+async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = PATIENCE_MS): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn().catch(() => null);
@@ -88,7 +90,7 @@ describe("the PostgreSQL store goes away and comes back", () => {
     const system = { actor: "system", requestId: null, sourceAddress: null };
     alice = (await broker.tokens.create(system, { user: "alice", description: "faults" })).token.reveal();
     bob = (await broker.tokens.create(system, { user: "bob", description: "faults" })).token.reveal();
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await broker?.stop().catch(() => {});
@@ -114,18 +116,23 @@ describe("the PostgreSQL store goes away and comes back", () => {
     // A transaction in flight when the server goes away (its connection checked out of the
     // pool): it fails as ERR_STORAGE; the dropped connection must not crash the process.
     let inFlight: Promise<unknown> = Promise.resolve();
+    let halted: () => void = () => {};
+    const serverGone = new Promise<void>((r) => {
+      halted = r;
+    });
     const holding = new Promise<void>((held) => {
       inFlight = broker.store.transaction(async (tx) => {
         await tx.lockGrant(first);
         held();
-        await new Promise((r) => setTimeout(r, 3_000));
+        await serverGone; // its next statement comes after the server went away, however long that took
         return tx.lockGrant(first);
       });
     });
     await holding;
     await cluster.halt();
+    halted();
     await expect(inFlight).rejects.toMatchObject({ code: "ERR_STORAGE" });
-    const started = Date.now();
+    // Each refused, not hung (a hung one would run into the test's timeout).
     for (const [token, method, path, body] of [
       [alice, "GET", "/grants", undefined],
       [bob, "POST", `/grants/${first}/approve`, {}],
@@ -138,7 +145,6 @@ describe("the PostgreSQL store goes away and comes back", () => {
       expect(res.headers["content-type"]).toContain("application/problem+json");
       expect((res.json() as { code: string }).code).toBe("ERR_STORAGE");
     }
-    expect(Date.now() - started).toBeLessThan(30_000); // refused promptly, not hung
 
     await cluster.resume();
     // The pool's old connections are dead: within seconds the same broker answers again.
@@ -152,7 +158,7 @@ describe("the PostgreSQL store goes away and comes back", () => {
     const events = (await broker.store.readGrantAudit([first])).map((e) => e.type);
     expect(events.filter((t) => t === "grant.approved")).toHaveLength(1);
     await chainOk(broker);
-  }, 120_000);
+  });
 });
 
 describe("the clock jumps", () => {
@@ -169,7 +175,7 @@ describe("the clock jumps", () => {
       { log: silentLogger, clock },
     );
     await broker.start();
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await broker?.stop();
@@ -206,5 +212,5 @@ describe("the clock jumps", () => {
     });
     expect((await broker.service.approve(ctx("bob"), next.id, null)).state).toBe("active");
     await chainOk(broker);
-  }, 60_000);
+  });
 });

@@ -62,7 +62,7 @@ beforeAll(async () => {
   }
   await broker.start();
   http = broker.http;
-}, 30_000);
+});
 
 afterAll(async () => {
   await broker?.stop();
@@ -270,7 +270,7 @@ describe("a drill's grant is a rehearsal: marked, not queued, not reviewed", () 
     expect(page.slice(0, page.indexOf("</section>"))).toContain(
       "A drill's grant: a rehearsal of the real path, not reviewed",
     );
-  }, 60_000);
+  });
 
   it("its credential is for the drill alone, not for the person the drill acts as", async () => {
     const g = await broker.service.request(ctx("alice"), {

@@ -33,7 +33,7 @@ beforeAll(async () => {
   });
   url = await broker.start();
   token = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "refusals" })).token.reveal();
-}, 60_000);
+});
 
 afterAll(async () => {
   await broker?.stop();

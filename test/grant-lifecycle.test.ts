@@ -79,7 +79,7 @@ const BACKENDS: Backend[] = [
 
 beforeAll(async () => {
   cluster = await startPostgres();
-}, 120_000);
+});
 afterAll(async () => {
   await cluster?.stop();
 });

@@ -62,7 +62,7 @@ targets:
     env,
   });
   await broker.start();
-}, 60_000);
+});
 
 afterAll(async () => {
   await broker?.stop();

@@ -11,6 +11,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { until } from "./support/wait.js";
 
 const ROLE_EXTRA = `      reader:
         target: box
@@ -74,15 +75,6 @@ const lines = (file: string): Line[] =>
         .map((l) => JSON.parse(l) as Line)
     : [];
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 300; i++) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
 beforeAll(() => {
@@ -119,7 +111,7 @@ describe("configuration changes", () => {
       changed: ["role:production/db-admin"],
       previous: (first.event.data as { fingerprint: string }).fingerprint,
     });
-  }, 30_000);
+  });
 });
 
 describe("ending warning and overdue review", () => {
@@ -150,5 +142,5 @@ describe("ending warning and overdue review", () => {
       lines("alarms.jsonl").filter((l) => l.event.type === type && l.event.grant === g.id).length;
     expect(count("grant.review_overdue")).toBe(1);
     expect(count("grant.ending_soon")).toBe(1);
-  }, 30_000);
+  });
 });

@@ -3,6 +3,7 @@
  * dies at VALID UNTIL by itself, sessions cut at revoke, the side-permission sweep, objects kept,
  * extension, verify, inventory and drift, and an unreachable target.
  */
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,13 +12,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ConnectorGrantFacts } from "../src/core/ports.js";
 import { contractRole } from "./support/connector-case.js";
 import { type PostgresTarget, startPostgresTarget, tryLogin } from "./support/postgres-target.js";
+import { until } from "./support/wait.js";
 
 let target: PostgresTarget;
 beforeAll(async () => {
   target = await startPostgresTarget();
-}, 120_000);
+});
 afterAll(async () => target?.stop());
-beforeEach(async () => target.reset(), 60_000);
+beforeEach(async () => target.reset());
 
 const role = contractRole("pg-app", { roles: ["recovery_rw"], connection_limit: 3, statement_timeout: "20s" });
 const facts = (grantId: string, endsAt = Date.now() + 30 * 60_000, requester = "alice"): ConnectorGrantFacts => ({
@@ -251,7 +253,16 @@ describe("postgres connector", () => {
     const f = facts("g_gone");
     const call = c.grant(f, c.plan(f));
     call.catch(() => {});
-    await new Promise((r) => setTimeout(r, 300));
+    // Asked on the blocker's own session: a new login would wait for pg_authid too.
+    await until(
+      "the grant waiting for the catalog lock",
+      async () =>
+        (
+          await blocker.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = 'pg_authid'::regclass",
+          )
+        ).rows[0]?.n === 1,
+    );
     await target.cluster.halt(); // fast shutdown: every session, the checked-out one too, is terminated
     try {
       await expect(call).rejects.toMatchObject({
@@ -264,6 +275,29 @@ describe("postgres connector", () => {
     }
     // Back: the pool drops the dead connection and the next call works.
     await expect(c.verify(f, c.plan(f))).resolves.toMatchObject({ revoked: true });
+    await c.close?.();
+  });
+
+  it("replaces pooled admin connections the server ended while they were idle: the next calls go through", async () => {
+    const c = target.connector({ pool_size: 3 });
+    // Three pooled admin connections.
+    await Promise.all(["g_w1", "g_w2", "g_w3"].map((id) => c.verify(facts(id), { principal: `bg_${id}` })));
+    // The server ends them while they sit in the pool (a restart, a pooler, an idle timeout), and
+    // the next calls come before this process has read the goodbye: everything below is
+    // synchronous until the calls have taken their connections from the pool.
+    const psql = (query: string) =>
+      execFileSync("psql", [target.adminUrl, "-XAtc", query], { encoding: "utf8" }).trim();
+    const ours = "FROM pg_stat_activity WHERE application_name = 'breakglass' AND usename = 'postgres'";
+    expect(psql(`SELECT count(*) ${ours}`)).toBe("3");
+    psql(`SELECT pg_terminate_backend(pid) ${ours}`);
+    while (psql(`SELECT count(*) ${ours}`) !== "0") execFileSync("sleep", ["0.05"]);
+    const f = facts("g_after");
+    const granting = c.grant(f, c.plan(f));
+    const verifying = c.verify(facts("g_w1"), { principal: "bg_g_w1" });
+    const inventory = c.inventory?.();
+    expect(await tryLogin((await granting).credential?.reveal() ?? "")).toBeNull();
+    expect(await verifying).toMatchObject({ revoked: true });
+    expect(await inventory).toBeDefined();
     await c.close?.();
   });
 

@@ -261,7 +261,7 @@ beforeAll(async () => {
     env: {},
     timeoutMs: 60_000,
   });
-}, 90_000);
+});
 
 afterAll(async () => {
   await demo?.stop();

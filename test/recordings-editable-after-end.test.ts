@@ -66,7 +66,7 @@ targets:
   }
   http = broker.http;
   await http.ready();
-}, 30_000);
+});
 afterAll(async () => {
   await broker?.stop();
   rmSync(dir, { recursive: true, force: true });
@@ -218,6 +218,8 @@ describe("verification of recordings", () => {
         sealedBy: seal?.seq,
         digest: seal?.data.digest,
         matches: false,
+        // The session's row itself is what its events say (only its recorded events were edited).
+        integrity: null,
       },
     ]);
   });

@@ -34,7 +34,7 @@ beforeAll(async () => {
   }
   http = broker.http;
   await http.ready();
-}, 30_000);
+});
 
 afterAll(async () => {
   await broker?.stop();

@@ -78,7 +78,7 @@ targets:
   hosts: { connector: ssh, settings: { ca_private_key: { file: ./ssh-ca }, krl_file: ./revoked.krl } }
 `,
   );
-}, 120_000);
+});
 
 afterAll(async () => {
   await target?.stop();
@@ -201,7 +201,7 @@ targets:
     broker = await createBroker(loadConfigFile(join(autoDir, "breakglass.yaml"), connectorConfigChecks), {
       log: silentLogger,
     });
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await broker?.stop();

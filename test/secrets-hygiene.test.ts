@@ -83,7 +83,7 @@ targets:
     env,
   });
   await broker.start();
-}, 120_000);
+});
 
 afterAll(async () => {
   await broker?.stop();
@@ -236,7 +236,7 @@ describe("secrets hygiene", () => {
     await api(erin, "GET", "/audit/checkpoints");
     await api(erin, "GET", "/posture");
     await api(erin, "GET", "/reviews");
-  }, 120_000);
+  });
 
   it("finds none of them in logs, responses, the audit log, alarms, CLI output or the database file", async () => {
     await broker.stop(); // flush the database

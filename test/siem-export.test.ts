@@ -86,7 +86,7 @@ targets:
     log: silentLogger,
   });
   await broker.start();
-}, 60_000);
+});
 
 afterAll(async () => {
   await broker?.stop();

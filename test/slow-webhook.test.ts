@@ -1,9 +1,10 @@
 /**
- * A slow alarm receiver must not hold the others: a webhook that takes 30 s to answer (within its
- * 45 s timeout) beside a healthy one. Promised: every activation alarm reaches the healthy channel
- * at once — including ones raised while the slow receiver is still holding earlier deliveries —,
- * the grant is not flagged unalarmed, and the slow channel's deliveries complete when it answers,
- * each once.
+ * A slow alarm receiver must not hold the others: a webhook that holds every delivery (well within
+ * its timeout) until the test lets it answer, beside a healthy one. Promised: every activation
+ * alarm reaches the healthy channel while the slow receiver still holds — including ones raised
+ * after it began holding —, the grants are not flagged unalarmed, and the slow channel's
+ * deliveries complete when it answers, each once. Order, not speed: how soon the healthy channel
+ * got them is reported as a figure.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,17 +14,21 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { until } from "./support/wait.js";
 import { Receiver, WEBHOOK_SECRET } from "./support/webhook-receiver.js";
 
-const SLOW_MS = 30_000;
 let dir: string;
 let broker: Broker;
 const slow = new Receiver();
 const fast = new Receiver();
+/** Lets the slow receiver answer what it holds. */
+let letGo: () => void = () => {};
 
 beforeAll(async () => {
   await Promise.all([slow.start(), fast.start()]);
-  slow.delayMs = SLOW_MS;
+  slow.holdUntil = new Promise<void>((resolve) => {
+    letGo = resolve;
+  });
   dir = mkdtempSync(join(tmpdir(), "bg-slow-hook-"));
   writeFileSync(
     join(dir, "breakglass.yaml"),
@@ -33,10 +38,11 @@ storage: { driver: sqlite, path: ./breakglass.db }
 audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
 alarms:
   channels:
-    slow-hook: { type: webhook, url: "http://127.0.0.1:${slow.port}/hook", secret: { env: HOOK_SECRET }, timeout: 45s }
-    fast-hook: { type: webhook, url: "http://127.0.0.1:${fast.port}/hook", secret: { env: HOOK_SECRET }, timeout: 2s }
+    slow-hook: { type: webhook, url: "http://127.0.0.1:${slow.port}/hook", secret: { env: HOOK_SECRET }, timeout: 4m }
+    fast-hook: { type: webhook, url: "http://127.0.0.1:${fast.port}/hook", secret: { env: HOOK_SECRET }, timeout: 30s }
   security_channels: [slow-hook, fast-hook]
-  unalarmed_after: 2s
+  unalarmed_after: 1s
+  delivery_lease: 5m
   routes: []
 users: { alice: {}, dave: {}, bob: {} }
 groups: { oncall: [alice, dave], leads: [bob] }
@@ -54,25 +60,16 @@ targets:
     env,
   });
   await broker.start();
-}, 30_000);
+});
 
 afterAll(async () => {
+  letGo();
   await Promise.all([slow.stop(), fast.stop()]);
   await broker?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
 const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
-
-async function until<T>(what: string, fn: () => T | null | undefined | Promise<T | null | undefined>, ms: number) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== null && v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function activate(user: string): Promise<{ id: string; at: number }> {
   const g = await broker.service.request(ctx(user), {
@@ -88,43 +85,57 @@ async function activate(user: string): Promise<{ id: string; at: number }> {
 const arrived = (r: Receiver, grant: string) =>
   r.received.find((x) => (x.body.event as { grant?: string; type?: string }).grant === grant);
 
-describe("a 30 s webhook beside a healthy one", () => {
-  it("the healthy channel gets every alarm at once, even those raised while the slow one holds; the slow one completes, once each", async () => {
+describe("a webhook that holds its deliveries beside a healthy one", () => {
+  it("the healthy channel gets every alarm while the slow one holds, even those raised after it began; the slow one completes, once each", async () => {
     const first = await activate("alice");
-    await until("the slow receiver holding the first alarm", () => arrived(slow, first.id), 5_000);
-    const firstFast = await until("the first alarm on the healthy channel", () => arrived(fast, first.id), 5_000);
-    expect(firstFast).toBeDefined();
+    await until("the slow receiver holding the first alarm", () => arrived(slow, first.id));
+    await until("the first alarm on the healthy channel", () => arrived(fast, first.id));
 
     // Raised while the slow receiver holds the first one: must not wait behind it.
     const second = await activate("dave");
-    await until("the second alarm on the healthy channel", () => arrived(fast, second.id), 5_000);
+    await until("the second alarm on the healthy channel", () => arrived(fast, second.id));
     const secondMs = Date.now() - second.at;
-    expect(secondMs).toBeLessThan(2_000);
     const view = await broker.service.get(second.id);
     expect(view.state).toBe("active");
-    // Past unalarmed_after (2 s): a security channel delivered, so the grant is not unalarmed.
-    await new Promise((r) => setTimeout(r, 2_500));
+    // Still held: the healthy channel did not wait for the slow one to answer or time out.
     const secondAlarms = await broker.store.listAlarms(second.id);
     expect(secondAlarms.find((a) => a.channel === "fast-hook")).toMatchObject({ state: "delivered", attempts: 1 });
     expect(secondAlarms.find((a) => a.channel === "slow-hook")).toMatchObject({ state: "queued", attempts: 0 });
-
-    // The slow receiver answers after 30 s: both deliveries complete, at the first attempt.
-    const delivered = await until(
-      "the slow channel's deliveries",
-      async () => {
-        const all = [...(await broker.store.listAlarms(first.id)), ...(await broker.store.listAlarms(second.id))];
-        const onSlow = all.filter((a) => a.channel === "slow-hook" && a.eventType === "grant.activated");
-        return onSlow.length === 2 && onSlow.every((a) => a.state === "delivered") ? onSlow : null;
-      },
-      SLOW_MS + 15_000,
+    // Past unalarmed_after (1 s): a security channel delivered, so neither grant is flagged.
+    const token = (
+      await broker.tokens.create(
+        { actor: "system", requestId: null, sourceAddress: null },
+        { user: "alice", description: "t" },
+      )
+    ).token.reveal();
+    await until("unalarmed_after to pass", () => Date.now() - second.at > 1_500 || null);
+    for (const id of [first.id, second.id]) {
+      const res = await broker.http.inject({
+        method: "GET",
+        url: `/api/v1/grants/${id}`,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(res.json(), res.body).toMatchObject({ id, unalarmed: false });
+    }
+    expect(await broker.store.listAlarms(first.id)).toContainEqual(
+      expect.objectContaining({ channel: "slow-hook", eventType: "grant.activated", state: "queued", attempts: 0 }),
     );
+
+    // The slow receiver answers: both deliveries complete, at the first attempt, once each.
+    const letGoAt = Date.now();
+    letGo();
+    const delivered = await until("the slow channel's deliveries", async () => {
+      const all = [...(await broker.store.listAlarms(first.id)), ...(await broker.store.listAlarms(second.id))];
+      const onSlow = all.filter((a) => a.channel === "slow-hook" && a.eventType === "grant.activated");
+      return onSlow.length === 2 && onSlow.every((a) => a.state === "delivered") ? onSlow : null;
+    });
     for (const a of delivered) {
       expect(a.attempts).toBe(1);
-      expect((a.deliveredAt ?? 0) - a.createdAt).toBeGreaterThanOrEqual(SLOW_MS - 100);
+      expect(a.deliveredAt ?? 0).toBeGreaterThanOrEqual(letGoAt);
       expect(slow.received.filter((r) => r.key === a.id)).toHaveLength(1);
     }
     console.log(
-      `slow webhook: healthy channel got the alarm raised during the 30 s hold after ${secondMs} ms; slow deliveries took ${delivered.map((a) => (a.deliveredAt ?? 0) - a.createdAt).join(", ")} ms`,
+      `slow webhook: healthy channel got the alarm raised during the hold ${secondMs} ms after its activation; slow deliveries held ${delivered.map((a) => (a.deliveredAt ?? 0) - a.createdAt).join(", ")} ms`,
     );
-  }, 90_000);
+  });
 });

@@ -42,7 +42,7 @@ beforeAll(async () => {
   for (const user of ["alice", "bob", "carol", "erin"]) {
     tokens.set(user, (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "escape test" })).token.reveal());
   }
-}, 60_000);
+});
 
 afterAll(async () => {
   await broker?.stop();

@@ -15,6 +15,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import { BIN, runCli } from "./support/broker-process.js";
+import { until } from "./support/wait.js";
 
 let dir: string;
 let broker: Broker;
@@ -50,7 +51,7 @@ targets:
   const url = await broker.start();
   const { token } = await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" });
   env = { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: token.reveal() };
-}, 30_000);
+});
 afterAll(async () => {
   await broker?.stop();
   rmSync(dir, { recursive: true, force: true });
@@ -128,7 +129,11 @@ describe("recorded terminal sessions", () => {
     child.stdout.on("data", (c: Buffer) => {
       printed += c.toString();
     });
-    await new Promise((r) => setTimeout(r, 1500));
+    // Killed mid-session: once it has shown a good part of the output, whenever that is.
+    await until(
+      "the session well under way",
+      () => printed.split("\r\n").filter((l) => l.startsWith("line")).length > 20,
+    );
     child.kill("SIGKILL");
     await new Promise((r) => child.once("close", r));
     const session = sessionOf(stderr);
@@ -152,7 +157,7 @@ describe("recorded terminal sessions", () => {
     child.stderr.on("data", (c: Buffer) => {
       stderr += c.toString();
     });
-    await new Promise((r) => setTimeout(r, 800));
+    await until("the session started", () => sessionOf(stderr) !== "");
     child.stdin.write("restart-api\n");
     const code = await new Promise((r) => child.once("close", r));
     expect(code).toBe(0);
@@ -172,8 +177,8 @@ describe("recorded terminal sessions", () => {
   });
 
   it("closes the shell when the grant ends, and only the holder may open one", async () => {
-    const id = await grant(3);
-    const shell = await runCli(["shell", id, "--", "sh", "-c", "echo started; sleep 30"], env, { timeoutMs: 20_000 });
+    const id = await grant(8); // time for the CLI to open the shell on a busy machine; short to wait for
+    const shell = await runCli(["shell", id, "--", "sh", "-c", "echo started; sleep 30"], env);
     expect(shell.code).toBe(1);
     expect(shell.stderr).toMatch(/the grant ended; the session is closed/);
     const session = sessionOf(shell.stderr);
@@ -184,5 +189,5 @@ describe("recorded terminal sessions", () => {
     const refused = await runCli(["shell", id2, "--", "true"], { ...env, BREAKGLASS_TOKEN: other });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/ERR_FORBIDDEN/);
-  }, 30_000);
+  });
 });

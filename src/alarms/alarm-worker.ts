@@ -18,8 +18,8 @@
  * most `channelConcurrency` of them at a time — and every other channel goes on at once. Results
  * that finish together are recorded in one transaction.
  */
-import { alarmBackoffMs } from "../core/alarm-routing.js";
-import { type AuditEventDraft, nonGrantEvent } from "../core/audit-event.js";
+import { alarmBackoffMs, SEALED_DELIVERY_EVENTS } from "../core/alarm-routing.js";
+import { type AuditEventDraft, type AuditEventType, nonGrantEvent } from "../core/audit-event.js";
 import type { AlarmRecord, Clock, Store } from "../core/ports.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { AuditAppender } from "../service/grant-writer.js";
@@ -61,6 +61,30 @@ export interface ChannelHealth {
   readonly failing: boolean;
   readonly consecutiveFailures: number;
   readonly lastError: string | null;
+}
+
+/** `broker_state` key: set once `alarm.deliveries_sealed` is in the chain. */
+export const DELIVERIES_SEALED_STATE = "alarm-deliveries-sealed";
+
+/** The chain's record of one sealed delivery (see SEALED_DELIVERY_EVENTS), in its grant's story. */
+function deliveredEvent(a: AlarmRecord): AuditEventDraft {
+  // A drill's events are all tagged, this one too.
+  let drill = false;
+  try {
+    drill = (JSON.parse(a.payload) as { event?: { data?: { drill?: unknown } } }).event?.data?.drill === true;
+  } catch {}
+  return {
+    ...nonGrantEvent("alarm.delivered", "system", a.deliveredAt ?? a.createdAt, {
+      alarm: a.id,
+      channel: a.channel,
+      event: a.eventSeq,
+      eventType: a.eventType,
+      attempts: a.attempts,
+      latencyMs: (a.deliveredAt ?? a.createdAt) - a.createdAt,
+      ...(drill ? { drill: true } : {}),
+    }),
+    grantId: a.grantId,
+  };
 }
 
 /** `broker_state` key: the channels reported failing (`alarm.channel_failing`) and not recovered since, as a JSON array. */
@@ -162,11 +186,50 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
     });
   };
 
-  // Results that finish together are saved in one transaction (group commit).
+  // Results that finish together are saved in one transaction (group commit). A delivered
+  // activation alarm is recorded in the chain with it (`alarm.delivered`): what the evidence report
+  // and the story say about when security was told is then covered by `audit verify`. Only for the
+  // results this process still leases: one saved by another process's delivery is theirs to record.
   const record = groupWrites<AlarmRecord>(async (results) => {
-    await store.transaction((tx) => tx.saveAlarms(results));
+    const audit = deps.audit;
+    const sealed = audit
+      ? results.filter((r) => r.state === "delivered" && SEALED_DELIVERY_EVENTS.includes(r.eventType as AuditEventType))
+      : [];
+    const rest = sealed.length === 0 ? results : results.filter((r) => !sealed.includes(r));
+    await store.transaction(async (tx) => {
+      if (rest.length > 0) await tx.saveAlarms(rest);
+      if (audit === undefined || sealed.length === 0) return;
+      const drafts: AuditEventDraft[] = [];
+      for (const r of sealed) if ((await tx.saveAlarms([r])) === 1) drafts.push(deliveredEvent(r));
+      await audit.append(tx, drafts);
+    });
     await health(results).catch((e: unknown) => deps.log("recording channel health failed", { error: String(e) }));
   });
+
+  /**
+   * Once per database, before the first delivery this code makes: the chain says from where on
+   * activation alarms' deliveries are in it (`audit verify` does not hold earlier ones to it).
+   */
+  let sealing: Promise<void> | null = null;
+  const markSealing = (): Promise<void> => {
+    const audit = deps.audit;
+    if (audit === undefined) return Promise.resolve();
+    sealing ??= (async () => {
+      if ((await store.readState(DELIVERIES_SEALED_STATE)) !== null) return;
+      const now = clock.now();
+      await store.transaction(async (tx) => {
+        const before = await tx.swapState(DELIVERIES_SEALED_STATE, "1", now);
+        if (before !== null && before !== "") return;
+        await audit.append(tx, [
+          nonGrantEvent("alarm.deliveries_sealed", "system", now, { events: [...SEALED_DELIVERY_EVENTS] }),
+        ]);
+      });
+    })().catch((e: unknown) => {
+      sealing = null;
+      throw e;
+    });
+    return sealing;
+  };
 
   const cap = deps.channelConcurrency ?? 64;
   const inFlight = new Set<Promise<void>>();
@@ -191,6 +254,10 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
 
   /** Claim up to a batch of what is due and fits its channel's free slots, and start delivering it. */
   const claim = async (): Promise<Promise<void>[]> => {
+    // Not a reason to hold alarms back: without the mark, verification holds fewer rows to the chain.
+    await markSealing().catch((e: unknown) =>
+      deps.log("recording where sealed deliveries start failed", { error: String(e) }),
+    );
     const busy = [...perChannel].filter(([, n]) => n >= cap).map(([c]) => c);
     // No more than the channels have free slots: rows claimed and not taken would be read for nothing.
     let free = 0;

@@ -16,9 +16,15 @@ import {
 import type { StoredAuditEvent } from "../core/audit-event.js";
 import { canonicalJson } from "../core/canonical-json.js";
 import type { Checkpoint, Store } from "../core/ports.js";
+import { AlarmLedger, type AlarmStore } from "./alarm-verify.js";
+import { DrillLedger, type DrillRunStore } from "./drill-verify.js";
 import { GrantLedger, type GrantStore } from "./grant-verify.js";
 import { sha256 } from "./node-crypto.js";
 import { RecordingLedger, type RecordingStore } from "./recording-verify.js";
+import { failureOf } from "./row-check.js";
+import { BrokerStateLedger, type BrokerStateStore, TokenLedger, type TokenStore } from "./state-verify.js";
+import { TerminalLedger, type TerminalSessionStore } from "./terminal-verify.js";
+import { VaultOpeningLedger, type VaultOpeningStore } from "./vault-verify.js";
 
 /** Given a checkpoint and the bytes it signs: valid, invalid, or null for an unknown key. */
 export type SignatureCheck = (message: string, cp: Checkpoint) => boolean | null;
@@ -32,61 +38,134 @@ export interface VerifyOptions {
   readonly anchors?: readonly Checkpoint[];
 }
 
+/** What online verification reads: the chain, and every table it holds to the chain. */
+export type EvidenceStore = Pick<Store, "readAudit" | "readCheckpoints"> &
+  RecordingStore &
+  GrantStore &
+  TerminalSessionStore &
+  VaultOpeningStore &
+  DrillRunStore &
+  AlarmStore &
+  TokenStore &
+  BrokerStateStore;
+
+/** Rows written while verification reads are re-read with the events appended since, at most this often. */
+const SETTLE_ROUNDS = 3;
+
 /**
  * Verify every stored event and checkpoint, every row's index columns against its payload, every
- * grant row against its events (grant-verify.ts) and every recording against its seal
- * (recording-verify.ts).
+ * row a person reads as evidence against the events that recorded it (grants: grant-verify.ts;
+ * terminal sessions, tier-2 openings, drill runs, alarms, tokens, broker state: row-check.ts), and
+ * every recording against its seal (recording-verify.ts).
  * @throws ERR_STORAGE from the store (a storage failure is not a verdict).
  */
 export async function verifyStoreChain(
-  store: Pick<Store, "readAudit" | "readCheckpoints"> & RecordingStore & GrantStore,
+  store: EvidenceStore,
   verifySignature: SignatureCheck,
   options: VerifyOptions & { readonly pageSize?: number } = {},
 ): Promise<ChainVerdict> {
-  const ledger = new RecordingLedger();
+  const recordings = new RecordingLedger();
   const grants = new GrantLedger();
-  const chain = await verifyRows(store, verifySignature, options, (event) => {
-    ledger.note(event);
+  const terminals = new TerminalLedger();
+  const openings = new VaultOpeningLedger();
+  const drills = new DrillLedger();
+  const alarms = new AlarmLedger();
+  const tokens = new TokenLedger();
+  const state = new BrokerStateLedger();
+  const checkpoints = [...(await store.readCheckpoints()), ...(options.anchors ?? [])];
+  const stream = new ChainStream(store, checkpoints, options.pageSize ?? 10_000, (event) => {
+    recordings.note(event);
     grants.note(event);
+    terminals.note(event);
+    openings.note(event);
+    drills.note(event);
+    alarms.note(event);
+    tokens.note(event);
+    state.note(event);
   });
+  if (!(await stream.read())) return stream.finish(verifySignature);
+  // The chain holds: now the rows it recorded. A row read after the events were is ahead of them
+  // when the broker changed it meanwhile (its event came after the last page): read the events
+  // appended since, and the rows again, before calling any of them edited.
+  let failure: ChainFailure | null = null;
+  for (let round = 1; ; round++) {
+    const n = stream.count;
+    const rows = [
+      ...(await terminals.check(store)),
+      ...(await openings.check(store)),
+      ...(await drills.check(store)),
+      ...(await alarms.check(store, checkpoints)),
+      ...(await tokens.check(store)),
+      ...(await state.check(store)),
+    ];
+    const candidates = [await grants.check(store, n), ...rows.map((d) => failureOf(d, n))];
+    failure = candidates.reduce<ChainFailure | null>(
+      (a, b) => (b !== null && (a === null || b.seq < a.seq) ? b : a),
+      null,
+    );
+    if (failure === null || round === SETTLE_ROUNDS) break;
+    if (!(await stream.read())) return stream.finish(verifySignature);
+    if (stream.count === n) break;
+  }
+  const chain = stream.finish(verifySignature);
   if (!chain.ok) return chain;
-  // The chain holds: now the grant rows it recorded, and the recordings it sealed.
-  const grantFailure = await grants.check(store, chain.eventsChecked);
-  if (grantFailure !== null) return grantFailure;
-  const recordings = await ledger.check(store, chain.eventsChecked);
-  return "ok" in recordings ? recordings : { ...chain, recordings };
+  if (failure !== null) return { ...failure, eventsChecked: chain.eventsChecked };
+  const checked = await recordings.check(store, chain.eventsChecked);
+  return "ok" in checked ? checked : { ...chain, recordings: checked };
 }
 
-async function verifyRows(
-  store: Pick<Store, "readAudit" | "readCheckpoints">,
-  verifySignature: SignatureCheck,
-  options: VerifyOptions & { readonly pageSize?: number },
-  note: (event: StoredAuditEvent) => void,
-): Promise<ChainVerdict> {
-  const pageSize = options.pageSize ?? 10_000;
-  // Checkpoints first: the verifier must know which hashes to keep as it streams.
-  const checkpoints = [...(await store.readCheckpoints()), ...(options.anchors ?? [])];
-  const verifier = new ChainVerifier(
-    sha256,
-    checkpoints.map((cp) => cp.seq),
-  );
-  // Read the next page while hashing this one (overlaps I/O with hashing on PostgreSQL).
-  let pending = store.readAudit(1, pageSize);
-  for (;;) {
-    const page = await pending;
-    const tail = page.at(-1);
-    const more = tail !== undefined && page.length === pageSize;
-    if (more) pending = store.readAudit(tail.seq + 1, pageSize);
-    for (const event of page) {
-      if (!verifier.push(event)) {
-        if (more) await pending.catch(() => undefined);
-        return verifier.finish(checkpoints, verifySignature);
-      }
-      if (verifier.failed === null) note(event);
-    }
-    if (!more) break;
+/** The chain from the store, streamed page by page; {@link ChainStream.read} again picks up what was appended since. */
+class ChainStream {
+  readonly #verifier: ChainVerifier;
+  #next = 1;
+  #count = 0;
+
+  constructor(
+    private readonly store: Pick<Store, "readAudit">,
+    private readonly checkpoints: readonly Checkpoint[],
+    private readonly pageSize: number,
+    private readonly note: (event: StoredAuditEvent) => void,
+  ) {
+    // Checkpoints first: the verifier must know which hashes to keep as it streams.
+    this.#verifier = new ChainVerifier(
+      sha256,
+      checkpoints.map((cp) => cp.seq),
+    );
   }
-  return verifier.finish(checkpoints, verifySignature);
+
+  /** Events verified and noted so far. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Read to the current end; false once the chain has failed (its verdict is then settled). */
+  async read(): Promise<boolean> {
+    const verifier = this.#verifier;
+    if (verifier.failed !== null) return false;
+    // Read the next page while hashing this one (overlaps I/O with hashing on PostgreSQL).
+    let pending = this.store.readAudit(this.#next, this.pageSize);
+    for (;;) {
+      const page = await pending;
+      const tail = page.at(-1);
+      const more = tail !== undefined && page.length === this.pageSize;
+      if (more) pending = this.store.readAudit(tail.seq + 1, this.pageSize);
+      for (const event of page) {
+        if (!verifier.push(event)) {
+          if (more) await pending.catch(() => undefined);
+          return false;
+        }
+        if (verifier.failed !== null) continue;
+        this.note(event);
+        this.#count += 1;
+        this.#next = event.seq + 1;
+      }
+      if (!more) return verifier.failed === null;
+    }
+  }
+
+  finish(verifySignature: SignatureCheck): ChainVerdict {
+    return this.#verifier.finish(this.checkpoints, verifySignature);
+  }
 }
 
 /**
@@ -289,7 +368,7 @@ export function formatVerdict(verdict: ChainVerdict): string {
     r === undefined
       ? ""
       : r === null
-        ? "; recordings not checked (an export holds none: verify against the database for them)"
+        ? "; recordings not checked (an export holds none), nor the rows people read (grants, terminal sessions, tier-2 openings, drill runs, alarms, tokens, broker state): verify against the database for them"
         : `; ${count(r.matched, "recording")} ${r.matched === 1 ? "matches its sealed digest" : "match their sealed digests"}${r.unsealed > 0 ? `, ${r.unsealed} not sealed (open, or closed before seals existed)` : ""}`;
   return `OK: ${count(verdict.eventsChecked, "event")}, head ${verdict.headSeq} ${verdict.headHash.slice(0, 16)}…, ${count(verdict.checkpointsChecked, "checkpoint")}, ${tail}${recordings}`;
 }

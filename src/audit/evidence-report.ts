@@ -12,14 +12,37 @@ import type { AlarmRecord, Checkpoint, DrillRun, StatementRecord, Store, Termina
 import { terminalText } from "../core/text.js";
 import type { RotationRow } from "../service/rotation.js";
 import { csvCell } from "./audit-export.js";
+import {
+  alarmIntegrity,
+  alarmsAsRecorded,
+  drillRunIntegrity,
+  type RowIntegrity,
+  terminalSessionIntegrity,
+  vaultOpeningIntegrity,
+} from "./evidence-rows.js";
+import { grantDifference } from "./grant-verify.js";
 
 export interface ReportAccess {
   readonly grant: Grant;
+  /** Its alarms, each delivery the chain records as the chain records it (alarmsAsRecorded). */
   readonly alarms: readonly AlarmRecord[];
+  /** Which alarms' delivery the chain covers (activation alarms): the others' state is the outbox's. */
+  readonly coveredAlarms: ReadonlySet<string>;
+  /**
+   * What the access's rows state differently from the events that recorded them — the grant, its
+   * alarms, its terminal sessions (each message names the column and the event); empty when none.
+   */
+  readonly integrity: readonly string[];
   readonly statements: number;
   readonly blocked: readonly StatementRecord[];
   readonly terminalSessions: number;
   readonly swept: number;
+}
+
+/** A row of the report, with what its events say about it (see ReportAccess.integrity). */
+export interface Checked<T> {
+  readonly row: T;
+  readonly integrity: readonly string[];
 }
 
 export interface EvidenceReport {
@@ -27,11 +50,11 @@ export interface EvidenceReport {
   readonly to: number;
   readonly generatedAt: number;
   readonly accesses: readonly ReportAccess[];
-  readonly drills: readonly DrillRun[];
+  readonly drills: readonly Checked<DrillRun>[];
   readonly chain: ChainVerdict;
   readonly checkpoints: readonly Checkpoint[];
   /** Tier-2 envelope openings in the period (imported from their records), with their reviews. */
-  readonly vaultOpenings: readonly VaultOpening[];
+  readonly vaultOpenings: readonly Checked<VaultOpening>[];
   /** Every break-glass credential's age at the time of the report. */
   readonly credentials: readonly RotationRow[];
   /** Rotations, overdue alarms and failed rotations in the period, from the audit log. */
@@ -121,23 +144,42 @@ export async function buildEvidenceReport(
       store.listTerminalSessions(grant.id),
       store.readGrantAudit([grant.id]),
     ]);
+    const checks = await alarmIntegrity(store, alarms, events);
+    const sessions = terminalSessionIntegrity(terminals, events);
+    const d = grantDifference(grant, events);
+    const integrity = [
+      ...(d === null
+        ? []
+        : [
+            `the grant's ${d.column} column says ${JSON.stringify(d.stored)} but event ${d.event.seq} (${d.event.type}) says ${JSON.stringify(d.chain)}`,
+          ]),
+      ...[...checks.values(), ...sessions.values()].flatMap((c) =>
+        c === null ? [] : "message" in c ? [c.message] : c.integrity === null ? [] : [c.integrity.message],
+      ),
+    ];
     accesses.push({
       grant,
-      alarms,
+      alarms: alarmsAsRecorded(alarms, checks),
+      coveredAlarms: new Set([...checks].filter(([, c]) => c.deliveredAt !== undefined).map(([id]) => id)),
+      integrity,
       statements: statements.length,
       blocked: statements.filter((s) => s.kind === "blocked"),
       terminalSessions: (terminals as TerminalSession[]).length,
       swept: events.filter((e) => e.type === "target.side_permission_swept").length,
     });
   }
-  const drills = (await store.listDrillRuns(null, 10_000)).filter(
+  const runs = (await store.listDrillRuns(null, 10_000)).filter(
     (d) => d.startedAt >= opts.from && d.startedAt < opts.to,
   );
-  drills.reverse();
+  runs.reverse();
+  const runIntegrity = await drillRunIntegrity(store, runs);
+  const drills = runs.map((row) => ({ row, integrity: messages(runIntegrity.get(row.id)) }));
   const checkpoints = (await store.readCheckpoints()).filter((c) => c.at >= opts.from && c.at < opts.to);
-  const vaultOpenings = (await store.listVaultOpenings(false)).filter(
+  const openings = (await store.listVaultOpenings(false)).filter(
     (o) => o.openedAt >= opts.from && o.openedAt < opts.to,
   );
+  const openingIntegrity = await vaultOpeningIntegrity(store, openings);
+  const vaultOpenings = openings.map((row) => ({ row, integrity: messages(openingIntegrity.get(row.id)) }));
   const rotationEvents: RotationEvent[] = [];
   for (let from = 1; ; ) {
     const batch = await store.readAudit(from, 5000);
@@ -170,13 +212,22 @@ export async function buildEvidenceReport(
   };
 }
 
+const messages = (i: RowIntegrity | null | undefined): string[] => (i === null || i === undefined ? [] : [i.message]);
+
 const iso = (ms: number | null): string => (ms === null ? "" : new Date(ms).toISOString().replace(".000Z", "Z"));
 
 /** The activation alarm deliveries of an access: channel → delivered at (or not). */
-function activationDeliveries(a: ReportAccess): { channel: string; deliveredAt: number | null; state: string }[] {
+function activationDeliveries(
+  a: ReportAccess,
+): { channel: string; deliveredAt: number | null; state: string; coveredByVerification: boolean }[] {
   return a.alarms
     .filter((x) => x.eventType === "grant.activated" || x.eventType === "grant.emergency_activated")
-    .map((x) => ({ channel: x.channel, deliveredAt: x.deliveredAt, state: x.state }));
+    .map((x) => ({
+      channel: x.channel,
+      deliveredAt: x.deliveredAt,
+      state: x.state,
+      coveredByVerification: a.coveredAlarms.has(x.id),
+    }));
 }
 
 export function reportJson(r: EvidenceReport): Record<string, unknown> {
@@ -216,8 +267,9 @@ export function reportJson(r: EvidenceReport): Record<string, unknown> {
           }
         : null,
       reviewDueAt: iso(a.grant.reviewDueAt) || null,
+      integrity: [...a.integrity],
     })),
-    drills: r.drills.map((d) => ({
+    drills: r.drills.map(({ row: d, integrity }) => ({
       run: d.id,
       name: d.name,
       scenario: d.scenario,
@@ -225,8 +277,9 @@ export function reportJson(r: EvidenceReport): Record<string, unknown> {
       result: d.result,
       timeToAccessMs: d.timeToAccessMs,
       failedStep: d.steps.find((s) => !s.ok)?.name ?? null,
+      integrity: [...integrity],
     })),
-    vaultOpenings: r.vaultOpenings.map((o) => ({
+    vaultOpenings: r.vaultOpenings.map(({ row: o, integrity }) => ({
       opening: o.id,
       envelope: o.envelopeName,
       envelopeId: o.envelopeId,
@@ -238,6 +291,7 @@ export function reportJson(r: EvidenceReport): Record<string, unknown> {
         ? { outcome: o.review.outcome, reviewer: o.review.reviewer, at: iso(o.review.at), notes: o.review.notes }
         : null,
       reviewDueAt: iso(o.reviewDueAt),
+      integrity: [...integrity],
     })),
     rotation: {
       credentials: r.credentials.map((c) => ({
@@ -272,9 +326,13 @@ function summary(r: EvidenceReport) {
     unreviewed: real.filter((a) => a.grant.review === null).length,
     activationAlarmsDelivered: real.filter((a) => activationDeliveries(a).some((d) => d.deliveredAt !== null)).length,
     drills: r.drills.length,
-    drillsPassed: r.drills.filter((d) => d.result === "passed").length,
+    drillsPassed: r.drills.filter((d) => d.row.result === "passed").length,
     vaultOpenings: r.vaultOpenings.length,
-    vaultOpeningsReviewed: r.vaultOpenings.filter((o) => o.review !== null).length,
+    vaultOpeningsReviewed: r.vaultOpenings.filter((o) => o.row.review !== null).length,
+    editedRows:
+      r.accesses.filter((a) => a.integrity.length > 0).length +
+      r.drills.filter((d) => d.integrity.length > 0).length +
+      r.vaultOpenings.filter((o) => o.integrity.length > 0).length,
     credentials: r.credentials.length,
     credentialsOverdue: r.credentials.filter((c) => c.overdue).length,
     rotations: r.rotationEvents.filter((e) => e.type === "credential.rotated").length,
@@ -300,6 +358,7 @@ export const REPORT_CSV_COLUMNS = [
   "review_outcome",
   "reviewer",
   "reviewed_at",
+  "integrity",
 ] as const;
 
 export function reportCsv(r: EvidenceReport): string {
@@ -325,6 +384,7 @@ export function reportCsv(r: EvidenceReport): string {
       a.grant.review?.outcome ?? "",
       a.grant.review?.reviewer ?? "",
       iso(a.grant.review?.at ?? null),
+      a.integrity.join("; "),
     ]
       .map(csvCell)
       .join(",");
@@ -338,6 +398,14 @@ const esc = (v: unknown): string =>
     /[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c,
   );
+
+/** Under a table: the rows whose values differ from the audit log (each message names the column and the event). */
+function edited(rows: readonly Checked<unknown>[]): string {
+  const flagged = rows.flatMap((r) => r.integrity);
+  return flagged.length === 0
+    ? ""
+    : `<p class="bad">EDITED ROWS — these values differ from the audit log, which is the evidence: ${flagged.map(esc).join("; ")}</p>`;
+}
 
 /** A self-contained printable document: cover, summary, controls, one page per access, drills, integrity. */
 export function reportHtml(r: EvidenceReport): string {
@@ -357,9 +425,10 @@ export function reportHtml(r: EvidenceReport): string {
 <tr><th>Requested</th><td>${esc(iso(g.requestedAt))}</td><th>Approvals</th><td>${g.approvals.length === 0 ? "none" : g.approvals.map((x) => `${esc(x.approver)} (${esc(iso(x.at))})`).join("<br>")}</td></tr>
 <tr><th>Active</th><td>${esc(iso(g.activatedAt))} → ${esc(iso(g.endedAt))}</td><th>Ended</th><td>${esc(g.endReason ?? "")}; access ${esc(g.access)}</td></tr>
 </table>
+${a.integrity.length > 0 ? `<p class="bad">EDITED ROWS — these values differ from the audit log, which is the evidence: ${a.integrity.map(esc).join("; ")}</p>` : ""}
 <h3>Activation alarms</h3>
-<table><tr><th>Channel</th><th>State</th><th>Delivered</th></tr>
-${deliveries.map((d) => `<tr><td>${esc(d.channel)}</td><td>${esc(d.state)}</td><td>${d.deliveredAt === null ? '<span class="bad">not delivered</span>' : esc(iso(d.deliveredAt))}</td></tr>`).join("\n") || '<tr><td colspan="3" class="bad">no activation alarm</td></tr>'}
+<table><tr><th>Channel</th><th>State</th><th>Delivered</th><th>In the audit log</th></tr>
+${deliveries.map((d) => `<tr><td>${esc(d.channel)}</td><td>${esc(d.state)}</td><td>${d.deliveredAt === null ? '<span class="bad">not delivered</span>' : esc(iso(d.deliveredAt))}</td><td>${d.coveredByVerification ? "yes (alarm.delivered)" : "no: delivered before deliveries were recorded; not covered by verification"}</td></tr>`).join("\n") || '<tr><td colspan="4" class="bad">no activation alarm</td></tr>'}
 </table>
 <h3>Session</h3>
 <p>${a.statements} recorded statement(s), ${a.blocked.length} blocked, ${a.terminalSessions} recorded terminal session(s), ${a.swept} side permission(s) swept at the end.</p>
@@ -389,7 +458,7 @@ h1 { font-size: 22pt; margin: 0 0 6mm; } h2 { font-size: 14pt; border-bottom: 1p
 @media print { .cover { height: 240mm; display: flex; flex-direction: column; justify-content: center; } }
 table { border-collapse: collapse; width: 100%; margin: 2mm 0; } th, td { border: 1px solid #bbb; padding: 1.5mm 2mm; text-align: left; vertical-align: top; }
 th { background: #eee; } .kv th { width: 18%; } .ok { color: #0a6b0a; font-weight: bold; } .bad { color: #b00020; font-weight: bold; }
-.mono { font-family: "DejaVu Sans Mono", monospace; font-size: 8.5pt; } small { color: #555; }
+tr.edited td { background: #fde8e8; } .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 8.5pt; } small { color: #555; }
 tr { page-break-inside: avoid; } td.controls { white-space: nowrap; width: 30%; }
 </style></head><body>
 <section class="cover">
@@ -407,6 +476,7 @@ tr { page-break-inside: avoid; } td.controls { white-space: nowrap; width: 30%; 
 <tr><th>Activation alarm delivered to a security channel</th><td>${s.activationAlarmsDelivered} of ${s.accesses}</td></tr>
 <tr><th>Reviewed</th><td>${s.reviewed} of ${s.accesses}${s.unreviewed > 0 ? ` — <span class="bad">${s.unreviewed} not reviewed</span>` : ""}</td></tr>
 <tr><th>Found unjustified</th><td>${s.unjustified}</td></tr>
+${s.editedRows > 0 ? `<tr><th>Rows that differ from the audit log</th><td class="bad">${s.editedRows} (flagged on their pages)</td></tr>` : ""}
 <tr><th>Drills run / passed</th><td>${s.drills} / ${s.drillsPassed}</td></tr>
 <tr><th>Tier-2 envelope openings / reviewed</th><td>${s.vaultOpenings} / ${s.vaultOpeningsReviewed}${s.vaultOpenings > s.vaultOpeningsReviewed ? ` — <span class="bad">${s.vaultOpenings - s.vaultOpeningsReviewed} not reviewed</span>` : ""}</td></tr>
 <tr><th>Break-glass credentials within their rotation age</th><td>${s.credentials - s.credentialsOverdue} of ${s.credentials}${s.credentialsOverdue > 0 ? ` — <span class="bad">${s.credentialsOverdue} overdue</span>` : ""}; ${s.rotations} rotation(s) in the period</td></tr>
@@ -424,12 +494,14 @@ ${accessPages}
 <section class="page">
 <h2>Drills</h2>
 <table><tr><th>Drill</th><th>Scenario</th><th>Run at</th><th>Result</th><th>Time to access</th><th>Failed step</th></tr>
-${r.drills.map((d) => `<tr><td>${esc(d.name)}</td><td>${esc(d.scenario)}</td><td>${esc(iso(d.startedAt))}</td><td>${badge(d.result === "passed", d.result, d.result)}</td><td>${d.timeToAccessMs === null ? "" : `${(d.timeToAccessMs / 1000).toFixed(1)} s`}</td><td>${esc(d.steps.find((x) => !x.ok)?.name ?? "")}</td></tr>`).join("\n") || '<tr><td colspan="6">No drill ran in this period.</td></tr>'}
+${r.drills.map(({ row: d, integrity }) => `<tr${integrity.length > 0 ? ` title="${esc(integrity.join("; "))}" class="edited"` : ""}><td>${esc(d.name)}</td><td>${esc(d.scenario)}</td><td>${esc(iso(d.startedAt))}</td><td>${badge(d.result === "passed", d.result, d.result)}</td><td>${d.timeToAccessMs === null ? "" : `${(d.timeToAccessMs / 1000).toFixed(1)} s`}</td><td>${esc(d.steps.find((x) => !x.ok)?.name ?? "")}</td></tr>`).join("\n") || '<tr><td colspan="6">No drill ran in this period.</td></tr>'}
 </table>
+${edited(r.drills)}
 <h2>Tier-2 openings</h2>
 <table><tr><th>Envelope</th><th>Opened</th><th>By (custodians)</th><th>Incident</th><th>Reason</th><th>Review</th></tr>
-${r.vaultOpenings.map((o) => `<tr><td>${esc(o.envelopeName)}</td><td>${esc(iso(o.openedAt))}</td><td>${o.custodians.map((c) => esc(c.name)).join(", ")}</td><td>${esc(o.incident)}</td><td>${esc(o.reason)}</td><td>${o.review ? `${badge(o.review.outcome !== "unjustified", o.review.outcome, o.review.outcome)} by ${esc(o.review.reviewer)}` : `<span class="bad">not reviewed</span> (due ${esc(iso(o.reviewDueAt))})`}</td></tr>`).join("\n") || '<tr><td colspan="6">No sealed envelope was opened in this period.</td></tr>'}
+${r.vaultOpenings.map(({ row: o, integrity }) => `<tr${integrity.length > 0 ? ` title="${esc(integrity.join("; "))}" class="edited"` : ""}><td>${esc(o.envelopeName)}</td><td>${esc(iso(o.openedAt))}</td><td>${o.custodians.map((c) => esc(c.name)).join(", ")}</td><td>${esc(o.incident)}</td><td>${esc(o.reason)}</td><td>${o.review ? `${badge(o.review.outcome !== "unjustified", o.review.outcome, o.review.outcome)} by ${esc(o.review.reviewer)}` : `<span class="bad">not reviewed</span> (due ${esc(iso(o.reviewDueAt))})`}</td></tr>`).join("\n") || '<tr><td colspan="6">No sealed envelope was opened in this period.</td></tr>'}
 </table>
+${edited(r.vaultOpenings)}
 <h2>Credential rotation</h2>
 <table><tr><th>Credential</th><th>Last rotated</th><th>Age</th><th>Due</th><th>State</th></tr>
 ${r.credentials.map((c) => `<tr><td>${esc(c.credential)}</td><td>${esc(iso(c.rotatedAt)) || "never by Breakglass"}</td><td>${c.ageDays === null ? "" : `${c.ageDays} d`}</td><td>${esc(iso(c.dueAt).slice(0, 10))}</td><td>${badge(!c.overdue, "ok", "OVERDUE")}</td></tr>`).join("\n") || '<tr><td colspan="5">No credential listed.</td></tr>'}

@@ -168,6 +168,7 @@ describe("building the configuration", () => {
       endingWarningS: 0,
       alarmSeverity: "critical",
       guard: null,
+      gatewayOnly: false,
       redactParameters: false,
       recordTerminalInput: false,
       justificationMinLength: 20,

@@ -8,7 +8,6 @@ import { parseRule } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import type { ApprovalRule, DenyRule, DomainDef, Policy, RoleDef, TargetDef, UserDef } from "../core/model.js";
 import { Redacted } from "../core/redacted.js";
-import { NAMED_RULES } from "../gateway/guard-rules.js";
 import type {
   AlarmChannelConfig,
   AppConfig,
@@ -129,10 +128,14 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
             alarmSeverity: r.alarm_severity ?? d.alarm_severity,
             guard: r.guard
               ? {
-                  deny: r.guard.deny.map((x) => (typeof x === "string" ? NAMED_RULES[x] : x) as DenyRule),
+                  named: r.guard.deny.filter((x) => typeof x === "string"),
+                  deny: r.guard.deny.filter((x) => typeof x !== "string") as DenyRule[],
                   denySchemas: [...r.guard.deny_schemas],
+                  // The recovery roles a postgres grant is made a member of: switching to them is the grant.
+                  setRoles: Array.isArray(r.grants.roles) ? r.grants.roles.filter((x) => typeof x === "string") : [],
                 }
               : null,
+            gatewayOnly: r.gateway_only || (file.gateway?.targets ?? []).includes(r.target),
             redactParameters: r.recording?.redact_parameters ?? false,
             recordTerminalInput: r.recording?.terminal_input ?? false,
             justificationMinLength: r.justification_min_length ?? d.justification_min_length,

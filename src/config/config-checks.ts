@@ -14,6 +14,8 @@ import type { ApprovalRule, ApprovalTerm, Policy, UserDef } from "../core/model.
 import { Redacted } from "../core/redacted.js";
 import { unknownRoleHint } from "../core/suggest.js";
 import { RESERVED_USER_NAMES, USER_NAME_PATTERN } from "../core/user-name.js";
+import { NODE_CLASSES } from "../gateway/guard-classes.js";
+import { NODE_NAME } from "../gateway/guard-rules.js";
 import { listNames, type PathSegment, type Problem, problem, problemsFromZod, suggest } from "./config-issues.js";
 
 export interface CheckOptions {
@@ -330,6 +332,7 @@ export function checkReferences(raw: unknown, opts: CheckOptions): CheckResult {
       if (!isRecord(roleDef)) continue;
       const path = ["domains", domain, "roles", role];
       checkRole(path, roleDef, { targets, groups, policy, dynamicGroups, defaultReviewers }, problems);
+      checkGatewayAccess(path, roleDef, doc.gateway, connectorOf, problems);
       const grantsSchema = opts.roleGrantsSchemas?.[connectorOf.get(String(roleDef.target)) ?? ""];
       if (grantsSchema) {
         const grants = roleDef.grants ?? {};
@@ -513,6 +516,70 @@ function checkRole(path: PathSegment[], role: Raw, ctx: RoleContext, problems: P
     );
   }
 }
+
+/**
+ * A gateway-only role needs the gateway and a postgres target; a guard works only on gateway
+ * sessions, so a role whose holders connect directly must not look guarded; custom guard rules
+ * must name a parse node type the parser has.
+ */
+function checkGatewayAccess(
+  path: PathSegment[],
+  role: Raw,
+  gatewayDoc: unknown,
+  connectorOf: ReadonlyMap<string, string>,
+  problems: Problem[],
+): void {
+  const target = typeof role.target === "string" ? role.target : "";
+  const connector = connectorOf.get(target);
+  const gateway = isRecord(gatewayDoc) ? gatewayDoc : null;
+  const behindGateway = gateway !== null && names(gateway.targets).some(([t]) => t === target);
+  if (role.gateway_only === true) {
+    if (gateway === null) {
+      problems.push(
+        problem(
+          [...path, "gateway_only"],
+          "the role is gateway-only, but no `gateway` is configured: its holders could not connect at all",
+          "add a `gateway:` section (docs/gateway.md), or drop `gateway_only`",
+        ),
+      );
+    } else if (connector !== undefined && connector !== "postgres") {
+      problems.push(
+        problem(
+          [...path, "gateway_only"],
+          `gateway-only access is for postgres targets (the gateway relays PostgreSQL sessions), but target \`${target}\` uses the ${connector} connector`,
+          "drop `gateway_only` from this role",
+        ),
+      );
+    }
+  }
+  if (isRecord(role.guard) && role.gateway_only !== true && !behindGateway) {
+    problems.push(
+      problem(
+        [...path, "guard"],
+        `the guard acts on gateway sessions only, but holders of this role get the target's own credential and connect to \`${target}\` directly`,
+        `set \`gateway_only: true\` on the role, or list \`${target}\` under gateway.targets`,
+      ),
+    );
+  }
+  const deny = isRecord(role.guard) && Array.isArray(role.guard.deny) ? role.guard.deny : [];
+  deny.forEach((rule, i) => {
+    const node = isRecord(rule) ? rule.node : undefined;
+    if (typeof node === "string" && NODE_NAME.test(node) && !Object.hasOwn(NODE_CLASSES, node)) {
+      problems.push(
+        problem(
+          [...path, "guard", "deny", i, "node"],
+          `\`${node}\` is not a node type of PostgreSQL's parse tree (libpg-query)`,
+          nearNode(node),
+        ),
+      );
+    }
+  });
+}
+
+const nearNode = (node: string): string => {
+  const hint = suggest(node, Object.keys(NODE_CLASSES), "node types");
+  return hint.startsWith("did you mean") ? hint : "the node types are listed in docs/gateway.md (Every statement type)";
+};
 
 function explainClause(clause: readonly ApprovalTerm[], groups: ReadonlyMap<string, ReadonlySet<string>>): string {
   const members = (g: string) => [...(groups.get(g) ?? [])];

@@ -332,29 +332,70 @@ describe("checkConfigText", () => {
     expect(recipient.message).toBe("recipient group `secops` is not defined under `groups`");
   });
 
-  test("reads a role's statement guard (named and custom rules) and names an unknown rule", () => {
-    const text = edit(
-      "requesters: [oncall]",
-      `requesters: [oncall]
+  /** BASE on a postgres target (a stand-in schema) behind nothing yet. */
+  const onPostgres = (text: string) => edit("connector: fake", "connector: postgres", text);
+  const pg = { connectorSchemas: { postgres: fakeSettings } };
+
+  test("reads a role's statement guard (named and custom rules) and names an unknown rule or node type", () => {
+    const text = onPostgres(
+      edit(
+        "requesters: [oncall]",
+        `requesters: [oncall]
+        grants: { roles: [recovery_rw] }
+        gateway_only: true
         guard:
-          deny: [drop_table, { node: DropStmt, where: { removeType: OBJECT_INDEX }, label: "DROP INDEX" }]
+          deny: [drop_table, set_role, { node: DropStmt, where: { removeType: OBJECT_INDEX }, label: "DROP INDEX" }]
           deny_schemas: [audit]
-        recording: { redact_parameters: true }`,
+        recording: { redact_parameters: true }
+gateway: { port: 0 }`,
+      ),
     );
-    const { config, issues } = check(text);
+    const { config, issues } = check(text, pg);
     expect(issues).toEqual([]);
     expect(config?.policy.roles.get("production/db-admin")).toMatchObject({
       guard: {
-        deny: [
-          { node: "DropStmt", where: { removeType: "OBJECT_TABLE" }, label: "DROP TABLE" },
-          { node: "DropStmt", where: { removeType: "OBJECT_INDEX" }, label: "DROP INDEX" },
-        ],
+        named: ["drop_table", "set_role"],
+        deny: [{ node: "DropStmt", where: { removeType: "OBJECT_INDEX" }, label: "DROP INDEX" }],
         denySchemas: ["audit"],
+        setRoles: ["recovery_rw"],
       },
+      gatewayOnly: true,
       redactParameters: true,
     });
     const bad = edit("requesters: [oncall]", "requesters: [oncall]\n        guard: { deny: [drop_tables] }");
     expect(issueAt(check(bad).issues, `${ROLE}.guard.deny.0`).message).toBeTruthy();
+    const typo = text.replace("node: DropStmt", "node: DropStmnt");
+    const node = issueAt(check(typo, pg).issues, `${ROLE}.guard.deny.2.node`);
+    expect(node.message).toBe("`DropStmnt` is not a node type of PostgreSQL's parse tree (libpg-query)");
+    expect(node.hint).toBe("did you mean `DropStmt`?");
+  });
+
+  test("a gateway-only role needs the gateway and a postgres target; a guard needs gateway sessions", () => {
+    const gatewayOnly = edit("requesters: [oncall]", "requesters: [oncall]\n        gateway_only: true");
+    const noGateway = issueAt(check(onPostgres(gatewayOnly), pg).issues, `${ROLE}.gateway_only`);
+    expect(noGateway.message).toBe(
+      "the role is gateway-only, but no `gateway` is configured: its holders could not connect at all",
+    );
+    const notPostgres = issueAt(check(`${gatewayOnly}gateway: { port: 0 }\n`).issues, `${ROLE}.gateway_only`);
+    expect(notPostgres.message).toBe(
+      "gateway-only access is for postgres targets (the gateway relays PostgreSQL sessions), but target `pg-main` uses the fake connector",
+    );
+    expect(check(onPostgres(`${gatewayOnly}gateway: { port: 0 }\n`), pg).issues).toEqual([]);
+
+    // A guard on a role whose holders connect directly would guard nothing.
+    const guarded = onPostgres(
+      edit("requesters: [oncall]", "requesters: [oncall]\n        guard: { deny: [drop_table] }"),
+    );
+    const direct = issueAt(check(`${guarded}gateway: { port: 0 }\n`, pg).issues, `${ROLE}.guard`);
+    expect(direct.message).toBe(
+      "the guard acts on gateway sessions only, but holders of this role get the target's own credential and connect to `pg-main` directly",
+    );
+    expect(direct.hint).toBe("set `gateway_only: true` on the role, or list `pg-main` under gateway.targets");
+    // Behind the gateway, every role of the target is gateway-only.
+    const behind = check(`${guarded}gateway: { port: 0, targets: [pg-main] }\n`, pg);
+    expect(behind.issues).toEqual([]);
+    expect(behind.config?.policy.roles.get("production/db-admin")?.gatewayOnly).toBe(true);
+    expect(check(onPostgres(BASE), pg).config?.policy.roles.get("production/db-admin")?.gatewayOnly).toBe(false);
   });
 
   test("rejects an incident_pattern that is not a regular expression", () => {

@@ -29,6 +29,14 @@ const role: RoleDef = {
   autoActivate: true,
 };
 const target: TargetDef = { name: "box", connector: "exec", settings: {} };
+/** Is process `pid` running (a zombie waiting for its reaper is not)? */
+const alive = (pid: number): boolean => {
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+};
 const facts: ConnectorGrantFacts = {
   grantId: "g_test1",
   requester: "alice",
@@ -102,12 +110,17 @@ describe("exec connector", () => {
   });
 
   it("kills a command that outlives its timeout, with its children", async () => {
-    const c = fileConnector({ timeout: "1s", revoke: ["sh", "-c", "sleep 30 & sleep 30"] });
-    const started = Date.now();
+    // A child in the background that holds the output open: were it left running, the call would
+    // wait for it (300 s, past the test's timeout) instead of returning at the command's timeout.
+    const pidFile = join(dir, "child.pid");
+    const c = fileConnector({ timeout: "1s", revoke: ["sh", "-c", `sleep 300 & echo $! > ${pidFile}; sleep 300`] });
     const err = await c.revoke(facts, c.plan(facts)).catch((e: unknown) => e);
     expect((err as BreakglassError).code).toBe("ERR_CONNECTOR_FAILED");
     expect((err as BreakglassError).message).toContain("timed out");
-    expect(Date.now() - started).toBeLessThan(10_000);
+    const child = Number(readFileSync(pidFile, "utf8"));
+    expect(child).toBeGreaterThan(0);
+    for (let i = 0; alive(child) && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(child)).toBe(false);
   });
 
   it("reports a command that cannot be started", async () => {

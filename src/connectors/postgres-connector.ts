@@ -170,6 +170,20 @@ const DROP_PASSES = 4;
 const ident = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 const literal = (value: string): string => `'${value.replaceAll("'", "''")}'`;
 
+/**
+ * Did the statement fail because the connection is gone rather than because of the statement?
+ * The server ended the session (57P01 admin shutdown, 57P02 crash, 57P03 starting up; class 08),
+ * or the socket closed under the driver.
+ * @see https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+function connectionLost(e: unknown): boolean {
+  const { code, message } = e as { code?: unknown; message?: unknown };
+  if (typeof code === "string") {
+    return code.startsWith("08") || ["57P01", "57P02", "57P03", "ECONNRESET", "EPIPE"].includes(code);
+  }
+  return typeof message === "string" && /^Connection terminated|not queryable/.test(message);
+}
+
 export function createPostgresConnector(
   settings: PostgresSettings,
   ctx: ConnectorContext & { readonly targetName: string; readonly roles?: readonly RoleDef[] },
@@ -221,38 +235,65 @@ export function createPostgresConnector(
     return true;
   };
 
-  const fail = (step: string, e: unknown): never => {
+  const fail = (step: string, e: unknown, detail: Record<string, unknown> = {}): never => {
     if (e instanceof BreakglassError) throw e;
     const err = e as { message?: string; code?: string };
     throw new BreakglassError(
       "ERR_CONNECTOR_FAILED",
       `postgres target ${ctx.targetName}: ${step} failed: ${err.message ?? String(e)}${err.code ? ` (SQLSTATE ${err.code})` : ""}`,
-      { step, sqlstate: err.code ?? null },
+      { step, sqlstate: err.code ?? null, ...detail },
     );
   };
 
-  const withClient = async <T>(step: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
-    let client: pg.PoolClient;
+  /** A pooled admin connection; a rotated admin password is picked up here (see below). */
+  const connectAdmin = async (step: string): Promise<pg.PoolClient> => {
     try {
-      client = await admin().connect();
+      return await admin().connect();
     } catch (e) {
       // The admin password was rotated (by `breakglass rotation`, another replica, or by hand):
       // read the reference again and, if it changed, connect with the new one — no restart.
       const fresh = (e as { code?: string }).code === "28P01" ? reResolveAdmin() : false;
       if (!fresh) return fail(`${step} (connecting as ${adminUser})`, e);
       try {
-        client = await admin().connect();
+        return await admin().connect();
       } catch (e2) {
         return fail(`${step} (connecting as ${adminUser} with the admin URL read again)`, e2);
       }
     }
-    try {
-      return await fn(client);
-    } catch (e) {
-      await client.query("ROLLBACK").catch(() => {});
-      return fail(step, e);
-    } finally {
-      client.release();
+  };
+
+  const withClient = async <T>(step: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
+    // A pooled connection the server ended while it sat idle (a restart, a pooler, an idle
+    // timeout) fails the call's first statement if this process has not read the goodbye yet —
+    // likely on a busy machine. The call is made again on another connection (connector calls
+    // are idempotent), up to once per pooled connection: the server may have ended all of them.
+    let lost: unknown = null;
+    for (let attempt = 0; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await connectAdmin(step);
+      } catch (e) {
+        // The server itself is gone: report what the call ran into, and why it was not made again.
+        if (lost !== null) return fail(step, lost, { reconnect: (e as Error).message });
+        throw e;
+      }
+      try {
+        const result = await fn(client);
+        client.release();
+        return result;
+      } catch (e) {
+        if (connectionLost(e)) {
+          client.release(e as Error); // discarded, not given back to the pool
+          if (attempt < settings.pool_size) {
+            lost = e;
+            continue;
+          }
+          return fail(step, e);
+        }
+        await client.query("ROLLBACK").catch(() => {});
+        client.release();
+        return fail(step, e);
+      }
     }
   };
 

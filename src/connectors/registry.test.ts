@@ -22,3 +22,14 @@ describe("connector settings' durations", () => {
     });
   }
 });
+
+describe("durations that may be none", () => {
+  it("ssh: clock_skew may be 0s (no backdating) but a timeout may not", () => {
+    const ssh = connectorSettingsSchemas.ssh;
+    if (!ssh) throw new Error("no ssh connector");
+    expect(ssh.safeParse({ ...VALID.ssh, clock_skew: "0s" }).error?.issues ?? []).toEqual([]);
+    expect(ssh.safeParse({ ...VALID.ssh, clock_skew: 0 }).success).toBe(false);
+    const zeroTimeout = ssh.safeParse({ ...VALID.ssh, timeout: "0s" });
+    expect(zeroTimeout.success).toBe(false);
+  });
+});

@@ -20,7 +20,7 @@ import { open, readFile, rename, rm } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import sshpk from "sshpk";
 import { z } from "zod";
-import { Duration } from "../contract/config-schema.js";
+import { Duration, DurationOrZero } from "../contract/config-schema.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef } from "../core/model.js";
@@ -52,9 +52,8 @@ export const sshSettingsSchema = z
       .describe(
         "KRL the broker writes (relative to the config file); sshd's RevokedKeys must read it (directly, or a copy distributed to the hosts)",
       ),
-    clock_skew: duration(
-      "30s",
-      "How far a certificate's valid_after is backdated for hosts whose clocks run behind; valid_before is never later than the grant's end",
+    clock_skew: DurationOrZero.default("30s").describe(
+      "How far a certificate's valid_after is backdated for hosts whose clocks run behind; valid_before is never later than the grant's end (0s: not at all)",
     ),
     timeout: duration("10s", "Longest one grant, revoke or verify may take"),
     auth_log: z

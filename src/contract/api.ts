@@ -398,6 +398,19 @@ export const ReviewViewSchema = z
   })
   .register(apiSchemas, { id: "Review" });
 
+/**
+ * Why a row shown (a terminal session, a tier-2 opening, a drill run, an alarm) is not plain
+ * evidence: it states something else than the audit events that recorded it. Null when it agrees.
+ */
+export const RowIntegritySchema = z
+  .object({
+    columns: z.array(z.string()).describe("`table.column` of each fact that differs"),
+    seq: z.int().nullable().describe("The event that says otherwise; null for a row the chain never recorded"),
+    message: z.string(),
+  })
+  .nullable()
+  .register(apiSchemas, { id: "RowIntegrity" });
+
 export const AlarmViewSchema = z
   .object({
     id: z.string().describe("Also the idempotency key receivers see"),
@@ -410,6 +423,12 @@ export const AlarmViewSchema = z
     deliveredAt: z.string().nullable(),
     latencyMs: z.int().nullable().describe("From the event to the receiver's answer"),
     nextAttemptAt: z.string().nullable(),
+    deliveryCovered: z
+      .boolean()
+      .describe(
+        "Whether the audit chain records this delivery (activation alarms: alarm.delivered), so `state` and `deliveredAt` are the chain's; false: they are the outbox's bookkeeping, which `audit verify` does not cover",
+      ),
+    integrity: RowIntegritySchema,
   })
   .register(apiSchemas, { id: "Alarm" });
 
@@ -553,6 +572,7 @@ export const VaultOpeningViewSchema = z
       .describe(
         "The envelope's own alarm (told by the offline CLI): pending while no endpoint took it (posture is red); delivered at the opening or later by vault flush-alarms (null while pending, or unknown for an opening imported before this was recorded)",
       ),
+    integrity: RowIntegritySchema,
   })
   .register(apiSchemas, { id: "VaultOpening" });
 
@@ -650,6 +670,9 @@ export const GrantStorySchema = z
               .describe(
                 "Whether the stored entries still hash to the sealed digest; false: the recording changed after it closed",
               ),
+            integrity: RowIntegritySchema.describe(
+              "A terminal session's row against grant.terminal_started/ended (null for gateway sessions)",
+            ),
           }),
         )
         .describe("Each recording of the grant against the digest sealed in the audit chain"),
@@ -685,6 +708,12 @@ export const DrillRunViewSchema = z
     steps: z.array(
       z.object({ name: z.string(), startedAt: IsoTime, ms: z.number(), ok: z.boolean(), detail: z.string() }),
     ),
+    sealed: z
+      .boolean()
+      .describe(
+        "Whether the run's result and steps are in the audit chain (drill.finished); false while it runs, and for a run whose broker died mid-run",
+      ),
+    integrity: RowIntegritySchema,
   })
   .register(apiSchemas, { id: "DrillRun" });
 
@@ -830,6 +859,7 @@ export const TerminalSessionViewSchema = z
     startedAt: z.string(),
     endedAt: z.string().nullable(),
     endReason: z.string().nullable(),
+    integrity: RowIntegritySchema,
   })
   .meta({ id: "TerminalSession" });
 export type TerminalSessionView = z.infer<typeof TerminalSessionViewSchema>;

@@ -59,7 +59,7 @@ export function parseFineDurationMs(text: string): number {
   return m?.[1] !== undefined ? Number(m[1]) : parseDuration(text) * 1000;
 }
 
-function durationSchema(fine: boolean) {
+function durationSchema(fine: boolean, allowZero = false) {
   const valid = fine ? isFineDuration : isDuration;
   const toMs = fine ? parseFineDurationMs : (t: string) => parseDuration(t) * 1000;
   const hint = fine ? FINE_DURATION_HINT : DURATION_HINT;
@@ -78,7 +78,7 @@ function durationSchema(fine: boolean) {
           message: `"${text}" is longer than a timer can wait (24d)`,
           params: { hint: "use a duration of at most 24d" },
         });
-      } else if (toMs(text) <= 0) {
+      } else if (!allowZero && toMs(text) <= 0) {
         ctx.issues.push({
           code: "custom",
           input: text,
@@ -99,6 +99,8 @@ function durationSchema(fine: boolean) {
  * settings, so every duration a person writes is refused the same way without its unit.
  */
 export const Duration = durationSchema(false);
+/** A duration that may be `0s` (an allowance, such as a clock skew, that may be none). */
+export const DurationOrZero = durationSchema(false, true);
 /** A duration that may also be written in milliseconds: `250ms`. */
 const FineDuration = durationSchema(true);
 
@@ -200,9 +202,9 @@ export const GatewaySchema = z
       .describe("Refuse clients that do not use TLS. Defaults to true when `tls` is set."),
     targets: z
       .array(Name)
-      .min(1)
+      .default([])
       .describe(
-        "postgres targets whose holders connect only through the gateway: they get a gateway login, never the target's own credential",
+        "postgres targets whose holders connect only through the gateway: every role on them is gateway-only (a role can also say `gateway_only: true` itself)",
       ),
     record_flush: FineDuration.default("100ms").describe(
       "Longest time a recorded statement waits in memory before it is written (batched; a broker crash can lose at most this much)",
@@ -659,6 +661,11 @@ export const GUARD_RULE_NAMES = [
   "alter_role",
   "do_block",
   "create_function",
+  "security_definer",
+  "change_owner",
+  "set_role",
+  "login_credential",
+  "session_bounds",
 ] as const;
 
 const GuardSchema = z
@@ -670,7 +677,7 @@ const GuardSchema = z
           z.strictObject({
             node: z
               .string()
-              .regex(/^[A-Z][A-Za-z]+$/, { message: "a PostgreSQL parse node type like DropStmt" })
+              .regex(/^[A-Z][A-Za-z_]*$/, { message: "a PostgreSQL parse node type like DropStmt" })
               .describe("Parse node type anywhere in the statement (libpg-query names: DropStmt, IndexStmt…)"),
             where: z
               .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]))
@@ -743,6 +750,12 @@ export const RoleSchema = z
       .default(true)
       .describe("Activate as soon as the approval rule is satisfied, without a separate activate step."),
     guard: GuardSchema.optional(),
+    gateway_only: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Holders get a gateway login only, never a credential that works at the target: every session goes through the gateway (recorded, guarded, closed at the end), and a broker outage ends it. Needs `gateway` and a postgres target; every role of a target under gateway.targets is gateway-only.",
+      ),
     step_up: Duration.optional().describe(
       "Require a second factor verified within this time to request, activate or approve the role, independent of the IdP session.",
     ),

@@ -40,6 +40,14 @@ export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [
   // A use nobody reviewed in time: overdue reviews escalate (also to the escalation channels).
   "grant.review_overdue",
 ];
+/**
+ * Events whose alarms' deliveries are recorded in the chain (`alarm.delivered`, written with the
+ * delivery's result): the evidence report and the story show when security was told of an
+ * activation, and `audit verify` holds the alarm rows to it. Other deliveries are bookkeeping.
+ */
+export const SEALED_DELIVERY_EVENTS: readonly AuditEventType[] = ACTIVATION_EVENTS;
+/** The alarm outbox's own records: they describe alarms and raise none. */
+const OUTBOX_EVENTS: readonly AuditEventType[] = ["alarm.delivered", "alarm.deliveries_sealed"];
 /** Events that also go to the escalation channels: nobody acted on what they were told. */
 export const ESCALATION_EVENTS: readonly AuditEventType[] = ["alarm.escalated", "grant.review_overdue"];
 /** Alarms about the alarm system itself: they go to every channel but the one they are about. */
@@ -294,10 +302,16 @@ function isUnjustified(event: Readonly<Record<string, unknown>>): boolean {
   );
 }
 
+/** The one line an alarm's message carries for an event (its payload's fields): derived from the event alone. */
+export function alarmSummary(event: Readonly<Record<string, unknown>>): string {
+  return `${isDrill(event) ? "[DRILL] " : ""}${summaryOf(event)}`;
+}
+
 /** The outbox rows for `events`: one per event and channel, delivery due at once. */
 export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmRouting): AlarmRecord[] {
   const out: AlarmRecord[] = [];
   for (const e of events) {
+    if (OUTBOX_EVENTS.includes(e.type)) continue;
     const event = JSON.parse(e.payload) as Record<string, unknown>;
     const domain = typeof event.domain === "string" ? event.domain : null;
     const channels = new Set<string>();
@@ -324,7 +338,7 @@ export function routeAlarms(events: readonly SealedAuditEvent[], routing: AlarmR
           isUnjustified(event) || isFailedEmergencyActivation(event)
             ? "critical"
             : severityOf(e.type, event.role, routing, event.data),
-        summary: `${isDrill(event) ? "[DRILL] " : ""}${summaryOf(event)}`,
+        summary: alarmSummary(event),
         event: { seq: e.seq, hash: e.hash, ...event },
       };
       out.push({

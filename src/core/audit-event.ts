@@ -28,6 +28,8 @@ export type AuditEventType =
   | "grant.terminal_late_events"
   | "target.unauthorized_login"
   | "alarm.acknowledged"
+  | "alarm.delivered"
+  | "alarm.deliveries_sealed"
   | "alarm.escalated"
   | "alarm.channel_failing"
   | "alarm.channel_recovered"

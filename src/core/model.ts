@@ -87,6 +87,11 @@ export interface RoleDef {
   readonly alarmSeverity: AlarmSeverity;
   /** Statements the gateway refuses for this role; null when it has no guard. */
   readonly guard?: GuardRules | null;
+  /**
+   * Holders get a gateway login only, never the target's own credential (the role says
+   * `gateway_only`, or its target is behind the gateway).
+   */
+  readonly gatewayOnly?: boolean;
   /** Record prepared statements' parameter values as `<redacted>`. */
   readonly redactParameters?: boolean;
   /** Record what is typed in `breakglass shell` sessions too (output is always recorded). */
@@ -120,9 +125,17 @@ export interface DenyRule {
 
 /** What the gateway refuses to run for a role. */
 export interface GuardRules {
+  /** Named rules (`drop_table`, `set_role`, …): what each refuses is in src/gateway/guard-classes.ts. */
+  readonly named: readonly string[];
+  /** Custom rules. */
   readonly deny: readonly DenyRule[];
   /** Any statement naming a relation in these schemas is refused. */
   readonly denySchemas: readonly string[];
+  /**
+   * Roles `set_role` lets a session switch to: the recovery roles the grant holds at the target
+   * (the gateway adds the grant's own role).
+   */
+  readonly setRoles: readonly string[];
 }
 
 export interface DomainDef {

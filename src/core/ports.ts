@@ -403,6 +403,13 @@ export interface Store {
    * see tampering, so nothing is checked or repaired here).
    */
   readAudit(fromSeq: number, limit: number): Promise<StoredAuditEvent[]>;
+  /** Stored events at these seqs (those that exist), in seq order. */
+  readAuditAt(seqs: readonly number[]): Promise<StoredAuditEvent[]>;
+  /**
+   * Events of these types that belong to no grant (`grant_id` null: tier-2 openings, drills, the
+   * alarm outbox's), in seq order, each with its neighbours' hashes like `readGrantAudit`.
+   */
+  readNonGrantAudit(types: readonly string[]): Promise<LinkedAuditEvent[]>;
   readCheckpoints(): Promise<Checkpoint[]>;
   findToken(id: string): Promise<TokenRecord | null>;
   /** Tokens of a user (all users when null), newest first. */
@@ -415,6 +422,8 @@ export interface Store {
   }>;
   /** Alarms caused by a grant's events, oldest first. */
   listAlarms(grantId: string): Promise<AlarmRecord[]>;
+  /** Every alarm, a page at a time by id (after `afterId`; null: from the first). */
+  readAlarms(afterId: string | null, limit: number): Promise<AlarmRecord[]>;
   /** The alarms of these grants raised by events of these types, in one read (lists of grants). */
   listAlarmsOfGrants(grantIds: readonly string[], eventTypes: readonly string[]): Promise<AlarmRecord[]>;
   /** The sealed credential of a grant's holder, if one is held. */
@@ -424,7 +433,8 @@ export interface Store {
   /** A grant's recorded statements, by session and order. */
   listStatements(grantId: string): Promise<StatementRecord[]>;
   getTerminalSession(id: string): Promise<TerminalSession | null>;
-  listTerminalSessions(grantId: string): Promise<TerminalSession[]>;
+  /** A grant's terminal sessions (null: every grant's), oldest first. */
+  listTerminalSessions(grantId: string | null): Promise<TerminalSession[]>;
   /** A terminal session's events in order. */
   readTerminalEvents(sessionId: string): Promise<TerminalEvent[]>;
   /**
@@ -445,6 +455,8 @@ export interface Store {
   reclaimLeases(now: number): Promise<number>;
   /** The broker's named state `key` (see StoreTx.swapState); null when unset. */
   readState(key: string): Promise<string | null>;
+  /** Every named state whose key starts with `prefix`, by key, values as stored (`""` included). */
+  listState(prefix: string): Promise<{ readonly key: string; readonly value: string }[]>;
   findWebSession(id: string): Promise<WebSession | null>;
   findIdentity(user: string): Promise<Identity | null>;
   listIdentities(): Promise<Identity[]>;

@@ -1,28 +1,38 @@
 /**
- * The statement guard's named rules (see guard.ts), apart from the parser so the configuration
- * loader can use them without loading it.
+ * The statement guard's named rules, in words, apart from the parser so the configuration loader
+ * can use them without loading it. Which statement types each rule refuses is the table in
+ * guard-classes.ts (and docs/gateway.md).
  */
 import type { GUARD_RULE_NAMES } from "../contract/config-schema.js";
-import type { DenyRule } from "../core/model.js";
 
-/** The named rules a configuration can use. */
-export const NAMED_RULES: Readonly<Record<(typeof GUARD_RULE_NAMES)[number], DenyRule>> = {
-  drop_database: { node: "DropdbStmt", label: "DROP DATABASE" },
-  drop_table: { node: "DropStmt", where: { removeType: "OBJECT_TABLE" }, label: "DROP TABLE" },
-  drop_schema: { node: "DropStmt", where: { removeType: "OBJECT_SCHEMA" }, label: "DROP SCHEMA" },
-  drop_any: { node: "DropStmt", label: "DROP" },
-  truncate: { node: "TruncateStmt", label: "TRUNCATE" },
-  alter_system: { node: "AlterSystemStmt", label: "ALTER SYSTEM" },
-  copy_program: { node: "CopyStmt", where: { is_program: true }, label: "COPY … PROGRAM" },
-  delete_without_where: { node: "DeleteStmt", where: { whereClause: null }, label: "DELETE without WHERE" },
-  update_without_where: { node: "UpdateStmt", where: { whereClause: null }, label: "UPDATE without WHERE" },
-  grant: { node: "GrantStmt", label: "GRANT/REVOKE" },
-  grant_role: { node: "GrantRoleStmt", label: "GRANT/REVOKE role" },
-  create_role: { node: "CreateRoleStmt", label: "CREATE ROLE" },
-  alter_role: { node: "AlterRoleStmt", label: "ALTER ROLE" },
-  do_block: { node: "DoStmt", label: "DO block" },
-  create_function: { node: "CreateFunctionStmt", label: "CREATE FUNCTION" },
+/** What each named rule is for, as docs/gateway.md says it. */
+export const NAMED_RULES: Readonly<Record<(typeof GUARD_RULE_NAMES)[number], string>> = {
+  drop_database: "DROP DATABASE",
+  drop_table:
+    "every statement that can remove a table: DROP TABLE, DROP OWNED, REASSIGN OWNED, DROP DATABASE, DROP EXTENSION, any DROP … CASCADE",
+  drop_schema:
+    "every statement that can remove a schema: DROP SCHEMA, DROP OWNED, REASSIGN OWNED, DROP DATABASE, DROP EXTENSION",
+  drop_any: "every DROP statement, DROP OWNED and REASSIGN OWNED",
+  truncate: "TRUNCATE",
+  alter_system: "ALTER SYSTEM",
+  copy_program: "COPY … TO/FROM PROGRAM",
+  delete_without_where: "DELETE without WHERE",
+  update_without_where: "UPDATE without WHERE",
+  grant: "GRANT/REVOKE privileges, ALTER DEFAULT PRIVILEGES, DROP OWNED (revokes)",
+  grant_role: "GRANT/REVOKE role membership, also as CREATE ROLE … IN ROLE/ROLE/ADMIN and ALTER GROUP",
+  create_role: "CREATE ROLE/USER/GROUP",
+  alter_role: "ALTER ROLE/USER/GROUP (also … SET, … RENAME), DROP ROLE",
+  do_block: "DO blocks",
+  create_function: "CREATE [OR REPLACE] FUNCTION/PROCEDURE, ALTER FUNCTION/PROCEDURE/ROUTINE",
+  security_definer: "CREATE/ALTER FUNCTION … SECURITY DEFINER, and handing a function to another owner",
+  change_owner: "ALTER … OWNER TO, REASSIGN OWNED, CREATE SCHEMA/DATABASE/TABLESPACE for another owner",
+  set_role:
+    "SET ROLE, SET SESSION AUTHORIZATION, set_config('role', …), a `role` startup option: to any role but the grant's own and its recovery roles",
+  login_credential:
+    "a password, LOGIN or VALID UNTIL for a role (a way in that bypasses the gateway); always on for gateway sessions",
+  session_bounds:
+    "changing the settings that end a gateway session at the target when the gateway is gone (client_connection_check_interval, TCP keepalives); always on for gateway sessions",
 };
 
-/** PostgreSQL parse node type names (`DropStmt`), for checking custom rules in the configuration. */
-export const NODE_NAME = /^[A-Z][A-Za-z]+$/;
+/** PostgreSQL parse node type names (`DropStmt`, `A_Expr`), for checking custom rules in the configuration. */
+export const NODE_NAME = /^[A-Z][A-Za-z_]*$/;

@@ -20,7 +20,14 @@ import type { GuardRules } from "../core/model.js";
 import type { StatementRecord } from "../core/ports.js";
 import { digestStep, EMPTY_RECORDING_DIGEST, statementEntry } from "../core/recording-digest.js";
 import { parseVerifier, ScramServer } from "../secrets/scram.js";
-import { blockedStatement, type GuardVerdict, loadParser, sessionGuard } from "./guard.js";
+import {
+  blockedStatement,
+  decideStartup,
+  GATEWAY_RULES,
+  type GuardVerdict,
+  loadParser,
+  sessionGuard,
+} from "./guard.js";
 import { Inbox } from "./inbox.js";
 import {
   authOk,
@@ -117,6 +124,43 @@ export interface PgGateway {
 }
 
 const HANDSHAKE_MS = 15_000;
+
+/**
+ * Settings of every upstream session that bound it to the gateway's life: the target checks the
+ * gateway's connection every second while a statement runs (PostgreSQL ≥ 14) and probes an idle
+ * one with TCP keepalives, so when the broker dies — killed, or its host gone — the backend ends
+ * on the target's own: at once when idle, within a second mid-statement (the statement is
+ * cancelled and its transaction rolled back), within about 25 s when the host vanished without
+ * closing the connection.
+ */
+export const SESSION_BOUNDS: Readonly<Record<string, string>> = {
+  client_connection_check_interval: "1s",
+  tcp_keepalives_idle: "10",
+  tcp_keepalives_interval: "5",
+  tcp_keepalives_count: "3",
+};
+
+/** libpq's large-object functions (lo_open … lo_truncate64), which it calls by OID. */
+const LARGE_OBJECT_FUNCTIONS = new Set([715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172]);
+
+/** The client's startup parameters the gateway passes on (all but user and database). */
+const forwardedParams = (params: Readonly<Record<string, string>>): Record<string, string> => {
+  const forward: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params)) if (k !== "user" && k !== "database") forward[k] = v;
+  return forward;
+};
+
+/**
+ * The rules of a gateway session: the role's guard, plus two rules always — `login_credential`
+ * (a holder of a gateway login has no direct credential and must not be able to make one) and
+ * `session_bounds` (nor disarm the settings that end the session at the target when the gateway
+ * is gone) — and its own role among those `SET ROLE` may name.
+ */
+export function gatewayRules(rules: GuardRules | null, user: string): GuardRules {
+  const base = rules ?? { named: [], deny: [], denySchemas: [], setRoles: [] };
+  const always = GATEWAY_RULES.filter((r) => !base.named.includes(r));
+  return { ...base, named: [...base.named, ...always], setRoles: [...base.setRoles, user] };
+}
 const MAX_PARAM_CHARS = 1024;
 
 interface Pending {
@@ -175,6 +219,8 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     /** Prepared statements the guard refused: their Parse was replaced, their Binds carry no values. */
     readonly blockedStatements = new Set<string>();
     guard: ((sql: string) => GuardVerdict) | null = null;
+    /** The role has a guard: FunctionCall messages are refused (but libpq's large-object calls). */
+    fastpath = false;
     redact = false;
     role = "";
     skipping = false;
@@ -363,9 +409,18 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           return true;
         }
         case 0x46: {
-          // F: FunctionCall (oid, …)
+          // F: FunctionCall (oid, …): a function called by its OID, which no parse tree shows. A
+          // guarded role may call only libpq's large-object functions this way.
           if (deps.recorder.failing) return this.refuseUnrecorded();
-          this.start("function", `<function call, oid ${body.readInt32BE(0)}>`, null);
+          const oid = body.readInt32BE(0);
+          const text = `<function call, oid ${oid}>`;
+          if (this.fastpath && !LARGE_OBJECT_FUNCTIONS.has(oid)) {
+            this.start("blocked", text, null);
+            const reason = `a function call by OID (${oid}) is not allowed (the guard cannot read it)`;
+            // Answered as a failed call is: ErrorResponse, then ReadyForQuery.
+            return message("Q", Buffer.from(`${this.block(text, reason)}\0`, "utf8"));
+          }
+          this.start("function", text, null);
           return true;
         }
         case 0x58: // X: Terminate
@@ -621,9 +676,21 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       socket.write(authSaslFinal(serverFinal));
       session.grantId = login.grantId;
       const guard = await deps.guardFor(login.grantId);
+      const rules = gatewayRules(guard.rules, user);
       session.role = guard.role;
-      session.guard = sessionGuard(guard.rules);
+      session.guard = sessionGuard(rules);
+      session.fastpath = guard.rules !== null;
       session.redact = guard.redactParameters;
+      const startup = decideStartup(forwardedParams(params), rules);
+      if (!startup.allowed) {
+        deps.onBlocked({
+          grantId: login.grantId,
+          sessionId: session.id,
+          statement: `startup parameters ${JSON.stringify(forwardedParams(params))}`,
+          reason: startup.reason,
+        });
+        return fatal(socket, "42501", `Breakglass guard: ${startup.reason} for role ${guard.role}`);
+      }
 
       // 3. The grant must be active, and the recording must work.
       const window = await deps.grantWindow(login.grantId);
@@ -641,11 +708,9 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       // 4. The target, as the grant's role.
       const target = parseUpstream(login.upstream);
       session.target = target;
-      const forward: Record<string, string> = {};
-      for (const [k, v] of Object.entries(params)) if (k !== "user" && k !== "database") forward[k] = v;
       let up: Awaited<ReturnType<typeof connectUpstream>>;
       try {
-        up = await connectUpstream(target, forward, connectTimeoutMs);
+        up = await connectBounded(target, forwardedParams(params));
       } catch (e) {
         const f = e instanceof UpstreamError ? e.fields : null;
         return fatal(
@@ -691,6 +756,30 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
           text: `Breakglass gateway: ${e instanceof Error ? e.message : String(e)}`,
         });
       }
+    }
+  };
+
+  /**
+   * Connect as the grant's role with settings that make the target end the backend once the
+   * gateway is gone (see {@link SESSION_BOUNDS}). A server older than PostgreSQL 14 does not know
+   * `client_connection_check_interval`: it is tried again without it.
+   */
+  const connectBounded = async (
+    target: UpstreamTarget,
+    forward: Readonly<Record<string, string>>,
+  ): Promise<Awaited<ReturnType<typeof connectUpstream>>> => {
+    try {
+      return await connectUpstream(target, { ...forward, ...SESSION_BOUNDS }, connectTimeoutMs);
+    } catch (e) {
+      if (
+        !(e instanceof UpstreamError) ||
+        e.fields?.C !== "42704" ||
+        !/client_connection_check_interval/.test(e.message)
+      ) {
+        throw e;
+      }
+      const { client_connection_check_interval: _, ...older } = SESSION_BOUNDS;
+      return await connectUpstream(target, { ...forward, ...older }, connectTimeoutMs);
     }
   };
 

@@ -2,6 +2,9 @@
  * Drills over HTTP: start one (admins; it runs in the background), follow a run, list the drills
  * with their last result; and posture — is every break-glass role ready and rehearsed.
  */
+
+import { drillSealed } from "../audit/drill-verify.js";
+import { drillRunIntegrity, type RowIntegrity } from "../audit/evidence-rows.js";
 import type { AlarmsConfig } from "../config/app-config.js";
 import {
   DrillListSchema,
@@ -20,16 +23,26 @@ import { collectPosture } from "../service/posture-service.js";
 import type { RequestContext } from "../service/request-context.js";
 import type { RotationRow } from "../service/rotation.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
+import { rowIntegrityView } from "./views.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-export function drillRunView(r: DrillRun) {
+/** A run, with what its events say about its row (`integrity`, from drillRunIntegrity). */
+export function drillRunView(r: DrillRun, integrity: RowIntegrity | null | undefined) {
   return {
     ...r,
     startedAt: new Date(r.startedAt).toISOString(),
     endedAt: iso(r.endedAt),
     steps: r.steps.map((s) => ({ ...s, startedAt: new Date(s.startedAt).toISOString() })),
+    sealed: drillSealed(r),
+    integrity: rowIntegrityView(integrity),
   };
+}
+
+/** Runs as views, each checked against drill.started/drill.finished. */
+async function drillRunViews(store: Store, runs: readonly DrillRun[]) {
+  const integrity = await drillRunIntegrity(store, runs);
+  return runs.map((r) => drillRunView(r, integrity.get(r.id)));
 }
 
 export function buildDrillRoutes(deps: {
@@ -94,13 +107,13 @@ export function buildDrillRoutes(deps: {
         body: {
           drills: await Promise.all(
             drills.drills.map(async (d) => {
-              const [last] = await store.listDrillRuns(d.name, 1);
+              const [last] = await drillRunViews(store, await store.listDrillRuns(d.name, 1));
               return {
                 name: d.name,
                 scenario: d.scenario,
                 role: d.roleId,
                 every: `${Math.round(d.everyS / 86_400)}d`,
-                lastRun: last ? drillRunView(last) : null,
+                lastRun: last ?? null,
               };
             }),
           ),
@@ -122,7 +135,8 @@ export function buildDrillRoutes(deps: {
       problems: ["ERR_NOT_FOUND"],
       handler: async ({ ctx, params }) => {
         deps.requireAdmin(ctx, "running a drill");
-        return { body: drillRunView(await drills.start(ctx, params.name)) };
+        const [run] = await drillRunViews(store, [await drills.start(ctx, params.name)]);
+        return { body: run as ReturnType<typeof drillRunView> };
       },
     }),
     defineRoute({
@@ -139,7 +153,7 @@ export function buildDrillRoutes(deps: {
       handler: async ({ params }) => {
         if (!drills.drills.some((d) => d.name === params.name))
           throw new BreakglassError("ERR_NOT_FOUND", `no drill ${params.name} is configured`);
-        return { body: { runs: (await store.listDrillRuns(params.name, 50)).map(drillRunView) } };
+        return { body: { runs: await drillRunViews(store, await store.listDrillRuns(params.name, 50)) } };
       },
     }),
     defineRoute({
@@ -156,7 +170,8 @@ export function buildDrillRoutes(deps: {
       handler: async ({ params }) => {
         const run = await store.getDrillRun(params.run);
         if (!run) throw new BreakglassError("ERR_NOT_FOUND", `no drill run ${params.run}`);
-        return { body: drillRunView(run) };
+        const [view] = await drillRunViews(store, [run]);
+        return { body: view as ReturnType<typeof drillRunView> };
       },
     }),
   ];

@@ -6,6 +6,7 @@
  * timing. Recording the verdict is `POST /grants/{id}/review`.
  */
 import { evidenceOf } from "../audit/audit-evidence.js";
+import { alarmIntegrity, terminalSessionIntegrity, vaultOpeningIntegrity } from "../audit/evidence-rows.js";
 import { grantDifference } from "../audit/grant-verify.js";
 import { sha256 } from "../audit/node-crypto.js";
 import {
@@ -17,7 +18,7 @@ import {
   VaultOpeningIdParamsSchema,
   VaultOpeningViewSchema,
 } from "../contract/api.js";
-import type { AuditEventType } from "../core/audit-event.js";
+import type { AuditEventType, LinkedAuditEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import { awaitsReview, reviewRefusal } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
@@ -25,7 +26,7 @@ import type { Clock, StatementRecord, Store, TerminalSession } from "../core/por
 import { RECORDING_SEALS, statementsDigest, terminalDigest } from "../core/recording-digest.js";
 import type { VaultService } from "../service/vault-service.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
-import { alarmView, followUpsFrom, grantView, integrityView, vaultOpeningView } from "./views.js";
+import { alarmView, followUpsFrom, grantView, integrityView, rowIntegrityView, vaultOpeningView } from "./views.js";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const seconds = (from: number | null, to: number | null): number | null =>
@@ -71,9 +72,14 @@ export function buildReviewRoutes(deps: {
           })
           .filter((r) => (!query.overdue || r.overdue) && (!query.mine || r.canReview))
           .sort((a, b) => a.due - b.due);
-        const openings = ((await vault?.queue(ctx.actor)) ?? [])
+        const queued = (await vault?.queue(ctx.actor)) ?? [];
+        const integrity = await vaultOpeningIntegrity(
+          store,
+          queued.map((o) => o.opening),
+        );
+        const openings = queued
           .map((o) => ({
-            opening: vaultOpeningView(o.opening),
+            opening: vaultOpeningView(o.opening, integrity.get(o.opening.id)),
             overdue: o.overdue,
             canReview: o.why === null,
             why: o.why,
@@ -104,7 +110,9 @@ export function buildReviewRoutes(deps: {
                 notes: body.notes,
                 followUps: followUpsFrom(body.followUps),
               });
-              return { body: vaultOpeningView(opening) };
+              return {
+                body: vaultOpeningView(opening, (await vaultOpeningIntegrity(store, [opening])).get(opening.id)),
+              };
             },
           }),
         ]
@@ -146,6 +154,7 @@ async function recordingSeals(
   timeline: readonly { seq: number; type: string; data: Record<string, unknown> }[],
   terminals: readonly TerminalSession[],
   statements: readonly StatementRecord[],
+  grantEvents: readonly LinkedAuditEvent[],
 ) {
   const seals = new Map<string, { seq: number; digest: string }>();
   for (const e of timeline) {
@@ -154,6 +163,7 @@ async function recordingSeals(
       seals.set(session, { seq: e.seq, digest });
     }
   }
+  const integrity = terminalSessionIntegrity(terminals, grantEvents);
   const bySession = new Map<string, StatementRecord[]>();
   for (const s of statements) bySession.set(s.sessionId, [...(bySession.get(s.sessionId) ?? []), s]);
   const row = (kind: "terminal" | "gateway", session: string, entries: number, digest: string) => {
@@ -165,6 +175,7 @@ async function recordingSeals(
       sealedBy: seal?.seq ?? null,
       digest: seal?.digest ?? null,
       matches: seal === undefined ? null : seal.digest === digest,
+      integrity: rowIntegrityView(integrity.get(session)),
     };
   };
   return [
@@ -196,6 +207,7 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
   }));
   // The row against its own events: an edited fact is named here, not only by `audit verify`.
   const d = grantDifference(grant, events);
+  const alarmChecks = await alarmIntegrity(store, alarms, events);
   return {
     grant: grantView(grant, policy, now),
     grantIntegrity:
@@ -207,7 +219,7 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
             message: `the grant's ${d.column} says ${JSON.stringify(d.stored)} but event ${d.event.seq} (${d.event.type}) says ${JSON.stringify(d.chain)}: the row was edited; the timeline is the evidence`,
           },
     timeline,
-    alarms: alarms.map(alarmView),
+    alarms: alarms.map((a) => alarmView(a, alarmChecks.get(a.id))),
     recording: {
       gatewaySessions: new Set(statements.map((s) => s.sessionId)).size,
       statements: statements.length,
@@ -216,7 +228,7 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
         .map((s) => ({ at: new Date(s.startedAt).toISOString(), statement: s.text, error: s.error })),
       errors: statements.filter((s) => s.error !== null && s.kind !== "blocked").length,
       terminalSessions: terminals.length,
-      sessions: await recordingSeals(store, timeline, terminals, statements),
+      sessions: await recordingSeals(store, timeline, terminals, statements, events),
     },
     sweptSidePermissions: timeline.filter((e) => e.type === "target.side_permission_swept").map((e) => e.data),
     timing: {

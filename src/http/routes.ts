@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { ChannelHealth } from "../alarms/alarm-worker.js";
 import { evidenceOf, linkPage } from "../audit/audit-evidence.js";
 import { formatVerdict, verifyStoreChain } from "../audit/audit-verify.js";
+import { alarmIntegrity, alarmsAsRecorded, terminalSessionIntegrity } from "../audit/evidence-rows.js";
 import { loadPublicKeys, type SigningKey } from "../audit/signing-key.js";
 import type { AppConfig } from "../config/app-config.js";
 import { CREDENTIAL_CONNECTORS } from "../connectors/registry.js";
@@ -83,6 +84,7 @@ import {
   grantView,
   integrityView,
   meView,
+  terminalSessionView,
   verdictView,
 } from "./views.js";
 
@@ -240,6 +242,15 @@ export function buildRoutes(deps: RouteDeps): {
     if (!deps.terminal) throw new BreakglassError("ERR_INTERNAL", "terminal recording is not wired in this process");
     return deps.terminal;
   };
+  /** Terminal sessions as views, each checked against its grant's grant.terminal_started/ended. */
+  const terminalViews = async (sessions: readonly TerminalSession[]) => {
+    if (sessions.length === 0) return [];
+    const events = await store.readGrantAudit([...new Set(sessions.map((t) => t.grantId))]);
+    const integrity = terminalSessionIntegrity(sessions, events);
+    return sessions.map((t) => terminalSessionView(t, integrity.get(t.id)));
+  };
+  const terminalViewOf = async (t: TerminalSession) =>
+    (await terminalViews([t]))[0] as ReturnType<typeof terminalSessionView>;
   const { policy } = deps;
   /** The audit log holds every justification, source address and target output: admins only. */
   const requireAdmin = (ctx: RequestContext, what = "reading the audit log"): void => {
@@ -362,7 +373,7 @@ export function buildRoutes(deps: RouteDeps): {
               error: s.error,
               bytes: s.bytes,
             })),
-            terminalSessions: terminals.map(terminalView),
+            terminalSessions: await terminalViews(terminals),
           },
         };
       },
@@ -382,7 +393,7 @@ export function buildRoutes(deps: RouteDeps): {
       problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_AUDIT_WRITE_FAILED"],
       handler: async ({ ctx, params, body }) => {
         const r = await terminal().start(ctx, params.id, body);
-        return { body: { session: terminalView(r.session), endsAt: new Date(r.endsAt).toISOString() } };
+        return { body: { session: await terminalViewOf(r.session), endsAt: new Date(r.endsAt).toISOString() } };
       },
     }),
     defineRoute({
@@ -418,7 +429,7 @@ export function buildRoutes(deps: RouteDeps): {
       response: TerminalSessionViewSchema,
       problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_AUDIT_WRITE_FAILED"],
       handler: async ({ ctx, params, body }) => ({
-        body: terminalView(await terminal().end(ctx, params.session, body.reason)),
+        body: await terminalViewOf(await terminal().end(ctx, params.session, body.reason)),
       }),
     }),
     defineRoute({
@@ -437,7 +448,7 @@ export function buildRoutes(deps: RouteDeps): {
         const r = await terminal().read(ctx, params.session);
         return {
           body: {
-            session: terminalView(r.session),
+            session: await terminalViewOf(r.session),
             events: r.events.map((e) => [e.t, e.kind, e.data] as [number, "o" | "i", string]),
           },
         };
@@ -651,12 +662,14 @@ export function buildRoutes(deps: RouteDeps): {
       handler: async ({ ctx, params }) => {
         const grant = await service.get(params.id);
         const [alarms, events] = await Promise.all([store.listAlarms(grant.id), store.readGrantAudit([grant.id])]);
+        const checks = await alarmIntegrity(store, alarms, events);
         return {
           body: {
             ...view(grant),
-            alarms: alarms.map(alarmView),
+            alarms: alarms.map((a) => alarmView(a, checks.get(a.id))),
             extensions: extensionsOf(events),
-            unalarmed: await unalarmedOf(grant, alarms),
+            // Whether security was told, as the chain records it where it does.
+            unalarmed: await unalarmedOf(grant, alarmsAsRecorded(alarms, checks)),
             can: can(grant, ctx),
             ...(grant.state === "requested" ? { canApprove: canApprove(grant, ctx.actor) } : {}),
           },
@@ -682,9 +695,11 @@ export function buildRoutes(deps: RouteDeps): {
             incident: params.id,
           });
         }
-        const events = evidenceOf(await store.readGrantAudit(grants.map((g) => g.id)));
+        const rows = await store.readGrantAudit(grants.map((g) => g.id));
+        const events = evidenceOf(rows);
         const alarms = (await Promise.all(grants.map((g) => store.listAlarms(g.id)))).flat();
         alarms.sort((a, b) => a.eventSeq - b.eventSeq || a.channel.localeCompare(b.channel));
+        const checks = await alarmIntegrity(store, alarms, rows);
         return {
           body: {
             incident: params.id,
@@ -697,7 +712,7 @@ export function buildRoutes(deps: RouteDeps): {
               grantId: e.grantId,
               integrity: integrityView(integrity),
             })),
-            alarms: alarms.map((a) => ({ ...alarmView(a), grantId: a.grantId })),
+            alarms: alarms.map((a) => ({ ...alarmView(a, checks.get(a.id)), grantId: a.grantId })),
           },
         };
       },
@@ -829,20 +844,6 @@ export function buildRoutes(deps: RouteDeps): {
       : []),
   ];
   return { routes, requireAdmin };
-}
-
-function terminalView(t: TerminalSession) {
-  return {
-    id: t.id,
-    grantId: t.grantId,
-    command: t.command,
-    width: t.width,
-    height: t.height,
-    recordInput: t.recordInput,
-    startedAt: new Date(t.startedAt).toISOString(),
-    endedAt: t.endedAt === null ? null : new Date(t.endedAt).toISOString(),
-    endReason: t.endReason,
-  };
 }
 
 function tokenView(t: TokenRecord): z.input<typeof TokenViewSchema> {

@@ -3,6 +3,7 @@
  * nothing secret or internal (access handles, lease times) is copied.
  */
 
+import { type AlarmCheck, alarmsAsRecorded, type RowIntegrity } from "../audit/evidence-rows.js";
 import { sha256 } from "../audit/node-crypto.js";
 import type {
   AlarmView,
@@ -19,7 +20,7 @@ import type { ChainVerdict } from "../core/audit-chain.js";
 import type { LinkedAuditEvent, SealedAuditEvent } from "../core/audit-event.js";
 import { type AuditIntegrity, checkStoredEvent } from "../core/audit-record.js";
 import type { FollowUp, Grant, GrantReview, Policy, RoleDef, VaultOpening } from "../core/model.js";
-import type { AlarmRecord, Checkpoint } from "../core/ports.js";
+import type { AlarmRecord, Checkpoint, TerminalSession } from "../core/ports.js";
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -50,7 +51,12 @@ export function followUpsFrom(
   }));
 }
 
-export function vaultOpeningView(o: VaultOpening) {
+export function rowIntegrityView(i: RowIntegrity | null | undefined) {
+  return i === null || i === undefined ? null : { columns: [...i.columns], seq: i.seq, message: i.message };
+}
+
+/** A tier-2 opening, with what its events say about its row (`integrity`, from vaultOpeningIntegrity). */
+export function vaultOpeningView(o: VaultOpening, integrity: RowIntegrity | null | undefined) {
   return {
     id: o.id,
     envelope: { id: o.envelopeId, name: o.envelopeName },
@@ -63,6 +69,23 @@ export function vaultOpeningView(o: VaultOpening) {
     reviewDueAt: iso(o.reviewDueAt),
     review: o.review === null ? null : reviewView(o.review),
     alarm: { pending: o.alarmPending, deliveredAt: o.alarmDeliveredAt === null ? null : iso(o.alarmDeliveredAt) },
+    integrity: rowIntegrityView(integrity),
+  };
+}
+
+/** A recorded terminal session, with what its grant's events say about its row. */
+export function terminalSessionView(t: TerminalSession, integrity: RowIntegrity | null | undefined) {
+  return {
+    id: t.id,
+    grantId: t.grantId,
+    command: t.command,
+    width: t.width,
+    height: t.height,
+    recordInput: t.recordInput,
+    startedAt: iso(t.startedAt),
+    endedAt: isoOrNull(t.endedAt),
+    endReason: t.endReason,
+    integrity: rowIntegrityView(integrity),
   };
 }
 
@@ -224,7 +247,16 @@ export function verdictView(verdict: ChainVerdict, summary: string): AuditVerdic
       };
 }
 
-export function alarmView(a: AlarmRecord): AlarmView {
+/**
+ * An alarm with its delivery: as the chain records it where it does (activation alarms, see
+ * evidence-rows.ts alarmsAsRecorded), else the outbox's bookkeeping (`deliveryCovered: false`).
+ */
+export function alarmView(
+  stored: AlarmRecord,
+  check: (AlarmCheck & { integrity: RowIntegrity | null }) | undefined,
+): AlarmView {
+  const [a] = check === undefined ? [stored] : alarmsAsRecorded([stored], new Map([[stored.id, check]]));
+  if (a === undefined) throw new Error("unreachable");
   return {
     id: a.id,
     channel: a.channel,
@@ -236,6 +268,8 @@ export function alarmView(a: AlarmRecord): AlarmView {
     deliveredAt: isoOrNull(a.deliveredAt),
     latencyMs: a.deliveredAt === null ? null : a.deliveredAt - a.createdAt,
     nextAttemptAt: a.state === "queued" ? iso(a.nextAt) : null,
+    deliveryCovered: check?.deliveredAt !== undefined,
+    integrity: rowIntegrityView(check?.integrity),
   };
 }
 

@@ -49,7 +49,7 @@ export interface AccessControllerDeps {
   readonly clock: Clock;
   /** Seals the credentials connectors hand out; null when no secret key is configured. */
   readonly box: SecretBox | null;
-  /** Targets behind the gateway get a gateway login instead of their own credential. */
+  /** Gateway-only roles (and every role of a target behind the gateway) get a gateway login instead of the target's credential. */
   readonly gateway?: GatewayConfig | null;
   /** Called before a grant's access is revoked at the target (the gateway closes its sessions first). */
   readonly beforeRevoke?: (grant: Grant) => void;
@@ -215,9 +215,17 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
         "the target issued a credential but the broker has no secret key to keep it encrypted; set `secrets.key_file`",
       );
     }
-    const viaGateway = deps.gateway?.targets.includes(grant.target)
-      ? issueGatewayLogin(deps.gateway, grant.id, granted.credential, deps.box)
-      : null;
+    const gatewayOnly =
+      policy.roles.get(grant.roleId)?.gatewayOnly === true || deps.gateway?.targets.includes(grant.target) === true;
+    if (gatewayOnly && !deps.gateway) {
+      // The configuration check refuses this; never fall back to handing out the target's credential.
+      throw new BreakglassError(
+        "ERR_CONNECTOR_FAILED",
+        `role ${grant.roleId} is gateway-only, but no gateway is configured; the target's credential is not handed out`,
+      );
+    }
+    const viaGateway =
+      gatewayOnly && deps.gateway ? issueGatewayLogin(deps.gateway, grant.id, granted.credential, deps.box) : null;
     const holder = viaGateway?.holder ?? granted.credential;
     return { sealed: deps.box.seal(holder.reveal(), credentialAad(grant.id)), login: viaGateway?.login ?? null };
   };

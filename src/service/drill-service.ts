@@ -55,12 +55,6 @@ export function createDrillService(deps: {
   const { drills, service, store, audit, clock, ids, log } = deps;
   const running = new Map<string, Promise<DrillRun>>();
 
-  const record = async (ctx: RequestContext, type: "drill.started" | "drill.finished", data: object) => {
-    await store.transaction(async (tx) => {
-      await audit.append(tx, [stamp(nonGrantEvent(type, ctx.actor, clock.now(), { ...data }), ctx)]);
-    });
-  };
-
   const execute = async (ctx: RequestContext, def: DrillDef, run: DrillRun): Promise<DrillRun> => {
     const steps: DrillStep[] = [];
     let grant: Grant | null = null;
@@ -249,16 +243,28 @@ export function createDrillService(deps: {
       timeToAccessMs: failed ? null : timeToAccessMs,
       steps,
     };
-    await store.transaction((tx) => tx.saveDrillRun(done));
-    await record(ctx, "drill.finished", {
-      run: run.id,
-      name: def.name,
-      scenario: def.scenario,
-      result: done.result,
-      grantId: done.grantId,
-      timeToAccessMs: done.timeToAccessMs,
-      ...(failed ? { failedStep: failed.name, detail: failed.detail } : {}),
-    }).catch((err: unknown) => log("could not record the end of a drill", { run: run.id, error: String(err) }));
+    // The run's row and the event stating every fact of it commit together (`audit verify`
+    // compares them): a run whose end cannot be audited stays `running`.
+    await store
+      .transaction(async (tx) => {
+        await tx.saveDrillRun(done);
+        await audit.append(tx, [
+          stamp(
+            nonGrantEvent("drill.finished", ctx.actor, done.endedAt ?? clock.now(), {
+              run: run.id,
+              name: def.name,
+              scenario: def.scenario,
+              result: done.result,
+              grantId: done.grantId,
+              timeToAccessMs: done.timeToAccessMs,
+              ...(failed ? { failedStep: failed.name, detail: failed.detail } : {}),
+              steps: done.steps,
+            }),
+            ctx,
+          ),
+        ]);
+      })
+      .catch((err: unknown) => log("could not record the end of a drill", { run: run.id, error: String(err) }));
     return done;
   };
 

@@ -143,7 +143,14 @@ export function createTerminalService(deps: {
         await tx.saveTerminalSession(session);
         await audit.append(tx, [
           stamp(
-            grantEvent(g, "grant.terminal_started", ctx.actor, now, { session: session.id, command: spec.command }),
+            // Every fact of the session's row is stated here (or by its end), for `audit verify`.
+            grantEvent(g, "grant.terminal_started", ctx.actor, now, {
+              session: session.id,
+              command: spec.command,
+              width: session.width,
+              height: session.height,
+              recordInput: session.recordInput,
+            }),
             ctx,
           ),
         ]);

@@ -114,6 +114,8 @@ export function createVaultService(deps: {
                     opening: opening.id,
                     reviewDueAt: new Date(opening.reviewDueAt).toISOString(),
                     alarmPending: alarm.alarmPending,
+                    alarmDeliveredAt:
+                      alarm.alarmDeliveredAt === null ? null : new Date(alarm.alarmDeliveredAt).toISOString(),
                   }),
             }),
           ]);

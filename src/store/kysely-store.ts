@@ -206,6 +206,26 @@ class KyselyStore implements Store {
     return this.#read("readGrantAudit", () => selectGrantAudit(this.#db, grantIds));
   }
 
+  readNonGrantAudit(types: readonly string[]): Promise<LinkedAuditEvent[]> {
+    return this.#read("readNonGrantAudit", () => selectNonGrantAudit(this.#db, types));
+  }
+
+  readAuditAt(seqs: readonly number[]): Promise<StoredAuditEvent[]> {
+    return this.#read("readAuditAt", async () => {
+      const out: StoredAuditEvent[] = [];
+      const unique = [...new Set(seqs)];
+      for (let i = 0; i < unique.length; i += 500) {
+        const rows = await this.#db
+          .selectFrom("audit_events")
+          .selectAll()
+          .where("seq", "in", unique.slice(i, i + 500))
+          .execute();
+        out.push(...rows.map(auditRow));
+      }
+      return out.sort((a, b) => a.seq - b.seq);
+    });
+  }
+
   readAudit(fromSeq: number, limit: number): Promise<StoredAuditEvent[]> {
     return this.#read("readAudit", async () => {
       if (limit <= 0) return [];
@@ -273,6 +293,19 @@ class KyselyStore implements Store {
         .where("grant_id", "=", grantId)
         .orderBy("event_seq")
         .orderBy("channel")
+        .execute();
+      return rows.map(alarmFromRow);
+    });
+  }
+
+  readAlarms(afterId: string | null, limit: number): Promise<AlarmRecord[]> {
+    return this.#read("readAlarms", async () => {
+      const rows = await this.#db
+        .selectFrom("alarms")
+        .selectAll()
+        .$if(afterId !== null, (q) => q.where("id", ">", afterId as string))
+        .orderBy("id")
+        .limit(limit)
         .execute();
       return rows.map(alarmFromRow);
     });
@@ -355,6 +388,14 @@ class KyselyStore implements Store {
     return this.#read("readState", async () => {
       const row = await this.#db.selectFrom("broker_state").select("value").where("key", "=", key).executeTakeFirst();
       return row === undefined || row.value === "" ? null : row.value;
+    });
+  }
+
+  listState(prefix: string): Promise<{ key: string; value: string }[]> {
+    return this.#read("listState", async () => {
+      const rows = await this.#db.selectFrom("broker_state").select(["key", "value"]).orderBy("key").execute();
+      // Filtered here: LIKE treats `_` and `%` in a prefix as wildcards.
+      return rows.filter((r) => r.key.startsWith(prefix));
     });
   }
 
@@ -449,13 +490,14 @@ class KyselyStore implements Store {
     });
   }
 
-  listTerminalSessions(grantId: string): Promise<TerminalSession[]> {
+  listTerminalSessions(grantId: string | null): Promise<TerminalSession[]> {
     return this.#read("listTerminalSessions", async () => {
       const rows = await this.#db
         .selectFrom("terminal_sessions")
         .selectAll()
-        .where("grant_id", "=", grantId)
+        .$if(grantId !== null, (q) => q.where("grant_id", "=", grantId as string))
         .orderBy("started_at")
+        .orderBy("id")
         .execute();
       return rows.map(terminalFromRow);
     });
@@ -1510,6 +1552,30 @@ async function selectGrantAudit(db: Db, grantIds: readonly string[]): Promise<Li
     .selectAll("e")
     .select(["p.hash as prev_hash", "n.payload as next_payload", "n.hash as next_hash"])
     .where("e.grant_id", "in", [...grantIds])
+    .orderBy("e.seq")
+    .execute();
+  return rows.map((r) => ({
+    ...auditRow(r),
+    prevHash: r.prev_hash,
+    next: r.next_payload === null || r.next_hash === null ? null : { payload: r.next_payload, hash: r.next_hash },
+  }));
+}
+
+/**
+ * Events of these types that belong to no grant (tier-2 openings, drills, the alarm outbox's own),
+ * linked like {@link selectGrantAudit}. Found through `audit_events_grant_id` (its null entries:
+ * the non-grant events only, never the grant events that make up most of the log).
+ */
+async function selectNonGrantAudit(db: Db, types: readonly string[]): Promise<LinkedAuditEvent[]> {
+  if (types.length === 0) return [];
+  const rows = await db
+    .selectFrom("audit_events as e")
+    .leftJoin("audit_events as p", (j) => j.on("p.seq", "=", sql<number>`e.seq - 1`))
+    .leftJoin("audit_events as n", (j) => j.on("n.seq", "=", sql<number>`e.seq + 1`))
+    .selectAll("e")
+    .select(["p.hash as prev_hash", "n.payload as next_payload", "n.hash as next_hash"])
+    .where("e.grant_id", "is", null)
+    .where("e.type", "in", [...types])
     .orderBy("e.seq")
     .execute();
   return rows.map((r) => ({

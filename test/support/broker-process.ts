@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { PATIENCE_MS } from "./wait.js";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const BIN = join(ROOT, "bin", "breakglass.js");
@@ -50,7 +51,7 @@ export function runCli(
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`breakglass ${args.join(" ")} did not finish in time\nstderr: ${stderr}`));
-    }, options.timeoutMs ?? 30_000);
+    }, options.timeoutMs ?? PATIENCE_MS);
     child.on("error", (e) => {
       clearTimeout(timer);
       reject(e);
@@ -93,7 +94,7 @@ export async function startBrokerProcess(
   } = {},
 ): Promise<BrokerProcess> {
   requireBuild();
-  const timeoutMs = options.timeoutMs ?? 20_000;
+  const timeoutMs = options.timeoutMs ?? PATIENCE_MS;
   const [cmd, ...pre] = [...(options.wrap ?? []), process.execPath];
   const child = spawn(cmd as string, [...pre, BIN, ...(options.args ?? ["server", "--config", configFile])], {
     cwd: dirname(configFile),
@@ -144,7 +145,7 @@ export async function startBrokerProcess(
 
 async function healthy(url: string): Promise<boolean> {
   try {
-    const res = await fetch(`${url}/api/v1/health`, { signal: AbortSignal.timeout(1_000) });
+    const res = await fetch(`${url}/api/v1/health`, { signal: AbortSignal.timeout(10_000) });
     return res.ok;
   } catch {
     return false;

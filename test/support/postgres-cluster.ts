@@ -202,7 +202,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
       dir,
       caFile,
       async halt() {
-        await run(pgCtl, ["-D", data, "-m", "fast", "-w", "stop"], 30_000);
+        await run(pgCtl, ["-D", data, "-m", "fast", "-w", "stop"], 90_000);
       },
       async resume() {
         await run(pgCtl, ["-D", data, "-l", log, "-w", "-t", "60", "-o", options, "start"], 90_000);
@@ -212,7 +212,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
         stopped = true;
         running.delete(handle);
         try {
-          await run(pgCtl, ["-D", data, "-m", "immediate", "-w", "stop"], 30_000);
+          await run(pgCtl, ["-D", data, "-m", "immediate", "-w", "stop"], 90_000);
         } finally {
           await rm(dir, { recursive: true, force: true });
         }

@@ -21,10 +21,13 @@ export class Receiver {
   /** Answer this status to the next N requests (then 200). */
   failNext = 0;
   failStatus = 500;
-  /** Never answer the next N requests (the sender's timeout must cut them). */
+  /** Never answer the next N requests about `hangGrant` (all requests when null); the sender's timeout must cut them. */
   hangNext = 0;
-  /** Answer every request this late (a slow receiver); it counts as received on arrival. */
-  delayMs = 0;
+  hangGrant: string | null = null;
+  /** The requests left unanswered. */
+  readonly hung: Received[] = [];
+  /** Answer every request only once this settles (a slow receiver the test lets go); received on arrival. */
+  holdUntil: Promise<unknown> | null = null;
   /** The receiver's clock for the timestamp check (a test that moves the broker's clock moves this too). */
   now: () => number = Date.now;
   #server: Server | null = null;
@@ -46,8 +49,11 @@ export class Receiver {
           res.writeHead(401).end();
           return;
         }
-        if (this.hangNext > 0) {
+        const parsed = JSON.parse(body) as Record<string, unknown>;
+        const grant = (parsed.event as { grant?: unknown } | undefined)?.grant;
+        if (this.hangNext > 0 && (this.hangGrant === null || grant === this.hangGrant)) {
           this.hangNext--;
+          this.hung.push({ key: String(req.headers["breakglass-idempotency-key"]), body: parsed });
           return; // no answer at all; closed by stop()
         }
         if (this.failNext > 0) {
@@ -55,8 +61,8 @@ export class Receiver {
           res.writeHead(this.failStatus).end();
           return;
         }
-        this.received.push({ key: String(req.headers["breakglass-idempotency-key"]), body: JSON.parse(body) });
-        if (this.delayMs > 0) setTimeout(() => res.writeHead(204).end(), this.delayMs);
+        this.received.push({ key: String(req.headers["breakglass-idempotency-key"]), body: parsed });
+        if (this.holdUntil) void this.holdUntil.finally(() => res.writeHead(204).end());
         else res.writeHead(204).end();
       });
     });

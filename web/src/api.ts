@@ -156,6 +156,8 @@ export interface ReviewQueue {
       openedAt: string;
       reviewDueAt: string;
       custodians: { name: string }[];
+      /** Set when the opening's row says something its audit events do not (the row was edited). */
+      integrity: { columns: string[]; seq: number | null; message: string } | null;
     };
     overdue: boolean;
     canReview: boolean;

@@ -14,6 +14,14 @@ function Runs({ name }: { name: string }) {
         <li key={r.id}>
           <Result run={r} /> {time(r.startedAt)} by {r.startedBy}
           {r.timeToAccessMs === null ? "" : ` — access in ${(r.timeToAccessMs / 1000).toFixed(1)} s`}
+          {r.integrity ? (
+            <>
+              {" "}
+              <Chip tone="bad">record edited</Chip> <span className="hint">{r.integrity.message}</span>
+            </>
+          ) : r.sealed ? null : (
+            <span className="hint"> (steps not in the audit log until the run ends)</span>
+          )}
           <ul>
             {r.steps.map((s) => (
               <li key={s.name} className={s.ok ? "" : "bad"}>
@@ -57,6 +65,7 @@ export function DrillsPage({ me }: { me: Me }) {
             {d.lastRun ? (
               <>
                 Last: <Result run={d.lastRun} /> {time(d.lastRun.startedAt)}
+                {d.lastRun.integrity ? <Chip tone="bad">record edited</Chip> : null}
               </>
             ) : (
               <Chip tone="bad">never run</Chip>

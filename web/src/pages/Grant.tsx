@@ -364,7 +364,14 @@ function Story({ g, s, can }: { g: GrantView; s: StoryView; can: GrantPermission
                   <Chip tone="bad">
                     {a.state} after {a.attempts} attempt(s){a.lastError ? `: ${a.lastError}` : ""}
                   </Chip>
-                )}
+                )}{" "}
+                {a.deliveryCovered ? null : <span className="hint">(not covered by audit verification)</span>}
+                {a.integrity ? (
+                  <>
+                    {" "}
+                    <Chip tone="bad">alarm record edited</Chip> <span className="hint">{a.integrity.message}</span>
+                  </>
+                ) : null}
               </td>
             </tr>
           ))}

@@ -6,7 +6,7 @@
 import { useEffect, useRef, useState } from "react";
 import { api, type RecordingView, type TerminalRecordingView } from "../api.js";
 import { time } from "../format.js";
-import { ErrorBox, Table } from "../ui.js";
+import { Chip, ErrorBox, Table } from "../ui.js";
 
 /** Terminal output as text: escape sequences dropped, carriage returns and backspaces applied. */
 export function screenText(raw: string): string {
@@ -135,6 +135,11 @@ export function RecordingPanel({ grantId }: { grantId: string }) {
           <li key={t.id} className="card">
             <span className="mono">{t.command}</span> — {time(t.startedAt)} to {time(t.endedAt)}
             {t.endReason ? ` (${t.endReason})` : ""}{" "}
+            {t.integrity ? (
+              <>
+                <Chip tone="bad">record edited</Chip> <span className="hint">{t.integrity.message}</span>{" "}
+              </>
+            ) : null}
             {open === t.id ? null : (
               <button type="button" onClick={() => setOpen(t.id)}>
                 Replay

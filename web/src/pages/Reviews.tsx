@@ -51,6 +51,11 @@ export function ReviewsPage() {
                 <strong>{o.opening.envelope.name}</strong> opened {time(o.opening.openedAt)} by{" "}
                 {o.opening.custodians.map((c) => c.name).join(" and ")} — {o.opening.incident}: {o.opening.reason}{" "}
                 {o.overdue ? <Chip tone="bad">overdue</Chip> : null}
+                {o.opening.integrity ? (
+                  <p className="bad" role="alert">
+                    This opening's record was edited outside Breakglass: {o.opening.integrity.message}
+                  </p>
+                ) : null}
                 {o.canReview ? (
                   <OpeningReview id={o.opening.id} done={q.reload} />
                 ) : (

@@ -1,0 +1,27 @@
+/**
+ * Waiting for a state in tests. The suite must pass on a busy two-core machine, so a deadline here
+ * is how long to wait before calling something broken — never a claim about speed. How fast
+ * something happened is reported as a figure (console.log) or measured by `npm run bench`.
+ */
+
+/** The default deadline: generous for a machine whose cores are all busy. */
+export const PATIENCE_MS = 60_000;
+
+/**
+ * Poll `probe` until it returns something other than null, undefined or false, and return that.
+ * @throws after `ms` without it, naming `what` was awaited
+ */
+export async function until<T>(
+  what: string,
+  probe: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  ms = PATIENCE_MS,
+  everyMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== null && v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
