@@ -9,22 +9,19 @@ import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createLogger, type Logger } from "./adapters/logger.js";
 import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
-import { type AlarmWorker, createAlarmWorker } from "./alarms/alarm-worker.js";
-import { createAlarmChannel } from "./alarms/channels.js";
-import { createEmailChannel } from "./alarms/email-channel.js";
-import { createEscalationWorker, type EscalationWorker } from "./alarms/escalation-worker.js";
-import { createAuditLog } from "./audit/audit-log.js";
+import type { AlarmWorker } from "./alarms/alarm-worker.js";
+import type { EscalationWorker } from "./alarms/escalation-worker.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
 import { sha256 } from "./audit/node-crypto.js";
 import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
 import { type AuthService, createAuthService } from "./auth/auth-service.js";
 import { createDirectory } from "./auth/directory.js";
 import { createOidcLogin } from "./auth/oidc.js";
-import type { AppConfig, StorageConfig } from "./config/app-config.js";
+import { createBackgroundThread, type SpawnedBackgroundThread } from "./background/thread-client.js";
+import type { AppConfig } from "./config/app-config.js";
 import { describeDiff, diffConfig, fingerprintConfig, parseFingerprint } from "./config/config-fingerprint.js";
-import { createConnector } from "./connectors/registry.js";
-import { checkpointAlarms, routeAlarms } from "./core/alarm-routing.js";
-import { type AuditEventDraft, nonGrantEvent, type SealedAuditEvent } from "./core/audit-event.js";
+import { checkpointAlarms } from "./core/alarm-routing.js";
+import { type AuditEventDraft, nonGrantEvent } from "./core/audit-event.js";
 import { BreakglassError } from "./core/errors.js";
 import { SYSTEM_ACTOR } from "./core/grant-machine.js";
 import type { Clock, Connector, IdGenerator, Store, StoreTx } from "./core/ports.js";
@@ -36,20 +33,18 @@ import { createHttpServer } from "./http/server.js";
 import { createMetrics } from "./metrics/metrics.js";
 import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
 import { createSecretResolver } from "./secrets/secret-ref.js";
-import { createAccessController } from "./service/access-controller.js";
 import { createDrillService, type DrillService } from "./service/drill-service.js";
 import { createGrantService, type GrantService } from "./service/grant-service.js";
-import { createGrantWriter } from "./service/grant-writer.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "./service/request-context.js";
 import { type RotationRow, rotatePostgresAdmin, rotationStatus } from "./service/rotation.js";
 import { createTerminalService } from "./service/terminal-service.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
 import { createVaultService, type VaultService } from "./service/vault-service.js";
-import { createPostgresStore } from "./store/postgres-store.js";
+import { openStore } from "./store/open-store.js";
 import { acquireServerLock } from "./store/sqlite-server-lock.js";
-import { createSqliteStore } from "./store/sqlite-store.js";
+import { createAlarmChannels, createBackgroundWorkers, createConnectors, wireGrants } from "./wiring.js";
 import { createDetectorWorker, type DetectorWorker } from "./workers/detector-worker.js";
-import { createExpiryWorker, type ExpiryWorker } from "./workers/expiry-worker.js";
+import type { ExpiryWorker } from "./workers/expiry-worker.js";
 import { createReconcileWorker, type ReconcileWorker } from "./workers/reconcile-worker.js";
 import { createRotationWorker, type RotationWorker } from "./workers/rotation-worker.js";
 
@@ -61,6 +56,19 @@ export interface BrokerOptions {
   readonly connectors?: ReadonlyMap<string, Connector>;
   /** Environment for `{env: …}` secret references; defaults to process.env. */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Run expiry, revocation, alarm delivery and escalation on a thread of their own, with their
+   * own store connection, where request handling cannot delay them (docs/adr/0008). The server
+   * does; it needs the build (dist) and the configuration's file, and cannot take an injected
+   * clock or connectors — in-process tests and benchmarks that inject them run the workers on
+   * the broker's own thread. A thread from `spawnBackgroundThread()`, spawned before the
+   * broker's modules were loaded, starts sooner. When the thread dies, `onBackgroundDeath` is
+   * called (default: log and exit the process, so a supervisor restarts it).
+   */
+  readonly backgroundThread?: boolean | SpawnedBackgroundThread;
+  readonly onBackgroundDeath?: (reason: string) => void;
+  /** The level the background thread logs at (default `warn`). */
+  readonly logLevel?: "info" | "warn" | "error" | "silent";
 }
 
 export interface Broker {
@@ -75,7 +83,10 @@ export interface Broker {
   readonly rotation: RotationWorker;
   readonly alarms: AlarmWorker;
   readonly detector: DetectorWorker;
-  /** Activations nobody acknowledged in time; null without `alarms.escalation`. */
+  /**
+   * Activations nobody acknowledged in time; null without `alarms.escalation`, and with a
+   * background thread (the escalation runs there).
+   */
   readonly escalation: EscalationWorker | null;
   readonly checkpoints: CheckpointWorker;
   readonly signingKey: SigningKey;
@@ -96,13 +107,13 @@ export interface Broker {
   stop(): Promise<void>;
 }
 
-export function openStore(storage: StorageConfig): Promise<Store> {
-  return storage.driver === "sqlite"
-    ? createSqliteStore({ path: storage.path })
-    : createPostgresStore({ url: storage.url.reveal(), poolSize: storage.poolSize });
-}
+export { openStore } from "./store/open-store.js";
 
 export async function createBroker(config: AppConfig, opts: BrokerOptions = {}): Promise<Broker> {
+  const threaded = opts.backgroundThread !== undefined && opts.backgroundThread !== false;
+  if (threaded && (opts.clock !== undefined || opts.connectors !== undefined)) {
+    throw new Error("a broker with a background thread cannot take an injected clock or connectors");
+  }
   const clock = opts.clock ?? systemClock;
   const ids = opts.ids ?? createIdGenerator(clock);
   const log = opts.log ?? createLogger();
@@ -119,96 +130,72 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       ? null
       : loadSecretBox(config.secrets.keyFile, { generateIfMissing: config.secrets.generateKeyIfMissing });
   const baseDir = dirname(config.source);
-  const resolveSecret = createSecretResolver({ baseDir, env: opts.env ?? process.env, box });
-  const roles = [...policy.roles.values()];
-  const connectors =
-    opts.connectors ??
-    new Map(
-      [...policy.targets.values()].map(
-        (t) =>
-          [
-            t.name,
-            createConnector(
-              t,
-              { baseDir, resolveSecret, log: logFn },
-              roles.filter((r) => r.target === t.name),
-            ),
-          ] as const,
-      ),
-    );
-  const store = await openStore(config.storage);
-  const auditLog = createAuditLog({ sha256 });
-  // Every audit append also queues its alarms, in the same transaction (the outbox).
-  const audit = {
-    async append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<SealedAuditEvent[]> {
-      const sealed = await auditLog.append(tx, drafts);
-      const queued = routeAlarms(sealed, config.alarms.routing);
-      if (queued.length > 0) {
-        await tx.insertAlarms(queued);
-        tx.afterCommit(wakeAlarms); // delivered at once, not at the worker's next poll
-      }
-      return sealed;
-    },
-  };
-  const alarmChannels = new Map(
-    config.alarms.channels.map(
-      (c) =>
-        [
-          c.name,
-          c.type === "email"
-            ? createEmailChannel(
-                c,
-                resolveSecret,
-                policy,
-                config.server.publicUrl,
-                async (id) => (await store.getGrant(id))?.requester ?? null,
-              )
-            : createAlarmChannel(c, resolveSecret, () => clock.now(), config.server.publicUrl),
-        ] as const,
-    ),
-  );
+  const env = opts.env ?? process.env;
+  const resolveSecret = createSecretResolver({ baseDir, env, box });
+  const connectors = opts.connectors ?? createConnectors(policy, baseDir, resolveSecret, logFn);
+  // One lease owner for the process: the background thread's leases are the broker's.
+  const owner = threaded ? `bg-${randomUUID()}` : undefined;
+  const store = await openStore(config.storage, owner === undefined ? {} : { owner });
   const metrics = createMetrics();
+  const background = threaded
+    ? createBackgroundThread(
+        {
+          configFile: config.source,
+          env,
+          server: config.server,
+          fingerprint: fingerprintConfig(config).fingerprint,
+          owner: owner as string,
+          logLevel: opts.logLevel ?? "warn",
+        },
+        {
+          metrics,
+          cut: (grantId, reason) => gateway?.cutGrant(grantId, reason),
+          onDeath:
+            opts.onBackgroundDeath ??
+            ((reason) => {
+              log.error("the background thread died: exiting, so that a supervisor starts the broker again", {
+                reason,
+              });
+              process.exit(70);
+            }),
+        },
+        typeof opts.backgroundThread === "object" ? opts.backgroundThread : undefined,
+      )
+    : null;
   const wakeAlarms = () => alarms.kick();
-  const alarms = createAlarmWorker({
-    metrics,
-    audit,
-    failureThreshold: 3,
-    store,
-    channels: alarmChannels,
-    clock,
-    leaseMs: config.alarms.leaseMs,
-    pollMs: 100,
-    batchSize: 100,
-    log: logFn,
-  });
-  const writer = createGrantWriter(store, audit);
-  const access = createAccessController({
+  // Activations, extensions and revocations people ask for run here, on the request's thread.
+  const wiring = wireGrants({
+    config,
     policy,
-    writer,
     store,
-    audit,
     connectors,
     clock,
     box,
-    gateway: config.gateway,
+    wakeAlarms,
     // Gateway sessions are closed with Breakglass's own message before the target cuts them.
     beforeRevoke: (g) => gateway?.cutGrant(g.id, g.endReason ?? "ended"),
     log: logFn,
   });
+  const { audit, writer, access } = wiring;
+  // Expiry, revocation, alarm delivery, escalation: on the background thread, or here.
+  const {
+    alarms,
+    expiry,
+    escalation,
+  }: { alarms: AlarmWorker; expiry: ExpiryWorker; escalation: EscalationWorker | null } = background
+    ? { alarms: background.alarms, expiry: background.expiry, escalation: null }
+    : createBackgroundWorkers({
+        config,
+        policy,
+        store,
+        wiring,
+        channels: createAlarmChannels(config, policy, store, resolveSecret, clock),
+        clock,
+        metrics,
+        log: logFn,
+      });
   const service = createGrantService({ policy, store, audit, writer, access, clock, ids, box });
   const tokens = createTokenService({ policy, store, audit, clock, ids });
-  const expiry = createExpiryWorker({
-    metrics,
-    policy,
-    store,
-    audit,
-    access,
-    clock,
-    pollMs: config.workers.expiryPollMs,
-    batchSize: config.workers.expiryBatchSize,
-    revokeConcurrency: config.workers.revokeConcurrency,
-    log: logFn,
-  });
   const reconcile = createReconcileWorker({
     store,
     audit,
@@ -219,16 +206,6 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     lookbackMs: config.workers.reconcileLookbackMs,
     log: logFn,
   });
-  const escalation = config.alarms.escalation
-    ? createEscalationWorker({
-        store,
-        audit,
-        clock,
-        afterMs: config.alarms.escalation.afterMs,
-        intervalMs: 1000,
-        log: logFn,
-      })
-    : null;
   const detector = createDetectorWorker({ store, audit, connectors, clock, intervalMs: 1000, log: logFn });
   const checkpoints = createCheckpointWorker({
     onCheckpoint: async (tx, cp) => {
@@ -389,8 +366,10 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
         timers.push(setInterval(() => void oidc.check(clock.now()), oidcConfig.healthIntervalMs));
       }
       for (const t of timers) t.unref();
-      // End everything that fell due while the broker was down before serving anyone.
-      await expiry.tick();
+      // End everything that fell due while the broker was down before serving anyone (the
+      // background thread does so before it says it runs).
+      if (background) await background.start();
+      else await expiry.tick();
       expiry.start();
       reconcile.start();
       rotation.start();
@@ -408,6 +387,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       await http.close();
       await gateway?.close();
       await expiry.stop();
+      await background?.stop();
       await reconcile.stop();
       await rotation.stop();
       await alarms.stop();

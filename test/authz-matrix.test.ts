@@ -447,11 +447,13 @@ describe("authorization matrix", () => {
           // Refused means refused: nothing was done, nothing written (fallback refusals before the handler).
           if (method !== "GET") {
             const after = await auditHead();
-            // (A drill started by an earlier cell may still be running: its events say so.)
+            // (A drill started by an earlier cell may still be running: its events say so. The
+            // alarm worker records the delivery of an earlier cell's activation alarm meanwhile.)
             const written = (after === before ? [] : await broker.store.readAudit(before + 1, 100))
               .filter(
                 (e) =>
                   !e.type.startsWith("drill.") &&
+                  e.type !== "alarm.delivered" &&
                   (JSON.parse(e.payload) as { data?: { drill?: unknown } }).data?.drill !== true,
               )
               .map((e) => e.type);

@@ -338,6 +338,49 @@ describe("input validation", () => {
 });
 
 describe("audit", () => {
+  it("pages the grant list: at most 100 a page, `next` as the cursor of the next, each grant once", async () => {
+    const all = ok(await call("erin", "GET", "/grants?limit=100"), GrantListSchema);
+    expect(all.grants.length).toBeGreaterThan(2);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: z.output<typeof GrantListSchema> = ok(
+        await call("erin", "GET", `/grants?limit=2${cursor ? `&cursor=${cursor}` : ""}`),
+        GrantListSchema,
+      );
+      expect(page.grants.length).toBeLessThanOrEqual(2);
+      seen.push(...page.grants.map((g) => g.id));
+      cursor = page.next;
+    } while (cursor !== null);
+    expect(seen).toEqual(all.grants.map((g) => g.id));
+    // A larger limit is served as the largest page: 130 requests of alice's, withdrawn, listed
+    // 100 at a time.
+    const made: string[] = [];
+    for (let i = 0; i < 130; i++) {
+      const g = ok(await request("alice", "production/db-reader"), GrantViewSchema, 201);
+      ok(await call("alice", "POST", `/grants/${g.id}/cancel`, { reason: "paging test" }), GrantViewSchema);
+      made.push(g.id);
+    }
+    const query = "/grants?requester=alice&role=production/db-reader&state=cancelled&limit=1000";
+    const listed: string[] = [];
+    let after: string | null = null;
+    do {
+      const page: z.output<typeof GrantListSchema> = ok(
+        await call("erin", "GET", `${query}${after ? `&cursor=${after}` : ""}`),
+        GrantListSchema,
+      );
+      if (listed.length === 0) expect(page.grants).toHaveLength(100);
+      else expect(page.grants.length).toBeLessThanOrEqual(100);
+      listed.push(...page.grants.map((g) => g.id));
+      after = page.next;
+    } while (after !== null);
+    expect(listed).toEqual(expect.arrayContaining(made));
+    expect(new Set(listed).size).toBe(listed.length);
+    expect(problem(await call("erin", "GET", "/grants?cursor=bm90LWEtY3Vyc29y"), 400, "ERR_VALIDATION").field).toBe(
+      "cursor",
+    );
+  });
+
   it("pages events, lists checkpoints and verifies the chain with the broker's key", async () => {
     const page = ok(await call("erin", "GET", "/audit/events?from=1&limit=3"), AuditEventListSchema);
     expect(page.events.map((e) => e.seq)).toEqual([1, 2, 3]);

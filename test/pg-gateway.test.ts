@@ -778,6 +778,7 @@ ${role("verified", "verified")}${role("unverifiable", "unverifiable")}targets:
         sealedBy: ended?.seq,
         digest: sealed.digest,
         matches: true,
+        integrity: null,
       },
     ]);
 

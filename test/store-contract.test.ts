@@ -527,6 +527,33 @@ for (const backend of BACKENDS) {
         expect(await store.listGrants({ requester: "nobody" })).toEqual([]);
       });
 
+      it("pages by keyset: after a grant's place in the order, also among grants requested at the same time", async () => {
+        // Five grants, three of them requested at the same millisecond (ordered by id, descending).
+        const same = ["g_page_b", "g_page_c", "g_page_a"].map((id, i) =>
+          makeGrant({ id, requestedAt: T0 + 5, requester: `u${i}` }),
+        );
+        const older = makeGrant({ id: "g_page_z", requestedAt: T0 + 1, requester: "u8" });
+        const newer = makeGrant({ id: "g_page_0", requestedAt: T0 + 9, requester: "u9" });
+        for (const g of [...same, older, newer]) await save(g);
+        const ids = (gs: readonly Grant[]) => gs.map((g) => g.id);
+        const all = ids(await store.listGrants({}));
+        expect(all).toEqual(["g_page_0", "g_page_c", "g_page_b", "g_page_a", "g_page_z"]);
+        // Page through two at a time: every grant once, in order.
+        const seen: string[] = [];
+        let after: { requestedAt: number; id: string } | undefined;
+        for (;;) {
+          const page = await store.listGrants({ limit: 2, after });
+          seen.push(...ids(page));
+          const last = page.at(-1);
+          if (page.length < 2 || !last) break;
+          after = { requestedAt: last.requestedAt, id: last.id };
+        }
+        expect(seen).toEqual(all);
+        expect(
+          ids(await store.listGrants({ after: { requestedAt: T0 + 5, id: "g_page_b" }, states: ["requested"] })),
+        ).toEqual(["g_page_a", "g_page_z"]);
+      });
+
       it("returns each grant with its approvals", async () => {
         const approvals = [{ approver: "bob", at: T0, comment: "fine" }];
         const g = makeGrant({ approvals });

@@ -22,6 +22,15 @@ export interface ServerConfig {
   readonly port: number;
   /** Public base URL used in links (defaults to http://host:port). */
   readonly publicUrl: string;
+  /** Request limits of the API, per caller (credential) and per client address. */
+  readonly limits: { readonly perCaller: RequestLimit; readonly perAddress: RequestLimit };
+}
+
+/** Requests in flight at once, and a token bucket: sustained rate per second and burst. */
+export interface RequestLimit {
+  readonly concurrent: number;
+  readonly perSecond: number;
+  readonly burst: number;
 }
 
 export interface GatewayConfig {

@@ -13,7 +13,7 @@ const scriptSettings = z.strictObject({
 
 /** Every key the format has, set to something other than its default. */
 const FULL = `version: 1
-server: { host: 0.0.0.0, port: 9090, public_url: "https://breakglass.example.com/" }
+server: { host: 0.0.0.0, port: 9090, public_url: "https://breakglass.example.com/", limits: { per_caller: { concurrent: 4, per_second: 10, burst: 20 } } }
 storage: { driver: sqlite, path: ../var/bg.db }
 audit:
   signing_key_file: keys/audit.pem
@@ -99,7 +99,16 @@ describe("building the configuration", () => {
   test("turns a full file into the runtime configuration", () => {
     const config = load();
     expect(config.source).toBe("/srv/breakglass/conf/breakglass.yaml");
-    expect(config.server).toEqual({ host: "0.0.0.0", port: 9090, publicUrl: "https://breakglass.example.com" });
+    expect(config.server).toEqual({
+      host: "0.0.0.0",
+      port: 9090,
+      publicUrl: "https://breakglass.example.com",
+      // A limit named in part keeps the defaults of the rest.
+      limits: {
+        perCaller: { concurrent: 4, perSecond: 10, burst: 20 },
+        perAddress: { concurrent: 64, perSecond: 200, burst: 400 },
+      },
+    });
     expect(config.storage).toEqual({ driver: "sqlite", path: "/srv/breakglass/var/bg.db" });
     expect(config.audit).toEqual({
       signingKeyFile: "/srv/breakglass/conf/keys/audit.pem",
@@ -214,7 +223,15 @@ describe("building the configuration", () => {
 
   test("applies the documented defaults to a minimal file", () => {
     const config = load("version: 1\n");
-    expect(config.server).toEqual({ host: "127.0.0.1", port: 8080, publicUrl: "http://127.0.0.1:8080" });
+    expect(config.server).toEqual({
+      host: "127.0.0.1",
+      port: 8080,
+      publicUrl: "http://127.0.0.1:8080",
+      limits: {
+        perCaller: { concurrent: 8, perSecond: 50, burst: 100 },
+        perAddress: { concurrent: 64, perSecond: 200, burst: 400 },
+      },
+    });
     expect(config.storage).toEqual({ driver: "sqlite", path: "/srv/breakglass/conf/breakglass.db" });
     expect(config.audit).toEqual({
       signingKeyFile: "/srv/breakglass/conf/audit-signing.pem",

@@ -14,6 +14,7 @@ import type {
   AuthConfig,
   DrillDef,
   GatewayConfig,
+  RequestLimit,
   ServerConfig,
   StorageConfig,
 } from "./app-config.js";
@@ -170,6 +171,10 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
     host,
     port,
     publicUrl: (file.server.public_url ?? `http://${urlHost}:${port}`).replace(/\/+$/, ""),
+    limits: {
+      perCaller: requestLimit(file.server.limits.per_caller),
+      perAddress: requestLimit(file.server.limits.per_address),
+    },
   };
 
   const g = file.gateway;
@@ -338,3 +343,7 @@ export function buildAppConfig(file: ConfigFile, resolved: Resolved): AppConfig 
 }
 
 const warningS = (text: string): number => (text === "off" ? 0 : parseDuration(text));
+
+function requestLimit(l: { concurrent: number; per_second: number; burst: number }): RequestLimit {
+  return { concurrent: l.concurrent, perSecond: l.per_second, burst: l.burst };
+}

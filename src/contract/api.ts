@@ -120,6 +120,9 @@ export const ExtendBodySchema = z
 
 const QueryBool = z.enum(["true", "false", "1", "0"]).describe("true/false");
 
+/** The largest page of `GET /grants`: a page costs the broker what its rows do, so it is kept small. */
+export const GRANT_PAGE_MAX = 100;
+
 export const ListGrantsQuerySchema = z.strictObject({
   state: z
     .string()
@@ -129,7 +132,20 @@ export const ListGrantsQuerySchema = z.strictObject({
   requester: Name.optional().describe("Only grants of this user"),
   role: Name.optional().describe("Only grants of this role id"),
   mine: QueryBool.optional().describe("Only the caller's grants"),
-  limit: z.coerce.number().int().min(1).max(1000).optional().describe("At most this many (default 100)"),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .optional()
+    .describe(
+      `At most this many (default 100; more than ${GRANT_PAGE_MAX} is served as ${GRANT_PAGE_MAX}: follow \`next\`)`,
+    ),
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,200}$/)
+    .optional()
+    .describe("Where the page starts: the `next` of the page before"),
 });
 
 export const AuditEventsQuerySchema = z.strictObject({
@@ -793,7 +809,12 @@ export const ChannelHealthListSchema = z
   .describe("Each alarm channel's health as the answering replica sees it")
   .register(apiSchemas, { id: "ChannelHealthList" });
 
-export const GrantListSchema = z.object({ grants: z.array(GrantViewSchema) }).register(apiSchemas, { id: "GrantList" });
+export const GrantListSchema = z
+  .object({
+    grants: z.array(GrantViewSchema),
+    next: z.string().nullable().describe("Pass as `cursor` for the next page; null on the last page"),
+  })
+  .register(apiSchemas, { id: "GrantList" });
 
 export const AuditEventViewSchema = z
   .object({

@@ -159,6 +159,22 @@ const FreeForm = z.record(z.string(), z.unknown());
 const NonNegativeInt = (hint: string) => withHint(z.int().min(0), hint);
 const PositiveInt = (hint: string) => withHint(z.int().min(1), hint);
 
+/** One request limit: requests in flight at once, and a token bucket (sustained rate, burst). */
+const RequestLimitSchema = (concurrent: number, perSecond: number, burst: number) =>
+  z
+    .strictObject({
+      concurrent: PositiveInt("use a whole number of requests, at least 1")
+        .default(concurrent)
+        .describe("Requests in flight at once."),
+      per_second: PositiveInt("use a whole number of requests per second, at least 1")
+        .default(perSecond)
+        .describe("Sustained requests per second."),
+      burst: PositiveInt("use a whole number of requests, at least 1")
+        .default(burst)
+        .describe("Requests accepted at once above the sustained rate."),
+    })
+    .prefault({});
+
 export const ServerSchema = z
   .strictObject({
     host: z.string().min(1).default("127.0.0.1").describe("Address the HTTP API listens on."),
@@ -171,6 +187,19 @@ export const ServerSchema = z
     )
       .optional()
       .describe("Base URL used in links sent to people (approval links, alarms). Defaults to http://HOST:PORT."),
+    limits: z
+      .strictObject({
+        per_caller: RequestLimitSchema(8, 50, 100).describe(
+          "Per API token or signed-in session (counted before the credential is checked).",
+        ),
+        per_address: RequestLimitSchema(64, 200, 400).describe(
+          "Per client address (the connecting address: behind a proxy, every client shares the proxy's).",
+        ),
+      })
+      .prefault({})
+      .describe(
+        "Request limits of the API: a request over one is refused with 429 ERR_RATE_LIMITED and Retry-After. /health and /ready are outside them.",
+      ),
   })
   .describe("The HTTP API.");
 
@@ -352,7 +381,7 @@ export const PostgresStorageSchema = z
       ),
     pool_size: PositiveInt("use a whole number of connections, at least 1")
       .default(10)
-      .describe("Connections per broker process."),
+      .describe("Connections per pool; a broker process has two (its request thread and its background thread)."),
   })
   .describe("PostgreSQL storage. The connection URL never sits in the file: it comes from url_env or url_file.");
 

@@ -27,6 +27,11 @@ export interface GrantFilter {
   readonly incident?: string | undefined;
   /** Only grants that ended at or after this time (epoch ms). */
   readonly endedAfter?: number | undefined;
+  /**
+   * Only grants after this one in the list's order (newest first: requested earlier, or at the
+   * same time with a smaller id) — the keyset of the page before, so a page costs what its rows do.
+   */
+  readonly after?: { readonly requestedAt: number; readonly id: string } | undefined;
   readonly limit?: number | undefined;
 }
 

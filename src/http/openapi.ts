@@ -70,6 +70,8 @@ function commonProblems(route: AnyRoute): ProblemCode[] {
   // Every change writes its audit event first: no audit record, no action.
   if (route.method === "POST") codes.push("ERR_AUDIT_WRITE_FAILED");
   codes.push("ERR_INTERNAL", "ERR_STORAGE");
+  // Every route but the probes sits behind the per-caller and per-address limits.
+  if (!route.unlimited) codes.push("ERR_RATE_LIMITED");
   return codes;
 }
 

@@ -56,6 +56,11 @@ export interface Route<
   readonly response: R;
   /** Largest body this route accepts, when more than the server's default. */
   readonly bodyLimit?: number;
+  /**
+   * Outside the per-caller and per-address limits (`server.limits`): the probes a load balancer
+   * and a monitor send, which must answer during a flood. Only for routes that cost next to nothing.
+   */
+  readonly unlimited?: boolean;
   /** Problems this route can answer with, beyond the ones every route can (see openapi.ts). */
   readonly problems: readonly ProblemCode[];
   handler(input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<RouteResult<z.input<R>>>;
@@ -78,6 +83,7 @@ export interface AnyRoute {
   readonly status: 200 | 201;
   readonly response: z.ZodType;
   readonly bodyLimit?: number;
+  readonly unlimited?: boolean;
   readonly problems: readonly ProblemCode[];
   handler(input: RouteInput<unknown, unknown, unknown>): Promise<RouteResult<unknown>>;
 }

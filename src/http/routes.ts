@@ -24,6 +24,7 @@ import {
   DetectorReportSchema,
   EmptyBodySchema,
   GRANT_ACTIONS,
+  GRANT_PAGE_MAX,
   GRANT_STATES,
   type GrantAction,
   GrantIdParamsSchema,
@@ -57,7 +58,7 @@ import { groupsOf } from "../core/approval-policy.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import { approveGrant } from "../core/grant-machine.js";
-import { GRANT_PERMISSIONS, type GrantPermission, grantPermissions } from "../core/grant-permissions.js";
+import { GRANT_PERMISSIONS, type GrantPermission, grantPermissions, passes } from "../core/grant-permissions.js";
 import type { Grant, GrantState, Policy } from "../core/model.js";
 import type { AlarmRecord, Clock, Store, TerminalSession, TokenRecord } from "../core/ports.js";
 import { unknownRoleHint } from "../core/suggest.js";
@@ -220,6 +221,22 @@ function runAction(
   }
 }
 
+/** A page's `next`: where the following page starts (the last grant's place in the order), opaque to clients. */
+function cursorOf(grant: Grant): string {
+  return Buffer.from(`${grant.requestedAt}:${grant.id}`).toString("base64url");
+}
+
+/** @throws ERR_VALIDATION when `cursor` is not a `next` this API gave out. */
+function parseCursor(cursor: string): { requestedAt: number; id: string } {
+  const m = /^(\d{1,16}):(.{1,100})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
+  if (!m?.[1] || !m[2]) {
+    throw new BreakglassError("ERR_VALIDATION", "cursor: not a `next` from a grant list; start without it", {
+      field: "cursor",
+    });
+  }
+  return { requestedAt: Number(m[1]), id: m[2] };
+}
+
 function parseStates(text: string | undefined): GrantState[] | undefined {
   if (text === undefined) return undefined;
   const states = text.split(",");
@@ -265,14 +282,8 @@ export function buildRoutes(deps: RouteDeps): {
   };
   const view = (grant: Grant) => grantView(grant, policy, clock.now());
   /** Whether `actor`'s approval would be accepted now: the grant machine's own checks, dry-run. */
-  const canApprove = (grant: Grant, actor: string): boolean => {
-    try {
-      approveGrant(policy, grant, actor, null, clock.now());
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const canApprove = (grant: Grant, actor: string): boolean =>
+    passes(() => approveGrant(policy, grant, actor, null, clock.now()));
   /**
    * What the caller may do with the grant now: the grant machine's dry run, through the gates of
    * the caller's sign-in; a credential only where the target hands one out.
@@ -458,9 +469,10 @@ export function buildRoutes(deps: RouteDeps): {
       method: "GET",
       path: "/health",
       operationId: "health",
-      summary: "Liveness and a store ping; no authentication",
+      summary: "Liveness and a store ping; no authentication, outside the request limits",
       tag: "meta",
       auth: false,
+      unlimited: true,
       status: 200,
       response: HealthSchema,
       problems: ["ERR_STORAGE"],
@@ -474,9 +486,10 @@ export function buildRoutes(deps: RouteDeps): {
       path: "/ready",
       operationId: "ready",
       summary:
-        "Readiness for a load balancer: the store answers and this replica's background work runs (503 ERR_NOT_READY while starting or stopping); no authentication",
+        "Readiness for a load balancer: the store answers and this replica's background work runs (503 ERR_NOT_READY while starting or stopping); no authentication, outside the request limits",
       tag: "meta",
       auth: false,
+      unlimited: true,
       status: 200,
       response: ReadySchema,
       problems: ["ERR_NOT_READY", "ERR_STORAGE"],
@@ -595,15 +608,26 @@ export function buildRoutes(deps: RouteDeps): {
             field: "mine",
           });
         }
-        const grants = await service.list({
+        const limit = Math.min(query.limit ?? DEFAULT_LIMIT, GRANT_PAGE_MAX);
+        // One row more than the page: whether there is a next page, without counting.
+        const rows = await service.list({
           states: parseStates(query.state),
           requester: mine ? ctx.actor : query.requester,
           roleId: query.role,
-          limit: query.limit ?? DEFAULT_LIMIT,
+          after: query.cursor === undefined ? undefined : parseCursor(query.cursor),
+          limit: limit + 1,
         });
+        const grants = rows.slice(0, limit);
+        const last = grants.at(-1);
+        const next = rows.length > limit && last ? cursorOf(last) : null;
         // A role that is not configured and has no grants is a typo, not an empty list (a role
         // removed from the configuration still lists its old grants).
-        if (query.role !== undefined && grants.length === 0 && !config.policy.roles.has(query.role)) {
+        if (
+          query.role !== undefined &&
+          query.cursor === undefined &&
+          grants.length === 0 &&
+          !config.policy.roles.has(query.role)
+        ) {
           throw new BreakglassError(
             "ERR_NOT_FOUND",
             `no role "${query.role}" is configured; ${unknownRoleHint(query.role, config.policy.roles.keys())}`,
@@ -644,7 +668,7 @@ export function buildRoutes(deps: RouteDeps): {
               ? { ...view(g), can: can(g, ctx), canApprove: canApprove(g, ctx.actor) }
               : { ...view(g), can: can(g, ctx) },
         );
-        return { body: { grants: views } };
+        return { body: { grants: views, next } };
       },
     }),
     defineRoute({
@@ -697,7 +721,11 @@ export function buildRoutes(deps: RouteDeps): {
         }
         const rows = await store.readGrantAudit(grants.map((g) => g.id));
         const events = evidenceOf(rows);
-        const alarms = (await Promise.all(grants.map((g) => store.listAlarms(g.id)))).flat();
+        // Every grant's alarms in one read, not one per grant.
+        const alarms = await store.listAlarmsOfGrants(
+          grants.map((g) => g.id),
+          [],
+        );
         alarms.sort((a, b) => a.eventSeq - b.eventSeq || a.channel.localeCompare(b.channel));
         const checks = await alarmIntegrity(store, alarms, rows);
         return {

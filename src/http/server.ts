@@ -7,6 +7,7 @@
  * the error with its stack. Headers are never logged: the Authorization header carries a token.
  */
 import { timingSafeEqual } from "node:crypto";
+import { createServer } from "node:http";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { z } from "zod";
 import type { Logger } from "../adapters/logger.js";
@@ -30,6 +31,7 @@ import { type AuthRouteDeps, buildAuthRoutes, readCookie, registerBrowserAuth, S
 import { registerConsole } from "./console.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { clientErrorResponse, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
+import { createAdmission, createStartQueue } from "./rate-limit.js";
 import { gateRefusal } from "./route-gate.js";
 import type { AnyRoute } from "./route-table.js";
 import { buildRoutes } from "./routes.js";
@@ -113,7 +115,22 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
     return reply.code(status).type(PROBLEM_CONTENT_TYPE).send(body);
   };
 
+  const admission = createAdmission({
+    limits: deps.config.server.limits,
+    unlimited: () => unlimitedPaths,
+    requestId: () => deps.ids.next("req"),
+    log,
+  });
+  let unlimitedPaths: ReadonlySet<string> = new Set();
   const app = Fastify({
+    // Requests over the limits are answered here, before fastify builds anything for them.
+    serverFactory: (handler) => {
+      const server = createServer((req, res) => {
+        if (admission.admit(req, res)) handler(req, res);
+      });
+      server.keepAliveTimeout = 72_000; // fastify's default
+      return server;
+    },
     logger: false,
     bodyLimit: BODY_LIMIT_BYTES,
     // Our own ids, never the client's: the request id is stamped on audit events.
@@ -167,9 +184,15 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   if (authDeps && auth && box) registerBrowserAuth(app, { ...authDeps, auth, box });
   registerConsole(app);
 
+  // Admitted requests start one per turn of the event loop (see createStartQueue); the probes
+  // do not wait for a turn.
+  const starts = createStartQueue();
+  const unlimited = new Set(routes.filter((r) => r.unlimited).map((r) => `${API_PREFIX}${r.path}`));
+  unlimitedPaths = unlimited;
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
     reply.header("cache-control", "no-store");
+    if (!unlimited.has(request.routeOptions.url ?? "")) await starts.turn();
   });
   app.addHook("onResponse", async (request, reply) => {
     log.info("http request", {

@@ -196,6 +196,15 @@ class KyselyStore implements Store {
       if (filter.roleId !== undefined) q = q.where("role_id", "=", filter.roleId);
       if (filter.endedAfter !== undefined) q = q.where("ended_at", ">=", filter.endedAfter);
       if (filter.incident !== undefined) q = q.where("incident", "=", filter.incident);
+      const after = filter.after;
+      if (after !== undefined) {
+        q = q.where((eb) =>
+          eb.or([
+            eb("requested_at", "<", after.requestedAt),
+            eb.and([eb("requested_at", "=", after.requestedAt), eb("id", "<", after.id)]),
+          ]),
+        );
+      }
       q = q.orderBy("requested_at", "desc").orderBy("id", "desc");
       if (filter.limit !== undefined) q = q.limit(filter.limit);
       return (await q.execute()).map(grantFromRow);

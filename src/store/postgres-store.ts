@@ -22,6 +22,11 @@ export interface PostgresStoreOptions {
   readonly poolSize?: number;
   /** Apply pending migrations on open (default true). */
   readonly migrate?: boolean;
+  /**
+   * The broker process this store writes as lease owner (default: a new one). The broker and its
+   * background thread pass the same: one process, one owner, alive while either holds its lock.
+   */
+  readonly owner?: string;
 }
 
 /** "breakgla" in ASCII: the advisory lock key replicas take while migrating. */
@@ -71,7 +76,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       throw e;
     }
   }
-  const owner = `bg-${randomUUID()}`;
+  const owner = options.owner ?? `bg-${randomUUID()}`;
   let liveness: { stop(): Promise<void> };
   try {
     liveness = await holdLiveness(url, owner);
@@ -110,7 +115,8 @@ async function holdLiveness(url: string, owner: string): Promise<{ stop(): Promi
     c.on("error", () => {});
     try {
       await c.connect();
-      await c.query("SELECT pg_advisory_lock($1, hashtext($2))", [LEASE_LOCK_CLASS, owner]);
+      // Shared: the broker's two threads each hold it, so the process counts as alive while either does.
+      await c.query("SELECT pg_advisory_lock_shared($1, hashtext($2))", [LEASE_LOCK_CLASS, owner]);
     } catch (e) {
       await c.end().catch(() => {});
       throw e;

@@ -23,6 +23,11 @@ export interface SqliteStoreOptions {
   readonly path: string;
   /** Apply pending migrations on open (default true). */
   readonly migrate?: boolean;
+  /**
+   * The broker process this store writes as lease owner (default: one per file in this thread).
+   * The broker and its background thread pass the same: their leases are one process's.
+   */
+  readonly owner?: string;
 }
 
 /**
@@ -84,7 +89,7 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<St
   let released = false;
   return createKyselyStore({
     db: conn.db,
-    owner: conn.owner,
+    owner: options.owner ?? conn.owner,
     liveness: "self",
     dialect: "sqlite",
     close: async () => {

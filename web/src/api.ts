@@ -91,6 +91,12 @@ async function call<T>(method: "GET" | "POST", path: string, body?: unknown, ret
   const json: unknown = text === "" ? null : JSON.parse(text);
   if (!res.ok) {
     const problem = (json as Problem | null) ?? null;
+    // Over the broker's request limits: a read waits as long as it says (a few seconds at most) and tries once more.
+    if (res.status === 429 && method === "GET" && !retried) {
+      const seconds = Math.min(5, Math.max(1, Number(res.headers.get("retry-after") ?? "1") || 1));
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+      return call<T>(method, path, body, true);
+    }
     // A fresh second factor is needed: ask for it, verify it, and try the action once more.
     if (problem?.code === "ERR_STEP_UP_REQUIRED" && askStepUp && !retried && path !== "/auth/step-up") {
       if (await askStepUp(stepUpReason(problem))) {
@@ -213,6 +219,22 @@ export const api = {
   me: () => call<Me>("GET", "/me"),
   roles: () => call<RolesResponse>("GET", "/roles"),
   grants: (query: string) => call<GrantList>("GET", `/grants${query}`),
+  /**
+   * Every grant the query matches, a page at a time (the API serves at most 100 per page), up to
+   * `max`; `next` is set when there were more.
+   */
+  async allGrants(query: string, max = 1000): Promise<GrantList> {
+    const grants: GrantList["grants"] = [];
+    let next: string | null = null;
+    do {
+      const limit = Math.min(100, max - grants.length);
+      const cursor: string = next === null ? "" : `&cursor=${encodeURIComponent(next)}`;
+      const page: GrantList = await call<GrantList>("GET", `/grants?${query}&limit=${limit}${cursor}`);
+      grants.push(...page.grants);
+      next = page.next;
+    } while (next !== null && grants.length < max);
+    return { grants, next };
+  },
   grant: (id: string) => call<GrantView>("GET", `/grants/${encodeURIComponent(id)}`),
   story: (id: string) => call<StoryView>("GET", `/grants/${encodeURIComponent(id)}/story`),
   request: (body: CreateGrantBody) => call<GrantView>("POST", "/grants", body),

@@ -4,7 +4,7 @@
  * They read `BREAKGLASS_URL` (default http://127.0.0.1:8080) and `BREAKGLASS_TOKEN`.
  */
 
-import { type GrantView, REVIEW_OUTCOMES } from "../../contract/api.js";
+import { GRANT_PAGE_MAX, type GrantList, type GrantView, REVIEW_OUTCOMES } from "../../contract/api.js";
 import { durationProblem, isDuration } from "../../core/duration.js";
 import { type ApiClient, apiBase, createApiClient, DEFAULT_BROKER_URL } from "../api-client.js";
 import { CliError, type CliIo, UsageError } from "../cli-io.js";
@@ -397,7 +397,11 @@ export const grantCommands: readonly Command[] = [
       mine: { type: "boolean", description: "Only your own grants" },
       requester: { type: "string", value: "USER", description: "Only grants of this user" },
       role: { type: "string", value: "ROLE", description: "Only grants of this role" },
-      limit: { type: "string", value: "N", description: "At most N grants (default 100)" },
+      limit: {
+        type: "string",
+        value: "N",
+        description: "At most N grants (default 100; fetched a page at a time)",
+      },
       json: JSON_OPTION,
     },
     notes: API_ENV_NOTES,
@@ -405,13 +409,25 @@ export const grantCommands: readonly Command[] = [
       const limitText = input.string("limit");
       if (limitText !== undefined && !/^\d+$/.test(limitText))
         throw new UsageError("--limit must be a number", "grants");
-      const list = await clientFrom(io).listGrants({
-        state: input.string("state"),
-        requester: input.string("requester"),
-        role: input.string("role"),
-        mine: input.flag("mine") ? "true" : undefined,
-        limit: limitText === undefined ? undefined : Number(limitText),
-      });
+      const wanted = limitText === undefined ? 100 : Number(limitText);
+      if (wanted < 1) throw new UsageError("--limit must be at least 1", "grants");
+      const client = clientFrom(io);
+      // The API serves a page at a time: follow `next` until N grants or the last page.
+      const grants: GrantList["grants"] = [];
+      let next: string | null = null;
+      do {
+        const page: GrantList = await client.listGrants({
+          state: input.string("state"),
+          requester: input.string("requester"),
+          role: input.string("role"),
+          mine: input.flag("mine") ? "true" : undefined,
+          limit: Math.min(wanted - grants.length, GRANT_PAGE_MAX),
+          cursor: next ?? undefined,
+        });
+        grants.push(...page.grants);
+        next = page.next;
+      } while (next !== null && grants.length < wanted);
+      const list: GrantList = { grants, next };
       if (input.flag("json")) printJson(io, list);
       else io.out(grantsTable(list.grants));
       return EXIT.OK;

@@ -7,6 +7,7 @@ import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createLogger, type Logger, type LogLevel } from "../../adapters/logger.js";
 import type { Broker } from "../../app.js";
+import { type SpawnedBackgroundThread, spawnBackgroundThread } from "../../background/thread-client.js";
 import type { AppConfig } from "../../config/app-config.js";
 import { SYSTEM_CONTEXT } from "../../service/request-context.js";
 import { CliError, type CliIo, UsageError } from "../cli-io.js";
@@ -18,10 +19,13 @@ import { packageRoot } from "../package-root.js";
 const LEVELS: readonly LogLevel[] = ["info", "warn", "error", "silent"];
 
 /** `BREAKGLASS_LOG_LEVEL` (info, warn, error, silent), else `fallback`. */
-export function loggerFrom(io: CliIo, fallback: LogLevel): Logger {
+export function logLevelFrom(io: CliIo, fallback: LogLevel): LogLevel {
   const wanted = io.env.BREAKGLASS_LOG_LEVEL?.trim().toLowerCase();
-  const level = LEVELS.find((l) => l === wanted) ?? fallback;
-  return createLogger(level, (line) => io.err(line));
+  return LEVELS.find((l) => l === wanted) ?? fallback;
+}
+
+export function loggerFrom(io: CliIo, fallback: LogLevel): Logger {
+  return createLogger(logLevelFrom(io, fallback), (line) => io.err(line));
 }
 
 export const CONFIG_OPTION = {
@@ -61,10 +65,18 @@ export const serverCommand: Command = {
   ],
   async run(input, io) {
     const path = resolveConfigPath(input.string("config"), io);
-    const config = await loadConfig(path, io);
     const log = loggerFrom(io, "info");
-    const { createBroker } = await import("../../app.js");
-    const broker = await createBroker(config, { log });
+    const { config, broker } = await withBackgroundThread(async (thread) => {
+      const config = await loadConfig(path, io);
+      const { createBroker } = await import("../../app.js");
+      const broker = await createBroker(config, {
+        log,
+        env: io.env,
+        backgroundThread: thread,
+        logLevel: logLevelFrom(io, "info"),
+      });
+      return { config, broker };
+    });
     const url = await startBroker(broker, config, "change server.port (0 picks a free port)");
     log.info("broker started", { url, config: path });
     io.out(`Breakglass listening on ${url}`);
@@ -75,6 +87,21 @@ export const serverCommand: Command = {
     return EXIT.OK;
   },
 };
+
+/**
+ * Build a broker whose expiry, revocation and alarms run on a thread of their own (requests
+ * cannot hold them up; docs/adr/0008). The thread is spawned first, so that it loads its modules
+ * while this thread loads the configuration and the broker's; it ends if the broker is not built.
+ */
+async function withBackgroundThread<T>(build: (thread: SpawnedBackgroundThread) => Promise<T>): Promise<T> {
+  const thread = spawnBackgroundThread();
+  try {
+    return await build(thread);
+  } catch (e) {
+    await thread.terminate();
+    throw e;
+  }
+}
 
 function parsePort(text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -125,18 +152,26 @@ export const demoCommand: Command = {
       copyFileSync(join(packageRoot(), "examples", "demo", "breakglass.yaml"), file);
       io.err(`Created ${file} from the example configuration.`);
     }
-    const loaded = await loadConfig(file, io);
-    const host = input.string("host") ?? loaded.server.host;
-    // The demo's own flags win over the file (a copy of the frozen config with another server).
-    // `--port 0` is resolved first: links the broker sends (alarms, WebAuthn's origin) carry the
-    // public URL, which must name the port it really listens on, not `:0`.
-    const config: AppConfig = {
-      ...loaded,
-      server: await demoServer(loaded.server, host, port),
-    };
     const log = loggerFrom(io, "warn");
-    const { createBroker } = await import("../../app.js");
-    const broker = await createBroker(config, { log });
+    const { config, broker } = await withBackgroundThread(async (thread) => {
+      const loaded = await loadConfig(file, io);
+      const host = input.string("host") ?? loaded.server.host;
+      // The demo's own flags win over the file (a copy of the frozen config with another server).
+      // `--port 0` is resolved first: links the broker sends (alarms, WebAuthn's origin) carry the
+      // public URL, which must name the port it really listens on, not `:0`.
+      const config: AppConfig = {
+        ...loaded,
+        server: await demoServer(loaded.server, host, port),
+      };
+      const { createBroker } = await import("../../app.js");
+      const broker = await createBroker(config, {
+        log,
+        env: io.env,
+        backgroundThread: thread,
+        logLevel: logLevelFrom(io, "warn"),
+      });
+      return { config, broker };
+    });
     const url = await startBroker(broker, config, "pick another with --port (0 picks a free one)");
 
     const lines: string[] = [`export BREAKGLASS_URL=${url}`];

@@ -48,8 +48,8 @@ function GrantRow({ g }: { g: GrantView }) {
 }
 
 export function NowPage({ me }: { me: Me }) {
-  const active = useData(() => api.grants("?state=active&limit=500"));
-  const waiting = useData(() => api.grants("?state=requested,approved&limit=200"));
+  const active = useData(() => api.allGrants("state=active"));
+  const waiting = useData(() => api.allGrants("state=requested,approved"));
   useEffect(() => {
     const t = setInterval(() => {
       active.reload();
@@ -65,7 +65,10 @@ export function NowPage({ me }: { me: Me }) {
       <h1>Now</h1>
       <ErrorBox error={active.error ?? waiting.error ?? error} />
       <section aria-labelledby="active-title">
-        <h2 id="active-title">Active break-glass grants ({active.data?.grants.length ?? "…"})</h2>
+        <h2 id="active-title">
+          Active break-glass grants ({active.data?.grants.length ?? "…"}
+          {active.data?.next ? `+; the newest ${active.data.grants.length} shown` : ""})
+        </h2>
         {active.data && active.data.grants.length === 0 ? (
           <p>Nobody holds break-glass access right now.</p>
         ) : (

@@ -1,0 +1,179 @@
+/**
+ * The pieces both composition roots build from a configuration: the broker's (app.ts) and its
+ * background thread's (background/background-thread.ts), which runs expiry, revocation and alarm
+ * delivery off the event loop that answers requests (docs/adr/0008). Each root builds its own
+ * over its own store connection; nothing here is shared at run time.
+ */
+import { createAlarmWorker } from "./alarms/alarm-worker.js";
+import { type AlarmChannel, createAlarmChannel } from "./alarms/channels.js";
+import { createEmailChannel } from "./alarms/email-channel.js";
+import { createEscalationWorker } from "./alarms/escalation-worker.js";
+import { createAuditLog } from "./audit/audit-log.js";
+import { sha256 } from "./audit/node-crypto.js";
+import type { AppConfig } from "./config/app-config.js";
+import { createConnector } from "./connectors/registry.js";
+import { routeAlarms } from "./core/alarm-routing.js";
+import type { AuditEventDraft, SealedAuditEvent } from "./core/audit-event.js";
+import type { Grant, Policy } from "./core/model.js";
+import type { Clock, Connector, Store, StoreTx } from "./core/ports.js";
+import type { Metrics } from "./metrics/metrics.js";
+import type { SecretBox } from "./secrets/secret-box.js";
+import type { SecretResolver } from "./secrets/secret-ref.js";
+import { type AccessController, createAccessController } from "./service/access-controller.js";
+import { createGrantWriter, type GrantWriter } from "./service/grant-writer.js";
+import { createExpiryWorker } from "./workers/expiry-worker.js";
+
+export type LogFn = (msg: string, fields?: Record<string, unknown>) => void;
+
+/** A connector per configured target. */
+export function createConnectors(
+  policy: Policy,
+  baseDir: string,
+  resolveSecret: SecretResolver,
+  log: LogFn,
+): Map<string, Connector> {
+  const roles = [...policy.roles.values()];
+  return new Map(
+    [...policy.targets.values()].map(
+      (t) =>
+        [
+          t.name,
+          createConnector(
+            t,
+            { baseDir, resolveSecret, log },
+            roles.filter((r) => r.target === t.name),
+          ),
+        ] as const,
+    ),
+  );
+}
+
+/** The configured alarm channels. */
+export function createAlarmChannels(
+  config: AppConfig,
+  policy: Policy,
+  store: Store,
+  resolveSecret: SecretResolver,
+  clock: Clock,
+): Map<string, AlarmChannel> {
+  return new Map(
+    config.alarms.channels.map(
+      (c) =>
+        [
+          c.name,
+          c.type === "email"
+            ? createEmailChannel(
+                c,
+                resolveSecret,
+                policy,
+                config.server.publicUrl,
+                async (id) => (await store.getGrant(id))?.requester ?? null,
+              )
+            : createAlarmChannel(c, resolveSecret, () => clock.now(), config.server.publicUrl),
+        ] as const,
+    ),
+  );
+}
+
+export interface GrantWiring {
+  /** Appends audit events and, in the same transaction, queues their alarms (the outbox). */
+  readonly audit: { append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<SealedAuditEvent[]> };
+  readonly writer: GrantWriter;
+  readonly access: AccessController;
+}
+
+/**
+ * The audit appender, the grant writer and the access controller over one store. `wakeAlarms`
+ * runs after a transaction that queued alarms commits (deliver at once, not at the next poll).
+ */
+export function wireGrants(deps: {
+  readonly config: AppConfig;
+  readonly policy: Policy;
+  readonly store: Store;
+  readonly connectors: ReadonlyMap<string, Connector>;
+  readonly clock: Clock;
+  readonly box: SecretBox | null;
+  readonly wakeAlarms: () => void;
+  readonly beforeRevoke: (grant: Grant) => void;
+  readonly log: LogFn;
+}): GrantWiring {
+  const { config, store } = deps;
+  const auditLog = createAuditLog({ sha256 });
+  const audit = {
+    async append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<SealedAuditEvent[]> {
+      const sealed = await auditLog.append(tx, drafts);
+      const queued = routeAlarms(sealed, config.alarms.routing);
+      if (queued.length > 0) {
+        await tx.insertAlarms(queued);
+        tx.afterCommit(deps.wakeAlarms);
+      }
+      return sealed;
+    },
+  };
+  const writer = createGrantWriter(store, audit);
+  const access = createAccessController({
+    policy: deps.policy,
+    writer,
+    store,
+    audit,
+    connectors: deps.connectors,
+    clock: deps.clock,
+    box: deps.box,
+    gateway: config.gateway,
+    beforeRevoke: deps.beforeRevoke,
+    log: deps.log,
+  });
+  return { audit, writer, access };
+}
+
+/**
+ * The work that must not wait behind requests: expiry (with revocation, activation retries,
+ * notices and the takeover of a dead process's leases), alarm delivery, and escalation.
+ */
+export function createBackgroundWorkers(deps: {
+  readonly config: AppConfig;
+  readonly policy: Policy;
+  readonly store: Store;
+  readonly wiring: GrantWiring;
+  readonly channels: ReadonlyMap<string, AlarmChannel>;
+  readonly clock: Clock;
+  readonly metrics: Pick<Metrics, "expiryLag" | "alarmDelivery">;
+  readonly log: LogFn;
+}) {
+  const { config, store, clock, log, wiring } = deps;
+  const alarms = createAlarmWorker({
+    metrics: deps.metrics,
+    audit: wiring.audit,
+    failureThreshold: 3,
+    store,
+    channels: deps.channels,
+    clock,
+    leaseMs: config.alarms.leaseMs,
+    pollMs: 100,
+    batchSize: 100,
+    log,
+  });
+  const expiry = createExpiryWorker({
+    metrics: deps.metrics,
+    policy: deps.policy,
+    store,
+    audit: wiring.audit,
+    access: wiring.access,
+    clock,
+    pollMs: config.workers.expiryPollMs,
+    batchSize: config.workers.expiryBatchSize,
+    revokeConcurrency: config.workers.revokeConcurrency,
+    log,
+  });
+  const escalation = config.alarms.escalation
+    ? createEscalationWorker({
+        store,
+        audit: wiring.audit,
+        clock,
+        afterMs: config.alarms.escalation.afterMs,
+        intervalMs: 1000,
+        log,
+      })
+    : null;
+  return { alarms, expiry, escalation };
+}
