@@ -467,13 +467,19 @@ export function compareCatalogs(before: CatalogSnapshot, now: CatalogSnapshot, c
   const ownOid = Number(Object.entries(now.cluster.roles).find(([, r]) => r.name === ctx.ownRole)?.[0] ?? -1);
 
   // Another grant's role: the prefix, and a membership the broker's admin (or the bootstrap superuser) granted.
-  const grantRoles = new Set<number>();
-  for (const [key, m] of Object.entries(now.cluster.members)) {
-    const member = Number(key.split(">")[1]);
-    const r = now.cluster.roles[String(member)];
-    if (r?.name.startsWith(ctx.rolePrefix) && (m.grantor === ctx.adminOid || m.grantor === 10)) grantRoles.add(member);
-  }
-  grantRoles.delete(ownOid);
+  const grantRolesOf = (cluster: ClusterFacts): Set<number> => {
+    const found = new Set<number>();
+    for (const [key, m] of Object.entries(cluster.members)) {
+      const member = Number(key.split(">")[1]);
+      const r = cluster.roles[String(member)];
+      if (r?.name.startsWith(ctx.rolePrefix) && (m.grantor === ctx.adminOid || m.grantor === 10)) found.add(member);
+    }
+    found.delete(ownOid);
+    return found;
+  };
+  const grantRoles = grantRolesOf(now.cluster);
+  // Grants that ended during the window: their roles were dropped by their own revocation.
+  const endedGrantRoles = grantRolesOf(before.cluster);
   const isIgnored = (oid: number) => oid !== 0 && ctx.ignored.has(roleOf(oid)?.name ?? "");
   /** Changes involving these roles are someone else's to judge: another live grant, an ignored role. */
   const notOurs = (oid: number) => grantRoles.has(oid) || isIgnored(oid);
@@ -483,7 +489,7 @@ export function compareCatalogs(before: CatalogSnapshot, now: CatalogSnapshot, c
       .filter((oid) => before.cluster.roles[String(oid)] === undefined && oid !== ownOid && !notOurs(oid)),
   );
 
-  compareRoles(before.cluster, now.cluster, ctx, { out, names, ownOid, createdRoles, notOurs });
+  compareRoles(before.cluster, now.cluster, ctx, { out, names, ownOid, createdRoles, notOurs, endedGrantRoles });
   compareDatabases(before.cluster, now.cluster, { out, names, owner, ownerName: ctx.owner, notOurs, createdRoles });
   for (const [dbOid, db] of Object.entries(now.cluster.databases)) {
     if (!db.allowConn) continue;
@@ -520,6 +526,8 @@ interface RoleScope {
   names: Names;
   ownOid: number;
   createdRoles: ReadonlySet<number>;
+  /** Other grants' roles at activation (gone now: their grant ended, not the holder's doing). */
+  endedGrantRoles: ReadonlySet<number>;
   notOurs(oid: number): boolean;
 }
 
@@ -626,7 +634,7 @@ function compareRoles(before: ClusterFacts, now: ClusterFacts, ctx: CompareConte
     }
   }
   for (const [oidText, old] of Object.entries(before.roles)) {
-    if (now.roles[oidText] === undefined) {
+    if (now.roles[oidText] === undefined && !s.endedGrantRoles.has(Number(oidText))) {
       out.push(
         reported(`role:${oidText}:dropped`, "role_dropped", `role ${ident(old.name)} was dropped during the window`),
       );
