@@ -90,10 +90,40 @@ describe("postgres connector", () => {
     await session.end().catch(() => {});
     expect(await target.sql("SELECT 1 FROM pg_roles WHERE rolname = 'bg_g_sess'")).toHaveLength(0);
     const verified = await c.verify(f, handle);
+    // The revocation's own comparison (read after the session was gone) found nothing to change: verify reuses it once.
     expect(verified).toEqual({
       revoked: true,
-      detail: { role: "bg_g_sess", roleExists: false, backends: 0, sweepLeft: [] },
+      detail: { role: "bg_g_sess", roleExists: false, backends: 0, sweepLeft: [], compared: "at revocation" },
     });
+    expect((await c.verify(f, handle)).detail).toMatchObject({ compared: "again", sweepLeft: [] });
+  });
+
+  it("cuts access of several grants at once ahead of their revocations, which report the sessions it ended", async () => {
+    const c = target.connector();
+    const grants = await Promise.all(
+      ["g_cut1", "g_cut2"].map(async (id) => {
+        const f = facts(id);
+        const h = c.plan(f);
+        const granted = await c.grant(f, h);
+        const session = new pg.Client({ connectionString: granted.credential?.reveal() });
+        const ended = new Promise<string>((resolve) => session.on("error", (e) => resolve(e.message)));
+        await session.connect();
+        return { facts: f, handle: { ...h, ...granted.handle }, url: granted.credential?.reveal() ?? "", ended };
+      }),
+    );
+    await c.cutAccess?.(grants);
+    for (const g of grants) {
+      expect(await g.ended).toMatch(/terminat/);
+      expect(await tryLogin(g.url)).not.toBeNull();
+    }
+    expect(
+      await target.sql("SELECT rolname FROM pg_roles WHERE rolname IN ('bg_g_cut1', 'bg_g_cut2') AND rolcanlogin"),
+    ).toEqual([]);
+    for (const g of grants) {
+      const revoked = await c.revoke(g.facts, g.handle);
+      expect(revoked.detail).toMatchObject({ existed: true, terminated: 1, swept: [] });
+      expect((await c.verify(g.facts, g.handle)).revoked).toBe(true);
+    }
   });
 
   it("sweeps side permissions opened during the window and records each; keeps objects the holder created", async () => {

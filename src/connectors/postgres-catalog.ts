@@ -193,7 +193,9 @@ interface ClusterRow {
 export async function readCluster(c: pg.ClientBase): Promise<ClusterFacts> {
   const su = (await c.query<{ s: boolean }>("SELECT rolsuper AS s FROM pg_roles WHERE rolname = current_user")).rows[0]
     ?.s;
-  const row = (await c.query<ClusterRow>(clusterQuery(su === true))).rows[0];
+  // Named: parsed and planned once per connection (the plan is most of a read's cost on a small catalog).
+  const row = (await c.query<ClusterRow>({ name: `bg_cluster_${su === true}`, text: clusterQuery(su === true) }))
+    .rows[0];
   if (!row) throw new Error("the cluster catalog query returned nothing");
   const ATTRS = ["super", "inherit", "createrole", "createdb", "login", "replication", "bypassrls"] as const;
   return {
@@ -240,7 +242,7 @@ export async function readDatabase(c: pg.ClientBase, version: number): Promise<D
     kw: string;
     id: string;
     m: boolean;
-  }>(databaseQuery(version));
+  }>({ name: `bg_database_${version}`, text: databaseQuery(version) });
   const out: Record<string, ObjectFact> = {};
   for (const r of rows) out[r.k] = r.m ? [r.o, r.a, r.d, r.kw, r.id, 1] : [r.o, r.a, r.d, r.kw, r.id];
   return out;

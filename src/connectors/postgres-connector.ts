@@ -216,6 +216,30 @@ export function createPostgresConnector(
     return pool;
   };
 
+  /**
+   * One more admin connection, only for cutting access ahead of revocations (`cutAccess`): the
+   * pool's connections may all be busy with revocations' slower work, and a cut must not wait
+   * behind them.
+   */
+  let cutPool: pg.Pool | null = null;
+  const cutter = (): pg.Pool => {
+    if (!cutPool) {
+      cutPool = new pg.Pool({
+        connectionString: adminUrl.reveal(),
+        max: 1,
+        connectionTimeoutMillis: timeoutMs,
+        query_timeout: timeoutMs,
+        idleTimeoutMillis: 10_000,
+        application_name: "breakglass",
+      });
+      cutPool.on("error", (e) =>
+        ctx.log("postgres target connection dropped", { target: ctx.targetName, error: e.message }),
+      );
+      cutPool.on("connect", (client) => client.on("error", () => {}));
+    }
+    return cutPool;
+  };
+
   /** Read the admin URL again; true (and a new pool) when it changed. */
   const reResolveAdmin = (): boolean => {
     let next: ReturnType<typeof resolveAdminUrl>;
@@ -231,6 +255,8 @@ export function createPostgresConnector(
     void old?.end().catch(() => {});
     for (const p of dbPools.values()) void p.end().catch(() => {});
     dbPools.clear();
+    void cutPool?.end().catch(() => {});
+    cutPool = null;
     ctx.log("postgres target admin URL changed; reconnecting with the new one", { target: ctx.targetName });
     return true;
   };
@@ -374,6 +400,65 @@ export function createPostgresConnector(
     return { snapshot: { cluster, databases }, unreadable };
   };
 
+  /**
+   * Catalog reads shared between callers. A caller names a moment (`after`, a {@link mark}) and
+   * gets a read that *began after it*: the last completed read or the one in flight when either
+   * began later, else the read queued behind the one in flight (started when that one ends). A
+   * revocation's moment is when its holder's sessions were known gone (by `cutAccess` or by
+   * itself): from then on the holder can change nothing, so any read begun later sees all it did —
+   * exactly what a read of its own would. When many grants end together, one read of the cluster
+   * and of each database then serves every revocation whose access was cut before it began,
+   * instead of one read each. The read runs on the connection of the caller that queued it (that
+   * caller waits for it, so the connection is idle): waiting callers may hold every pooled
+   * connection, and a read needing another one would wait forever.
+   */
+  type Read = Awaited<ReturnType<typeof readSnapshot>> & { readonly began: number };
+  let seq = 0;
+  /** A point in this process's order of events: later marks are greater. */
+  const mark = (): number => ++seq;
+  let lastRead: Read | null = null;
+  let inFlight: { began: number; promise: Promise<Read> } | null = null;
+  let queued: Promise<Read> | null = null;
+  const startRead = async (c: pg.ClientBase): Promise<Read> => {
+    const began = mark();
+    const read = { ...(await readSnapshot(c)), began };
+    if (lastRead === null || lastRead.began < began) lastRead = read;
+    return read;
+  };
+  const sharedRead = (c: pg.ClientBase, after: number): Promise<Read> => {
+    if (lastRead !== null && lastRead.began > after) return Promise.resolve(lastRead);
+    if (inFlight !== null && inFlight.began > after) return joined(inFlight.promise);
+    if (queued) return joined(queued);
+    if (!inFlight) {
+      const began = seq + 1; // startRead marks it synchronously
+      const promise: Promise<Read> = startRead(c).finally(() => {
+        if (inFlight?.promise === promise) inFlight = null;
+      });
+      inFlight = { began, promise };
+      return promise;
+    }
+    const before = inFlight.promise;
+    const promise: Promise<Read> = before
+      .then(
+        () => {},
+        () => {},
+      )
+      .then(() => {
+        queued = null;
+        const read = startRead(c);
+        inFlight = { began: seq, promise };
+        return read;
+      })
+      .finally(() => {
+        if (inFlight?.promise === promise) inFlight = null;
+      });
+    queued = promise;
+    return promise;
+  };
+  /** A joiner's copy of a shared read: its failure is not a failure of the joiner's own connection (which is not discarded). */
+  const joined = (p: Promise<Read>): Promise<Read> =>
+    p.catch((e: unknown) => fail("reading the catalogs (a read shared with other revocations)", e));
+
   /** Who receives what a window made and must keep: the configured owner, else the grant's first recovery role. */
   const ownerFor = (facts: ConnectorGrantFacts): string =>
     settings.reassign_owned_to ?? roleGrants(facts.role).roles[0] ?? adminUser;
@@ -425,6 +510,28 @@ export function createPostgresConnector(
         [role, since],
       )
     ).rows.map((r) => r.pid);
+
+  /** Wait until the signalled backends are gone; a revocation does not go on (nor count) while one runs. */
+  const awaitExit = async (c: pg.ClientBase, pids: readonly number[], role: string): Promise<void> => {
+    for (let waited = 0; pids.length > 0; waited += 5) {
+      const left = await c.query("SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1::int[])", [pids]);
+      if (left.rowCount === 0) return;
+      if (waited >= TERMINATE_WAIT_MS) {
+        throw new BreakglassError(
+          "ERR_CONNECTOR_FAILED",
+          `postgres target ${ctx.targetName}: ${left.rowCount} session(s) still running ${TERMINATE_WAIT_MS} ms after pg_terminate_backend`,
+          { role },
+        );
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+
+  /** Roles `cutAccess` cut (when, and how many sessions it ended), until their revocation reports them. */
+  const cutKilled = new Map<string, { at: number; mark: number; killed: number }>();
+
+  /** Roles whose revocation in this process compared the cluster and found nothing to change: when (verify reuses it once). */
+  const settledAt = new Map<string, number>();
 
   /** One finding's statements in one transaction; false (and rolled back) when they fail. */
   const tryRun = async (c: pg.ClientBase, sql: readonly string[]): Promise<string | null> => {
@@ -582,7 +689,7 @@ export function createPostgresConnector(
         const password = randomBytes(24).toString("base64url");
         const validUntil = new Date(facts.endsAt).toISOString();
         // The baseline of the window (ADR 0009), before the role exists; an extension keeps the first.
-        const taken = snapshotOf(handle) ? null : await readSnapshot(c);
+        const taken = snapshotOf(handle) ? null : await sharedRead(c, mark());
         const accepted = checkReach(taken?.snapshot.cluster ?? (await readCluster(c)), g.roles);
         if (taken && taken.unreadable.length > 0) {
           ctx.log("postgres target: databases not readable at activation are not compared at the end", {
@@ -656,28 +763,58 @@ export function createPostgresConnector(
 
     revoke: (facts, handle) =>
       withClient("revoke", async (c): Promise<ConnectorResult> => {
+        const started = mark();
         const role = principalOf(handle);
-        // 1. No new sessions (first, so nobody slips in), 2. end the open ones (their exit is
-        //    awaited below). A role that is already gone is not an error.
+        settledAt.delete(role);
+        // 1. No new sessions (first, so nobody slips in), 2. end the open ones and wait until
+        //    they are gone — access is cut here, and the comparison below sees everything they
+        //    did (a transaction still committing is either in or aborted). A role that is
+        //    already gone is not an error.
         let exists = true;
-        try {
-          await c.query(`ALTER ROLE ${ident(role)} NOLOGIN VALID UNTIL '-infinity'`);
-        } catch (e) {
-          if ((e as { code?: string }).code !== "42704") throw e; // undefined_object
-          exists = false;
-        }
+        const cutEntry = cutKilled.get(role);
+        cutKilled.delete(role);
+        // A cut older than one revocation's lease is not trusted: someone may have changed the role since.
+        const cut = cutEntry && Date.now() - cutEntry.at < timeoutMs * 4 ? cutEntry.killed : undefined;
+        if (cut === undefined) {
+          try {
+            await c.query(`ALTER ROLE ${ident(role)} NOLOGIN VALID UNTIL '-infinity'`);
+          } catch (e) {
+            if ((e as { code?: string }).code !== "42704") throw e; // undefined_object
+            exists = false;
+          }
+        } // else `cutAccess` set NOLOGIN moments ago (and nothing can log in as the role to undo it)
         const killed = await terminate(c, role, null);
-        const terminated = killed.length;
+        const terminated = killed.length + (cut ?? 0);
+        await awaitExit(c, killed, role);
+        // When the holder could no longer change anything: the cut, unless sessions were still ended here.
+        const goneAt = cutEntry !== undefined && cut !== undefined && killed.length === 0 ? cutEntry.mark : mark();
         // 3. Containment (ADR 0009): every difference from the window's snapshot, in every database.
         const swept: SweepItem[] = [];
         const reported: string[] = [];
         const failures: string[] = [];
         const snapshot = snapshotOf(handle);
         const owner = ownerFor(facts);
+        /** Something was changed at the target: verify must compare again, not trust the comparison above. */
+        let changed = false;
         if (snapshot) {
-          const { snapshot: now, unreadable } = await readSnapshot(c);
+          // A read begun after the holder's sessions were gone (see sharedRead); when it shows
+          // anything, a read begun after this revocation started is what is acted on.
+          let read = await sharedRead(c, goneAt);
+          let findings = compareCatalogs(
+            snapshot,
+            read.snapshot,
+            compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
+          );
+          if ((findings.length > 0 || read.unreadable.length > 0) && read.began < started) {
+            read = await sharedRead(c, started);
+            findings = compareCatalogs(
+              snapshot,
+              read.snapshot,
+              compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
+            );
+          }
+          const { unreadable } = read;
           failures.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
-          const findings = compareCatalogs(snapshot, now, compareContext(role, owner, adminOidOf(now.cluster)));
           reported.push(...findings.filter((f) => f.outcome === "reported").map((f) => f.description));
           if (settings.sweep === "report") {
             // Nothing is changed: whatever would have been undone is left, and pages.
@@ -687,10 +824,11 @@ export function createPostgresConnector(
               }
             }
           } else {
+            changed = findings.some((f) => f.sql.length > 0 || f.dropRole !== undefined);
             const applied = await applyFindings(c, findings, owner);
             swept.push(...applied.done);
             failures.push(...applied.failures);
-            killed.push(...applied.killed);
+            await awaitExit(c, applied.killed, role);
           }
         }
         // 4. The grant role itself: what it still owns goes to the owner (data is never dropped), then it goes.
@@ -699,19 +837,6 @@ export function createPostgresConnector(
           await dropRole(c, role, owner);
           reassignedTo = owner;
         }
-        // 5. The signalled backends must really be gone before this counts as revoked.
-        for (let waited = 0; killed.length > 0; waited += 5) {
-          const left = await c.query("SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1::int[])", [killed]);
-          if (left.rowCount === 0) break;
-          if (waited >= TERMINATE_WAIT_MS) {
-            throw new BreakglassError(
-              "ERR_CONNECTOR_FAILED",
-              `postgres target ${ctx.targetName}: ${left.rowCount} session(s) still running ${TERMINATE_WAIT_MS} ms after pg_terminate_backend`,
-              { role, swept, reported },
-            );
-          }
-          await new Promise((r) => setTimeout(r, 5));
-        }
         if (failures.length > 0) {
           throw new BreakglassError(
             "ERR_CONNECTOR_FAILED",
@@ -719,8 +844,54 @@ export function createPostgresConnector(
             { role, swept, reported, failures },
           );
         }
+        // The comparison found nothing to do, read after the holder's sessions were gone: it is
+        // the verification too (see verify). After changes, verify reads again.
+        if (snapshot && settings.sweep === "revoke" && !changed) settledAt.set(role, Date.now());
         return { credential: null, detail: { role, existed: exists, terminated, reassignedTo, swept, reported } };
       }),
+
+    async cutAccess(grants) {
+      const roles = [...new Set(grants.map((g) => principalOf(g.handle)))];
+      if (roles.length === 0) return;
+      let c: pg.PoolClient;
+      try {
+        c = await cutter().connect();
+      } catch (e) {
+        return fail("cut access", e);
+      }
+      try {
+        // The same first two steps as revoke, for every role in three round trips.
+        const existing = (
+          await c.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname = ANY($1)", [roles])
+        ).rows.map((r) => r.rolname);
+        if (existing.length > 0) {
+          await c.query(existing.map((r) => `ALTER ROLE ${ident(r)} NOLOGIN VALID UNTIL '-infinity';`).join("\n"));
+        }
+        const killed = (
+          await c.query<{ pid: number; role: string }>(
+            `WITH victims AS MATERIALIZED (SELECT pid, usename FROM pg_stat_activity
+                WHERE usename = ANY($1) AND pid <> pg_backend_pid())
+             SELECT pid, usename AS role FROM victims WHERE pg_terminate_backend(victims.pid)`,
+            [roles],
+          )
+        ).rows;
+
+        await awaitExit(
+          c,
+          killed.map((k) => k.pid),
+          roles.join(", "),
+        );
+        // From here none of these holders can change anything: a catalog read begun later serves their revocations.
+        const at = Date.now();
+        const gone = mark();
+        for (const r of existing)
+          cutKilled.set(r, { at, mark: gone, killed: killed.filter((k) => k.role === r).length });
+        c.release();
+      } catch (e) {
+        c.release(e as Error);
+        fail("cut access", e, { roles });
+      }
+    },
 
     verify: (facts, handle) =>
       withClient("verify", async (c): Promise<VerifyResult> => {
@@ -736,8 +907,13 @@ export function createPostgresConnector(
         const open = state?.open ?? 0;
         const snapshot = snapshotOf(handle);
         const left: string[] = [];
-        if (snapshot && settings.sweep === "revoke") {
-          const { snapshot: now, unreadable } = await readSnapshot(c);
+        // This process's revocation of the role just compared the cluster, after its sessions
+        // had ended, and found nothing to change: reading it again would find the same.
+        const settled = settledAt.get(role);
+        settledAt.delete(role);
+        const reused = snapshot !== null && settled !== undefined && Date.now() - settled < timeoutMs;
+        if (snapshot && settings.sweep === "revoke" && !reused) {
+          const { snapshot: now, unreadable } = await sharedRead(c, mark());
           const owner = ownerFor(facts);
           left.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
           for (const f of compareCatalogs(snapshot, now, compareContext(role, owner, adminOidOf(now.cluster)))) {
@@ -754,7 +930,13 @@ export function createPostgresConnector(
         }
         return {
           revoked: !exists && open === 0 && left.length === 0,
-          detail: { role, roleExists: exists, backends: open, sweepLeft: left },
+          detail: {
+            role,
+            roleExists: exists,
+            backends: open,
+            sweepLeft: left,
+            ...(snapshot && settings.sweep === "revoke" ? { compared: reused ? "at revocation" : "again" } : {}),
+          },
         };
       }),
 
@@ -791,8 +973,9 @@ export function createPostgresConnector(
     async close() {
       const p = pool;
       pool = null;
-      const others = [...dbPools.values()];
+      const others = [...dbPools.values(), ...(cutPool ? [cutPool] : [])];
       dbPools.clear();
+      cutPool = null;
       await Promise.all([p?.end(), ...others.map((o) => o.end())]);
     },
 

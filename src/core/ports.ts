@@ -569,6 +569,16 @@ export interface Connector {
   /** Is access really gone at the target? @throws ERR_CONNECTOR_FAILED */
   verify(facts: ConnectorGrantFacts, handle: Readonly<Record<string, unknown>>): Promise<VerifyResult>;
   /**
+   * Optional: cut access at once for grants whose revocation was just claimed — no new sessions,
+   * open ones ended — ahead of their `revoke`, which does it again (idempotent) and then the
+   * slower work (containment, cleanup). Many grants ending together then lose access within one
+   * call instead of one revocation after another. Best effort: the caller logs a failure and
+   * `revoke` decides. @throws ERR_CONNECTOR_FAILED
+   */
+  cutAccess?(
+    grants: readonly { readonly facts: ConnectorGrantFacts; readonly handle: Readonly<Record<string, unknown>> }[],
+  ): Promise<void>;
+  /**
    * Optional, for reconciliation: the principals this connector created that still exist, and
    * standing privilege made outside Breakglass. @throws ERR_CONNECTOR_FAILED
    */

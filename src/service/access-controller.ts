@@ -93,6 +93,12 @@ export interface AccessController {
   claimRevocation(grantId: string): Promise<Grant | null>;
   /** Call the target's revoke and verify for a claimed grant; no database work. */
   attemptRevocation(grant: Grant): Promise<RevocationOutcome>;
+  /**
+   * Cut access at once, where the target's connector can (`Connector.cutAccess`), for grants
+   * whose revocation was just claimed; their revocations follow. No database work; never
+   * throws (a failure is logged: the revocation cuts access itself).
+   */
+  cutAccess(grants: readonly Grant[]): Promise<void>;
   /** Record many outcomes in one transaction (one audit event each); falls back to one by one on conflict. */
   recordRevocations(results: readonly RevocationResult[]): Promise<Grant[]>;
 }
@@ -334,6 +340,34 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     }
   };
 
+  const cutAccess = async (grants: readonly Grant[]): Promise<void> => {
+    const byConnector = new Map<
+      Connector,
+      { facts: ConnectorGrantFacts; handle: Readonly<Record<string, unknown>> }[]
+    >();
+    for (const grant of grants) {
+      try {
+        const { connector, facts } = resolve(grant);
+        if (!connector.cutAccess) continue;
+        const list = byConnector.get(connector) ?? [];
+        list.push({ facts, handle: grant.accessHandle ?? connector.plan(facts) });
+        byConnector.set(connector, list);
+      } catch {
+        // Unknown role or target: the revocation reports it.
+      }
+    }
+    await Promise.all(
+      [...byConnector].map(([connector, list]) =>
+        connector.cutAccess?.(list).catch((e: unknown) =>
+          deps.log("cutting access ahead of revocation failed; each revocation cuts it itself", {
+            grants: list.length,
+            error: errorText(e),
+          }),
+        ),
+      ),
+    );
+  };
+
   const outcomeTransition = (g: Grant, outcome: RevocationOutcome) => {
     if (g.access !== "revoking") {
       throw new BreakglassError("ERR_CONFLICT", `grant ${g.id} revocation was settled elsewhere`, { grantId: g.id });
@@ -458,5 +492,15 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     return settled ?? grant;
   };
 
-  return { activate, extend, recheck, revoke, claimRevocation, attemptRevocation, recordRevocations, leaseFor };
+  return {
+    activate,
+    extend,
+    recheck,
+    revoke,
+    claimRevocation,
+    attemptRevocation,
+    cutAccess,
+    recordRevocations,
+    leaseFor,
+  };
 }
