@@ -491,6 +491,13 @@ export function createPostgresConnector(
 
   /** Give what `role` still owns to `owner` and drop the rest of it in every database, then the role. */
   const dropRole = async (c: pg.ClientBase, role: string, owner: string): Promise<void> => {
+    // Most grant roles own nothing by now (containment gave it away): try the drop first.
+    try {
+      await c.query(`DROP ROLE ${ident(role)}`);
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== "2BP01") throw e; // dependent_objects_still_exist
+    }
     for (const db of await dependentDatabases(c, role)) {
       await onDb(c, db, (dc) =>
         dc.query(`REASSIGN OWNED BY ${ident(role)} TO ${ident(owner)}; DROP OWNED BY ${ident(role)}`),
