@@ -7,10 +7,14 @@
  * connection limit and per-role settings. Before, at the first grant, a snapshot of the whole
  * cluster (every database) is kept in the grant's handle, and recovery roles whose reach makes
  * containment impossible are refused unless accepted (ADR 0009).
- * Revoke: `NOLOGIN` (no new sessions), terminate the role's backends, compare the cluster with the
- * snapshot and revert, keep or contain each difference (src/core/pg-containment.ts), give what
- * the role still owns to the configured owner (data is never dropped) and drop the role.
- * Verify: the role is gone, no backend remains, and the comparison finds nothing left to do.
+ * Cut access (at expiry, for every grant a tick ends at once): `NOLOGIN`, terminate the roles'
+ * backends and await their exit.
+ * Revoke: the same cut for this role (the `NOLOGIN` skipped when just done), compare the cluster
+ * with the snapshot (a read begun after the sessions were gone, shared between revocations) and
+ * revert, keep or contain each difference (src/core/pg-containment.ts), then drop the role —
+ * giving what it still owns to the configured owner first (data is never dropped).
+ * Verify: the role is gone, no backend remains, and the comparison finds nothing left to do
+ * (the revocation's own, when it changed nothing; else read again).
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
