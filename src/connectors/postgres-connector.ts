@@ -862,7 +862,18 @@ export function createPostgresConnector(
       }),
 
     async cutAccess(grants) {
-      const roles = [...new Set(grants.map((g) => principalOf(g.handle)))];
+      // A handle without a grant role is its revocation's to report; the others are cut.
+      const roles = [
+        ...new Set(
+          grants.flatMap((g) => {
+            try {
+              return [principalOf(g.handle)];
+            } catch {
+              return [];
+            }
+          }),
+        ),
+      ];
       if (roles.length === 0) return;
       let c: pg.PoolClient;
       try {
