@@ -1,9 +1,10 @@
 /**
  * Expiry on a real PostgreSQL target: N grants (each with an open session) whose ends fall in the
  * same second. A poller on its own admin connection watches the target every 5 ms and records,
- * per grant, when its role is gone *and* no backend of it remains; the lag is measured from the
+ * per grant, when its role can no longer log in and no backend of it remains (access cut) and
+ * when its role is gone too (fully revoked, containment included); lags are measured from the
  * grant's end. The broker runs as configured for production (SQLite store, expiry worker,
- * revocations through the postgres connector: NOLOGIN, terminate, sweep, reassign, drop).
+ * revocations through the postgres connector: NOLOGIN, terminate, containment comparison, reassign, drop).
  *
  * Baseline, same run: the same NOLOGIN + terminate (waiting for the sessions to exit) + drop done
  * directly by one script over the same number of admin connections, with a session per role and
@@ -25,8 +26,10 @@ import { type Summary, summarize } from "./stats.js";
 export interface PgTargetExpiryResult {
   readonly grants: number;
   readonly poolSize: number;
-  /** End → role dropped and no backend left, per grant (ms). */
+  /** End → role dropped and no backend left, per grant (ms): the whole revocation, containment included. */
   readonly brokerLagMs: Summary;
+  /** End → the role can no longer log in (`NOLOGIN`) and no backend of it is left (ms): access cut. */
+  readonly brokerCutMs: Summary;
   /** The direct script: start of the run → each role gone (ms), all started at once. */
   readonly directLagMs: Summary;
   readonly directTotalMs: number;
@@ -69,29 +72,42 @@ targets:
 `;
 }
 
-/** Poll the target until every role in `names` is gone with no backend; returns name → time gone. */
-async function watch(adminUrl: string, names: ReadonlySet<string>, timeoutMs: number): Promise<Map<string, number>> {
+/**
+ * Poll the target until every role in `names` is gone with no backend. Returns, per name, when
+ * access was cut (the role can no longer log in — `NOLOGIN`, or gone — and no backend of it is
+ * left) and when it was gone (dropped, no backend: the whole revocation, containment included).
+ */
+async function watch(
+  adminUrl: string,
+  names: ReadonlySet<string>,
+  timeoutMs: number,
+): Promise<{ cut: Map<string, number>; gone: Map<string, number> }> {
   const c = new pg.Client({ connectionString: adminUrl });
   await c.connect();
+  const cut = new Map<string, number>();
   const gone = new Map<string, number>();
   const deadline = Date.now() + timeoutMs;
   try {
     while (gone.size < names.size && Date.now() < deadline) {
-      const present = new Set(
-        (
-          await c.query<{ n: string }>(
-            "SELECT rolname AS n FROM pg_roles WHERE starts_with(rolname, 'bg_') UNION SELECT usename FROM pg_stat_activity WHERE starts_with(usename, 'bg_')",
-          )
-        ).rows.map((r) => r.n),
-      );
+      const rows = (
+        await c.query<{ n: string; access: boolean }>(
+          `SELECT rolname AS n, rolcanlogin AS access FROM pg_roles WHERE starts_with(rolname, 'bg_')
+           UNION ALL SELECT usename, true FROM pg_stat_activity WHERE starts_with(usename, 'bg_')`,
+        )
+      ).rows;
+      const present = new Set(rows.map((r) => r.n));
+      const access = new Set(rows.filter((r) => r.access).map((r) => r.n));
       const now = Date.now();
-      for (const n of names) if (!present.has(n) && !gone.has(n)) gone.set(n, now);
+      for (const n of names) {
+        if (!access.has(n) && !cut.has(n)) cut.set(n, now);
+        if (!present.has(n) && !gone.has(n)) gone.set(n, now);
+      }
       await sleep(5);
     }
   } finally {
     await c.end();
   }
-  return gone;
+  return { cut, gone };
 }
 
 export async function runPgTargetExpiry(n = 200, poolSize = 8): Promise<PgTargetExpiryResult> {
@@ -128,9 +144,10 @@ export async function runPgTargetExpiry(n = 200, poolSize = 8): Promise<PgTarget
     if (Date.now() > firstEnd - 1000) throw new Error("activation took too long; lower the grant count");
     await broker.start();
     const names = new Map(grants.map((g) => [`bg_${g.id}`, g.endsAt ?? 0]));
-    const gone = await watch(target.adminUrl, new Set(names.keys()), 120_000);
+    const { cut, gone } = await watch(target.adminUrl, new Set(names.keys()), 120_000);
     await broker.stop();
     const lags = [...names].map(([name, end]) => (gone.get(name) ?? Number.POSITIVE_INFINITY) - end);
+    const cuts = [...names].map(([name, end]) => (cut.get(name) ?? Number.POSITIVE_INFINITY) - end);
     let sessionsCut = 0;
     for (const s of sessions) {
       sessionsCut += await s.query("SELECT 1").then(
@@ -179,6 +196,7 @@ export async function runPgTargetExpiry(n = 200, poolSize = 8): Promise<PgTarget
       grants: n,
       poolSize,
       brokerLagMs: summarize(lags),
+      brokerCutMs: summarize(cuts),
       directLagMs: summarize(done),
       directTotalMs: Date.now() - started,
       sessionsCut,

@@ -16,8 +16,11 @@ import { Secret, TOTP } from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
+import { createAuditLog } from "../src/audit/audit-log.js";
+import { sha256 } from "../src/audit/node-crypto.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { grantEvent } from "../src/core/grant-machine.js";
 import { GRANT_PERMISSIONS } from "../src/core/grant-permissions.js";
 import type { Clock } from "../src/core/ports.js";
 import { freePort } from "./support/free-port.js";
@@ -133,6 +136,21 @@ async function active(by = "alice", roleId = "production/db", approver = "bob") 
 async function ended() {
   const g = await active();
   return broker.service.release(ctx("alice"), g.id);
+}
+/** An ended grant whose revocation left containment drift (as the access controller records it). */
+async function drifted() {
+  const g = await ended();
+  const item = {
+    id: "app/pg_proc:1:created",
+    kind: "object_created",
+    outcome: "contained",
+    description: "x",
+    fix: "y",
+  };
+  await broker.store.transaction((tx) =>
+    createAuditLog({ sha256 }).append(tx, [grantEvent(g, "target.containment_drift", "system", Date.now(), { item })]),
+  );
+  return g;
 }
 async function terminal(holder = "alice") {
   const g = await active(holder);
@@ -258,6 +276,12 @@ const ROWS: readonly Row[] = [
     route: "POST /grants/{id}/review",
     allow: ["reviewer", "admin"],
     request: async () => ({ path: `/grants/${(await ended()).id}/review`, body: REVIEW }),
+  },
+  {
+    // Like the review: not the holder, not an approver of it.
+    route: "POST /grants/{id}/resolve",
+    allow: ["reviewer", "admin"],
+    request: async () => ({ path: `/grants/${(await drifted()).id}/resolve`, body: { note: "dropped it" } }),
   },
   {
     route: "POST /grants/{id}/terminal",

@@ -32,6 +32,7 @@ users:
   alice: { name: Alice }
   bob: { name: Bob }
   carol: { name: Carol }
+  dave: { name: Dave }
 groups:
   oncall: [alice]
   leads: [bob, carol]
@@ -222,9 +223,11 @@ describe("broker with a real PostgreSQL target", () => {
         type: "target.side_permission_swept",
         data: {
           item: {
+            id: expect.stringMatching(/^app\/pg_class:\d+:acl:\d+:\d+:SELECT$/),
             kind: "privilege",
-            description: "SELECT on table accounts was granted to reporting (grantor recovery_rw)",
-            fix: "REVOKE SELECT ON TABLE accounts FROM reporting CASCADE",
+            outcome: "reverted",
+            description: "SELECT on table public.accounts was granted to reporting (grantor recovery_rw)",
+            fix: "REVOKE SELECT ON TABLE public.accounts FROM reporting CASCADE",
           },
         },
       },
@@ -235,6 +238,67 @@ describe("broker with a real PostgreSQL target", () => {
       headers: { authorization: `Bearer ${await token("alice")}` },
     });
     expect(credential.json()).toMatchObject({ code: "ERR_INVALID_TRANSITION" });
+  });
+
+  it("what the end could only contain pages security and blocks a justified review until someone records what was done", async () => {
+    const { broker, token } = await startBroker();
+    const grant = await activeGrant(broker, 600);
+    const url = await credentialOf(broker, grant.id, await token("alice"));
+    // A function with PostgreSQL's default EXECUTE for PUBLIC, which a table made in the window depends on: it cannot be dropped.
+    const session = new pg.Client({ connectionString: url });
+    await session.connect();
+    await session.query("CREATE FUNCTION public.seed() RETURNS int LANGUAGE sql AS 'SELECT 7'");
+    await session.query("CREATE TABLE public.fix_log (n int DEFAULT public.seed())");
+    await session.end();
+    await broker.service.revoke(ctx("bob"), grant.id, "incident over");
+    const ended = await until("revoked", async () => {
+      const g = await broker.service.get(grant.id);
+      return g.access === "revoked" ? g : null;
+    });
+    expect(ended.state).toBe("ended");
+    const events = await auditTypes(broker, grant.id);
+    const drift = events.filter((e) => e.type === "target.containment_drift");
+    expect(drift).toEqual([
+      {
+        type: "target.containment_drift",
+        data: {
+          item: expect.objectContaining({
+            outcome: "contained",
+            description: expect.stringMatching(/function public\.seed\(\) was created/),
+          }),
+        },
+      },
+    ]);
+    // Contained: owned by the recovery role's owner side, nobody else may run it (PUBLIC's default EXECUTE revoked).
+    expect(await target.sql("SELECT has_function_privilege('reporting', 'public.seed()', 'EXECUTE') AS x")).toEqual([
+      { x: false },
+    ]);
+    // Paged: the alarm is queued for the security channels.
+    const alarms = await broker.store.listAlarms(grant.id);
+    expect(alarms.map((a) => a.eventType)).toContain("target.containment_drift");
+
+    await expect(
+      broker.service.review(ctx("dave"), grant.id, { outcome: "justified", notes: "all fine" }),
+    ).rejects.toMatchObject({ code: "ERR_INVALID_TRANSITION", message: expect.stringMatching(/containment resolve/) });
+    await expect(broker.service.resolveContainment(ctx("alice"), grant.id, "I fixed it myself")).rejects.toMatchObject({
+      code: "ERR_FORBIDDEN",
+    });
+    await broker.service.resolveContainment(
+      ctx("dave"),
+      grant.id,
+      "fix_log kept, seed() stays owned by the owner; ticket DBA-7",
+    );
+    await expect(broker.service.resolveContainment(ctx("dave"), grant.id, "again")).rejects.toMatchObject({
+      code: "ERR_INVALID_TRANSITION",
+    });
+    const reviewed = await broker.service.review(ctx("dave"), grant.id, { outcome: "justified", notes: "all fine" });
+    expect(reviewed.state).toBe("reviewed");
+    expect((await auditTypes(broker, grant.id)).find((e) => e.type === "grant.containment_resolved")).toMatchObject({
+      data: {
+        note: expect.stringContaining("DBA-7"),
+        items: [drift[0]?.data.item && (drift[0].data.item as { id: string }).id],
+      },
+    });
   });
 
   it("extends the grant at the target: VALID UNTIL moves and the holder's credential keeps working", async () => {

@@ -61,6 +61,7 @@ function mapping(type: string): Mapping {
     case "grant.released":
     case "target.revoked":
     case "target.side_permission_swept":
+    case "target.containment_drift":
     case "target.drift_fixed":
       return { class: "account", activity: [8, "Detach Policy"] };
     case "auth.factor_enrolled":

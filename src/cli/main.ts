@@ -105,6 +105,7 @@ const SECTIONS: readonly [string, readonly string[]][] = [
       "whoami",
       "incident",
       "ack",
+      "containment resolve",
       "reconcile",
     ],
   ],

@@ -1,19 +1,20 @@
 /**
  * The `postgres` connector: one login role per grant, whose password stops working at the grant's
- * end by itself (`VALID UNTIL`), so access ends on time even when the broker is down.
+ * end by itself (`VALID UNTIL`), so new logins end on time even when the broker is down.
  *
  * Grant: `CREATE ROLE bg_<grant> LOGIN … VALID UNTIL <end> IN ROLE <recovery roles>` with a random
  * password sent as a SCRAM verifier (the plaintext never reaches the server or its logs), a
- * connection limit and per-role settings; at the first grant, a snapshot of roles, memberships
- * and privileges is taken for the side-permission sweep and kept in the grant's handle.
- * Revoke: `NOLOGIN` (no new sessions), terminate the role's backends, sweep what changed since the
- * snapshot (privileges granted to others, new roles, escalated role attributes, new memberships),
- * reassign what the role owns to a configured owner (data is never dropped), drop the role.
- * Verify: the role is gone, no backend remains, and the sweep finds nothing left.
- *
- * The sweep works in the target's configured database; cluster-wide objects (roles, memberships)
- * are global. Column privileges and default privileges of other roles are not swept (see
- * docs/connectors/postgres.md).
+ * connection limit and per-role settings. Before, at the first grant, a snapshot of the whole
+ * cluster (every database) is kept in the grant's handle, and recovery roles whose reach makes
+ * containment impossible are refused unless accepted (ADR 0009).
+ * Cut access (at expiry, for every grant a tick ends at once): `NOLOGIN`, terminate the roles'
+ * backends and await their exit.
+ * Revoke: the same cut for this role (the `NOLOGIN` skipped when just done), compare the cluster
+ * with the snapshot (a read begun after the sessions were gone, shared between revocations) and
+ * revert, keep or contain each difference (src/core/pg-containment.ts), then drop the role —
+ * giving what it still owns to the configured owner first (data is never dropped).
+ * Verify: the role is gone, no backend remains, and the comparison finds nothing left to do
+ * (the revocation's own, when it changed nothing; else read again).
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
@@ -22,8 +23,19 @@ import { Duration } from "../contract/config-schema.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef } from "../core/model.js";
+import {
+  assessReach,
+  type CatalogSnapshot,
+  type ClusterFacts,
+  type CompareContext,
+  compareCatalogs,
+  type DatabaseFacts,
+  type Finding,
+  type Outcome,
+} from "../core/pg-containment.js";
 import type {
   Connector,
+  ConnectorGrantFacts,
   ConnectorResult,
   DriftItem,
   TargetInventory,
@@ -34,6 +46,7 @@ import { Redacted } from "../core/redacted.js";
 import { formatVerifier, scramVerifier } from "../secrets/scram.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
 import { type ConnectorContext, parseRoleGrants } from "./connector-context.js";
+import { readCluster, readDatabase } from "./postgres-catalog.js";
 
 const Ident = z
   .string()
@@ -61,15 +74,36 @@ export const postgresSettingsSchema = z
       .default("")
       .describe("Query string appended to the holder's connection string, e.g. `sslmode=verify-full`"),
     role_prefix: Ident.default("bg_").describe(
-      "Prefix of the per-grant login roles. Reserved for Breakglass: reconciliation removes leftover roles with it",
+      "Prefix of the per-grant login roles. A role with it counts as a grant's only when the broker's admin granted its membership: any other (e.g. one a holder created) is contained and dropped like every role made in a window",
     ),
     reassign_owned_to: Ident.optional().describe(
-      "Role that receives objects a grant role created, so nothing made during an incident is lost (default: the grant's first recovery role)",
+      "Role that receives the data objects made during a window (kept, private), and what cannot be dropped (default: the grant's first recovery role)",
     ),
+    containment: z
+      .object({
+        accept: z
+          .record(
+            Ident,
+            z
+              .string()
+              .trim()
+              .min(10, { message: "give the reason in a sentence (at least 10 characters)" })
+              .describe("Why this recovery role is accepted although containment cannot work for it"),
+          )
+          .default({})
+          .describe(
+            "Recovery roles whose power makes containment impossible (SUPERUSER, server-file or server-program roles, CREATEROLE on PostgreSQL 15 or older), accepted anyway — each with a reason. Without it, their grants are refused",
+          ),
+      })
+      .strict()
+      .default({ accept: {} })
+      .describe("How the end of a window is contained (docs/connectors/postgres.md#containment)"),
     sweep: z
       .enum(["revoke", "report"])
       .default("revoke")
-      .describe("Side permissions found at the end of a grant: `revoke` them (and record each), or only `report` them"),
+      .describe(
+        "Changes found at the end of a window: `revoke` (revert or contain them, recording each), or only `report` them (each left one pages)",
+      ),
     sweep_ignore_roles: z
       .array(z.string().min(1))
       .default([])
@@ -122,69 +156,20 @@ export const postgresRoleGrantsSchema = z
 
 export type PostgresRoleGrants = z.infer<typeof postgresRoleGrantsSchema>;
 
-/** What the side-permission sweep compares: taken at activation, kept in the grant's handle. */
-export interface Snapshot {
-  /** role name → its escalation-relevant attributes, e.g. `super=f,createrole=f,…` */
-  readonly roles: Readonly<Record<string, string>>;
-  /** `role>member` for every membership. */
-  readonly members: readonly string[];
-  /** One entry per privilege: {@link aclKey}. */
-  readonly acl: readonly string[];
-}
-
+/** One item of the comparison at the end, as the broker records it. */
 export interface SweepItem {
-  readonly kind: "privilege" | "membership" | "role_created" | "role_attribute";
+  readonly id: string;
+  readonly kind: string;
+  readonly outcome: Outcome;
   readonly description: string;
-  /** How it was fixed, or null when only reported. */
+  /** What was done, or null when only reported (`sweep: report`). */
   readonly fix: string | null;
-}
-
-interface AclRow {
-  kind: string;
-  obj: string;
-  grantor: string;
-  grantee: string;
-  privilege: string;
-  grantable: boolean;
 }
 
 /** How long revoke waits for terminated sessions to exit before it reports failure (and is retried). */
 const TERMINATE_WAIT_MS = 2000;
-
-const ATTRIBUTES = ["super", "createrole", "createdb", "login", "replication", "bypassrls"] as const;
-const ATTRIBUTE_SQL: Record<(typeof ATTRIBUTES)[number], string> = {
-  super: "SUPERUSER",
-  createrole: "CREATEROLE",
-  createdb: "CREATEDB",
-  login: "LOGIN",
-  replication: "REPLICATION",
-  bypassrls: "BYPASSRLS",
-};
-
-const aclKey = (r: AclRow): string => JSON.stringify([r.kind, r.obj, r.grantor, r.grantee, r.privilege, r.grantable]);
-
-const ACL_QUERY = `
-  SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind, c.oid::regclass::text AS obj,
-         a.grantor::regrole::text AS grantor,
-         CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee,
-         a.privilege_type AS privilege, a.is_grantable AS grantable
-    FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
-   WHERE c.relacl IS NOT NULL AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
-  UNION ALL
-  SELECT 'SCHEMA', quote_ident(n.nspname), a.grantor::regrole::text,
-         CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, a.privilege_type, a.is_grantable
-    FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
-   WHERE n.nspacl IS NOT NULL AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-  UNION ALL
-  SELECT 'FUNCTION', p.oid::regprocedure::text, a.grantor::regrole::text,
-         CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, a.privilege_type, a.is_grantable
-    FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a
-   WHERE p.proacl IS NOT NULL AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
-  UNION ALL
-  SELECT 'DATABASE', quote_ident(d.datname), a.grantor::regrole::text,
-         CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, a.privilege_type, a.is_grantable
-    FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a
-   WHERE d.datname = current_database() AND d.datacl IS NOT NULL`;
+/** Passes over drops that failed because another dropped object still depended on them. */
+const DROP_PASSES = 4;
 
 const ident = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 const literal = (value: string): string => `'${value.replaceAll("'", "''")}'`;
@@ -202,9 +187,6 @@ function connectionLost(e: unknown): boolean {
   }
   return typeof message === "string" && /^Connection terminated|not queryable/.test(message);
 }
-
-/** Role names from `::regrole::text` are already quoted where needed; strip for comparison. */
-const bare = (name: string): string => (name.startsWith('"') ? name.slice(1, -1).replaceAll('""', '"') : name);
 
 export function createPostgresConnector(
   settings: PostgresSettings,
@@ -238,6 +220,30 @@ export function createPostgresConnector(
     return pool;
   };
 
+  /**
+   * One more admin connection, only for cutting access ahead of revocations (`cutAccess`): the
+   * pool's connections may all be busy with revocations' slower work, and a cut must not wait
+   * behind them.
+   */
+  let cutPool: pg.Pool | null = null;
+  const cutter = (): pg.Pool => {
+    if (!cutPool) {
+      cutPool = new pg.Pool({
+        connectionString: adminUrl.reveal(),
+        max: 1,
+        connectionTimeoutMillis: timeoutMs,
+        query_timeout: timeoutMs,
+        idleTimeoutMillis: 10_000,
+        application_name: "breakglass",
+      });
+      cutPool.on("error", (e) =>
+        ctx.log("postgres target connection dropped", { target: ctx.targetName, error: e.message }),
+      );
+      cutPool.on("connect", (client) => client.on("error", () => {}));
+    }
+    return cutPool;
+  };
+
   /** Read the admin URL again; true (and a new pool) when it changed. */
   const reResolveAdmin = (): boolean => {
     let next: ReturnType<typeof resolveAdminUrl>;
@@ -251,6 +257,10 @@ export function createPostgresConnector(
     const old = pool;
     pool = null;
     void old?.end().catch(() => {});
+    for (const p of dbPools.values()) void p.end().catch(() => {});
+    dbPools.clear();
+    void cutPool?.end().catch(() => {});
+    cutPool = null;
     ctx.log("postgres target admin URL changed; reconnecting with the new one", { target: ctx.targetName });
     return true;
   };
@@ -331,102 +341,342 @@ export function createPostgresConnector(
     return p;
   };
 
-  const isOurs = (name: string): boolean => bare(name).startsWith(settings.role_prefix);
   const ignored = new Set([adminUser, ...settings.sweep_ignore_roles]);
 
-  /** One round trip: roles, memberships and privileges, as JSON. */
-  const takeSnapshot = async (c: pg.ClientBase): Promise<Snapshot> => {
-    const { rows } = await c.query<{ roles: { rolname: string; a: string }[]; members: string[]; acl: AclRow[] }>(
-      `SELECT
-         (SELECT coalesce(json_agg(json_build_object('rolname', rolname, 'a', concat_ws(',', 'super=' || rolsuper,
-                   'createrole=' || rolcreaterole, 'createdb=' || rolcreatedb, 'login=' || rolcanlogin,
-                   'replication=' || rolreplication, 'bypassrls=' || rolbypassrls))), '[]')
-            FROM pg_roles WHERE rolname NOT LIKE 'pg\\_%') AS roles,
-         (SELECT coalesce(json_agg(r.rolname || '>' || m.rolname), '[]') FROM pg_auth_members am
-            JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member) AS members,
-         (SELECT coalesce(json_agg(x), '[]') FROM (${ACL_QUERY}) x) AS acl`,
+  /** Pools for the target's other databases (the comparison reads and fixes each), made when first needed. */
+  const dbPools = new Map<string, pg.Pool>();
+  const poolFor = (db: string): pg.Pool => {
+    if (db === database) return admin();
+    let p = dbPools.get(db);
+    if (!p) {
+      const url = new URL(adminUrl.reveal());
+      url.pathname = `/${encodeURIComponent(db)}`;
+      p = new pg.Pool({
+        connectionString: url.toString(),
+        max: settings.pool_size,
+        connectionTimeoutMillis: timeoutMs,
+        query_timeout: timeoutMs,
+        idleTimeoutMillis: 10_000,
+        application_name: "breakglass",
+      });
+      p.on("error", (e) =>
+        ctx.log("postgres target connection dropped", { target: ctx.targetName, db, error: e.message }),
+      );
+      p.on("connect", (client) => client.on("error", () => {}));
+      dbPools.set(db, p);
+    }
+    return p;
+  };
+  /** Template databases as last read: connections to them are never kept idle. */
+  let templates: ReadonlySet<string> = new Set(["template1"]);
+  /**
+   * Run `fn` on a connection to database `db` (the configured one: `main`, already checked out).
+   * Connections to template databases are closed after use: an idle session in template1 (or
+   * any database used as a template) makes everyone's `CREATE DATABASE` from it fail.
+   */
+  const onDb = async <T>(main: pg.ClientBase, db: string, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> => {
+    if (db === database) return fn(main);
+    const c = await poolFor(db).connect();
+    try {
+      return await fn(c);
+    } finally {
+      c.release(templates.has(db));
+    }
+  };
+
+  /** The cluster and every database that allows connections; databases that cannot be read are named. */
+  const readSnapshot = async (c: pg.ClientBase): Promise<{ snapshot: CatalogSnapshot; unreadable: string[] }> => {
+    const cluster = await readCluster(c);
+    templates = new Set(Object.values(cluster.databases).flatMap((d) => (d.template ? [d.name] : [])));
+    const databases: Record<string, DatabaseFacts> = {};
+    const unreadable: string[] = [];
+    await Promise.all(
+      Object.entries(cluster.databases)
+        .filter(([, d]) => d.allowConn)
+        .map(async ([oid, d]) => {
+          try {
+            databases[oid] = await onDb(c, d.name, (dc) => readDatabase(dc, cluster.version));
+          } catch (e) {
+            unreadable.push(`${d.name}: ${(e as Error).message}`);
+          }
+        }),
     );
-    const row = rows[0] ?? { roles: [], members: [], acl: [] };
-    return {
-      roles: Object.fromEntries(row.roles.filter((r) => !isOurs(r.rolname)).map((r) => [r.rolname, r.a])),
-      members: row.members.filter((m) => !isOurs(m.split(">")[1] ?? "")),
-      // An owner's own privileges (grantor = grantee) are not something anyone handed out.
-      acl: row.acl.filter((r) => !isOurs(r.grantee) && r.grantee !== r.grantor).map(aclKey),
-    };
+    return { snapshot: { cluster, databases }, unreadable };
   };
 
   /**
-   * What changed since `before` that the sweep undoes, each with the SQL that undoes it. New
-   * roles' objects go to `owner`. Grants are revoked as their grantor (PostgreSQL records grants
-   * made through a membership as made by the owning role), which the admin must be able to SET
-   * ROLE to — a superuser admin always can.
+   * Catalog reads shared between callers. A caller names a moment (`after`, a {@link mark}) and
+   * gets a read that *began after it*: the last completed read or the one in flight when either
+   * began later, else the read queued behind the one in flight (started when that one ends). A
+   * revocation's moment is when its holder's sessions were known gone (by `cutAccess` or by
+   * itself): from then on the holder can change nothing, so any read begun later sees all it did —
+   * exactly what a read of its own would. When many grants end together, one read of the cluster
+   * and of each database then serves every revocation whose access was cut before it began,
+   * instead of one read each. The read runs on the connection of the caller that queued it (that
+   * caller waits for it, so the connection is idle): waiting callers may hold every pooled
+   * connection, and a read needing another one would wait forever.
    */
-  const diff = async (
-    c: pg.ClientBase,
-    before: Snapshot,
-    owner: string,
-  ): Promise<{ item: SweepItem; sql: string[] }[]> => {
-    const now = await takeSnapshot(c);
-    const out: { item: SweepItem; sql: string[] }[] = [];
-    const existedBefore = (name: string) => before.roles[bare(name)] !== undefined;
-    for (const [name, attrs] of Object.entries(now.roles)) {
-      if (ignored.has(name)) continue;
-      const old = before.roles[name];
-      if (old === undefined) {
-        out.push({
-          item: { kind: "role_created", description: `role ${name} was created during the window`, fix: null },
-          sql: [
-            `REASSIGN OWNED BY ${ident(name)} TO ${ident(owner)}`,
-            `DROP OWNED BY ${ident(name)}`,
-            `DROP ROLE ${ident(name)}`,
-          ],
-        });
-        continue;
-      }
-      for (const attr of ATTRIBUTES) {
-        if (attrs.includes(`${attr}=true`) && old.includes(`${attr}=false`)) {
-          out.push({
-            item: { kind: "role_attribute", description: `role ${name} gained ${ATTRIBUTE_SQL[attr]}`, fix: null },
-            sql: [`ALTER ROLE ${ident(name)} NO${ATTRIBUTE_SQL[attr]}`],
-          });
-        }
-      }
-    }
-    const oldMembers = new Set(before.members);
-    for (const m of now.members) {
-      const [role, member] = m.split(">") as [string, string];
-      // A new member role is dropped as a whole above.
-      if (oldMembers.has(m) || ignored.has(member) || !existedBefore(member)) continue;
-      out.push({
-        item: { kind: "membership", description: `${member} was made a member of ${role}`, fix: null },
-        sql: [`REVOKE ${ident(role)} FROM ${ident(member)} CASCADE`],
+  type Read = Awaited<ReturnType<typeof readSnapshot>> & { readonly began: number };
+  let seq = 0;
+  /** A point in this process's order of events: later marks are greater. */
+  const mark = (): number => ++seq;
+  let lastRead: Read | null = null;
+  let inFlight: { began: number; promise: Promise<Read> } | null = null;
+  let queued: Promise<Read> | null = null;
+  const startRead = async (c: pg.ClientBase): Promise<Read> => {
+    const began = mark();
+    const read = { ...(await readSnapshot(c)), began };
+    if (lastRead === null || lastRead.began < began) lastRead = read;
+    return read;
+  };
+  const sharedRead = (c: pg.ClientBase, after: number): Promise<Read> => {
+    if (lastRead !== null && lastRead.began > after) return Promise.resolve(lastRead);
+    if (inFlight !== null && inFlight.began > after) return joined(inFlight.promise);
+    if (queued) return joined(queued);
+    if (!inFlight) {
+      const began = seq + 1; // startRead marks it synchronously
+      const promise: Promise<Read> = startRead(c).finally(() => {
+        if (inFlight?.promise === promise) inFlight = null;
       });
+      inFlight = { began, promise };
+      return promise;
     }
-    const oldAcl = new Set(before.acl);
-    for (const key of now.acl) {
-      if (oldAcl.has(key)) continue;
-      const [kind, obj, grantor, grantee, privilege] = JSON.parse(key) as [string, string, string, string, string];
-      if (ignored.has(bare(grantee)) || (grantee !== "PUBLIC" && !existedBefore(grantee))) continue;
-      const as = bare(grantor);
-      out.push({
-        item: {
-          kind: "privilege",
-          description: `${privilege} on ${kind.toLowerCase()} ${obj} was granted to ${grantee} (grantor ${grantor})`,
-          fix: null,
-        },
-        sql: [
-          ...(as === adminUser ? [] : [`SET LOCAL ROLE ${ident(as)}`]),
-          `REVOKE ${privilege} ON ${kind} ${obj} FROM ${grantee} CASCADE`,
-          "RESET ROLE",
-        ],
+    const before = inFlight.promise;
+    const promise: Promise<Read> = before
+      .then(
+        () => {},
+        () => {},
+      )
+      .then(() => {
+        queued = null;
+        const read = startRead(c);
+        inFlight = { began: seq, promise };
+        return read;
+      })
+      .finally(() => {
+        if (inFlight?.promise === promise) inFlight = null;
       });
-    }
-    return out;
+    queued = promise;
+    return promise;
+  };
+  /** A joiner's copy of a shared read: its failure is not a failure of the joiner's own connection (which is not discarded). */
+  const joined = (p: Promise<Read>): Promise<Read> =>
+    p.catch((e: unknown) => fail("reading the catalogs (a read shared with other revocations)", e));
+
+  /** Who receives what a window made and must keep: the configured owner, else the grant's first recovery role. */
+  const ownerFor = (facts: ConnectorGrantFacts): string =>
+    settings.reassign_owned_to ?? roleGrants(facts.role).roles[0] ?? adminUser;
+
+  const snapshotOf = (handle: Readonly<Record<string, unknown>>): CatalogSnapshot | null => {
+    const s = handle.containment as CatalogSnapshot | undefined;
+    return s && typeof s === "object" && typeof s.cluster === "object" && typeof s.databases === "object" ? s : null;
   };
 
-  const snapshotOf = (handle: Readonly<Record<string, unknown>>): Snapshot | null => {
-    const s = handle.snapshot as Snapshot | undefined;
-    return s && typeof s === "object" && Array.isArray(s.acl) ? s : null;
+  const compareContext = (role: string, owner: string, adminOid: number): CompareContext => ({
+    ownRole: role,
+    rolePrefix: settings.role_prefix,
+    owner,
+    ignored,
+    adminOid,
+  });
+  const adminOidOf = (cluster: ClusterFacts): number =>
+    Number(Object.entries(cluster.roles).find(([, r]) => r.name === adminUser)?.[0] ?? -1);
+
+  /** Databases where `role` still owns something or holds a privilege (pg_shdepend), for REASSIGN/DROP OWNED. */
+  const dependentDatabases = async (c: pg.ClientBase, role: string): Promise<string[]> =>
+    (
+      await c.query<{ datname: string }>(
+        `SELECT DISTINCT coalesce(d.datname, current_database()) AS datname FROM pg_shdepend s
+           LEFT JOIN pg_database d ON d.oid = s.dbid
+          WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
+        [role],
+      )
+    ).rows.map((r) => r.datname);
+
+  /** Give what `role` still owns to `owner` and drop the rest of it in every database, then the role. */
+  const dropRole = async (c: pg.ClientBase, role: string, owner: string): Promise<void> => {
+    // Most grant roles own nothing by now (containment gave it away): try the drop first.
+    try {
+      await c.query(`DROP ROLE ${ident(role)}`);
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== "2BP01") throw e; // dependent_objects_still_exist
+    }
+    for (const db of await dependentDatabases(c, role)) {
+      await onDb(c, db, (dc) =>
+        dc.query(`REASSIGN OWNED BY ${ident(role)} TO ${ident(owner)}; DROP OWNED BY ${ident(role)}`),
+      );
+    }
+    await c.query(`DROP ROLE ${ident(role)}`);
+  };
+
+  const terminate = async (c: pg.ClientBase, role: string, since: number | null): Promise<number[]> =>
+    (
+      await c.query<{ pid: number }>(
+        // MATERIALIZED: the pid list is fixed before any backend is signalled (a plain WHERE
+        // could evaluate pg_terminate_backend before the user filter and hit everyone).
+        `WITH victims AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()
+            AND ($2::float8 IS NULL OR backend_start >= to_timestamp($2::float8 / 1000)))
+         SELECT pid FROM victims WHERE pg_terminate_backend(victims.pid)`,
+        [role, since],
+      )
+    ).rows.map((r) => r.pid);
+
+  /** Wait until the signalled backends are gone; a revocation does not go on (nor count) while one runs. */
+  const awaitExit = async (c: pg.ClientBase, pids: readonly number[], role: string): Promise<void> => {
+    for (let waited = 0; pids.length > 0; waited += 5) {
+      const left = await c.query("SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1::int[])", [pids]);
+      if (left.rowCount === 0) return;
+      if (waited >= TERMINATE_WAIT_MS) {
+        throw new BreakglassError(
+          "ERR_CONNECTOR_FAILED",
+          `postgres target ${ctx.targetName}: ${left.rowCount} session(s) still running ${TERMINATE_WAIT_MS} ms after pg_terminate_backend`,
+          { role },
+        );
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+
+  /** Roles `cutAccess` cut (when, and how many sessions it ended), until their revocation reports them. */
+  const cutKilled = new Map<string, { at: number; mark: number; killed: number }>();
+
+  /** Roles whose revocation in this process compared the cluster and found nothing to change: when (verify reuses it once). */
+  const settledAt = new Map<string, number>();
+
+  /** One finding's statements in one transaction; false (and rolled back) when they fail. */
+  const tryRun = async (c: pg.ClientBase, sql: readonly string[]): Promise<string | null> => {
+    if (sql.length === 0) return null;
+    try {
+      await c.query("BEGIN");
+      for (const q of sql) await c.query(q);
+      await c.query("COMMIT");
+      return null;
+    } catch (e) {
+      await c.query("ROLLBACK").catch(() => {});
+      return (e as Error).message;
+    }
+  };
+
+  const fixText = (sql: readonly string[], fallback: string) =>
+    sql.length === 0 ? fallback : sql.filter((q) => !q.startsWith("SET LOCAL ROLE")).join("; ");
+
+  /**
+   * Undo what the comparison found, in order (ADR 0009): roles contained first, then per
+   * database hooks, owners, privileges, definitions, code, data; then databases; then created
+   * roles dropped. Each item in its own transaction, so one failure does not hide the rest.
+   */
+  const applyFindings = async (
+    c: pg.ClientBase,
+    findings: readonly Finding[],
+    owner: string,
+  ): Promise<{ done: SweepItem[]; failures: string[]; killed: number[] }> => {
+    const done: SweepItem[] = [];
+    const failures: string[] = [];
+    const killed: number[] = [];
+    const record = (f: Finding, outcome: Outcome, fix: string) =>
+      done.push({ id: f.id, kind: f.kind, outcome, description: f.description, fix });
+    const runOne = async (dc: pg.ClientBase, f: Finding): Promise<void> => {
+      const error = await tryRun(dc, f.sql);
+      if (error === null) {
+        if (!f.dropRole) record(f, f.outcome, fixText(f.sql, f.fix));
+        return;
+      }
+      if (f.fallback) {
+        const second = await tryRun(dc, f.fallback.sql);
+        if (second === null) {
+          record(f, f.fallback.outcome, `${f.fallback.fix} (${error})`);
+          return;
+        }
+        failures.push(`${f.description}: ${error}; then ${second}`);
+        return;
+      }
+      if (f.settled) {
+        record(f, "contained", f.fix);
+        return;
+      }
+      failures.push(`${f.description}: ${error}`);
+    };
+    const active = findings.filter((f) => f.outcome !== "reported");
+    for (const f of active.filter((x) => x.outcome === "left")) record(f, "left", f.fix);
+    const work = active.filter((f) => f.outcome !== "left");
+    // 0: roles — contained at once, their sessions cut.
+    for (const f of work.filter((x) => x.step === 0)) {
+      await runOne(c, f);
+      if (f.terminate) killed.push(...(await terminate(c, f.terminate.role, f.terminate.since)));
+    }
+    // 1–4: per database, all databases at once.
+    const byDb = new Map<string, Finding[]>();
+    for (const f of work.filter((x) => x.step >= 1 && x.step <= 4)) {
+      const db = f.db ?? database;
+      byDb.set(db, [...(byDb.get(db) ?? []), f]);
+    }
+    await Promise.all(
+      [...byDb].map(async ([db, list]) => {
+        try {
+          await onDb(c, db, async (dc) => {
+            for (const step of [1, 2]) for (const f of list.filter((x) => x.step === step)) await runOne(dc, f);
+            // Code: drop in passes (a view on a view), then make inert what still cannot be dropped.
+            let pending = list.filter((x) => x.step === 3);
+            for (let pass = 0; pass < DROP_PASSES && pending.length > 0; pass++) {
+              const next: Finding[] = [];
+              for (const f of pending) {
+                if ((await tryRun(dc, f.sql)) === null) record(f, f.outcome, fixText(f.sql, f.fix));
+                else next.push(f);
+              }
+              if (next.length === pending.length) break;
+              pending = next;
+            }
+            for (const f of pending) {
+              const error = await tryRun(dc, f.fallback?.sql ?? []);
+              if (error === null && f.fallback) record(f, f.fallback.outcome, f.fallback.fix);
+              else if (error === null && f.settled) record(f, "contained", f.fix);
+              else
+                failures.push(
+                  `${f.description}: cannot be dropped${error === null ? "" : ` nor made inert: ${error}`}`,
+                );
+            }
+            for (const f of list.filter((x) => x.step === 4)) await runOne(dc, f);
+          });
+        } catch (e) {
+          failures.push(`database ${db}: ${(e as Error).message}`);
+        }
+      }),
+    );
+    // 5: databases; 6: roles created in the window, dropped now that their objects are handled.
+    for (const f of work.filter((x) => x.step === 5)) await runOne(c, f);
+    for (const f of work.filter((x) => x.dropRole !== undefined)) {
+      try {
+        await dropRole(c, f.dropRole as string, owner);
+        record(f, "reverted", `contained at once (${f.fix.split(";")[0]}), then dropped`);
+      } catch (e) {
+        record(
+          f,
+          "contained",
+          `no login, no password, no memberships, sessions ended; not dropped: ${(e as Error).message}`,
+        );
+      }
+    }
+    return { done, failures, killed };
+  };
+
+  /** Refuse recovery roles whose reach makes containment impossible, unless the target accepts them with a reason. */
+  const checkReach = (cluster: ClusterFacts, roles: readonly string[]): Record<string, string> => {
+    const accepted: Record<string, string> = {};
+    for (const role of roles) {
+      const { impossible } = assessReach(cluster, [role]);
+      if (impossible.length === 0) continue;
+      const reason = settings.containment.accept[role];
+      if (reason === undefined) {
+        throw new BreakglassError(
+          "ERR_CONNECTOR_FAILED",
+          `postgres target ${ctx.targetName}: recovery role ${role} cannot be contained: ${impossible.join("; ")}. Remove that power from it, or accept it with a reason under targets.${ctx.targetName}.settings.containment.accept.${role} (see docs/connectors/postgres.md)`,
+          { role, impossible },
+        );
+      }
+      accepted[role] = reason;
+    }
+    return accepted;
   };
 
   const connectionString = (role: string, password: string): string => {
@@ -449,8 +699,17 @@ export function createPostgresConnector(
         const role = principalOf(handle);
         const password = randomBytes(24).toString("base64url");
         const validUntil = new Date(facts.endsAt).toISOString();
+        // The baseline of the window (ADR 0009), before the role exists; an extension keeps the first.
+        const taken = snapshotOf(handle) ? null : await sharedRead(c, mark());
+        const accepted = checkReach(taken?.snapshot.cluster ?? (await readCluster(c)), g.roles);
+        if (taken && taken.unreadable.length > 0) {
+          ctx.log("postgres target: databases not readable at activation are not compared at the end", {
+            target: ctx.targetName,
+            grantId: facts.grantId,
+            unreadable: taken.unreadable,
+          });
+        }
         await c.query("BEGIN");
-        const snapshot = snapshotOf(handle) ? null : await takeSnapshot(c);
         const exists = (await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role])).rowCount === 1;
         const common = `LOGIN CONNECTION LIMIT ${g.connection_limit} PASSWORD ${literal(formatVerifier(scramVerifier(password)))} VALID UNTIL ${literal(validUntil)}`;
         if (!exists) {
@@ -484,8 +743,10 @@ export function createPostgresConnector(
             connectionLimit: g.connection_limit,
             database,
             reissued: exists,
+            ...(Object.keys(accepted).length > 0 ? { containmentAccepted: accepted } : {}),
+            ...(taken && taken.unreadable.length > 0 ? { notCompared: taken.unreadable } : {}),
           },
-          ...(snapshot ? { handle: { snapshot } } : {}),
+          ...(taken ? { handle: { containment: taken.snapshot } } : {}),
         };
       }),
 
@@ -513,82 +774,148 @@ export function createPostgresConnector(
 
     revoke: (facts, handle) =>
       withClient("revoke", async (c): Promise<ConnectorResult> => {
+        const started = mark();
         const role = principalOf(handle);
-        // 1. No new sessions (first, so nobody slips in), 2. end the open ones, waiting up to
-        //    1 s each for them to exit. A role that is already gone is not an error.
+        settledAt.delete(role);
+        // 1. No new sessions (first, so nobody slips in), 2. end the open ones and wait until
+        //    they are gone — access is cut here, and the comparison below sees everything they
+        //    did (a transaction still committing is either in or aborted). A role that is
+        //    already gone is not an error.
         let exists = true;
-        try {
-          await c.query(`ALTER ROLE ${ident(role)} NOLOGIN VALID UNTIL '-infinity'`);
-        } catch (e) {
-          if ((e as { code?: string }).code !== "42704") throw e; // undefined_object
-          exists = false;
-        }
-        const killed = (
-          await c.query<{ pid: number }>(
-            // MATERIALIZED: the pid list is fixed before any backend is signalled (a plain WHERE
-            // could evaluate pg_terminate_backend before the user filter and hit everyone).
-            // No wait here (PostgreSQL's own wait polls every 100 ms); the exit is awaited below.
-            `WITH victims AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid())
-             SELECT pid FROM victims WHERE pg_terminate_backend(victims.pid)`,
-            [role],
-          )
-        ).rows.map((r) => r.pid);
-        const terminated = killed.length;
-        // 3. The sweep: every change since the snapshot, undone one by one so one failure does not hide the rest.
+        const cutEntry = cutKilled.get(role);
+        cutKilled.delete(role);
+        // A cut older than one revocation's lease is not trusted: someone may have changed the role since.
+        const cut = cutEntry && Date.now() - cutEntry.at < timeoutMs * 4 ? cutEntry.killed : undefined;
+        if (cut === undefined) {
+          try {
+            await c.query(`ALTER ROLE ${ident(role)} NOLOGIN VALID UNTIL '-infinity'`);
+          } catch (e) {
+            if ((e as { code?: string }).code !== "42704") throw e; // undefined_object
+            exists = false;
+          }
+        } // else `cutAccess` set NOLOGIN moments ago (and nothing can log in as the role to undo it)
+        const killed = await terminate(c, role, null);
+        const terminated = killed.length + (cut ?? 0);
+        await awaitExit(c, killed, role);
+        // When the holder could no longer change anything: the cut, unless sessions were still ended here.
+        const goneAt = cutEntry !== undefined && cut !== undefined && killed.length === 0 ? cutEntry.mark : mark();
+        // 3. Containment (ADR 0009): every difference from the window's snapshot, in every database.
         const swept: SweepItem[] = [];
+        const reported: string[] = [];
         const failures: string[] = [];
         const snapshot = snapshotOf(handle);
-        const owner = settings.reassign_owned_to ?? roleGrants(facts.role).roles[0] ?? adminUser;
+        const owner = ownerFor(facts);
+        /** Something was changed at the target: verify must compare again, not trust the comparison above. */
+        let changed = false;
         if (snapshot) {
-          for (const d of await diff(c, snapshot, owner)) {
-            if (settings.sweep === "report") {
-              swept.push(d.item);
-              continue;
-            }
-            try {
-              await c.query("BEGIN");
-              for (const q of d.sql) await c.query(q);
-              await c.query("COMMIT");
-              swept.push({ ...d.item, fix: d.sql.filter((q) => !/^(SET LOCAL|RESET) ROLE/.test(q)).join("; ") });
-            } catch (e) {
-              await c.query("ROLLBACK").catch(() => {});
-              failures.push(`${d.item.description}: ${(e as Error).message}`);
-            }
-          }
-        }
-        // 4. Keep what the role made, then drop it.
-        let reassignedTo: string | null = null;
-        if (exists) {
-          // One round trip; PostgreSQL runs a multi-statement string as one transaction.
-          await c.query(
-            `REASSIGN OWNED BY ${ident(role)} TO ${ident(owner)}; DROP OWNED BY ${ident(role)}; DROP ROLE ${ident(role)}`,
+          // A read begun after the holder's sessions were gone (see sharedRead); when it shows
+          // anything, a read begun after this revocation started is what is acted on.
+          let read = await sharedRead(c, goneAt);
+          let findings = compareCatalogs(
+            snapshot,
+            read.snapshot,
+            compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
           );
-          reassignedTo = owner;
-        }
-        // 5. The signalled backends must really be gone before this counts as revoked.
-        for (let waited = 0; killed.length > 0; waited += 5) {
-          const left = await c.query("SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1::int[])", [killed]);
-          if (left.rowCount === 0) break;
-          if (waited >= TERMINATE_WAIT_MS) {
-            throw new BreakglassError(
-              "ERR_CONNECTOR_FAILED",
-              `postgres target ${ctx.targetName}: ${left.rowCount} session(s) of ${role} still running ${TERMINATE_WAIT_MS} ms after pg_terminate_backend`,
-              { role },
+          if ((findings.length > 0 || read.unreadable.length > 0) && read.began < started) {
+            read = await sharedRead(c, started);
+            findings = compareCatalogs(
+              snapshot,
+              read.snapshot,
+              compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
             );
           }
-          await new Promise((r) => setTimeout(r, 5));
+          const { unreadable } = read;
+          failures.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
+          reported.push(...findings.filter((f) => f.outcome === "reported").map((f) => f.description));
+          if (settings.sweep === "report") {
+            // Nothing is changed: whatever would have been undone is left, and pages.
+            for (const f of findings) {
+              if (f.outcome !== "reported" && (f.sql.length > 0 || f.outcome === "left")) {
+                swept.push({ id: f.id, kind: f.kind, outcome: "left", description: f.description, fix: null });
+              }
+            }
+          } else {
+            changed = findings.some((f) => f.sql.length > 0 || f.dropRole !== undefined);
+            const applied = await applyFindings(c, findings, owner);
+            swept.push(...applied.done);
+            failures.push(...applied.failures);
+            await awaitExit(c, applied.killed, role);
+          }
+        }
+        // 4. The grant role itself: what it still owns goes to the owner (data is never dropped), then it goes.
+        let reassignedTo: string | null = null;
+        if (exists) {
+          await dropRole(c, role, owner);
+          reassignedTo = owner;
         }
         if (failures.length > 0) {
           throw new BreakglassError(
             "ERR_CONNECTOR_FAILED",
-            `postgres target ${ctx.targetName}: role ${role} is gone, but ${failures.length} side permission(s) could not be swept: ${failures.join("; ")}`,
-            { role, swept, failures },
+            `postgres target ${ctx.targetName}: role ${role} is gone, but ${failures.length} change(s) of the window could not be compared or undone: ${failures.join("; ")}`,
+            { role, swept, reported, failures },
           );
         }
-        return { credential: null, detail: { role, existed: exists, terminated, reassignedTo, swept } };
+        // The comparison found nothing to do, read after the holder's sessions were gone: it is
+        // the verification too (see verify). After changes, verify reads again.
+        if (snapshot && settings.sweep === "revoke" && !changed) settledAt.set(role, Date.now());
+        return { credential: null, detail: { role, existed: exists, terminated, reassignedTo, swept, reported } };
       }),
 
-    verify: (_facts, handle) =>
+    async cutAccess(grants) {
+      // A handle without a grant role is its revocation's to report; the others are cut.
+      const roles = [
+        ...new Set(
+          grants.flatMap((g) => {
+            try {
+              return [principalOf(g.handle)];
+            } catch {
+              return [];
+            }
+          }),
+        ),
+      ];
+      if (roles.length === 0) return;
+      let c: pg.PoolClient;
+      try {
+        c = await cutter().connect();
+      } catch (e) {
+        return fail("cut access", e);
+      }
+      try {
+        // The same first two steps as revoke, for every role in three round trips.
+        const existing = (
+          await c.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname = ANY($1)", [roles])
+        ).rows.map((r) => r.rolname);
+        if (existing.length > 0) {
+          await c.query(existing.map((r) => `ALTER ROLE ${ident(r)} NOLOGIN VALID UNTIL '-infinity';`).join("\n"));
+        }
+        const killed = (
+          await c.query<{ pid: number; role: string }>(
+            `WITH victims AS MATERIALIZED (SELECT pid, usename FROM pg_stat_activity
+                WHERE usename = ANY($1) AND pid <> pg_backend_pid())
+             SELECT pid, usename AS role FROM victims WHERE pg_terminate_backend(victims.pid)`,
+            [roles],
+          )
+        ).rows;
+
+        await awaitExit(
+          c,
+          killed.map((k) => k.pid),
+          roles.join(", "),
+        );
+        // From here none of these holders can change anything: a catalog read begun later serves their revocations.
+        const at = Date.now();
+        const gone = mark();
+        for (const r of existing)
+          cutKilled.set(r, { at, mark: gone, killed: killed.filter((k) => k.role === r).length });
+        c.release();
+      } catch (e) {
+        c.release(e as Error);
+        fail("cut access", e, { roles });
+      }
+    },
+
+    verify: (facts, handle) =>
       withClient("verify", async (c): Promise<VerifyResult> => {
         const role = principalOf(handle);
         const [state] = (
@@ -601,13 +928,37 @@ export function createPostgresConnector(
         const exists = state?.exists ?? false;
         const open = state?.open ?? 0;
         const snapshot = snapshotOf(handle);
-        const left =
-          snapshot && settings.sweep === "revoke"
-            ? (await diff(c, snapshot, adminUser)).map((d) => d.item.description)
-            : [];
+        const left: string[] = [];
+        // This process's revocation of the role just compared the cluster, after its sessions
+        // had ended, and found nothing to change: reading it again would find the same.
+        const settled = settledAt.get(role);
+        settledAt.delete(role);
+        const reused = snapshot !== null && settled !== undefined && Date.now() - settled < timeoutMs;
+        if (snapshot && settings.sweep === "revoke" && !reused) {
+          const { snapshot: now, unreadable } = await sharedRead(c, mark());
+          const owner = ownerFor(facts);
+          left.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
+          for (const f of compareCatalogs(snapshot, now, compareContext(role, owner, adminOidOf(now.cluster)))) {
+            if (
+              f.sql.length > 0 &&
+              f.settled === undefined &&
+              f.outcome !== "left" &&
+              f.outcome !== "reported" &&
+              !f.dropRole
+            ) {
+              left.push(f.description);
+            }
+          }
+        }
         return {
           revoked: !exists && open === 0 && left.length === 0,
-          detail: { role, roleExists: exists, backends: open, sweepLeft: left },
+          detail: {
+            role,
+            roleExists: exists,
+            backends: open,
+            sweepLeft: left,
+            ...(snapshot && settings.sweep === "revoke" ? { compared: reused ? "at revocation" : "again" } : {}),
+          },
         };
       }),
 
@@ -644,8 +995,29 @@ export function createPostgresConnector(
     async close() {
       const p = pool;
       pool = null;
-      await p?.end();
+      const others = [...dbPools.values(), ...(cutPool ? [cutPool] : [])];
+      dbPools.clear();
+      cutPool = null;
+      await Promise.all([p?.end(), ...others.map((o) => o.end())]);
     },
+
+    assess: () =>
+      withClient("assess", async (c) => {
+        const cluster = await readCluster(c);
+        return (ctx.roles ?? []).flatMap((r) =>
+          (postgresRoleGrantsSchema.safeParse(r.grants).data?.roles ?? []).map((principal) => {
+            const a = assessReach(cluster, [principal]);
+            return {
+              roleId: r.id,
+              principal,
+              limits: a.limits,
+              impossible: a.impossible,
+              acceptedBecause: settings.containment.accept[principal] ?? null,
+              missing: a.missing.length > 0,
+            };
+          }),
+        );
+      }),
 
     inventory: () =>
       withClient("inventory", async (c): Promise<TargetInventory> => {

@@ -84,6 +84,14 @@ export const ReasonBodySchema = z
   .strictObject({ reason: Prose(2000).min(1).describe("Why; recorded in the audit log") })
   .register(apiSchemas, { id: "ReasonRequest" });
 
+export const ResolveBodySchema = z
+  .strictObject({
+    note: Prose(8000)
+      .min(1)
+      .describe("What was done about the containment drift (who fixed what at the target, or why it stays)"),
+  })
+  .register(apiSchemas, { id: "ResolveRequest" });
+
 /** Activate and release take no fields; an empty object (or no body) is accepted. */
 export const EmptyBodySchema = z.strictObject({}).register(apiSchemas, { id: "EmptyRequest" });
 
@@ -451,6 +459,9 @@ export const GrantPermissionsSchema = z
     extend: z.boolean().describe("By any amount within the role's maximum"),
     review: z.boolean(),
     ack: z.boolean().describe("Acknowledge the activation's alarm"),
+    resolve: z
+      .boolean()
+      .describe("Record what was done about containment drift (whether any is open: the grant's story)"),
     credential: z.boolean().describe("Read the credential (the holder, while active, on a target that hands one out)"),
     recording: z.boolean().describe("Read what the grant's sessions did"),
   })
@@ -1061,6 +1072,7 @@ export const GRANT_ACTIONS = {
   review: ReviewBodySchema,
   extend: ExtendBodySchema,
   ack: ApproveBodySchema,
+  resolve: ResolveBodySchema,
 } as const;
 export type GrantAction = keyof typeof GRANT_ACTIONS;
 export type GrantActionBody<A extends GrantAction> = z.input<(typeof GRANT_ACTIONS)[A]>;

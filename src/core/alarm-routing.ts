@@ -14,6 +14,10 @@ export const ACTIVATION_EVENTS: readonly AuditEventType[] = ["grant.activated", 
 export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [
   ...ACTIVATION_EVENTS,
   "target.unauthorized_login",
+  // Something the holder did outlives the window and could only be contained, or not even that (ADR 0009).
+  "target.containment_drift",
+  // Someone recorded what was done about it: the review may now be `justified`.
+  "grant.containment_resolved",
   // A destructive statement refused in a break-glass session: someone tried.
   "gateway.statement_blocked",
   // Who may break which glass changed: a change cannot route itself away from security.
@@ -91,6 +95,7 @@ function severityOf(type: string, role: unknown, routing: AlarmRouting, data?: u
     type === "grant.emergency_activated" ||
     type === "target.revoke_failed" ||
     type.startsWith("target.drift") ||
+    type === "target.containment_drift" ||
     type === "alarm.channel_failing" ||
     type === "target.unauthorized_login" ||
     type === "alarm.escalated" ||
@@ -107,6 +112,7 @@ function severityOf(type: string, role: unknown, routing: AlarmRouting, data?: u
   if (
     type === "grant.activated" ||
     type === "target.side_permission_swept" ||
+    type === "grant.containment_resolved" ||
     type === "target.grant_failed" ||
     type === "grant.review_overdue" ||
     type === "config.changed" ||
@@ -147,6 +153,15 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
       const d = (e.data ?? {}) as { overdueS?: unknown; emergency?: unknown };
       const hours = Math.floor(Number(d.overdueS) / 3600);
       return `Review overdue${hours > 0 ? ` by ${hours} h` : ""}: ${d.emergency ? "emergency " : ""}break-glass grant${grant}${role} has not been reviewed — \`breakglass review${grant}\``;
+    }
+    case "target.containment_drift": {
+      const d = (e.data ?? {}) as { item?: { outcome?: unknown; description?: unknown; fix?: unknown } };
+      const how = d.item?.outcome === "contained" ? "CONTAINED, NOT REVERTED" : "LEFT IN PLACE";
+      return `${how} after break-glass grant${grant}${role} at ${String(e.target)}: ${String(d.item?.description)} — ${String(d.item?.fix)}; record what was done: \`breakglass containment resolve${grant}\``;
+    }
+    case "grant.containment_resolved": {
+      const d = (e.data ?? {}) as { note?: unknown; items?: unknown };
+      return `${who} recorded what was done about what grant${grant}${role} left behind (${Array.isArray(d.items) ? d.items.length : 0} item(s)): ${String(d.note)}`;
     }
     case "gateway.statement_blocked": {
       const d = (e.data ?? {}) as { reason?: unknown; statement?: unknown };

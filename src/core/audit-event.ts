@@ -19,6 +19,8 @@ export type AuditEventType =
   | "target.side_permission_swept"
   | "target.drift_fixed"
   | "target.drift_reported"
+  | "target.containment_drift"
+  | "grant.containment_resolved"
   | "grant.credential_read"
   | "grant.recording_read"
   | "grant.terminal_started"

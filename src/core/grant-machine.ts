@@ -5,6 +5,7 @@
  */
 import { groupsOf, ruleGroups, ruleSatisfied } from "./approval-policy.js";
 import type { AuditEventDraft, AuditEventType } from "./audit-event.js";
+import type { DriftItem } from "./containment-drift.js";
 import { BreakglassError } from "./errors.js";
 import type { FollowUp, Grant, GrantReview, GrantState, Policy, ReviewOutcome, RoleDef } from "./model.js";
 import { unknownRoleHint } from "./suggest.js";
@@ -855,14 +856,32 @@ export function reviewRecord(
   };
 }
 
+/**
+ * Record the review of an ended grant. `openDrift`: what its revocation could only contain or
+ * had to leave and nobody has resolved yet (ADR 0009) — while any is open, `justified` is refused.
+ * @throws ERR_INVALID_TRANSITION (not ended; a drill; `justified` with open drift), ERR_FORBIDDEN, ERR_VALIDATION
+ */
 export function reviewGrant(
   policy: Policy,
   grant: Grant,
   reviewer: string,
   review: { outcome: ReviewOutcome; notes: string; followUps?: readonly FollowUp[] },
   now: number,
+  openDrift: readonly DriftItem[] = [],
 ): Transition {
   requireState(grant, "review", ["ended"]);
+  if (review.outcome === "justified" && openDrift.length > 0) {
+    throw new BreakglassError(
+      "ERR_INVALID_TRANSITION",
+      `grant ${grant.id} cannot be reviewed as justified: ${openDrift.length} thing(s) done in its window were only contained or left in place (${openDrift
+        .slice(0, 3)
+        .map((d) => d.description)
+        .join(
+          "; ",
+        )}${openDrift.length > 3 ? "; …" : ""}). Record what was done about them first (breakglass containment resolve ${grant.id} --note "…"), or review it as justified_with_findings or unjustified`,
+      { grantId: grant.id, openDrift: openDrift.map((d) => d.id) },
+    );
+  }
   if (isDrill(grant)) {
     throw new BreakglassError(
       "ERR_INVALID_TRANSITION",
@@ -882,6 +901,41 @@ export function reviewGrant(
       notes: review.notes,
       emergency: isEmergencyUse(grant),
       ...(followUps.length > 0 ? { followUps } : {}),
+    }),
+  };
+}
+
+/**
+ * Someone records what was done about a grant's containment drift (ADR 0009): every open item is
+ * resolved by one `grant.containment_resolved` event; the review may then be `justified`. Allowed
+ * to whoever may review the grant (never its holder nor an approver), also after the review.
+ * @throws ERR_INVALID_TRANSITION (not ended or reviewed; nothing open), ERR_FORBIDDEN, ERR_VALIDATION
+ */
+export function resolveContainment(
+  policy: Policy,
+  grant: Grant,
+  actor: string,
+  note: string,
+  openDrift: readonly DriftItem[],
+  now: number,
+): Transition {
+  requireState(grant, "resolve", ["ended", "reviewed"]);
+  const refusal = reviewRefusal(policy, grant, actor);
+  if (refusal !== null) throw new BreakglassError("ERR_FORBIDDEN", refusal, { grantId: grant.id });
+  requirePlainText("note", note, "prose");
+  if (note.trim() === "") throw new BreakglassError("ERR_VALIDATION", "note: say what was done", { field: "note" });
+  if (openDrift.length === 0) {
+    throw new BreakglassError("ERR_INVALID_TRANSITION", `grant ${grant.id} has no containment drift left to resolve`, {
+      grantId: grant.id,
+    });
+  }
+  const next = bump(grant, {});
+  return {
+    grant: next,
+    event: grantEvent(next, "grant.containment_resolved", actor, now, {
+      note,
+      items: openDrift.map((d) => d.id),
+      descriptions: openDrift.map((d) => d.description),
     }),
   };
 }

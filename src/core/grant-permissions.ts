@@ -17,6 +17,7 @@ import {
   releaseGrant,
   requireAcknowledger,
   requireCredentialReader,
+  resolveContainment,
   reviewGrant,
   revokeGrant,
 } from "./grant-machine.js";
@@ -32,6 +33,7 @@ export const GRANT_PERMISSIONS = [
   "extend",
   "review",
   "ack",
+  "resolve",
   "credential",
   "recording",
 ] as const;
@@ -40,6 +42,7 @@ export type GrantPermissions = Record<GrantPermission, boolean>;
 
 /** A reason for the actions that need one: any non-empty text passes the machine's check. */
 const DRY_RUN = "(dry run)";
+const DRY_DRIFT = { id: "dry-run", outcome: "contained", description: DRY_RUN };
 
 /**
  * Whether `check` returns rather than throws. The refusal is thrown away, so it is built without
@@ -75,6 +78,8 @@ export function grantPermissions(policy: Policy, grant: Grant, actor: string, no
     extend: passes(() => extendGrant(policy, grant, actor, 1, DRY_RUN, now)),
     review: passes(() => reviewGrant(policy, grant, actor, { outcome: "justified", notes: DRY_RUN }, now)),
     ack: passes(() => requireAcknowledger(policy, grant, actor)),
+    // Whether the actor could record a resolution, had the grant open drift (that is in its events, not here).
+    resolve: passes(() => resolveContainment(policy, grant, actor, DRY_RUN, [DRY_DRIFT], now)),
     credential: passes(() => requireCredentialReader(grant, actor, now)),
     recording: mayReadRecording(policy, grant, actor),
   };

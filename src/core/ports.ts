@@ -573,10 +573,26 @@ export interface Connector {
   /** Is access really gone at the target? @throws ERR_CONNECTOR_FAILED */
   verify(facts: ConnectorGrantFacts, handle: Readonly<Record<string, unknown>>): Promise<VerifyResult>;
   /**
+   * Optional: cut access at once for grants whose revocation was just claimed — no new sessions,
+   * open ones ended — ahead of their `revoke`, which does it again (idempotent) and then the
+   * slower work (containment, cleanup). Many grants ending together then lose access within one
+   * call instead of one revocation after another. Best effort: the caller logs a failure and
+   * `revoke` decides. @throws ERR_CONNECTOR_FAILED
+   */
+  cutAccess?(
+    grants: readonly { readonly facts: ConnectorGrantFacts; readonly handle: Readonly<Record<string, unknown>> }[],
+  ): Promise<void>;
+  /**
    * Optional, for reconciliation: the principals this connector created that still exist, and
    * standing privilege made outside Breakglass. @throws ERR_CONNECTOR_FAILED
    */
   inventory?(): Promise<TargetInventory>;
+  /**
+   * Optional, for `breakglass config check --targets`: what containment at the end of a window
+   * can and cannot do for each role on this target, read from the target itself.
+   * @throws ERR_CONNECTOR_FAILED when the target cannot be read
+   */
+  assess?(): Promise<readonly ContainmentAssessment[]>;
   /** Optional, for use detection: live sessions of watched break-glass identities. */
   watchSessions?(): Promise<readonly WatchedSession[]>;
   /** Optional: end a session `watchSessions` found (when configured to). */
@@ -590,6 +606,21 @@ export interface Connector {
   pushedSessions?(payload: unknown, key: string): readonly WatchedSession[];
   /** Release connections and timers; the broker calls it on shutdown. */
   close?(): Promise<void>;
+}
+
+/** One role's containment limits on its target (ADR 0009). */
+export interface ContainmentAssessment {
+  readonly roleId: string;
+  /** The target-side role (e.g. a PostgreSQL recovery role) assessed. */
+  readonly principal: string;
+  /** What the holder can reach and how the end of the window handles it, in words. */
+  readonly limits: readonly string[];
+  /** Why containment cannot work for it (empty: it can). */
+  readonly impossible: readonly string[];
+  /** The reason the configuration gives for accepting it anyway; null: not accepted. */
+  readonly acceptedBecause: string | null;
+  /** The target-side role does not exist (activation would fail). */
+  readonly missing: boolean;
 }
 
 /** The draft type is re-exported for adapters that only need ports. */

@@ -131,6 +131,7 @@ const ACTION_PROBLEMS: Readonly<Record<GrantAction, readonly ProblemCode[]>> = {
   release: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
   review: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
   ack: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION"],
+  resolve: ["ERR_FORBIDDEN", "ERR_INVALID_TRANSITION", "ERR_CONFLICT"],
   extend: [
     "ERR_FORBIDDEN",
     "ERR_INVALID_TRANSITION",
@@ -150,11 +151,13 @@ const ACTION_SUMMARY: Readonly<Record<GrantAction, string>> = {
   review: "Record the post-use review of an ended grant (never by its holder)",
   extend: "The holder (or an admin) extends an active grant; the expiry at the target moves first",
   ack: "Acknowledge an activation's alarm (approvers of the role, admins); stops its escalation",
+  resolve:
+    "Record what was done about what the end of a window could only contain or had to leave (containment drift); until then the grant's review cannot be `justified` (never by its holder or an approver)",
 };
 
 /** The token scope each grant action needs. */
 const actionScope = (action: GrantAction): RouteScope =>
-  action === "review"
+  action === "review" || action === "resolve"
     ? "review"
     : action === "approve" || action === "deny" || action === "ack" || action === "revoke"
       ? "approve"
@@ -177,6 +180,7 @@ type ActionBody = {
   reason?: string | undefined;
   outcome?: "justified" | "justified_with_findings" | "unjustified" | undefined;
   notes?: string | undefined;
+  note?: string | undefined;
   by?: string | undefined;
   followUps?: { action: string; owner: string; due?: string | undefined }[] | undefined;
 };
@@ -210,6 +214,8 @@ function runAction(
       });
     case "ack":
       return service.acknowledge(ctx, id, body.comment ?? null);
+    case "resolve":
+      return service.resolveContainment(ctx, id, body.note ?? "");
     case "extend":
       return service.extend(ctx, id, parseDuration(body.by ?? ""), body.reason ?? "");
   }

@@ -37,6 +37,9 @@ import type { SecretBox } from "../secrets/secret-box.js";
 import { type AuditAppender, type GrantWriter, stamp } from "./grant-writer.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "./request-context.js";
 
+/** Events that record one item of a revocation's comparison (deduplicated by the item's id). */
+const ITEM_EVENTS: ReadonlySet<string> = new Set(["target.side_permission_swept", "target.containment_drift"]);
+
 export interface AccessControllerDeps {
   readonly policy: Policy;
   readonly writer: GrantWriter;
@@ -90,6 +93,12 @@ export interface AccessController {
   claimRevocation(grantId: string): Promise<Grant | null>;
   /** Call the target's revoke and verify for a claimed grant; no database work. */
   attemptRevocation(grant: Grant): Promise<RevocationOutcome>;
+  /**
+   * Cut access at once, where the target's connector can (`Connector.cutAccess`), for grants
+   * whose revocation was just claimed; their revocations follow. No database work; never
+   * throws (a failure is logged: the revocation cuts access itself).
+   */
+  cutAccess(grants: readonly Grant[]): Promise<void>;
   /** Record many outcomes in one transaction (one audit event each); falls back to one by one on conflict. */
   recordRevocations(results: readonly RevocationResult[]): Promise<Grant[]>;
 }
@@ -98,7 +107,13 @@ export type RecheckOutcome =
   | { readonly present: false }
   | { readonly present: true; readonly found: Record<string, unknown>; readonly revoke: Record<string, unknown> };
 
-export type RevocationOutcome = { ok: true; detail: Record<string, unknown> } | { ok: false; error: string };
+/**
+ * A revocation attempt's result. A failed attempt may still have undone or contained things at
+ * the target (`swept`): they are recorded with the failure, so nothing done is done silently.
+ */
+export type RevocationOutcome =
+  | { ok: true; detail: Record<string, unknown> }
+  | { ok: false; error: string; swept?: readonly unknown[] };
 
 export interface RevocationResult {
   /** The grant as claimed (access `revoking`), at the version the claim saved. */
@@ -320,8 +335,37 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
         ? { ok: true, detail: { revoke: revoked.detail, verify: verified.detail } }
         : { ok: false, error: "verify reports access still present at the target" };
     } catch (e) {
-      return { ok: false, error: errorText(e) };
+      const swept = isBreakglassError(e) ? (e.detail as { swept?: unknown } | undefined)?.swept : undefined;
+      return { ok: false, error: errorText(e), ...(Array.isArray(swept) && swept.length > 0 ? { swept } : {}) };
     }
+  };
+
+  const cutAccess = async (grants: readonly Grant[]): Promise<void> => {
+    const byConnector = new Map<
+      Connector,
+      { facts: ConnectorGrantFacts; handle: Readonly<Record<string, unknown>> }[]
+    >();
+    for (const grant of grants) {
+      try {
+        const { connector, facts } = resolve(grant);
+        if (!connector.cutAccess) continue;
+        const list = byConnector.get(connector) ?? [];
+        list.push({ facts, handle: grant.accessHandle ?? connector.plan(facts) });
+        byConnector.set(connector, list);
+      } catch {
+        // Unknown role or target: the revocation reports it.
+      }
+    }
+    await Promise.all(
+      [...byConnector].map(([connector, list]) =>
+        connector.cutAccess?.(list).catch((e: unknown) =>
+          deps.log("cutting access ahead of revocation failed; each revocation cuts it itself", {
+            grants: list.length,
+            error: errorText(e),
+          }),
+        ),
+      ),
+    );
   };
 
   const outcomeTransition = (g: Grant, outcome: RevocationOutcome) => {
@@ -342,10 +386,14 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
       return await store.transaction(async (tx) => {
         const ts = results.map((r) => outcomeTransition(r.grant, r.outcome));
         await tx.updateGrants(ts.map((t) => ({ grant: t.grant, dueAt: dueAt(t.grant) })));
+        const recorded = await recordedItems(
+          tx,
+          results.filter((r) => sweptItems(r.outcome).length > 0).map((r) => r.grant.id),
+        );
         await audit.append(
           tx,
           ts.flatMap((t, i) =>
-            [t.event, ...sweptEvents(t.grant, results[i]?.outcome)].map((e) => stamp(e, SYSTEM_CONTEXT)),
+            [t.event, ...sweptEvents(t.grant, results[i]?.outcome, recorded)].map((e) => stamp(e, SYSTEM_CONTEXT)),
           ),
         );
         await tx.deleteCredentials(ts.filter((t) => t.grant.access === "revoked").map((t) => t.grant.id));
@@ -363,7 +411,7 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
               SYSTEM_CONTEXT,
               (g) => outcomeTransition(g, r.outcome),
               async (tx, next) => {
-                const swept = sweptEvents(next, r.outcome);
+                const swept = sweptEvents(next, r.outcome, await recordedItems(tx, [next.id]));
                 if (swept.length > 0) await audit.append(tx, swept);
                 if (next.access === "revoked") await tx.deleteCredentials([next.id]);
               },
@@ -399,13 +447,43 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     return { present: true, found: { ...seen.detail }, revoke: { ...revoked.detail } };
   };
 
-  /** One `target.side_permission_swept` event per item the connector swept while revoking. */
-  const sweptEvents = (g: Grant, outcome: RevocationOutcome | undefined): AuditEventDraft[] => {
-    if (!outcome?.ok) return [];
-    const swept = (outcome.detail.revoke as { swept?: unknown } | undefined)?.swept;
-    if (!Array.isArray(swept)) return [];
+  /** What a revocation attempt undid or contained at the target (also when the attempt failed). */
+  const sweptItems = (outcome: RevocationOutcome | undefined): readonly unknown[] => {
+    if (!outcome) return [];
+    const swept = outcome.ok ? (outcome.detail.revoke as { swept?: unknown } | undefined)?.swept : outcome.swept;
+    return Array.isArray(swept) ? swept : [];
+  };
+
+  /** Items of these grants already recorded by earlier attempts (by the connector's item id). */
+  const recordedItems = async (tx: StoreTx, grantIds: readonly string[]): Promise<ReadonlySet<string>> => {
+    if (grantIds.length === 0) return new Set();
+    const out = new Set<string>();
+    for (const e of await tx.readGrantAudit(grantIds)) {
+      if (!ITEM_EVENTS.has(e.type)) continue;
+      const id = (JSON.parse(e.payload) as { data?: { item?: { id?: unknown } } }).data?.item?.id;
+      if (typeof id === "string") out.add(`${e.grantId}\u0000${id}`);
+    }
+    return out;
+  };
+
+  /**
+   * One event per item the connector handled while revoking, once per grant: reverted and kept
+   * items are `target.side_permission_swept`; contained and left ones `target.containment_drift`,
+   * which pages security and blocks a `justified` review until resolved (ADR 0009).
+   */
+  const sweptEvents = (
+    g: Grant,
+    outcome: RevocationOutcome | undefined,
+    recorded: ReadonlySet<string>,
+  ): AuditEventDraft[] => {
     const now = clock.now();
-    return swept.map((item) => grantEvent(g, "target.side_permission_swept", "system", now, { item }));
+    return sweptItems(outcome).flatMap((item) => {
+      const { id, outcome: result } = (item ?? {}) as { id?: unknown; outcome?: unknown };
+      if (typeof id === "string" && recorded.has(`${g.id}\u0000${id}`)) return [];
+      const type =
+        result === "contained" || result === "left" ? "target.containment_drift" : "target.side_permission_swept";
+      return [grantEvent(g, type, "system", now, { item })];
+    });
   };
 
   const revoke = async (grant: Grant): Promise<Grant> => {
@@ -414,5 +492,15 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     return settled ?? grant;
   };
 
-  return { activate, extend, recheck, revoke, claimRevocation, attemptRevocation, recordRevocations, leaseFor };
+  return {
+    activate,
+    extend,
+    recheck,
+    revoke,
+    claimRevocation,
+    attemptRevocation,
+    cutAccess,
+    recordRevocations,
+    leaseFor,
+  };
 }

@@ -3,6 +3,7 @@
  * change and audit event in one transaction (see grant-writer.ts), then talks to the target
  * outside it (see access-controller.ts).
  */
+import { type DriftItem, openContainmentDrift } from "../core/containment-drift.js";
 import { BreakglassError } from "../core/errors.js";
 import {
   approveGrant,
@@ -14,8 +15,10 @@ import {
   requestGrant,
   requireAcknowledger,
   requireCredentialReader,
+  resolveContainment,
   reviewGrant,
   revokeGrant,
+  type Transition,
 } from "../core/grant-machine.js";
 import type { FollowUp, Grant, Policy, ReviewOutcome, RoleDef } from "../core/model.js";
 import type { Clock, GrantFilter, IdGenerator, StatementRecord, Store } from "../core/ports.js";
@@ -68,11 +71,20 @@ export interface GrantService {
    * @throws ERR_NOT_FOUND, ERR_FORBIDDEN, ERR_AUDIT_WRITE_FAILED
    */
   recording(ctx: RequestContext, id: string): Promise<StatementRecord[]>;
+  /**
+   * Record the review; `justified` is refused while containment drift is open (ADR 0009).
+   * @throws ERR_FORBIDDEN, ERR_INVALID_TRANSITION, ERR_VALIDATION
+   */
   review(
     ctx: RequestContext,
     id: string,
     review: { outcome: ReviewOutcome; notes: string; followUps?: readonly FollowUp[] },
   ): Promise<Grant>;
+  /**
+   * Record what was done about the grant's open containment drift (one `grant.containment_resolved`).
+   * @throws ERR_NOT_FOUND, ERR_FORBIDDEN, ERR_INVALID_TRANSITION (nothing open), ERR_VALIDATION
+   */
+  resolveContainment(ctx: RequestContext, id: string, note: string): Promise<Grant>;
   /** @throws ERR_NOT_FOUND */
   get(id: string): Promise<Grant>;
   list(filter: GrantFilter): Promise<Grant[]>;
@@ -101,6 +113,22 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
     const claimed = await access.claimRevocation(grant.id);
     return claimed ? access.revoke(claimed) : grant;
   };
+
+  /** Lock the grant, read its open containment drift from its audit events, apply `fn`, commit. */
+  const withOpenDrift = (
+    id: string,
+    ctx: RequestContext,
+    fn: (grant: Grant, open: readonly DriftItem[]) => Transition,
+  ): Promise<Grant> =>
+    store.transaction(async (tx) => {
+      const g = await tx.lockGrant(id);
+      if (!g) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${id}`, { grantId: id });
+      const events = (await tx.readGrantAudit([id])).map((e) => ({
+        type: e.type,
+        data: (JSON.parse(e.payload) as { data?: unknown }).data,
+      }));
+      return commitTransition(tx, audit, fn(g, openContainmentDrift(events)), ctx);
+    });
 
   return {
     async request(ctx, input) {
@@ -224,7 +252,10 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
     },
 
     review: (ctx, id, review) =>
-      writer.transition(id, ctx, (g) => reviewGrant(policy, g, ctx.actor, review, clock.now())),
+      withOpenDrift(id, ctx, (g, open) => reviewGrant(policy, g, ctx.actor, review, clock.now(), open)),
+
+    resolveContainment: (ctx, id, note) =>
+      withOpenDrift(id, ctx, (g, open) => resolveContainment(policy, g, ctx.actor, note, open, clock.now())),
 
     async get(id) {
       const grant = await store.getGrant(id);

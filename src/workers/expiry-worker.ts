@@ -212,6 +212,9 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
         throw e;
       });
     for (const g of claimed) enforced.delete(g.id);
+    // Access first, for all of them at once (where the target can): the revocations below run a
+    // few at a time and each does slower work after its own cut (containment, cleanup).
+    if (toRevoke.length > 0) await access.cutAccess(toRevoke);
     queue.push(...toRevoke);
     pump();
     for (const g of toActivate) {

@@ -9,9 +9,10 @@
 import { once } from "node:events";
 import { createReadStream, createWriteStream, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { PublicKeySet } from "../../audit/signing-key.js";
+import type { AppConfig } from "../../config/app-config.js";
 import type { ChainVerdict } from "../../core/audit-chain.js";
 import { parseDuration } from "../../core/duration.js";
 import { verdictView } from "../../http/views.js";
@@ -52,6 +53,11 @@ export const configCheckCommand: Command = {
   options: {
     config: CONFIG_OPTION,
     json: { type: "boolean", description: "Print {ok, file, issues} as JSON" },
+    targets: {
+      type: "boolean",
+      description:
+        "Also connect to each target that can tell and explain, per role, what containment at the end of a window can do; refuse roles it cannot contain unless accepted with a reason (reads secrets)",
+    },
   },
   async run(input, io) {
     const file =
@@ -81,9 +87,69 @@ export const configCheckCommand: Command = {
     io.out(
       `${file}: OK — ${policy.users.size} users, ${policy.groups.size} groups, ${policy.domains.size} domains, ${policy.roles.size} roles, ${policy.targets.size} targets`,
     );
-    return EXIT.OK;
+    return input.flag("targets") ? checkTargets(config, io) : EXIT.OK;
   },
 };
+
+/**
+ * `config check --targets`: ask each target that can tell (ADR 0009) what containment at the end
+ * of a window can do for each role, and refuse roles whose power makes it impossible unless the
+ * target's settings accept them with a reason.
+ */
+async function checkTargets(config: AppConfig, io: CliIo): Promise<number> {
+  const { createConnector } = await import("../../connectors/registry.js");
+  const { createSecretResolver } = await import("../../secrets/secret-ref.js");
+  const { loadSecretBox } = await import("../../secrets/secret-box.js");
+  const baseDir = dirname(config.source);
+  const box =
+    config.secrets.keyFile !== null && existsSync(config.secrets.keyFile)
+      ? loadSecretBox(config.secrets.keyFile, { generateIfMissing: false })
+      : null;
+  const resolveSecret = createSecretResolver({ baseDir, env: io.env, box });
+  const roles = [...config.policy.roles.values()];
+  const refused: string[] = [];
+  for (const t of config.policy.targets.values()) {
+    const connector = createConnector(
+      t,
+      { baseDir, resolveSecret, log: () => {} },
+      roles.filter((r) => r.target === t.name),
+    );
+    try {
+      if (!connector.assess) continue;
+      for (const a of await connector.assess()) {
+        const head = `${a.roleId} on ${t.name} (${a.principal})`;
+        if (a.missing) {
+          io.out(`${head}: MISSING — ${a.principal} does not exist on the target; activation would fail`);
+          continue;
+        }
+        const verdict =
+          a.impossible.length === 0
+            ? "containable"
+            : a.acceptedBecause === null
+              ? "REFUSED"
+              : `ACCEPTED (${a.acceptedBecause})`;
+        io.out(`${head}: ${verdict}`);
+        for (const why of a.impossible) io.out(`  cannot contain: ${why}`);
+        for (const limit of a.limits) io.out(`  ${limit}`);
+        if (a.impossible.length > 0 && a.acceptedBecause === null) {
+          refused.push(head);
+          io.out(
+            `  fix: remove that power from ${a.principal}, or accept it: targets.${t.name}.settings.containment.accept.${a.principal}: "<reason>"`,
+          );
+        }
+      }
+    } finally {
+      await connector.close?.();
+    }
+  }
+  if (refused.length > 0) {
+    throw new CliError(
+      EXIT.CONFIG,
+      `${refused.length} role(s) cannot be contained at the end of a window and are not accepted: ${refused.join(", ")} (ERR_CONFIG_INVALID)`,
+    );
+  }
+  return EXIT.OK;
+}
 
 export const configSchemaCommand: Command = {
   name: "config schema",

@@ -205,6 +205,32 @@ export const grantCommands: readonly Command[] = [
     },
   },
   {
+    name: "containment resolve",
+    summary:
+      "Record what was done about what a grant's end could only contain or had to leave at the target (its containment drift); until then its review cannot be `justified`",
+    description:
+      "The drift items are in the grant's story (`breakglass review ID`, events target.containment_drift); one resolution closes every open item and pages security like the drift did. Never by the grant's holder or an approver.",
+    args: [ID_ARG],
+    options: {
+      note: {
+        type: "string",
+        value: "TEXT",
+        description: "What was done (who fixed what at the target, or why it stays)",
+      },
+      json: JSON_OPTION,
+    },
+    notes: [
+      "Example:",
+      '  breakglass containment resolve g_… --note "dropped public.audit_copy; new password for reporting set by the app team"',
+      "",
+      ...API_ENV_NOTES,
+    ],
+    async run(input, io) {
+      const grant = await clientFrom(io).act(input.arg(0), "resolve", { note: input.requireString("note") });
+      return printGrant(io, input, grant);
+    },
+  },
+  {
     name: "extend",
     summary: "Extend your active grant (within the role's maximum); the target's expiry moves too",
     args: [ID_ARG],

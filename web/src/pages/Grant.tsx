@@ -132,6 +132,7 @@ const NOTHING: GrantPermissions = {
   extend: false,
   review: false,
   ack: false,
+  resolve: false,
   credential: false,
   recording: false,
 };
