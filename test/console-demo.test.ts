@@ -68,7 +68,7 @@ const size = (viewport: typeof DESKTOP | typeof PHONE) => (viewport === PHONE ? 
 async function signIn(user: User, viewport: typeof DESKTOP | typeof PHONE = DESKTOP): Promise<Page> {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
+  page.setDefaultTimeout(60_000); // a deadline for a loaded machine, not a latency bound
   watchPage(page, user, demo.url, problems);
   await page.goto(`${demo.url}/`);
   await page.getByLabel("API token").fill(tokens.get(user) as string);

@@ -29,6 +29,8 @@ import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, type TestIdp } from "./support/oidc-provider.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 
+/** How long a page may take to show what the test waits for: a deadline for a loaded machine, not a latency bound. */
+const WAIT_MS = 60_000;
 const SHOTS = join(process.cwd(), "test-artifacts", "console");
 
 let dir: string;
@@ -130,7 +132,7 @@ async function person(
 ): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ viewport, colorScheme: user === "erin" ? "dark" : "light" });
   const page = await context.newPage();
-  page.setDefaultTimeout(8000);
+  page.setDefaultTimeout(WAIT_MS);
   // Signed out, the app's first question (who am I?) is answered 401: that is how it learns to
   // show the sign-in page. Any other failed request is a problem, unless declared with
   // `expectRefusal` just before.
@@ -520,7 +522,7 @@ describe("web console", () => {
     );
     const context = await browser.newContext();
     const page = await context.newPage();
-    page.setDefaultTimeout(8000);
+    page.setDefaultTimeout(WAIT_MS);
     page.on("pageerror", (e) => problems.push(`token page error: ${e.message}`));
     await page.goto(`${base}/roles`);
     await page.getByLabel("Or with an API token").fill("t_wrong.token");

@@ -430,7 +430,7 @@ describe("OpenAPI", () => {
     "post /api/v1/vault-openings/{id}/review",
     "post /api/v1/terminal/{session}/end",
     "get /api/v1/terminal/{session}",
-    ...["approve", "deny", "cancel", "activate", "revoke", "release", "review", "extend", "ack"].map(
+    ...["approve", "deny", "cancel", "activate", "revoke", "release", "review", "extend", "ack", "resolve"].map(
       (a) => `post /api/v1/grants/{id}/${a}`,
     ),
     "get /api/v1/audit/events",
