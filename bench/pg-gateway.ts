@@ -20,7 +20,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
-import type { RequestContext } from "../src/service/request-context.js";
+import type { RequestContext } from "../src/core/request-context.js";
 import { freePort } from "../test/support/free-port.js";
 import { startPostgresTarget, TARGET_ENV } from "../test/support/postgres-target.js";
 

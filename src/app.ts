@@ -8,11 +8,12 @@ import { hostname } from "node:os";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createLogger, type Logger } from "./adapters/logger.js";
+import { sha256 } from "./adapters/node-crypto.js";
 import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
 import type { AlarmWorker } from "./alarms/alarm-worker.js";
 import type { EscalationWorker } from "./alarms/escalation-worker.js";
+import type { AuditAppender } from "./audit/audit-journal.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
-import { sha256 } from "./audit/node-crypto.js";
 import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
 import { type AuthService, createAuthService } from "./auth/auth-service.js";
 import { createDirectory } from "./auth/directory.js";
@@ -21,10 +22,11 @@ import { createBackgroundThread, type SpawnedBackgroundThread } from "./backgrou
 import type { AppConfig } from "./config/app-config.js";
 import { describeDiff, diffConfig, fingerprintConfig, parseFingerprint } from "./config/config-fingerprint.js";
 import { checkpointAlarms } from "./core/alarm-routing.js";
-import { type AuditEventDraft, nonGrantEvent } from "./core/audit-event.js";
+import { nonGrantEvent } from "./core/audit-event.js";
 import { BreakglassError } from "./core/errors.js";
 import { SYSTEM_ACTOR } from "./core/grant-machine.js";
-import type { Clock, Connector, IdGenerator, Store, StoreTx } from "./core/ports.js";
+import type { Clock, Connector, IdGenerator, Store } from "./core/ports.js";
+import { type RequestContext, SYSTEM_CONTEXT } from "./core/request-context.js";
 import { upstreamAad } from "./gateway/gateway-login.js";
 import { createPgGateway, type PgGateway } from "./gateway/pg-gateway.js";
 import { createRecorder } from "./gateway/recorder.js";
@@ -35,7 +37,6 @@ import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
 import { createSecretResolver } from "./secrets/secret-ref.js";
 import { createDrillService, type DrillService } from "./service/drill-service.js";
 import { createGrantService, type GrantService } from "./service/grant-service.js";
-import { type RequestContext, SYSTEM_CONTEXT } from "./service/request-context.js";
 import { type RotationRow, rotatePostgresAdmin, rotationStatus } from "./service/rotation.js";
 import { createTerminalService } from "./service/terminal-service.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
@@ -402,17 +403,17 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   };
 }
 
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
 /**
  * Compare the configuration's fingerprint with the one this database last ran with; when it
  * differs (or on the first start), append `config.changed` naming the sections that changed.
  * The fingerprint and the event commit together.
  * @returns the event's summary, or null when nothing changed.
  */
-const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
-
 export async function recordConfigChange(
   store: Store,
-  audit: { append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<unknown> },
+  audit: AuditAppender,
   config: AppConfig,
   now: number,
 ): Promise<string | null> {
@@ -443,7 +444,7 @@ export async function recordConfigChange(
 function createGateway(
   config: AppConfig,
   store: Store,
-  audit: { append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<unknown> },
+  audit: AuditAppender,
   box: SecretBox | null,
   clock: Clock,
   log: (msg: string, fields?: Record<string, unknown>) => void,

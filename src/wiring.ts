@@ -4,18 +4,17 @@
  * delivery off the event loop that answers requests (docs/adr/0008). Each root builds its own
  * over its own store connection; nothing here is shared at run time.
  */
+
+import { sha256 } from "./adapters/node-crypto.js";
 import { createAlarmWorker } from "./alarms/alarm-worker.js";
 import { type AlarmChannel, createAlarmChannel } from "./alarms/channels.js";
 import { createEmailChannel } from "./alarms/email-channel.js";
 import { createEscalationWorker } from "./alarms/escalation-worker.js";
-import { createAuditLog } from "./audit/audit-log.js";
-import { sha256 } from "./audit/node-crypto.js";
+import { type AuditJournal, createAuditJournal } from "./audit/audit-journal.js";
 import type { AppConfig } from "./config/app-config.js";
 import { createConnector } from "./connectors/registry.js";
-import { routeAlarms } from "./core/alarm-routing.js";
-import type { AuditEventDraft, SealedAuditEvent } from "./core/audit-event.js";
 import type { Grant, Policy } from "./core/model.js";
-import type { Clock, Connector, Store, StoreTx } from "./core/ports.js";
+import type { Clock, Connector, Store } from "./core/ports.js";
 import type { Metrics } from "./metrics/metrics.js";
 import type { SecretBox } from "./secrets/secret-box.js";
 import type { SecretResolver } from "./secrets/secret-ref.js";
@@ -77,13 +76,13 @@ export function createAlarmChannels(
 
 export interface GrantWiring {
   /** Appends audit events and, in the same transaction, queues their alarms (the outbox). */
-  readonly audit: { append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<SealedAuditEvent[]> };
+  readonly audit: AuditJournal;
   readonly writer: GrantWriter;
   readonly access: AccessController;
 }
 
 /**
- * The audit appender, the grant writer and the access controller over one store. `wakeAlarms`
+ * The audit journal, the grant writer and the access controller over one store. `wakeAlarms`
  * runs after a transaction that queued alarms commits (deliver at once, not at the next poll).
  */
 export function wireGrants(deps: {
@@ -98,18 +97,7 @@ export function wireGrants(deps: {
   readonly log: LogFn;
 }): GrantWiring {
   const { config, store } = deps;
-  const auditLog = createAuditLog({ sha256 });
-  const audit = {
-    async append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<SealedAuditEvent[]> {
-      const sealed = await auditLog.append(tx, drafts);
-      const queued = routeAlarms(sealed, config.alarms.routing);
-      if (queued.length > 0) {
-        await tx.insertAlarms(queued);
-        tx.afterCommit(deps.wakeAlarms);
-      }
-      return sealed;
-    },
-  };
+  const audit = createAuditJournal({ sha256, routing: config.alarms.routing, wakeAlarms: deps.wakeAlarms });
   const writer = createGrantWriter(store, audit);
   const access = createAccessController({
     policy: deps.policy,

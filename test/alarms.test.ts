@@ -16,7 +16,7 @@ import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantViewSchema, IncidentViewSchema } from "../src/contract/api.js";
 import { checkpointMessage } from "../src/core/audit-chain.js";
 import type { Checkpoint } from "../src/core/ports.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { runCli } from "./support/broker-process.js";
 import { until } from "./support/wait.js";
 import { Receiver, WEBHOOK_SECRET as SECRET } from "./support/webhook-receiver.js";

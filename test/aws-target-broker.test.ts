@@ -13,7 +13,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { CredentialViewSchema } from "../src/contract/api.js";
 import { Redacted } from "../src/core/redacted.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { AWS_ROLE, awsCanUse } from "./support/aws-case.js";
 import { BROKER_KEY, type FakeAws, startFakeAws } from "./support/fake-aws.js";
 

@@ -28,8 +28,8 @@ import { storyText } from "../src/cli/review-format.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantListSchema, GrantStorySchema, GrantViewSchema } from "../src/contract/api.js";
-import type { RequestContext } from "../src/service/request-context.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import type { RequestContext } from "../src/core/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { rotationStatus } from "../src/service/rotation.js";
 import { SQLITE_BROKER_HEADER, testConfigYaml } from "./support/test-config.js";
 

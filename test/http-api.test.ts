@@ -25,8 +25,8 @@ import {
   ProblemSchema,
   RolesResponseSchema,
 } from "../src/contract/api.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { createHttpServer } from "../src/http/server.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import { testConfigYaml } from "./support/test-config.js";
 
 const CONFIG = testConfigYaml({ driver: "sqlite" }, { audit: "checkpoint_every_events: 5" });

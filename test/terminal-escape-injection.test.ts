@@ -18,7 +18,7 @@ import { main } from "../src/cli/main.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantViewSchema } from "../src/contract/api.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { testConfigYaml } from "./support/test-config.js";
 
 /** Clears the screen, plants a hyperlink, reverses the rest of the line, and forges a line. */

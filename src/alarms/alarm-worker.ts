@@ -18,11 +18,12 @@
  * most `channelConcurrency` of them at a time — and every other channel goes on at once. Results
  * that finish together are recorded in one transaction.
  */
+
+import type { AuditAppender } from "../audit/audit-journal.js";
 import { alarmBackoffMs, SEALED_DELIVERY_EVENTS } from "../core/alarm-routing.js";
 import { type AuditEventDraft, type AuditEventType, nonGrantEvent } from "../core/audit-event.js";
 import type { AlarmRecord, Clock, Store } from "../core/ports.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { AuditAppender } from "../service/grant-writer.js";
 import { type AlarmChannel, DeliveryError } from "./channels.js";
 import { groupWrites } from "./group-writes.js";
 

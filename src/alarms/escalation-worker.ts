@@ -5,9 +5,10 @@
  * What was recorded is read again after the grant's lock is held (acknowledgements take the same
  * lock): the read before it only picks the candidates.
  */
+
+import type { AuditAppender } from "../audit/audit-journal.js";
 import { grantEvent } from "../core/grant-machine.js";
 import type { Clock, Store } from "../core/ports.js";
-import type { AuditAppender } from "../service/grant-writer.js";
 
 export interface EscalationWorkerDeps {
   readonly store: Store;

@@ -15,7 +15,7 @@
 import { randomBytes, randomInt } from "node:crypto";
 import net from "node:net";
 import tls from "node:tls";
-import { sha256 } from "../audit/node-crypto.js";
+import { sha256 } from "../adapters/node-crypto.js";
 import type { GuardRules } from "../core/model.js";
 import type { StatementRecord } from "../core/ports.js";
 import { digestStep, EMPTY_RECORDING_DIGEST, statementEntry } from "../core/recording-digest.js";

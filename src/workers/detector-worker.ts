@@ -6,10 +6,11 @@
  * once per broker run. Targets whose events are pushed (CloudTrail through a webhook) go through
  * {@link DetectorWorker.ingest} instead of the timer.
  */
+
+import type { AuditAppender } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Clock, Connector, Store, WatchedSession } from "../core/ports.js";
-import type { AuditAppender } from "../service/grant-writer.js";
 
 /** How far an event's time (the target's clock) may sit outside its grant's window and still be its own. */
 const CLOCK_SLACK_MS = 60_000;

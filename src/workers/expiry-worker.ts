@@ -10,6 +10,7 @@
  * tick ends everything that became overdue while the broker was down.
  */
 
+import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import type { AuditEventDraft } from "../core/audit-event.js";
 import { isBreakglassError } from "../core/errors.js";
 import {
@@ -24,10 +25,9 @@ import {
 } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
+import { SYSTEM_CONTEXT } from "../core/request-context.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { AccessController, RevocationResult } from "../service/access-controller.js";
-import { type AuditAppender, stamp } from "../service/grant-writer.js";
-import { SYSTEM_CONTEXT } from "../service/request-context.js";
 
 export interface ExpiryWorkerDeps {
   readonly policy: Policy;

@@ -11,12 +11,13 @@
  *    reported, never changed; each item once per broker run while it persists.
  * Everything found is an audit event: `target.drift_fixed` or `target.drift_reported`.
  */
+
+import type { AuditAppender } from "../audit/audit-journal.js";
 import { type AuditEventDraft, nonGrantEvent } from "../core/audit-event.js";
 import { grantEvent } from "../core/grant-machine.js";
 import type { Grant } from "../core/model.js";
 import type { Clock, Connector, DriftItem, Store } from "../core/ports.js";
 import type { AccessController } from "../service/access-controller.js";
-import type { AuditAppender } from "../service/grant-writer.js";
 
 export interface ReconcileWorkerDeps {
   readonly store: Store;

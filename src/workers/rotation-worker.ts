@@ -10,9 +10,10 @@
  *    credential across all replicas (a marker in the broker's state, swapped under lock), always
  *    to the security channels, with the command that fixes it.
  */
+
+import type { AuditAppender } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import type { Clock, Store } from "../core/ports.js";
-import type { AuditAppender } from "../service/grant-writer.js";
 import type { RotationRow } from "../service/rotation.js";
 
 const DAY_MS = 86_400_000;

@@ -17,7 +17,7 @@
  * the guard can allow the roles the grant itself holds.
  */
 import type { Node } from "@pgsql/types";
-import type { GUARD_RULE_NAMES } from "../contract/config-schema.js";
+import type { GUARD_RULE_NAMES } from "./config-schema.js";
 
 export type GuardRuleName = (typeof GUARD_RULE_NAMES)[number];
 
