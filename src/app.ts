@@ -11,6 +11,7 @@ import { createLogger, type Logger } from "./adapters/logger.js";
 import { sha256 } from "./adapters/node-crypto.js";
 import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
 import type { AlarmWorker } from "./alarms/alarm-worker.js";
+import { createAlarmChannels } from "./alarms/channel-registry.js";
 import type { EscalationWorker } from "./alarms/escalation-worker.js";
 import type { AuditAppender } from "./audit/audit-journal.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
@@ -43,7 +44,7 @@ import { createTokenService, type TokenService } from "./service/token-service.j
 import { createVaultService, type VaultService } from "./service/vault-service.js";
 import { openStore } from "./store/open-store.js";
 import { acquireServerLock } from "./store/sqlite-server-lock.js";
-import { createAlarmChannels, createBackgroundWorkers, createConnectors, wireGrants } from "./wiring.js";
+import { createBackgroundWorkers, createConnectors, wireGrants } from "./wiring.js";
 import { createDetectorWorker, type DetectorWorker } from "./workers/detector-worker.js";
 import type { ExpiryWorker } from "./workers/expiry-worker.js";
 import { createReconcileWorker, type ReconcileWorker } from "./workers/reconcile-worker.js";

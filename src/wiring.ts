@@ -6,9 +6,8 @@
  */
 
 import { sha256 } from "./adapters/node-crypto.js";
+import type { AlarmChannel } from "./alarms/alarm-channel.js";
 import { createAlarmWorker } from "./alarms/alarm-worker.js";
-import { type AlarmChannel, createAlarmChannel } from "./alarms/channels.js";
-import { createEmailChannel } from "./alarms/email-channel.js";
 import { createEscalationWorker } from "./alarms/escalation-worker.js";
 import { type AuditJournal, createAuditJournal } from "./audit/audit-journal.js";
 import type { AppConfig } from "./config/app-config.js";
@@ -42,33 +41,6 @@ export function createConnectors(
             { baseDir, resolveSecret, log },
             roles.filter((r) => r.target === t.name),
           ),
-        ] as const,
-    ),
-  );
-}
-
-/** The configured alarm channels. */
-export function createAlarmChannels(
-  config: AppConfig,
-  policy: Policy,
-  store: Store,
-  resolveSecret: SecretResolver,
-  clock: Clock,
-): Map<string, AlarmChannel> {
-  return new Map(
-    config.alarms.channels.map(
-      (c) =>
-        [
-          c.name,
-          c.type === "email"
-            ? createEmailChannel(
-                c,
-                resolveSecret,
-                policy,
-                config.server.publicUrl,
-                async (id) => (await store.getGrant(id))?.requester ?? null,
-              )
-            : createAlarmChannel(c, resolveSecret, () => clock.now(), config.server.publicUrl),
         ] as const,
     ),
   );

@@ -24,7 +24,7 @@ import { alarmBackoffMs, SEALED_DELIVERY_EVENTS } from "../core/alarm-routing.js
 import { type AuditEventDraft, type AuditEventType, nonGrantEvent } from "../core/audit-event.js";
 import type { AlarmRecord, Clock, Store } from "../core/ports.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { type AlarmChannel, DeliveryError } from "./channels.js";
+import { type AlarmChannel, DeliveryError } from "./alarm-channel.js";
 import { groupWrites } from "./group-writes.js";
 
 export interface AlarmWorkerDeps {
