@@ -217,7 +217,49 @@ export function figures() {
   };
 }
 
+/**
+ * The folder rules as biome.json `overrides`: per folder, every folder of the same or a higher rank
+ * is a restricted import. `node tools/arch-figures.js --biome` prints them; biome.json holds them
+ * and test/architecture.test.ts checks the two agree. (core keeps its own, stricter, override.)
+ */
+export function biomeOverrides() {
+  const names = Object.keys(FOLDER_RANKS);
+  const isRootFile = (name) => name === "app" || name === "wiring";
+  return names
+    .filter((from) => from !== "core")
+    .map((from) => {
+      const banned = names.filter((to) => to !== from && FOLDER_RANKS[to] >= FOLDER_RANKS[from]);
+      const prefixes = isRootFile(from) ? ["./"] : ["../", "../../"];
+      const group = banned.flatMap((to) => prefixes.map((p) => (isRootFile(to) ? `${p}${to}.js` : `${p}${to}/**`)));
+      const mayImport = names.filter((to) => to !== from && FOLDER_RANKS[to] < FOLDER_RANKS[from]);
+      return {
+        includes: isRootFile(from) ? [`src/${from}.ts`] : [`src/${from}/**`, "!**/*.test.ts"],
+        linter: {
+          rules: {
+            style: {
+              noRestrictedImports: {
+                level: "error",
+                options: {
+                  patterns: [
+                    {
+                      group,
+                      message: `${from} may import only ${mayImport.join(", ")} (docs/architecture.md): this import runs upward or sideways`,
+                    },
+                  ],
+                },
+              },
+            },
+          },
+        },
+      };
+    });
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  if (process.argv.includes("--biome")) {
+    console.log(JSON.stringify(biomeOverrides(), null, 2));
+    process.exit(0);
+  }
   const f = figures();
   if (process.argv.includes("--json")) {
     console.log(JSON.stringify(f, null, 2));
