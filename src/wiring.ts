@@ -7,8 +7,6 @@
 
 import { sha256 } from "./adapters/node-crypto.js";
 import type { AlarmChannel } from "./alarms/alarm-channel.js";
-import { createAlarmWorker } from "./alarms/alarm-worker.js";
-import { createEscalationWorker } from "./alarms/escalation-worker.js";
 import { type AuditJournal, createAuditJournal } from "./audit/audit-journal.js";
 import type { AppConfig } from "./config/app-config.js";
 import { createConnector } from "./connectors/registry.js";
@@ -19,6 +17,8 @@ import type { SecretBox } from "./secrets/secret-box.js";
 import type { SecretResolver } from "./secrets/secret-ref.js";
 import { type AccessController, createAccessController } from "./service/access-controller.js";
 import { createGrantWriter, type GrantWriter } from "./service/grant-writer.js";
+import { createAlarmWorker } from "./workers/alarm-worker.js";
+import { createEscalationWorker } from "./workers/escalation-worker.js";
 import { createExpiryWorker } from "./workers/expiry-worker.js";
 
 export type LogFn = (msg: string, fields?: Record<string, unknown>) => void;

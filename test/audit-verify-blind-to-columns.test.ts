@@ -18,7 +18,6 @@ import { sha256 } from "../src/adapters/node-crypto.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
 import { formatVerdict, verifyStoreChain } from "../src/audit/audit-verify.js";
-import { createCheckpointWorker } from "../src/audit/checkpoint-worker.js";
 import { generateSigningKey, loadPublicKeys, type SigningKey } from "../src/audit/signing-key.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
@@ -27,6 +26,7 @@ import type { Store } from "../src/core/ports.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
+import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
 import {
   APP_ROLE,
   createDatabase,

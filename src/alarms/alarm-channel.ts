@@ -20,6 +20,14 @@ export interface AlarmChannel {
   deliver(alarm: AlarmRecord): Promise<void>;
 }
 
+/** Whether a channel is delivering, as the alarm worker sees it (GET /alarms/channels). */
+export interface ChannelHealth {
+  readonly channel: string;
+  readonly failing: boolean;
+  readonly consecutiveFailures: number;
+  readonly lastError: string | null;
+}
+
 /** An outbox row's payload, as the channels read it. */
 export interface AlarmMessage {
   idempotencyKey: string;

@@ -11,7 +11,7 @@ import { createServer } from "node:http";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { z } from "zod";
 import type { Logger } from "../adapters/logger.js";
-import type { ChannelHealth } from "../alarms/alarm-worker.js";
+import type { ChannelHealth } from "../alarms/alarm-channel.js";
 import type { SigningKey } from "../audit/signing-key.js";
 import type { AppConfig } from "../config/app-config.js";
 import { API_PREFIX } from "../contract/api.js";

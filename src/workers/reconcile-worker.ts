@@ -18,6 +18,7 @@ import { grantEvent } from "../core/grant-machine.js";
 import type { Grant } from "../core/model.js";
 import type { Clock, Connector, DriftItem, Store } from "../core/ports.js";
 import type { AccessController } from "../service/access-controller.js";
+import { createLoop } from "./loop.js";
 
 export interface ReconcileWorkerDeps {
   readonly store: Store;
@@ -53,8 +54,6 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   const { store, audit, access, connectors, clock } = deps;
   /** Drift already reported in this broker run, so a standing grant is not an event every 5 minutes. */
   const reportedBefore = new Set<string>();
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<ReconcileReport> | null = null;
 
   const record = (drafts: AuditEventDraft[]) =>
     drafts.length === 0 ? Promise.resolve() : store.transaction((tx) => audit.append(tx, drafts)).then(() => {});
@@ -144,34 +143,8 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
     return { fixed, reported, errors, checkedGrants };
   };
 
-  const runOnce = (): Promise<ReconcileReport> => {
-    // One pass at a time; a caller during a pass gets that pass's report.
-    running ??= pass().finally(() => {
-      running = null;
-    });
-    return running;
-  };
+  // One pass at a time; a caller during a pass gets that pass's report.
+  const loop = createLoop({ name: "reconciliation", run: pass, intervalMs: deps.intervalMs, log: deps.log });
 
-  const schedule = () => {
-    timer = setTimeout(() => {
-      runOnce()
-        .catch((e: unknown) => deps.log("reconciliation failed", { error: errorText(e) }))
-        .finally(() => {
-          if (timer) schedule();
-        });
-    }, deps.intervalMs);
-    timer.unref();
-  };
-
-  return {
-    runOnce,
-    start() {
-      if (!timer) schedule();
-    },
-    async stop() {
-      if (timer) clearTimeout(timer);
-      timer = null;
-      await running?.catch(() => {});
-    },
-  };
+  return { runOnce: loop.runOnce, start: loop.start, stop: loop.stop };
 }
