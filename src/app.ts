@@ -134,7 +134,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const baseDir = dirname(config.source);
   const env = opts.env ?? process.env;
   const resolveSecret = createSecretResolver({ baseDir, env, box });
-  const connectors = opts.connectors ?? createConnectors(policy, baseDir, resolveSecret, logFn);
+  const connectors = opts.connectors ?? createConnectors(policy, baseDir, resolveSecret, logFn, clock);
   // One lease owner for the process: the background thread's leases are the broker's.
   const owner = threaded ? `bg-${randomUUID()}` : undefined;
   const store = await openStore(config.storage, owner === undefined ? {} : { owner });

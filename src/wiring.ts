@@ -29,6 +29,7 @@ export function createConnectors(
   baseDir: string,
   resolveSecret: SecretResolver,
   log: LogFn,
+  clock: Clock,
 ): Map<string, Connector> {
   const roles = [...policy.roles.values()];
   return new Map(
@@ -38,7 +39,7 @@ export function createConnectors(
           t.name,
           createConnector(
             t,
-            { baseDir, resolveSecret, log },
+            { baseDir, resolveSecret, log, clock },
             roles.filter((r) => r.target === t.name),
           ),
         ] as const,

@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   const baseDir = dirname(config.source);
   const resolveSecret = createSecretResolver({ baseDir, env: input.env, box });
   const { policy } = directory;
-  const connectors = createConnectors(policy, baseDir, resolveSecret, logFn);
+  const connectors = createConnectors(policy, baseDir, resolveSecret, logFn, clock);
   const channels = createAlarmChannels(config, policy, store, resolveSecret, clock);
   const wiring = wireGrants({
     config,
