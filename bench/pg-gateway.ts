@@ -254,7 +254,7 @@ targets:
   }
 }
 
-// `node dist/bench/pg-gateway.js [seconds]`: this benchmark alone.
+// `node dist-bench/bench/pg-gateway.js [seconds]`: this benchmark alone.
 if (process.argv[1]?.endsWith("pg-gateway.js")) {
   const seconds = Number(process.argv[2] ?? 20);
   const r = await runGatewayBench({ seconds, clients: 8, scale: 10, rounds: 2 });

@@ -1,5 +1,23 @@
 // biome-ignore-all lint/style/noRestrictedImports: tests import vitest; the purity rule guards shipped core code
 import { describe, expect, it } from "vitest";
+import {
+  deepFreeze,
+  FIXTURE_HANDLE,
+  grantAt,
+  HOUR,
+  MINUTE,
+  makeGrant,
+  makePolicy,
+  makeRequestInput,
+  makeRole,
+  ROLE_DB_ADMIN,
+  ROLE_EDGE_ADMIN,
+  ROLE_GRAFANA_ADMIN,
+  ROLE_SIEM_ADMIN,
+  rule,
+  SECOND,
+  T0,
+} from "../../test/support/core-fixtures.js";
 import type { AuditEventType } from "./audit-event.js";
 import { BreakglassError, type ErrorCode } from "./errors.js";
 import {
@@ -35,24 +53,6 @@ import {
   warnTime,
 } from "./grant-machine.js";
 import type { EndReason, Grant, GrantState } from "./model.js";
-import {
-  deepFreeze,
-  FIXTURE_HANDLE,
-  grantAt,
-  HOUR,
-  MINUTE,
-  makeGrant,
-  makePolicy,
-  makeRequestInput,
-  makeRole,
-  ROLE_DB_ADMIN,
-  ROLE_EDGE_ADMIN,
-  ROLE_GRAFANA_ADMIN,
-  ROLE_SIEM_ADMIN,
-  rule,
-  SECOND,
-  T0,
-} from "./test-fixtures.js";
 
 const policy = makePolicy();
 
