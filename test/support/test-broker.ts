@@ -59,12 +59,13 @@ const TARGET_SCRIPTS = {
 export const MINIMAL_CONFIG: ConfigOverride = {
   version: 1,
   server: { host: "127.0.0.1", port: 0 },
-  audit: { signing_key_file: "./audit-signing.pem", generate_key_if_missing: true, checkpoint_every_events: 50 },
+  audit: { signing_key_file: "./audit-signing.pem", generate_key_if_missing: true },
 };
 
 /** test-config.ts's world, as data. */
 export const STANDARD_CONFIG: ConfigOverride = {
   ...MINIMAL_CONFIG,
+  audit: { signing_key_file: "./audit-signing.pem", generate_key_if_missing: true, checkpoint_every_events: 50 },
   workers: { expiry_poll: "100ms" },
   admin_groups: ["security"],
   users: {
