@@ -15,6 +15,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { ctx } from "./support/ctx.js";
 import { until } from "./support/wait.js";
 
 interface Received {
@@ -109,7 +110,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 describe("e-mail channel", () => {
   it("mails the request to the approvers and security, and the activation, in text and HTML", async () => {
     const g = await broker.service.request(ctx("alice"), {

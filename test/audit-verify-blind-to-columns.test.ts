@@ -27,6 +27,7 @@ import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
+import { ctx } from "./support/ctx.js";
 import {
   APP_ROLE,
   createDatabase,
@@ -373,7 +374,6 @@ describe("grant rows against the events that recorded them", () => {
   let home = "";
   let emergencyId = "";
   let approvedId = "";
-  const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
   const raw = <T>(fn: (db: BetterSqlite3.Database) => T): T => {
     const db = new BetterSqlite3(join(home, "breakglass.db"));
     try {

@@ -31,6 +31,7 @@ import { rotationStateKey } from "../src/service/rotation.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { nextRecord } from "../src/vault/opening-record.js";
+import { ctx } from "./support/ctx.js";
 import {
   APP_ROLE,
   createDatabase,
@@ -50,8 +51,6 @@ interface Db {
   /** Put rows back exactly as saved (deleting what the key now matches). */
   restore(table: string, where: string, rows: Row[]): Promise<void>;
 }
-
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
 const DRILLS = `drills:
   emergency:

@@ -20,6 +20,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GRANT_PERMISSIONS } from "../src/core/grant-permissions.js";
 import type { Clock } from "../src/core/ports.js";
+import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { SQLITE_BROKER_HEADER } from "./support/test-config.js";
 
@@ -41,7 +42,6 @@ const clock: Clock = { now: () => Date.now() + offsetMs };
 const tokens = new Map<string, string>();
 let fallbackSession = "";
 const system = { actor: "system", requestId: null, sourceAddress: null };
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "bg-authz-"));

@@ -24,6 +24,7 @@ import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { terminalDigest } from "../src/core/recording-digest.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { LATE_GRACE_MS } from "../src/service/terminal-service.js";
+import { ctx } from "./support/ctx.js";
 import { type ManualClock, manualClock } from "./support/test-config.js";
 
 type User = "alice" | "bob" | "erin";
@@ -84,7 +85,6 @@ async function call(user: User, method: "GET" | "POST", url: string, payload?: R
   return { status: res.statusCode, json: res.json() as Json };
 }
 
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 async function activeGrant(): Promise<string> {
   const g = await broker.service.request(ctx("alice"), {
     roleId: "production/shell",

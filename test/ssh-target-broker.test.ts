@@ -19,6 +19,7 @@ import { CredentialViewSchema } from "../src/contract/api.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { createSecretResolver } from "../src/secrets/secret-ref.js";
 import { contractRole } from "./support/connector-case.js";
+import { ctx } from "./support/ctx.js";
 import { type SshFixture, startSshFixture } from "./support/ssh-case.js";
 import { SSH_USER, sshRun } from "./support/sshd.js";
 import { until } from "./support/wait.js";
@@ -74,8 +75,6 @@ afterAll(async () => {
   await fx?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
 /** alice's credential for the grant, through the API. */
 async function credentialOf(grantId: string): Promise<{ privateKey: string; certificate: string }> {
