@@ -16,7 +16,7 @@ import type { Metrics } from "./metrics/metrics.js";
 import type { SecretBox } from "./secrets/secret-box.js";
 import type { SecretResolver } from "./secrets/secret-ref.js";
 import { type AccessController, createAccessController } from "./service/access-controller.js";
-import { createGrantWriter, type GrantWriter } from "./service/grant-writer.js";
+import { createGrantWriter, type GrantWriter } from "./service/grant-transitions.js";
 import { createAlarmWorker } from "./workers/alarm-worker.js";
 import { createEscalationWorker } from "./workers/escalation-worker.js";
 import { createExpiryWorker } from "./workers/expiry-worker.js";

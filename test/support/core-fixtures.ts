@@ -16,8 +16,8 @@
 import { parseRule } from "../../src/core/approval-policy.js";
 import {
   approveGrant,
-  beginActivation,
   completeActivation,
+  markGranting,
   type RequestInput,
   requestGrant,
 } from "../../src/core/grant-machine.js";
@@ -181,7 +181,7 @@ export function makeGrant(overrides: Partial<Grant> = {}): Grant {
   };
 }
 
-/** The handle a connector would have planned; saved by beginActivation. */
+/** The handle a connector would have planned; saved by markGranting. */
 export const FIXTURE_HANDLE: Readonly<Record<string, unknown>> = { principal: "bg_g_1" };
 
 /** A point in the lifecycle {@link grantAt} can drive a grant to. `granting` is approved, activation begun. */
@@ -216,7 +216,7 @@ export function grantAt(
     if (stage === "approved") return { grant, now };
   }
   now += SECOND;
-  grant = beginActivation(grant, "alice", FIXTURE_HANDLE, now);
+  grant = markGranting(grant, "alice", FIXTURE_HANDLE, now);
   if (stage === "granting") return { grant, now };
   now += SECOND;
   grant = completeActivation(grant, "alice", now, policy).grant;
