@@ -7,7 +7,7 @@
  *
  * The table is complete by construction: `NODE_CLASSES` is typed as a record over every node type,
  * so a libpg-query upgrade that adds one fails `tsc` until it is classified here, and
- * guard.test.ts checks the table against the library's own list and an example statement of each
+ * gateway/statement-guard.test.ts checks the table against the library's own list and an example statement of each
  * type. docs/gateway.md shows the table (checked by the same test).
  *
  * Classification is a pure function of one node's fields: no catalog, no role graph, no session

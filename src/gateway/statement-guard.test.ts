@@ -7,8 +7,8 @@ import { GUARD_RULE_NAMES } from "../contract/config-schema.js";
 import { type GuardRuleName, NODE_CLASSES, type NodeType, STATEMENT_TYPES } from "../contract/guard-classes.js";
 import { NAMED_RULES } from "../contract/guard-rules.js";
 import type { GuardRules } from "../core/model.js";
-import { blockedStatement, decide, decideStartup, loadParser, sessionGuard } from "./guard.js";
 import { NODE_FIELDS } from "./parse-node-fields.js";
+import { blockedStatement, decide, decideStartup, loadParser, sessionGuard } from "./statement-guard.js";
 
 const guard = (named: readonly GuardRuleName[], more: Partial<GuardRules> = {}): GuardRules => ({
   named,
