@@ -1,7 +1,7 @@
 /**
  * The ceiling for any Node.js relay on this machine, measured beside the gateway: a TCP relay
  * that does nothing but copy bytes both ways (no authentication, inspection or recording).
- * Run as its own process: `node dist/bench/bare-relay.js LISTEN_PORT TARGET_PORT`; prints
+ * Run as its own process: `node dist-bench/bench/bare-relay.js LISTEN_PORT TARGET_PORT`; prints
  * `ready` once it listens.
  */
 import net from "node:net";

@@ -23,7 +23,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorSettingsSchemas } from "../src/connectors/registry.js";
 import { dueAt } from "../src/core/grant-machine.js";
 import type { Grant } from "../src/core/model.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { noopConnector } from "./noop-connector.js";
 import { type Summary, summarize } from "./stats.js";
 

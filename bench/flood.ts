@@ -21,7 +21,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { dueAt } from "../src/core/grant-machine.js";
 import type { Grant } from "../src/core/model.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { type Summary, summarize } from "./stats.js";
 
 export interface FloodPhase {

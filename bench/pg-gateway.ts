@@ -21,7 +21,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
-import type { RequestContext } from "../src/service/request-context.js";
+import type { RequestContext } from "../src/core/request-context.js";
 import { freePort } from "../test/support/free-port.js";
 import { startPostgresTarget, TARGET_ENV } from "../test/support/postgres-target.js";
 
@@ -344,9 +344,9 @@ targets:
   }
 }
 
-// `node dist/bench/pg-gateway.js [seconds] [clients,…] [paths,…] [modes,…]`: this benchmark alone.
-// Profile the gateway: `node --cpu-prof dist/bench/pg-gateway.js 10 8 gateway simple` (the broker,
-// and so the gateway, runs in this process; pgbench, PostgreSQL and the other paths do not).
+// `node dist-bench/bench/pg-gateway.js [seconds] [clients,…] [paths,…] [modes,…]`: this benchmark alone.
+// Profile the gateway: `node --cpu-prof dist-bench/bench/pg-gateway.js 10 8 gateway simple` (the
+// broker, and so the gateway, runs in this process; pgbench, PostgreSQL and the other paths do not).
 if (process.argv[1]?.endsWith("pg-gateway.js")) {
   const [secs, clients, paths, modes] = process.argv.slice(2);
   const list = <T extends string>(v: string | undefined): T[] | undefined => (v ? (v.split(",") as T[]) : undefined);

@@ -19,7 +19,7 @@ import { createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import type { Grant } from "../src/core/model.js";
-import type { RequestContext } from "../src/service/request-context.js";
+import type { RequestContext } from "../src/core/request-context.js";
 import { startPostgresTarget } from "../test/support/postgres-target.js";
 import { type Summary, summarize } from "./stats.js";
 

@@ -8,11 +8,10 @@ import { hostname } from "node:os";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createLogger, type Logger } from "./adapters/logger.js";
+import { sha256 } from "./adapters/node-crypto.js";
 import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
-import type { AlarmWorker } from "./alarms/alarm-worker.js";
-import type { EscalationWorker } from "./alarms/escalation-worker.js";
-import { type CheckpointWorker, createCheckpointWorker } from "./audit/checkpoint-worker.js";
-import { sha256 } from "./audit/node-crypto.js";
+import { createAlarmChannels } from "./alarms/channel-registry.js";
+import type { AuditAppender } from "./audit/audit-journal.js";
 import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
 import { type AuthService, createAuthService } from "./auth/auth-service.js";
 import { createDirectory } from "./auth/directory.js";
@@ -21,10 +20,11 @@ import { createBackgroundThread, type SpawnedBackgroundThread } from "./backgrou
 import type { AppConfig } from "./config/app-config.js";
 import { describeDiff, diffConfig, fingerprintConfig, parseFingerprint } from "./config/config-fingerprint.js";
 import { checkpointAlarms } from "./core/alarm-routing.js";
-import { type AuditEventDraft, nonGrantEvent } from "./core/audit-event.js";
+import { nonGrantEvent } from "./core/audit-event.js";
 import { BreakglassError } from "./core/errors.js";
 import { SYSTEM_ACTOR } from "./core/grant-machine.js";
-import type { Clock, Connector, IdGenerator, Store, StoreTx } from "./core/ports.js";
+import type { Clock, Connector, IdGenerator, Store } from "./core/ports.js";
+import { type RequestContext, SYSTEM_CONTEXT } from "./core/request-context.js";
 import { upstreamAad } from "./gateway/gateway-login.js";
 import { createPgGateway, type PgGateway } from "./gateway/pg-gateway.js";
 import { createRecorder } from "./gateway/recorder.js";
@@ -35,15 +35,17 @@ import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
 import { createSecretResolver } from "./secrets/secret-ref.js";
 import { createDrillService, type DrillService } from "./service/drill-service.js";
 import { createGrantService, type GrantService } from "./service/grant-service.js";
-import { type RequestContext, SYSTEM_CONTEXT } from "./service/request-context.js";
 import { type RotationRow, rotatePostgresAdmin, rotationStatus } from "./service/rotation.js";
 import { createTerminalService } from "./service/terminal-service.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
 import { createVaultService, type VaultService } from "./service/vault-service.js";
 import { openStore } from "./store/open-store.js";
 import { acquireServerLock } from "./store/sqlite-server-lock.js";
-import { createAlarmChannels, createBackgroundWorkers, createConnectors, wireGrants } from "./wiring.js";
+import { createBackgroundWorkers, createConnectors, wireGrants } from "./wiring.js";
+import type { AlarmWorker } from "./workers/alarm-worker.js";
+import { type CheckpointWorker, createCheckpointWorker } from "./workers/checkpoint-worker.js";
 import { createDetectorWorker, type DetectorWorker } from "./workers/detector-worker.js";
+import type { EscalationWorker } from "./workers/escalation-worker.js";
 import type { ExpiryWorker } from "./workers/expiry-worker.js";
 import { createReconcileWorker, type ReconcileWorker } from "./workers/reconcile-worker.js";
 import { createRotationWorker, type RotationWorker } from "./workers/rotation-worker.js";
@@ -132,7 +134,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const baseDir = dirname(config.source);
   const env = opts.env ?? process.env;
   const resolveSecret = createSecretResolver({ baseDir, env, box });
-  const connectors = opts.connectors ?? createConnectors(policy, baseDir, resolveSecret, logFn);
+  const connectors = opts.connectors ?? createConnectors(policy, baseDir, resolveSecret, logFn, clock);
   // One lease owner for the process: the background thread's leases are the broker's.
   const owner = threaded ? `bg-${randomUUID()}` : undefined;
   const store = await openStore(config.storage, owner === undefined ? {} : { owner });
@@ -402,17 +404,17 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   };
 }
 
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
 /**
  * Compare the configuration's fingerprint with the one this database last ran with; when it
  * differs (or on the first start), append `config.changed` naming the sections that changed.
  * The fingerprint and the event commit together.
  * @returns the event's summary, or null when nothing changed.
  */
-const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
-
 export async function recordConfigChange(
   store: Store,
-  audit: { append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<unknown> },
+  audit: AuditAppender,
   config: AppConfig,
   now: number,
 ): Promise<string | null> {
@@ -443,7 +445,7 @@ export async function recordConfigChange(
 function createGateway(
   config: AppConfig,
   store: Store,
-  audit: { append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<unknown> },
+  audit: AuditAppender,
   box: SecretBox | null,
   clock: Clock,
   log: (msg: string, fields?: Record<string, unknown>) => void,

@@ -4,23 +4,21 @@
  * delivery off the event loop that answers requests (docs/adr/0008). Each root builds its own
  * over its own store connection; nothing here is shared at run time.
  */
-import { createAlarmWorker } from "./alarms/alarm-worker.js";
-import { type AlarmChannel, createAlarmChannel } from "./alarms/channels.js";
-import { createEmailChannel } from "./alarms/email-channel.js";
-import { createEscalationWorker } from "./alarms/escalation-worker.js";
-import { createAuditLog } from "./audit/audit-log.js";
-import { sha256 } from "./audit/node-crypto.js";
+
+import { sha256 } from "./adapters/node-crypto.js";
+import type { AlarmChannel } from "./alarms/alarm-channel.js";
+import { type AuditJournal, createAuditJournal } from "./audit/audit-journal.js";
 import type { AppConfig } from "./config/app-config.js";
 import { createConnector } from "./connectors/registry.js";
-import { routeAlarms } from "./core/alarm-routing.js";
-import type { AuditEventDraft, SealedAuditEvent } from "./core/audit-event.js";
 import type { Grant, Policy } from "./core/model.js";
-import type { Clock, Connector, Store, StoreTx } from "./core/ports.js";
+import type { Clock, Connector, Store } from "./core/ports.js";
 import type { Metrics } from "./metrics/metrics.js";
 import type { SecretBox } from "./secrets/secret-box.js";
 import type { SecretResolver } from "./secrets/secret-ref.js";
 import { type AccessController, createAccessController } from "./service/access-controller.js";
-import { createGrantWriter, type GrantWriter } from "./service/grant-writer.js";
+import { createGrantWriter, type GrantWriter } from "./service/grant-transitions.js";
+import { createAlarmWorker } from "./workers/alarm-worker.js";
+import { createEscalationWorker } from "./workers/escalation-worker.js";
 import { createExpiryWorker } from "./workers/expiry-worker.js";
 
 export type LogFn = (msg: string, fields?: Record<string, unknown>) => void;
@@ -31,6 +29,7 @@ export function createConnectors(
   baseDir: string,
   resolveSecret: SecretResolver,
   log: LogFn,
+  clock: Clock,
 ): Map<string, Connector> {
   const roles = [...policy.roles.values()];
   return new Map(
@@ -40,7 +39,7 @@ export function createConnectors(
           t.name,
           createConnector(
             t,
-            { baseDir, resolveSecret, log },
+            { baseDir, resolveSecret, log, clock },
             roles.filter((r) => r.target === t.name),
           ),
         ] as const,
@@ -48,42 +47,15 @@ export function createConnectors(
   );
 }
 
-/** The configured alarm channels. */
-export function createAlarmChannels(
-  config: AppConfig,
-  policy: Policy,
-  store: Store,
-  resolveSecret: SecretResolver,
-  clock: Clock,
-): Map<string, AlarmChannel> {
-  return new Map(
-    config.alarms.channels.map(
-      (c) =>
-        [
-          c.name,
-          c.type === "email"
-            ? createEmailChannel(
-                c,
-                resolveSecret,
-                policy,
-                config.server.publicUrl,
-                async (id) => (await store.getGrant(id))?.requester ?? null,
-              )
-            : createAlarmChannel(c, resolveSecret, () => clock.now(), config.server.publicUrl),
-        ] as const,
-    ),
-  );
-}
-
 export interface GrantWiring {
   /** Appends audit events and, in the same transaction, queues their alarms (the outbox). */
-  readonly audit: { append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<SealedAuditEvent[]> };
+  readonly audit: AuditJournal;
   readonly writer: GrantWriter;
   readonly access: AccessController;
 }
 
 /**
- * The audit appender, the grant writer and the access controller over one store. `wakeAlarms`
+ * The audit journal, the grant writer and the access controller over one store. `wakeAlarms`
  * runs after a transaction that queued alarms commits (deliver at once, not at the next poll).
  */
 export function wireGrants(deps: {
@@ -98,18 +70,7 @@ export function wireGrants(deps: {
   readonly log: LogFn;
 }): GrantWiring {
   const { config, store } = deps;
-  const auditLog = createAuditLog({ sha256 });
-  const audit = {
-    async append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<SealedAuditEvent[]> {
-      const sealed = await auditLog.append(tx, drafts);
-      const queued = routeAlarms(sealed, config.alarms.routing);
-      if (queued.length > 0) {
-        await tx.insertAlarms(queued);
-        tx.afterCommit(deps.wakeAlarms);
-      }
-      return sealed;
-    },
-  };
+  const audit = createAuditJournal({ sha256, routing: config.alarms.routing, wakeAlarms: deps.wakeAlarms });
   const writer = createGrantWriter(store, audit);
   const access = createAccessController({
     policy: deps.policy,

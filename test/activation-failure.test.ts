@@ -17,7 +17,7 @@ import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { type GrantView, GrantViewSchema } from "../src/contract/api.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { runCli } from "./support/broker-process.js";
 import { SQLITE_BROKER_HEADER } from "./support/test-config.js";
 

@@ -3,22 +3,18 @@
  * shapes: Slack incoming webhooks (text + Block Kit) and PagerDuty Events API v2 (trigger at
  * activation, resolve at the end, one dedup_key per grant).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
+import { ctx } from "./support/ctx.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 
 const ROUTING_KEY = "R0123456789abcdef0123456789abcdef";
 const bodies = new Map<string, Record<string, unknown>[]>();
 let server: Server;
-let dir: string;
+let t: TestBroker;
 let broker: Broker;
 
 beforeAll(async () => {
@@ -38,50 +34,50 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
-  dir = mkdtempSync(join(tmpdir(), "bg-channels-"));
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0, public_url: "https://breakglass.example.com" }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-alarms:
-  channels:
-    slack: { type: slack, url: { env: SLACK_URL } }
-    pager: { type: pagerduty, routing_key: { env: PD_KEY }, url: "http://127.0.0.1:${port}/pd" }
-  security_channels: [pager, slack]
-  routes:
-    - { events: ["grant.requested", "grant.released", "grant.expired", "grant.revoked"], channels: [slack, pager] }
-users: { alice: { name: Alice }, bob: { name: Bob } }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    description: Production
-    roles:
-      db-admin:
-        description: Recovery DBA
-        target: box
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-targets:
-  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
-`,
-  );
-  const env = { SLACK_URL: `http://127.0.0.1:${port}/slack`, PD_KEY: ROUTING_KEY };
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
-    log: silentLogger,
-    env,
+  t = await startTestBroker({
+    base: "minimal",
+    env: { SLACK_URL: `http://127.0.0.1:${port}/slack`, PD_KEY: ROUTING_KEY },
+    config: {
+      server: { public_url: "https://breakglass.example.com" },
+      alarms: {
+        channels: {
+          slack: { type: "slack", url: { env: "SLACK_URL" } },
+          pager: { type: "pagerduty", routing_key: { env: "PD_KEY" }, url: `http://127.0.0.1:${port}/pd` },
+        },
+        security_channels: ["pager", "slack"],
+        routes: [
+          {
+            events: ["grant.requested", "grant.released", "grant.expired", "grant.revoked"],
+            channels: ["slack", "pager"],
+          },
+        ],
+      },
+      users: { alice: { name: "Alice" }, bob: { name: "Bob" } },
+      groups: { oncall: ["alice"], leads: ["bob"] },
+      domains: {
+        production: {
+          description: "Production",
+          roles: {
+            "db-admin": {
+              description: "Recovery DBA",
+              target: "box",
+              max_duration: "1h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+            },
+          },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+    },
   });
-  await broker.start();
+  broker = t.broker;
 });
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  rmSync(dir, { recursive: true, force: true });
 });
 
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 describe("slack and pagerduty channels", () => {
   it("page at activation and resolve at the end under one dedup_key; Slack gets Block Kit with links", async () => {
     const g = await broker.service.request(ctx("alice"), {

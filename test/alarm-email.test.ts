@@ -4,17 +4,13 @@
  * holder's manager group; plain text and
  * HTML; the Message-ID from the idempotency key; a server that refuses with 5xx is not retried.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import PostalMime, { type Email } from "postal-mime";
 import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
+import { ctx } from "./support/ctx.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 
 interface Received {
@@ -24,7 +20,7 @@ interface Received {
 const received: Received[] = [];
 let refuse = false;
 let smtp: SMTPServer;
-let dir: string;
+let t: TestBroker;
 let broker: Broker;
 
 beforeAll(async () => {
@@ -49,67 +45,58 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => smtp.listen(0, "127.0.0.1", () => resolve()));
   const port = (smtp.server.address() as AddressInfo).port;
-  dir = mkdtempSync(join(tmpdir(), "bg-email-"));
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0, public_url: "https://breakglass.example.com" }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-alarms:
-  channels:
-    mail:
-      type: email
-      smtp_url: "smtp://127.0.0.1:${port}"
-      require_tls: false
-      from: "Breakglass <breakglass@example.com>"
-      to: [soc@example.com]
-      to_groups: [security]
-      to_approvers: true
-    holder:
-      type: email
-      smtp_url: "smtp://127.0.0.1:${port}"
-      require_tls: false
-      from: "Breakglass <breakglass@example.com>"
-      to_holder: true
-      to_holder_managers: true
-  security_channels: [mail]
-  routes:
-    - { events: ["grant.requested"], channels: [mail] }
-    - { events: ["grant.ending_soon"], channels: [holder] }
-users:
-  alice: { name: Alice, email: alice@example.com, manager_group: leads }
-  bob: { name: Bob, email: bob@example.com }
-  carol: { name: Carol, email: carol@example.com }
-  erin: { name: Erin }
-groups: { oncall: [alice], leads: [bob, erin], security: [carol] }
-domains:
-  production:
-    description: Production
-    roles:
-      db-admin:
-        description: Recovery DBA
-        target: box
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-targets:
-  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
-`,
-  );
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env: {} }), {
-    log: silentLogger,
-    env: {},
+  const mail = {
+    type: "email",
+    smtp_url: `smtp://127.0.0.1:${port}`,
+    require_tls: false,
+    from: "Breakglass <breakglass@example.com>",
+  } as const;
+  t = await startTestBroker({
+    base: "minimal",
+    config: {
+      server: { public_url: "https://breakglass.example.com" },
+      alarms: {
+        channels: {
+          mail: { ...mail, to: ["soc@example.com"], to_groups: ["security"], to_approvers: true },
+          holder: { ...mail, to_holder: true, to_holder_managers: true },
+        },
+        security_channels: ["mail"],
+        routes: [
+          { events: ["grant.requested"], channels: ["mail"] },
+          { events: ["grant.ending_soon"], channels: ["holder"] },
+        ],
+      },
+      users: {
+        alice: { name: "Alice", email: "alice@example.com", manager_group: "leads" },
+        bob: { name: "Bob", email: "bob@example.com" },
+        carol: { name: "Carol", email: "carol@example.com" },
+        erin: { name: "Erin" },
+      },
+      groups: { oncall: ["alice"], leads: ["bob", "erin"], security: ["carol"] },
+      domains: {
+        production: {
+          description: "Production",
+          roles: {
+            "db-admin": {
+              description: "Recovery DBA",
+              target: "box",
+              max_duration: "1h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+            },
+          },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+    },
   });
-  await broker.start();
+  broker = t.broker;
 });
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   await new Promise<void>((resolve) => smtp.close(() => resolve()));
-  rmSync(dir, { recursive: true, force: true });
 });
 
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 describe("e-mail channel", () => {
   it("mails the request to the approvers and security, and the activation, in text and HTML", async () => {
     const g = await broker.service.request(ctx("alice"), {

@@ -6,11 +6,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAlarmWorker } from "../src/alarms/alarm-worker.js";
-import { createAlarmChannel } from "../src/alarms/channels.js";
+import { createAlarmChannel } from "../src/alarms/channel-registry.js";
 import type { AlarmRecord, Store } from "../src/core/ports.js";
 import { createSecretResolver } from "../src/secrets/secret-ref.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
+import { createAlarmWorker } from "../src/workers/alarm-worker.js";
 import { manualClock } from "./support/test-config.js";
 import { Receiver, WEBHOOK_SECRET } from "./support/webhook-receiver.js";
 

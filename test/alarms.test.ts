@@ -16,8 +16,9 @@ import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantViewSchema, IncidentViewSchema } from "../src/contract/api.js";
 import { checkpointMessage } from "../src/core/audit-chain.js";
 import type { Checkpoint } from "../src/core/ports.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { runCli } from "./support/broker-process.js";
+import { ctx } from "./support/ctx.js";
 import { until } from "./support/wait.js";
 import { Receiver, WEBHOOK_SECRET as SECRET } from "./support/webhook-receiver.js";
 
@@ -73,7 +74,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let previous: string | null = null;
 /** A fresh active grant of alice's; `beforeActivation` runs between its request and its approval. */

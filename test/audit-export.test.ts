@@ -7,16 +7,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sha256 } from "../src/adapters/node-crypto.js";
 import { CSV_COLUMNS, csvCell, exportAudit } from "../src/audit/audit-export.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
 import { formatVerdict, parseAnchors, verifyJsonl, verifyStoreChain } from "../src/audit/audit-verify.js";
-import { createCheckpointWorker } from "../src/audit/checkpoint-worker.js";
-import { sha256 } from "../src/audit/node-crypto.js";
 import { generateSigningKey, loadPublicKeys, type PublicKeySet } from "../src/audit/signing-key.js";
 import type { AuditEventDraft } from "../src/core/audit-event.js";
 import { canonicalJson } from "../src/core/canonical-json.js";
 import type { Store } from "../src/core/ports.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
+import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
 import { runCli } from "./support/broker-process.js";
 
 const T0 = 1_767_225_600_000;

@@ -7,16 +7,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { sha256 } from "../src/adapters/node-crypto.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
 import { verifyStoreChain } from "../src/audit/audit-verify.js";
-import { createCheckpointWorker } from "../src/audit/checkpoint-worker.js";
-import { sha256 } from "../src/audit/node-crypto.js";
 import { generateSigningKey, loadPublicKeys, type SigningKey } from "../src/audit/signing-key.js";
 import { checkpointMessage, GENESIS_HASH } from "../src/core/audit-chain.js";
 import type { AuditEventDraft } from "../src/core/audit-event.js";
 import { BreakglassError } from "../src/core/errors.js";
 import type { Checkpoint, Store, StoreTx } from "../src/core/ports.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
+import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
 
 const T0 = 1_767_225_600_000;
 const MINUTE = 60_000;

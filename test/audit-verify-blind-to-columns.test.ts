@@ -14,19 +14,20 @@ import type { FastifyInstance } from "fastify";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
+import { sha256 } from "../src/adapters/node-crypto.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
 import { formatVerdict, verifyStoreChain } from "../src/audit/audit-verify.js";
-import { createCheckpointWorker } from "../src/audit/checkpoint-worker.js";
-import { sha256 } from "../src/audit/node-crypto.js";
 import { generateSigningKey, loadPublicKeys, type SigningKey } from "../src/audit/signing-key.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import type { AuditEventDraft } from "../src/core/audit-event.js";
 import type { Store } from "../src/core/ports.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
+import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
+import { ctx } from "./support/ctx.js";
 import {
   APP_ROLE,
   createDatabase,
@@ -373,7 +374,6 @@ describe("grant rows against the events that recorded them", () => {
   let home = "";
   let emergencyId = "";
   let approvedId = "";
-  const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
   const raw = <T>(fn: (db: BetterSqlite3.Database) => T): T => {
     const db = new BetterSqlite3(join(home, "breakglass.db"));
     try {

@@ -16,10 +16,10 @@ import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
+import { sha256 } from "../src/adapters/node-crypto.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
 import { formatVerdict, verifyStoreChain } from "../src/audit/audit-verify.js";
-import { sha256 } from "../src/audit/node-crypto.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { STATE_KEYS } from "../src/audit/state-verify.js";
 import { loadConfigFile } from "../src/config/load-config.js";
@@ -31,6 +31,7 @@ import { rotationStateKey } from "../src/service/rotation.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { nextRecord } from "../src/vault/opening-record.js";
+import { ctx } from "./support/ctx.js";
 import {
   APP_ROLE,
   createDatabase,
@@ -50,8 +51,6 @@ interface Db {
   /** Put rows back exactly as saved (deleting what the key now matches). */
   restore(table: string, where: string, rows: Row[]): Promise<void>;
 }
-
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
 const DRILLS = `drills:
   emergency:

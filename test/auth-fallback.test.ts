@@ -158,10 +158,6 @@ const code = (skewS = 0) =>
 const alarmsOf = (type: string) =>
   receiver.received.filter((r) => (r.body.event as { type?: string } | undefined)?.type === type);
 
-async function waitFor(check: () => boolean, what: string): Promise<void> {
-  await until(what, check);
-}
-
 describe("local factors", () => {
   it("enrols an authenticator app: secret and QR code once, confirmed by its first code, alarmed", async () => {
     const alice = await idpLogin("alice");
@@ -177,7 +173,7 @@ describe("local factors", () => {
     const ok = await call(`/auth/factors/${started.json.factorId}/confirm`, alice, { code: code() });
     expect(ok.status).toBe(200);
     expect(ok.json).toMatchObject({ kind: "totp", confirmed: true });
-    await waitFor(() => alarmsOf("auth.factor_enrolled").length === 1, "the enrolment alarm");
+    await until("the enrolment alarm", () => alarmsOf("auth.factor_enrolled").length === 1);
     expect(JSON.stringify(receiver.received)).not.toContain(totpSecret);
   });
 
@@ -207,7 +203,7 @@ describe("local factors", () => {
     expect((await call("/auth/step-up", alice, { code: codes[0] })).status).toBe(200);
     expect((await call("/auth/step-up", alice, { code: codes[0] })).status).toBe(401);
     expect((await call("/auth/factors", alice)).json.recoveryCodesLeft).toBe(9);
-    await waitFor(() => alarmsOf("auth.recovery_code_used").length === 1, "the recovery-code alarm");
+    await until("the recovery-code alarm", () => alarmsOf("auth.recovery_code_used").length === 1);
   });
 });
 
@@ -305,7 +301,7 @@ describe("the IdP is down", () => {
       const token: string = login.json.token;
 
       // Security is paged, loudly and distinctly.
-      await waitFor(() => alarmsOf("auth.fallback_login").length === 1, "the fallback-login alarm");
+      await until("the fallback-login alarm", () => alarmsOf("auth.fallback_login").length === 1);
       const alarm = alarmsOf("auth.fallback_login")[0]?.body as { severity: string; summary: string };
       expect(alarm.severity).toBe("critical");
       expect(alarm.summary).toContain("LOGIN VIA LOCAL FALLBACK: alice");
@@ -372,6 +368,6 @@ describe("brute force", () => {
     const locked = await call("/auth/step-up", alice, { code: code(30) });
     expect(locked.status).toBe(429);
     expect(locked.json.code).toBe("ERR_LOCKED_OUT");
-    await waitFor(() => alarmsOf("auth.locked_out").length >= 1, "the lockout alarm");
+    await until("the lockout alarm", () => alarmsOf("auth.locked_out").length >= 1);
   });
 });

@@ -15,14 +15,15 @@ import { join } from "node:path";
 import { Secret, TOTP } from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
+import { sha256 } from "../src/adapters/node-crypto.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
-import { sha256 } from "../src/audit/node-crypto.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { grantEvent } from "../src/core/grant-machine.js";
 import { GRANT_PERMISSIONS } from "../src/core/grant-permissions.js";
 import type { Clock } from "../src/core/ports.js";
+import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { SQLITE_BROKER_HEADER } from "./support/test-config.js";
 
@@ -44,7 +45,6 @@ const clock: Clock = { now: () => Date.now() + offsetMs };
 const tokens = new Map<string, string>();
 let fallbackSession = "";
 const system = { actor: "system", requestId: null, sourceAddress: null };
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "bg-authz-"));

@@ -18,6 +18,7 @@ import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { AWS_ROLE } from "./support/aws-case.js";
+import { ctx } from "./support/ctx.js";
 import { ACCOUNT, BROKER_KEY, type FakeAws, OTHER_KEY, startFakeAws } from "./support/fake-aws.js";
 import { until } from "./support/wait.js";
 
@@ -131,7 +132,6 @@ const alarms = (): Alarm[] => {
     return [];
   }
 };
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 const push = (body: unknown, key = WEBHOOK_KEY, target = "aws-prod") =>
   broker.http.inject({
     method: "POST",

@@ -13,8 +13,9 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { CredentialViewSchema } from "../src/contract/api.js";
 import { Redacted } from "../src/core/redacted.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { AWS_ROLE, awsCanUse } from "./support/aws-case.js";
+import { ctx } from "./support/ctx.js";
 import { BROKER_KEY, type FakeAws, startFakeAws } from "./support/fake-aws.js";
 
 let fake: FakeAws;
@@ -67,8 +68,6 @@ afterAll(async () => {
   await fake?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
 describe("broker with the aws connector", () => {
   it("hands out working keys, kills them at revoke, and reconciliation restores a removed deny", async () => {

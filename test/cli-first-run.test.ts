@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, requireBuild, runCli } from "./support/broker-process.js";
+import { until } from "./support/wait.js";
 
 let dir: string;
 
@@ -162,19 +163,21 @@ describe("the demo stops with its parent", () => {
       stderr += c.toString("utf8");
     });
     try {
-      const url = await waitFor(
+      const url = await until(
         "the demo to listen",
         () => /listening on (http:\/\/\S+)/.exec(stdout)?.[1] ?? null,
         300_000,
+        100,
         () => `stdout: ${stdout}\nstderr: ${stderr}`,
       );
       expect((await fetch(`${url}/api/v1/health`)).ok).toBe(true);
-      const broker = await waitFor("the broker process", () => descendantRunning(npm, "breakglass.js"), 30_000);
+      const broker = await until("the broker process", () => descendantRunning(npm, "breakglass.js"), 30_000, 100);
       npm.kill("SIGKILL");
-      await waitFor(
+      await until(
         "the broker to exit",
         () => (alive(broker) ? null : true),
         60_000,
+        100,
         () => stderr,
       );
       expect(stderr).toContain("The process that started the demo has exited: stopping the demo.");
@@ -220,17 +223,6 @@ function run(
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** Poll `probe` until it returns non-null; fail after `ms` (a generous deadline, not a timing bound). */
-async function waitFor<T>(what: string, probe: () => T | null, ms: number, context = () => ""): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${context()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** /proc/PID/stat: [state, parent pid], or null when the process is gone. */

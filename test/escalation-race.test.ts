@@ -11,14 +11,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEscalationWorker } from "../src/alarms/escalation-worker.js";
+import { sha256 } from "../src/adapters/node-crypto.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
-import { sha256 } from "../src/audit/node-crypto.js";
 import { grantEvent } from "../src/core/grant-machine.js";
 import type { Store } from "../src/core/ports.js";
-import { makeGrant } from "../src/core/test-fixtures.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
+import { createEscalationWorker } from "../src/workers/escalation-worker.js";
+import { makeGrant } from "./support/core-fixtures.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
 
 const MODES = [

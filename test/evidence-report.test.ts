@@ -21,12 +21,12 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { nextRecord } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
+import { ctx } from "./support/ctx.js";
 import { manualClock, testConfigYaml } from "./support/test-config.js";
 
 const run = promisify(execFile);
 const DAY = 86_400_000;
 const clock = manualClock(Date.UTC(2026, 10, 1, 9, 0, 0));
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 let dir: string;
 let broker: Broker;
 const FROM = Date.UTC(2026, 10, 1);

@@ -8,15 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as OTPAuth from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
 import type { Clock } from "../src/core/ports.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { freePort } from "./support/free-port.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 let dir: string;
+let t: TestBroker;
 let broker: Broker;
 let offsetMs = 0;
 const clock: Clock = { now: () => Date.now() + offsetMs };
@@ -26,41 +25,43 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "bg-lockout-"));
   writeFileSync(join(dir, "target.sh"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
   // Nothing listens on the IdP's port: the IdP is down, the fallback login is open.
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-auth:
-  oidc:
-    issuer: http://127.0.0.1:${await freePort()}
-    client_id: breakglass
-    allow_insecure_http: true
-  lockout: { max_failures: 5, window: 15m, duration: 15m }
-users: { bob: { name: Bob }, carol: { name: Carol } }
-groups: { leads: [bob, carol] }
-admin_groups: [leads]
-domains:
-  production:
-    roles:
-      restart: { target: box, max_duration: 1h, approval: "1 of leads", requesters: [leads], fallback: true }
-targets:
-  box: { connector: exec, settings: { grant: [./target.sh], revoke: [./target.sh] } }
-`,
-  );
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), connectorConfigChecks), {
-    log: silentLogger,
+  t = await startTestBroker({
+    base: "minimal",
+    dir,
     clock,
+    start: false,
+    config: {
+      secrets: { key_file: "./secrets.key", generate_key_if_missing: true },
+      auth: {
+        oidc: { issuer: `http://127.0.0.1:${await freePort()}`, client_id: "breakglass", allow_insecure_http: true },
+        lockout: { max_failures: 5, window: "15m", duration: "15m" },
+      },
+      users: { bob: { name: "Bob" }, carol: { name: "Carol" } },
+      groups: { leads: ["bob", "carol"] },
+      admin_groups: ["leads"],
+      domains: {
+        production: {
+          roles: {
+            restart: {
+              target: "box",
+              max_duration: "1h",
+              approval: "1 of leads",
+              requesters: ["leads"],
+              fallback: true,
+            },
+          },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["./target.sh"], revoke: ["./target.sh"] } } },
+    },
   });
-  await broker.http.ready();
+  broker = t.broker;
   bobSecret = (await broker.auth?.provisionTotp(SYSTEM_CONTEXT, "bob", "phone"))?.secret ?? "";
   expect(bobSecret).not.toBe("");
 });
 
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -19,6 +19,7 @@ import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import type { Clock } from "../src/core/ports.js";
+import { ctx } from "./support/ctx.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
 import { PATIENCE_MS } from "./support/wait.js";
 
@@ -166,7 +167,6 @@ describe("the clock jumps", () => {
   let dir: string;
   let offsetMs = 0;
   const clock: Clock = { now: () => Date.now() + offsetMs };
-  const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "bg-faults-clock-"));

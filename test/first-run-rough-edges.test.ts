@@ -28,9 +28,9 @@ import { storyText } from "../src/cli/review-format.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantListSchema, GrantStorySchema, GrantViewSchema } from "../src/contract/api.js";
-import type { RequestContext } from "../src/service/request-context.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { rotationStatus } from "../src/service/rotation.js";
+import { ctx } from "./support/ctx.js";
 import { SQLITE_BROKER_HEADER, testConfigYaml } from "./support/test-config.js";
 
 const USERS = ["alice", "bob", "carol", "erin"] as const;
@@ -81,8 +81,6 @@ async function call(user: User, method: "GET" | "POST", url: string, payload?: u
   });
   return { status: res.statusCode, json: res.json() as Json };
 }
-
-const ctx = (actor: string): RequestContext => ({ actor, requestId: null, sourceAddress: null });
 
 /** An active grant of alice's, approved by bob and carol. */
 async function activeGrant(): Promise<Json> {

@@ -20,7 +20,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { type BrokerProcess, requireBuild, startBrokerProcess } from "./support/broker-process.js";
 import {
   APP_ROLE,

@@ -17,7 +17,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { ProblemSchema } from "../src/contract/api.js";
 import { ConfigError } from "../src/core/errors.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { testConfigYaml } from "./support/test-config.js";
 
 let dir: string;

@@ -20,8 +20,9 @@ import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { CredentialViewSchema } from "../src/contract/api.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { type BrokerProcess, runCli, startBrokerProcess } from "./support/broker-process.js";
+import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 import { until } from "./support/wait.js";
@@ -75,8 +76,6 @@ afterAll(async () => {
   await target?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
 /** alice requests, bob approves; the credential as the holder reads it from the API. */
 async function grant(broker: Broker, role: string, token: string): Promise<{ id: string; dsn: string }> {

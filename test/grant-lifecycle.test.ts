@@ -16,7 +16,7 @@ import { BreakglassError } from "../src/core/errors.js";
 import { dueAt } from "../src/core/grant-machine.js";
 import type { Grant } from "../src/core/model.js";
 import type { Connector } from "../src/core/ports.js";
-import { type RequestContext, SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { type RequestContext, SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import {
   APP_ROLE,
   createDatabase,

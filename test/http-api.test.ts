@@ -3,17 +3,14 @@
  * log, exec connector) driven through `fastify.inject`. Every response is checked against the
  * shared contract schemas, so the server cannot drift from what the CLI expects.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { z } from "zod";
 import { createLogger } from "../src/adapters/logger.js";
 import { createIdGenerator, systemClock } from "../src/adapters/system-clock.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorSettingsSchemas } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
 import {
   AuditEventListSchema,
   AuditVerdictSchema,
@@ -25,11 +22,9 @@ import {
   ProblemSchema,
   RolesResponseSchema,
 } from "../src/contract/api.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { createHttpServer } from "../src/http/server.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
-import { testConfigYaml } from "./support/test-config.js";
-
-const CONFIG = testConfigYaml({ driver: "sqlite" }, { audit: "checkpoint_every_events: 5" });
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 const ROLE = "production/db-admin";
 const READER = "production/db-reader";
@@ -37,17 +32,20 @@ const USERS = ["alice", "bob", "carol", "erin"] as const;
 type User = (typeof USERS)[number];
 
 let dir: string;
+let t: TestBroker;
 let broker: Broker;
 let http: FastifyInstance;
 const tokens = new Map<User, string>();
 const logLines: string[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "bg-http-"));
-  const file = join(dir, "breakglass.yaml");
-  writeFileSync(file, CONFIG);
-  const config = loadConfigFile(file, { connectorSchemas: connectorSettingsSchemas });
-  broker = await createBroker(config, { log: createLogger("info", (line) => logLines.push(line)) });
+  t = await startTestBroker({
+    config: { audit: { checkpoint_every_events: 5 } },
+    log: createLogger("info", (line) => logLines.push(line)),
+    start: false,
+  });
+  dir = t.dir;
+  broker = t.broker;
   for (const user of USERS) {
     const created = await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "http test" });
     tokens.set(user, created.token.reveal());
@@ -57,8 +55,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await broker?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 const auth = (user: User) => ({ authorization: `Bearer ${tokens.get(user)}` });

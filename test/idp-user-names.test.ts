@@ -9,15 +9,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
 import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, TestBrowser, type TestIdp } from "./support/oidc-provider.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 let dir: string;
 let idp: TestIdp;
+let t: TestBroker;
 let broker: Broker;
 let base: string;
 
@@ -27,45 +26,43 @@ beforeAll(async () => {
   idp = await startTestIdp({ port: await freePort(), redirectUri: `${base}/auth/callback`, postLogoutUri: `${base}/` });
   dir = mkdtempSync(join(tmpdir(), "bg-idp-names-"));
   writeFileSync(join(dir, "target.sh"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: ${brokerPort} }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-auth:
-  oidc:
-    issuer: ${idp.issuer}
-    client_id: ${IDP_CLIENT_ID}
-    client_secret: { env: IDP_SECRET }
-    scopes: [openid, profile, email, groups]
-    allow_insecure_http: true
-    group_map: { idp-sre: oncall }
-alarms:
-  channels: { security: { type: file, path: ./security.jsonl } }
-  security_channels: [security]
-  routes: []
-users: { alice: { name: Alice }, bob: { name: Bob } }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    roles:
-      restart: { target: box, max_duration: 1h, approval: "1 of leads", requesters: [oncall] }
-targets:
-  box: { connector: exec, settings: { grant: [./target.sh], revoke: [./target.sh] } }
-`,
-  );
-  const env = { IDP_SECRET: IDP_CLIENT_SECRET };
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
-    log: silentLogger,
-    env,
+  t = await startTestBroker({
+    base: "minimal",
+    dir,
+    env: { IDP_SECRET: IDP_CLIENT_SECRET },
+    config: {
+      server: { port: brokerPort },
+      secrets: { key_file: "./secrets.key", generate_key_if_missing: true },
+      auth: {
+        oidc: {
+          issuer: idp.issuer,
+          client_id: IDP_CLIENT_ID,
+          client_secret: { env: "IDP_SECRET" },
+          scopes: ["openid", "profile", "email", "groups"],
+          allow_insecure_http: true,
+          group_map: { "idp-sre": "oncall" },
+        },
+      },
+      alarms: {
+        channels: { security: { type: "file", path: "./security.jsonl" } },
+        security_channels: ["security"],
+        routes: [],
+      },
+      users: { alice: { name: "Alice" }, bob: { name: "Bob" } },
+      groups: { oncall: ["alice"], leads: ["bob"] },
+      domains: {
+        production: {
+          roles: { restart: { target: "box", max_duration: "1h", approval: "1 of leads", requesters: ["oncall"] } },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["./target.sh"], revoke: ["./target.sh"] } } },
+    },
   });
-  await broker.start();
+  broker = t.broker;
 });
 
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   await idp?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });

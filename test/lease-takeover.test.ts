@@ -18,6 +18,7 @@ import { createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { type BrokerProcess, requireBuild, startBrokerProcess } from "./support/broker-process.js";
+import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
 import { until } from "./support/wait.js";
@@ -96,7 +97,6 @@ targets:
             env,
           },
         );
-        const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
         const g = await setup.service.request(ctx("alice"), {
           roleId: "production/db",
           justification: "lease test",

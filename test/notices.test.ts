@@ -3,64 +3,59 @@
  * channel: the holder is told before the end, an unreviewed grant is reported when its review is
  * overdue, and a restart with a changed configuration is an audited alarm naming what changed.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
+import { ctx } from "./support/ctx.js";
+import { type ConfigOverride, startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 
-const ROLE_EXTRA = `      reader:
-        target: box
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-`;
+const ROLE_EXTRA = {
+  reader: { target: "box", max_duration: "1h", approval: "1 of leads", requesters: ["oncall"] },
+} satisfies Roles;
 
-const yaml = (maxDuration: string, extraRole = "") => `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-alarms:
-  channels:
-    security: { type: file, path: ./security.jsonl }
-    record: { type: file, path: ./alarms.jsonl }
-  security_channels: [security]
-  routes:
-    - { events: ["grant.*"], channels: [record] }
-users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol } }
-groups: { oncall: [alice], leads: [bob], security: [carol] }
-admin_groups: [security]
-domains:
-  production:
-    roles:
-      db-admin:
-        target: box
-        max_duration: ${maxDuration}
-        approval: "1 of leads"
-        requesters: [oncall]
-        review_deadline: 1s
-        ending_warning: 1s
-${extraRole}targets:
-  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
-`;
+type Roles = NonNullable<NonNullable<NonNullable<ConfigOverride["domains"]>[string]>["roles"]>;
+
+const config = (maxDuration: string, extraRoles: Roles = {}): ConfigOverride => ({
+  alarms: {
+    channels: {
+      security: { type: "file", path: "./security.jsonl" },
+      record: { type: "file", path: "./alarms.jsonl" },
+    },
+    security_channels: ["security"],
+    routes: [{ events: ["grant.*"], channels: ["record"] }],
+  },
+  users: { alice: { name: "Alice" }, bob: { name: "Bob" }, carol: { name: "Carol" } },
+  groups: { oncall: ["alice"], leads: ["bob"], security: ["carol"] },
+  admin_groups: ["security"],
+  domains: {
+    production: {
+      roles: {
+        "db-admin": {
+          target: "box",
+          max_duration: maxDuration,
+          approval: "1 of leads",
+          requesters: ["oncall"],
+          review_deadline: "1s",
+          ending_warning: "1s",
+        },
+        ...extraRoles,
+      },
+    },
+  },
+  targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+});
 
 let dir: string;
-let broker: Broker | null = null;
+let running: TestBroker | null = null;
 
-async function startBroker(text: string): Promise<Broker> {
-  await broker?.stop();
-  writeFileSync(join(dir, "breakglass.yaml"), text);
-  const b = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env: {} }), {
-    log: silentLogger,
-    env: {},
-  });
-  await b.start();
-  broker = b;
-  return b;
+/** A broker on this test's folder (and database), after stopping the one before. */
+async function startBroker(c: ConfigOverride): Promise<Broker> {
+  await running?.stop();
+  running = await startTestBroker({ base: "minimal", dir, config: c });
+  return running.broker;
 }
 
 interface Line {
@@ -75,13 +70,11 @@ const lines = (file: string): Line[] =>
         .map((l) => JSON.parse(l) as Line)
     : [];
 
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
-
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "bg-notices-"));
 });
 afterAll(async () => {
-  await broker?.stop();
+  await running?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -89,18 +82,18 @@ describe("configuration changes", () => {
   const changes = () => lines("security.jsonl").filter((l) => l.event.type === "config.changed");
 
   it("records the first start, nothing on a restart with the same file, and what changed on a changed one", async () => {
-    await startBroker(yaml("1h"));
+    await startBroker(config("1h"));
     const first = await until("first config.changed", () => changes()[0]);
     expect(first.summary).toBe(
       "Breakglass configuration changed: first start with this database: 1 role, 1 target, 2 alarm channels",
     );
 
     // The restart's start() has returned: a change would be committed (and queued) by now.
-    const b = await startBroker(yaml("1h"));
+    const b = await startBroker(config("1h"));
     await b.alarms.drain();
     expect(changes()).toHaveLength(1);
 
-    await startBroker(yaml("2h", ROLE_EXTRA));
+    await startBroker(config("2h", ROLE_EXTRA));
     const second = await until("second config.changed", () => changes()[1]);
     expect(second.summary).toBe(
       "Breakglass configuration changed: roles added: production/reader; roles changed: production/db-admin",
@@ -116,7 +109,7 @@ describe("configuration changes", () => {
 
 describe("ending warning and overdue review", () => {
   it("tells the holder before the end, then reports the review when it is overdue, once", async () => {
-    const b = await startBroker(yaml("1h"));
+    const b = await startBroker(config("1h"));
     const g = await b.service.request(ctx("alice"), {
       roleId: "production/db-admin",
       justification: "replica lag, resync needed",

@@ -19,10 +19,11 @@ import { verifyStoreChain } from "../src/audit/audit-verify.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { cancelRequest } from "../src/gateway/pg-wire.js";
 import { connectUpstream, parseUpstream } from "../src/gateway/upstream.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import { runCli } from "./support/broker-process.js";
+import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 import { selfSignedCert } from "./support/self-signed.js";
@@ -86,7 +87,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 const int32 = (n: number) => {
   const b = Buffer.alloc(4);
   b.writeInt32BE(n, 0);

@@ -16,8 +16,9 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { CredentialViewSchema, GrantViewSchema } from "../src/contract/api.js";
 import type { Grant } from "../src/core/model.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { runCli } from "./support/broker-process.js";
+import { ctx as actorCtx } from "./support/ctx.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 import { until } from "./support/wait.js";
 
@@ -85,7 +86,7 @@ afterEach(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A grant that ends during the test: time for its first steps on a busy machine, short to wait for. */
 const SHORT_GRANT_S = 8;
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: "127.0.0.1" });
+const ctx = (actor: string) => actorCtx(actor, { sourceAddress: "127.0.0.1" });
 
 async function startBroker(): Promise<{ broker: Broker; url: string; token: (user: string) => Promise<string> }> {
   const broker = await createBroker(config, { log: silentLogger, env });

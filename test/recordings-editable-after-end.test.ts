@@ -14,16 +14,17 @@ import BetterSqlite3 from "better-sqlite3";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
+import { sha256 } from "../src/adapters/node-crypto.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { exportAudit } from "../src/audit/audit-export.js";
 import { formatVerdict, verifyJsonl, verifyStoreChain } from "../src/audit/audit-verify.js";
-import { sha256 } from "../src/audit/node-crypto.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { terminalDigest } from "../src/core/recording-digest.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { LATE_GRACE_MS } from "../src/service/terminal-service.js";
+import { ctx } from "./support/ctx.js";
 import { type ManualClock, manualClock } from "./support/test-config.js";
 
 type User = "alice" | "bob" | "erin";
@@ -84,7 +85,6 @@ async function call(user: User, method: "GET" | "POST", url: string, payload?: R
   return { status: res.statusCode, json: res.json() as Json };
 }
 
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 async function activeGrant(): Promise<string> {
   const g = await broker.service.request(ctx("alice"), {
     roleId: "production/shell",

@@ -13,6 +13,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
@@ -22,7 +23,6 @@ let store: PostgresCluster;
 let target: PostgresTarget;
 let dir: string;
 const brokers: Broker[] = [];
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
 beforeAll(async () => {
   [store, target] = await Promise.all([startPostgres(), startPostgresTarget()]);

@@ -4,41 +4,28 @@
  * follow-ups with owners, `unjustified` paging security, the review queue and a grant's whole
  * story — through the real HTTP API of a real broker (SQLite store, exec target).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
-import { testConfigYaml } from "./support/test-config.js";
+import type { Broker } from "../src/app.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 const USERS = ["alice", "bob", "carol", "erin"] as const;
 type User = (typeof USERS)[number];
-let dir: string;
+let t: TestBroker;
 let broker: Broker;
 let http: FastifyInstance;
 const tokens = new Map<User, string>();
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "bg-reviews-"));
-  writeFileSync(join(dir, "breakglass.yaml"), testConfigYaml({ driver: "sqlite" }));
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), connectorConfigChecks), {
-    log: silentLogger,
-  });
-  for (const user of USERS) {
-    tokens.set(user, (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "t" })).token.reveal());
-  }
-  http = broker.http;
-  await http.ready();
+  t = await startTestBroker({ start: false });
+  broker = t.broker;
+  for (const user of USERS) tokens.set(user, await t.token(user));
+  http = t.http;
 });
 
 afterAll(async () => {
-  await broker?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked with expect(), field by field

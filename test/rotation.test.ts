@@ -22,6 +22,7 @@ import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { newCustodianIdentity, parseEnvelope, sealEnvelope } from "../src/vault/envelope.js";
 import { nextRecord } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
+import { ctx } from "./support/ctx.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 
 let target: PostgresTarget;
@@ -166,7 +167,6 @@ describe("rotation", () => {
 describe("rotation by the broker", () => {
   let broker: Broker;
   let autoDir: string;
-  const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
   beforeAll(async () => {
     await target.sql("CREATE ROLE bg_auto LOGIN SUPERUSER PASSWORD 'auto-first-password'");

@@ -3,24 +3,24 @@
  * message, octet-counted (RFC 6587), whose body is the event as OCSF JSON carrying the original
  * event and its chain hash; the JSONL export in OCSF shape has one line per event.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { exportAudit } from "../src/audit/audit-export.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { ctx as actorCtx } from "./support/ctx.js";
 import { selfSignedCert } from "./support/self-signed.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 let dir: string;
+let t: TestBroker;
 let broker: Broker;
 let server: tls.Server;
 const frames: string[] = [];
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: "10.1.2.3" });
+const ctx = (actor: string) => actorCtx(actor, { sourceAddress: "10.1.2.3" });
 
 /** Split an RFC 6587 octet-counted stream into messages. */
 function deframe(buffer: Buffer): { messages: string[]; rest: Buffer } {
@@ -56,40 +56,33 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-alarms:
-  channels:
-    siem: { type: syslog, host: localhost, port: ${port}, tls: true, ca_file: ./c.pem, facility: 13 }
-  security_channels: [siem]
-  routes: [{ events: ["*"], channels: [siem] }]
-admin_groups: [leads]
-users: { alice: { name: Alice }, bob: { name: Bob } }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    roles:
-      restart:
-        target: box
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-targets:
-  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
-`,
-  );
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), connectorConfigChecks), {
-    log: silentLogger,
+  t = await startTestBroker({
+    base: "minimal",
+    dir,
+    config: {
+      alarms: {
+        channels: {
+          siem: { type: "syslog", host: "localhost", port, tls: true, ca_file: "./c.pem", facility: 13 },
+        },
+        security_channels: ["siem"],
+        routes: [{ events: ["*"], channels: ["siem"] }],
+      },
+      admin_groups: ["leads"],
+      users: { alice: { name: "Alice" }, bob: { name: "Bob" } },
+      groups: { oncall: ["alice"], leads: ["bob"] },
+      domains: {
+        production: {
+          roles: { restart: { target: "box", max_duration: "1h", approval: "1 of leads", requesters: ["oncall"] } },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+    },
   });
-  await broker.start();
+  broker = t.broker;
 });
 
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   server?.close();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -6,18 +6,14 @@
  * deliveries complete when it answers, each once. Order, not speed: how soon the healthy channel
  * got them is reported as a figure.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
+import { ctx } from "./support/ctx.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 import { Receiver, WEBHOOK_SECRET } from "./support/webhook-receiver.js";
 
-let dir: string;
+let t: TestBroker;
 let broker: Broker;
 const slow = new Receiver();
 const fast = new Receiver();
@@ -29,47 +25,48 @@ beforeAll(async () => {
   slow.holdUntil = new Promise<void>((resolve) => {
     letGo = resolve;
   });
-  dir = mkdtempSync(join(tmpdir(), "bg-slow-hook-"));
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-alarms:
-  channels:
-    slow-hook: { type: webhook, url: "http://127.0.0.1:${slow.port}/hook", secret: { env: HOOK_SECRET }, timeout: 4m }
-    fast-hook: { type: webhook, url: "http://127.0.0.1:${fast.port}/hook", secret: { env: HOOK_SECRET }, timeout: 30s }
-  security_channels: [slow-hook, fast-hook]
-  unalarmed_after: 1s
-  delivery_lease: 5m
-  routes: []
-users: { alice: {}, dave: {}, bob: {} }
-groups: { oncall: [alice, dave], leads: [bob] }
-domains:
-  production:
-    roles:
-      db: { target: box, max_duration: 1h, approval: "1 of leads", requesters: [oncall] }
-targets:
-  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
-`,
-  );
-  const env = { HOOK_SECRET: WEBHOOK_SECRET };
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
-    log: silentLogger,
-    env,
+  t = await startTestBroker({
+    base: "minimal",
+    env: { HOOK_SECRET: WEBHOOK_SECRET },
+    config: {
+      alarms: {
+        channels: {
+          "slow-hook": {
+            type: "webhook",
+            url: `http://127.0.0.1:${slow.port}/hook`,
+            secret: { env: "HOOK_SECRET" },
+            timeout: "4m",
+          },
+          "fast-hook": {
+            type: "webhook",
+            url: `http://127.0.0.1:${fast.port}/hook`,
+            secret: { env: "HOOK_SECRET" },
+            timeout: "30s",
+          },
+        },
+        security_channels: ["slow-hook", "fast-hook"],
+        unalarmed_after: "1s",
+        delivery_lease: "5m",
+        routes: [],
+      },
+      users: { alice: {}, dave: {}, bob: {} },
+      groups: { oncall: ["alice", "dave"], leads: ["bob"] },
+      domains: {
+        production: {
+          roles: { db: { target: "box", max_duration: "1h", approval: "1 of leads", requesters: ["oncall"] } },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+    },
   });
-  await broker.start();
+  broker = t.broker;
 });
 
 afterAll(async () => {
   letGo();
   await Promise.all([slow.stop(), fast.stop()]);
-  await broker?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await t?.stop();
 });
-
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
 async function activate(user: string): Promise<{ id: string; at: number }> {
   const g = await broker.service.request(ctx(user), {

@@ -5,10 +5,12 @@
  * never overwritten. `RevokedKeys` files are read as sshd reads them (issue 19, item 10): the real
  * sshd is asked about each kind of file first, and Breakglass must agree.
  */
+
 import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import sshpk from "sshpk";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { systemClock } from "../src/adapters/system-clock.js";
 import { createSshConnector, parseSshCredential, sshSettingsSchema } from "../src/connectors/ssh-connector.js";
 import type { Connector, ConnectorGrantFacts } from "../src/core/ports.js";
 import { createSecretResolver } from "../src/secrets/secret-ref.js";
@@ -33,6 +35,7 @@ function make(extra: Record<string, unknown>): Connector {
     sshSettingsSchema.parse({ ca_private_key: { env: "CA" }, krl_file: fx.krlFile, ...extra }),
     {
       baseDir: fx.dir,
+      clock: systemClock,
       resolveSecret: createSecretResolver({ baseDir: fx.dir, env: { CA: ca }, box: null }),
       log: () => {},
       targetName: "ssh-hosts",
@@ -203,6 +206,7 @@ describe("RevokedKeys files as the real sshd reads them (issue 19, item 10)", ()
     const ca = fx.newCa(); // removes the file
     const c = createSshConnector(sshSettingsSchema.parse({ ca_private_key: { env: "CA" }, krl_file: fx.krlFile }), {
       baseDir: fx.dir,
+      clock: systemClock,
       resolveSecret: createSecretResolver({ baseDir: fx.dir, env: { CA: ca }, box: null }),
       log: () => {},
       targetName: "ssh-hosts",

@@ -3,20 +3,23 @@
  * key through the API and logs in; a revoke through the API puts it in the KRL and the next login
  * fails; with the broker stopped, the certificate still dies at the grant's end.
  */
+
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
+import { systemClock } from "../src/adapters/system-clock.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { createSshConnector, parseSshCredential, sshSettingsSchema } from "../src/connectors/ssh-connector.js";
 import { CredentialViewSchema } from "../src/contract/api.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { createSecretResolver } from "../src/secrets/secret-ref.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
 import { contractRole } from "./support/connector-case.js";
+import { ctx } from "./support/ctx.js";
 import { type SshFixture, startSshFixture } from "./support/ssh-case.js";
 import { SSH_USER, sshRun } from "./support/sshd.js";
 import { until } from "./support/wait.js";
@@ -72,8 +75,6 @@ afterAll(async () => {
   await fx?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 
 /** alice's credential for the grant, through the API. */
 async function credentialOf(grantId: string): Promise<{ privateKey: string; certificate: string }> {
@@ -137,6 +138,7 @@ describe("broker with a real sshd target", () => {
     // A certificate from the same CA that the broker never issued for an active grant.
     const rogue = createSshConnector(sshSettingsSchema.parse({ ca_private_key: { env: "CA" }, krl_file: fx.krlFile }), {
       baseDir: dir,
+      clock: systemClock,
       resolveSecret: createSecretResolver({ baseDir: dir, env: { CA: env.BG_SSH_CA ?? "" }, box: null }),
       log: () => {},
       targetName: "fleet",

@@ -15,9 +15,9 @@ import type { SealedAuditEvent } from "../src/core/audit-event.js";
 import { BreakglassError, type ErrorCode } from "../src/core/errors.js";
 import type { Grant, VaultOpening } from "../src/core/model.js";
 import type { AlarmRecord, AuditHead, Checkpoint, StatementRecord, Store, TokenRecord } from "../src/core/ports.js";
-import { makeGrant as coreMakeGrant } from "../src/core/test-fixtures.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
+import { makeGrant as coreMakeGrant } from "./support/core-fixtures.js";
 import {
   APP_ROLE,
   createDatabase,

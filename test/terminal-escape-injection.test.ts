@@ -10,15 +10,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
-import { slackMessage } from "../src/alarms/channels.js";
 import { renderEmail } from "../src/alarms/email-channel.js";
+import { slackMessage } from "../src/alarms/slack-channel.js";
 import { type Broker, createBroker } from "../src/app.js";
 import type { CliIo } from "../src/cli/cli-io.js";
 import { main } from "../src/cli/main.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantViewSchema } from "../src/contract/api.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { testConfigYaml } from "./support/test-config.js";
 
 /** Clears the screen, plants a hyperlink, reverses the rest of the line, and forges a line. */

@@ -13,8 +13,9 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
-import { SYSTEM_CONTEXT } from "../src/service/request-context.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { BIN, runCli } from "./support/broker-process.js";
+import { ctx } from "./support/ctx.js";
 import { until } from "./support/wait.js";
 
 let dir: string;
@@ -57,7 +58,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const ctx = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
 let last: string | null = null;
 async function grant(durationS = 1800): Promise<string> {
   if (last) await broker.service.release(ctx("alice"), last).catch(() => {});

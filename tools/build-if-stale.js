@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const OUTPUTS = ["dist/src/cli/main.js", "dist/web/index.html"];
-const SOURCES = ["src", "bench", "test/support", "web", "tsconfig.json", "tsconfig.build.json", "package-lock.json"];
+const SOURCES = ["src", "web", "tsconfig.json", "tsconfig.build.json", "package-lock.json"];
 
 /** The newest modification time under `path` (a file or a folder), 0 when it does not exist. */
 function newest(path) {

@@ -1,7 +1,11 @@
 import { randomBytes } from "node:crypto";
 import type { Clock, IdGenerator } from "../core/ports.js";
 
-/** The wall clock. The only place (outside tests and benchmarks) that reads it. */
+/**
+ * The wall clock, injected wherever time is a fact the broker records or judges by (grants,
+ * credentials, audit, connectors). Deadlines of waits and file locks, and the offline CLI, read
+ * Date.now() themselves.
+ */
 export const systemClock: Clock = { now: () => Date.now() };
 
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"; // Crockford base32, lower case

@@ -10,7 +10,7 @@ import { groupsOf } from "../core/approval-policy.js";
 import type { Policy } from "../core/model.js";
 import { lineText, terminalText } from "../core/text.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
-import { type AlarmChannel, DeliveryError } from "./channels.js";
+import { type AlarmChannel, DeliveryError } from "./alarm-channel.js";
 
 type EmailConfig = Extract<AlarmChannelConfig, { type: "email" }>;
 

@@ -15,8 +15,7 @@ import tls from "node:tls";
 import { toOcsf } from "../audit/ocsf.js";
 import type { AlarmChannelConfig } from "../config/app-config.js";
 import { terminalText } from "../core/text.js";
-import type { AlarmChannel } from "./channels.js";
-import { DeliveryError } from "./channels.js";
+import { type AlarmChannel, DeliveryError } from "./alarm-channel.js";
 
 type SyslogConfig = Extract<AlarmChannelConfig, { type: "syslog" }>;
 

@@ -10,11 +10,11 @@
  *   (ERR_AUDIT_CHAIN_BROKEN, naming the seq): its values are exactly what verification rejects.
  */
 
+import { sha256 } from "../adapters/node-crypto.js";
 import type { AuditRecord } from "../core/audit-columns.js";
 import type { LinkedAuditEvent, StoredAuditEvent } from "../core/audit-event.js";
 import { type AuditIntegrity, checkStoredEvent } from "../core/audit-record.js";
 import { BreakglassError } from "../core/errors.js";
-import { sha256 } from "./node-crypto.js";
 
 export interface EvidenceEvent {
   readonly record: AuditRecord;

@@ -2,11 +2,11 @@ import { generateKeyPairSync } from "node:crypto";
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
+import { sha256 } from "../adapters/node-crypto.js";
 import { checkpointMessage, GENESIS_HASH, sealEvents } from "../core/audit-chain.js";
 import type { AuditEventDraft } from "../core/audit-event.js";
 import { checkpointLine, eventLine } from "./audit-export.js";
 import { formatVerdict, verifyJsonl } from "./audit-verify.js";
-import { sha256 } from "./node-crypto.js";
 import { loadPublicKeys, signingKeyFromPem } from "./signing-key.js";
 
 const key = signingKeyFromPem(

@@ -5,6 +5,8 @@
  * Both stream through {@link ChainVerifier}: one SHA-256 per event, memory independent of the
  * log's length.
  */
+
+import { sha256 } from "../adapters/node-crypto.js";
 import {
   type ChainFailure,
   type ChainVerdict,
@@ -19,7 +21,6 @@ import type { Checkpoint, Store } from "../core/ports.js";
 import { AlarmLedger, type AlarmStore } from "./alarm-verify.js";
 import { DrillLedger, type DrillRunStore } from "./drill-verify.js";
 import { GrantLedger, type GrantStore } from "./grant-verify.js";
-import { sha256 } from "./node-crypto.js";
 import { RecordingLedger, type RecordingStore } from "./recording-verify.js";
 import { failureOf } from "./row-check.js";
 import { BrokerStateLedger, type BrokerStateStore, TokenLedger, type TokenStore } from "./state-verify.js";

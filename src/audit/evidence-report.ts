@@ -9,8 +9,8 @@
 import type { ChainVerdict } from "../core/audit-chain.js";
 import type { Grant, VaultOpening } from "../core/model.js";
 import type { AlarmRecord, Checkpoint, DrillRun, StatementRecord, Store, TerminalSession } from "../core/ports.js";
+import type { RotationRow } from "../core/rotation-row.js";
 import { terminalText } from "../core/text.js";
-import type { RotationRow } from "../service/rotation.js";
 import { csvCell } from "./audit-export.js";
 import {
   alarmIntegrity,

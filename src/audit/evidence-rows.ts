@@ -6,13 +6,14 @@
  * with their neighbours are left out (they are not evidence), so a row resting on them is flagged
  * as unrecorded rather than vouched for.
  */
+
+import { sha256 } from "../adapters/node-crypto.js";
 import type { LinkedAuditEvent, StoredAuditEvent } from "../core/audit-event.js";
 import { checkStoredEvent } from "../core/audit-record.js";
 import type { VaultOpening } from "../core/model.js";
 import type { AlarmRecord, DrillRun, Store, TerminalSession } from "../core/ports.js";
 import { type AlarmCheck, alarmChecks } from "./alarm-verify.js";
 import { DRILL_EVENTS, drillRunDifferences } from "./drill-verify.js";
-import { sha256 } from "./node-crypto.js";
 import { type RowIntegrity, rowIntegrity } from "./row-check.js";
 import { terminalSessionDifferences } from "./terminal-verify.js";
 import { VAULT_EVENTS, vaultOpeningDifferences } from "./vault-verify.js";

@@ -6,12 +6,13 @@
  *
  * Needs the database: an export carries the chain, not the recordings.
  */
+
+import { sha256 } from "../adapters/node-crypto.js";
 import type { ChainFailure, RecordingsChecked } from "../core/audit-chain.js";
 import { parseAuditPayload } from "../core/audit-columns.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
 import type { StatementRecord, Store } from "../core/ports.js";
 import { RECORDING_SEALS, statementsDigest, terminalDigest } from "../core/recording-digest.js";
-import { sha256 } from "./node-crypto.js";
 
 export type RecordingStore = Pick<Store, "listRecordings" | "readTerminalEvents" | "listStatements">;
 

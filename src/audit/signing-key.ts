@@ -12,9 +12,9 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { sha256 } from "../adapters/node-crypto.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Checkpoint } from "../core/ports.js";
-import { sha256 } from "./node-crypto.js";
 
 /** Signs checkpoints. The private key never leaves this object (it is not a property). */
 export interface SigningKey {

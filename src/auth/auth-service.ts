@@ -16,6 +16,8 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import * as OTPAuth from "otpauth";
+import type { AuditAppender } from "../audit/audit-journal.js";
+import { stamp } from "../audit/audit-journal.js";
 import type { AuthConfig } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
@@ -32,11 +34,9 @@ import type {
   WebSession,
 } from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
+import type { AuthInfo, RequestContext } from "../core/request-context.js";
 import { normalizeUserName, userNameProblem } from "../core/user-name.js";
 import type { SecretBox } from "../secrets/secret-box.js";
-import type { AuditAppender } from "../service/grant-writer.js";
-import { stamp } from "../service/grant-writer.js";
-import type { AuthInfo, RequestContext } from "../service/request-context.js";
 import type { Directory } from "./directory.js";
 import { type IdpHealth, type IdpLogin, mapGroups, type RefreshResult } from "./oidc.js";
 import { authenticationOptions, registrationOptions, verifyAssertion, verifyRegistration } from "./webauthn.js";

@@ -11,6 +11,7 @@ import { dirname } from "node:path";
 import { parentPort } from "node:worker_threads";
 import { createLogger } from "../adapters/logger.js";
 import { systemClock } from "../adapters/system-clock.js";
+import { createAlarmChannels } from "../alarms/channel-registry.js";
 import { createDirectory } from "../auth/directory.js";
 import type { AppConfig } from "../config/app-config.js";
 import { fingerprintConfig } from "../config/config-fingerprint.js";
@@ -20,7 +21,7 @@ import { Histogram } from "../metrics/metrics.js";
 import { loadSecretBox } from "../secrets/secret-box.js";
 import { createSecretResolver } from "../secrets/secret-ref.js";
 import { openStore } from "../store/open-store.js";
-import { createAlarmChannels, createBackgroundWorkers, createConnectors, wireGrants } from "../wiring.js";
+import { createBackgroundWorkers, createConnectors, wireGrants } from "../wiring.js";
 import type { BackgroundThreadInput, FromBackground, ToBackground } from "./thread-protocol.js";
 
 if (!parentPort) throw new Error("background-thread.js runs as a worker thread of the broker");
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
   const baseDir = dirname(config.source);
   const resolveSecret = createSecretResolver({ baseDir, env: input.env, box });
   const { policy } = directory;
-  const connectors = createConnectors(policy, baseDir, resolveSecret, logFn);
+  const connectors = createConnectors(policy, baseDir, resolveSecret, logFn, clock);
   const channels = createAlarmChannels(config, policy, store, resolveSecret, clock);
   const wiring = wireGrants({
     config,

@@ -8,8 +8,8 @@
  * process takes over the dead one's leases at once).
  */
 import { Worker } from "node:worker_threads";
-import type { AlarmWorker, ChannelHealth } from "../alarms/alarm-worker.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { AlarmWorker, ChannelHealth } from "../workers/alarm-worker.js";
 import type { ExpiryWorker, TickResult } from "../workers/expiry-worker.js";
 import type { BackgroundCall, BackgroundThreadInput, FromBackground, ToBackground } from "./thread-protocol.js";
 

@@ -2,8 +2,9 @@
  * The messages between the broker's request thread and its background thread (see
  * background-thread.ts and thread-client.ts). Plain data only: they cross a MessagePort.
  */
-import type { ChannelHealth } from "../alarms/alarm-worker.js";
+
 import type { ServerConfig } from "../config/app-config.js";
+import type { ChannelHealth } from "../workers/alarm-worker.js";
 
 /** What the background thread needs to build itself. */
 export interface BackgroundThreadInput {

@@ -8,12 +8,12 @@
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { packageRoot } from "../adapters/package-root.js";
 import type { AppConfig } from "../config/app-config.js";
 import { ConfigError } from "../core/errors.js";
 import type { CliIo } from "./cli-io.js";
 import { CliError } from "./cli-io.js";
 import { EXIT } from "./exit-codes.js";
-import { packageRoot } from "./package-root.js";
 
 export const DEFAULT_CONFIG_FILE = "breakglass.yaml";
 

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { packageRoot } from "../adapters/package-root.js";
 import { isBreakglassError } from "../core/errors.js";
 import { STATUS_BY_CODE } from "../http/problem.js";
 import { ApiProblemError, BrokerUnreachableError } from "./api-client.js";
@@ -20,7 +21,6 @@ import { demoCommand, serverCommand } from "./commands/server-commands.js";
 import { replayCommand, shellCommand } from "./commands/shell-commands.js";
 import { vaultCommands } from "./commands/vault-commands.js";
 import { EXIT } from "./exit-codes.js";
-import { packageRoot } from "./package-root.js";
 
 export const COMMANDS: readonly Command[] = [
   serverCommand,

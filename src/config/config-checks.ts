@@ -8,14 +8,14 @@
 import { dirname, resolve } from "node:path";
 import type { z } from "zod";
 import { DEFAULT_INCIDENT_PATTERN, NAME_PATTERN } from "../contract/config-schema.js";
+import { NODE_CLASSES } from "../contract/guard-classes.js";
+import { NODE_NAME } from "../contract/guard-rules.js";
 import { parseRule, ruleGroups, ruleSatisfiable } from "../core/approval-policy.js";
 import { isDuration, parseDuration } from "../core/duration.js";
 import type { ApprovalRule, ApprovalTerm, Policy, UserDef } from "../core/model.js";
 import { Redacted } from "../core/redacted.js";
 import { unknownRoleHint } from "../core/suggest.js";
 import { RESERVED_USER_NAMES, USER_NAME_PATTERN } from "../core/user-name.js";
-import { NODE_CLASSES } from "../gateway/guard-classes.js";
-import { NODE_NAME } from "../gateway/guard-rules.js";
 import { listNames, type PathSegment, type Problem, problem, problemsFromZod, suggest } from "./config-issues.js";
 
 export interface CheckOptions {

@@ -4,7 +4,7 @@
  * what changed — "roles changed: production/db-admin; targets added: orders-db" — without
  * keeping the configuration itself (it may hold inline URLs with tokens) in the database.
  */
-import { sha256 } from "../audit/node-crypto.js";
+import { sha256 } from "../adapters/node-crypto.js";
 import { canonicalJson } from "../core/canonical-json.js";
 import type { AppConfig } from "./app-config.js";
 

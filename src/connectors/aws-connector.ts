@@ -257,7 +257,7 @@ export function createAwsConnector(
         const g = grantsOf(facts.role);
         const sessionName = String(handle.principal);
         const maxS = Math.min(parseDuration(g.max_session), MAX_SESSION_S);
-        const wantS = Math.ceil((facts.endsAt - Date.now()) / 1000);
+        const wantS = Math.ceil((facts.endsAt - ctx.clock.now()) / 1000);
         const durationS = Math.max(STS_MIN_S, Math.min(wantS, maxS));
         const out = await sts.send(
           new AssumeRoleCommand({
@@ -314,7 +314,7 @@ export function createAwsConnector(
           if (isRevokedIn(current, facts.grantId)) {
             return { credential: null, detail: { roleArn, policy: settings.revoke_policy_name, alreadyRevoked: true } };
           }
-          const next = addRevocation(current, facts.grantId, new Date());
+          const next = addRevocation(current, facts.grantId, new Date(ctx.clock.now()));
           const text = JSON.stringify(next);
           if (text.length > POLICY_LIMIT) {
             throw new BreakglassError(
@@ -342,7 +342,7 @@ export function createAwsConnector(
     async verify(facts, handle): Promise<VerifyResult> {
       const roleArn = typeof handle.roleArn === "string" ? handle.roleArn : grantsOf(facts.role).role_arn;
       // No STS credential outlives 12 hours after the grant's end.
-      const expired = Date.now() > facts.endsAt + MAX_SESSION_S * 1000;
+      const expired = ctx.clock.now() > facts.endsAt + MAX_SESSION_S * 1000;
       try {
         const denied = isRevokedIn(await readDeny(roleNameOf(roleArn)), facts.grantId);
         return { revoked: denied || expired, detail: { roleArn, denied, expired } };

@@ -2,6 +2,7 @@
 import type { z } from "zod";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef } from "../core/model.js";
+import type { Clock } from "../core/ports.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
 
 export interface ConnectorContext {
@@ -10,6 +11,8 @@ export interface ConnectorContext {
   /** Opens `{env}`, `{file}` and `{sealed}` secret references from the settings. */
   readonly resolveSecret: SecretResolver;
   readonly log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** The broker's clock: a credential's validity and a grant's end are judged by it, never Date.now(). */
+  readonly clock: Clock;
 }
 
 /**

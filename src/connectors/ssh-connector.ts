@@ -300,7 +300,7 @@ export function createSshConnector(
           if (krl === null) {
             await writeKrl({
               version: 1n,
-              generatedAt: BigInt(Math.floor(Date.now() / 1000)),
+              generatedAt: BigInt(Math.floor(ctx.clock.now() / 1000)),
               comment: "Breakglass: revoked break-glass certificates",
               certificates: [],
               otherSections: [],
@@ -308,7 +308,7 @@ export function createSshConnector(
           }
         });
         const key = sshpk.generatePrivateKey("ed25519");
-        const validFrom = new Date(Math.floor((Date.now() - skewMs) / 1000) * 1000);
+        const validFrom = new Date(Math.floor((ctx.clock.now() - skewMs) / 1000) * 1000);
         const validUntil = new Date(Math.floor(facts.endsAt / 1000) * 1000);
         const serialBuf = Buffer.alloc(8);
         serialBuf.writeBigUInt64BE(serial);
@@ -369,7 +369,7 @@ export function createSshConnector(
               detail: { keyId, serial: serial.toString(), krl: krlPath, alreadyRevoked: true },
             };
           }
-          const next = withRevoked(krl, caBlob, serial, keyId, new Date());
+          const next = withRevoked(krl, caBlob, serial, keyId, new Date(ctx.clock.now()));
           await writeKrl(next);
           return {
             credential: null,
@@ -408,7 +408,7 @@ export function createSshConnector(
 
     async verify(facts, handle): Promise<VerifyResult> {
       const { keyId, serial } = handleOf(handle);
-      const expired = Date.now() >= facts.endsAt;
+      const expired = ctx.clock.now() >= facts.endsAt;
       try {
         const krl = await readKrl();
         const inKrl = krl !== null && isRevoked(krl, caBlob, serial, keyId);

@@ -1,8 +1,8 @@
 // biome-ignore-all lint/style/noRestrictedImports: tests import vitest; the purity rule guards shipped core code
 import { describe, expect, it } from "vitest";
+import { makePolicy, rule } from "../../test/support/core-fixtures.js";
 import { describeRule, groupsOf, parseRule, ruleGroups, ruleSatisfiable, ruleSatisfied } from "./approval-policy.js";
 import type { ApprovalRule, ApprovalTerm } from "./model.js";
-import { makePolicy, rule } from "./test-fixtures.js";
 
 /** Membership from a literal table; unknown people are in no group. */
 function members(table: Record<string, readonly string[]>): (user: string) => ReadonlySet<string> {

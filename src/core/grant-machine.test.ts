@@ -1,40 +1,5 @@
 // biome-ignore-all lint/style/noRestrictedImports: tests import vitest; the purity rule guards shipped core code
 import { describe, expect, it } from "vitest";
-import type { AuditEventType } from "./audit-event.js";
-import { BreakglassError, type ErrorCode } from "./errors.js";
-import {
-  ACTIVATION_LEASE_MS,
-  activationRetryMs,
-  approveGrant,
-  awaitsReview,
-  beginActivation,
-  beginRevocation,
-  cancelGrant,
-  claimActivationRetry,
-  completeActivation,
-  denyGrant,
-  describeState,
-  dueAction,
-  dueAt,
-  expireGrant,
-  extendGrant,
-  failActivation,
-  lapseGrant,
-  REVOCATION_LEASE_MS,
-  releaseGrant,
-  reportReviewOverdue,
-  requestGrant,
-  reviewGrant,
-  revocationBackoffMs,
-  revocationFailed,
-  revocationSucceeded,
-  revokeGrant,
-  SYSTEM_ACTOR,
-  type Transition,
-  warnEnding,
-  warnTime,
-} from "./grant-machine.js";
-import type { EndReason, Grant, GrantState } from "./model.js";
 import {
   deepFreeze,
   FIXTURE_HANDLE,
@@ -52,7 +17,42 @@ import {
   rule,
   SECOND,
   T0,
-} from "./test-fixtures.js";
+} from "../../test/support/core-fixtures.js";
+import type { AuditEventType } from "./audit-event.js";
+import { BreakglassError, type ErrorCode } from "./errors.js";
+import {
+  ACTIVATION_LEASE_MS,
+  activationRetryMs,
+  approveGrant,
+  awaitsReview,
+  beginRevocation,
+  cancelGrant,
+  claimActivationRetry,
+  completeActivation,
+  denyGrant,
+  describeState,
+  dueAction,
+  dueAt,
+  expireGrant,
+  extendGrant,
+  failActivation,
+  lapseGrant,
+  markGranting,
+  REVOCATION_LEASE_MS,
+  releaseGrant,
+  reportReviewOverdue,
+  requestGrant,
+  reviewGrant,
+  revocationBackoffMs,
+  revocationFailed,
+  revocationSucceeded,
+  revokeGrant,
+  SYSTEM_ACTOR,
+  type Transition,
+  warnEnding,
+  warnTime,
+} from "./grant-machine.js";
+import type { EndReason, Grant, GrantState } from "./model.js";
 
 const policy = makePolicy();
 
@@ -186,7 +186,7 @@ function perform(action: Action, grant: Grant, now: number): Transition {
     case "cancel":
       return cancelGrant(grant, "alice", "no longer needed", at);
     case "activate": {
-      const begun = beginActivation(grant, "alice", FIXTURE_HANDLE, at - SECOND);
+      const begun = markGranting(grant, "alice", FIXTURE_HANDLE, at - SECOND);
       return completeActivation(begun, "alice", at, policy);
     }
     case "revoke":
@@ -304,7 +304,7 @@ describe("grant machine transition table", () => {
     });
   }
 
-  it("forbids completeActivation from every state but approved (no beginActivation shortcut)", () => {
+  it("forbids completeActivation from every state but approved (no markGranting shortcut)", () => {
     for (const key of Object.keys(ALLOWED) as StateKey[]) {
       if (key === "approved") continue;
       const { grant, now } = grantIn(key);
@@ -514,7 +514,7 @@ describe("requestGrant", () => {
 describe("emergency activation", () => {
   it("goes requested → active via begin/completeActivation with grant.emergency_activated and policyBypass", () => {
     const req = requestGrant(policy, makeRequestInput({ emergency: true }), T0, null).grant;
-    const begun = beginActivation(deepFreeze(req), "alice", FIXTURE_HANDLE, T0 + SECOND);
+    const begun = markGranting(deepFreeze(req), "alice", FIXTURE_HANDLE, T0 + SECOND);
     expect(begun).toMatchObject({
       state: "requested",
       access: "granting",
@@ -899,7 +899,7 @@ describe("reviewGrant", () => {
 describe("activation", () => {
   it("fixes the end and saves the handle before the target is called, without an event", () => {
     const { grant, now } = grantAt("approved");
-    const begun = beginActivation(deepFreeze(grant), "alice", FIXTURE_HANDLE, now + SECOND);
+    const begun = markGranting(deepFreeze(grant), "alice", FIXTURE_HANDLE, now + SECOND);
     expect(begun).toMatchObject({
       state: "approved",
       access: "granting",
@@ -913,20 +913,20 @@ describe("activation", () => {
 
   it("lets the system activate on the requester's behalf, and nobody else", () => {
     const { grant, now } = grantAt("approved");
-    expect(beginActivation(grant, SYSTEM_ACTOR, FIXTURE_HANDLE, now).access).toBe("granting");
-    expectCode(() => beginActivation(grant, "bob", FIXTURE_HANDLE, now), "ERR_FORBIDDEN");
+    expect(markGranting(grant, SYSTEM_ACTOR, FIXTURE_HANDLE, now).access).toBe("granting");
+    expectCode(() => markGranting(grant, "bob", FIXTURE_HANDLE, now), "ERR_FORBIDDEN");
   });
 
   it("refuses to begin a second activation while one is in flight", () => {
     const { grant, now } = grantAt("granting");
-    expectCode(() => beginActivation(grant, "alice", FIXTURE_HANDLE, now + SECOND), "ERR_CONFLICT");
+    expectCode(() => markGranting(grant, "alice", FIXTURE_HANDLE, now + SECOND), "ERR_CONFLICT");
   });
 
   it("refuses to activate after the activation deadline, even before the worker lapses it", () => {
     const { grant } = grantAt("approved");
     const lapseAt = grant.lapseAt ?? 0;
-    expect(beginActivation(grant, "alice", FIXTURE_HANDLE, lapseAt - 1).access).toBe("granting");
-    expectCode(() => beginActivation(grant, "alice", FIXTURE_HANDLE, lapseAt), "ERR_INVALID_TRANSITION");
+    expect(markGranting(grant, "alice", FIXTURE_HANDLE, lapseAt - 1).access).toBe("granting");
+    expectCode(() => markGranting(grant, "alice", FIXTURE_HANDLE, lapseAt), "ERR_INVALID_TRANSITION");
   });
 
   it("refuses to complete an activation that never began", () => {
@@ -989,7 +989,7 @@ describe("activation", () => {
     expect(dueAction(claimed, retryAt)).toBeNull();
     expect(dueAt(claimed)).toBe(retryAt + 30_000);
     expectCode(() => claimActivationRetry(claimed, retryAt, 30_000), "ERR_INVALID_TRANSITION");
-    const again = beginActivation(claimed, SYSTEM_ACTOR, FIXTURE_HANDLE, retryAt + SECOND);
+    const again = markGranting(claimed, SYSTEM_ACTOR, FIXTURE_HANDLE, retryAt + SECOND);
     const second = failActivation(again, "role does not exist", retryAt + 2 * SECOND);
     expect(second.grant.activationFailure).toMatchObject({
       attempts: 2,
@@ -999,7 +999,7 @@ describe("activation", () => {
     // Success clears it, and the activation event says how many attempts failed before.
     const cleaned2 = revocationSucceeded(beginRevocation(second.grant, retryAt), retryAt + 3 * SECOND, {}).grant;
     const done = completeActivation(
-      beginActivation(cleaned2, "alice", FIXTURE_HANDLE, retryAt + 4 * SECOND),
+      markGranting(cleaned2, "alice", FIXTURE_HANDLE, retryAt + 4 * SECOND),
       "alice",
       retryAt + 5 * SECOND,
       policy,
@@ -1020,9 +1020,9 @@ describe("activation", () => {
   it("can be retried once the failed attempt is cleaned up", () => {
     const { grant, now } = grantAt("granting");
     const failed = failActivation(grant, "timeout", now + SECOND).grant;
-    expectCode(() => beginActivation(failed, "alice", FIXTURE_HANDLE, now + 2 * SECOND), "ERR_CONFLICT");
+    expectCode(() => markGranting(failed, "alice", FIXTURE_HANDLE, now + 2 * SECOND), "ERR_CONFLICT");
     const cleaned = revocationSucceeded(beginRevocation(failed, now + 2 * SECOND), now + 3 * SECOND, {}).grant;
-    const retried = beginActivation(cleaned, "alice", FIXTURE_HANDLE, now + 4 * SECOND);
+    const retried = markGranting(cleaned, "alice", FIXTURE_HANDLE, now + 4 * SECOND);
     const done = completeActivation(retried, "alice", now + 5 * SECOND, policy);
     expect(done.grant.state).toBe("active");
   });

@@ -418,12 +418,13 @@ export function cancelGrant(grant: Grant, actor: string, reason: string, now: nu
 }
 
 /**
- * First half of activation: fix the end time and save the connector's handle *before* the
- * target is called, so a crash mid-call leaves a record of what may exist there. No audit event:
- * the state does not change until {@link completeActivation}.
+ * First half of activation, as a row change only: fix the end time, mark access `granting` and
+ * save the connector's handle *before* the target is called, so a crash mid-call leaves a record
+ * of what may exist there. No audit event (the state does not change until
+ * {@link completeActivation}); {@link startActivation} is this with its event.
  * @throws ERR_INVALID_TRANSITION (also when the grant has lapsed), ERR_FORBIDDEN, ERR_CONFLICT
  */
-export function beginActivation(
+export function markGranting(
   grant: Grant,
   actor: string,
   handle: Readonly<Record<string, unknown>>,
@@ -461,7 +462,7 @@ export function beginActivation(
 }
 
 /**
- * {@link beginActivation} with its audit event (`target.grant_started`), written in the same
+ * {@link markGranting} with its audit event (`target.grant_started`), written in the same
  * transaction before the target is called: if the audit log cannot take it, nothing is created
  * at the target (fail closed).
  */
@@ -472,7 +473,7 @@ export function startActivation(
   now: number,
   leaseMs: number = ACTIVATION_LEASE_MS,
 ): Transition {
-  const next = beginActivation(grant, actor, handle, now, leaseMs);
+  const next = markGranting(grant, actor, handle, now, leaseMs);
   return {
     grant: next,
     event: grantEvent(next, "target.grant_started", actor, now, {

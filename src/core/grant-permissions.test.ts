@@ -1,8 +1,8 @@
 // biome-ignore-all lint/style/noRestrictedImports: tests import vitest; the purity rule guards shipped core code
 import { describe, expect, it } from "vitest";
+import { deepFreeze, grantAt, MINUTE, makePolicy } from "../../test/support/core-fixtures.js";
 import { releaseGrant } from "./grant-machine.js";
 import { grantPermissions } from "./grant-permissions.js";
-import { deepFreeze, grantAt, MINUTE, makePolicy } from "./test-fixtures.js";
 
 const policy = makePolicy();
 const allowed = (p: Record<string, boolean>) =>

@@ -9,10 +9,10 @@
  */
 import {
   approveGrant,
-  beginActivation,
   cancelGrant,
   denyGrant,
   extendGrant,
+  markGranting,
   mayReadRecording,
   releaseGrant,
   requireAcknowledger,
@@ -71,7 +71,7 @@ export function grantPermissions(policy: Policy, grant: Grant, actor: string, no
     approve: passes(() => approveGrant(policy, grant, actor, null, now)),
     deny: passes(() => denyGrant(policy, grant, actor, DRY_RUN, now)),
     cancel: passes(() => cancelGrant(grant, actor, DRY_RUN, now)),
-    activate: passes(() => beginActivation(grant, actor, {}, now)),
+    activate: passes(() => markGranting(grant, actor, {}, now)),
     revoke: passes(() => revokeGrant(policy, grant, actor, DRY_RUN, now)),
     release: passes(() => releaseGrant(policy, grant, actor, now)),
     // By one second: whether there is any room left under the role's maximum.

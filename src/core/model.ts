@@ -125,7 +125,7 @@ export interface DenyRule {
 
 /** What the gateway refuses to run for a role. */
 export interface GuardRules {
-  /** Named rules (`drop_table`, `set_role`, …): what each refuses is in src/gateway/guard-classes.ts. */
+  /** Named rules (`drop_table`, `set_role`, …): what each refuses is in src/contract/guard-classes.ts. */
   readonly named: readonly string[];
   /** Custom rules. */
   readonly deny: readonly DenyRule[];

@@ -154,7 +154,7 @@ export interface GatewayLogin {
   readonly grantId: string;
   /** The user name the holder gives the gateway (the grant's role name at the target). */
   readonly user: string;
-  /** SCRAM-SHA-256 verifier of the gateway password (src/gateway/scram.ts); never the password. */
+  /** SCRAM-SHA-256 verifier of the gateway password (src/secrets/scram.ts); never the password. */
   readonly verifier: string;
   /** The target credential the gateway connects with, sealed (secret box bound to the grant). */
   readonly upstream: string;

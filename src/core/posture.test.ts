@@ -1,10 +1,10 @@
 // biome-ignore-all lint/style/noRestrictedImports: tests import vitest; the purity rule guards shipped core code
 import { describe, expect, it } from "vitest";
+import { HOUR, makeRole, T0 } from "../../test/support/core-fixtures.js";
 import type { AlarmRouting } from "./alarm-routing.js";
 import type { Grant, VaultOpening } from "./model.js";
 import type { AlarmRecord, DrillRun } from "./ports.js";
 import { assessPosture, assessVaultAlarms, assessVaultReviews, type PostureInput } from "./posture.js";
-import { HOUR, makeRole, T0 } from "./test-fixtures.js";
 
 const DAY = 24 * HOUR;
 const NOW = T0 + 200 * DAY;

@@ -13,7 +13,14 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { GuardRules } from "../core/model.js";
-import { decide, GATEWAY_RULES, type GuardVerdict, loadParser, mayNeedGatewayRules, sessionGuard } from "./guard.js";
+import {
+  decide,
+  GATEWAY_RULES,
+  type GuardVerdict,
+  loadParser,
+  mayNeedGatewayRules,
+  sessionGuard,
+} from "./statement-guard.js";
 
 beforeAll(() => loadParser());
 

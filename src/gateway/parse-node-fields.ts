@@ -2,7 +2,7 @@
  * Fields of libpg-query's parse nodes that hold one node type directly. In the parser's JSON a
  * field typed `Node` holds a wrapped node (`{"RangeVar": {…}}`), but a field of a specific type
  * holds it bare (`DeleteStmt.relation` is a RangeVar without its name), so the guard's walk must
- * know these to see every node (look them up with `Object.hasOwn`: one is named `constructor`). Derived from `@pgsql/types` (pg_query.proto): guard.test.ts
+ * know these to see every node (look them up with `Object.hasOwn`: one is named `constructor`). Derived from `@pgsql/types` (pg_query.proto): statement-guard.test.ts
  * fails, printing the new table, when the library's types say otherwise.
  */
 export const NODE_FIELDS: Readonly<Record<string, Readonly<Record<string, string>>>> = {

@@ -15,19 +15,11 @@
 import { randomBytes, randomInt } from "node:crypto";
 import net from "node:net";
 import tls from "node:tls";
-import { sha256 } from "../audit/node-crypto.js";
+import { sha256 } from "../adapters/node-crypto.js";
 import type { GuardRules } from "../core/model.js";
 import type { StatementRecord } from "../core/ports.js";
 import { digestStep, EMPTY_RECORDING_DIGEST, statementEntry } from "../core/recording-digest.js";
 import { parseVerifier, ScramServer } from "../secrets/scram.js";
-import {
-  blockedStatement,
-  decideStartup,
-  GATEWAY_RULES,
-  type GuardVerdict,
-  loadParser,
-  sessionGuard,
-} from "./guard.js";
 import { Inbox } from "./inbox.js";
 import {
   authOk,
@@ -44,6 +36,14 @@ import {
   type StartupPacket,
 } from "./pg-wire.js";
 import type { Recorder } from "./recorder.js";
+import {
+  blockedStatement,
+  decideStartup,
+  GATEWAY_RULES,
+  type GuardVerdict,
+  loadParser,
+  sessionGuard,
+} from "./statement-guard.js";
 import {
   cancelRequest,
   connectUpstream,

@@ -18,6 +18,8 @@
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { renderSVG } from "uqr";
+import type { AuditAppender } from "../audit/audit-journal.js";
+import { stamp } from "../audit/audit-journal.js";
 import type { AuthService, FactorView, IdpTokens } from "../auth/auth-service.js";
 import type { IdpHealth, OidcLogin, PendingLogin } from "../auth/oidc.js";
 import { mapGroups } from "../auth/oidc.js";
@@ -43,10 +45,8 @@ import {
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Clock, Store } from "../core/ports.js";
+import type { RequestContext } from "../core/request-context.js";
 import type { SecretBox } from "../secrets/secret-box.js";
-import type { AuditAppender } from "../service/grant-writer.js";
-import { stamp } from "../service/grant-writer.js";
-import type { RequestContext } from "../service/request-context.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 
 export const SESSION_COOKIE = "bg_session";

@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { extname, join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { packageRoot } from "../cli/package-root.js";
+import { packageRoot } from "../adapters/package-root.js";
 
 /** The console's pages (client-side routes). */
 export const CONSOLE_PAGES = [

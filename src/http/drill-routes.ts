@@ -18,10 +18,10 @@ import {
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
 import type { Clock, DrillRun, Store } from "../core/ports.js";
+import type { RequestContext } from "../core/request-context.js";
+import type { RotationRow } from "../core/rotation-row.js";
 import type { DrillService } from "../service/drill-service.js";
 import { collectPosture } from "../service/posture-service.js";
-import type { RequestContext } from "../service/request-context.js";
-import type { RotationRow } from "../service/rotation.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 import { rowIntegrityView } from "./views.js";
 

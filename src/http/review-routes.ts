@@ -5,10 +5,11 @@
  * delivery, what the gateway recorded (counts and blocked attempts), side permissions swept, and
  * timing. Recording the verdict is `POST /grants/{id}/review`.
  */
+
+import { sha256 } from "../adapters/node-crypto.js";
 import { evidenceOf } from "../audit/audit-evidence.js";
 import { alarmIntegrity, terminalSessionIntegrity, vaultOpeningIntegrity } from "../audit/evidence-rows.js";
 import { grantDifference } from "../audit/grant-verify.js";
-import { sha256 } from "../audit/node-crypto.js";
 import {
   GrantIdParamsSchema,
   GrantStorySchema,

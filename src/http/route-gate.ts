@@ -5,7 +5,7 @@
  * same gates to the grant machine's answer of what the caller may do (`can`).
  */
 import { BreakglassError } from "../core/errors.js";
-import type { AuthInfo } from "../service/request-context.js";
+import type { AuthInfo } from "../core/request-context.js";
 import type { RouteScope } from "./route-table.js";
 
 /** What a gate looks at in a route. */

@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import type { ProblemCode } from "../contract/api.js";
-import type { RequestContext } from "../service/request-context.js";
+import type { RequestContext } from "../core/request-context.js";
 
 export type HttpMethod = "GET" | "POST";
 

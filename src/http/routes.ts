@@ -3,7 +3,7 @@
  * (src/contract/api.ts) and the services; they hold no rules of their own.
  */
 import { z } from "zod";
-import type { ChannelHealth } from "../alarms/alarm-worker.js";
+import type { ChannelHealth } from "../alarms/alarm-channel.js";
 import { evidenceOf, linkPage } from "../audit/audit-evidence.js";
 import { formatVerdict, verifyStoreChain } from "../audit/audit-verify.js";
 import { alarmIntegrity, alarmsAsRecorded, terminalSessionIntegrity } from "../audit/evidence-rows.js";
@@ -61,10 +61,10 @@ import { approveGrant } from "../core/grant-machine.js";
 import { GRANT_PERMISSIONS, type GrantPermission, grantPermissions, passes } from "../core/grant-permissions.js";
 import type { Grant, GrantState, Policy } from "../core/model.js";
 import type { AlarmRecord, Clock, Store, TerminalSession, TokenRecord } from "../core/ports.js";
+import type { RequestContext } from "../core/request-context.js";
 import { unknownRoleHint } from "../core/suggest.js";
 import type { DrillService } from "../service/drill-service.js";
 import type { GrantService } from "../service/grant-service.js";
-import type { RequestContext } from "../service/request-context.js";
 import { rotationStatus } from "../service/rotation.js";
 import type { TerminalService } from "../service/terminal-service.js";
 import type { TokenService } from "../service/token-service.js";

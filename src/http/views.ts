@@ -3,8 +3,8 @@
  * nothing secret or internal (access handles, lease times) is copied.
  */
 
+import { sha256 } from "../adapters/node-crypto.js";
 import { type AlarmCheck, alarmsAsRecorded, type RowIntegrity } from "../audit/evidence-rows.js";
-import { sha256 } from "../audit/node-crypto.js";
 import type {
   AlarmView,
   AuditEventView,

@@ -4,6 +4,7 @@
  * verified, recorded). Failures are recorded as audit events; revocation retries forever.
  */
 
+import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import type { GatewayConfig } from "../config/app-config.js";
 import type { AuditEventDraft } from "../core/audit-event.js";
 import { BreakglassError, isBreakglassError } from "../core/errors.js";
@@ -31,11 +32,11 @@ import type {
   Store,
   StoreTx,
 } from "../core/ports.js";
+import { type RequestContext, SYSTEM_CONTEXT } from "../core/request-context.js";
 import { sanitizeTargetError } from "../core/target-error.js";
 import { issueGatewayLogin } from "../gateway/gateway-login.js";
 import type { SecretBox } from "../secrets/secret-box.js";
-import { type AuditAppender, type GrantWriter, stamp } from "./grant-writer.js";
-import { type RequestContext, SYSTEM_CONTEXT } from "./request-context.js";
+import type { GrantWriter } from "./grant-transitions.js";
 
 /** Events that record one item of a revocation's comparison (deduplicated by the item's id). */
 const ITEM_EVENTS: ReadonlySet<string> = new Set(["target.side_permission_swept", "target.containment_drift"]);

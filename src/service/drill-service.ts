@@ -12,6 +12,8 @@
 import { spawn } from "node:child_process";
 import * as OTPAuth from "otpauth";
 import pg from "pg";
+import type { AuditAppender } from "../audit/audit-journal.js";
+import { stamp } from "../audit/audit-journal.js";
 import type { AuthService } from "../auth/auth-service.js";
 import type { DrillDef } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
@@ -19,11 +21,9 @@ import { BreakglassError } from "../core/errors.js";
 import type { Grant } from "../core/model.js";
 import type { Clock, DrillRun, DrillStep, IdGenerator, Store } from "../core/ports.js";
 import type { Redacted } from "../core/redacted.js";
+import type { RequestContext } from "../core/request-context.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
 import type { GrantService } from "./grant-service.js";
-import type { AuditAppender } from "./grant-writer.js";
-import { stamp } from "./grant-writer.js";
-import type { RequestContext } from "./request-context.js";
 
 export interface DrillService {
   /** Start a drill; it runs in the background. The run as started (result `running`). */

@@ -1,8 +1,10 @@
 /**
  * The application service for grants: one method per user action. Each method runs its state
- * change and audit event in one transaction (see grant-writer.ts), then talks to the target
+ * change and audit event in one transaction (see grant-transitions.ts), then talks to the target
  * outside it (see access-controller.ts).
  */
+
+import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import { type DriftItem, openContainmentDrift } from "../core/containment-drift.js";
 import { BreakglassError } from "../core/errors.js";
 import {
@@ -23,10 +25,10 @@ import {
 import type { FollowUp, Grant, Policy, ReviewOutcome, RoleDef } from "../core/model.js";
 import type { Clock, GrantFilter, IdGenerator, StatementRecord, Store } from "../core/ports.js";
 import type { Redacted } from "../core/redacted.js";
+import type { RequestContext } from "../core/request-context.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import { type AccessController, credentialAad } from "./access-controller.js";
-import { type AuditAppender, commitTransition, type GrantWriter, stamp } from "./grant-writer.js";
-import type { RequestContext } from "./request-context.js";
+import { commitTransition, type GrantWriter } from "./grant-transitions.js";
 
 export interface RequestGrantInput {
   readonly roleId: string;

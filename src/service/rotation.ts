@@ -14,18 +14,19 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import pg from "pg";
+import type { AuditAppender } from "../audit/audit-journal.js";
+import { stamp } from "../audit/audit-journal.js";
 import type { AppConfig } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Clock, Store } from "../core/ports.js";
+import type { RequestContext } from "../core/request-context.js";
+import type { RotationRow } from "../core/rotation-row.js";
 import { formatVerifier, scramVerifier } from "../secrets/scram.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import { type SecretRef, sealedFileAad, sealedName } from "../secrets/secret-ref.js";
 import { parseEnvelope } from "../vault/envelope.js";
 import { parseRecords, realOpenings } from "../vault/opening-record.js";
-import type { AuditAppender } from "./grant-writer.js";
-import { stamp } from "./grant-writer.js";
-import type { RequestContext } from "./request-context.js";
 
 export const rotationStateKey = (what: string) => `rotation:${what}`;
 
@@ -126,16 +127,7 @@ export async function rotatePostgresAdmin(deps: {
   return { user, file: path };
 }
 
-export interface RotationRow {
-  /** Stable name of the credential (`target:pg`, `ssh-ca:hosts`, `envelope:<id>`, `signing-key`, `data-key`). */
-  readonly key: string;
-  readonly credential: string;
-  readonly rotatedAt: number | null;
-  readonly ageDays: number | null;
-  readonly dueAt: number | null;
-  readonly overdue: boolean;
-  readonly how: string;
-}
+export type { RotationRow };
 
 /**
  * Every break-glass credential's age against `maxAgeMs` (default: the configuration's

@@ -11,13 +11,14 @@
  * audited with the recording's new digest. After that, or once the grant is reviewed, appends are
  * refused (ERR_INVALID_TRANSITION): nobody adds to evidence a reviewer may already have read.
  */
+
+import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import { BreakglassError } from "../core/errors.js";
 import { grantEvent, mayReadRecording } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, IdGenerator, Sha256, Store, StoreTx, TerminalEvent, TerminalSession } from "../core/ports.js";
 import { terminalDigest } from "../core/recording-digest.js";
-import { type AuditAppender, stamp } from "./grant-writer.js";
-import { type RequestContext, SYSTEM_CONTEXT } from "./request-context.js";
+import { type RequestContext, SYSTEM_CONTEXT } from "../core/request-context.js";
 
 export interface TerminalService {
   /** @throws ERR_NOT_FOUND, ERR_FORBIDDEN (not the holder), ERR_INVALID_TRANSITION (grant not active) */

@@ -4,14 +4,14 @@
  * compared in constant time.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { AuditAppender } from "../audit/audit-journal.js";
+import { stamp } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
 import type { Clock, IdGenerator, Store, TokenRecord } from "../core/ports.js";
 import { Redacted } from "../core/redacted.js";
-import type { AuditAppender } from "./grant-writer.js";
-import { stamp } from "./grant-writer.js";
-import type { RequestContext } from "./request-context.js";
+import type { RequestContext } from "../core/request-context.js";
 
 export interface CreatedToken {
   readonly record: TokenRecord;

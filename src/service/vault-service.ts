@@ -3,10 +3,14 @@
  * `vault.opened` event, critical, and a review waiting), listed in the review queue, reviewed by
  * the vault's reviewers — never by a custodian who opened it.
  */
+
+import type { AuditAppender } from "../audit/audit-journal.js";
+import { stamp } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { FollowUp, Policy, ReviewOutcome, VaultOpening } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
+import type { RequestContext } from "../core/request-context.js";
 import { reviewVaultOpening, vaultOpeningId, vaultReviewRefusal } from "../core/vault-review.js";
 import {
   type AlarmReceipt,
@@ -16,9 +20,6 @@ import {
   type OpeningRecord,
   receiptOf,
 } from "../vault/opening-record.js";
-import type { AuditAppender } from "./grant-writer.js";
-import { stamp } from "./grant-writer.js";
-import type { RequestContext } from "./request-context.js";
 
 export interface VaultService {
   /**

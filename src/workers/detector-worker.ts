@@ -6,10 +6,12 @@
  * once per broker run. Targets whose events are pushed (CloudTrail through a webhook) go through
  * {@link DetectorWorker.ingest} instead of the timer.
  */
+
+import type { AuditAppender } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Clock, Connector, Store, WatchedSession } from "../core/ports.js";
-import type { AuditAppender } from "../service/grant-writer.js";
+import { createLoop } from "./loop.js";
 
 /** How far an event's time (the target's clock) may sit outside its grant's window and still be its own. */
 const CLOCK_SLACK_MS = 60_000;
@@ -41,8 +43,6 @@ export function createDetectorWorker(deps: DetectorWorkerDeps): DetectorWorker {
   const { store, audit, connectors, clock } = deps;
   const reported = new Set<string>();
   const inFlight = new Set<string>();
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<unknown> | null = null;
 
   /** Whether an active grant of the broker explains the session (or covered the event's instant). */
   const allowed = async (s: WatchedSession): Promise<boolean> => {
@@ -143,28 +143,7 @@ export function createDetectorWorker(deps: DetectorWorkerDeps): DetectorWorker {
     return { received: sessions.length, reported: (await handle(target, connector, sessions)).length };
   };
 
-  const schedule = () => {
-    timer = setTimeout(() => {
-      running = runOnce()
-        .catch((e: unknown) => deps.log("use detection failed", { error: String(e) }))
-        .finally(() => {
-          running = null;
-          if (timer) schedule();
-        });
-    }, deps.intervalMs);
-    timer.unref();
-  };
+  const loop = createLoop({ name: "use detection", run: runOnce, intervalMs: deps.intervalMs, log: deps.log });
 
-  return {
-    runOnce,
-    ingest,
-    start() {
-      if (!timer) schedule();
-    },
-    async stop() {
-      if (timer) clearTimeout(timer);
-      timer = null;
-      await running;
-    },
-  };
+  return { runOnce, ingest, start: loop.start, stop: loop.stop };
 }

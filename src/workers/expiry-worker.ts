@@ -10,6 +10,7 @@
  * tick ends everything that became overdue while the broker was down.
  */
 
+import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import type { AuditEventDraft } from "../core/audit-event.js";
 import { isBreakglassError } from "../core/errors.js";
 import {
@@ -24,10 +25,10 @@ import {
 } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
+import { SYSTEM_CONTEXT } from "../core/request-context.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { AccessController, RevocationResult } from "../service/access-controller.js";
-import { type AuditAppender, stamp } from "../service/grant-writer.js";
-import { SYSTEM_CONTEXT } from "../service/request-context.js";
+import { createLoop } from "./loop.js";
 
 export interface ExpiryWorkerDeps {
   readonly policy: Policy;
@@ -72,10 +73,6 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
   const { store, audit, access, clock, policy } = deps;
   const queue: Grant[] = [];
   const inFlight = new Set<Promise<void>>();
-  let running = false;
-  let timer: NodeJS.Timeout | null = null;
-  let ticking: Promise<unknown> | null = null;
-  let kicked = false;
 
   const settled: RevocationResult[] = [];
   let flushing: Promise<void> | null = null;
@@ -230,27 +227,23 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
     return { expired, lapsed, notices, revocationsStarted: toRevoke.length, activationsRetried: toActivate.length };
   };
 
-  const loop = async (): Promise<void> => {
-    if (!running) return;
-    let delay = deps.pollMs;
-    kicked = false;
-    const body = (async () => {
-      const r = await tick();
-      if (r.expired + r.lapsed + r.notices + r.revocationsStarted + (r.activationsRetried ?? 0) >= deps.batchSize)
-        return 0;
-      const next = await store.nextDueAt();
-      return next === null ? deps.pollMs : Math.max(0, Math.min(deps.pollMs, next - clock.now()));
-    })();
-    ticking = body;
-    try {
-      delay = await body;
-    } catch (e) {
-      deps.log("expiry tick failed", { error: String(e) });
-    } finally {
-      ticking = null;
-    }
-    if (running) timer = setTimeout(() => void loop(), kicked ? 0 : delay);
+  /** One pass of the loop; its result is the wait until the next (at once when the batch was full). */
+  const pass = async (): Promise<number> => {
+    const r = await tick();
+    if (r.expired + r.lapsed + r.notices + r.revocationsStarted + (r.activationsRetried ?? 0) >= deps.batchSize)
+      return 0;
+    const next = await store.nextDueAt();
+    return next === null ? deps.pollMs : Math.max(0, Math.min(deps.pollMs, next - clock.now()));
   };
+  const loop = createLoop({
+    name: "expiry tick",
+    run: pass,
+    intervalMs: deps.pollMs,
+    firstDelayMs: 0,
+    nextDelayMs: (delay) => delay,
+    holdsProcess: true,
+    log: deps.log,
+  });
 
   return {
     tick,
@@ -262,16 +255,9 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
         if (did === 0 && queue.length === 0) return;
       }
     },
-    start() {
-      if (running) return;
-      running = true;
-      void loop();
-    },
+    start: loop.start,
     async stop() {
-      running = false;
-      if (timer) clearTimeout(timer);
-      timer = null;
-      await ticking;
+      await loop.stop();
       // Give back the claims on revocations not started yet, so the next broker (or another
       // replica) runs them at once instead of after the claim's lease runs out.
       const unstarted = queue.splice(0);
@@ -290,14 +276,6 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
       }
       await idle();
     },
-    kick() {
-      if (!running) return;
-      if (ticking) {
-        kicked = true; // the running loop re-ticks at once when it finishes
-        return;
-      }
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => void loop(), 0);
-    },
+    kick: loop.kick,
   };
 }

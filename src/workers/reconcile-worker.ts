@@ -11,12 +11,14 @@
  *    reported, never changed; each item once per broker run while it persists.
  * Everything found is an audit event: `target.drift_fixed` or `target.drift_reported`.
  */
+
+import type { AuditAppender } from "../audit/audit-journal.js";
 import { type AuditEventDraft, nonGrantEvent } from "../core/audit-event.js";
 import { grantEvent } from "../core/grant-machine.js";
 import type { Grant } from "../core/model.js";
 import type { Clock, Connector, DriftItem, Store } from "../core/ports.js";
 import type { AccessController } from "../service/access-controller.js";
-import type { AuditAppender } from "../service/grant-writer.js";
+import { createLoop } from "./loop.js";
 
 export interface ReconcileWorkerDeps {
   readonly store: Store;
@@ -52,8 +54,6 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   const { store, audit, access, connectors, clock } = deps;
   /** Drift already reported in this broker run, so a standing grant is not an event every 5 minutes. */
   const reportedBefore = new Set<string>();
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<ReconcileReport> | null = null;
 
   const record = (drafts: AuditEventDraft[]) =>
     drafts.length === 0 ? Promise.resolve() : store.transaction((tx) => audit.append(tx, drafts)).then(() => {});
@@ -143,34 +143,8 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
     return { fixed, reported, errors, checkedGrants };
   };
 
-  const runOnce = (): Promise<ReconcileReport> => {
-    // One pass at a time; a caller during a pass gets that pass's report.
-    running ??= pass().finally(() => {
-      running = null;
-    });
-    return running;
-  };
+  // One pass at a time; a caller during a pass gets that pass's report.
+  const loop = createLoop({ name: "reconciliation", run: pass, intervalMs: deps.intervalMs, log: deps.log });
 
-  const schedule = () => {
-    timer = setTimeout(() => {
-      runOnce()
-        .catch((e: unknown) => deps.log("reconciliation failed", { error: errorText(e) }))
-        .finally(() => {
-          if (timer) schedule();
-        });
-    }, deps.intervalMs);
-    timer.unref();
-  };
-
-  return {
-    runOnce,
-    start() {
-      if (!timer) schedule();
-    },
-    async stop() {
-      if (timer) clearTimeout(timer);
-      timer = null;
-      await running?.catch(() => {});
-    },
-  };
+  return { runOnce: loop.runOnce, start: loop.start, stop: loop.stop };
 }

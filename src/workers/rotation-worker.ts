@@ -10,10 +10,12 @@
  *    credential across all replicas (a marker in the broker's state, swapped under lock), always
  *    to the security channels, with the command that fixes it.
  */
+
+import type { AuditAppender } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import type { Clock, Store } from "../core/ports.js";
-import type { AuditAppender } from "../service/grant-writer.js";
 import type { RotationRow } from "../service/rotation.js";
+import { createLoop } from "./loop.js";
 
 const DAY_MS = 86_400_000;
 
@@ -51,8 +53,6 @@ export interface RotationWorker {
 export function createRotationWorker(deps: RotationWorkerDeps): RotationWorker {
   const { store, audit, clock } = deps;
   const leaseMs = deps.leaseMs ?? 10 * 60_000;
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<RotationReport> | null = null;
 
   /** Take the lease on rotating `key`; false while another replica holds it. */
   const takeLease = (key: string, now: number): Promise<boolean> =>
@@ -122,34 +122,14 @@ export function createRotationWorker(deps: RotationWorkerDeps): RotationWorker {
     return { rotated, failed, alarmed, overdue: overdue.map((r) => r.key) };
   };
 
-  const runOnce = (): Promise<RotationReport> => {
-    running ??= pass().finally(() => {
-      running = null;
-    });
-    return running;
-  };
+  const loop = createLoop({
+    name: "rotation check",
+    run: pass,
+    intervalMs: deps.intervalMs,
+    // The first check soon after start (a broker that was down past a due date catches up).
+    firstDelayMs: Math.min(deps.intervalMs, 5_000),
+    log: deps.log,
+  });
 
-  const schedule = (delayMs: number) => {
-    timer = setTimeout(() => {
-      runOnce()
-        .catch((e: unknown) => deps.log("rotation check failed", { error: e instanceof Error ? e.message : String(e) }))
-        .finally(() => {
-          if (timer) schedule(deps.intervalMs);
-        });
-    }, delayMs);
-    timer.unref();
-  };
-
-  return {
-    runOnce,
-    start() {
-      // The first check soon after start (a broker that was down past a due date catches up).
-      if (!timer) schedule(Math.min(deps.intervalMs, 5_000));
-    },
-    async stop() {
-      if (timer) clearTimeout(timer);
-      timer = null;
-      await running?.catch(() => {});
-    },
-  };
+  return { runOnce: loop.runOnce, start: loop.start, stop: loop.stop };
 }

@@ -1,5 +1,7 @@
 /** The aws connector in the contract suite, against the local AWS endpoint (test/support/fake-aws.ts). */
+
 import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { systemClock } from "../../src/adapters/system-clock.js";
 import { awsSettingsSchema, createAwsConnector } from "../../src/connectors/aws-connector.js";
 import type { Connector, ConnectorResult } from "../../src/core/ports.js";
 import { createSecretResolver } from "../../src/secrets/secret-ref.js";
@@ -35,6 +37,7 @@ export function awsConnector(fake: FakeAws, extra: Record<string, unknown> = {})
     }),
     {
       baseDir: "/",
+      clock: systemClock,
       resolveSecret: createSecretResolver({
         baseDir: "/",
         env: { AK: BROKER_KEY.accessKeyId, SK: BROKER_KEY.secretAccessKey },

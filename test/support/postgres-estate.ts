@@ -12,9 +12,11 @@
  * - `reporting` and `app_user` — everyday logins with passwords (the "other role" the tests try
  *   every path as).
  */
+
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
+import { systemClock } from "../../src/adapters/system-clock.js";
 import { createPostgresConnector, postgresSettingsSchema } from "../../src/connectors/postgres-connector.js";
 import type { RoleDef } from "../../src/core/model.js";
 import type { Connector } from "../../src/core/ports.js";
@@ -127,6 +129,7 @@ export async function startPostgresEstate(): Promise<PostgresEstate> {
           baseDir: "/",
           resolveSecret: createSecretResolver({ baseDir: "/", env: { [TARGET_ENV]: urlOf("app") }, box: null }),
           log: () => {},
+          clock: systemClock,
           targetName: "pg-estate",
           roles,
         },

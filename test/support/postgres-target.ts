@@ -4,7 +4,9 @@
  * write it (with grant option, so a holder can try to hand privileges on), and a bystander role
  * `reporting` that must never end up with more than it had.
  */
+
 import pg from "pg";
+import { systemClock } from "../../src/adapters/system-clock.js";
 import { createPostgresConnector, postgresSettingsSchema } from "../../src/connectors/postgres-connector.js";
 import type { RoleDef } from "../../src/core/model.js";
 import type { Connector } from "../../src/core/ports.js";
@@ -67,6 +69,7 @@ export async function startPostgresTarget(opts: StartPostgresOptions = {}): Prom
         postgresSettingsSchema.parse({ admin_url: { env: TARGET_ENV }, timeout: "10s", ...extra }),
         {
           baseDir: "/",
+          clock: systemClock,
           resolveSecret: createSecretResolver({ baseDir: "/", env: { [TARGET_ENV]: adminUrl }, box: null }),
           log: () => {},
           targetName: "pg-app",

@@ -1,8 +1,10 @@
 /** The ssh connector in the contract suite, against one real sshd. */
+
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sshpk from "sshpk";
+import { systemClock } from "../../src/adapters/system-clock.js";
 import { createSshConnector, parseSshCredential, sshSettingsSchema } from "../../src/connectors/ssh-connector.js";
 import type { ConnectorResult } from "../../src/core/ports.js";
 import { createSecretResolver } from "../../src/secrets/secret-ref.js";
@@ -66,6 +68,7 @@ export const sshConnectorCase: ConnectorCase = {
       sshSettingsSchema.parse({ ca_private_key: { env: "CA" }, krl_file: f.krlFile }),
       {
         baseDir: f.dir,
+        clock: systemClock,
         resolveSecret: createSecretResolver({ baseDir: f.dir, env: { CA: caKey }, box: null }),
         log: () => {},
         targetName: "ssh-hosts",

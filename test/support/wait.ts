@@ -9,6 +9,7 @@ export const PATIENCE_MS = 60_000;
 
 /**
  * Poll `probe` until it returns something other than null, undefined or false, and return that.
+ * @param context what to add to the failure (e.g. a child process's output)
  * @throws after `ms` without it, naming `what` was awaited
  */
 export async function until<T>(
@@ -16,12 +17,15 @@ export async function until<T>(
   probe: () => T | null | undefined | false | Promise<T | null | undefined | false>,
   ms = PATIENCE_MS,
   everyMs = 50,
+  context?: () => string,
 ): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();
     if (v !== null && v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${context ? `\n${context()}` : ""}`);
+    }
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -6,17 +6,19 @@
  * Heavy modules (the broker, the store, the config loader) are imported inside `run`, so the
  * CLI starts fast for the commands that do not need them.
  */
+
 import { once } from "node:events";
 import { createReadStream, createWriteStream, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { dirname, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { systemClock } from "../../adapters/system-clock.js";
 import type { PublicKeySet } from "../../audit/signing-key.js";
 import type { AppConfig } from "../../config/app-config.js";
 import type { ChainVerdict } from "../../core/audit-chain.js";
 import { parseDuration } from "../../core/duration.js";
+import type { RequestContext } from "../../core/request-context.js";
 import { verdictView } from "../../http/views.js";
-import type { RequestContext } from "../../service/request-context.js";
 import { CliError, type CliIo, UsageError } from "../cli-io.js";
 import type { Command } from "../command.js";
 import { loadConfig, resolveConfigPath } from "../config-file.js";
@@ -111,7 +113,7 @@ async function checkTargets(config: AppConfig, io: CliIo): Promise<number> {
   for (const t of config.policy.targets.values()) {
     const connector = createConnector(
       t,
-      { baseDir, resolveSecret, log: () => {} },
+      { baseDir, resolveSecret, log: () => {}, clock: systemClock },
       roles.filter((r) => r.target === t.name),
     );
     try {

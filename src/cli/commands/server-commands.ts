@@ -6,15 +6,15 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from "n
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createLogger, type Logger, type LogLevel } from "../../adapters/logger.js";
+import { packageRoot } from "../../adapters/package-root.js";
 import type { Broker } from "../../app.js";
 import { type SpawnedBackgroundThread, spawnBackgroundThread } from "../../background/thread-client.js";
 import type { AppConfig } from "../../config/app-config.js";
-import { SYSTEM_CONTEXT } from "../../service/request-context.js";
+import { SYSTEM_CONTEXT } from "../../core/request-context.js";
 import { CliError, type CliIo, UsageError } from "../cli-io.js";
 import type { Command } from "../command.js";
 import { loadConfig, resolveConfigPath } from "../config-file.js";
 import { EXIT } from "../exit-codes.js";
-import { packageRoot } from "../package-root.js";
 
 const LEVELS: readonly LogLevel[] = ["info", "warn", "error", "silent"];
 

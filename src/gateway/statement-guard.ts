@@ -13,9 +13,9 @@
  * A verdict is a pure function of the statement text and the rules (memoisable by text).
  */
 import { loadModule, parseSync } from "libpg-query";
+import { classifyNode, type Fields, type GuardRuleName, type Hit } from "../contract/guard-classes.js";
+import { NODE_NAME } from "../contract/guard-rules.js";
 import type { GuardRules } from "../core/model.js";
-import { classifyNode, type Fields, type GuardRuleName, type Hit } from "./guard-classes.js";
-import { NODE_NAME } from "./guard-rules.js";
 import { NODE_FIELDS } from "./parse-node-fields.js";
 
 let ready: Promise<void> | null = null;

@@ -5,9 +5,11 @@
  * What was recorded is read again after the grant's lock is held (acknowledgements take the same
  * lock): the read before it only picks the candidates.
  */
+
+import type { AuditAppender } from "../audit/audit-journal.js";
 import { grantEvent } from "../core/grant-machine.js";
 import type { Clock, Store } from "../core/ports.js";
-import type { AuditAppender } from "../service/grant-writer.js";
+import { createLoop } from "./loop.js";
 
 export interface EscalationWorkerDeps {
   readonly store: Store;
@@ -27,8 +29,6 @@ export interface EscalationWorker {
 
 export function createEscalationWorker(deps: EscalationWorkerDeps): EscalationWorker {
   const { store, audit, clock } = deps;
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<unknown> | null = null;
 
   const runOnce = async (): Promise<string[]> => {
     const now = clock.now();
@@ -59,27 +59,7 @@ export function createEscalationWorker(deps: EscalationWorkerDeps): EscalationWo
     return escalated;
   };
 
-  const schedule = () => {
-    timer = setTimeout(() => {
-      running = runOnce()
-        .catch((e: unknown) => deps.log("escalation failed", { error: String(e) }))
-        .finally(() => {
-          running = null;
-          if (timer) schedule();
-        });
-    }, deps.intervalMs);
-    timer.unref();
-  };
+  const loop = createLoop({ name: "escalation", run: runOnce, intervalMs: deps.intervalMs, log: deps.log });
 
-  return {
-    runOnce,
-    start() {
-      if (!timer) schedule();
-    },
-    async stop() {
-      if (timer) clearTimeout(timer);
-      timer = null;
-      await running;
-    },
-  };
+  return { runOnce, start: loop.start, stop: loop.stop };
 }

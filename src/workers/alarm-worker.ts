@@ -18,13 +18,18 @@
  * most `channelConcurrency` of them at a time — and every other channel goes on at once. Results
  * that finish together are recorded in one transaction.
  */
+
+import { type AlarmChannel, type ChannelHealth, DeliveryError } from "../alarms/alarm-channel.js";
+import type { AuditAppender } from "../audit/audit-journal.js";
 import { alarmBackoffMs, SEALED_DELIVERY_EVENTS } from "../core/alarm-routing.js";
 import { type AuditEventDraft, type AuditEventType, nonGrantEvent } from "../core/audit-event.js";
 import type { AlarmRecord, Clock, Store } from "../core/ports.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { AuditAppender } from "../service/grant-writer.js";
-import { type AlarmChannel, DeliveryError } from "./channels.js";
-import { groupWrites } from "./group-writes.js";
+import { createLoop } from "./loop.js";
+
+export type { ChannelHealth };
+
+import { groupWrites } from "../alarms/group-writes.js";
 
 export interface AlarmWorkerDeps {
   readonly store: Store;
@@ -54,13 +59,6 @@ export interface AlarmWorker {
   stop(): Promise<void>;
   /** Each channel's health as this replica sees it: failing after `failureThreshold` failures in a row. */
   channels(): ChannelHealth[];
-}
-
-export interface ChannelHealth {
-  readonly channel: string;
-  readonly failing: boolean;
-  readonly consecutiveFailures: number;
-  readonly lastError: string | null;
 }
 
 /** `broker_state` key: set once `alarm.deliveries_sealed` is in the chain. */
@@ -102,10 +100,6 @@ function parseChannels(text: string | null): string[] {
 
 export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
   const { store, channels, clock } = deps;
-  let timer: NodeJS.Timeout | null = null;
-  let running = false;
-  let kicked = false;
-  let current: Promise<number> | null = null;
 
   const deliverOne = async (a: AlarmRecord): Promise<AlarmRecord> => {
     const channel = channels.get(a.channel);
@@ -289,32 +283,21 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
     return started.length;
   };
 
-  /** The running loop's tick: claims and returns; deliveries finish on their own. */
-  const runTick = (): Promise<number> => {
-    current ??= claim()
-      .then((started) => {
-        for (const p of started) {
-          p.catch((e: unknown) => deps.log("recording an alarm delivery failed", { error: String(e) }));
-        }
-        return started.length;
-      })
-      .finally(() => {
-        current = null;
-      });
-    return current;
-  };
-
-  // One chain of ticks: a tick schedules the next when it ends; kick() shortens the wait.
-  const loop = () => {
-    timer = null;
-    if (!running) return;
-    runTick()
-      .catch((e: unknown) => deps.log("alarm worker tick failed", { error: String(e) }))
-      .finally(() => {
-        if (running && timer === null) timer = setTimeout(loop, kicked ? 0 : deps.pollMs);
-        kicked = false;
-      });
-  };
+  // The loop's pass claims and returns; deliveries finish on their own. kick() shortens the wait.
+  const loop = createLoop({
+    name: "alarm worker tick",
+    run: async () => {
+      const started = await claim();
+      for (const p of started) {
+        p.catch((e: unknown) => deps.log("recording an alarm delivery failed", { error: String(e) }));
+      }
+      return started.length;
+    },
+    intervalMs: deps.pollMs,
+    firstDelayMs: 0,
+    holdsProcess: true,
+    log: deps.log,
+  });
 
   const channelHealth = (): ChannelHealth[] =>
     [...channels.keys()].sort().map((channel) => ({
@@ -334,25 +317,10 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
         await Promise.allSettled([...inFlight]);
       }
     },
-    start() {
-      if (running) return;
-      running = true;
-      loop();
-    },
-    kick() {
-      if (!running) return;
-      if (current) {
-        kicked = true;
-        return;
-      }
-      if (timer) clearTimeout(timer);
-      loop();
-    },
+    start: loop.start,
+    kick: loop.kick,
     async stop() {
-      running = false;
-      if (timer) clearTimeout(timer);
-      timer = null;
-      await current?.catch(() => {});
+      await loop.stop();
       await Promise.allSettled([...inFlight]);
     },
   };

@@ -3,7 +3,7 @@
  * can use them without loading it. Which statement types each rule refuses is the table in
  * guard-classes.ts (and docs/gateway.md).
  */
-import type { GUARD_RULE_NAMES } from "../contract/config-schema.js";
+import type { GUARD_RULE_NAMES } from "./config-schema.js";
 
 /** What each named rule is for, as docs/gateway.md says it. */
 export const NAMED_RULES: Readonly<Record<(typeof GUARD_RULE_NAMES)[number], string>> = {

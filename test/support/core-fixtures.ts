@@ -1,7 +1,7 @@
 /**
  * Test fixtures for the pure core, shared by other suites: a small policy (five users, a few
  * groups, roles with the interesting approval rules), grant builders, and a deep-freeze helper
- * that proves a function does not mutate its input. Test-only: nothing in `src` imports it.
+ * that proves a function does not mutate its input. Lives under test/support so it is never built.
  *
  * People and groups:
  *
@@ -13,9 +13,15 @@
  * | dave  | sre-leads, dba                  |
  * | erin  | oncall, security, platform-admins |
  */
-import { parseRule } from "./approval-policy.js";
-import { approveGrant, beginActivation, completeActivation, type RequestInput, requestGrant } from "./grant-machine.js";
-import type { ApprovalRule, Grant, Policy, RoleDef, UserDef } from "./model.js";
+import { parseRule } from "../../src/core/approval-policy.js";
+import {
+  approveGrant,
+  completeActivation,
+  markGranting,
+  type RequestInput,
+  requestGrant,
+} from "../../src/core/grant-machine.js";
+import type { ApprovalRule, Grant, Policy, RoleDef, UserDef } from "../../src/core/model.js";
 
 /** 2025-01-01T00:00:00Z, the fixed "now" of every fixture. */
 export const T0 = 1_735_689_600_000;
@@ -175,7 +181,7 @@ export function makeGrant(overrides: Partial<Grant> = {}): Grant {
   };
 }
 
-/** The handle a connector would have planned; saved by beginActivation. */
+/** The handle a connector would have planned; saved by markGranting. */
 export const FIXTURE_HANDLE: Readonly<Record<string, unknown>> = { principal: "bg_g_1" };
 
 /** A point in the lifecycle {@link grantAt} can drive a grant to. `granting` is approved, activation begun. */
@@ -210,7 +216,7 @@ export function grantAt(
     if (stage === "approved") return { grant, now };
   }
   now += SECOND;
-  grant = beginActivation(grant, "alice", FIXTURE_HANDLE, now);
+  grant = markGranting(grant, "alice", FIXTURE_HANDLE, now);
   if (stage === "granting") return { grant, now };
   now += SECOND;
   grant = completeActivation(grant, "alice", now, policy).grant;

@@ -6,10 +6,12 @@
  * A checkpoint is due when the head has moved past the last one and either `everyEvents` events
  * arrived since, or `intervalMs` passed since it was signed (or there is none yet).
  */
+
+import type { SigningKey } from "../audit/signing-key.js";
 import { checkpointMessage } from "../core/audit-chain.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Checkpoint, Clock, Store, StoreTx } from "../core/ports.js";
-import type { SigningKey } from "./signing-key.js";
+import { createLoop } from "./loop.js";
 
 export interface CheckpointWorker {
   /**
@@ -50,11 +52,6 @@ export function createCheckpointWorker(deps: CheckpointWorkerDeps): CheckpointWo
   // behind the store (another replica signed since), which makes us sign early, never late.
   let last: Checkpoint | null | undefined;
   let queue: Promise<unknown> = Promise.resolve();
-  let timer: NodeJS.Timeout | undefined;
-  let running = false;
-  /** Bumped by every start(), so a run that outlives a stop() + start() does not add a second timer. */
-  let generation = 0;
-  let inFlight: Promise<unknown> = Promise.resolve();
 
   async function latestStored(): Promise<Checkpoint | null> {
     let latest: Checkpoint | null = null;
@@ -101,36 +98,17 @@ export function createCheckpointWorker(deps: CheckpointWorkerDeps): CheckpointWo
     return result;
   }
 
-  function schedule(gen: number): void {
-    timer = setTimeout(() => {
-      inFlight = exclusive(() => attempt(false))
-        .catch((e: unknown) => log("audit checkpoint failed", describe(e)))
-        .finally(() => {
-          if (running && gen === generation) schedule(gen);
-        });
-    }, pollMs);
-    timer.unref();
-  }
+  const loop = createLoop({
+    name: "audit checkpoint",
+    run: () => exclusive(() => attempt(false)),
+    intervalMs: pollMs,
+    log,
+  });
 
   return {
     runOnce: () => exclusive(() => attempt(false)),
     checkpointNow: () => exclusive(() => attempt(true)),
-    start() {
-      if (running) return;
-      running = true;
-      generation += 1;
-      schedule(generation);
-    },
-    async stop() {
-      running = false;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      await inFlight;
-    },
+    start: loop.start,
+    stop: loop.stop,
   };
-}
-
-function describe(e: unknown): Record<string, unknown> {
-  if (e instanceof BreakglassError) return { code: e.code, error: e.message };
-  return { error: e instanceof Error ? e.message : String(e) };
 }

@@ -3,20 +3,13 @@
  * and append its audit event — all in one transaction. If the audit append fails, nothing is
  * saved (fail closed).
  */
-import type { AuditEventDraft } from "../core/audit-event.js";
+
+import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import { BreakglassError } from "../core/errors.js";
 import { dueAt, type Transition } from "../core/grant-machine.js";
 import type { Grant } from "../core/model.js";
 import type { Store, StoreTx } from "../core/ports.js";
-import type { RequestContext } from "./request-context.js";
-
-export interface AuditAppender {
-  append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<unknown>;
-}
-
-export function stamp(event: AuditEventDraft, ctx: RequestContext): AuditEventDraft {
-  return { ...event, requestId: ctx.requestId, sourceAddress: ctx.sourceAddress };
-}
+import type { RequestContext } from "../core/request-context.js";
 
 /** Save a transition's grant and event inside an open transaction. */
 export async function commitTransition(

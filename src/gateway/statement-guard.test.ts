@@ -4,11 +4,11 @@ import { dirname, join } from "node:path";
 import { parseSync } from "libpg-query";
 import { beforeAll, describe, expect, it } from "vitest";
 import { GUARD_RULE_NAMES } from "../contract/config-schema.js";
+import { type GuardRuleName, NODE_CLASSES, type NodeType, STATEMENT_TYPES } from "../contract/guard-classes.js";
+import { NAMED_RULES } from "../contract/guard-rules.js";
 import type { GuardRules } from "../core/model.js";
-import { blockedStatement, decide, decideStartup, loadParser, sessionGuard } from "./guard.js";
-import { type GuardRuleName, NODE_CLASSES, type NodeType, STATEMENT_TYPES } from "./guard-classes.js";
-import { NAMED_RULES } from "./guard-rules.js";
 import { NODE_FIELDS } from "./parse-node-fields.js";
+import { blockedStatement, decide, decideStartup, loadParser, sessionGuard } from "./statement-guard.js";
 
 const guard = (named: readonly GuardRuleName[], more: Partial<GuardRules> = {}): GuardRules => ({
   named,
@@ -401,7 +401,7 @@ describe("the guard's classification of PostgreSQL's parse tree", () => {
   });
 
   it("refuses a statement type it does not know under every rule (a parser newer than the table)", async () => {
-    const { classifyNode } = await import("./guard-classes.js");
+    const { classifyNode } = await import("../contract/guard-classes.js");
     expect(classifyNode("FutureStmt", {}, ["drop_table"])).toEqual([
       { rule: "drop_table", label: "FutureStmt (a statement type the guard does not know)" },
     ]);

@@ -7,7 +7,7 @@
  *
  * The table is complete by construction: `NODE_CLASSES` is typed as a record over every node type,
  * so a libpg-query upgrade that adds one fails `tsc` until it is classified here, and
- * guard.test.ts checks the table against the library's own list and an example statement of each
+ * gateway/statement-guard.test.ts checks the table against the library's own list and an example statement of each
  * type. docs/gateway.md shows the table (checked by the same test).
  *
  * Classification is a pure function of one node's fields: no catalog, no role graph, no session
@@ -17,7 +17,7 @@
  * the guard can allow the roles the grant itself holds.
  */
 import type { Node } from "@pgsql/types";
-import type { GUARD_RULE_NAMES } from "../contract/config-schema.js";
+import type { GUARD_RULE_NAMES } from "./config-schema.js";
 
 export type GuardRuleName = (typeof GUARD_RULE_NAMES)[number];
 

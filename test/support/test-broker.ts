@@ -1,0 +1,192 @@
+/**
+ * One way for a test to start a broker: `startTestBroker({ config, storage })`.
+ *
+ * `config` is typed from the configuration schema's input (what a YAML file may say), so a key
+ * that does not exist is a compile error, and it is merged over a base: objects key by key,
+ * anything else (arrays, strings, numbers) replaced; `undefined` removes the base's key. It is then
+ * written as YAML into a fresh folder and read back through the real loader, so the broker a test
+ * gets is one a user's file could produce.
+ *
+ * Bases: `standard` is test-config.ts's world (alice and dave on call, bob and carol leads, erin
+ * security; production/db-admin (2 of leads, emergency) and production/db-reader on the exec
+ * target `box`); `minimal` is only what every file needs (server, storage, audit), for tests that
+ * declare their own people, roles and targets.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { stringify } from "yaml";
+import type { z } from "zod";
+import { silentLogger } from "../../src/adapters/logger.js";
+import { type Broker, type BrokerOptions, createBroker } from "../../src/app.js";
+import type { AppConfig } from "../../src/config/app-config.js";
+import { loadConfigFile } from "../../src/config/load-config.js";
+import { connectorConfigChecks } from "../../src/connectors/registry.js";
+import type { ConfigFileSchema } from "../../src/contract/config-schema.js";
+import { SYSTEM_CONTEXT } from "../../src/core/request-context.js";
+
+export type TestStorage = { driver: "sqlite" } | { driver: "postgres"; url: string };
+
+/** A configuration file's content, as the schema accepts it. */
+export type ConfigInput = z.input<typeof ConfigFileSchema>;
+
+type Override<T> = T extends readonly unknown[]
+  ? T
+  : T extends object
+    ? { [K in keyof T]?: Override<T[K]> | undefined }
+    : T;
+
+/** What a test says about the configuration: merged over the base. */
+export type ConfigOverride = Override<ConfigInput>;
+
+const TARGET_SCRIPTS = {
+  grant: [
+    "sh",
+    "-c",
+    'mkdir -p targets && echo "$BREAKGLASS_USER until $BREAKGLASS_ENDS_AT" > "targets/$BREAKGLASS_PRINCIPAL"',
+  ],
+  revoke: [
+    "sh",
+    "-c",
+    'if [ -e target-down ]; then echo "target unreachable" >&2; exit 7; fi; rm -f "targets/$BREAKGLASS_PRINCIPAL"',
+  ],
+  verify: ["sh", "-c", 'test ! -e "targets/$BREAKGLASS_PRINCIPAL"'],
+  timeout: "10s",
+};
+
+/** What every file needs; storage is filled in by `storage`. */
+export const MINIMAL_CONFIG: ConfigOverride = {
+  version: 1,
+  server: { host: "127.0.0.1", port: 0 },
+  audit: { signing_key_file: "./audit-signing.pem", generate_key_if_missing: true },
+};
+
+/** test-config.ts's world, as data. */
+export const STANDARD_CONFIG: ConfigOverride = {
+  ...MINIMAL_CONFIG,
+  audit: { signing_key_file: "./audit-signing.pem", generate_key_if_missing: true, checkpoint_every_events: 50 },
+  workers: { expiry_poll: "100ms" },
+  admin_groups: ["security"],
+  users: {
+    alice: { name: "Alice Adams", email: "alice@example.com" },
+    dave: { name: "Dave" },
+    bob: { name: "Bob" },
+    carol: { name: "Carol" },
+    erin: { name: "Erin" },
+  },
+  groups: { oncall: ["alice", "dave"], leads: ["bob", "carol"], security: ["erin"] },
+  domains: {
+    production: {
+      description: "Production databases",
+      roles: {
+        "db-admin": {
+          description: "Recovery DBA",
+          target: "box",
+          grants: { roles: ["recovery_rw"] },
+          default_duration: "30m",
+          max_duration: "2h",
+          approval: "2 of leads",
+          requesters: ["oncall"],
+          emergency: true,
+          incident_pattern: "INC-[0-9]+",
+          approval_timeout: "1h",
+          activation_timeout: "15m",
+        },
+        "db-reader": {
+          description: "Read-only",
+          target: "box",
+          max_duration: "1h",
+          approval: "1 of leads",
+          requesters: ["oncall"],
+        },
+      },
+    },
+  },
+  targets: { box: { connector: "exec", settings: TARGET_SCRIPTS } },
+};
+
+/** The `storage:` section for a test's storage (postgres: its URL from BG_TEST_DATABASE_URL). */
+export function storageSection(storage: TestStorage): ConfigOverride {
+  return storage.driver === "sqlite"
+    ? { storage: { driver: "sqlite", path: "./breakglass.db" } }
+    : { storage: { driver: "postgres", url_env: "BG_TEST_DATABASE_URL", pool_size: 4 } };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** `over` merged into `base`: objects key by key, anything else replaced, `undefined` removes. */
+export function mergeConfig(base: ConfigOverride, over: ConfigOverride): ConfigOverride {
+  const merge = (b: unknown, o: unknown): unknown => {
+    if (!isObject(b) || !isObject(o)) return o;
+    const out: Record<string, unknown> = { ...b };
+    for (const [k, v] of Object.entries(o)) {
+      if (v === undefined) delete out[k];
+      else out[k] = merge(out[k], v);
+    }
+    return out;
+  };
+  return merge(base, over) as ConfigOverride;
+}
+
+export interface TestBrokerOptions extends Omit<BrokerOptions, "env"> {
+  readonly config?: ConfigOverride;
+  /** Default `standard`. */
+  readonly base?: "standard" | "minimal";
+  /** Default SQLite in the test's folder. */
+  readonly storage?: TestStorage;
+  /** Environment for `{env: …}` references (the postgres URL is added); default none. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** A folder to use instead of a fresh one (e.g. files the config refers to are already there). */
+  readonly dir?: string;
+  /** Call `broker.start()` (workers, listening server); default true. */
+  readonly start?: boolean;
+}
+
+export interface TestBroker {
+  readonly broker: Broker;
+  readonly config: AppConfig;
+  readonly http: FastifyInstance;
+  /** The folder holding the configuration file, the database and any files the test writes. */
+  readonly dir: string;
+  /** An API token for `user` (all scopes). */
+  token(user: string): Promise<string>;
+  /** Stop the broker and remove the folder (unless the test passed its own). */
+  stop(): Promise<void>;
+}
+
+export async function startTestBroker(opts: TestBrokerOptions = {}): Promise<TestBroker> {
+  const { config: override = {}, base = "standard", storage = { driver: "sqlite" }, start = true } = opts;
+  const ownDir = opts.dir === undefined;
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "bg-test-"));
+  const content = mergeConfig(
+    mergeConfig(base === "standard" ? STANDARD_CONFIG : MINIMAL_CONFIG, storageSection(storage)),
+    override,
+  );
+  const file = join(dir, "breakglass.yaml");
+  writeFileSync(file, stringify(content));
+  const env = { ...opts.env, ...(storage.driver === "postgres" ? { BG_TEST_DATABASE_URL: storage.url } : {}) };
+  const config = loadConfigFile(file, { ...connectorConfigChecks, env });
+  const { config: _c, base: _b, storage: _s, dir: _d, start: _st, ...brokerOptions } = opts;
+  const broker = await createBroker(config, { log: silentLogger, ...brokerOptions, env });
+  try {
+    if (start) await broker.start();
+    else await broker.http.ready();
+  } catch (e) {
+    await broker.stop();
+    throw e;
+  }
+  return {
+    broker,
+    config,
+    http: broker.http,
+    dir,
+    async token(user) {
+      return (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "test" })).token.reveal();
+    },
+    async stop() {
+      await broker.stop();
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
