@@ -564,6 +564,57 @@ describe("containment: what the holder made or changed does not outlive the wind
     expect(item(second, /table public\.b_work was created/).outcome).toBe("kept");
     expect(await runAs(as("reporting"), "SELECT * FROM public.b_work")).toMatch(/permission denied/);
   });
+
+  it("a prepared transaction the holder left (PREPARE TRANSACTION) is rolled back in its own database; its writes never become visible", async () => {
+    const w = await open("g_prepared", ["recovery_dba"]);
+    await w.run(
+      "app",
+      "BEGIN",
+      "INSERT INTO public.accounts VALUES (3, 'initech', 999)",
+      "PREPARE TRANSACTION 'holder_app'",
+    );
+    await w.run(
+      "billing",
+      "BEGIN",
+      "INSERT INTO public.invoices VALUES (2, 1000)",
+      "PREPARE TRANSACTION 'holder_billing'",
+    );
+    // As another role in reach it is owned by that role: it may be the application's own
+    // two-phase commit, so it is left and paged rather than rolled back.
+    await w.run(
+      "app",
+      "SET ROLE app_owner",
+      "BEGIN",
+      "INSERT INTO public.accounts VALUES (4, 'hooli', 5)",
+      "PREPARE TRANSACTION 'as_owner'",
+    );
+    // The path is real: they outlive the holder's sessions.
+    expect(
+      await estate.sql("SELECT gid, database, owner FROM pg_prepared_xacts ORDER BY gid", undefined, "postgres"),
+    ).toEqual([
+      { gid: "as_owner", database: "app", owner: "app_owner" },
+      { gid: "holder_app", database: "app", owner: "bg_g_prepared" },
+      { gid: "holder_billing", database: "billing", owner: "bg_g_prepared" },
+    ]);
+    const ended = await end(w);
+    expect(item(ended, /prepared transaction 'holder_app' of bg_g_prepared in database app/)).toMatchObject({
+      kind: "prepared_transaction",
+      outcome: "reverted",
+      fix: "ROLLBACK PREPARED 'holder_app'",
+    });
+    expect(item(ended, /prepared transaction 'holder_billing' of bg_g_prepared in database billing/).outcome).toBe(
+      "reverted",
+    );
+    expect(item(ended, /prepared transaction 'as_owner' of app_owner in database app/)).toMatchObject({
+      kind: "prepared_transaction",
+      outcome: "left",
+    });
+    expect(await estate.sql("SELECT gid FROM pg_prepared_xacts", undefined, "postgres")).toEqual([{ gid: "as_owner" }]);
+    // Nobody can commit them afterwards, and what they wrote never became visible.
+    expect(await runAs(estate.url("postgres", "", "app"), "COMMIT PREPARED 'holder_app'")).toMatch(/does not exist/);
+    expect(await one("SELECT count(*)::int AS n FROM public.accounts WHERE id = 3")).toEqual({ n: 0 });
+    expect(await one("SELECT count(*)::int AS n FROM public.invoices WHERE id = 2", "billing")).toEqual({ n: 0 });
+  });
 });
 
 describe("containment: what the model reports rather than reverts, and what it documents as out of scope", () => {

@@ -9,7 +9,8 @@
  * containment impossible are refused unless accepted (ADR 0009).
  * Cut access (at expiry, for every grant a tick ends at once): `NOLOGIN`, terminate the roles'
  * backends and await their exit.
- * Revoke: the same cut for this role (the `NOLOGIN` skipped when just done), compare the cluster
+ * Revoke: the same cut for this role (the `NOLOGIN` skipped when just done), roll back the
+ * prepared transactions it left (`PREPARE TRANSACTION` outlives the session), compare the cluster
  * with the snapshot (a read begun after the sessions were gone, shared between revocations) and
  * revert, keep or contain each difference (src/core/pg-containment.ts), then drop the role —
  * giving what it still owns to the configured owner first (data is never dropped).
@@ -544,6 +545,70 @@ export function createPostgresConnector(
   /** Roles whose revocation in this process compared the cluster and found nothing to change: when (verify reuses it once). */
   const settledAt = new Map<string, number>();
 
+  interface Prepared {
+    readonly gid: string;
+    readonly db: string;
+    readonly owner: string;
+    readonly prepared: Date;
+  }
+  /**
+   * Prepared transactions at the end of `role`'s window: its own (`own`), and those prepared
+   * during the window by another role the holder could act as (`inReach`: in the recovery roles'
+   * reach at activation, or created since), except the broker's admin, ignored roles and grant roles.
+   */
+  const preparedOf = async (
+    c: pg.ClientBase,
+    role: string,
+    snapshot: CatalogSnapshot | null,
+    facts: ConnectorGrantFacts,
+  ): Promise<{ own: Prepared[]; inReach: Prepared[] }> => {
+    const { rows } = await c.query<Prepared>(
+      `SELECT gid, database AS db, owner, prepared FROM pg_prepared_xacts
+        WHERE owner = $1 OR prepared >= to_timestamp($2::float8 / 1000) ORDER BY prepared`,
+      [role, snapshot?.cluster.at ?? null],
+    );
+    const own = rows.filter((p) => p.owner === role);
+    if (!snapshot || own.length === rows.length) return { own, inReach: [] };
+    const known = new Set(Object.values(snapshot.cluster.roles).map((r) => r.name));
+    const reach = new Set(assessReach(snapshot.cluster, roleGrants(facts.role).roles).reach);
+    const inReach = rows.filter(
+      (p) =>
+        p.owner !== role &&
+        !ignored.has(p.owner) &&
+        !p.owner.startsWith(settings.role_prefix) &&
+        (reach.has(p.owner) || !known.has(p.owner)),
+    );
+    return { own, inReach };
+  };
+  const preparedItem = (p: Prepared): Omit<SweepItem, "outcome" | "fix"> => ({
+    id: `prepared_xact:${p.db}:${p.gid}`,
+    kind: "prepared_transaction",
+    description: `prepared transaction ${literal(p.gid)} of ${p.owner} in database ${p.db} (prepared ${p.prepared.toISOString()}) was left open`,
+  });
+  /**
+   * Roll back these prepared transactions; `ROLLBACK PREPARED` must run in the
+   * transaction's own database. One already finished (committed or rolled back by someone else
+   * meanwhile: 42704) is not an error — what it wrote is then the incident's, like any row.
+   */
+  const rollbackPrepared = async (
+    c: pg.ClientBase,
+    prepared: readonly Prepared[],
+  ): Promise<{ done: SweepItem[]; failures: string[] }> => {
+    const done: SweepItem[] = [];
+    const failures: string[] = [];
+    for (const p of prepared) {
+      const fix = `ROLLBACK PREPARED ${literal(p.gid)}`;
+      try {
+        await onDb(c, p.db, (dc) => dc.query(fix));
+        done.push({ ...preparedItem(p), outcome: "reverted", fix });
+      } catch (e) {
+        if ((e as { code?: string }).code === "42704") continue;
+        failures.push(`${preparedItem(p).description}: ${(e as Error).message}`);
+      }
+    }
+    return { done, failures };
+  };
+
   /** One finding's statements in one transaction; false (and rolled back) when they fail. */
   const tryRun = async (c: pg.ClientBase, sql: readonly string[]): Promise<string | null> => {
     if (sql.length === 0) return null;
@@ -799,11 +864,31 @@ export function createPostgresConnector(
         await awaitExit(c, killed, role);
         // When the holder could no longer change anything: the cut, unless sessions were still ended here.
         const goneAt = cutEntry !== undefined && cut !== undefined && killed.length === 0 ? cutEntry.mark : mark();
-        // 3. Containment (ADR 0009): every difference from the window's snapshot, in every database.
         const swept: SweepItem[] = [];
         const reported: string[] = [];
         const failures: string[] = [];
+        // 2b. Prepared transactions the role left (`PREPARE TRANSACTION`) outlive its sessions: they
+        //     hold their locks and can be committed later by anyone allowed to. Rolled back, each in
+        //     its own database, before the comparison (their changes are not visible to it anyway).
+        //     Those prepared in the window as another role in reach (after `SET ROLE`) are left and
+        //     page: they may be the application's own two-phase commits.
         const snapshot = snapshotOf(handle);
+        const pending = await preparedOf(c, role, snapshot, facts);
+        if (settings.sweep === "revoke") {
+          const rolledBack = await rollbackPrepared(c, pending.own);
+          swept.push(...rolledBack.done);
+          failures.push(...rolledBack.failures);
+        } else {
+          for (const p of pending.own) swept.push({ ...preparedItem(p), outcome: "left", fix: null });
+        }
+        for (const p of pending.inReach) {
+          swept.push({
+            ...preparedItem(p),
+            outcome: "left",
+            fix: `not rolled back (it may be another session's two-phase commit): check it, then COMMIT PREPARED or ROLLBACK PREPARED ${literal(p.gid)} in database ${p.db}`,
+          });
+        }
+        // 3. Containment (ADR 0009): every difference from the window's snapshot, in every database.
         const owner = ownerFor(facts);
         /** Something was changed at the target: verify must compare again, not trust the comparison above. */
         let changed = false;
@@ -919,14 +1004,16 @@ export function createPostgresConnector(
       withClient("verify", async (c): Promise<VerifyResult> => {
         const role = principalOf(handle);
         const [state] = (
-          await c.query<{ exists: boolean; open: number }>(
+          await c.query<{ exists: boolean; open: number; prepared: number }>(
             `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS exists,
-                    (SELECT count(*)::int FROM pg_stat_activity WHERE usename = $1) AS open`,
+                    (SELECT count(*)::int FROM pg_stat_activity WHERE usename = $1) AS open,
+                    (SELECT count(*)::int FROM pg_prepared_xacts WHERE owner = $1) AS prepared`,
             [role],
           )
         ).rows;
         const exists = state?.exists ?? false;
         const open = state?.open ?? 0;
+        const prepared = state?.prepared ?? 0;
         const snapshot = snapshotOf(handle);
         const left: string[] = [];
         // This process's revocation of the role just compared the cluster, after its sessions
@@ -951,11 +1038,12 @@ export function createPostgresConnector(
           }
         }
         return {
-          revoked: !exists && open === 0 && left.length === 0,
+          revoked: !exists && open === 0 && prepared === 0 && left.length === 0,
           detail: {
             role,
             roleExists: exists,
             backends: open,
+            preparedTransactions: prepared,
             sweepLeft: left,
             ...(snapshot && settings.sweep === "revoke" ? { compared: reused ? "at revocation" : "again" } : {}),
           },
