@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { SweepItem } from "../src/connectors/postgres-connector.js";
 import type { Connector, ConnectorGrantFacts, ConnectorResult } from "../src/core/ports.js";
@@ -614,6 +615,62 @@ describe("containment: what the holder made or changed does not outlive the wind
     expect(await runAs(estate.url("postgres", "", "app"), "COMMIT PREPARED 'holder_app'")).toMatch(/does not exist/);
     expect(await one("SELECT count(*)::int AS n FROM public.accounts WHERE id = 3")).toEqual({ n: 0 });
     expect(await one("SELECT count(*)::int AS n FROM public.invoices WHERE id = 2", "billing")).toEqual({ n: 0 });
+  });
+});
+
+describe("containment: grants ending together", () => {
+  it("are revoked and verified in one batch, each with what it would get alone; one grant's failure does not fail the others", async () => {
+    const c = estate.connector();
+    const mk = async (grantId: string) => {
+      const f = facts(grantId, ["recovery_dba"]);
+      const planned = c.plan(f);
+      const granted = await c.grant(f, planned);
+      return { facts: f, handle: { ...planned, ...granted.handle }, url: granted.credential?.reveal() ?? "" };
+    };
+    const quiet = await mk("g_batch_quiet");
+    const maker = await mk("g_batch_maker");
+    const preparer = await mk("g_batch_prep");
+    const session = new pg.Client({ connectionString: quiet.url });
+    const ended = new Promise<string>((resolve) => session.on("error", (e) => resolve(e.message)));
+    await session.connect();
+    expect(
+      await runAs(
+        maker.url,
+        "CREATE FUNCTION public.batch_backdoor() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
+      ),
+    ).toBeNull();
+    expect(
+      await runAs(
+        preparer.url,
+        "BEGIN",
+        "INSERT INTO public.accounts VALUES (7, 'umbrella', 1)",
+        "PREPARE TRANSACTION 'batch_prep'",
+      ),
+    ).toBeNull();
+    const broken = { facts: facts("g_batch_broken", ["recovery_dba"]), handle: { principal: "not_a_grant_role" } };
+    const results = (await c.revokeMany?.([quiet, maker, broken, preparer])) ?? [];
+    expect(results).toHaveLength(4);
+    type Done = { revoke: ConnectorResult; verify: { revoked: boolean; detail: Record<string, unknown> } };
+    const done = (r: unknown): Done & { revoke: { detail: { swept: SweepItem[] } } } =>
+      r as Done & { revoke: { detail: { swept: SweepItem[] } } };
+    const [q, m, p] = [done(results[0]), done(results[1]), done(results[3])];
+    const b = results[2] as { error: unknown };
+    expect(await ended).toMatch(/terminat/);
+    expect(q.revoke.detail).toMatchObject({ role: "bg_g_batch_quiet", existed: true, terminated: 1, swept: [] });
+    expect(q.verify).toMatchObject({ revoked: true, detail: { compared: "at revocation", sweepLeft: [] } });
+    expect(m.revoke.detail.swept.find((i) => /batch_backdoor/.test(i.description))).toMatchObject({
+      outcome: "reverted",
+    });
+    expect(m.verify.revoked).toBe(true);
+    expect(String(b.error)).toMatch(/no bg_ role/);
+    expect(p.revoke.detail.swept.map((i) => [i.kind, i.outcome])).toEqual([["prepared_transaction", "reverted"]]);
+    expect(p.verify.revoked).toBe(true);
+    expect(
+      await estate.sql("SELECT rolname FROM pg_roles WHERE starts_with(rolname, 'bg_g_batch')", undefined, "postgres"),
+    ).toEqual([]);
+    expect(await one("SELECT to_regprocedure('public.batch_backdoor()') AS f")).toEqual({ f: null });
+    expect(await estate.sql("SELECT gid FROM pg_prepared_xacts", undefined, "postgres")).toEqual([]);
+    expect(await one("SELECT count(*)::int AS n FROM public.accounts WHERE id = 7")).toEqual({ n: 0 });
   });
 });
 

@@ -561,19 +561,37 @@ export function createPostgresConnector(
     role: string,
     snapshot: CatalogSnapshot | null,
     facts: ConnectorGrantFacts,
-  ): Promise<{ own: Prepared[]; inReach: Prepared[] }> => {
-    const { rows } = await c.query<Prepared>(
-      `SELECT gid, database AS db, owner, prepared FROM pg_prepared_xacts
-        WHERE owner = $1 OR prepared >= to_timestamp($2::float8 / 1000) ORDER BY prepared`,
-      [role, snapshot?.cluster.at ?? null],
-    );
+  ): Promise<{ own: Prepared[]; inReach: Prepared[] }> =>
+    classifyPrepared(await readPrepared(c, [role], [snapshot]), role, snapshot, facts);
+  /** Prepared transactions of `roles`, and all prepared since the earliest of the windows began. */
+  const readPrepared = async (
+    c: pg.ClientBase,
+    roles: readonly string[],
+    snapshots: readonly (CatalogSnapshot | null)[],
+  ): Promise<Prepared[]> => {
+    const since = Math.min(...snapshots.map((s) => s?.cluster.at ?? Number.POSITIVE_INFINITY));
+    return (
+      await c.query<Prepared>(
+        `SELECT gid, database AS db, owner, prepared FROM pg_prepared_xacts
+          WHERE owner = ANY($1) OR prepared >= to_timestamp($2::float8 / 1000) ORDER BY prepared`,
+        [roles, Number.isFinite(since) ? since : null],
+      )
+    ).rows;
+  };
+  const classifyPrepared = (
+    rows: readonly Prepared[],
+    role: string,
+    snapshot: CatalogSnapshot | null,
+    facts: ConnectorGrantFacts,
+  ): { own: Prepared[]; inReach: Prepared[] } => {
     const own = rows.filter((p) => p.owner === role);
-    if (!snapshot || own.length === rows.length) return { own, inReach: [] };
+    const since = snapshot?.cluster.at;
+    const others = rows.filter((p) => p.owner !== role && since !== undefined && p.prepared.getTime() >= since);
+    if (!snapshot || others.length === 0) return { own, inReach: [] };
     const known = new Set(Object.values(snapshot.cluster.roles).map((r) => r.name));
     const reach = new Set(assessReach(snapshot.cluster, roleGrants(facts.role).roles).reach);
-    const inReach = rows.filter(
+    const inReach = others.filter(
       (p) =>
-        p.owner !== role &&
         !ignored.has(p.owner) &&
         !p.owner.startsWith(settings.role_prefix) &&
         (reach.has(p.owner) || !known.has(p.owner)),
@@ -752,6 +770,327 @@ export function createPostgresConnector(
     return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(password)}@${hostPart}:${port}/${encodeURIComponent(database)}${query}`;
   };
 
+  /**
+   * A revocation after its cut (revoke's steps 2b–4): prepared transactions, the comparison with
+   * the window's snapshot and what it finds, then the grant role dropped.
+   */
+  const finishRevoke = async (
+    c: pg.ClientBase,
+    facts: ConnectorGrantFacts,
+    handle: Readonly<Record<string, unknown>>,
+    cut: { role: string; started: number; exists: boolean; terminated: number; goneAt: number },
+  ): Promise<ConnectorResult> => {
+    const { role, started, exists, terminated, goneAt } = cut;
+    const swept: SweepItem[] = [];
+    const reported: string[] = [];
+    const failures: string[] = [];
+    // 2b. Prepared transactions the role left (`PREPARE TRANSACTION`) outlive its sessions: they
+    //     hold their locks and can be committed later by anyone allowed to. Rolled back, each in
+    //     its own database, before the comparison (their changes are not visible to it anyway).
+    //     Those prepared in the window as another role in reach (after `SET ROLE`) are left and
+    //     page: they may be the application's own two-phase commits.
+    const snapshot = snapshotOf(handle);
+    const pending = await preparedOf(c, role, snapshot, facts);
+    if (settings.sweep === "revoke") {
+      const rolledBack = await rollbackPrepared(c, pending.own);
+      swept.push(...rolledBack.done);
+      failures.push(...rolledBack.failures);
+    } else {
+      for (const p of pending.own) swept.push({ ...preparedItem(p), outcome: "left", fix: null });
+    }
+    for (const p of pending.inReach) {
+      swept.push({
+        ...preparedItem(p),
+        outcome: "left",
+        fix: `not rolled back (it may be another session's two-phase commit): check it, then COMMIT PREPARED or ROLLBACK PREPARED ${literal(p.gid)} in database ${p.db}`,
+      });
+    }
+    // 3. Containment (ADR 0009): every difference from the window's snapshot, in every database.
+    const owner = ownerFor(facts);
+    /** Something was changed at the target: verify must compare again, not trust the comparison above. */
+    let changed = false;
+    if (snapshot) {
+      // A read begun after the holder's sessions were gone (see sharedRead); when it shows
+      // anything, a read begun after this revocation started is what is acted on.
+      let read = await sharedRead(c, goneAt);
+      let findings = compareCatalogs(
+        snapshot,
+        read.snapshot,
+        compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
+      );
+      if ((findings.length > 0 || read.unreadable.length > 0) && read.began < started) {
+        read = await sharedRead(c, started);
+        findings = compareCatalogs(
+          snapshot,
+          read.snapshot,
+          compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
+        );
+      }
+      const { unreadable } = read;
+      failures.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
+      reported.push(...findings.filter((f) => f.outcome === "reported").map((f) => f.description));
+      if (settings.sweep === "report") {
+        // Nothing is changed: whatever would have been undone is left, and pages.
+        for (const f of findings) {
+          if (f.outcome !== "reported" && (f.sql.length > 0 || f.outcome === "left")) {
+            swept.push({ id: f.id, kind: f.kind, outcome: "left", description: f.description, fix: null });
+          }
+        }
+      } else {
+        changed = findings.some((f) => f.sql.length > 0 || f.dropRole !== undefined);
+        const applied = await applyFindings(c, findings, owner);
+        swept.push(...applied.done);
+        failures.push(...applied.failures);
+        await awaitExit(c, applied.killed, role);
+      }
+    }
+    // 4. The grant role itself: what it still owns goes to the owner (data is never dropped), then it goes.
+    let reassignedTo: string | null = null;
+    if (exists) {
+      await dropRole(c, role, owner);
+      reassignedTo = owner;
+    }
+    if (failures.length > 0) {
+      throw new BreakglassError(
+        "ERR_CONNECTOR_FAILED",
+        `postgres target ${ctx.targetName}: role ${role} is gone, but ${failures.length} change(s) of the window could not be compared or undone: ${failures.join("; ")}`,
+        { role, swept, reported, failures },
+      );
+    }
+    // The comparison found nothing to do, read after the holder's sessions were gone: it is
+    // the verification too (see verify). After changes, verify reads again.
+    if (snapshot && settings.sweep === "revoke" && !changed) settledAt.set(role, Date.now());
+    return { credential: null, detail: { role, existed: exists, terminated, reassignedTo, swept, reported } };
+  };
+
+  interface RoleState {
+    readonly exists: boolean;
+    readonly open: number;
+    readonly prepared: number;
+  }
+  /** Does each role still exist, with how many backends and prepared transactions (one round trip for all). */
+  const roleStates = async (c: pg.ClientBase, roles: readonly string[]): Promise<Map<string, RoleState>> => {
+    const { rows } = await c.query<{ role: string } & RoleState>(
+      `SELECT r AS role, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) AS exists,
+              (SELECT count(*)::int FROM pg_stat_activity WHERE usename = r) AS open,
+              (SELECT count(*)::int FROM pg_prepared_xacts WHERE owner = r) AS prepared
+         FROM unnest($1::text[]) AS r`,
+      [roles],
+    );
+    return new Map(rows.map((r) => [r.role, { exists: r.exists, open: r.open, prepared: r.prepared }]));
+  };
+
+  /** Verify one grant; `known` is its role's state when already read (a batch reads all at once). */
+  const verifyOn = async (
+    c: pg.ClientBase,
+    facts: ConnectorGrantFacts,
+    handle: Readonly<Record<string, unknown>>,
+    known: RoleState | null,
+  ): Promise<VerifyResult> => {
+    const role = principalOf(handle);
+    const state = known ?? (await roleStates(c, [role])).get(role);
+    const exists = state?.exists ?? false;
+    const open = state?.open ?? 0;
+    const prepared = state?.prepared ?? 0;
+    const snapshot = snapshotOf(handle);
+    const left: string[] = [];
+    // This process's revocation of the role just compared the cluster, after its sessions
+    // had ended, and found nothing to change: reading it again would find the same.
+    const settled = settledAt.get(role);
+    settledAt.delete(role);
+    const reused = snapshot !== null && settled !== undefined && Date.now() - settled < timeoutMs;
+    if (snapshot && settings.sweep === "revoke" && !reused) {
+      const { snapshot: now, unreadable } = await sharedRead(c, mark());
+      const owner = ownerFor(facts);
+      left.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
+      for (const f of compareCatalogs(snapshot, now, compareContext(role, owner, adminOidOf(now.cluster)))) {
+        if (
+          f.sql.length > 0 &&
+          f.settled === undefined &&
+          f.outcome !== "left" &&
+          f.outcome !== "reported" &&
+          !f.dropRole
+        ) {
+          left.push(f.description);
+        }
+      }
+    }
+    return {
+      revoked: !exists && open === 0 && prepared === 0 && left.length === 0,
+      detail: {
+        role,
+        roleExists: exists,
+        backends: open,
+        preparedTransactions: prepared,
+        sweepLeft: left,
+        ...(snapshot && settings.sweep === "revoke" ? { compared: reused ? "at revocation" : "again" } : {}),
+      },
+    };
+  };
+
+  type BatchItem = { readonly facts: ConnectorGrantFacts; readonly handle: Readonly<Record<string, unknown>> };
+  type BatchOutcome = { readonly revoke: ConnectorResult; readonly verify: VerifyResult } | { readonly error: unknown };
+
+  /**
+   * Revoke and verify many grants together, with the round trips of one (revokeMany): the cut
+   * (`NOLOGIN` for roles not cut just before, sessions terminated and awaited), the prepared
+   * transactions, the catalog read and the verification are one statement for all roles; every
+   * role whose comparison finds nothing to do is dropped in one `DROP ROLE a, b, …`. A role with
+   * anything to do (a finding, a prepared transaction, a database not read, a legacy handle)
+   * takes the single revocation's path, one after another; a failed batched drop is retried
+   * role by role. Each grant gets the same result and items as from `revoke` and `verify`.
+   */
+  const revokeBatch = (items: readonly BatchItem[]): Promise<BatchOutcome[]> =>
+    withClient("revoke", async (c): Promise<BatchOutcome[]> => {
+      const started = mark();
+      const out: (BatchOutcome | undefined)[] = items.map(() => undefined);
+      const roleOf: (string | null)[] = items.map((it, i) => {
+        try {
+          return principalOf(it.handle);
+        } catch (e) {
+          out[i] = { error: e };
+          return null;
+        }
+      });
+      const roles = [...new Set(roleOf.filter((r): r is string => r !== null))];
+      for (const r of roles) settledAt.delete(r);
+      // 1. No new sessions: NOLOGIN for roles `cutAccess` did not cut moments ago.
+      const cuts = new Map<string, { mark: number; killed: number } | undefined>();
+      for (const r of roles) {
+        const entry = cutKilled.get(r);
+        cutKilled.delete(r);
+        cuts.set(r, entry && Date.now() - entry.at < timeoutMs * 4 ? entry : undefined);
+      }
+      const existing = new Set(
+        (await c.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname = ANY($1)", [roles])).rows.map(
+          (r) => r.rolname,
+        ),
+      );
+      const toCut = roles.filter((r) => existing.has(r) && cuts.get(r) === undefined);
+      if (toCut.length > 0) {
+        await c.query(toCut.map((r) => `ALTER ROLE ${ident(r)} NOLOGIN VALID UNTIL '-infinity';`).join("\n"));
+      }
+      // 2. The open sessions ended, and awaited.
+      const killed = (
+        await c.query<{ pid: number; role: string }>(
+          `WITH victims AS MATERIALIZED (SELECT pid, usename FROM pg_stat_activity
+              WHERE usename = ANY($1) AND pid <> pg_backend_pid())
+           SELECT pid, usename AS role FROM victims WHERE pg_terminate_backend(victims.pid)`,
+          [roles],
+        )
+      ).rows;
+      await awaitExit(
+        c,
+        killed.map((k) => k.pid),
+        roles.join(", "),
+      );
+      const afterKill = mark();
+      // 2b. Prepared transactions: a role with any of its own, or in its window's reach, takes the single path.
+      const prepared = await readPrepared(
+        c,
+        roles,
+        items.map((it) => snapshotOf(it.handle)),
+      );
+      // 3. Each role compared with its window's snapshot, against a read shared by all.
+      const quick: { i: number; role: string; result: ConnectorResult }[] = [];
+      const slow: { i: number; role: string; cut: Parameters<typeof finishRevoke>[3] }[] = [];
+      for (const [i, it] of items.entries()) {
+        const role = roleOf[i];
+        if (role === null || role === undefined) continue;
+        const cutEntry = cuts.get(role);
+        const ownKilled = killed.filter((k) => k.role === role).length;
+        const exists = existing.has(role);
+        const terminated = ownKilled + (cutEntry?.killed ?? 0);
+        const goneAt = cutEntry !== undefined && ownKilled === 0 ? cutEntry.mark : afterKill;
+        const cut = { role, started, exists, terminated, goneAt };
+        const snapshot = snapshotOf(it.handle);
+        const pending = prepared.length > 0 ? classifyPrepared(prepared, role, snapshot, it.facts) : null;
+        if (
+          !snapshot ||
+          settings.sweep !== "revoke" ||
+          (pending !== null && pending.own.length + pending.inReach.length > 0)
+        ) {
+          slow.push({ i, role, cut });
+          continue;
+        }
+        try {
+          const read = await sharedRead(c, goneAt);
+          const owner = ownerFor(it.facts);
+          const findings = compareCatalogs(
+            snapshot,
+            read.snapshot,
+            compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
+          );
+          if (findings.length > 0 || read.unreadable.length > 0) {
+            slow.push({ i, role, cut });
+            continue;
+          }
+          quick.push({
+            i,
+            role,
+            result: {
+              credential: null,
+              detail: {
+                role,
+                existed: exists,
+                terminated,
+                reassignedTo: exists ? owner : null,
+                swept: [],
+                reported: [],
+              },
+            },
+          });
+        } catch (e) {
+          out[i] = { error: e };
+        }
+      }
+      // 4. Roles with nothing left to do, dropped together; one by one if that fails.
+      const drop = quick.filter((q) => existing.has(q.role));
+      if (drop.length > 0) {
+        try {
+          await c.query(`DROP ROLE ${drop.map((q) => ident(q.role)).join(", ")}`);
+        } catch {
+          for (const q of drop) {
+            try {
+              await dropRole(c, q.role, ownerFor((items[q.i] as BatchItem).facts));
+            } catch (e) {
+              out[q.i] = { error: e };
+            }
+          }
+        }
+      }
+      for (const q of quick) if (out[q.i] === undefined) settledAt.set(q.role, Date.now());
+      // The others: the single revocation's path, one after another.
+      const revoked = new Map<number, ConnectorResult>(
+        quick.filter((q) => out[q.i] === undefined).map((q) => [q.i, q.result]),
+      );
+      for (const s of slow) {
+        try {
+          const it = items[s.i] as BatchItem;
+          revoked.set(s.i, await finishRevoke(c, it.facts, it.handle, s.cut));
+        } catch (e) {
+          out[s.i] = { error: e };
+        }
+      }
+      // 5. Verified from one read of every role's state.
+      const states = await roleStates(
+        c,
+        [...revoked.keys()].map((i) => roleOf[i] as string),
+      );
+      for (const [i, result] of revoked) {
+        const it = items[i] as BatchItem;
+        try {
+          out[i] = {
+            revoke: result,
+            verify: await verifyOn(c, it.facts, it.handle, states.get(roleOf[i] as string) ?? null),
+          };
+        } catch (e) {
+          out[i] = { error: e };
+        }
+      }
+      return out.map((o) => o ?? { error: new Error("not revoked") });
+    });
+
   return {
     timeoutMs: timeoutMs * 4,
     plan: (facts) => ({
@@ -864,86 +1203,7 @@ export function createPostgresConnector(
         await awaitExit(c, killed, role);
         // When the holder could no longer change anything: the cut, unless sessions were still ended here.
         const goneAt = cutEntry !== undefined && cut !== undefined && killed.length === 0 ? cutEntry.mark : mark();
-        const swept: SweepItem[] = [];
-        const reported: string[] = [];
-        const failures: string[] = [];
-        // 2b. Prepared transactions the role left (`PREPARE TRANSACTION`) outlive its sessions: they
-        //     hold their locks and can be committed later by anyone allowed to. Rolled back, each in
-        //     its own database, before the comparison (their changes are not visible to it anyway).
-        //     Those prepared in the window as another role in reach (after `SET ROLE`) are left and
-        //     page: they may be the application's own two-phase commits.
-        const snapshot = snapshotOf(handle);
-        const pending = await preparedOf(c, role, snapshot, facts);
-        if (settings.sweep === "revoke") {
-          const rolledBack = await rollbackPrepared(c, pending.own);
-          swept.push(...rolledBack.done);
-          failures.push(...rolledBack.failures);
-        } else {
-          for (const p of pending.own) swept.push({ ...preparedItem(p), outcome: "left", fix: null });
-        }
-        for (const p of pending.inReach) {
-          swept.push({
-            ...preparedItem(p),
-            outcome: "left",
-            fix: `not rolled back (it may be another session's two-phase commit): check it, then COMMIT PREPARED or ROLLBACK PREPARED ${literal(p.gid)} in database ${p.db}`,
-          });
-        }
-        // 3. Containment (ADR 0009): every difference from the window's snapshot, in every database.
-        const owner = ownerFor(facts);
-        /** Something was changed at the target: verify must compare again, not trust the comparison above. */
-        let changed = false;
-        if (snapshot) {
-          // A read begun after the holder's sessions were gone (see sharedRead); when it shows
-          // anything, a read begun after this revocation started is what is acted on.
-          let read = await sharedRead(c, goneAt);
-          let findings = compareCatalogs(
-            snapshot,
-            read.snapshot,
-            compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
-          );
-          if ((findings.length > 0 || read.unreadable.length > 0) && read.began < started) {
-            read = await sharedRead(c, started);
-            findings = compareCatalogs(
-              snapshot,
-              read.snapshot,
-              compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
-            );
-          }
-          const { unreadable } = read;
-          failures.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
-          reported.push(...findings.filter((f) => f.outcome === "reported").map((f) => f.description));
-          if (settings.sweep === "report") {
-            // Nothing is changed: whatever would have been undone is left, and pages.
-            for (const f of findings) {
-              if (f.outcome !== "reported" && (f.sql.length > 0 || f.outcome === "left")) {
-                swept.push({ id: f.id, kind: f.kind, outcome: "left", description: f.description, fix: null });
-              }
-            }
-          } else {
-            changed = findings.some((f) => f.sql.length > 0 || f.dropRole !== undefined);
-            const applied = await applyFindings(c, findings, owner);
-            swept.push(...applied.done);
-            failures.push(...applied.failures);
-            await awaitExit(c, applied.killed, role);
-          }
-        }
-        // 4. The grant role itself: what it still owns goes to the owner (data is never dropped), then it goes.
-        let reassignedTo: string | null = null;
-        if (exists) {
-          await dropRole(c, role, owner);
-          reassignedTo = owner;
-        }
-        if (failures.length > 0) {
-          throw new BreakglassError(
-            "ERR_CONNECTOR_FAILED",
-            `postgres target ${ctx.targetName}: role ${role} is gone, but ${failures.length} change(s) of the window could not be compared or undone: ${failures.join("; ")}`,
-            { role, swept, reported, failures },
-          );
-        }
-        // The comparison found nothing to do, read after the holder's sessions were gone: it is
-        // the verification too (see verify). After changes, verify reads again.
-        if (snapshot && settings.sweep === "revoke" && !changed) settledAt.set(role, Date.now());
-        return { credential: null, detail: { role, existed: exists, terminated, reassignedTo, swept, reported } };
+        return finishRevoke(c, facts, handle, { role, started, exists, terminated, goneAt });
       }),
 
     async cutAccess(grants) {
@@ -1000,55 +1260,11 @@ export function createPostgresConnector(
       }
     },
 
-    verify: (facts, handle) =>
-      withClient("verify", async (c): Promise<VerifyResult> => {
-        const role = principalOf(handle);
-        const [state] = (
-          await c.query<{ exists: boolean; open: number; prepared: number }>(
-            `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS exists,
-                    (SELECT count(*)::int FROM pg_stat_activity WHERE usename = $1) AS open,
-                    (SELECT count(*)::int FROM pg_prepared_xacts WHERE owner = $1) AS prepared`,
-            [role],
-          )
-        ).rows;
-        const exists = state?.exists ?? false;
-        const open = state?.open ?? 0;
-        const prepared = state?.prepared ?? 0;
-        const snapshot = snapshotOf(handle);
-        const left: string[] = [];
-        // This process's revocation of the role just compared the cluster, after its sessions
-        // had ended, and found nothing to change: reading it again would find the same.
-        const settled = settledAt.get(role);
-        settledAt.delete(role);
-        const reused = snapshot !== null && settled !== undefined && Date.now() - settled < timeoutMs;
-        if (snapshot && settings.sweep === "revoke" && !reused) {
-          const { snapshot: now, unreadable } = await sharedRead(c, mark());
-          const owner = ownerFor(facts);
-          left.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
-          for (const f of compareCatalogs(snapshot, now, compareContext(role, owner, adminOidOf(now.cluster)))) {
-            if (
-              f.sql.length > 0 &&
-              f.settled === undefined &&
-              f.outcome !== "left" &&
-              f.outcome !== "reported" &&
-              !f.dropRole
-            ) {
-              left.push(f.description);
-            }
-          }
-        }
-        return {
-          revoked: !exists && open === 0 && prepared === 0 && left.length === 0,
-          detail: {
-            role,
-            roleExists: exists,
-            backends: open,
-            preparedTransactions: prepared,
-            sweepLeft: left,
-            ...(snapshot && settings.sweep === "revoke" ? { compared: reused ? "at revocation" : "again" } : {}),
-          },
-        };
-      }),
+    verify: (facts, handle) => withClient("verify", async (c) => verifyOn(c, facts, handle, null)),
+
+    async revokeMany(items) {
+      return revokeBatch(items);
+    },
 
     watchSessions: () =>
       withClient("watch", async (c): Promise<WatchedSession[]> => {
