@@ -868,15 +868,14 @@ export function createPostgresConnector(
     readonly open: number;
     readonly prepared: number;
   }
-  /** Does each role still exist, with how many backends and prepared transactions (one round trip for all). */
+  /** Does each role still exist, with how many backends and prepared transactions (one statement for all; literals, so it can follow another in one round trip). */
+  const statesSql = (roles: readonly string[]): string =>
+    `SELECT r AS role, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) AS exists,
+            (SELECT count(*)::int FROM pg_stat_activity WHERE usename = r) AS open,
+            (SELECT count(*)::int FROM pg_prepared_xacts WHERE owner = r) AS prepared
+       FROM unnest(ARRAY[${roles.map(literal).join(", ")}]::text[]) AS r`;
   const roleStates = async (c: pg.ClientBase, roles: readonly string[]): Promise<Map<string, RoleState>> => {
-    const { rows } = await c.query<{ role: string } & RoleState>(
-      `SELECT r AS role, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) AS exists,
-              (SELECT count(*)::int FROM pg_stat_activity WHERE usename = r) AS open,
-              (SELECT count(*)::int FROM pg_prepared_xacts WHERE owner = r) AS prepared
-         FROM unnest($1::text[]) AS r`,
-      [roles],
-    );
+    const { rows } = await c.query<{ role: string } & RoleState>(statesSql(roles));
     return new Map(rows.map((r) => [r.role, { exists: r.exists, open: r.open, prepared: r.prepared }]));
   };
 
@@ -961,36 +960,53 @@ export function createPostgresConnector(
         cutKilled.delete(r);
         cuts.set(r, entry && Date.now() - entry.at < timeoutMs * 4 ? entry : undefined);
       }
-      const existing = new Set(
-        (await c.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname = ANY($1)", [roles])).rows.map(
-          (r) => r.rolname,
-        ),
-      );
-      const toCut = roles.filter((r) => existing.has(r) && cuts.get(r) === undefined);
-      if (toCut.length > 0) {
-        await c.query(toCut.map((r) => `ALTER ROLE ${ident(r)} NOLOGIN VALID UNTIL '-infinity';`).join("\n"));
+      // Roles not cut just before: NOLOGIN first (the existence check is then read again below).
+      if (roles.some((r) => cuts.get(r) === undefined)) {
+        const present = new Set(
+          (
+            await c.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname = ANY($1)", [roles])
+          ).rows.map((r) => r.rolname),
+        );
+        const toCut = roles.filter((r) => present.has(r) && cuts.get(r) === undefined);
+        if (toCut.length > 0) {
+          await c.query(toCut.map((r) => `ALTER ROLE ${ident(r)} NOLOGIN VALID UNTIL '-infinity';`).join("\n"));
+        }
       }
-      // 2. The open sessions ended, and awaited.
-      const killed = (
-        await c.query<{ pid: number; role: string }>(
+      // 2. The open sessions ended (and awaited); in the same round trip, which roles exist and the
+      //    prepared transactions (2b). When no session was left to end, none of these roles has a
+      //    backend, so none can prepare anything later: the read is final. Otherwise it is read
+      //    again once the ended sessions are gone.
+      const snapshots = items.map((it) => snapshotOf(it.handle));
+      const since = Math.min(...snapshots.map((sn) => sn?.cluster.at ?? Number.POSITIVE_INFINITY));
+      const [state] = (
+        await c.query<{
+          existing: string[];
+          killed: { pid: number; role: string }[];
+          prepared: (Omit<Prepared, "prepared"> & { prepared: string })[];
+        }>(
           `WITH victims AS MATERIALIZED (SELECT pid, usename FROM pg_stat_activity
-              WHERE usename = ANY($1) AND pid <> pg_backend_pid())
-           SELECT pid, usename AS role FROM victims WHERE pg_terminate_backend(victims.pid)`,
-          [roles],
+              WHERE usename = ANY($1) AND pid <> pg_backend_pid()),
+                killed AS MATERIALIZED (SELECT pid, usename AS role FROM victims WHERE pg_terminate_backend(victims.pid))
+           SELECT (SELECT coalesce(json_agg(rolname), '[]') FROM pg_roles WHERE rolname = ANY($1)) AS existing,
+                  (SELECT coalesce(json_agg(json_build_object('pid', pid, 'role', role)), '[]') FROM killed) AS killed,
+                  (SELECT coalesce(json_agg(json_build_object('gid', gid, 'db', database, 'owner', owner, 'prepared', prepared)
+                            ORDER BY prepared), '[]')
+                     FROM pg_prepared_xacts WHERE owner = ANY($1) OR prepared >= to_timestamp($2::float8 / 1000)) AS prepared`,
+          [roles, Number.isFinite(since) ? since : null],
         )
       ).rows;
-      await awaitExit(
-        c,
-        killed.map((k) => k.pid),
-        roles.join(", "),
-      );
+      const existing = new Set(state?.existing ?? []);
+      const killed = state?.killed ?? [];
+      let prepared: Prepared[] = (state?.prepared ?? []).map((p) => ({ ...p, prepared: new Date(p.prepared) }));
+      if (killed.length > 0) {
+        await awaitExit(
+          c,
+          killed.map((k) => k.pid),
+          roles.join(", "),
+        );
+        prepared = await readPrepared(c, roles, snapshots);
+      }
       const afterKill = mark();
-      // 2b. Prepared transactions: a role with any of its own, or in its window's reach, takes the single path.
-      const prepared = await readPrepared(
-        c,
-        roles,
-        items.map((it) => snapshotOf(it.handle)),
-      );
       // 3. Each role compared with its window's snapshot, against a read shared by all.
       const quick: { i: number; role: string; result: ConnectorResult }[] = [];
       const slow: { i: number; role: string; cut: Parameters<typeof finishRevoke>[3] }[] = [];
@@ -1044,11 +1060,20 @@ export function createPostgresConnector(
           out[i] = { error: e };
         }
       }
-      // 4. Roles with nothing left to do, dropped together; one by one if that fails.
+      // 4. Roles with nothing left to do, dropped together and their state read for verification
+      //    in the same round trip; one by one (and read again) if the drop fails.
       const drop = quick.filter((q) => existing.has(q.role));
-      if (drop.length > 0) {
+      const states = new Map<string, RoleState>();
+      if (quick.length > 0) {
+        const quickRoles = quick.map((q) => q.role);
         try {
-          await c.query(`DROP ROLE ${drop.map((q) => ident(q.role)).join(", ")}`);
+          const results = (await c.query(
+            `${drop.length > 0 ? `DROP ROLE ${drop.map((q) => ident(q.role)).join(", ")}; ` : ""}${statesSql(quickRoles)}`,
+          )) as unknown as
+            | pg.QueryResult<{ role: string } & RoleState>
+            | pg.QueryResult<{ role: string } & RoleState>[];
+          const rows = Array.isArray(results) ? (results.at(-1)?.rows ?? []) : results.rows;
+          for (const r of rows) states.set(r.role, { exists: r.exists, open: r.open, prepared: r.prepared });
         } catch {
           for (const q of drop) {
             try {
@@ -1057,13 +1082,14 @@ export function createPostgresConnector(
               out[q.i] = { error: e };
             }
           }
+          for (const [r, st] of await roleStates(c, quickRoles)) states.set(r, st);
         }
       }
       for (const q of quick) if (out[q.i] === undefined) settledAt.set(q.role, Date.now());
-      // The others: the single revocation's path, one after another.
       const revoked = new Map<number, ConnectorResult>(
         quick.filter((q) => out[q.i] === undefined).map((q) => [q.i, q.result]),
       );
+      // The others: the single revocation's path, one after another, then one read of their state.
       for (const s of slow) {
         try {
           const it = items[s.i] as BatchItem;
@@ -1072,11 +1098,9 @@ export function createPostgresConnector(
           out[s.i] = { error: e };
         }
       }
-      // 5. Verified from one read of every role's state.
-      const states = await roleStates(
-        c,
-        [...revoked.keys()].map((i) => roleOf[i] as string),
-      );
+      const slowRoles = slow.filter((s) => revoked.has(s.i)).map((s) => s.role);
+      if (slowRoles.length > 0) for (const [r, st] of await roleStates(c, slowRoles)) states.set(r, st);
+      // 5. Verified from those reads.
       for (const [i, result] of revoked) {
         const it = items[i] as BatchItem;
         try {
