@@ -93,7 +93,14 @@ describe("postgres connector", () => {
     // The revocation's own comparison (read after the session was gone) found nothing to change: verify reuses it once.
     expect(verified).toEqual({
       revoked: true,
-      detail: { role: "bg_g_sess", roleExists: false, backends: 0, sweepLeft: [], compared: "at revocation" },
+      detail: {
+        role: "bg_g_sess",
+        roleExists: false,
+        backends: 0,
+        preparedTransactions: 0,
+        sweepLeft: [],
+        compared: "at revocation",
+      },
     });
     expect((await c.verify(f, handle)).detail).toMatchObject({ compared: "again", sweepLeft: [] });
   });

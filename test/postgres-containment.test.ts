@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { SweepItem } from "../src/connectors/postgres-connector.js";
 import type { Connector, ConnectorGrantFacts, ConnectorResult } from "../src/core/ports.js";
@@ -563,6 +564,113 @@ describe("containment: what the holder made or changed does not outlive the wind
     const second = await end(b);
     expect(item(second, /table public\.b_work was created/).outcome).toBe("kept");
     expect(await runAs(as("reporting"), "SELECT * FROM public.b_work")).toMatch(/permission denied/);
+  });
+
+  it("a prepared transaction the holder left (PREPARE TRANSACTION) is rolled back in its own database; its writes never become visible", async () => {
+    const w = await open("g_prepared", ["recovery_dba"]);
+    await w.run(
+      "app",
+      "BEGIN",
+      "INSERT INTO public.accounts VALUES (3, 'initech', 999)",
+      "PREPARE TRANSACTION 'holder_app'",
+    );
+    await w.run(
+      "billing",
+      "BEGIN",
+      "INSERT INTO public.invoices VALUES (2, 1000)",
+      "PREPARE TRANSACTION 'holder_billing'",
+    );
+    // As another role in reach it is owned by that role: it may be the application's own
+    // two-phase commit, so it is left and paged rather than rolled back.
+    await w.run(
+      "app",
+      "SET ROLE app_owner",
+      "BEGIN",
+      "INSERT INTO public.accounts VALUES (4, 'hooli', 5)",
+      "PREPARE TRANSACTION 'as_owner'",
+    );
+    // The path is real: they outlive the holder's sessions.
+    expect(
+      await estate.sql("SELECT gid, database, owner FROM pg_prepared_xacts ORDER BY gid", undefined, "postgres"),
+    ).toEqual([
+      { gid: "as_owner", database: "app", owner: "app_owner" },
+      { gid: "holder_app", database: "app", owner: "bg_g_prepared" },
+      { gid: "holder_billing", database: "billing", owner: "bg_g_prepared" },
+    ]);
+    const ended = await end(w);
+    expect(item(ended, /prepared transaction 'holder_app' of bg_g_prepared in database app/)).toMatchObject({
+      kind: "prepared_transaction",
+      outcome: "reverted",
+      fix: "ROLLBACK PREPARED 'holder_app'",
+    });
+    expect(item(ended, /prepared transaction 'holder_billing' of bg_g_prepared in database billing/).outcome).toBe(
+      "reverted",
+    );
+    expect(item(ended, /prepared transaction 'as_owner' of app_owner in database app/)).toMatchObject({
+      kind: "prepared_transaction",
+      outcome: "left",
+    });
+    expect(await estate.sql("SELECT gid FROM pg_prepared_xacts", undefined, "postgres")).toEqual([{ gid: "as_owner" }]);
+    // Nobody can commit them afterwards, and what they wrote never became visible.
+    expect(await runAs(estate.url("postgres", "", "app"), "COMMIT PREPARED 'holder_app'")).toMatch(/does not exist/);
+    expect(await one("SELECT count(*)::int AS n FROM public.accounts WHERE id = 3")).toEqual({ n: 0 });
+    expect(await one("SELECT count(*)::int AS n FROM public.invoices WHERE id = 2", "billing")).toEqual({ n: 0 });
+  });
+});
+
+describe("containment: grants ending together", () => {
+  it("are revoked and verified in one batch, each with what it would get alone; one grant's failure does not fail the others", async () => {
+    const c = estate.connector();
+    const mk = async (grantId: string) => {
+      const f = facts(grantId, ["recovery_dba"]);
+      const planned = c.plan(f);
+      const granted = await c.grant(f, planned);
+      return { facts: f, handle: { ...planned, ...granted.handle }, url: granted.credential?.reveal() ?? "" };
+    };
+    const quiet = await mk("g_batch_quiet");
+    const maker = await mk("g_batch_maker");
+    const preparer = await mk("g_batch_prep");
+    const session = new pg.Client({ connectionString: quiet.url });
+    const ended = new Promise<string>((resolve) => session.on("error", (e) => resolve(e.message)));
+    await session.connect();
+    expect(
+      await runAs(
+        maker.url,
+        "CREATE FUNCTION public.batch_backdoor() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
+      ),
+    ).toBeNull();
+    expect(
+      await runAs(
+        preparer.url,
+        "BEGIN",
+        "INSERT INTO public.accounts VALUES (7, 'umbrella', 1)",
+        "PREPARE TRANSACTION 'batch_prep'",
+      ),
+    ).toBeNull();
+    const broken = { facts: facts("g_batch_broken", ["recovery_dba"]), handle: { principal: "not_a_grant_role" } };
+    const results = (await c.revokeMany?.([quiet, maker, broken, preparer])) ?? [];
+    expect(results).toHaveLength(4);
+    type Done = { revoke: ConnectorResult; verify: { revoked: boolean; detail: Record<string, unknown> } };
+    const done = (r: unknown): Done & { revoke: { detail: { swept: SweepItem[] } } } =>
+      r as Done & { revoke: { detail: { swept: SweepItem[] } } };
+    const [q, m, p] = [done(results[0]), done(results[1]), done(results[3])];
+    const b = results[2] as { error: unknown };
+    expect(await ended).toMatch(/terminat/);
+    expect(q.revoke.detail).toMatchObject({ role: "bg_g_batch_quiet", existed: true, terminated: 1, swept: [] });
+    expect(q.verify).toMatchObject({ revoked: true, detail: { compared: "at revocation", sweepLeft: [] } });
+    expect(m.revoke.detail.swept.find((i) => /batch_backdoor/.test(i.description))).toMatchObject({
+      outcome: "reverted",
+    });
+    expect(m.verify.revoked).toBe(true);
+    expect(String(b.error)).toMatch(/no bg_ role/);
+    expect(p.revoke.detail.swept.map((i) => [i.kind, i.outcome])).toEqual([["prepared_transaction", "reverted"]]);
+    expect(p.verify.revoked).toBe(true);
+    expect(
+      await estate.sql("SELECT rolname FROM pg_roles WHERE starts_with(rolname, 'bg_g_batch')", undefined, "postgres"),
+    ).toEqual([]);
+    expect(await one("SELECT to_regprocedure('public.batch_backdoor()') AS f")).toEqual({ f: null });
+    expect(await estate.sql("SELECT gid FROM pg_prepared_xacts", undefined, "postgres")).toEqual([]);
+    expect(await one("SELECT count(*)::int AS n FROM public.accounts WHERE id = 7")).toEqual({ n: 0 });
   });
 });
 

@@ -9,7 +9,8 @@
  * containment impossible are refused unless accepted (ADR 0009).
  * Cut access (at expiry, for every grant a tick ends at once): `NOLOGIN`, terminate the roles'
  * backends and await their exit.
- * Revoke: the same cut for this role (the `NOLOGIN` skipped when just done), compare the cluster
+ * Revoke: the same cut for this role (the `NOLOGIN` skipped when just done), roll back the
+ * prepared transactions it left (`PREPARE TRANSACTION` outlives the session), compare the cluster
  * with the snapshot (a read begun after the sessions were gone, shared between revocations) and
  * revert, keep or contain each difference (src/core/pg-containment.ts), then drop the role —
  * giving what it still owns to the configured owner first (data is never dropped).
@@ -544,6 +545,88 @@ export function createPostgresConnector(
   /** Roles whose revocation in this process compared the cluster and found nothing to change: when (verify reuses it once). */
   const settledAt = new Map<string, number>();
 
+  interface Prepared {
+    readonly gid: string;
+    readonly db: string;
+    readonly owner: string;
+    readonly prepared: Date;
+  }
+  /**
+   * Prepared transactions at the end of `role`'s window: its own (`own`), and those prepared
+   * during the window by another role the holder could act as (`inReach`: in the recovery roles'
+   * reach at activation, or created since), except the broker's admin, ignored roles and grant roles.
+   */
+  const preparedOf = async (
+    c: pg.ClientBase,
+    role: string,
+    snapshot: CatalogSnapshot | null,
+    facts: ConnectorGrantFacts,
+  ): Promise<{ own: Prepared[]; inReach: Prepared[] }> =>
+    classifyPrepared(await readPrepared(c, [role], [snapshot]), role, snapshot, facts);
+  /** Prepared transactions of `roles`, and all prepared since the earliest of the windows began. */
+  const readPrepared = async (
+    c: pg.ClientBase,
+    roles: readonly string[],
+    snapshots: readonly (CatalogSnapshot | null)[],
+  ): Promise<Prepared[]> => {
+    const since = Math.min(...snapshots.map((s) => s?.cluster.at ?? Number.POSITIVE_INFINITY));
+    return (
+      await c.query<Prepared>(
+        `SELECT gid, database AS db, owner, prepared FROM pg_prepared_xacts
+          WHERE owner = ANY($1) OR prepared >= to_timestamp($2::float8 / 1000) ORDER BY prepared`,
+        [roles, Number.isFinite(since) ? since : null],
+      )
+    ).rows;
+  };
+  const classifyPrepared = (
+    rows: readonly Prepared[],
+    role: string,
+    snapshot: CatalogSnapshot | null,
+    facts: ConnectorGrantFacts,
+  ): { own: Prepared[]; inReach: Prepared[] } => {
+    const own = rows.filter((p) => p.owner === role);
+    const since = snapshot?.cluster.at;
+    const others = rows.filter((p) => p.owner !== role && since !== undefined && p.prepared.getTime() >= since);
+    if (!snapshot || others.length === 0) return { own, inReach: [] };
+    const known = new Set(Object.values(snapshot.cluster.roles).map((r) => r.name));
+    const reach = new Set(assessReach(snapshot.cluster, roleGrants(facts.role).roles).reach);
+    const inReach = others.filter(
+      (p) =>
+        !ignored.has(p.owner) &&
+        !p.owner.startsWith(settings.role_prefix) &&
+        (reach.has(p.owner) || !known.has(p.owner)),
+    );
+    return { own, inReach };
+  };
+  const preparedItem = (p: Prepared): Omit<SweepItem, "outcome" | "fix"> => ({
+    id: `prepared_xact:${p.db}:${p.gid}`,
+    kind: "prepared_transaction",
+    description: `prepared transaction ${literal(p.gid)} of ${p.owner} in database ${p.db} (prepared ${p.prepared.toISOString()}) was left open`,
+  });
+  /**
+   * Roll back these prepared transactions; `ROLLBACK PREPARED` must run in the
+   * transaction's own database. One already finished (committed or rolled back by someone else
+   * meanwhile: 42704) is not an error — what it wrote is then the incident's, like any row.
+   */
+  const rollbackPrepared = async (
+    c: pg.ClientBase,
+    prepared: readonly Prepared[],
+  ): Promise<{ done: SweepItem[]; failures: string[] }> => {
+    const done: SweepItem[] = [];
+    const failures: string[] = [];
+    for (const p of prepared) {
+      const fix = `ROLLBACK PREPARED ${literal(p.gid)}`;
+      try {
+        await onDb(c, p.db, (dc) => dc.query(fix));
+        done.push({ ...preparedItem(p), outcome: "reverted", fix });
+      } catch (e) {
+        if ((e as { code?: string }).code === "42704") continue;
+        failures.push(`${preparedItem(p).description}: ${(e as Error).message}`);
+      }
+    }
+    return { done, failures };
+  };
+
   /** One finding's statements in one transaction; false (and rolled back) when they fail. */
   const tryRun = async (c: pg.ClientBase, sql: readonly string[]): Promise<string | null> => {
     if (sql.length === 0) return null;
@@ -687,6 +770,351 @@ export function createPostgresConnector(
     return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(password)}@${hostPart}:${port}/${encodeURIComponent(database)}${query}`;
   };
 
+  /**
+   * A revocation after its cut (revoke's steps 2b–4): prepared transactions, the comparison with
+   * the window's snapshot and what it finds, then the grant role dropped.
+   */
+  const finishRevoke = async (
+    c: pg.ClientBase,
+    facts: ConnectorGrantFacts,
+    handle: Readonly<Record<string, unknown>>,
+    cut: { role: string; started: number; exists: boolean; terminated: number; goneAt: number },
+  ): Promise<ConnectorResult> => {
+    const { role, started, exists, terminated, goneAt } = cut;
+    const swept: SweepItem[] = [];
+    const reported: string[] = [];
+    const failures: string[] = [];
+    // 2b. Prepared transactions the role left (`PREPARE TRANSACTION`) outlive its sessions: they
+    //     hold their locks and can be committed later by anyone allowed to. Rolled back, each in
+    //     its own database, before the comparison (their changes are not visible to it anyway).
+    //     Those prepared in the window as another role in reach (after `SET ROLE`) are left and
+    //     page: they may be the application's own two-phase commits.
+    const snapshot = snapshotOf(handle);
+    const pending = await preparedOf(c, role, snapshot, facts);
+    if (settings.sweep === "revoke") {
+      const rolledBack = await rollbackPrepared(c, pending.own);
+      swept.push(...rolledBack.done);
+      failures.push(...rolledBack.failures);
+    } else {
+      for (const p of pending.own) swept.push({ ...preparedItem(p), outcome: "left", fix: null });
+    }
+    for (const p of pending.inReach) {
+      swept.push({
+        ...preparedItem(p),
+        outcome: "left",
+        fix: `not rolled back (it may be another session's two-phase commit): check it, then COMMIT PREPARED or ROLLBACK PREPARED ${literal(p.gid)} in database ${p.db}`,
+      });
+    }
+    // 3. Containment (ADR 0009): every difference from the window's snapshot, in every database.
+    const owner = ownerFor(facts);
+    /** Something was changed at the target: verify must compare again, not trust the comparison above. */
+    let changed = false;
+    if (snapshot) {
+      // A read begun after the holder's sessions were gone (see sharedRead); when it shows
+      // anything, a read begun after this revocation started is what is acted on.
+      let read = await sharedRead(c, goneAt);
+      let findings = compareCatalogs(
+        snapshot,
+        read.snapshot,
+        compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
+      );
+      if ((findings.length > 0 || read.unreadable.length > 0) && read.began < started) {
+        read = await sharedRead(c, started);
+        findings = compareCatalogs(
+          snapshot,
+          read.snapshot,
+          compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
+        );
+      }
+      const { unreadable } = read;
+      failures.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
+      reported.push(...findings.filter((f) => f.outcome === "reported").map((f) => f.description));
+      if (settings.sweep === "report") {
+        // Nothing is changed: whatever would have been undone is left, and pages.
+        for (const f of findings) {
+          if (f.outcome !== "reported" && (f.sql.length > 0 || f.outcome === "left")) {
+            swept.push({ id: f.id, kind: f.kind, outcome: "left", description: f.description, fix: null });
+          }
+        }
+      } else {
+        changed = findings.some((f) => f.sql.length > 0 || f.dropRole !== undefined);
+        const applied = await applyFindings(c, findings, owner);
+        swept.push(...applied.done);
+        failures.push(...applied.failures);
+        await awaitExit(c, applied.killed, role);
+      }
+    }
+    // 4. The grant role itself: what it still owns goes to the owner (data is never dropped), then it goes.
+    let reassignedTo: string | null = null;
+    if (exists) {
+      await dropRole(c, role, owner);
+      reassignedTo = owner;
+    }
+    if (failures.length > 0) {
+      throw new BreakglassError(
+        "ERR_CONNECTOR_FAILED",
+        `postgres target ${ctx.targetName}: role ${role} is gone, but ${failures.length} change(s) of the window could not be compared or undone: ${failures.join("; ")}`,
+        { role, swept, reported, failures },
+      );
+    }
+    // The comparison found nothing to do, read after the holder's sessions were gone: it is
+    // the verification too (see verify). After changes, verify reads again.
+    if (snapshot && settings.sweep === "revoke" && !changed) settledAt.set(role, Date.now());
+    return { credential: null, detail: { role, existed: exists, terminated, reassignedTo, swept, reported } };
+  };
+
+  interface RoleState {
+    readonly exists: boolean;
+    readonly open: number;
+    readonly prepared: number;
+  }
+  /** Does each role still exist, with how many backends and prepared transactions (one statement for all; literals, so it can follow another in one round trip). */
+  const statesSql = (roles: readonly string[]): string =>
+    `SELECT r AS role, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) AS exists,
+            (SELECT count(*)::int FROM pg_stat_activity WHERE usename = r) AS open,
+            (SELECT count(*)::int FROM pg_prepared_xacts WHERE owner = r) AS prepared
+       FROM unnest(ARRAY[${roles.map(literal).join(", ")}]::text[]) AS r`;
+  const roleStates = async (c: pg.ClientBase, roles: readonly string[]): Promise<Map<string, RoleState>> => {
+    const { rows } = await c.query<{ role: string } & RoleState>(statesSql(roles));
+    return new Map(rows.map((r) => [r.role, { exists: r.exists, open: r.open, prepared: r.prepared }]));
+  };
+
+  /** Verify one grant; `known` is its role's state when already read (a batch reads all at once). */
+  const verifyOn = async (
+    c: pg.ClientBase,
+    facts: ConnectorGrantFacts,
+    handle: Readonly<Record<string, unknown>>,
+    known: RoleState | null,
+  ): Promise<VerifyResult> => {
+    const role = principalOf(handle);
+    const state = known ?? (await roleStates(c, [role])).get(role);
+    const exists = state?.exists ?? false;
+    const open = state?.open ?? 0;
+    const prepared = state?.prepared ?? 0;
+    const snapshot = snapshotOf(handle);
+    const left: string[] = [];
+    // This process's revocation of the role just compared the cluster, after its sessions
+    // had ended, and found nothing to change: reading it again would find the same.
+    const settled = settledAt.get(role);
+    settledAt.delete(role);
+    const reused = snapshot !== null && settled !== undefined && Date.now() - settled < timeoutMs;
+    if (snapshot && settings.sweep === "revoke" && !reused) {
+      const { snapshot: now, unreadable } = await sharedRead(c, mark());
+      const owner = ownerFor(facts);
+      left.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
+      for (const f of compareCatalogs(snapshot, now, compareContext(role, owner, adminOidOf(now.cluster)))) {
+        if (
+          f.sql.length > 0 &&
+          f.settled === undefined &&
+          f.outcome !== "left" &&
+          f.outcome !== "reported" &&
+          !f.dropRole
+        ) {
+          left.push(f.description);
+        }
+      }
+    }
+    return {
+      revoked: !exists && open === 0 && prepared === 0 && left.length === 0,
+      detail: {
+        role,
+        roleExists: exists,
+        backends: open,
+        preparedTransactions: prepared,
+        sweepLeft: left,
+        ...(snapshot && settings.sweep === "revoke" ? { compared: reused ? "at revocation" : "again" } : {}),
+      },
+    };
+  };
+
+  type BatchItem = { readonly facts: ConnectorGrantFacts; readonly handle: Readonly<Record<string, unknown>> };
+  type BatchOutcome = { readonly revoke: ConnectorResult; readonly verify: VerifyResult } | { readonly error: unknown };
+
+  /**
+   * Revoke and verify many grants together, with the round trips of one (revokeMany): the cut
+   * (`NOLOGIN` for roles not cut just before, sessions terminated and awaited), the prepared
+   * transactions, the catalog read and the verification are one statement for all roles; every
+   * role whose comparison finds nothing to do is dropped in one `DROP ROLE a, b, …`. A role with
+   * anything to do (a finding, a prepared transaction, a database not read, a legacy handle)
+   * takes the single revocation's path, one after another; a failed batched drop is retried
+   * role by role. Each grant gets the same result and items as from `revoke` and `verify`.
+   */
+  const revokeBatch = (items: readonly BatchItem[]): Promise<BatchOutcome[]> =>
+    withClient("revoke", async (c): Promise<BatchOutcome[]> => {
+      const started = mark();
+      const out: (BatchOutcome | undefined)[] = items.map(() => undefined);
+      const roleOf: (string | null)[] = items.map((it, i) => {
+        try {
+          return principalOf(it.handle);
+        } catch (e) {
+          out[i] = { error: e };
+          return null;
+        }
+      });
+      const roles = [...new Set(roleOf.filter((r): r is string => r !== null))];
+      for (const r of roles) settledAt.delete(r);
+      // 1. No new sessions: NOLOGIN for roles `cutAccess` did not cut moments ago.
+      const cuts = new Map<string, { mark: number; killed: number } | undefined>();
+      for (const r of roles) {
+        const entry = cutKilled.get(r);
+        cutKilled.delete(r);
+        cuts.set(r, entry && Date.now() - entry.at < timeoutMs * 4 ? entry : undefined);
+      }
+      // Roles not cut just before: NOLOGIN first (the existence check is then read again below).
+      if (roles.some((r) => cuts.get(r) === undefined)) {
+        const present = new Set(
+          (
+            await c.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname = ANY($1)", [roles])
+          ).rows.map((r) => r.rolname),
+        );
+        const toCut = roles.filter((r) => present.has(r) && cuts.get(r) === undefined);
+        if (toCut.length > 0) {
+          await c.query(toCut.map((r) => `ALTER ROLE ${ident(r)} NOLOGIN VALID UNTIL '-infinity';`).join("\n"));
+        }
+      }
+      // 2. The open sessions ended (and awaited); in the same round trip, which roles exist and the
+      //    prepared transactions (2b). When no session was left to end, none of these roles has a
+      //    backend, so none can prepare anything later: the read is final. Otherwise it is read
+      //    again once the ended sessions are gone.
+      const snapshots = items.map((it) => snapshotOf(it.handle));
+      const since = Math.min(...snapshots.map((sn) => sn?.cluster.at ?? Number.POSITIVE_INFINITY));
+      const [state] = (
+        await c.query<{
+          existing: string[];
+          killed: { pid: number; role: string }[];
+          prepared: (Omit<Prepared, "prepared"> & { prepared: string })[];
+        }>(
+          `WITH victims AS MATERIALIZED (SELECT pid, usename FROM pg_stat_activity
+              WHERE usename = ANY($1) AND pid <> pg_backend_pid()),
+                killed AS MATERIALIZED (SELECT pid, usename AS role FROM victims WHERE pg_terminate_backend(victims.pid))
+           SELECT (SELECT coalesce(json_agg(rolname), '[]') FROM pg_roles WHERE rolname = ANY($1)) AS existing,
+                  (SELECT coalesce(json_agg(json_build_object('pid', pid, 'role', role)), '[]') FROM killed) AS killed,
+                  (SELECT coalesce(json_agg(json_build_object('gid', gid, 'db', database, 'owner', owner, 'prepared', prepared)
+                            ORDER BY prepared), '[]')
+                     FROM pg_prepared_xacts WHERE owner = ANY($1) OR prepared >= to_timestamp($2::float8 / 1000)) AS prepared`,
+          [roles, Number.isFinite(since) ? since : null],
+        )
+      ).rows;
+      const existing = new Set(state?.existing ?? []);
+      const killed = state?.killed ?? [];
+      let prepared: Prepared[] = (state?.prepared ?? []).map((p) => ({ ...p, prepared: new Date(p.prepared) }));
+      if (killed.length > 0) {
+        await awaitExit(
+          c,
+          killed.map((k) => k.pid),
+          roles.join(", "),
+        );
+        prepared = await readPrepared(c, roles, snapshots);
+      }
+      const afterKill = mark();
+      // 3. Each role compared with its window's snapshot, against a read shared by all.
+      const quick: { i: number; role: string; result: ConnectorResult }[] = [];
+      const slow: { i: number; role: string; cut: Parameters<typeof finishRevoke>[3] }[] = [];
+      for (const [i, it] of items.entries()) {
+        const role = roleOf[i];
+        if (role === null || role === undefined) continue;
+        const cutEntry = cuts.get(role);
+        const ownKilled = killed.filter((k) => k.role === role).length;
+        const exists = existing.has(role);
+        const terminated = ownKilled + (cutEntry?.killed ?? 0);
+        const goneAt = cutEntry !== undefined && ownKilled === 0 ? cutEntry.mark : afterKill;
+        const cut = { role, started, exists, terminated, goneAt };
+        const snapshot = snapshotOf(it.handle);
+        const pending = prepared.length > 0 ? classifyPrepared(prepared, role, snapshot, it.facts) : null;
+        if (
+          !snapshot ||
+          settings.sweep !== "revoke" ||
+          (pending !== null && pending.own.length + pending.inReach.length > 0)
+        ) {
+          slow.push({ i, role, cut });
+          continue;
+        }
+        try {
+          const read = await sharedRead(c, goneAt);
+          const owner = ownerFor(it.facts);
+          const findings = compareCatalogs(
+            snapshot,
+            read.snapshot,
+            compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
+          );
+          if (findings.length > 0 || read.unreadable.length > 0) {
+            slow.push({ i, role, cut });
+            continue;
+          }
+          quick.push({
+            i,
+            role,
+            result: {
+              credential: null,
+              detail: {
+                role,
+                existed: exists,
+                terminated,
+                reassignedTo: exists ? owner : null,
+                swept: [],
+                reported: [],
+              },
+            },
+          });
+        } catch (e) {
+          out[i] = { error: e };
+        }
+      }
+      // 4. Roles with nothing left to do, dropped together and their state read for verification
+      //    in the same round trip; one by one (and read again) if the drop fails.
+      const drop = quick.filter((q) => existing.has(q.role));
+      const states = new Map<string, RoleState>();
+      if (quick.length > 0) {
+        const quickRoles = quick.map((q) => q.role);
+        try {
+          const results = (await c.query(
+            `${drop.length > 0 ? `DROP ROLE ${drop.map((q) => ident(q.role)).join(", ")}; ` : ""}${statesSql(quickRoles)}`,
+          )) as unknown as
+            | pg.QueryResult<{ role: string } & RoleState>
+            | pg.QueryResult<{ role: string } & RoleState>[];
+          const rows = Array.isArray(results) ? (results.at(-1)?.rows ?? []) : results.rows;
+          for (const r of rows) states.set(r.role, { exists: r.exists, open: r.open, prepared: r.prepared });
+        } catch {
+          for (const q of drop) {
+            try {
+              await dropRole(c, q.role, ownerFor((items[q.i] as BatchItem).facts));
+            } catch (e) {
+              out[q.i] = { error: e };
+            }
+          }
+          for (const [r, st] of await roleStates(c, quickRoles)) states.set(r, st);
+        }
+      }
+      for (const q of quick) if (out[q.i] === undefined) settledAt.set(q.role, Date.now());
+      const revoked = new Map<number, ConnectorResult>(
+        quick.filter((q) => out[q.i] === undefined).map((q) => [q.i, q.result]),
+      );
+      // The others: the single revocation's path, one after another, then one read of their state.
+      for (const s of slow) {
+        try {
+          const it = items[s.i] as BatchItem;
+          revoked.set(s.i, await finishRevoke(c, it.facts, it.handle, s.cut));
+        } catch (e) {
+          out[s.i] = { error: e };
+        }
+      }
+      const slowRoles = slow.filter((s) => revoked.has(s.i)).map((s) => s.role);
+      if (slowRoles.length > 0) for (const [r, st] of await roleStates(c, slowRoles)) states.set(r, st);
+      // 5. Verified from those reads.
+      for (const [i, result] of revoked) {
+        const it = items[i] as BatchItem;
+        try {
+          out[i] = {
+            revoke: result,
+            verify: await verifyOn(c, it.facts, it.handle, states.get(roleOf[i] as string) ?? null),
+          };
+        } catch (e) {
+          out[i] = { error: e };
+        }
+      }
+      return out.map((o) => o ?? { error: new Error("not revoked") });
+    });
+
   return {
     timeoutMs: timeoutMs * 4,
     plan: (facts) => ({
@@ -799,66 +1227,7 @@ export function createPostgresConnector(
         await awaitExit(c, killed, role);
         // When the holder could no longer change anything: the cut, unless sessions were still ended here.
         const goneAt = cutEntry !== undefined && cut !== undefined && killed.length === 0 ? cutEntry.mark : mark();
-        // 3. Containment (ADR 0009): every difference from the window's snapshot, in every database.
-        const swept: SweepItem[] = [];
-        const reported: string[] = [];
-        const failures: string[] = [];
-        const snapshot = snapshotOf(handle);
-        const owner = ownerFor(facts);
-        /** Something was changed at the target: verify must compare again, not trust the comparison above. */
-        let changed = false;
-        if (snapshot) {
-          // A read begun after the holder's sessions were gone (see sharedRead); when it shows
-          // anything, a read begun after this revocation started is what is acted on.
-          let read = await sharedRead(c, goneAt);
-          let findings = compareCatalogs(
-            snapshot,
-            read.snapshot,
-            compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
-          );
-          if ((findings.length > 0 || read.unreadable.length > 0) && read.began < started) {
-            read = await sharedRead(c, started);
-            findings = compareCatalogs(
-              snapshot,
-              read.snapshot,
-              compareContext(role, owner, adminOidOf(read.snapshot.cluster)),
-            );
-          }
-          const { unreadable } = read;
-          failures.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
-          reported.push(...findings.filter((f) => f.outcome === "reported").map((f) => f.description));
-          if (settings.sweep === "report") {
-            // Nothing is changed: whatever would have been undone is left, and pages.
-            for (const f of findings) {
-              if (f.outcome !== "reported" && (f.sql.length > 0 || f.outcome === "left")) {
-                swept.push({ id: f.id, kind: f.kind, outcome: "left", description: f.description, fix: null });
-              }
-            }
-          } else {
-            changed = findings.some((f) => f.sql.length > 0 || f.dropRole !== undefined);
-            const applied = await applyFindings(c, findings, owner);
-            swept.push(...applied.done);
-            failures.push(...applied.failures);
-            await awaitExit(c, applied.killed, role);
-          }
-        }
-        // 4. The grant role itself: what it still owns goes to the owner (data is never dropped), then it goes.
-        let reassignedTo: string | null = null;
-        if (exists) {
-          await dropRole(c, role, owner);
-          reassignedTo = owner;
-        }
-        if (failures.length > 0) {
-          throw new BreakglassError(
-            "ERR_CONNECTOR_FAILED",
-            `postgres target ${ctx.targetName}: role ${role} is gone, but ${failures.length} change(s) of the window could not be compared or undone: ${failures.join("; ")}`,
-            { role, swept, reported, failures },
-          );
-        }
-        // The comparison found nothing to do, read after the holder's sessions were gone: it is
-        // the verification too (see verify). After changes, verify reads again.
-        if (snapshot && settings.sweep === "revoke" && !changed) settledAt.set(role, Date.now());
-        return { credential: null, detail: { role, existed: exists, terminated, reassignedTo, swept, reported } };
+        return finishRevoke(c, facts, handle, { role, started, exists, terminated, goneAt });
       }),
 
     async cutAccess(grants) {
@@ -915,52 +1284,11 @@ export function createPostgresConnector(
       }
     },
 
-    verify: (facts, handle) =>
-      withClient("verify", async (c): Promise<VerifyResult> => {
-        const role = principalOf(handle);
-        const [state] = (
-          await c.query<{ exists: boolean; open: number }>(
-            `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS exists,
-                    (SELECT count(*)::int FROM pg_stat_activity WHERE usename = $1) AS open`,
-            [role],
-          )
-        ).rows;
-        const exists = state?.exists ?? false;
-        const open = state?.open ?? 0;
-        const snapshot = snapshotOf(handle);
-        const left: string[] = [];
-        // This process's revocation of the role just compared the cluster, after its sessions
-        // had ended, and found nothing to change: reading it again would find the same.
-        const settled = settledAt.get(role);
-        settledAt.delete(role);
-        const reused = snapshot !== null && settled !== undefined && Date.now() - settled < timeoutMs;
-        if (snapshot && settings.sweep === "revoke" && !reused) {
-          const { snapshot: now, unreadable } = await sharedRead(c, mark());
-          const owner = ownerFor(facts);
-          left.push(...unreadable.map((u) => `database ${u} (cannot be compared)`));
-          for (const f of compareCatalogs(snapshot, now, compareContext(role, owner, adminOidOf(now.cluster)))) {
-            if (
-              f.sql.length > 0 &&
-              f.settled === undefined &&
-              f.outcome !== "left" &&
-              f.outcome !== "reported" &&
-              !f.dropRole
-            ) {
-              left.push(f.description);
-            }
-          }
-        }
-        return {
-          revoked: !exists && open === 0 && left.length === 0,
-          detail: {
-            role,
-            roleExists: exists,
-            backends: open,
-            sweepLeft: left,
-            ...(snapshot && settings.sweep === "revoke" ? { compared: reused ? "at revocation" : "again" } : {}),
-          },
-        };
-      }),
+    verify: (facts, handle) => withClient("verify", async (c) => verifyOn(c, facts, handle, null)),
+
+    async revokeMany(items) {
+      return revokeBatch(items);
+    },
 
     watchSessions: () =>
       withClient("watch", async (c): Promise<WatchedSession[]> => {

@@ -583,6 +583,15 @@ export interface Connector {
     grants: readonly { readonly facts: ConnectorGrantFacts; readonly handle: Readonly<Record<string, unknown>> }[],
   ): Promise<void>;
   /**
+   * Optional: `revoke` then `verify` for many grants together, in fewer round trips than one by
+   * one (grants ending together). Each grant's result is what `revoke` and `verify` would give it,
+   * or the error either would throw; one grant's failure does not fail the others.
+   * @throws ERR_CONNECTOR_FAILED when nothing could be done (e.g. the target is unreachable)
+   */
+  revokeMany?(
+    grants: readonly { readonly facts: ConnectorGrantFacts; readonly handle: Readonly<Record<string, unknown>> }[],
+  ): Promise<({ readonly revoke: ConnectorResult; readonly verify: VerifyResult } | { readonly error: unknown })[]>;
+  /**
    * Optional, for reconciliation: the principals this connector created that still exist, and
    * standing privilege made outside Breakglass. @throws ERR_CONNECTOR_FAILED
    */

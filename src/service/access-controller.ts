@@ -95,6 +95,11 @@ export interface AccessController {
   /** Call the target's revoke and verify for a claimed grant; no database work. */
   attemptRevocation(grant: Grant): Promise<RevocationOutcome>;
   /**
+   * The same for several claimed grants, in order: those whose connector revokes many at once
+   * (`Connector.revokeMany`) in one call per connector, the others one after another.
+   */
+  attemptRevocations(grants: readonly Grant[]): Promise<RevocationOutcome[]>;
+  /**
    * Cut access at once, where the target's connector can (`Connector.cutAccess`), for grants
    * whose revocation was just claimed; their revocations follow. No database work; never
    * throws (a failure is logged: the revocation cuts access itself).
@@ -341,6 +346,54 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     }
   };
 
+  const failedOutcome = (e: unknown): RevocationOutcome => {
+    const swept = isBreakglassError(e) ? (e.detail as { swept?: unknown } | undefined)?.swept : undefined;
+    return { ok: false, error: errorText(e), ...(Array.isArray(swept) && swept.length > 0 ? { swept } : {}) };
+  };
+
+  const attemptRevocations = async (grants: readonly Grant[]): Promise<RevocationOutcome[]> => {
+    const out: (RevocationOutcome | undefined)[] = grants.map(() => undefined);
+    const batches = new Map<
+      Connector,
+      { i: number; facts: ConnectorGrantFacts; handle: Readonly<Record<string, unknown>> }[]
+    >();
+    for (const [i, grant] of grants.entries()) {
+      try {
+        const { connector, facts } = resolve(grant);
+        if (!connector.revokeMany || grants.length === 1) continue;
+        const list = batches.get(connector) ?? [];
+        list.push({ i, facts, handle: grant.accessHandle ?? connector.plan(facts) });
+        batches.set(connector, list);
+      } catch {
+        // Unknown role or target: attemptRevocation reports it.
+      }
+    }
+    for (const [connector, list] of batches) {
+      try {
+        for (const { i } of list) deps.beforeRevoke?.(grants[i] as Grant);
+        const results = await (connector.revokeMany as NonNullable<Connector["revokeMany"]>)(list);
+        for (const [k, { i }] of list.entries()) {
+          const r = results[k];
+          out[i] =
+            r === undefined
+              ? failedOutcome(new Error("the connector returned no result for this grant"))
+              : "error" in r
+                ? failedOutcome(r.error)
+                : r.verify.revoked
+                  ? { ok: true, detail: { revoke: r.revoke.detail, verify: r.verify.detail } }
+                  : { ok: false, error: "verify reports access still present at the target" };
+        }
+      } catch (e) {
+        for (const { i } of list) out[i] = failedOutcome(e);
+      }
+    }
+    // The rest one after another: a batch runs in one of the caller's slots.
+    for (const [i, grant] of grants.entries()) {
+      if (out[i] === undefined) out[i] = await attemptRevocation(grant);
+    }
+    return out as RevocationOutcome[];
+  };
+
   const cutAccess = async (grants: readonly Grant[]): Promise<void> => {
     const byConnector = new Map<
       Connector,
@@ -500,6 +553,7 @@ export function createAccessController(deps: AccessControllerDeps): AccessContro
     revoke,
     claimRevocation,
     attemptRevocation,
+    attemptRevocations,
     cutAccess,
     recordRevocations,
     leaseFor,

@@ -66,6 +66,9 @@ export interface ExpiryWorker {
   kick(): void;
 }
 
+/** Most grants one revocation slot takes at once (see pump). */
+const MAX_PER_SLOT = 32;
+
 /** How often a worker looks for leases held by broker processes that are gone. */
 const RECLAIM_EVERY_MS = 250;
 
@@ -95,12 +98,17 @@ export function createExpiryWorker(deps: ExpiryWorkerDeps): ExpiryWorker {
 
   const pump = (): void => {
     while (inFlight.size < deps.revokeConcurrency && queue.length > 0) {
-      const grant = queue.shift();
-      if (!grant) break;
+      // Grants ending together share the free slots: a connector that revokes many at once does a
+      // slot's share in the round trips of one (the others take them one after another).
+      const share = Math.min(MAX_PER_SLOT, Math.ceil(queue.length / (deps.revokeConcurrency - inFlight.size)));
+      const grants = queue.splice(0, share);
+      if (grants.length === 0) break;
       const p = access
-        .attemptRevocation(grant)
-        .then((outcome) => {
-          settled.push({ grant, outcome });
+        .attemptRevocations(grants)
+        .then((outcomes) => {
+          for (const [i, grant] of grants.entries()) {
+            settled.push({ grant, outcome: outcomes[i] ?? { ok: false, error: "no outcome" } });
+          }
           void flush();
         })
         .finally(() => {

@@ -83,6 +83,8 @@ export interface StartPostgresOptions {
   readonly durable?: boolean;
   /** max_connections (default 60). */
   readonly maxConnections?: number;
+  /** max_prepared_transactions (default 0, PostgreSQL's: `PREPARE TRANSACTION` refused). */
+  readonly maxPreparedTransactions?: number;
   /** Serve TLS with a fresh self-signed certificate for 127.0.0.1 (see `PostgresCluster.caFile`). */
   readonly tls?: boolean;
 }
@@ -166,6 +168,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
         ...(opts.durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
         "-c shared_buffers=32MB",
         `-c max_connections=${opts.maxConnections ?? 60}`,
+        ...(opts.maxPreparedTransactions ? [`-c max_prepared_transactions=${opts.maxPreparedTransactions}`] : []),
         ...tlsOptions,
       ].join(" ");
       try {

@@ -87,7 +87,8 @@ export interface PostgresEstate {
 }
 
 export async function startPostgresEstate(): Promise<PostgresEstate> {
-  const cluster = await startPostgres();
+  // Prepared transactions allowed: a holder's PREPARE TRANSACTION is a persistence path.
+  const cluster = await startPostgres({ maxPreparedTransactions: 10 });
   const root = cluster.adminUrl; // superuser on `postgres`
   const urlOf = (db: string) => root.replace(/\/postgres$/, `/${db}`);
   const sql = async <R extends pg.QueryResultRow>(text: string, values?: unknown[], db = "app"): Promise<R[]> => {
@@ -165,6 +166,12 @@ export async function startPostgresEstate(): Promise<PostgresEstate> {
         undefined,
         "postgres",
       );
+      const prepared = await sql<{ gid: string; db: string }>(
+        "SELECT gid, database AS db FROM pg_prepared_xacts",
+        undefined,
+        "postgres",
+      );
+      for (const { gid, db } of prepared) await sql(`ROLLBACK PREPARED '${gid.replaceAll("'", "''")}'`, undefined, db);
       const dbs = await sql<{ datname: string }>(
         "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1', 'breakglass')",
         undefined,
