@@ -15,8 +15,8 @@ import type { Clock, Connector, Store } from "./core/ports.js";
 import type { Metrics } from "./metrics/metrics.js";
 import type { SecretBox } from "./secrets/secret-box.js";
 import type { SecretResolver } from "./secrets/secret-ref.js";
-import { type AccessController, createAccessController } from "./service/access-controller.js";
 import { createGrantWriter, type GrantWriter } from "./service/grant-transitions.js";
+import { createTargetAccess, type TargetAccess } from "./service/target-access.js";
 import { createAlarmWorker } from "./workers/alarm-worker.js";
 import { createEscalationWorker } from "./workers/escalation-worker.js";
 import { createExpiryWorker } from "./workers/expiry-worker.js";
@@ -51,7 +51,7 @@ export interface GrantWiring {
   /** Appends audit events and, in the same transaction, queues their alarms (the outbox). */
   readonly audit: AuditJournal;
   readonly writer: GrantWriter;
-  readonly access: AccessController;
+  readonly access: TargetAccess;
 }
 
 /**
@@ -72,7 +72,7 @@ export function wireGrants(deps: {
   const { config, store } = deps;
   const audit = createAuditJournal({ sha256, routing: config.alarms.routing, wakeAlarms: deps.wakeAlarms });
   const writer = createGrantWriter(store, audit);
-  const access = createAccessController({
+  const access = createTargetAccess({
     policy: deps.policy,
     writer,
     store,

@@ -1,7 +1,7 @@
 /**
  * The application service for grants: one method per user action. Each method runs its state
  * change and audit event in one transaction (see grant-transitions.ts), then talks to the target
- * outside it (see access-controller.ts).
+ * outside it (see target-access.ts).
  */
 
 import { type AuditAppender, stamp } from "../audit/audit-journal.js";
@@ -27,8 +27,8 @@ import type { Clock, GrantFilter, IdGenerator, StatementRecord, Store } from "..
 import type { Redacted } from "../core/redacted.js";
 import type { RequestContext } from "../core/request-context.js";
 import type { SecretBox } from "../secrets/secret-box.js";
-import { type AccessController, credentialAad } from "./access-controller.js";
 import { commitTransition, type GrantWriter } from "./grant-transitions.js";
+import { credentialAad, type TargetAccess } from "./target-access.js";
 
 export interface RequestGrantInput {
   readonly roleId: string;
@@ -97,7 +97,7 @@ export interface GrantServiceDeps {
   readonly store: Store;
   readonly audit: AuditAppender;
   readonly writer: GrantWriter;
-  readonly access: AccessController;
+  readonly access: TargetAccess;
   readonly clock: Clock;
   readonly ids: IdGenerator;
   /** Opens holders' sealed credentials; null when no secret key is configured. */

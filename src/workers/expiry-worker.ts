@@ -27,14 +27,14 @@ import type { Grant, Policy } from "../core/model.js";
 import type { Clock, Store } from "../core/ports.js";
 import { SYSTEM_CONTEXT } from "../core/request-context.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { AccessController, RevocationResult } from "../service/access-controller.js";
+import type { RevocationResult, TargetAccess } from "../service/target-access.js";
 import { createLoop } from "./loop.js";
 
 export interface ExpiryWorkerDeps {
   readonly policy: Policy;
   readonly store: Store;
   readonly audit: AuditAppender;
-  readonly access: AccessController;
+  readonly access: TargetAccess;
   readonly clock: Clock;
   readonly pollMs: number;
   readonly batchSize: number;

@@ -17,13 +17,13 @@ import { type AuditEventDraft, nonGrantEvent } from "../core/audit-event.js";
 import { grantEvent } from "../core/grant-machine.js";
 import type { Grant } from "../core/model.js";
 import type { Clock, Connector, DriftItem, Store } from "../core/ports.js";
-import type { AccessController } from "../service/access-controller.js";
+import type { TargetAccess } from "../service/target-access.js";
 import { createLoop } from "./loop.js";
 
 export interface ReconcileWorkerDeps {
   readonly store: Store;
   readonly audit: AuditAppender;
-  readonly access: AccessController;
+  readonly access: TargetAccess;
   readonly connectors: ReadonlyMap<string, Connector>;
   readonly clock: Clock;
   readonly intervalMs: number;

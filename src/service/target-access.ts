@@ -41,7 +41,7 @@ import type { GrantWriter } from "./grant-transitions.js";
 /** Events that record one item of a revocation's comparison (deduplicated by the item's id). */
 const ITEM_EVENTS: ReadonlySet<string> = new Set(["target.side_permission_swept", "target.containment_drift"]);
 
-export interface AccessControllerDeps {
+export interface TargetAccessDeps {
   readonly policy: Policy;
   readonly writer: GrantWriter;
   readonly store: Store;
@@ -66,7 +66,7 @@ interface Issued {
 /** Additional authenticated data binding a sealed credential to its grant. */
 export const credentialAad = (grantId: string): string => `breakglass:grant-credential:${grantId}`;
 
-export interface AccessController {
+export interface TargetAccess {
   /** Activate an approved (or emergency) grant at its target. Never throws for target failures: they are recorded on the grant. */
   activate(grant: Grant, ctx: RequestContext): Promise<Grant>;
   /**
@@ -141,7 +141,7 @@ function sanitizeDetail(detail: Readonly<Record<string, unknown>> | undefined): 
   return out;
 }
 
-export function createAccessController(deps: AccessControllerDeps): AccessController {
+export function createTargetAccess(deps: TargetAccessDeps): TargetAccess {
   const { policy, writer, connectors, clock, store, audit } = deps;
 
   const leaseOf = (connector: Connector | undefined, fallback: number): number =>
