@@ -29,3 +29,9 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * Let real time pass: to see that something did *not* happen meanwhile, or to get past a time the
+ * target itself enforces (a credential's end). Never to wait for a state: that is `until`.
+ */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
