@@ -303,7 +303,7 @@ function testHarnessFigures(files) {
     /(?:function\s+|(?:const|let)\s+)(?:until|waitFor\w*|waitUntil|eventually|poll\w*|sleep|delay)\b\s*(?:=\s*(?:async\s*)?\(|<|\()|\bdeadline\s*=\s*Date\.now\(\)/,
   );
   // A RequestContext built by hand: `{ actor: …, requestId: … }`.
-  const ctxs = hits(/\{\s*actor:.*requestId:/);
+  const ctxs = hits(/\{\s*actor[:,].*requestId:/);
   return {
     createBrokerFiles: fileCount(createBroker),
     createBroker,

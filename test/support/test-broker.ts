@@ -162,10 +162,12 @@ export interface TestConfigOptions {
 
 /** A configuration file a test wrote: where, and the environment its references need. */
 export interface TestConfigFile {
+  /** The folder holding the configuration file, the database and any files the test writes. */
   readonly dir: string;
   /** Absolute path of the file. */
   readonly file: string;
-  readonly env: Readonly<Record<string, string | undefined>>;
+  /** The variables `{env: …}` references and `url_env` name (to pass to a broker process too). */
+  readonly env: Readonly<Record<string, string>>;
 }
 
 /**
@@ -181,7 +183,9 @@ export function writeTestConfig(opts: TestConfigOptions = {}): TestConfigFile {
   );
   const file = join(dir, opts.file ?? "breakglass.yaml");
   writeFileSync(file, stringify(content));
-  const env = { ...opts.env, ...(storage.driver === "postgres" ? { BG_TEST_DATABASE_URL: storage.url } : {}) };
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(opts.env ?? {})) if (v !== undefined) env[k] = v;
+  if (storage.driver === "postgres") env.BG_TEST_DATABASE_URL = storage.url;
   return { dir, file, env };
 }
 
@@ -195,14 +199,12 @@ export interface TestBrokerOptions extends TestConfigOptions, Omit<BrokerOptions
   readonly start?: boolean;
 }
 
-export interface TestBroker {
+export interface TestBroker extends TestConfigFile {
   readonly broker: Broker;
   readonly config: AppConfig;
   readonly http: FastifyInstance;
   /** The API's base URL (`http://127.0.0.1:PORT`); only after a start (`start: false` has none). */
   readonly url: string;
-  /** The folder holding the configuration file, the database and any files the test writes. */
-  readonly dir: string;
   /** An API token for `user` (all scopes). */
   token(user: string): Promise<string>;
   /** Stop the broker and remove the folder (unless the test passed its own); once, however often called. */
@@ -213,7 +215,7 @@ export async function startTestBroker(opts: TestBrokerOptions = {}): Promise<Tes
   const { start = true } = opts;
   const ownDir = opts.dir === undefined;
   const written = writeTestConfig(opts);
-  const { dir, env } = written;
+  const { dir, file, env } = written;
   const config = loadTestConfig(written);
   const { config: _c, base: _b, storage: _s, dir: _d, file: _f, start: _st, ...brokerOptions } = opts;
   const broker = await createBroker(config, { log: silentLogger, ...brokerOptions, env });
@@ -235,6 +237,8 @@ export async function startTestBroker(opts: TestBrokerOptions = {}): Promise<Tes
       return url;
     },
     dir,
+    file,
+    env,
     async token(user) {
       return (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "test" })).token.reveal();
     },
