@@ -9,9 +9,9 @@ import { parse, stringify } from "yaml";
 import type { AppConfig } from "../../src/config/app-config.js";
 import { loadConfigFile } from "../../src/config/load-config.js";
 import { connectorConfigChecks } from "../../src/connectors/registry.js";
-import type { Clock } from "../../src/core/ports.js";
 import { type ConfigOverride, mergeConfig, STANDARD_CONFIG, storageSection, type TestStorage } from "./test-broker.js";
 
+export { type ManualClock, manualClock } from "./clock.js";
 export type { TestStorage };
 
 export interface TestConfigOptions {
@@ -36,25 +36,6 @@ export function writeTestConfig(dir: string, storage: TestStorage): AppConfig {
     ...connectorConfigChecks,
     env: storage.driver === "postgres" ? { BG_TEST_DATABASE_URL: storage.url } : {},
   });
-}
-
-/** A clock the test moves by hand. */
-export interface ManualClock extends Clock {
-  set(ms: number): void;
-  advance(ms: number): void;
-}
-
-export function manualClock(start = Date.UTC(2026, 10, 22, 3, 0, 0)): ManualClock {
-  let t = start;
-  return {
-    now: () => t,
-    set: (ms) => {
-      t = ms;
-    },
-    advance: (ms) => {
-      t += ms;
-    },
-  };
 }
 
 /**
