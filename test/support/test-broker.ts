@@ -32,8 +32,8 @@ export type TestStorage = { driver: "sqlite" } | { driver: "postgres"; url: stri
 /** A configuration file's content, as the schema accepts it. */
 export type ConfigInput = z.input<typeof ConfigFileSchema>;
 
-type Override<T> = T extends readonly unknown[]
-  ? T
+type Override<T> = T extends readonly (infer E)[]
+  ? readonly E[]
   : T extends object
     ? { [K in keyof T]?: Override<T[K]> | undefined }
     : T;
