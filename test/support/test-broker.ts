@@ -182,7 +182,8 @@ export function writeTestConfig(opts: TestConfigOptions = {}): TestConfigFile {
     override,
   );
   const file = join(dir, opts.file ?? "breakglass.yaml");
-  writeFileSync(file, stringify(content));
+  // Plain YAML: a fragment a test uses twice is written out twice, not as an anchor and alias.
+  writeFileSync(file, stringify(content, { aliasDuplicateObjects: false }));
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(opts.env ?? {})) if (v !== undefined) env[k] = v;
   if (storage.driver === "postgres") env.BG_TEST_DATABASE_URL = storage.url;
