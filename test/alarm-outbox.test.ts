@@ -11,7 +11,7 @@ import type { AlarmRecord, Store } from "../src/core/ports.js";
 import { createSecretResolver } from "../src/secrets/secret-ref.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createAlarmWorker } from "../src/workers/alarm-worker.js";
-import { manualClock } from "./support/test-config.js";
+import { manualClock } from "./support/clock.js";
 import { Receiver, WEBHOOK_SECRET } from "./support/webhook-receiver.js";
 
 const receiver = new Receiver();

@@ -8,7 +8,7 @@
  * gets is one a user's file could produce. A test that runs the broker as a process, or hands the
  * file to the CLI, writes it with `writeTestConfig` — the same types, the same merge.
  *
- * Bases: `standard` is test-config.ts's world (alice and dave on call, bob and carol leads, erin
+ * Bases: `standard` is the usual test world (alice and dave on call, bob and carol leads, erin
  * security; production/db-admin (2 of leads, emergency) and production/db-reader on the exec
  * target `box`); `minimal` is only what every file needs (server, storage, audit), for tests that
  * declare their own people, roles and targets.
