@@ -17,6 +17,7 @@ import { BreakglassError } from "../src/core/errors.js";
 import type { Checkpoint, Store, StoreTx } from "../src/core/ports.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
+import { sleep } from "./support/wait.js";
 
 const T0 = 1_767_225_600_000;
 const MINUTE = 60_000;
@@ -298,7 +299,7 @@ describe("createCheckpointWorker", () => {
         calls += 1;
         running += 1;
         if (running > 1) overlapped = true;
-        await new Promise((r) => setTimeout(r, 5));
+        await sleep(5);
         running -= 1;
         if (calls === 1) throw new BreakglassError("ERR_STORAGE", "database is locked");
         return store.transaction(fn);
@@ -311,7 +312,7 @@ describe("createCheckpointWorker", () => {
     await vi.waitFor(async () => expect(await store.readCheckpoints()).toHaveLength(1));
     await w.stop();
     const after = calls;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     expect(calls).toBe(after);
     expect(overlapped).toBe(false);
     expect(log).toHaveBeenCalledWith("audit checkpoint failed", { code: "ERR_STORAGE", error: "database is locked" });

@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BrokerProcess, requireBuild, startBrokerProcess } from "./support/broker-process.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
 import { type ConfigOverride, startTestBroker } from "./support/test-broker.js";
+import { PATIENCE_MS, settle } from "./support/wait.js";
 
 const MODES = [
   { name: "one broker on SQLite", replicas: 1, postgres: false },
@@ -149,12 +150,12 @@ for (const mode of MODES) {
         );
 
         // Let the activation finish, then read the grant and its audit trail.
-        let grant: Record<string, unknown> = {};
-        for (let i = 0; i < 300; i++) {
-          grant = (await call(0, requester, "GET", `/grants/${id}`)).json;
-          if (grant.state === "active") break;
-          await new Promise((r) => setTimeout(r, 100));
-        }
+        const grant = await settle(
+          async () => (await call(0, requester, "GET", `/grants/${id}`)).json,
+          (g) => g.state === "active",
+          PATIENCE_MS,
+          100,
+        );
         const kept = (grant.approvals as { approver: string }[]).map((a) => a.approver);
         const ok = answers.filter((a) => a.status === 200).map((a) => a.approver);
         const events = await auditOf(id);

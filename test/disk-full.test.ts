@@ -19,7 +19,7 @@ import { type BrokerProcess, startBrokerProcess } from "./support/broker-process
 import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
 import { type ConfigOverride, SECRET_KEY, startTestBroker, writeTestConfig } from "./support/test-broker.js";
-import { until } from "./support/wait.js";
+import { sleep, until } from "./support/wait.js";
 
 let target: PostgresTarget;
 let dir: string;
@@ -169,7 +169,7 @@ describe("disk full under the recordings (a real ENOSPC)", () => {
       } catch (e) {
         refusal = e as Error & { code?: string };
       }
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
     expect(refusal).toMatchObject({
       code: "57P03",

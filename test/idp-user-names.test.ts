@@ -13,6 +13,7 @@ import type { Broker } from "../src/app.js";
 import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, TestBrowser, type TestIdp } from "./support/oidc-provider.js";
 import { startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { settle } from "./support/wait.js";
 
 let dir: string;
 let idp: TestIdp;
@@ -85,16 +86,17 @@ async function refusals() {
 /** The alarms the security channel has written, waiting up to 20 s for `n` of them. */
 async function pagedRefusals(n: number): Promise<string[]> {
   const file = join(dir, "security.jsonl");
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const lines = existsSync(file)
-      ? readFileSync(file, "utf8")
-          .split("\n")
-          .filter((l) => l.includes("auth.login_refused"))
-      : [];
-    if (lines.length >= n || Date.now() > deadline) return lines;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return settle(
+    () =>
+      existsSync(file)
+        ? readFileSync(file, "utf8")
+            .split("\n")
+            .filter((l) => l.includes("auth.login_refused"))
+        : [],
+    (lines) => lines.length >= n,
+    20_000,
+    100,
+  );
 }
 
 describe("names from the IdP follow the user-name rule", () => {

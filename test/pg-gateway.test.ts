@@ -31,7 +31,7 @@ import {
   type TargetOverride,
   type TestBroker,
 } from "./support/test-broker.js";
-import { until } from "./support/wait.js";
+import { sleep, until } from "./support/wait.js";
 
 const run = promisify(execFile);
 let target: PostgresTarget;
@@ -447,7 +447,7 @@ describe("PostgreSQL gateway", () => {
     });
     // Read nothing for 2 s (a stalled client), then everything. Without backpressure the gateway
     // would have read the whole result from the target into memory by then.
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     const stalledPeak = peak;
     sock.resume();
     await until("the whole result", () => done, undefined, 20);
