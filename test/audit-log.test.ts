@@ -17,26 +17,14 @@ import { BreakglassError } from "../src/core/errors.js";
 import type { Checkpoint, Store, StoreTx } from "../src/core/ports.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
+import { makeAuditDraft } from "./support/core-fixtures.js";
 import { sleep } from "./support/wait.js";
 
 const T0 = 1_767_225_600_000;
 const MINUTE = 60_000;
 
 function draft(i: number, data: Record<string, unknown> = { n: i }): AuditEventDraft {
-  return {
-    type: "grant.activated",
-    actor: "system",
-    at: T0 + i,
-    grantId: `g_${i}`,
-    roleId: "production/db-admin",
-    domain: "production",
-    target: "orders-db",
-    justification: null,
-    incident: "INC-7",
-    requestId: null,
-    sourceAddress: null,
-    data,
-  };
+  return makeAuditDraft({ at: T0 + i, grantId: `g_${i}`, data });
 }
 
 const audit = createAuditLog({ sha256 });

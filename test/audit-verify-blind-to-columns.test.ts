@@ -15,6 +15,7 @@ import type { Store } from "../src/core/ports.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
+import { makeAuditDraft } from "./support/core-fixtures.js";
 import { ctx } from "./support/ctx.js";
 import {
   APP_ROLE,
@@ -28,21 +29,15 @@ import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 const T0 = 1_767_225_600_000;
 
 function draft(i: number): AuditEventDraft {
-  return {
+  return makeAuditDraft({
     type: i % 2 ? "grant.emergency_activated" : "grant.revoked",
     actor: i % 2 ? "alice" : "bob",
     at: T0 + i * 1000,
     grantId: `g_${i % 5}`,
-    roleId: "production/db-admin",
-    domain: "production",
-    target: "orders-db",
     justification: "replica lag",
-    incident: "INC-7",
-    requestId: null,
-    sourceAddress: null,
     // Nested keys named like the top-level ones must not fool the column check.
     data: { grant: "g_decoy", seq: 999, actor: "decoy", n: i },
-  };
+  });
 }
 
 interface Db {

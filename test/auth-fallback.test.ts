@@ -16,8 +16,8 @@ import { join } from "node:path";
 import * as OTPAuth from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../src/app.js";
-import type { Clock } from "../src/core/ports.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
+import { shiftedClock } from "./support/clock.js";
 import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, TestBrowser, type TestIdp } from "./support/oidc-provider.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
@@ -43,8 +43,7 @@ let target: PostgresTarget;
 let broker: Broker;
 let base: string;
 const receiver = new Receiver();
-let offsetMs = 0;
-const clock: Clock = { now: () => Date.now() + offsetMs };
+const clock = shiftedClock();
 let totpSecret = "";
 let bobToken = "";
 
@@ -173,11 +172,11 @@ describe("local factors", () => {
     expect((await call("/auth/step-up", alice, { code: next })).status).toBe(200);
     const replay = await call("/auth/step-up", alice, { code: next });
     expect(replay.status).toBe(401);
-    offsetMs += 10 * 60_000; // later: fresh time steps
+    clock.offsetMs += 10 * 60_000; // later: fresh time steps
     expect((await call("/auth/step-up", alice, { code: code(-30) })).status).toBe(200); // phone 30 s behind
-    offsetMs += 10 * 60_000;
+    clock.offsetMs += 10 * 60_000;
     expect((await call("/auth/step-up", alice, { code: code(30) })).status).toBe(200); // 30 s ahead
-    offsetMs += 10 * 60_000;
+    clock.offsetMs += 10 * 60_000;
     expect((await call("/auth/step-up", alice, { code: code(-90) })).status).toBe(401); // 90 s behind: no
     expect((await call("/auth/step-up", alice, { code: code(90) })).status).toBe(401); // 90 s ahead: no
   });
@@ -262,7 +261,7 @@ describe("step-up", () => {
     expect(approve.json).toMatchObject({ code: "ERR_STEP_UP_REQUIRED", detail: expect.stringContaining("API token") });
     expect((await call(`/grants/${requested.json.id}/cancel`, alice, { reason: "fixed without it" })).status).toBe(200);
     // Six minutes later the factor is stale again.
-    offsetMs += 6 * 60_000;
+    clock.offsetMs += 6 * 60_000;
     expect((await call("/grants", alice, { ...body, incident: "INC-10" })).json.code).toBe("ERR_STEP_UP_REQUIRED");
   });
 });
@@ -280,7 +279,7 @@ describe("the IdP is down", () => {
   });
 
   it("fallback login with TOTP → emergency grant on PostgreSQL → alarm → flagged for review", async () => {
-    offsetMs += 5 * 60_000;
+    clock.offsetMs += 5 * 60_000;
     await idp.stop();
     try {
       expect((await call("/auth/idp", null)).json).toMatchObject({ reachable: false, fallbackOpen: true });
@@ -319,7 +318,7 @@ describe("the IdP is down", () => {
       // The runbook's commands, for real: CLI fallback login (code read from stdin), then whoami.
       requireBuild();
       const env = { BREAKGLASS_SESSION_FILE: join(dir, "cli-session.json") };
-      offsetMs += 60_000; // a fresh code for the CLI
+      clock.offsetMs += 60_000; // a fresh code for the CLI
       const cli = await runCli(["login", "--fallback", "--user", "alice", "--url", base], env, {
         input: `${code()}\n`,
       });

@@ -8,8 +8,8 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../src/app.js";
-import type { Clock } from "../src/core/ports.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
+import { shiftedClock } from "./support/clock.js";
 import { freePort } from "./support/free-port.js";
 import {
   IDP_CLIENT_ID,
@@ -26,8 +26,7 @@ let dir: string;
 let idp: TestIdp;
 let broker: Broker;
 let base: string;
-let offsetMs = 0;
-const clock: Clock = { now: () => Date.now() + offsetMs };
+const clock = shiftedClock();
 
 beforeAll(async () => {
   const brokerPort = await freePort();
@@ -202,30 +201,30 @@ describe("login through the IdP", () => {
     idp.setAccount({ sub: "sub-hana", username: "hana", groups: ["idp-db-leads"] });
     expect(await groups()).toEqual(["oncall"]); // not asked again yet
     try {
-      offsetMs = 16 * 60_000; // refresh_interval defaults to 15m
+      clock.offsetMs = 16 * 60_000; // refresh_interval defaults to 15m
       expect(await groups()).toEqual(["leads"]);
       idp.removeAccount("hana");
-      offsetMs = 32 * 60_000;
+      clock.offsetMs = 32 * 60_000;
       const res = await api("/me", { token });
       expect(res.status).toBe(401);
       expect(((await res.json()) as { detail: string }).detail).toContain("identity provider ended your session");
       const ended = (await broker.store.readAudit(1, 10_000)).filter((e) => e.type === "auth.logout").at(-1);
       expect(JSON.parse(ended?.payload ?? "{}")).toMatchObject({ actor: "system", data: { user: "hana" } });
     } finally {
-      offsetMs = 0;
+      clock.offsetMs = 0;
     }
   });
 
   it("refuses an expired session", async () => {
     const { token } = await login("frank");
     expect((await api("/auth/session", { token })).status).toBe(200);
-    offsetMs = 8 * 3600_000 + 1000; // session_ttl defaults to 8h
+    clock.offsetMs = 8 * 3600_000 + 1000; // session_ttl defaults to 8h
     try {
       const res = await api("/auth/session", { token });
       expect(res.status).toBe(401);
       expect(((await res.json()) as { code: string }).code).toBe("ERR_UNAUTHENTICATED");
     } finally {
-      offsetMs = 0;
+      clock.offsetMs = 0;
     }
   });
 

@@ -5,8 +5,8 @@ import type { Broker } from "../src/app.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
 import { grantEvent } from "../src/core/grant-machine.js";
 import { GRANT_PERMISSIONS } from "../src/core/grant-permissions.js";
-import type { Clock } from "../src/core/ports.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
+import { shiftedClock } from "./support/clock.js";
 import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { RECORDED_ALARMS, SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
@@ -25,8 +25,7 @@ const USER: Record<Exclude<Caller, "anonymous">, string> = {
 
 let fixture: TestBroker;
 let broker: Broker;
-let offsetMs = 0;
-const clock: Clock = { now: () => Date.now() + offsetMs };
+const clock = shiftedClock();
 const tokens = new Map<string, string>();
 let fallbackSession = "";
 
@@ -498,13 +497,13 @@ describe("the pointed cases", () => {
     // Approved and active now (1 of team-b-leads): approving again is refused.
     expect((await call("carol", "POST", `/grants/${two.id}/approve`, {})).statusCode).toBeGreaterThanOrEqual(400);
     const lapsing = await requested();
-    offsetMs += 2 * 3_600_000; // past the approval timeout (1h)
+    clock.offsetMs += 2 * 3_600_000; // past the approval timeout (1h)
     try {
       const late = await call("bob", "POST", `/grants/${lapsing.id}/approve`, {});
       expect(late.statusCode).toBeGreaterThanOrEqual(400);
       expect(late.statusCode).toBeLessThan(500);
     } finally {
-      offsetMs -= 2 * 3_600_000;
+      clock.offsetMs -= 2 * 3_600_000;
     }
   });
 

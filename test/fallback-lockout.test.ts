@@ -9,16 +9,15 @@ import { join } from "node:path";
 import * as OTPAuth from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../src/app.js";
-import type { Clock } from "../src/core/ports.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
+import { shiftedClock } from "./support/clock.js";
 import { freePort } from "./support/free-port.js";
 import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 let dir: string;
 let t: TestBroker;
 let broker: Broker;
-let offsetMs = 0;
-const clock: Clock = { now: () => Date.now() + offsetMs };
+const clock = shiftedClock();
 let bobSecret: string;
 
 beforeAll(async () => {
@@ -91,7 +90,7 @@ describe("the fallback login under guessing", () => {
     const there = await fallback("bob", codeOf(bobSecret), "198.51.100.7");
     expect([there.status, there.body.code]).toEqual([429, "ERR_LOCKED_OUT"]);
     // Bob, from his own address, gets in after a short wait at most — not 15 minutes.
-    offsetMs += 61_000;
+    clock.offsetMs += 61_000;
     const bob = await fallback("bob", codeOf(bobSecret), "203.0.113.20");
     expect(bob.status, JSON.stringify(bob.body)).toBe(200);
     expect(bob.body.user).toBe("bob");
@@ -101,18 +100,18 @@ describe("the fallback login under guessing", () => {
   });
 
   it("guessing one person's code from many addresses only slows it down (a growing wait, capped)", async () => {
-    offsetMs += 20 * 60_000; // a fresh window
+    clock.offsetMs += 20 * 60_000; // a fresh window
     const answers = [];
     for (let i = 0; i < 8; i++) answers.push(await fallback("carol", "000000", `198.51.100.${20 + i}`));
     // After max_failures anywhere, each try must wait: refused until the wait is over.
     expect(answers.slice(0, 5).map((a) => a.status)).toEqual([401, 401, 401, 401, 401]);
     expect(answers.slice(5).every((a) => a.status === 429)).toBe(true);
-    offsetMs += 61_000;
+    clock.offsetMs += 61_000;
     expect((await fallback("carol", "000000", "198.51.100.40")).status).toBe(401);
   });
 
   it("answers a name that does not exist exactly as one that does, attempt for attempt", async () => {
-    offsetMs += 20 * 60_000;
+    clock.offsetMs += 20 * 60_000;
     const run = async (user: string, net: string) => {
       const out = [];
       for (let i = 0; i < 7; i++) out.push(shape(await fallback(user, "000000", `${net}.${i % 6}`)));
@@ -120,9 +119,9 @@ describe("the fallback login under guessing", () => {
       return out;
     };
     const known = await run("bob", "192.0.2");
-    offsetMs += 20 * 60_000;
+    clock.offsetMs += 20 * 60_000;
     const unknown = await run("nobody-here", "198.18.0");
-    offsetMs += 20 * 60_000;
+    clock.offsetMs += 20 * 60_000;
     const noFactor = await run("carol", "198.18.1");
     expect(unknown).toEqual(known);
     expect(noFactor).toEqual(known);

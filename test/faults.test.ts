@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../src/app.js";
 import { verifyStoreChain } from "../src/audit/audit-verify.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
-import type { Clock } from "../src/core/ports.js";
+import { shiftedClock } from "./support/clock.js";
 import { ctx } from "./support/ctx.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
 import { type ConfigOverride, startTestBroker, type TestBroker } from "./support/test-broker.js";
@@ -145,8 +145,7 @@ describe("the PostgreSQL store goes away and comes back", () => {
 describe("the clock jumps", () => {
   let t: TestBroker;
   let broker: Broker;
-  let offsetMs = 0;
-  const clock: Clock = { now: () => Date.now() + offsetMs };
+  const clock = shiftedClock();
 
   beforeAll(async () => {
     t = await startTestBroker({ base: "minimal", clock, config: CONFIG });
@@ -165,14 +164,14 @@ describe("the clock jumps", () => {
     });
     expect((await broker.service.approve(ctx("bob"), g.id, null)).state).toBe("active");
 
-    offsetMs += 2 * 3_600_000; // NTP step, a VM resumed from suspend…
+    clock.offsetMs += 2 * 3_600_000; // NTP step, a VM resumed from suspend…
     const ended = await until("the grant ending after the jump", async () => {
       const now = await broker.service.get(g.id);
       return now.state === "ended" && now.access === "revoked" ? now : null;
     });
     expect(ended.endReason).toBe("expired");
 
-    offsetMs -= 3 * 3_600_000; // …and back, an hour before the grant even started
+    clock.offsetMs -= 3 * 3_600_000; // …and back, an hour before the grant even started
     await sleep(1000); // several expiry polls
     expect((await broker.service.get(g.id)).state).toBe("ended");
     const events = (await broker.store.readGrantAudit([g.id])).map((e) => e.type);

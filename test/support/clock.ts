@@ -18,3 +18,13 @@ export function manualClock(start = Date.UTC(2026, 10, 22, 3, 0, 0)): ManualCloc
     },
   };
 }
+
+/** The real time shifted by `offsetMs`, which the test moves: time passes as usual, and jumps when told. */
+export interface ShiftedClock extends Clock {
+  offsetMs: number;
+}
+
+export function shiftedClock(): ShiftedClock {
+  const clock: ShiftedClock = { offsetMs: 0, now: () => Date.now() + clock.offsetMs };
+  return clock;
+}
