@@ -253,6 +253,17 @@ function isBrokerYaml(t) {
   return afterHeader || (keys.has("version") && keys.size >= 2) || keys.size >= 3;
 }
 
+/** The broker configurations written as template literals in a file's text: their line, and why one is kept. */
+export function brokerYamlsIn(text) {
+  const lines = text.split("\n");
+  return templateLiterals(text)
+    .filter(isBrokerYaml)
+    .map((t) => ({
+      line: t.line,
+      kept: [lines[t.line - 2], lines[t.line - 1]].map((l) => KEPT_RE.exec(l ?? "")?.[1]).find(Boolean) ?? null,
+    }));
+}
+
 /**
  * Broker configurations written by hand in tests (template literals that are a configuration
  * file, or that append YAML to a support header), split into those still to move onto the typed
@@ -262,14 +273,11 @@ function handWrittenBrokerYamls(files) {
   const counted = { documents: 0, list: [] };
   const kept = { documents: 0, list: [] };
   for (const file of files) {
-    const text = readFileSync(file, "utf8");
-    const lines = text.split("\n");
     const rel = relative(ROOT, file);
-    for (const t of templateLiterals(text).filter(isBrokerYaml)) {
-      const reason = [lines[t.line - 2], lines[t.line - 1]].map((l) => KEPT_RE.exec(l ?? "")?.[1]).find(Boolean);
-      const into = reason ? kept : counted;
+    for (const y of brokerYamlsIn(readFileSync(file, "utf8"))) {
+      const into = y.kept ? kept : counted;
       into.documents++;
-      into.list.push(reason ? `${rel}:${t.line} (${reason})` : `${rel}:${t.line}`);
+      into.list.push(y.kept ? `${rel}:${y.line} (${y.kept})` : `${rel}:${y.line}`);
     }
   }
   const fileCount = (list) => new Set(list.map((l) => l.replace(/:\d+.*$/, ""))).size;
