@@ -11,7 +11,9 @@ import { type AuditJournal, createAuditJournal } from "./audit/audit-journal.js"
 import type { AppConfig } from "./config/app-config.js";
 import { createConnector } from "./connectors/registry.js";
 import type { Grant, Policy } from "./core/model.js";
-import type { Clock, Connector, Store } from "./core/ports.js";
+import type { Connector } from "./core/ports/connector.js";
+import type { Clock } from "./core/ports/runtime.js";
+import type { Store } from "./core/ports/store.js";
 import type { Metrics } from "./metrics/metrics.js";
 import type { SecretBox } from "./secrets/secret-box.js";
 import type { SecretResolver } from "./secrets/secret-ref.js";

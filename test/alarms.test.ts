@@ -15,7 +15,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantViewSchema, IncidentViewSchema } from "../src/contract/api.js";
 import { checkpointMessage } from "../src/core/audit-chain.js";
-import type { Checkpoint } from "../src/core/ports.js";
+import type { Checkpoint } from "../src/core/records.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { runCli } from "./support/broker-process.js";
 import { ctx } from "./support/ctx.js";

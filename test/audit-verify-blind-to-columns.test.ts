@@ -22,7 +22,7 @@ import { generateSigningKey, loadPublicKeys, type SigningKey } from "../src/audi
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import type { AuditEventDraft } from "../src/core/audit-event.js";
-import type { Store } from "../src/core/ports.js";
+import type { Store } from "../src/core/ports/store.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";

@@ -25,7 +25,7 @@ import { STATE_KEYS } from "../src/audit/state-verify.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { nonGrantEvent } from "../src/core/audit-event.js";
-import type { Store } from "../src/core/ports.js";
+import type { Store } from "../src/core/ports/store.js";
 import { IDP_DECLARED_STATE } from "../src/http/auth-routes.js";
 import { rotationStateKey } from "../src/service/rotation.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";

@@ -21,7 +21,7 @@ import { silentLogger } from "../src/adapters/logger.js";
 import { type Broker, createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
-import type { Clock } from "../src/core/ports.js";
+import type { Clock } from "../src/core/ports/runtime.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, TestBrowser, type TestIdp } from "./support/oidc-provider.js";

@@ -22,7 +22,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { grantEvent } from "../src/core/grant-machine.js";
 import { GRANT_PERMISSIONS } from "../src/core/grant-permissions.js";
-import type { Clock } from "../src/core/ports.js";
+import type { Clock } from "../src/core/ports/runtime.js";
 import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { SQLITE_BROKER_HEADER } from "./support/test-config.js";

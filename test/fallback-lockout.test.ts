@@ -9,7 +9,7 @@ import { join } from "node:path";
 import * as OTPAuth from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../src/app.js";
-import type { Clock } from "../src/core/ports.js";
+import type { Clock } from "../src/core/ports/runtime.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { freePort } from "./support/free-port.js";
 import { startTestBroker, type TestBroker } from "./support/test-broker.js";

@@ -18,7 +18,7 @@ import { verifyStoreChain } from "../src/audit/audit-verify.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
-import type { Clock } from "../src/core/ports.js";
+import type { Clock } from "../src/core/ports/runtime.js";
 import { ctx } from "./support/ctx.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
 import { PATIENCE_MS } from "./support/wait.js";

@@ -15,7 +15,7 @@ import type { AppConfig } from "../src/config/app-config.js";
 import { BreakglassError } from "../src/core/errors.js";
 import { dueAt } from "../src/core/grant-machine.js";
 import type { Grant } from "../src/core/model.js";
-import type { Connector } from "../src/core/ports.js";
+import type { Connector } from "../src/core/ports/connector.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import {
   APP_ROLE,

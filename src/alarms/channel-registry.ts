@@ -5,7 +5,8 @@
  */
 import type { AlarmChannelConfig, AppConfig } from "../config/app-config.js";
 import type { Policy } from "../core/model.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
 import type { AlarmChannel } from "./alarm-channel.js";
 import { createEmailChannel } from "./email-channel.js";

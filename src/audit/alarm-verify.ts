@@ -18,7 +18,8 @@ import { alarmSummary, SEALED_DELIVERY_EVENTS } from "../core/alarm-routing.js";
 import { type AuditRecord, parseAuditPayload } from "../core/audit-columns.js";
 import type { AuditEventType, StoredAuditEvent } from "../core/audit-event.js";
 import { canonicalJson } from "../core/canonical-json.js";
-import type { AlarmRecord, Checkpoint, Store } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
+import type { AlarmRecord, Checkpoint } from "../core/records.js";
 import type { RowDifference as Diff } from "./row-check.js";
 import { gone, RowFacts, unaccounted } from "./row-check.js";
 

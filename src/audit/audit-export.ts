@@ -18,7 +18,8 @@
  */
 import { once } from "node:events";
 import { canonicalJson } from "../core/canonical-json.js";
-import type { Checkpoint, Store } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
+import type { Checkpoint } from "../core/records.js";
 import { terminalText } from "../core/text.js";
 import { toOcsf } from "./ocsf.js";
 

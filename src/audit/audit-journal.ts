@@ -7,7 +7,8 @@
  */
 import { type AlarmRouting, routeAlarms } from "../core/alarm-routing.js";
 import type { AuditEventDraft, SealedAuditEvent } from "../core/audit-event.js";
-import type { Sha256, StoreTx } from "../core/ports.js";
+import type { Sha256 } from "../core/ports/runtime.js";
+import type { StoreTx } from "../core/ports/store.js";
 import type { RequestContext } from "../core/request-context.js";
 import { createAuditLog } from "./audit-log.js";
 

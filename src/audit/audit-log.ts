@@ -8,7 +8,8 @@
 import { sealEvents } from "../core/audit-chain.js";
 import type { AuditEventDraft, SealedAuditEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Sha256, StoreTx } from "../core/ports.js";
+import type { Sha256 } from "../core/ports/runtime.js";
+import type { StoreTx } from "../core/ports/store.js";
 
 export interface AuditLog {
   /**

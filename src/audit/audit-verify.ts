@@ -17,7 +17,8 @@ import {
 } from "../core/audit-chain.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
 import { canonicalJson } from "../core/canonical-json.js";
-import type { Checkpoint, Store } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
+import type { Checkpoint } from "../core/records.js";
 import { AlarmLedger, type AlarmStore } from "./alarm-verify.js";
 import { DrillLedger, type DrillRunStore } from "./drill-verify.js";
 import { GrantLedger, type GrantStore } from "./grant-verify.js";

@@ -11,7 +11,8 @@
  */
 import { type AuditRecord, parseAuditPayload } from "../core/audit-columns.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
-import type { DrillRun, Store } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
+import type { DrillRun } from "../core/records.js";
 import { gone, type RowDifference, RowFacts, renamedRows, unaccounted } from "./row-check.js";
 
 export type DrillRunStore = Pick<Store, "listDrillRuns">;

@@ -8,7 +8,8 @@
  */
 import type { ChainVerdict } from "../core/audit-chain.js";
 import type { Grant, VaultOpening } from "../core/model.js";
-import type { AlarmRecord, Checkpoint, DrillRun, StatementRecord, Store, TerminalSession } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
+import type { AlarmRecord, Checkpoint, DrillRun, StatementRecord, TerminalSession } from "../core/records.js";
 import type { RotationRow } from "../core/rotation-row.js";
 import { terminalText } from "../core/text.js";
 import { csvCell } from "./audit-export.js";

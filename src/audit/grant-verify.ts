@@ -13,7 +13,7 @@ import type { ChainFailure } from "../core/audit-chain.js";
 import { type AuditRecord, parseAuditPayload } from "../core/audit-columns.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
 import type { Grant, GrantState } from "../core/model.js";
-import type { Store } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
 
 export type GrantStore = Pick<Store, "listGrants">;
 

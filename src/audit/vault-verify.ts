@@ -13,7 +13,7 @@
 import { type AuditRecord, parseAuditPayload } from "../core/audit-columns.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
 import type { VaultOpening } from "../core/model.js";
-import type { Store } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
 import { gone, type RowDifference, RowFacts, renamedRows, timeOf, unaccounted } from "./row-check.js";
 
 export type VaultOpeningStore = Pick<Store, "listVaultOpenings">;

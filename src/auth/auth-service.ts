@@ -23,16 +23,9 @@ import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import { SYSTEM_ACTOR } from "../core/grant-machine.js";
 import type { Policy } from "../core/model.js";
-import type {
-  Clock,
-  FactorKind,
-  Identity,
-  IdGenerator,
-  LocalFactor,
-  LoginMethod,
-  Store,
-  WebSession,
-} from "../core/ports.js";
+import type { Clock, IdGenerator } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
+import type { FactorKind, Identity, LocalFactor, LoginMethod, WebSession } from "../core/records.js";
 import { Redacted } from "../core/redacted.js";
 import type { AuthInfo, RequestContext } from "../core/request-context.js";
 import { normalizeUserName, userNameProblem } from "../core/user-name.js";

@@ -13,7 +13,8 @@ import {
   verifyAuthenticationResponse,
   verifyRegistrationResponse,
 } from "@simplewebauthn/server";
-import type { LocalFactor, Store } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
+import type { LocalFactor } from "../core/records.js";
 
 /** Where the broker is, as browsers see it: the RP id (host name) and the page origin. */
 export interface RelyingParty {

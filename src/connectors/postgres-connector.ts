@@ -42,7 +42,7 @@ import type {
   TargetInventory,
   VerifyResult,
   WatchedSession,
-} from "../core/ports.js";
+} from "../core/ports/connector.js";
 import { Redacted } from "../core/redacted.js";
 import { formatVerifier, scramVerifier } from "../secrets/scram.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";

@@ -7,7 +7,7 @@
  */
 import type { AuditEventType, SealedAuditEvent } from "./audit-event.js";
 import type { AlarmSeverity } from "./model.js";
-import type { AlarmRecord, Checkpoint } from "./ports.js";
+import type { AlarmRecord, Checkpoint } from "./records.js";
 
 export const ACTIVATION_EVENTS: readonly AuditEventType[] = ["grant.activated", "grant.emergency_activated"];
 /** Events that always reach the security channels, whatever the routes say. */

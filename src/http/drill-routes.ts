@@ -17,7 +17,9 @@ import {
 } from "../contract/api.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
-import type { Clock, DrillRun, Store } from "../core/ports.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
+import type { DrillRun } from "../core/records.js";
 import type { RequestContext } from "../core/request-context.js";
 import type { RotationRow } from "../core/rotation-row.js";
 import type { DrillService } from "../service/drill-service.js";

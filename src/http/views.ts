@@ -20,7 +20,7 @@ import type { ChainVerdict } from "../core/audit-chain.js";
 import type { LinkedAuditEvent, SealedAuditEvent } from "../core/audit-event.js";
 import { type AuditIntegrity, checkStoredEvent } from "../core/audit-record.js";
 import type { FollowUp, Grant, GrantReview, Policy, RoleDef, VaultOpening } from "../core/model.js";
-import type { AlarmRecord, Checkpoint, TerminalSession } from "../core/ports.js";
+import type { AlarmRecord, Checkpoint, TerminalSession } from "../core/records.js";
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));

@@ -23,7 +23,10 @@ import {
   type Transition,
 } from "../core/grant-machine.js";
 import type { FollowUp, Grant, Policy, ReviewOutcome, RoleDef } from "../core/model.js";
-import type { Clock, GrantFilter, IdGenerator, StatementRecord, Store } from "../core/ports.js";
+import type { GrantFilter } from "../core/ports/grants.js";
+import type { Clock, IdGenerator } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
+import type { StatementRecord } from "../core/records.js";
 import type { Redacted } from "../core/redacted.js";
 import type { RequestContext } from "../core/request-context.js";
 import type { SecretBox } from "../secrets/secret-box.js";

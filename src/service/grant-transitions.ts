@@ -8,7 +8,7 @@ import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import { BreakglassError } from "../core/errors.js";
 import { dueAt, type Transition } from "../core/grant-machine.js";
 import type { Grant } from "../core/model.js";
-import type { Store, StoreTx } from "../core/ports.js";
+import type { Store, StoreTx } from "../core/ports/store.js";
 import type { RequestContext } from "../core/request-context.js";
 
 /** Save a transition's grant and event inside an open transaction. */

@@ -6,7 +6,7 @@
  */
 import type { AlarmsConfig, DrillDef } from "../config/app-config.js";
 import type { Policy } from "../core/model.js";
-import type { AlarmRecord, Store } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
 import {
   assessPosture,
   assessVaultAlarms,
@@ -15,6 +15,7 @@ import {
   type PostureItem,
   worstOf,
 } from "../core/posture.js";
+import type { AlarmRecord } from "../core/records.js";
 import type { RotationRow } from "./rotation.js";
 
 export async function collectPosture(

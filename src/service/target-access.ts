@@ -23,15 +23,10 @@ import {
   type Transition,
 } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
-import type {
-  Clock,
-  Connector,
-  ConnectorGrantFacts,
-  ConnectorResult,
-  GatewayLogin,
-  Store,
-  StoreTx,
-} from "../core/ports.js";
+import type { Connector, ConnectorGrantFacts, ConnectorResult } from "../core/ports/connector.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Store, StoreTx } from "../core/ports/store.js";
+import type { GatewayLogin } from "../core/records.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "../core/request-context.js";
 import { sanitizeTargetError } from "../core/target-error.js";
 import { issueGatewayLogin } from "../gateway/gateway-login.js";

@@ -16,8 +16,10 @@ import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import { BreakglassError } from "../core/errors.js";
 import { grantEvent, mayReadRecording } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
-import type { Clock, IdGenerator, Sha256, Store, StoreTx, TerminalEvent, TerminalSession } from "../core/ports.js";
+import type { Clock, IdGenerator, Sha256 } from "../core/ports/runtime.js";
+import type { Store, StoreTx } from "../core/ports/store.js";
 import { terminalDigest } from "../core/recording-digest.js";
+import type { TerminalEvent, TerminalSession } from "../core/records.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "../core/request-context.js";
 
 export interface TerminalService {

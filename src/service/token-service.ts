@@ -9,7 +9,9 @@ import { stamp } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
-import type { Clock, IdGenerator, Store, TokenRecord } from "../core/ports.js";
+import type { Clock, IdGenerator } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
+import type { TokenRecord } from "../core/records.js";
 import { Redacted } from "../core/redacted.js";
 import type { RequestContext } from "../core/request-context.js";
 

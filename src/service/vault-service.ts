@@ -9,7 +9,8 @@ import { stamp } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { FollowUp, Policy, ReviewOutcome, VaultOpening } from "../core/model.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
 import type { RequestContext } from "../core/request-context.js";
 import { reviewVaultOpening, vaultOpeningId, vaultReviewRefusal } from "../core/vault-review.js";
 import {

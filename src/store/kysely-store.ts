@@ -32,6 +32,8 @@ import type {
   VaultOpening,
 } from "../core/model.js";
 import { OPEN_STATES } from "../core/model.js";
+import type { GrantFilter } from "../core/ports/grants.js";
+import type { Store, StoreTx } from "../core/ports/store.js";
 import type {
   AlarmRecord,
   AlarmState,
@@ -42,19 +44,16 @@ import type {
   DrillStep,
   FactorKind,
   GatewayLogin,
-  GrantFilter,
   Identity,
   LocalFactor,
   LoginMethod,
   RecordingRef,
   StatementRecord,
-  Store,
-  StoreTx,
   TerminalEvent,
   TerminalSession,
   TokenRecord,
   WebSession,
-} from "../core/ports.js";
+} from "../core/records.js";
 import type { Database, GrantsTable, TokensTable } from "./schema.js";
 
 export type StoreDialect = "sqlite" | "postgres";

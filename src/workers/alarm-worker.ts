@@ -23,7 +23,9 @@ import { type AlarmChannel, type ChannelHealth, DeliveryError } from "../alarms/
 import type { AuditAppender } from "../audit/audit-journal.js";
 import { alarmBackoffMs, SEALED_DELIVERY_EVENTS } from "../core/alarm-routing.js";
 import { type AuditEventDraft, type AuditEventType, nonGrantEvent } from "../core/audit-event.js";
-import type { AlarmRecord, Clock, Store } from "../core/ports.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
+import type { AlarmRecord } from "../core/records.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { createLoop } from "./loop.js";
 

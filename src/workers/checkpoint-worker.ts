@@ -10,7 +10,9 @@
 import type { SigningKey } from "../audit/signing-key.js";
 import { checkpointMessage } from "../core/audit-chain.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Checkpoint, Clock, Store, StoreTx } from "../core/ports.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Store, StoreTx } from "../core/ports/store.js";
+import type { Checkpoint } from "../core/records.js";
 import { createLoop } from "./loop.js";
 
 export interface CheckpointWorker {

@@ -10,7 +10,9 @@
 import type { AuditAppender } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Clock, Connector, Store, WatchedSession } from "../core/ports.js";
+import type { Connector, WatchedSession } from "../core/ports/connector.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
 import { createLoop } from "./loop.js";
 
 /** How far an event's time (the target's clock) may sit outside its grant's window and still be its own. */

@@ -8,7 +8,8 @@
 
 import type { AuditAppender } from "../audit/audit-journal.js";
 import { grantEvent } from "../core/grant-machine.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
 import { createLoop } from "./loop.js";
 
 export interface EscalationWorkerDeps {

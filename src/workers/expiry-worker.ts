@@ -24,7 +24,8 @@ import {
   warnEnding,
 } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
 import { SYSTEM_CONTEXT } from "../core/request-context.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { RevocationResult, TargetAccess } from "../service/target-access.js";

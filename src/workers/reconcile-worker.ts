@@ -16,7 +16,9 @@ import type { AuditAppender } from "../audit/audit-journal.js";
 import { type AuditEventDraft, nonGrantEvent } from "../core/audit-event.js";
 import { grantEvent } from "../core/grant-machine.js";
 import type { Grant } from "../core/model.js";
-import type { Clock, Connector, DriftItem, Store } from "../core/ports.js";
+import type { Connector, DriftItem } from "../core/ports/connector.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
 import type { TargetAccess } from "../service/target-access.js";
 import { createLoop } from "./loop.js";
 

@@ -13,7 +13,8 @@
 
 import type { AuditAppender } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Store } from "../core/ports/store.js";
 import type { RotationRow } from "../service/rotation.js";
 import { createLoop } from "./loop.js";
 

@@ -9,7 +9,7 @@ import { parse, stringify } from "yaml";
 import type { AppConfig } from "../../src/config/app-config.js";
 import { loadConfigFile } from "../../src/config/load-config.js";
 import { connectorConfigChecks } from "../../src/connectors/registry.js";
-import type { Clock } from "../../src/core/ports.js";
+import type { Clock } from "../../src/core/ports/runtime.js";
 import { type ConfigOverride, mergeConfig, STANDARD_CONFIG, storageSection, type TestStorage } from "./test-broker.js";
 
 export type { TestStorage };
