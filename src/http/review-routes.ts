@@ -20,8 +20,9 @@ import {
   VaultOpeningViewSchema,
 } from "../contract/api.js";
 import type { AuditEventType, LinkedAuditEvent } from "../core/audit-event.js";
+import { reviewBlocker, reviewRefusal } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
-import { awaitsReview, reviewRefusal } from "../core/grant-machine.js";
+import { awaitsReview } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock } from "../core/ports/runtime.js";
 import type { Store } from "../core/ports/store.js";
@@ -141,14 +142,6 @@ export function buildReviewRoutes(deps: {
       },
     }),
   ];
-}
-
-/** Why `actor` cannot record this grant's verdict now (its state, a drill, who they are), or null. */
-function reviewBlocker(policy: Policy, grant: Grant, actor: string): string | null {
-  if (grant.drill === true) return "it belongs to a drill: drills are not reviewed, their run is the record";
-  if (grant.state === "reviewed") return "it has been reviewed already";
-  if (grant.state !== "ended") return `it is ${grant.state}; grants are reviewed once they have ended`;
-  return reviewRefusal(policy, grant, actor);
 }
 
 /** Each recording of the grant against the last digest the chain sealed for it. */

@@ -54,7 +54,13 @@ import {
   TokenViewSchema,
 } from "../contract/api.js";
 import { ACTIVATION_EVENTS, isUnalarmed } from "../core/alarm-routing.js";
-import { groupsOf } from "../core/approval-policy.js";
+import {
+  isAdmin,
+  mayManageTokensOf,
+  requireAdmin as requireAdminOf,
+  type SignInGate,
+  signInRefusal,
+} from "../core/authorization.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import { approveGrant } from "../core/grant-machine.js";
@@ -75,7 +81,6 @@ import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
 import { buildDrillRoutes } from "./drill-routes.js";
 import { buildReviewRoutes } from "./review-routes.js";
-import { type GatedRoute, gateRefusal } from "./route-gate.js";
 import { type AnyRoute, defineRoute, type RouteScope } from "./route-table.js";
 import {
   alarmView,
@@ -166,13 +171,13 @@ const actionScope = (action: GrantAction): RouteScope =>
       : "request";
 
 /** The gates of the routes behind each of a grant view's permissions (`can`). */
-const PERMISSION_GATES: Readonly<Record<GrantPermission, GatedRoute>> = {
+const PERMISSION_GATES: Readonly<Record<GrantPermission, SignInGate>> = {
   ...(Object.fromEntries(
     (Object.keys(GRANT_ACTIONS) as GrantAction[]).map((a) => [
       a,
       { method: "POST", scope: actionScope(a), fallback: a === "release" || a === "activate" },
     ]),
-  ) as Record<GrantAction, GatedRoute>),
+  ) as Record<GrantAction, SignInGate>),
   credential: { method: "GET", scope: "request", fallback: true },
   recording: { method: "GET", scope: "review", fallback: false },
 };
@@ -272,16 +277,8 @@ export function buildRoutes(deps: RouteDeps): {
     (await terminalViews([t]))[0] as ReturnType<typeof terminalSessionView>;
   const { policy } = deps;
   /** The audit log holds every justification, source address and target output: admins only. */
-  const requireAdmin = (ctx: RequestContext, what = "reading the audit log"): void => {
-    const mine = groupsOf(policy, ctx.actor);
-    if (!policy.adminGroups.some((g) => mine.has(g))) {
-      throw new BreakglassError(
-        "ERR_FORBIDDEN",
-        `${what} needs membership of ${policy.adminGroups.join(" or ") || "an admin group (none is configured: set admin_groups)"}`,
-        { groups: policy.adminGroups },
-      );
-    }
-  };
+  const requireAdmin = (ctx: RequestContext, what = "reading the audit log"): void =>
+    requireAdminOf(policy, ctx.actor, what);
   const view = (grant: Grant) => grantView(grant, policy, clock.now());
   /** Whether `actor`'s approval would be accepted now: the grant machine's own checks, dry-run. */
   const canApprove = (grant: Grant, actor: string): boolean =>
@@ -294,7 +291,7 @@ export function buildRoutes(deps: RouteDeps): {
     const allowed = grantPermissions(policy, grant, ctx.actor, clock.now());
     const out = {} as Record<GrantPermission, boolean>;
     for (const p of GRANT_PERMISSIONS) {
-      out[p] = allowed[p] && (ctx.auth === undefined || gateRefusal(PERMISSION_GATES[p], ctx.auth) === null);
+      out[p] = allowed[p] && (ctx.auth === undefined || signInRefusal(PERMISSION_GATES[p], ctx.auth) === null);
     }
     const connector = policy.targets.get(grant.target)?.connector;
     out.credential &&= connector !== undefined && CREDENTIAL_CONNECTORS.has(connector);
@@ -895,10 +892,6 @@ function tokenRoutes(
   requireAdmin: (ctx: RequestContext, what: string) => void,
   policy: Policy,
 ): AnyRoute[] {
-  const isAdmin = (ctx: RequestContext) => {
-    const mine = groupsOf(policy, ctx.actor);
-    return policy.adminGroups.some((g) => mine.has(g));
-  };
   return [
     defineRoute({
       method: "POST",
@@ -913,7 +906,9 @@ function tokenRoutes(
       response: CreatedTokenViewSchema,
       problems: ["ERR_FORBIDDEN"],
       handler: async ({ ctx, body }) => {
-        if (body.user !== undefined && body.user !== ctx.actor) requireAdmin(ctx, "creating a token for someone else");
+        if (!mayManageTokensOf(policy, ctx.actor, body.user ?? ctx.actor)) {
+          requireAdmin(ctx, "creating a token for someone else");
+        }
         const ttlS = parseDuration(body.ttl);
         if (ttlS > 365 * 86_400) {
           throw new BreakglassError("ERR_VALIDATION", "a token lives at most 365d; rotate it instead", {
@@ -940,7 +935,7 @@ function tokenRoutes(
       response: TokenListSchema,
       problems: [],
       handler: async ({ ctx }) => ({
-        body: { tokens: (await tokens.list(isAdmin(ctx) ? null : ctx.actor)).map(tokenView) },
+        body: { tokens: (await tokens.list(isAdmin(policy, ctx.actor) ? null : ctx.actor)).map(tokenView) },
       }),
     }),
     defineRoute({
@@ -956,7 +951,7 @@ function tokenRoutes(
       response: TokenViewSchema,
       problems: ["ERR_NOT_FOUND"],
       handler: async ({ ctx, params }) => ({
-        body: tokenView(await tokens.revoke(ctx, params.token, isAdmin(ctx))),
+        body: tokenView(await tokens.revoke(ctx, params.token, isAdmin(policy, ctx.actor))),
       }),
     }),
   ];

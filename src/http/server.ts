@@ -15,6 +15,7 @@ import type { ChannelHealth } from "../alarms/alarm-channel.js";
 import type { SigningKey } from "../audit/signing-key.js";
 import type { AppConfig } from "../config/app-config.js";
 import { API_PREFIX } from "../contract/api.js";
+import { signInRefusal } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
 import type { Clock, IdGenerator } from "../core/ports/runtime.js";
@@ -33,7 +34,6 @@ import { registerConsole } from "./console.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { clientErrorResponse, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import { createAdmission, createStartQueue } from "./rate-limit.js";
-import { gateRefusal } from "./route-gate.js";
 import type { AnyRoute } from "./route-table.js";
 import { buildRoutes } from "./routes.js";
 
@@ -250,7 +250,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
         }
       }
     }
-    const refusal = gateRefusal(route, who.auth);
+    const refusal = signInRefusal(route, who.auth);
     if (refusal) throw refusal;
     actors.set(request, who.user);
     auths.set(request, who.auth);
