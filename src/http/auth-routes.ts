@@ -18,8 +18,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { renderSVG } from "uqr";
-import type { AuditAppender } from "../audit/audit-journal.js";
-import { stamp } from "../audit/audit-journal.js";
 import type { AuthService, FactorView, IdpTokens } from "../auth/auth-service.js";
 import type { IdpHealth, OidcLogin, PendingLogin } from "../auth/oidc.js";
 import { mapGroups } from "../auth/oidc.js";
@@ -42,17 +40,15 @@ import {
   WebauthnEnrollViewSchema,
   WebauthnOptionsSchema,
 } from "../contract/api.js";
-import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Clock } from "../core/ports/runtime.js";
-import type { Store } from "../core/ports/store.js";
 import type { RequestContext } from "../core/request-context.js";
 import type { SecretBox } from "../secrets/secret-box.js";
+import type { BrokerQueries } from "../service/broker-queries.js";
+import type { IdpDeclaration } from "../service/idp-declaration.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 
 export const SESSION_COOKIE = "bg_session";
-/** The broker-state key holding an admin's declaration that the IdP is down. */
-export const IDP_DECLARED_STATE = "idp_declared";
 const LOGIN_COOKIE = "bg_oidc";
 const LOGIN_TTL_MS = 10 * 60 * 1000;
 
@@ -62,11 +58,12 @@ export interface AuthRouteDeps {
   /** Sessions and local factors; null on a broker without a secret key (API tokens only). */
   readonly auth: AuthService | null;
   readonly oidc: OidcLogin | null;
-  readonly store: Store;
-  readonly audit: AuditAppender;
+  /** Declaring the IdP down or up (admins). */
+  readonly idp: IdpDeclaration;
+  /** The caller's web session, by id. */
+  readonly sessions: Pick<BrokerQueries, "webSession">;
   readonly clock: Clock;
   readonly box: SecretBox | null;
-  readonly requireAdmin: (ctx: RequestContext, what: string) => void;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -194,26 +191,7 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       response: IdpHealthSchema,
       problems: ["ERR_FORBIDDEN", "ERR_NOT_CONFIGURED"],
       handler: async ({ ctx, body }) => {
-        deps.requireAdmin(ctx, "declaring the IdP down or up");
-        if (!oidc) {
-          throw new BreakglassError(
-            "ERR_NOT_CONFIGURED",
-            "no IdP is configured (auth.oidc): there is nothing to declare",
-            {
-              feature: "idpLogin",
-            },
-          );
-        }
-        const now = clock.now();
-        await deps.store.transaction(async (tx) => {
-          // Kept for every replica and for restarts (read back by the broker every minute).
-          const declared = body.down ? JSON.stringify({ by: ctx.actor, at: now, reason: body.reason }) : "";
-          await tx.swapState(IDP_DECLARED_STATE, declared, now);
-          await deps.audit.append(tx, [
-            stamp(nonGrantEvent("auth.idp_declared", ctx.actor, now, { down: body.down, reason: body.reason }), ctx),
-          ]);
-        });
-        oidc.declare(body.down, ctx.actor, body.reason, now);
+        await deps.idp.declare(ctx, body.down, body.reason);
         return { body: idpHealthView(config, oidc) };
       },
     }),
@@ -256,7 +234,7 @@ export function buildAuthRoutes(deps: AuthRouteDeps): AnyRoute[] {
       problems: [],
       handler: async ({ ctx, headers }) => {
         const sessionId = ctx.auth?.sessionId ?? null;
-        const session = sessionId ? await deps.store.findWebSession(sessionId) : null;
+        const session = sessionId ? await deps.sessions.webSession(sessionId) : null;
         const token = bearerOrCookie(headers);
         return {
           body: {

@@ -6,10 +6,6 @@
  * timing. Recording the verdict is `POST /grants/{id}/review`.
  */
 
-import { sha256 } from "../adapters/node-crypto.js";
-import { evidenceOf } from "../audit/audit-evidence.js";
-import { alarmIntegrity, terminalSessionIntegrity, vaultOpeningIntegrity } from "../audit/evidence-rows.js";
-import { grantDifference } from "../audit/grant-verify.js";
 import {
   GrantIdParamsSchema,
   GrantStorySchema,
@@ -19,15 +15,9 @@ import {
   VaultOpeningIdParamsSchema,
   VaultOpeningViewSchema,
 } from "../contract/api.js";
-import type { AuditEventType, LinkedAuditEvent } from "../core/audit-event.js";
-import { reviewBlocker, reviewRefusal } from "../core/authorization.js";
-import { BreakglassError } from "../core/errors.js";
-import { awaitsReview } from "../core/grant-machine.js";
-import type { Grant, Policy } from "../core/model.js";
+import type { Policy } from "../core/model.js";
 import type { Clock } from "../core/ports/runtime.js";
-import type { Store } from "../core/ports/store.js";
-import { RECORDING_SEALS, statementsDigest, terminalDigest } from "../core/recording-digest.js";
-import type { StatementRecord, TerminalSession } from "../core/records.js";
+import type { GrantStory, ReviewQueries } from "../service/review-queries.js";
 import type { VaultService } from "../service/vault-service.js";
 import { type AnyRoute, defineRoute } from "./route-table.js";
 import { alarmView, followUpsFrom, grantView, integrityView, rowIntegrityView, vaultOpeningView } from "./views.js";
@@ -37,12 +27,12 @@ const seconds = (from: number | null, to: number | null): number | null =>
   from === null || to === null ? null : Math.round((to - from) / 1000);
 
 export function buildReviewRoutes(deps: {
-  store: Store;
+  reviews: ReviewQueries;
   policy: Policy;
   clock: Clock;
   vault?: VaultService | undefined;
 }): AnyRoute[] {
-  const { store, policy, clock, vault } = deps;
+  const { reviews, policy, clock, vault } = deps;
   return [
     defineRoute({
       method: "GET",
@@ -59,37 +49,25 @@ export function buildReviewRoutes(deps: {
       problems: [],
       handler: async ({ ctx, query }) => {
         const now = clock.now();
-        // A drill's grant is a rehearsal, not a use: its run is its record, and it is never queued.
-        const ended = (await store.listGrants({ states: ["ended"], limit: 1000 })).filter(awaitsReview);
-        const rows = ended
-          .map((g) => {
-            const why = reviewRefusal(policy, g, ctx.actor);
-            return {
-              grant: grantView(g, policy, now),
-              dueAt: iso(g.reviewDueAt),
-              overdue: g.reviewDueAt !== null && g.reviewDueAt < now,
-              emergency: g.emergency || g.viaFallback === true,
-              canReview: why === null,
-              why,
-              due: g.reviewDueAt ?? Number.MAX_SAFE_INTEGER,
-            };
-          })
-          .filter((r) => (!query.overdue || r.overdue) && (!query.mine || r.canReview))
-          .sort((a, b) => a.due - b.due);
-        const queued = (await vault?.queue(ctx.actor)) ?? [];
-        const integrity = await vaultOpeningIntegrity(
-          store,
-          queued.map((o) => o.opening),
-        );
-        const openings = queued
-          .map((o) => ({
-            opening: vaultOpeningView(o.opening, integrity.get(o.opening.id)),
-            overdue: o.overdue,
-            canReview: o.why === null,
-            why: o.why,
-          }))
-          .filter((r) => (!query.overdue || r.overdue) && (!query.mine || r.canReview));
-        return { body: { vaultOpenings: openings, reviews: rows.map(({ due: _due, ...r }) => r) } };
+        const queue = await reviews.queue(ctx.actor, { overdue: query.overdue, mine: query.mine });
+        return {
+          body: {
+            vaultOpenings: queue.openings.map((o) => ({
+              opening: vaultOpeningView(o.opening, o.integrity),
+              overdue: o.overdue,
+              canReview: o.why === null,
+              why: o.why,
+            })),
+            reviews: queue.reviews.map((r) => ({
+              grant: grantView(r.grant, policy, now),
+              dueAt: iso(r.grant.reviewDueAt),
+              overdue: r.overdue,
+              emergency: r.emergency,
+              canReview: r.why === null,
+              why: r.why,
+            })),
+          },
+        };
       },
     }),
     ...(vault
@@ -114,9 +92,7 @@ export function buildReviewRoutes(deps: {
                 notes: body.notes,
                 followUps: followUpsFrom(body.followUps),
               });
-              return {
-                body: vaultOpeningView(opening, (await vaultOpeningIntegrity(store, [opening])).get(opening.id)),
-              };
+              return { body: vaultOpeningView(opening, await reviews.checkOpening(opening)) };
             },
           }),
         ]
@@ -135,65 +111,16 @@ export function buildReviewRoutes(deps: {
       response: GrantStorySchema,
       problems: ["ERR_NOT_FOUND", "ERR_AUDIT_CHAIN_BROKEN"],
       handler: async ({ ctx, params }) => {
-        const grant = await store.getGrant(params.id);
-        if (!grant) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${params.id}`, { grantId: params.id });
-        const why = reviewBlocker(policy, grant, ctx.actor);
-        return { body: { ...(await story(store, policy, grant, clock.now())), canReview: why === null, why } };
+        const story = await reviews.story(ctx.actor, params.id);
+        return { body: { ...storyView(story, policy, clock.now()), canReview: story.why === null, why: story.why } };
       },
     }),
   ];
 }
 
-/** Each recording of the grant against the last digest the chain sealed for it. */
-async function recordingSeals(
-  store: Store,
-  timeline: readonly { seq: number; type: string; data: Record<string, unknown> }[],
-  terminals: readonly TerminalSession[],
-  statements: readonly StatementRecord[],
-  grantEvents: readonly LinkedAuditEvent[],
-) {
-  const seals = new Map<string, { seq: number; digest: string }>();
-  for (const e of timeline) {
-    const { session, digest } = e.data;
-    if (RECORDING_SEALS.has(e.type as AuditEventType) && typeof session === "string" && typeof digest === "string") {
-      seals.set(session, { seq: e.seq, digest });
-    }
-  }
-  const integrity = terminalSessionIntegrity(terminals, grantEvents);
-  const bySession = new Map<string, StatementRecord[]>();
-  for (const s of statements) bySession.set(s.sessionId, [...(bySession.get(s.sessionId) ?? []), s]);
-  const row = (kind: "terminal" | "gateway", session: string, entries: number, digest: string) => {
-    const seal = seals.get(session);
-    return {
-      kind,
-      session,
-      entries,
-      sealedBy: seal?.seq ?? null,
-      digest: seal?.digest ?? null,
-      matches: seal === undefined ? null : seal.digest === digest,
-      integrity: rowIntegrityView(integrity.get(session)),
-    };
-  };
-  return [
-    ...(await Promise.all(
-      terminals.map(async (t) => {
-        const events = await store.readTerminalEvents(t.id);
-        return row("terminal", t.id, events.length, terminalDigest(sha256, events));
-      }),
-    )),
-    ...[...bySession].map(([session, list]) => row("gateway", session, list.length, statementsDigest(sha256, list))),
-  ];
-}
-
-async function story(store: Store, policy: Policy, grant: Grant, now: number) {
-  const [events, alarms, statements, terminals] = await Promise.all([
-    store.readGrantAudit([grant.id]),
-    store.listAlarms(grant.id),
-    store.listStatements(grant.id),
-    store.listTerminalSessions(grant.id),
-  ]);
-  // Every value from the hashed payload; a row that does not chain is refused, not shown.
-  const timeline = evidenceOf(events).map(({ record: e, integrity }) => ({
+function storyView(story: GrantStory, policy: Policy, now: number) {
+  const { grant, difference: d } = story;
+  const timeline = story.timeline.map(({ record: e, integrity }) => ({
     seq: e.seq,
     at: new Date(e.at).toISOString(),
     type: e.type,
@@ -201,9 +128,7 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
     data: { ...e.data },
     integrity: integrityView(integrity),
   }));
-  // The row against its own events: an edited fact is named here, not only by `audit verify`.
-  const d = grantDifference(grant, events);
-  const alarmChecks = await alarmIntegrity(store, alarms, events);
+  const { statements } = story;
   return {
     grant: grantView(grant, policy, now),
     grantIntegrity:
@@ -215,7 +140,7 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
             message: `the grant's ${d.column} says ${JSON.stringify(d.stored)} but event ${d.event.seq} (${d.event.type}) says ${JSON.stringify(d.chain)}: the row was edited; the timeline is the evidence`,
           },
     timeline,
-    alarms: alarms.map((a) => alarmView(a, alarmChecks.get(a.id))),
+    alarms: story.alarms.map((a) => alarmView(a, story.alarmChecks.get(a.id))),
     recording: {
       gatewaySessions: new Set(statements.map((s) => s.sessionId)).size,
       statements: statements.length,
@@ -223,8 +148,8 @@ async function story(store: Store, policy: Policy, grant: Grant, now: number) {
         .filter((s) => s.kind === "blocked")
         .map((s) => ({ at: new Date(s.startedAt).toISOString(), statement: s.text, error: s.error })),
       errors: statements.filter((s) => s.error !== null && s.kind !== "blocked").length,
-      terminalSessions: terminals.length,
-      sessions: await recordingSeals(store, timeline, terminals, statements, events),
+      terminalSessions: story.terminalSessions,
+      sessions: story.recordings.map((r) => ({ ...r, integrity: rowIntegrityView(r.integrity) })),
     },
     sweptSidePermissions: timeline.filter((e) => e.type === "target.side_permission_swept").map((e) => e.data),
     timing: {

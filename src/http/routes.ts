@@ -4,10 +4,6 @@
  */
 import { z } from "zod";
 import type { ChannelHealth } from "../alarms/alarm-channel.js";
-import { evidenceOf, linkPage } from "../audit/audit-evidence.js";
-import { formatVerdict, verifyStoreChain } from "../audit/audit-verify.js";
-import { alarmIntegrity, alarmsAsRecorded, terminalSessionIntegrity } from "../audit/evidence-rows.js";
-import { loadPublicKeys, type SigningKey } from "../audit/signing-key.js";
 import type { AppConfig } from "../config/app-config.js";
 import { CREDENTIAL_CONNECTORS } from "../connectors/registry.js";
 import {
@@ -24,8 +20,6 @@ import {
   DetectorReportSchema,
   EmptyBodySchema,
   GRANT_ACTIONS,
-  GRANT_PAGE_MAX,
-  GRANT_STATES,
   type GrantAction,
   GrantIdParamsSchema,
   GrantListSchema,
@@ -53,7 +47,6 @@ import {
   TokenParamsSchema,
   TokenViewSchema,
 } from "../contract/api.js";
-import { ACTIVATION_EVENTS, isUnalarmed } from "../core/alarm-routing.js";
 import {
   isAdmin,
   mayManageTokensOf,
@@ -65,15 +58,14 @@ import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import { approveGrant } from "../core/grant-machine.js";
 import { GRANT_PERMISSIONS, type GrantPermission, grantPermissions, passes } from "../core/grant-permissions.js";
-import type { Grant, GrantState, Policy } from "../core/model.js";
+import type { Grant, Policy } from "../core/model.js";
 import type { Clock } from "../core/ports/runtime.js";
-import type { Store } from "../core/ports/store.js";
-import type { AlarmRecord, TerminalSession, TokenRecord } from "../core/records.js";
+import type { TerminalSession, TokenRecord } from "../core/records.js";
 import type { RequestContext } from "../core/request-context.js";
-import { unknownRoleHint } from "../core/suggest.js";
+import type { ApiQueries } from "../service/api-queries.js";
 import type { DrillService } from "../service/drill-service.js";
+import type { CheckedTerminalSession } from "../service/grant-queries.js";
 import type { GrantService } from "../service/grant-service.js";
-import { rotationStatus } from "../service/rotation.js";
 import type { TerminalService } from "../service/terminal-service.js";
 import type { TokenService } from "../service/token-service.js";
 import type { VaultService } from "../service/vault-service.js";
@@ -99,9 +91,8 @@ import {
 export interface RouteDeps {
   readonly config: AppConfig;
   readonly service: GrantService;
-  readonly store: Store;
+  readonly queries: ApiQueries;
   readonly clock: Clock;
-  readonly signingKey: SigningKey;
   readonly reconcile?: ReconcileWorker | undefined;
   readonly detector?: DetectorWorker | undefined;
   readonly terminal?: TerminalService | undefined;
@@ -118,8 +109,6 @@ export interface RouteDeps {
   /** The alarm channels' health (the alarm worker's view). */
   readonly alarmChannels?: (() => readonly ChannelHealth[]) | undefined;
 }
-
-const DEFAULT_LIMIT = 100;
 
 /** The problems each grant action can end in (beyond auth, validation and not-found). */
 const ACTION_PROBLEMS: Readonly<Record<GrantAction, readonly ProblemCode[]>> = {
@@ -228,53 +217,20 @@ function runAction(
   }
 }
 
-/** A page's `next`: where the following page starts (the last grant's place in the order), opaque to clients. */
-function cursorOf(grant: Grant): string {
-  return Buffer.from(`${grant.requestedAt}:${grant.id}`).toString("base64url");
-}
-
-/** @throws ERR_VALIDATION when `cursor` is not a `next` this API gave out. */
-function parseCursor(cursor: string): { requestedAt: number; id: string } {
-  const m = /^(\d{1,16}):(.{1,100})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
-  if (!m?.[1] || !m[2]) {
-    throw new BreakglassError("ERR_VALIDATION", "cursor: not a `next` from a grant list; start without it", {
-      field: "cursor",
-    });
-  }
-  return { requestedAt: Number(m[1]), id: m[2] };
-}
-
-function parseStates(text: string | undefined): GrantState[] | undefined {
-  if (text === undefined) return undefined;
-  const states = text.split(",");
-  for (const s of states) {
-    if (!(GRANT_STATES as readonly string[]).includes(s)) {
-      throw new BreakglassError("ERR_VALIDATION", `state: "${s}" is not a grant state (${GRANT_STATES.join(", ")})`, {
-        field: "state",
-      });
-    }
-  }
-  return states as GrantState[];
-}
-
 export function buildRoutes(deps: RouteDeps): {
   routes: AnyRoute[];
   requireAdmin: (ctx: RequestContext, what: string) => void;
 } {
-  const { config, service, store, clock, signingKey } = deps;
+  const { service, queries, clock } = deps;
   const terminal = (): TerminalService => {
     if (!deps.terminal) throw new BreakglassError("ERR_INTERNAL", "terminal recording is not wired in this process");
     return deps.terminal;
   };
   /** Terminal sessions as views, each checked against its grant's grant.terminal_started/ended. */
-  const terminalViews = async (sessions: readonly TerminalSession[]) => {
-    if (sessions.length === 0) return [];
-    const events = await store.readGrantAudit([...new Set(sessions.map((t) => t.grantId))]);
-    const integrity = terminalSessionIntegrity(sessions, events);
-    return sessions.map((t) => terminalSessionView(t, integrity.get(t.id)));
-  };
+  const terminalViews = (sessions: readonly CheckedTerminalSession[]) =>
+    sessions.map((t) => terminalSessionView(t.session, t.integrity));
   const terminalViewOf = async (t: TerminalSession) =>
-    (await terminalViews([t]))[0] as ReturnType<typeof terminalSessionView>;
+    terminalViews(await queries.grants.checkTerminalSessions([t]))[0] as ReturnType<typeof terminalSessionView>;
   const { policy } = deps;
   /** The audit log holds every justification, source address and target output: admins only. */
   const requireAdmin = (ctx: RequestContext, what = "reading the audit log"): void =>
@@ -297,15 +253,6 @@ export function buildRoutes(deps: RouteDeps): {
     out.credential &&= connector !== undefined && CREDENTIAL_CONNECTORS.has(connector);
     return out;
   };
-  const unalarmedOf = async (grant: Grant, alarms?: readonly AlarmRecord[]) =>
-    isUnalarmed(
-      alarms ?? (await store.listAlarms(grant.id)),
-      config.alarms.routing,
-      grant.activatedAt,
-      clock.now(),
-      config.alarms.unalarmedAfterMs,
-    );
-  const keys = loadPublicKeys([signingKey.publicKeyPem]);
 
   const grantActions = (Object.keys(GRANT_ACTIONS) as GrantAction[]).map((action) =>
     defineRoute({
@@ -365,7 +312,7 @@ export function buildRoutes(deps: RouteDeps): {
       problems: ["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_AUDIT_WRITE_FAILED"],
       handler: async ({ ctx, params }) => {
         const statements = await service.recording(ctx, params.id);
-        const terminals = await store.listTerminalSessions(params.id);
+        const terminals = await queries.grants.terminalSessions(params.id);
         const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
         return {
           body: {
@@ -383,7 +330,7 @@ export function buildRoutes(deps: RouteDeps): {
               error: s.error,
               bytes: s.bytes,
             })),
-            terminalSessions: await terminalViews(terminals),
+            terminalSessions: terminalViews(terminals),
           },
         };
       },
@@ -476,7 +423,7 @@ export function buildRoutes(deps: RouteDeps): {
       response: HealthSchema,
       problems: ["ERR_STORAGE"],
       handler: async () => {
-        await store.nextDueAt();
+        await queries.broker.ping();
         return { body: { status: "ok" as const, store: "ok" as const } };
       },
     }),
@@ -499,7 +446,7 @@ export function buildRoutes(deps: RouteDeps): {
             state,
           });
         }
-        await store.nextDueAt(); // the store answers (ERR_STORAGE otherwise)
+        await queries.broker.ping(); // the store answers (ERR_STORAGE otherwise)
         return { body: { status: "ready" as const, store: "ok" as const, workers: "running" as const } };
       },
     }),
@@ -601,73 +548,18 @@ export function buildRoutes(deps: RouteDeps): {
       response: GrantListSchema,
       problems: ["ERR_VALIDATION", "ERR_NOT_FOUND"],
       handler: async ({ ctx, query }) => {
-        const mine = query.mine === "true" || query.mine === "1";
-        if (mine && query.requester !== undefined && query.requester !== ctx.actor) {
-          throw new BreakglassError("ERR_VALIDATION", "mine: cannot be combined with another requester", {
-            field: "mine",
-          });
-        }
-        const limit = Math.min(query.limit ?? DEFAULT_LIMIT, GRANT_PAGE_MAX);
-        // One row more than the page: whether there is a next page, without counting.
-        const rows = await service.list({
-          states: parseStates(query.state),
-          requester: mine ? ctx.actor : query.requester,
-          roleId: query.role,
-          after: query.cursor === undefined ? undefined : parseCursor(query.cursor),
-          limit: limit + 1,
+        const page = await queries.grants.page(ctx.actor, {
+          ...query,
+          mine: query.mine === "true" || query.mine === "1",
         });
-        const grants = rows.slice(0, limit);
-        const last = grants.at(-1);
-        const next = rows.length > limit && last ? cursorOf(last) : null;
-        // A role that is not configured and has no grants is a typo, not an empty list (a role
-        // removed from the configuration still lists its old grants).
-        if (
-          query.role !== undefined &&
-          query.cursor === undefined &&
-          grants.length === 0 &&
-          !config.policy.roles.has(query.role)
-        ) {
-          throw new BreakglassError(
-            "ERR_NOT_FOUND",
-            `no role "${query.role}" is configured; ${unknownRoleHint(query.role, config.policy.roles.keys())}`,
-            { roleId: query.role },
-          );
-        }
-        // Active grants say whether a security channel has their activation alarm (the console
-        // shows the unalarmed ones red): one read for the whole list, activation alarms only —
-        // the list may hold thousands during a storm.
-        const now = clock.now();
-        const due = grants.filter(
-          (g) =>
-            g.state === "active" && g.activatedAt !== null && now - g.activatedAt >= config.alarms.unalarmedAfterMs,
-        );
-        const alarmsOf = new Map<string, AlarmRecord[]>();
-        if (due.length > 0) {
-          for (const a of await store.listAlarmsOfGrants(
-            due.map((g) => g.id),
-            ACTIVATION_EVENTS,
-          )) {
-            if (a.grantId !== null) alarmsOf.set(a.grantId, [...(alarmsOf.get(a.grantId) ?? []), a]);
-          }
-        }
-        const views = grants.map((g) =>
+        const views = page.grants.map(({ grant: g, unalarmed }) =>
           g.state === "active"
-            ? {
-                ...view(g),
-                can: can(g, ctx),
-                unalarmed: isUnalarmed(
-                  alarmsOf.get(g.id) ?? [],
-                  config.alarms.routing,
-                  g.activatedAt,
-                  now,
-                  config.alarms.unalarmedAfterMs,
-                ),
-              }
+            ? { ...view(g), can: can(g, ctx), unalarmed: unalarmed ?? false }
             : g.state === "requested"
               ? { ...view(g), can: can(g, ctx), canApprove: canApprove(g, ctx.actor) }
               : { ...view(g), can: can(g, ctx) },
         );
-        return { body: { grants: views, next } };
+        return { body: { grants: views, next: page.next } };
       },
     }),
     defineRoute({
@@ -683,16 +575,14 @@ export function buildRoutes(deps: RouteDeps): {
       response: GrantViewSchema,
       problems: ["ERR_NOT_FOUND"],
       handler: async ({ ctx, params }) => {
-        const grant = await service.get(params.id);
-        const [alarms, events] = await Promise.all([store.listAlarms(grant.id), store.readGrantAudit([grant.id])]);
-        const checks = await alarmIntegrity(store, alarms, events);
+        const { grant, alarms, checks, events, unalarmed } = await queries.grants.detail(params.id);
         return {
           body: {
             ...view(grant),
             alarms: alarms.map((a) => alarmView(a, checks.get(a.id))),
             extensions: extensionsOf(events),
             // Whether security was told, as the chain records it where it does.
-            unalarmed: await unalarmedOf(grant, alarmsAsRecorded(alarms, checks)),
+            unalarmed,
             can: can(grant, ctx),
             ...(grant.state === "requested" ? { canApprove: canApprove(grant, ctx.actor) } : {}),
           },
@@ -712,26 +602,12 @@ export function buildRoutes(deps: RouteDeps): {
       response: IncidentViewSchema,
       problems: ["ERR_NOT_FOUND", "ERR_AUDIT_CHAIN_BROKEN"],
       handler: async ({ params }) => {
-        const grants = await store.listGrants({ incident: params.id, limit: 1000 });
-        if (grants.length === 0) {
-          throw new BreakglassError("ERR_NOT_FOUND", `no grant was requested for incident ${params.id}`, {
-            incident: params.id,
-          });
-        }
-        const rows = await store.readGrantAudit(grants.map((g) => g.id));
-        const events = evidenceOf(rows);
-        // Every grant's alarms in one read, not one per grant.
-        const alarms = await store.listAlarmsOfGrants(
-          grants.map((g) => g.id),
-          [],
-        );
-        alarms.sort((a, b) => a.eventSeq - b.eventSeq || a.channel.localeCompare(b.channel));
-        const checks = await alarmIntegrity(store, alarms, rows);
+        const { grants, timeline, alarms, checks } = await queries.grants.incident(params.id);
         return {
           body: {
             incident: params.id,
             grants: grants.map(view),
-            timeline: events.map(({ record: e, integrity }) => ({
+            timeline: timeline.map(({ record: e, integrity }) => ({
               seq: e.seq,
               at: new Date(e.at).toISOString(),
               type: e.type,
@@ -757,15 +633,8 @@ export function buildRoutes(deps: RouteDeps): {
       response: AuditEventListSchema,
       problems: ["ERR_FORBIDDEN", "ERR_STORAGE"],
       handler: async ({ query, ctx }) => {
-        requireAdmin(ctx);
-        const limit = query.limit ?? DEFAULT_LIMIT;
-        const from = query.from ?? 1;
-        // One row either side, so each row of the page is checked against its neighbours.
-        const events = linkPage(await store.readAudit(Math.max(1, from - 1), limit + 2), from, limit);
-        const last = events.at(-1);
-        return {
-          body: { events: events.map(auditEventView), next: last && events.length === limit ? last.seq + 1 : null },
-        };
+        const page = await queries.audit.events(ctx.actor, query);
+        return { body: { events: page.events.map(auditEventView), next: page.next } };
       },
     }),
     defineRoute({
@@ -780,15 +649,8 @@ export function buildRoutes(deps: RouteDeps): {
       response: CheckpointListSchema,
       problems: ["ERR_FORBIDDEN", "ERR_STORAGE"],
       handler: async ({ ctx }) => {
-        // Admins, like the log itself (a token needs the admin scope for it too).
-        requireAdmin(ctx, "reading the audit checkpoints");
-        const checkpoints = (await store.readCheckpoints()).sort((a, b) => a.seq - b.seq);
-        return {
-          body: {
-            checkpoints: checkpoints.map(checkpointView),
-            signingKey: { keyId: signingKey.keyId, publicKeyPem: signingKey.publicKeyPem },
-          },
-        };
+        const { checkpoints, signingKey } = await queries.audit.checkpoints(ctx.actor);
+        return { body: { checkpoints: checkpoints.map(checkpointView), signingKey } };
       },
     }),
     defineRoute({
@@ -805,9 +667,8 @@ export function buildRoutes(deps: RouteDeps): {
       response: AuditVerdictSchema,
       problems: ["ERR_FORBIDDEN", "ERR_STORAGE"],
       handler: async ({ ctx }) => {
-        requireAdmin(ctx);
-        const verdict = await verifyStoreChain(store, keys.verifySignature);
-        return { body: verdictView(verdict, formatVerdict(verdict)) };
+        const { verdict, summary } = await queries.audit.verify(ctx.actor);
+        return { body: verdictView(verdict, summary) };
       },
     }),
     defineRoute({
@@ -857,18 +718,8 @@ export function buildRoutes(deps: RouteDeps): {
       },
     }),
     ...tokenRoutes(deps.tokens, requireAdmin, policy),
-    ...buildReviewRoutes({ store, policy, clock, vault: deps.vault }),
-    ...(deps.drills
-      ? buildDrillRoutes({
-          drills: deps.drills,
-          store,
-          policy,
-          clock,
-          alarms: config.alarms,
-          rotation: (now) => rotationStatus(config, store, now),
-          requireAdmin,
-        })
-      : []),
+    ...buildReviewRoutes({ reviews: queries.reviews, policy, clock, vault: deps.vault }),
+    ...(deps.drills ? buildDrillRoutes({ drills: deps.drills, queries: queries.drills, requireAdmin }) : []),
   ];
   return { routes, requireAdmin };
 }

@@ -12,16 +12,15 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { z } from "zod";
 import type { Logger } from "../adapters/logger.js";
 import type { ChannelHealth } from "../alarms/alarm-channel.js";
-import type { SigningKey } from "../audit/signing-key.js";
 import type { AppConfig } from "../config/app-config.js";
 import { API_PREFIX } from "../contract/api.js";
 import { signInRefusal } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
 import type { Clock, IdGenerator } from "../core/ports/runtime.js";
-import type { Store } from "../core/ports/store.js";
 import type { AuthInfo, RequestContext } from "../core/request-context.js";
 import { type Metrics, renderMetrics } from "../metrics/metrics.js";
+import type { ApiQueries } from "../service/api-queries.js";
 import type { DrillService } from "../service/drill-service.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { TerminalService } from "../service/terminal-service.js";
@@ -41,11 +40,11 @@ export interface HttpServerDeps {
   readonly config: AppConfig;
   readonly service: GrantService;
   readonly tokens: TokenService;
-  readonly store: Store;
+  /** The read side: grants, reviews, the audit log, drills, the broker's own state. */
+  readonly queries: ApiQueries;
   readonly clock: Clock;
   readonly ids: IdGenerator;
   readonly log: Logger;
-  readonly signingKey: SigningKey;
   /** Absent in tests that build the server without workers; then POST /reconcile is 404-free but refuses. */
   readonly reconcile?: ReconcileWorker;
   /** Serves GET /metrics (Prometheus) when given. */
@@ -69,7 +68,7 @@ export interface HttpServerDeps {
    * only, and the factor routes answer ERR_NOT_CONFIGURED). Absent in tests that build the server
    * without them: then only API tokens authenticate and the auth routes are not registered.
    */
-  readonly authRoutes?: Omit<AuthRouteDeps, "requireAdmin">;
+  readonly authRoutes?: Omit<AuthRouteDeps, "sessions">;
 }
 
 /** Largest request body accepted; grant requests are a few hundred bytes. */
@@ -163,7 +162,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   const metrics = deps.metrics;
   if (metrics) {
     app.get("/metrics", async (_request, reply) => {
-      const text = renderMetrics(await deps.store.stats(), metrics);
+      const text = renderMetrics(await deps.queries.broker.stats(), metrics);
       return reply.type("text/plain; version=0.0.4; charset=utf-8").send(text);
     });
   }
@@ -178,7 +177,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
       return document;
     },
   });
-  const authDeps = deps.authRoutes ? { ...deps.authRoutes, requireAdmin: built.requireAdmin } : null;
+  const authDeps = deps.authRoutes ? { ...deps.authRoutes, sessions: deps.queries.broker } : null;
   const routes: AnyRoute[] = [...built.routes, ...(authDeps ? buildAuthRoutes(authDeps) : [])];
   const auth = authDeps?.auth ?? null;
   const box = authDeps?.box ?? null;
