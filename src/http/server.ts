@@ -1,5 +1,5 @@
 /**
- * The HTTP API on fastify: routes from the table in routes.ts, bearer-token authentication,
+ * The HTTP API on fastify: routes from the table in routes/ (one module per resource), bearer-token authentication,
  * strict zod parsing of every input, and problem+json (RFC 9457) for every error — ours, the
  * framework's, and the ones nobody expected.
  *
@@ -28,13 +28,15 @@ import type { TokenService } from "../service/token-service.js";
 import type { VaultService } from "../service/vault-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
-import { type AuthRouteDeps, buildAuthRoutes, readCookie, registerBrowserAuth, SESSION_COOKIE } from "./auth-routes.js";
+import { registerBrowserAuth } from "./browser-auth.js";
 import { registerConsole } from "./console.js";
+import { readCookie, SESSION_COOKIE } from "./cookies.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { clientErrorResponse, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import { createAdmission, createStartQueue } from "./rate-limit.js";
 import type { AnyRoute } from "./route-table.js";
-import { buildRoutes } from "./routes.js";
+import type { AuthRouteDeps } from "./routes/auth.js";
+import { buildRoutes } from "./routes/index.js";
 
 export interface HttpServerDeps {
   readonly config: AppConfig;
@@ -68,7 +70,7 @@ export interface HttpServerDeps {
    * only, and the factor routes answer ERR_NOT_CONFIGURED). Absent in tests that build the server
    * without them: then only API tokens authenticate and the auth routes are not registered.
    */
-  readonly authRoutes?: Omit<AuthRouteDeps, "sessions">;
+  readonly authRoutes?: Omit<AuthRouteDeps, "webSessions">;
 }
 
 /** Largest request body accepted; grant requests are a few hundred bytes. */
@@ -169,16 +171,16 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
 
   let document: Record<string, unknown> | undefined;
   const policy = deps.policy ?? deps.config.policy;
-  const built = buildRoutes({
+  const authDeps = deps.authRoutes ? { ...deps.authRoutes, webSessions: deps.queries.broker } : null;
+  const routes: AnyRoute[] = buildRoutes({
     ...deps,
     policy,
+    auth: authDeps ?? undefined,
     openapi: () => {
       document ??= buildOpenApiDocument(routes, API_VERSION);
       return document;
     },
   });
-  const authDeps = deps.authRoutes ? { ...deps.authRoutes, sessions: deps.queries.broker } : null;
-  const routes: AnyRoute[] = [...built.routes, ...(authDeps ? buildAuthRoutes(authDeps) : [])];
   const auth = authDeps?.auth ?? null;
   const box = authDeps?.box ?? null;
   if (authDeps && auth && box) registerBrowserAuth(app, { ...authDeps, auth, box });

@@ -3,8 +3,8 @@
  * with their last result; and posture — is every break-glass role ready and rehearsed.
  */
 
-import { drillSealed } from "../audit/drill-verify.js";
-import type { RowIntegrity } from "../audit/evidence-rows.js";
+import { drillSealed } from "../../audit/drill-verify.js";
+import type { RowIntegrity } from "../../audit/evidence-rows.js";
 import {
   DrillListSchema,
   DrillParamsSchema,
@@ -13,13 +13,14 @@ import {
   DrillRunViewSchema,
   EmptyBodySchema,
   PostureSchema,
-} from "../contract/api.js";
-import type { DrillRun } from "../core/records.js";
-import type { RequestContext } from "../core/request-context.js";
-import type { CheckedDrillRun, DrillQueries } from "../service/drill-queries.js";
-import type { DrillService } from "../service/drill-service.js";
-import { type AnyRoute, defineRoute } from "./route-table.js";
-import { rowIntegrityView } from "./views.js";
+} from "../../contract/api.js";
+import { requireAdmin } from "../../core/authorization.js";
+import type { Policy } from "../../core/model.js";
+import type { DrillRun } from "../../core/records.js";
+import type { CheckedDrillRun, DrillQueries } from "../../service/drill-queries.js";
+import type { DrillService } from "../../service/drill-service.js";
+import { type AnyRoute, defineRoute } from "../route-table.js";
+import { rowIntegrityView } from "../views.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -37,11 +38,7 @@ export function drillRunView(r: DrillRun, integrity: RowIntegrity | null | undef
 
 const runView = (r: CheckedDrillRun) => drillRunView(r.run, r.integrity);
 
-export function buildDrillRoutes(deps: {
-  drills: DrillService;
-  queries: DrillQueries;
-  requireAdmin: (ctx: RequestContext, what: string) => void;
-}): AnyRoute[] {
+export function drillRoutes(deps: { drills: DrillService; queries: DrillQueries; policy: Policy }): AnyRoute[] {
   const { drills, queries } = deps;
   return [
     defineRoute({
@@ -115,7 +112,7 @@ export function buildDrillRoutes(deps: {
       response: DrillRunViewSchema,
       problems: ["ERR_NOT_FOUND"],
       handler: async ({ ctx, params }) => {
-        deps.requireAdmin(ctx, "running a drill");
+        requireAdmin(deps.policy, ctx.actor, "running a drill");
         return { body: runView(await queries.check(await drills.start(ctx, params.name))) };
       },
     }),

@@ -14,25 +14,20 @@ import {
   ReviewQueueSchema,
   VaultOpeningIdParamsSchema,
   VaultOpeningViewSchema,
-} from "../contract/api.js";
-import type { Policy } from "../core/model.js";
-import type { Clock } from "../core/ports/runtime.js";
-import type { GrantStory, ReviewQueries } from "../service/review-queries.js";
-import type { VaultService } from "../service/vault-service.js";
-import { type AnyRoute, defineRoute } from "./route-table.js";
-import { alarmView, followUpsFrom, grantView, integrityView, rowIntegrityView, vaultOpeningView } from "./views.js";
+} from "../../contract/api.js";
+import type { Policy } from "../../core/model.js";
+import type { GrantStory } from "../../service/review-queries.js";
+import { type AnyRoute, defineRoute } from "../route-table.js";
+import { alarmView, followUpsFrom, grantView, integrityView, rowIntegrityView, vaultOpeningView } from "../views.js";
+import type { RouteDeps } from "./route-deps.js";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const seconds = (from: number | null, to: number | null): number | null =>
   from === null || to === null ? null : Math.round((to - from) / 1000);
 
-export function buildReviewRoutes(deps: {
-  reviews: ReviewQueries;
-  policy: Policy;
-  clock: Clock;
-  vault?: VaultService | undefined;
-}): AnyRoute[] {
-  const { reviews, policy, clock, vault } = deps;
+export function reviewRoutes(deps: Pick<RouteDeps, "queries" | "policy" | "clock" | "vault">): AnyRoute[] {
+  const { policy, clock, vault } = deps;
+  const reviews = deps.queries.reviews;
   return [
     defineRoute({
       method: "GET",
