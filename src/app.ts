@@ -30,13 +30,14 @@ import { type RequestContext, SYSTEM_CONTEXT } from "./core/request-context.js";
 import { upstreamAad } from "./gateway/gateway-login.js";
 import { createPgGateway, type PgGateway } from "./gateway/pg-gateway.js";
 import { createRecorder } from "./gateway/recorder.js";
-import { IDP_DECLARED_STATE } from "./http/auth-routes.js";
 import { createHttpServer } from "./http/server.js";
 import { createMetrics } from "./metrics/metrics.js";
 import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
 import { createSecretResolver } from "./secrets/secret-ref.js";
+import { createApiQueries } from "./service/api-queries.js";
 import { createDrillService, type DrillService } from "./service/drill-service.js";
 import { createGrantService, type GrantService } from "./service/grant-service.js";
+import { createIdpDeclaration, IDP_DECLARED_STATE } from "./service/idp-declaration.js";
 import { type RotationRow, rotatePostgresAdmin, rotationStatus } from "./service/rotation.js";
 import { createTerminalService } from "./service/terminal-service.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
@@ -307,15 +308,22 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     readiness: () => lifecycle,
     // Always registered: without a secret key (auth null) they answer for API tokens and say the
     // rest is not configured here, so no client meets a missing route on a valid configuration.
-    authRoutes: { config: config.auth, publicUrl: config.server.publicUrl, auth, oidc, store, audit, clock, box },
+    authRoutes: {
+      config: config.auth,
+      publicUrl: config.server.publicUrl,
+      auth,
+      oidc,
+      idp: createIdpDeclaration({ policy, oidc, store, audit, clock }),
+      clock,
+      box,
+    },
     config,
     service,
     tokens,
-    store,
+    queries: createApiQueries({ config, policy, clock, sha256, signingKey, vault, store }),
     clock,
     ids,
     log,
-    signingKey,
     reconcile,
     detector,
     terminal: createTerminalService({ policy, store, audit, clock, ids, sha256 }),

@@ -26,7 +26,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { nonGrantEvent } from "../src/core/audit-event.js";
 import type { Store } from "../src/core/ports/store.js";
-import { IDP_DECLARED_STATE } from "../src/http/auth-routes.js";
+import { IDP_DECLARED_STATE } from "../src/service/idp-declaration.js";
 import { rotationStateKey } from "../src/service/rotation.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";

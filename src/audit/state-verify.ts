@@ -61,7 +61,7 @@ export class TokenLedger {
   }
 }
 
-/** The keys of `broker_state` checked against the chain (as src/http/auth-routes.ts and src/service/rotation.ts name them). */
+/** The keys of `broker_state` checked against the chain (as src/service/idp-declaration.ts and src/service/rotation.ts name them). */
 export const STATE_KEYS = {
   config: "config",
   idpDeclared: "idp_declared",

@@ -5,11 +5,13 @@
  */
 import type { z } from "zod";
 import type { ProblemCode } from "../contract/api.js";
+import type { Scope } from "../core/authorization.js";
 import type { RequestContext } from "../core/request-context.js";
 
 export type HttpMethod = "GET" | "POST";
 
-export type RouteScope = "read" | "request" | "approve" | "review" | "admin" | "session";
+/** The scope an API token needs (core/authorization.ts decides with it). */
+export type RouteScope = Scope;
 
 export interface RouteInput<P, Q, B> {
   readonly params: P;

@@ -5,6 +5,7 @@
  */
 
 import { type AuditAppender, stamp } from "../audit/audit-journal.js";
+import { isHolder, mayReadRecording } from "../core/authorization.js";
 import { type DriftItem, openContainmentDrift } from "../core/containment-drift.js";
 import { BreakglassError } from "../core/errors.js";
 import {
@@ -12,7 +13,6 @@ import {
   cancelGrant,
   denyGrant,
   grantEvent,
-  mayReadRecording,
   releaseGrant,
   requestGrant,
   requireAcknowledger,
@@ -181,7 +181,7 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
 
     async activate(ctx, id) {
       const grant = await this.get(id);
-      if (grant.requester !== ctx.actor) {
+      if (!isHolder(grant, ctx.actor)) {
         throw new BreakglassError("ERR_FORBIDDEN", `only the requester (${grant.requester}) can activate grant ${id}`, {
           grantId: id,
         });

@@ -13,8 +13,9 @@
  */
 
 import { type AuditAppender, stamp } from "../audit/audit-journal.js";
+import { isHolder, mayReadRecording } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
-import { grantEvent, mayReadRecording } from "../core/grant-machine.js";
+import { grantEvent } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
 import type { Clock, IdGenerator, Sha256 } from "../core/ports/runtime.js";
 import type { Store, StoreTx } from "../core/ports/store.js";
@@ -82,7 +83,7 @@ export function createTerminalService(deps: {
   const own = async (tx: StoreTx, ctx: RequestContext, session: TerminalSession): Promise<Grant> => {
     const grant = await tx.lockGrant(session.grantId);
     if (!grant) throw new BreakglassError("ERR_NOT_FOUND", `no terminal session ${session.id}`);
-    if (grant.requester !== ctx.actor) {
+    if (!isHolder(grant, ctx.actor)) {
       throw new BreakglassError("ERR_FORBIDDEN", `terminal session ${session.id} belongs to ${grant.requester}`);
     }
     return grant;
@@ -122,7 +123,7 @@ export function createTerminalService(deps: {
       store.transaction(async (tx) => {
         const g = await tx.lockGrant(grantId);
         if (!g) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${grantId}`, { grantId });
-        if (g.requester !== ctx.actor) {
+        if (!isHolder(g, ctx.actor)) {
           throw new BreakglassError(
             "ERR_FORBIDDEN",
             `only the holder (${g.requester}) can open a shell on grant ${grantId}`,

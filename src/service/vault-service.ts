@@ -7,12 +7,13 @@
 import type { AuditAppender } from "../audit/audit-journal.js";
 import { stamp } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
+import { vaultReviewRefusal } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
 import type { FollowUp, Policy, ReviewOutcome, VaultOpening } from "../core/model.js";
 import type { Clock } from "../core/ports/runtime.js";
 import type { Store } from "../core/ports/store.js";
 import type { RequestContext } from "../core/request-context.js";
-import { reviewVaultOpening, vaultOpeningId, vaultReviewRefusal } from "../core/vault-review.js";
+import { reviewVaultOpening, vaultOpeningId } from "../core/vault-review.js";
 import {
   type AlarmReceipt,
   alarmPendingAtOpening,
