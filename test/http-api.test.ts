@@ -332,7 +332,9 @@ describe("input validation", () => {
 
   it("answers an unknown route with 404 problem+json", async () => {
     problem(await call("alice", "GET", "/nope"), 404, "ERR_NOT_FOUND");
-    problem(await http.inject({ method: "DELETE", url: "/api/v1/grants" }), 404, "ERR_NOT_FOUND");
+    problem(await http.inject({ method: "DELETE", url: "/api/v1/nope" }), 404, "ERR_NOT_FOUND");
+    // A path the API has, with a method it does not take: 405 and Allow (framework-refusals.test.ts).
+    problem(await http.inject({ method: "DELETE", url: "/api/v1/grants" }), 405, "ERR_METHOD_NOT_ALLOWED");
   });
 });
 

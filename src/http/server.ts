@@ -32,7 +32,7 @@ import { registerBrowserAuth } from "./browser-auth.js";
 import { registerConsole } from "./console.js";
 import { readCookie, SESSION_COOKIE } from "./cookies.js";
 import { buildOpenApiDocument } from "./openapi.js";
-import { clientErrorResponse, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
+import { clientErrorResponse, PROBLEM_CONTENT_TYPE, problem, toProblem } from "./problem.js";
 import { createAdmission, createStartQueue } from "./rate-limit.js";
 import type { AnyRoute } from "./route-table.js";
 import type { AuthRouteDeps } from "./routes/auth.js";
@@ -208,13 +208,33 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   });
 
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply));
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      new BreakglassError("ERR_NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`),
-      request,
-      reply,
+  // A path the API has, asked with a method it does not take, is a 405 naming the ones it does
+  // (RFC 9110 §15.5.6), not a 404 that says the path is not there.
+  const methodsByPath = routes.map((r) => ({
+    pattern: new RegExp(
+      `^${API_PREFIX}${r.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+")}$`,
     ),
-  );
+    methods: r.method === "GET" ? ["GET", "HEAD"] : [r.method],
+  }));
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    const allowed = [...new Set(methodsByPath.filter((m) => m.pattern.test(path)).flatMap((m) => m.methods))].sort();
+    if (allowed.length > 0) {
+      const body = problem(
+        "ERR_METHOD_NOT_ALLOWED",
+        request.id,
+        `${path} takes ${allowed.join(", ")}, not ${request.method}`,
+        { allowed },
+      );
+      return reply
+        .code(405)
+        .header("allow", allowed.join(", "))
+        .header("x-request-id", request.id)
+        .type(PROBLEM_CONTENT_TYPE)
+        .send(body);
+    }
+    return sendProblem(new BreakglassError("ERR_NOT_FOUND", `no route ${request.method} ${path}`), request, reply);
+  });
 
   /** Runs before the body is read: an unauthenticated client learns nothing about its body. */
   const authenticate = async (request: FastifyRequest, route: AnyRoute): Promise<void> => {
