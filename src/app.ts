@@ -11,7 +11,7 @@ import { createLogger, type Logger } from "./adapters/logger.js";
 import { sha256 } from "./adapters/node-crypto.js";
 import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
 import { createAlarmChannels } from "./alarms/channel-registry.js";
-import type { AuditAppender } from "./audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "./audit/audit-journal.js";
 import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
 import { type AuthService, createAuthService } from "./auth/auth-service.js";
 import { createDirectory } from "./auth/directory.js";
@@ -23,9 +23,11 @@ import { checkpointAlarms } from "./core/alarm-routing.js";
 import { nonGrantEvent } from "./core/audit-event.js";
 import { BreakglassError } from "./core/errors.js";
 import { SYSTEM_ACTOR } from "./core/grant-machine.js";
+import type { StateWrites } from "./core/ports/broker-state.js";
 import type { Connector } from "./core/ports/connector.js";
 import type { Clock, IdGenerator } from "./core/ports/runtime.js";
 import type { Store } from "./core/ports/store.js";
+import type { Transactions } from "./core/ports/transactions.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "./core/request-context.js";
 import { upstreamAad } from "./gateway/gateway-login.js";
 import { createPgGateway, type PgGateway } from "./gateway/pg-gateway.js";
@@ -423,7 +425,7 @@ const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
  * @returns the event's summary, or null when nothing changed.
  */
 export async function recordConfigChange(
-  store: Store,
+  store: Transactions<StateWrites & AuditTx>,
   audit: AuditAppender,
   config: AppConfig,
   now: number,

@@ -14,12 +14,13 @@
  */
 import { type AuditRecord, parseAuditPayload } from "../core/audit-columns.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
-import type { Store } from "../core/ports/store.js";
+import type { TokenReads } from "../core/ports/auth.js";
+import type { StateReads } from "../core/ports/broker-state.js";
 import type { TokenRecord } from "../core/records.js";
 import { gone, type RowDifference, RowFacts, renamedRows, unaccounted } from "./row-check.js";
 
-export type TokenStore = Pick<Store, "listTokens">;
-export type BrokerStateStore = Pick<Store, "listState">;
+export type TokenStore = Pick<TokenReads, "listTokens">;
+export type BrokerStateStore = Pick<StateReads, "listState">;
 
 export class TokenLedger {
   readonly #tokens = new Map<string, { created: AuditRecord; revoked: AuditRecord | null }>();

@@ -12,15 +12,17 @@
 import { spawn } from "node:child_process";
 import * as OTPAuth from "otpauth";
 import pg from "pg";
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { stamp } from "../audit/audit-journal.js";
 import type { AuthService } from "../auth/auth-service.js";
 import type { DrillDef } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Grant } from "../core/model.js";
+import type { EvidenceReads, EvidenceWrites } from "../core/ports/evidence.js";
+import type { GrantReads } from "../core/ports/grants.js";
 import type { Clock, IdGenerator } from "../core/ports/runtime.js";
-import type { Store } from "../core/ports/store.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import type { DrillRun, DrillStep } from "../core/records.js";
 import type { Redacted } from "../core/redacted.js";
 import type { RequestContext } from "../core/request-context.js";
@@ -48,7 +50,8 @@ export function createDrillService(deps: {
   auth?: AuthService | null;
   /** Reads a drill's `factor_secret`. */
   resolveSecret?: SecretResolver;
-  store: Store;
+  /** A run's row commits with its audit event; runs and their grants are read outside. */
+  store: Transactions<EvidenceWrites & AuditTx> & Pick<EvidenceReads, "getDrillRun"> & Pick<GrantReads, "getGrant">;
   audit: AuditAppender;
   clock: Clock;
   ids: IdGenerator;

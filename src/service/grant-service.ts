@@ -23,14 +23,15 @@ import {
   type Transition,
 } from "../core/grant-machine.js";
 import type { FollowUp, Grant, Policy, ReviewOutcome, RoleDef } from "../core/model.js";
-import type { GrantFilter } from "../core/ports/grants.js";
+import type { CredentialWrites, GrantFilter, GrantReads } from "../core/ports/grants.js";
+import type { GatewayReads } from "../core/ports/recordings.js";
 import type { Clock, IdGenerator } from "../core/ports/runtime.js";
-import type { Store } from "../core/ports/store.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import type { StatementRecord } from "../core/records.js";
 import type { Redacted } from "../core/redacted.js";
 import type { RequestContext } from "../core/request-context.js";
 import type { SecretBox } from "../secrets/secret-box.js";
-import { commitTransition, type GrantWriter } from "./grant-transitions.js";
+import { commitTransition, type GrantWriter, type TransitionTx } from "./grant-transitions.js";
 import { credentialAad, type TargetAccess } from "./target-access.js";
 
 export interface RequestGrantInput {
@@ -97,7 +98,8 @@ export interface GrantService {
 
 export interface GrantServiceDeps {
   readonly policy: Policy;
-  readonly store: Store;
+  /** Transitions (and reading the holder's credential in one); grants and their recordings read outside. */
+  readonly store: Transactions<TransitionTx & CredentialWrites> & GrantReads & Pick<GatewayReads, "listStatements">;
   readonly audit: AuditAppender;
   readonly writer: GrantWriter;
   readonly access: TargetAccess;

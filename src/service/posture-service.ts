@@ -6,7 +6,9 @@
  */
 import type { AlarmsConfig, DrillDef } from "../config/app-config.js";
 import type { Policy } from "../core/model.js";
-import type { Store } from "../core/ports/store.js";
+import type { AlarmReads } from "../core/ports/alarms.js";
+import type { EvidenceReads } from "../core/ports/evidence.js";
+import type { GrantReads } from "../core/ports/grants.js";
 import {
   assessPosture,
   assessVaultAlarms,
@@ -18,8 +20,13 @@ import {
 import type { AlarmRecord } from "../core/records.js";
 import type { RotationRow } from "./rotation.js";
 
+/** What posture reads: grants, drill runs and tier-2 openings, the alarms of active grants. */
+export type PostureReads = Pick<GrantReads, "listGrants"> &
+  Pick<EvidenceReads, "listDrillRuns" | "listVaultOpenings"> &
+  Pick<AlarmReads, "listAlarms">;
+
 export async function collectPosture(
-  store: Store,
+  store: PostureReads,
   policy: Policy,
   drills: readonly DrillDef[],
   alarms: Pick<AlarmsConfig, "routing" | "unalarmedAfterMs">,

@@ -4,13 +4,14 @@
  * compared in constant time.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { stamp } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
+import type { TokenReads, TokenWrites } from "../core/ports/auth.js";
 import type { Clock, IdGenerator } from "../core/ports/runtime.js";
-import type { Store } from "../core/ports/store.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import type { TokenRecord } from "../core/records.js";
 import { Redacted } from "../core/redacted.js";
 import type { RequestContext } from "../core/request-context.js";
@@ -48,7 +49,7 @@ const unauthenticated = () =>
 
 export function createTokenService(deps: {
   policy: Policy;
-  store: Store;
+  store: Transactions<TokenWrites & AuditTx> & TokenReads;
   audit: AuditAppender;
   clock: Clock;
   ids: IdGenerator;

@@ -4,7 +4,7 @@
  * transaction and records each result: delivered (with its latency from the event), a retry with
  * capped backoff, or failed for good when the receiver refuses the message itself. The lease
  * names this broker process: when it dies mid-delivery, another replica (or the restarted broker)
- * takes the delivery over as soon as the process is seen gone (`Store.reclaimLeases`, run by the
+ * takes the delivery over as soon as the process is seen gone (`Leases.reclaimLeases`, run by the
  * expiry worker four times a second) and delivers again with the same idempotency key — at least
  * once. A result is recorded only while this process still holds the lease.
  *
@@ -20,11 +20,13 @@
  */
 
 import { type AlarmChannel, type ChannelHealth, DeliveryError } from "../alarms/alarm-channel.js";
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { alarmBackoffMs, SEALED_DELIVERY_EVENTS } from "../core/alarm-routing.js";
 import { type AuditEventDraft, type AuditEventType, nonGrantEvent } from "../core/audit-event.js";
+import type { AlarmWrites } from "../core/ports/alarms.js";
+import type { StateReads, StateWrites } from "../core/ports/broker-state.js";
 import type { Clock } from "../core/ports/runtime.js";
-import type { Store } from "../core/ports/store.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import type { AlarmRecord } from "../core/records.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { createLoop } from "./loop.js";
@@ -34,7 +36,11 @@ export type { ChannelHealth };
 import { groupWrites } from "../alarms/group-writes.js";
 
 export interface AlarmWorkerDeps {
-  readonly store: Store;
+  /**
+   * Claims, leases and records deliveries; channel health and where sealed deliveries start are
+   * named state, with their audit events.
+   */
+  readonly store: Transactions<AlarmWrites & StateWrites & AuditTx> & Pick<StateReads, "readState">;
   readonly channels: ReadonlyMap<string, AlarmChannel>;
   readonly clock: Clock;
   readonly leaseMs: number;

@@ -12,18 +12,19 @@
  * Everything found is an audit event: `target.drift_fixed` or `target.drift_reported`.
  */
 
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { type AuditEventDraft, nonGrantEvent } from "../core/audit-event.js";
 import { grantEvent } from "../core/grant-machine.js";
 import type { Grant } from "../core/model.js";
 import type { Connector, DriftItem } from "../core/ports/connector.js";
+import type { GrantReads } from "../core/ports/grants.js";
 import type { Clock } from "../core/ports/runtime.js";
-import type { Store } from "../core/ports/store.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import type { TargetAccess } from "../service/target-access.js";
 import { createLoop } from "./loop.js";
 
 export interface ReconcileWorkerDeps {
-  readonly store: Store;
+  readonly store: Transactions<AuditTx> & Pick<GrantReads, "getGrant" | "listGrants">;
   readonly audit: AuditAppender;
   readonly access: TargetAccess;
   readonly connectors: ReadonlyMap<string, Connector>;
