@@ -47,7 +47,7 @@ import { createVaultService, type VaultService } from "./service/vault-service.j
 import { openStore } from "./store/open-store.js";
 import { acquireServerLock } from "./store/sqlite-server-lock.js";
 import { createBackgroundWorkers, createConnectors, wireGrants } from "./wiring.js";
-import type { AlarmWorker } from "./workers/alarm-worker.js";
+import { type AlarmWorker, sealAlarmDeliveries } from "./workers/alarm-worker.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./workers/checkpoint-worker.js";
 import { createDetectorWorker, type DetectorWorker } from "./workers/detector-worker.js";
 import type { EscalationWorker } from "./workers/escalation-worker.js";
@@ -363,6 +363,9 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       // an alarm): who may break which glass is itself security-relevant. Refuses to start if it
       // cannot be recorded.
       await recordConfigChange(store, audit, config, clock.now());
+      // Before any activation can be recorded: from here on activation alarms' deliveries are in
+      // the chain, and verification holds every later activation to it.
+      await sealAlarmDeliveries(store, audit, clock.now());
       // Last-known IdP membership (with its age), refreshed from the store so logins on other
       // replicas count here too; and the IdP's health, so the fallback opens when it is down.
       const refreshIdentity = async () => {

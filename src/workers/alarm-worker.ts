@@ -72,6 +72,28 @@ export interface AlarmWorker {
 /** `broker_state` key: set once `alarm.deliveries_sealed` is in the chain. */
 export const DELIVERIES_SEALED_STATE = "alarm-deliveries-sealed";
 
+/**
+ * Put `alarm.deliveries_sealed` in the chain, once per database: from it on, every activation
+ * alarm's delivery is in the chain too, and `audit verify` holds activation alarms to it (earlier
+ * ones were delivered by an older broker). The broker calls it when it starts, before it serves a
+ * request, so no activation this code records can come before the mark; the worker calls it again
+ * before its first delivery for callers that build a worker alone.
+ */
+export async function sealAlarmDeliveries(
+  store: Transactions<StateWrites & AuditTx> & Pick<StateReads, "readState">,
+  audit: AuditAppender,
+  now: number,
+): Promise<void> {
+  if ((await store.readState(DELIVERIES_SEALED_STATE)) !== null) return;
+  await store.transaction(async (tx) => {
+    const before = await tx.swapState(DELIVERIES_SEALED_STATE, "1", now);
+    if (before !== null && before !== "") return;
+    await audit.append(tx, [
+      nonGrantEvent("alarm.deliveries_sealed", "system", now, { events: [...SEALED_DELIVERY_EVENTS] }),
+    ]);
+  });
+}
+
 /** The chain's record of one sealed delivery (see SEALED_DELIVERY_EVENTS), in its grant's story. */
 function deliveredEvent(a: AlarmRecord): AuditEventDraft {
   // A drill's events are all tagged, this one too.
@@ -216,17 +238,7 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
   const markSealing = (): Promise<void> => {
     const audit = deps.audit;
     if (audit === undefined) return Promise.resolve();
-    sealing ??= (async () => {
-      if ((await store.readState(DELIVERIES_SEALED_STATE)) !== null) return;
-      const now = clock.now();
-      await store.transaction(async (tx) => {
-        const before = await tx.swapState(DELIVERIES_SEALED_STATE, "1", now);
-        if (before !== null && before !== "") return;
-        await audit.append(tx, [
-          nonGrantEvent("alarm.deliveries_sealed", "system", now, { events: [...SEALED_DELIVERY_EVENTS] }),
-        ]);
-      });
-    })().catch((e: unknown) => {
+    sealing ??= sealAlarmDeliveries(store, audit, clock.now()).catch((e: unknown) => {
       sealing = null;
       throw e;
     });
