@@ -54,6 +54,7 @@ import type { EscalationWorker } from "./workers/escalation-worker.js";
 import type { ExpiryWorker } from "./workers/expiry-worker.js";
 import { createReconcileWorker, type ReconcileWorker } from "./workers/reconcile-worker.js";
 import { createRotationWorker, type RotationWorker } from "./workers/rotation-worker.js";
+import { createVaultReviewWorker, type VaultReviewWorker } from "./workers/vault-review-worker.js";
 
 export interface BrokerOptions {
   readonly clock?: Clock;
@@ -88,6 +89,8 @@ export interface Broker {
   readonly expiry: ExpiryWorker;
   readonly reconcile: ReconcileWorker;
   readonly rotation: RotationWorker;
+  /** Tier-2 openings past their review deadline: `vault.review_overdue`, once each. */
+  readonly vaultReviews: VaultReviewWorker;
   readonly alarms: AlarmWorker;
   readonly detector: DetectorWorker;
   /**
@@ -115,6 +118,9 @@ export interface Broker {
 }
 
 export { openStore } from "./store/open-store.js";
+
+/** How often tier-2 openings are checked against their review deadline (deadlines are hours or days). */
+const VAULT_REVIEW_CHECK_MS = 60_000;
 
 export async function createBroker(config: AppConfig, opts: BrokerOptions = {}): Promise<Broker> {
   const threaded = opts.backgroundThread !== undefined && opts.backgroundThread !== false;
@@ -247,6 +253,13 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     replicaId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     log: logFn,
   });
+  const vaultReviews = createVaultReviewWorker({
+    store,
+    audit,
+    clock,
+    intervalMs: VAULT_REVIEW_CHECK_MS,
+    log: logFn,
+  });
   const gateway = config.gateway ? createGateway(config, store, audit, box, clock, logFn) : null;
   let gatewayAddress: { host: string; port: number } | null = null;
 
@@ -341,6 +354,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     expiry,
     reconcile,
     rotation,
+    vaultReviews,
     alarms,
     detector,
     escalation,
@@ -390,6 +404,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       expiry.start();
       reconcile.start();
       rotation.start();
+      vaultReviews.start();
       alarms.start();
       detector.start();
       escalation?.start();
@@ -407,6 +422,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       await background?.stop();
       await reconcile.stop();
       await rotation.stop();
+      await vaultReviews.stop();
       await alarms.stop();
       await detector.stop();
       await escalation?.stop();
