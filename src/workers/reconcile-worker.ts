@@ -159,7 +159,7 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
 
   return {
     runOnce: loop.runOnce,
-    runNow: (ctx) => {
+    runNow: async (ctx) => {
       requireAdmin(deps.policy, ctx.actor, "reconciliation");
       return loop.runOnce();
     },
