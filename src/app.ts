@@ -210,6 +210,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const service = createGrantService({ policy, store, audit, writer, access, clock, ids, box });
   const tokens = createTokenService({ policy, store, audit, clock, ids });
   const reconcile = createReconcileWorker({
+    policy,
     store,
     audit,
     access,
@@ -306,6 +307,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   });
   const drills = createDrillService({
     drills: config.drills,
+    policy,
     service,
     auth,
     resolveSecret,

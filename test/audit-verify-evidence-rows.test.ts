@@ -323,7 +323,7 @@ async function recordEvidence(broker: Broker) {
     scopes: ["read"],
   });
   const gone = await broker.tokens.create(ctx("erin"), { user: "erin", description: "old" });
-  await broker.tokens.revoke(ctx("erin"), gone.record.id, true);
+  await broker.tokens.revoke(ctx("erin"), gone.record.id);
   // Broker state with an event each, as their writers do it (the IdP route, a rotation).
   const audit = createAuditLog({ sha256 });
   await store.transaction(async (tx) => {

@@ -23,12 +23,13 @@
  * | audit log, reconcile, drills, IdP declaration, others' tokens | admins                        |
  *
  * On top of these, the caller's kind of sign-in ({@link signInRefusal}): an API token needs the
- * route's scope, and a login via local fallback opens only the routes marked for it.
+ * route's scope, and a login via local fallback opens only the routes marked for it. A local
+ * command carries no sign-in ({@link isSignedIn}); `breakglass token create` makes anyone's token.
  */
 import { groupsOf, ruleGroups } from "./approval-policy.js";
 import { BreakglassError } from "./errors.js";
 import { type Grant, isEmergencyUse, type Policy, type RoleDef, type VaultOpening } from "./model.js";
-import type { AuthInfo } from "./request-context.js";
+import type { AuthInfo, RequestContext } from "./request-context.js";
 
 /** What membership questions read from the policy. */
 type Membership = Pick<Policy, "groups">;
@@ -102,6 +103,31 @@ export function mayReadRecording(policy: Roles, grant: Pick<Grant, "requester" |
 /** Someone's service tokens: their own; admins anyone's. */
 export function mayManageTokensOf(policy: Admins, user: string, owner: string): boolean {
   return user === owner || isAdmin(policy, user);
+}
+
+/**
+ * Whose tokens `user`'s list shows: their own, or everyone's (null) for an admin.
+ */
+export function tokenListOwner(policy: Admins, user: string): string | null {
+  return isAdmin(policy, user) ? null : user;
+}
+
+/**
+ * Whether `ctx` is a person signed in (an API token or a login). The broker's own work and a
+ * local command run with the configuration and the database at hand carry no sign-in: what they
+ * may do is not a question about people (they could change the configuration).
+ */
+export const isSignedIn = (ctx: Pick<RequestContext, "auth">): boolean => ctx.auth !== undefined;
+
+/**
+ * Creating a token for `owner`: a person signed in makes their own, an admin anyone's; a local
+ * command (`breakglass token create`, how the first token is made) and the broker's own work
+ * make anyone's.
+ * @throws ERR_FORBIDDEN naming the admin groups
+ */
+export function requireTokenCreation(policy: Admins, ctx: Pick<RequestContext, "actor" | "auth">, owner: string): void {
+  if (!isSignedIn(ctx) || mayManageTokensOf(policy, ctx.actor, owner)) return;
+  requireAdmin(policy, ctx.actor, "creating a token for someone else");
 }
 
 /**

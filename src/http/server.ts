@@ -34,7 +34,7 @@ import { readCookie, SESSION_COOKIE } from "./cookies.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { clientErrorResponse, PROBLEM_CONTENT_TYPE, problem, toProblem } from "./problem.js";
 import { createAdmission, createStartQueue } from "./rate-limit.js";
-import type { AnyRoute } from "./route-table.js";
+import { type AnyRoute, methodsAt } from "./route-table.js";
 import type { AuthRouteDeps } from "./routes/auth.js";
 import { buildRoutes } from "./routes/index.js";
 
@@ -210,15 +210,10 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply));
   // A path the API has, asked with a method it does not take, is a 405 naming the ones it does
   // (RFC 9110 §15.5.6), not a 404 that says the path is not there.
-  const methodsByPath = routes.map((r) => ({
-    pattern: new RegExp(
-      `^${API_PREFIX}${r.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+")}$`,
-    ),
-    methods: r.method === "GET" ? ["GET", "HEAD"] : [r.method],
-  }));
+  const allowedAt = methodsAt(routes, API_PREFIX);
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0] ?? "";
-    const allowed = [...new Set(methodsByPath.filter((m) => m.pattern.test(path)).flatMap((m) => m.methods))].sort();
+    const allowed = allowedAt(path);
     if (allowed.length > 0) {
       const body = problem(
         "ERR_METHOD_NOT_ALLOWED",

@@ -17,8 +17,9 @@ import { stamp } from "../audit/audit-journal.js";
 import type { AuthService } from "../auth/auth-service.js";
 import type { DrillDef } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
+import { requireAdmin } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Grant } from "../core/model.js";
+import type { Grant, Policy } from "../core/model.js";
 import type { EvidenceReads, EvidenceWrites } from "../core/ports/evidence.js";
 import type { GrantReads } from "../core/ports/grants.js";
 import type { Clock, IdGenerator } from "../core/ports/runtime.js";
@@ -30,7 +31,11 @@ import type { SecretResolver } from "../secrets/secret-ref.js";
 import type { GrantService } from "./grant-service.js";
 
 export interface DrillService {
-  /** Start a drill; it runs in the background. The run as started (result `running`). */
+  /**
+   * Start a drill (admins); it runs in the background. The run as started (result `running`).
+   * @throws ERR_FORBIDDEN when `ctx.actor` is not an admin
+   * @throws ERR_NOT_FOUND when no drill has that name
+   */
   start(ctx: RequestContext, name: string): Promise<DrillRun>;
   /** Wait for a run started by this process to finish (tests, the CLI's server side). */
   finished(runId: string): Promise<DrillRun>;
@@ -45,6 +50,8 @@ class StepFailed extends Error {}
 
 export function createDrillService(deps: {
   drills: readonly DrillDef[];
+  /** Who is an admin (only admins start a drill). */
+  policy: Pick<Policy, "groups" | "adminGroups">;
   service: GrantService;
   /** For the idp-outage scenario (its fallback login); null without the broker's secret key. */
   auth?: AuthService | null;
@@ -276,6 +283,7 @@ export function createDrillService(deps: {
   return {
     drills,
     async start(ctx, name) {
+      requireAdmin(deps.policy, ctx.actor, "running a drill");
       const def = drills.find((d) => d.name === name);
       if (!def) {
         throw new BreakglassError(

@@ -15,13 +15,12 @@ import {
   ReconcileReportSchema,
   TargetParamsSchema,
 } from "../../contract/api.js";
-import { requireAdmin } from "../../core/authorization.js";
 import { BreakglassError } from "../../core/errors.js";
 import { type AnyRoute, defineRoute } from "../route-table.js";
 import { auditEventView, checkpointView, verdictView } from "../views.js";
 import type { RouteDeps } from "./route-deps.js";
 
-export function auditRoutes(deps: Pick<RouteDeps, "queries" | "policy" | "reconcile" | "detector">): AnyRoute[] {
+export function auditRoutes(deps: Pick<RouteDeps, "queries" | "reconcile" | "detector">): AnyRoute[] {
   const { queries } = deps;
   return [
     defineRoute({
@@ -88,9 +87,8 @@ export function auditRoutes(deps: Pick<RouteDeps, "queries" | "policy" | "reconc
       response: ReconcileReportSchema,
       problems: ["ERR_FORBIDDEN", "ERR_STORAGE", "ERR_AUDIT_WRITE_FAILED"],
       handler: async ({ ctx }) => {
-        requireAdmin(deps.policy, ctx.actor, "reconciliation");
         if (!deps.reconcile) throw new BreakglassError("ERR_INTERNAL", "reconciliation is not running in this process");
-        const r = await deps.reconcile.runOnce();
+        const r = await deps.reconcile.runNow(ctx);
         return { body: { ...r, fixed: [...r.fixed], reported: [...r.reported], errors: [...r.errors] } };
       },
     }),

@@ -29,7 +29,7 @@ export function buildRoutes(deps: RouteDeps): AnyRoute[] {
     ...auditRoutes(deps),
     ...tokenRoutes(deps),
     ...reviewRoutes(deps),
-    ...(deps.drills ? drillRoutes({ drills: deps.drills, queries: deps.queries.drills, policy: deps.policy }) : []),
+    ...(deps.drills ? drillRoutes({ drills: deps.drills, queries: deps.queries.drills }) : []),
     ...(deps.auth ? authRoutes(deps.auth) : []),
   ];
 }
