@@ -7,8 +7,8 @@
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeRole } from "../../test/support/core-fixtures.js";
+import { type ManualClock, manualClock } from "../../test/support/manual-clock.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "../../test/support/postgres-target.js";
-import { type ManualClock, manualClock } from "../../test/support/test-config.js";
 import type { ConnectorGrantFacts } from "../core/ports/connector.js";
 import { createSecretResolver } from "../secrets/secret-ref.js";
 import { createPostgresAdmin, type PostgresAdmin } from "./postgres-admin.js";

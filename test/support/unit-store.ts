@@ -9,12 +9,13 @@ import { sha256 } from "../../src/adapters/node-crypto.js";
 import { createIdGenerator } from "../../src/adapters/system-clock.js";
 import { type AuditJournal, createAuditJournal } from "../../src/audit/audit-journal.js";
 import type { AlarmRouting } from "../../src/core/alarm-routing.js";
+import type { AuditEventDraft } from "../../src/core/audit-event.js";
 import type { IdGenerator } from "../../src/core/ports/runtime.js";
 import type { Store } from "../../src/core/ports/store.js";
 import type { AlarmRecord } from "../../src/core/records.js";
 import { createSecretBox, type SecretBox } from "../../src/secrets/secret-box.js";
 import { createSqliteStore } from "../../src/store/sqlite-store.js";
-import { type ManualClock, manualClock } from "./test-config.js";
+import { type ManualClock, manualClock } from "./manual-clock.js";
 
 /** An audit event as a test reads it back: its type, actor and parsed payload data. */
 export interface ReadEvent {
@@ -39,10 +40,19 @@ export interface UnitStore {
   events(...types: string[]): Promise<ReadEvent[]>;
   /** Every alarm queued so far. */
   alarms(): Promise<AlarmRecord[]>;
+  /** Append events through the journal in one transaction; the alarms they queued. */
+  record(...drafts: AuditEventDraft[]): Promise<AlarmRecord[]>;
   close(): Promise<void>;
 }
 
+/** Security gets what always pages it; nothing else is routed. */
 export const UNIT_ROUTING: AlarmRouting = { securityChannels: ["security"], routes: [] };
+
+/** Every event to `channel` (and security what always pages it): for testing a channel with real alarms. */
+export const routeAllTo = (channel: string): AlarmRouting => ({
+  securityChannels: ["security"],
+  routes: [{ events: ["*"], channels: [channel], domains: null }],
+});
 
 export async function openUnitStore(opts: { now?: number; routing?: AlarmRouting } = {}): Promise<UnitStore> {
   const store = await createSqliteStore({ path: ":memory:" });
@@ -81,6 +91,11 @@ export async function openUnitStore(opts: { now?: number; routing?: AlarmRouting
     },
     async alarms() {
       return store.readAlarms(null, 100_000);
+    },
+    async record(...drafts) {
+      const sealed = await store.transaction((tx) => audit.append(tx, drafts));
+      const seqs = new Set(sealed.map((e) => e.seq));
+      return (await store.readAlarms(null, 100_000)).filter((a) => seqs.has(a.eventSeq));
     },
     close: () => store.close(),
   };
