@@ -9,7 +9,7 @@
  * - fallback.ts: the loud local login while the IdP is down; step-up.ts: MFA step-up;
  * - throttle.ts: brute-force counters every check of a secret goes through.
  */
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import type { AuthConfig } from "../config/app-config.js";
 import type { Policy } from "../core/model.js";
 import type {
@@ -31,7 +31,6 @@ import { createProofCheck, type FactorProof } from "./factor-proof.js";
 import { createFactors, type FactorView } from "./factors.js";
 import { createFallbackLogin } from "./fallback.js";
 import { createIdpLogin, createIdpRecheck, type IdpRefresher } from "./idp-sessions.js";
-import type { JournalTx } from "./journal-tx.js";
 import type { IdpHealth, IdpLogin } from "./oidc.js";
 import { createSessions, type IssuedSession } from "./sessions.js";
 import { createStepUp } from "./step-up.js";
@@ -86,7 +85,7 @@ export interface AuthService {
 }
 
 /** The store ports sign-in uses: sessions and identities, factors, throttles, WebAuthn challenges. */
-export type AuthStore = Transactions<SessionWrites & FactorWrites & ThrottleWrites & StateWrites & JournalTx> &
+export type AuthStore = Transactions<SessionWrites & FactorWrites & ThrottleWrites & StateWrites & AuditTx> &
   SessionReads &
   FactorReads &
   ThrottleReads;

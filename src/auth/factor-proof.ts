@@ -7,7 +7,7 @@
  *   marked used (audited, with how many are left).
  * - A replayed TOTP code is a failure, not a reason to try the user's next factor.
  */
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import type { AuthConfig } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import type { FactorReads, FactorWrites } from "../core/ports/auth.js";
@@ -17,7 +17,6 @@ import type { Transactions } from "../core/ports/transactions.js";
 import type { LocalFactor } from "../core/records.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import { acceptedStep, normalizeCode, recoveryCodeHash, sameHash, totpOf } from "./factor-codes.js";
-import type { JournalTx } from "./journal-tx.js";
 import { verifyAssertion } from "./webauthn.js";
 
 /** A second factor presented: an authenticator or recovery code, or a WebAuthn assertion. */
@@ -31,7 +30,7 @@ export type ProofCheck = (user: string, proof: FactorProof) => Promise<LocalFact
 
 export function createProofCheck(deps: {
   readonly config: Pick<AuthConfig, "totpIssuer" | "webauthn">;
-  readonly store: Transactions<FactorWrites & StateWrites & JournalTx> & FactorReads;
+  readonly store: Transactions<FactorWrites & StateWrites & AuditTx> & FactorReads;
   readonly audit: AuditAppender;
   readonly clock: Clock;
   readonly box: SecretBox;

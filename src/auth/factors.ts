@@ -10,6 +10,7 @@
  * - A new batch of recovery codes replaces the old one as the database has it then.
  */
 import * as OTPAuth from "otpauth";
+import type { AuditTx } from "../audit/audit-journal.js";
 import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import type { AuthConfig } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
@@ -25,7 +26,6 @@ import { normalizeUserName } from "../core/user-name.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import { acceptedStep, newRecoveryCodes, recoveryCodeHash, sealTotpSecret, totpOf } from "./factor-codes.js";
 import type { FactorProof } from "./factor-proof.js";
-import type { JournalTx } from "./journal-tx.js";
 import { type Throttle, throttleKeys } from "./throttle.js";
 import { authenticationOptions, registrationOptions, verifyRegistration } from "./webauthn.js";
 
@@ -84,7 +84,7 @@ const requireFullLogin = (ctx: RequestContext, what: string) => {
 export function createFactors(deps: {
   readonly config: Pick<AuthConfig, "totpIssuer" | "webauthn">;
   readonly policy: Policy;
-  readonly store: Transactions<FactorWrites & StateWrites & JournalTx> & FactorReads;
+  readonly store: Transactions<FactorWrites & StateWrites & AuditTx> & FactorReads;
   readonly audit: AuditAppender;
   readonly clock: Clock;
   readonly ids: IdGenerator;

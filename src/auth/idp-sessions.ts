@@ -8,6 +8,8 @@
  *   current groups are applied; a refused refresh (account disabled, session revoked at the IdP)
  *   ends the session; an unreachable IdP changes nothing (the broker must work without it).
  */
+
+import type { AuditTx } from "../audit/audit-journal.js";
 import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import type { AuthConfig } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
@@ -21,7 +23,6 @@ import type { RequestContext } from "../core/request-context.js";
 import { userNameProblem } from "../core/user-name.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import type { Directory } from "./directory.js";
-import type { JournalTx } from "./journal-tx.js";
 import { type IdpLogin, mapGroups, type RefreshResult } from "./oidc.js";
 import {
   type IdpTokens,
@@ -40,7 +41,7 @@ export interface IdpRefresher {
   readonly groupMap: ReadonlyMap<string, readonly string[]>;
 }
 
-type IdpStore = Transactions<SessionWrites & JournalTx> & SessionReads;
+type IdpStore = Transactions<SessionWrites & AuditTx> & SessionReads;
 
 /**
  * The re-check `Sessions.authenticate` runs: a no-op without a refresher, for sessions not from
@@ -112,7 +113,7 @@ export function createIdpRecheck(deps: {
 export function createIdpLogin(deps: {
   readonly config: Pick<AuthConfig, "sessionTtlMs">;
   readonly sessions: Pick<Sessions, "issue">;
-  readonly store: Transactions<JournalTx> & Pick<SessionReads, "findIdentity">;
+  readonly store: Transactions<AuditTx> & Pick<SessionReads, "findIdentity">;
   readonly audit: AuditAppender;
   readonly clock: Clock;
 }): (ctx: RequestContext, login: IdpLogin, groups: readonly string[]) => Promise<IssuedSession> {

@@ -9,6 +9,7 @@
  * - A person no longer in the policy cannot use a session they still hold.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import type { AuditTx } from "../audit/audit-journal.js";
 import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
@@ -21,7 +22,6 @@ import { Redacted } from "../core/redacted.js";
 import type { AuthInfo, RequestContext } from "../core/request-context.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import type { Directory } from "./directory.js";
-import type { JournalTx } from "./journal-tx.js";
 
 export interface IssuedSession {
   readonly session: WebSession;
@@ -91,7 +91,7 @@ export const unauthenticated = (why = "missing, unknown, expired or ended sessio
 export function createSessions(deps: {
   readonly policy: Policy;
   readonly directory: Directory;
-  readonly store: Transactions<SessionWrites & JournalTx> & SessionReads;
+  readonly store: Transactions<SessionWrites & AuditTx> & SessionReads;
   readonly audit: AuditAppender;
   readonly clock: Clock;
   readonly ids: IdGenerator;

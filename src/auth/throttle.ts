@@ -8,6 +8,8 @@
  * does: the answers cannot tell them apart. Reaching a lock is audited (`auth.locked_out`), which
  * pages security.
  */
+
+import type { AuditTx } from "../audit/audit-journal.js";
 import { type AuditAppender, stamp } from "../audit/audit-journal.js";
 import type { AuthConfig } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
@@ -16,7 +18,6 @@ import type { ThrottleReads, ThrottleWrites } from "../core/ports/auth.js";
 import type { Clock } from "../core/ports/runtime.js";
 import type { Transactions } from "../core/ports/transactions.js";
 import type { RequestContext } from "../core/request-context.js";
-import type { JournalTx } from "./journal-tx.js";
 
 /** The longest wait the per-user counter imposes between tries. */
 export const USER_BACKOFF_MAX_MS = 60_000;
@@ -51,7 +52,7 @@ export interface Throttle {
 
 export function createThrottle(deps: {
   readonly lockout: AuthConfig["lockout"];
-  readonly store: Transactions<ThrottleWrites & JournalTx> & ThrottleReads;
+  readonly store: Transactions<ThrottleWrites & AuditTx> & ThrottleReads;
   readonly audit: AuditAppender;
   readonly clock: Clock;
 }): Throttle {
