@@ -14,7 +14,7 @@ import { createAuditLog } from "../src/audit/audit-log.js";
 import { verifyJsonl, verifyStoreChain } from "../src/audit/audit-verify.js";
 import { ChainVerifier } from "../src/core/audit-chain.js";
 import type { AuditEventDraft } from "../src/core/audit-event.js";
-import type { Store } from "../src/core/ports.js";
+import type { Store } from "../src/core/ports/store.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 

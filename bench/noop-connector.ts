@@ -1,4 +1,4 @@
-import type { Connector } from "../src/core/ports.js";
+import type { Connector } from "../src/core/ports/connector.js";
 
 /**
  * A target that does nothing and answers at once: benchmarks that use it measure the broker

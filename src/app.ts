@@ -11,7 +11,7 @@ import { createLogger, type Logger } from "./adapters/logger.js";
 import { sha256 } from "./adapters/node-crypto.js";
 import { createIdGenerator, systemClock } from "./adapters/system-clock.js";
 import { createAlarmChannels } from "./alarms/channel-registry.js";
-import type { AuditAppender } from "./audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "./audit/audit-journal.js";
 import { loadSigningKey, type SigningKey } from "./audit/signing-key.js";
 import { type AuthService, createAuthService } from "./auth/auth-service.js";
 import { createDirectory } from "./auth/directory.js";
@@ -23,18 +23,23 @@ import { checkpointAlarms } from "./core/alarm-routing.js";
 import { nonGrantEvent } from "./core/audit-event.js";
 import { BreakglassError } from "./core/errors.js";
 import { SYSTEM_ACTOR } from "./core/grant-machine.js";
-import type { Clock, Connector, IdGenerator, Store } from "./core/ports.js";
+import type { StateWrites } from "./core/ports/broker-state.js";
+import type { Connector } from "./core/ports/connector.js";
+import type { Clock, IdGenerator } from "./core/ports/runtime.js";
+import type { Store } from "./core/ports/store.js";
+import type { Transactions } from "./core/ports/transactions.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "./core/request-context.js";
 import { upstreamAad } from "./gateway/gateway-login.js";
 import { createPgGateway, type PgGateway } from "./gateway/pg-gateway.js";
 import { createRecorder } from "./gateway/recorder.js";
-import { IDP_DECLARED_STATE } from "./http/auth-routes.js";
 import { createHttpServer } from "./http/server.js";
 import { createMetrics } from "./metrics/metrics.js";
 import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
 import { createSecretResolver } from "./secrets/secret-ref.js";
+import { createApiQueries } from "./service/api-queries.js";
 import { createDrillService, type DrillService } from "./service/drill-service.js";
 import { createGrantService, type GrantService } from "./service/grant-service.js";
+import { createIdpDeclaration, IDP_DECLARED_STATE } from "./service/idp-declaration.js";
 import { type RotationRow, rotatePostgresAdmin, rotationStatus } from "./service/rotation.js";
 import { createTerminalService } from "./service/terminal-service.js";
 import { createTokenService, type TokenService } from "./service/token-service.js";
@@ -42,13 +47,14 @@ import { createVaultService, type VaultService } from "./service/vault-service.j
 import { openStore } from "./store/open-store.js";
 import { acquireServerLock } from "./store/sqlite-server-lock.js";
 import { createBackgroundWorkers, createConnectors, wireGrants } from "./wiring.js";
-import type { AlarmWorker } from "./workers/alarm-worker.js";
+import { type AlarmWorker, sealAlarmDeliveries } from "./workers/alarm-worker.js";
 import { type CheckpointWorker, createCheckpointWorker } from "./workers/checkpoint-worker.js";
 import { createDetectorWorker, type DetectorWorker } from "./workers/detector-worker.js";
 import type { EscalationWorker } from "./workers/escalation-worker.js";
 import type { ExpiryWorker } from "./workers/expiry-worker.js";
 import { createReconcileWorker, type ReconcileWorker } from "./workers/reconcile-worker.js";
 import { createRotationWorker, type RotationWorker } from "./workers/rotation-worker.js";
+import { createVaultReviewWorker, type VaultReviewWorker } from "./workers/vault-review-worker.js";
 
 export interface BrokerOptions {
   readonly clock?: Clock;
@@ -83,6 +89,8 @@ export interface Broker {
   readonly expiry: ExpiryWorker;
   readonly reconcile: ReconcileWorker;
   readonly rotation: RotationWorker;
+  /** Tier-2 openings past their review deadline: `vault.review_overdue`, once each. */
+  readonly vaultReviews: VaultReviewWorker;
   readonly alarms: AlarmWorker;
   readonly detector: DetectorWorker;
   /**
@@ -110,6 +118,9 @@ export interface Broker {
 }
 
 export { openStore } from "./store/open-store.js";
+
+/** How often tier-2 openings are checked against their review deadline (deadlines are hours or days). */
+const VAULT_REVIEW_CHECK_MS = 60_000;
 
 export async function createBroker(config: AppConfig, opts: BrokerOptions = {}): Promise<Broker> {
   const threaded = opts.backgroundThread !== undefined && opts.backgroundThread !== false;
@@ -199,6 +210,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   const service = createGrantService({ policy, store, audit, writer, access, clock, ids, box });
   const tokens = createTokenService({ policy, store, audit, clock, ids });
   const reconcile = createReconcileWorker({
+    policy,
     store,
     audit,
     access,
@@ -240,6 +252,13 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
         ctx: SYSTEM_CONTEXT,
       }),
     replicaId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    log: logFn,
+  });
+  const vaultReviews = createVaultReviewWorker({
+    store,
+    audit,
+    clock,
+    intervalMs: VAULT_REVIEW_CHECK_MS,
     log: logFn,
   });
   const gateway = config.gateway ? createGateway(config, store, audit, box, clock, logFn) : null;
@@ -288,6 +307,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
   });
   const drills = createDrillService({
     drills: config.drills,
+    policy,
     service,
     auth,
     resolveSecret,
@@ -305,15 +325,22 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     readiness: () => lifecycle,
     // Always registered: without a secret key (auth null) they answer for API tokens and say the
     // rest is not configured here, so no client meets a missing route on a valid configuration.
-    authRoutes: { config: config.auth, publicUrl: config.server.publicUrl, auth, oidc, store, audit, clock, box },
+    authRoutes: {
+      config: config.auth,
+      publicUrl: config.server.publicUrl,
+      auth,
+      oidc,
+      idp: createIdpDeclaration({ policy, oidc, store, audit, clock }),
+      clock,
+      box,
+    },
     config,
     service,
     tokens,
-    store,
+    queries: createApiQueries({ config, policy, clock, sha256, signingKey, vault, store }),
     clock,
     ids,
     log,
-    signingKey,
     reconcile,
     detector,
     terminal: createTerminalService({ policy, store, audit, clock, ids, sha256 }),
@@ -329,6 +356,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     expiry,
     reconcile,
     rotation,
+    vaultReviews,
     alarms,
     detector,
     escalation,
@@ -351,6 +379,9 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       // an alarm): who may break which glass is itself security-relevant. Refuses to start if it
       // cannot be recorded.
       await recordConfigChange(store, audit, config, clock.now());
+      // Before any activation can be recorded: from here on activation alarms' deliveries are in
+      // the chain, and verification holds every later activation to it.
+      await sealAlarmDeliveries(store, audit, clock.now());
       // Last-known IdP membership (with its age), refreshed from the store so logins on other
       // replicas count here too; and the IdP's health, so the fallback opens when it is down.
       const refreshIdentity = async () => {
@@ -375,6 +406,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       expiry.start();
       reconcile.start();
       rotation.start();
+      vaultReviews.start();
       alarms.start();
       detector.start();
       escalation?.start();
@@ -392,6 +424,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
       await background?.stop();
       await reconcile.stop();
       await rotation.stop();
+      await vaultReviews.stop();
       await alarms.stop();
       await detector.stop();
       await escalation?.stop();
@@ -413,7 +446,7 @@ const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
  * @returns the event's summary, or null when nothing changed.
  */
 export async function recordConfigChange(
-  store: Store,
+  store: Transactions<StateWrites & AuditTx>,
   audit: AuditAppender,
   config: AppConfig,
   now: number,

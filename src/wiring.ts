@@ -11,15 +11,18 @@ import { type AuditJournal, createAuditJournal } from "./audit/audit-journal.js"
 import type { AppConfig } from "./config/app-config.js";
 import { createConnector } from "./connectors/registry.js";
 import type { Grant, Policy } from "./core/model.js";
-import type { Clock, Connector, Store } from "./core/ports.js";
+import type { Connector } from "./core/ports/connector.js";
+import type { GrantReads } from "./core/ports/grants.js";
+import type { Clock } from "./core/ports/runtime.js";
+import type { Transactions } from "./core/ports/transactions.js";
 import type { Metrics } from "./metrics/metrics.js";
 import type { SecretBox } from "./secrets/secret-box.js";
 import type { SecretResolver } from "./secrets/secret-ref.js";
-import { createGrantWriter, type GrantWriter } from "./service/grant-transitions.js";
+import { createGrantWriter, type GrantWriter, type GrantWriterTx } from "./service/grant-transitions.js";
 import { createTargetAccess, type TargetAccess } from "./service/target-access.js";
-import { createAlarmWorker } from "./workers/alarm-worker.js";
-import { createEscalationWorker } from "./workers/escalation-worker.js";
-import { createExpiryWorker } from "./workers/expiry-worker.js";
+import { type AlarmWorkerDeps, createAlarmWorker } from "./workers/alarm-worker.js";
+import { createEscalationWorker, type EscalationWorkerDeps } from "./workers/escalation-worker.js";
+import { createExpiryWorker, type ExpiryWorkerDeps } from "./workers/expiry-worker.js";
 
 export type LogFn = (msg: string, fields?: Record<string, unknown>) => void;
 
@@ -61,7 +64,8 @@ export interface GrantWiring {
 export function wireGrants(deps: {
   readonly config: AppConfig;
   readonly policy: Policy;
-  readonly store: Store;
+  /** What the grant writer and the access controller use. */
+  readonly store: Transactions<GrantWriterTx> & Pick<GrantReads, "getGrant">;
   readonly connectors: ReadonlyMap<string, Connector>;
   readonly clock: Clock;
   readonly box: SecretBox | null;
@@ -94,7 +98,8 @@ export function wireGrants(deps: {
 export function createBackgroundWorkers(deps: {
   readonly config: AppConfig;
   readonly policy: Policy;
-  readonly store: Store;
+  /** What the three workers use. */
+  readonly store: AlarmWorkerDeps["store"] & ExpiryWorkerDeps["store"] & EscalationWorkerDeps["store"];
   readonly wiring: GrantWiring;
   readonly channels: ReadonlyMap<string, AlarmChannel>;
   readonly clock: Clock;

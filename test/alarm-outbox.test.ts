@@ -7,11 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAlarmChannel } from "../src/alarms/channel-registry.js";
-import type { AlarmRecord, Store } from "../src/core/ports.js";
+import type { Store } from "../src/core/ports/store.js";
+import type { AlarmRecord } from "../src/core/records.js";
 import { createSecretResolver } from "../src/secrets/secret-ref.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createAlarmWorker } from "../src/workers/alarm-worker.js";
-import { manualClock } from "./support/clock.js";
+import { manualClock } from "./support/manual-clock.js";
 import { Receiver, WEBHOOK_SECRET } from "./support/webhook-receiver.js";
 
 const receiver = new Receiver();

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { GrantViewSchema, IncidentViewSchema } from "../src/contract/api.js";
 import { checkpointMessage } from "../src/core/audit-chain.js";
-import type { Checkpoint } from "../src/core/ports.js";
+import type { Checkpoint } from "../src/core/records.js";
 import { runCli } from "./support/broker-process.js";
 import { ctx } from "./support/ctx.js";
 import { readJsonLines } from "./support/json-lines.js";

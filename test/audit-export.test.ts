@@ -14,7 +14,7 @@ import { formatVerdict, parseAnchors, verifyJsonl, verifyStoreChain } from "../s
 import { generateSigningKey, loadPublicKeys, type PublicKeySet } from "../src/audit/signing-key.js";
 import type { AuditEventDraft } from "../src/core/audit-event.js";
 import { canonicalJson } from "../src/core/canonical-json.js";
-import type { Store } from "../src/core/ports.js";
+import type { Store } from "../src/core/ports/store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
 import { runCli } from "./support/broker-process.js";

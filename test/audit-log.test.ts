@@ -14,7 +14,8 @@ import { generateSigningKey, loadPublicKeys, type SigningKey } from "../src/audi
 import { checkpointMessage, GENESIS_HASH } from "../src/core/audit-chain.js";
 import type { AuditEventDraft } from "../src/core/audit-event.js";
 import { BreakglassError } from "../src/core/errors.js";
-import type { Checkpoint, Store, StoreTx } from "../src/core/ports.js";
+import type { Store, StoreTx } from "../src/core/ports/store.js";
+import type { Checkpoint } from "../src/core/records.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
 import { makeAuditDraft } from "./support/core-fixtures.js";

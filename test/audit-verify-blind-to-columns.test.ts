@@ -11,7 +11,7 @@ import { createAuditLog } from "../src/audit/audit-log.js";
 import { formatVerdict, verifyStoreChain } from "../src/audit/audit-verify.js";
 import { generateSigningKey, loadPublicKeys, type SigningKey } from "../src/audit/signing-key.js";
 import type { AuditEventDraft } from "../src/core/audit-event.js";
-import type { Store } from "../src/core/ports.js";
+import type { Store } from "../src/core/ports/store.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";

@@ -11,8 +11,8 @@ import { formatVerdict, verifyStoreChain } from "../src/audit/audit-verify.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { STATE_KEYS } from "../src/audit/state-verify.js";
 import { nonGrantEvent } from "../src/core/audit-event.js";
-import type { Store } from "../src/core/ports.js";
-import { IDP_DECLARED_STATE } from "../src/http/auth-routes.js";
+import type { Store } from "../src/core/ports/store.js";
+import { IDP_DECLARED_STATE } from "../src/service/idp-declaration.js";
 import { rotationStateKey } from "../src/service/rotation.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
@@ -312,7 +312,7 @@ async function recordEvidence(broker: Broker) {
     scopes: ["read"],
   });
   const gone = await broker.tokens.create(ctx("erin"), { user: "erin", description: "old" });
-  await broker.tokens.revoke(ctx("erin"), gone.record.id, true);
+  await broker.tokens.revoke(ctx("erin"), gone.record.id);
   // Broker state with an event each, as their writers do it (the IdP route, a rotation).
   const audit = createAuditLog({ sha256 });
   await store.transaction(async (tx) => {

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../src/app.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
-import { shiftedClock } from "./support/clock.js";
 import { freePort } from "./support/free-port.js";
+import { shiftedClock } from "./support/manual-clock.js";
 import {
   IDP_CLIENT_ID,
   IDP_CLIENT_SECRET,

@@ -6,9 +6,9 @@ import { createAuditLog } from "../src/audit/audit-log.js";
 import { grantEvent } from "../src/core/grant-machine.js";
 import { GRANT_PERMISSIONS } from "../src/core/grant-permissions.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
-import { shiftedClock } from "./support/clock.js";
 import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
+import { shiftedClock } from "./support/manual-clock.js";
 import { RECORDED_ALARMS, SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 

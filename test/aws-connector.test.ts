@@ -7,7 +7,7 @@
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { addRevocation, isRevokedIn } from "../src/connectors/aws-connector.js";
-import type { Connector, ConnectorGrantFacts } from "../src/core/ports.js";
+import type { Connector, ConnectorGrantFacts } from "../src/core/ports/connector.js";
 import { AWS_ROLE, awsCanUse, awsConnector, parseAwsCredential } from "./support/aws-case.js";
 import { contractRole } from "./support/connector-case.js";
 import { ACCOUNT, BROKER_KEY, type FakeAws, startFakeAws } from "./support/fake-aws.js";

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createExecConnector, execSettingsSchema } from "../src/connectors/exec-connector.js";
-import type { ConnectorGrantFacts } from "../src/core/ports.js";
+import type { ConnectorGrantFacts } from "../src/core/ports/connector.js";
 import { awsConnectorCase } from "./support/aws-case.js";
 import { type ConnectorCase, type ConnectorEnv, contractRole } from "./support/connector-case.js";
 import { postgresConnectorCase } from "./support/postgres-case.js";

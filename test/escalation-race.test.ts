@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256 } from "../src/adapters/node-crypto.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
 import { grantEvent } from "../src/core/grant-machine.js";
-import type { Store } from "../src/core/ports.js";
+import type { Store } from "../src/core/ports/store.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createEscalationWorker } from "../src/workers/escalation-worker.js";

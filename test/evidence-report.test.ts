@@ -17,8 +17,8 @@ import { HEADLESS_CHROMIUM_ARGS } from "../src/audit/pdf.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { nextRecord } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
-import { manualClock } from "./support/clock.js";
 import { ctx } from "./support/ctx.js";
+import { manualClock } from "./support/manual-clock.js";
 import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 const run = promisify(execFile);

@@ -2,8 +2,8 @@ import * as OTPAuth from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../src/app.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
-import { shiftedClock } from "./support/clock.js";
 import { freePort } from "./support/free-port.js";
+import { shiftedClock } from "./support/manual-clock.js";
 import { SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 let t: TestBroker;

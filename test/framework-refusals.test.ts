@@ -78,7 +78,7 @@ describe("framework-level refusals are problem+json", () => {
     }
   });
 
-  it("400: a URL with a broken % escape; 404: an unknown route; 405-like: a method no route has", async () => {
+  it("400: a URL with a broken % escape; 404: an unknown route; 405: a path asked with a method it does not take", async () => {
     const bad = await raw("GET /api/v1/grants/%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     problem(bad.status, /content-type: ([^\r\n]+)/i.exec(bad.headers)?.[1] ?? null, bad.body, 400, "ERR_VALIDATION");
     const missing = await fetch(`${url}/api/v1/nope`);
@@ -87,7 +87,21 @@ describe("framework-level refusals are problem+json", () => {
       method: "DELETE",
       headers: { authorization: `Bearer ${token}` },
     });
-    problem(method.status, method.headers.get("content-type"), await method.text(), 404, "ERR_NOT_FOUND");
+    const body = problem(
+      method.status,
+      method.headers.get("content-type"),
+      await method.text(),
+      405,
+      "ERR_METHOD_NOT_ALLOWED",
+    );
+    expect(method.headers.get("allow")).toBe("GET, HEAD, POST");
+    expect(body).toMatchObject({ allowed: ["GET", "HEAD", "POST"] });
+    const get = await fetch(`${url}/api/v1/grants/g_nope/approve`, { headers: { authorization: `Bearer ${token}` } });
+    problem(get.status, get.headers.get("content-type"), await get.text(), 405, "ERR_METHOD_NOT_ALLOWED");
+    expect(get.headers.get("allow")).toBe("POST");
+    // A path the API does not have stays 404 whatever the method, and so does one segment more.
+    const nowhere = await fetch(`${url}/api/v1/grants/g_nope/approve/again`, { method: "POST" });
+    problem(nowhere.status, nowhere.headers.get("content-type"), await nowhere.text(), 404, "ERR_NOT_FOUND");
   });
 
   it("400 bad JSON, 413 too large, 415 not JSON", async () => {

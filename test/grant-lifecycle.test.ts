@@ -14,10 +14,10 @@ import type { AppConfig } from "../src/config/app-config.js";
 import { BreakglassError } from "../src/core/errors.js";
 import { dueAt } from "../src/core/grant-machine.js";
 import type { Grant } from "../src/core/model.js";
-import type { Connector } from "../src/core/ports.js";
+import type { Connector } from "../src/core/ports/connector.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "../src/core/request-context.js";
-import { type ManualClock, manualClock } from "./support/clock.js";
 import { ctx } from "./support/ctx.js";
+import { type ManualClock, manualClock } from "./support/manual-clock.js";
 import {
   APP_ROLE,
   createDatabase,

@@ -9,6 +9,7 @@ import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { z } from "zod";
 import { createLogger } from "../src/adapters/logger.js";
+import { sha256 } from "../src/adapters/node-crypto.js";
 import { createIdGenerator, systemClock } from "../src/adapters/system-clock.js";
 import type { Broker } from "../src/app.js";
 import {
@@ -24,6 +25,7 @@ import {
 } from "../src/contract/api.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { createHttpServer } from "../src/http/server.js";
+import { createApiQueries } from "../src/service/api-queries.js";
 import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 const ROLE = "production/db-admin";
@@ -330,7 +332,9 @@ describe("input validation", () => {
 
   it("answers an unknown route with 404 problem+json", async () => {
     problem(await call("alice", "GET", "/nope"), 404, "ERR_NOT_FOUND");
-    problem(await http.inject({ method: "DELETE", url: "/api/v1/grants" }), 404, "ERR_NOT_FOUND");
+    problem(await http.inject({ method: "DELETE", url: "/api/v1/nope" }), 404, "ERR_NOT_FOUND");
+    // A path the API has, with a method it does not take: 405 and Allow (framework-refusals.test.ts).
+    problem(await http.inject({ method: "DELETE", url: "/api/v1/grants" }), 405, "ERR_METHOD_NOT_ALLOWED");
   });
 });
 
@@ -492,20 +496,30 @@ describe("OpenAPI", () => {
 describe("unexpected errors", () => {
   it("answer 500 with only the code and the request id; the log gets the details", async () => {
     const lines: string[] = [];
+    const queries = createApiQueries({
+      config: broker.config,
+      policy: broker.config.policy,
+      clock: systemClock,
+      sha256,
+      signingKey: broker.signingKey,
+      store: broker.store,
+    });
     const failing = createHttpServer({
       config: broker.config,
-      service: {
-        ...broker.service,
-        list: async () => {
-          throw new Error("connection string postgres://admin:hunter2@db/prod refused");
+      service: broker.service,
+      tokens: broker.tokens,
+      queries: {
+        ...queries,
+        grants: {
+          ...queries.grants,
+          page: async () => {
+            throw new Error("connection string postgres://admin:hunter2@db/prod refused");
+          },
         },
       },
-      tokens: broker.tokens,
-      store: broker.store,
       clock: systemClock,
       ids: createIdGenerator(),
       log: createLogger("info", (line) => lines.push(line)),
-      signingKey: broker.signingKey,
     });
     try {
       const res = await failing.inject({ method: "GET", url: "/api/v1/grants", headers: auth("alice") });

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { ConnectorGrantFacts } from "../src/core/ports.js";
+import type { ConnectorGrantFacts } from "../src/core/ports/connector.js";
 import { contractRole } from "./support/connector-case.js";
 import { type PostgresTarget, startPostgresTarget, tryLogin } from "./support/postgres-target.js";
 import { sleep, until } from "./support/wait.js";

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { SweepItem } from "../src/connectors/postgres-connector.js";
-import type { Connector, ConnectorGrantFacts, ConnectorResult } from "../src/core/ports.js";
+import type { Connector, ConnectorGrantFacts, ConnectorResult } from "../src/core/ports/connector.js";
 import { runCli } from "./support/broker-process.js";
 import { contractRole } from "./support/connector-case.js";
 import {

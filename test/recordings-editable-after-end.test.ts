@@ -9,8 +9,8 @@ import { formatVerdict, verifyJsonl, verifyStoreChain } from "../src/audit/audit
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { terminalDigest } from "../src/core/recording-digest.js";
 import { LATE_GRACE_MS } from "../src/service/terminal-service.js";
-import { type ManualClock, manualClock } from "./support/clock.js";
 import { ctx } from "./support/ctx.js";
+import { type ManualClock, manualClock } from "./support/manual-clock.js";
 import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 type User = "alice" | "bob" | "erin";

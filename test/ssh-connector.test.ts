@@ -12,7 +12,7 @@ import sshpk from "sshpk";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { systemClock } from "../src/adapters/system-clock.js";
 import { createSshConnector, parseSshCredential, sshSettingsSchema } from "../src/connectors/ssh-connector.js";
-import type { Connector, ConnectorGrantFacts } from "../src/core/ports.js";
+import type { Connector, ConnectorGrantFacts } from "../src/core/ports/connector.js";
 import { createSecretResolver } from "../src/secrets/secret-ref.js";
 import { contractRole } from "./support/connector-case.js";
 import { type SshFixture, sshCanUse, startSshFixture } from "./support/ssh-case.js";

@@ -144,8 +144,8 @@ function cycles(graph) {
 
 /**
  * The template literals of a TypeScript file, found by scanning it (strings, comments, regular
- * expressions and `${…}` nesting respected): each with its line, its static text (each expression
- * replaced by HOLE) and the source of its expressions.
+ * expressions and `${…}` nesting respected): each with its first and last line, its static text
+ * (each expression replaced by HOLE) and the source of its expressions.
  */
 const HOLE = "«expr»";
 export function templateLiterals(text) {
@@ -228,7 +228,7 @@ export function templateLiterals(text) {
       }
     }
     i++;
-    out.push({ line: lineAt(at), text: staticText, expressions });
+    out.push({ line: lineAt(at), endLine: lineAt(i - 1), text: staticText, expressions });
   };
   code(false);
   return out;
@@ -295,18 +295,23 @@ function handWrittenBrokerYamls(files) {
  * `until` in wait.ts), and defining a request-context helper or literal (instead of ctx.ts).
  */
 function testHarnessFigures(files) {
-  const hits = (re) => {
+  const hits = (re, where = () => true) => {
     const list = [];
     for (const file of files) {
-      const lines = readFileSync(file, "utf8").split("\n");
-      lines.forEach((line, n) => {
-        if (re.test(line)) list.push(`${relative(ROOT, file)}:${n + 1}`);
+      const text = readFileSync(file, "utf8");
+      const templates = templateLiterals(text);
+      text.split("\n").forEach((line, n) => {
+        if (re.test(line) && where(templates, n + 1)) list.push(`${relative(ROOT, file)}:${n + 1}`);
       });
     }
     return list;
   };
+  const inTemplate = (templates, line) => templates.some((t) => t.line < line && line <= t.endLine);
   const fileCount = (list) => new Set(list.map((l) => l.replace(/:\d+$/, ""))).size;
-  const createBroker = hits(/\bcreateBroker\(/);
+  const createBroker = hits(/\bcreateBroker\(/, (templates, line) => !inTemplate(templates, line));
+  // The text of a script a test runs as a process of its own (e.g. with a background thread it
+  // holds): that process builds its broker itself, from a file the test wrote.
+  const createBrokerInScripts = hits(/\bcreateBroker\(/, inTemplate);
   const waits = hits(
     /(?:function\s+|(?:const|let)\s+)(?:until|waitFor\w*|waitUntil|eventually|poll\w*|sleep|delay)\b\s*(?:=\s*(?:async\s*)?\(|<|\()|\bdeadline\s*=\s*Date\.now\(\)/,
   );
@@ -315,6 +320,7 @@ function testHarnessFigures(files) {
   return {
     createBrokerFiles: fileCount(createBroker),
     createBroker,
+    createBrokerInScripts,
     localWaits: waits.length,
     waits,
     localContexts: ctxs.length,
@@ -448,6 +454,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
     const t = f.tests;
     console.log(`test files calling createBroker directly: ${t.createBrokerFiles}`);
     for (const l of t.createBroker) console.log(`  ${l}`);
+    if (t.createBrokerInScripts.length > 0) {
+      console.log(`  in scripts a test runs as a process of its own: ${t.createBrokerInScripts.join(", ")}`);
+    }
     console.log(`local wait helpers and deadline loops in tests: ${t.localWaits}`);
     for (const l of t.waits) console.log(`  ${l}`);
     console.log(`local request-context helpers in tests: ${t.localContexts}`);

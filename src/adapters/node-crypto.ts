@@ -7,7 +7,7 @@
  * on Node 20: ~1,000,000 vs ~500,000 hashes/s on 400-byte payloads).
  */
 import { createHash, hash } from "node:crypto";
-import type { Sha256 } from "../core/ports.js";
+import type { Sha256 } from "../core/ports/runtime.js";
 
 export const sha256: Sha256 = (...parts) => {
   let text = "";

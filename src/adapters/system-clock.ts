@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Clock, IdGenerator } from "../core/ports.js";
+import type { Clock, IdGenerator } from "../core/ports/runtime.js";
 
 /**
  * The wall clock, injected wherever time is a fact the broker records or judges by (grants,

@@ -3,7 +3,7 @@
  * `permanent` failure (the receiver rejected the message itself) is not retried. The channels are
  * one file each (file, webhook, slack, pagerduty, syslog, email); channel-registry.ts builds them.
  */
-import type { AlarmRecord } from "../core/ports.js";
+import type { AlarmRecord } from "../core/records.js";
 
 export class DeliveryError extends Error {
   constructor(

@@ -5,7 +5,8 @@
  */
 import type { AlarmChannelConfig, AppConfig } from "../config/app-config.js";
 import type { Policy } from "../core/model.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { GrantReads } from "../core/ports/grants.js";
+import type { Clock } from "../core/ports/runtime.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
 import type { AlarmChannel } from "./alarm-channel.js";
 import { createEmailChannel } from "./email-channel.js";
@@ -40,7 +41,7 @@ export function createAlarmChannel(
 export function createAlarmChannels(
   config: AppConfig,
   policy: Policy,
-  store: Pick<Store, "getGrant">,
+  store: Pick<GrantReads, "getGrant">,
   resolveSecret: SecretResolver,
   clock: Clock,
 ): Map<string, AlarmChannel> {

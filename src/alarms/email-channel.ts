@@ -6,7 +6,7 @@
  */
 import nodemailer, { type Transporter } from "nodemailer";
 import type { AlarmChannelConfig } from "../config/app-config.js";
-import { groupsOf } from "../core/approval-policy.js";
+import { approverGroups, inAnyGroup } from "../core/authorization.js";
 import type { Policy } from "../core/model.js";
 import { lineText, terminalText } from "../core/text.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
@@ -42,13 +42,14 @@ export function recipients(
 ): string[] {
   const out = new Set(config.to);
   const groups = new Set(config.toGroups);
-  const role = typeof event.role === "string" ? policy.roles.get(event.role) : undefined;
-  if (config.toApprovers && role) for (const clause of role.approval.anyOf) for (const t of clause) groups.add(t.group);
+  if (config.toApprovers && typeof event.role === "string") {
+    for (const g of approverGroups(policy, event.role)) groups.add(g);
+  }
   const holderDef = holder === null ? undefined : policy.users.get(holder);
   if (config.toHolder && holderDef?.email) out.add(holderDef.email);
   if (config.toHolderManagers && holderDef?.managerGroup) groups.add(holderDef.managerGroup);
   for (const [name, user] of policy.users) {
-    if (user.email && [...groupsOf(policy, name)].some((g) => groups.has(g))) out.add(user.email);
+    if (user.email && inAnyGroup(policy, name, groups)) out.add(user.email);
   }
   return [...out].sort();
 }

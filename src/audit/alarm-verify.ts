@@ -18,11 +18,13 @@ import { alarmSummary, SEALED_DELIVERY_EVENTS } from "../core/alarm-routing.js";
 import { type AuditRecord, parseAuditPayload } from "../core/audit-columns.js";
 import type { AuditEventType, StoredAuditEvent } from "../core/audit-event.js";
 import { canonicalJson } from "../core/canonical-json.js";
-import type { AlarmRecord, Checkpoint, Store } from "../core/ports.js";
+import type { AlarmReads } from "../core/ports/alarms.js";
+import type { AuditReads } from "../core/ports/audit.js";
+import type { AlarmRecord, Checkpoint } from "../core/records.js";
 import type { RowDifference as Diff } from "./row-check.js";
 import { gone, RowFacts, unaccounted } from "./row-check.js";
 
-export type AlarmStore = Pick<Store, "readAlarms" | "readAuditAt">;
+export type AlarmStore = Pick<AlarmReads, "readAlarms"> & Pick<AuditReads, "readAuditAt">;
 
 const NOT_DELIVERED = "not delivered (no alarm.delivered in the chain)";
 

@@ -18,7 +18,8 @@
  */
 import { once } from "node:events";
 import { canonicalJson } from "../core/canonical-json.js";
-import type { Checkpoint, Store } from "../core/ports.js";
+import type { AuditReads } from "../core/ports/audit.js";
+import type { Checkpoint } from "../core/records.js";
 import { terminalText } from "../core/text.js";
 import { toOcsf } from "./ocsf.js";
 
@@ -66,7 +67,7 @@ export const CSV_COLUMNS = [
  * @throws ERR_STORAGE from the store; the stream's own write errors.
  */
 export async function exportAudit(
-  store: Pick<Store, "readAudit" | "readCheckpoints">,
+  store: Pick<AuditReads, "readAudit" | "readCheckpoints">,
   out: AuditExportSink,
   options: AuditExportOptions,
 ): Promise<AuditExportSummary> {

@@ -7,13 +7,22 @@
  */
 import { type AlarmRouting, routeAlarms } from "../core/alarm-routing.js";
 import type { AuditEventDraft, SealedAuditEvent } from "../core/audit-event.js";
-import type { Sha256, StoreTx } from "../core/ports.js";
+import type { AlarmWrites } from "../core/ports/alarms.js";
+import type { AuditWrites } from "../core/ports/audit.js";
+import type { Sha256 } from "../core/ports/runtime.js";
+import type { TxScope } from "../core/ports/transactions.js";
 import type { RequestContext } from "../core/request-context.js";
 import { createAuditLog } from "./audit-log.js";
 
+/**
+ * What appending needs of the caller's transaction: the chain, the alarm outbox, and `afterCommit`
+ * to wake the alarm worker. A transaction that records an action offers at least these.
+ */
+export type AuditTx = TxScope & AuditWrites & AlarmWrites;
+
 /** What a service needs to record an action: append events inside its transaction. */
 export interface AuditAppender {
-  append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<unknown>;
+  append(tx: AuditTx, drafts: readonly AuditEventDraft[]): Promise<unknown>;
 }
 
 /** The journal as wired: appending returns the sealed events. */
@@ -22,7 +31,7 @@ export interface AuditJournal extends AuditAppender {
    * Seal `drafts` onto the chain and queue their alarms in the outbox, in `tx`.
    * @throws ERR_AUDIT_WRITE_FAILED when the chain cannot be written (the transaction rolls back)
    */
-  append(tx: StoreTx, drafts: readonly AuditEventDraft[]): Promise<SealedAuditEvent[]>;
+  append(tx: AuditTx, drafts: readonly AuditEventDraft[]): Promise<SealedAuditEvent[]>;
 }
 
 export interface AuditJournalDeps {

@@ -8,7 +8,8 @@
 import { sealEvents } from "../core/audit-chain.js";
 import type { AuditEventDraft, SealedAuditEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Sha256, StoreTx } from "../core/ports.js";
+import type { AuditWrites } from "../core/ports/audit.js";
+import type { Sha256 } from "../core/ports/runtime.js";
 
 export interface AuditLog {
   /**
@@ -18,7 +19,7 @@ export interface AuditLog {
    * @throws ERR_AUDIT_WRITE_FAILED on any failure (the original error is its `cause`).
    */
   append(
-    tx: Pick<StoreTx, "lockAuditHead" | "insertAuditEvents">,
+    tx: Pick<AuditWrites, "lockAuditHead" | "insertAuditEvents">,
     drafts: readonly AuditEventDraft[],
   ): Promise<SealedAuditEvent[]>;
 }

@@ -17,7 +17,8 @@ import {
 } from "../core/audit-chain.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
 import { canonicalJson } from "../core/canonical-json.js";
-import type { Checkpoint, Store } from "../core/ports.js";
+import type { AuditReads } from "../core/ports/audit.js";
+import type { Checkpoint } from "../core/records.js";
 import { AlarmLedger, type AlarmStore } from "./alarm-verify.js";
 import { DrillLedger, type DrillRunStore } from "./drill-verify.js";
 import { GrantLedger, type GrantStore } from "./grant-verify.js";
@@ -40,7 +41,7 @@ export interface VerifyOptions {
 }
 
 /** What online verification reads: the chain, and every table it holds to the chain. */
-export type EvidenceStore = Pick<Store, "readAudit" | "readCheckpoints"> &
+export type EvidenceStore = Pick<AuditReads, "readAudit" | "readCheckpoints"> &
   RecordingStore &
   GrantStore &
   TerminalSessionStore &
@@ -122,7 +123,7 @@ class ChainStream {
   #count = 0;
 
   constructor(
-    private readonly store: Pick<Store, "readAudit">,
+    private readonly store: Pick<AuditReads, "readAudit">,
     private readonly checkpoints: readonly Checkpoint[],
     private readonly pageSize: number,
     private readonly note: (event: StoredAuditEvent) => void,

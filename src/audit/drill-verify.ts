@@ -11,10 +11,11 @@
  */
 import { type AuditRecord, parseAuditPayload } from "../core/audit-columns.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
-import type { DrillRun, Store } from "../core/ports.js";
+import type { EvidenceReads } from "../core/ports/evidence.js";
+import type { DrillRun } from "../core/records.js";
 import { gone, type RowDifference, RowFacts, renamedRows, unaccounted } from "./row-check.js";
 
-export type DrillRunStore = Pick<Store, "listDrillRuns">;
+export type DrillRunStore = Pick<EvidenceReads, "listDrillRuns">;
 
 export const DRILL_EVENTS = ["drill.started", "drill.finished"] as const;
 

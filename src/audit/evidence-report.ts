@@ -8,7 +8,12 @@
  */
 import type { ChainVerdict } from "../core/audit-chain.js";
 import type { Grant, VaultOpening } from "../core/model.js";
-import type { AlarmRecord, Checkpoint, DrillRun, StatementRecord, Store, TerminalSession } from "../core/ports.js";
+import type { AlarmReads } from "../core/ports/alarms.js";
+import type { AuditReads } from "../core/ports/audit.js";
+import type { EvidenceReads } from "../core/ports/evidence.js";
+import type { GrantReads } from "../core/ports/grants.js";
+import type { GatewayReads, TerminalReads } from "../core/ports/recordings.js";
+import type { AlarmRecord, Checkpoint, DrillRun, StatementRecord, TerminalSession } from "../core/records.js";
 import type { RotationRow } from "../core/rotation-row.js";
 import { terminalText } from "../core/text.js";
 import { csvCell } from "./audit-export.js";
@@ -129,8 +134,16 @@ export const CONTROLS: readonly {
   },
 ];
 
+/** What the report reads: grants with their alarms, recordings and events; drills, openings, the chain. */
+export type EvidenceReportReads = Pick<GrantReads, "listGrants"> &
+  Pick<AlarmReads, "listAlarms"> &
+  Pick<GatewayReads, "listStatements"> &
+  Pick<TerminalReads, "listTerminalSessions"> &
+  Pick<AuditReads, "readGrantAudit" | "readNonGrantAudit" | "readCheckpoints" | "readAudit"> &
+  Pick<EvidenceReads, "listDrillRuns" | "listVaultOpenings">;
+
 export async function buildEvidenceReport(
-  store: Store,
+  store: EvidenceReportReads,
   opts: { from: number; to: number; now: number; chain: ChainVerdict; credentials?: readonly RotationRow[] },
 ): Promise<EvidenceReport> {
   const grants = (await store.listGrants({ limit: 100_000 }))

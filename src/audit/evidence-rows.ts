@@ -11,7 +11,8 @@ import { sha256 } from "../adapters/node-crypto.js";
 import type { LinkedAuditEvent, StoredAuditEvent } from "../core/audit-event.js";
 import { checkStoredEvent } from "../core/audit-record.js";
 import type { VaultOpening } from "../core/model.js";
-import type { AlarmRecord, DrillRun, Store, TerminalSession } from "../core/ports.js";
+import type { AuditReads } from "../core/ports/audit.js";
+import type { AlarmRecord, DrillRun, TerminalSession } from "../core/records.js";
 import { type AlarmCheck, alarmChecks } from "./alarm-verify.js";
 import { DRILL_EVENTS, drillRunDifferences } from "./drill-verify.js";
 import { type RowIntegrity, rowIntegrity } from "./row-check.js";
@@ -43,7 +44,7 @@ export function terminalSessionIntegrity(
 
 /** Alarms of these grants against the grants' events, and what the chain says of each delivery. */
 export async function alarmIntegrity(
-  store: Pick<Store, "readNonGrantAudit">,
+  store: Pick<AuditReads, "readNonGrantAudit">,
   alarms: readonly AlarmRecord[],
   grantEvents: readonly LinkedAuditEvent[],
 ): Promise<Map<string, AlarmCheck & { readonly integrity: RowIntegrity | null }>> {
@@ -70,7 +71,7 @@ export function alarmsAsRecorded(
 }
 
 export async function vaultOpeningIntegrity(
-  store: Pick<Store, "readNonGrantAudit">,
+  store: Pick<AuditReads, "readNonGrantAudit">,
   openings: readonly VaultOpening[],
 ): Promise<Map<string, RowIntegrity | null>> {
   if (openings.length === 0) return new Map();
@@ -79,7 +80,7 @@ export async function vaultOpeningIntegrity(
 }
 
 export async function drillRunIntegrity(
-  store: Pick<Store, "readNonGrantAudit">,
+  store: Pick<AuditReads, "readNonGrantAudit">,
   runs: readonly DrillRun[],
 ): Promise<Map<string, RowIntegrity | null>> {
   if (runs.length === 0) return new Map();

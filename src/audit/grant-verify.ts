@@ -13,9 +13,9 @@ import type { ChainFailure } from "../core/audit-chain.js";
 import { type AuditRecord, parseAuditPayload } from "../core/audit-columns.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
 import type { Grant, GrantState } from "../core/model.js";
-import type { Store } from "../core/ports.js";
+import type { GrantReads } from "../core/ports/grants.js";
 
-export type GrantStore = Pick<Store, "listGrants">;
+export type GrantStore = Pick<GrantReads, "listGrants">;
 
 /** A grant's facts as its events state them, each with the seq it came from. */
 export interface Replayed {

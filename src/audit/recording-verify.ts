@@ -11,10 +11,12 @@ import { sha256 } from "../adapters/node-crypto.js";
 import type { ChainFailure, RecordingsChecked } from "../core/audit-chain.js";
 import { parseAuditPayload } from "../core/audit-columns.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
-import type { StatementRecord, Store } from "../core/ports.js";
+import type { GatewayReads, TerminalReads } from "../core/ports/recordings.js";
 import { RECORDING_SEALS, statementsDigest, terminalDigest } from "../core/recording-digest.js";
+import type { StatementRecord } from "../core/records.js";
 
-export type RecordingStore = Pick<Store, "listRecordings" | "readTerminalEvents" | "listStatements">;
+export type RecordingStore = Pick<TerminalReads, "listRecordings" | "readTerminalEvents"> &
+  Pick<GatewayReads, "listStatements">;
 
 interface Seal {
   readonly seq: number;

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Checkpoint } from "../core/ports.js";
+import type { Checkpoint } from "../core/records.js";
 import {
   generateSigningKey,
   loadPublicKeys,

@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { sha256 } from "../adapters/node-crypto.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Checkpoint } from "../core/ports.js";
+import type { Checkpoint } from "../core/records.js";
 
 /** Signs checkpoints. The private key never leaves this object (it is not a property). */
 export interface SigningKey {

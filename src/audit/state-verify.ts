@@ -14,11 +14,13 @@
  */
 import { type AuditRecord, parseAuditPayload } from "../core/audit-columns.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
-import type { Store, TokenRecord } from "../core/ports.js";
+import type { TokenReads } from "../core/ports/auth.js";
+import type { StateReads } from "../core/ports/broker-state.js";
+import type { TokenRecord } from "../core/records.js";
 import { gone, type RowDifference, RowFacts, renamedRows, unaccounted } from "./row-check.js";
 
-export type TokenStore = Pick<Store, "listTokens">;
-export type BrokerStateStore = Pick<Store, "listState">;
+export type TokenStore = Pick<TokenReads, "listTokens">;
+export type BrokerStateStore = Pick<StateReads, "listState">;
 
 export class TokenLedger {
   readonly #tokens = new Map<string, { created: AuditRecord; revoked: AuditRecord | null }>();
@@ -60,7 +62,7 @@ export class TokenLedger {
   }
 }
 
-/** The keys of `broker_state` checked against the chain (as src/http/auth-routes.ts and src/service/rotation.ts name them). */
+/** The keys of `broker_state` checked against the chain (as src/service/idp-declaration.ts and src/service/rotation.ts name them). */
 export const STATE_KEYS = {
   config: "config",
   idpDeclared: "idp_declared",

@@ -11,10 +11,11 @@
  */
 import { type AuditRecord, parseAuditPayload } from "../core/audit-columns.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
-import type { Store, TerminalSession } from "../core/ports.js";
+import type { TerminalReads } from "../core/ports/recordings.js";
+import type { TerminalSession } from "../core/records.js";
 import { gone, type RowDifference, RowFacts, renamedRows, unaccounted } from "./row-check.js";
 
-export type TerminalSessionStore = Pick<Store, "listTerminalSessions">;
+export type TerminalSessionStore = Pick<TerminalReads, "listTerminalSessions">;
 
 interface Facts {
   started: AuditRecord;

@@ -13,10 +13,10 @@
 import { type AuditRecord, parseAuditPayload } from "../core/audit-columns.js";
 import type { StoredAuditEvent } from "../core/audit-event.js";
 import type { VaultOpening } from "../core/model.js";
-import type { Store } from "../core/ports.js";
+import type { EvidenceReads } from "../core/ports/evidence.js";
 import { gone, type RowDifference, RowFacts, renamedRows, timeOf, unaccounted } from "./row-check.js";
 
-export type VaultOpeningStore = Pick<Store, "listVaultOpenings">;
+export type VaultOpeningStore = Pick<EvidenceReads, "listVaultOpenings">;
 
 /** The events that state an opening's facts (all non-grant events). */
 export const VAULT_EVENTS = ["vault.opened", "vault.opening_reviewed", "vault.alarm_delivered"] as const;

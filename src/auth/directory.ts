@@ -9,7 +9,7 @@
  * IdP-derived ones are added on top and dropped when they grow too old.
  */
 import type { Policy, UserDef } from "../core/model.js";
-import type { Identity } from "../core/ports.js";
+import type { Identity } from "../core/records.js";
 
 export interface Directory {
   /** The live policy: configured roles and targets, configured + IdP-derived people and groups. */

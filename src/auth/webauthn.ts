@@ -13,7 +13,9 @@ import {
   verifyAuthenticationResponse,
   verifyRegistrationResponse,
 } from "@simplewebauthn/server";
-import type { LocalFactor, Store } from "../core/ports.js";
+import type { StateWrites } from "../core/ports/broker-state.js";
+import type { Transactions } from "../core/ports/transactions.js";
+import type { LocalFactor } from "../core/records.js";
 
 /** Where the broker is, as browsers see it: the RP id (host name) and the page origin. */
 export interface RelyingParty {
@@ -83,7 +85,7 @@ const stateKey = (user: string) => `webauthn:${user}`;
  */
 export async function authenticationOptions(
   rp: RelyingParty,
-  store: Store,
+  store: Transactions<StateWrites>,
   user: string,
   factors: readonly LocalFactor[],
   now: number,
@@ -115,7 +117,7 @@ export async function authenticationOptions(
  */
 export async function verifyAssertion(
   rp: RelyingParty,
-  store: Store,
+  store: Transactions<StateWrites>,
   user: string,
   factors: readonly LocalFactor[],
   response: unknown,

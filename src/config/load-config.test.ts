@@ -333,6 +333,22 @@ describe("checkConfigText", () => {
     expect(recipient.message).toBe("recipient group `secops` is not defined under `groups`");
   });
 
+  test("refuses a channel whose delivery may outlive alarms.delivery_lease, naming both and the fix", () => {
+    const alarms = (lease: string, timeout: string) => `${BASE}alarms:
+  delivery_lease: ${lease}
+  channels:
+    hook: { type: webhook, url: "https://hooks.example.com/bg", secret: { env: HOOK_KEY }, timeout: ${timeout} }
+  security_channels: [hook]
+  routes: []
+`;
+    const env = { env: { HOOK_KEY: "k" } };
+    expect(check(alarms("60s", "5s"), env).issues).toEqual([]);
+    const issue = issueAt(check(alarms("10s", "10s"), env).issues, "alarms.channels.hook.timeout");
+    expect(issue.message).toContain("alarms.delivery_lease (10s)");
+    expect(issue.message).toContain("make the timeout shorter than delivery_lease");
+    issueAt(check(alarms("2s", "1m"), env).issues, "alarms.channels.hook.timeout");
+  });
+
   /** BASE on a postgres target (a stand-in schema) behind nothing yet. */
   const onPostgres = (text: string) => edit("connector: fake", "connector: postgres", text);
   const pg = { connectorSchemas: { postgres: fakeSettings } };

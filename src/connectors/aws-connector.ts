@@ -28,7 +28,7 @@ import { Duration } from "../contract/config-schema.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef } from "../core/model.js";
-import type { Connector, ConnectorResult, VerifyResult } from "../core/ports.js";
+import type { Connector, ConnectorResult, VerifyResult } from "../core/ports/connector.js";
 import { Redacted } from "../core/redacted.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
 import { cloudTrailSettingsSchema, createCloudTrailWatcher } from "./cloudtrail.js";

@@ -22,7 +22,7 @@ import { isAbsolute, join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { z } from "zod";
 import { BreakglassError } from "../core/errors.js";
-import type { WatchedSession } from "../core/ports.js";
+import type { WatchedSession } from "../core/ports/connector.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
 import type { ConnectorContext } from "./connector-context.js";
 

@@ -2,7 +2,7 @@
 import type { z } from "zod";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef } from "../core/model.js";
-import type { Clock } from "../core/ports.js";
+import type { Clock } from "../core/ports/runtime.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
 
 export interface ConnectorContext {

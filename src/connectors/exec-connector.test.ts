@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef, TargetDef } from "../core/model.js";
-import type { ConnectorGrantFacts } from "../core/ports.js";
+import type { ConnectorGrantFacts } from "../core/ports/connector.js";
 import { createExecConnector, execSettingsSchema } from "./exec-connector.js";
 
 const role: RoleDef = {

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { Duration } from "../contract/config-schema.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Connector, ConnectorGrantFacts, ConnectorResult, VerifyResult } from "../core/ports.js";
+import type { Connector, ConnectorGrantFacts, ConnectorResult, VerifyResult } from "../core/ports/connector.js";
 
 const argv = z.array(z.string().min(1)).min(1).describe("Command and arguments, run without a shell");
 

@@ -2,7 +2,7 @@
 import type { z } from "zod";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef, TargetDef } from "../core/model.js";
-import type { Connector } from "../core/ports.js";
+import type { Connector } from "../core/ports/connector.js";
 import { awsRoleGrantsSchema, awsSettingsSchema, createAwsConnector } from "./aws-connector.js";
 import type { ConnectorContext } from "./connector-context.js";
 import { createExecConnector, execSettingsSchema } from "./exec-connector.js";

@@ -24,7 +24,13 @@ import { Duration, DurationOrZero } from "../contract/config-schema.js";
 import { parseDuration } from "../core/duration.js";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef } from "../core/model.js";
-import type { Connector, ConnectorGrantFacts, ConnectorResult, VerifyResult, WatchedSession } from "../core/ports.js";
+import type {
+  Connector,
+  ConnectorGrantFacts,
+  ConnectorResult,
+  VerifyResult,
+  WatchedSession,
+} from "../core/ports/connector.js";
 import { Redacted } from "../core/redacted.js";
 import { secretRefSchema } from "../secrets/secret-ref.js";
 import { type ConnectorContext, parseRoleGrants } from "./connector-context.js";

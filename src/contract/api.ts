@@ -990,6 +990,7 @@ export const AuditVerdictSchema = z
 export type HttpOnlyCode =
   | "ERR_PAYLOAD_TOO_LARGE"
   | "ERR_UNSUPPORTED_MEDIA_TYPE"
+  | "ERR_METHOD_NOT_ALLOWED"
   | "ERR_HEADERS_TOO_LARGE"
   | "ERR_REQUEST_TIMEOUT";
 export type ProblemCode = ErrorCode | HttpOnlyCode;

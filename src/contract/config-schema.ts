@@ -568,6 +568,19 @@ export const AlarmsSchema = z
           "activation alarms cannot be silenced: name at least one channel in security_channels (a break-glass activation nobody hears about is a backdoor)",
       });
     }
+    // A delivery that outlives its lease is taken over by another replica while it still runs: the
+    // receiver gets it twice at once and the first result may be recorded over the second's.
+    const leaseMs = parseFineDurationMs(a.delivery_lease);
+    for (const [name, channel] of Object.entries(a.channels)) {
+      const timeout = "timeout" in channel ? channel.timeout : undefined;
+      if (timeout !== undefined && parseFineDurationMs(timeout) >= leaseMs) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["channels", name, "timeout"],
+          message: `a delivery may take ${timeout}, as long as alarms.delivery_lease (${a.delivery_lease}) or longer, so another replica would take the alarm over while it is still being delivered: make the timeout shorter than delivery_lease, or delivery_lease longer`,
+        });
+      }
+    }
     const known = new Set(Object.keys(a.channels));
     // `local` is what the defaults name: a user who defines channels of their own and leaves out
     // security_channels or routes meets it without having written it anywhere.

@@ -7,7 +7,7 @@
  */
 import type { AuditEventType, SealedAuditEvent } from "./audit-event.js";
 import type { AlarmSeverity } from "./model.js";
-import type { AlarmRecord, Checkpoint } from "./ports.js";
+import type { AlarmRecord, Checkpoint } from "./records.js";
 
 export const ACTIVATION_EVENTS: readonly AuditEventType[] = ["grant.activated", "grant.emergency_activated"];
 /** Events that always reach the security channels, whatever the routes say. */
@@ -39,6 +39,7 @@ export const ALWAYS_SECURITY_EVENTS: readonly AuditEventType[] = [
   "credential.rotation_failed",
   // A use nobody reviewed in time: overdue reviews escalate (also to the escalation channels).
   "grant.review_overdue",
+  "vault.review_overdue",
 ];
 /**
  * Events whose alarms' deliveries are recorded in the chain (`alarm.delivered`, written with the
@@ -49,7 +50,11 @@ export const SEALED_DELIVERY_EVENTS: readonly AuditEventType[] = ACTIVATION_EVEN
 /** The alarm outbox's own records: they describe alarms and raise none. */
 const OUTBOX_EVENTS: readonly AuditEventType[] = ["alarm.delivered", "alarm.deliveries_sealed"];
 /** Events that also go to the escalation channels: nobody acted on what they were told. */
-export const ESCALATION_EVENTS: readonly AuditEventType[] = ["alarm.escalated", "grant.review_overdue"];
+export const ESCALATION_EVENTS: readonly AuditEventType[] = [
+  "alarm.escalated",
+  "grant.review_overdue",
+  "vault.review_overdue",
+];
 /** Alarms about the alarm system itself: they go to every channel but the one they are about. */
 export const CHANNEL_HEALTH_EVENTS: readonly AuditEventType[] = ["alarm.channel_failing", "alarm.channel_recovered"];
 
@@ -115,6 +120,7 @@ function severityOf(type: string, role: unknown, routing: AlarmRouting, data?: u
     type === "grant.containment_resolved" ||
     type === "target.grant_failed" ||
     type === "grant.review_overdue" ||
+    type === "vault.review_overdue" ||
     type === "config.changed" ||
     type === "auth.factor_enrolled" ||
     type === "auth.factor_removed" ||
@@ -222,6 +228,16 @@ function summaryOf(e: Readonly<Record<string, unknown>>): string {
       return d.outcome === "unjustified"
         ? `UNJUSTIFIED tier-2 opening: envelope ${String(d.name)} (${String(d.incident)}) reviewed by ${who} as unjustified — follow up`
         : `Tier-2 opening of envelope ${String(d.name)} (${String(d.incident)}) reviewed by ${who}: ${String(d.outcome)}`;
+    }
+    case "vault.review_overdue": {
+      const d = (e.data ?? {}) as {
+        name?: unknown;
+        incident?: unknown;
+        openedAt?: unknown;
+        reviewDueAt?: unknown;
+        fix?: unknown;
+      };
+      return `REVIEW OVERDUE: the tier-2 opening of envelope ${String(d.name)} (${String(d.incident)}, opened ${String(d.openedAt)}) was due for review at ${String(d.reviewDueAt)} — ${String(d.fix)}`;
     }
     case "credential.rotation_overdue": {
       const d = (e.data ?? {}) as { credential?: unknown; ageDays?: unknown; fix?: unknown };

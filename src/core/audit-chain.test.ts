@@ -11,7 +11,8 @@ import {
   type VerifiableEvent,
 } from "./audit-chain.js";
 import type { AuditEventDraft, SealedAuditEvent } from "./audit-event.js";
-import type { Checkpoint, Sha256 } from "./ports.js";
+import type { Sha256 } from "./ports/runtime.js";
+import type { Checkpoint } from "./records.js";
 
 const sha256: Sha256 = (...parts) => {
   const h = createHash("sha256");

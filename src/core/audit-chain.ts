@@ -14,7 +14,8 @@
 import { columnDifferences, columnsMatch, describeDifferences } from "./audit-columns.js";
 import type { AuditColumns, AuditEventDraft, SealedAuditEvent } from "./audit-event.js";
 import { canonicalJson } from "./canonical-json.js";
-import type { AuditHead, Checkpoint, Sha256 } from "./ports.js";
+import type { Sha256 } from "./ports/runtime.js";
+import type { AuditHead, Checkpoint } from "./records.js";
 
 export const GENESIS_HASH = "0".repeat(64);
 

@@ -57,6 +57,7 @@ export type AuditEventType =
   | "vault.opened"
   | "vault.opening_reviewed"
   | "vault.alarm_delivered"
+  | "vault.review_overdue"
   | "credential.rotated"
   | "credential.rotation_overdue"
   | "credential.rotation_failed";

@@ -5,7 +5,7 @@ import { chainHash, GENESIS_HASH, sealEvents } from "./audit-chain.js";
 import { columnsMatch } from "./audit-columns.js";
 import type { AuditEventDraft, LinkedAuditEvent, SealedAuditEvent } from "./audit-event.js";
 import { checkStoredEvent } from "./audit-record.js";
-import type { Sha256 } from "./ports.js";
+import type { Sha256 } from "./ports/runtime.js";
 
 const sha256: Sha256 = (...parts) => {
   const h = createHash("sha256");

@@ -16,7 +16,7 @@ import {
   parseAuditPayload,
 } from "./audit-columns.js";
 import type { LinkedAuditEvent, StoredAuditEvent } from "./audit-event.js";
-import type { Sha256 } from "./ports.js";
+import type { Sha256 } from "./ports/runtime.js";
 
 /** Why a stored row is not plain evidence. */
 export interface AuditIntegrity {

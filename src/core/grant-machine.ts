@@ -3,11 +3,29 @@
  * action and returns the next grant plus exactly one audit event, or throws a BreakglassError.
  * No I/O, no clock: `now` is an argument. See docs/grant-lifecycle.md for the diagram.
  */
-import { groupsOf, ruleGroups, ruleSatisfied } from "./approval-policy.js";
+import { groupsOf, ruleSatisfied } from "./approval-policy.js";
 import type { AuditEventDraft, AuditEventType } from "./audit-event.js";
+import {
+  approverGroups,
+  isApprover,
+  isApproverOrAdmin,
+  isHolder,
+  isRequesterOf,
+  mayExtend,
+  reviewRefusal,
+} from "./authorization.js";
 import type { DriftItem } from "./containment-drift.js";
 import { BreakglassError } from "./errors.js";
-import type { FollowUp, Grant, GrantReview, GrantState, Policy, ReviewOutcome, RoleDef } from "./model.js";
+import {
+  type FollowUp,
+  type Grant,
+  type GrantReview,
+  type GrantState,
+  isEmergencyUse,
+  type Policy,
+  type ReviewOutcome,
+  type RoleDef,
+} from "./model.js";
 import { unknownRoleHint } from "./suggest.js";
 import { requirePlainText, visibleLength } from "./text.js";
 
@@ -50,9 +68,6 @@ export interface RequestInput {
 
 /** Without a configured one, emergency activations are reviewed within 24 h. */
 const EMERGENCY_REVIEW_S = 86_400;
-
-/** An emergency activation or a grant from a fallback login: reviewed sooner, by the reviewer group. */
-const isEmergencyUse = (grant: Grant): boolean => grant.emergency || grant.viaFallback === true;
 
 /** Seconds after its end by which a grant must be reviewed. */
 function reviewDeadlineS(r: RoleDef | undefined, grant: Grant): number {
@@ -123,11 +138,6 @@ export function describeState(grant: Pick<Grant, "state" | "endReason">): string
   return grant.state === "ended" && grant.endReason ? `ended (${grant.endReason})` : grant.state;
 }
 
-function isAdmin(policy: Policy, user: string): boolean {
-  const mine = groupsOf(policy, user);
-  return policy.adminGroups.some((g) => mine.has(g));
-}
-
 /** Access that may exist at the target and must be revoked once the grant is no longer active. */
 function mayHoldAccess(grant: Grant): boolean {
   return grant.access === "granting" || grant.access === "granted" || grant.access === "revoking";
@@ -180,8 +190,7 @@ export function requestGrant(policy: Policy, input: RequestInput, now: number, o
       user: input.requester,
     });
   }
-  const mine = groupsOf(policy, input.requester);
-  if (!r.requesters.some((g) => mine.has(g))) {
+  if (!isRequesterOf(policy, r, input.requester)) {
     throw new BreakglassError(
       "ERR_NOT_ELIGIBLE_REQUESTER",
       `${input.requester} may not request ${r.id}: requesters must be in ${r.requesters.join(" or ")}`,
@@ -319,7 +328,7 @@ export function approveGrant(
       { grantId: grant.id },
     );
   }
-  if (approver === grant.requester) {
+  if (isHolder(grant, approver)) {
     throw new BreakglassError("ERR_SELF_APPROVAL", `${approver} requested grant ${grant.id} and cannot approve it`, {
       grantId: grant.id,
       user: approver,
@@ -327,13 +336,12 @@ export function approveGrant(
   }
   requireNotLapsed(grant, "approve", now);
   const r = role(policy, grant.roleId);
-  const eligible = ruleGroups(r.approval);
-  const mine = groupsOf(policy, approver);
-  if (![...mine].some((g) => eligible.has(g))) {
+  if (!isApprover(policy, r.id, approver)) {
+    const eligible = [...approverGroups(policy, r.id)];
     throw new BreakglassError(
       "ERR_NOT_ELIGIBLE_APPROVER",
-      `${approver} cannot approve ${r.id}: approvers must be in ${[...eligible].join(" or ")}`,
-      { grantId: grant.id, user: approver, groups: [...eligible] },
+      `${approver} cannot approve ${r.id}: approvers must be in ${eligible.join(" or ")}`,
+      { grantId: grant.id, user: approver, groups: eligible },
     );
   }
   const approvals = [...grant.approvals, { approver, at: now, comment }];
@@ -363,14 +371,13 @@ export function approveGrant(
 export function denyGrant(policy: Policy, grant: Grant, actor: string, reason: string, now: number): Transition {
   requireState(grant, "deny", ["requested", "approved"]);
   requireNoActivationInFlight(grant, "deny");
-  if (actor === grant.requester) {
+  if (isHolder(grant, actor)) {
     throw new BreakglassError("ERR_SELF_APPROVAL", `${actor} cannot decide on their own grant; cancel it instead`, {
       grantId: grant.id,
     });
   }
   const r = role(policy, grant.roleId);
-  const eligible = ruleGroups(r.approval);
-  if (![...groupsOf(policy, actor)].some((g) => eligible.has(g)) && !isAdmin(policy, actor)) {
+  if (!isApproverOrAdmin(policy, r.id, actor)) {
     throw new BreakglassError("ERR_NOT_ELIGIBLE_APPROVER", `${actor} cannot deny ${r.id}`, {
       grantId: grant.id,
       user: actor,
@@ -401,7 +408,7 @@ export function cancelGrant(grant: Grant, actor: string, reason: string, now: nu
   requireState(grant, "cancel", ["requested", "approved"]);
   requirePlainText("reason", reason, "prose");
   requireNoActivationInFlight(grant, "cancel");
-  if (actor !== grant.requester) {
+  if (!isHolder(grant, actor)) {
     throw new BreakglassError("ERR_FORBIDDEN", `only the requester (${grant.requester}) can cancel grant ${grant.id}`, {
       grantId: grant.id,
     });
@@ -434,7 +441,7 @@ export function markGranting(
   if (!(grant.state === "approved" || (grant.state === "requested" && grant.emergency))) {
     requireState(grant, "activate", grant.emergency ? ["requested"] : ["approved"]);
   }
-  if (actor !== grant.requester && actor !== SYSTEM_ACTOR) {
+  if (!isHolder(grant, actor) && actor !== SYSTEM_ACTOR) {
     throw new BreakglassError(
       "ERR_FORBIDDEN",
       `only the requester (${grant.requester}) can activate grant ${grant.id}`,
@@ -587,26 +594,12 @@ export function failActivation(
 }
 
 /**
- * Who may read what a grant's sessions did (its recording): the holder, the approvers of its
- * role, and admins.
- */
-export function mayReadRecording(policy: Policy, grant: Grant, actor: string): boolean {
-  if (actor === grant.requester || isAdmin(policy, actor)) return true;
-  const r = policy.roles.get(grant.roleId);
-  if (!r) return false;
-  const eligible = ruleGroups(r.approval);
-  return [...groupsOf(policy, actor)].some((g) => eligible.has(g));
-}
-
-/**
  * Who answers a grant's activation alarm (acknowledging it stops its escalation): approvers of
  * its role and admins, once it was activated.
  * @throws ERR_FORBIDDEN, ERR_INVALID_TRANSITION (never activated: no alarm to acknowledge)
  */
 export function requireAcknowledger(policy: Policy, grant: Grant, actor: string): void {
-  const r = policy.roles.get(grant.roleId);
-  const responders = new Set([...policy.adminGroups, ...(r ? ruleGroups(r.approval) : [])]);
-  if (![...groupsOf(policy, actor)].some((g) => responders.has(g))) {
+  if (!isApproverOrAdmin(policy, grant.roleId, actor)) {
     throw new BreakglassError(
       "ERR_FORBIDDEN",
       `${actor} cannot acknowledge grant ${grant.id}: only approvers of ${grant.roleId} and admins respond to its alarms`,
@@ -628,7 +621,7 @@ export function requireAcknowledger(policy: Policy, grant: Grant, actor: string)
  * @throws ERR_FORBIDDEN (not the holder; a drill's grant outside its drill), ERR_INVALID_TRANSITION (not active)
  */
 export function requireCredentialReader(grant: Grant, actor: string, now: number, byDrill = false): void {
-  if (grant.requester !== actor) {
+  if (!isHolder(grant, actor)) {
     throw new BreakglassError(
       "ERR_FORBIDDEN",
       `only the holder (${grant.requester}) can read the credential of grant ${grant.id}`,
@@ -660,8 +653,7 @@ export function revokeGrant(policy: Policy, grant: Grant, actor: string, reason:
   requireState(grant, "revoke", ["active", "approved"]);
   requireNoActivationInFlight(grant, "revoke");
   const r = role(policy, grant.roleId);
-  const eligible = ruleGroups(r.approval);
-  if (![...groupsOf(policy, actor)].some((g) => eligible.has(g)) && !isAdmin(policy, actor)) {
+  if (!isApproverOrAdmin(policy, r.id, actor)) {
     throw new BreakglassError(
       "ERR_FORBIDDEN",
       `${actor} cannot revoke grant ${grant.id}: only approvers of ${r.id} or admins can; the holder can release it`,
@@ -675,7 +667,7 @@ export function revokeGrant(policy: Policy, grant: Grant, actor: string, reason:
 /** The holder gives the access back early. @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN */
 export function releaseGrant(policy: Policy, grant: Grant, actor: string, now: number): Transition {
   requireState(grant, "release", ["active"]);
-  if (actor !== grant.requester) {
+  if (!isHolder(grant, actor)) {
     throw new BreakglassError("ERR_FORBIDDEN", `only the holder (${grant.requester}) can release grant ${grant.id}`, {
       grantId: grant.id,
     });
@@ -697,7 +689,7 @@ export function extendGrant(
   now: number,
 ): Transition {
   requireState(grant, "extend", ["active"]);
-  if (actor !== grant.requester && !isAdmin(policy, actor)) {
+  if (!mayExtend(policy, grant, actor)) {
     throw new BreakglassError(
       "ERR_FORBIDDEN",
       `only the holder (${grant.requester}) or an admin can extend grant ${grant.id}`,
@@ -809,23 +801,6 @@ export function lapseGrant(grant: Grant, now: number): Transition {
     data.emergency = grant.emergency;
   }
   return { grant: next, event: grantEvent(next, "grant.approval_expired", SYSTEM_ACTOR, now, data) };
-}
-
-/** @throws ERR_INVALID_TRANSITION, ERR_FORBIDDEN (the holder never reviews their own use) */
-/** Why `reviewer` may not review this grant, or null when they may (the state aside). */
-export function reviewRefusal(policy: Policy, grant: Grant, reviewer: string): string | null {
-  if (reviewer === grant.requester) return `${reviewer} held grant ${grant.id} and cannot review it`;
-  if (grant.approvals.some((a) => a.approver === reviewer)) {
-    return `${reviewer} approved grant ${grant.id} and cannot also review it; ask someone independent`;
-  }
-  const reviewers = policy.roles.get(grant.roleId)?.emergencyReviewers ?? [];
-  if (isEmergencyUse(grant) && reviewers.length > 0) {
-    const mine = groupsOf(policy, reviewer);
-    if (!reviewers.some((g) => mine.has(g))) {
-      return `grant ${grant.id} was ${grant.emergency ? "an emergency activation" : "requested from a login via local fallback"}: it is reviewed by a member of ${reviewers.join(" or ")}`;
-    }
-  }
-  return null;
 }
 
 /**

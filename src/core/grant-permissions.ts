@@ -5,15 +5,15 @@
  *
  * Not counted here: a fresh second factor (step-up; the console asks for it when an action needs
  * it), and the gates of the caller's kind of sign-in — an API token's scopes, a login via local
- * fallback — which the HTTP layer applies on top (see http/route-gate.ts).
+ * fallback — which the HTTP layer applies on top (`signInRefusal`, core/authorization.ts).
  */
+import { mayReadRecording } from "./authorization.js";
 import {
   approveGrant,
   cancelGrant,
   denyGrant,
   extendGrant,
   markGranting,
-  mayReadRecording,
   releaseGrant,
   requireAcknowledger,
   requireCredentialReader,

@@ -213,6 +213,10 @@ export interface Grant {
   readonly version: number;
 }
 
+/** An emergency activation or a grant from a fallback login: reviewed sooner, by the emergency reviewers. */
+export const isEmergencyUse = (grant: Pick<Grant, "emergency" | "viaFallback">): boolean =>
+  grant.emergency || grant.viaFallback === true;
+
 export type ReviewOutcome = "justified" | "justified_with_findings" | "unjustified";
 
 /** Something to do after a review, and who does it. */

@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import { HOUR, makeRole, T0 } from "../../test/support/core-fixtures.js";
 import type { AlarmRouting } from "./alarm-routing.js";
 import type { Grant, VaultOpening } from "./model.js";
-import type { AlarmRecord, DrillRun } from "./ports.js";
 import { assessPosture, assessVaultAlarms, assessVaultReviews, type PostureInput } from "./posture.js";
+import type { AlarmRecord, DrillRun } from "./records.js";
 
 const DAY = 24 * HOUR;
 const NOW = T0 + 200 * DAY;

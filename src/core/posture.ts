@@ -10,7 +10,7 @@
 import { type AlarmRouting, isUnalarmed } from "./alarm-routing.js";
 import { awaitsReview } from "./grant-machine.js";
 import type { Grant, RoleDef, VaultOpening } from "./model.js";
-import type { AlarmRecord, DrillRun } from "./ports.js";
+import type { AlarmRecord, DrillRun } from "./records.js";
 
 export type PostureLevel = "green" | "amber" | "red";
 

@@ -11,7 +11,8 @@
  */
 import type { AuditEventType } from "./audit-event.js";
 import { canonicalJson } from "./canonical-json.js";
-import type { Sha256, StatementRecord, TerminalEvent } from "./ports.js";
+import type { Sha256 } from "./ports/runtime.js";
+import type { StatementRecord, TerminalEvent } from "./records.js";
 
 export const EMPTY_RECORDING_DIGEST = "0".repeat(64);
 

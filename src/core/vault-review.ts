@@ -4,33 +4,13 @@
  * custodian is matched by the name the envelope gives them: name custodians' recipient files after
  * their user names). Pure.
  */
-import { groupsOf } from "./approval-policy.js";
 import { type AuditEventDraft, nonGrantEvent } from "./audit-event.js";
+import { vaultReviewRefusal } from "./authorization.js";
 import { BreakglassError } from "./errors.js";
 import { reviewRecord } from "./grant-machine.js";
 import type { FollowUp, Policy, ReviewOutcome, VaultOpening } from "./model.js";
 
 export const vaultOpeningId = (envelopeId: string, seq: number): string => `vo_${envelopeId}_${seq}`;
-
-/** Why `reviewer` may not review `opening`, or null when they may. */
-export function vaultReviewRefusal(
-  policy: Policy,
-  opening: VaultOpening,
-  reviewer: string,
-  reviewerGroups: readonly string[],
-): string | null {
-  if (opening.custodians.some((c) => c.name === reviewer)) {
-    return `${reviewer} opened envelope ${opening.envelopeName} as a custodian and cannot review that opening`;
-  }
-  if (reviewerGroups.length === 0) {
-    return "no reviewer groups for tier-2 openings: set vault.reviewers (or defaults.emergency_reviewers, or admin_groups)";
-  }
-  const mine = groupsOf(policy, reviewer);
-  if (!reviewerGroups.some((g) => mine.has(g))) {
-    return `tier-2 openings are reviewed by a member of ${reviewerGroups.join(" or ")}`;
-  }
-  return null;
-}
 
 /**
  * Record a review of a tier-2 opening.

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { GatewayConfig } from "../config/app-config.js";
-import type { GatewayLogin } from "../core/ports.js";
+import type { GatewayLogin } from "../core/records.js";
 import { Redacted } from "../core/redacted.js";
 import { formatVerifier, scramVerifier } from "../secrets/scram.js";
 import type { SecretBox } from "../secrets/secret-box.js";

@@ -17,8 +17,8 @@ import net from "node:net";
 import tls from "node:tls";
 import { sha256 } from "../adapters/node-crypto.js";
 import type { GuardRules } from "../core/model.js";
-import type { StatementRecord } from "../core/ports.js";
 import { digestStep, EMPTY_RECORDING_DIGEST, statementEntry } from "../core/recording-digest.js";
+import type { StatementRecord } from "../core/records.js";
 import { parseVerifier, ScramServer } from "../secrets/scram.js";
 import { Inbox } from "./inbox.js";
 import {

@@ -8,7 +8,9 @@
  * What a crash of the broker process can lose is what was queued and not yet written: at most
  * `flushMs` of statements (documented in docs/gateway.md).
  */
-import type { StatementRecord, Store } from "../core/ports.js";
+
+import type { Store } from "../core/ports/store.js";
+import type { StatementRecord } from "../core/records.js";
 
 export interface Recorder {
   record(statement: StatementRecord): void;

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../adapters/logger.js";
 import type { RequestLimit } from "../config/app-config.js";
 import { BreakglassError } from "../core/errors.js";
-import { SESSION_COOKIE } from "./auth-routes.js";
+import { SESSION_COOKIE } from "./cookies.js";
 import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 
 export interface LimitSettings {

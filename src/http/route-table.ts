@@ -5,11 +5,13 @@
  */
 import type { z } from "zod";
 import type { ProblemCode } from "../contract/api.js";
+import type { Scope } from "../core/authorization.js";
 import type { RequestContext } from "../core/request-context.js";
 
 export type HttpMethod = "GET" | "POST";
 
-export type RouteScope = "read" | "request" | "approve" | "review" | "admin" | "session";
+/** The scope an API token needs (core/authorization.ts decides with it). */
+export type RouteScope = Scope;
 
 export interface RouteInput<P, Q, B> {
   readonly params: P;
@@ -97,3 +99,21 @@ export function defineRoute<
 >(route: Route<P, Q, B, R>): AnyRoute {
   return route as unknown as AnyRoute;
 }
+
+/**
+ * The methods the table takes at a path (`prefix` + a route's path, each `:param` one segment),
+ * sorted, HEAD with every GET; none for a path it does not have. What a 405 lists in `Allow`
+ * (RFC 9110 §15.5.6) when a path the API has is asked with another method.
+ */
+export function methodsAt(
+  routes: readonly Pick<AnyRoute, "method" | "path">[],
+  prefix: string,
+): (path: string) => string[] {
+  const table = routes.map((r) => ({
+    pattern: new RegExp(`^${escapeRegExp(prefix)}${escapeRegExp(r.path).replace(/:[A-Za-z_]+/g, "[^/]+")}$`),
+    methods: r.method === "GET" ? ["GET", "HEAD"] : [r.method],
+  }));
+  return (path) => [...new Set(table.filter((t) => t.pattern.test(path)).flatMap((t) => t.methods))].sort();
+}
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

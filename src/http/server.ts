@@ -1,5 +1,5 @@
 /**
- * The HTTP API on fastify: routes from the table in routes.ts, bearer-token authentication,
+ * The HTTP API on fastify: routes from the table in routes/ (one module per resource), bearer-token authentication,
  * strict zod parsing of every input, and problem+json (RFC 9457) for every error — ours, the
  * framework's, and the ones nobody expected.
  *
@@ -12,14 +12,15 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { z } from "zod";
 import type { Logger } from "../adapters/logger.js";
 import type { ChannelHealth } from "../alarms/alarm-channel.js";
-import type { SigningKey } from "../audit/signing-key.js";
 import type { AppConfig } from "../config/app-config.js";
 import { API_PREFIX } from "../contract/api.js";
+import { signInRefusal } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
-import type { Clock, IdGenerator, Store } from "../core/ports.js";
+import type { Clock, IdGenerator } from "../core/ports/runtime.js";
 import type { AuthInfo, RequestContext } from "../core/request-context.js";
 import { type Metrics, renderMetrics } from "../metrics/metrics.js";
+import type { ApiQueries } from "../service/api-queries.js";
 import type { DrillService } from "../service/drill-service.js";
 import type { GrantService } from "../service/grant-service.js";
 import type { TerminalService } from "../service/terminal-service.js";
@@ -27,24 +28,25 @@ import type { TokenService } from "../service/token-service.js";
 import type { VaultService } from "../service/vault-service.js";
 import type { DetectorWorker } from "../workers/detector-worker.js";
 import type { ReconcileWorker } from "../workers/reconcile-worker.js";
-import { type AuthRouteDeps, buildAuthRoutes, readCookie, registerBrowserAuth, SESSION_COOKIE } from "./auth-routes.js";
+import { registerBrowserAuth } from "./browser-auth.js";
 import { registerConsole } from "./console.js";
+import { readCookie, SESSION_COOKIE } from "./cookies.js";
 import { buildOpenApiDocument } from "./openapi.js";
-import { clientErrorResponse, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
+import { clientErrorResponse, PROBLEM_CONTENT_TYPE, problem, toProblem } from "./problem.js";
 import { createAdmission, createStartQueue } from "./rate-limit.js";
-import { gateRefusal } from "./route-gate.js";
-import type { AnyRoute } from "./route-table.js";
-import { buildRoutes } from "./routes.js";
+import { type AnyRoute, methodsAt } from "./route-table.js";
+import type { AuthRouteDeps } from "./routes/auth.js";
+import { buildRoutes } from "./routes/index.js";
 
 export interface HttpServerDeps {
   readonly config: AppConfig;
   readonly service: GrantService;
   readonly tokens: TokenService;
-  readonly store: Store;
+  /** The read side: grants, reviews, the audit log, drills, the broker's own state. */
+  readonly queries: ApiQueries;
   readonly clock: Clock;
   readonly ids: IdGenerator;
   readonly log: Logger;
-  readonly signingKey: SigningKey;
   /** Absent in tests that build the server without workers; then POST /reconcile is 404-free but refuses. */
   readonly reconcile?: ReconcileWorker;
   /** Serves GET /metrics (Prometheus) when given. */
@@ -68,7 +70,7 @@ export interface HttpServerDeps {
    * only, and the factor routes answer ERR_NOT_CONFIGURED). Absent in tests that build the server
    * without them: then only API tokens authenticate and the auth routes are not registered.
    */
-  readonly authRoutes?: Omit<AuthRouteDeps, "requireAdmin">;
+  readonly authRoutes?: Omit<AuthRouteDeps, "webSessions">;
 }
 
 /** Largest request body accepted; grant requests are a few hundred bytes. */
@@ -162,23 +164,23 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   const metrics = deps.metrics;
   if (metrics) {
     app.get("/metrics", async (_request, reply) => {
-      const text = renderMetrics(await deps.store.stats(), metrics);
+      const text = renderMetrics(await deps.queries.broker.stats(), metrics);
       return reply.type("text/plain; version=0.0.4; charset=utf-8").send(text);
     });
   }
 
   let document: Record<string, unknown> | undefined;
   const policy = deps.policy ?? deps.config.policy;
-  const built = buildRoutes({
+  const authDeps = deps.authRoutes ? { ...deps.authRoutes, webSessions: deps.queries.broker } : null;
+  const routes: AnyRoute[] = buildRoutes({
     ...deps,
     policy,
+    auth: authDeps ?? undefined,
     openapi: () => {
       document ??= buildOpenApiDocument(routes, API_VERSION);
       return document;
     },
   });
-  const authDeps = deps.authRoutes ? { ...deps.authRoutes, requireAdmin: built.requireAdmin } : null;
-  const routes: AnyRoute[] = [...built.routes, ...(authDeps ? buildAuthRoutes(authDeps) : [])];
   const auth = authDeps?.auth ?? null;
   const box = authDeps?.box ?? null;
   if (authDeps && auth && box) registerBrowserAuth(app, { ...authDeps, auth, box });
@@ -206,13 +208,28 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   });
 
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply));
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      new BreakglassError("ERR_NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`),
-      request,
-      reply,
-    ),
-  );
+  // A path the API has, asked with a method it does not take, is a 405 naming the ones it does
+  // (RFC 9110 §15.5.6), not a 404 that says the path is not there.
+  const allowedAt = methodsAt(routes, API_PREFIX);
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    const allowed = allowedAt(path);
+    if (allowed.length > 0) {
+      const body = problem(
+        "ERR_METHOD_NOT_ALLOWED",
+        request.id,
+        `${path} takes ${allowed.join(", ")}, not ${request.method}`,
+        { allowed },
+      );
+      return reply
+        .code(405)
+        .header("allow", allowed.join(", "))
+        .header("x-request-id", request.id)
+        .type(PROBLEM_CONTENT_TYPE)
+        .send(body);
+    }
+    return sendProblem(new BreakglassError("ERR_NOT_FOUND", `no route ${request.method} ${path}`), request, reply);
+  });
 
   /** Runs before the body is read: an unauthenticated client learns nothing about its body. */
   const authenticate = async (request: FastifyRequest, route: AnyRoute): Promise<void> => {
@@ -249,7 +266,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
         }
       }
     }
-    const refusal = gateRefusal(route, who.auth);
+    const refusal = signInRefusal(route, who.auth);
     if (refusal) throw refusal;
     actors.set(request, who.user);
     auths.set(request, who.auth);

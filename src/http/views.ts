@@ -19,8 +19,9 @@ import { describeRule, groupsOf } from "../core/approval-policy.js";
 import type { ChainVerdict } from "../core/audit-chain.js";
 import type { LinkedAuditEvent, SealedAuditEvent } from "../core/audit-event.js";
 import { type AuditIntegrity, checkStoredEvent } from "../core/audit-record.js";
+import { isAdmin, isRequesterOf } from "../core/authorization.js";
 import type { FollowUp, Grant, GrantReview, Policy, RoleDef, VaultOpening } from "../core/model.js";
-import type { AlarmRecord, Checkpoint, TerminalSession } from "../core/ports.js";
+import type { AlarmRecord, Checkpoint, TerminalSession } from "../core/records.js";
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -160,11 +161,11 @@ export function meView(policy: Policy, user: string): Me {
     displayName: def?.displayName ?? user,
     email: def?.email ?? null,
     groups: [...groups].sort(),
-    admin: policy.adminGroups.some((g) => groups.has(g)),
+    admin: isAdmin(policy, user),
   };
 }
 
-function roleView(role: RoleDef, callerGroups: ReadonlySet<string>): RoleView {
+function roleView(policy: Policy, role: RoleDef, caller: string): RoleView {
   return {
     id: role.id,
     domain: role.domain,
@@ -176,17 +177,16 @@ function roleView(role: RoleDef, callerGroups: ReadonlySet<string>): RoleView {
     approval: describeRule(role.approval),
     emergencyAllowed: role.emergencyAllowed,
     requesters: [...role.requesters],
-    canRequest: role.requesters.some((g) => callerGroups.has(g)),
+    canRequest: isRequesterOf(policy, role, caller),
     autoActivate: role.autoActivate,
   };
 }
 
 export function domainViews(policy: Policy, caller: string): DomainView[] {
-  const groups = groupsOf(policy, caller);
   const byDomain = new Map<string, RoleView[]>();
   for (const role of policy.roles.values()) {
     const list = byDomain.get(role.domain) ?? [];
-    list.push(roleView(role, groups));
+    list.push(roleView(policy, role, caller));
     byDomain.set(role.domain, list);
   }
   const names = new Set([...policy.domains.keys(), ...byDomain.keys()]);

@@ -12,21 +12,30 @@
 import { spawn } from "node:child_process";
 import * as OTPAuth from "otpauth";
 import pg from "pg";
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { stamp } from "../audit/audit-journal.js";
 import type { AuthService } from "../auth/auth-service.js";
 import type { DrillDef } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
+import { requireAdmin } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Grant } from "../core/model.js";
-import type { Clock, DrillRun, DrillStep, IdGenerator, Store } from "../core/ports.js";
+import type { Grant, Policy } from "../core/model.js";
+import type { EvidenceReads, EvidenceWrites } from "../core/ports/evidence.js";
+import type { GrantReads } from "../core/ports/grants.js";
+import type { Clock, IdGenerator } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
+import type { DrillRun, DrillStep } from "../core/records.js";
 import type { Redacted } from "../core/redacted.js";
 import type { RequestContext } from "../core/request-context.js";
 import type { SecretResolver } from "../secrets/secret-ref.js";
 import type { GrantService } from "./grant-service.js";
 
 export interface DrillService {
-  /** Start a drill; it runs in the background. The run as started (result `running`). */
+  /**
+   * Start a drill (admins); it runs in the background. The run as started (result `running`).
+   * @throws ERR_FORBIDDEN when `ctx.actor` is not an admin
+   * @throws ERR_NOT_FOUND when no drill has that name
+   */
   start(ctx: RequestContext, name: string): Promise<DrillRun>;
   /** Wait for a run started by this process to finish (tests, the CLI's server side). */
   finished(runId: string): Promise<DrillRun>;
@@ -41,12 +50,15 @@ class StepFailed extends Error {}
 
 export function createDrillService(deps: {
   drills: readonly DrillDef[];
+  /** Who is an admin (only admins start a drill). */
+  policy: Pick<Policy, "groups" | "adminGroups">;
   service: GrantService;
   /** For the idp-outage scenario (its fallback login); null without the broker's secret key. */
   auth?: AuthService | null;
   /** Reads a drill's `factor_secret`. */
   resolveSecret?: SecretResolver;
-  store: Store;
+  /** A run's row commits with its audit event; runs and their grants are read outside. */
+  store: Transactions<EvidenceWrites & AuditTx> & Pick<EvidenceReads, "getDrillRun"> & Pick<GrantReads, "getGrant">;
   audit: AuditAppender;
   clock: Clock;
   ids: IdGenerator;
@@ -271,6 +283,7 @@ export function createDrillService(deps: {
   return {
     drills,
     async start(ctx, name) {
+      requireAdmin(deps.policy, ctx.actor, "running a drill");
       const def = drills.find((d) => d.name === name);
       if (!def) {
         throw new BreakglassError(

@@ -5,6 +5,7 @@
  */
 
 import { type AuditAppender, stamp } from "../audit/audit-journal.js";
+import { isHolder, mayReadRecording } from "../core/authorization.js";
 import { type DriftItem, openContainmentDrift } from "../core/containment-drift.js";
 import { BreakglassError } from "../core/errors.js";
 import {
@@ -12,7 +13,6 @@ import {
   cancelGrant,
   denyGrant,
   grantEvent,
-  mayReadRecording,
   releaseGrant,
   requestGrant,
   requireAcknowledger,
@@ -23,11 +23,15 @@ import {
   type Transition,
 } from "../core/grant-machine.js";
 import type { FollowUp, Grant, Policy, ReviewOutcome, RoleDef } from "../core/model.js";
-import type { Clock, GrantFilter, IdGenerator, StatementRecord, Store } from "../core/ports.js";
+import type { CredentialWrites, GrantFilter, GrantReads } from "../core/ports/grants.js";
+import type { GatewayReads } from "../core/ports/recordings.js";
+import type { Clock, IdGenerator } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
+import type { StatementRecord } from "../core/records.js";
 import type { Redacted } from "../core/redacted.js";
 import type { RequestContext } from "../core/request-context.js";
 import type { SecretBox } from "../secrets/secret-box.js";
-import { commitTransition, type GrantWriter } from "./grant-transitions.js";
+import { commitTransition, type GrantWriter, type TransitionTx } from "./grant-transitions.js";
 import { credentialAad, type TargetAccess } from "./target-access.js";
 
 export interface RequestGrantInput {
@@ -94,7 +98,8 @@ export interface GrantService {
 
 export interface GrantServiceDeps {
   readonly policy: Policy;
-  readonly store: Store;
+  /** Transitions (and reading the holder's credential in one); grants and their recordings read outside. */
+  readonly store: Transactions<TransitionTx & CredentialWrites> & GrantReads & Pick<GatewayReads, "listStatements">;
   readonly audit: AuditAppender;
   readonly writer: GrantWriter;
   readonly access: TargetAccess;
@@ -178,7 +183,7 @@ export function createGrantService(deps: GrantServiceDeps): GrantService {
 
     async activate(ctx, id) {
       const grant = await this.get(id);
-      if (grant.requester !== ctx.actor) {
+      if (!isHolder(grant, ctx.actor)) {
         throw new BreakglassError("ERR_FORBIDDEN", `only the requester (${grant.requester}) can activate grant ${id}`, {
           grantId: id,
         });

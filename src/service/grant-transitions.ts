@@ -4,16 +4,27 @@
  * saved (fail closed).
  */
 
-import { type AuditAppender, stamp } from "../audit/audit-journal.js";
+import { type AuditAppender, type AuditTx, stamp } from "../audit/audit-journal.js";
 import { BreakglassError } from "../core/errors.js";
 import { dueAt, type Transition } from "../core/grant-machine.js";
 import type { Grant } from "../core/model.js";
-import type { Store, StoreTx } from "../core/ports.js";
+import type { CredentialWrites, GrantWrites } from "../core/ports/grants.js";
+import type { GatewayWrites } from "../core/ports/recordings.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import type { RequestContext } from "../core/request-context.js";
+
+/** What a grant transition writes: the grant, its audit event and the alarms that event raises. */
+export type TransitionTx = GrantWrites & AuditTx;
+
+/**
+ * What the writer's transactions offer: a transition, and what activation keeps with it (the
+ * holder's sealed credential, a gateway login).
+ */
+export type GrantWriterTx = TransitionTx & CredentialWrites & GatewayWrites;
 
 /** Save a transition's grant and event inside an open transaction. */
 export async function commitTransition(
-  tx: StoreTx,
+  tx: TransitionTx,
   audit: AuditAppender,
   t: Transition,
   ctx: RequestContext,
@@ -32,14 +43,14 @@ export interface GrantWriter {
     id: string,
     ctx: RequestContext,
     fn: (grant: Grant) => Transition,
-    also?: (tx: StoreTx, next: Grant) => Promise<void>,
+    also?: (tx: GrantWriterTx, next: Grant) => Promise<void>,
   ): Promise<Grant>;
   /** Lock grant `id` and save `fn`'s result without an audit event (bookkeeping, not a state change). */
   update(id: string, fn: (grant: Grant) => Grant): Promise<Grant>;
 }
 
-export function createGrantWriter(store: Store, audit: AuditAppender): GrantWriter {
-  const locked = async (tx: StoreTx, id: string): Promise<Grant> => {
+export function createGrantWriter(store: Transactions<GrantWriterTx>, audit: AuditAppender): GrantWriter {
+  const locked = async (tx: GrantWrites, id: string): Promise<Grant> => {
     const grant = await tx.lockGrant(id);
     if (!grant) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${id}`, { grantId: id });
     return grant;

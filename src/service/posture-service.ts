@@ -6,7 +6,9 @@
  */
 import type { AlarmsConfig, DrillDef } from "../config/app-config.js";
 import type { Policy } from "../core/model.js";
-import type { AlarmRecord, Store } from "../core/ports.js";
+import type { AlarmReads } from "../core/ports/alarms.js";
+import type { EvidenceReads } from "../core/ports/evidence.js";
+import type { GrantReads } from "../core/ports/grants.js";
 import {
   assessPosture,
   assessVaultAlarms,
@@ -15,10 +17,16 @@ import {
   type PostureItem,
   worstOf,
 } from "../core/posture.js";
+import type { AlarmRecord } from "../core/records.js";
 import type { RotationRow } from "./rotation.js";
 
+/** What posture reads: grants, drill runs and tier-2 openings, the alarms of active grants. */
+export type PostureReads = Pick<GrantReads, "listGrants"> &
+  Pick<EvidenceReads, "listDrillRuns" | "listVaultOpenings"> &
+  Pick<AlarmReads, "listAlarms">;
+
 export async function collectPosture(
-  store: Store,
+  store: PostureReads,
   policy: Policy,
   drills: readonly DrillDef[],
   alarms: Pick<AlarmsConfig, "routing" | "unalarmedAfterMs">,

@@ -14,12 +14,14 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import pg from "pg";
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { stamp } from "../audit/audit-journal.js";
 import type { AppConfig } from "../config/app-config.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { StateReads, StateWrites } from "../core/ports/broker-state.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import type { RequestContext } from "../core/request-context.js";
 import type { RotationRow } from "../core/rotation-row.js";
 import { formatVerifier, scramVerifier } from "../secrets/scram.js";
@@ -50,7 +52,8 @@ export async function rotatePostgresAdmin(deps: {
   targetName: string;
   resolveSecret: (ref: SecretRef, where: string) => { reveal(): string };
   box: SecretBox | null;
-  store: Store;
+  /** Records the rotation (named state and its audit event in one transaction). */
+  store: Transactions<StateWrites & AuditTx>;
   audit: AuditAppender;
   clock: Clock;
   ctx: RequestContext;
@@ -135,7 +138,7 @@ export type { RotationRow };
  */
 export async function rotationStatus(
   config: AppConfig,
-  store: Store,
+  store: Pick<StateReads, "readState">,
   now: number,
   maxAgeMs = config.rotation.maxAgeMs,
 ): Promise<RotationRow[]> {

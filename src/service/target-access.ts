@@ -23,20 +23,16 @@ import {
   type Transition,
 } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
-import type {
-  Clock,
-  Connector,
-  ConnectorGrantFacts,
-  ConnectorResult,
-  GatewayLogin,
-  Store,
-  StoreTx,
-} from "../core/ports.js";
+import type { Connector, ConnectorGrantFacts, ConnectorResult } from "../core/ports/connector.js";
+import type { GrantReads } from "../core/ports/grants.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
+import type { GatewayLogin } from "../core/records.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "../core/request-context.js";
 import { sanitizeTargetError } from "../core/target-error.js";
 import { issueGatewayLogin } from "../gateway/gateway-login.js";
 import type { SecretBox } from "../secrets/secret-box.js";
-import type { GrantWriter } from "./grant-transitions.js";
+import type { GrantWriter, GrantWriterTx } from "./grant-transitions.js";
 
 /** Events that record one item of a revocation's comparison (deduplicated by the item's id). */
 const ITEM_EVENTS: ReadonlySet<string> = new Set(["target.side_permission_swept", "target.containment_drift"]);
@@ -44,7 +40,8 @@ const ITEM_EVENTS: ReadonlySet<string> = new Set(["target.side_permission_swept"
 export interface TargetAccessDeps {
   readonly policy: Policy;
   readonly writer: GrantWriter;
-  readonly store: Store;
+  /** Claims and records revocations in transactions of the writer's kind; reads a grant outside. */
+  readonly store: Transactions<GrantWriterTx> & Pick<GrantReads, "getGrant">;
   readonly audit: AuditAppender;
   readonly connectors: ReadonlyMap<string, Connector>;
   readonly clock: Clock;
@@ -244,7 +241,7 @@ export function createTargetAccess(deps: TargetAccessDeps): TargetAccess {
 
   const saveCredential =
     (issued: Issued) =>
-    async (tx: StoreTx, next: Grant): Promise<void> => {
+    async (tx: GrantWriterTx, next: Grant): Promise<void> => {
       if (issued.sealed !== null) await tx.saveCredential(next.id, issued.sealed, clock.now());
       if (issued.login !== null) await tx.saveGatewayLogin(issued.login, clock.now());
     };
@@ -509,7 +506,10 @@ export function createTargetAccess(deps: TargetAccessDeps): TargetAccess {
   };
 
   /** Items of these grants already recorded by earlier attempts (by the connector's item id). */
-  const recordedItems = async (tx: StoreTx, grantIds: readonly string[]): Promise<ReadonlySet<string>> => {
+  const recordedItems = async (
+    tx: Pick<GrantWriterTx, "readGrantAudit">,
+    grantIds: readonly string[],
+  ): Promise<ReadonlySet<string>> => {
     if (grantIds.length === 0) return new Set();
     const out = new Set<string>();
     for (const e of await tx.readGrantAudit(grantIds)) {

@@ -12,12 +12,17 @@
  * refused (ERR_INVALID_TRANSITION): nobody adds to evidence a reviewer may already have read.
  */
 
-import { type AuditAppender, stamp } from "../audit/audit-journal.js";
+import { type AuditAppender, type AuditTx, stamp } from "../audit/audit-journal.js";
+import { isHolder, mayReadRecording } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
-import { grantEvent, mayReadRecording } from "../core/grant-machine.js";
+import { grantEvent } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
-import type { Clock, IdGenerator, Sha256, Store, StoreTx, TerminalEvent, TerminalSession } from "../core/ports.js";
+import type { GrantWrites } from "../core/ports/grants.js";
+import type { TerminalReads, TerminalWrites } from "../core/ports/recordings.js";
+import type { Clock, IdGenerator, Sha256 } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import { terminalDigest } from "../core/recording-digest.js";
+import type { TerminalEvent, TerminalSession } from "../core/records.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "../core/request-context.js";
 
 export interface TerminalService {
@@ -46,9 +51,12 @@ export interface TerminalService {
 /** How long after a recording closes batches already in flight are still taken (and audited as late). */
 export const LATE_GRACE_MS = 30_000;
 
+/** A terminal session changes under its grant's lock, with its audit event. */
+type TerminalTx = Pick<GrantWrites, "lockGrant"> & TerminalWrites & AuditTx;
+
 export function createTerminalService(deps: {
   readonly policy: Policy;
-  readonly store: Store;
+  readonly store: Transactions<TerminalTx> & Pick<TerminalReads, "getTerminalSession">;
   readonly audit: AuditAppender;
   readonly clock: Clock;
   readonly ids: IdGenerator;
@@ -67,7 +75,7 @@ export function createTerminalService(deps: {
   };
 
   /** The session as it is now, inside the transaction. */
-  const current = async (tx: StoreTx, session: TerminalSession): Promise<TerminalSession> =>
+  const current = async (tx: TerminalTx, session: TerminalSession): Promise<TerminalSession> =>
     (await tx.getTerminalSession(session.id)) ?? session;
 
   const find = async (sessionId: string): Promise<TerminalSession> => {
@@ -77,10 +85,10 @@ export function createTerminalService(deps: {
   };
 
   /** The session's grant, locked, for the holder only. */
-  const own = async (tx: StoreTx, ctx: RequestContext, session: TerminalSession): Promise<Grant> => {
+  const own = async (tx: TerminalTx, ctx: RequestContext, session: TerminalSession): Promise<Grant> => {
     const grant = await tx.lockGrant(session.grantId);
     if (!grant) throw new BreakglassError("ERR_NOT_FOUND", `no terminal session ${session.id}`);
-    if (grant.requester !== ctx.actor) {
+    if (!isHolder(grant, ctx.actor)) {
       throw new BreakglassError("ERR_FORBIDDEN", `terminal session ${session.id} belongs to ${grant.requester}`);
     }
     return grant;
@@ -88,7 +96,7 @@ export function createTerminalService(deps: {
 
   /** End the session and seal its recording: the end event carries the digest of every stored event. */
   const finish = async (
-    tx: StoreTx,
+    tx: TerminalTx,
     ctx: RequestContext,
     grant: Grant,
     session: TerminalSession,
@@ -120,7 +128,7 @@ export function createTerminalService(deps: {
       store.transaction(async (tx) => {
         const g = await tx.lockGrant(grantId);
         if (!g) throw new BreakglassError("ERR_NOT_FOUND", `no grant ${grantId}`, { grantId });
-        if (g.requester !== ctx.actor) {
+        if (!isHolder(g, ctx.actor)) {
           throw new BreakglassError(
             "ERR_FORBIDDEN",
             `only the holder (${g.requester}) can open a shell on grant ${grantId}`,

@@ -4,12 +4,16 @@
  * compared in constant time.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { stamp } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
+import { isSignedIn, mayManageTokensOf, requireTokenCreation, tokenListOwner } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
-import type { Clock, IdGenerator, Store, TokenRecord } from "../core/ports.js";
+import type { TokenReads, TokenWrites } from "../core/ports/auth.js";
+import type { Clock, IdGenerator } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
+import type { TokenRecord } from "../core/records.js";
 import { Redacted } from "../core/redacted.js";
 import type { RequestContext } from "../core/request-context.js";
 
@@ -23,17 +27,26 @@ export interface CreatedToken {
 export const TOKEN_SCOPES = ["read", "request", "approve", "review", "admin"] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];
 
+/** The longest a token made over the API lives (a local command may make a longer one). */
+export const MAX_TOKEN_TTL_S = 365 * 86_400;
+
 export interface TokenService {
-  /** @throws ERR_VALIDATION when the user is not configured or a scope is unknown */
+  /**
+   * A token for `input.user`: a person signed in makes their own, an admin anyone's
+   * (core/authorization.ts); over the API it lives at most {@link MAX_TOKEN_TTL_S}.
+   * @throws ERR_FORBIDDEN for someone else's token when not an admin
+   * @throws ERR_VALIDATION when the ttl is too long, the user is not configured or a scope is unknown
+   */
   create(
     ctx: RequestContext,
     input: { user: string; description: string; ttlS?: number | undefined; scopes?: readonly string[] | undefined },
   ): Promise<CreatedToken>;
   /** The user a bearer token belongs to, and its scopes. @throws ERR_UNAUTHENTICATED */
   authenticate(bearer: string): Promise<{ user: string; scopes: readonly string[] }>;
-  list(user: string | null): Promise<TokenRecord[]>;
-  /** @throws ERR_NOT_FOUND (unknown, or another's token and not an admin) */
-  revoke(ctx: RequestContext, id: string, asAdmin: boolean): Promise<TokenRecord>;
+  /** The caller's tokens; an admin's list has everyone's. */
+  list(ctx: RequestContext): Promise<TokenRecord[]>;
+  /** Revoke the caller's own token; an admin any. @throws ERR_NOT_FOUND (unknown, or another's token and not an admin) */
+  revoke(ctx: RequestContext, id: string): Promise<TokenRecord>;
 }
 
 const hashSecret = (secret: string): string => createHash("sha256").update(secret).digest("hex");
@@ -46,7 +59,7 @@ const unauthenticated = () =>
 
 export function createTokenService(deps: {
   policy: Policy;
-  store: Store;
+  store: Transactions<TokenWrites & AuditTx> & TokenReads;
   audit: AuditAppender;
   clock: Clock;
   ids: IdGenerator;
@@ -54,6 +67,10 @@ export function createTokenService(deps: {
   const { policy, store, audit, clock, ids } = deps;
   return {
     async create(ctx, input) {
+      requireTokenCreation(policy, ctx, input.user);
+      if (isSignedIn(ctx) && input.ttlS !== undefined && input.ttlS > MAX_TOKEN_TTL_S) {
+        throw new BreakglassError("ERR_VALIDATION", "a token lives at most 365d; rotate it instead", { field: "ttl" });
+      }
       if (!policy.users.has(input.user)) {
         throw new BreakglassError("ERR_VALIDATION", `"${input.user}" is not a configured user`, { user: input.user });
       }
@@ -112,11 +129,11 @@ export function createTokenService(deps: {
       return { user: record.user, scopes: record.scopes };
     },
 
-    list: (user) => store.listTokens(user),
+    list: (ctx) => store.listTokens(tokenListOwner(policy, ctx.actor)),
 
-    async revoke(ctx, id, asAdmin) {
+    async revoke(ctx, id) {
       const record = await store.findToken(id);
-      if (!record || (record.user !== ctx.actor && !asAdmin)) {
+      if (!record || !mayManageTokensOf(policy, ctx.actor, record.user)) {
         throw new BreakglassError("ERR_NOT_FOUND", `no token ${id} of yours`, { tokenId: id });
       }
       if (record.revokedAt !== null) return record;

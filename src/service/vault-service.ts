@@ -4,14 +4,18 @@
  * the vault's reviewers — never by a custodian who opened it.
  */
 
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { stamp } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
+import { vaultReviewRefusal } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
 import type { FollowUp, Policy, ReviewOutcome, VaultOpening } from "../core/model.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { StateWrites } from "../core/ports/broker-state.js";
+import type { EvidenceReads, EvidenceWrites } from "../core/ports/evidence.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import type { RequestContext } from "../core/request-context.js";
-import { reviewVaultOpening, vaultOpeningId, vaultReviewRefusal } from "../core/vault-review.js";
+import { reviewVaultOpening, vaultOpeningId } from "../core/vault-review.js";
 import {
   type AlarmReceipt,
   alarmPendingAtOpening,
@@ -56,7 +60,9 @@ function alarmOf(
 
 export function createVaultService(deps: {
   policy: Policy;
-  store: Store;
+  /** Openings and their reviews commit with their audit events, serialised by named state. */
+  store: Transactions<EvidenceWrites & StateWrites & AuditTx> &
+    Pick<EvidenceReads, "getVaultOpening" | "listVaultOpenings">;
   audit: AuditAppender;
   clock: Clock;
   reviewers: readonly string[];

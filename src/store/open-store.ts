@@ -1,6 +1,6 @@
 /** The configured store, SQLite or PostgreSQL. */
 import type { StorageConfig } from "../config/app-config.js";
-import type { Store } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
 import { createPostgresStore } from "./postgres-store.js";
 import { createSqliteStore } from "./sqlite-store.js";
 

@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
 import { isBreakglassError } from "../core/errors.js";
-import type { Store } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
 import { createKyselyStore, LEASE_LOCK_CLASS, storageError } from "./kysely-store.js";
 import { migrateToLatest } from "./migrations.js";
 import type { Database } from "./schema.js";

@@ -13,7 +13,7 @@ import { basename, dirname, join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, SqliteDialect, sql } from "kysely";
 import { isBreakglassError } from "../core/errors.js";
-import type { Store } from "../core/ports.js";
+import type { Store } from "../core/ports/store.js";
 import { createKyselyStore, storageError } from "./kysely-store.js";
 import { migrateToLatest } from "./migrations.js";
 import type { Database } from "./schema.js";

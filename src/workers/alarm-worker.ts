@@ -4,7 +4,7 @@
  * transaction and records each result: delivered (with its latency from the event), a retry with
  * capped backoff, or failed for good when the receiver refuses the message itself. The lease
  * names this broker process: when it dies mid-delivery, another replica (or the restarted broker)
- * takes the delivery over as soon as the process is seen gone (`Store.reclaimLeases`, run by the
+ * takes the delivery over as soon as the process is seen gone (`Leases.reclaimLeases`, run by the
  * expiry worker four times a second) and delivers again with the same idempotency key — at least
  * once. A result is recorded only while this process still holds the lease.
  *
@@ -20,10 +20,14 @@
  */
 
 import { type AlarmChannel, type ChannelHealth, DeliveryError } from "../alarms/alarm-channel.js";
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { alarmBackoffMs, SEALED_DELIVERY_EVENTS } from "../core/alarm-routing.js";
 import { type AuditEventDraft, type AuditEventType, nonGrantEvent } from "../core/audit-event.js";
-import type { AlarmRecord, Clock, Store } from "../core/ports.js";
+import type { AlarmWrites } from "../core/ports/alarms.js";
+import type { StateReads, StateWrites } from "../core/ports/broker-state.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
+import type { AlarmRecord } from "../core/records.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { createLoop } from "./loop.js";
 
@@ -32,7 +36,11 @@ export type { ChannelHealth };
 import { groupWrites } from "../alarms/group-writes.js";
 
 export interface AlarmWorkerDeps {
-  readonly store: Store;
+  /**
+   * Claims, leases and records deliveries; channel health and where sealed deliveries start are
+   * named state, with their audit events.
+   */
+  readonly store: Transactions<AlarmWrites & StateWrites & AuditTx> & Pick<StateReads, "readState">;
   readonly channels: ReadonlyMap<string, AlarmChannel>;
   readonly clock: Clock;
   readonly leaseMs: number;
@@ -63,6 +71,28 @@ export interface AlarmWorker {
 
 /** `broker_state` key: set once `alarm.deliveries_sealed` is in the chain. */
 export const DELIVERIES_SEALED_STATE = "alarm-deliveries-sealed";
+
+/**
+ * Put `alarm.deliveries_sealed` in the chain, once per database: from it on, every activation
+ * alarm's delivery is in the chain too, and `audit verify` holds activation alarms to it (earlier
+ * ones were delivered by an older broker). The broker calls it when it starts, before it serves a
+ * request, so no activation this code records can come before the mark; the worker calls it again
+ * before its first delivery for callers that build a worker alone.
+ */
+export async function sealAlarmDeliveries(
+  store: Transactions<StateWrites & AuditTx> & Pick<StateReads, "readState">,
+  audit: AuditAppender,
+  now: number,
+): Promise<void> {
+  if ((await store.readState(DELIVERIES_SEALED_STATE)) !== null) return;
+  await store.transaction(async (tx) => {
+    const before = await tx.swapState(DELIVERIES_SEALED_STATE, "1", now);
+    if (before !== null && before !== "") return;
+    await audit.append(tx, [
+      nonGrantEvent("alarm.deliveries_sealed", "system", now, { events: [...SEALED_DELIVERY_EVENTS] }),
+    ]);
+  });
+}
 
 /** The chain's record of one sealed delivery (see SEALED_DELIVERY_EVENTS), in its grant's story. */
 function deliveredEvent(a: AlarmRecord): AuditEventDraft {
@@ -208,17 +238,7 @@ export function createAlarmWorker(deps: AlarmWorkerDeps): AlarmWorker {
   const markSealing = (): Promise<void> => {
     const audit = deps.audit;
     if (audit === undefined) return Promise.resolve();
-    sealing ??= (async () => {
-      if ((await store.readState(DELIVERIES_SEALED_STATE)) !== null) return;
-      const now = clock.now();
-      await store.transaction(async (tx) => {
-        const before = await tx.swapState(DELIVERIES_SEALED_STATE, "1", now);
-        if (before !== null && before !== "") return;
-        await audit.append(tx, [
-          nonGrantEvent("alarm.deliveries_sealed", "system", now, { events: [...SEALED_DELIVERY_EVENTS] }),
-        ]);
-      });
-    })().catch((e: unknown) => {
+    sealing ??= sealAlarmDeliveries(store, audit, clock.now()).catch((e: unknown) => {
       sealing = null;
       throw e;
     });

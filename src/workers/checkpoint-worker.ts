@@ -10,7 +10,11 @@
 import type { SigningKey } from "../audit/signing-key.js";
 import { checkpointMessage } from "../core/audit-chain.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Checkpoint, Clock, Store, StoreTx } from "../core/ports.js";
+import type { AlarmWrites } from "../core/ports/alarms.js";
+import type { AuditReads, AuditWrites } from "../core/ports/audit.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
+import type { Checkpoint } from "../core/records.js";
 import { createLoop } from "./loop.js";
 
 export interface CheckpointWorker {
@@ -28,8 +32,11 @@ export interface CheckpointWorker {
   stop(): Promise<void>;
 }
 
+/** A checkpoint's transaction: the chain's head, the checkpoint, and the alarms it raises. */
+export type CheckpointTx = Pick<AuditWrites, "lockAuditHead" | "insertCheckpoint"> & Pick<AlarmWrites, "insertAlarms">;
+
 export interface CheckpointWorkerDeps {
-  readonly store: Pick<Store, "transaction" | "readCheckpoints">;
+  readonly store: Transactions<CheckpointTx> & Pick<AuditReads, "readCheckpoints">;
   readonly signer: Pick<SigningKey, "keyId" | "sign">;
   readonly clock: Clock;
   /** Sign at least this often while events arrive (ms). */
@@ -40,7 +47,7 @@ export interface CheckpointWorkerDeps {
   readonly pollMs?: number;
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
   /** Runs inside the checkpoint's transaction (the alarm outbox: checkpoints as external anchors). */
-  readonly onCheckpoint?: (tx: StoreTx, checkpoint: Checkpoint) => Promise<void>;
+  readonly onCheckpoint?: (tx: CheckpointTx, checkpoint: Checkpoint) => Promise<void>;
 }
 
 export function createCheckpointWorker(deps: CheckpointWorkerDeps): CheckpointWorker {

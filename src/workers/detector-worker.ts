@@ -7,17 +7,20 @@
  * {@link DetectorWorker.ingest} instead of the timer.
  */
 
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { BreakglassError } from "../core/errors.js";
-import type { Clock, Connector, Store, WatchedSession } from "../core/ports.js";
+import type { Connector, WatchedSession } from "../core/ports/connector.js";
+import type { GrantReads } from "../core/ports/grants.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import { createLoop } from "./loop.js";
 
 /** How far an event's time (the target's clock) may sit outside its grant's window and still be its own. */
 const CLOCK_SLACK_MS = 60_000;
 
 export interface DetectorWorkerDeps {
-  readonly store: Store;
+  readonly store: Transactions<AuditTx> & Pick<GrantReads, "getGrant">;
   readonly audit: AuditAppender;
   readonly connectors: ReadonlyMap<string, Connector>;
   readonly clock: Clock;

@@ -6,13 +6,18 @@
  * lock): the read before it only picks the candidates.
  */
 
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { grantEvent } from "../core/grant-machine.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { AuditReads } from "../core/ports/audit.js";
+import type { GrantReads, GrantWrites } from "../core/ports/grants.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import { createLoop } from "./loop.js";
 
 export interface EscalationWorkerDeps {
-  readonly store: Store;
+  readonly store: Transactions<Pick<GrantWrites, "lockGrant"> & AuditTx> &
+    Pick<GrantReads, "listGrants"> &
+    Pick<AuditReads, "readGrantAudit">;
   readonly audit: AuditAppender;
   readonly clock: Clock;
   readonly afterMs: number;

@@ -10,7 +10,7 @@
  * tick ends everything that became overdue while the broker was down.
  */
 
-import { type AuditAppender, stamp } from "../audit/audit-journal.js";
+import { type AuditAppender, type AuditTx, stamp } from "../audit/audit-journal.js";
 import type { AuditEventDraft } from "../core/audit-event.js";
 import { isBreakglassError } from "../core/errors.js";
 import {
@@ -24,7 +24,10 @@ import {
   warnEnding,
 } from "../core/grant-machine.js";
 import type { Grant, Policy } from "../core/model.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { Leases } from "../core/ports/broker-state.js";
+import type { GrantReads, GrantWrites } from "../core/ports/grants.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import { SYSTEM_CONTEXT } from "../core/request-context.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { RevocationResult, TargetAccess } from "../service/target-access.js";
@@ -32,7 +35,10 @@ import { createLoop } from "./loop.js";
 
 export interface ExpiryWorkerDeps {
   readonly policy: Policy;
-  readonly store: Store;
+  /** Claims due grants and saves what happened to them with their events; takes over dead processes' leases. */
+  readonly store: Transactions<Pick<GrantWrites, "claimDue" | "updateGrants"> & AuditTx> &
+    Pick<GrantReads, "nextDueAt"> &
+    Leases;
   readonly audit: AuditAppender;
   readonly access: TargetAccess;
   readonly clock: Clock;

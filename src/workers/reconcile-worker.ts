@@ -12,16 +12,23 @@
  * Everything found is an audit event: `target.drift_fixed` or `target.drift_reported`.
  */
 
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { type AuditEventDraft, nonGrantEvent } from "../core/audit-event.js";
+import { requireAdmin } from "../core/authorization.js";
 import { grantEvent } from "../core/grant-machine.js";
-import type { Grant } from "../core/model.js";
-import type { Clock, Connector, DriftItem, Store } from "../core/ports.js";
+import type { Grant, Policy } from "../core/model.js";
+import type { Connector, DriftItem } from "../core/ports/connector.js";
+import type { GrantReads } from "../core/ports/grants.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
+import type { RequestContext } from "../core/request-context.js";
 import type { TargetAccess } from "../service/target-access.js";
 import { createLoop } from "./loop.js";
 
 export interface ReconcileWorkerDeps {
-  readonly store: Store;
+  /** Who is an admin (only admins ask for a pass: {@link ReconcileWorker.runNow}). */
+  readonly policy: Pick<Policy, "groups" | "adminGroups">;
+  readonly store: Transactions<AuditTx> & Pick<GrantReads, "getGrant" | "listGrants">;
   readonly audit: AuditAppender;
   readonly access: TargetAccess;
   readonly connectors: ReadonlyMap<string, Connector>;
@@ -44,6 +51,11 @@ export interface ReconcileReport {
 export interface ReconcileWorker {
   /** One full pass over every target; never throws for a target's failure (it is in `errors`). */
   runOnce(): Promise<ReconcileReport>;
+  /**
+   * A pass asked for by someone (`POST /reconcile`): admins only; otherwise as {@link runOnce}.
+   * @throws ERR_FORBIDDEN when `ctx.actor` is not an admin
+   */
+  runNow(ctx: RequestContext): Promise<ReconcileReport>;
   start(): void;
   stop(): Promise<void>;
 }
@@ -146,5 +158,13 @@ export function createReconcileWorker(deps: ReconcileWorkerDeps): ReconcileWorke
   // One pass at a time; a caller during a pass gets that pass's report.
   const loop = createLoop({ name: "reconciliation", run: pass, intervalMs: deps.intervalMs, log: deps.log });
 
-  return { runOnce: loop.runOnce, start: loop.start, stop: loop.stop };
+  return {
+    runOnce: loop.runOnce,
+    runNow: async (ctx) => {
+      requireAdmin(deps.policy, ctx.actor, "reconciliation");
+      return loop.runOnce();
+    },
+    start: loop.start,
+    stop: loop.stop,
+  };
 }

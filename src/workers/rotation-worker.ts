@@ -11,16 +11,19 @@
  *    to the security channels, with the command that fixes it.
  */
 
-import type { AuditAppender } from "../audit/audit-journal.js";
+import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
 import { nonGrantEvent } from "../core/audit-event.js";
-import type { Clock, Store } from "../core/ports.js";
+import type { StateWrites } from "../core/ports/broker-state.js";
+import type { Clock } from "../core/ports/runtime.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import type { RotationRow } from "../service/rotation.js";
 import { createLoop } from "./loop.js";
 
 const DAY_MS = 86_400_000;
 
 export interface RotationWorkerDeps {
-  readonly store: Store;
+  /** Leases and alarm markers are named state, swapped under their row's lock. */
+  readonly store: Transactions<StateWrites & AuditTx>;
   readonly audit: AuditAppender;
   readonly clock: Clock;
   readonly intervalMs: number;

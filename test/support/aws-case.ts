@@ -3,7 +3,7 @@
 import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { systemClock } from "../../src/adapters/system-clock.js";
 import { awsSettingsSchema, createAwsConnector } from "../../src/connectors/aws-connector.js";
-import type { Connector, ConnectorResult } from "../../src/core/ports.js";
+import type { Connector, ConnectorResult } from "../../src/core/ports/connector.js";
 import { createSecretResolver } from "../../src/secrets/secret-ref.js";
 import { type ConnectorCase, contractRole, trackIssued } from "./connector-case.js";
 import { BROKER_KEY, type FakeAws, startFakeAws } from "./fake-aws.js";

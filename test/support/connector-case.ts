@@ -4,7 +4,7 @@
  * a credential really gets in.
  */
 import type { RoleDef, TargetDef } from "../../src/core/model.js";
-import type { Connector, ConnectorGrantFacts, ConnectorResult } from "../../src/core/ports.js";
+import type { Connector, ConnectorGrantFacts, ConnectorResult } from "../../src/core/ports/connector.js";
 
 /**
  * For targets where principals cannot be listed (certificates, STS sessions): remember every

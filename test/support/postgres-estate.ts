@@ -19,7 +19,7 @@ import pg from "pg";
 import { systemClock } from "../../src/adapters/system-clock.js";
 import { createPostgresConnector, postgresSettingsSchema } from "../../src/connectors/postgres-connector.js";
 import type { RoleDef } from "../../src/core/model.js";
-import type { Connector } from "../../src/core/ports.js";
+import type { Connector } from "../../src/core/ports/connector.js";
 import { createSecretResolver } from "../../src/secrets/secret-ref.js";
 import { type PostgresCluster, startPostgres } from "./postgres-cluster.js";
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import sshpk from "sshpk";
 import { systemClock } from "../../src/adapters/system-clock.js";
 import { createSshConnector, parseSshCredential, sshSettingsSchema } from "../../src/connectors/ssh-connector.js";
-import type { ConnectorResult } from "../../src/core/ports.js";
+import type { ConnectorResult } from "../../src/core/ports/connector.js";
 import { createSecretResolver } from "../../src/secrets/secret-ref.js";
 import { type ConnectorCase, contractRole, trackIssued } from "./connector-case.js";
 import { SSH_USER, type Sshd, sshRun, startSshd } from "./sshd.js";

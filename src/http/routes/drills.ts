@@ -3,9 +3,8 @@
  * with their last result; and posture — is every break-glass role ready and rehearsed.
  */
 
-import { drillSealed } from "../audit/drill-verify.js";
-import { drillRunIntegrity, type RowIntegrity } from "../audit/evidence-rows.js";
-import type { AlarmsConfig } from "../config/app-config.js";
+import { drillSealed } from "../../audit/drill-verify.js";
+import type { RowIntegrity } from "../../audit/evidence-rows.js";
 import {
   DrillListSchema,
   DrillParamsSchema,
@@ -14,16 +13,12 @@ import {
   DrillRunViewSchema,
   EmptyBodySchema,
   PostureSchema,
-} from "../contract/api.js";
-import { BreakglassError } from "../core/errors.js";
-import type { Policy } from "../core/model.js";
-import type { Clock, DrillRun, Store } from "../core/ports.js";
-import type { RequestContext } from "../core/request-context.js";
-import type { RotationRow } from "../core/rotation-row.js";
-import type { DrillService } from "../service/drill-service.js";
-import { collectPosture } from "../service/posture-service.js";
-import { type AnyRoute, defineRoute } from "./route-table.js";
-import { rowIntegrityView } from "./views.js";
+} from "../../contract/api.js";
+import type { DrillRun } from "../../core/records.js";
+import type { CheckedDrillRun, DrillQueries } from "../../service/drill-queries.js";
+import type { DrillService } from "../../service/drill-service.js";
+import { type AnyRoute, defineRoute } from "../route-table.js";
+import { rowIntegrityView } from "../views.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -39,23 +34,10 @@ export function drillRunView(r: DrillRun, integrity: RowIntegrity | null | undef
   };
 }
 
-/** Runs as views, each checked against drill.started/drill.finished. */
-async function drillRunViews(store: Store, runs: readonly DrillRun[]) {
-  const integrity = await drillRunIntegrity(store, runs);
-  return runs.map((r) => drillRunView(r, integrity.get(r.id)));
-}
+const runView = (r: CheckedDrillRun) => drillRunView(r.run, r.integrity);
 
-export function buildDrillRoutes(deps: {
-  drills: DrillService;
-  store: Store;
-  policy: Policy;
-  clock: Clock;
-  alarms: Pick<AlarmsConfig, "routing" | "unalarmedAfterMs">;
-  /** Break-glass credentials and their ages (src/service/rotation.ts). */
-  rotation: (now: number) => Promise<readonly RotationRow[]>;
-  requireAdmin: (ctx: RequestContext, what: string) => void;
-}): AnyRoute[] {
-  const { drills, store } = deps;
+export function drillRoutes(deps: { drills: DrillService; queries: DrillQueries }): AnyRoute[] {
+  const { drills, queries } = deps;
   return [
     defineRoute({
       method: "GET",
@@ -69,8 +51,7 @@ export function buildDrillRoutes(deps: {
       response: PostureSchema,
       problems: [],
       handler: async () => {
-        const now = deps.clock.now();
-        const p = await collectPosture(store, deps.policy, drills.drills, deps.alarms, now, await deps.rotation(now));
+        const { posture: p, at: now } = await queries.posture();
         return {
           body: {
             status: p.status,
@@ -105,18 +86,13 @@ export function buildDrillRoutes(deps: {
       problems: [],
       handler: async () => ({
         body: {
-          drills: await Promise.all(
-            drills.drills.map(async (d) => {
-              const [last] = await drillRunViews(store, await store.listDrillRuns(d.name, 1));
-              return {
-                name: d.name,
-                scenario: d.scenario,
-                role: d.roleId,
-                every: `${Math.round(d.everyS / 86_400)}d`,
-                lastRun: last ?? null,
-              };
-            }),
-          ),
+          drills: (await queries.drills()).map(({ drill: d, lastRun }) => ({
+            name: d.name,
+            scenario: d.scenario,
+            role: d.roleId,
+            every: `${Math.round(d.everyS / 86_400)}d`,
+            lastRun: lastRun === null ? null : runView(lastRun),
+          })),
         },
       }),
     }),
@@ -133,11 +109,9 @@ export function buildDrillRoutes(deps: {
       status: 201,
       response: DrillRunViewSchema,
       problems: ["ERR_NOT_FOUND"],
-      handler: async ({ ctx, params }) => {
-        deps.requireAdmin(ctx, "running a drill");
-        const [run] = await drillRunViews(store, [await drills.start(ctx, params.name)]);
-        return { body: run as ReturnType<typeof drillRunView> };
-      },
+      handler: async ({ ctx, params }) => ({
+        body: runView(await queries.check(await drills.start(ctx, params.name))),
+      }),
     }),
     defineRoute({
       method: "GET",
@@ -150,11 +124,7 @@ export function buildDrillRoutes(deps: {
       status: 200,
       response: DrillRunListSchema,
       problems: ["ERR_NOT_FOUND"],
-      handler: async ({ params }) => {
-        if (!drills.drills.some((d) => d.name === params.name))
-          throw new BreakglassError("ERR_NOT_FOUND", `no drill ${params.name} is configured`);
-        return { body: { runs: await drillRunViews(store, await store.listDrillRuns(params.name, 50)) } };
-      },
+      handler: async ({ params }) => ({ body: { runs: (await queries.runs(params.name, 50)).map(runView) } }),
     }),
     defineRoute({
       method: "GET",
@@ -167,12 +137,7 @@ export function buildDrillRoutes(deps: {
       status: 200,
       response: DrillRunViewSchema,
       problems: ["ERR_NOT_FOUND"],
-      handler: async ({ params }) => {
-        const run = await store.getDrillRun(params.run);
-        if (!run) throw new BreakglassError("ERR_NOT_FOUND", `no drill run ${params.run}`);
-        const [view] = await drillRunViews(store, [run]);
-        return { body: view as ReturnType<typeof drillRunView> };
-      },
+      handler: async ({ params }) => ({ body: runView(await queries.run(params.run)) }),
     }),
   ];
 }

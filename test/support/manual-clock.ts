@@ -1,20 +1,30 @@
-/** A clock a test moves by hand, for the broker's time (deadlines, expiry, reviews) without waiting. */
-import type { Clock } from "../../src/core/ports.js";
+/** Clocks a test moves by hand (light to import: unit tests use them without the broker). */
+import type { Clock } from "../../src/core/ports/runtime.js";
 
 export interface ManualClock extends Clock {
   set(ms: number): void;
   advance(ms: number): void;
+  /** From now on, move with real time as well (for loops that wait real milliseconds for a due time). */
+  flow(): void;
 }
 
 export function manualClock(start = Date.UTC(2026, 10, 22, 3, 0, 0)): ManualClock {
   let t = start;
+  let since: number | null = null;
+  const now = () => (since === null ? t : t + (Date.now() - since));
   return {
-    now: () => t,
+    now,
     set: (ms) => {
       t = ms;
+      if (since !== null) since = Date.now();
     },
     advance: (ms) => {
-      t += ms;
+      t = now() + ms;
+      if (since !== null) since = Date.now();
+    },
+    flow: () => {
+      t = now();
+      since = Date.now();
     },
   };
 }
