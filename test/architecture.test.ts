@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { expect, it } from "vitest";
 // @ts-expect-error: a plain JavaScript tool without type declarations
-import { brokerYamlsIn } from "../tools/arch-figures.js";
+import { brokerYamlsIn, isContextLiteral } from "../tools/arch-figures.js";
 
 const run = (flag: string): unknown =>
   JSON.parse(execFileSync(process.execPath, ["tools/arch-figures.js", flag], { encoding: "utf8" }));
@@ -56,4 +56,21 @@ it("counts a configuration written as a template literal, and keeps apart one ma
     { line: 5, kept: null },
     { line: 8, kept: "the loader's line numbers" },
   ]);
+});
+
+it("tells a RequestContext built by hand from an audit event's expected fields", () => {
+  const hole = "$";
+  expect(isContextLiteral('const system = { actor: "system", requestId: null, sourceAddress: null };')).toBe(true);
+  expect(isContextLiteral("const as = (actor: string) => ({ actor, requestId: null, sourceAddress: null });")).toBe(
+    true,
+  );
+  expect(isContextLiteral(`const c = { actor: \`u${hole}{round}\`, requestId: null, sourceAddress: null };`)).toBe(
+    true,
+  );
+  expect(
+    isContextLiteral('expect(event).toMatchObject({ actor: "bob", requestId: "r1", sourceAddress: "10.0.0.1" });'),
+  ).toBe(false);
+  expect(isContextLiteral('  { actor: "alice", grantId: g.id, requestId: "r-1", sourceAddress: "10.0.0.9" },')).toBe(
+    false,
+  );
 });

@@ -22,7 +22,7 @@ import type { z } from "zod";
 import { silentLogger } from "../../src/adapters/logger.js";
 import { type Broker, type BrokerOptions, createBroker } from "../../src/app.js";
 import type { AppConfig } from "../../src/config/app-config.js";
-import { loadConfigFile } from "../../src/config/load-config.js";
+import { type LoadOptions, loadConfigFile } from "../../src/config/load-config.js";
 import { connectorConfigChecks } from "../../src/connectors/registry.js";
 import type { ConfigFileSchema } from "../../src/contract/config-schema.js";
 import { SYSTEM_CONTEXT } from "../../src/core/request-context.js";
@@ -190,9 +190,12 @@ export function writeTestConfig(opts: TestConfigOptions = {}): TestConfigFile {
   return { dir, file, env };
 }
 
-/** Read a written configuration back through the real loader (with the connectors' checks). */
-export function loadTestConfig(written: TestConfigFile): AppConfig {
-  return loadConfigFile(written.file, { ...connectorConfigChecks, env: written.env });
+/**
+ * Read a written configuration back through the real loader (with the connectors' checks);
+ * `opts` as the loader takes them (e.g. `resolveSecrets: false`, as `config check` reads a file).
+ */
+export function loadTestConfig(written: TestConfigFile, opts: Partial<LoadOptions> = {}): AppConfig {
+  return loadConfigFile(written.file, { ...connectorConfigChecks, env: written.env, ...opts });
 }
 
 export interface TestBrokerOptions extends TestConfigOptions, Omit<BrokerOptions, "env"> {
