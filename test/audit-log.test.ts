@@ -19,7 +19,7 @@ import type { Checkpoint } from "../src/core/records.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
 import { makeAuditDraft } from "./support/core-fixtures.js";
-import { sleep } from "./support/wait.js";
+import { sleep, until } from "./support/wait.js";
 
 const T0 = 1_767_225_600_000;
 const MINUTE = 60_000;
@@ -298,7 +298,10 @@ describe("createCheckpointWorker", () => {
     const w = worker({ store: flaky, pollMs: 1, log });
     w.start();
     w.start(); // idempotent
-    await vi.waitFor(async () => expect(await store.readCheckpoints()).toHaveLength(1));
+    await until(
+      "the checkpoint written after the failed pass",
+      async () => (await store.readCheckpoints()).length === 1,
+    );
     await w.stop();
     const after = calls;
     await sleep(20);

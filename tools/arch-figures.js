@@ -291,8 +291,8 @@ function handWrittenBrokerYamls(files) {
 
 /**
  * What test files do their own way instead of through test/support: calling `createBroker`
- * (instead of `startTestBroker`), defining a wait helper or a deadline poll loop (instead of
- * `until` in wait.ts), and defining a request-context helper or literal (instead of ctx.ts).
+ * (instead of `startTestBroker`), defining a wait helper or a deadline poll loop, or waiting with
+ * vitest's own (instead of wait.ts), and building a request context by hand (instead of ctx.ts).
  */
 const CONTEXT_KEYS = new Set(["actor", "requestId", "sourceAddress"]);
 /** Does a line build a RequestContext by hand (an object of actor, requestId, sourceAddress alone)? */
@@ -326,7 +326,7 @@ function testHarnessFigures(files) {
   // holds): that process builds its broker itself, from a file the test wrote.
   const createBrokerInScripts = hits(/\bcreateBroker\(/, inTemplate);
   const waits = hits(
-    /(?:function\s+|(?:const|let)\s+)(?:until|waitFor\w*|waitUntil|eventually|poll\w*|sleep|delay)\b\s*(?:=\s*(?:async\s*)?\(|<|\()|\bdeadline\s*=\s*Date\.now\(\)/,
+    /(?:function\s+|(?:const|let)\s+)(?:until|waitFor\w*|waitUntil|eventually|poll\w*|sleep|delay)\b\s*(?:=\s*(?:async\s*)?\(|<|\()|\bdeadline\s*=\s*Date\.now\(\)|\bvi\.wait(?:For|Until)\(/,
   );
   // A RequestContext built by hand: an object of `actor`, `requestId` and `sourceAddress` alone (an
   // expectation about an audit event has the same keys: lines asserting with expect() are not counted).
