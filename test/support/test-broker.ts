@@ -10,8 +10,10 @@
  *
  * Bases: `standard` is the usual test world (alice and dave on call, bob and carol leads, erin
  * security; production/db-admin (2 of leads, emergency) and production/db-reader on the exec
- * target `box`); `minimal` is only what every file needs (server, storage, audit), for tests that
- * declare their own people, roles and targets.
+ * target `box`, whose access is a file under `targets/` and whose revoke fails while `target-down`
+ * is in the folder); `minimal` is only what every file needs (server, storage, audit), for tests
+ * that declare their own people, roles and targets. SECRET_KEY and RECORDED_ALARMS are fragments
+ * many such tests add.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
