@@ -8,106 +8,86 @@
  * an activation that keeps failing lapses saying why. The exec target fails while `grant-down`
  * exists, then succeeds.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { afterEach, describe, expect, it } from "vitest";
 import { type GrantView, GrantViewSchema } from "../src/contract/api.js";
-import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { runCli } from "./support/broker-process.js";
-import { SQLITE_BROKER_HEADER } from "./support/test-config.js";
+import { readJsonLines } from "./support/json-lines.js";
+import { RECORDED_ALARMS, SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { until } from "./support/wait.js";
 
-const CONFIG = `${SQLITE_BROKER_HEADER}workers: { expiry_poll: 100ms }
-admin_groups: [security]
-users:
-  alice: { name: Alice }
-  bob: { name: Bob }
-  erin: { name: Erin }
-groups:
-  oncall: [alice]
-  leads: [bob]
-  security: [erin]
-domains:
-  production:
-    description: Production
-    roles:
-      db-admin:
-        description: Recovery DBA
-        target: box
-        approval: "1 of leads"
-        requesters: [oncall]
-        emergency: true
-        max_duration: 1h
-        activation_timeout: ACTIVATION_TIMEOUT
-targets:
-  box:
-    connector: exec
-    settings:
-      grant: ["sh", "-c", 'if [ -e grant-down ]; then echo "connect to db-1 failed: login refused for admin password=hunter2" >&2; exit 4; fi; mkdir -p targets && echo "$BREAKGLASS_USER" > "targets/$BREAKGLASS_PRINCIPAL"']
-      revoke: ["sh", "-c", 'rm -f "targets/$BREAKGLASS_PRINCIPAL"']
-      verify: ["sh", "-c", 'test ! -e "targets/$BREAKGLASS_PRINCIPAL"']
-      timeout: 10s
-`;
+let t: TestBroker;
 
-let dir: string;
-let broker: Broker;
-let url: string;
-
+/** A broker whose target `box` fails to grant while `grant-down` exists in its folder. */
 async function start(activationTimeout = "15m"): Promise<void> {
-  writeFileSync(join(dir, "breakglass.yaml"), CONFIG.replace("ACTIVATION_TIMEOUT", activationTimeout));
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), connectorConfigChecks), {
-    log: silentLogger,
+  t = await startTestBroker({
+    base: "minimal",
+    config: {
+      ...SECRET_KEY,
+      ...RECORDED_ALARMS,
+      workers: { expiry_poll: "100ms" },
+      admin_groups: ["security"],
+      users: { alice: { name: "Alice" }, bob: { name: "Bob" }, erin: { name: "Erin" } },
+      groups: { oncall: ["alice"], leads: ["bob"], security: ["erin"] },
+      domains: {
+        production: {
+          description: "Production",
+          roles: {
+            "db-admin": {
+              description: "Recovery DBA",
+              target: "box",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+              emergency: true,
+              max_duration: "1h",
+              activation_timeout: activationTimeout,
+            },
+          },
+        },
+      },
+      targets: {
+        box: {
+          connector: "exec",
+          settings: {
+            grant: [
+              "sh",
+              "-c",
+              'if [ -e grant-down ]; then echo "connect to db-1 failed: login refused for admin password=hunter2" >&2; exit 4; fi; mkdir -p targets && echo "$BREAKGLASS_USER" > "targets/$BREAKGLASS_PRINCIPAL"',
+            ],
+            revoke: ["sh", "-c", 'rm -f "targets/$BREAKGLASS_PRINCIPAL"'],
+            verify: ["sh", "-c", 'test ! -e "targets/$BREAKGLASS_PRINCIPAL"'],
+            timeout: "10s",
+          },
+        },
+      },
+    },
   });
-  url = await broker.start();
 }
 
-const token = async (user: string) =>
-  (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "test" })).token.reveal();
-
 async function call(user: string, method: "GET" | "POST", path: string, payload?: unknown) {
-  const res = await broker.http.inject({
+  const res = await t.http.inject({
     method,
     url: `/api/v1${path}`,
-    headers: { authorization: `Bearer ${await token(user)}` },
+    headers: { authorization: `Bearer ${await t.token(user)}` },
     ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
   });
   return { status: res.statusCode, json: res.json() as GrantView };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const alarmLines = () =>
-  existsSync(join(dir, "alarms.jsonl"))
-    ? readFileSync(join(dir, "alarms.jsonl"), "utf8")
-        .split("\n")
-        .filter((l) => l.trim() !== "")
-        .map((l) => JSON.parse(l) as { severity: string; summary: string; event: { type: string; grant?: string } })
-    : [];
+  readJsonLines<{ severity: string; summary: string; event: { type: string; grant?: string } }>(
+    join(t.dir, "alarms.jsonl"),
+  );
 
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "bg-activation-failure-"));
-});
 afterEach(async () => {
-  await broker?.stop().catch(() => {});
-  rmSync(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 describe("a failed activation says why, and is tried again (issue 19, item 11)", () => {
   it("approve answers with the target's error (redacted) and the next attempt; show says so; the broker retries until it works", async () => {
     await start();
-    writeFileSync(join(dir, "grant-down"), "");
+    writeFileSync(join(t.dir, "grant-down"), "");
     const requested = await call("alice", "POST", "/grants", {
       role: "production/db-admin",
       justification: "the primary is down",
@@ -131,7 +111,7 @@ describe("a failed activation says why, and is tried again (issue 19, item 11)",
 
     // The holder and the approver see the same in `breakglass show`.
     for (const user of ["alice", "bob"]) {
-      const shown = await runCli(["show", id], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: await token(user) });
+      const shown = await runCli(["show", id], { BREAKGLASS_URL: t.url, BREAKGLASS_TOKEN: await t.token(user) });
       expect(shown.code, shown.stderr).toBe(0);
       expect(shown.stdout).toMatch(/ACTIVATION FAILED \(\d+ attempts?\); the broker tries again at /);
       expect(shown.stdout).toContain(`breakglass activate ${id}`);
@@ -144,13 +124,13 @@ describe("a failed activation says why, and is tried again (issue 19, item 11)",
       const r = await call("alice", "GET", `/grants/${id}`);
       return (r.json.access.activationFailure?.attempts ?? 0) >= 2;
     });
-    rmSync(join(dir, "grant-down"));
+    rmSync(join(t.dir, "grant-down"));
     const active = await until("the retry to succeed", async () => {
       const r = await call("alice", "GET", `/grants/${id}`);
       return r.json.state === "active" ? r.json : null;
     });
     expect(active.access).toMatchObject({ state: "granted", lastError: null, activationFailure: null });
-    const events = (await broker.store.readGrantAudit([id])).map((e) => JSON.parse(e.payload));
+    const events = (await t.broker.store.readGrantAudit([id])).map((e) => JSON.parse(e.payload));
     const failures = events.filter((e) => e.type === "target.grant_failed");
     expect(failures.length).toBeGreaterThanOrEqual(2);
     expect(failures.map((e) => e.data.attempt)).toEqual(failures.map((_, i) => i + 1));
@@ -162,7 +142,7 @@ describe("a failed activation says why, and is tried again (issue 19, item 11)",
 
   it("an emergency activation that fails pages security at once; one that keeps failing lapses saying why", async () => {
     await start("5s");
-    writeFileSync(join(dir, "grant-down"), "");
+    writeFileSync(join(t.dir, "grant-down"), "");
     const requested = await call("alice", "POST", "/grants", {
       role: "production/db-admin",
       justification: "everything is on fire",
@@ -174,7 +154,7 @@ describe("a failed activation says why, and is tried again (issue 19, item 11)",
     expect(g).toMatchObject({ state: "requested", emergency: true });
     expect(g.access.activationFailure?.lastError).toMatch(/connect to db-1 failed/);
 
-    await broker.alarms.drain();
+    await t.broker.alarms.drain();
     const paged = alarmLines().filter((a) => a.event.grant === g.id && a.event.type === "target.grant_failed");
     expect(paged[0]).toMatchObject({
       severity: "critical",
@@ -192,7 +172,7 @@ describe("a failed activation says why, and is tried again (issue 19, item 11)",
     expect(lapsed.access.lastError).toMatch(/connect to db-1 failed/);
     expect(lapsed.access.activationFailure).toMatchObject({ nextAttemptAt: null });
     expect((lapsed.access.activationFailure?.attempts ?? 0) >= 2).toBe(true);
-    await broker.alarms.drain();
+    await t.broker.alarms.drain();
     expect(alarmLines().filter((a) => a.event.grant === g.id && a.event.type === "grant.approval_expired")).toEqual([
       expect.objectContaining({
         severity: "critical",

@@ -10,16 +10,14 @@
  * And after a restart: a channel recorded as failing that delivers again gets its
  * `alarm.channel_recovered`; `breakglass incident` prints an undelivered alarm's last error.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { type BrokerProcess, requireBuild, runCli, startBrokerProcess } from "./support/broker-process.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
+import { startTestBroker, type TestConfigOptions, writeTestConfig } from "./support/test-broker.js";
+import { until } from "./support/wait.js";
 import { type Received, Receiver, WEBHOOK_SECRET } from "./support/webhook-receiver.js";
 
 const MODES = [
@@ -29,16 +27,6 @@ const MODES = [
 const LEASE_MS = 10 * 60_000;
 /** A receiver that holds its answer longer than the test lasts (stop() closes its connections). */
 const NEVER: Promise<never> = new Promise(() => {});
-
-async function until<T>(what: string, probe: () => Promise<T | null | undefined> | T | null | undefined, ms = 60_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== null && v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface AuditEvent {
   readonly type: string;
@@ -53,43 +41,43 @@ for (const mode of MODES) {
     /** Replica i's broker process (null while it is down). */
     const brokers: (BrokerProcess | null)[] = [];
     const tokens = new Map<string, string>();
-    const env = (): Record<string, string> => ({
-      BG_ALARM_DB: cluster?.url ?? "",
-      HOOK_SECRET: WEBHOOK_SECRET,
-      BREAKGLASS_LOG_LEVEL: "silent",
+    /** Replica i's configuration: its channel points at its own receiver. */
+    const configFor = (i: number): TestConfigOptions => ({
+      base: "minimal",
+      dir,
+      file: `broker-${i}.yaml`,
+      storage: cluster ? { driver: "postgres", url: cluster.url } : { driver: "sqlite" },
+      env: { HOOK_SECRET: WEBHOOK_SECRET },
+      config: {
+        workers: { expiry_poll: "100ms" },
+        alarms: {
+          channels: {
+            "security-hook": {
+              type: "webhook",
+              url: `http://127.0.0.1:${receivers[i]?.port}/hook`,
+              secret: { env: "HOOK_SECRET" },
+              timeout: "5m",
+            },
+          },
+          security_channels: ["security-hook"],
+          routes: [],
+          delivery_lease: "10m",
+        },
+        admin_groups: ["security"],
+        users: { alice: {}, dave: {}, frank: {}, gina: {}, bob: {}, erin: {} },
+        groups: { oncall: ["alice", "dave", "frank", "gina"], leads: ["bob"], security: ["erin"] },
+        domains: {
+          production: {
+            roles: { db: { target: "box", max_duration: "1h", approval: "1 of leads", requesters: ["oncall"] } },
+          },
+        },
+        targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"], timeout: "10s" } } },
+      },
     });
 
-    const configFor = (i: number): string => {
-      const file = join(dir, `broker-${i}.yaml`);
-      writeFileSync(
-        file,
-        `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: ${mode.postgres ? "{ driver: postgres, url_env: BG_ALARM_DB, pool_size: 4 }" : "{ driver: sqlite, path: ./breakglass.db }"}
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-workers: { expiry_poll: 100ms }
-alarms:
-  channels:
-    security-hook: { type: webhook, url: "http://127.0.0.1:${receivers[i]?.port}/hook", secret: { env: HOOK_SECRET }, timeout: 5m }
-  security_channels: [security-hook]
-  routes: []
-  delivery_lease: 10m
-admin_groups: [security]
-users: { alice: {}, dave: {}, frank: {}, gina: {}, bob: {}, erin: {} }
-groups: { oncall: [alice, dave, frank, gina], leads: [bob], security: [erin] }
-domains:
-  production:
-    roles:
-      db: { target: box, max_duration: 1h, approval: "1 of leads", requesters: [oncall] }
-targets:
-  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"], timeout: 10s } }
-`,
-      );
-      return file;
-    };
-
     const start = async (i: number) => {
-      brokers[i] = await startBrokerProcess(configFor(i), { env: env() });
+      const written = writeTestConfig(configFor(i));
+      brokers[i] = await startBrokerProcess(written.file, { env: { ...written.env, BREAKGLASS_LOG_LEVEL: "silent" } });
     };
 
     const call = async (user: string, method: "GET" | "POST", path: string, body?: unknown) => {
@@ -140,14 +128,8 @@ targets:
       dir = mkdtempSync(join(tmpdir(), "bg-alarm-lease-"));
       for (const r of receivers) await r.start();
       // Tokens, made in the store by a broker that is not started.
-      const setup = await createBroker(loadConfigFile(configFor(0), { ...connectorConfigChecks, env: env() }), {
-        log: silentLogger,
-        env: env(),
-      });
-      const system = { actor: "system", requestId: null, sourceAddress: null };
-      for (const user of ["alice", "dave", "frank", "gina", "bob", "erin"]) {
-        tokens.set(user, (await setup.tokens.create(system, { user, description: "alarm lease" })).token.reveal());
-      }
+      const setup = await startTestBroker({ ...configFor(0), start: false });
+      for (const user of ["alice", "dave", "frank", "gina", "bob", "erin"]) tokens.set(user, await setup.token(user));
       await setup.stop();
       for (let i = 0; i < mode.replicas; i++) await start(i);
     }, 120_000);

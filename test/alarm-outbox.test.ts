@@ -12,7 +12,7 @@ import type { AlarmRecord } from "../src/core/records.js";
 import { createSecretResolver } from "../src/secrets/secret-ref.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createAlarmWorker } from "../src/workers/alarm-worker.js";
-import { manualClock } from "./support/test-config.js";
+import { manualClock } from "./support/manual-clock.js";
 import { Receiver, WEBHOOK_SECRET } from "./support/webhook-receiver.js";
 
 const receiver = new Receiver();

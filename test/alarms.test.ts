@@ -4,77 +4,75 @@
  * down is retried until it takes the alarm; an emergency activation with the channel down still
  * works and its alarm is delivered when the receiver is back; the delivery shows on the grant.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantViewSchema, IncidentViewSchema } from "../src/contract/api.js";
 import { checkpointMessage } from "../src/core/audit-chain.js";
 import type { Checkpoint } from "../src/core/records.js";
-import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { runCli } from "./support/broker-process.js";
 import { ctx } from "./support/ctx.js";
-import { until } from "./support/wait.js";
+import { readJsonLines } from "./support/json-lines.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { sleep, until } from "./support/wait.js";
 import { Receiver, WEBHOOK_SECRET as SECRET } from "./support/webhook-receiver.js";
 
+let t: TestBroker;
 let dir: string;
-let broker: Broker;
+let broker: TestBroker["broker"];
 let url: string;
 const receiver = new Receiver();
 
 beforeAll(async () => {
   await receiver.start();
-  dir = mkdtempSync(join(tmpdir(), "bg-alarms-"));
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-alarms:
-  channels:
-    security-hook: { type: webhook, url: "http://127.0.0.1:${receiver.port}/hook", secret: { env: HOOK_SECRET }, timeout: 2s }
-    record: { type: file, path: ./alarms.jsonl }
-  security_channels: [security-hook]
-  unalarmed_after: 500ms
-  escalation: { after: 1500ms, channels: [record] }
-  routes:
-    - { events: ["*"], channels: [record] }
-users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol }, dave: { name: Dave } }
-groups: { oncall: [alice, dave], leads: [bob, carol], security: [carol] }
-admin_groups: [security]
-domains:
-  production:
-    description: Production
-    roles:
-      db-admin:
-        description: Recovery DBA
-        target: box
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-        emergency: true
-targets:
-  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
-`,
-  );
-  const env = { HOOK_SECRET: SECRET };
-  const config = loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env });
-  broker = await createBroker(config, { log: silentLogger, env });
-  url = await broker.start();
+  t = await startTestBroker({
+    base: "minimal",
+    env: { HOOK_SECRET: SECRET },
+    config: {
+      alarms: {
+        channels: {
+          "security-hook": {
+            type: "webhook",
+            url: `http://127.0.0.1:${receiver.port}/hook`,
+            secret: { env: "HOOK_SECRET" },
+            timeout: "2s",
+          },
+          record: { type: "file", path: "./alarms.jsonl" },
+        },
+        security_channels: ["security-hook"],
+        unalarmed_after: "500ms",
+        escalation: { after: "1500ms", channels: ["record"] },
+        routes: [{ events: ["*"], channels: ["record"] }],
+      },
+      users: { alice: { name: "Alice" }, bob: { name: "Bob" }, carol: { name: "Carol" }, dave: { name: "Dave" } },
+      groups: { oncall: ["alice", "dave"], leads: ["bob", "carol"], security: ["carol"] },
+      admin_groups: ["security"],
+      domains: {
+        production: {
+          description: "Production",
+          roles: {
+            "db-admin": {
+              description: "Recovery DBA",
+              target: "box",
+              max_duration: "1h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+              emergency: true,
+            },
+          },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+    },
+  });
+  ({ dir, broker, url } = t);
 });
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   await receiver.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let previous: string | null = null;
 /** A fresh active grant of alice's; `beforeActivation` runs between its request and its approval. */
 async function activate(emergency = false, beforeActivation?: (id: string) => void): Promise<string> {
@@ -118,7 +116,7 @@ describe("alarms", () => {
     const got = await until("alarm after retries", () =>
       receiver.received.find((r) => (r.body.event as { grant?: string }).grant === id),
     );
-    const token = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" })).token.reveal();
+    const token = await t.token("alice");
     const view = GrantViewSchema.parse(
       (
         await broker.http.inject({
@@ -170,7 +168,7 @@ describe("alarms", () => {
       (await broker.store.listAlarms(id)).find((a) => a.channel === "security-hook" && a.attempts >= 1),
     );
     expect(pending).toMatchObject({ state: "queued", lastError: expect.stringContaining("webhook unreachable") });
-    const token = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "carol", description: "t" })).token.reveal();
+    const token = await t.token("carol");
     const viewOf = async () =>
       GrantViewSchema.parse(
         (
@@ -200,11 +198,9 @@ describe("alarms", () => {
     const types = async () => (await broker.store.readAudit(1, 100_000)).map((e) => e.type);
     await until("channel_failing event", async () => (await types()).includes("alarm.channel_failing"));
     const record = await until("alarm on the file channel", () =>
-      readFileSync(join(dir, "alarms.jsonl"), "utf8")
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { summary: string; severity: string; event: { type: string } })
-        .find((m) => m.event.type === "alarm.channel_failing"),
+      readJsonLines<{ summary: string; severity: string; event: { type: string } }>(join(dir, "alarms.jsonl")).find(
+        (m) => m.event.type === "alarm.channel_failing",
+      ),
     );
     expect(record).toMatchObject({
       severity: "critical",
@@ -245,7 +241,7 @@ describe("alarms", () => {
   it("keeps an incident record: every grant of the incident, its timeline and its alarms (API and CLI)", async () => {
     const first = await activate();
     const second = await activate(); // releases the first
-    const token = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "bob", description: "t" })).token.reveal();
+    const token = await t.token("bob");
     await until("the second activation's alarm", async () =>
       (await broker.store.listAlarms(second)).some((a) => a.channel === "security-hook" && a.state === "delivered"),
     );
@@ -296,18 +292,16 @@ describe("alarms", () => {
     await expect(broker.service.acknowledge(ctx("dave"), acked.id, null)).rejects.toMatchObject({
       code: "ERR_FORBIDDEN",
     });
-    const token = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "carol", description: "t" })).token.reveal();
+    const token = await t.token("carol");
     const ack = await runCli(["ack", acked.id, "--comment", "on it"], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: token });
     expect(ack.code, ack.stderr).toBe(0);
     // Both are past escalation.after (1.5 s) when the running worker's passes resume.
     await until("both activations past escalation.after", () => Date.now() - ackedAt > 1_600);
     broker.escalation?.start();
     const escalatedIds = () =>
-      readFileSync(join(dir, "alarms.jsonl"), "utf8")
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { event: { type: string; grant?: string }; summary: string })
-        .filter((m) => m.event.type === "alarm.escalated");
+      readJsonLines<{ event: { type: string; grant?: string }; summary: string }>(join(dir, "alarms.jsonl")).filter(
+        (m) => m.event.type === "alarm.escalated",
+      );
     const esc = await until("escalation of the ignored grant", () =>
       escalatedIds().find((m) => m.event.grant === ignored),
     );
@@ -322,11 +316,9 @@ describe("alarms", () => {
     const cp = await broker.checkpoints.checkpointNow();
     expect(cp).not.toBeNull();
     const copy = await until("checkpoint in the file channel", () =>
-      readFileSync(join(dir, "alarms.jsonl"), "utf8")
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { event: { type: string }; checkpoint?: Checkpoint })
-        .find((m) => m.event.type === "audit.checkpoint" && m.checkpoint?.seq === cp?.seq),
+      readJsonLines<{ event: { type: string }; checkpoint?: Checkpoint }>(join(dir, "alarms.jsonl")).find(
+        (m) => m.event.type === "audit.checkpoint" && m.checkpoint?.seq === cp?.seq,
+      ),
     );
     // The receiver's copy verifies with the public key alone.
     const keys = loadPublicKeys([broker.signingKey.publicKeyPem]);

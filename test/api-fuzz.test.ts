@@ -6,24 +6,18 @@
  * verifies and every grant is in a state it can be in. The CLI's argument parser gets the same
  * treatment: any words give a parsed command or a usage error, nothing else.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { verifyStoreChain } from "../src/audit/audit-verify.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { UsageError } from "../src/cli/cli-io.js";
 import { parseCommand } from "../src/cli/command.js";
 import { COMMANDS } from "../src/cli/main.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { STATUS_BY_CODE } from "../src/http/problem.js";
-import { SQLITE_BROKER_HEADER } from "./support/test-config.js";
+import { RECORDED_ALARMS, SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
 
-let dir: string;
+let t: TestBroker;
 let broker: Broker;
 const tokens: string[] = [];
 const grantIds: string[] = [];
@@ -51,37 +45,49 @@ const INJECTIONS = [
 ];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "bg-fuzz-"));
-  writeFileSync(join(dir, "target.sh"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    // The fuzz sends thousands of requests a second from one address: far above the request
-    // limits, which would answer most of them with 429 before any route saw them.
-    `${SQLITE_BROKER_HEADER.replace(
-      "server: { host: 127.0.0.1, port: 0 }",
-      "server: { host: 127.0.0.1, port: 0, limits: { per_caller: { per_second: 1000000, burst: 1000000 }, per_address: { per_second: 1000000, burst: 1000000 } } }",
-    )}admin_groups: [security]
-users: { alice: {}, bob: {}, carol: {}, erin: {} }
-groups: { oncall: [alice, carol], leads: [bob, carol], security: [erin] }
-domains:
-  production:
-    roles:
-      db: { target: box, default_duration: 30m, max_duration: 2h, approval: "1 of leads", requesters: [oncall], emergency: true }
-      web: { target: box, max_duration: 1h, approval: "1 of leads", requesters: [oncall], auto_activate: false }
-targets:
-  box: { connector: exec, settings: { grant: [./target.sh], revoke: [./target.sh] } }
-drills:
-  db-drill: { scenario: emergency, role: production/db, requester: carol, duration: 1s }
-`,
-  );
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), connectorConfigChecks), {
-    log: silentLogger,
+  t = await startTestBroker({
+    base: "minimal",
+    config: {
+      ...SECRET_KEY,
+      ...RECORDED_ALARMS,
+      // The fuzz sends thousands of requests a second from one address: far above the request
+      // limits, which would answer most of them with 429 before any route saw them.
+      server: {
+        limits: {
+          per_caller: { per_second: 1_000_000, burst: 1_000_000 },
+          per_address: { per_second: 1_000_000, burst: 1_000_000 },
+        },
+      },
+      admin_groups: ["security"],
+      users: { alice: {}, bob: {}, carol: {}, erin: {} },
+      groups: { oncall: ["alice", "carol"], leads: ["bob", "carol"], security: ["erin"] },
+      domains: {
+        production: {
+          roles: {
+            db: {
+              target: "box",
+              default_duration: "30m",
+              max_duration: "2h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+              emergency: true,
+            },
+            web: {
+              target: "box",
+              max_duration: "1h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+              auto_activate: false,
+            },
+          },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+      drills: { "db-drill": { scenario: "emergency", role: "production/db", requester: "carol", duration: "1s" } },
+    },
   });
-  await broker.start();
-  const system = { actor: "system", requestId: null, sourceAddress: null };
-  for (const user of ["alice", "bob", "carol", "erin"]) {
-    tokens.push((await broker.tokens.create(system, { user, description: "fuzz" })).token.reveal());
-  }
+  broker = t.broker;
+  for (const user of ["alice", "bob", "carol", "erin"]) tokens.push(await t.token(user));
   const doc = (await broker.http.inject({ method: "GET", url: "/api/v1/openapi.json" })).json() as {
     paths: Record<string, Record<string, unknown>>;
   };
@@ -91,8 +97,7 @@ drills:
 });
 
 afterAll(async () => {
-  await broker?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 /** Text that looks like anything a client might send. */

@@ -18,28 +18,26 @@ import type { Store } from "../src/core/ports/store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
 import { runCli } from "./support/broker-process.js";
+import { makeAuditDraft } from "./support/core-fixtures.js";
 
 const T0 = 1_767_225_600_000;
 /** Five batches of 50, each followed by a checkpoint run (signs 50, 150, 250), then 30 unanchored. */
 const EVENTS = 280;
 
 function draft(i: number, overrides: Partial<AuditEventDraft> = {}): AuditEventDraft {
-  return {
+  return makeAuditDraft({
     // Not grant.requested: online verification would then look for each grant's row, which this log has none of.
     type: "grant.approval_added",
     actor: "alice",
     at: T0 + i * 1000,
     grantId: `g_${i}`,
-    roleId: "production/db-admin",
-    domain: "production",
-    target: "orders-db",
     justification: `orders-db refuses connections (${i})`,
     incident: "INC-1042",
     requestId: `req_${i}`,
     sourceAddress: "10.0.0.7",
     data: { n: i, "10": "integer-like key", nested: { z: 1, a: [1.5, null, "ü"] } },
     ...overrides,
-  };
+  });
 }
 
 /** Drafts that exercise CSV quoting and formula protection. */

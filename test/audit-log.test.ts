@@ -18,25 +18,14 @@ import type { Store, StoreTx } from "../src/core/ports/store.js";
 import type { Checkpoint } from "../src/core/records.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
+import { makeAuditDraft } from "./support/core-fixtures.js";
+import { sleep, until } from "./support/wait.js";
 
 const T0 = 1_767_225_600_000;
 const MINUTE = 60_000;
 
 function draft(i: number, data: Record<string, unknown> = { n: i }): AuditEventDraft {
-  return {
-    type: "grant.activated",
-    actor: "system",
-    at: T0 + i,
-    grantId: `g_${i}`,
-    roleId: "production/db-admin",
-    domain: "production",
-    target: "orders-db",
-    justification: null,
-    incident: "INC-7",
-    requestId: null,
-    sourceAddress: null,
-    data,
-  };
+  return makeAuditDraft({ at: T0 + i, grantId: `g_${i}`, data });
 }
 
 const audit = createAuditLog({ sha256 });
@@ -299,7 +288,7 @@ describe("createCheckpointWorker", () => {
         calls += 1;
         running += 1;
         if (running > 1) overlapped = true;
-        await new Promise((r) => setTimeout(r, 5));
+        await sleep(5);
         running -= 1;
         if (calls === 1) throw new BreakglassError("ERR_STORAGE", "database is locked");
         return store.transaction(fn);
@@ -309,10 +298,13 @@ describe("createCheckpointWorker", () => {
     const w = worker({ store: flaky, pollMs: 1, log });
     w.start();
     w.start(); // idempotent
-    await vi.waitFor(async () => expect(await store.readCheckpoints()).toHaveLength(1));
+    await until(
+      "the checkpoint written after the failed pass",
+      async () => (await store.readCheckpoints()).length === 1,
+    );
     await w.stop();
     const after = calls;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     expect(calls).toBe(after);
     expect(overlapped).toBe(false);
     expect(log).toHaveBeenCalledWith("audit checkpoint failed", { code: "ERR_STORAGE", error: "database is locked" });

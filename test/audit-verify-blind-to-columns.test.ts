@@ -1,11 +1,3 @@
-/**
- * Issue 19, item 2: `audit verify` was blind to the columns people read. Changing only the
- * `actor`, `type`, `grant_id` (or `at`) column of an audit row, payload untouched, still verified
- * OK while the story, incident and API showed the edited value. Here every column of the audit
- * table — and of the checkpoint table — is tampered with, one at a time, behind the store's back,
- * on SQLite and on PostgreSQL, and verification must fail at that seq naming that column.
- */
-import { writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,20 +5,17 @@ import BetterSqlite3 from "better-sqlite3";
 import type { FastifyInstance } from "fastify";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
 import { sha256 } from "../src/adapters/node-crypto.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
 import { formatVerdict, verifyStoreChain } from "../src/audit/audit-verify.js";
 import { generateSigningKey, loadPublicKeys, type SigningKey } from "../src/audit/signing-key.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import type { AuditEventDraft } from "../src/core/audit-event.js";
 import type { Store } from "../src/core/ports/store.js";
-import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createCheckpointWorker } from "../src/workers/checkpoint-worker.js";
+import { makeAuditDraft } from "./support/core-fixtures.js";
 import { ctx } from "./support/ctx.js";
 import {
   APP_ROLE,
@@ -35,26 +24,20 @@ import {
   startPostgres,
   withDatabase,
 } from "./support/postgres-cluster.js";
-import { testConfigYaml } from "./support/test-config.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 const T0 = 1_767_225_600_000;
 
 function draft(i: number): AuditEventDraft {
-  return {
+  return makeAuditDraft({
     type: i % 2 ? "grant.emergency_activated" : "grant.revoked",
     actor: i % 2 ? "alice" : "bob",
     at: T0 + i * 1000,
     grantId: `g_${i % 5}`,
-    roleId: "production/db-admin",
-    domain: "production",
-    target: "orders-db",
     justification: "replica lag",
-    incident: "INC-7",
-    requestId: null,
-    sourceAddress: null,
     // Nested keys named like the top-level ones must not fool the column check.
     data: { grant: "g_decoy", seq: 999, actor: "decoy", n: i },
-  };
+  });
 }
 
 interface Db {
@@ -244,6 +227,7 @@ for (const backend of [sqlite, postgres]) {
 
 describe("the story, the incident and the API show only what verification accepts", () => {
   type User = "alice" | "bob" | "erin";
+  let t: TestBroker;
   let broker: Broker;
   let http: FastifyInstance;
   let home = "";
@@ -272,13 +256,10 @@ describe("the story, the incident and the API show only what verification accept
   }
 
   beforeAll(async () => {
-    home = await mkdtemp(join(tmpdir(), "bg-audit-reads-"));
-    writeFileSync(join(home, "breakglass.yaml"), testConfigYaml({ driver: "sqlite" }));
-    broker = await createBroker(loadConfigFile(join(home, "breakglass.yaml"), connectorConfigChecks), {
-      log: silentLogger,
-    });
+    t = await startTestBroker({ start: false });
+    ({ broker, dir: home } = t);
     for (const user of ["alice", "bob", "erin"] as const) {
-      tokens.set(user, (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "t" })).token.reveal());
+      tokens.set(user, await t.token(user));
     }
     http = broker.http;
     await http.ready();
@@ -297,8 +278,7 @@ describe("the story, the incident and the API show only what verification accept
             UPDATE audit_events SET type = 'grant.activated' WHERE seq = ${seqOf.get("grant.emergency_activated")};`);
   });
   afterAll(async () => {
-    await broker?.stop();
-    await rm(home, { recursive: true, force: true });
+    await t?.stop();
   });
 
   const edited = (seq: number | undefined, column: string) => ({
@@ -370,6 +350,7 @@ describe("the story, the incident and the API show only what verification accept
 });
 
 describe("grant rows against the events that recorded them", () => {
+  let t: TestBroker;
   let broker: Broker;
   let home = "";
   let emergencyId = "";
@@ -385,11 +366,8 @@ describe("grant rows against the events that recorded them", () => {
   const verify = () => verifyStoreChain(broker.store, loadPublicKeys([broker.signingKey.publicKeyPem]).verifySignature);
 
   beforeAll(async () => {
-    home = await mkdtemp(join(tmpdir(), "bg-audit-grants-"));
-    writeFileSync(join(home, "breakglass.yaml"), testConfigYaml({ driver: "sqlite" }));
-    broker = await createBroker(loadConfigFile(join(home, "breakglass.yaml"), connectorConfigChecks), {
-      log: silentLogger,
-    });
+    t = await startTestBroker({ start: false });
+    ({ broker, dir: home } = t);
     const request = {
       roleId: "production/db-admin",
       justification: "primary down",
@@ -407,14 +385,13 @@ describe("grant rows against the events that recorded them", () => {
     await broker.service.release(ctx("dave"), a.id);
   });
   afterAll(async () => {
-    await broker?.stop();
-    await rm(home, { recursive: true, force: true });
+    await t?.stop();
   });
 
   let erin = "";
   it("verifies the untouched rows", async () => {
     expect(await verify()).toMatchObject({ ok: true });
-    erin = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "erin", description: "t" })).token.reveal();
+    erin = await t.token("erin");
     const story = await broker.http.inject({
       method: "GET",
       url: `/api/v1/grants/${emergencyId}/story`,

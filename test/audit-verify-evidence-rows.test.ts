@@ -1,29 +1,15 @@
-/**
- * Issue 19, item 2, the rest of the class: every table whose values a person reads as evidence is
- * held to the audit events that recorded it. A real broker (SQLite, then PostgreSQL) records a
- * terminal session, two tier-2 openings (one reviewed, one whose alarm was delivered late), a drill,
- * tokens, activation alarms delivered, an IdP declaration and a password rotation; then each column
- * of each table is edited alone behind the store's back, and `audit verify` must fail naming the
- * seq of the event that states the fact and the column — or, for a column that is bookkeeping,
- * stay OK (the case says why). The column lists are read from the database: a new column without a
- * case fails the first test.
- */
-import { writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
 import { sha256 } from "../src/adapters/node-crypto.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
 import { formatVerdict, verifyStoreChain } from "../src/audit/audit-verify.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { STATE_KEYS } from "../src/audit/state-verify.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { nonGrantEvent } from "../src/core/audit-event.js";
 import type { Store } from "../src/core/ports/store.js";
 import { IDP_DECLARED_STATE } from "../src/service/idp-declaration.js";
@@ -39,7 +25,7 @@ import {
   startPostgres,
   withDatabase,
 } from "./support/postgres-cluster.js";
-import { testConfigYaml } from "./support/test-config.js";
+import { type ConfigOverride, startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 type Row = Record<string, unknown>;
 
@@ -52,14 +38,17 @@ interface Db {
   restore(table: string, where: string, rows: Row[]): Promise<void>;
 }
 
-const DRILLS = `drills:
-  emergency:
-    scenario: emergency
-    role: production/db-admin
-    requester: alice
-    duration: 10m
-    incident: INC-900
-`;
+const DRILLS: ConfigOverride = {
+  drills: {
+    emergency: {
+      scenario: "emergency",
+      role: "production/db-admin",
+      requester: "alice",
+      duration: "10m",
+      incident: "INC-900",
+    },
+  },
+};
 
 /** What a case expects: the event (by a name set up below) and the column, or that the column is not evidence. */
 type Expect =
@@ -408,17 +397,13 @@ for (const backend of ["sqlite", "postgres"] as const) {
         adminUrl = await createDatabase(cluster.adminUrl, "evidence", { owner: APP_ROLE });
         url = withDatabase(cluster.url, "evidence");
       }
-      writeFileSync(
-        join(home, "breakglass.yaml"),
-        `${testConfigYaml(backend === "sqlite" ? { driver: "sqlite" } : { driver: "postgres", url })}${DRILLS}`,
-      );
-      const env = { BG_TEST_DATABASE_URL: url };
-      const broker = await createBroker(
-        loadConfigFile(join(home, "breakglass.yaml"), { ...connectorConfigChecks, env }),
-        { log: silentLogger, env },
-      );
+      const t = await startTestBroker({
+        dir: home,
+        storage: backend === "sqlite" ? { driver: "sqlite" } : { driver: "postgres", url },
+        config: DRILLS,
+      });
+      const broker = t.broker;
       publicKey = broker.signingKey.publicKeyPem;
-      await broker.start();
       const recorded = await recordEvidence(broker);
       for (const [k, v] of recorded.seqOf) seqOf.set(k, v);
       target.terminal_sessions = { key: "id", id: recorded.terminal };
@@ -426,7 +411,7 @@ for (const backend of ["sqlite", "postgres"] as const) {
       target.alarms = { key: "id", id: recorded.alarm };
       target.tokens = { key: "id", id: recorded.token };
       target.broker_state = { key: "key", id: "config" };
-      await broker.stop();
+      await t.stop();
 
       // Verification reads a store of its own (no worker touches the rows while the cases edit them).
       if (backend === "sqlite") {
@@ -604,6 +589,7 @@ for (const backend of ["sqlite", "postgres"] as const) {
 }
 
 describe("the pages, the story and the evidence report flag what verification would reject", () => {
+  let t: TestBroker;
   let broker: Broker;
   let home = "";
   let erin = "";
@@ -632,18 +618,13 @@ describe("the pages, the story and the evidence report flag what verification wo
   });
 
   beforeAll(async () => {
-    home = await mkdtemp(join(tmpdir(), "bg-evidence-reads-"));
-    writeFileSync(join(home, "breakglass.yaml"), `${testConfigYaml({ driver: "sqlite" })}${DRILLS}`);
-    broker = await createBroker(loadConfigFile(join(home, "breakglass.yaml"), connectorConfigChecks), {
-      log: silentLogger,
-    });
-    await broker.start();
+    t = await startTestBroker({ config: DRILLS });
+    ({ broker, dir: home } = t);
     rec = await recordEvidence(broker);
     erin = (await broker.tokens.create(ctx("erin"), { user: "erin", description: "reads" })).token.reveal();
   }, 60_000);
   afterAll(async () => {
-    await broker?.stop();
-    await rm(home, { recursive: true, force: true });
+    await t?.stop();
   });
 
   it("shows the untouched rows unflagged; activation deliveries covered, the others not", async () => {

@@ -12,32 +12,38 @@
  *   review; what a fallback login may not do;
  * - lockout after repeated failures, with its alarm.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as OTPAuth from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
-import type { Clock } from "../src/core/ports/runtime.js";
+import type { Broker } from "../src/app.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
+import { shiftedClock } from "./support/manual-clock.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, TestBrowser, type TestIdp } from "./support/oidc-provider.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 import { SoftAuthenticator } from "./support/soft-authenticator.js";
+import { type RoleOverride, SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 import { Receiver, WEBHOOK_SECRET } from "./support/webhook-receiver.js";
 
+/** The two roles on the PostgreSQL target differ in `fallback` and `step_up`. */
+const DB_ROLE = {
+  target: "pg-app",
+  grants: { roles: ["recovery_rw"] },
+  max_duration: "1h",
+  approval: "1 of leads",
+  requesters: ["oncall"],
+  emergency: true,
+} satisfies RoleOverride;
+
+let t: TestBroker;
 let dir: string;
 let idp: TestIdp;
 let target: PostgresTarget;
 let broker: Broker;
 let base: string;
 const receiver = new Receiver();
-let offsetMs = 0;
-const clock: Clock = { now: () => Date.now() + offsetMs };
+const clock = shiftedClock();
 let totpSecret = "";
 let bobToken = "";
 
@@ -50,79 +56,61 @@ beforeAll(async () => {
   idp = await startTestIdp({ port: await freePort(), redirectUri: `${base}/auth/callback`, postLogoutUri: `${base}/` });
   idp.setAccount({ sub: "sub-alice", username: "alice", email: "alice@example.com", groups: ["idp-sre"] });
   idp.setAccount({ sub: "sub-gina", username: "gina", groups: ["idp-db-leads"] });
-  dir = mkdtempSync(join(tmpdir(), "bg-fallback-"));
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: ${brokerPort} }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-workers: { expiry_poll: 100ms }
-alarms:
-  channels:
-    security-hook: { type: webhook, url: "http://127.0.0.1:${receiver.port}/hook", secret: { env: HOOK_SECRET }, timeout: 2s }
-  security_channels: [security-hook]
-  routes: []
-auth:
-  oidc:
-    issuer: ${idp.issuer}
-    client_id: ${IDP_CLIENT_ID}
-    client_secret: { env: IDP_SECRET }
-    scopes: [openid, profile, email, groups]
-    allow_insecure_http: true
-    group_map: { idp-sre: oncall, idp-db-leads: leads }
-    health_interval: 1s
-  lockout: { max_failures: 5, window: 15m, duration: 15m }
-users: { bob: { name: Bob } }
-groups: { oncall: [], leads: [bob] }
-admin_groups: [leads]
-domains:
-  production:
-    roles:
-      db-recovery:
-        target: pg-app
-        grants: { roles: [recovery_rw] }
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-        emergency: true
-        fallback: true
-      db-admin:
-        target: pg-app
-        grants: { roles: [recovery_rw] }
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-        emergency: true
-        step_up: 5m
-targets:
-  pg-app:
-    connector: postgres
-    settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s }
-`,
-  );
-  const env = { IDP_SECRET: IDP_CLIENT_SECRET, HOOK_SECRET: WEBHOOK_SECRET, [TARGET_ENV]: target.adminUrl };
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
-    log: silentLogger,
-    env,
+  t = await startTestBroker({
+    base: "minimal",
     clock,
+    env: { IDP_SECRET: IDP_CLIENT_SECRET, HOOK_SECRET: WEBHOOK_SECRET, [TARGET_ENV]: target.adminUrl },
+    config: {
+      ...SECRET_KEY,
+      server: { port: brokerPort },
+      workers: { expiry_poll: "100ms" },
+      alarms: {
+        channels: {
+          "security-hook": {
+            type: "webhook",
+            url: `http://127.0.0.1:${receiver.port}/hook`,
+            secret: { env: "HOOK_SECRET" },
+            timeout: "2s",
+          },
+        },
+        security_channels: ["security-hook"],
+        routes: [],
+      },
+      auth: {
+        oidc: {
+          issuer: idp.issuer,
+          client_id: IDP_CLIENT_ID,
+          client_secret: { env: "IDP_SECRET" },
+          scopes: ["openid", "profile", "email", "groups"],
+          allow_insecure_http: true,
+          group_map: { "idp-sre": "oncall", "idp-db-leads": "leads" },
+          health_interval: "1s",
+        },
+        lockout: { max_failures: 5, window: "15m", duration: "15m" },
+      },
+      users: { bob: { name: "Bob" } },
+      groups: { oncall: [], leads: ["bob"] },
+      admin_groups: ["leads"],
+      domains: {
+        production: {
+          roles: {
+            "db-recovery": { ...DB_ROLE, fallback: true },
+            "db-admin": { ...DB_ROLE, step_up: "5m" },
+          },
+        },
+      },
+      targets: { "pg-app": { connector: "postgres", settings: { admin_url: { env: TARGET_ENV }, timeout: "5s" } } },
+    },
   });
-  await broker.start();
-  bobToken = (
-    await broker.tokens.create(
-      { actor: "system", requestId: null, sourceAddress: null },
-      { user: "bob", description: "t" },
-    )
-  ).token.reveal();
+  ({ broker, dir } = t);
+  bobToken = await t.token("bob");
 });
 
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   await idp?.stop();
   await receiver.stop();
   await target?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 async function idpLogin(user: string): Promise<string> {
@@ -184,11 +172,11 @@ describe("local factors", () => {
     expect((await call("/auth/step-up", alice, { code: next })).status).toBe(200);
     const replay = await call("/auth/step-up", alice, { code: next });
     expect(replay.status).toBe(401);
-    offsetMs += 10 * 60_000; // later: fresh time steps
+    clock.offsetMs += 10 * 60_000; // later: fresh time steps
     expect((await call("/auth/step-up", alice, { code: code(-30) })).status).toBe(200); // phone 30 s behind
-    offsetMs += 10 * 60_000;
+    clock.offsetMs += 10 * 60_000;
     expect((await call("/auth/step-up", alice, { code: code(30) })).status).toBe(200); // 30 s ahead
-    offsetMs += 10 * 60_000;
+    clock.offsetMs += 10 * 60_000;
     expect((await call("/auth/step-up", alice, { code: code(-90) })).status).toBe(401); // 90 s behind: no
     expect((await call("/auth/step-up", alice, { code: code(90) })).status).toBe(401); // 90 s ahead: no
   });
@@ -273,7 +261,7 @@ describe("step-up", () => {
     expect(approve.json).toMatchObject({ code: "ERR_STEP_UP_REQUIRED", detail: expect.stringContaining("API token") });
     expect((await call(`/grants/${requested.json.id}/cancel`, alice, { reason: "fixed without it" })).status).toBe(200);
     // Six minutes later the factor is stale again.
-    offsetMs += 6 * 60_000;
+    clock.offsetMs += 6 * 60_000;
     expect((await call("/grants", alice, { ...body, incident: "INC-10" })).json.code).toBe("ERR_STEP_UP_REQUIRED");
   });
 });
@@ -291,7 +279,7 @@ describe("the IdP is down", () => {
   });
 
   it("fallback login with TOTP → emergency grant on PostgreSQL → alarm → flagged for review", async () => {
-    offsetMs += 5 * 60_000;
+    clock.offsetMs += 5 * 60_000;
     await idp.stop();
     try {
       expect((await call("/auth/idp", null)).json).toMatchObject({ reachable: false, fallbackOpen: true });
@@ -330,7 +318,7 @@ describe("the IdP is down", () => {
       // The runbook's commands, for real: CLI fallback login (code read from stdin), then whoami.
       requireBuild();
       const env = { BREAKGLASS_SESSION_FILE: join(dir, "cli-session.json") };
-      offsetMs += 60_000; // a fresh code for the CLI
+      clock.offsetMs += 60_000; // a fresh code for the CLI
       const cli = await runCli(["login", "--fallback", "--user", "alice", "--url", base], env, {
         input: `${code()}\n`,
       });

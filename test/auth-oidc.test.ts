@@ -4,17 +4,13 @@
  * CSRF on cookie writes, logout at the broker and the IdP, an expired session, and the broker
  * refusing a tampered ID token and a genuine one issued to another client.
  */
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
-import type { Clock } from "../src/core/ports/runtime.js";
+import type { Broker } from "../src/app.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
+import { shiftedClock } from "./support/manual-clock.js";
 import {
   IDP_CLIENT_ID,
   IDP_CLIENT_SECRET,
@@ -23,13 +19,14 @@ import {
   TestBrowser,
   type TestIdp,
 } from "./support/oidc-provider.js";
+import { SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
 
+let t: TestBroker;
 let dir: string;
 let idp: TestIdp;
 let broker: Broker;
 let base: string;
-let offsetMs = 0;
-const clock: Clock = { now: () => Date.now() + offsetMs };
+const clock = shiftedClock();
 
 beforeAll(async () => {
   const brokerPort = await freePort();
@@ -42,51 +39,40 @@ beforeAll(async () => {
   idp.setAccount({ sub: "sub-frank", username: "frank", email: "frank@example.com", groups: ["idp-sre", "unmapped"] });
   idp.setAccount({ sub: "sub-gina", username: "gina", groups: ["idp-db-leads"] });
   idp.setAccount({ sub: "sub-alice", username: "Alice", groups: [] });
-  dir = mkdtempSync(join(tmpdir(), "bg-oidc-"));
-  writeFileSync(join(dir, "target.sh"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: ${brokerPort} }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-auth:
-  oidc:
-    issuer: ${idp.issuer}
-    client_id: ${IDP_CLIENT_ID}
-    client_secret: { env: IDP_SECRET }
-    scopes: [openid, profile, email, groups]
-    allow_insecure_http: true
-    group_map: { idp-sre: oncall, idp-db-leads: [leads] }
-admin_groups: [leads]
-users: { alice: { name: Alice }, bob: { name: Bob } }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    roles:
-      restart:
-        target: box
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-targets:
-  box: { connector: exec, settings: { grant: [./target.sh], revoke: [./target.sh] } }
-`,
-  );
-  const env = { IDP_SECRET: IDP_CLIENT_SECRET };
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
-    log: silentLogger,
-    env,
+  t = await startTestBroker({
+    base: "minimal",
     clock,
+    env: { IDP_SECRET: IDP_CLIENT_SECRET },
+    config: {
+      ...SECRET_KEY,
+      server: { port: brokerPort },
+      auth: {
+        oidc: {
+          issuer: idp.issuer,
+          client_id: IDP_CLIENT_ID,
+          client_secret: { env: "IDP_SECRET" },
+          scopes: ["openid", "profile", "email", "groups"],
+          allow_insecure_http: true,
+          group_map: { "idp-sre": "oncall", "idp-db-leads": ["leads"] },
+        },
+      },
+      admin_groups: ["leads"],
+      users: { alice: { name: "Alice" }, bob: { name: "Bob" } },
+      groups: { oncall: ["alice"], leads: ["bob"] },
+      domains: {
+        production: {
+          roles: { restart: { target: "box", max_duration: "1h", approval: "1 of leads", requesters: ["oncall"] } },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+    },
   });
-  await broker.start();
+  ({ broker, dir } = t);
 });
 
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   await idp?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Walk the IdP login as `user`; the browser and its session token. */
@@ -215,30 +201,30 @@ describe("login through the IdP", () => {
     idp.setAccount({ sub: "sub-hana", username: "hana", groups: ["idp-db-leads"] });
     expect(await groups()).toEqual(["oncall"]); // not asked again yet
     try {
-      offsetMs = 16 * 60_000; // refresh_interval defaults to 15m
+      clock.offsetMs = 16 * 60_000; // refresh_interval defaults to 15m
       expect(await groups()).toEqual(["leads"]);
       idp.removeAccount("hana");
-      offsetMs = 32 * 60_000;
+      clock.offsetMs = 32 * 60_000;
       const res = await api("/me", { token });
       expect(res.status).toBe(401);
       expect(((await res.json()) as { detail: string }).detail).toContain("identity provider ended your session");
       const ended = (await broker.store.readAudit(1, 10_000)).filter((e) => e.type === "auth.logout").at(-1);
       expect(JSON.parse(ended?.payload ?? "{}")).toMatchObject({ actor: "system", data: { user: "hana" } });
     } finally {
-      offsetMs = 0;
+      clock.offsetMs = 0;
     }
   });
 
   it("refuses an expired session", async () => {
     const { token } = await login("frank");
     expect((await api("/auth/session", { token })).status).toBe(200);
-    offsetMs = 8 * 3600_000 + 1000; // session_ttl defaults to 8h
+    clock.offsetMs = 8 * 3600_000 + 1000; // session_ttl defaults to 8h
     try {
       const res = await api("/auth/session", { token });
       expect(res.status).toBe(401);
       expect(((await res.json()) as { code: string }).code).toBe("ERR_UNAUTHENTICATED");
     } finally {
-      offsetMs = 0;
+      clock.offsetMs = 0;
     }
   });
 

@@ -1,31 +1,16 @@
-/**
- * The authorization matrix: every API route × every kind of caller, each cell stated here and
- * checked against a real broker — anonymous, the requester, an approver, a reviewer, an admin, a
- * user signed in by the local fallback (IdP down), and API tokens with and without the route's
- * scope. Allowed cells must succeed (2xx); denied cells must be refused (401/403 problem+json)
- * and leave nothing behind (no audit event written). Rows cover the pointed cases too:
- * self-approval, a second approval by the same person, self-review, review by an approver,
- * approving a lapsed request, revoking another team's grant.
- *
- * A route added without a row here fails the test: the matrix must stay complete.
- */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Secret, TOTP } from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
 import { sha256 } from "../src/adapters/node-crypto.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { createAuditLog } from "../src/audit/audit-log.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { grantEvent } from "../src/core/grant-machine.js";
 import { GRANT_PERMISSIONS } from "../src/core/grant-permissions.js";
-import type { Clock } from "../src/core/ports/runtime.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
-import { SQLITE_BROKER_HEADER } from "./support/test-config.js";
+import { shiftedClock } from "./support/manual-clock.js";
+import { RECORDED_ALARMS, SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { until } from "./support/wait.js";
 
 type Caller = "anonymous" | "requester" | "approver" | "reviewer" | "admin" | "fallback";
 const CALLERS: readonly Caller[] = ["anonymous", "requester", "approver", "reviewer", "admin", "fallback"];
@@ -38,50 +23,59 @@ const USER: Record<Exclude<Caller, "anonymous">, string> = {
   fallback: "frank",
 };
 
-let dir: string;
+let fixture: TestBroker;
 let broker: Broker;
-let offsetMs = 0;
-const clock: Clock = { now: () => Date.now() + offsetMs };
+const clock = shiftedClock();
 const tokens = new Map<string, string>();
 let fallbackSession = "";
-const system = { actor: "system", requestId: null, sourceAddress: null };
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "bg-authz-"));
-  writeFileSync(join(dir, "target.sh"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
   const closed = await freePort();
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `${SQLITE_BROKER_HEADER}auth:
-  oidc: { issuer: "http://127.0.0.1:${closed}", client_id: breakglass, allow_insecure_http: true }
-admin_groups: [security]
-defaults: { emergency_reviewers: [reviewers] }
-users: { alice: {}, bob: {}, carol: {}, rita: {}, erin: {}, frank: {}, dave: {} }
-groups: { oncall: [alice, frank], leads: [bob, carol], reviewers: [rita], security: [erin], team-b: [dave], team-b-leads: [carol] }
-domains:
-  production:
-    roles:
-      db: { target: box, default_duration: 30m, max_duration: 2h, approval: "1 of leads", requesters: [oncall], emergency: true, fallback: true }
-  team-b:
-    roles:
-      app: { target: box, max_duration: 2h, approval: "1 of team-b-leads", requesters: [team-b] }
-targets:
-  box: { connector: exec, settings: { grant: [./target.sh], revoke: [./target.sh] } }
-drills:
-  db-drill: { scenario: emergency, role: production/db, requester: alice, duration: 1s }
-`,
-  );
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), connectorConfigChecks), {
-    log: silentLogger,
+  fixture = await startTestBroker({
+    base: "minimal",
     clock,
+    config: {
+      ...SECRET_KEY,
+      ...RECORDED_ALARMS,
+      auth: { oidc: { issuer: `http://127.0.0.1:${closed}`, client_id: "breakglass", allow_insecure_http: true } },
+      admin_groups: ["security"],
+      defaults: { emergency_reviewers: ["reviewers"] },
+      users: { alice: {}, bob: {}, carol: {}, rita: {}, erin: {}, frank: {}, dave: {} },
+      groups: {
+        oncall: ["alice", "frank"],
+        leads: ["bob", "carol"],
+        reviewers: ["rita"],
+        security: ["erin"],
+        "team-b": ["dave"],
+        "team-b-leads": ["carol"],
+      },
+      domains: {
+        production: {
+          roles: {
+            db: {
+              target: "box",
+              default_duration: "30m",
+              max_duration: "2h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+              emergency: true,
+              fallback: true,
+            },
+          },
+        },
+        "team-b": {
+          roles: { app: { target: "box", max_duration: "2h", approval: "1 of team-b-leads", requesters: ["team-b"] } },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+      drills: { "db-drill": { scenario: "emergency", role: "production/db", requester: "alice", duration: "1s" } },
+    },
   });
-  await broker.start();
-  for (const user of ["alice", "bob", "carol", "rita", "erin", "dave"]) {
-    tokens.set(user, (await broker.tokens.create(system, { user, description: "matrix" })).token.reveal());
-  }
+  broker = fixture.broker;
+  for (const user of ["alice", "bob", "carol", "rita", "erin", "dave"]) tokens.set(user, await fixture.token(user));
   // frank signs in by the local fallback (the IdP is unreachable) with his authenticator app.
   const auth = broker.auth as NonNullable<Broker["auth"]>;
-  const { secret } = await auth.provisionTotp(system, "frank", "phone");
+  const { secret } = await auth.provisionTotp(SYSTEM_CONTEXT, "frank", "phone");
   const login = await inject(null, "POST", "/auth/fallback/login", {
     user: "frank",
     code: new TOTP({ secret: Secret.fromBase32(secret) }).generate(),
@@ -91,8 +85,7 @@ drills:
 });
 
 afterAll(async () => {
-  await broker?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await fixture?.stop();
 });
 
 async function inject(bearer: string | null, method: string, path: string, payload?: unknown) {
@@ -111,19 +104,19 @@ const bearerOf = (caller: Caller): string | null =>
 
 /** Close every open grant, so the next fixture can open one (one open grant per user and role). */
 async function closeOpenGrants(): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
+  await until("every open grant closed", async () => {
     try {
       for (const g of await broker.service.list({ states: ["requested", "approved", "active"], limit: 1000 })) {
         if (g.state === "active") await broker.service.revoke(ctx("erin"), g.id, "matrix cleanup");
         else await broker.service.cancel(ctx(g.requester), g.id, "matrix cleanup");
       }
-      return;
+      return true;
     } catch (e) {
       // A drill a cell started is activating its grant in the background: wait for it.
-      if ((e as { code?: string }).code !== "ERR_CONFLICT" || attempt > 100) throw e;
-      await new Promise((r) => setTimeout(r, 50));
+      if ((e as { code?: string }).code !== "ERR_CONFLICT") throw e;
+      return false;
     }
-  }
+  });
 }
 async function requested(by = "alice", roleId = "production/db") {
   await closeOpenGrants();
@@ -352,7 +345,7 @@ const ROWS: readonly Row[] = [
     allow: ["requester", "admin"],
     deniedAs: [404],
     request: async () => {
-      const t = await broker.tokens.create(system, { user: "alice", description: "to revoke" });
+      const t = await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "to revoke" });
       return { path: `/tokens/${t.record.id}/revoke`, body: {} };
     },
   },
@@ -467,7 +460,7 @@ describe("authorization matrix", () => {
         const needed = scopes.get(`${method} ${template}`) ?? (method === "GET" ? "read" : "request");
         const user = USER[allowedToken as Exclude<Caller, "anonymous">];
         const scoped = (scope: string) =>
-          broker.tokens.create(system, { user, description: `scope ${scope}`, scopes: [scope] });
+          broker.tokens.create(SYSTEM_CONTEXT, { user, description: `scope ${scope}`, scopes: [scope] });
         const withScope = (await scoped(needed)).token.reveal();
         const without = (await scoped(needed === "read" ? "request" : "read")).token.reveal();
         let r = await row.request(allowedToken);
@@ -504,13 +497,13 @@ describe("the pointed cases", () => {
     // Approved and active now (1 of team-b-leads): approving again is refused.
     expect((await call("carol", "POST", `/grants/${two.id}/approve`, {})).statusCode).toBeGreaterThanOrEqual(400);
     const lapsing = await requested();
-    offsetMs += 2 * 3_600_000; // past the approval timeout (1h)
+    clock.offsetMs += 2 * 3_600_000; // past the approval timeout (1h)
     try {
       const late = await call("bob", "POST", `/grants/${lapsing.id}/approve`, {});
       expect(late.statusCode).toBeGreaterThanOrEqual(400);
       expect(late.statusCode).toBeLessThan(500);
     } finally {
-      offsetMs -= 2 * 3_600_000;
+      clock.offsetMs -= 2 * 3_600_000;
     }
   });
 

@@ -7,23 +7,23 @@
  * (EventBridge's event shape) is alarmed before the answer; the webhook refuses a wrong key
  * without saying which targets exist.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
-import { AWS_ROLE } from "./support/aws-case.js";
+import type { Broker } from "../src/app.js";
+import { AWS_ENV, AWS_ROLE, awsTargetSettings } from "./support/aws-case.js";
 import { ctx } from "./support/ctx.js";
-import { ACCOUNT, BROKER_KEY, type FakeAws, OTHER_KEY, startFakeAws } from "./support/fake-aws.js";
+import { ACCOUNT, type FakeAws, OTHER_KEY, startFakeAws } from "./support/fake-aws.js";
+import { readJsonLines } from "./support/json-lines.js";
+import { SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 
 const WEBHOOK_KEY = "cloudtrail-webhook-key-for-tests";
 let fake: FakeAws;
+let t: TestBroker;
 let dir: string;
 let trailDir: string;
 let broker: Broker;
@@ -37,56 +37,54 @@ beforeAll(async () => {
   mkdirSync(join(trailDir, "AWSLogs", ACCOUNT), { recursive: true });
   // History: present before the broker starts, never reported.
   writeTrail([rootLogin("0000history")]);
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-alarms:
-  channels: { security: { type: file, path: ./security.jsonl } }
-  security_channels: [security]
-  routes: []
-users: { alice: { name: Alice }, bob: { name: Bob } }
-groups: { oncall: [alice], leads: [bob] }
-admin_groups: [leads]
-domains:
-  cloud:
-    roles:
-      aws-breakglass:
-        target: aws-prod
-        grants: { role_arn: "${roleArn}", max_session: 1h }
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-targets:
-  aws-prod:
-    connector: aws
-    settings:
-      region: eu-central-1
-      credentials: { access_key_id: { env: AK }, secret_access_key: { env: SK } }
-      sts_endpoint: ${fake.stsEndpoint}
-      iam_endpoint: ${fake.iamEndpoint}
-      federation_endpoint: ${fake.federationEndpoint}
-      cloudtrail:
-        dir: ./cloudtrail
-        webhook_key: { env: TRAIL_KEY }
-        watch_role_arns: ["${roleArn}"]
-        watch_users: [breakglass-admin]
-`,
-  );
-  const env = { AK: BROKER_KEY.accessKeyId, SK: BROKER_KEY.secretAccessKey, TRAIL_KEY: WEBHOOK_KEY };
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
-    log: silentLogger,
-    env,
+  t = await startTestBroker({
+    base: "minimal",
+    dir,
+    env: { ...AWS_ENV, TRAIL_KEY: WEBHOOK_KEY },
+    config: {
+      ...SECRET_KEY,
+      alarms: {
+        channels: { security: { type: "file", path: "./security.jsonl" } },
+        security_channels: ["security"],
+        routes: [],
+      },
+      users: { alice: { name: "Alice" }, bob: { name: "Bob" } },
+      groups: { oncall: ["alice"], leads: ["bob"] },
+      admin_groups: ["leads"],
+      domains: {
+        cloud: {
+          roles: {
+            "aws-breakglass": {
+              target: "aws-prod",
+              grants: { role_arn: roleArn, max_session: "1h" },
+              max_duration: "1h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+            },
+          },
+        },
+      },
+      targets: {
+        "aws-prod": {
+          connector: "aws",
+          settings: awsTargetSettings(fake, {
+            cloudtrail: {
+              dir: "./cloudtrail",
+              webhook_key: { env: "TRAIL_KEY" },
+              watch_role_arns: [roleArn],
+              watch_users: ["breakglass-admin"],
+            },
+          }),
+        },
+      },
+    },
   });
-  await broker.start();
+  broker = t.broker;
   // The first pass notes the files already there (history); later files are new.
   await broker.detector.runOnce();
 });
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   await fake?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -121,17 +119,8 @@ function rootLogin(eventID: string): Record<string, unknown> {
 interface Alarm {
   event: { type: string; target: string; data: { principal: string; from: string | null; grant: string | null } };
 }
-const alarms = (): Alarm[] => {
-  try {
-    return readFileSync(join(dir, "security.jsonl"), "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Alarm)
-      .filter((a) => a.event.type === "target.unauthorized_login");
-  } catch {
-    return [];
-  }
-};
+const alarms = (): Alarm[] =>
+  readJsonLines<Alarm>(join(dir, "security.jsonl")).filter((a) => a.event.type === "target.unauthorized_login");
 const push = (body: unknown, key = WEBHOOK_KEY, target = "aws-prod") =>
   broker.http.inject({
     method: "POST",

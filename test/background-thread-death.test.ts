@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterEach, beforeAll, expect, it } from "vitest";
 import { ROOT, requireBuild } from "./support/broker-process.js";
-import { testConfigYaml } from "./support/test-config.js";
+import { writeTestConfig } from "./support/test-broker.js";
 import { PATIENCE_MS } from "./support/wait.js";
 
 const dist = (path: string) => pathToFileURL(join(ROOT, "dist", "src", path)).href;
@@ -49,8 +49,7 @@ afterEach(() => {
 
 function runBroker(handler: boolean): Promise<{ code: number | null; stdout: string; stderr: string }> {
   dir = mkdtempSync(join(tmpdir(), "bg-thread-death-"));
-  const file = join(dir, "breakglass.yaml");
-  writeFileSync(file, testConfigYaml({ driver: "sqlite" }));
+  const { file } = writeTestConfig({ dir });
   const script = join(dir, "broker.mjs");
   writeFileSync(script, SCRIPT(file, handler));
   return new Promise((resolve, reject) => {

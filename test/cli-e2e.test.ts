@@ -10,9 +10,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GrantListSchema, GrantViewSchema, MeSchema, RolesResponseSchema } from "../src/contract/api.js";
 import { type BrokerProcess, requireBuild, runCli, startBrokerProcess } from "./support/broker-process.js";
-import { testConfigYaml } from "./support/test-config.js";
+import { type ConfigOverride, mergeConfig, writeTestConfig } from "./support/test-broker.js";
 
-const CONFIG = testConfigYaml({ driver: "sqlite" }, { audit: "checkpoint_interval: 200ms" });
+/** The standard world, checkpointing on a short interval instead of every 50 events. */
+const CONFIG: ConfigOverride = { audit: { checkpoint_every_events: undefined, checkpoint_interval: "200ms" } };
 
 const USERS = ["alice", "bob", "carol", "erin"] as const;
 type User = (typeof USERS)[number];
@@ -25,8 +26,7 @@ const tokens = new Map<User, string>();
 beforeAll(async () => {
   requireBuild();
   dir = mkdtempSync(join(tmpdir(), "bg-cli-"));
-  configFile = join(dir, "breakglass.yaml");
-  writeFileSync(configFile, CONFIG);
+  configFile = writeTestConfig({ dir, config: CONFIG }).file;
   broker = await startBrokerProcess(configFile);
   // Tokens are created offline, straight in the database the running server uses.
   for (const user of USERS) {
@@ -150,8 +150,11 @@ describe("refusals and failures", () => {
   });
 
   it("`config check` on a broken config exits 3 and names the YAML path", async () => {
-    const broken = join(dir, "broken.yaml");
-    writeFileSync(broken, CONFIG.replace("max_duration: 2h", "max_duration: 2 hours"));
+    const broken = writeTestConfig({
+      dir,
+      file: "broken.yaml",
+      config: mergeConfig(CONFIG, { domains: { production: { roles: { "db-admin": { max_duration: "2 hours" } } } } }),
+    }).file;
     const res = await runCli(["config", "check", broken]);
     expect(res.code).toBe(3);
     expect(res.stderr).toContain("domains.production.roles.db-admin.max_duration");

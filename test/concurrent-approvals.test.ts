@@ -18,12 +18,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { type BrokerProcess, requireBuild, startBrokerProcess } from "./support/broker-process.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
+import { type ConfigOverride, startTestBroker } from "./support/test-broker.js";
+import { PATIENCE_MS, settle } from "./support/wait.js";
 
 const MODES = [
   { name: "one broker on SQLite", replicas: 1, postgres: false },
@@ -54,30 +52,20 @@ for (const mode of MODES) {
     const brokers: BrokerProcess[] = [];
     const tokens = new Map<string, string>();
 
-    const configFile = (): string => {
-      const file = join(dir, "broker.yaml");
-      writeFileSync(
-        file,
-        `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: ${mode.postgres ? "{ driver: postgres, url_env: BG_APPROVALS_DB, pool_size: 4 }" : "{ driver: sqlite, path: ./breakglass.db }"}
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-workers: { expiry_poll: 100ms }
-admin_groups: [security]
-users: { ${[...APPROVERS, ...Array.from({ length: ROUNDS }, (_, i) => `req${i}`), "erin"].map((u) => `${u}: {}`).join(", ")} }
-groups:
-  oncall: [${Array.from({ length: ROUNDS }, (_, i) => `req${i}`).join(", ")}]
-  leads: [${APPROVERS.join(", ")}]
-  security: [erin]
-domains:
-  production:
-    roles:
-      db: { target: box, max_duration: 1h, approval: "2 of leads", requesters: [oncall] }
-targets:
-  box: { connector: exec, settings: { grant: [./grant.sh], revoke: [./revoke.sh], timeout: 10s } }
-`,
-      );
-      return file;
+    const requesters = Array.from({ length: ROUNDS }, (_, i) => `req${i}`);
+    const config: ConfigOverride = {
+      workers: { expiry_poll: "100ms" },
+      admin_groups: ["security"],
+      users: Object.fromEntries([...APPROVERS, ...requesters, "erin"].map((u) => [u, {}])),
+      groups: { oncall: requesters, leads: APPROVERS, security: ["erin"] },
+      domains: {
+        production: {
+          roles: { db: { target: "box", max_duration: "1h", approval: "2 of leads", requesters: ["oncall"] } },
+        },
+      },
+      targets: {
+        box: { connector: "exec", settings: { grant: ["./grant.sh"], revoke: ["./revoke.sh"], timeout: "10s" } },
+      },
     };
 
     beforeAll(async () => {
@@ -93,20 +81,19 @@ targets:
         },
       );
       writeFileSync(join(dir, "revoke.sh"), "#!/bin/sh\n", { mode: 0o755 });
-      const env = { BG_APPROVALS_DB: cluster?.url ?? "" };
-      const file = configFile();
       // Tokens, made in the store by a broker that is not started.
-      const setup = await createBroker(loadConfigFile(file, { ...connectorConfigChecks, env }), {
-        log: silentLogger,
-        env,
+      const setup = await startTestBroker({
+        base: "minimal",
+        dir,
+        file: "broker.yaml",
+        storage: cluster ? { driver: "postgres", url: cluster.url } : { driver: "sqlite" },
+        config,
+        start: false,
       });
-      const system = { actor: "system", requestId: null, sourceAddress: null };
-      for (const user of [...APPROVERS, ...Array.from({ length: ROUNDS }, (_, i) => `req${i}`), "erin"]) {
-        tokens.set(user, (await setup.tokens.create(system, { user, description: "approvals" })).token.reveal());
-      }
+      for (const user of [...APPROVERS, ...requesters, "erin"]) tokens.set(user, await setup.token(user));
       await setup.stop();
       for (let i = 0; i < mode.replicas; i++) {
-        brokers.push(await startBrokerProcess(file, { env: { ...env, BREAKGLASS_LOG_LEVEL: "silent" } }));
+        brokers.push(await startBrokerProcess(setup.file, { env: { ...setup.env, BREAKGLASS_LOG_LEVEL: "silent" } }));
       }
     }, 120_000);
 
@@ -163,12 +150,12 @@ targets:
         );
 
         // Let the activation finish, then read the grant and its audit trail.
-        let grant: Record<string, unknown> = {};
-        for (let i = 0; i < 300; i++) {
-          grant = (await call(0, requester, "GET", `/grants/${id}`)).json;
-          if (grant.state === "active") break;
-          await new Promise((r) => setTimeout(r, 100));
-        }
+        const grant = await settle(
+          async () => (await call(0, requester, "GET", `/grants/${id}`)).json,
+          (g) => g.state === "active",
+          PATIENCE_MS,
+          100,
+        );
         const kept = (grant.approvals as { approver: string }[]).map((a) => a.approver);
         const ok = answers.filter((a) => a.status === 200).map((a) => a.approver);
         const events = await auditOf(id);

@@ -1,29 +1,11 @@
-/**
- * Sign-in protections hold under simultaneous requests (issue 19: guarantees under races).
- *
- * Lockout counts every failure, however they arrive. With
- * `max_failures: 5`, five wrong codes sent at once — real parallel HTTP requests to a fallback
- * login while the IdP is unreachable — must lock the user out: the sixth attempt is refused with
- * ERR_LOCKED_OUT and the lockout pages security. The failure count was read before the
- * transaction that wrote it back, so simultaneous failures each wrote "1" and the attacker got as
- * many guesses as they could send at once.
- *
- * Replacing recovery codes replaces them: two replacements at once leave one set of ten, not two
- * (each read the old list before its transaction, voided that, and kept the other's new codes).
- * And a factor confirmed, or removed, twice at once is enrolled, or removed, once — one audit
- * event, one page to security.
- */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as OTPAuth from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
+import { ctx as actorCtx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
+import { RECORDED_ALARMS, SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { until } from "./support/wait.js";
 
 const MODES = [
   { name: "SQLite", postgres: false },
@@ -35,53 +17,58 @@ const ROUNDS = 4; // users, each attacked by one volley
 for (const mode of MODES) {
   describe(`sign-in protections under concurrent requests: ${mode.name}`, () => {
     let cluster: PostgresCluster | null = null;
-    let dir = "";
+    let t: TestBroker;
     let broker: Broker;
     let url = "";
 
     beforeAll(async () => {
       if (mode.postgres) cluster = await startPostgres();
-      dir = mkdtempSync(join(tmpdir(), "bg-lockout-"));
       const deadIdp = await freePort(); // nothing listens: the IdP is unreachable
-      writeFileSync(
-        join(dir, "breakglass.yaml"),
-        `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: ${mode.postgres ? "{ driver: postgres, url_env: BG_LOCKOUT_DB, pool_size: 8 }" : "{ driver: sqlite, path: ./breakglass.db }"}
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [] }
-auth:
-  oidc:
-    issuer: http://127.0.0.1:${deadIdp}
-    client_id: breakglass
-    client_secret: { env: IDP_SECRET }
-    allow_insecure_http: true
-    health_interval: 1s
-  lockout: { max_failures: ${MAX_FAILURES}, window: 15m, duration: 15m }
-admin_groups: [leads]
-users: { ${Array.from({ length: ROUNDS }, (_, i) => `u${i}: {}, f${i}: {}`).join(", ")}, bob: {} }
-groups: { oncall: [${Array.from({ length: ROUNDS }, (_, i) => `u${i}`).join(", ")}], leads: [bob] }
-domains:
-  production:
-    roles:
-      db: { target: box, max_duration: 1h, approval: "1 of leads", requesters: [oncall], emergency: true, fallback: true }
-targets:
-  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"], timeout: 10s } }
-`,
-      );
-      const env = { BG_LOCKOUT_DB: cluster?.url ?? "", IDP_SECRET: "not-used" };
-      broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
-        log: silentLogger,
-        env,
+      const users = Array.from({ length: ROUNDS }, (_, i) => `u${i}`);
+      t = await startTestBroker({
+        base: "minimal",
+        storage: cluster ? { driver: "postgres", url: cluster.url } : { driver: "sqlite" },
+        env: { IDP_SECRET: "not-used" },
+        config: {
+          ...(cluster ? { storage: { pool_size: 8 } } : {}),
+          ...SECRET_KEY,
+          ...RECORDED_ALARMS,
+          auth: {
+            oidc: {
+              issuer: `http://127.0.0.1:${deadIdp}`,
+              client_id: "breakglass",
+              client_secret: { env: "IDP_SECRET" },
+              allow_insecure_http: true,
+              health_interval: "1s",
+            },
+            lockout: { max_failures: MAX_FAILURES, window: "15m", duration: "15m" },
+          },
+          admin_groups: ["leads"],
+          users: Object.fromEntries([...users, ...users.map((_, i) => `f${i}`), "bob"].map((u) => [u, {}])),
+          groups: { oncall: users, leads: ["bob"] },
+          domains: {
+            production: {
+              roles: {
+                db: {
+                  target: "box",
+                  max_duration: "1h",
+                  approval: "1 of leads",
+                  requesters: ["oncall"],
+                  emergency: true,
+                  fallback: true,
+                },
+              },
+            },
+          },
+          targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"], timeout: "10s" } } },
+        },
       });
-      url = await broker.start();
+      ({ broker, url } = t);
     }, 120_000);
 
     afterAll(async () => {
-      await broker?.stop();
+      await t?.stop();
       await cluster?.stop();
-      if (dir !== "") rmSync(dir, { recursive: true, force: true });
     });
 
     const guess = async (user: string) => {
@@ -95,12 +82,10 @@ targets:
 
     it(`${MAX_FAILURES} wrong codes sent at once lock the user out`, async () => {
       // The fallback is open once the broker has seen the IdP unreachable.
-      for (let i = 0; ; i++) {
+      await until("the IdP to count as unreachable", async () => {
         const health = (await (await fetch(`${url}/api/v1/auth/idp`)).json()) as { reachable?: boolean };
-        if (health.reachable === false) break;
-        if (i > 200) throw new Error(`the IdP never counted as unreachable: ${JSON.stringify(health)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+        return health.reachable === false;
+      });
       const outcomes: string[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         const user = `u${round}`;
@@ -128,7 +113,7 @@ targets:
       const counts: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         const user = `u${round}`;
-        const ctx = { actor: user, requestId: null, sourceAddress: null };
+        const ctx = actorCtx(user);
         await auth.newRecoveryCodes(ctx);
         const [a, b] = await Promise.all([auth.newRecoveryCodes(ctx), auth.newRecoveryCodes(ctx)]);
         const active = (await broker.store.listFactors(user)).filter((f) => f.kind === "recovery" && f.usedAt === null);
@@ -146,7 +131,7 @@ targets:
       const counts: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         // Users never locked out by the test above.
-        const ctx = { actor: `f${round}`, requestId: null, sourceAddress: null };
+        const ctx = actorCtx(`f${round}`);
         const { factorId, secret } = await auth.enrollTotp(ctx, "second phone");
         const code = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), period: 30, digits: 6 }).generate();
         const both = await Promise.all([
@@ -168,7 +153,7 @@ targets:
       if (!auth) throw new Error("the broker has no sign-in service");
       const outcomes: string[] = [];
       for (let round = 0; round < ROUNDS; round++) {
-        const ctx = { actor: `u${round}`, requestId: null, sourceAddress: null };
+        const ctx = actorCtx(`u${round}`);
         const { factorId } = await auth.enrollTotp(ctx, "phone");
         const both = await Promise.allSettled([auth.removeFactor(ctx, factorId), auth.removeFactor(ctx, factorId)]);
         const events = (await broker.store.readAudit(1, 100_000)).filter(
@@ -187,7 +172,7 @@ targets:
       const counts: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         const user = `f${round}`;
-        const ctx = { actor: user, requestId: null, sourceAddress: null };
+        const ctx = actorCtx(user);
         const issued = await auth.loginWithIdp(
           ctx,
           {

@@ -33,6 +33,7 @@ import {
   shot,
   watchPage,
 } from "./support/console-browser.js";
+import { until } from "./support/wait.js";
 
 const SHOTS = join(process.cwd(), "test-artifacts", "console", "demo");
 type User = "alice" | "bob" | "carol";
@@ -239,17 +240,19 @@ describe("the web console on `breakglass demo`", () => {
       });
       return (await res.json()) as Record<string, unknown>;
     };
-    let drillGrant: string | null = null;
-    for (const deadline = Date.now() + 120_000; drillGrant === null && Date.now() < deadline; ) {
-      const { runs } = (await api("/drills/db-admin-approval/runs")) as { runs: { result: string }[] };
-      const { grants } = (await api("/grants?limit=50")) as {
-        grants: { id: string; drill: boolean; state: string }[];
-      };
-      const g = grants.find((x) => x.drill);
-      if (runs[0] && runs[0].result !== "running" && g && g.state === "ended") drillGrant = g.id;
-      else await new Promise((r) => setTimeout(r, 500));
-    }
-    expect(drillGrant, "the drill ran and its grant ended").not.toBeNull();
+    const drillGrant = await until(
+      "the drill to run and its grant to end",
+      async () => {
+        const { runs } = (await api("/drills/db-admin-approval/runs")) as { runs: { result: string }[] };
+        const { grants } = (await api("/grants?limit=50")) as {
+          grants: { id: string; drill: boolean; state: string }[];
+        };
+        const g = grants.find((x) => x.drill);
+        return runs[0] && runs[0].result !== "running" && g && g.state === "ended" ? g.id : null;
+      },
+      120_000,
+      500,
+    );
     await page.goto(`${demo.url}/grants/${drillGrant}`);
     await page.getByText("DRILL (a rehearsal, never reviewed)").waitFor();
     await page.getByText("A drill's grant is never reviewed").waitFor();

@@ -7,16 +7,13 @@
  * occur, and each main page is saved as a screenshot under test-artifacts/console/ (checked to
  * be a real, non-blank PNG).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Secret, TOTP } from "otpauth";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { requireBuild } from "./support/broker-process.js";
 import {
   accessible as axeCheck,
@@ -25,15 +22,18 @@ import {
   shot as screenshot,
   watchPage,
 } from "./support/console-browser.js";
+import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, type TestIdp } from "./support/oidc-provider.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
+import { SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { until } from "./support/wait.js";
 
 /** How long a page may take to show what the test waits for: a deadline for a loaded machine, not a latency bound. */
 const WAIT_MS = 60_000;
 const SHOTS = join(process.cwd(), "test-artifacts", "console");
 
-let dir: string;
+let t: TestBroker;
 let idp: TestIdp;
 let broker: Broker;
 let base: string;
@@ -55,74 +55,86 @@ beforeAll(async () => {
   idp = await startTestIdp({ port: await freePort(), redirectUri: `${base}/auth/callback`, postLogoutUri: `${base}/` });
   for (const user of ["alice", "bob", "carol", "erin"])
     idp.setAccount({ sub: `sub-${user}`, username: user, groups: [] });
-  dir = mkdtempSync(join(tmpdir(), "bg-console-"));
   target = await startPostgresTarget();
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: ${port}, public_url: "${base}" }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-alarms:
-  channels:
-    record: { type: file, path: ./alarms.jsonl }
-    chat: { type: webhook, url: "http://127.0.0.1:9/closed", secret: { env: HOOK_SECRET } }
-  security_channels: [record]
-  routes: [{ events: ["*"], channels: [record, chat] }]
-auth:
-  oidc: { issuer: ${idp.issuer}, client_id: ${IDP_CLIENT_ID}, client_secret: { env: IDP_SECRET }, allow_insecure_http: true }
-admin_groups: [security]
-users: { alice: { name: Alice Adams }, bob: { name: Bob Brown }, carol: { name: Carol Chen }, erin: { name: Erin Evans }, drill-bot: { name: Drill bot } }
-groups: { oncall: [alice, drill-bot], leads: [bob, carol], security: [erin] }
-domains:
-  production:
-    description: Production databases
-    roles:
-      db-admin:
-        description: Recovery DBA on the primary
-        target: pg-main
-        grants: { roles: [recovery_rw] }
-        default_duration: 30m
-        max_duration: 2h
-        approval: "2 of leads"
-        requesters: [oncall]
-        emergency: true
-      db-readonly:
-        description: Read-only look at the primary, behind a fresh second factor
-        target: pg-main
-        grants: { roles: [recovery_rw] }
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-        step_up: 5m
-drills:
-  db-approval:
-    scenario: approval-path
-    role: production/db-admin
-    requester: drill-bot
-    approvers: [bob, carol]
-    duration: 3s
-    probe: { sql: "SELECT 1" }
-targets:
-  pg-main: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} } } }
-`,
-  );
-  const env = { IDP_SECRET: IDP_CLIENT_SECRET, [TARGET_ENV]: target.adminUrl, HOOK_SECRET: "console-test-hook" };
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
-    log: silentLogger,
-    env,
+  t = await startTestBroker({
+    base: "minimal",
+    env: { IDP_SECRET: IDP_CLIENT_SECRET, [TARGET_ENV]: target.adminUrl, HOOK_SECRET: "console-test-hook" },
+    config: {
+      ...SECRET_KEY,
+      server: { port, public_url: base },
+      alarms: {
+        channels: {
+          record: { type: "file", path: "./alarms.jsonl" },
+          chat: { type: "webhook", url: "http://127.0.0.1:9/closed", secret: { env: "HOOK_SECRET" } },
+        },
+        security_channels: ["record"],
+        routes: [{ events: ["*"], channels: ["record", "chat"] }],
+      },
+      auth: {
+        oidc: {
+          issuer: idp.issuer,
+          client_id: IDP_CLIENT_ID,
+          client_secret: { env: "IDP_SECRET" },
+          allow_insecure_http: true,
+        },
+      },
+      admin_groups: ["security"],
+      users: {
+        alice: { name: "Alice Adams" },
+        bob: { name: "Bob Brown" },
+        carol: { name: "Carol Chen" },
+        erin: { name: "Erin Evans" },
+        "drill-bot": { name: "Drill bot" },
+      },
+      groups: { oncall: ["alice", "drill-bot"], leads: ["bob", "carol"], security: ["erin"] },
+      domains: {
+        production: {
+          description: "Production databases",
+          roles: {
+            "db-admin": {
+              description: "Recovery DBA on the primary",
+              target: "pg-main",
+              grants: { roles: ["recovery_rw"] },
+              default_duration: "30m",
+              max_duration: "2h",
+              approval: "2 of leads",
+              requesters: ["oncall"],
+              emergency: true,
+            },
+            "db-readonly": {
+              description: "Read-only look at the primary, behind a fresh second factor",
+              target: "pg-main",
+              grants: { roles: ["recovery_rw"] },
+              max_duration: "1h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+              step_up: "5m",
+            },
+          },
+        },
+      },
+      drills: {
+        "db-approval": {
+          scenario: "approval-path",
+          role: "production/db-admin",
+          requester: "drill-bot",
+          approvers: ["bob", "carol"],
+          duration: "3s",
+          probe: { sql: "SELECT 1" },
+        },
+      },
+      targets: { "pg-main": { connector: "postgres", settings: { admin_url: { env: TARGET_ENV } } } },
+    },
   });
-  await broker.start();
+  broker = t.broker;
   browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
   await browser?.close();
-  await broker?.stop();
+  await t?.stop();
   await idp?.stop();
   await target?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** A person at their own browser (own cookies), signed in through the IdP. */
@@ -211,12 +223,7 @@ describe("web console", () => {
     await shot(page, "grant-active");
 
     // Alice works in a recorded shell (`breakglass shell`, through the same API).
-    const token = (
-      await broker.tokens.create(
-        { actor: "erin", requestId: null, sourceAddress: null },
-        { user: "alice", description: "shell" },
-      )
-    ).token.reveal();
+    const token = (await broker.tokens.create(ctx("erin"), { user: "alice", description: "shell" })).token.reveal();
     const post = async (path: string, body: unknown) => {
       const res = await fetch(`${base}/api/v1${path}`, {
         method: "POST",
@@ -352,15 +359,14 @@ describe("web console", () => {
   });
 
   it("a grant whose activation the target refused says why, and when the broker tries again (issue 19)", async () => {
-    const as = (actor: string) => ({ actor, requestId: null, sourceAddress: null });
     await target.sql("REASSIGN OWNED BY recovery_rw TO app_owner; DROP OWNED BY recovery_rw; DROP ROLE recovery_rw");
-    const g = await broker.service.request(as("alice"), {
+    const g = await broker.service.request(ctx("alice"), {
       roleId: "production/db-admin",
       justification: "restore the accounts table",
       incident: "INC-4713",
     });
-    await broker.service.approve(as("bob"), g.id, null);
-    expect((await broker.service.approve(as("carol"), g.id, null)).state).toBe("approved");
+    await broker.service.approve(ctx("bob"), g.id, null);
+    expect((await broker.service.approve(ctx("carol"), g.id, null)).state).toBe("approved");
     const { page } = await person("alice");
     await page.goto(`${base}/grants/${g.id}`);
     const banner = page.getByTestId("activation-failed");
@@ -373,18 +379,18 @@ describe("web console", () => {
     await target.sql(`CREATE ROLE recovery_rw NOLOGIN;
       GRANT USAGE, CREATE ON SCHEMA public TO recovery_rw;
       GRANT SELECT, INSERT, UPDATE, DELETE ON public.accounts TO recovery_rw WITH GRANT OPTION`);
-    for (let i = 0; i < 300 && (await broker.store.getGrant(g.id))?.state !== "active"; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect((await broker.store.getGrant(g.id))?.state).toBe("active");
+    await until(
+      "the broker's retry to activate the grant",
+      async () => (await broker.store.getGrant(g.id))?.state === "active",
+    );
     await page.reload();
     await page.getByText("active", { exact: true }).waitFor();
     expect(await page.getByTestId("activation-failed").count()).toBe(0);
-    await broker.service.release(as("alice"), g.id);
+    await broker.service.release(ctx("alice"), g.id);
   });
 
   it("asks for a fresh second factor where the role needs one, then carries on", async () => {
-    const admin = { actor: "erin", requestId: null, sourceAddress: null };
+    const admin = ctx("erin");
     const totp = async (user: string) => {
       const { secret } = await (broker.auth as NonNullable<Broker["auth"]>).provisionTotp(admin, user, "phone");
       return () => new TOTP({ secret: Secret.fromBase32(secret) }).generate();
@@ -431,15 +437,15 @@ describe("web console", () => {
   });
 
   it("security keys: bob enrols one in the console, steps up with it, and signs in with it while the IdP is down", async () => {
-    const system = { actor: "system", requestId: null, sourceAddress: null };
     // A fresh request of the step-up role by alice (her earlier one released first).
     for (const g of await broker.service.list({ states: ["active"], requester: "alice", limit: 10 })) {
-      await broker.service.release({ ...system, actor: "alice" }, g.id);
+      await broker.service.release(ctx("alice"), g.id);
     }
-    const request = await broker.service.request(
-      { ...system, actor: "alice" },
-      { roleId: "production/db-readonly", justification: "look at the replication slots", incident: "INC-4714" },
-    );
+    const request = await broker.service.request(ctx("alice"), {
+      roleId: "production/db-readonly",
+      justification: "look at the replication slots",
+      incident: "INC-4714",
+    });
     const { context, page } = await person("bob");
     // Chromium's virtual authenticator: a USB security key, touched at once when asked.
     const cdp = await context.newCDPSession(page);
@@ -479,7 +485,7 @@ describe("web console", () => {
     expect(stepUps).toHaveLength(1);
 
     // The IdP goes down (declared by security): bob signs in by the local fallback with his key.
-    const erin = (await broker.tokens.create(system, { user: "erin", description: "declare" })).token.reveal();
+    const erin = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "erin", description: "declare" })).token.reveal();
     const declare = (down: boolean) =>
       fetch(`${base}/api/v1/auth/idp`, {
         method: "POST",
@@ -513,13 +519,7 @@ describe("web console", () => {
   });
 
   it("signs in with an API token too (a broker without an IdP, like the demo), kept in the tab only", async () => {
-    const created = await broker.tokens.create(
-      { actor: "erin", requestId: null, sourceAddress: null },
-      {
-        user: "carol",
-        description: "console test",
-      },
-    );
+    const created = await broker.tokens.create(ctx("erin"), { user: "carol", description: "console test" });
     const context = await browser.newContext();
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT_MS);

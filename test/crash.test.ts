@@ -19,16 +19,21 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { createBroker, openStore } from "../src/app.js";
+import { openStore } from "../src/app.js";
 import { verifyStoreChain } from "../src/audit/audit-verify.js";
 import { loadPublicKeys, loadSigningKey } from "../src/audit/signing-key.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { requireBuild } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
+import { readJsonLines } from "./support/json-lines.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
-import { PATIENCE_MS } from "./support/wait.js";
+import {
+  loadTestConfig,
+  startTestBroker,
+  type TestConfigFile,
+  type TestConfigOptions,
+  writeTestConfig,
+} from "./support/test-broker.js";
+import { PATIENCE_MS, settle, sleep, until } from "./support/wait.js";
 
 /** Three replicas on PostgreSQL, and the embedded default: one broker on SQLite. */
 const MODES = [
@@ -59,51 +64,76 @@ for (const mode of MODES) {
   /** When each killed replica was down: from the kill to ready again. */
   const outages: { replica: number; from: number; to: number }[] = [];
 
-  function configFor(port: number): string {
-    const file = join(dir, `replica-${port}.yaml`);
-    writeFileSync(
-      file,
-      `version: 1
-server: { host: 127.0.0.1, port: ${port} }
-storage: ${mode.postgres ? "{ driver: postgres, url_env: BG_CRASH_DB, pool_size: 4 }" : "{ driver: sqlite, path: ./breakglass.db }"}
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [{ events: ["*"], channels: [record] }], delivery_lease: 5s }
-workers: { expiry_poll: 100ms }
-admin_groups: [security]
-users: { ${Array.from({ length: LANES }, (_, i) => `req${i}: {}`).join(", ")}, bob: {}, erin: {} }
-groups: { oncall: [${Array.from({ length: LANES }, (_, i) => `req${i}`).join(", ")}], leads: [bob], security: [erin] }
-domains:
-  production:
-    roles:
-      db: { target: box, default_duration: 2s, max_duration: 1h, approval: "1 of leads", requesters: [oncall] }
-targets:
-  box: { connector: exec, settings: { grant: [./grant.sh], revoke: [./revoke.sh], timeout: ${TARGET_TIMEOUT_S}s } }
-`,
-    );
-    return file;
-  }
+  /** Replica `i`'s configuration: the same but for its port. */
+  const files: TestConfigFile[] = [];
+  const configFor = (port: number): TestConfigOptions => ({
+    base: "minimal",
+    dir,
+    file: `replica-${port}.yaml`,
+    storage: mode.postgres ? { driver: "postgres", url: cluster.url } : { driver: "sqlite" },
+    config: {
+      server: { port },
+      alarms: {
+        channels: { record: { type: "file", path: "./alarms.jsonl" } },
+        security_channels: ["record"],
+        routes: [{ events: ["*"], channels: ["record"] }],
+        delivery_lease: "5s",
+      },
+      workers: { expiry_poll: "100ms" },
+      admin_groups: ["security"],
+      users: Object.fromEntries(
+        [...Array.from({ length: LANES }, (_, i) => `req${i}`), "bob", "erin"].map((u) => [u, {}]),
+      ),
+      groups: {
+        oncall: Array.from({ length: LANES }, (_, i) => `req${i}`),
+        leads: ["bob"],
+        security: ["erin"],
+      },
+      domains: {
+        production: {
+          roles: {
+            db: {
+              target: "box",
+              default_duration: "2s",
+              max_duration: "1h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+            },
+          },
+        },
+      },
+      targets: {
+        box: {
+          connector: "exec",
+          settings: { grant: ["./grant.sh"], revoke: ["./revoke.sh"], timeout: `${TARGET_TIMEOUT_S}s` },
+        },
+      },
+    },
+  });
 
   function startReplica(i: number): void {
-    const child = spawn(process.execPath, [BIN, "server", "--config", configFor(ports[i] as number)], {
+    const written = files[i] as TestConfigFile;
+    const child = spawn(process.execPath, [BIN, "server", "--config", written.file], {
       cwd: dir,
-      env: { ...process.env, BG_CRASH_DB: mode.postgres ? cluster.url : "", BREAKGLASS_LOG_LEVEL: "silent" },
+      env: { ...process.env, ...written.env, BREAKGLASS_LOG_LEVEL: "silent" },
       stdio: "ignore",
     });
     replicas[i] = child;
   }
 
   async function ready(i: number, ms = PATIENCE_MS): Promise<void> {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${ports[i]}/api/v1/ready`);
-        if (res.ok) return;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`replica ${i} not ready`);
+    await until(
+      `replica ${i} ready`,
+      async () => {
+        try {
+          return (await fetch(`http://127.0.0.1:${ports[i]}/api/v1/ready`)).ok;
+        } catch {
+          return false; // not listening yet
+        }
+      },
+      ms,
+      100,
+    );
   }
 
   beforeAll(async () => {
@@ -124,20 +154,13 @@ targets:
       { mode: 0o755 },
     );
     for (let i = 0; i < REPLICAS; i++) ports.push(await freePort());
+    for (const port of ports) files.push(writeTestConfig(configFor(port)));
     // Tokens, made once in the shared store (the first replica's configuration, not started).
-    const env = { BG_CRASH_DB: mode.postgres ? cluster.url : "" };
-    const broker = await createBroker(
-      loadConfigFile(configFor(ports[0] as number), { ...connectorConfigChecks, env }),
-      {
-        log: silentLogger,
-        env,
-      },
-    );
-    const system = { actor: "system", requestId: null, sourceAddress: null };
+    const setup = await startTestBroker({ ...configFor(ports[0] as number), start: false });
     for (const user of [...Array.from({ length: LANES }, (_, i) => `req${i}`), "bob", "erin"]) {
-      tokens.set(user, (await broker.tokens.create(system, { user, description: "crash" })).token.reveal());
+      tokens.set(user, await setup.token(user));
     }
-    await broker.stop();
+    await setup.stop();
     for (let i = 0; i < REPLICAS; i++) startReplica(i);
     for (let i = 0; i < REPLICAS; i++) await ready(i);
   }, 4 * PATIENCE_MS);
@@ -150,29 +173,33 @@ targets:
 
   /** A client that tries the replicas in turn until one answers (a dead replica refuses to connect). */
   async function call(user: string, method: "GET" | "POST", path: string, body?: unknown) {
-    const deadline = Date.now() + 2 * PATIENCE_MS; // a restart takes a second or two; a busy machine more
-    for (let attempt = 0; Date.now() < deadline; attempt++) {
-      const port = ports[(attempt + Math.floor(Math.random() * REPLICAS)) % REPLICAS] as number;
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/api/v1${path}`, {
-          method,
-          headers: {
-            authorization: `Bearer ${tokens.get(user)}`,
-            ...(body === undefined ? {} : { "content-type": "application/json" }),
-          },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-          signal: AbortSignal.timeout(PATIENCE_MS),
-        });
-        const json = (await res.json()) as Record<string, unknown>;
-        if (res.status >= 500) continue; // the replica died mid-request or its store call failed: try another
-        if (res.ok && method === "POST")
-          acknowledged.push({ requestId: res.headers.get("x-request-id") as string, what: `${method} ${path}` });
-        return { status: res.status, json };
-      } catch {
-        await new Promise((r) => setTimeout(r, 50)); // connection refused or cut: another replica
-      }
-    }
-    throw new Error(`${method} ${path}: no replica answered`);
+    let attempt = 0;
+    // A restart takes a second or two; a busy machine more.
+    return until(
+      `${method} ${path} answered by a replica`,
+      async () => {
+        const port = ports[(attempt++ + Math.floor(Math.random() * REPLICAS)) % REPLICAS] as number;
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/api/v1${path}`, {
+            method,
+            headers: {
+              authorization: `Bearer ${tokens.get(user)}`,
+              ...(body === undefined ? {} : { "content-type": "application/json" }),
+            },
+            ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+            signal: AbortSignal.timeout(PATIENCE_MS),
+          });
+          const json = (await res.json()) as Record<string, unknown>;
+          if (res.status >= 500) return null; // the replica died mid-request or its store call failed: try another
+          if (res.ok && method === "POST")
+            acknowledged.push({ requestId: res.headers.get("x-request-id") as string, what: `${method} ${path}` });
+          return { status: res.status, json };
+        } catch {
+          return null; // connection refused or cut: another replica
+        }
+      },
+      2 * PATIENCE_MS,
+    );
   }
 
   async function lifecycle(lane: number, n: number): Promise<void> {
@@ -196,19 +223,25 @@ targets:
     else if (ending === 1) await call("erin", "POST", `/grants/${id}/revoke`, { reason: "crash test" });
     // else: it expires by itself (2 s)
     // Wait for it to end before the lane's next request (one open grant per requester and role).
-    for (const deadline = Date.now() + 2 * PATIENCE_MS; Date.now() < deadline; ) {
-      const g = await call(user, "GET", `/grants/${id}`);
-      if (g.json.state === "ended") return;
-      // The replica activating it died and its activation was abandoned (and undone at the target
-      // when its lease ran out): the grant is approved again, and its holder activates it again.
-      const access = (g.json.access as { state: string }).state;
-      if (g.json.state === "approved" && (access === "none" || access === "revoked")) {
-        await call(user, "POST", `/grants/${id}/activate`, {});
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const last = await call(user, "GET", `/grants/${id}`);
-    throw new Error(`grant ${id} never ended: ${JSON.stringify(last.json)}`);
+    let last: Record<string, unknown> = {};
+    await until(
+      `grant ${id} to end`,
+      async () => {
+        const g = await call(user, "GET", `/grants/${id}`);
+        last = g.json;
+        if (g.json.state === "ended") return true;
+        // The replica activating it died and its activation was abandoned (and undone at the target
+        // when its lease ran out): the grant is approved again, and its holder activates it again.
+        const access = (g.json.access as { state: string }).state;
+        if (g.json.state === "approved" && (access === "none" || access === "revoked")) {
+          await call(user, "POST", `/grants/${id}/activate`, {});
+        }
+        return false;
+      },
+      2 * PATIENCE_MS,
+      100,
+      () => `last seen: ${JSON.stringify(last)}`,
+    );
   }
 
   describe(`crash test: ${mode.name}`, () => {
@@ -221,13 +254,13 @@ targets:
         let lastOutageMs = 0;
         while (chaos) {
           const upMs = Math.max(REPLICAS === 1 ? lastOutageMs : 0, 700 + Math.random() * 800);
-          await new Promise((r) => setTimeout(r, upMs));
+          await sleep(upMs);
           if (!chaos) break;
           const i = Math.floor(Math.random() * REPLICAS);
           const from = Date.now();
           replicas[i]?.kill("SIGKILL");
           kills++;
-          await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
+          await sleep(300 + Math.random() * 700);
           startReplica(i);
           await ready(i).catch(() => {});
           outages.push({ replica: i, from, to: Date.now() });
@@ -255,13 +288,8 @@ targets:
     it(
       "every acknowledged action has its audit event; every grant ended and was revoked at its target",
       async () => {
-        await new Promise((r) => setTimeout(r, 2000)); // let outstanding alarms and revocations finish
-        const store = await openStore(
-          loadConfigFile(configFor(ports[0] as number), {
-            ...connectorConfigChecks,
-            env: { BG_CRASH_DB: mode.postgres ? cluster.url : "" },
-          }).storage,
-        );
+        await sleep(2000); // let outstanding alarms and revocations finish
+        const store = await openStore(loadTestConfig(files[0] as TestConfigFile).storage);
         try {
           const events = [];
           for (let from = 1; ; ) {
@@ -276,12 +304,12 @@ targets:
           expect(acknowledged.length).toBeGreaterThanOrEqual(LIFECYCLES * 2);
 
           // Everything has ended by now (a revocation a killed replica held is taken over at once).
-          let grants = await store.listGrants({ limit: 100_000 });
-          for (const deadline = Date.now() + PATIENCE_MS; Date.now() < deadline; ) {
-            if (grants.every((g) => g.state === "ended" && (g.access === "revoked" || g.access === "none"))) break;
-            await new Promise((r) => setTimeout(r, 500));
-            grants = await store.listGrants({ limit: 100_000 });
-          }
+          const grants = await settle(
+            () => store.listGrants({ limit: 100_000 }),
+            (all) => all.every((g) => g.state === "ended" && (g.access === "revoked" || g.access === "none")),
+            PATIENCE_MS,
+            500,
+          );
           expect(grants.length).toBeGreaterThanOrEqual(LIFECYCLES);
           expect(grants.filter((g) => g.state !== "ended")).toEqual([]);
           expect(grants.filter((g) => g.access !== "revoked" && g.access !== "none")).toEqual([]);
@@ -324,20 +352,20 @@ targets:
 
           // At least once: an alarm a killed replica held is delivered by another when its lease
           // (alarms.delivery_lease, 5 s here) runs out.
-          let lost: string[] = [];
-          for (const deadline = Date.now() + PATIENCE_MS; Date.now() < deadline; ) {
-            const delivered = new Set(
-              readFileSync(join(dir, "alarms.jsonl"), "utf8")
-                .trim()
-                .split("\n")
-                .map((l) => (JSON.parse(l) as { idempotencyKey: string }).idempotencyKey),
-            );
-            lost = [];
-            for (const g of grants)
-              for (const a of await store.listAlarms(g.id)) if (!delivered.has(a.id)) lost.push(a.id);
-            if (lost.length === 0) break;
-            await new Promise((r) => setTimeout(r, 500));
-          }
+          const lost = await settle(
+            async () => {
+              const delivered = new Set(
+                readJsonLines<{ idempotencyKey: string }>(join(dir, "alarms.jsonl")).map((a) => a.idempotencyKey),
+              );
+              const missing: string[] = [];
+              for (const g of grants)
+                for (const a of await store.listAlarms(g.id)) if (!delivered.has(a.id)) missing.push(a.id);
+              return missing;
+            },
+            (missing) => missing.length === 0,
+            PATIENCE_MS,
+            500,
+          );
           expect(lost).toEqual([]);
         } finally {
           await store.close();

@@ -10,19 +10,16 @@
  * half (the grant stays as it was); and when space is freed everything works again without a
  * restart.
  */
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { type BrokerProcess, startBrokerProcess } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
-import { until } from "./support/wait.js";
+import { type ConfigOverride, SECRET_KEY, startTestBroker, writeTestConfig } from "./support/test-broker.js";
+import { sleep, until } from "./support/wait.js";
 
 let target: PostgresTarget;
 let dir: string;
@@ -30,23 +27,31 @@ let broker: BrokerProcess;
 let gatewayPort: number;
 const tokens = new Map<string, string>();
 
-function configYaml(dbPath: string): string {
-  return `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ${dbPath} }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-gateway: { host: 127.0.0.1, port: ${gatewayPort}, targets: [pg-app], record_flush: 50ms }
-admin_groups: [security]
-users: { alice: {}, bob: {}, erin: {} }
-groups: { oncall: [alice], leads: [bob], security: [erin] }
-domains:
-  production:
-    roles:
-      db: { target: pg-app, grants: { roles: [recovery_rw] }, default_duration: 30m, max_duration: 2h, approval: "1 of leads", requesters: [oncall] }
-targets:
-  pg-app: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s } }
-`;
+/** The configuration with its SQLite database at `dbPath`. */
+function configAt(dbPath: string): ConfigOverride {
+  return {
+    ...SECRET_KEY,
+    storage: { driver: "sqlite", path: dbPath },
+    gateway: { host: "127.0.0.1", port: gatewayPort, targets: ["pg-app"], record_flush: "50ms" },
+    admin_groups: ["security"],
+    users: { alice: {}, bob: {}, erin: {} },
+    groups: { oncall: ["alice"], leads: ["bob"], security: ["erin"] },
+    domains: {
+      production: {
+        roles: {
+          db: {
+            target: "pg-app",
+            grants: { roles: ["recovery_rw"] },
+            default_duration: "30m",
+            max_duration: "2h",
+            approval: "1 of leads",
+            requesters: ["oncall"],
+          },
+        },
+      },
+    },
+    targets: { "pg-app": { connector: "postgres", settings: { admin_url: { env: TARGET_ENV }, timeout: "5s" } } },
+  };
 }
 
 beforeAll(async () => {
@@ -58,20 +63,20 @@ beforeAll(async () => {
   // broker process mounts over ./data in its own namespace.
   mkdirSync(join(dir, "seed"));
   mkdirSync(join(dir, "data"));
-  writeFileSync(join(dir, "seed.yaml"), configYaml("./seed/breakglass.db"));
-  writeFileSync(join(dir, "breakglass.yaml"), configYaml("./data/breakglass.db"));
-  const seed = await createBroker(loadConfigFile(join(dir, "seed.yaml"), { ...connectorConfigChecks, env }), {
-    log: silentLogger,
+  const seed = await startTestBroker({
+    base: "minimal",
+    dir,
+    file: "seed.yaml",
     env,
+    config: configAt("./seed/breakglass.db"),
+    start: false,
   });
-  const system = { actor: "system", requestId: null, sourceAddress: null };
-  for (const user of ["alice", "bob", "erin"]) {
-    tokens.set(user, (await seed.tokens.create(system, { user, description: "disk full" })).token.reveal());
-  }
+  for (const user of ["alice", "bob", "erin"]) tokens.set(user, await seed.token(user));
   await seed.stop();
+  const written = writeTestConfig({ base: "minimal", dir, env, config: configAt("./data/breakglass.db") });
   const mountAndRun = 'mount -t tmpfs -o size=16m bgdisk ./data && cp ./seed/breakglass.db ./data/ && exec "$@"';
-  broker = await startBrokerProcess(join(dir, "breakglass.yaml"), {
-    env,
+  broker = await startBrokerProcess(written.file, {
+    env: written.env,
     wrap: ["unshare", "-rm", "sh", "-c", mountAndRun, "sh"],
   });
 });
@@ -164,7 +169,7 @@ describe("disk full under the recordings (a real ENOSPC)", () => {
       } catch (e) {
         refusal = e as Error & { code?: string };
       }
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
     expect(refusal).toMatchObject({
       code: "57P03",

@@ -5,20 +5,16 @@
  * new route, code, channel or command cannot ship undocumented and a renamed one cannot leave a
  * stale row behind. Also: no page promises work "for issue N" any more.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { COMMANDS } from "../src/cli/main.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { AlarmChannelSchema, ConfigFileSchema } from "../src/contract/config-schema.js";
 import { ALWAYS_SECURITY_EVENTS } from "../src/core/alarm-routing.js";
 import { STATUS_BY_CODE } from "../src/http/problem.js";
 import { ROOT } from "./support/broker-process.js";
-import { SQLITE_BROKER_HEADER } from "./support/test-config.js";
+import { RECORDED_ALARMS, SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 const doc = (name: string): string => readFileSync(join(ROOT, name), "utf8");
 
@@ -53,30 +49,31 @@ function documentedRoutes(): Map<string, DocRoute> {
   return rows;
 }
 
-let dir: string;
+let t: TestBroker;
 let broker: Broker;
 let operations: Map<string, DocRoute>;
 
 beforeAll(async () => {
   // A broker with a data key, so the /auth routes exist too; the operations come from its own
   // OpenAPI document, which is generated from the route table.
-  dir = mkdtempSync(join(tmpdir(), "bg-docs-"));
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `${SQLITE_BROKER_HEADER}admin_groups: [security]
-users: { alice: {}, erin: {} }
-groups: { oncall: [alice], security: [erin] }
-domains:
-  production:
-    roles:
-      db: { target: box, max_duration: 1h, approval: "1 of security", requesters: [oncall] }
-targets:
-  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
-`,
-  );
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), connectorConfigChecks), {
-    log: silentLogger,
+  t = await startTestBroker({
+    base: "minimal",
+    start: false,
+    config: {
+      ...SECRET_KEY,
+      ...RECORDED_ALARMS,
+      admin_groups: ["security"],
+      users: { alice: {}, erin: {} },
+      groups: { oncall: ["alice"], security: ["erin"] },
+      domains: {
+        production: {
+          roles: { db: { target: "box", max_duration: "1h", approval: "1 of security", requesters: ["oncall"] } },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+    },
   });
+  broker = t.broker;
   const openapi = (await broker.http.inject({ method: "GET", url: "/api/v1/openapi.json" })).json() as {
     paths: Record<
       string,
@@ -96,8 +93,7 @@ targets:
 });
 
 afterAll(async () => {
-  await broker?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 describe("docs/api.md", () => {

@@ -4,138 +4,138 @@
  * afterwards), the emergency path, and a drill whose target is unreachable failing at the exact
  * step with the target's error. Events are tagged `drill`, alarms start with [DRILL].
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
+import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
+import { type RoleOverride, SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 let target: PostgresTarget;
+let t: TestBroker;
 let dir: string;
 let broker: Broker;
-const admin = { actor: "erin", requestId: null, sourceAddress: null };
+const admin = ctx("erin");
 const bearer = async (user: string) => ({
   authorization: `Bearer ${(await broker.tokens.create(admin, { user, description: "t" })).token.reveal()}`,
 });
 
 beforeAll(async () => {
   target = await startPostgresTarget();
-  dir = mkdtempSync(join(tmpdir(), "bg-drills-"));
   const closed = await freePort();
   const gatewayPort = await freePort();
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-workers: { expiry_poll: 100ms }
-gateway: { host: 127.0.0.1, port: ${gatewayPort}, targets: [pg-app] }
-alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [{ events: ["*"], channels: [record] }] }
-auth:
-  oidc: { issuer: "http://127.0.0.1:${closed}", client_id: breakglass, allow_insecure_http: true }
-admin_groups: [security]
-users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol }, erin: { name: Erin }, drill-bot: { name: Drill bot } }
-groups: { oncall: [alice, drill-bot], leads: [bob, carol], security: [erin] }
-domains:
-  production:
-    roles:
-      db-admin:
-        target: pg-app
-        grants: { roles: [recovery_rw] }
-        max_duration: 1h
-        approval: "2 of leads"
-        requesters: [oncall]
-        emergency: true
-        fallback: true
-      db-rollback:
-        target: pg-app
-        grants: { roles: [recovery_rw] }
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-        guard: { deny: [drop_table, truncate] }
-      db-down:
-        target: pg-down
-        grants: { roles: [recovery_rw] }
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-targets:
-  pg-app:
-    connector: postgres
-    settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s }
-  pg-down:
-    connector: postgres
-    settings: { admin_url: { env: BG_DOWN_URL }, timeout: 2s }
-drills:
-  approval-path:
-    scenario: approval-path
-    role: production/db-admin
-    requester: alice
-    approvers: [bob, carol]
-    duration: 3s
-    probe: { sql: "SELECT count(*) FROM public.accounts" }
-  emergency:
-    scenario: emergency
-    role: production/db-admin
-    requester: alice
-    duration: 10m
-    probe: { sql: "SELECT 1" }
-    checks:
-      - { name: "credential is a connection string", exec: ["sh", "-c", 'case "$BREAKGLASS_CREDENTIAL" in postgres*) exit 0;; *) exit 3;; esac'] }
-  policy-rollback:
-    scenario: policy-rollback
-    role: production/db-rollback
-    requester: alice
-    approvers: [carol]
-    duration: 3s
-    probe: { sql: "SELECT count(*) FROM public.accounts" }
-    guard_probe: { sql: "DROP TABLE public.accounts" }
-  unguarded:
-    scenario: policy-rollback
-    role: production/db-admin
-    requester: alice
-    approvers: [bob, carol]
-    probe: { sql: "SELECT 1" }
-    guard_probe: { sql: "DELETE FROM public.accounts" }
-  idp-outage:
-    scenario: idp-outage
-    role: production/db-admin
-    requester: drill-bot
-    factor_secret: { file: ./drill-bot.totp }
-    probe: { sql: "SELECT 1" }
-  idp-outage-wrong-factor:
-    scenario: idp-outage
-    role: production/db-admin
-    requester: drill-bot
-    factor_secret: { file: ./wrong.totp }
-  target-down:
-    scenario: approval-path
-    role: production/db-down
-    requester: alice
-    approvers: [bob]
-    probe: { sql: "SELECT 1" }
-`,
-  );
-  const env = { [TARGET_ENV]: target.adminUrl, BG_DOWN_URL: `postgres://postgres@127.0.0.1:${closed}/app` };
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
-    log: silentLogger,
-    env,
+  const pgRole = (over: RoleOverride): RoleOverride => ({
+    target: "pg-app",
+    grants: { roles: ["recovery_rw"] },
+    max_duration: "1h",
+    requesters: ["oncall"],
+    ...over,
   });
-  await broker.start();
+  t = await startTestBroker({
+    base: "minimal",
+    env: { [TARGET_ENV]: target.adminUrl, BG_DOWN_URL: `postgres://postgres@127.0.0.1:${closed}/app` },
+    config: {
+      ...SECRET_KEY,
+      workers: { expiry_poll: "100ms" },
+      gateway: { host: "127.0.0.1", port: gatewayPort, targets: ["pg-app"] },
+      alarms: {
+        channels: { record: { type: "file", path: "./alarms.jsonl" } },
+        security_channels: ["record"],
+        routes: [{ events: ["*"], channels: ["record"] }],
+      },
+      auth: { oidc: { issuer: `http://127.0.0.1:${closed}`, client_id: "breakglass", allow_insecure_http: true } },
+      admin_groups: ["security"],
+      users: {
+        alice: { name: "Alice" },
+        bob: { name: "Bob" },
+        carol: { name: "Carol" },
+        erin: { name: "Erin" },
+        "drill-bot": { name: "Drill bot" },
+      },
+      groups: { oncall: ["alice", "drill-bot"], leads: ["bob", "carol"], security: ["erin"] },
+      domains: {
+        production: {
+          roles: {
+            "db-admin": pgRole({ approval: "2 of leads", emergency: true, fallback: true }),
+            "db-rollback": pgRole({ approval: "1 of leads", guard: { deny: ["drop_table", "truncate"] } }),
+            "db-down": pgRole({ target: "pg-down", approval: "1 of leads" }),
+          },
+        },
+      },
+      targets: {
+        "pg-app": { connector: "postgres", settings: { admin_url: { env: TARGET_ENV }, timeout: "5s" } },
+        "pg-down": { connector: "postgres", settings: { admin_url: { env: "BG_DOWN_URL" }, timeout: "2s" } },
+      },
+      drills: {
+        "approval-path": {
+          scenario: "approval-path",
+          role: "production/db-admin",
+          requester: "alice",
+          approvers: ["bob", "carol"],
+          duration: "3s",
+          probe: { sql: "SELECT count(*) FROM public.accounts" },
+        },
+        emergency: {
+          scenario: "emergency",
+          role: "production/db-admin",
+          requester: "alice",
+          duration: "10m",
+          probe: { sql: "SELECT 1" },
+          checks: [
+            {
+              name: "credential is a connection string",
+              exec: ["sh", "-c", 'case "$BREAKGLASS_CREDENTIAL" in postgres*) exit 0;; *) exit 3;; esac'],
+            },
+          ],
+        },
+        "policy-rollback": {
+          scenario: "policy-rollback",
+          role: "production/db-rollback",
+          requester: "alice",
+          approvers: ["carol"],
+          duration: "3s",
+          probe: { sql: "SELECT count(*) FROM public.accounts" },
+          guard_probe: { sql: "DROP TABLE public.accounts" },
+        },
+        unguarded: {
+          scenario: "policy-rollback",
+          role: "production/db-admin",
+          requester: "alice",
+          approvers: ["bob", "carol"],
+          probe: { sql: "SELECT 1" },
+          guard_probe: { sql: "DELETE FROM public.accounts" },
+        },
+        "idp-outage": {
+          scenario: "idp-outage",
+          role: "production/db-admin",
+          requester: "drill-bot",
+          factor_secret: { file: "./drill-bot.totp" },
+          probe: { sql: "SELECT 1" },
+        },
+        "idp-outage-wrong-factor": {
+          scenario: "idp-outage",
+          role: "production/db-admin",
+          requester: "drill-bot",
+          factor_secret: { file: "./wrong.totp" },
+        },
+        "target-down": {
+          scenario: "approval-path",
+          role: "production/db-down",
+          requester: "alice",
+          approvers: ["bob"],
+          probe: { sql: "SELECT 1" },
+        },
+      },
+    },
+  });
+  ({ broker, dir } = t);
 });
 
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   await target?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe("drills", () => {

@@ -20,6 +20,7 @@ import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { createEscalationWorker } from "../src/workers/escalation-worker.js";
 import { makeGrant } from "./support/core-fixtures.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
+import { PATIENCE_MS, until } from "./support/wait.js";
 
 const MODES = [
   { name: "two workers on one SQLite file", postgres: false },
@@ -136,12 +137,13 @@ for (const mode of MODES) {
         const admin = new pg.Client({ connectionString: cluster?.adminUrl });
         await admin.connect();
         try {
-          for (let i = 0; ; i++) {
-            const waiting = await admin.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
-            if (waiting.rows.length > 0) break;
-            if (i > 400) throw new Error("the worker never waited for a grant's lock");
-            await new Promise((r) => setTimeout(r, 25));
-          }
+          await until(
+            "the worker to wait for a grant's lock",
+            async () =>
+              (await admin.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'")).rows.length > 0,
+            PATIENCE_MS,
+            25,
+          );
         } finally {
           await admin.end();
         }

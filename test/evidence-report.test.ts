@@ -5,28 +5,26 @@
  * rendered to PNG with pdftoppm and checked not to be blank.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { verifyStoreChain } from "../src/audit/audit-verify.js";
 import { buildEvidenceReport, reportCsv, reportHtml, reportJson } from "../src/audit/evidence-report.js";
 import { HEADLESS_CHROMIUM_ARGS } from "../src/audit/pdf.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { nextRecord } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
 import { ctx } from "./support/ctx.js";
-import { manualClock, testConfigYaml } from "./support/test-config.js";
+import { manualClock } from "./support/manual-clock.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 const run = promisify(execFile);
 const DAY = 86_400_000;
 const clock = manualClock(Date.UTC(2026, 10, 1, 9, 0, 0));
+let t: TestBroker;
 let dir: string;
 let broker: Broker;
 const FROM = Date.UTC(2026, 10, 1);
@@ -54,16 +52,8 @@ async function access(emergency: boolean, outcome: "justified" | "unjustified") 
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "bg-report-"));
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    testConfigYaml({ driver: "sqlite" }, { audit: "checkpoint_every_events: 5" }),
-  );
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), connectorConfigChecks), {
-    log: silentLogger,
-    clock,
-  });
-  await broker.start();
+  t = await startTestBroker({ clock, config: { audit: { checkpoint_every_events: 5 } } });
+  ({ broker, dir } = t);
   await access(false, "justified");
   clock.advance(3 * DAY);
   await access(true, "unjustified");
@@ -94,8 +84,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await broker?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 async function build() {

@@ -8,48 +8,45 @@
  *   once, exactly once; back by hours — nothing that ended comes back, new work proceeds, and the
  *   audit chain still verifies.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { verifyStoreChain } from "../src/audit/audit-verify.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
-import type { Clock } from "../src/core/ports/runtime.js";
 import { ctx } from "./support/ctx.js";
+import { shiftedClock } from "./support/manual-clock.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
-import { PATIENCE_MS } from "./support/wait.js";
+import { type ConfigOverride, startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { sleep, until } from "./support/wait.js";
 
-const config = (storage: string, dir: string) => {
-  writeFileSync(join(dir, "grant.sh"), `#!/bin/sh\necho "$BREAKGLASS_GRANT_ID" >> ${join(dir, "granted")}\n`, {
-    mode: 0o755,
-  });
-  writeFileSync(join(dir, "revoke.sh"), `#!/bin/sh\necho "$BREAKGLASS_GRANT_ID" >> ${join(dir, "revoked")}\n`, {
-    mode: 0o755,
-  });
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: ${storage}
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [] }
-workers: { expiry_poll: 100ms }
-admin_groups: [security]
-users: { alice: {}, bob: {}, erin: {} }
-groups: { oncall: [alice], leads: [bob], security: [erin] }
-domains:
-  production:
-    roles:
-      db: { target: box, default_duration: 30m, max_duration: 2h, approval: "1 of leads", requesters: [oncall] }
-targets:
-  box: { connector: exec, settings: { grant: [./grant.sh], revoke: [./revoke.sh] } }
-`,
-  );
-  return join(dir, "breakglass.yaml");
+/** The exec target logs each grant and revocation to `granted` and `revoked` in the broker's folder. */
+const CONFIG: ConfigOverride = {
+  alarms: { channels: { record: { type: "file", path: "./alarms.jsonl" } }, security_channels: ["record"], routes: [] },
+  workers: { expiry_poll: "100ms" },
+  admin_groups: ["security"],
+  users: { alice: {}, bob: {}, erin: {} },
+  groups: { oncall: ["alice"], leads: ["bob"], security: ["erin"] },
+  domains: {
+    production: {
+      roles: {
+        db: {
+          target: "box",
+          default_duration: "30m",
+          max_duration: "2h",
+          approval: "1 of leads",
+          requesters: ["oncall"],
+        },
+      },
+    },
+  },
+  targets: {
+    box: {
+      connector: "exec",
+      settings: {
+        grant: ["sh", "-c", 'echo "$BREAKGLASS_GRANT_ID" >> granted'],
+        revoke: ["sh", "-c", 'echo "$BREAKGLASS_GRANT_ID" >> revoked'],
+      },
+    },
+  },
 };
 
 async function chainOk(broker: Broker): Promise<void> {
@@ -58,45 +55,24 @@ async function chainOk(broker: Broker): Promise<void> {
   expect(verdict.ok, JSON.stringify(verdict)).toBe(true);
 }
 
-/** Like support/wait's `until`, but a probe that throws (the store is down) counts as "not yet". */
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = PATIENCE_MS): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => null);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe("the PostgreSQL store goes away and comes back", () => {
   let cluster: PostgresCluster;
+  let t: TestBroker;
   let broker: Broker;
-  let dir: string;
   let alice = "";
   let bob = "";
 
   beforeAll(async () => {
     cluster = await startPostgres();
-    dir = mkdtempSync(join(tmpdir(), "bg-faults-pg-"));
-    const env = { BG_FAULT_DB: cluster.url };
-    broker = await createBroker(
-      loadConfigFile(config("{ driver: postgres, url_env: BG_FAULT_DB, pool_size: 4 }", dir), {
-        ...connectorConfigChecks,
-        env,
-      }),
-      { log: silentLogger, env },
-    );
-    await broker.start();
-    const system = { actor: "system", requestId: null, sourceAddress: null };
-    alice = (await broker.tokens.create(system, { user: "alice", description: "faults" })).token.reveal();
-    bob = (await broker.tokens.create(system, { user: "bob", description: "faults" })).token.reveal();
+    t = await startTestBroker({ base: "minimal", storage: { driver: "postgres", url: cluster.url }, config: CONFIG });
+    broker = t.broker;
+    alice = await t.token("alice");
+    bob = await t.token("bob");
   });
 
   afterAll(async () => {
-    await broker?.stop().catch(() => {});
+    await t?.stop().catch(() => {});
     await cluster?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   const call = (token: string | null, method: "GET" | "POST", path: string, payload?: Record<string, unknown>) =>
@@ -148,11 +124,15 @@ describe("the PostgreSQL store goes away and comes back", () => {
     }
 
     await cluster.resume();
-    // The pool's old connections are dead: within seconds the same broker answers again.
-    await until("the API answering again", async () => (await call(null, "GET", "/ready")).statusCode === 200);
+    // The pool's old connections are dead: within seconds the same broker answers again. (A call
+    // that throws while the store is still away counts as "not yet".)
+    await until(
+      "the API answering again",
+      async () => (await call(null, "GET", "/ready").catch(() => null))?.statusCode === 200,
+    );
     const approved = await until("the approval going through", async () => {
-      const res = await call(bob, "POST", `/grants/${first}/approve`, {});
-      return res.statusCode === 200 ? (res.json() as { state: string }) : null;
+      const res = await call(bob, "POST", `/grants/${first}/approve`, {}).catch(() => null);
+      return res?.statusCode === 200 ? (res.json() as { state: string }) : null;
     });
     expect(approved.state).toBe("active");
     // Nothing done during the outage: the approval happened once, now.
@@ -163,23 +143,17 @@ describe("the PostgreSQL store goes away and comes back", () => {
 });
 
 describe("the clock jumps", () => {
+  let t: TestBroker;
   let broker: Broker;
-  let dir: string;
-  let offsetMs = 0;
-  const clock: Clock = { now: () => Date.now() + offsetMs };
+  const clock = shiftedClock();
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "bg-faults-clock-"));
-    broker = await createBroker(
-      loadConfigFile(config("{ driver: sqlite, path: ./breakglass.db }", dir), connectorConfigChecks),
-      { log: silentLogger, clock },
-    );
-    await broker.start();
+    t = await startTestBroker({ base: "minimal", clock, config: CONFIG });
+    broker = t.broker;
   });
 
   afterAll(async () => {
-    await broker?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await t?.stop();
   });
 
   it("forward past a grant's end: it ends and is revoked at once, exactly once; back by hours: nothing comes back", async () => {
@@ -190,15 +164,15 @@ describe("the clock jumps", () => {
     });
     expect((await broker.service.approve(ctx("bob"), g.id, null)).state).toBe("active");
 
-    offsetMs += 2 * 3_600_000; // NTP step, a VM resumed from suspend…
+    clock.offsetMs += 2 * 3_600_000; // NTP step, a VM resumed from suspend…
     const ended = await until("the grant ending after the jump", async () => {
       const now = await broker.service.get(g.id);
       return now.state === "ended" && now.access === "revoked" ? now : null;
     });
     expect(ended.endReason).toBe("expired");
 
-    offsetMs -= 3 * 3_600_000; // …and back, an hour before the grant even started
-    await new Promise((r) => setTimeout(r, 1000)); // several expiry polls
+    clock.offsetMs -= 3 * 3_600_000; // …and back, an hour before the grant even started
+    await sleep(1000); // several expiry polls
     expect((await broker.service.get(g.id)).state).toBe("ended");
     const events = (await broker.store.readGrantAudit([g.id])).map((e) => e.type);
     expect(events.filter((t) => t === "grant.expired")).toHaveLength(1);

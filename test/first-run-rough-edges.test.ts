@@ -13,60 +13,52 @@
  * - an unknown role name gets a "did you mean", and `db-admin` without its domain a `DOMAIN/ROLE`
  *   hint — in a request, the grant list's filter and the configuration's drills alike.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { verifyStoreChain } from "../src/audit/audit-verify.js";
 import { buildEvidenceReport, reportHtml, reportJson } from "../src/audit/evidence-report.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { grantDetail, grantsTable } from "../src/cli/format.js";
 import { storyText } from "../src/cli/review-format.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantListSchema, GrantStorySchema, GrantViewSchema } from "../src/contract/api.js";
-import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { rotationStatus } from "../src/service/rotation.js";
 import { ctx } from "./support/ctx.js";
-import { SQLITE_BROKER_HEADER, testConfigYaml } from "./support/test-config.js";
+import {
+  loadTestConfig,
+  RECORDED_ALARMS,
+  SECRET_KEY,
+  startTestBroker,
+  type TestBroker,
+  writeTestConfig,
+} from "./support/test-broker.js";
 
 const USERS = ["alice", "bob", "carol", "erin"] as const;
 type User = (typeof USERS)[number];
-let dir: string;
+let t: TestBroker;
 let broker: Broker;
 let http: FastifyInstance;
 const tokens = new Map<User, string>();
 
 // A configuration without `secrets:` (like the demo's), with a drill of the approval path.
-const DRILL_YAML = `drills:
-  db-drill:
-    scenario: approval-path
-    role: production/db-admin
-    requester: alice
-    approvers: [bob, carol]
-    incident: INC-0
-    duration: 1s
-`;
+const DRILL = {
+  scenario: "approval-path",
+  role: "production/db-admin",
+  requester: "alice",
+  approvers: ["bob", "carol"],
+  incident: "INC-0",
+  duration: "1s",
+} as const;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "bg-first-run-"));
-  writeFileSync(join(dir, "breakglass.yaml"), `${testConfigYaml({ driver: "sqlite" })}${DRILL_YAML}`);
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), connectorConfigChecks), {
-    log: silentLogger,
-  });
-  for (const user of USERS) {
-    tokens.set(user, (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "t" })).token.reveal());
-  }
-  await broker.start();
-  http = broker.http;
+  t = await startTestBroker({ config: { drills: { "db-drill": DRILL } } });
+  ({ broker, http } = t);
+  for (const user of USERS) tokens.set(user, await t.token(user));
 });
 
 afterAll(async () => {
-  await broker?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked with expect(), field by field
@@ -134,17 +126,15 @@ describe("rotation lists only credentials the configuration has", () => {
   });
 
   it("a configuration with secrets.key_file lists its data key", async () => {
-    const other = mkdtempSync(join(tmpdir(), "bg-first-run-key-"));
+    const other = writeTestConfig({
+      base: "minimal",
+      config: { ...SECRET_KEY, ...RECORDED_ALARMS, users: { alice: {} }, groups: { oncall: ["alice"] } },
+    });
     try {
-      writeFileSync(
-        join(other, "breakglass.yaml"),
-        `${SQLITE_BROKER_HEADER}users: { alice: {} }\ngroups: { oncall: [alice] }\n`,
-      );
-      const config = loadConfigFile(join(other, "breakglass.yaml"), connectorConfigChecks);
-      const rows = await rotationStatus(config, broker.store, Date.now());
+      const rows = await rotationStatus(loadTestConfig(other), broker.store, Date.now());
       expect(rows.map((r) => r.key)).toEqual(["signing-key", "data-key"]);
     } finally {
-      rmSync(other, { recursive: true, force: true });
+      rmSync(other.dir, { recursive: true, force: true });
     }
   });
 });
@@ -318,15 +308,11 @@ describe("role names: a near miss gets a hint wherever a role is named", () => {
   });
 
   it("a drill naming `db-admin` in the configuration gets the same hint", () => {
-    const other = mkdtempSync(join(tmpdir(), "bg-first-run-drill-"));
+    const other = writeTestConfig({ config: { drills: { "db-drill": { ...DRILL, role: "db-admin" } } } });
     try {
-      writeFileSync(
-        join(other, "breakglass.yaml"),
-        `${testConfigYaml({ driver: "sqlite" })}${DRILL_YAML.replace("role: production/db-admin", "role: db-admin")}`,
-      );
       let issues: { path: string; hint?: string }[] = [];
       try {
-        loadConfigFile(join(other, "breakglass.yaml"), connectorConfigChecks);
+        loadTestConfig(other);
       } catch (e) {
         issues = (e as { issues: { path: string; hint?: string }[] }).issues;
       }
@@ -334,7 +320,7 @@ describe("role names: a near miss gets a hint wherever a role is named", () => {
         "roles are named DOMAIN/ROLE: did you mean `production/db-admin`?",
       );
     } finally {
-      rmSync(other, { recursive: true, force: true });
+      rmSync(other.dir, { recursive: true, force: true });
     }
   });
 });

@@ -12,14 +12,10 @@
  * waits for states with generous deadlines; how long the expiry took is the benchmark's business
  * (`npm run bench -- --only flood`).
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { type BrokerProcess, requireBuild, startBrokerProcess } from "./support/broker-process.js";
 import {
@@ -29,7 +25,8 @@ import {
   startPostgres,
   withDatabase,
 } from "./support/postgres-cluster.js";
-import { testConfigYaml } from "./support/test-config.js";
+import { startTestBroker, type TestStorage } from "./support/test-broker.js";
+import { settle, sleep } from "./support/wait.js";
 
 const BACKENDS = ["sqlite", "postgres"] as const;
 /** Requests one caller keeps in flight: far beyond what a caller may. */
@@ -41,8 +38,6 @@ interface Answer {
   readonly retryAfter: string | null;
   readonly code: string | null;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Keep `concurrency` requests in flight, each sent as soon as the one before it answered (a flood
@@ -110,7 +105,6 @@ for (const backend of BACKENDS) {
     let cluster: PostgresCluster | null = null;
     let dir: string;
     let broker: BrokerProcess;
-    let env: Record<string, string> = {};
     const tokens = { alice: "", reader: "", erin: "" };
 
     /** An API call that waits out 429s (the test's own calls share the flood's address). */
@@ -129,27 +123,21 @@ for (const backend of BACKENDS) {
     beforeAll(async () => {
       requireBuild();
       dir = mkdtempSync(join(tmpdir(), `bg-flood-${backend}-`));
-      let storage: { driver: "sqlite" } | { driver: "postgres"; url: string } = { driver: "sqlite" };
+      let storage: TestStorage = { driver: "sqlite" };
       if (backend === "postgres") {
         cluster = await startPostgres();
         await createDatabase(cluster.adminUrl, "flood", { owner: APP_ROLE });
         storage = { driver: "postgres", url: withDatabase(cluster.url, "flood") };
-        env = { BG_TEST_DATABASE_URL: storage.url };
       }
-      const file = join(dir, "breakglass.yaml");
-      writeFileSync(file, testConfigYaml(storage));
       // Tokens written straight into the store before the server starts.
-      const setup = await createBroker(loadConfigFile(file, { ...connectorConfigChecks, env }), {
-        log: silentLogger,
-        env,
-      });
+      const setup = await startTestBroker({ dir, storage, start: false });
       const make = async (user: string, scopes: string[]) =>
-        (await setup.tokens.create(SYSTEM_CONTEXT, { user, description: "flood test", scopes })).token.reveal();
+        (await setup.broker.tokens.create(SYSTEM_CONTEXT, { user, description: "flood test", scopes })).token.reveal();
       tokens.alice = await make("alice", ["*"]);
       tokens.reader = await make("bob", ["read"]);
       tokens.erin = await make("erin", ["*"]);
       await setup.stop();
-      broker = await startBrokerProcess(file, { env });
+      broker = await startBrokerProcess(setup.file, { env: setup.env });
     }, 120_000);
 
     afterAll(async () => {
@@ -180,9 +168,12 @@ for (const backend of BACKENDS) {
       const health = probeHealth(broker.url);
       const caller = flood(broker.url, () => tokens.reader, FLOOD);
       // The grant's window closes while the flood runs: wait (generously) for its file to go.
-      const deadline = Date.now() + 180_000;
-      while (existsSync(access) && Date.now() < deadline) await sleep(100);
-      const goneDuringFlood = !existsSync(access);
+      const goneDuringFlood = !(await settle(
+        () => existsSync(access),
+        (present) => !present,
+        180_000,
+        100,
+      ));
       // Let the flood run on a moment after the revocation, then stop it.
       await sleep(500);
       await caller.stop();
@@ -224,8 +215,12 @@ for (const backend of BACKENDS) {
       const health = probeHealth(broker.url);
       const caller = flood(broker.url, () => `bg_nosuchtoken${n++}_x`, FLOOD);
       // Until the address is refused (generous deadline), then stop.
-      const deadline = Date.now() + 120_000;
-      while (!caller.answers.some((a) => a.status === 429) && Date.now() < deadline) await sleep(100);
+      await settle(
+        () => caller.answers.some((a) => a.status === 429),
+        (refused) => refused,
+        120_000,
+        100,
+      );
       await caller.stop();
       await health.stop();
       const refused = caller.answers.filter((a) => a.status === 429);

@@ -10,67 +10,59 @@
  * - for contrast, a direct role's session opened with its credential keeps working after the
  *   broker died: that is what gateway-only access closes.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
 import { CredentialViewSchema } from "../src/contract/api.js";
-import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { type BrokerProcess, runCli, startBrokerProcess } from "./support/broker-process.js";
 import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
+import {
+  type RoleOverride,
+  SECRET_KEY,
+  startTestBroker,
+  type TestConfigOptions,
+  writeTestConfig,
+} from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 
 let target: PostgresTarget;
 let dir: string;
-let config: string;
 let gatewayPort: number;
-const env = () => ({ [TARGET_ENV]: target.adminUrl });
+
+/** The broker in this process and the broker process read the same configuration. */
+const options = (): TestConfigOptions => {
+  const role: RoleOverride = {
+    target: "pg-app",
+    grants: { roles: ["recovery_rw"] },
+    max_duration: "2h",
+    approval: "1 of leads",
+    requesters: ["oncall"],
+  };
+  return {
+    base: "minimal",
+    dir,
+    env: { [TARGET_ENV]: target.adminUrl },
+    config: {
+      ...SECRET_KEY,
+      workers: { expiry_poll: "100ms" },
+      gateway: { host: "127.0.0.1", port: gatewayPort },
+      users: { alice: { name: "Alice" }, bob: { name: "Bob" } },
+      groups: { oncall: ["alice"], leads: ["bob"] },
+      domains: { production: { roles: { "db-strict": { ...role, gateway_only: true }, "db-direct": role } } },
+      targets: { "pg-app": { connector: "postgres", settings: { admin_url: { env: TARGET_ENV }, timeout: "5s" } } },
+    },
+  };
+};
 
 beforeAll(async () => {
   target = await startPostgresTarget();
   dir = mkdtempSync(join(tmpdir(), "bg-gateway-only-"));
   gatewayPort = await freePort();
-  config = join(dir, "breakglass.yaml");
-  writeFileSync(
-    config,
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-workers: { expiry_poll: 100ms }
-gateway: { host: 127.0.0.1, port: ${gatewayPort} }
-users: { alice: { name: Alice }, bob: { name: Bob } }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    roles:
-      db-strict:
-        target: pg-app
-        grants: { roles: [recovery_rw] }
-        gateway_only: true
-        max_duration: 2h
-        approval: "1 of leads"
-        requesters: [oncall]
-      db-direct:
-        target: pg-app
-        grants: { roles: [recovery_rw] }
-        max_duration: 2h
-        approval: "1 of leads"
-        requesters: [oncall]
-targets:
-  pg-app:
-    connector: postgres
-    settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s }
-`,
-  );
 });
 afterAll(async () => {
   await target?.stop();
@@ -109,12 +101,10 @@ describe("gateway-only access", () => {
 
   it("hands the holder a gateway login only; the target's password is nowhere the holder can read", async () => {
     // Grants made by the broker in this process, which then stops; the server process takes over.
-    const broker = await createBroker(loadConfigFile(config, { ...connectorConfigChecks, env: env() }), {
-      log: silentLogger,
-      env: env(),
-    });
+    const t = await startTestBroker({ ...options(), start: false });
+    const broker = t.broker;
     try {
-      alice = (await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "test" })).token.reveal();
+      alice = await t.token("alice");
       strict = await grant(broker, "db-strict", alice);
       direct = await grant(broker, "db-direct", alice);
       const u = new URL(strict.dsn);
@@ -135,12 +125,13 @@ describe("gateway-only access", () => {
       expect(shown).toContain(u.username);
       expect(shown).not.toMatch(/postgres(ql)?:\/\/[^"]*:[^"@]+@127\.0\.0\.1:\d+/);
     } finally {
-      await broker.stop();
+      await t.stop();
     }
   });
 
   it("ends the holder's sessions at the target when the broker dies, and lets no new one in", async () => {
-    server = await startBrokerProcess(config, { env: env() });
+    const written = writeTestConfig(options());
+    server = await startBrokerProcess(written.file, { env: written.env });
     const user = decodeURIComponent(new URL(strict.dsn).username);
     // The CLI, against the broker process, gives the holder the same gateway login.
     const cli = await runCli(["credential", strict.id], { BREAKGLASS_URL: server.url, BREAKGLASS_TOKEN: alice });

@@ -9,14 +9,15 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import type { AppConfig } from "../src/config/app-config.js";
 import { BreakglassError } from "../src/core/errors.js";
 import { dueAt } from "../src/core/grant-machine.js";
 import type { Grant } from "../src/core/model.js";
 import type { Connector } from "../src/core/ports/connector.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "../src/core/request-context.js";
+import { ctx } from "./support/ctx.js";
+import { type ManualClock, manualClock } from "./support/manual-clock.js";
 import {
   APP_ROLE,
   createDatabase,
@@ -24,9 +25,17 @@ import {
   startPostgres,
   withDatabase,
 } from "./support/postgres-cluster.js";
-import { type ManualClock, manualClock, type TestStorage, writeTestConfig } from "./support/test-config.js";
+import {
+  loadTestConfig,
+  startTestBroker,
+  type TestBroker,
+  type TestBrokerOptions,
+  type TestStorage,
+  writeTestConfig,
+} from "./support/test-broker.js";
+import { PATIENCE_MS, until } from "./support/wait.js";
 
-const as = (actor: string): RequestContext => ({ actor, requestId: `req-${actor}`, sourceAddress: "127.0.0.1" });
+const as = (actor: string): RequestContext => ctx(actor, { requestId: `req-${actor}`, sourceAddress: "127.0.0.1" });
 const REQUEST = { roleId: "production/db-admin", justification: "primary database is down", incident: "INC-4711" };
 
 interface Backend {
@@ -87,15 +96,18 @@ afterAll(async () => {
 for (const backend of BACKENDS) {
   describe(`grant lifecycle on ${backend.name}`, () => {
     let dir: string;
+    let storage: TestStorage;
     let config: AppConfig;
     let clock: ManualClock;
-    const brokers: Broker[] = [];
+    const brokers: TestBroker[] = [];
 
-    const open = async (): Promise<Broker> => {
-      const b = await createBroker(config, { clock, log: silentLogger });
-      brokers.push(b);
-      return b;
+    /** A broker on this test's folder and database, not started (the test drives its workers). */
+    const open = async (opts: Pick<TestBrokerOptions, "connectors"> = {}): Promise<Broker> => {
+      const t = await startTestBroker({ dir, storage, clock, start: false, ...opts });
+      brokers.push(t);
+      return t.broker;
     };
+    const close = (b: Broker) => brokers.find((t) => t.broker === b)?.stop();
     const accessFile = (g: Grant) => join(dir, "targets", `bg_${g.id}`);
     // The grant's own story; the alarm worker's delivery receipts (`alarm.delivered`) come when
     // they come and are not part of the order asserted here.
@@ -112,10 +124,11 @@ for (const backend of BACKENDS) {
     beforeEach(async () => {
       dir = mkdtempSync(join(tmpdir(), `bg-life-${backend.name}-`));
       clock = manualClock();
-      config = writeTestConfig(dir, await backend.storage());
+      storage = await backend.storage();
+      config = loadTestConfig(writeTestConfig({ dir, storage }));
     });
     afterEach(async () => {
-      for (const b of brokers.splice(0)) await b.stop().catch(() => undefined);
+      for (const t of brokers.splice(0)) await t.stop().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     });
 
@@ -153,15 +166,16 @@ for (const backend of BACKENDS) {
         },
         verify: async (_facts, handle) => ({ revoked: !present.has(String(handle.principal)), detail: {} }),
       };
-      const b = await createBroker(config, { clock, log: silentLogger, connectors: new Map([["box", slow]]) });
-      brokers.push(b);
+      const b = await open({ connectors: new Map([["box", slow]]) });
       const g = await b.service.request(as("alice"), REQUEST);
       await b.service.approve(as("bob"), g.id, null);
       const activating = b.service.approve(as("carol"), g.id, null);
-      for (let i = 0; (await b.service.get(g.id)).access !== "granting"; i++) {
-        if (i > 200) throw new Error("activation never started");
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await until(
+        "the activation to start",
+        async () => (await b.service.get(g.id)).access === "granting",
+        PATIENCE_MS,
+        10,
+      );
       const refused = await b.service.revoke(as("erin"), g.id, "stop").catch((e: unknown) => e);
       expect((refused as BreakglassError).code).toBe("ERR_CONFLICT");
 
@@ -199,8 +213,7 @@ for (const backend of BACKENDS) {
     it("ends at start a grant whose end passed while the broker was down, and revokes it at the target", async () => {
       const first = await open();
       const g = await activeGrant(first);
-      await first.stop();
-      brokers.splice(brokers.indexOf(first), 1);
+      await close(first);
 
       clock.advance(30 * 60_000 + 60_000); // down through the end, plus a minute
       const second = await open();
@@ -385,9 +398,10 @@ describe("several replicas on one PostgreSQL", () => {
     const dir = mkdtempSync(join(tmpdir(), "bg-replicas-"));
     const clock = manualClock();
     try {
-      const config = writeTestConfig(dir, { driver: "postgres", url: withDatabase(cluster.url, name) });
-      const a = await createBroker(config, { clock, log: silentLogger });
-      const b = await createBroker(config, { clock, log: silentLogger });
+      const storage: TestStorage = { driver: "postgres", url: withDatabase(cluster.url, name) };
+      const replicaA = await startTestBroker({ dir, storage, clock, start: false });
+      const replicaB = await startTestBroker({ dir, storage, clock, start: false });
+      const [a, b] = [replicaA.broker, replicaB.broker];
       try {
         // 120 active grants of 120 holders, seeded through the store; all of them past their end.
         const template = await activeViaService(a);
@@ -410,8 +424,8 @@ describe("several replicas on one PostgreSQL", () => {
           expect(existsSync(join(dir, "targets", `bg_${id}`))).toBe(false);
         }
       } finally {
-        await a.stop();
-        await b.stop();
+        await replicaA.stop();
+        await replicaB.stop();
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

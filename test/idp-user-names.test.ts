@@ -5,14 +5,14 @@
  * the broker refuses each, says why, writes `auth.login_refused` and pages security. A name
  * already bound to another IdP subject is refused the same way.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../src/app.js";
 import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, TestBrowser, type TestIdp } from "./support/oidc-provider.js";
-import { startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { settle } from "./support/wait.js";
 
 let dir: string;
 let idp: TestIdp;
@@ -24,15 +24,12 @@ beforeAll(async () => {
   const brokerPort = await freePort();
   base = `http://127.0.0.1:${brokerPort}`;
   idp = await startTestIdp({ port: await freePort(), redirectUri: `${base}/auth/callback`, postLogoutUri: `${base}/` });
-  dir = mkdtempSync(join(tmpdir(), "bg-idp-names-"));
-  writeFileSync(join(dir, "target.sh"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
   t = await startTestBroker({
     base: "minimal",
-    dir,
     env: { IDP_SECRET: IDP_CLIENT_SECRET },
     config: {
       server: { port: brokerPort },
-      secrets: { key_file: "./secrets.key", generate_key_if_missing: true },
+      ...SECRET_KEY,
       auth: {
         oidc: {
           issuer: idp.issuer,
@@ -55,16 +52,15 @@ beforeAll(async () => {
           roles: { restart: { target: "box", max_duration: "1h", approval: "1 of leads", requesters: ["oncall"] } },
         },
       },
-      targets: { box: { connector: "exec", settings: { grant: ["./target.sh"], revoke: ["./target.sh"] } } },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
     },
   });
-  broker = t.broker;
+  ({ broker, dir } = t);
 });
 
 afterAll(async () => {
   await t?.stop();
   await idp?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Walk the IdP login as the account `key`; where it ended and the session cookie, if any. */
@@ -85,16 +81,17 @@ async function refusals() {
 /** The alarms the security channel has written, waiting up to 20 s for `n` of them. */
 async function pagedRefusals(n: number): Promise<string[]> {
   const file = join(dir, "security.jsonl");
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const lines = existsSync(file)
-      ? readFileSync(file, "utf8")
-          .split("\n")
-          .filter((l) => l.includes("auth.login_refused"))
-      : [];
-    if (lines.length >= n || Date.now() > deadline) return lines;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return settle(
+    () =>
+      existsSync(file)
+        ? readFileSync(file, "utf8")
+            .split("\n")
+            .filter((l) => l.includes("auth.login_refused"))
+        : [],
+    (lines) => lines.length >= n,
+    20_000,
+    100,
+  );
 }
 
 describe("names from the IdP follow the user-name rule", () => {

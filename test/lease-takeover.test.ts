@@ -13,14 +13,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { type BrokerProcess, requireBuild, startBrokerProcess } from "./support/broker-process.js";
 import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
+import { startTestBroker, type TestConfigOptions, writeTestConfig } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 
 const MODES = [
@@ -65,49 +62,54 @@ echo "done $PPID $(date +%s%3N)" >> ${log}
 `,
           { mode: 0o755 },
         );
-        const env = { BG_LEASE_DB: cluster?.url ?? "" };
         const ports: number[] = [];
         for (let i = 0; i < mode.replicas; i++) ports.push(await freePort());
-        const configFor = (port: number) => {
-          const file = join(dir, `broker-${port}.yaml`);
-          writeFileSync(
-            file,
-            `version: 1
-server: { host: 127.0.0.1, port: ${port} }
-storage: ${mode.postgres ? "{ driver: postgres, url_env: BG_LEASE_DB, pool_size: 4 }" : "{ driver: sqlite, path: ./breakglass.db }"}
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-workers: { expiry_poll: 100ms }
-users: { alice: {}, bob: {} }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    roles:
-      db: { target: box, default_duration: 2s, max_duration: 1h, approval: "1 of leads", requesters: [oncall] }
-targets:
-  box: { connector: exec, settings: { grant: [./grant.sh], revoke: [./revoke.sh], timeout: ${TARGET_TIMEOUT_S}s } }
-`,
-          );
-          return file;
-        };
-        // The grant is made (and activated) by a broker that is not started: no worker of it runs.
-        const setup = await createBroker(
-          loadConfigFile(configFor(ports[0] as number), { ...connectorConfigChecks, env }),
-          {
-            log: silentLogger,
-            env,
+        /** Each broker's configuration: the same but for its port. */
+        const configFor = (port: number): TestConfigOptions => ({
+          base: "minimal",
+          dir,
+          file: `broker-${port}.yaml`,
+          storage: cluster ? { driver: "postgres", url: cluster.url } : { driver: "sqlite" },
+          config: {
+            server: { port },
+            workers: { expiry_poll: "100ms" },
+            users: { alice: {}, bob: {} },
+            groups: { oncall: ["alice"], leads: ["bob"] },
+            domains: {
+              production: {
+                roles: {
+                  db: {
+                    target: "box",
+                    default_duration: "2s",
+                    max_duration: "1h",
+                    approval: "1 of leads",
+                    requesters: ["oncall"],
+                  },
+                },
+              },
+            },
+            targets: {
+              box: {
+                connector: "exec",
+                settings: { grant: ["./grant.sh"], revoke: ["./revoke.sh"], timeout: `${TARGET_TIMEOUT_S}s` },
+              },
+            },
           },
-        );
-        const g = await setup.service.request(ctx("alice"), {
+        });
+        // The grant is made (and activated) by a broker that is not started: no worker of it runs.
+        const setup = await startTestBroker({ ...configFor(ports[0] as number), start: false });
+        const g = await setup.broker.service.request(ctx("alice"), {
           roleId: "production/db",
           justification: "lease test",
           incident: "INC-20",
         });
-        await setup.service.approve(ctx("bob"), g.id, null);
+        await setup.broker.service.approve(ctx("bob"), g.id, null);
         await setup.stop();
 
         const brokers = new Map<number, BrokerProcess>();
         const start = async (port: number) => {
-          const b = await startBrokerProcess(configFor(port), { env: { ...env, BREAKGLASS_LOG_LEVEL: "silent" } });
+          const written = writeTestConfig(configFor(port));
+          const b = await startBrokerProcess(written.file, { env: { ...written.env, BREAKGLASS_LOG_LEVEL: "silent" } });
           brokers.set(b.child.pid as number, b);
         };
         cleanups.push(() => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../src/app.js";
 import { ctx } from "./support/ctx.js";
 import { type ConfigOverride, startTestBroker, type TestBroker } from "./support/test-broker.js";
-import { until } from "./support/wait.js";
+import { sleep, until } from "./support/wait.js";
 
 const ROLE_EXTRA = {
   reader: { target: "box", max_duration: "1h", approval: "1 of leads", requesters: ["oncall"] },
@@ -130,7 +130,7 @@ describe("ending warning and overdue review", () => {
     const stored = await b.store.getGrant(g.id);
     expect(stored?.reviewOverdueAt).not.toBeNull();
     // Reported once: a few more worker ticks add nothing.
-    await new Promise((r) => setTimeout(r, 700));
+    await sleep(700);
     const count = (type: string) =>
       lines("alarms.jsonl").filter((l) => l.event.type === type && l.event.grant === g.id).length;
     expect(count("grant.review_overdue")).toBe(1);

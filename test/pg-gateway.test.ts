@@ -5,21 +5,16 @@
  * ended grant refused; the session cut with a FATAL at the grant's end.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { verifyStoreChain } from "../src/audit/audit-verify.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
-import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { cancelRequest } from "../src/gateway/pg-wire.js";
 import { connectUpstream, parseUpstream } from "../src/gateway/upstream.js";
 import { runCli } from "./support/broker-process.js";
@@ -27,64 +22,66 @@ import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 import { selfSignedCert } from "./support/self-signed.js";
-import { until } from "./support/wait.js";
+import {
+  type ConfigOverride,
+  mergeConfig,
+  type RoleOverride,
+  SECRET_KEY,
+  startTestBroker,
+  type TargetOverride,
+  type TestBroker,
+} from "./support/test-broker.js";
+import { sleep, until } from "./support/wait.js";
 
 const run = promisify(execFile);
 let target: PostgresTarget;
+let t: TestBroker;
 let dir: string;
 let broker: Broker;
+/** The main broker's configuration (a later test starts a second one like it, with TLS). */
+let config: ConfigOverride;
+
+/** A role on a postgres target, granted `recovery_rw`; `extra` adds to or replaces its settings. */
+const pgRole = (target: string, extra: RoleOverride = {}): RoleOverride => ({
+  target,
+  grants: { roles: ["recovery_rw"] },
+  max_duration: "2h",
+  approval: "1 of leads",
+  requesters: ["oncall"],
+  ...extra,
+});
 
 beforeAll(async () => {
   target = await startPostgresTarget();
-  dir = mkdtempSync(join(tmpdir(), "bg-gateway-"));
   const port = await freePort();
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-workers: { expiry_poll: 100ms }
-gateway: { host: 127.0.0.1, port: ${port}, targets: [pg-app] }
-users: { alice: { name: Alice }, bob: { name: Bob }, carol: { name: Carol }, dave: { name: Dave } }
-groups: { oncall: [alice], leads: [bob, carol] }
-domains:
-  production:
-    roles:
-      db-admin:
-        target: pg-app
-        grants: { roles: [recovery_rw] }
-        max_duration: 2h
-        approval: "1 of leads"
-        requesters: [oncall]
-      guarded:
-        target: pg-app
-        grants: { roles: [recovery_rw] }
-        max_duration: 2h
-        approval: "1 of leads"
-        requesters: [oncall]
-        guard:
-          deny: [drop_table, truncate, delete_without_where, set_role]
-          deny_schemas: [audit]
-        recording: { redact_parameters: true }
-targets:
-  pg-app:
-    connector: postgres
-    settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s }
-`,
-  );
-  const env = { [TARGET_ENV]: target.adminUrl };
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
-    log: silentLogger,
-    env,
-  });
-  await broker.start();
+  config = {
+    ...SECRET_KEY,
+    workers: { expiry_poll: "100ms" },
+    gateway: { host: "127.0.0.1", port, targets: ["pg-app"] },
+    users: { alice: { name: "Alice" }, bob: { name: "Bob" }, carol: { name: "Carol" }, dave: { name: "Dave" } },
+    groups: { oncall: ["alice"], leads: ["bob", "carol"] },
+    domains: {
+      production: {
+        roles: {
+          "db-admin": pgRole("pg-app"),
+          guarded: pgRole("pg-app", {
+            guard: {
+              deny: ["drop_table", "truncate", "delete_without_where", "set_role"],
+              deny_schemas: ["audit"],
+            },
+            recording: { redact_parameters: true },
+          }),
+        },
+      },
+    },
+    targets: { "pg-app": { connector: "postgres", settings: { admin_url: { env: TARGET_ENV }, timeout: "5s" } } },
+  };
+  t = await startTestBroker({ base: "minimal", env: { [TARGET_ENV]: target.adminUrl }, config });
+  ({ broker, dir } = t);
 });
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   await target?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 const int32 = (n: number) => {
@@ -239,20 +236,18 @@ describe("PostgreSQL gateway", () => {
     expect(new Set(recorded.map((s) => s.sessionId)).size).toBe(1);
 
     // The recording through the API and the CLI: the holder and an approver read it (audited); others cannot.
-    const token = async (user: string) =>
-      (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "t" })).token.reveal();
-    const url = `http://${broker.config.server.host}:${(broker.http.server.address() as net.AddressInfo).port}`;
-    const shown = await runCli(["recording", id], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: await token("bob") });
+    const url = t.url;
+    const shown = await runCli(["recording", id], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: await t.token("bob") });
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).toMatch(/^session s_/);
     expect(shown.stdout).toMatch(/ 2 .* SELECT 1 +SELECT owner FROM public\.accounts WHERE id = \$1 +\["2"\]/);
     expect(shown.stdout).toMatch(/ERROR 22012 division by zero +SELECT 1\/0/);
     const json = await runCli(["recording", id, "--json"], {
       BREAKGLASS_URL: url,
-      BREAKGLASS_TOKEN: await token("alice"),
+      BREAKGLASS_TOKEN: await t.token("alice"),
     });
     expect(JSON.parse(json.stdout).statements).toHaveLength(8);
-    const denied = await runCli(["recording", id], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: await token("dave") });
+    const denied = await runCli(["recording", id], { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: await t.token("dave") });
     expect(denied.code).not.toBe(0);
     expect(denied.stderr).toMatch(/ERR_FORBIDDEN/);
     const reads = (await broker.store.readGrantAudit([id])).filter((e) => e.type === "grant.recording_read");
@@ -452,7 +447,7 @@ describe("PostgreSQL gateway", () => {
     });
     // Read nothing for 2 s (a stalled client), then everything. Without backpressure the gateway
     // would have read the whole result from the target into memory by then.
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     const stalledPeak = peak;
     sock.resume();
     await until("the whole result", () => done, undefined, 20);
@@ -613,22 +608,15 @@ describe("PostgreSQL gateway", () => {
     const port = await freePort();
     const tlsConfigDir = join(dir, "tls-broker");
     mkdirSync(tlsConfigDir);
-    writeFileSync(
-      join(tlsConfigDir, "breakglass.yaml"),
-      readFileSync(join(dir, "breakglass.yaml"), "utf8").replace(
-        /gateway: \{[^}]*\}/,
-        `gateway: { host: 127.0.0.1, port: ${port}, public_host: localhost, targets: [pg-app], tls: { cert_file: ../tls/gw.crt, key_file: ../tls/gw.key } }`,
-      ),
-    );
-    const env = { [TARGET_ENV]: target.adminUrl };
-    const second = await createBroker(
-      loadConfigFile(join(tlsConfigDir, "breakglass.yaml"), { ...connectorConfigChecks, env }),
-      {
-        log: silentLogger,
-        env,
-      },
-    );
-    await second.start();
+    const secondBroker = await startTestBroker({
+      base: "minimal",
+      dir: tlsConfigDir,
+      env: { [TARGET_ENV]: target.adminUrl },
+      config: mergeConfig(config, {
+        gateway: { port, public_host: "localhost", tls: { cert_file: "../tls/gw.crt", key_file: "../tls/gw.key" } },
+      }),
+    });
+    const second = secondBroker.broker;
     try {
       const g = await second.service.request(ctx("alice"), {
         roleId: "production/db-admin",
@@ -657,7 +645,7 @@ describe("PostgreSQL gateway", () => {
       });
       await second.service.release(ctx("alice"), g.id);
     } finally {
-      await second.stop();
+      await secondBroker.stop();
     }
   });
 
@@ -717,44 +705,34 @@ describe("PostgreSQL gateway", () => {
       const wrongCa = join(tlsDir, "other-ca.crt");
       await selfSignedCert({ certFile: wrongCa, keyFile: join(tlsDir, "other.key"), cn: "127.0.0.1" });
       const port = await freePort();
-      const role = (name: string, target: string) => `      ${name}:
-        target: ${target}
-        grants: { roles: [recovery_rw] }
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-`;
-      writeFileSync(
-        join(tlsDir, "breakglass.yaml"),
-        `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-gateway: { host: 127.0.0.1, port: ${port}, targets: [verified, unverifiable] }
-users: { alice: { name: Alice }, bob: { name: Bob } }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    roles:
-${role("verified", "verified")}${role("unverifiable", "unverifiable")}targets:
-  verified:
-    connector: postgres
-    settings: { admin_url: { env: ${TARGET_ENV} }, connect_options: "sslmode=verify-full&sslrootcert=${tlsTarget.cluster.caFile}" }
-  unverifiable:
-    connector: postgres
-    settings: { admin_url: { env: ${TARGET_ENV} }, connect_options: "sslmode=verify-full&sslrootcert=${wrongCa}" }
-`,
-      );
-      const env = { [TARGET_ENV]: tlsTarget.adminUrl };
-      const third = await createBroker(
-        loadConfigFile(join(tlsDir, "breakglass.yaml"), { ...connectorConfigChecks, env }),
-        {
-          log: silentLogger,
-          env,
+      const upstreamTls = (caFile: string | null): TargetOverride => ({
+        connector: "postgres",
+        settings: {
+          admin_url: { env: TARGET_ENV },
+          connect_options: `sslmode=verify-full&sslrootcert=${caFile}`,
         },
-      );
-      await third.start();
+      });
+      const thirdBroker = await startTestBroker({
+        base: "minimal",
+        dir: tlsDir,
+        env: { [TARGET_ENV]: tlsTarget.adminUrl },
+        config: {
+          ...SECRET_KEY,
+          gateway: { host: "127.0.0.1", port, targets: ["verified", "unverifiable"] },
+          users: { alice: { name: "Alice" }, bob: { name: "Bob" } },
+          groups: { oncall: ["alice"], leads: ["bob"] },
+          domains: {
+            production: {
+              roles: {
+                verified: pgRole("verified", { max_duration: "1h" }),
+                unverifiable: pgRole("unverifiable", { max_duration: "1h" }),
+              },
+            },
+          },
+          targets: { verified: upstreamTls(tlsTarget.cluster.caFile), unverifiable: upstreamTls(wrongCa) },
+        },
+      });
+      const third = thirdBroker.broker;
       try {
         const dsnFor = async (name: string) => {
           const g = await third.service.request(ctx("alice"), {
@@ -775,7 +753,7 @@ ${role("verified", "verified")}${role("unverifiable", "unverifiable")}targets:
         const bad = new pg.Client({ connectionString: await dsnFor("unverifiable") });
         await expect(bad.connect()).rejects.toThrow(/the target refused the session: TLS to the target failed/);
       } finally {
-        await third.stop();
+        await thirdBroker.stop();
       }
     } finally {
       await tlsTarget.stop();
@@ -869,7 +847,7 @@ ${role("verified", "verified")}${role("unverifiable", "unverifiable")}targets:
       method: "GET",
       url: `/api/v1/grants/${id}/story`,
       headers: {
-        authorization: `Bearer ${(await broker.tokens.create(SYSTEM_CONTEXT, { user: "bob", description: "t" })).token.reveal()}`,
+        authorization: `Bearer ${await t.token("bob")}`,
       },
     });
     expect(story.json().recording.sessions).toEqual([
@@ -927,35 +905,20 @@ describe("PostgreSQL gateway: a session's end and its recording", () => {
   it("writes a session's end (its seal) only once the statements it seals are stored, however long the recorder waits to write", async () => {
     // A recorder that writes every 10 minutes: before the fix the end event sealed a recording
     // still in memory, and `audit verify` read it as deleted until the batch was written.
-    const slowDir = mkdtempSync(join(tmpdir(), "bg-gateway-slow-"));
     const gatewayPort = await freePort();
-    writeFileSync(
-      join(slowDir, "breakglass.yaml"),
-      `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-gateway: { host: 127.0.0.1, port: ${gatewayPort}, targets: [pg-app], record_flush: 10m }
-users: { alice: {}, bob: {} }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    roles:
-      db: { target: pg-app, grants: { roles: [recovery_rw] }, max_duration: 2h, approval: "1 of leads", requesters: [oncall] }
-targets:
-  pg-app: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s } }
-`,
-    );
-    const env = { [TARGET_ENV]: target.adminUrl };
-    const slow = await createBroker(
-      loadConfigFile(join(slowDir, "breakglass.yaml"), { ...connectorConfigChecks, env }),
-      {
-        log: silentLogger,
-        env,
+    const slowBroker = await startTestBroker({
+      base: "minimal",
+      env: { [TARGET_ENV]: target.adminUrl },
+      config: {
+        ...SECRET_KEY,
+        gateway: { host: "127.0.0.1", port: gatewayPort, targets: ["pg-app"], record_flush: "10m" },
+        users: { alice: {}, bob: {} },
+        groups: { oncall: ["alice"], leads: ["bob"] },
+        domains: { production: { roles: { db: pgRole("pg-app") } } },
+        targets: { "pg-app": { connector: "postgres", settings: { admin_url: { env: TARGET_ENV }, timeout: "5s" } } },
       },
-    );
-    await slow.start();
+    });
+    const slow = slowBroker.broker;
     try {
       const g = await slow.service.request(ctx("alice"), {
         roleId: "production/db",
@@ -979,8 +942,7 @@ targets:
       expect(JSON.parse(ended.payload).data).toMatchObject({ statements: 1 });
       await slow.service.release(ctx("alice"), g.id);
     } finally {
-      await slow.stop();
-      rmSync(slowDir, { recursive: true, force: true });
+      await slowBroker.stop();
     }
   });
 });

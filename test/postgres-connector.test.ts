@@ -12,7 +12,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ConnectorGrantFacts } from "../src/core/ports/connector.js";
 import { contractRole } from "./support/connector-case.js";
 import { type PostgresTarget, startPostgresTarget, tryLogin } from "./support/postgres-target.js";
-import { until } from "./support/wait.js";
+import { sleep, until } from "./support/wait.js";
 
 let target: PostgresTarget;
 beforeAll(async () => {
@@ -31,8 +31,6 @@ const facts = (grantId: string, endsAt = Date.now() + 30 * 60_000, requester = "
   justification: "restore the accounts table",
   endsAt,
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("postgres connector", () => {
   it("creates a login role that is a member of the recovery role, expires with VALID UNTIL, and hands over a working connection string", async () => {

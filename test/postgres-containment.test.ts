@@ -6,7 +6,7 @@
  * hands out; after the end it checks the catalog *and* tries the path as another role. Paths the
  * model documents as out of scope have a test showing the documented behaviour.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -23,6 +23,7 @@ import {
   startPostgresEstate,
   TARGET_ENV,
 } from "./support/postgres-estate.js";
+import { type RoleOverride, SECRET_KEY, writeTestConfig } from "./support/test-broker.js";
 
 let estate: PostgresEstate;
 beforeAll(async () => {
@@ -782,29 +783,39 @@ describe("containment: what the model reports rather than reverts, and what it d
   it("config check --targets explains each role's containment limits and refuses an uncontainable role unless accepted with a reason", async () => {
     await estate.sql("CREATE ROLE recovery_root NOLOGIN SUPERUSER", undefined, "postgres");
     const dir = mkdtempSync(join(tmpdir(), "bg-containment-check-"));
-    const config = (accept: string) => `version: 1
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-users: { alice: { name: Alice }, bob: { name: Bob } }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    description: Production
-    roles:
-      dba: { description: DBA, target: pg-estate, grants: { roles: [recovery_dba] }, approval: "1 of leads", requesters: [oncall], max_duration: 1h }
-      root: { description: Root, target: pg-estate, grants: { roles: [recovery_root] }, approval: "1 of leads", requesters: [oncall], max_duration: 1h }
-targets:
-  pg-estate:
-    connector: postgres
-    settings:
-      admin_url: { env: ${TARGET_ENV} }
-      containment: { accept: { ${accept} } }
-`;
+    const role = (description: string, grantRole: string): RoleOverride => ({
+      description,
+      target: "pg-estate",
+      grants: { roles: [grantRole] },
+      approval: "1 of leads",
+      requesters: ["oncall"],
+      max_duration: "1h",
+    });
+    const write = (accept: Record<string, string>) =>
+      writeTestConfig({
+        base: "minimal",
+        dir,
+        config: {
+          ...SECRET_KEY,
+          users: { alice: { name: "Alice" }, bob: { name: "Bob" } },
+          groups: { oncall: ["alice"], leads: ["bob"] },
+          domains: {
+            production: {
+              description: "Production",
+              roles: { dba: role("DBA", "recovery_dba"), root: role("Root", "recovery_root") },
+            },
+          },
+          targets: {
+            "pg-estate": {
+              connector: "postgres",
+              settings: { admin_url: { env: TARGET_ENV }, containment: { accept } },
+            },
+          },
+        },
+      }).file;
     try {
-      const file = join(dir, "breakglass.yaml");
       const env = { [TARGET_ENV]: estate.cluster.adminUrl.replace(/\/postgres$/, "/app") };
-      writeFileSync(file, config(""));
+      const file = write({});
       const refused = await runCli(["config", "check", file, "--targets"], env);
       expect(refused.code, refused.stderr).toBe(3);
       expect(refused.stdout).toMatch(/production\/dba on pg-estate \(recovery_dba\): containable/);
@@ -814,7 +825,7 @@ targets:
         /production\/root on pg-estate \(recovery_root\): REFUSED\n {2}cannot contain: SUPERUSER/,
       );
       expect(refused.stderr).toMatch(/1 role\(s\) cannot be contained .*production\/root.*\(ERR_CONFIG_INVALID\)/);
-      writeFileSync(file, config('recovery_root: "storage team last resort, reviewed quarterly"'));
+      write({ recovery_root: "storage team last resort, reviewed quarterly" });
       const accepted = await runCli(["config", "check", file, "--targets"], env);
       expect(accepted.code, accepted.stderr).toBe(0);
       expect(accepted.stdout).toMatch(

@@ -4,102 +4,88 @@
  * session cut at revoke, side permissions swept and recorded, and a target that is down at the
  * moment of expiry (revocation retried, visible, completed after the restart).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import type { AppConfig } from "../src/config/app-config.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
 import { CredentialViewSchema, GrantViewSchema } from "../src/contract/api.js";
 import type { Grant } from "../src/core/model.js";
-import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { runCli } from "./support/broker-process.js";
 import { ctx as actorCtx } from "./support/ctx.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
-import { until } from "./support/wait.js";
+import { type ConfigOverride, SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { sleep, until } from "./support/wait.js";
 
-const CONFIG = `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-workers: { expiry_poll: 100ms }
-admin_groups: [security]
-users:
-  alice: { name: Alice }
-  bob: { name: Bob }
-  carol: { name: Carol }
-  dave: { name: Dave }
-groups:
-  oncall: [alice]
-  leads: [bob, carol]
-  security: [carol]
-domains:
-  production:
-    description: Production
-    roles:
-      db-admin:
-        description: Recovery DBA on the app database
-        target: pg-app
-        grants: { roles: [recovery_rw], statement_timeout: 30s }
-        default_duration: 30m
-        max_duration: 2h
-        approval: "2 of leads"
-        requesters: [oncall]
-targets:
-  pg-app:
-    connector: postgres
-    settings:
-      admin_url: { env: ${TARGET_ENV} }
-      timeout: 2s
-      watch_roles: [emergency_dba]
-      terminate_unauthorized: true
-`;
+const CONFIG: ConfigOverride = {
+  ...SECRET_KEY,
+  workers: { expiry_poll: "100ms" },
+  admin_groups: ["security"],
+  users: { alice: { name: "Alice" }, bob: { name: "Bob" }, carol: { name: "Carol" }, dave: { name: "Dave" } },
+  groups: { oncall: ["alice"], leads: ["bob", "carol"], security: ["carol"] },
+  domains: {
+    production: {
+      description: "Production",
+      roles: {
+        "db-admin": {
+          description: "Recovery DBA on the app database",
+          target: "pg-app",
+          grants: { roles: ["recovery_rw"], statement_timeout: "30s" },
+          default_duration: "30m",
+          max_duration: "2h",
+          approval: "2 of leads",
+          requesters: ["oncall"],
+        },
+      },
+    },
+  },
+  targets: {
+    "pg-app": {
+      connector: "postgres",
+      settings: {
+        admin_url: { env: TARGET_ENV },
+        timeout: "2s",
+        watch_roles: ["emergency_dba"],
+        terminate_unauthorized: true,
+      },
+    },
+  },
+};
 
 let target: PostgresTarget;
 let dir: string;
-let config: AppConfig;
-let env: Record<string, string>;
-const brokers: Broker[] = [];
+const brokers: TestBroker[] = [];
 
 beforeAll(async () => {
   target = await startPostgresTarget();
-  env = { [TARGET_ENV]: target.adminUrl };
 });
 afterAll(async () => target?.stop());
 
 beforeEach(async () => {
   await target.reset();
   dir = mkdtempSync(join(tmpdir(), "bg-pg-broker-"));
-  writeFileSync(join(dir, "breakglass.yaml"), CONFIG);
-  config = loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env });
 });
 afterEach(async () => {
-  for (const b of brokers.splice(0)) await b.stop().catch(() => {});
+  for (const t of brokers.splice(0)) await t.stop().catch(() => {});
   rmSync(dir, { recursive: true, force: true });
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A grant that ends during the test: time for its first steps on a busy machine, short to wait for. */
 const SHORT_GRANT_S = 8;
 const ctx = (actor: string) => actorCtx(actor, { sourceAddress: "127.0.0.1" });
 
+/** A broker on this test's folder and database (a second one after a stop is the same broker restarted). */
 async function startBroker(): Promise<{ broker: Broker; url: string; token: (user: string) => Promise<string> }> {
-  const broker = await createBroker(config, { log: silentLogger, env });
-  brokers.push(broker);
-  const url = await broker.start();
-  const token = async (user: string) =>
-    (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "test" })).token.reveal();
-  return { broker, url, token };
+  const t = await startTestBroker({ base: "minimal", dir, env: { [TARGET_ENV]: target.adminUrl }, config: CONFIG });
+  brokers.push(t);
+  return { broker: t.broker, url: t.url, token: (user) => t.token(user) };
 }
 
 async function stopBroker(broker: Broker): Promise<void> {
-  brokers.splice(brokers.indexOf(broker), 1);
-  await broker.stop();
+  const t = brokers.find((b) => b.broker === broker);
+  brokers.splice(brokers.indexOf(t as TestBroker), 1);
+  await t?.stop();
 }
 
 /** alice requests, bob and carol approve: active at the target. */
@@ -406,16 +392,11 @@ describe("broker with a real PostgreSQL target", () => {
   });
 
   it("detects a direct login as a watched break-glass role outside any grant: alarmed and terminated by its own pass", async () => {
-    const { broker } = await startBroker();
+    const { broker, token } = await startBroker();
     // A grant's own role, used during its grant, is not an unauthorized use.
     const grant = await activeGrant(broker, 600);
     const own = new pg.Client({
-      connectionString: await credentialOf(
-        broker,
-        grant.id,
-        await (async () =>
-          (await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" })).token.reveal())(),
-      ),
+      connectionString: await credentialOf(broker, grant.id, await token("alice")),
     });
     own.on("error", () => {});
     await own.connect();

@@ -1,33 +1,20 @@
-/**
- * Issue 19, item 6: terminal recordings could be edited after the end. `POST /terminal/{id}/events`
- * took events after the session ended and after the grant was reviewed, with no audit event, so
- * the holder could add misleading output after the reviewer read it. Now a recording closes with
- * its session or its grant; batches in flight are taken for a grace period and audited as late;
- * after that, or once the grant is reviewed, appends are refused; and the end event seals a digest
- * of the whole recording, which `audit verify` checks (the gateway's statements: pg-gateway.test.ts).
- * A real broker over its HTTP API, SQLite, a clock the test moves.
- */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
 import { sha256 } from "../src/adapters/node-crypto.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { exportAudit } from "../src/audit/audit-export.js";
 import { formatVerdict, verifyJsonl, verifyStoreChain } from "../src/audit/audit-verify.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { terminalDigest } from "../src/core/recording-digest.js";
-import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { LATE_GRACE_MS } from "../src/service/terminal-service.js";
 import { ctx } from "./support/ctx.js";
-import { type ManualClock, manualClock } from "./support/test-config.js";
+import { type ManualClock, manualClock } from "./support/manual-clock.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 type User = "alice" | "bob" | "erin";
+let t: TestBroker;
 let dir: string;
 let broker: Broker;
 let http: FastifyInstance;
@@ -35,42 +22,28 @@ let clock: ManualClock;
 const tokens = new Map<User, string>();
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "bg-recording-end-"));
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-admin_groups: [security]
-users: { alice: { name: Alice }, bob: { name: Bob }, erin: { name: Erin } }
-groups: { oncall: [alice], leads: [bob], security: [erin] }
-domains:
-  production:
-    roles:
-      shell:
-        target: box
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-targets:
-  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
-`,
-  );
   clock = manualClock();
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), connectorConfigChecks), {
-    log: silentLogger,
+  t = await startTestBroker({
+    base: "minimal",
     clock,
+    start: false,
+    config: {
+      admin_groups: ["security"],
+      users: { alice: { name: "Alice" }, bob: { name: "Bob" }, erin: { name: "Erin" } },
+      groups: { oncall: ["alice"], leads: ["bob"], security: ["erin"] },
+      domains: {
+        production: {
+          roles: { shell: { target: "box", max_duration: "1h", approval: "1 of leads", requesters: ["oncall"] } },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+    },
   });
-  for (const user of ["alice", "bob", "erin"] as const) {
-    tokens.set(user, (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "t" })).token.reveal());
-  }
-  http = broker.http;
-  await http.ready();
+  ({ broker, http, dir } = t);
+  for (const user of ["alice", "bob", "erin"] as const) tokens.set(user, await t.token(user));
 });
 afterAll(async () => {
-  await broker?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked with expect(), field by field

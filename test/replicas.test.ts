@@ -4,69 +4,70 @@
  * A closes the session running through B — by B's gateway or by the target's own termination,
  * whichever is first — on real PostgreSQL (store and target). How soon is reported, not bounded.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
 import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV } from "./support/postgres-target.js";
+import { SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 
 let store: PostgresCluster;
 let target: PostgresTarget;
 let dir: string;
-const brokers: Broker[] = [];
+const replicas: TestBroker[] = [];
 
 beforeAll(async () => {
   [store, target] = await Promise.all([startPostgres(), startPostgresTarget()]);
   dir = mkdtempSync(join(tmpdir(), "bg-replicas-"));
-  const env = { BG_STORE: store.url, [TARGET_ENV]: target.adminUrl };
   for (const name of ["a", "b"]) {
     const port = await freePort();
-    writeFileSync(
-      join(dir, `${name}.yaml`),
-      `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: postgres, url_env: BG_STORE, pool_size: 4 }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-workers: { expiry_poll: 100ms }
-gateway: { host: 127.0.0.1, port: ${port}, targets: [pg-app] }
-users: { alice: {}, bob: {} }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    roles:
-      db: { target: pg-app, grants: { roles: [recovery_rw] }, max_duration: 2h, approval: "1 of leads", requesters: [oncall] }
-targets:
-  pg-app: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s } }
-`,
-    );
-    const broker = await createBroker(loadConfigFile(join(dir, `${name}.yaml`), { ...connectorConfigChecks, env }), {
-      log: silentLogger,
-      env,
+    const replica = await startTestBroker({
+      base: "minimal",
+      dir,
+      file: `${name}.yaml`,
+      storage: { driver: "postgres", url: store.url },
+      env: { [TARGET_ENV]: target.adminUrl },
+      config: {
+        ...SECRET_KEY,
+        workers: { expiry_poll: "100ms" },
+        gateway: { host: "127.0.0.1", port, targets: ["pg-app"] },
+        users: { alice: {}, bob: {} },
+        groups: { oncall: ["alice"], leads: ["bob"] },
+        domains: {
+          production: {
+            roles: {
+              db: {
+                target: "pg-app",
+                grants: { roles: ["recovery_rw"] },
+                max_duration: "2h",
+                approval: "1 of leads",
+                requesters: ["oncall"],
+              },
+            },
+          },
+        },
+        targets: { "pg-app": { connector: "postgres", settings: { admin_url: { env: TARGET_ENV }, timeout: "5s" } } },
+      },
     });
-    await broker.start();
-    brokers.push(broker);
+    replicas.push(replica);
   }
 });
 
 afterAll(async () => {
-  for (const b of brokers) await b.stop();
+  for (const r of replicas) await r.stop();
   await Promise.all([store?.stop(), target?.stop()]);
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe("two replicas on one PostgreSQL store", () => {
   it("a revoke on replica A closes the session running through replica B's gateway", async () => {
-    const [a, b] = brokers as [Broker, Broker];
+    const [a, b] = replicas.map((r) => r.broker) as [Broker, Broker];
     const g = await a.service.request(ctx("alice"), {
       roleId: "production/db",
       justification: "replica test: fixing the orders table",

@@ -12,22 +12,34 @@ import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import { verifyStoreChain } from "../src/audit/audit-verify.js";
 import { buildEvidenceReport, reportJson } from "../src/audit/evidence-report.js";
 import { loadPublicKeys } from "../src/audit/signing-key.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { newCustodianIdentity, parseEnvelope, sealEnvelope } from "../src/vault/envelope.js";
 import { nextRecord } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
 import { ctx } from "./support/ctx.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
+import {
+  type RoleOverride,
+  SECRET_KEY,
+  startTestBroker,
+  type TestBroker,
+  writeTestConfig,
+} from "./support/test-broker.js";
 
 let target: PostgresTarget;
 let dir: string;
 let oldUrl: string;
+
+const DB_ROLE: RoleOverride = {
+  target: "pg",
+  grants: { roles: ["recovery_rw"] },
+  max_duration: "1h",
+  approval: "1 of leads",
+  requesters: ["oncall"],
+};
 
 /** A 2-of-2 envelope sealed at `now`, due 30 days later. */
 async function envelopeSealed(name: string, now: number) {
@@ -60,25 +72,22 @@ beforeAll(async () => {
   // An SSH CA key made 40 days ago: overdue.
   const old = new Date(Date.now() - 40 * 86_400_000);
   utimesSync(join(dir, "ssh-ca"), old, old);
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-users: { alice: {}, bob: {} }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    roles:
-      db: { target: pg, grants: { roles: [recovery_rw] }, max_duration: 1h, approval: "1 of leads", requesters: [oncall] }
-vault: { envelopes: [./db-root.envelope] }
-targets:
-  pg: { connector: postgres, settings: { admin_url: { file: ./pg-admin.url } } }
-  pg-env: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} } } }
-  hosts: { connector: ssh, settings: { ca_private_key: { file: ./ssh-ca }, krl_file: ./revoked.krl } }
-`,
-  );
+  writeTestConfig({
+    base: "minimal",
+    dir,
+    config: {
+      ...SECRET_KEY,
+      users: { alice: {}, bob: {} },
+      groups: { oncall: ["alice"], leads: ["bob"] },
+      domains: { production: { roles: { db: DB_ROLE } } },
+      vault: { envelopes: ["./db-root.envelope"] },
+      targets: {
+        pg: { connector: "postgres", settings: { admin_url: { file: "./pg-admin.url" } } },
+        "pg-env": { connector: "postgres", settings: { admin_url: { env: TARGET_ENV } } },
+        hosts: { connector: "ssh", settings: { ca_private_key: { file: "./ssh-ca" }, krl_file: "./revoked.krl" } },
+      },
+    },
+  });
 });
 
 afterAll(async () => {
@@ -165,6 +174,7 @@ describe("rotation", () => {
 });
 
 describe("rotation by the broker", () => {
+  let t: TestBroker;
   let broker: Broker;
   let autoDir: string;
 
@@ -178,33 +188,33 @@ describe("rotation by the broker", () => {
     writeFileSync(join(autoDir, "down-admin.url"), "postgres://bg_auto:x@127.0.0.1:1/app\n", { mode: 0o600 });
     const stale = await envelopeSealed("stale-root", Date.now() - 40 * 86_400_000);
     writeFileSync(join(autoDir, "stale.envelope"), JSON.stringify(stale));
-    writeFileSync(
-      join(autoDir, "breakglass.yaml"),
-      `version: 1
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-alarms: { channels: { record: { type: file, path: ./alarms.jsonl } }, security_channels: [record], routes: [{ events: ["*"], channels: [record] }] }
-users: { alice: {}, bob: {} }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    roles:
-      db: { target: pg, grants: { roles: [recovery_rw] }, max_duration: 1h, approval: "1 of leads", requesters: [oncall] }
-vault: { envelopes: [./stale.envelope] }
-rotation: { auto: [pg, pg-down], check_interval: 1h }
-targets:
-  pg: { connector: postgres, settings: { admin_url: { file: ./pg-admin.url }, timeout: 5s } }
-  pg-down: { connector: postgres, settings: { admin_url: { file: ./down-admin.url }, timeout: 2s } }
-`,
-    );
-    broker = await createBroker(loadConfigFile(join(autoDir, "breakglass.yaml"), connectorConfigChecks), {
-      log: silentLogger,
+    t = await startTestBroker({
+      base: "minimal",
+      dir: autoDir,
+      start: false,
+      config: {
+        ...SECRET_KEY,
+        alarms: {
+          channels: { record: { type: "file", path: "./alarms.jsonl" } },
+          security_channels: ["record"],
+          routes: [{ events: ["*"], channels: ["record"] }],
+        },
+        users: { alice: {}, bob: {} },
+        groups: { oncall: ["alice"], leads: ["bob"] },
+        domains: { production: { roles: { db: DB_ROLE } } },
+        vault: { envelopes: ["./stale.envelope"] },
+        rotation: { auto: ["pg", "pg-down"], check_interval: "1h" },
+        targets: {
+          pg: { connector: "postgres", settings: { admin_url: { file: "./pg-admin.url" }, timeout: "5s" } },
+          "pg-down": { connector: "postgres", settings: { admin_url: { file: "./down-admin.url" }, timeout: "2s" } },
+        },
+      },
     });
+    broker = t.broker;
   });
 
   afterAll(async () => {
-    await broker?.stop();
+    await t?.stop();
     rmSync(autoDir, { recursive: true, force: true });
   });
 

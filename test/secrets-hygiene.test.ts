@@ -15,14 +15,15 @@ import { join } from "node:path";
 import { Secret, TOTP } from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresTarget, startPostgresTarget } from "./support/postgres-target.js";
+import { SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { Receiver, WEBHOOK_SECRET } from "./support/webhook-receiver.js";
 
+let fixture: TestBroker;
 let dir: string;
 let target: PostgresTarget;
 let broker: Broker;
@@ -32,7 +33,6 @@ const logs: string[] = [];
 const corpus: { where: string; text: string }[] = [];
 /** Every secret the scenario created or used, by name. */
 const secrets = new Map<string, string>();
-const system = { actor: "system", requestId: null, sourceAddress: null };
 
 const record = (where: string, text: string) => corpus.push({ where, text });
 const cliEnv = { HOOK_SECRET: WEBHOOK_SECRET };
@@ -49,44 +49,50 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "bg-hygiene-"));
   writeFileSync(join(dir, "pg-admin.url"), `${admin.href}\n`, { mode: 0o600 });
   const closed = await freePort();
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true, checkpoint_every_events: 5 }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-alarms:
-  channels:
-    record: { type: file, path: ./alarms.jsonl }
-    hook: { type: webhook, url: "http://127.0.0.1:${receiver.port}/hook", secret: { env: HOOK_SECRET } }
-  security_channels: [record, hook]
-  routes: [{ events: ["*"], channels: [record, hook] }]
-auth:
-  oidc: { issuer: "http://127.0.0.1:${closed}", client_id: breakglass, allow_insecure_http: true }
-admin_groups: [security]
-users: { alice: {}, bob: {}, erin: {}, frank: {} }
-groups: { oncall: [alice, frank], leads: [bob], security: [erin] }
-domains:
-  production:
-    roles:
-      db: { target: pg, grants: { roles: [recovery_rw] }, max_duration: 2h, approval: "1 of leads", requesters: [oncall], fallback: true }
-targets:
-  pg: { connector: postgres, settings: { admin_url: { file: ./pg-admin.url } } }
-`,
-  );
-  const env = { HOOK_SECRET: WEBHOOK_SECRET };
   secrets.set("webhook signing secret", WEBHOOK_SECRET);
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
+  fixture = await startTestBroker({
+    base: "minimal",
+    dir,
+    env: { HOOK_SECRET: WEBHOOK_SECRET },
     // Everything the broker logs, at its most talkative.
     log: createLogger("info", (line) => logs.push(line)),
-    env,
+    config: {
+      ...SECRET_KEY,
+      audit: { checkpoint_every_events: 5 },
+      alarms: {
+        channels: {
+          record: { type: "file", path: "./alarms.jsonl" },
+          hook: { type: "webhook", url: `http://127.0.0.1:${receiver.port}/hook`, secret: { env: "HOOK_SECRET" } },
+        },
+        security_channels: ["record", "hook"],
+        routes: [{ events: ["*"], channels: ["record", "hook"] }],
+      },
+      auth: { oidc: { issuer: `http://127.0.0.1:${closed}`, client_id: "breakglass", allow_insecure_http: true } },
+      admin_groups: ["security"],
+      users: { alice: {}, bob: {}, erin: {}, frank: {} },
+      groups: { oncall: ["alice", "frank"], leads: ["bob"], security: ["erin"] },
+      domains: {
+        production: {
+          roles: {
+            db: {
+              target: "pg",
+              grants: { roles: ["recovery_rw"] },
+              max_duration: "2h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+              fallback: true,
+            },
+          },
+        },
+      },
+      targets: { pg: { connector: "postgres", settings: { admin_url: { file: "./pg-admin.url" } } } },
+    },
   });
-  await broker.start();
+  broker = fixture.broker;
 });
 
 afterAll(async () => {
-  await broker?.stop();
+  await fixture?.stop();
   await receiver.stop();
   await target?.stop();
   rmSync(dir, { recursive: true, force: true });
@@ -117,7 +123,7 @@ function forms(secret: string): string[] {
 describe("secrets hygiene", () => {
   it("runs a scenario through every kind of secret", async () => {
     const token = async (user: string) => {
-      const t = await broker.tokens.create(system, { user, description: "hygiene" });
+      const t = await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "hygiene" });
       secrets.set(`API token of ${user}`, t.token.reveal());
       secrets.set(`API token secret of ${user}`, t.token.reveal().split(".")[1] as string);
       return t.token.reveal();
@@ -151,7 +157,7 @@ describe("secrets hygiene", () => {
 
     // A TOTP factor and a login via local fallback (the IdP is unreachable).
     const auth = broker.auth as NonNullable<Broker["auth"]>;
-    const { secret: totp } = await auth.provisionTotp(system, "frank", "phone");
+    const { secret: totp } = await auth.provisionTotp(SYSTEM_CONTEXT, "frank", "phone");
     secrets.set("TOTP secret", totp);
     await api(null, "POST", "/auth/fallback/login", { user: "frank", code: "000000" }); // a wrong code
     const login = await api(

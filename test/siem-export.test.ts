@@ -14,6 +14,7 @@ import { exportAudit } from "../src/audit/audit-export.js";
 import { ctx as actorCtx } from "./support/ctx.js";
 import { selfSignedCert } from "./support/self-signed.js";
 import { startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { PATIENCE_MS, settle } from "./support/wait.js";
 
 let dir: string;
 let t: TestBroker;
@@ -97,10 +98,12 @@ describe("audit to a SIEM", () => {
     await broker.service.approve(ctx("bob"), g.id, null);
     await broker.service.release(ctx("alice"), g.id);
     const events = await broker.store.readGrantAudit([g.id]);
-    for (let i = 0; i < 100 && frames.filter((f) => f.includes(g.id)).length < events.length; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const mine = frames.filter((f) => f.includes(g.id));
+    const mine = await settle(
+      () => frames.filter((f) => f.includes(g.id)),
+      (sent) => sent.length >= events.length,
+      PATIENCE_MS,
+      100,
+    );
     expect(mine).toHaveLength(events.length);
     for (const e of events) {
       const frame = mine.find((f) => f.includes(`"uid":"${e.seq}"`));

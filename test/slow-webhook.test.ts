@@ -99,12 +99,7 @@ describe("a webhook that holds its deliveries beside a healthy one", () => {
     expect(secondAlarms.find((a) => a.channel === "fast-hook")).toMatchObject({ state: "delivered", attempts: 1 });
     expect(secondAlarms.find((a) => a.channel === "slow-hook")).toMatchObject({ state: "queued", attempts: 0 });
     // Past unalarmed_after (1 s): a security channel delivered, so neither grant is flagged.
-    const token = (
-      await broker.tokens.create(
-        { actor: "system", requestId: null, sourceAddress: null },
-        { user: "alice", description: "t" },
-      )
-    ).token.reveal();
+    const token = await t.token("alice");
     await until("unalarmed_after to pass", () => Date.now() - second.at > 1_500 || null);
     for (const id of [first.id, second.id]) {
       const res = await broker.http.inject({

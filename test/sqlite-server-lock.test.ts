@@ -3,12 +3,12 @@
  * names the first; a lock left by a server that was killed (-9) is taken over; a clean stop
  * removes it. Real processes.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type BrokerProcess, startBrokerProcess } from "./support/broker-process.js";
-import { testConfigYaml } from "./support/test-config.js";
+import { writeTestConfig } from "./support/test-broker.js";
 
 const dir = mkdtempSync(join(tmpdir(), "bg-sqlite-lock-"));
 const started: BrokerProcess[] = [];
@@ -19,8 +19,7 @@ afterAll(async () => {
 
 describe("one server per SQLite file", () => {
   it("refuses a second server on the same file, takes over a killed one's lock, and removes it on a clean stop", async () => {
-    const config = join(dir, "breakglass.yaml");
-    writeFileSync(config, testConfigYaml({ driver: "sqlite" }));
+    const config = writeTestConfig({ dir }).file;
     const lock = join(dir, "breakglass.db.server.lock");
     const first = await startBrokerProcess(config);
     started.push(first);

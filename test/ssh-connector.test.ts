@@ -17,7 +17,7 @@ import { createSecretResolver } from "../src/secrets/secret-ref.js";
 import { contractRole } from "./support/connector-case.js";
 import { type SshFixture, sshCanUse, startSshFixture } from "./support/ssh-case.js";
 import { SSH_USER, sshRun } from "./support/sshd.js";
-import { until } from "./support/wait.js";
+import { sleep, until } from "./support/wait.js";
 
 let fx: SshFixture;
 let connector: Connector;
@@ -57,7 +57,6 @@ const facts = (
   endsAt,
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Is a process of `user` running with `command` in its command line? */
 const running = (user: string, command: string) =>
   spawnSync("pgrep", ["-u", user, "-f", command], { stdio: "ignore" }).status === 0;

@@ -5,15 +5,11 @@
  */
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
 import { systemClock } from "../src/adapters/system-clock.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
 import { createSshConnector, parseSshCredential, sshSettingsSchema } from "../src/connectors/ssh-connector.js";
 import { CredentialViewSchema } from "../src/contract/api.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
@@ -22,58 +18,61 @@ import { contractRole } from "./support/connector-case.js";
 import { ctx } from "./support/ctx.js";
 import { type SshFixture, startSshFixture } from "./support/ssh-case.js";
 import { SSH_USER, sshRun } from "./support/sshd.js";
-import { until } from "./support/wait.js";
+import { SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { sleep, until } from "./support/wait.js";
 
 let fx: SshFixture;
+let t: TestBroker;
 let dir: string;
 let broker: Broker;
 let env: Record<string, string>;
 
 beforeAll(async () => {
   fx = await startSshFixture();
-  dir = mkdtempSync(join(tmpdir(), "bg-ssh-broker-"));
   env = { BG_SSH_CA: fx.newCa() };
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
-workers: { expiry_poll: 100ms }
-users: { alice: { name: Alice }, bob: { name: Bob } }
-groups: { oncall: [alice], leads: [bob] }
-admin_groups: [leads]
-domains:
-  production:
-    description: Production hosts
-    roles:
-      host-recovery:
-        description: Shell on the fleet as the recovery account
-        target: fleet
-        grants: { principals: [${SSH_USER}] }
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-targets:
-  fleet:
-    connector: ssh
-    settings:
-      ca_private_key: { env: BG_SSH_CA }
-      krl_file: ${fx.krlFile}
-      clock_skew: 0s
-      auth_log: ${join(fx.sshd.dir, "sshd.log")}
-      watch_principals: [${SSH_USER}]
-`,
-  );
-  const config = loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env });
-  broker = await createBroker(config, { log: silentLogger, env });
-  await broker.start();
+  t = await startTestBroker({
+    base: "minimal",
+    env,
+    config: {
+      ...SECRET_KEY,
+      workers: { expiry_poll: "100ms" },
+      users: { alice: { name: "Alice" }, bob: { name: "Bob" } },
+      groups: { oncall: ["alice"], leads: ["bob"] },
+      admin_groups: ["leads"],
+      domains: {
+        production: {
+          description: "Production hosts",
+          roles: {
+            "host-recovery": {
+              description: "Shell on the fleet as the recovery account",
+              target: "fleet",
+              grants: { principals: [SSH_USER] },
+              max_duration: "1h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+            },
+          },
+        },
+      },
+      targets: {
+        fleet: {
+          connector: "ssh",
+          settings: {
+            ca_private_key: { env: "BG_SSH_CA" },
+            krl_file: fx.krlFile,
+            clock_skew: "0s",
+            auth_log: join(fx.sshd.dir, "sshd.log"),
+            watch_principals: [SSH_USER],
+          },
+        },
+      },
+    },
+  });
+  ({ broker, dir } = t);
 });
 afterAll(async () => {
-  await broker?.stop();
+  await t?.stop();
   await fx?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** alice's credential for the grant, through the API. */
@@ -189,7 +188,7 @@ describe("broker with a real sshd target", () => {
     const { privateKey, certificate } = await credentialOf(g.id);
     expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).toBe(0);
     await broker.stop(); // nothing of the broker runs from here on
-    await new Promise((r) => setTimeout(r, Math.max(0, (active.endsAt ?? 0) - Date.now()) + 1200));
+    await sleep(Math.max(0, (active.endsAt ?? 0) - Date.now()) + 1200);
     expect((await sshRun(fx.sshd.port, SSH_USER, privateKey, certificate)).code).not.toBe(0);
     expect(await fx.sshd.log()).toMatch(/expired|not yet valid|Certificate invalid/i);
   });

@@ -26,6 +26,7 @@ import {
   startPostgres,
   withDatabase,
 } from "./support/postgres-cluster.js";
+import { PATIENCE_MS, settle, sleep, until } from "./support/wait.js";
 
 interface TestDatabase {
   open(options?: { migrate?: boolean }): Promise<Store>;
@@ -209,8 +210,6 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function rejection(p: Promise<unknown>): Promise<BreakglassError> {
   try {
     await p;
@@ -347,14 +346,17 @@ for (const backend of BACKENDS) {
             await aLocked.promise;
             const b = store.transaction((tx) => tx.lockGrant(v1.id));
             // b is waiting for a's row lock before a commits.
-            for (let i = 0; ; i++) {
-              const waiting = await db.query(
-                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%for update%'",
-              );
-              if (waiting.length > 0) break;
-              if (i > 400) throw new Error("the second lockGrant never waited for the lock");
-              await sleep(25);
-            }
+            await until(
+              "the second lockGrant to wait for the lock",
+              async () =>
+                (
+                  await db.query(
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%for update%'",
+                  )
+                ).length > 0,
+              PATIENCE_MS,
+              25,
+            );
             aRelease.resolve();
             await a;
             const seen = await b;
@@ -626,11 +628,10 @@ for (const backend of BACKENDS) {
         if (backend.rowLocks) {
           // The other replica's process ends: its session lock goes with it (once the server has
           // seen the connection close), and so does its lease.
-          let taken = 0;
-          for (let i = 0; i < 40 && taken === 0; i++) {
-            taken = await store.reclaimLeases(now);
-            if (taken === 0) await new Promise((r) => setTimeout(r, 50));
-          }
+          const taken = await settle(
+            () => store.reclaimLeases(now),
+            (n) => n !== 0,
+          );
           expect(taken).toBe(1);
         }
       });
@@ -1146,11 +1147,10 @@ for (const backend of BACKENDS) {
         }
         if (backend.rowLocks) {
           // The other replica's process ends, and its liveness lock with it: its delivery is taken over.
-          let taken = 0;
-          for (let i = 0; i < 40 && taken === 0; i++) {
-            taken = await store.reclaimLeases(now);
-            if (taken === 0) await sleep(50);
-          }
+          const taken = await settle(
+            () => store.reclaimLeases(now),
+            (n) => n !== 0,
+          );
           expect(taken).toBe(1);
           expect((await store.listAlarms("g_1")).find((a) => a.id === "a_3_hook")?.nextAt).toBe(now);
         }
@@ -1251,7 +1251,7 @@ for (const backend of BACKENDS) {
             [store, other].map((s, i) =>
               s.transaction(async (tx) => {
                 const prev = await tx.swapState("config", `r${i}`, T0);
-                await new Promise((r) => setTimeout(r, 50)); // hold the row while the other waits
+                await sleep(50); // hold the row while the other waits
                 return prev;
               }),
             ),

@@ -5,21 +5,14 @@
  * before (or comes from another broker) is printed with its control characters visible, by every
  * command that shows someone else's text; alarms to Slack and e-mail escape it their own way.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
 import { renderEmail } from "../src/alarms/email-channel.js";
 import { slackMessage } from "../src/alarms/slack-channel.js";
-import { type Broker, createBroker } from "../src/app.js";
+import type { Broker } from "../src/app.js";
 import type { CliIo } from "../src/cli/cli-io.js";
 import { main } from "../src/cli/main.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantViewSchema } from "../src/contract/api.js";
-import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
-import { testConfigYaml } from "./support/test-config.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 
 /** Clears the screen, plants a hyperlink, reverses the rest of the line, and forges a line. */
 const EVIL =
@@ -28,25 +21,20 @@ const RAW =
   // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for them
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
 
+let t: TestBroker;
 let dir: string;
 let broker: Broker;
 let url: string;
 const tokens = new Map<string, string>();
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "bg-escape-"));
-  const file = join(dir, "breakglass.yaml");
-  writeFileSync(file, `${testConfigYaml({ driver: "sqlite" })}defaults:\n  justification_min_length: 10\n`);
-  broker = await createBroker(loadConfigFile(file, connectorConfigChecks), { log: silentLogger });
-  url = await broker.start();
-  for (const user of ["alice", "bob", "carol", "erin"]) {
-    tokens.set(user, (await broker.tokens.create(SYSTEM_CONTEXT, { user, description: "escape test" })).token.reveal());
-  }
+  t = await startTestBroker({ config: { defaults: { justification_min_length: 10 } } });
+  ({ broker, dir, url } = t);
+  for (const user of ["alice", "bob", "carol", "erin"]) tokens.set(user, await t.token(user));
 });
 
 afterAll(async () => {
-  await broker?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 async function api(user: string, method: string, path: string, body?: unknown) {

@@ -5,57 +5,48 @@
  * what it had streamed; the broker closes a shell when its grant ends.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { type Broker, createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
+import type { Broker } from "../src/app.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { BIN, runCli } from "./support/broker-process.js";
 import { ctx } from "./support/ctx.js";
+import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 
+let t: TestBroker;
 let dir: string;
 let broker: Broker;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "bg-terminal-"));
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-users: { alice: { name: Alice }, bob: { name: Bob }, mallory: { name: Mallory } }
-groups: { oncall: [alice], leads: [bob] }
-domains:
-  production:
-    roles:
-      shell:
-        target: box
-        max_duration: 1h
-        approval: "1 of leads"
-        requesters: [oncall]
-        recording: { terminal_input: true }
-targets:
-  box: { connector: exec, settings: { grant: ["true"], revoke: ["true"] } }
-`,
-  );
-  broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env: {} }), {
-    log: silentLogger,
-    env: {},
+  t = await startTestBroker({
+    base: "minimal",
+    config: {
+      users: { alice: { name: "Alice" }, bob: { name: "Bob" }, mallory: { name: "Mallory" } },
+      groups: { oncall: ["alice"], leads: ["bob"] },
+      domains: {
+        production: {
+          roles: {
+            shell: {
+              target: "box",
+              max_duration: "1h",
+              approval: "1 of leads",
+              requesters: ["oncall"],
+              recording: { terminal_input: true },
+            },
+          },
+        },
+      },
+      targets: { box: { connector: "exec", settings: { grant: ["true"], revoke: ["true"] } } },
+    },
   });
-  const url = await broker.start();
-  const { token } = await broker.tokens.create(SYSTEM_CONTEXT, { user: "alice", description: "t" });
-  env = { BREAKGLASS_URL: url, BREAKGLASS_TOKEN: token.reveal() };
+  ({ broker, dir } = t);
+  env = { BREAKGLASS_URL: t.url, BREAKGLASS_TOKEN: await t.token("alice") };
 });
 afterAll(async () => {
-  await broker?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 let last: string | null = null;

@@ -2,9 +2,16 @@
  * The test fixture itself: the configuration a test writes is typed from the schema (a wrong key
  * does not compile), merged over the base, and loaded through the real loader.
  */
+import { readFileSync, rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ctx } from "./support/ctx.js";
-import { mergeConfig, STANDARD_CONFIG, startTestBroker } from "./support/test-broker.js";
+import {
+  loadTestConfig,
+  mergeConfig,
+  STANDARD_CONFIG,
+  startTestBroker,
+  writeTestConfig,
+} from "./support/test-broker.js";
 
 describe("startTestBroker", () => {
   it("does not compile with a key the configuration does not have", () => {
@@ -51,6 +58,32 @@ describe("startTestBroker", () => {
       expect((await t.broker.service.approve(ctx("bob"), g.id, null)).state).not.toBe("requested");
     } finally {
       await t.stop();
+    }
+  });
+
+  it("writes the same typed configuration for a broker process or the CLI, with the environment it names", () => {
+    const wrong = () =>
+      writeTestConfig({
+        // @ts-expect-error: `workers.expiry_pol` is not a setting
+        config: { workers: { expiry_pol: "1s" } },
+      });
+    expect(typeof wrong).toBe("function");
+    const written = writeTestConfig({
+      base: "minimal",
+      file: "replica-a.yaml",
+      storage: { driver: "postgres", url: "postgres://app@127.0.0.1:1/bg" },
+      config: { workers: { expiry_poll: "250ms" } },
+    });
+    try {
+      expect(written.file).toBe(`${written.dir}/replica-a.yaml`);
+      expect(written.env).toEqual({ BG_TEST_DATABASE_URL: "postgres://app@127.0.0.1:1/bg" });
+      // The URL is never in the file: it comes from the environment, as in production.
+      expect(readFileSync(written.file, "utf8")).not.toContain("127.0.0.1:1");
+      const config = loadTestConfig(written);
+      expect(config.storage).toMatchObject({ driver: "postgres" });
+      expect(config.workers.expiryPollMs).toBe(250);
+    } finally {
+      rmSync(written.dir, { recursive: true, force: true });
     }
   });
 });

@@ -13,15 +13,12 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { newCustodianIdentity, parseEnvelope } from "../src/vault/envelope.js";
 import { parseRecords, verifyRecords } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
+import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
-import { testConfigYaml } from "./support/test-config.js";
+import { startTestBroker, writeTestConfig } from "./support/test-broker.js";
 
 let cwd: string;
 let server: Server;
@@ -176,20 +173,15 @@ describe("offline openings keep one pending alarm each (issue 19, item 9)", () =
     await seal("pz");
     expect((await offline(openArgs("pz.envelope", "INC-7"))).code).toBe(0);
     mkdirSync(join(cwd, "broker"));
-    const configFile = join(cwd, "broker", "breakglass.yaml");
-    writeFileSync(configFile, testConfigYaml({ driver: "sqlite" }));
+    writeTestConfig({ dir: join(cwd, "broker") });
     const importRecords = () => bg(["vault", "import-record", "pz.envelope", "--config", "broker/breakglass.yaml"]);
     expect((await importRecords()).code).toBe(0);
 
     const vaultPosture = async () => {
-      const broker = await createBroker(loadConfigFile(configFile, connectorConfigChecks), { log: silentLogger });
+      const t = await startTestBroker({ dir: join(cwd, "broker"), start: false });
+      const broker = t.broker;
       try {
-        const token = (
-          await broker.tokens.create(
-            { actor: "erin", requestId: null, sourceAddress: null },
-            { user: "erin", description: "t" },
-          )
-        ).token.reveal();
+        const token = (await broker.tokens.create(ctx("erin"), { user: "erin", description: "t" })).token.reveal();
         const res = await broker.http.inject({
           method: "GET",
           url: "/api/v1/posture",
@@ -199,7 +191,7 @@ describe("offline openings keep one pending alarm each (issue 19, item 9)", () =
         const events = (await broker.store.readAudit(1, 10_000)).map((e) => e.type);
         return { ...body, events };
       } finally {
-        await broker.stop();
+        await t.stop();
       }
     };
     const red = await vaultPosture();

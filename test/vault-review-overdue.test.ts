@@ -8,8 +8,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import type { VaultOpening } from "../src/core/model.js";
+import { manualClock } from "./support/manual-clock.js";
 import { startTestBroker, type TestBroker } from "./support/test-broker.js";
-import { manualClock } from "./support/test-config.js";
 
 const HOUR = 3_600_000;
 let tb: TestBroker | undefined;

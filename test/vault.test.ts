@@ -15,10 +15,6 @@ import { join } from "node:path";
 import PostalMime from "postal-mime";
 import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../src/adapters/logger.js";
-import { createBroker } from "../src/app.js";
-import { loadConfigFile } from "../src/config/load-config.js";
-import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { routeAlarms } from "../src/core/alarm-routing.js";
 import {
   decryptShare,
@@ -31,8 +27,9 @@ import {
 } from "../src/vault/envelope.js";
 import { parseRecords, verifyRecords } from "../src/vault/opening-record.js";
 import { requireBuild, runCli } from "./support/broker-process.js";
+import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
-import { testConfigYaml } from "./support/test-config.js";
+import { startTestBroker, writeTestConfig } from "./support/test-broker.js";
 
 const SECRET = "correct horse battery staple";
 let dir: string;
@@ -514,13 +511,11 @@ describe("breakglass vault (CLI, offline)", () => {
 
     // Imported into the broker: recorded (tagged drill), nothing to review.
     mkdirSync(join(cwd, "drill-broker"));
-    writeFileSync(join(cwd, "drill-broker", "breakglass.yaml"), testConfigYaml({ driver: "sqlite" }));
+    writeTestConfig({ dir: join(cwd, "drill-broker") });
     const imported = await bg(["vault", "import-record", "dr.envelope", "--config", "drill-broker/breakglass.yaml"]);
     expect(imported.code).toBe(0);
-    const broker = await createBroker(
-      loadConfigFile(join(cwd, "drill-broker", "breakglass.yaml"), connectorConfigChecks),
-      { log: silentLogger },
-    );
+    const t = await startTestBroker({ dir: join(cwd, "drill-broker"), start: false });
+    const broker = t.broker;
     try {
       const events = (await broker.store.readAudit(1, 1000)).filter((e) => e.type === "vault.opened");
       expect(events).toHaveLength(1);
@@ -532,7 +527,7 @@ describe("breakglass vault (CLI, offline)", () => {
       });
       expect(await broker.vault.queue("erin")).toEqual([]);
     } finally {
-      await broker.stop();
+      await t.stop();
     }
   });
 
@@ -612,7 +607,7 @@ describe("breakglass vault (CLI, offline)", () => {
 
   it("imports verified opening records into the broker's audit log once, paging security", async () => {
     const cwd = dir;
-    writeFileSync(join(cwd, "breakglass.yaml"), testConfigYaml({ driver: "sqlite" }));
+    writeTestConfig({ dir: cwd });
     const imported = await runCli(
       ["vault", "import-record", "aws-root.envelope.bak", "--config", "breakglass.yaml"],
       {},
@@ -632,9 +627,8 @@ describe("breakglass vault (CLI, offline)", () => {
     const count = Number(/(\d) opening record/.exec(ok.stderr)?.[1]);
     const again = await runCli(["vault", "import-record", "db.envelope", "--config", "breakglass.yaml"], {}, { cwd });
     expect(again.stderr).toContain(`0 opening record(s) of db imported into the audit log (${count} already there)`);
-    const broker = await createBroker(loadConfigFile(join(cwd, "breakglass.yaml"), connectorConfigChecks), {
-      log: silentLogger,
-    });
+    const t = await startTestBroker({ dir: cwd, start: false });
+    const broker = t.broker;
     try {
       const events = (await broker.store.readAudit(1, 1000)).filter((e) => e.type === "vault.opened");
       expect(events).toHaveLength(count);
@@ -652,12 +646,7 @@ describe("breakglass vault (CLI, offline)", () => {
       // erin), never a custodian who opened it.
       const url = await broker.start();
       const tokenOf = async (user: string) =>
-        (
-          await broker.tokens.create(
-            { actor: "erin", requestId: null, sourceAddress: null },
-            { user, description: "t" },
-          )
-        ).token.reveal();
+        (await broker.tokens.create(ctx("erin"), { user, description: "t" })).token.reveal();
       const [erin, bob] = [await tokenOf("erin"), await tokenOf("bob")];
       const queue = await broker.http.inject({
         method: "GET",
@@ -718,7 +707,7 @@ describe("breakglass vault (CLI, offline)", () => {
         summary: expect.stringContaining("UNJUSTIFIED tier-2 opening: envelope db (INC-"),
       });
     } finally {
-      await broker.stop();
+      await t.stop();
     }
   });
 });

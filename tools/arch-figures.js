@@ -142,25 +142,210 @@ function cycles(graph) {
   return out;
 }
 
-/** Template literals in test files that are a whole broker configuration (`version: 1` … `domains:`). */
-function handWrittenBrokerYamls() {
-  const files = [...walk(join(ROOT, "test")), ...walk(join(ROOT, "src"))].filter(
-    (f) => isTest(f) && !f.includes("/test/support/"),
-  );
-  let documents = 0;
-  const inFiles = [];
+/**
+ * The template literals of a TypeScript file, found by scanning it (strings, comments, regular
+ * expressions and `${…}` nesting respected): each with its first and last line, its static text
+ * (each expression replaced by HOLE) and the source of its expressions.
+ */
+const HOLE = "«expr»";
+export function templateLiterals(text) {
+  const out = [];
+  let i = 0;
+  let lastSignificant = "";
+  const lineAt = (at) => text.slice(0, at).split("\n").length;
+  const regexMayStart = () => lastSignificant === "" || /[(,=:[!&|?{};+\-*%<>~^]$/.test(lastSignificant);
+  // Scans code until `stop` (a `}` closing a template expression at depth 0) or the end.
+  const code = (stopAtBrace) => {
+    let depth = 0;
+    const startAt = i;
+    while (i < text.length) {
+      const c = text[i];
+      const n = text[i + 1];
+      if (c === "/" && n === "/") {
+        i = text.indexOf("\n", i);
+        if (i < 0) i = text.length;
+      } else if (c === "/" && n === "*") {
+        i = text.indexOf("*/", i + 2);
+        i = i < 0 ? text.length : i + 2;
+      } else if (c === '"' || c === "'") {
+        i++;
+        while (i < text.length && text[i] !== c) i += text[i] === "\\" ? 2 : 1;
+        i++;
+        lastSignificant = c;
+      } else if (c === "`") {
+        template();
+        lastSignificant = "`";
+      } else if (c === "/" && regexMayStart()) {
+        i++;
+        let inClass = false;
+        while (i < text.length && (inClass || text[i] !== "/") && text[i] !== "\n") {
+          if (text[i] === "\\") i++;
+          else if (text[i] === "[") inClass = true;
+          else if (text[i] === "]") inClass = false;
+          i++;
+        }
+        i++;
+        lastSignificant = "/";
+      } else {
+        if (c === "{") depth++;
+        if (c === "}") {
+          if (depth === 0 && stopAtBrace) return text.slice(startAt, i);
+          depth--;
+        }
+        if (!/\s/.test(c)) {
+          // Words like `return` or `typeof` may be followed by a regular expression.
+          const word = /^[A-Za-z_$][\w$]*/.exec(text.slice(i))?.[0];
+          if (word) {
+            lastSignificant = /^(return|typeof|case|of|in|yield|await)$/.test(word) ? ";" : word;
+            i += word.length;
+            continue;
+          }
+          lastSignificant = c;
+        }
+        i++;
+      }
+    }
+    return text.slice(startAt, i);
+  };
+  const template = () => {
+    const at = i;
+    i++;
+    let staticText = "";
+    const expressions = [];
+    while (i < text.length && text[i] !== "`") {
+      if (text[i] === "\\") {
+        staticText += text.slice(i, i + 2);
+        i += 2;
+      } else if (text[i] === "$" && text[i + 1] === "{") {
+        i += 2;
+        lastSignificant = "{";
+        expressions.push(code(true));
+        staticText += HOLE;
+        i++;
+      } else {
+        staticText += text[i];
+        i++;
+      }
+    }
+    i++;
+    out.push({ line: lineAt(at), endLine: lineAt(i - 1), text: staticText, expressions });
+  };
+  code(false);
+  return out;
+}
+
+/** The top-level keys of a broker configuration file (contract/config-schema.ts). */
+const CONFIG_KEYS =
+  /^(version|server|storage|audit|secrets|alarms|auth|gateway|workers|users|groups|admin_groups|domains|targets|drills|vault)\s*:/gm;
+/** Support code that hands a test the start of a configuration to write more YAML after. */
+const YAML_HEADERS = /^\s*(SQLITE_BROKER_HEADER|testConfigYaml\b)/;
+
+/**
+ * Why a hand-written configuration is kept, when its subject is the YAML text itself: a comment
+ * `// yaml-under-test: <reason>` on the line before the literal (or on its first line).
+ */
+const KEPT_RE = /\/\/\s*yaml-under-test:\s*(\S.*)$/;
+
+/** Is this template literal a broker configuration (or the rest of one after a support header)? */
+function isBrokerYaml(t) {
+  const keys = new Set([...t.text.matchAll(CONFIG_KEYS)].map((m) => m[1]));
+  const afterHeader = t.text.startsWith(HOLE) && YAML_HEADERS.test(t.expressions[0] ?? "");
+  return afterHeader || (keys.has("version") && keys.size >= 2) || keys.size >= 3;
+}
+
+/** The broker configurations written as template literals in a file's text: their line, and why one is kept. */
+export function brokerYamlsIn(text) {
+  const lines = text.split("\n");
+  return templateLiterals(text)
+    .filter(isBrokerYaml)
+    .map((t) => ({
+      line: t.line,
+      kept: [lines[t.line - 2], lines[t.line - 1]].map((l) => KEPT_RE.exec(l ?? "")?.[1]).find(Boolean) ?? null,
+    }));
+}
+
+/**
+ * Broker configurations written by hand in tests (template literals that are a configuration
+ * file, or that append YAML to a support header), split into those still to move onto the typed
+ * fixture (test/support/test-broker.ts) and those kept because the YAML text is what they test.
+ */
+function handWrittenBrokerYamls(files) {
+  const counted = { documents: 0, list: [] };
+  const kept = { documents: 0, list: [] };
   for (const file of files) {
-    const text = readFileSync(file, "utf8");
-    const found = [...text.matchAll(/`[^`]*?version: 1[^`]*?`/g)].filter((m) => /\bdomains:|\broles:/.test(m[0]));
-    if (found.length > 0) {
-      documents += found.length;
-      inFiles.push(relative(ROOT, file));
+    const rel = relative(ROOT, file);
+    for (const y of brokerYamlsIn(readFileSync(file, "utf8"))) {
+      const into = y.kept ? kept : counted;
+      into.documents++;
+      into.list.push(y.kept ? `${rel}:${y.line} (${y.kept})` : `${rel}:${y.line}`);
     }
   }
-  return { documents, files: inFiles.length, list: inFiles };
+  const fileCount = (list) => new Set(list.map((l) => l.replace(/:\d+.*$/, ""))).size;
+  return {
+    documents: counted.documents,
+    files: fileCount(counted.list),
+    list: counted.list,
+    kept: { documents: kept.documents, files: fileCount(kept.list), list: kept.list },
+  };
+}
+
+/**
+ * What test files do their own way instead of through test/support: calling `createBroker`
+ * (instead of `startTestBroker`), defining a wait helper or a deadline poll loop, or waiting with
+ * vitest's own (instead of wait.ts), and building a request context by hand (instead of ctx.ts).
+ */
+const CONTEXT_KEYS = new Set(["actor", "requestId", "sourceAddress"]);
+/** Does a line build a RequestContext by hand (an object of actor, requestId, sourceAddress alone)? */
+export function isContextLiteral(line) {
+  if (/\bexpect\(/.test(line)) return false;
+  return [...line.replace(/\$\{[^{}]*\}/g, "x").matchAll(/\{([^{}]*)\}/g)].some((m) => {
+    const keys = m[1]
+      .split(",")
+      .map((p) => /^\s*(\w+)\s*(?::|$)/.exec(p)?.[1])
+      .filter(Boolean);
+    return keys.includes("actor") && keys.includes("requestId") && keys.every((k) => CONTEXT_KEYS.has(k));
+  });
+}
+
+function testHarnessFigures(files) {
+  const hits = (re, where = () => true) => {
+    const list = [];
+    for (const file of files) {
+      const text = readFileSync(file, "utf8");
+      const templates = templateLiterals(text);
+      text.split("\n").forEach((line, n) => {
+        if (re.test(line) && where(templates, n + 1, line)) list.push(`${relative(ROOT, file)}:${n + 1}`);
+      });
+    }
+    return list;
+  };
+  const inTemplate = (templates, line) => templates.some((t) => t.line < line && line <= t.endLine);
+  const fileCount = (list) => new Set(list.map((l) => l.replace(/:\d+$/, ""))).size;
+  const createBroker = hits(/\bcreateBroker\(/, (templates, line) => !inTemplate(templates, line));
+  // The text of a script a test runs as a process of its own (e.g. with a background thread it
+  // holds): that process builds its broker itself, from a file the test wrote.
+  const createBrokerInScripts = hits(/\bcreateBroker\(/, inTemplate);
+  const waits = hits(
+    /(?:function\s+|(?:const|let)\s+)(?:until|waitFor\w*|waitUntil|eventually|poll\w*|sleep|delay)\b\s*(?:=\s*(?:async\s*)?\(|<|\()|\bdeadline\s*=\s*Date\.now\(\)|\bvi\.wait(?:For|Until)\(/,
+  );
+  // A RequestContext built by hand: an object of `actor`, `requestId` and `sourceAddress` alone (an
+  // expectation about an audit event has the same keys: lines asserting with expect() are not counted).
+  const ctxs = hits(/\{\s*actor\s*[:,]/, (_t, _line, text) => isContextLiteral(text));
+  return {
+    createBrokerFiles: fileCount(createBroker),
+    createBroker,
+    createBrokerInScripts,
+    localWaits: waits.length,
+    waits,
+    localContexts: ctxs.length,
+    contexts: ctxs,
+  };
 }
 
 export function figures() {
+  const testFiles = [...walk(join(ROOT, "test")), ...walk(join(ROOT, "src"))].filter(
+    (f) => isTest(f) && !f.includes("/test/support/"),
+  );
   const src = walk(join(ROOT, "src")).filter((f) => !isTest(f) && !f.endsWith("test-fixtures.ts"));
   const graph = new Map(src.map((f) => [f, importsOf(f)]));
 
@@ -213,7 +398,8 @@ export function figures() {
     upward,
     unrankedFolders: [...unranked],
     cycles: cycles(graph),
-    brokerYamls: handWrittenBrokerYamls(),
+    brokerYamls: handWrittenBrokerYamls(testFiles),
+    tests: testHarnessFigures(testFiles),
   };
 }
 
@@ -274,6 +460,20 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
     if (f.unrankedFolders.length > 0) console.log(`unranked folders: ${f.unrankedFolders.join(", ")}`);
     console.log(`import cycles: ${f.cycles.length}`);
     for (const c of f.cycles) console.log(`  ${c.join(" <-> ")}`);
-    console.log(`hand-written broker YAMLs in tests: ${f.brokerYamls.documents} in ${f.brokerYamls.files} files`);
+    const y = f.brokerYamls;
+    console.log(`hand-written broker YAMLs in tests: ${y.documents} in ${y.files} files`);
+    for (const l of y.list) console.log(`  ${l}`);
+    console.log(`  kept (the YAML text is under test): ${y.kept.documents} in ${y.kept.files} files`);
+    for (const l of y.kept.list) console.log(`    ${l}`);
+    const t = f.tests;
+    console.log(`test files calling createBroker directly: ${t.createBrokerFiles}`);
+    for (const l of t.createBroker) console.log(`  ${l}`);
+    if (t.createBrokerInScripts.length > 0) {
+      console.log(`  in scripts a test runs as a process of its own: ${t.createBrokerInScripts.join(", ")}`);
+    }
+    console.log(`local wait helpers and deadline loops in tests: ${t.localWaits}`);
+    for (const l of t.waits) console.log(`  ${l}`);
+    console.log(`local request-context helpers in tests: ${t.localContexts}`);
+    for (const l of t.contexts) console.log(`  ${l}`);
   }
 }

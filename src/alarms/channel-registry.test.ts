@@ -3,18 +3,17 @@
  * each from its own settings: checked by delivering real alarms through the file, webhook and
  * e-mail channels (the latter mailing the grant's holder, read from the store).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeGrant } from "../../test/support/core-fixtures.js";
+import { loadTestConfig, writeTestConfig } from "../../test/support/test-broker.js";
 import { openUnitStore, type UnitStore } from "../../test/support/unit-store.js";
 import { Receiver, WEBHOOK_SECRET } from "../../test/support/webhook-receiver.js";
 import type { AppConfig } from "../config/app-config.js";
-import { loadConfigFile } from "../config/load-config.js";
-import { connectorConfigChecks } from "../connectors/registry.js";
 import { grantEvent } from "../core/grant-machine.js";
 import { createSecretResolver } from "../secrets/secret-ref.js";
 import { createAlarmChannels } from "./channel-registry.js";
@@ -45,27 +44,36 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => smtp.listen(0, "127.0.0.1", () => r()));
   const smtpPort = (smtp.server.address() as AddressInfo).port;
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0, public_url: "https://bg.example.com" }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
-users: { alice: { name: Alice, email: alice@example.com }, bob: { name: Bob } }
-groups: { oncall: [alice], leads: [bob] }
-alarms:
-  channels:
-    record: { type: file, path: ./alarms.jsonl }
-    hook: { type: webhook, url: "http://127.0.0.1:${receiver.port}/hook", secret: { env: HOOK_SECRET } }
-    chat: { type: slack, url: { env: SLACK_URL } }
-    pager: { type: pagerduty, routing_key: { env: PD_KEY } }
-    siem: { type: syslog, host: 127.0.0.1, port: 6514, tls: false }
-    mail: { type: email, smtp_url: "smtp://127.0.0.1:${smtpPort}", require_tls: false, from: bg@example.com, to_holder: true }
-  security_channels: [record, hook, mail]
-  routes: []
-`,
+  config = loadTestConfig(
+    writeTestConfig({
+      base: "minimal",
+      dir,
+      env,
+      config: {
+        server: { public_url: "https://bg.example.com" },
+        users: { alice: { name: "Alice", email: "alice@example.com" }, bob: { name: "Bob" } },
+        groups: { oncall: ["alice"], leads: ["bob"] },
+        alarms: {
+          channels: {
+            record: { type: "file", path: "./alarms.jsonl" },
+            hook: { type: "webhook", url: `http://127.0.0.1:${receiver.port}/hook`, secret: { env: "HOOK_SECRET" } },
+            chat: { type: "slack", url: { env: "SLACK_URL" } },
+            pager: { type: "pagerduty", routing_key: { env: "PD_KEY" } },
+            siem: { type: "syslog", host: "127.0.0.1", port: 6514, tls: false },
+            mail: {
+              type: "email",
+              smtp_url: `smtp://127.0.0.1:${smtpPort}`,
+              require_tls: false,
+              from: "bg@example.com",
+              to_holder: true,
+            },
+          },
+          security_channels: ["record", "hook", "mail"],
+          routes: [],
+        },
+      },
+    }),
   );
-  config = loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env });
   u = await openUnitStore({ now: Date.now(), routing: config.alarms.routing });
   receiver.now = () => u.clock.now();
 });

@@ -12,6 +12,7 @@ const scriptSettings = z.strictObject({
 });
 
 /** Every key the format has, set to something other than its default. */
+// yaml-under-test: the whole format as a file writes it, read by the real loader into AppConfig
 const FULL = `version: 1
 server: { host: 0.0.0.0, port: 9090, public_url: "https://breakglass.example.com/", limits: { per_caller: { concurrent: 4, per_second: 10, burst: 20 } } }
 storage: { driver: sqlite, path: ../var/bg.db }

@@ -27,6 +27,7 @@ function options(overrides: Partial<LoadOptions> = {}): LoadOptions {
   };
 }
 
+// yaml-under-test: the loader's own tests edit this text and check the line and column of each problem
 const BASE = `version: 1
 users:
   alice: { name: "Alice Adams", email: alice@example.com }

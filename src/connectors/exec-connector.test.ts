@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { settle } from "../../test/support/wait.js";
 import { BreakglassError } from "../core/errors.js";
 import type { RoleDef, TargetDef } from "../core/model.js";
 import type { ConnectorGrantFacts } from "../core/ports/connector.js";
@@ -119,8 +120,12 @@ describe("exec connector", () => {
     expect((err as BreakglassError).message).toContain("timed out");
     const child = Number(readFileSync(pidFile, "utf8"));
     expect(child).toBeGreaterThan(0);
-    for (let i = 0; alive(child) && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(alive(child)).toBe(false);
+    expect(
+      await settle(
+        () => alive(child),
+        (running) => !running,
+      ),
+    ).toBe(false);
   });
 
   it("reports a command that cannot be started", async () => {

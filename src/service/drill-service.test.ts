@@ -1,15 +1,14 @@
 import { afterEach, beforeEach, expect, test } from "vitest";
 import { makePolicy, T0 } from "../../test/support/core-fixtures.js";
+import { ctx } from "../../test/support/ctx.js";
 import { type MemoryStore, openMemoryStore } from "../../test/support/memory-store.js";
 import { unused } from "../../test/support/unused.js";
 import { createIdGenerator } from "../adapters/system-clock.js";
-import type { RequestContext } from "../core/request-context.js";
 import { createDrillService, type DrillService } from "./drill-service.js";
 import type { GrantService } from "./grant-service.js";
 
 // erin is the fixture's only admin (platform-admins).
 const clock = { now: () => T0 };
-const as = (actor: string): RequestContext => ({ actor, requestId: null, sourceAddress: null });
 let db: MemoryStore;
 let drills: DrillService;
 
@@ -30,11 +29,11 @@ beforeEach(async () => {
 afterEach(() => db.close());
 
 test("only an admin starts a drill; the refusal comes before anything is looked up or written", async () => {
-  await expect(drills.start(as("carol"), "nightly")).rejects.toMatchObject({
+  await expect(drills.start(ctx("carol"), "nightly")).rejects.toMatchObject({
     code: "ERR_FORBIDDEN",
     message: "running a drill needs membership of platform-admins",
   });
   expect(await db.store.readAudit(1, 10)).toEqual([]);
   // An admin gets as far as the drill's name.
-  await expect(drills.start(as("erin"), "nightly")).rejects.toMatchObject({ code: "ERR_NOT_FOUND" });
+  await expect(drills.start(ctx("erin"), "nightly")).rejects.toMatchObject({ code: "ERR_NOT_FOUND" });
 });

@@ -6,10 +6,9 @@ import { mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ConfigOverride, loadTestConfig, mergeConfig, writeTestConfig } from "../../test/support/test-broker.js";
 import { openUnitStore, type UnitStore } from "../../test/support/unit-store.js";
 import type { AppConfig } from "../config/app-config.js";
-import { loadConfigFile } from "../config/load-config.js";
-import { connectorConfigChecks } from "../connectors/registry.js";
 import { rotationStateKey, rotationStatus } from "./rotation.js";
 
 const DAY = 86_400_000;
@@ -31,24 +30,28 @@ afterAll(async () => {
 
 /** The configuration: postgres targets (which need the data key) unless `execOnly`. */
 const load = (opts: { execOnly?: boolean } = {}): AppConfig => {
-  const postgres = `
-  pg: { connector: postgres, settings: { admin_url: { file: ./pg.url } } }
-  pg-auto: { connector: postgres, settings: { admin_url: { file: ./pg.url } } }`;
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem }
-users: { alice: { name: Alice } }
-groups: { leads: [alice] }
-targets:
-  box: { connector: exec, settings: { grant: [/bin/true], revoke: [/bin/true] } }${opts.execOnly ? "" : postgres}
-rotation: { max_age: 30d, auto: [${opts.execOnly ? "" : "pg-auto"}] }
-${opts.execOnly ? "" : "secrets: { key_file: ./secrets.key }"}
-`,
-  );
-  return loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env: {}, resolveSecrets: false });
+  const postgres: ConfigOverride = {
+    secrets: { key_file: "./secrets.key" },
+    targets: {
+      pg: { connector: "postgres", settings: { admin_url: { file: "./pg.url" } } },
+      "pg-auto": { connector: "postgres", settings: { admin_url: { file: "./pg.url" } } },
+    },
+  };
+  const written = writeTestConfig({
+    base: "minimal",
+    dir,
+    config: mergeConfig(
+      {
+        audit: { generate_key_if_missing: undefined },
+        users: { alice: { name: "Alice" } },
+        groups: { leads: ["alice"] },
+        targets: { box: { connector: "exec", settings: { grant: ["/bin/true"], revoke: ["/bin/true"] } } },
+        rotation: { max_age: "30d", auto: opts.execOnly ? [] : ["pg-auto"] },
+      },
+      opts.execOnly ? {} : postgres,
+    ),
+  });
+  return loadTestConfig(written, { resolveSecrets: false });
 };
 const age = (file: string, days: number) => {
   const at = new Date(NOW - days * DAY);

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { makePolicy, T0 } from "../../test/support/core-fixtures.js";
+import { ctx } from "../../test/support/ctx.js";
 import { type MemoryStore, openMemoryStore } from "../../test/support/memory-store.js";
 import { createIdGenerator } from "../adapters/system-clock.js";
 import type { RequestContext } from "../core/request-context.js";
@@ -20,7 +21,7 @@ const signedIn = (user: string): RequestContext => ({
   auth: { method: "token", sessionId: null, factorAt: null, scopes: ["*"] },
 });
 /** A local command: `breakglass token create` on the broker's host. */
-const local: RequestContext = { actor: "local:root", requestId: null, sourceAddress: "local" };
+const local: RequestContext = ctx("local:root", { sourceAddress: "local" });
 
 beforeEach(async () => {
   db = await openMemoryStore();

@@ -1,13 +1,12 @@
 import { afterEach, beforeEach, expect, test } from "vitest";
 import { makePolicy, T0 } from "../../test/support/core-fixtures.js";
+import { ctx } from "../../test/support/ctx.js";
 import { type MemoryStore, openMemoryStore } from "../../test/support/memory-store.js";
 import { unused } from "../../test/support/unused.js";
-import type { RequestContext } from "../core/request-context.js";
 import type { TargetAccess } from "../service/target-access.js";
 import { createReconcileWorker, type ReconcileWorker } from "./reconcile-worker.js";
 
 // erin is the fixture's only admin (platform-admins).
-const as = (actor: string): RequestContext => ({ actor, requestId: null, sourceAddress: null });
 let db: MemoryStore;
 let worker: ReconcileWorker;
 
@@ -32,11 +31,11 @@ afterEach(async () => {
 });
 
 test("a pass asked for by someone (POST /reconcile) is an admin's; the loop's own passes ask nobody", async () => {
-  await expect(worker.runNow(as("carol"))).rejects.toMatchObject({
+  await expect(worker.runNow(ctx("carol"))).rejects.toMatchObject({
     code: "ERR_FORBIDDEN",
     message: "reconciliation needs membership of platform-admins",
   });
   const empty = { fixed: [], reported: [], errors: [], checkedGrants: 0 };
-  expect(await worker.runNow(as("erin"))).toEqual(empty);
+  expect(await worker.runNow(ctx("erin"))).toEqual(empty);
   expect(await worker.runOnce()).toEqual(empty);
 });

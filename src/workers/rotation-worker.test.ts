@@ -10,10 +10,9 @@ import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { freePort } from "../../test/support/free-port.js";
 import { type PostgresCluster, startPostgres } from "../../test/support/postgres-cluster.js";
+import { loadTestConfig, writeTestConfig } from "../../test/support/test-broker.js";
 import { openUnitStore, type UnitStore } from "../../test/support/unit-store.js";
 import type { AppConfig } from "../config/app-config.js";
-import { loadConfigFile } from "../config/load-config.js";
-import { connectorConfigChecks } from "../connectors/registry.js";
 import { SYSTEM_CONTEXT } from "../core/request-context.js";
 import { createSecretResolver } from "../secrets/secret-ref.js";
 import { rotatePostgresAdmin, rotationStatus } from "../service/rotation.js";
@@ -37,23 +36,23 @@ beforeAll(async () => {
   writeFileSync(join(dir, "manual.url"), `postgres://bg_admin:x@127.0.0.1:${cluster.port}/postgres\n`);
   writeFileSync(join(dir, "secrets.key"), "");
   writeFileSync(join(dir, "audit-signing.pem"), "");
-  writeFileSync(
-    join(dir, "breakglass.yaml"),
-    `version: 1
-server: { host: 127.0.0.1, port: 0 }
-storage: { driver: sqlite, path: ./breakglass.db }
-audit: { signing_key_file: ./audit-signing.pem }
-secrets: { key_file: ./secrets.key }
-users: { alice: { name: Alice } }
-groups: { leads: [alice] }
-targets:
-  pg: { connector: postgres, settings: { admin_url: { file: ./pg.url } } }
-  pg-down: { connector: postgres, settings: { admin_url: { file: ./down.url } } }
-  pg-manual: { connector: postgres, settings: { admin_url: { file: ./manual.url } } }
-rotation: { max_age: 30d, auto: [pg, pg-down] }
-`,
-  );
-  config = loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env: {}, resolveSecrets: false });
+  const written = writeTestConfig({
+    base: "minimal",
+    dir,
+    config: {
+      audit: { generate_key_if_missing: undefined },
+      secrets: { key_file: "./secrets.key" },
+      users: { alice: { name: "Alice" } },
+      groups: { leads: ["alice"] },
+      targets: {
+        pg: { connector: "postgres", settings: { admin_url: { file: "./pg.url" } } },
+        "pg-down": { connector: "postgres", settings: { admin_url: { file: "./down.url" } } },
+        "pg-manual": { connector: "postgres", settings: { admin_url: { file: "./manual.url" } } },
+      },
+      rotation: { max_age: "30d", auto: ["pg", "pg-down"] },
+    },
+  });
+  config = loadTestConfig(written, { resolveSecrets: false });
 });
 afterAll(async () => {
   await cluster?.stop();

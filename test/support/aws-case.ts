@@ -24,29 +24,29 @@ export function parseAwsCredential(text: string): {
   };
 }
 
+/** The environment the settings' credentials name: the broker's own keys at the local endpoint. */
+export const AWS_ENV = { AK: BROKER_KEY.accessKeyId, SK: BROKER_KEY.secretAccessKey };
+
+/** An aws target's settings against the local endpoint (credentials from {@link AWS_ENV}). */
+export function awsTargetSettings(fake: FakeAws, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    region: "eu-central-1",
+    credentials: { access_key_id: { env: "AK" }, secret_access_key: { env: "SK" } },
+    sts_endpoint: fake.stsEndpoint,
+    iam_endpoint: fake.iamEndpoint,
+    federation_endpoint: fake.federationEndpoint,
+    ...extra,
+  };
+}
+
 export function awsConnector(fake: FakeAws, extra: Record<string, unknown> = {}): Connector {
-  return createAwsConnector(
-    awsSettingsSchema.parse({
-      region: "eu-central-1",
-      credentials: { access_key_id: { env: "AK" }, secret_access_key: { env: "SK" } },
-      sts_endpoint: fake.stsEndpoint,
-      iam_endpoint: fake.iamEndpoint,
-      federation_endpoint: fake.federationEndpoint,
-      timeout: "5s",
-      ...extra,
-    }),
-    {
-      baseDir: "/",
-      clock: systemClock,
-      resolveSecret: createSecretResolver({
-        baseDir: "/",
-        env: { AK: BROKER_KEY.accessKeyId, SK: BROKER_KEY.secretAccessKey },
-        box: null,
-      }),
-      log: () => {},
-      targetName: "aws-prod",
-    },
-  );
+  return createAwsConnector(awsSettingsSchema.parse(awsTargetSettings(fake, { timeout: "5s", ...extra })), {
+    baseDir: "/",
+    clock: systemClock,
+    resolveSecret: createSecretResolver({ baseDir: "/", env: AWS_ENV, box: null }),
+    log: () => {},
+    targetName: "aws-prod",
+  });
 }
 
 /** A real SDK call with the temporary keys, subject to the role's policies: does it get through? */

@@ -1,7 +1,7 @@
 /**
  * Test fixtures for the pure core, shared by other suites: a small policy (five users, a few
  * groups, roles with the interesting approval rules), grant builders, and a deep-freeze helper
- * that proves a function does not mutate its input. Lives under test/support so it is never built.
+ * that proves a function does not mutate its input, and an audit event draft. Lives under test/support so it is never built.
  *
  * People and groups:
  *
@@ -14,6 +14,7 @@
  * | erin  | oncall, security, platform-admins |
  */
 import { parseRule } from "../../src/core/approval-policy.js";
+import type { AuditEventDraft } from "../../src/core/audit-event.js";
 import {
   approveGrant,
   completeActivation,
@@ -221,6 +222,28 @@ export function grantAt(
   now += SECOND;
   grant = completeActivation(grant, "alice", now, policy).grant;
   return { grant, now };
+}
+
+/**
+ * An audit event as a writer hands it to the chain: `grant.activated` of g_1 on
+ * production/db-admin (target orders-db, INC-7) by the system at T0, with any field replaced.
+ */
+export function makeAuditDraft(overrides: Partial<AuditEventDraft> = {}): AuditEventDraft {
+  return {
+    type: "grant.activated",
+    actor: "system",
+    at: T0,
+    grantId: "g_1",
+    roleId: "production/db-admin",
+    domain: "production",
+    target: "orders-db",
+    justification: null,
+    incident: "INC-7",
+    requestId: null,
+    sourceAddress: null,
+    data: {},
+    ...overrides,
+  };
 }
 
 /**

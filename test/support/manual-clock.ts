@@ -1,4 +1,4 @@
-/** A clock the test moves by hand (light to import: unit tests use it without the broker). */
+/** Clocks a test moves by hand (light to import: unit tests use them without the broker). */
 import type { Clock } from "../../src/core/ports/runtime.js";
 
 export interface ManualClock extends Clock {
@@ -27,4 +27,14 @@ export function manualClock(start = Date.UTC(2026, 10, 22, 3, 0, 0)): ManualCloc
       since = Date.now();
     },
   };
+}
+
+/** The real time shifted by `offsetMs`, which the test moves: time passes as usual, and jumps when told. */
+export interface ShiftedClock extends Clock {
+  offsetMs: number;
+}
+
+export function shiftedClock(): ShiftedClock {
+  const clock: ShiftedClock = { offsetMs: 0, now: () => Date.now() + clock.offsetMs };
+  return clock;
 }

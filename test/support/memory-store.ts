@@ -1,19 +1,18 @@
 /**
- * A real store for unit tests of what reads and writes it: SQLite in memory, migrated, with the
- * real audit journal (hash chain, alarm outbox) to record events through, as a service would.
+ * A real store for unit tests of what reads and writes it: unit-store.ts's SQLite in memory with
+ * the real audit journal, seen as the store and its journal, plus inserting grants as they are.
  */
 
-import { sha256 } from "../../src/adapters/node-crypto.js";
-import { type AuditJournal, createAuditJournal } from "../../src/audit/audit-journal.js";
+import type { AuditJournal } from "../../src/audit/audit-journal.js";
 import type { AlarmRouting } from "../../src/core/alarm-routing.js";
 import type { AuditEventDraft } from "../../src/core/audit-event.js";
 import { dueAt } from "../../src/core/grant-machine.js";
 import type { Grant } from "../../src/core/model.js";
 import type { Store } from "../../src/core/ports/store.js";
-import { createSqliteStore } from "../../src/store/sqlite-store.js";
+import { openUnitStore, UNIT_ROUTING } from "./unit-store.js";
 
 /** Activation alarms go to `security` (a channel name only: nothing delivers in these tests). */
-export const MEMORY_STORE_ROUTING: AlarmRouting = { securityChannels: ["security"], routes: [] };
+export const MEMORY_STORE_ROUTING: AlarmRouting = UNIT_ROUTING;
 
 export interface MemoryStore {
   readonly store: Store;
@@ -27,8 +26,7 @@ export interface MemoryStore {
 }
 
 export async function openMemoryStore(routing: AlarmRouting = MEMORY_STORE_ROUTING): Promise<MemoryStore> {
-  const store = await createSqliteStore({ path: ":memory:" });
-  const journal = createAuditJournal({ sha256, routing, wakeAlarms: () => {} });
+  const { store, audit: journal, close } = await openUnitStore({ routing });
   return {
     store,
     journal,
@@ -37,6 +35,6 @@ export async function openMemoryStore(routing: AlarmRouting = MEMORY_STORE_ROUTI
         for (const g of grants) await tx.saveGrant({ ...g, version: 1 }, dueAt(g));
         if (events.length > 0) await journal.append(tx, events);
       }),
-    close: () => store.close(),
+    close,
   };
 }

@@ -29,3 +29,28 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * Let real time pass: to see that something did *not* happen meanwhile, or to get past a time the
+ * target itself enforces (a credential's end). Never to wait for a state: that is `until`.
+ */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Poll `probe` until `settled` holds for what it returned, or `ms` pass; return the last value
+ * either way. For a test that asserts on the value afterwards, so that a failure shows what was
+ * there (an expect's diff) rather than only that time ran out.
+ */
+export async function settle<T>(
+  probe: () => T | Promise<T>,
+  settled: (value: T) => boolean,
+  ms = PATIENCE_MS,
+  everyMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (settled(v) || Date.now() > deadline) return v;
+    await sleep(everyMs);
+  }
+}
