@@ -3,14 +3,14 @@
  * broker's named state for every replica and for restarts, recorded in the chain (and alarmed)
  * in the same transaction, then applied to this process's IdP health.
  */
-import { type AuditAppender, stamp } from "../audit/audit-journal.js";
+import { type AuditAppender, type AuditTx, stamp } from "../audit/audit-journal.js";
 import type { OidcLogin } from "../auth/oidc.js";
 import { nonGrantEvent } from "../core/audit-event.js";
 import { requireAdmin } from "../core/authorization.js";
 import { BreakglassError } from "../core/errors.js";
 import type { Policy } from "../core/model.js";
+import type { StateWrites } from "../core/ports/broker-state.js";
 import type { Clock } from "../core/ports/runtime.js";
-import type { StoreTx } from "../core/ports/store.js";
 import type { Transactions } from "../core/ports/transactions.js";
 import type { RequestContext } from "../core/request-context.js";
 
@@ -28,7 +28,7 @@ export interface IdpDeclaration {
 export function createIdpDeclaration(deps: {
   readonly policy: Policy;
   readonly oidc: OidcLogin | null;
-  readonly store: Transactions<StoreTx>;
+  readonly store: Transactions<StateWrites & AuditTx>;
   readonly audit: AuditAppender;
   readonly clock: Clock;
 }): IdpDeclaration {
