@@ -150,3 +150,38 @@ export function readCString(body: Buffer, pos: number): [string, number] {
   if (end < 0) return [body.toString("utf8", pos), body.length];
   return [body.toString("utf8", pos, end), end + 1];
 }
+
+/**
+ * The parameter values of a Bind message body from `start` (its format codes, then its values),
+ * as text — binary values in hex —, each capped at `maxChars` (then marked "…"); or each
+ * `<redacted>`. A NULL stays null.
+ */
+export function readBindParams(body: Buffer, start: number, redact: boolean, maxChars: number): (string | null)[] {
+  let pos = start;
+  const nFormats = body.readInt16BE(pos);
+  pos += 2;
+  const formats: number[] = [];
+  for (let i = 0; i < nFormats; i++, pos += 2) formats.push(body.readInt16BE(pos));
+  const n = body.readInt16BE(pos);
+  pos += 2;
+  const out: (string | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = body.readInt32BE(pos);
+    pos += 4;
+    if (len < 0) {
+      out.push(null);
+      continue;
+    }
+    if (redact) {
+      out.push("<redacted>");
+      pos += len;
+      continue;
+    }
+    const binary = (nFormats === 1 ? formats[0] : formats[i]) === 1;
+    const end = Math.min(pos + len, pos + maxChars);
+    const text = binary ? `\\x${body.toString("hex", pos, end)}` : body.toString("utf8", pos, end);
+    out.push(len > maxChars ? `${text}…` : text);
+    pos += len;
+  }
+  return out;
+}

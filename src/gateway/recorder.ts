@@ -9,7 +9,8 @@
  * `flushMs` of statements (documented in docs/gateway.md).
  */
 
-import type { Store } from "../core/ports/store.js";
+import type { GatewayWrites } from "../core/ports/recordings.js";
+import type { Transactions } from "../core/ports/transactions.js";
 import type { StatementRecord } from "../core/records.js";
 
 export interface Recorder {
@@ -22,7 +23,7 @@ export interface Recorder {
 }
 
 export function createRecorder(deps: {
-  readonly store: Store;
+  readonly store: Transactions<Pick<GatewayWrites, "insertStatements">>;
   readonly flushMs: number;
   readonly batchSize: number;
   readonly log: (msg: string, fields?: Record<string, unknown>) => void;
