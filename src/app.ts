@@ -28,6 +28,7 @@ import { type RequestContext, SYSTEM_CONTEXT } from "./core/request-context.js";
 import { upstreamAad } from "./gateway/gateway-login.js";
 import { createPgGateway, type PgGateway } from "./gateway/pg-gateway.js";
 import { createRecorder } from "./gateway/recorder.js";
+import { createRecordingThread, storeWrite } from "./gateway/recording-writer.js";
 import { IDP_DECLARED_STATE } from "./http/auth-routes.js";
 import { createHttpServer } from "./http/server.js";
 import { createMetrics } from "./metrics/metrics.js";
@@ -69,6 +70,13 @@ export interface BrokerOptions {
    */
   readonly backgroundThread?: boolean | SpawnedBackgroundThread;
   readonly onBackgroundDeath?: (reason: string) => void;
+  /**
+   * Write the gateway's recordings from a thread of their own, with its own store connection, so
+   * that no insert or fsync runs on the thread that relays sessions (docs/adr/0010). The server
+   * and the demo do; it needs the build (dist). Without it the recorder writes through the store
+   * on the broker's thread.
+   */
+  readonly recordingThread?: boolean;
   /** The level the background thread logs at (default `warn`). */
   readonly logLevel?: "info" | "warn" | "error" | "silent";
 }
@@ -242,7 +250,9 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     replicaId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     log: logFn,
   });
-  const gateway = config.gateway ? createGateway(config, store, audit, box, clock, logFn) : null;
+  const gateway = config.gateway
+    ? createGateway(config, store, audit, box, clock, logFn, opts.recordingThread === true)
+    : null;
   let gatewayAddress: { host: string; port: number } | null = null;
 
   const oidcConfig = config.auth.oidc;
@@ -449,6 +459,7 @@ function createGateway(
   box: SecretBox | null,
   clock: Clock,
   log: (msg: string, fields?: Record<string, unknown>) => void,
+  recordingThread: boolean,
 ): PgGateway {
   const g = config.gateway;
   if (!g) throw new Error("no gateway configured");
@@ -482,15 +493,30 @@ function createGateway(
       ]),
     );
   };
-  const recorder = createRecorder({ store, flushMs: g.recordFlushMs, batchSize: 1000, log });
-  // A session's end event seals its recording (the digest of every statement), so it is written
-  // only once those statements are stored: never a seal over a recording still in memory, which
-  // `audit verify` would read as deleted. While the store refuses them (disk full) the end waits
-  // and retries; a crash meanwhile leaves the recording unsealed, as any open one.
-  const recordingStored = async (): Promise<void> => {
+  const storage = config.storage;
+  const thread = recordingThread
+    ? createRecordingThread(
+        storage.driver === "sqlite"
+          ? { driver: "sqlite", path: storage.path }
+          : { driver: "postgres", url: storage.url.reveal() },
+      )
+    : null;
+  const recorder = createRecorder({
+    write: thread ? thread.write : storeWrite(store),
+    ...(thread ? { closeWriter: () => thread.close() } : {}),
+    flushMs: g.recordFlushMs,
+    batchSize: 1000,
+    log,
+  });
+  // A session's end event seals its recording (the digest of every statement, folded by the
+  // writer over what it stored), so it is written only once those statements are stored: never a
+  // seal over a recording still in memory, which `audit verify` would read as deleted. While the
+  // store refuses them (disk full) the end waits and retries; a crash meanwhile leaves the
+  // recording unsealed, as any open one.
+  const recordingSealed = async (sessionId: string): Promise<{ digest: string; statements: number }> => {
     for (let wait = 250; ; wait = Math.min(wait * 2, 10_000)) {
       try {
-        return await recorder.flush();
+        return await recorder.seal(sessionId);
       } catch {
         await new Promise((r) => setTimeout(r, wait).unref());
       }
@@ -547,14 +573,14 @@ function createGateway(
       }).catch((e: unknown) => log("recording a blocked statement failed", { session: b.sessionId, error: String(e) }));
     },
     onSessionEnd: (s) => {
-      recordingStored()
-        .then(() =>
+      recordingSealed(s.sessionId)
+        .then((seal) =>
           sessionEvent("gateway.session_ended", s.grantId, {
             session: s.sessionId,
             from: s.from,
             durationMs: s.endedAt - s.startedAt,
-            statements: s.statements,
-            digest: s.digest,
+            statements: seal.statements,
+            digest: seal.digest,
             errors: s.errors,
             bytesToClient: s.bytesToClient,
             bytesFromClient: s.bytesFromClient,

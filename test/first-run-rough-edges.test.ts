@@ -29,6 +29,7 @@ import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
 import { GrantListSchema, GrantStorySchema, GrantViewSchema } from "../src/contract/api.js";
 import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
+import { packStatements } from "../src/core/statement-batch.js";
 import { rotationStatus } from "../src/service/rotation.js";
 import { ctx } from "./support/ctx.js";
 import { SQLITE_BROKER_HEADER, testConfigYaml } from "./support/test-config.js";
@@ -170,22 +171,24 @@ describe("a read event is written only for a real read", () => {
     expect(await eventsOf(g.id)).not.toContain("grant.recording_read");
 
     await broker.store.transaction((tx) =>
-      tx.insertStatements([
-        {
-          grantId: g.id,
-          sessionId: "s_test",
-          seq: 1,
-          startedAt: Date.now(),
-          endedAt: Date.now(),
-          kind: "simple",
-          text: "SELECT 1",
-          params: null,
-          rows: 1,
-          tag: "SELECT 1",
-          error: null,
-          bytes: 8,
-        },
-      ]),
+      tx.insertStatementBatches(
+        packStatements([
+          {
+            grantId: g.id,
+            sessionId: "s_test",
+            seq: 1,
+            startedAt: Date.now(),
+            endedAt: Date.now(),
+            kind: "simple",
+            text: "SELECT 1",
+            params: null,
+            rows: 1,
+            tag: "SELECT 1",
+            error: null,
+            bytes: 8,
+          },
+        ]),
+      ),
     );
     const full = await call("bob", "GET", `/grants/${g.id}/recording`);
     expect(full.json.statements).toHaveLength(1);
