@@ -26,9 +26,10 @@ import { SYSTEM_ACTOR } from "./core/grant-machine.js";
 import type { Clock, Connector, IdGenerator, Store } from "./core/ports.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "./core/request-context.js";
 import { upstreamAad } from "./gateway/gateway-login.js";
-import { createPgGateway, type PgGateway } from "./gateway/pg-gateway.js";
+import { createGatewayThread } from "./gateway/gateway-thread-client.js";
+import { createPgGateway, type GatewayHost, type GatewaySettings, type PgGateway } from "./gateway/pg-gateway.js";
 import { createRecorder } from "./gateway/recorder.js";
-import { createRecordingThread, storeWrite } from "./gateway/recording-writer.js";
+import { storeWrite } from "./gateway/recording-writer.js";
 import { IDP_DECLARED_STATE } from "./http/auth-routes.js";
 import { createHttpServer } from "./http/server.js";
 import { createMetrics } from "./metrics/metrics.js";
@@ -71,12 +72,14 @@ export interface BrokerOptions {
   readonly backgroundThread?: boolean | SpawnedBackgroundThread;
   readonly onBackgroundDeath?: (reason: string) => void;
   /**
-   * Write the gateway's recordings from a thread of their own, with its own store connection, so
-   * that no insert or fsync runs on the thread that relays sessions (docs/adr/0010). The server
-   * and the demo do; it needs the build (dist). Without it the recorder writes through the store
-   * on the broker's thread.
+   * Run the gateway — its listener and every session's relay — on a thread of its own, and write
+   * its recordings from another, with its own store connection (docs/adr/0011, 0010): nothing of
+   * the broker's shares the relay's event loop, and no insert or fsync stops it. The server and
+   * the demo do; it needs the build (dist). Without it the gateway relays on the broker's thread
+   * and records through the broker's store. When the thread dies, `onBackgroundDeath` is called
+   * as for the background thread.
    */
-  readonly recordingThread?: boolean;
+  readonly gatewayThread?: boolean;
   /** The level the background thread logs at (default `warn`). */
   readonly logLevel?: "info" | "warn" | "error" | "silent";
 }
@@ -160,14 +163,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
         {
           metrics,
           cut: (grantId, reason) => gateway?.cutGrant(grantId, reason),
-          onDeath:
-            opts.onBackgroundDeath ??
-            ((reason) => {
-              log.error("the background thread died: exiting, so that a supervisor starts the broker again", {
-                reason,
-              });
-              process.exit(70);
-            }),
+          onDeath: opts.onBackgroundDeath ?? threadDied(log, "background"),
         },
         typeof opts.backgroundThread === "object" ? opts.backgroundThread : undefined,
       )
@@ -251,7 +247,15 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     log: logFn,
   });
   const gateway = config.gateway
-    ? createGateway(config, store, audit, box, clock, logFn, opts.recordingThread === true)
+    ? createGateway(
+        config,
+        store,
+        audit,
+        box,
+        clock,
+        logFn,
+        opts.gatewayThread === true ? { onDeath: opts.onBackgroundDeath ?? threadDied(log, "gateway") } : null,
+      )
     : null;
   let gatewayAddress: { host: string; port: number } | null = null;
 
@@ -451,6 +455,14 @@ export async function recordConfigChange(
   });
 }
 
+/** A thread of the broker died: log why and exit, so that a supervisor starts the broker again. */
+function threadDied(log: Logger, thread: "background" | "gateway"): (reason: string) => void {
+  return (reason) => {
+    log.error(`the ${thread} thread died: exiting, so that a supervisor starts the broker again`, { reason });
+    process.exit(70);
+  };
+}
+
 /** The gateway, wired to the store (logins, grant windows, recordings) and the audit log (sessions). */
 function createGateway(
   config: AppConfig,
@@ -459,7 +471,7 @@ function createGateway(
   box: SecretBox | null,
   clock: Clock,
   log: (msg: string, fields?: Record<string, unknown>) => void,
-  recordingThread: boolean,
+  thread: { readonly onDeath: (reason: string) => void } | null,
 ): PgGateway {
   const g = config.gateway;
   if (!g) throw new Error("no gateway configured");
@@ -493,43 +505,46 @@ function createGateway(
       ]),
     );
   };
-  const storage = config.storage;
-  const thread = recordingThread
-    ? createRecordingThread(
-        storage.driver === "sqlite"
-          ? { driver: "sqlite", path: storage.path }
-          : { driver: "postgres", url: storage.url.reveal() },
-      )
-    : null;
-  const recorder = createRecorder({
-    write: thread ? thread.write : storeWrite(store),
-    ...(thread ? { closeWriter: () => thread.close() } : {}),
-    flushMs: g.recordFlushMs,
-    batchSize: 1000,
-    log,
-  });
-  // A session's end event seals its recording (the digest of every statement, folded by the
-  // writer over what it stored), so it is written only once those statements are stored: never a
-  // seal over a recording still in memory, which `audit verify` would read as deleted. While the
-  // store refuses them (disk full) the end waits and retries; a crash meanwhile leaves the
-  // recording unsealed, as any open one.
-  const recordingSealed = async (sessionId: string): Promise<{ digest: string; statements: number }> => {
-    for (let wait = 250; ; wait = Math.min(wait * 2, 10_000)) {
-      try {
-        return await recorder.seal(sessionId);
-      } catch {
-        await new Promise((r) => setTimeout(r, wait).unref());
-      }
-    }
-  };
-  return createPgGateway({
+  const settings: GatewaySettings = {
     host: g.host,
     port: g.port,
     tls: g.tls ? { cert: readFileSync(g.tls.certFile), key: readFileSync(g.tls.keyFile) } : null,
     requireTls: g.requireTls,
-    now: () => clock.now(),
+  };
+  const host = gatewayHost(config, store, box, sessionEvent, log);
+  if (thread) {
+    const storage = config.storage;
+    return createGatewayThread(
+      {
+        settings,
+        recording:
+          storage.driver === "sqlite"
+            ? { driver: "sqlite", path: storage.path }
+            : { driver: "postgres", url: storage.url.reveal() },
+        recordFlushMs: g.recordFlushMs,
+      },
+      host,
+      thread.onDeath,
+    );
+  }
+  const recorder = createRecorder({ write: storeWrite(store), flushMs: g.recordFlushMs, batchSize: 1000, log });
+  return createPgGateway({ ...settings, ...host, recorder, now: () => clock.now() });
+}
+
+/** The broker's part of the gateway: logins, grant windows and guard rules from the store; session events into the audit log. */
+function gatewayHost(
+  config: AppConfig,
+  store: Store,
+  box: SecretBox,
+  sessionEvent: (
+    type: "gateway.session_started" | "gateway.session_ended" | "gateway.statement_blocked",
+    grantId: string,
+    data: Record<string, unknown>,
+  ) => Promise<void>,
+  log: (msg: string, fields?: Record<string, unknown>) => void,
+): GatewayHost {
+  return {
     log,
-    recorder,
     async findLogin(user) {
       const login = await store.findGatewayLogin(user);
       if (!login) return null;
@@ -572,24 +587,22 @@ function createGateway(
         reason: b.reason,
       }).catch((e: unknown) => log("recording a blocked statement failed", { session: b.sessionId, error: String(e) }));
     },
+    // Written once the session's statements are stored (the gateway seals first): never a seal
+    // over a recording still in memory, which `audit verify` would read as deleted.
     onSessionEnd: (s) => {
-      recordingSealed(s.sessionId)
-        .then((seal) =>
-          sessionEvent("gateway.session_ended", s.grantId, {
-            session: s.sessionId,
-            from: s.from,
-            durationMs: s.endedAt - s.startedAt,
-            statements: seal.statements,
-            digest: seal.digest,
-            errors: s.errors,
-            bytesToClient: s.bytesToClient,
-            bytesFromClient: s.bytesFromClient,
-            reason: s.endReason,
-          }),
-        )
-        .catch((e: unknown) =>
-          log("recording a gateway session's end failed", { session: s.sessionId, error: String(e) }),
-        );
+      sessionEvent("gateway.session_ended", s.grantId, {
+        session: s.sessionId,
+        from: s.from,
+        durationMs: s.endedAt - s.startedAt,
+        statements: s.statements,
+        digest: s.digest,
+        errors: s.errors,
+        bytesToClient: s.bytesToClient,
+        bytesFromClient: s.bytesFromClient,
+        reason: s.endReason,
+      }).catch((e: unknown) =>
+        log("recording a gateway session's end failed", { session: s.sessionId, error: String(e) }),
+      );
     },
-  });
+  };
 }

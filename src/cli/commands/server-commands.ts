@@ -73,7 +73,7 @@ export const serverCommand: Command = {
         log,
         env: io.env,
         backgroundThread: thread,
-        recordingThread: true,
+        gatewayThread: true,
         logLevel: logLevelFrom(io, "info"),
       });
       return { config, broker };
@@ -169,7 +169,7 @@ export const demoCommand: Command = {
         log,
         env: io.env,
         backgroundThread: thread,
-        recordingThread: true,
+        gatewayThread: true,
         logLevel: logLevelFrom(io, "warn"),
       });
       return { config, broker };

@@ -1,21 +1,24 @@
 /**
- * The gateway of `breakglass server` writes its recordings from a thread of its own, with its own
- * store connection (ADR 0010) — for each store the broker runs on, SQLite and PostgreSQL: pgbench
- * through the gateway of a real broker process, several sessions at once, in the simple and the
- * extended protocol; then every statement pgbench ran is in the recording once, each session's
- * seq runs 1, 2, 3… without a gap, and `breakglass audit verify` finds every session's sealed
- * digest matching what was stored.
+ * The gateway of `breakglass server` relays on a thread of its own and writes its recordings from
+ * another, with its own store connection (ADR 0011, 0010) — for each store the broker runs on,
+ * SQLite and PostgreSQL: pgbench through the gateway of a real broker process, several sessions
+ * at once, in the simple, extended and prepared protocol; then every statement pgbench ran is in
+ * the recording once, each session's seq runs 1, 2, 3… without a gap, and `breakglass audit
+ * verify` finds every session's sealed digest matching what was stored. And a session through the
+ * gateway thread is closed at its grant's end with the gateway's own FATAL.
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/adapters/logger.js";
 import { createBroker } from "../src/app.js";
 import { loadConfigFile } from "../src/config/load-config.js";
 import { connectorConfigChecks } from "../src/connectors/registry.js";
+import { SYSTEM_CONTEXT } from "../src/core/request-context.js";
 import { runCli, startBrokerProcess } from "./support/broker-process.js";
 import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
@@ -42,7 +45,7 @@ const STORES = {
 } as const;
 
 for (const [name, storage] of Object.entries(STORES)) {
-  describe(`the gateway's recording thread (${name} store)`, () => {
+  describe(`the gateway's threads (${name} store)`, () => {
     let dir: string;
     beforeAll(() => {
       dir = mkdtempSync(join(tmpdir(), `bg-recording-thread-${name}-`));
@@ -140,3 +143,87 @@ targets:
     });
   });
 }
+
+describe("the gateway thread at a grant's end", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "bg-gateway-thread-end-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("closes the session at the grant's end with a FATAL the client can read, and seals its recording", async () => {
+    const gatewayPort = await freePort();
+    const config = join(dir, "breakglass.yaml");
+    writeFileSync(
+      config,
+      `version: 1
+server: { host: 127.0.0.1, port: 0 }
+${STORES.sqlite}
+audit: { signing_key_file: ./audit-signing.pem, generate_key_if_missing: true }
+secrets: { key_file: ./secrets.key, generate_key_if_missing: true }
+workers: { expiry_poll: 100ms }
+gateway: { host: 127.0.0.1, port: ${gatewayPort}, targets: [pg-app] }
+users: { alice: {}, bob: {} }
+groups: { oncall: [alice], leads: [bob] }
+domains:
+  production:
+    roles:
+      db: { target: pg-app, grants: { roles: [recovery_rw] }, max_duration: 2h, approval: "1 of leads", requesters: [oncall] }
+targets:
+  pg-app: { connector: postgres, settings: { admin_url: { env: ${TARGET_ENV} }, timeout: 5s } }
+`,
+    );
+    const env = { [TARGET_ENV]: target.adminUrl };
+    // Tokens made in this process; the grant is made through the server's API, long enough to
+    // open a session on a busy machine.
+    const setup = await createBroker(loadConfigFile(config, { ...connectorConfigChecks, env }), {
+      log: silentLogger,
+      env,
+    });
+    let tokens: { alice: string; bob: string };
+    try {
+      const token = async (user: string) =>
+        (await setup.tokens.create(SYSTEM_CONTEXT, { user, description: "test" })).token.reveal();
+      tokens = { alice: await token("alice"), bob: await token("bob") };
+    } finally {
+      await setup.stop();
+    }
+    const server = await startBrokerProcess(config, { env });
+    try {
+      const cli = (user: "alice" | "bob", ...args: string[]) =>
+        runCli(args, { BREAKGLASS_URL: server.url, BREAKGLASS_TOKEN: tokens[user] });
+      const requested = await cli(
+        "alice",
+        "request",
+        "production/db",
+        "--reason",
+        "checking the end through the gateway thread",
+        "--incident",
+        "INC-22",
+        "--duration",
+        "10s",
+        "--json",
+      );
+      expect(requested.code, requested.stderr).toBe(0);
+      const id = (JSON.parse(requested.stdout) as { id: string }).id;
+      expect((await cli("bob", "approve", id)).code).toBe(0);
+      const credential = await cli("alice", "credential", id);
+      expect(credential.code, credential.stderr).toBe(0);
+      const c = new pg.Client({ connectionString: credential.stdout.trim() });
+      const errors: Error[] = [];
+      c.on("error", (e) => errors.push(e));
+      await c.connect();
+      expect((await c.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+      await until("the session cut", async () => errors.length > 0 || null);
+      expect(errors[0]?.message).toMatch(new RegExp(`break-glass grant ${id} expired`));
+      await c.end().catch(() => {});
+      await until("the session's end sealed", async () => {
+        const out = await runCli(["audit", "verify", "--config", config, "--json"], env);
+        const v = JSON.parse(out.stdout || "{}") as { ok?: boolean; summary?: string };
+        return v.ok === true && /1 recording matches its sealed digest/.test(v.summary ?? "") ? v : null;
+      });
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+});
