@@ -74,22 +74,21 @@ export interface BigResultRow {
   readonly directMs: number;
   readonly gatewayMs: number;
   readonly ratio: number;
-  /** Growth of this process's heap and buffers (the broker, and so the gateway, runs here) over the run. */
+  /** Growth of this process's resident memory (the broker, and so the gateway, runs here) over the run, at its peak. */
   readonly brokerGrowthMiB: number;
 }
 
 /**
  * `rows` rows of ~100 bytes through psql into /dev/null, as a SELECT (psql's own reading, every
- * row through the gateway's scanner) or COPY TO STDOUT: the time, and how much this process's heap
- * and buffers grew meanwhile (sampled every 20 ms).
+ * row through the gateway's scanner) or COPY TO STDOUT: the time, and how much this process's
+ * resident memory grew meanwhile (sampled every 20 ms).
  */
 async function bigResult(dsn: string, what: "select" | "copy", rows: number): Promise<{ ms: number; growth: number }> {
   const query = `SELECT i, repeat('x', 90) AS pad FROM generate_series(1, ${rows}) AS i`;
   const sqlText = what === "copy" ? `COPY (${query}) TO STDOUT` : query;
-  const memory = () => {
-    const m = process.memoryUsage();
-    return m.heapUsed + m.arrayBuffers;
-  };
+  // The whole process's resident memory: the gateway relays on a thread of its own, whose heap
+  // and buffers are not this thread's (process.memoryUsage().heapUsed is one isolate's).
+  const memory = () => process.memoryUsage.rss();
   (globalThis as { gc?: () => void }).gc?.();
   const base = memory();
   let peak = base;
@@ -300,8 +299,9 @@ targets:
     const broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
       log: silentLogger,
       env,
-      // As `breakglass server` runs the gateway (BENCH_RECORDING_THREAD=0: on the relay's thread).
-      recordingThread: process.env.BENCH_RECORDING_THREAD !== "0",
+      // As `breakglass server` runs the gateway (BENCH_GATEWAY_THREAD=0: on the broker's thread,
+      // recording through the broker's store).
+      gatewayThread: process.env.BENCH_GATEWAY_THREAD !== "0",
     });
     await broker.start();
     try {
