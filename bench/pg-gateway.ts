@@ -10,7 +10,7 @@
  * machine hits them alike.
  */
 import { execFile, spawn } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,7 +30,11 @@ const progress = (what: string) => process.stderr.write(`  gateway bench: ${what
 const ctx = (actor: string): RequestContext => ({ actor, requestId: null, sourceAddress: null });
 
 export type PgbenchMode = "simple" | "extended" | "prepared";
-export type BenchPath = "direct" | "pgbouncer" | "relay" | "gateway";
+/**
+ * `inproc` (not run by default): the bare relay's `pipe()` in this process, beside the idle broker —
+ * what relaying costs in the broker's process before the gateway does anything of its own.
+ */
+export type BenchPath = "direct" | "pgbouncer" | "relay" | "gateway" | "inproc";
 export interface GatewayBenchRow {
   readonly mode: PgbenchMode;
   readonly clients: number;
@@ -41,6 +45,16 @@ export interface GatewayBenchRow {
   readonly gatewayRatio: number;
   readonly pgbouncerRatio: number;
   readonly bareRelayRatio: number;
+  /**
+   * CPU time (user + system, every thread) of the relaying process per transaction, µs: the
+   * measure that decides throughput when pgbench, PostgreSQL and the relay fill the cores.
+   */
+  readonly pgbouncerCpuUs: number;
+  readonly bareRelayCpuUs: number;
+  readonly gatewayCpuUs: number;
+  /** The `inproc` path, when run. */
+  readonly inprocTps?: number;
+  readonly inprocCpuUs?: number;
   /** Statements the gateway recorded during its runs of this mode. */
   readonly recorded: number;
 }
@@ -60,22 +74,21 @@ export interface BigResultRow {
   readonly directMs: number;
   readonly gatewayMs: number;
   readonly ratio: number;
-  /** Growth of this process's heap and buffers (the broker, and so the gateway, runs here) over the run. */
+  /** Growth of this process's resident memory (the broker, and so the gateway, runs here) over the run, at its peak. */
   readonly brokerGrowthMiB: number;
 }
 
 /**
  * `rows` rows of ~100 bytes through psql into /dev/null, as a SELECT (psql's own reading, every
- * row through the gateway's scanner) or COPY TO STDOUT: the time, and how much this process's heap
- * and buffers grew meanwhile (sampled every 20 ms).
+ * row through the gateway's scanner) or COPY TO STDOUT: the time, and how much this process's
+ * resident memory grew meanwhile (sampled every 20 ms).
  */
 async function bigResult(dsn: string, what: "select" | "copy", rows: number): Promise<{ ms: number; growth: number }> {
   const query = `SELECT i, repeat('x', 90) AS pad FROM generate_series(1, ${rows}) AS i`;
   const sqlText = what === "copy" ? `COPY (${query}) TO STDOUT` : query;
-  const memory = () => {
-    const m = process.memoryUsage();
-    return m.heapUsed + m.arrayBuffers;
-  };
+  // The whole process's resident memory: the gateway relays on a thread of its own, whose heap
+  // and buffers are not this thread's (process.memoryUsage().heapUsed is one isolate's).
+  const memory = () => process.memoryUsage.rss();
   (globalThis as { gc?: () => void }).gc?.();
   const base = memory();
   let peak = base;
@@ -104,8 +117,22 @@ async function pgbench(dsn: string, mode: PgbenchMode, clients: number, seconds:
   return Number(m[1]);
 }
 
+/** CPU time a process has used so far (user + system, all its threads), µs; Linux /proc. */
+function processCpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * (1_000_000 / 100); // USER_HZ is 100 on Linux
+}
+
+/** This process's CPU time so far, µs (every thread: the broker, so the gateway, runs here). */
+const ownCpuUs = (): number => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
+
 /** PgBouncer in session mode in front of the target, run as the postgres user when we are root. */
-async function startPgbouncer(pgPort: number): Promise<{ port: number; stop(): Promise<void> }> {
+async function startPgbouncer(pgPort: number): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "bg-pgbouncer-"));
   const port = await freePort();
   writeFileSync(
@@ -149,8 +176,18 @@ logfile = ${join(dir, "pgbouncer.log")}
     if (ok) break;
     await new Promise((r) => setTimeout(r, 100));
   }
+  // runuser forks pgbouncer: its CPU is its child's.
+  const launcher = child.pid as number;
+  let pid = launcher;
+  try {
+    const children = readFileSync(`/proc/${launcher}/task/${launcher}/children`, "utf8").trim();
+    if (children) pid = Number(children.split(" ")[0]);
+  } catch {
+    // no /proc children list: count the launcher (pgbouncer itself when not started through runuser)
+  }
   return {
     port,
+    pid,
     async stop() {
       if (child.pid !== undefined) process.kill(-child.pid, "SIGINT");
       await new Promise((r) => child.once("exit", r));
@@ -160,7 +197,7 @@ logfile = ${join(dir, "pgbouncer.log")}
 }
 
 /** The bare Node.js relay of bare-relay.ts, in its own process. */
-async function startBareRelay(pgPort: number): Promise<{ port: number; stop(): Promise<void> }> {
+async function startBareRelay(pgPort: number): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
@@ -182,10 +219,29 @@ async function startBareRelay(pgPort: number): Promise<{ port: number; stop(): P
   child.removeAllListeners("exit");
   return {
     port,
+    pid: child.pid as number,
     async stop() {
       child.kill();
       await new Promise((r) => child.once("exit", r));
     },
+  };
+}
+
+/** bare-relay.ts's relay, in this process. */
+async function startInprocRelay(pgPort: number): Promise<{ port: number; stop(): Promise<void> }> {
+  const server = net.createServer((client) => {
+    client.setNoDelay(true);
+    const target = net.connect({ host: "127.0.0.1", port: pgPort });
+    target.setNoDelay(true);
+    client.pipe(target);
+    target.pipe(client);
+    client.on("error", () => target.destroy());
+    target.on("error", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
 
@@ -243,6 +299,9 @@ targets:
     const broker = await createBroker(loadConfigFile(join(dir, "breakglass.yaml"), { ...connectorConfigChecks, env }), {
       log: silentLogger,
       env,
+      // As `breakglass server` runs the gateway (BENCH_GATEWAY_THREAD=0: on the broker's thread,
+      // recording through the broker's store).
+      gatewayThread: process.env.BENCH_GATEWAY_THREAD !== "0",
     });
     await broker.start();
     try {
@@ -262,11 +321,16 @@ targets:
       const bouncerDsn = `${bouncerUrl.toString()}?sslmode=disable`;
       bouncerUrl.port = String(relay.port);
       const relayDsn = `${bouncerUrl.toString()}?sslmode=disable`;
+      const inproc = paths.has("inproc") ? await startInprocRelay(Number(admin.port)) : null;
+      bouncerUrl.port = String(inproc?.port ?? 0);
+      const inprocDsn = `${bouncerUrl.toString()}?sslmode=disable`;
 
       // Counted in the store's file directly: reading the statements back (listStatements) would
       // cost more than the runs it counts and show in a profile of this process.
       const counter = new BetterSqlite3(join(dir, "breakglass.db"), { readonly: true });
-      const countStmt = counter.prepare("SELECT count(*) AS n FROM session_statements WHERE grant_id = ?");
+      const countStmt = counter.prepare(
+        "SELECT coalesce(sum(last_seq - first_seq + 1), 0) AS n FROM statement_batches WHERE grant_id = ?",
+      );
       const count = () => (countStmt.get(g.id) as { n: number }).n;
       const rows: GatewayBenchRow[] = [];
       for (const clients of opts.clients)
@@ -276,17 +340,39 @@ targets:
             pgbouncer: [] as number[],
             relay: [] as number[],
             gateway: [] as number[],
+            inproc: [] as number[],
+          };
+          // CPU µs of each relaying process, and the transactions it relayed meanwhile.
+          const cpu = {
+            pgbouncer: { us: 0, tx: 0 },
+            relay: { us: 0, tx: 0 },
+            gateway: { us: 0, tx: 0 },
+            inproc: { us: 0, tx: 0 },
+          };
+          const measured = async (path: keyof typeof cpu, used: () => number, dsn: string, per: number) => {
+            const before = used();
+            const t = await pgbench(dsn, mode, clients, per);
+            cpu[path].us += used() - before;
+            cpu[path].tx += t * per;
+            return t;
           };
           let recorded = 0;
           for (let round = 0; round < opts.rounds; round++) {
             const per = Math.max(1, Math.round(opts.seconds / opts.rounds));
             progress(`${clients} client(s), ${mode} round ${round + 1}`);
             if (paths.has("direct")) tps.direct.push(await pgbench(directDsn, mode, clients, per));
-            if (paths.has("pgbouncer")) tps.pgbouncer.push(await pgbench(bouncerDsn, mode, clients, per));
-            if (paths.has("relay")) tps.relay.push(await pgbench(relayDsn, mode, clients, per));
+            if (paths.has("pgbouncer")) {
+              const pid = bouncer.pid;
+              tps.pgbouncer.push(await measured("pgbouncer", () => processCpuUs(pid), bouncerDsn, per));
+            }
+            if (paths.has("relay")) {
+              const pid = relay.pid;
+              tps.relay.push(await measured("relay", () => processCpuUs(pid), relayDsn, per));
+            }
+            if (inproc) tps.inproc.push(await measured("inproc", ownCpuUs, inprocDsn, per));
             if (!paths.has("gateway")) continue;
             const before = count();
-            tps.gateway.push(await pgbench(gatewayDsn, mode, clients, per));
+            tps.gateway.push(await measured("gateway", ownCpuUs, gatewayDsn, per));
             await new Promise((r) => setTimeout(r, 300)); // the recorder's last batch
             recorded += count() - before;
           }
@@ -302,11 +388,16 @@ targets:
             gatewayRatio: mean(tps.gateway) / direct,
             pgbouncerRatio: mean(tps.pgbouncer) / direct,
             bareRelayRatio: mean(tps.relay) / direct,
+            pgbouncerCpuUs: cpu.pgbouncer.us / cpu.pgbouncer.tx,
+            bareRelayCpuUs: cpu.relay.us / cpu.relay.tx,
+            gatewayCpuUs: cpu.gateway.us / cpu.gateway.tx,
+            ...(inproc ? { inprocTps: mean(tps.inproc), inprocCpuUs: cpu.inproc.us / cpu.inproc.tx } : {}),
             recorded,
           };
           rows.push(row);
         }
       counter.close();
+      await inproc?.stop();
       const big: BigResultRow[] = [];
       if (opts.bigRows) {
         for (const what of ["select", "copy"] as const) {

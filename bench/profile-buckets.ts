@@ -3,12 +3,15 @@
  * broker (or of the bare relay) taken under `pgbench`, puts every sample in one bucket by its
  * stack (first rule that matches, in the order below), and divides by the transactions run.
  *
- *   node dist-bench/bench/profile-buckets.js PROFILE.cpuprofile TRANSACTIONS
+ *   node dist-bench/bench/profile-buckets.js TRANSACTIONS RELAYING.cpuprofile [OTHER.cpuprofile…]
  *
- * TRANSACTIONS is tps × seconds as pgbench printed them. Only the window in which the process
- * relayed counts (from the first to the last sample with a relaying frame in its stack), so the
- * broker's start and the grant's activation do not. Idle samples are left out: the table is the
- * process's busy time. Threads other than the profiled one have profiles of their own.
+ * TRANSACTIONS is tps × seconds as pgbench printed them. Only the window in which the first
+ * profile's thread relayed counts (from the first to the last sample with a relaying frame in its
+ * stack), so the broker's start and the grant's activation do not; the other profiles — the other
+ * threads of the same process (`--cpu-prof` writes one per thread: the broker's main thread, the
+ * recording thread) — are counted over the same window. Idle samples are left out: the table is
+ * busy time. The profiler samples wall time, so a thread descheduled inside a system call (a
+ * socket write that woke its reader) counts as busy there: read the figures as busy time, not CPU.
  */
 import { readFileSync } from "node:fs";
 
@@ -19,6 +22,7 @@ interface Node {
 }
 interface Profile {
   readonly nodes: readonly Node[];
+  readonly startTime: number;
   readonly samples: readonly number[];
   readonly timeDeltas: readonly number[];
 }
@@ -38,19 +42,21 @@ const gatewayCode = inFile("/src/gateway/", "/bench/bare-relay");
 /** Buckets in the order they are tried; the first whose rule matches a sample's stack takes it. */
 export const BUCKETS: readonly { readonly name: string; readonly match: (stack: readonly Frame[]) => boolean }[] = [
   { name: "GC", match: (s) => s[0]?.functionName === "(garbage collector)" },
-  { name: "recording: writer thread messages", match: (s) => has(s, inFile("/src/gateway/recording-writer")) },
+  { name: "recording: store insert", match: (s) => has(s, fn("insertStatements", "insertStatementBatches")) },
   {
-    name: "recording: store insert",
-    match: (s) => has(s, fn("insertStatements", "insertStatementBatch")),
+    name: "recording: seal digest",
+    match: (s) => has(s, fn("sealBatches", "digestStep", "canonicalJson", "sha256")),
   },
   {
     name: "recording: store transaction (BEGIN/COMMIT) and the broker's other store work",
-    match: (s) => has(s, inFile("/src/gateway/recorder", "/src/store/", "better-sqlite3", "/kysely/")),
+    match: (s) => has(s, inFile("/src/store/", "better-sqlite3", "/kysely/")),
   },
   {
-    name: "recording: seal digest",
-    match: (s) => has(s, fn("digestStep", "statementEntry", "canonicalJson", "sha256")),
+    name: "recording: gathering, and handing batches to the recording thread",
+    match: (s) =>
+      has(s, inFile("/src/gateway/recorder", "/src/gateway/recording-writer", "/src/gateway/recording-thread")),
   },
+  { name: "recording: the statement's entry (its canonical JSON)", match: (s) => has(s, fn("statementEntry")) },
   {
     name: "socket writes",
     match: (s) =>
@@ -65,8 +71,8 @@ export const BUCKETS: readonly { readonly name: string; readonly match: (stack: 
   { name: "other", match: () => true },
 ];
 
-/** µs of busy time per transaction, by bucket (plus the total and the share idle in the window). */
-export function bucketProfile(profile: Profile, transactions: number): { rows: [string, number][]; idle: number } {
+/** Each sample's stack (leaf first) and its time (µs, the profile's clock) and duration. */
+function samplesOf(profile: Profile): { stack: Frame[]; at: number; dt: number }[] {
   const byId = new Map<number, Node>();
   const parent = new Map<number, number>();
   for (const n of profile.nodes) {
@@ -85,30 +91,46 @@ export function bucketProfile(profile: Profile, transactions: number): { rows: [
     stacks.set(id, s);
     return s;
   };
+  const out: { stack: Frame[]; at: number; dt: number }[] = [];
+  let at = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    at += profile.timeDeltas[i] ?? 0;
+    // A sample's delta is the time before it; the next sample's delta is this one's duration.
+    out.push({ stack: stackOf(id), at, dt: profile.timeDeltas[i + 1] ?? 0 });
+  });
+  return out;
+}
+
+/**
+ * µs of busy time per transaction, by bucket, over the window in which the first profile relayed
+ * (plus the total, and the share of the first profile's window it was idle).
+ */
+export function bucketProfile(
+  profiles: readonly Profile[],
+  transactions: number,
+): { rows: [string, number][]; idle: number } {
+  const [first, ...others] = profiles.map(samplesOf);
+  if (!first) throw new Error("no profile");
   const relaying = (s: readonly Frame[]) =>
     has(s, gatewayCode) || has(s, (f) => f.functionName === "ondata" && f.url.includes("stream"));
-  let first = -1;
-  let last = -1;
-  profile.samples.forEach((id, i) => {
-    if (relaying(stackOf(id))) {
-      if (first < 0) first = i;
-      last = i;
-    }
-  });
+  const window = first.filter((x) => relaying(x.stack));
+  const from = window[0]?.at ?? 0;
+  const to = window[window.length - 1]?.at ?? 0;
   const us = new Map<string, number>(BUCKETS.map((b) => [b.name, 0]));
   let idle = 0;
   let all = 0;
-  for (let i = Math.max(first, 0); i <= last; i++) {
-    // A sample's delta is the time before it; the next sample's delta is this one's duration.
-    const dt = profile.timeDeltas[i + 1] ?? 0;
-    const stack = stackOf(profile.samples[i] as number);
-    all += dt;
-    if (stack[0]?.functionName === "(idle)") {
-      idle += dt;
-      continue;
+  for (const [i, samples] of [first, ...others].entries()) {
+    for (const x of samples) {
+      if (x.at < from || x.at > to) continue;
+      const isIdle = x.stack[0]?.functionName === "(idle)";
+      if (i === 0) {
+        all += x.dt;
+        if (isIdle) idle += x.dt;
+      }
+      if (isIdle) continue;
+      const bucket = BUCKETS.find((b) => b.match(x.stack)) as (typeof BUCKETS)[number];
+      us.set(bucket.name, (us.get(bucket.name) ?? 0) + x.dt);
     }
-    const bucket = BUCKETS.find((b) => b.match(stack)) as (typeof BUCKETS)[number];
-    us.set(bucket.name, (us.get(bucket.name) ?? 0) + dt);
   }
   const rows: [string, number][] = [...us].map(([k, v]) => [k, v / transactions]);
   rows.push(["total busy", [...us.values()].reduce((a, b) => a + b, 0) / transactions]);
@@ -116,9 +138,10 @@ export function bucketProfile(profile: Profile, transactions: number): { rows: [
 }
 
 if (process.argv[1]?.endsWith("profile-buckets.js")) {
-  const [file, tx] = process.argv.slice(2);
-  if (!file || !tx) throw new Error("usage: profile-buckets.js PROFILE.cpuprofile TRANSACTIONS");
-  const { rows, idle } = bucketProfile(JSON.parse(readFileSync(file, "utf8")) as Profile, Number(tx));
+  const [tx, ...files] = process.argv.slice(2);
+  if (!tx || files.length === 0) throw new Error("usage: profile-buckets.js TRANSACTIONS RELAYING.cpuprofile [OTHER…]");
+  const profiles = files.map((f) => JSON.parse(readFileSync(f, "utf8")) as Profile);
+  const { rows, idle } = bucketProfile(profiles, Number(tx));
   for (const [name, v] of rows) console.log(`${v.toFixed(1).padStart(7)}  ${name}`);
-  console.log(`idle in the window: ${(idle * 100).toFixed(0)} %`);
+  console.log(`the relaying thread idle in the window: ${(idle * 100).toFixed(0)} %`);
 }

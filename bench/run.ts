@@ -239,6 +239,8 @@ try {
         "bare relay / direct": fmt(r.bareRelayRatio, 2),
         "gateway / direct": fmt(r.gatewayRatio, 2),
         "gateway / bare relay": fmt(r.gatewayTps / r.bareRelayTps, 2),
+        "gateway / pgbouncer": fmt(r.gatewayTps / r.pgbouncerTps, 2),
+        "CPU µs/tx pgbouncer · relay · gateway": `${fmt(r.pgbouncerCpuUs, 1)} · ${fmt(r.bareRelayCpuUs, 1)} · ${fmt(r.gatewayCpuUs, 1)}`,
         "statements recorded": fmt(r.recorded),
       })),
     );
@@ -250,7 +252,7 @@ try {
         "direct ms": fmt(b.directMs),
         "gateway ms": fmt(b.gatewayMs),
         "gateway / direct (time)": fmt(b.ratio, 2),
-        "broker growth MiB": fmt(b.brokerGrowthMiB, 1),
+        "broker RSS growth MiB": fmt(b.brokerGrowthMiB, 1),
       })),
     );
     results.gateway = gateway;

@@ -30,8 +30,10 @@ import type { Store } from "./core/ports/store.js";
 import type { Transactions } from "./core/ports/transactions.js";
 import { type RequestContext, SYSTEM_CONTEXT } from "./core/request-context.js";
 import { upstreamAad } from "./gateway/gateway-login.js";
-import { createPgGateway, type PgGateway } from "./gateway/pg-gateway.js";
+import { createGatewayThread } from "./gateway/gateway-thread-client.js";
+import { createPgGateway, type GatewayHost, type GatewaySettings, type PgGateway } from "./gateway/pg-gateway.js";
 import { createRecorder } from "./gateway/recorder.js";
+import { storeWrite } from "./gateway/recording-writer.js";
 import { createHttpServer } from "./http/server.js";
 import { createMetrics } from "./metrics/metrics.js";
 import { loadSecretBox, type SecretBox } from "./secrets/secret-box.js";
@@ -75,6 +77,15 @@ export interface BrokerOptions {
    */
   readonly backgroundThread?: boolean | SpawnedBackgroundThread;
   readonly onBackgroundDeath?: (reason: string) => void;
+  /**
+   * Run the gateway — its listener and every session's relay — on a thread of its own, and write
+   * its recordings from another, with its own store connection (docs/adr/0011, 0010): nothing of
+   * the broker's shares the relay's event loop, and no insert or fsync stops it. The server and
+   * the demo do; it needs the build (dist). Without it the gateway relays on the broker's thread
+   * and records through the broker's store. When the thread dies, `onBackgroundDeath` is called
+   * as for the background thread.
+   */
+  readonly gatewayThread?: boolean;
   /** The level the background thread logs at (default `warn`). */
   readonly logLevel?: "info" | "warn" | "error" | "silent";
 }
@@ -163,14 +174,7 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
         {
           metrics,
           cut: (grantId, reason) => gateway?.cutGrant(grantId, reason),
-          onDeath:
-            opts.onBackgroundDeath ??
-            ((reason) => {
-              log.error("the background thread died: exiting, so that a supervisor starts the broker again", {
-                reason,
-              });
-              process.exit(70);
-            }),
+          onDeath: opts.onBackgroundDeath ?? threadDied(log, "background"),
         },
         typeof opts.backgroundThread === "object" ? opts.backgroundThread : undefined,
       )
@@ -261,7 +265,17 @@ export async function createBroker(config: AppConfig, opts: BrokerOptions = {}):
     intervalMs: VAULT_REVIEW_CHECK_MS,
     log: logFn,
   });
-  const gateway = config.gateway ? createGateway(config, store, audit, box, clock, logFn) : null;
+  const gateway = config.gateway
+    ? createGateway(
+        config,
+        store,
+        audit,
+        box,
+        clock,
+        logFn,
+        opts.gatewayThread === true ? { onDeath: opts.onBackgroundDeath ?? threadDied(log, "gateway") } : null,
+      )
+    : null;
   let gatewayAddress: { host: string; port: number } | null = null;
 
   const oidcConfig = config.auth.oidc;
@@ -474,6 +488,14 @@ export async function recordConfigChange(
   });
 }
 
+/** A thread of the broker died: log why and exit, so that a supervisor starts the broker again. */
+function threadDied(log: Logger, thread: "background" | "gateway"): (reason: string) => void {
+  return (reason) => {
+    log.error(`the ${thread} thread died: exiting, so that a supervisor starts the broker again`, { reason });
+    process.exit(70);
+  };
+}
+
 /** The gateway, wired to the store (logins, grant windows, recordings) and the audit log (sessions). */
 function createGateway(
   config: AppConfig,
@@ -482,6 +504,7 @@ function createGateway(
   box: SecretBox | null,
   clock: Clock,
   log: (msg: string, fields?: Record<string, unknown>) => void,
+  thread: { readonly onDeath: (reason: string) => void } | null,
 ): PgGateway {
   const g = config.gateway;
   if (!g) throw new Error("no gateway configured");
@@ -515,28 +538,46 @@ function createGateway(
       ]),
     );
   };
-  const recorder = createRecorder({ store, flushMs: g.recordFlushMs, batchSize: 1000, log });
-  // A session's end event seals its recording (the digest of every statement), so it is written
-  // only once those statements are stored: never a seal over a recording still in memory, which
-  // `audit verify` would read as deleted. While the store refuses them (disk full) the end waits
-  // and retries; a crash meanwhile leaves the recording unsealed, as any open one.
-  const recordingStored = async (): Promise<void> => {
-    for (let wait = 250; ; wait = Math.min(wait * 2, 10_000)) {
-      try {
-        return await recorder.flush();
-      } catch {
-        await new Promise((r) => setTimeout(r, wait).unref());
-      }
-    }
-  };
-  return createPgGateway({
+  const settings: GatewaySettings = {
     host: g.host,
     port: g.port,
     tls: g.tls ? { cert: readFileSync(g.tls.certFile), key: readFileSync(g.tls.keyFile) } : null,
     requireTls: g.requireTls,
-    now: () => clock.now(),
+  };
+  const host = gatewayHost(config, store, box, sessionEvent, log);
+  if (thread) {
+    const storage = config.storage;
+    return createGatewayThread(
+      {
+        settings,
+        recording:
+          storage.driver === "sqlite"
+            ? { driver: "sqlite", path: storage.path }
+            : { driver: "postgres", url: storage.url.reveal() },
+        recordFlushMs: g.recordFlushMs,
+      },
+      host,
+      thread.onDeath,
+    );
+  }
+  const recorder = createRecorder({ write: storeWrite(store), flushMs: g.recordFlushMs, batchSize: 1000, log });
+  return createPgGateway({ ...settings, ...host, recorder, now: () => clock.now() });
+}
+
+/** The broker's part of the gateway: logins, grant windows and guard rules from the store; session events into the audit log. */
+function gatewayHost(
+  config: AppConfig,
+  store: Store,
+  box: SecretBox,
+  sessionEvent: (
+    type: "gateway.session_started" | "gateway.session_ended" | "gateway.statement_blocked",
+    grantId: string,
+    data: Record<string, unknown>,
+  ) => Promise<void>,
+  log: (msg: string, fields?: Record<string, unknown>) => void,
+): GatewayHost {
+  return {
     log,
-    recorder,
     async findLogin(user) {
       const login = await store.findGatewayLogin(user);
       if (!login) return null;
@@ -579,24 +620,22 @@ function createGateway(
         reason: b.reason,
       }).catch((e: unknown) => log("recording a blocked statement failed", { session: b.sessionId, error: String(e) }));
     },
+    // Written once the session's statements are stored (the gateway seals first): never a seal
+    // over a recording still in memory, which `audit verify` would read as deleted.
     onSessionEnd: (s) => {
-      recordingStored()
-        .then(() =>
-          sessionEvent("gateway.session_ended", s.grantId, {
-            session: s.sessionId,
-            from: s.from,
-            durationMs: s.endedAt - s.startedAt,
-            statements: s.statements,
-            digest: s.digest,
-            errors: s.errors,
-            bytesToClient: s.bytesToClient,
-            bytesFromClient: s.bytesFromClient,
-            reason: s.endReason,
-          }),
-        )
-        .catch((e: unknown) =>
-          log("recording a gateway session's end failed", { session: s.sessionId, error: String(e) }),
-        );
+      sessionEvent("gateway.session_ended", s.grantId, {
+        session: s.sessionId,
+        from: s.from,
+        durationMs: s.endedAt - s.startedAt,
+        statements: s.statements,
+        digest: s.digest,
+        errors: s.errors,
+        bytesToClient: s.bytesToClient,
+        bytesFromClient: s.bytesFromClient,
+        reason: s.endReason,
+      }).catch((e: unknown) =>
+        log("recording a gateway session's end failed", { session: s.sessionId, error: String(e) }),
+      );
     },
-  });
+  };
 }

@@ -23,6 +23,7 @@ import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { grantDetail, grantsTable } from "../src/cli/format.js";
 import { storyText } from "../src/cli/review-format.js";
 import { GrantListSchema, GrantStorySchema, GrantViewSchema } from "../src/contract/api.js";
+import { packStatements } from "../src/core/statement-batch.js";
 import { rotationStatus } from "../src/service/rotation.js";
 import { ctx } from "./support/ctx.js";
 import {
@@ -160,22 +161,24 @@ describe("a read event is written only for a real read", () => {
     expect(await eventsOf(g.id)).not.toContain("grant.recording_read");
 
     await broker.store.transaction((tx) =>
-      tx.insertStatements([
-        {
-          grantId: g.id,
-          sessionId: "s_test",
-          seq: 1,
-          startedAt: Date.now(),
-          endedAt: Date.now(),
-          kind: "simple",
-          text: "SELECT 1",
-          params: null,
-          rows: 1,
-          tag: "SELECT 1",
-          error: null,
-          bytes: 8,
-        },
-      ]),
+      tx.insertStatementBatches(
+        packStatements([
+          {
+            grantId: g.id,
+            sessionId: "s_test",
+            seq: 1,
+            startedAt: Date.now(),
+            endedAt: Date.now(),
+            kind: "simple",
+            text: "SELECT 1",
+            params: null,
+            rows: 1,
+            tag: "SELECT 1",
+            error: null,
+            bytes: 8,
+          },
+        ]),
+      ),
     );
     const full = await call("bob", "GET", `/grants/${g.id}/recording`);
     expect(full.json.statements).toHaveLength(1);

@@ -658,7 +658,7 @@ describe("PostgreSQL gateway", () => {
     await until("the first statement stored", async () => (await broker.store.listStatements(id)).length === 1 || null);
     // The recording table goes away under the broker (a full disk, a broken volume…).
     const db = new BetterSqlite3(join(dir, "breakglass.db"));
-    db.exec("ALTER TABLE session_statements RENAME TO session_statements_away");
+    db.exec("ALTER TABLE statement_batches RENAME TO statement_batches_away");
     try {
       // This one runs (the gateway cannot know yet); its write fails at the next flush.
       expect((await c.query("SELECT 'during' AS x")).rows).toEqual([{ x: "during" }]);
@@ -681,7 +681,7 @@ describe("PostgreSQL gateway", () => {
         message: expect.stringMatching(/cannot record statements right now .* nothing was run unrecorded/),
       });
     } finally {
-      db.exec("ALTER TABLE session_statements_away RENAME TO session_statements");
+      db.exec("ALTER TABLE statement_batches_away RENAME TO statement_batches");
       db.close();
     }
     // Back: the held statement is written, and sessions work again.
@@ -864,37 +864,35 @@ describe("PostgreSQL gateway", () => {
 
     const db = new BetterSqlite3(join(dir, "breakglass.db"));
     try {
-      db.prepare("UPDATE session_statements SET text = 'SELECT 3' WHERE session_id = ? AND seq = 2").run(
-        sealed.session,
+      // The session's statements are one stored batch (a JSON array of their entries): edit one.
+      const edit = db.prepare(
+        "UPDATE statement_batches SET entries = replace(entries, @from, @to) WHERE session_id = @session AND instr(entries, @from) > 0",
       );
+      const session = sealed.session;
+      expect(edit.run({ from: '"SELECT $1::int AS two"', to: '"SELECT 3"', session }).changes).toBe(1);
       expect(await verifyStoreChain(broker.store, keys)).toMatchObject({
         ok: false,
         seq: ended?.seq,
         problem: "recording_mismatch",
         message: expect.stringContaining(sealed.session),
       });
-      db.prepare("UPDATE session_statements SET text = 'SELECT $1::int AS two' WHERE session_id = ? AND seq = 2").run(
-        sealed.session,
-      );
+      expect(edit.run({ from: '"SELECT 3"', to: '"SELECT $1::int AS two"', session }).changes).toBe(1);
       expect(await verifyStoreChain(broker.store, keys)).toMatchObject({ ok: true });
       // A statement added to the session after it ended.
-      db.prepare(
-        `INSERT INTO session_statements (grant_id, session_id, seq, started_at, ended_at, kind, text, params, rows, tag, error, bytes)
-         VALUES (?, ?, 3, 0, 0, 'simple', 'SELECT harmless()', NULL, 1, 'SELECT 1', NULL, 10)`,
-      ).run(id, sealed.session);
+      const insert = db.prepare(
+        "INSERT INTO statement_batches (grant_id, session_id, first_seq, last_seq, started_at, entries) VALUES (?, ?, ?, ?, 0, ?)",
+      );
+      insert.run(id, sealed.session, 3, 3, '[[3,0,0,"simple","SELECT harmless()",null,1,"SELECT 1",null,10]]');
       expect(await verifyStoreChain(broker.store, keys)).toMatchObject({ ok: false, problem: "recording_mismatch" });
       // A session that never went through the gateway.
-      db.prepare("DELETE FROM session_statements WHERE session_id = ? AND seq = 3").run(sealed.session);
-      db.prepare(
-        `INSERT INTO session_statements (grant_id, session_id, seq, started_at, ended_at, kind, text, params, rows, tag, error, bytes)
-         VALUES (?, 's_invented', 1, 0, 0, 'simple', 'SELECT 1', NULL, 1, 'SELECT 1', NULL, 10)`,
-      ).run(id);
+      db.prepare("DELETE FROM statement_batches WHERE session_id = ? AND first_seq = 3").run(sealed.session);
+      insert.run(id, "s_invented", 1, 1, '[[1,0,0,"simple","SELECT 1",null,1,"SELECT 1",null,10]]');
       expect(await verifyStoreChain(broker.store, keys)).toMatchObject({
         ok: false,
         problem: "recording_unaccounted",
         message: expect.stringContaining("s_invented"),
       });
-      db.prepare("DELETE FROM session_statements WHERE session_id = 's_invented'").run();
+      db.prepare("DELETE FROM statement_batches WHERE session_id = 's_invented'").run();
     } finally {
       db.close();
     }

@@ -8,6 +8,7 @@ import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
+import { type Dialect, Kysely, Migrator, PostgresDialect, SqliteDialect } from "kysely";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { GENESIS_HASH } from "../src/core/audit-chain.js";
@@ -16,6 +17,8 @@ import { BreakglassError, type ErrorCode } from "../src/core/errors.js";
 import type { Grant, VaultOpening } from "../src/core/model.js";
 import type { Store } from "../src/core/ports/store.js";
 import type { AlarmRecord, AuditHead, Checkpoint, StatementRecord, TokenRecord } from "../src/core/records.js";
+import { packStatements } from "../src/core/statement-batch.js";
+import { MIGRATIONS } from "../src/store/migrations.js";
 import { createPostgresStore } from "../src/store/postgres-store.js";
 import { createSqliteStore } from "../src/store/sqlite-store.js";
 import { makeGrant as coreMakeGrant } from "./support/core-fixtures.js";
@@ -34,6 +37,22 @@ interface TestDatabase {
   exec(statement: string): Promise<void>;
   /** Raw SQL whose rows the test reads (e.g. who waits for a lock). */
   query(statement: string): Promise<Record<string, unknown>[]>;
+  /** Apply the migrations up to `name` only (a database of an earlier release). */
+  migrateTo(name: string): Promise<void>;
+}
+
+/** Run the store's migrations up to `name` on a database of a dialect. */
+async function migrateTo(dialect: Dialect, name: string): Promise<void> {
+  const db = new Kysely<unknown>({ dialect });
+  try {
+    const { error } = await new Migrator({
+      db,
+      provider: { getMigrations: async () => ({ ...MIGRATIONS }) },
+    }).migrateTo(name);
+    if (error) throw error;
+  } finally {
+    await db.destroy();
+  }
 }
 
 interface Backend {
@@ -62,6 +81,7 @@ function sqliteBackend(): Backend {
       const path = join(dir, `t${++databases}.db`);
       return {
         open: (options = {}) => createSqliteStore({ path, ...options }),
+        migrateTo: (name) => migrateTo(new SqliteDialect({ database: new BetterSqlite3(path) }), name),
         async exec(statement) {
           const raw = new BetterSqlite3(path);
           try {
@@ -104,6 +124,8 @@ function postgresBackend(): Backend {
       const url = withDatabase(need().url, name);
       return {
         open: (options = {}) => createPostgresStore({ url, poolSize: 4, ...options }),
+        migrateTo: (name) =>
+          migrateTo(new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }), name),
         async exec(statement) {
           const client = new pg.Client({ connectionString: adminUrl });
           await client.connect();
@@ -1222,10 +1244,32 @@ for (const backend of BACKENDS) {
           statement(1),
           statement(2, { kind: "simple", params: null, error: "22012 division by zero", tag: null, endedAt: null }),
         ];
-        await store.transaction((tx) => tx.insertStatements(batch));
-        await store.transaction((tx) => tx.insertStatements([]));
+        await store.transaction((tx) => tx.insertStatementBatches(packStatements(batch)));
+        await store.transaction((tx) => tx.insertStatementBatches([]));
         expect(await store.listStatements("g_1")).toEqual(batch);
         expect(await store.listStatements("g_2")).toEqual([]);
+        // A write retried after it had in fact committed: the batch stays once.
+        await store.transaction((tx) => tx.insertStatementBatches(packStatements(batch)));
+        expect(await store.listStatements("g_1")).toEqual(batch);
+        // Later batches of the session, and another session's, read back by start, session and seq.
+        const other = (seq: number, startedAt: number) => statement(seq, { sessionId: "s_0", startedAt });
+        await store.transaction((tx) =>
+          tx.insertStatementBatches(packStatements([statement(3), statement(4), other(1, T0 + 2), other(2, T0 + 9)])),
+        );
+        expect((await store.listStatements("g_1")).map((s) => `${s.sessionId}:${s.seq}`)).toEqual([
+          "s_1:1",
+          "s_0:1",
+          "s_1:2",
+          "s_1:3",
+          "s_1:4",
+          "s_0:2",
+        ]);
+        expect((await store.listRecordings()).filter((r) => r.kind === "gateway")).toEqual(
+          expect.arrayContaining([
+            { kind: "gateway", sessionId: "s_1", grantId: "g_1" },
+            { kind: "gateway", sessionId: "s_0", grantId: "g_1" },
+          ]),
+        );
         await store.transaction((tx) => tx.deleteCredentials(["g_1"]));
         expect(await store.findGatewayLogin("bg_g_1")).toBeNull();
       });
@@ -1319,6 +1363,55 @@ for (const backend of BACKENDS) {
           expect((await store.transaction((tx) => tx.lockAuditHead())).seq).toBe(1);
         } finally {
           await unmigrated.close();
+        }
+      });
+
+      it("moves the statements recorded a row each (before 0014) into batches, read back the same", async () => {
+        const fresh = await backend.freshDatabase();
+        await fresh.migrateTo("0013_alarm_lease_owner");
+        const rows: StatementRecord[] = [];
+        for (let seq = 1; seq <= 1203; seq++) {
+          rows.push({
+            grantId: "g_1",
+            sessionId: "s_1",
+            seq,
+            startedAt: T0 + seq,
+            endedAt: seq === 7 ? null : T0 + seq + 1,
+            kind: seq === 7 ? "simple" : "extended",
+            text: `SELECT ${seq} /* 'quotes' "and" unicode ü */`,
+            params: seq === 7 ? null : ["1", null, "\\x00ff"],
+            rows: 3_000_000_000 + seq,
+            tag: seq === 7 ? null : "SELECT 1",
+            error: seq === 7 ? "22012 division by zero" : null,
+            bytes: 5_000_000_000,
+          });
+        }
+        rows.push({ ...(rows[0] as StatementRecord), sessionId: "s_2", grantId: "g_2", startedAt: T0 });
+        const quote = (v: string | null) => (v === null ? "NULL" : `'${v.replaceAll("'", "''")}'`);
+        for (let i = 0; i < rows.length; i += 200) {
+          const values = rows
+            .slice(i, i + 200)
+            .map(
+              (r) =>
+                `(${quote(r.grantId)}, ${quote(r.sessionId)}, ${r.seq}, ${r.startedAt}, ${r.endedAt ?? "NULL"}, ${quote(r.kind)}, ${quote(r.text)}, ${quote(r.params === null ? null : JSON.stringify(r.params))}, ${r.rows}, ${quote(r.tag)}, ${quote(r.error)}, ${r.bytes})`,
+            );
+          await fresh.exec(
+            `INSERT INTO session_statements (grant_id, session_id, seq, started_at, ended_at, kind, text, params, rows, tag, error, bytes) VALUES ${values.join(", ")}`,
+          );
+        }
+        const migrated = await fresh.open();
+        try {
+          expect(await migrated.listStatements("g_1")).toEqual(rows.slice(0, -1));
+          expect(await migrated.listStatements("g_2")).toEqual(rows.slice(-1));
+          // A thousand of a session's statements to a row.
+          const batches = await fresh.query("SELECT session_id, first_seq, last_seq FROM statement_batches");
+          expect(batches.map((b) => `${b.session_id}:${b.first_seq}-${b.last_seq}`).sort()).toEqual([
+            "s_1:1-1000",
+            "s_1:1001-1203",
+            "s_2:1-1",
+          ]);
+        } finally {
+          await migrated.close();
         }
       });
 

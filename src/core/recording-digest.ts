@@ -28,10 +28,31 @@ export function terminalEntry(e: TerminalEvent): string {
   return canonicalJson([e.seq, Math.round(e.t * 1000), e.kind, e.data]);
 }
 
-/** One statement as the digest covers it: every recorded field but the grant and session ids. */
+/**
+ * One statement as the digest covers it: every recorded field but the grant and session ids, as
+ * canonical JSON. For an array of strings, finite numbers, null and an array of strings or null
+ * that is each string as JSON.stringify writes it and each number as JavaScript prints it (RFC
+ * 8785, 3.2.2) — built here directly, without the generic canonicaliser, because the gateway
+ * does it for every statement it relays; the property test in statement-batch.test.ts holds it
+ * to {@link canonicalJson}.
+ * @throws ERR_VALIDATION for a number that is not finite (no statement has one)
+ */
 export function statementEntry(s: StatementRecord): string {
-  return canonicalJson([s.seq, s.startedAt, s.endedAt, s.kind, s.text, s.params, s.rows, s.tag, s.error, s.bytes]);
+  if (!Number.isFinite(s.seq + s.startedAt + (s.endedAt ?? 0) + s.rows + s.bytes)) {
+    return canonicalJson([s.seq, s.startedAt, s.endedAt, s.kind, s.text, s.params, s.rows, s.tag, s.error, s.bytes]);
+  }
+  const q = JSON.stringify;
+  return `[${s.seq},${s.startedAt},${s.endedAt},${q(s.kind)},${q(s.text)},${s.params === null ? "null" : params(s.params)},${s.rows},${s.tag === null ? "null" : q(s.tag)},${s.error === null ? "null" : q(s.error)},${s.bytes}]`;
 }
+
+const params = (list: readonly (string | null)[]): string => {
+  let out = "[";
+  for (let i = 0; i < list.length; i++) {
+    const p = list[i];
+    out += `${i === 0 ? "" : ","}${p === null || p === undefined ? "null" : JSON.stringify(p)}`;
+  }
+  return `${out}]`;
+};
 
 export function digestStep(sha256: Sha256, digest: string, entry: string): string {
   return sha256(digest, "\n", entry);

@@ -150,6 +150,27 @@ export interface StatementRecord {
   readonly bytes: number;
 }
 
+/**
+ * A run of one gateway session's statements, stored as one row (core/statement-batch.ts): the
+ * recorder writes a session's statements in batches, and a row per statement cost the relay more
+ * than the statement itself (ADR 0010).
+ */
+export interface StatementBatch {
+  readonly grantId: string;
+  readonly sessionId: string;
+  /** The first and last statement's seq (the batch holds every seq between, in order). */
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  /** When the first statement started (orders a grant's batches). */
+  readonly startedAt: number;
+  /**
+   * The statements as one JSON array of their digest entries (core/recording-digest.ts
+   * `statementEntry`: `[seq, startedAt, endedAt, kind, text, params, rows, tag, error, bytes]`),
+   * the very text the session's seal hashed.
+   */
+  readonly entries: string;
+}
+
 /** A recorded terminal session (`breakglass shell`), asciicast v2 in the making. */
 export interface TerminalSession {
   readonly id: string;

@@ -31,6 +31,9 @@ import {
 } from "./pg-wire.js";
 import type { Recorder } from "./recorder.js";
 import { type BlockedStatement, Session, type SessionSummary } from "./session.js";
+
+export type { SessionSummary } from "./session.js";
+
 import { decideStartup, GATEWAY_RULES, loadParser, sessionGuard } from "./statement-guard.js";
 import {
   cancelRequest,
@@ -55,17 +58,30 @@ export interface GrantWindow {
   readonly ended: string | null;
 }
 
-export type { SessionSummary } from "./session.js";
+/** A session's end with its recording's seal: the digest of every statement stored, and how many. */
+export interface SealedSession extends SessionSummary {
+  readonly digest: string;
+}
 
-export interface GatewayDeps {
+/** Where and how the gateway listens. */
+export interface GatewaySettings {
   readonly host: string;
   readonly port: number;
   readonly tls: { readonly cert: Buffer; readonly key: Buffer } | null;
   /** Refuse clients that do not ask for TLS (default when a certificate is configured). */
   readonly requireTls: boolean;
+  /** How often open sessions' grants are checked (default 250 ms). */
+  readonly checkMs?: number;
+  readonly connectTimeoutMs?: number;
+}
+
+/**
+ * What the broker gives its gateway: its store and audit log, as calls and events — messages
+ * to the broker's thread when the gateway runs on a thread of its own (gateway-thread.ts).
+ */
+export interface GatewayHost {
   readonly findLogin: (user: string) => Promise<GatewayLoginInfo | null>;
   readonly grantWindow: (grantId: string) => Promise<GrantWindow>;
-  readonly recorder: Recorder;
   /** Called when a session is in (after upstream authentication), before it relays; a throw refuses it. */
   readonly onSessionStart: (s: {
     grantId: string;
@@ -74,18 +90,25 @@ export interface GatewayDeps {
     from: string | null;
     application: string | null;
   }) => Promise<void>;
-  readonly onSessionEnd: (summary: SessionSummary) => void;
+  /**
+   * A session that was let in ended, and every statement of it is stored: its summary and seal
+   * (so a seal never covers statements still in memory; while storage refuses them the gateway
+   * waits and tries again).
+   */
+  readonly onSessionEnd: (session: SealedSession) => void;
   /** The role's statement guard, for a grant (null rules: no guard). */
   readonly guardFor: (
     grantId: string,
   ) => Promise<{ readonly role: string; readonly rules: GuardRules | null; readonly redactParameters: boolean }>;
   /** A statement the guard refused (it was replaced by one raising the guard's error at the target). */
   readonly onBlocked: (b: BlockedStatement) => void;
-  readonly now: () => number;
   readonly log: (msg: string, fields?: Record<string, unknown>) => void;
-  /** How often open sessions' grants are checked (default 250 ms). */
-  readonly checkMs?: number;
-  readonly connectTimeoutMs?: number;
+}
+
+export interface GatewayDeps extends GatewaySettings, GatewayHost {
+  /** The gateway's recorder (closed with the gateway). */
+  readonly recorder: Recorder;
+  readonly now: () => number;
 }
 
 export interface PgGateway {
@@ -158,6 +181,28 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
     if (set?.size === 0) byGrant.delete(session.grantId);
   };
 
+  /**
+   * A session ended: its recording is sealed once its statements are stored — the recorder
+   * writes what it holds first, and while storage refuses it this waits and tries again (a crash
+   * meanwhile leaves the recording unsealed, as any open one).
+   */
+  const sealing = new Set<Promise<void>>();
+  const seal = (s: SessionSummary): void => {
+    const p = sealed(s).finally(() => sealing.delete(p));
+    sealing.add(p);
+  };
+  const sealed = async (s: SessionSummary): Promise<void> => {
+    for (let wait = 250; ; wait = Math.min(wait * 2, 10_000)) {
+      try {
+        const sealed = await deps.recorder.seal(s.sessionId);
+        deps.onSessionEnd({ ...s, statements: sealed.statements, digest: sealed.digest });
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, wait).unref());
+      }
+    }
+  };
+
   const fatal = (socket: net.Socket, code: string, text: string, hint?: string) => {
     socket.end(errorResponse("FATAL", code, text, hint));
   };
@@ -170,7 +215,7 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       now: deps.now,
       recorder: deps.recorder,
       onBlocked: deps.onBlocked,
-      onSessionEnd: deps.onSessionEnd,
+      onSessionEnd: seal,
       log: deps.log,
       onClosed: forget,
     });
@@ -428,6 +473,10 @@ export function createPgGateway(deps: GatewayDeps): PgGateway {
       for (const s of [...sessions.values()])
         s.close("broker shutting down", { code: "57P01", text: "the Breakglass broker is shutting down" });
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      // The sessions just closed are sealed once their statements are written (a while, at most,
+      // when storage refuses them: then they stay unsealed, as after a crash).
+      const grace = new Promise<void>((r) => setTimeout(r, 5_000).unref());
+      await Promise.race([Promise.all(sealing), grace]);
       await deps.recorder.close();
     },
   };

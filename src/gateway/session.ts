@@ -10,8 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type net from "node:net";
-import { sha256 } from "../adapters/node-crypto.js";
-import { digestStep, EMPTY_RECORDING_DIGEST, statementEntry } from "../core/recording-digest.js";
+import { statementEntry } from "../core/recording-digest.js";
 import type { StatementRecord } from "../core/records.js";
 import { ClientFramer } from "./client-framing.js";
 import { errorResponse, message, readBindParams, readCString } from "./pg-wire.js";
@@ -29,9 +28,8 @@ export interface SessionSummary {
   readonly application: string | null;
   readonly startedAt: number;
   readonly endedAt: number;
+  /** Statements recorded (their seal — the digest over them as stored — is the recorder's: `Recorder.seal`). */
   readonly statements: number;
-  /** Digest of every statement recorded, in order (core/recording-digest.ts): sealed into the end event. */
-  readonly digest: string;
   readonly errors: number;
   readonly bytesToClient: number;
   readonly bytesFromClient: number;
@@ -79,8 +77,6 @@ export class Session {
   readonly startedAt: number;
   endsAt: number | null = null;
   private timer: NodeJS.Timeout | null = null;
-  /** Folded over each statement as it is recorded, so the end event can seal the recording. */
-  private digest = EMPTY_RECORDING_DIGEST;
   private bytesToClient = 0;
   private bytesFromClient = 0;
   /** The recording rules; made when the session relays (its grant is known by then). */
@@ -138,7 +134,6 @@ export class Session {
         startedAt: this.startedAt,
         endedAt: this.deps.now(),
         statements: this.tracker?.statements ?? 0,
-        digest: this.digest,
         errors: this.tracker?.errors ?? 0,
         bytesToClient: this.bytesToClient,
         bytesFromClient: this.bytesFromClient,
@@ -194,12 +189,14 @@ export class Session {
       }
       if (upstream.writableNeedDrain) client.pause();
     };
-    // Target → client: scanned in place, forwarded as it came.
+    // Target → client: forwarded as it came, then scanned in place — the client has its answer
+    // before the statement's record is made (the record waits in memory either way).
     const fromUpstream = (chunk: Buffer) => {
+      const full = !client.write(chunk);
       this.bytesToClient += chunk.length;
       tracker.sent(chunk.length);
       scanner.scan(chunk);
-      if (!client.write(chunk)) upstream.pause();
+      if (full) upstream.pause();
     };
     client.on("data", fromClient);
     upstream.on("data", fromUpstream);
@@ -218,8 +215,7 @@ export class Session {
   }
 
   private record(r: StatementRecord): void {
-    this.digest = digestStep(sha256, this.digest, statementEntry(r));
-    this.deps.recorder.record(r);
+    this.deps.recorder.record(r, statementEntry(r));
   }
 
   /** A statement the guard refuses: reported, and replaced by one raising the guard's error. */

@@ -4,7 +4,7 @@
  * once released: a change is a new entry (`0002_…`). Callers serialise runs themselves —
  * `BEGIN IMMEDIATE` on SQLite, an advisory lock on PostgreSQL — see the two store factories.
  */
-import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
+import { type Kysely, type Migration, type MigrationProvider, Migrator, SqliteAdapter, sql } from "kysely";
 import { GENESIS_HASH } from "../core/audit-chain.js";
 import { BreakglassError } from "../core/errors.js";
 
@@ -372,6 +372,36 @@ const alarmLeaseOwner: Migration = {
   },
 };
 
+/**
+ * A gateway session's statements are stored a batch to a row (core/statement-batch.ts, ADR 0010):
+ * a row and two index entries per statement cost more to write than relaying the statement. The
+ * statements recorded so far move over, a thousand of a session's to a row.
+ */
+const statementBatches: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable("statement_batches")
+      .addColumn("grant_id", "text", (c) => c.notNull())
+      .addColumn("session_id", "text", (c) => c.notNull())
+      .addColumn("first_seq", "integer", (c) => c.notNull())
+      .addColumn("last_seq", "integer", (c) => c.notNull())
+      .addColumn("started_at", "bigint", (c) => c.notNull())
+      .addColumn("entries", "text", (c) => c.notNull())
+      .addPrimaryKeyConstraint("statement_batches_pkey", ["session_id", "first_seq"])
+      .execute();
+    await db.schema.createIndex("statement_batches_grant").on("statement_batches").column("grant_id").execute();
+    const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+    const entry = sqlite
+      ? sql`json_array(seq, started_at, ended_at, kind, text, json(params), rows, tag, error, bytes)`
+      : sql`json_build_array(seq, started_at, ended_at, kind, text, params::json, rows, tag, error, bytes)`;
+    const entries = sqlite ? sql`json_group_array(${entry} ORDER BY seq)` : sql`json_agg(${entry} ORDER BY seq)::text`;
+    await sql`INSERT INTO statement_batches (grant_id, session_id, first_seq, last_seq, started_at, entries)
+      SELECT min(grant_id), session_id, min(seq), max(seq), min(started_at), ${entries}
+      FROM session_statements GROUP BY session_id, (seq - 1) / 1000`.execute(db);
+    await db.schema.dropTable("session_statements").execute();
+  },
+};
+
 /** Every migration, by name; applied in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0001_initial": initial,
@@ -387,6 +417,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   "0011_vault_opening_alarm": vaultOpeningAlarm,
   "0012_grant_activation_failure": activationFailure,
   "0013_alarm_lease_owner": alarmLeaseOwner,
+  "0014_statement_batches": statementBatches,
 });
 
 const provider: MigrationProvider = {

@@ -109,20 +109,15 @@ export interface GatewayLoginsTable {
   updated_at: number;
 }
 
-export interface SessionStatementsTable {
+/** One batch of a gateway session's statements (core/statement-batch.ts). */
+export interface StatementBatchesTable {
   grant_id: string;
   session_id: string;
-  seq: number;
+  first_seq: number;
+  last_seq: number;
   started_at: number;
-  ended_at: number | null;
-  kind: string;
-  text: string;
-  /** JSON array text, or null. */
-  params: string | null;
-  rows: number;
-  tag: string | null;
-  error: string | null;
-  bytes: number;
+  /** JSON array of the statements' digest entries. */
+  entries: string;
 }
 
 export interface TerminalSessionsTable {
@@ -262,7 +257,7 @@ export interface Database {
   alarms: AlarmsTable;
   broker_state: BrokerStateTable;
   gateway_logins: GatewayLoginsTable;
-  session_statements: SessionStatementsTable;
+  statement_batches: StatementBatchesTable;
   terminal_sessions: TerminalSessionsTable;
   terminal_events: TerminalEventsTable;
   web_sessions: WebSessionsTable;

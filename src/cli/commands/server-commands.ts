@@ -73,6 +73,7 @@ export const serverCommand: Command = {
         log,
         env: io.env,
         backgroundThread: thread,
+        gatewayThread: true,
         logLevel: logLevelFrom(io, "info"),
       });
       return { config, broker };
@@ -168,6 +169,7 @@ export const demoCommand: Command = {
         log,
         env: io.env,
         backgroundThread: thread,
+        gatewayThread: true,
         logLevel: logLevelFrom(io, "warn"),
       });
       return { config, broker };

@@ -1,12 +1,23 @@
 /** Recordings: the gateway's statements (and its logins) and terminal sessions. */
-import type { GatewayLogin, RecordingRef, StatementRecord, TerminalEvent, TerminalSession } from "../records.js";
+import type {
+  GatewayLogin,
+  RecordingRef,
+  StatementBatch,
+  StatementRecord,
+  TerminalEvent,
+  TerminalSession,
+} from "../records.js";
 
 /** The gateway's logins and recorded statements, inside a transaction. */
 export interface GatewayWrites {
   /** Store (or replace) the gateway login of a grant. */
   saveGatewayLogin(login: GatewayLogin, at: number): Promise<void>;
-  /** Append recorded statements (a batch from the gateway's recorder). */
-  insertStatements(statements: readonly StatementRecord[]): Promise<void>;
+  /**
+   * Append recorded statements, a row per batch (from the gateway's recorder). A batch already
+   * stored (same session and first seq: a write retried after it had in fact committed) is left
+   * as it is.
+   */
+  insertStatementBatches(batches: readonly StatementBatch[]): Promise<void>;
 }
 
 /** The gateway's logins and recorded statements, outside a transaction. */

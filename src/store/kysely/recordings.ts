@@ -1,7 +1,8 @@
 /** Recordings, over Kysely: the gateway's logins and statements, terminal sessions and their events. */
-import { type Selectable, sql } from "kysely";
+import type { Selectable } from "kysely";
 import type { GatewayReads, GatewayWrites, TerminalReads, TerminalWrites } from "../../core/ports/recordings.js";
-import type { StatementRecord, TerminalEvent, TerminalSession } from "../../core/records.js";
+import type { TerminalEvent, TerminalSession } from "../../core/records.js";
+import { byStart, unpackStatements } from "../../core/statement-batch.js";
 import type { Database } from "../schema.js";
 import { type Db, flag, isSet, type StoreScope, upsert } from "./plumbing.js";
 
@@ -21,19 +22,25 @@ export function gatewayReads({ run }: StoreScope): GatewayReads {
     listStatements: (grantId) =>
       run("listStatements", async (db) => {
         const rows = await db
-          .selectFrom("session_statements")
-          .selectAll()
+          .selectFrom("statement_batches")
+          .select(["grant_id", "session_id", "first_seq", "entries"])
           .where("grant_id", "=", grantId)
-          .orderBy("started_at")
-          .orderBy("session_id")
-          .orderBy("seq")
           .execute();
-        return rows.map(statementFromRow);
+        return rows
+          .flatMap((r) =>
+            unpackStatements({
+              grantId: r.grant_id,
+              sessionId: r.session_id,
+              firstSeq: r.first_seq,
+              entries: r.entries,
+            }),
+          )
+          .sort(byStart);
       }),
   };
 }
 
-export function gatewayWrites({ run, dialect }: StoreScope): GatewayWrites {
+export function gatewayWrites({ run }: StoreScope): GatewayWrites {
   return {
     saveGatewayLogin: (login, at) =>
       run("saveGatewayLogin", async (db) => {
@@ -46,35 +53,25 @@ export function gatewayWrites({ run, dialect }: StoreScope): GatewayWrites {
         );
       }),
 
-    insertStatements: (statements) =>
-      run("insertStatements", async (db) => {
-        if (statements.length === 0) return;
-        // One parameter, the batch as JSON, unpacked by the database: no per-row statement building
-        // on the gateway's thread (a batch of 1,000 costs one JSON.stringify).
-        const json = JSON.stringify(
-          statements.map((s) => [
-            s.grantId,
-            s.sessionId,
-            s.seq,
-            s.startedAt,
-            s.endedAt,
-            s.kind,
-            s.text,
-            s.params === null ? null : JSON.stringify(s.params),
-            s.rows,
-            s.tag,
-            s.error,
-            s.bytes,
-          ]),
-        );
-        const columns = sql.raw(
-          "grant_id, session_id, seq, started_at, ended_at, kind, text, params, rows, tag, error, bytes",
-        );
-        const source =
-          dialect === "postgres"
-            ? sql`SELECT v->>0, v->>1, (v->>2)::int, (v->>3)::bigint, (v->>4)::bigint, v->>5, v->>6, v->>7, (v->>8)::bigint, v->>9, v->>10, (v->>11)::bigint FROM jsonb_array_elements(${json}::jsonb) AS v`
-            : sql`SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, value->>11 FROM json_each(${json})`;
-        await sql`INSERT INTO session_statements (${columns}) ${source}`.execute(db);
+    insertStatementBatches: (batches) =>
+      run("insertStatementBatches", async (db) => {
+        // At most 500 rows (3,000 parameters) a statement, well within either database's limit.
+        for (let i = 0; i < batches.length; i += 500) {
+          await db
+            .insertInto("statement_batches")
+            .values(
+              batches.slice(i, i + 500).map((b) => ({
+                grant_id: b.grantId,
+                session_id: b.sessionId,
+                first_seq: b.firstSeq,
+                last_seq: b.lastSeq,
+                started_at: b.startedAt,
+                entries: b.entries,
+              })),
+            )
+            .onConflict((oc) => oc.columns(["session_id", "first_seq"]).doNothing())
+            .execute();
+        }
       }),
   };
 }
@@ -108,7 +105,7 @@ export function terminalReads(scope: StoreScope): TerminalReads {
           .where("session_id", "not in", (q) => q.selectFrom("terminal_sessions").select("id"))
           .execute();
         const gateway = await db
-          .selectFrom("session_statements")
+          .selectFrom("statement_batches")
           .select(["session_id", "grant_id"])
           .distinct()
           .execute();
@@ -198,22 +195,5 @@ function terminalFromRow(r: Selectable<Database["terminal_sessions"]>): Terminal
     startedAt: r.started_at,
     endedAt: r.ended_at,
     endReason: r.end_reason,
-  };
-}
-
-function statementFromRow(r: Selectable<Database["session_statements"]>): StatementRecord {
-  return {
-    grantId: r.grant_id,
-    sessionId: r.session_id,
-    seq: r.seq,
-    startedAt: r.started_at,
-    endedAt: r.ended_at,
-    kind: r.kind as StatementRecord["kind"],
-    text: r.text,
-    params: r.params === null ? null : (JSON.parse(r.params) as (string | null)[]),
-    rows: r.rows,
-    tag: r.tag,
-    error: r.error,
-    bytes: r.bytes,
   };
 }
