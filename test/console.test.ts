@@ -27,7 +27,7 @@ import { freePort } from "./support/free-port.js";
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, type TestIdp } from "./support/oidc-provider.js";
 import { type PostgresTarget, startPostgresTarget, TARGET_ENV, tryLogin } from "./support/postgres-target.js";
 import { SECRET_KEY, startTestBroker, type TestBroker } from "./support/test-broker.js";
-import { until } from "./support/wait.js";
+import { PATIENCE_MS, until } from "./support/wait.js";
 
 /** How long a page may take to show what the test waits for: a deadline for a loaded machine, not a latency bound. */
 const WAIT_MS = 60_000;
@@ -428,7 +428,11 @@ describe("web console", () => {
     await carol.page.getByRole("button", { name: "Approve" }).click();
     await carol.page.getByRole("button", { name: "Approve" }).click();
     await carol.page.getByRole("dialog", { name: "Confirm it is you" }).waitFor();
-    // Keyboard only: the dialog puts the cursor in the code field, Enter submits.
+    // Keyboard only: the dialog puts the cursor in the code field (once it has rendered: wait for
+    // that rather than type into whatever has the focus first on a busy machine), Enter submits.
+    await carol.page.waitForFunction('document.activeElement?.id === "stepup-code"', null, {
+      timeout: PATIENCE_MS,
+    });
     await carol.page.keyboard.type(carolCode());
     await carol.page.keyboard.press("Enter");
     await carol.page.getByText("active", { exact: true }).waitFor();
