@@ -87,11 +87,7 @@ const channel = (c: EmailConfig, holder: string | null = null) =>
     URL_BASE,
     async () => holder,
   );
-const queued = async (draft: AuditEventDraft) => {
-  const alarm = (await u.record(draft)).find((a) => a.channel === "mail");
-  if (!alarm) throw new Error("no mail alarm");
-  return alarm;
-};
+const queued = (draft: AuditEventDraft) => u.alarmFor("mail", draft);
 const requested = () => grantEvent(makeGrant({ id: "g_mail" }), "grant.requested", "alice", u.clock.now());
 
 describe("who gets an alarm by e-mail", () => {

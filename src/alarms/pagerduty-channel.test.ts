@@ -26,11 +26,7 @@ beforeEach(async () => {
 });
 afterEach(() => u.close());
 
-const queued = async (draft: AuditEventDraft) => {
-  const alarm = (await u.record(draft)).find((a) => a.channel === "pd");
-  if (!alarm) throw new Error(`no pd alarm for ${draft.type}`);
-  return alarm;
-};
+const queued = (draft: AuditEventDraft) => u.alarmFor("pd", draft);
 const eventOf = async (draft: AuditEventDraft) =>
   pagerDutyEvent(JSON.parse((await queued(draft)).payload) as AlarmMessage, "routing-key", URL_BASE);
 const grant = makeGrant({ id: "g_pd" });

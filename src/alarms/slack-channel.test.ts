@@ -26,12 +26,7 @@ beforeEach(async () => {
 });
 afterEach(() => u.close());
 
-/** The Slack channel's alarm for an event, as the journal queued it. */
-const queued = async (draft: AuditEventDraft) => {
-  const alarm = (await u.record(draft)).find((a) => a.channel === "slack");
-  if (!alarm) throw new Error(`no slack alarm for ${draft.type}`);
-  return alarm;
-};
+const queued = (draft: AuditEventDraft) => u.alarmFor("slack", draft);
 const messageOf = async (draft: AuditEventDraft) =>
   slackMessage(JSON.parse((await queued(draft)).payload) as AlarmMessage, URL_BASE) as {
     text: string;

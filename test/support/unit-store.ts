@@ -42,6 +42,8 @@ export interface UnitStore {
   alarms(): Promise<AlarmRecord[]>;
   /** Append events through the journal in one transaction; the alarms they queued. */
   record(...drafts: AuditEventDraft[]): Promise<AlarmRecord[]>;
+  /** Append one event; the alarm it queued for `channel` (throws when it queued none). */
+  alarmFor(channel: string, draft: AuditEventDraft): Promise<AlarmRecord>;
   close(): Promise<void>;
 }
 
@@ -65,6 +67,11 @@ export async function openUnitStore(opts: { now?: number; routing?: AlarmRouting
       wakes += 1;
     },
   });
+  const record = async (...drafts: AuditEventDraft[]): Promise<AlarmRecord[]> => {
+    const sealed = await store.transaction((tx) => audit.append(tx, drafts));
+    const seqs = new Set(sealed.map((e) => e.seq));
+    return (await store.readAlarms(null, 100_000)).filter((a) => seqs.has(a.eventSeq));
+  };
   return {
     store,
     audit,
@@ -92,10 +99,11 @@ export async function openUnitStore(opts: { now?: number; routing?: AlarmRouting
     async alarms() {
       return store.readAlarms(null, 100_000);
     },
-    async record(...drafts) {
-      const sealed = await store.transaction((tx) => audit.append(tx, drafts));
-      const seqs = new Set(sealed.map((e) => e.seq));
-      return (await store.readAlarms(null, 100_000)).filter((a) => seqs.has(a.eventSeq));
+    record,
+    async alarmFor(channel, draft) {
+      const alarm = (await record(draft)).find((a) => a.channel === channel);
+      if (!alarm) throw new Error(`no ${channel} alarm for ${draft.type}`);
+      return alarm;
     },
     close: () => store.close(),
   };
