@@ -143,6 +143,8 @@ describe("the mail", () => {
     const m = renderEmail({ ...payload, summary: `${payload.summary}\nBcc: attacker@example.com` }, URL_BASE);
     expect(m.subject).not.toMatch(/[\r\n]/);
     expect(m.text).toContain("Incident: INC-1\\x0d\\x0aBcc: attacker@example.com");
+    // Nothing of someone's text starts a line of the body: not in a fact, not in the summary.
+    expect(m.text.split("\n").filter((line) => line.startsWith("Bcc:"))).toEqual([]);
     expect(m.html).not.toContain("<img");
     expect(m.html).toContain("&lt;img src=x onerror=alert(1)&gt;");
   });

@@ -72,7 +72,9 @@ export function renderEmail(m: Message, publicUrl: string): { subject: string; t
   return {
     subject: lineText(`${prefix}${m.summary}`).slice(0, 250),
     text: [
-      terminalText(m.summary),
+      // One line, as the summary is written: a newline in it can only come from someone's text
+      // (an incident id, a note, a blocked statement) and would start a line of its own.
+      lineText(m.summary),
       "",
       ...facts.map(([k, v]) => `${k}: ${lineText(v)}`),
       ...(link ? ["", `Open: ${link}`] : []),

@@ -45,6 +45,22 @@ describe("Slack messages", () => {
     expect(mrkdwnText("a & b <@U123> \u202e")).toBe("a &amp; b &lt;@U123&gt; \\u202e");
   });
 
+  it("keep someone's text from starting a line of the message: the summary and every fact but the justification on one line", async () => {
+    const sneaky = makeGrant({
+      id: "g_slack",
+      incident: "INC-1\n*Approved by* security",
+      justification: "db down\nsee runbook",
+    });
+    const m = await messageOf(grantEvent(sneaky, "grant.requested", "alice", u.clock.now()));
+    const section = m.blocks.find((b) => b.type === "section" && b.text)?.text?.text ?? "";
+    const fields = m.blocks.flatMap((b) => b.fields ?? []).map((f) => f.text);
+    expect(section).toContain("INC-1\\x0a*Approved by* security");
+    expect(m.text).not.toContain("\n");
+    expect(fields).toContain("*Incident*\nINC-1\\x0a*Approved by* security");
+    // The justification is prose: its lines are kept.
+    expect(fields).toContain("*Justification*\ndb down\nsee runbook");
+  });
+
   it("say what to do: approve a request, review an ended grant, open an active one", async () => {
     const buttons = async (type: "grant.requested" | "grant.expired" | "grant.activated") => {
       const m = await messageOf(grantEvent(grant, type, "alice", u.clock.now()));

@@ -15,6 +15,14 @@ type SlackConfig = Extract<AlarmChannelConfig, { type: "slack" }>;
 export const mrkdwnText = (text: string): string =>
   terminalText(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
+/**
+ * As {@link mrkdwnText}, on one line: newline and carriage return shown as escapes, so a value
+ * (an incident id, a blocked statement in the summary) cannot start a line that reads as the
+ * message's own. Only the justification, which is prose, keeps its lines.
+ */
+const mrkdwnLine = (text: string): string =>
+  lineText(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
 /** A Slack Block Kit message: what happened, the facts, and links to act on it. */
 export function slackMessage(m: AlarmMessage, publicUrl: string): Record<string, unknown> {
   const e = m.event;
@@ -36,12 +44,15 @@ export function slackMessage(m: AlarmMessage, publicUrl: string): Record<string,
         text: lineText(`${m.severity === "critical" ? "EMERGENCY: " : ""}${String(e.type)}`).slice(0, 150),
       },
     },
-    { type: "section", text: { type: "mrkdwn", text: `${icon} ${mrkdwnText(m.summary)}` } },
+    { type: "section", text: { type: "mrkdwn", text: `${icon} ${mrkdwnLine(m.summary)}` } },
   ];
   if (facts.length > 0) {
     blocks.push({
       type: "section",
-      fields: facts.map(([k, v]) => ({ type: "mrkdwn", text: `*${k}*\n${mrkdwnText(String(v))}` })),
+      fields: facts.map(([k, v]) => ({
+        type: "mrkdwn",
+        text: `*${k}*\n${k === "Justification" ? mrkdwnText(String(v)) : mrkdwnLine(String(v))}`,
+      })),
     });
   }
   if (grant) {
@@ -62,9 +73,9 @@ export function slackMessage(m: AlarmMessage, publicUrl: string): Record<string,
   }
   blocks.push({
     type: "context",
-    elements: [{ type: "mrkdwn", text: `Breakglass · ${mrkdwnText(m.idempotencyKey)}` }],
+    elements: [{ type: "mrkdwn", text: `Breakglass · ${mrkdwnLine(m.idempotencyKey)}` }],
   });
-  return { text: `${icon} ${mrkdwnText(m.summary)}`, blocks };
+  return { text: `${icon} ${mrkdwnLine(m.summary)}`, blocks };
 }
 
 export function createSlackChannel(
