@@ -128,6 +128,20 @@ describe("the rotation worker", () => {
     expect(report.overdue).toEqual(["target:pg-down", "target:pg-manual"]);
   });
 
+  it("does not alarm as overdue a credential another replica is rotating (it holds the lease), and rotates it once the lease has run out", async () => {
+    const now = u.clock.now();
+    await u.store.transaction((tx) =>
+      tx.swapState("rotation-lease:target:pg", JSON.stringify({ holder: "r2", until: now + 60_000 }), now),
+    );
+    const report = await replica("r1").runOnce();
+    expect(report.rotated).toEqual([]);
+    expect(report.overdue).toContain("target:pg");
+    expect((await u.events("credential.rotation_overdue")).map((e) => e.data.key)).not.toContain("target:pg");
+    // r2 died with the lease: once it has run out, r1 rotates the password.
+    u.clock.advance(60_001);
+    expect((await replica("r1").runOnce()).rotated).toEqual(["pg"]);
+  });
+
   it("alarms an overdue credential once a day, across replicas", async () => {
     // An hour into a (UTC) day: half a day later is the same day.
     u.clock.set(Math.floor(Date.now() / DAY) * DAY + DAY / 24);

@@ -8,7 +8,8 @@
  *    A failed rotation is `credential.rotation_failed` (critical; the old password still works).
  * 2. Every credential still overdue raises `credential.rotation_overdue` — once a day per
  *    credential across all replicas (a marker in the broker's state, swapped under lock), always
- *    to the security channels, with the command that fixes it.
+ *    to the security channels, with the command that fixes it. Not one that another replica is
+ *    rotating at that moment (it holds the lease): its outcome is that replica's to report.
  */
 
 import type { AuditAppender, AuditTx } from "../audit/audit-journal.js";
@@ -75,9 +76,15 @@ export function createRotationWorker(deps: RotationWorkerDeps): RotationWorker {
     let rows = await deps.status(now);
     const rotated: string[] = [];
     const failed: { target: string; error: string }[] = [];
+    /** Due credentials another replica is rotating right now (it holds their lease). */
+    const rotatingElsewhere = new Set<string>();
     for (const target of deps.auto) {
       const row = rows.find((r) => r.key === `target:${target}`);
-      if (!row?.overdue || !(await takeLease(row.key, now))) continue;
+      if (!row?.overdue) continue;
+      if (!(await takeLease(row.key, now))) {
+        rotatingElsewhere.add(row.key);
+        continue;
+      }
       try {
         await deps.rotate(target);
         rotated.push(target);
@@ -104,6 +111,9 @@ export function createRotationWorker(deps: RotationWorkerDeps): RotationWorker {
     const overdue = rows.filter((r) => r.overdue);
     for (const row of overdue) {
       if (failed.some((f) => row.key === `target:${f.target}`)) continue; // just alarmed, louder
+      // Being rotated by the replica that holds its lease: that one alarms a failure, and a lease
+      // left by a replica that died runs out, after which the next pass rotates or alarms it.
+      if (rotatingElsewhere.has(row.key)) continue;
       // Once a day per credential, across replicas: the marker is swapped under the row's lock.
       const marker = `${row.dueAt ?? "never"}@${Math.floor(now / DAY_MS)}`;
       const raised = await store.transaction(async (tx) => {
