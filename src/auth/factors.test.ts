@@ -8,6 +8,7 @@ import type { RequestContext } from "../core/request-context.js";
 import { createProofCheck, type ProofCheck } from "./factor-proof.js";
 import { createFactors, type Factors } from "./factors.js";
 import { createThrottle } from "./throttle.js";
+import { MIN_ALLOWED_CREDENTIALS } from "./webauthn.js";
 
 const RP = { id: "localhost", origin: "http://localhost:8080", name: "Breakglass" };
 const CONFIG = { totpIssuer: "Breakglass test", webauthn: RP };
@@ -187,5 +188,29 @@ describe("security keys", () => {
     expect(a.allowCredentials.map((x) => x.id)).toEqual(b.allowCredentials.map((x) => x.id));
     expect(a.allowCredentials[0]?.id).not.toBe(c.allowCredentials[0]?.id);
     expect(await u.store.listState("webauthn:")).toEqual([]);
+  });
+
+  it("lists as many credential ids for a name with two keys as for one without: its keys among decoys, sorted", async () => {
+    const keys = [new SoftAuthenticator(RP.origin), new SoftAuthenticator(RP.origin)];
+    const ids: string[] = [];
+    for (const key of keys) {
+      const started = await factors.enrollWebauthn(bob, "");
+      const created = key.create(started.options as Record<string, unknown>);
+      ids.push(created.id as string);
+      await factors.confirm(bob, started.factorId, { webauthn: created });
+    }
+    type Options = { allowCredentials: { id: string; transports: string[] }[] };
+    const mine = (await factors.webauthnChallenge("bob")) as Options;
+    const none = (await factors.webauthnChallenge("nobody")) as Options;
+    expect(mine.allowCredentials).toHaveLength(MIN_ALLOWED_CREDENTIALS);
+    expect(none.allowCredentials).toHaveLength(MIN_ALLOWED_CREDENTIALS);
+    expect(mine.allowCredentials.map((c) => c.id)).toEqual(expect.arrayContaining(ids));
+    const sorted = [...mine.allowCredentials.map((c) => c.id)].sort();
+    expect(mine.allowCredentials.map((c) => c.id)).toEqual(sorted);
+    expect(new Set(mine.allowCredentials.map((c) => JSON.stringify(c.transports))).size).toBe(1);
+    expect(mine.allowCredentials[0]?.transports).toEqual(none.allowCredentials[0]?.transports);
+    // Either key signs the challenge.
+    const assertion = keys[1]?.get(mine as unknown as Record<string, unknown>, RP.id);
+    expect((await check("bob", { webauthn: assertion }))?.id).toBeDefined();
   });
 });

@@ -78,10 +78,20 @@ export async function verifyRegistration(
 const stateKey = (user: string) => `webauthn:${user}`;
 
 /**
- * Options for an assertion by `user`'s registered credentials; the challenge is remembered. A
- * name without a key — or without an account — gets a decoy credential id instead (`decoyId`,
- * stable per name, unguessable without the broker's key), so the answer does not tell whether a
- * name exists or has a key.
+ * Fewest credential ids an assertion's options list: a name with fewer keys — none, or no
+ * account — is padded with decoys, so the list's length does not tell how many keys a name has
+ * (up to this many) or whether it has any.
+ */
+export const MIN_ALLOWED_CREDENTIALS = 4;
+/** Every entry offers every transport: a key's own transports would tell its id from a decoy's. */
+const ANY_TRANSPORT = ["usb", "nfc", "ble", "hybrid", "internal"];
+
+/**
+ * Options for an assertion by `user`'s registered credentials; the challenge is remembered. The
+ * list is padded to {@link MIN_ALLOWED_CREDENTIALS} with decoy credential ids (`decoyId`, stable
+ * per name and place, unguessable without the broker's key) and sorted, so the answer does not
+ * tell whether a name exists, has a key, or how many (up to that many), nor which ids are real
+ * (every entry offers every transport, the browser then asks whichever authenticator is there).
  */
 export async function authenticationOptions(
   rp: RelyingParty,
@@ -95,9 +105,13 @@ export async function authenticationOptions(
     .filter((f) => f.kind === "webauthn" && f.confirmedAt !== null)
     .map((f) => {
       const c = parseCredential(f.secret);
-      return { id: c.id, transports: c.transports };
+      return { id: c.id, transports: [...ANY_TRANSPORT] };
     });
-  const allow = real.length > 0 ? real : [{ id: decoyId(user), transports: ["usb", "nfc", "ble", "hybrid"] }];
+  const allow = [...real];
+  for (let i = 0; allow.length < MIN_ALLOWED_CREDENTIALS; i++) {
+    allow.push({ id: decoyId(i === 0 ? user : `${user}\n${i}`), transports: [...ANY_TRANSPORT] });
+  }
+  allow.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const options = await generateAuthenticationOptions({
     rpID: rp.id,
     allowCredentials: allow,
