@@ -143,20 +143,25 @@ function auditRow(r: Selectable<Database["audit_events"]>): StoredAuditEvent {
 }
 
 /**
- * The audit events of these grants, in seq order, each with the hash of the row before it and the
- * row after it (one lookup by key each), so a reader can check the row against its neighbours.
+ * Audit events in seq order, each with the hash of the row before it and the row after it (one
+ * lookup by key each), so a reader can check the row against its neighbours: the events of these
+ * grants, or the events of these types that belong to no grant.
  */
-async function selectGrantAudit(db: Db, grantIds: readonly string[]): Promise<LinkedAuditEvent[]> {
-  if (grantIds.length === 0) return [];
-  const rows = await db
+async function selectLinkedAudit(
+  db: Db,
+  which: { readonly grantIds: readonly string[] } | { readonly nonGrantTypes: readonly string[] },
+): Promise<LinkedAuditEvent[]> {
+  const linked = db
     .selectFrom("audit_events as e")
     .leftJoin("audit_events as p", (j) => j.on("p.seq", "=", sql<number>`e.seq - 1`))
     .leftJoin("audit_events as n", (j) => j.on("n.seq", "=", sql<number>`e.seq + 1`))
     .selectAll("e")
     .select(["p.hash as prev_hash", "n.payload as next_payload", "n.hash as next_hash"])
-    .where("e.grant_id", "in", [...grantIds])
-    .orderBy("e.seq")
-    .execute();
+    .orderBy("e.seq");
+  const rows = await ("grantIds" in which
+    ? linked.where("e.grant_id", "in", [...which.grantIds])
+    : linked.where("e.grant_id", "is", null).where("e.type", "in", [...which.nonGrantTypes])
+  ).execute();
   return rows.map((r) => ({
     ...auditRow(r),
     prevHash: r.prev_hash,
@@ -164,26 +169,18 @@ async function selectGrantAudit(db: Db, grantIds: readonly string[]): Promise<Li
   }));
 }
 
+/** The audit events of these grants, linked ({@link selectLinkedAudit}). */
+function selectGrantAudit(db: Db, grantIds: readonly string[]): Promise<LinkedAuditEvent[]> {
+  if (grantIds.length === 0) return Promise.resolve([]);
+  return selectLinkedAudit(db, { grantIds });
+}
+
 /**
  * Events of these types that belong to no grant (tier-2 openings, drills, the alarm outbox's own),
- * linked like {@link selectGrantAudit}. Found through `audit_events_grant_id` (its null entries:
+ * linked ({@link selectLinkedAudit}). Found through `audit_events_grant_id` (its null entries:
  * the non-grant events only, never the grant events that make up most of the log).
  */
-async function selectNonGrantAudit(db: Db, types: readonly string[]): Promise<LinkedAuditEvent[]> {
-  if (types.length === 0) return [];
-  const rows = await db
-    .selectFrom("audit_events as e")
-    .leftJoin("audit_events as p", (j) => j.on("p.seq", "=", sql<number>`e.seq - 1`))
-    .leftJoin("audit_events as n", (j) => j.on("n.seq", "=", sql<number>`e.seq + 1`))
-    .selectAll("e")
-    .select(["p.hash as prev_hash", "n.payload as next_payload", "n.hash as next_hash"])
-    .where("e.grant_id", "is", null)
-    .where("e.type", "in", [...types])
-    .orderBy("e.seq")
-    .execute();
-  return rows.map((r) => ({
-    ...auditRow(r),
-    prevHash: r.prev_hash,
-    next: r.next_payload === null || r.next_hash === null ? null : { payload: r.next_payload, hash: r.next_hash },
-  }));
+function selectNonGrantAudit(db: Db, types: readonly string[]): Promise<LinkedAuditEvent[]> {
+  if (types.length === 0) return Promise.resolve([]);
+  return selectLinkedAudit(db, { nonGrantTypes: types });
 }
