@@ -175,11 +175,18 @@ try {
     console.log(`Alarms: activation → signed webhook received, ${alarms.activations} activations (ms)`);
     console.table([
       {
-        run: "broker: activation event → webhook received",
+        run: "broker: activation event → webhook received (streamed)",
         p50: fmt(alarms.activationToReceivedMs.p50),
         p99: fmt(alarms.activationToReceivedMs.p99),
         max: fmt(alarms.activationToReceivedMs.max),
         n: alarms.activationToReceivedMs.n,
+      },
+      {
+        run: "broker: the same, one activation at a time",
+        p50: fmt(alarms.oneAtATimeMs.p50),
+        p99: fmt(alarms.oneAtATimeMs.p99),
+        max: fmt(alarms.oneAtATimeMs.max),
+        n: alarms.oneAtATimeMs.n,
       },
       {
         run: "baseline: the same POST sent directly",
