@@ -50,14 +50,9 @@ beforeAll(async () => {
     config: {
       ...SECRET_KEY,
       ...RECORDED_ALARMS,
-      // The fuzz sends thousands of requests a second from one address: far above the request
-      // limits, which would answer most of them with 429 before any route saw them.
-      server: {
-        limits: {
-          per_caller: { per_second: 1_000_000, burst: 1_000_000 },
-          per_address: { per_second: 1_000_000, burst: 1_000_000 },
-        },
-      },
+      // No request limits to lift: inject() hands each request to fastify's router, past the HTTP
+      // server's admission (src/http/server.ts), so the fuzz reaches every route however fast it
+      // sends. The limits are tested over real sockets (test/flood-delays-expiry.test.ts).
       admin_groups: ["security"],
       users: { alice: {}, bob: {}, carol: {}, erin: {} },
       groups: { oncall: ["alice", "carol"], leads: ["bob", "carol"], security: ["erin"] },
@@ -304,8 +299,6 @@ describe("API fuzzing", () => {
     expect(ok).toBeGreaterThan(200); // the fuzzer reached the handlers, not only the validators
     expect(statuses.get(401) ?? 0).toBeGreaterThan(100);
     expect(statuses.get(400) ?? 0).toBeGreaterThan(100);
-    // Every request reached its route: none was turned away by the request limits.
-    expect(statuses.get(429) ?? 0).toBe(0);
     console.log("fuzz statuses", JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0]))));
   });
 });
