@@ -114,27 +114,35 @@ describe("recorded terminal sessions", () => {
     );
     let stderr = "";
     let printed = "";
+    /** When each line reached this test (the CLI printed it no later). */
+    const seenAt: number[] = [];
     child.stderr.on("data", (c: Buffer) => {
       stderr += c.toString();
     });
     child.stdout.on("data", (c: Buffer) => {
       printed += c.toString();
+      const lines = printed.split("\r\n").filter((l) => l.startsWith("line")).length;
+      while (seenAt.length < lines) seenAt.push(Date.now());
     });
-    // Killed mid-session: once it has shown a good part of the output, whenever that is.
-    await until(
-      "the session well under way",
-      () => printed.split("\r\n").filter((l) => l.startsWith("line")).length > 20,
-    );
+    // Killed mid-session: once a good part of the output has been shown for a while.
+    const SETTLED_MS = 2_000;
+    await until("the session well under way", () => {
+      const early = seenAt.filter((t) => t < Date.now() - SETTLED_MS).length;
+      return early > 10 && seenAt.length < 100;
+    });
+    const killedAt = Date.now();
     child.kill("SIGKILL");
     await new Promise((r) => child.once("close", r));
     const session = sessionOf(stderr);
     const events = await broker.store.readTerminalEvents(session);
     const recorded = events.map((e) => e.data).join("");
-    // Everything but the last flush interval (100 ms, about two lines) reached the broker.
-    const shown = printed.split("\r\n").filter((l) => l.startsWith("line")).length;
+    // The CLI streams every 100 ms: what it printed well before it was killed — here 2 s, twenty
+    // flush intervals, room for a slow broker on a busy machine — reached the broker; only the
+    // last moments may be lost.
+    const settled = seenAt.filter((t) => t < killedAt - SETTLED_MS).length;
     const kept = recorded.split("\r\n").filter((l) => l.startsWith("line")).length;
-    expect(shown).toBeGreaterThan(10);
-    expect(kept).toBeGreaterThanOrEqual(shown - 3);
+    expect(settled).toBeGreaterThan(10);
+    expect(kept).toBeGreaterThanOrEqual(settled);
     expect(printed.startsWith(recorded)).toBe(true);
   });
 
