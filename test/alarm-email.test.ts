@@ -4,50 +4,23 @@
  * holder's manager group; plain text and
  * HTML; the Message-ID from the idempotency key; a server that refuses with 5xx is not retried.
  */
-import type { AddressInfo } from "node:net";
-import PostalMime, { type Email } from "postal-mime";
-import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../src/app.js";
 import { ctx } from "./support/ctx.js";
+import { SmtpReceiver } from "./support/smtp-receiver.js";
 import { startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 
-interface Received {
-  readonly rcpt: string[];
-  readonly mail: Email;
-}
-const received: Received[] = [];
-let refuse = false;
-let smtp: SMTPServer;
+const smtp = new SmtpReceiver();
+const received = smtp.received;
 let t: TestBroker;
 let broker: Broker;
 
 beforeAll(async () => {
-  smtp = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS"],
-    logger: false,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("end", () => {
-        if (refuse) {
-          callback(Object.assign(new Error("mailbox unavailable"), { responseCode: 550 }));
-          return;
-        }
-        void PostalMime.parse(Buffer.concat(chunks)).then((mail) => {
-          received.push({ rcpt: session.envelope.rcptTo.map((r) => r.address).sort(), mail });
-          callback();
-        });
-      });
-    },
-  });
-  await new Promise<void>((resolve) => smtp.listen(0, "127.0.0.1", () => resolve()));
-  const port = (smtp.server.address() as AddressInfo).port;
+  await smtp.start();
   const mail = {
     type: "email",
-    smtp_url: `smtp://127.0.0.1:${port}`,
+    smtp_url: `smtp://127.0.0.1:${smtp.port}`,
     require_tls: false,
     from: "Breakglass <breakglass@example.com>",
   } as const;
@@ -94,7 +67,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await t?.stop();
-  await new Promise<void>((resolve) => smtp.close(() => resolve()));
+  await smtp.stop();
 });
 
 describe("e-mail channel", () => {
@@ -149,7 +122,7 @@ describe("e-mail channel", () => {
   });
 
   it("does not retry a message the server refuses for good (5xx), and records why", async () => {
-    refuse = true;
+    smtp.refuseWith = 550;
     const g = await broker.service.request(ctx("alice"), {
       roleId: "production/db-admin",
       justification: "second incident today",
@@ -160,6 +133,6 @@ describe("e-mail channel", () => {
       (await broker.store.listAlarms(g.id)).find((a) => a.state === "failed"),
     );
     expect(failed).toMatchObject({ attempts: 1, lastError: expect.stringContaining("550") });
-    refuse = false;
+    smtp.refuseWith = null;
   });
 });

@@ -28,6 +28,7 @@ import { readJsonLines } from "./support/json-lines.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
 import {
   loadTestConfig,
+  scriptedBoxRole,
   startTestBroker,
   type TestConfigFile,
   type TestConfigOptions,
@@ -89,25 +90,7 @@ for (const mode of MODES) {
         leads: ["bob"],
         security: ["erin"],
       },
-      domains: {
-        production: {
-          roles: {
-            db: {
-              target: "box",
-              default_duration: "2s",
-              max_duration: "1h",
-              approval: "1 of leads",
-              requesters: ["oncall"],
-            },
-          },
-        },
-      },
-      targets: {
-        box: {
-          connector: "exec",
-          settings: { grant: ["./grant.sh"], revoke: ["./revoke.sh"], timeout: `${TARGET_TIMEOUT_S}s` },
-        },
-      },
+      ...scriptedBoxRole(TARGET_TIMEOUT_S),
     },
   });
 

@@ -15,12 +15,12 @@ import { loadPublicKeys } from "../src/audit/signing-key.js";
 import { ctx } from "./support/ctx.js";
 import { shiftedClock } from "./support/manual-clock.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
-import { type ConfigOverride, startTestBroker, type TestBroker } from "./support/test-broker.js";
+import { type ConfigOverride, RECORDED_ALARMS, startTestBroker, type TestBroker } from "./support/test-broker.js";
 import { sleep, until } from "./support/wait.js";
 
 /** The exec target logs each grant and revocation to `granted` and `revoked` in the broker's folder. */
 const CONFIG: ConfigOverride = {
-  alarms: { channels: { record: { type: "file", path: "./alarms.jsonl" } }, security_channels: ["record"], routes: [] },
+  ...RECORDED_ALARMS,
   workers: { expiry_poll: "100ms" },
   admin_groups: ["security"],
   users: { alice: {}, bob: {}, erin: {} },

@@ -17,7 +17,7 @@ import { type BrokerProcess, requireBuild, startBrokerProcess } from "./support/
 import { ctx } from "./support/ctx.js";
 import { freePort } from "./support/free-port.js";
 import { type PostgresCluster, startPostgres } from "./support/postgres-cluster.js";
-import { startTestBroker, type TestConfigOptions, writeTestConfig } from "./support/test-broker.js";
+import { scriptedBoxRole, startTestBroker, type TestConfigOptions, writeTestConfig } from "./support/test-broker.js";
 import { until } from "./support/wait.js";
 
 const MODES = [
@@ -75,25 +75,7 @@ echo "done $PPID $(date +%s%3N)" >> ${log}
             workers: { expiry_poll: "100ms" },
             users: { alice: {}, bob: {} },
             groups: { oncall: ["alice"], leads: ["bob"] },
-            domains: {
-              production: {
-                roles: {
-                  db: {
-                    target: "box",
-                    default_duration: "2s",
-                    max_duration: "1h",
-                    approval: "1 of leads",
-                    requesters: ["oncall"],
-                  },
-                },
-              },
-            },
-            targets: {
-              box: {
-                connector: "exec",
-                settings: { grant: ["./grant.sh"], revoke: ["./revoke.sh"], timeout: `${TARGET_TIMEOUT_S}s` },
-              },
-            },
+            ...scriptedBoxRole(TARGET_TIMEOUT_S),
           },
         });
         // The grant is made (and activated) by a broker that is not started: no worker of it runs.

@@ -4,12 +4,11 @@
  * e-mail channels (the latter mailing the grant's holder, read from the store).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeGrant } from "../../test/support/core-fixtures.js";
+import { SmtpReceiver } from "../../test/support/smtp-receiver.js";
 import { loadTestConfig, writeTestConfig } from "../../test/support/test-broker.js";
 import { openUnitStore, type UnitStore } from "../../test/support/unit-store.js";
 import { Receiver, WEBHOOK_SECRET } from "../../test/support/webhook-receiver.js";
@@ -20,8 +19,7 @@ import { createAlarmChannels } from "./channel-registry.js";
 
 let dir: string;
 let receiver: Receiver;
-let smtp: SMTPServer;
-const rcpts: string[][] = [];
+const smtp = new SmtpReceiver();
 let config: AppConfig;
 let u: UnitStore;
 const env = { HOOK_SECRET: WEBHOOK_SECRET, SLACK_URL: "http://127.0.0.1:9/slack", PD_KEY: "pd-key" };
@@ -30,20 +28,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "bg-registry-"));
   receiver = new Receiver();
   await receiver.start();
-  smtp = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS"],
-    logger: false,
-    onData(stream, session, callback) {
-      stream.resume();
-      stream.on("end", () => {
-        rcpts.push(session.envelope.rcptTo.map((r) => r.address));
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((r) => smtp.listen(0, "127.0.0.1", () => r()));
-  const smtpPort = (smtp.server.address() as AddressInfo).port;
+  await smtp.start();
   config = loadTestConfig(
     writeTestConfig({
       base: "minimal",
@@ -62,7 +47,7 @@ beforeAll(async () => {
             siem: { type: "syslog", host: "127.0.0.1", port: 6514, tls: false },
             mail: {
               type: "email",
-              smtp_url: `smtp://127.0.0.1:${smtpPort}`,
+              smtp_url: `smtp://127.0.0.1:${smtp.port}`,
               require_tls: false,
               from: "bg@example.com",
               to_holder: true,
@@ -80,7 +65,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await u?.close();
   await receiver?.stop();
-  await new Promise<void>((r) => smtp.close(() => r()));
+  await smtp.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -113,6 +98,6 @@ describe("the channel registry", () => {
     const line = JSON.parse(readFileSync(join(dir, "alarms.jsonl"), "utf8"));
     expect(line).toMatchObject({ channel: "record", event: { grant: "g_reg" } });
     expect(receiver.received.map((r) => r.body.event)).toMatchObject([{ grant: "g_reg" }]);
-    expect(rcpts).toEqual([["alice@example.com"]]);
+    expect(smtp.received.map((m) => m.rcpt)).toEqual([["alice@example.com"]]);
   });
 });

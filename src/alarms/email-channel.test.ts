@@ -2,12 +2,10 @@
  * The e-mail channel: who gets an alarm, what the mail says, and when a failed send is retried —
  * against a real SMTP server on loopback (smtp-server), mails parsed with postal-mime.
  */
-import type { AddressInfo } from "node:net";
-import PostalMime, { type Email } from "postal-mime";
-import { SMTPServer } from "smtp-server";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { makeGrant, makePolicy, ROLE_DB_ADMIN } from "../../test/support/core-fixtures.js";
 import { freePort } from "../../test/support/free-port.js";
+import { SmtpReceiver } from "../../test/support/smtp-receiver.js";
 import { openUnitStore, routeAllTo, type UnitStore } from "../../test/support/unit-store.js";
 import type { AlarmChannelConfig } from "../config/app-config.js";
 import type { AuditEventDraft } from "../core/audit-event.js";
@@ -19,48 +17,22 @@ import { createEmailChannel, recipients, renderEmail } from "./email-channel.js"
 type EmailConfig = Extract<AlarmChannelConfig, { type: "email" }>;
 const URL_BASE = "https://breakglass.example.com";
 
-let smtp: SMTPServer;
-let port: number;
-/** The SMTP code the server answers the next DATA with (null: accept). */
-let refuseWith: number | null = null;
-const mails: { rcpt: string[]; mail: Email }[] = [];
+const smtp = new SmtpReceiver();
 let u: UnitStore;
 
-beforeAll(async () => {
-  smtp = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS"],
-    logger: false,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("end", () => {
-        if (refuseWith !== null) {
-          callback(Object.assign(new Error("refused by the test"), { responseCode: refuseWith }));
-          return;
-        }
-        void PostalMime.parse(Buffer.concat(chunks)).then((mail) => {
-          mails.push({ rcpt: session.envelope.rcptTo.map((r) => r.address).sort(), mail });
-          callback();
-        });
-      });
-    },
-  });
-  await new Promise<void>((r) => smtp.listen(0, "127.0.0.1", () => r()));
-  port = (smtp.server.address() as AddressInfo).port;
-});
-afterAll(() => new Promise<void>((r) => smtp.close(() => r())));
+beforeAll(() => smtp.start());
+afterAll(() => smtp.stop());
 beforeEach(async () => {
   u = await openUnitStore({ routing: routeAllTo("mail") });
-  mails.length = 0;
-  refuseWith = null;
+  smtp.received.length = 0;
+  smtp.refuseWith = null;
 });
 afterEach(() => u.close());
 
 const config = (over: Partial<EmailConfig> = {}): EmailConfig => ({
   type: "email",
   name: "mail",
-  smtpUrl: `smtp://127.0.0.1:${port}`,
+  smtpUrl: `smtp://127.0.0.1:${smtp.port}`,
   requireTls: false,
   from: "Breakglass <breakglass@example.com>",
   to: [],
@@ -154,7 +126,7 @@ describe("delivery", () => {
   it("sends one mail per alarm whose Message-ID is its idempotency key", async () => {
     const alarm = await queued(requested());
     await channel(config({ to: ["soc@example.com"], toApprovers: true })).deliver(alarm);
-    const [sent] = mails;
+    const [sent] = smtp.received;
     expect(sent?.rcpt).toEqual(["bob@example.test", "carol@example.test", "dave@example.test", "soc@example.com"]);
     expect(sent?.mail.messageId).toBe(`<${alarm.id}@breakglass>`);
     expect(sent?.mail.headers).toEqual(
@@ -167,7 +139,7 @@ describe("delivery", () => {
       grantEvent(makeGrant({ id: "g_mail" }), "grant.ending_soon", "system", 1, { remainingS: 60, holder: "alice" }),
     );
     await channel(config({ toHolder: true }), "alice").deliver(alarm);
-    expect(mails[0]?.rcpt).toEqual(["alice@example.test"]);
+    expect(smtp.received[0]?.rcpt).toEqual(["alice@example.test"]);
   });
 
   it("gives up when nobody is left to mail, or the server refuses for good (5xx); retries a 4xx or no server", async () => {
@@ -177,19 +149,19 @@ describe("delivery", () => {
       message: "no recipients with an e-mail address for grant.requested",
     });
     const c = config({ to: ["soc@example.com"] });
-    refuseWith = 550;
+    smtp.refuseWith = 550;
     await expect(channel(c).deliver(alarm)).rejects.toMatchObject({
       permanent: true,
       message: expect.stringContaining("550"),
     });
-    refuseWith = 451;
+    smtp.refuseWith = 451;
     await expect(channel(c).deliver(alarm)).rejects.toMatchObject({
       permanent: false,
       message: expect.stringContaining("451"),
     });
-    refuseWith = null;
+    smtp.refuseWith = null;
     const down = config({ to: ["soc@example.com"], smtpUrl: `smtp://127.0.0.1:${await freePort()}` });
     await expect(channel(down).deliver(alarm)).rejects.toMatchObject({ permanent: false });
-    expect(mails).toEqual([]);
+    expect(smtp.received).toEqual([]);
   });
 });

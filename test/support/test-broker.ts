@@ -81,6 +81,35 @@ export const RECORDED_ALARMS: ConfigOverride = {
   alarms: { channels: { record: { type: "file", path: "./alarms.jsonl" } }, security_channels: ["record"], routes: [] },
 };
 
+/**
+ * One role, `production/db` (2 s by default, one lead approves, `oncall` requests), on an exec
+ * target `box` that runs the folder's own `./grant.sh` and `./revoke.sh` (the test writes them)
+ * with `timeoutS` to answer.
+ */
+export function scriptedBoxRole(timeoutS: number): ConfigOverride {
+  return {
+    domains: {
+      production: {
+        roles: {
+          db: {
+            target: "box",
+            default_duration: "2s",
+            max_duration: "1h",
+            approval: "1 of leads",
+            requesters: ["oncall"],
+          },
+        },
+      },
+    },
+    targets: {
+      box: {
+        connector: "exec",
+        settings: { grant: ["./grant.sh"], revoke: ["./revoke.sh"], timeout: `${timeoutS}s` },
+      },
+    },
+  };
+}
+
 /** The standard test world, as data. */
 export const STANDARD_CONFIG: ConfigOverride = {
   ...MINIMAL_CONFIG,
